@@ -1,0 +1,3 @@
+from binprice.cli import main
+
+main()
