@@ -1,0 +1,64 @@
+"""The exceptions binprice raises.
+
+The library raises these; only the CLI turns them into one red line and an exit code.
+Every message is written for the user: it says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+
+class BinpriceError(Exception):
+    """Base class of every error binprice raises on purpose."""
+
+    #: Process exit code the CLI uses for this error.
+    exit_code: int = 1
+
+
+class ConfigError(BinpriceError):
+    """Raised when settings (flags, environment, .env) are invalid, e.g. a malformed database URL."""
+
+    exit_code = 2
+
+
+class UsageError(BinpriceError):
+    """Raised for bad user input such as an unparseable timestamp or duration."""
+
+    exit_code = 2
+
+
+class DatabaseError(BinpriceError):
+    """Base class of database problems."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """Raised when the database cannot be reached (refused, unknown host, auth failure)."""
+
+
+class SchemaOutdatedError(DatabaseError):
+    """Raised when the database schema is not at the revision this binprice expects."""
+
+
+class EmbeddedServerError(DatabaseError):
+    """Raised when the embedded PostgreSQL server cannot be initialised or started."""
+
+
+class NotFoundError(BinpriceError):
+    """Raised when a query finds nothing at all for any requested symbol."""
+
+
+class ExchangeError(BinpriceError):
+    """Base class of problems talking to the exchange."""
+
+
+class ExchangeUnavailableError(ExchangeError):
+    """Raised when the exchange cannot be reached at all (refused, DNS, TLS)."""
+
+
+class SymbolError(ExchangeError):
+    """Raised when a symbol is unknown to the exchange or not trading."""
+
+    exit_code = 2
+
+
+class GeoRestrictedError(ExchangeError):
+    """Raised on HTTP 451: the exchange refuses this location; retrying cannot help."""
