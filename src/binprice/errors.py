@@ -15,7 +15,7 @@ class BinpriceError(Exception):
 
 
 class ConfigError(BinpriceError):
-    """Raised when settings (flags, environment, .env) are invalid, e.g. a malformed database URL."""
+    """Raised when settings (flags, environment, .env) are invalid, e.g. a malformed URL."""
 
     exit_code = 2
 

@@ -1,0 +1,202 @@
+"""The `binprice` command line: parse → call the library → render.
+
+The only module that imports typer. Command bodies stay a few lines; every BinpriceError
+becomes one `error: …` line on stderr and a non-zero exit (see `main`). Heavy imports
+(Alembic, SQLAlchemy, aiohttp, Rich) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from binprice import __version__
+from binprice.errors import BinpriceError
+from binprice.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="binprice",
+    help="Capture every Binance trade into PostgreSQL and ask questions of it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(
+    help="Manage the database: migrations, status, the embedded server.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help=(
+            "PostgreSQL URL (postgresql://user:password@host:port/db). Default: "
+            "$BINPRICE_DATABASE_URL, $DATABASE_URL, a .env file (also POSTGRES_USER/"
+            "POSTGRES_PASSWORD/POSTGRES_DB/DB_HOST/DB_PORT), else the embedded server."
+        ),
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"binprice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    database_url: DatabaseUrlOption = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Capture every Binance trade into PostgreSQL and ask questions of it."""
+    ctx.obj = database_url
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The Settings for this invocation (global --database-url, env, .env, embedded)."""
+    url = ctx.find_root().obj
+    return load_settings(url if isinstance(url, str) else None)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+# --- db ---------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    from binprice import db, migrations
+
+    settings = settings_from(ctx)
+    url = db.resolve_url(settings)
+    migrations.upgrade(url, revision)
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    _err(f"database at {db.describe(url)} is at revision {current or 'base'}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision; `base` removes all tables.")],
+) -> None:
+    """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
+    from binprice import db, migrations
+
+    settings = settings_from(ctx)
+    url = db.resolve_url(settings)
+    migrations.downgrade(url, revision)
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    _err(f"database at {db.describe(url)} is at revision {current or 'base'}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's current revision (`base` if it has no binprice schema)."""
+    from binprice import db
+    from binprice.migrations import SCHEMA_HEAD
+
+    url = db.resolve_url(settings_from(ctx))
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
+    typer.echo(f"{current or 'base'}{suffix}")
+
+
+@db_app.command("history")
+def db_history(ctx: typer.Context) -> None:
+    """List the schema revisions, newest first, marking head and the database's current one."""
+    from binprice import db, migrations
+
+    url = db.resolve_url(settings_from(ctx))
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    for rev in migrations.history(current):
+        marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
+        tag = f" ({', '.join(marks)})" if marks else ""
+        typer.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}{tag}: {rev.message}")
+
+
+@db_app.command("info")
+def db_info(ctx: typer.Context) -> None:
+    """Show where the database is, the masked URL, server version, revision and row count."""
+    from binprice import db
+
+    info = db.database_info(settings_from(ctx))
+    trades = "-" if info.trades is None else f"{info.trades:,}"
+    if not info.trades_exact:
+        trades = f"~{trades} (estimate)"
+    rows = [
+        ("database", info.location),
+        ("configured by", info.source),
+        ("url", info.url),
+        ("server", f"PostgreSQL {info.server_version}"),
+        ("revision", f"{info.revision or 'base'} (head: {info.head})"),
+        ("trades", trades),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@db_app.command("start")
+def db_start(ctx: typer.Context) -> None:
+    """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
+    from binprice import embedded
+
+    settings = settings_from(ctx)
+    _require_embedded(settings)
+    info = embedded.ensure_server(settings.data_dir)
+    _err(f"embedded PostgreSQL runs (pid {info.pid}), data in {info.pgdata}")
+
+
+@db_app.command("stop")
+def db_stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
+    from binprice import embedded
+
+    settings = settings_from(ctx)
+    _require_embedded(settings)
+    if embedded.stop_server(settings.data_dir):
+        _err("embedded PostgreSQL stopped")
+    else:
+        _err("embedded PostgreSQL was not running")
+
+
+def _require_embedded(settings: Settings) -> None:
+    if not settings.embedded:
+        raise BinpriceError(
+            f"a database is configured ({settings.source}); `db start`/`db stop` manage only "
+            "the embedded server"
+        )
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning BinpriceErrors into one line."""
+    try:
+        app()
+    except BinpriceError as exc:
+        _err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)

@@ -1,0 +1,132 @@
+"""Alembic driven from code: upgrade, downgrade, current, history — and the head check.
+
+The revisions live in the top-level `alembic/` directory of a checkout and are shipped inside the
+wheel as `binprice/alembic`, so a pipx user can migrate without the repository. Importing this
+module does not import Alembic; only the functions that migrate do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from binprice.errors import BinpriceError, DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The newest revision this binprice knows. Read commands compare the database with it without
+#: importing Alembic; a test keeps it equal to the head of `alembic/versions`.
+SCHEMA_HEAD = "0001_trades"
+#: pg_advisory_xact_lock key taken around every migration ("binprice" in ASCII, truncated).
+MIGRATION_LOCK_KEY = 0x62696E7072696365
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One Alembic revision, as `binprice db history` lists it."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
+    is_current: bool
+
+
+def script_location() -> Path:
+    """Where the revisions are: inside the installed package, else the checkout's `alembic/`."""
+    packaged = Path(__file__).parent / "alembic"
+    if (packaged / "env.py").is_file():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "alembic"
+    if (checkout / "env.py").is_file():
+        return checkout
+    raise BinpriceError(
+        "binprice's migrations are missing from this installation; reinstall binprice"
+    )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A libpq URL as a SQLAlchemy URL that uses psycopg 3."""
+    _scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg://{rest}" if sep else url
+
+
+def alembic_config() -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location()))
+    return cfg
+
+
+def _run(url: str, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.util import CommandError
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from binprice.db import database_error
+
+    cfg = alembic_config()
+    engine = create_engine(sqlalchemy_url(url), poolclass=_null_pool())
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            getattr(command, action)(cfg, revision)
+    except CommandError as exc:
+        raise DatabaseError(f"cannot {action} to {revision!r}: {exc}") from None
+    except DBAPIError as exc:
+        raise database_error(url, exc.orig or exc) from None
+    except SQLAlchemyError as exc:
+        raise database_error(url, exc) from None
+    finally:
+        engine.dispose()
+
+
+def _null_pool() -> type:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database up to `revision` (default: the newest), under an advisory lock."""
+    _run(url, "upgrade", revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Migrate the database down to `revision` (`base` removes binprice's tables)."""
+    _run(url, "downgrade", revision)
+
+
+def head() -> str:
+    """The head revision of the shipped migrations (imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise BinpriceError(f"binprice's migrations have {len(heads)} heads; reinstall binprice")
+    return heads[0]
+
+
+def history(current: str | None) -> list[Revision]:
+    """All revisions, newest first, marking the head and the database's current one."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    heads = set(script.get_heads())
+    out = []
+    for rev in script.walk_revisions():
+        down = rev.down_revision
+        out.append(
+            Revision(
+                revision=rev.revision,
+                down_revision=down if isinstance(down, str) or down is None else ",".join(down),
+                message=(rev.doc or "").strip().splitlines()[0] if rev.doc else "",
+                is_head=rev.revision in heads,
+                is_current=rev.revision == current,
+            )
+        )
+    return out

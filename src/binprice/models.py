@@ -1,0 +1,55 @@
+"""SQLAlchemy 2 models: the schema as Python, mirrored exactly by the Alembic revisions.
+
+Product code never calls `create_all()`: schema changes go through `alembic/versions/`,
+and a test compares these models with the migrated database so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, MetaData, Numeric, Text, text
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Trade(Base):
+    """One Binance trade (`@trade` stream / `historicalTrades` row).
+
+    The primary key `(symbol, trade_id)` is what makes a re-delivered trade a no-op:
+    Binance trade ids are per symbol and consecutive, so the pair identifies a trade.
+    """
+
+    __tablename__ = "trades"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Binance ids are past 2**32 (BTCUSDT passed 6.3e9 in 2026), hence BIGINT.
+    trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # Exact decimals, parsed from Binance's strings: never float.
+    price: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    quantity: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    # The trade time `T` (matching engine), millisecond precision like Binance's.
+    timestamp: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    is_buyer_maker: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+    __table_args__ = (
+        # Binance symbols are upper case; one spelling per symbol keeps the key unique.
+        CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
+        # The design's composite index: "what traded around time X" across symbols.
+        Index("ix_trades_timestamp_symbol", text("timestamp DESC"), "symbol"),
+    )

