@@ -127,6 +127,7 @@ class _PerSymbol(Protocol):
 
 
 T = TypeVar("T", bound=_PerSymbol)
+T_co = TypeVar("T_co", bound=_PerSymbol, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +176,10 @@ class PriceSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer(Generic[T]):
+class Answer(Generic[T_co]):
     """Results in the order symbols were requested, and the symbols that had none."""
 
-    results: tuple[T, ...]
+    results: tuple[T_co, ...]
     missing: tuple[str, ...]
 
 

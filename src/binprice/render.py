@@ -2,8 +2,8 @@
 
 Machine formats have stable keys in a fixed order, decimals as plain strings (never exponent
 notation, never through float) and timestamps as ISO 8601 UTC with milliseconds and ``Z``.
-Rich is imported only when a table is actually built, so scripted use (``--json``/``--csv``)
-does not pay for it at start-up.
+Rich is imported only when a table is built for a terminal: it costs more start-up time than
+the rest of the CLI together, so a pipe gets the same table as plain aligned text.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ from binprice.timespec import format_timestamp
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["Result", "format_ago", "records", "to_csv", "to_json", "to_table"]
+__all__ = [
+    "Result",
+    "format_ago",
+    "records",
+    "table_cells",
+    "to_csv",
+    "to_json",
+    "to_table",
+    "to_text",
+]
 
 Result = PricePoint | PriceAtResult | PriceSummary
 Value = str | int
@@ -46,6 +55,7 @@ FIELDS: dict[type[Result], tuple[str, ...]] = {
         "vwap",
     ),
 }
+_LEFT_ALIGNED = frozenset({"symbol", "timestamp", "requested", "start", "end", "high_at", "low_at"})
 _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 
 
@@ -73,27 +83,49 @@ def to_csv(results: Sequence[Result]) -> str:
     return buffer.getvalue()
 
 
-def to_table(results: Sequence[Result], *, now: datetime) -> Table:
-    """A Rich table for people; ``latest`` gains an "ago" column measured from ``now``."""
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
+def table_cells(results: Sequence[Result], *, now: datetime) -> tuple[list[str], list[list[str]]]:
+    """Header and cells for people; ``latest`` gains an "ago" column measured from ``now``."""
     rows = records(results)
     if not rows:
-        return table
-    keys = list(rows[0])
-    for key in keys:
-        numeric = key not in {"symbol", "timestamp", "requested", "start", "end"}
-        table.add_column(key, justify="right" if numeric and not key.endswith("_at") else "left")
+        return [], []
+    header = list(rows[0])
     show_ago = isinstance(results[0], PricePoint)
-    if show_ago:
-        table.add_column("ago", justify="right")
+    cells = []
     for result, row in zip(results, rows, strict=True):
-        cells = [str(row[key]) for key in keys]
+        line = [str(row[key]) for key in header]
         if isinstance(result, PricePoint):
-            cells.append(format_ago(now - result.timestamp))
-        table.add_row(*cells)
+            line.append(format_ago(now - result.timestamp))
+        cells.append(line)
+    return [*header, "ago"] if show_ago else header, cells
+
+
+def to_table(results: Sequence[Result], *, now: datetime) -> Table:
+    """A Rich table (for a terminal); numbers right-aligned."""
+    from rich.table import Table
+
+    header, cells = table_cells(results, now=now)
+    table = Table(box=None, header_style="bold")
+    for key in header:
+        table.add_column(key, justify="left" if key in _LEFT_ALIGNED else "right")
+    for line in cells:
+        table.add_row(*line)
     return table
+
+
+def to_text(results: Sequence[Result], *, now: datetime) -> str:
+    """The table as plain aligned text, for a pipe: same columns, no Rich, no styling."""
+    header, cells = table_cells(results, now=now)
+    if not header:
+        return ""
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
+    lines = []
+    for line in [header, *cells]:
+        padded = (
+            cell.ljust(width) if key in _LEFT_ALIGNED else cell.rjust(width)
+            for key, cell, width in zip(header, line, widths, strict=True)
+        )
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def format_ago(elapsed: timedelta) -> str:

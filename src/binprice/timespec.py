@@ -32,6 +32,7 @@ __all__ = [
     "format_timestamp",
     "parse_duration",
     "parse_timestamp",
+    "parse_window",
     "truncate_to_ms",
 ]
 
@@ -104,6 +105,24 @@ def parse_timestamp(text: str, *, now: datetime | None = None) -> datetime:
         return _parse_iso(stripped, text)
     except OverflowError:
         raise UsageError(f"timestamp {text!r} is out of range") from None
+
+
+def parse_window(
+    *,
+    last: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    now: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """The ``[start, end)`` of ``range``: ``--last DUR`` or ``--start TS``, each with optional
+    ``--end TS`` (default now). Exactly one of ``last`` and ``start`` must be given."""
+    if (last is None) == (start is None):
+        raise UsageError("give exactly one of --last DUR or --start TS")
+    reference = _reference(now)
+    window_end = parse_timestamp(end if end is not None else "now", now=reference)
+    if last is not None:
+        return window_end - parse_duration(last), window_end
+    return parse_timestamp(start or "", now=reference), window_end
 
 
 def format_timestamp(value: datetime) -> str:
