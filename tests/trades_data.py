@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -65,16 +65,10 @@ def combined_fixture() -> list[Row]:
 def load(url: str, rows: Iterable[Row]) -> None:
     """COPY rows into trades."""
     columns = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        with cur.copy(f"COPY trades ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    (
-                        row.symbol,
-                        row.trade_id,
-                        row.price,
-                        row.quantity,
-                        row.timestamp,
-                        row.is_buyer_maker,
-                    )
-                )
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY trades ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(astuple(row))
