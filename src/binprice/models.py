@@ -52,4 +52,12 @@ class Trade(Base):
         CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
         # The design's composite index: "what traded around time X" across symbols.
         Index("ix_trades_timestamp_symbol", text("timestamp DESC"), "symbol"),
+        # Per-symbol lookups by time (`at`, `range`), index-only thanks to INCLUDE: see 0002.
+        Index(
+            "ix_trades_symbol_timestamp",
+            "symbol",
+            "timestamp",
+            "trade_id",
+            postgresql_include=["price", "quantity"],
+        ),
     )

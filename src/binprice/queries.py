@@ -1,0 +1,321 @@
+"""The three questions binprice answers: latest price, price at a time, and a window summary.
+
+Every query is one statement that probes an index per symbol (a ``LATERAL`` join over the
+requested symbols), so a rare symbol costs as little as a busy one and a never-traded symbol
+costs one empty probe:
+
+- ``latest`` walks the primary key ``(symbol, trade_id)`` backwards: the highest trade id is the
+  last trade (Binance ids increase with time within a symbol).
+- ``at`` and ``range`` use ``ix_trades_symbol_timestamp (symbol, timestamp, trade_id) INCLUDE
+  (price, quantity)``, added by migration 0002, so they are index-only scans in trade order.
+- "All recorded symbols" is found by a recursive CTE that hops from one symbol to the next in the
+  primary key (a loose index scan): one probe per distinct symbol instead of reading every row.
+
+Trade order is ``(timestamp, trade_id)``: fills of one order share a timestamp, and the higher id
+happened later. Prices and volumes stay :class:`~decimal.Decimal` from PostgreSQL ``numeric``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal
+from typing import Any, Generic, Protocol, TypeVar
+
+import psycopg
+
+from binprice.errors import NotFoundError, UsageError
+from binprice.timespec import format_duration, format_timestamp
+
+__all__ = [
+    "LATEST_SQL",
+    "Answer",
+    "PriceAtResult",
+    "PricePoint",
+    "PriceSummary",
+    "choose_nearest",
+    "latest_prices",
+    "normalise_symbols",
+    "price_at",
+    "price_range",
+    "recorded_symbols",
+]
+
+#: VWAP is exact sums divided at 28 significant digits (Python's default decimal precision),
+#: set explicitly so a caller's decimal context cannot change the answer.
+VWAP_CONTEXT = Context(prec=28)
+
+RECORDED_SYMBOLS_SQL = """
+WITH RECURSIVE known(symbol) AS (
+    (SELECT symbol FROM trades ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.symbol FROM trades AS t WHERE t.symbol > k.symbol ORDER BY t.symbol LIMIT 1)
+    FROM known AS k
+    WHERE k.symbol IS NOT NULL
+)
+SELECT symbol FROM known WHERE symbol IS NOT NULL
+"""
+
+LATEST_SQL = """
+SELECT r.symbol, t.price, t.timestamp, t.trade_id
+FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+CROSS JOIN LATERAL (
+    SELECT price, timestamp, trade_id FROM trades
+    WHERE trades.symbol = r.symbol
+    ORDER BY trade_id DESC LIMIT 1
+) AS t
+ORDER BY r.position
+"""
+
+# The "after" probe is skipped (a constant-false filter) for --before, so as-of costs one probe.
+AT_SQL = """
+SELECT r.symbol, b.price, b.timestamp, b.trade_id, a.price, a.timestamp, a.trade_id
+FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+LEFT JOIN LATERAL (
+    SELECT price, timestamp, trade_id FROM trades
+    WHERE trades.symbol = r.symbol AND trades.timestamp <= %(ts)s
+    ORDER BY timestamp DESC, trade_id DESC LIMIT 1
+) AS b ON true
+LEFT JOIN LATERAL (
+    SELECT price, timestamp, trade_id FROM trades
+    WHERE trades.symbol = r.symbol AND trades.timestamp > %(ts)s AND NOT %(before)s
+    ORDER BY timestamp, trade_id LIMIT 1
+) AS a ON true
+ORDER BY r.position
+"""
+
+# One aggregate pass for count/volume/notional/high/low, then four short index probes: open and
+# close are the window's first and last trades, high_at/low_at the first trade at that price
+# (scanning in trade order, stopping at the first match).
+_IN_WINDOW = (
+    "trades.symbol = r.symbol AND trades.timestamp >= %(start)s AND trades.timestamp < %(end)s"
+)
+RANGE_SQL = f"""
+SELECT r.symbol, s.trades, s.volume, s.notional, s.high, s.low,
+       o.price, c.price, h.timestamp, l.timestamp
+FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS trades, sum(quantity) AS volume, sum(price * quantity) AS notional,
+           max(price) AS high, min(price) AS low
+    FROM trades WHERE {_IN_WINDOW}
+) AS s
+LEFT JOIN LATERAL (
+    SELECT price FROM trades WHERE {_IN_WINDOW} ORDER BY timestamp, trade_id LIMIT 1
+) AS o ON true
+LEFT JOIN LATERAL (
+    SELECT price FROM trades WHERE {_IN_WINDOW} ORDER BY timestamp DESC, trade_id DESC LIMIT 1
+) AS c ON true
+LEFT JOIN LATERAL (
+    SELECT timestamp FROM trades WHERE {_IN_WINDOW} AND price = s.high
+    ORDER BY timestamp, trade_id LIMIT 1
+) AS h ON true
+LEFT JOIN LATERAL (
+    SELECT timestamp FROM trades WHERE {_IN_WINDOW} AND price = s.low
+    ORDER BY timestamp, trade_id LIMIT 1
+) AS l ON true
+WHERE s.trades > 0
+ORDER BY r.position
+"""
+
+Connection = psycopg.Connection[Any]
+
+
+class _PerSymbol(Protocol):
+    @property
+    def symbol(self) -> str: ...
+
+
+T = TypeVar("T", bound=_PerSymbol)
+T_co = TypeVar("T_co", bound=_PerSymbol, covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """One trade: the answer of ``latest`` for a symbol."""
+
+    symbol: str
+    price: Decimal
+    timestamp: datetime
+    trade_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceAtResult:
+    """The trade chosen for a requested time; ``offset_ms`` = trade time - requested (signed)."""
+
+    symbol: str
+    price: Decimal
+    timestamp: datetime
+    trade_id: int
+    requested: datetime
+    offset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSummary:
+    """Trades of one symbol in ``[start, end)``.
+
+    ``high_at``/``low_at`` are the times of the *first* trade at the high/low price; ``open`` and
+    ``close`` are the prices of the first and last trade; ``vwap`` = sum(price*quantity) /
+    sum(quantity), exact sums divided at 28 significant digits.
+    """
+
+    symbol: str
+    start: datetime
+    end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    high_at: datetime
+    low_at: datetime
+    trades: int
+    volume: Decimal
+    vwap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[T_co]):
+    """Results in the order symbols were requested, and the symbols that had none."""
+
+    results: tuple[T_co, ...]
+    missing: tuple[str, ...]
+
+
+def normalise_symbols(symbols: Iterable[str]) -> list[str]:
+    """Upper-case, strip and de-duplicate symbols, keeping order (they are stored upper case)."""
+    seen: dict[str, None] = {}
+    for raw in symbols:
+        symbol = raw.strip().upper()
+        if not symbol or not symbol.isalnum():
+            raise UsageError(f"invalid symbol {raw!r}: expected letters and digits, e.g. BTCUSDT")
+        seen.setdefault(symbol)
+    return list(seen)
+
+
+def recorded_symbols(conn: Connection) -> list[str]:
+    """Every symbol with at least one trade, in alphabetical order (a loose index scan)."""
+    return [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
+
+
+def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> Answer[PricePoint]:
+    """The last trade of each symbol (all recorded symbols if none are given).
+
+    Raises :class:`NotFoundError` if no requested symbol has any trade.
+    """
+    wanted = _resolve(conn, symbols)
+    rows = conn.execute(LATEST_SQL, {"symbols": wanted}).fetchall()
+    results = tuple(PricePoint(row[0], row[1], _utc(row[2]), row[3]) for row in rows)
+    return _answer(wanted, results, "no trades")
+
+
+def price_at(
+    conn: Connection,
+    ts: datetime,
+    symbols: Iterable[str] = (),
+    *,
+    before: bool = False,
+    within: timedelta | None = None,
+) -> Answer[PriceAtResult]:
+    """The trade nearest to ``ts`` for each symbol; a tie goes to the earlier trade.
+
+    ``before=True`` gives as-of semantics (the last trade at or before ``ts``). ``within`` refuses
+    trades farther than that from ``ts``; such symbols count as missing.
+    """
+    _require_aware(ts)
+    wanted = _resolve(conn, symbols)
+    rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
+    results: list[PriceAtResult] = []
+    for row in rows:
+        earlier = PricePoint(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
+        later = PricePoint(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
+        chosen = choose_nearest(ts, earlier, later, within=within)
+        if chosen is not None:
+            results.append(chosen)
+    where = f"within {format_duration(within)} of" if within is not None else "near"
+    return _answer(wanted, tuple(results), f"no trade {where} {format_timestamp(ts)}")
+
+
+def choose_nearest(
+    requested: datetime,
+    earlier: PricePoint | None,
+    later: PricePoint | None,
+    *,
+    within: timedelta | None = None,
+) -> PriceAtResult | None:
+    """Pick the closer of the trades on each side of ``requested``; equal distance → earlier."""
+    candidates = [point for point in (earlier, later) if point is not None]
+    if not candidates:
+        return None
+    # min() keeps the first of equals, and earlier comes first: that is the tie rule.
+    best = min(candidates, key=lambda point: abs(point.timestamp - requested))
+    distance = abs(best.timestamp - requested)
+    if within is not None and distance > within:
+        return None
+    offset_ms = (best.timestamp - requested) // timedelta(milliseconds=1)
+    return PriceAtResult(
+        best.symbol, best.price, best.timestamp, best.trade_id, requested, offset_ms
+    )
+
+
+def price_range(
+    conn: Connection, start: datetime, end: datetime, symbols: Iterable[str] = ()
+) -> Answer[PriceSummary]:
+    """Summarise each symbol's trades in ``[start, end)``; symbols without trades are missing."""
+    _require_aware(start)
+    _require_aware(end)
+    if start >= end:
+        window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
+        raise UsageError(f"empty window: {window}")
+    wanted = _resolve(conn, symbols)
+    rows = conn.execute(RANGE_SQL, {"symbols": wanted, "start": start, "end": end}).fetchall()
+    results = tuple(_summary(row, start, end) for row in rows)
+    window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
+    return _answer(wanted, results, f"no trades {window}")
+
+
+def _summary(row: Sequence[Any], start: datetime, end: datetime) -> PriceSummary:
+    symbol, trades, volume, notional, high, low, open_, close, high_at, low_at = row
+    return PriceSummary(
+        symbol=symbol,
+        start=start.astimezone(UTC),
+        end=end.astimezone(UTC),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        high_at=_utc(high_at),
+        low_at=_utc(low_at),
+        trades=trades,
+        volume=volume,
+        vwap=VWAP_CONTEXT.divide(notional, volume),
+    )
+
+
+def _resolve(conn: Connection, symbols: Iterable[str]) -> list[str]:
+    wanted = normalise_symbols(symbols)
+    if wanted:
+        return wanted
+    recorded = recorded_symbols(conn)
+    if not recorded:
+        raise NotFoundError("no trades recorded yet: run `binprice ingest` first")
+    return recorded
+
+
+def _answer(wanted: list[str], results: tuple[T, ...], reason: str) -> Answer[T]:
+    found = {result.symbol for result in results}
+    missing = tuple(symbol for symbol in wanted if symbol not in found)
+    if not results:
+        raise NotFoundError(f"{reason} for {', '.join(missing)}")
+    return Answer(results, missing)
+
+
+def _utc(value: datetime) -> datetime:
+    # psycopg returns timestamptz in the session time zone; answers are always UTC.
+    return value.astimezone(UTC)
+
+
+def _require_aware(value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError("timestamps passed to queries must be timezone-aware")

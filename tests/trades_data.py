@@ -1,0 +1,74 @@
+"""Trades for query tests, loaded straight into the table with COPY (no ingest involved)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+FIXTURES = Path(__file__).parent / "fixtures" / "binance"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Row:
+    symbol: str
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    timestamp: datetime
+    is_buyer_maker: bool = False
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus some seconds: the small fixture's clock."""
+    return T0 + timedelta(seconds=seconds)
+
+
+# Hand-made: ties within a millisecond (2, 3), equal lows (4, 5), equal highs (2, 7), a dust
+# price in TINYUSDT. Hand-computed answers are in the tests.
+SMALL = [
+    Row("AAAUSDT", 1, Decimal("10.00"), Decimal("1"), at(0)),
+    Row("AAAUSDT", 2, Decimal("12.00"), Decimal("2"), at(1)),
+    Row("AAAUSDT", 3, Decimal("11.50"), Decimal("1"), at(1)),
+    Row("AAAUSDT", 4, Decimal("9.00"), Decimal("1"), at(3)),
+    Row("AAAUSDT", 5, Decimal("9.00"), Decimal("3"), at(5)),
+    Row("AAAUSDT", 6, Decimal("11.00"), Decimal("1"), at(7)),
+    Row("AAAUSDT", 7, Decimal("12.00"), Decimal("2"), at(9)),
+    Row("TINYUSDT", 100, Decimal("0.00000001"), Decimal("0.00000001"), at(2)),
+]
+
+
+def combined_fixture() -> list[Row]:
+    """The 70 trades of trade_combined.jsonl (see the fixtures README)."""
+    rows = []
+    for line in (FIXTURES / "trade_combined.jsonl").read_text().splitlines():
+        data = json.loads(line)["data"]
+        rows.append(
+            Row(
+                data["s"],
+                data["t"],
+                Decimal(data["p"]),
+                Decimal(data["q"]),
+                datetime.fromtimestamp(data["T"] / 1000, UTC),
+                data["m"],
+            )
+        )
+    return rows
+
+
+def load(url: str, rows: Iterable[Row]) -> None:
+    """COPY rows into trades."""
+    columns = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY trades ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(astuple(row))
