@@ -14,16 +14,17 @@ from pathlib import Path
 
 from binprice.binance import Trade
 from binprice.ingest.spool import Spool
+from binprice.ingest.stats import IngestStats
 
 
 class TradeBuffer:
     """Reader-side `put`, writer-side `take`; single event loop, no locks."""
 
-    def __init__(self, spool: Spool, memory_limit: int) -> None:
+    def __init__(self, spool: Spool, memory_limit: int, stats: IngestStats) -> None:
         self.spool = spool
         self.memory_limit = memory_limit
         self.items: list[Trade] = []
-        self.spilled = 0
+        self._stats = stats
         self._ready = asyncio.Event()
         if len(spool):
             self._ready.set()
@@ -43,7 +44,8 @@ class TradeBuffer:
         """Move everything in memory to the spool (durably)."""
         if self.items:
             self.spool.append(self.items)
-            self.spilled += len(self.items)
+            self._stats.spilled += len(self.items)
+            self._stats.spilled_chunks += 1
             self.items = []
 
     def __len__(self) -> int:

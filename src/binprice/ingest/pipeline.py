@@ -41,13 +41,14 @@ async def run_ingest(
     on_event: Callable[[IngestEvent], None] | None = None,
     stats: IngestStats | None = None,
     policy: StreamPolicy | None = None,
+    on_stored: Callable[[list[Trade]], None] | None = None,
 ) -> IngestSummary:
     """Ingest until `stop` is set, `config.duration` passes or `config.max_trades` are stored."""
     stats = stats if stats is not None else IngestStats()
     stop = stop if stop is not None else asyncio.Event()
     policy = policy if policy is not None else StreamPolicy()
     emit = EventSink(on_event)
-    buffer = TradeBuffer(Spool(config.spool_dir), config.memory_limit)
+    buffer = TradeBuffer(Spool(config.spool_dir), config.memory_limit, stats)
     writer = await TradeWriter.connect(database_url)
     try:
         last_ids = await writer.last_trade_ids(config.symbols)
@@ -67,7 +68,7 @@ async def run_ingest(
                 tracker.start(symbol, last_ids.get(symbol))
                 stats.symbol(symbol).last_trade_id = last_ids.get(symbol)
             stats.started = time.monotonic()
-            sink = _Sink(writer, database_url, buffer, stats, emit, config)
+            sink = _Sink(writer, database_url, buffer, stats, emit, config, on_stored)
             reading_done = asyncio.Event()
             async with asyncio.TaskGroup() as tg:
                 write_task = tg.create_task(sink.run(reading_done))
@@ -129,8 +130,10 @@ class _Sink:
         stats: IngestStats,
         emit: Emit,
         config: IngestConfig,
+        on_stored: Callable[[list[Trade]], None] | None,
     ) -> None:
         self.writer = writer
+        self._on_stored = on_stored
         self._url = url
         self._buffer = buffer
         self._stats = stats
@@ -200,6 +203,8 @@ class _Sink:
             self._stats.db_down = False
             self._emit("db_up", "database available again")
         self._account(batch, inserted, committed_ms)
+        if self._on_stored is not None:
+            self._on_stored(batch)
         return True
 
     def _account(self, batch: list[Trade], inserted: dict[str, int], committed_ms: int) -> None:

@@ -85,6 +85,7 @@ class IngestStats:
     other_frames: int = 0
     batches: int = 0
     spilled: int = 0
+    spilled_chunks: int = 0
     db_errors: int = 0
     db_down: bool = False
     latency: list[int] = field(default_factory=lambda: [0] * (LATENCY_BUCKETS_MS + 1))

@@ -73,7 +73,7 @@ class CopyEncoder:
             sec, milli = divmod(t.time_ms, 1000)
             stamp = seconds.get(sec) or self._second(sec)
             append(
-                f"{t.symbol}\t{t.trade_id}\t{t.price}\t{t.quantity}\t{stamp}.{milli:03d}+00\t"
+                f"{t.symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
                 f"{'t' if t.is_buyer_maker else 'f'}\n"
             )
         return "".join(rows).encode()
