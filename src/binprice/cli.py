@@ -399,8 +399,15 @@ def ingest(
     settings = settings_from(ctx)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
     url = db.resolve_url(settings)
-    migrations.upgrade(url)
-    monitor.message("migrated", f"database at {db.describe(url)} is at the newest schema")
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    if current != migrations.SCHEMA_HEAD:
+        migrations.upgrade(url)  # imports Alembic only when there is something to do
+        monitor.message(
+            "migrated", f"migrated the database at {db.describe(url)} to the newest schema"
+        )
+    else:
+        monitor.message("migrated", f"database at {db.describe(url)} is at the newest schema")
     config = IngestConfig(
         symbols=normalize_symbols(chosen),
         ws_url=ws_base(ws_url or preset_ws),

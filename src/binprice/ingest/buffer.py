@@ -59,9 +59,14 @@ class TradeBuffer:
     def take(self, max_batch: int) -> tuple[list[Trade], Path | None]:
         """The next batch: the oldest spool chunk (with its path, to delete after commit),
         else up to `max_batch` trades from memory."""
-        chunk = self.spool.oldest()
+        if self.empty:
+            self._ready.clear()
+            return [], None
+        chunk = self.spool.take_oldest()
         if chunk is not None:
             path, trades = chunk
+            if self.empty:
+                self._ready.clear()
             return trades, path
         items = self.items
         if len(items) <= max_batch:
@@ -75,11 +80,9 @@ class TradeBuffer:
         return batch, None
 
     def done(self, path: Path | None) -> None:
-        """The batch from `take` is committed: forget its spool chunk."""
+        """The batch from `take` is committed: delete its spool chunk."""
         if path is not None:
             self.spool.remove(path)
-            if self.empty:
-                self._ready.clear()
 
     async def wait(self) -> None:
         """Wait until something is buffered."""

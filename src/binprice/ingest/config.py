@@ -22,7 +22,8 @@ PRESETS: dict[str, tuple[str, str]] = {
 #: Largest batch one transaction carries; bigger backlogs are written in several.
 MAX_BATCH = 20_000
 #: Trades held in memory between reader and writer before further ones spill to the disk spool.
-MEMORY_LIMIT = 200_000
+MEMORY_LIMIT = 50_000
+WRITERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class IngestConfig:
     #: batches still grow by themselves under load).
     flush_interval: float = 0.0
     memory_limit: int = MEMORY_LIMIT
+    #: Writer connections: while PostgreSQL commits one batch, Python encodes the next.
+    writers: int = WRITERS
     #: Streams per WebSocket connection (Binance allows at most 1024).
     streams_per_connection: int = 1024
 

@@ -16,21 +16,18 @@ from pathlib import Path
 import aiohttp
 
 from binprice.binance import Trade, split_into_connections
-from binprice.errors import DatabaseError
+from binprice.errors import BinpriceError
 from binprice.ingest.backfill import Backfiller
-from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
-from binprice.ingest.events import Emit, EventSink, IngestEvent
+from binprice.ingest.events import EventSink, IngestEvent
 from binprice.ingest.rest import RestClient
+from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool
-from binprice.ingest.stats import LATENCY_BUCKETS_MS, IngestStats, IngestSummary
+from binprice.ingest.stats import IngestStats, IngestSummary
 from binprice.ingest.stream import ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
-
-#: While stopping with the database down, how long the writer keeps trying before spooling.
-SHUTDOWN_GRACE_SECONDS = 2.0
 
 
 async def run_ingest(
@@ -51,6 +48,43 @@ async def run_ingest(
     buffer = TradeBuffer(Spool(config.spool_dir), config.memory_limit, stats)
     writer = await TradeWriter.connect(database_url)
     try:
+        return await _run(
+            config, database_url, stop, emit, stats, policy, on_stored, buffer, writer
+        )
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    finally:
+        buffer.spill()  # anything not committed survives in the spool for the next run
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a user should see from a TaskGroup failure: ours first, else the first."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, BinpriceError)), leaves[0])
+
+
+async def _run(
+    config: IngestConfig,
+    database_url: str,
+    stop: asyncio.Event,
+    emit: EventSink,
+    stats: IngestStats,
+    policy: StreamPolicy,
+    on_stored: Callable[[list[Trade]], None] | None,
+    buffer: TradeBuffer,
+    writer: TradeWriter,
+) -> IngestSummary:
+    sink = Sink(writer, database_url, buffer, stats, emit, config, on_stored)
+    try:
         last_ids = await writer.last_trade_ids(config.symbols)
         async with aiohttp.ClientSession() as session:
             rest = RestClient(session, config.rest_url)
@@ -68,34 +102,30 @@ async def run_ingest(
                 tracker.start(symbol, last_ids.get(symbol))
                 stats.symbol(symbol).last_trade_id = last_ids.get(symbol)
             stats.started = time.monotonic()
-            sink = _Sink(writer, database_url, buffer, stats, emit, config, on_stored)
             reading_done = asyncio.Event()
+            groups = split_into_connections(config.symbols, config.streams_per_connection)
             async with asyncio.TaskGroup() as tg:
                 write_task = tg.create_task(sink.run(reading_done))
                 readers = [
                     tg.create_task(
                         ConnectionGroup(
-                            session, config.ws_url, chunk, tracker, stats, emit, stop, policy
+                            session, config.ws_url, group, tracker, stats, emit, stop, policy
                         ).run()
                     )
-                    for chunk in split_into_connections(
-                        config.symbols, config.streams_per_connection
-                    )
+                    for group in groups
                 ]
-                backfill_task = tg.create_task(backfiller.run())
+                helpers = [tg.create_task(backfiller.run())]
                 if config.duration is not None:
-                    tg.create_task(_stop_after(config.duration, stop))
+                    helpers.append(tg.create_task(_stop_after(config.duration, stop)))
                 await _until_stopped(stop, readers, write_task)
                 stop.set()
                 for task in readers:
                     await task
-                backfill_task.cancel()
+                for task in helpers:
+                    task.cancel()
                 reading_done.set()
-            writer = sink.writer
     finally:
-        buffer.spill()  # anything not committed survives in the spool for the next run
-        if not writer.closed:
-            await writer.close()
+        await sink.close()
     summary = stats.summary()
     emit("stopped", f"stored {summary.stored} trades")
     return summary
@@ -117,115 +147,6 @@ async def _until_stopped(
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
     await asyncio.sleep(seconds)
     stop.set()
-
-
-class _Sink:
-    """The writer task: takes batches from the buffer and commits them, through outages."""
-
-    def __init__(
-        self,
-        writer: TradeWriter,
-        url: str,
-        buffer: TradeBuffer,
-        stats: IngestStats,
-        emit: Emit,
-        config: IngestConfig,
-        on_stored: Callable[[list[Trade]], None] | None,
-    ) -> None:
-        self.writer = writer
-        self._on_stored = on_stored
-        self._url = url
-        self._buffer = buffer
-        self._stats = stats
-        self._emit = emit
-        self._config = config
-
-    async def run(self, reading_done: asyncio.Event) -> None:
-        buffer = self._buffer
-        config = self._config
-        while True:
-            if buffer.empty:
-                if reading_done.is_set():
-                    return
-                waiter = asyncio.ensure_future(reading_done.wait())
-                try:
-                    await asyncio.wait(
-                        [waiter, asyncio.ensure_future(buffer.wait())],
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    waiter.cancel()
-                continue
-            if config.flush_interval and len(buffer) < config.max_batch:
-                await asyncio.sleep(config.flush_interval)
-            batch, chunk = buffer.take(config.max_batch)
-            if not await self._store(batch, chunk is not None, reading_done):
-                return
-            buffer.done(chunk)
-
-    async def _store(self, batch: list[Trade], spooled: bool, reading_done: asyncio.Event) -> bool:
-        """Commit `batch`, retrying through database outages. False: gave up while stopping
-        (the batch and the rest of memory are then in the spool)."""
-        import psycopg
-
-        backoff = Backoff(initial=0.2, cap=5.0)
-        gave_up_at: float | None = None
-        while True:
-            try:
-                if self.writer.closed:
-                    self.writer = await TradeWriter.connect(self._url)
-                inserted, committed_ms = await self.writer.write(batch)
-                break
-            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError) as exc:
-                self._stats.db_errors += 1
-                if not self._stats.db_down:
-                    self._stats.db_down = True
-                    self._emit("db_down", f"database unavailable, retrying: {_one_line(exc)}")
-                if not self.writer.closed:
-                    await self.writer.close()
-                if reading_done.is_set():
-                    gave_up_at = gave_up_at or time.monotonic()
-                    if time.monotonic() - gave_up_at > SHUTDOWN_GRACE_SECONDS:
-                        if not spooled:
-                            self._buffer.spool.append(batch)
-                        self._buffer.spill()
-                        self._emit("spooled", "database still down; received trades kept in spool")
-                        return False
-                await asyncio.sleep(backoff.next_delay())
-            except psycopg.Error as exc:
-                if not spooled:
-                    self._buffer.spool.append(batch)
-                raise DatabaseError(
-                    f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
-                    f"spool {self._buffer.spool.directory} and retried on the next start"
-                ) from None
-        if self._stats.db_down:
-            self._stats.db_down = False
-            self._emit("db_up", "database available again")
-        self._account(batch, inserted, committed_ms)
-        if self._on_stored is not None:
-            self._on_stored(batch)
-        return True
-
-    def _account(self, batch: list[Trade], inserted: dict[str, int], committed_ms: int) -> None:
-        stats = self._stats
-        stats.batches += 1
-        for symbol, n in inserted.items():
-            stats.symbol(symbol).stored += n
-        latest: dict[str, Trade] = {}
-        hist = stats.latency
-        cap = LATENCY_BUCKETS_MS
-        for t in batch:
-            latest[t.symbol] = t
-            lag = committed_ms - t.time_ms
-            hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
-        for symbol, t in latest.items():
-            c = stats.symbol(symbol)
-            if c.last_trade_id is None or t.trade_id >= c.last_trade_id:
-                c.last_trade_id = t.trade_id
-                c.last_price = t.price
-                c.last_time_ms = t.time_ms
-                c.lag_ms = committed_ms - t.time_ms
 
 
 def _one_line(exc: BaseException) -> str:

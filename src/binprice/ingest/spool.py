@@ -33,7 +33,7 @@ class Spool:
         self._next = int(self._chunks[-1].stem) + 1 if self._chunks else 0
 
     def __len__(self) -> int:
-        """Number of chunks waiting."""
+        """Number of chunks waiting (not checked out)."""
         return len(self._chunks)
 
     def append(self, trades: list[Trade]) -> Path:
@@ -50,18 +50,17 @@ class Spool:
         self._chunks.append(path)
         return path
 
-    def oldest(self) -> tuple[Path, list[Trade]] | None:
-        """The oldest chunk and its trades, or None when the spool is empty."""
+    def take_oldest(self) -> tuple[Path, list[Trade]] | None:
+        """Check out the oldest waiting chunk (it stays on disk until `remove`)."""
         if not self._chunks:
             return None
-        path = self._chunks[0]
+        path = self._chunks.pop(0)
         return path, _DECODER.decode(path.read_bytes())
 
     def remove(self, path: Path) -> None:
-        """Delete a chunk once its trades are committed."""
+        """Delete a checked-out chunk once its trades are committed."""
         path.unlink(missing_ok=True)
-        if path in self._chunks:
-            self._chunks.remove(path)
+        _fsync_dir(self.directory)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -29,6 +29,7 @@ from binprice.binance import (
     decode_frame,
 )
 from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.ingest.aio import first_of
 from binprice.ingest.backoff import Backoff
 from binprice.ingest.events import Emit
 from binprice.ingest.rest import GEO_HINT
@@ -100,7 +101,7 @@ class ConnectionGroup:
                 task = tg.create_task(self._connection(conn, backoff))
                 if previous is not None:
                     tg.create_task(self._retire(previous, conn, task))
-                await _first_of(conn.rotate.wait(), task, self._stop.wait())
+                await first_of(conn.rotate.wait(), task, self._stop.wait())
                 if self._stop.is_set():
                     conn.retire.set()
                     break
@@ -115,7 +116,7 @@ class ConnectionGroup:
                 self._emit(
                     "reconnect", f"{self._label}: {conn.ended}; reconnecting in {delay:.1f} s"
                 )
-                await _first_of(asyncio.sleep(delay), self._stop.wait())
+                await first_of(asyncio.sleep(delay), self._stop.wait())
 
     def _new_connection(self) -> _Connection:
         self._numbers += 1
@@ -124,7 +125,7 @@ class ConnectionGroup:
     async def _retire(
         self, old: _Connection, new: _Connection, new_task: asyncio.Task[None]
     ) -> None:
-        await _first_of(
+        await first_of(
             new.first_frame.wait(), new_task, asyncio.sleep(ROTATION_OVERLAP_MAX_SECONDS)
         )
         old.retire.set()
@@ -231,21 +232,3 @@ def _close_reason(ws: aiohttp.ClientWebSocketResponse) -> str:
     if exc is not None:
         return f"connection lost ({exc})"
     return f"closed by the server (code {code})" if code is not None else "connection closed"
-
-
-async def _first_of(*aws: Awaitable[object]) -> None:
-    """Wait until the first of these awaitables/tasks finishes; cancel the others we created."""
-    tasks: list[asyncio.Future[object]] = []
-    created: list[asyncio.Future[object]] = []
-    for aw in aws:
-        if isinstance(aw, asyncio.Task):
-            tasks.append(aw)
-        else:
-            future: asyncio.Future[object] = asyncio.ensure_future(aw)
-            tasks.append(future)
-            created.append(future)
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in created:
-            pending.cancel()

@@ -1,0 +1,266 @@
+"""Ingest benchmarks: throughput, latency and memory of `binprice ingest`, and a naive baseline.
+
+Everything runs on this machine: the test exchange (a subprocess), the ingestor (the real
+`binprice ingest` CLI, a subprocess) and PostgreSQL (the embedded server, or --database-url).
+Numbers are printed, never asserted.
+
+    python benchmarks/ingest.py throughput --trades 1000000
+    python benchmarks/ingest.py latency --rate 5000 --seconds 60
+    python benchmarks/ingest.py naive --seconds 20
+
+throughput: the exchange at full speed, 2 symbols, N trades; reports trades/s (stored / time
+from the first to the last commit, from the ingestor's own summary, and stored / wall time of the
+whole process), ingestor CPU per 1000 trades, max RSS, CPU of exchange and PostgreSQL, and
+checks every id is stored exactly once (contiguous ids per symbol, count = N).
+latency: the exchange paced at RATE trades/s in total for SECONDS; reports trade time T → row
+committed p50/p99/max from the ingestor's histogram, and RSS.
+naive: a one-INSERT-per-trade ingestor (what a tutorial would write) on the same exchange at full
+speed for SECONDS; reports its trades/s, for the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuSampler:
+    """Tracks the CPU of every postgres process (backends come and go) and of one pid."""
+
+    def __init__(self) -> None:
+        self.start = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
+        self.last = dict(self.start)
+
+    def sample(self) -> None:
+        for pid in _postgres_pids():
+            self.last[pid] = _cpu_seconds(pid)
+
+    def total(self) -> float:
+        return sum(v - self.start.get(pid, 0.0) for pid, v in self.last.items())
+
+
+def database(url: str | None, workdir: Path) -> str:
+    """A fresh, migrated database: a new one on the given server, else a throwaway embedded."""
+    if url is None:
+        from binprice import embedded
+
+        info = embedded.ensure_server(workdir / "data")
+        url = info.url("postgres")
+    name = f"bench_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    scheme, _, rest = url.partition("://")
+    auth_host, _, tail = rest.partition("/")
+    query = tail.partition("?")[2]
+    db_url = f"{scheme}://{auth_host}/{name}" + (f"?{query}" if query else "")
+    from binprice import migrations
+
+    migrations.upgrade(db_url)
+    return db_url
+
+
+def start_exchange(rate: str, max_trades: int | None) -> tuple[subprocess.Popen[str], str, str]:
+    args = [sys.executable, "-m", "binprice.testing.exchange", "--port", "0", "--rate", rate]
+    args += ["--symbols", ",".join(SYMBOLS)]
+    if max_trades:
+        args += ["--max-trades", str(max_trades)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    urls = json.loads(proc.stdout.readline())
+    return proc, urls["ws_url"], urls["rest_url"]
+
+
+def run_ingest(
+    url: str, ws: str, rest: str, data_dir: Path, extra: list[str]
+) -> tuple[dict[str, object], float, float, int, CpuSampler]:
+    """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU."""
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
+    cmd = [sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS,
+           "--ws-url", ws, "--rest-url", rest, "--log-format", "json", "-q", *extra]  # fmt: skip
+    sampler = CpuSampler()
+    started = time.perf_counter()
+    err = open(data_dir / "ingest.log", "w+")  # noqa: SIM115 - read back below
+    proc = subprocess.Popen(cmd, stderr=err, text=True, env=env)
+    while True:
+        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        sampler.sample()
+        time.sleep(0.2)
+    proc.returncode = 0
+    wall = time.perf_counter() - started
+    err.seek(0)
+    lines = err.read().splitlines()
+    err.close()
+    finals = [json.loads(x) for x in lines if x.startswith("{") and '"final"' in x]
+    if not finals:
+        raise SystemExit("ingest failed:\n" + "\n".join(lines[-20:]))
+    final = finals[-1]
+    cpu = usage.ru_utime + usage.ru_stime
+    return final, wall, cpu, usage.ru_maxrss, sampler
+
+
+def check_exactly_once(url: str, expected: int) -> str:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT symbol, count(*), count(DISTINCT trade_id), min(trade_id), max(trade_id) "
+            "FROM trades GROUP BY symbol ORDER BY symbol"
+        ).fetchall()
+    total = sum(r[1] for r in rows)
+    ok = all(r[1] == r[2] == r[4] - r[3] + 1 for r in rows) and total == expected
+    detail = ", ".join(f"{r[0]} {r[1]:,} ids {r[3]}..{r[4]}" for r in rows)
+    return f"{'OK' if ok else 'FAILED'}: {total:,} stored ({detail})"
+
+
+def throughput(args: argparse.Namespace, workdir: Path) -> None:
+    url = database(args.database_url, workdir)
+    per_symbol = args.trades // len(SYMBOLS)
+    ex, ws, rest = start_exchange("max", per_symbol)
+    ex_cpu0 = _cpu_seconds(ex.pid)
+    try:
+        final, wall, cpu, rss, pg = run_ingest(
+            url, ws, rest, workdir, ["--max-trades", str(per_symbol * len(SYMBOLS))]
+        )
+        ex_cpu = _cpu_seconds(ex.pid) - ex_cpu0
+    finally:
+        ex.terminate()
+        ex.wait()
+    stored = int(final["stored"])  # type: ignore[call-overload]
+    elapsed = float(final["elapsed"])  # type: ignore[arg-type]
+    print(f"throughput: {stored:,} trades, 2 symbols, exchange at full speed")
+    print(f"  sustained (ingestor's run time {elapsed:.2f} s): {stored / elapsed:,.0f} trades/s")
+    print(f"  whole process incl. start-up and migration ({wall:.2f} s): {stored / wall:,.0f}/s")
+    print(f"  ingestor CPU: {cpu:.2f} s = {cpu / stored * 1e6:.2f} ms per 1,000 trades")
+    print(f"  ingestor max RSS: {rss / 1024:.0f} MB")
+    print(f"  exchange CPU: {ex_cpu:.2f} s, PostgreSQL CPU: {pg.total():.2f} s")
+    print(f"  spooled under backlog: {final['spilled']:,}; batches: {final['batches']:,}")
+    print(f"  exactly once: {check_exactly_once(url, stored)}")
+
+
+def latency(args: argparse.Namespace, workdir: Path) -> None:
+    url = database(args.database_url, workdir)
+    ex, ws, rest = start_exchange(str(args.rate / len(SYMBOLS)), None)
+    try:
+        final, wall, cpu, rss, _ = run_ingest(
+            url, ws, rest, workdir, ["--duration", f"{args.seconds}s"]
+        )
+    finally:
+        ex.terminate()
+        ex.wait()
+    stored = int(final["stored"])  # type: ignore[call-overload]
+    print(f"latency: {args.rate:,} trades/s for {args.seconds} s, {stored:,} trades stored")
+    print(
+        f"  trade time T -> committed: p50 {final['latency_p50_ms']} ms, "
+        f"p99 {final['latency_p99_ms']} ms, max {final['latency_max_ms']} ms"
+    )
+    print(f"  ingestor CPU: {cpu:.2f} s = {cpu / max(stored, 1) * 1e6:.2f} ms per 1,000 trades")
+    print(f"  ingestor max RSS: {rss / 1024:.0f} MB")
+    print(f"  exactly once: {check_exactly_once(url, stored)}")
+
+
+NAIVE = r"""
+import asyncio, json, sys, time
+from decimal import Decimal
+from datetime import datetime, timezone
+import aiohttp, psycopg
+
+async def main(ws_url, db_url, seconds):
+    # What a tutorial writes: json.loads, one INSERT and one commit per trade.
+    conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+    n = 0
+    async with aiohttp.ClientSession() as s, s.ws_connect(ws_url) as ws:
+        end = time.monotonic() + seconds
+        async for msg in ws:
+            d = json.loads(msg.data)["data"]
+            await conn.execute(
+                "INSERT INTO trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (d["s"], d["t"], Decimal(d["p"]), Decimal(d["q"]),
+                 datetime.fromtimestamp(d["T"] / 1000, timezone.utc), d["m"]))
+            n += 1
+            if time.monotonic() > end:
+                break
+    print(n)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+def naive(args: argparse.Namespace, workdir: Path) -> None:
+    url = database(args.database_url, workdir)
+    ex, ws, _ = start_exchange("max", None)
+    try:
+        stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", NAIVE, stream, url, str(args.seconds)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+    finally:
+        ex.terminate()
+        ex.wait()
+    n = int(out.stdout.strip())
+    print(f"naive one-INSERT-per-trade ingestor: {n:,} trades in {wall:.1f} s = {n / wall:,.0f}/s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("mode", choices=["throughput", "latency", "naive", "all"])
+    p.add_argument("--database-url", help="default: a throwaway embedded server")
+    p.add_argument("--trades", type=int, default=1_000_000)
+    p.add_argument("--rate", type=int, default=5000, help="latency: total trades/s")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--runs", type=int, default=1)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="binprice-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            modes = ["throughput", "latency", "naive"] if args.mode == "all" else [args.mode]
+            for mode in modes:
+                for _ in range(args.runs):
+                    {"throughput": throughput, "latency": latency, "naive": naive}[mode](
+                        args, workdir
+                    )
+        finally:
+            if args.database_url is None:
+                from binprice import embedded
+
+                embedded.stop_server(workdir / "data")
+
+
+if __name__ == "__main__":
+    main()

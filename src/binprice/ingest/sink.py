@@ -1,0 +1,151 @@
+"""The writing side: workers that take batches from the buffer and commit them.
+
+Several workers (each with its own connection) let PostgreSQL work on one batch while Python
+encodes the next; batch order does not matter because every trade is identified by its key.
+A commit is the only acknowledgement: stats count a trade as stored after its commit. Through
+a database outage a worker keeps its batch and retries with backoff while the readers go on
+(the buffer spills to the disk spool); while stopping, it gives up after a grace period and
+leaves everything in the spool for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from binprice.binance import Trade
+from binprice.errors import DatabaseError
+from binprice.ingest.aio import first_of
+from binprice.ingest.backoff import Backoff
+from binprice.ingest.buffer import TradeBuffer
+from binprice.ingest.config import IngestConfig
+from binprice.ingest.events import Emit
+from binprice.ingest.stats import LATENCY_BUCKETS_MS, IngestStats
+from binprice.ingest.writer import TradeWriter
+
+#: While stopping with the database down, how long a worker keeps trying before spooling.
+SHUTDOWN_GRACE_SECONDS = 2.0
+DB_RETRY_INITIAL_SECONDS = 0.2
+DB_RETRY_MAX_SECONDS = 5.0
+
+
+class Sink:
+    """Owns the writer connections; `run` drains the buffer until reading is done."""
+
+    def __init__(
+        self,
+        first: TradeWriter,
+        url: str,
+        buffer: TradeBuffer,
+        stats: IngestStats,
+        emit: Emit,
+        config: IngestConfig,
+        on_stored: Callable[[list[Trade]], None] | None,
+    ) -> None:
+        self.writers: list[TradeWriter | None] = [first] + [None] * (config.writers - 1)
+        self._url = url
+        self._buffer = buffer
+        self._stats = stats
+        self._emit = emit
+        self._config = config
+        self._on_stored = on_stored
+
+    async def run(self, reading_done: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for slot in range(len(self.writers)):
+                tg.create_task(self._worker(slot, reading_done))
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            if writer is not None and not writer.closed:
+                await writer.close()
+
+    async def _worker(self, slot: int, reading_done: asyncio.Event) -> None:
+        buffer = self._buffer
+        config = self._config
+        while True:
+            if buffer.empty:
+                if reading_done.is_set():
+                    return
+                await first_of(buffer.wait(), reading_done.wait())
+                continue
+            if config.flush_interval and len(buffer) < config.max_batch:
+                await asyncio.sleep(config.flush_interval)
+            batch, chunk = buffer.take(config.max_batch)
+            if not batch:
+                continue
+            if not await self._store(slot, batch, chunk is not None, reading_done):
+                return
+            buffer.done(chunk)
+
+    async def _store(
+        self, slot: int, batch: list[Trade], spooled: bool, reading_done: asyncio.Event
+    ) -> bool:
+        """Commit `batch`, retrying through outages. False: gave up while stopping (the batch
+        and the rest of memory are then in the spool)."""
+        import psycopg
+
+        backoff = Backoff(initial=DB_RETRY_INITIAL_SECONDS, cap=DB_RETRY_MAX_SECONDS)
+        gave_up_at: float | None = None
+        while True:
+            writer = self.writers[slot]
+            try:
+                if writer is None or writer.closed:
+                    writer = self.writers[slot] = await TradeWriter.connect(self._url)
+                inserted, committed_ms = await writer.write(batch)
+                break
+            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError) as exc:
+                self._stats.db_errors += 1
+                if not self._stats.db_down:
+                    self._stats.db_down = True
+                    self._emit("db_down", f"database unavailable, retrying: {_one_line(exc)}")
+                if writer is not None and not writer.closed:
+                    await writer.close()
+                if reading_done.is_set():
+                    gave_up_at = gave_up_at or time.monotonic()
+                    if time.monotonic() - gave_up_at > SHUTDOWN_GRACE_SECONDS:
+                        if not spooled:
+                            self._buffer.spool.append(batch)
+                        self._buffer.spill()
+                        self._emit("spooled", "database still down; received trades kept in spool")
+                        return False
+                await asyncio.sleep(backoff.next_delay())
+            except psycopg.Error as exc:
+                if not spooled:
+                    self._buffer.spool.append(batch)
+                raise DatabaseError(
+                    f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
+                    f"spool {self._buffer.spool.directory} and retried on the next start"
+                ) from None
+        if self._stats.db_down:
+            self._stats.db_down = False
+            self._emit("db_up", "database available again")
+        self._account(batch, inserted, committed_ms)
+        if self._on_stored is not None:
+            self._on_stored(batch)
+        return True
+
+    def _account(self, batch: list[Trade], inserted: dict[str, int], committed_ms: int) -> None:
+        stats = self._stats
+        stats.batches += 1
+        for symbol, n in inserted.items():
+            stats.symbol(symbol).stored += n
+        latest: dict[str, Trade] = {}
+        hist = stats.latency
+        cap = LATENCY_BUCKETS_MS
+        for t in batch:
+            latest[t.symbol] = t
+            lag = committed_ms - t.time_ms
+            hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
+        for symbol, t in latest.items():
+            c = stats.symbol(symbol)
+            if c.last_trade_id is None or t.trade_id >= c.last_trade_id:
+                c.last_trade_id = t.trade_id
+                c.last_price = t.price
+                c.last_time_ms = t.time_ms
+                c.lag_ms = committed_ms - t.time_ms
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__

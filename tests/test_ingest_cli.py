@@ -1,0 +1,131 @@
+"""`binprice ingest` as users run it: a real process, real signals, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+
+import psycopg
+import pytest
+
+from binprice.testing.exchange import TestExchange
+from binprice.testing.faults import Faults
+from tests.ingest_helpers import as_rows, stored_rows
+
+
+async def _ingest(
+    ex: TestExchange, url: str, *args: str, env: dict[str, str]
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", "--database-url", url, "ingest",
+        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+def _final(stderr: bytes) -> dict[str, object]:
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
+    (final,) = [line for line in lines if line["event"] == "final"]
+    return final
+
+
+async def test_max_trades_run_ends_by_itself_with_every_trade_stored(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """--max-trades N: the process exits 0 by itself and the table holds exactly those N."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=2, rate=None, max_trades=2500) as ex:
+        proc = await _ingest(
+            ex, database_url, "BTCUSDT", "ethusdt", "--max-trades", "5000", env=env
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 90)
+        produced = ex.produced("BTCUSDT") + ex.produced("ETHUSDT")
+    assert proc.returncode == 0, err.decode()
+    assert stored_rows(database_url) == as_rows(produced)
+    assert _final(err)["stored"] == 5000
+    events = err.decode()
+    assert "newest schema" in events  # it checked the schema (migrating if needed) and said so
+
+
+async def test_sigint_commits_everything_received_and_exits_zero_within_5s(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """Ctrl+C mid-stream: exit 0 within 5 s, and every trade received is stored."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=4, rate=2000) as ex:
+        proc = await _ingest(ex, database_url, env=env)
+        for _ in range(300):
+            await asyncio.sleep(0.05)
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute("SELECT count(*) FROM trades").fetchone()
+            if row and row[0] >= 1000:
+                break
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+        elapsed = time.monotonic() - sent
+        produced = {
+            (t.symbol, t.trade_id): t for s in ("BTCUSDT", "ETHUSDT") for t in ex.produced(s)
+        }
+    assert proc.returncode == 0, err.decode()
+    assert elapsed < 5
+    final = _final(err)
+    rows = stored_rows(database_url)
+    assert final["received"] == final["stored"] == len(rows) > 1000
+    assert rows == as_rows([produced[(r[0], r[1])] for r in rows])
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        ids = [r[1] for r in rows if r[0] == symbol]
+        assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+@pytest.mark.parametrize(
+    ("symbols", "expect", "code"),
+    [
+        (["BTCUSDT", "NOPEUSDT"], "unknown symbol on the exchange: NOPEUSDT", 2),
+        (["XRPUSDT"], "not trading on the exchange: XRPUSDT (BREAK)", 2),
+    ],
+    ids=["unknown", "not-trading"],
+)
+async def test_bad_symbols_are_a_one_line_error(
+    database_url: str, clean_env: dict[str, str], symbols: list[str], expect: str, code: int
+) -> None:
+    """Symbols are checked against exchangeInfo before connecting."""
+    async with TestExchange(["BTCUSDT", "XRPUSDT"], statuses={"XRPUSDT": "BREAK"}) as ex:
+        proc = await _ingest(ex, database_url, *symbols, env=clean_env)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
+    assert proc.returncode == code
+    assert len(lines) == 1 and lines[0].startswith(f"error: {expect}")
+    assert ex.connections_opened == 0
+
+
+async def test_unreachable_exchange_is_a_one_line_error(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """Nothing listens at the REST URL: one line naming it, exit 1, no traceback."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
+        "--ws-url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9", "-q",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 1
+    assert lines[-1].startswith("error: cannot reach the exchange at http://127.0.0.1:9")
+    assert "Traceback" not in err.decode()
+
+
+async def test_http_451_at_the_handshake_is_fatal_and_suggests_binance_us(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """A restricted location is permanent: no retry loop, a hint at the Binance.US preset."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], faults=Faults(geo_block_ws=True)) as ex:
+        proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = [line for line in err.decode().splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1
+    assert len(lines) == 1 and "451" in lines[0] and "binance-us" in lines[0]
