@@ -138,10 +138,20 @@ def ingest_cost(url: str, count: int) -> None:
 
 
 def server_ms(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> float:
-    """Server-side execution time of one statement, from EXPLAIN ANALYZE."""
-    row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()
+    """Server-side execution time of one statement, from EXPLAIN ANALYZE.
+
+    TIMING OFF: per-node clock reads would otherwise add ~2x to a 180k-row aggregate.
+    """
+    row = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params).fetchone()
     assert row is not None
     return float(row[0][0]["Execution Time"])
+
+
+def client_ms(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> float:
+    """Round trip of the statement as binprice runs it (execute + fetch), in ms."""
+    began = time.perf_counter()
+    conn.execute(sql, params).fetchall()
+    return (time.perf_counter() - began) * 1000
 
 
 def latency(url: str, runs: int) -> None:
@@ -176,16 +186,18 @@ def latency(url: str, runs: int) -> None:
             "range 1 day": (RANGE_SQL, window(timedelta(days=1))),
             "range 30 days": (RANGE_SQL, window(SPAN)),
         }
-        print("\nserver-side latency, ms (EXPLAIN ANALYZE execution time; median / p95 / n):")
-        print(f"  {'query':<14}" + "".join(f"{name:>26}" for name in classes))
+        print("\nlatency in ms, median / p95 / n. server: EXPLAIN (ANALYZE, TIMING OFF)")
+        print("execution time; client: execute + fetch round trip over the Unix socket")
+        print(f"  {'query':<22}" + "".join(f"{name:>26}" for name in classes))
         for label, (sql, make) in queries.items():
             n = max(5, runs // 10) if "30" in label else runs
-            cells = []
-            for symbol in classes.values():
-                samples = sorted(server_ms(conn, sql, make(symbol)) for _ in range(n))
-                p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
-                cells.append(f"{statistics.median(samples):9.3f} / {p95:8.3f} / {n:<3}")
-            print(f"  {label:<14}" + "".join(f"{c:>26}" for c in cells))
+            for measure, how in (("server", server_ms), ("client", client_ms)):
+                cells = []
+                for symbol in classes.values():
+                    samples = sorted(how(conn, sql, make(symbol)) for _ in range(n))
+                    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+                    cells.append(f"{statistics.median(samples):9.3f} / {p95:8.3f} / {n:<3}")
+                print(f"  {label:<14}{measure:<8}" + "".join(f"{c:>26}" for c in cells))
 
 
 def wall(argv: list[str], runs: int, env: dict[str, str], *, terminal: bool = False) -> float:
@@ -230,14 +242,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="samples per latency cell")
     parser.add_argument("--process-runs", type=int, default=20)
     parser.add_argument("--ingest-trades", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only", default="latency,process,ingest", help="comma-separated parts to run"
+    )
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
     url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
     try:
         build(url, args.trades)
-        latency(url, args.runs)
-        whole_process(url, args.process_runs)
-        if args.ingest_trades:
+        if "latency" in parts:
+            latency(url, args.runs)
+        if "process" in parts:
+            whole_process(url, args.process_runs)
+        if "ingest" in parts:
             ingest_cost(url, args.ingest_trades)
     finally:
         if data_dir is not None:
