@@ -1,0 +1,75 @@
+"""The `binprice ingest` command's process side: signals, the event loop, the monitor.
+
+Kept out of cli.py so the query commands never import asyncio machinery or aiohttp. The CLI owns
+the signals: the first SIGINT/SIGTERM sets the stop event (the pipeline flushes, commits and
+returns its summary), a second one aborts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from binprice.ingest import IngestConfig, IngestSummary, run_ingest
+from binprice.ingest.stats import IngestStats
+from binprice.monitor import Monitor
+
+TICK_SECONDS = 0.25
+
+
+def run(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:
+    """Run the ingest until it ends by itself or is interrupted; exit code 0 on a clean stop."""
+    return asyncio.run(_main(config, url, monitor))
+
+
+async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    stats = IngestStats()
+    main_task = asyncio.current_task()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            monitor.message("stopping", "stopping: committing what was received (again to abort)")
+            stop.set()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    monitor.start()
+    ticker = asyncio.create_task(_tick(monitor, stats))
+    try:
+        summary = await run_ingest(
+            config,
+            url,
+            stop=stop,
+            on_event=monitor.event,
+            stats=stats,
+            on_stored=monitor.stored if monitor.verbose else None,
+        )
+    finally:
+        ticker.cancel()
+        monitor.stop()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    monitor.final(summary)
+    return summary
+
+
+async def _tick(monitor: Monitor, stats: IngestStats) -> None:
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        monitor.tick(stats)
+
+
+def spool_dir(data_dir: Path, url: str) -> Path:
+    """One spool per database, so trades spooled for one never land in another."""
+    import hashlib
+
+    from binprice.db import describe
+
+    digest = hashlib.sha256(describe(url).encode()).hexdigest()[:12]
+    return data_dir / "spool" / digest

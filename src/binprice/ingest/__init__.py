@@ -1,0 +1,20 @@
+"""Capture: stream readers → tracker → bounded buffer → COPY batch writer."""
+
+from binprice.ingest.config import DEFAULT_REST_URL, DEFAULT_SYMBOLS, DEFAULT_WS_URL, IngestConfig
+from binprice.ingest.events import IngestEvent
+from binprice.ingest.pipeline import run_ingest
+from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
+from binprice.ingest.stream import StreamPolicy
+
+__all__ = [
+    "DEFAULT_REST_URL",
+    "DEFAULT_SYMBOLS",
+    "DEFAULT_WS_URL",
+    "IngestConfig",
+    "IngestEvent",
+    "IngestStats",
+    "IngestSummary",
+    "StreamPolicy",
+    "SymbolStats",
+    "run_ingest",
+]

@@ -1,0 +1,94 @@
+"""What an ingest run is asked to do: symbols, endpoints, limits. Frozen and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from binprice.errors import ConfigError
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEFAULT_WS_URL = "wss://stream.binance.com:9443"
+DEFAULT_REST_URL = "https://api.binance.com"
+
+#: Named endpoint pairs for `--exchange`: (WebSocket base, REST base).
+PRESETS: dict[str, tuple[str, str]] = {
+    "binance": (DEFAULT_WS_URL, DEFAULT_REST_URL),
+    "binance-us": ("wss://stream.binance.us:9443", "https://api.binance.us"),
+    "testnet": ("wss://stream.testnet.binance.vision", "https://testnet.binance.vision"),
+    "data-stream": ("wss://data-stream.binance.vision", "https://data-api.binance.vision"),
+}
+
+#: Largest batch one transaction carries; bigger backlogs are written in several.
+MAX_BATCH = 20_000
+#: Trades held in memory between reader and writer before further ones spill to the disk spool.
+MEMORY_LIMIT = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """One ingest run. Times are seconds; None means "no limit"."""
+
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    ws_url: str = DEFAULT_WS_URL
+    rest_url: str = DEFAULT_REST_URL
+    spool_dir: Path = field(default_factory=lambda: Path("spool"))
+    #: End after this many new trades were stored.
+    max_trades: int | None = None
+    #: End after this long.
+    duration: float | None = None
+    max_batch: int = MAX_BATCH
+    #: How long the writer lingers for more trades before committing a non-full batch.
+    #: 0 = commit whatever arrived as soon as the previous commit is done (lowest latency;
+    #: batches still grow by themselves under load).
+    flush_interval: float = 0.0
+    memory_limit: int = MEMORY_LIMIT
+    #: Streams per WebSocket connection (Binance allows at most 1024).
+    streams_per_connection: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ConfigError("no symbols to ingest")
+        if self.max_trades is not None and self.max_trades <= 0:
+            raise ConfigError("--max-trades must be positive")
+        if self.duration is not None and self.duration <= 0:
+            raise ConfigError("--duration must be positive")
+        if not 1 <= self.streams_per_connection <= 1024:
+            raise ConfigError("streams per connection must be between 1 and 1024")
+        if self.max_batch < 1 or self.memory_limit < self.max_batch:
+            raise ConfigError("memory limit must be at least one batch")
+
+
+def normalize_symbols(symbols: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
+    """Upper-case, de-duplicated, order kept; accepts `a,b c` strings from the environment."""
+    if isinstance(symbols, str):
+        symbols = symbols.replace(",", " ").split()
+    out: list[str] = []
+    for raw in symbols:
+        for part in raw.replace(",", " ").split():
+            symbol = part.strip().upper()
+            if not symbol.isalnum():
+                raise ConfigError(f"invalid symbol {part!r}: symbols are letters and digits")
+            if symbol not in out:
+                out.append(symbol)
+    return tuple(out)
+
+
+def ws_base(url: str) -> str:
+    """The WebSocket base URL without a trailing `/`, `/ws` or `/stream` the user may have typed."""
+    url = url.strip().rstrip("/")
+    for suffix in ("/stream", "/ws"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    if not url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"WebSocket URL must start with ws:// or wss://, got {url!r}")
+    return url
+
+
+def rest_base(url: str) -> str:
+    """The REST base URL without a trailing `/` or `/api`."""
+    url = url.strip().rstrip("/")
+    url = url.removesuffix("/api")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"REST URL must start with http:// or https://, got {url!r}")
+    return url

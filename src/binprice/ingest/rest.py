@@ -1,0 +1,173 @@
+"""Binance REST: symbol validation (`exchangeInfo`) and backfill pages (`historicalTrades`).
+
+Rate limits are per IP and shared with everything else the user runs, so the client reads
+`X-MBX-USED-WEIGHT-1M` from every answer and pauses before the budget runs out, and honours
+`Retry-After` on 429/418 (continuing after a 429 gets the IP banned, 2 minutes to 3 days).
+HTTP 451 is permanent (restricted location): it is raised at once, never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from binprice.binance import SymbolInfo, Trade, decode_rest_trades, parse_exchange_info
+from binprice.errors import (
+    ExchangeError,
+    ExchangeUnavailableError,
+    GeoRestrictedError,
+    SymbolError,
+)
+
+WEIGHT_LIMIT_PER_MINUTE = 6000
+#: Stop spending at this share of the budget: other tools on the same IP need some too.
+WEIGHT_SAFETY = 0.8
+WEIGHT_TRADES = 25
+WEIGHT_EXCHANGE_INFO = 20
+PAGE_LIMIT = 1000
+RETRY_AFTER_DEFAULT_SECONDS = 60
+REQUEST_TIMEOUT_SECONDS = 15
+#: Attempts for requests whose failure should surface quickly (start-up validation).
+QUICK_ATTEMPTS = 3
+
+GEO_HINT = (
+    "the exchange refuses this location (HTTP 451); use the Binance.US preset "
+    "(--exchange binance-us) or run from another location"
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RestClient:
+    """A small Binance REST client on an aiohttp session owned by the caller."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._base = base_url
+        self._sleep = sleep
+        self._clock = clock
+        self.used_weight = 0
+        self._weight_minute = 0
+        self.rate_limited = 0
+
+    async def _budget(self, weight: int) -> None:
+        minute = int(self._clock() // 60)
+        if minute != self._weight_minute:
+            self._weight_minute, self.used_weight = minute, 0
+        if self.used_weight + weight > WEIGHT_LIMIT_PER_MINUTE * WEIGHT_SAFETY:
+            await self._sleep(60 - self._clock() % 60 + 0.1)
+
+    async def get(self, path: str, params: dict[str, str], weight: int, attempts: int) -> bytes:
+        """GET `path`; retries 429/418 (after Retry-After), 5xx and network errors."""
+        url = self._base + path
+        failure = ""
+        for attempt in range(attempts):
+            await self._budget(weight)
+            try:
+                async with self._session.get(
+                    url, params=params, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+                ) as resp:
+                    body = await resp.read()
+                    used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
+                    if used is not None and used.isdigit():
+                        self.used_weight = int(used)
+                    if resp.status == 200:
+                        return body
+                    if resp.status in (429, 418):
+                        self.rate_limited += 1
+                        wait = _retry_after(resp.headers.get("Retry-After"))
+                        failure = f"HTTP {resp.status} (rate limited, retry after {wait:g} s)"
+                        await self._sleep(wait)
+                        continue
+                    if resp.status == 451:
+                        raise GeoRestrictedError(GEO_HINT)
+                    if resp.status >= 500:
+                        failure = f"HTTP {resp.status}"
+                        await self._sleep(min(2.0**attempt, 30.0))
+                        continue
+                    raise _client_error(resp.status, body, url)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = str(exc) or exc.__class__.__name__
+                if attempt + 1 < attempts:
+                    await self._sleep(min(0.5 * 2.0**attempt, 30.0))
+        raise ExchangeUnavailableError(f"cannot reach the exchange at {self._base}: {failure}")
+
+    async def exchange_info(self, symbols: tuple[str, ...]) -> dict[str, SymbolInfo]:
+        """exchangeInfo for `symbols`; unknown symbols raise SymbolError naming them."""
+        param = json.dumps(list(symbols), separators=(",", ":"))
+        try:
+            body = await self.get(
+                "/api/v3/exchangeInfo", {"symbols": param}, WEIGHT_EXCHANGE_INFO, QUICK_ATTEMPTS
+            )
+        except SymbolError:
+            if len(symbols) == 1:
+                raise
+            # The batch answer does not say which symbol is unknown: ask one by one.
+            unknown = []
+            for symbol in symbols:
+                try:
+                    await self.exchange_info((symbol,))
+                except SymbolError:
+                    unknown.append(symbol)
+            raise SymbolError(_unknown_message(unknown)) from None
+        return parse_exchange_info(body)
+
+    async def validate_symbols(self, symbols: tuple[str, ...]) -> dict[str, SymbolInfo]:
+        """Check every symbol exists and is TRADING; raise SymbolError otherwise."""
+        infos: dict[str, SymbolInfo] = {}
+        for start in range(0, len(symbols), 100):  # keep the URL short
+            chunk = symbols[start : start + 100]
+            infos.update(await self.exchange_info(chunk))
+        unknown = [s for s in symbols if s not in infos]
+        if unknown:
+            raise SymbolError(_unknown_message(unknown))
+        idle = [f"{s} ({infos[s].status})" for s in symbols if not infos[s].is_trading]
+        if idle:
+            raise SymbolError(
+                f"not trading on the exchange: {', '.join(idle)}; it would produce no trades"
+            )
+        return infos
+
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+        """Up to 1000 trades with id >= from_id, ascending."""
+        body = await self.get(
+            "/api/v3/historicalTrades",
+            {"symbol": symbol, "fromId": str(from_id), "limit": str(PAGE_LIMIT)},
+            WEIGHT_TRADES,
+            attempts,
+        )
+        return decode_rest_trades(symbol, body)
+
+
+def _unknown_message(unknown: list[str]) -> str:
+    names = ", ".join(unknown)
+    return f"unknown symbol{'s' if len(unknown) > 1 else ''} on the exchange: {names}"
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else RETRY_AFTER_DEFAULT_SECONDS
+    except ValueError:
+        return RETRY_AFTER_DEFAULT_SECONDS
+
+
+def _client_error(status: int, body: bytes, url: str) -> ExchangeError:
+    try:
+        obj = json.loads(body)
+        code, msg = obj.get("code"), obj.get("msg", "")
+    except (ValueError, AttributeError):
+        code, msg = None, body[:200].decode(errors="replace")
+    if code == -1121:
+        return SymbolError("unknown symbol on the exchange")
+    return ExchangeError(f"the exchange refused {url} with HTTP {status}: {msg} (code {code})")

@@ -1,0 +1,72 @@
+"""The on-disk spool: trades that could not be committed yet, safe across crashes.
+
+Each chunk is one file `<sequence>.spool` (msgpack list of trades), written to a temporary name,
+fsynced, then renamed, so a chunk is either whole or absent. Chunks are replayed oldest first and
+deleted only after the transaction that stored them committed. The spool is what lets the reader
+keep reading through a database outage without unbounded memory, and what carries received trades
+across a crash or a stop while the database is down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from binprice.binance import Trade
+
+SUFFIX = ".spool"
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[Trade])
+
+
+class Spool:
+    """A directory of fsynced trade chunks, oldest first."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.tmp"):
+            stale.unlink()  # a chunk whose write a crash interrupted was never acknowledged
+        self._chunks = sorted(directory.glob(f"*{SUFFIX}"))
+        self._next = int(self._chunks[-1].stem) + 1 if self._chunks else 0
+
+    def __len__(self) -> int:
+        """Number of chunks waiting."""
+        return len(self._chunks)
+
+    def append(self, trades: list[Trade]) -> Path:
+        """Write `trades` as the newest chunk, durably, and return its path."""
+        path = self.directory / f"{self._next:012d}{SUFFIX}"
+        self._next += 1
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_ENCODER.encode(trades))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        self._chunks.append(path)
+        return path
+
+    def oldest(self) -> tuple[Path, list[Trade]] | None:
+        """The oldest chunk and its trades, or None when the spool is empty."""
+        if not self._chunks:
+            return None
+        path = self._chunks[0]
+        return path, _DECODER.decode(path.read_bytes())
+
+    def remove(self, path: Path) -> None:
+        """Delete a chunk once its trades are committed."""
+        path.unlink(missing_ok=True)
+        if path in self._chunks:
+            self._chunks.remove(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

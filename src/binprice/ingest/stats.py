@@ -1,0 +1,176 @@
+"""Live counters of an ingest run, and the immutable summary it ends with.
+
+The pipeline mutates `IngestStats` from its own tasks (one event loop, no locks needed);
+views read it. `snapshot()` returns frozen values for rendering and for tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+#: Latency histogram resolution: one bucket per millisecond up to this, then one overflow bucket.
+LATENCY_BUCKETS_MS = 10_000
+
+
+@dataclass(slots=True)
+class SymbolCounters:
+    """Mutable per-symbol counters."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    missing: int = 0
+    backfilled: int = 0
+    last_price: Decimal | None = None
+    last_trade_id: int | None = None
+    last_time_ms: int | None = None
+    lag_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolStats:
+    """Frozen per-symbol view."""
+
+    symbol: str
+    received: int
+    stored: int
+    duplicates: int
+    gaps: int
+    missing: int
+    backfilled: int
+    last_price: Decimal | None
+    last_trade_id: int | None
+    last_time_ms: int | None
+    lag_ms: int | None
+    trades_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSummary:
+    """What an ingest run did, for the final summary line and for tests."""
+
+    elapsed: float
+    stored: int
+    received: int
+    duplicates: int
+    reconnects: int
+    malformed: int
+    error_frames: int
+    other_frames: int
+    gaps: int
+    missing: int
+    backfilled: int
+    batches: int
+    spilled: int
+    db_errors: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    latency_max_ms: int | None
+    symbols: tuple[SymbolStats, ...]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Mutable counters of a running ingest."""
+
+    symbols: dict[str, SymbolCounters] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    reconnects: int = 0
+    connections: int = 0
+    malformed: int = 0
+    error_frames: int = 0
+    other_frames: int = 0
+    batches: int = 0
+    spilled: int = 0
+    spilled_chunks: int = 0
+    db_errors: int = 0
+    db_down: bool = False
+    latency: list[int] = field(default_factory=lambda: [0] * (LATENCY_BUCKETS_MS + 1))
+    _rate_mark: tuple[float, dict[str, int]] = field(default_factory=lambda: (0.0, {}))
+    _rates: dict[str, float] = field(default_factory=dict)
+
+    def symbol(self, symbol: str) -> SymbolCounters:
+        counters = self.symbols.get(symbol)
+        if counters is None:
+            counters = self.symbols[symbol] = SymbolCounters()
+        return counters
+
+    @property
+    def stored(self) -> int:
+        return sum(c.stored for c in self.symbols.values())
+
+    def record_latencies(self, now_ms: int, times_ms: list[int]) -> None:
+        """Add trade-time → commit latencies of one committed batch to the histogram."""
+        hist = self.latency
+        cap = LATENCY_BUCKETS_MS
+        for t in times_ms:
+            lag = now_ms - t
+            hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
+
+    def percentile(self, fraction: float) -> float | None:
+        total = sum(self.latency)
+        if total == 0:
+            return None
+        rank = fraction * total
+        seen = 0
+        for ms, count in enumerate(self.latency):
+            seen += count
+            if seen >= rank:
+                return float(ms)
+        return float(LATENCY_BUCKETS_MS)
+
+    def rates(self) -> dict[str, float]:
+        """Stored trades per second per symbol, over the time since the previous call (≥ 1 s)."""
+        now = time.monotonic()
+        mark_time, mark_counts = self._rate_mark
+        if now - mark_time >= 1.0:
+            counts = {s: c.stored for s, c in self.symbols.items()}
+            if mark_time:
+                span = now - mark_time
+                self._rates = {s: (n - mark_counts.get(s, 0)) / span for s, n in counts.items()}
+            self._rate_mark = (now, counts)
+        return self._rates
+
+    def summary(self) -> IngestSummary:
+        rates = self.rates()
+        per_symbol = tuple(
+            SymbolStats(
+                symbol=s,
+                received=c.received,
+                stored=c.stored,
+                duplicates=c.duplicates,
+                gaps=c.gaps,
+                missing=c.missing,
+                backfilled=c.backfilled,
+                last_price=c.last_price,
+                last_trade_id=c.last_trade_id,
+                last_time_ms=c.last_time_ms,
+                lag_ms=c.lag_ms,
+                trades_per_second=rates.get(s, 0.0),
+            )
+            for s, c in sorted(self.symbols.items())
+        )
+        max_ms = max((ms for ms, n in enumerate(self.latency) if n), default=None)
+        return IngestSummary(
+            elapsed=time.monotonic() - self.started,
+            stored=sum(c.stored for c in per_symbol),
+            received=sum(c.received for c in per_symbol),
+            duplicates=sum(c.duplicates for c in per_symbol),
+            reconnects=self.reconnects,
+            malformed=self.malformed,
+            error_frames=self.error_frames,
+            other_frames=self.other_frames,
+            gaps=sum(c.gaps for c in per_symbol),
+            missing=sum(c.missing for c in per_symbol),
+            backfilled=sum(c.backfilled for c in per_symbol),
+            batches=self.batches,
+            spilled=self.spilled,
+            db_errors=self.db_errors,
+            latency_p50_ms=self.percentile(0.50),
+            latency_p99_ms=self.percentile(0.99),
+            latency_max_ms=max_ms,
+            symbols=per_symbol,
+        )

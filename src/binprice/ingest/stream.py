@@ -1,0 +1,251 @@
+"""WebSocket connections: read trade frames forever, reconnect, rotate without a gap.
+
+One `ConnectionGroup` per set of at most 1024 symbols. It keeps one live connection and
+replaces it when it ends (with backoff), when it goes silent (watchdog), and — make before
+break — before Binance's 24 h cut or on `serverShutdown`: the successor is opened and consumed
+first, and the predecessor is closed only once the successor delivered a frame. The tracker
+drops the overlap by trade id.
+
+The reader never stops reading: it only decodes and hands trades to the tracker (which never
+blocks); pings are answered here, explicitly, so the watchdog can see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from binprice.binance import (
+    ErrorFrame,
+    Malformed,
+    OtherEvent,
+    ServerShutdown,
+    Trade,
+    combined_stream_path,
+    decode_frame,
+)
+from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.ingest.backoff import Backoff
+from binprice.ingest.events import Emit
+from binprice.ingest.rest import GEO_HINT
+from binprice.ingest.stats import IngestStats
+from binprice.ingest.tracker import Tracker
+
+#: Binance lets a connection live 24 h; rotate a little before that.
+DEFAULT_LIFETIME_SECONDS = 23.5 * 3600
+#: No frame and no ping for this long means the connection is dead even if TCP says otherwise.
+#: Binance pings every 20 s, so a healthy connection is never silent for a minute.
+DEFAULT_STALE_SECONDS = 60.0
+#: How long a retiring connection may keep reading while its successor gets going.
+ROTATION_OVERLAP_MAX_SECONDS = 30.0
+WATCH_TICK_SECONDS = 0.25
+MAX_FRAME_BYTES = 1 << 20
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class StreamPolicy:
+    """Connection timing, switchable in tests."""
+
+    lifetime: float = DEFAULT_LIFETIME_SECONDS
+    stale_after: float = DEFAULT_STALE_SECONDS
+    backoff: Callable[[], Backoff] = Backoff
+
+
+@dataclass(slots=True)
+class _Connection:
+    number: int
+    frames: int = 0
+    opened_at: float = 0.0
+    first_frame: asyncio.Event = field(default_factory=asyncio.Event)
+    rotate: asyncio.Event = field(default_factory=asyncio.Event)
+    retire: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: str = ""
+
+
+class ConnectionGroup:
+    """Keeps the trade streams of `symbols` flowing into the tracker until `stop` is set."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ws_url: str,
+        symbols: list[str],
+        tracker: Tracker,
+        stats: IngestStats,
+        emit: Emit,
+        stop: asyncio.Event,
+        policy: StreamPolicy,
+    ) -> None:
+        self._session = session
+        self._url = ws_url + combined_stream_path(symbols)
+        self._label = symbols[0] if len(symbols) == 1 else f"{symbols[0]}+{len(symbols) - 1}"
+        self._tracker = tracker
+        self._stats = stats
+        self._emit = emit
+        self._stop = stop
+        self._policy = policy
+        self._numbers = 0
+
+    async def run(self) -> None:
+        backoff = self._policy.backoff()
+        async with asyncio.TaskGroup() as tg:
+            previous: _Connection | None = None
+            while not self._stop.is_set():
+                conn = self._new_connection()
+                task = tg.create_task(self._connection(conn, backoff))
+                if previous is not None:
+                    tg.create_task(self._retire(previous, conn, task))
+                await _first_of(conn.rotate.wait(), task, self._stop.wait())
+                if self._stop.is_set():
+                    conn.retire.set()
+                    break
+                if conn.rotate.is_set() and not task.done():
+                    self._stats.reconnects += 1
+                    previous = conn
+                    continue
+                previous = None
+                self._stats.reconnects += 1
+                backoff.connected(conn.opened_at or time.monotonic())
+                delay = backoff.next_delay()
+                self._emit(
+                    "reconnect", f"{self._label}: {conn.ended}; reconnecting in {delay:.1f} s"
+                )
+                await _first_of(asyncio.sleep(delay), self._stop.wait())
+
+    def _new_connection(self) -> _Connection:
+        self._numbers += 1
+        return _Connection(self._numbers)
+
+    async def _retire(
+        self, old: _Connection, new: _Connection, new_task: asyncio.Task[None]
+    ) -> None:
+        await _first_of(
+            new.first_frame.wait(), new_task, asyncio.sleep(ROTATION_OVERLAP_MAX_SECONDS)
+        )
+        old.retire.set()
+
+    async def _connection(self, conn: _Connection, backoff: Backoff) -> None:
+        """One WebSocket connection from handshake to close; errors end it, never the group."""
+        backoff.record_attempt()
+        try:
+            async with self._session.ws_connect(
+                self._url,
+                autoping=False,
+                heartbeat=None,
+                max_msg_size=MAX_FRAME_BYTES,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+            ) as ws:
+                conn.opened_at = time.monotonic()
+                self._stats.connections += 1
+                self._emit("connected", f"{self._label}: connected (connection {conn.number})")
+                async with asyncio.TaskGroup() as tg:
+                    reader = tg.create_task(self._consume(ws, conn))
+                    tg.create_task(self._watch(conn, reader))
+                if not conn.ended:
+                    conn.ended = _close_reason(ws)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 451:
+                raise GeoRestrictedError(GEO_HINT) from None
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise ExchangeError(
+                    f"the exchange refused the stream connection with HTTP {exc.status}: "
+                    f"{exc.message}"
+                ) from None
+            conn.ended = f"handshake failed with HTTP {exc.status}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            conn.ended = f"connection failed: {exc or exc.__class__.__name__}"
+
+    async def _consume(self, ws: aiohttp.ClientWebSocketResponse, conn: _Connection) -> None:
+        on_trade = self._tracker.on_trade
+        decode = decode_frame
+        text = aiohttp.WSMsgType.TEXT
+        receive = ws.receive
+        first = conn.first_frame
+        while True:
+            msg = await receive()
+            kind = msg.type
+            if kind is text:
+                conn.frames += 1
+                item = decode(msg.data)
+                if type(item) is Trade:
+                    on_trade(item)
+                    if not first.is_set():
+                        first.set()
+                else:
+                    self._on_event(item, conn)
+            elif kind is aiohttp.WSMsgType.PING:
+                conn.frames += 1
+                await ws.pong(msg.data)
+            elif kind is aiohttp.WSMsgType.BINARY:
+                conn.frames += 1
+                self._on_event(decode(msg.data), conn)
+            elif kind is aiohttp.WSMsgType.PONG:
+                continue
+            else:
+                return
+
+    def _on_event(self, item: object, conn: _Connection) -> None:
+        if isinstance(item, Trade):
+            self._tracker.on_trade(item)
+        elif isinstance(item, ServerShutdown):
+            self._emit("server_shutdown", f"{self._label}: serverShutdown received; rotating")
+            conn.rotate.set()
+        elif isinstance(item, ErrorFrame):
+            self._stats.error_frames += 1
+            self._emit("error_frame", f"{self._label}: error frame code {item.code}: {item.msg}")
+        elif isinstance(item, Malformed):
+            self._stats.malformed += 1
+            self._emit("malformed", f"{self._label}: malformed frame: {item.reason}")
+        elif isinstance(item, OtherEvent):
+            self._stats.other_frames += 1
+
+    async def _watch(self, conn: _Connection, reader: asyncio.Task[None]) -> None:
+        """Ends the reader when the connection is stale, retired, or asked to stop."""
+        policy = self._policy
+        seen, seen_at = conn.frames, time.monotonic()
+        while not reader.done():
+            await asyncio.wait([reader], timeout=WATCH_TICK_SECONDS)
+            now = time.monotonic()
+            if conn.frames != seen:
+                seen, seen_at = conn.frames, now
+            elif now - seen_at >= policy.stale_after:
+                conn.ended = f"no frame for {policy.stale_after:g} s (stale)"
+                break
+            if not conn.rotate.is_set() and now - conn.opened_at >= policy.lifetime:
+                self._emit("rotate", f"{self._label}: lifetime reached; rotating")
+                conn.rotate.set()
+            if conn.retire.is_set() or self._stop.is_set():
+                conn.ended = "retired" if conn.retire.is_set() else "stopped"
+                break
+        reader.cancel()
+
+
+def _close_reason(ws: aiohttp.ClientWebSocketResponse) -> str:
+    code = ws.close_code
+    exc = ws.exception()
+    if exc is not None:
+        return f"connection lost ({exc})"
+    return f"closed by the server (code {code})" if code is not None else "connection closed"
+
+
+async def _first_of(*aws: Awaitable[object]) -> None:
+    """Wait until the first of these awaitables/tasks finishes; cancel the others we created."""
+    tasks: list[asyncio.Future[object]] = []
+    created: list[asyncio.Future[object]] = []
+    for aw in aws:
+        if isinstance(aw, asyncio.Task):
+            tasks.append(aw)
+        else:
+            future: asyncio.Future[object] = asyncio.ensure_future(aw)
+            tasks.append(future)
+            created.append(future)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in created:
+            pending.cancel()

@@ -1,0 +1,146 @@
+"""The batch writer: trades → PostgreSQL with COPY, exactly once, a commit as the only ack.
+
+Fast path: `COPY trades FROM STDIN` straight into the table, one transaction per batch. The
+reader already drops trades it has seen, so a batch almost never holds a stored trade; when one
+does (another ingestor, a restart race, a backfill overlap) the primary key rejects the COPY and
+the batch is written again through a temporary staging table with `INSERT … ON CONFLICT DO
+NOTHING`. Either way a re-delivered trade never creates a second row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from binprice.binance import Trade
+
+if TYPE_CHECKING:
+    import psycopg
+
+COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+COPY_TRADES = f"COPY trades ({COLUMNS}) FROM STDIN"
+STAGE_TABLE = "binprice_trades_stage"
+CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
+    "(LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
+INSERT_FROM_STAGE = (
+    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
+    "ON CONFLICT (symbol, trade_id) DO NOTHING RETURNING symbol"
+)
+#: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.
+_SECOND_CACHE_LIMIT = 4096
+_COPY_SPECIALS = ("\t", "\n", "\r", "\\")
+
+
+class CopyEncoder:
+    """Encodes trades as COPY text rows. Pure apart from a memo of formatted seconds."""
+
+    __slots__ = ("_safe", "_seconds")
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+        self._safe: set[str] = set()
+
+    def _second(self, second: int) -> str:
+        text = self._seconds.get(second)
+        if text is None:
+            if len(self._seconds) >= _SECOND_CACHE_LIMIT:
+                self._seconds.clear()
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            self._seconds[second] = text
+        return text
+
+    def _check_symbol(self, symbol: str) -> None:
+        # Symbols come from validated stream names, but a tab or newline here would corrupt the
+        # COPY stream, so each new symbol is checked once.
+        if any(c in symbol for c in _COPY_SPECIALS):
+            raise ValueError(f"symbol {symbol!r} contains a COPY control character")
+        self._safe.add(symbol)
+
+    def encode(self, trades: list[Trade]) -> bytes:
+        """`symbol \\t id \\t price \\t qty \\t timestamptz \\t bool \\n` per trade, UTF-8."""
+        seconds = self._seconds
+        safe = self._safe
+        rows: list[str] = []
+        append = rows.append
+        for t in trades:
+            if t.symbol not in safe:
+                self._check_symbol(t.symbol)
+            sec, milli = divmod(t.time_ms, 1000)
+            stamp = seconds.get(sec) or self._second(sec)
+            append(
+                f"{t.symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
+                f"{'t' if t.is_buyer_maker else 'f'}\n"
+            )
+        return "".join(rows).encode()
+
+
+class TradeWriter:
+    """Owns one psycopg async connection and writes batches through it."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+        self._conn = conn
+        self._encoder = CopyEncoder()
+        self._stage_ready = False
+
+    @classmethod
+    async def connect(cls, url: str) -> TradeWriter:
+        import psycopg
+
+        from binprice.db import CONNECT_TIMEOUT_SECONDS, database_error
+
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+        except psycopg.Error as exc:
+            raise database_error(url, exc) from None
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    async def write(self, trades: list[Trade]) -> tuple[Counter[str], int]:
+        """Store `trades`; return new rows per symbol and the commit time (epoch ms).
+
+        Raises psycopg.Error if the database fails; nothing of the batch is then committed.
+        """
+        import psycopg
+
+        payload = self._encoder.encode(trades)
+        conn = self._conn
+        try:
+            async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:
+                await copy.write(payload)
+            committed_ms = time.time_ns() // 1_000_000
+            return Counter(t.symbol for t in trades), committed_ms
+        except psycopg.errors.UniqueViolation:
+            pass
+        if not self._stage_ready:
+            await conn.execute(CREATE_STAGE)
+            self._stage_ready = True
+        async with conn.transaction(), conn.cursor() as cur:
+            async with cur.copy(COPY_STAGE) as copy:
+                await copy.write(payload)
+            await cur.execute(INSERT_FROM_STAGE)
+            inserted = Counter(str(row[0]) for row in await cur.fetchall())
+        return inserted, time.time_ns() // 1_000_000
+
+    async def last_trade_ids(self, symbols: tuple[str, ...]) -> dict[str, int]:
+        """The highest stored trade id per symbol (primary-key lookups, one per symbol)."""
+        async with self._conn.cursor() as cur:
+            await cur.execute(
+                "SELECT s, (SELECT max(trade_id) FROM trades WHERE symbol = s) "
+                "FROM unnest(%s::text[]) AS s",
+                (list(symbols),),
+            )
+            rows = await cur.fetchall()
+        return {str(s): int(m) for s, m in rows if m is not None}  # type: ignore[call-overload]

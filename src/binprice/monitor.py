@@ -1,0 +1,207 @@
+"""What `binprice ingest` shows: a Rich live table on a terminal, log lines elsewhere.
+
+Pure formatting functions plus one small class that owns the output. The pipeline never prints;
+it reports events and exposes counters, and this module decides how they look:
+
+- `live`: a Rich table per symbol (stored, trades/s, last price, lag, reconnects, gaps), events
+  printed above it;
+- `plain`: one line per event and a summary line every `interval` seconds;
+- `json`: the same as JSON objects, one per line, for log shippers;
+- quiet: only errors and the final summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO, TYPE_CHECKING, Any
+
+from binprice.binance import Trade
+from binprice.ingest.events import IngestEvent
+from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
+
+FORMATS = ("auto", "live", "plain", "json")
+SUMMARY_INTERVAL_SECONDS = 10.0
+LIVE_REFRESH_PER_SECOND = 4
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _ms_iso(ms: int | None) -> str | None:
+    return None if ms is None else _iso(ms / 1000)
+
+
+def summary_record(summary: IngestSummary) -> dict[str, Any]:
+    """The summary as JSON-ready data (decimals as strings)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, float):
+            return round(value, 3)
+        return value
+
+    data = clean(asdict(summary))
+    assert isinstance(data, dict)
+    return data
+
+
+def summary_line(summary: IngestSummary) -> str:
+    """One human line: what was stored, how fast, what went wrong."""
+    rate = summary.stored / summary.elapsed if summary.elapsed > 0 else 0.0
+    parts = [
+        f"stored {summary.stored:,} trades in {summary.elapsed:.1f} s ({rate:,.0f}/s)",
+        f"duplicates {summary.duplicates:,}",
+        f"reconnects {summary.reconnects}",
+        f"gaps {summary.gaps} (backfilled {summary.backfilled:,}, missing {summary.missing:,})",
+    ]
+    if summary.malformed or summary.error_frames:
+        parts.append(f"bad frames {summary.malformed + summary.error_frames}")
+    if summary.spilled:
+        parts.append(f"spooled {summary.spilled:,}")
+    if summary.latency_p50_ms is not None:
+        parts.append(f"lag p50 {summary.latency_p50_ms:.0f} ms p99 {summary.latency_p99_ms:.0f} ms")
+    return "; ".join(parts)
+
+
+def trade_line(trade: Trade) -> str:
+    """The original design's log of incoming trades (`-v`)."""
+    side = "sell" if trade.is_buyer_maker else "buy"
+    return (
+        f"{_ms_iso(trade.time_ms)} {trade.symbol} #{trade.trade_id} {side} "
+        f"{trade.quantity} @ {trade.price}"
+    )
+
+
+def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
+    from rich.table import Table
+
+    title = (
+        f"binprice ingest: {summary.stored:,} stored, {summary.reconnects} reconnects, "
+        f"{summary.malformed + summary.error_frames} bad frames"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in ("symbol", "stored", "trades/s", "last price", "lag", "gaps", "missing"):
+        table.add_column(name, justify="left" if name == "symbol" else "right")
+    for s in symbols:
+        table.add_row(
+            s.symbol,
+            f"{s.stored:,}",
+            f"{s.trades_per_second:,.0f}",
+            "-" if s.last_price is None else str(s.last_price),
+            "-" if s.lag_ms is None else f"{s.lag_ms} ms",
+            str(s.gaps),
+            str(s.missing),
+        )
+    return table
+
+
+class Monitor:
+    """Owns the ingest output for one run."""
+
+    def __init__(
+        self, fmt: str, *, quiet: bool, verbose: bool, stream: IO[str] | None = None
+    ) -> None:
+        self.stream = stream or sys.stderr
+        if fmt == "auto":
+            fmt = "live" if self.stream.isatty() else "plain"
+        self.format = fmt
+        self.quiet = quiet
+        self.verbose = verbose
+        self._live: Live | None = None
+        self._last_summary = time.monotonic()
+
+    def start(self) -> None:
+        if self.format == "live" and not self.quiet:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.stream)
+            self._live = Live(console=console, refresh_per_second=LIVE_REFRESH_PER_SECOND)
+            self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def message(self, kind: str, text: str) -> None:
+        """A line that is not an ingest event (start-up steps), shown in every format."""
+        self.event(IngestEvent(time.time(), kind, text))
+
+    def event(self, event: IngestEvent) -> None:
+        if self.quiet and event.kind not in ("db_down", "spooled", "error"):
+            return
+        if self.format == "json":
+            self._write(json.dumps({"time": _iso(event.time), "event": event.kind,
+                                    "message": event.message}))  # fmt: skip
+        elif self._live is not None:
+            self._live.console.print(f"[dim]{_iso(event.time)}[/] {event.message}", markup=True)
+        else:
+            self._write(f"{_iso(event.time)} {event.message}")
+
+    def stored(self, trades: list[Trade]) -> None:
+        """Called after each commit; prints the trades with -v."""
+        if not self.verbose:
+            return
+        if self.format == "json":
+            for t in trades:
+                record = {
+                    "event": "trade",
+                    "symbol": t.symbol,
+                    "trade_id": t.trade_id,
+                    "price": str(t.price),
+                    "quantity": str(t.quantity),
+                    "timestamp": _ms_iso(t.time_ms),
+                    "is_buyer_maker": t.is_buyer_maker,
+                }
+                self._write(json.dumps(record))
+        else:
+            out = self._live.console.print if self._live is not None else self._write
+            for t in trades:
+                out(trade_line(t))
+
+    def tick(self, stats: IngestStats) -> None:
+        """Refresh the live table, or print the periodic summary line."""
+        if self.quiet:
+            return
+        summary = stats.summary()
+        if self._live is not None:
+            self._live.update(live_table(summary.symbols, summary))
+            return
+        now = time.monotonic()
+        if now - self._last_summary < SUMMARY_INTERVAL_SECONDS:
+            return
+        self._last_summary = now
+        if self.format == "json":
+            self._write(json.dumps({"time": _iso(time.time()), "event": "summary",
+                                    **summary_record(summary)}))  # fmt: skip
+        else:
+            self._write(f"{_iso(time.time())} {summary_line(summary)}")
+
+    def final(self, summary: IngestSummary) -> None:
+        self.stop()
+        if self.format == "json":
+            self._write(json.dumps({"time": _iso(time.time()), "event": "final",
+                                    **summary_record(summary)}))  # fmt: skip
+        else:
+            self._write(summary_line(summary))
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()

@@ -1,0 +1,365 @@
+"""A Binance-Spot-compatible test exchange: trade streams, REST backfill, fault injection.
+
+In tests::
+
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=1, rate=None) as ex:
+        url = ex.ws_url + "/stream?streams=btcusdt@trade"
+        ...
+        assert stored == ex.produced("BTCUSDT")
+
+From a shell (benchmarks, curious users)::
+
+    python -m binprice.testing.exchange --port 9443 --seed 1 --rate 50 --symbols BTCUSDT,ETHUSDT
+
+It prints one JSON line with ``ws_url`` and ``rest_url`` once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import msgspec
+from aiohttp import WSCloseCode, web
+
+from binprice.binance import Trade
+from binprice.testing.connection import STREAM_NAME, ConnectionLimits, Outgoing, StreamConnection
+from binprice.testing.faults import Faults
+from binprice.testing.generator import TradeGenerator, wall_clock_ms
+from binprice.testing.rest import DEFAULT_WEIGHT_LIMIT, RestApi, geo_blocked, json_response
+
+DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+#: Trades per symbol produced per step at full speed: big enough to amortise one transport
+#: write over many frames, small enough that control replies are never far behind.
+FULL_SPEED_BATCH = 200
+#: At full speed, wait while any reader has more than this many bytes unsent.
+HIGH_WATER_BYTES = 256 * 1024
+DRAIN_POLL_SECONDS = 0.0005
+DEMAND_POLL_SECONDS = 0.05
+#: Paced production wakes at least this often, at most every MIN_TICK seconds.
+MAX_TICK_SECONDS = 0.05
+MIN_TICK_SECONDS = 0.002
+#: How long a server-side close waits for the client's close frame.
+CLOSE_TIMEOUT_SECONDS = 2.0
+
+
+class TestExchange:
+    """The exchange, runnable in-process as an async context manager."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(
+        self,
+        symbols: Iterable[str] = DEFAULT_SYMBOLS,
+        *,
+        seed: int = 0,
+        rate: float | None = None,
+        max_trades: int | None = None,
+        statuses: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: ConnectionLimits | None = None,
+        weight_limit: int = DEFAULT_WEIGHT_LIMIT,
+        faults: Faults | None = None,
+    ) -> None:
+        """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
+
+        ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
+        ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
+        """
+        self.generators = {s.upper(): TradeGenerator(s, seed) for s in symbols}
+        self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
+        self.rate = rate
+        self.max_trades = max_trades
+        self.faults = faults or Faults()
+        self.limits = limits or ConnectionLimits()
+        self.rest = RestApi(self.generators, self.statuses, self.faults, weight_limit)
+        self.connections: set[StreamConnection] = set()
+        self.connections_opened = 0
+        self._host, self._port = host, port
+        self._rng = random.Random(seed)
+        self._demand = asyncio.Event()
+        self._stack = AsyncExitStack()
+        self._producer: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TestExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen and start producing; ``port=0`` picks a free port."""
+        app = web.Application()
+        app.router.add_routes(self.rest.routes())
+        app.router.add_get("/stream", self._ws_handler)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_get("/ws/{streams:.*}", self._ws_handler)
+        app.on_shutdown.append(self._close_connections)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._port = runner.addresses[0][1]
+        # One owned task, not a TaskGroup: a TaskGroup must be exited by the task that entered
+        # it, and pytest fixtures may start and stop the exchange from different tasks. stop()
+        # awaits the task and re-raises whatever killed it, so nothing is fire-and-forget.
+        self._producer = asyncio.create_task(self._produce(), name="test-exchange-producer")
+
+    async def stop(self) -> None:
+        """Close every connection (1001), stop producing, stop listening."""
+        producer, self._producer = self._producer, None
+        try:
+            if producer is not None:
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
+        finally:
+            await self._stack.aclose()
+
+    async def _close_connections(self, app: web.Application) -> None:
+        for connection in list(self.connections):
+            connection.request_close(WSCloseCode.GOING_AWAY)
+        await asyncio.sleep(0)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def ws_url(self) -> str:
+        """Base for stream URLs; append ``/stream?streams=...`` or ``/ws/<stream>``."""
+        return f"ws://{self._host}:{self._port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    # --- what the tests assert against ----------------------------------------------------
+
+    def produced(self, symbol: str) -> list[Trade]:
+        """Every trade produced for ``symbol``, in id order (sent on the stream or not)."""
+        return self.generators[symbol.upper()].trades()
+
+    def produced_count(self, symbol: str) -> int:
+        return len(self.generators[symbol.upper()])
+
+    async def wait_produced(self, symbol: str, count: int) -> None:
+        """Wait until ``symbol`` has at least ``count`` trades (wrap in ``asyncio.timeout``)."""
+        # Polling keeps the producer's hot loop free of per-batch notifications.
+        while self.produced_count(symbol) < count:  # noqa: ASYNC110
+            await asyncio.sleep(DEMAND_POLL_SECONDS / 10)
+
+    # --- imperative faults on the open connections ----------------------------------------
+
+    def stall_connections(self, seconds: float | None) -> None:
+        for connection in self.connections:
+            connection.stall(seconds)
+
+    def shutdown_connections(self, close_delay: float = 0.5) -> None:
+        for connection in self.connections:
+            connection.send_shutdown(close_delay)
+
+    def drop_connections(self) -> None:
+        for connection in self.connections:
+            connection.drop()
+
+    # --- WebSocket ------------------------------------------------------------------------
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if self.faults.geo_block_ws:
+            return geo_blocked()
+        combined = request.path.startswith("/stream")
+        text = (
+            request.query.get("streams", "") if combined else request.match_info.get("streams", "")
+        )
+        streams = [s for s in text.split("/") if s]
+        if not all(STREAM_NAME.match(s) for s in streams):
+            return json_response(400, {"code": 2, "msg": "Invalid request: invalid stream"})
+        if request.query.get("timeUnit", "MILLISECOND").upper() != "MILLISECOND":
+            # Honest refusal rather than silently sending milliseconds.
+            return json_response(400, {"code": 2, "msg": "timeUnit: only MILLISECOND is served"})
+        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=CLOSE_TIMEOUT_SECONDS)
+        await ws.prepare(request)
+        assert request.transport is not None
+        connection = StreamConnection(
+            ws,
+            request.transport,
+            streams,
+            combined=combined,
+            limits=self.limits,
+            faults=self.faults,
+            rng=random.Random(self._rng.random()),
+            on_change=self._demand.set,
+        )
+        self.connections.add(connection)
+        self.connections_opened += 1
+        self._demand.set()
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+        return ws
+
+    # --- production -----------------------------------------------------------------------
+
+    def _producing(self) -> list[TradeGenerator]:
+        return [
+            g
+            for g in self.generators.values()
+            if self.statuses.get(g.symbol, "TRADING") == "TRADING"
+            and (self.max_trades is None or len(g) < self.max_trades)
+        ]
+
+    def _emit(
+        self, generator: TradeGenerator, count: int, now_ms: int, out: list[Outgoing]
+    ) -> None:
+        if self.max_trades is not None:
+            count = min(count, self.max_trades - len(generator))
+        faults = self.faults
+        for payload in generator.produce(count, now_ms):
+            # Skipped trades stay in the record (REST serves them) but reach no connection.
+            if faults.skip_next > 0:
+                faults.skip_next -= 1
+            elif not (faults.skip_fraction and self._rng.random() < faults.skip_fraction):
+                out.append(Outgoing(generator.stream, payload))
+
+    def _deliver(self, batch: Sequence[Outgoing]) -> None:
+        for connection in list(self.connections):
+            connection.deliver(batch)
+
+    async def _produce(self) -> None:
+        if self.rate is None:
+            await self._produce_full_speed()
+        else:
+            await self._produce_paced(self.rate)
+
+    async def _produce_paced(self, rate: float) -> None:
+        tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1 / rate))
+        start = time.monotonic()
+        done = dict.fromkeys(self.generators, 0)
+        while True:
+            await asyncio.sleep(tick)
+            due_total = int((time.monotonic() - start) * rate)
+            now_ms, batch = wall_clock_ms(), list[Outgoing]()
+            for generator in self._producing():
+                due = due_total - done[generator.symbol]
+                if due > 0:
+                    self._emit(generator, due, now_ms, batch)
+                    done[generator.symbol] = due_total
+            if batch:
+                self._deliver(batch)
+
+    async def _produce_full_speed(self) -> None:
+        while True:
+            wanted = {s for c in self.connections if c.wants_data for s in c.subscriptions}
+            generators = [g for g in self._producing() if g.stream in wanted]
+            if not generators:
+                self._demand.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._demand.wait(), DEMAND_POLL_SECONDS)
+                continue
+            now_ms, batch = wall_clock_ms(), list[Outgoing]()
+            for generator in generators:
+                self._emit(generator, FULL_SPEED_BATCH, now_ms, batch)
+            self._deliver(batch)
+            # Pace by the slowest reader that still wants data (stalled ones drop frames).
+            # A transport offers no awaitable "buffer below N", hence the short poll.
+            while any(  # noqa: ASYNC110
+                c.wants_data and c.write_buffer_size() > HIGH_WATER_BYTES for c in self.connections
+            ):
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+            await asyncio.sleep(0)
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m binprice.testing.exchange", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9443, help="0 picks a free port")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", default="max", help="trades/s per symbol, or 'max' (default)")
+    p.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated")
+    p.add_argument("--max-trades", type=int, help="per symbol, then the streams go quiet")
+    p.add_argument("--status", action="append", default=[], metavar="SYMBOL=STATUS",
+                   help="exchangeInfo status, e.g. ETHUSDT=BREAK (no trades then)")  # fmt: skip
+    p.add_argument("--ping-interval", type=float, default=20.0)
+    p.add_argument("--pong-timeout", type=float, default=60.0)
+    p.add_argument("--weight-limit", type=int, default=DEFAULT_WEIGHT_LIMIT)
+    faults = p.add_argument_group("faults")
+    faults.add_argument("--close-after-frames", type=int)
+    faults.add_argument("--skip-fraction", type=float, default=0.0)
+    faults.add_argument("--duplicate-fraction", type=float, default=0.0)
+    faults.add_argument("--malformed-fraction", type=float, default=0.0)
+    faults.add_argument("--stall-after-frames", type=int)
+    faults.add_argument("--stall-seconds", type=float)
+    faults.add_argument("--shutdown-after-frames", type=int)
+    faults.add_argument("--lifetime", type=float, help="seconds before a 1001 close")
+    faults.add_argument("--geo-block", action="store_true", help="HTTP 451 on REST and upgrade")
+    return p.parse_args(argv)
+
+
+def exchange_from_args(args: argparse.Namespace) -> TestExchange:
+    """Build the exchange the command line describes."""
+    faults = Faults(
+        close_after_frames=args.close_after_frames,
+        skip_fraction=args.skip_fraction,
+        duplicate_fraction=args.duplicate_fraction,
+        malformed_fraction=args.malformed_fraction,
+        stall_after_frames=args.stall_after_frames,
+        stall_seconds=args.stall_seconds,
+        shutdown_after_frames=args.shutdown_after_frames,
+        lifetime_seconds=args.lifetime,
+        geo_block_ws=args.geo_block,
+        geo_block_rest=args.geo_block,
+    )
+    return TestExchange(
+        [s.strip() for s in args.symbols.split(",") if s.strip()],
+        seed=args.seed,
+        rate=None if args.rate == "max" else float(args.rate),
+        max_trades=args.max_trades,
+        statuses=dict(item.split("=", 1) for item in args.status),
+        host=args.host,
+        port=args.port,
+        limits=ConnectionLimits(ping_interval=args.ping_interval, pong_timeout=args.pong_timeout),
+        weight_limit=args.weight_limit,
+        faults=faults,
+    )
+
+
+async def serve(exchange: TestExchange) -> None:
+    """Run until SIGINT/SIGTERM, announcing the URLs as one JSON line on stdout."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with exchange:
+        announcement = {"ws_url": exchange.ws_url, "rest_url": exchange.rest_url}
+        sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    asyncio.run(serve(exchange_from_args(_parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
