@@ -1,0 +1,267 @@
+"""Benchmark of `latest`, `at` and `range` on a 10M-trade table, and of `binprice latest` start-up.
+
+    python benchmarks/queries.py [--database-url URL] [--trades N] [--runs N]
+
+Builds (through COPY) 2 busy symbols and 50 quiet ones over 30 days in the given database
+(default: a throwaway embedded server), migrated to head; a table already holding N trades is
+reused. Then prints server-side latency (EXPLAIN ANALYZE "Execution Time", median and p95 over
+random timestamps) for a busy, a rare and a never-traded symbol; the COPY rate into the trades
+table with and without migration 0002's index; and the whole-process time of
+`binprice latest BTCUSDT` beside a minimal psycopg script running the same SQL.
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from binprice import embedded, migrations
+from binprice.queries import AT_SQL, LATEST_SQL, RANGE_SQL
+
+END = datetime(2026, 5, 28, tzinfo=UTC)
+SPAN = timedelta(days=30)
+BUSY = {"BTCUSDT": 0.55, "ETHUSDT": 0.35}
+QUIET_SHARE = 0.10
+QUIET = [f"Q{i:02d}USDT" for i in range(50)]
+# Geometric weights: the busiest quiet symbol gets ~15% of the quiet trades, the rarest ~50.
+QUIET_DECAY = 0.85
+NEVER = "NEVERUSDT"
+CHUNK = 200_000
+COPY_COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+
+
+def trade_lines(count: int, seed: int = 1) -> Iterator[str]:
+    """COPY text for `count` trades in time order: chunks of tab-separated lines."""
+    rng = random.Random(seed)
+    quiet_weights = [QUIET_DECAY**i for i in range(len(QUIET))]
+    scale = QUIET_SHARE / sum(quiet_weights)
+    symbols = [*BUSY, *QUIET]
+    cum, total = [], 0.0
+    for weight in [*BUSY.values(), *(w * scale for w in quiet_weights)]:
+        total += weight
+        cum.append(total)
+    next_id = dict.fromkeys(symbols, 1_000_000)
+    ticks = {s: rng.randint(100_000, 7_000_000) for s in symbols}  # price in cents
+    start_ms = int((END - SPAN).timestamp() * 1000)
+    step = SPAN / timedelta(milliseconds=1) / count
+    second_text: dict[int, str] = {}
+    done = 0
+    while done < count:
+        n = min(CHUNK, count - done)
+        lines = []
+        for k, symbol in enumerate(rng.choices(symbols, cum_weights=cum, k=n)):
+            ms = start_ms + int((done + k) * step)
+            sec, milli = divmod(ms, 1000)
+            if sec not in second_text:
+                second_text.clear()
+                second_text[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            price = ticks[symbol] = max(1, ticks[symbol] + rng.randint(-3, 3))
+            tid = next_id[symbol] = next_id[symbol] + 1
+            lines.append(
+                f"{symbol}\t{tid}\t{price // 100}.{price % 100:02d}\t0.{rng.randint(1, 10**7):08d}"
+                f"\t{second_text[sec]}.{milli:03d}+00\t{'t' if k & 1 else 'f'}\n"
+            )
+        done += n
+        yield "".join(lines)
+
+
+def copy_rows(conn: psycopg.Connection[Any], table: str, count: int, seed: int = 1) -> float:
+    """COPY `count` generated trades into `table`; return rows per second (generation excluded)."""
+    spent = 0.0
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({COPY_COLUMNS}) FROM STDIN") as copy:
+        for block in trade_lines(count, seed):
+            began = time.perf_counter()
+            copy.write(block)
+            spent += time.perf_counter() - began
+    began = time.perf_counter()
+    conn.commit()
+    spent += time.perf_counter() - began
+    return count / spent
+
+
+def build(url: str, count: int) -> None:
+    """Migrate, then fill trades with `count` rows unless it already holds that many."""
+    migrations.upgrade(url)
+    with psycopg.connect(url) as conn:
+        have = conn.execute("SELECT count(*) FROM trades").fetchone()
+        if have is not None and have[0] == count:
+            print(f"reusing trades table with {count:,} rows")
+            return
+        conn.execute("TRUNCATE trades")
+        conn.commit()
+        began = time.perf_counter()
+        rate = copy_rows(conn, "trades", count)
+        print(f"built {count:,} trades in {time.perf_counter() - began:.0f} s (COPY {rate:,.0f}/s)")
+    # VACUUM sets the visibility map so range queries are index-only, as autovacuum would.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE trades")
+
+
+def ingest_cost(url: str, count: int) -> None:
+    """COPY rate into an empty copy of trades with 0001's indexes, then also with 0002's."""
+    print(f"\nCOPY rate of {count:,} trades into an empty table (median of 3):")
+    variants = {
+        "0001 only (pk + timestamp,symbol)": [],
+        "0001 + 0002 covering index": ["(symbol, timestamp, trade_id) INCLUDE (price, quantity)"],
+        "0001 + plain (symbol, timestamp)": ["(symbol, timestamp)"],
+    }
+    for name, extra in variants.items():
+        rates = []
+        for attempt in range(3):
+            with psycopg.connect(url) as conn:
+                conn.execute("DROP TABLE IF EXISTS bench_ingest")
+                conn.execute("CREATE TABLE bench_ingest (LIKE trades INCLUDING CONSTRAINTS)")
+                conn.execute("ALTER TABLE bench_ingest ADD PRIMARY KEY (symbol, trade_id)")
+                conn.execute('CREATE INDEX ON bench_ingest ("timestamp" DESC, symbol)')
+                for columns in extra:
+                    conn.execute(f"CREATE INDEX ON bench_ingest {columns}")
+                conn.commit()
+                rates.append(copy_rows(conn, "bench_ingest", count, seed=attempt + 7))
+        print(f"  {name:<36} {statistics.median(rates):>10,.0f} rows/s")
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE bench_ingest")
+
+
+def server_ms(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> float:
+    """Server-side execution time of one statement, from EXPLAIN ANALYZE.
+
+    TIMING OFF: per-node clock reads would otherwise add ~2x to a 180k-row aggregate.
+    """
+    row = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params).fetchone()
+    assert row is not None
+    return float(row[0][0]["Execution Time"])
+
+
+def client_ms(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> float:
+    """Round trip of the statement as binprice runs it (execute + fetch), in ms."""
+    began = time.perf_counter()
+    conn.execute(sql, params).fetchall()
+    return (time.perf_counter() - began) * 1000
+
+
+def latency(url: str, runs: int) -> None:
+    """Median/p95 server-side latency per query and symbol class."""
+    rng = random.Random(5)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rare = conn.execute(
+            "SELECT symbol FROM unnest(%s::text[]) s(symbol) ORDER BY "
+            "(SELECT count(*) FROM trades t WHERE t.symbol = s.symbol) LIMIT 1",
+            [QUIET],
+        ).fetchone()
+        assert rare is not None
+        classes = {"busy BTCUSDT": "BTCUSDT", f"rare {rare[0]}": rare[0], "never": NEVER}
+
+        def when() -> datetime:
+            return (
+                END - SPAN + timedelta(milliseconds=rng.randrange(int(SPAN.total_seconds() * 1000)))
+            )
+
+        def window(size: timedelta) -> Callable[[str], dict[str, Any]]:
+            def params(symbol: str) -> dict[str, Any]:
+                start = END - SPAN if size >= SPAN else when() - size
+                return {"symbols": [symbol], "start": start, "end": start + size}
+
+            return params
+
+        queries: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
+            "latest": (LATEST_SQL, lambda s: {"symbols": [s]}),
+            "at (nearest)": (AT_SQL, lambda s: {"symbols": [s], "ts": when(), "before": False}),
+            "at --before": (AT_SQL, lambda s: {"symbols": [s], "ts": when(), "before": True}),
+            "range 1 min": (RANGE_SQL, window(timedelta(minutes=1))),
+            "range 1 day": (RANGE_SQL, window(timedelta(days=1))),
+            "range 30 days": (RANGE_SQL, window(SPAN)),
+        }
+        print("\nlatency in ms, median / p95 / n. server: EXPLAIN (ANALYZE, TIMING OFF)")
+        print("execution time; client: execute + fetch round trip over the Unix socket")
+        print(f"  {'query':<22}" + "".join(f"{name:>26}" for name in classes))
+        for label, (sql, make) in queries.items():
+            n = max(5, runs // 10) if "30" in label else runs
+            for measure, how in (("server", server_ms), ("client", client_ms)):
+                cells = []
+                for symbol in classes.values():
+                    samples = sorted(how(conn, sql, make(symbol)) for _ in range(n))
+                    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+                    cells.append(f"{statistics.median(samples):9.3f} / {p95:8.3f} / {n:<3}")
+                print(f"  {label:<14}{measure:<8}" + "".join(f"{c:>26}" for c in cells))
+
+
+def wall(argv: list[str], runs: int, env: dict[str, str], *, terminal: bool = False) -> float:
+    """Median wall-clock seconds of a command, stdout to a pipe or to a pseudo-terminal."""
+    samples = []
+    for _ in range(runs):
+        master, slave = pty.openpty() if terminal else (-1, subprocess.PIPE)
+        began = time.perf_counter()
+        done = subprocess.run(argv, stdout=slave, stderr=subprocess.PIPE, env=env, check=False)
+        samples.append(time.perf_counter() - began)
+        if terminal:
+            os.close(master)
+            os.close(slave)
+        if done.returncode != 0:
+            raise SystemExit(f"{argv[0]} failed: {done.stderr.decode()}")
+    return statistics.median(samples)
+
+
+def whole_process(url: str, runs: int) -> None:
+    """`binprice latest BTCUSDT` against the minimal psycopg script, median of `runs`."""
+    script = (
+        "import sys, psycopg\n"
+        "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
+        f"rows = conn.execute({LATEST_SQL!r}, {{'symbols': ['BTCUSDT']}}).fetchall()\n"
+        "print(rows)\n"
+    )
+    binprice = shutil.which("binprice", path=str(Path(sys.executable).parent)) or "binprice"
+    env = {**os.environ, "BINPRICE_DATABASE_URL": url}
+    baseline = wall([sys.executable, "-c", script, url], runs, env)
+    piped = wall([binprice, "latest", "BTCUSDT"], runs, env)
+    tty = wall([binprice, "latest", "BTCUSDT"], runs, env, terminal=True)
+    print(f"\nwhole process, median of {runs}:")
+    print(f"  minimal psycopg script            {baseline * 1000:7.1f} ms")
+    print(f"  binprice latest BTCUSDT (pipe)    {piped * 1000:7.1f} ms  = {piped / baseline:.2f}x")
+    print(f"  binprice latest BTCUSDT (tty)     {tty * 1000:7.1f} ms  = {tty / baseline:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a throwaway embedded server")
+    parser.add_argument("--trades", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=200, help="samples per latency cell")
+    parser.add_argument("--process-runs", type=int, default=20)
+    parser.add_argument("--ingest-trades", type=int, default=1_000_000)
+    parser.add_argument(
+        "--only", default="latency,process,ingest", help="comma-separated parts to run"
+    )
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
+    url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
+    try:
+        build(url, args.trades)
+        if "latency" in parts:
+            latency(url, args.runs)
+        if "process" in parts:
+            whole_process(url, args.process_runs)
+        if "ingest" in parts:
+            ingest_cost(url, args.ingest_trades)
+    finally:
+        if data_dir is not None:
+            embedded.stop_server(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Every query is answered from an index: EXPLAIN shows no sequential scan of trades.
+
+The table is big enough (200k rows, analysed) that the planner would scan it if no index fitted,
+with a busy symbol (70% of rows), a rare one (20 rows) and one never traded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from binprice.queries import AT_SQL, LATEST_SQL, RANGE_SQL, RECORDED_SYMBOLS_SQL
+
+ROWS = 200_000
+START = datetime(2026, 4, 28, tzinfo=UTC)
+SPAN = timedelta(days=30)
+MIDDLE = START + SPAN / 2
+
+FILL_SQL = """
+INSERT INTO trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker)
+SELECT CASE WHEN i %% 10 < 7 THEN 'BTCUSDT' ELSE 'ETHUSDT' END, i,
+       70000 + (i %% 1000) / 100.0, 0.001 * (1 + i %% 7),
+       %(start)s::timestamptz + i * %(step)s::interval, i %% 2 = 0
+FROM generate_series(1, %(rows)s) AS i
+UNION ALL
+SELECT 'RAREUSDT', i, 1.5, 2, %(start)s::timestamptz + i * interval '1 day', false
+FROM generate_series(1, 20) AS i
+"""
+
+
+@pytest.fixture
+def big(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to a database with the 200k-row table, vacuumed and analysed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(FILL_SQL, {"start": START, "step": SPAN / ROWS, "rows": ROWS})
+        conn.execute("VACUUM ANALYZE trades")
+        yield conn
+
+
+def scans(plan: dict[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
+    """(node type, relation, index) of every node in a JSON plan."""
+    yield plan["Node Type"], plan.get("Relation Name"), plan.get("Index Name")
+    for child in plan.get("Plans", []):
+        yield from scans(child)
+
+
+def trades_nodes(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> list[Any]:
+    """(node type, index) of the plan nodes reading trades."""
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+    assert row is not None
+    return [(node, index) for node, rel, index in scans(row[0][0]["Plan"]) if rel == "trades"]
+
+
+TIME_INDEX = "ix_trades_symbol_timestamp"
+# (sql, parameters, the index every read of trades must use)
+CASES = {
+    "latest": (LATEST_SQL, {}, "pk_trades"),
+    "at": (AT_SQL, {"ts": MIDDLE, "before": False}, TIME_INDEX),
+    "at --before": (AT_SQL, {"ts": MIDDLE, "before": True}, TIME_INDEX),
+    "range 1m": (RANGE_SQL, {"start": MIDDLE, "end": MIDDLE + timedelta(minutes=1)}, TIME_INDEX),
+    "range 1d": (RANGE_SQL, {"start": MIDDLE, "end": MIDDLE + timedelta(days=1)}, TIME_INDEX),
+    "range all": (RANGE_SQL, {"start": START, "end": START + SPAN + timedelta(days=1)}, TIME_INDEX),
+}
+SYMBOL_SETS = {
+    "busy": ["BTCUSDT"],
+    "rare": ["RAREUSDT"],
+    "never": ["NEVERUSDT"],
+    "all": ["BTCUSDT", "ETHUSDT", "RAREUSDT", "NEVERUSDT"],
+}
+
+
+def test_every_query_reads_trades_only_through_its_index(big: psycopg.Connection[Any]) -> None:
+    """No sequential scan: latest walks the primary key; at and range use the per-symbol time
+    index as index-only scans, for busy, rare, never-traded and several symbols at once."""
+    failures = []
+    for name, (sql, params, index) in CASES.items():
+        for label, symbols in SYMBOL_SETS.items():
+            nodes = trades_nodes(big, sql, {**params, "symbols": symbols})
+            wanted_node = "Index Only Scan" if index == TIME_INDEX else "Index Scan"
+            if not nodes or any(not (n.startswith(wanted_node) and i == index) for n, i in nodes):
+                failures.append(f"{name} / {label}: {nodes}")
+    assert not failures, "\n".join(failures)
+
+
+def test_recorded_symbols_is_a_loose_index_scan(big: psycopg.Connection[Any]) -> None:
+    """Finding all symbols hops through the primary key: no row-by-row scan."""
+    nodes = trades_nodes(big, RECORDED_SYMBOLS_SQL, {})
+    assert nodes
+    assert all(node.startswith("Index Only Scan") and index == "pk_trades" for node, index in nodes)
