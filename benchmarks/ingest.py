@@ -21,7 +21,6 @@ speed for SECONDS; reports its trades/s, for the ratio.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -174,7 +173,7 @@ def latency(args: argparse.Namespace, workdir: Path) -> None:
     url = database(args.database_url, workdir)
     ex, ws, rest = start_exchange(str(args.rate / len(SYMBOLS)), None)
     try:
-        final, wall, cpu, rss, _ = run_ingest(
+        final, _wall, cpu, rss, _ = run_ingest(
             url, ws, rest, workdir, ["--duration", f"{args.seconds}s"]
         )
     finally:
