@@ -61,3 +61,31 @@ class Trade(Base):
             postgresql_include=["price", "quantity"],
         ),
     )
+
+
+#: Gap states: being fetched, fetched, absent on the exchange, left out (over --backfill-max).
+GAP_STATES = ("open", "filled", "hole", "skipped")
+
+
+class Gap(Base):
+    """A range of trade ids the ingestor found missing, and what became of it (see 0003)."""
+
+    __tablename__ = "gaps"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    detected_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )
+    filled_at: Mapped[datetime | None] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=True
+    )
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("first_id <= last_id", name="range"),
+        CheckConstraint("state IN ('open', 'filled', 'hole', 'skipped')", name="state_known"),
+        # Start-up looks up the open gaps of the symbols it ingests.
+        Index("ix_gaps_open", "symbol", "first_id", postgresql_where=text("state = 'open'")),
+    )

@@ -16,7 +16,7 @@ from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.ingest.events import Emit
 from binprice.ingest.rest import RestClient
 from binprice.ingest.stats import IngestStats
-from binprice.ingest.tracker import Tracker
+from binprice.ingest.tracker import OnGap, Tracker
 
 #: Attempts per page before the gap is set aside and retried later.
 PAGE_ATTEMPTS = 5
@@ -26,8 +26,16 @@ RETRY_LATER_SECONDS = 30.0
 class Backfiller:
     """Fills gaps one at a time, oldest first, in one task."""
 
-    def __init__(self, rest: RestClient, tracker: Tracker, stats: IngestStats, emit: Emit) -> None:
+    def __init__(
+        self,
+        rest: RestClient,
+        tracker: Tracker,
+        stats: IngestStats,
+        emit: Emit,
+        on_hole: OnGap | None = None,
+    ) -> None:
         self._rest = rest
+        self._on_hole = on_hole
         self._tracker = tracker
         self._stats = stats
         self._emit = emit
@@ -68,7 +76,10 @@ class Backfiller:
             if not missing:
                 return
             from_id = missing[0][0]
-            page = await self._rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
+            try:
+                page = await self._rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
+            finally:
+                self._stats.rate_limited = self._rest.rate_limited
             if not page or page[0].trade_id > from_id:
                 end = last if not page else min(last, page[0].trade_id - 1)
                 self._hole(symbol, from_id, end)
@@ -84,5 +95,7 @@ class Backfiller:
     def _hole(self, symbol: str, first: int, last: int) -> None:
         self._tracker.tracks[symbol].gaps.remove(first, last)
         self.holes.append((symbol, first, last))
+        if self._on_hole is not None:
+            self._on_hole(symbol, first, last)
         self._stats.symbol(symbol).missing += last - first + 1
         self._emit("hole", f"{symbol}: the exchange has no trades {first}..{last}; recorded")

@@ -24,6 +24,9 @@ MAX_BATCH = 20_000
 #: Trades held in memory between reader and writer before further ones spill to the disk spool.
 MEMORY_LIMIT = 50_000
 WRITERS = 2
+#: Ids fetched from REST per gap (downtime included); beyond that a gap is recorded as skipped.
+#: A million BTCUSDT trades is about six hours (25,000 weight, about 5 minutes of budget).
+BACKFILL_MAX = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class IngestConfig:
     writers: int = WRITERS
     #: Streams per WebSocket connection (Binance allows at most 1024).
     streams_per_connection: int = 1024
+    #: Most ids one gap is filled with from REST; the older rest is recorded as skipped.
+    backfill_max: int = BACKFILL_MAX
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -58,6 +63,8 @@ class IngestConfig:
             raise ConfigError("--duration must be positive")
         if not 1 <= self.streams_per_connection <= 1024:
             raise ConfigError("streams per connection must be between 1 and 1024")
+        if self.backfill_max < 0:
+            raise ConfigError("--backfill-max must not be negative")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
 

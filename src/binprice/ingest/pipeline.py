@@ -21,6 +21,7 @@ from binprice.ingest.backfill import Backfiller
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import EventSink, IngestEvent
+from binprice.ingest.gaplog import GapLog, resume, settle_periodically
 from binprice.ingest.rest import RestClient
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool
@@ -83,24 +84,44 @@ async def _run(
     buffer: TradeBuffer,
     writer: TradeWriter,
 ) -> IngestSummary:
-    sink = Sink(writer, database_url, buffer, stats, emit, config, on_stored)
+    gaplog = GapLog(database_url, emit)
+    sink = Sink(
+        writer, database_url, buffer, stats, emit, config, on_stored, before_commit=gaplog.flush
+    )
     try:
         last_ids = await writer.last_trade_ids(config.symbols)
         async with aiohttp.ClientSession() as session:
             rest = RestClient(session, config.rest_url)
             await rest.validate_symbols(config.symbols)
             backfiller: Backfiller
+
+            def on_gap(symbol: str, first: int, last: int) -> None:
+                gaplog.opened(symbol, first, last)
+                backfiller.request(symbol, first, last)
+
             tracker = Tracker(
                 buffer,
                 stats,
-                on_gap=lambda s, a, b: backfiller.request(s, a, b),
+                on_gap=on_gap,
                 max_trades=config.max_trades,
                 on_limit=stop.set,
+                backfill_max=config.backfill_max,
+                on_skip=gaplog.skipped,
             )
-            backfiller = Backfiller(rest, tracker, stats, emit)
-            for symbol in config.symbols:
-                tracker.start(symbol, last_ids.get(symbol))
-                stats.symbol(symbol).last_trade_id = last_ids.get(symbol)
+            backfiller = Backfiller(rest, tracker, stats, emit, on_hole=gaplog.hole)
+            await resume(
+                tracker,
+                gaplog,
+                backfiller.request,
+                stats,
+                config.symbols,
+                last_ids,
+                buffer.spool.peek(),
+            )
+
+            def still_missing() -> list[tuple[str, int, int]]:
+                return [g for g in gaplog.unsettled if tracker.missing_within(*g)]
+
             stats.started = time.monotonic()
             reading_done = asyncio.Event()
             groups = split_into_connections(config.symbols, config.streams_per_connection)
@@ -114,7 +135,10 @@ async def _run(
                     )
                     for group in groups
                 ]
-                helpers = [tg.create_task(backfiller.run())]
+                helpers = [
+                    tg.create_task(backfiller.run()),
+                    tg.create_task(settle_periodically(gaplog, still_missing)),
+                ]
                 if config.duration is not None:
                     helpers.append(tg.create_task(_stop_after(config.duration, stop)))
                 await _until_stopped(stop, readers, write_task)
@@ -124,8 +148,10 @@ async def _run(
                 for task in helpers:
                     task.cancel()
                 reading_done.set()
+            await gaplog.settle(still_missing())
     finally:
         await sink.close()
+        await gaplog.close()
     summary = stats.summary()
     emit("stopped", f"stored {summary.stored} trades")
     return summary

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from binprice.binance import Trade
 from binprice.errors import DatabaseError
@@ -42,7 +42,11 @@ class Sink:
         emit: Emit,
         config: IngestConfig,
         on_stored: Callable[[list[Trade]], None] | None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        #: Awaited before every batch commit (the gap log: a gap's row goes in before any
+        #: trade beyond it); its database errors count as a failed commit.
+        self._before_commit = before_commit
         self.writers: list[TradeWriter | None] = [first] + [None] * (config.writers - 1)
         self._url = url
         self._buffer = buffer
@@ -93,6 +97,8 @@ class Sink:
             try:
                 if writer is None or writer.closed:
                     writer = self.writers[slot] = await TradeWriter.connect(self._url)
+                if self._before_commit is not None:
+                    await self._before_commit()
                 inserted, committed_ms = await writer.write(batch)
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError) as exc:

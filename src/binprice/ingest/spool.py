@@ -10,6 +10,7 @@ across a crash or a stop while the database is down.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -49,6 +50,11 @@ class Spool:
         _fsync_dir(self.directory)
         self._chunks.append(path)
         return path
+
+    def peek(self) -> Iterator[list[Trade]]:
+        """The trades of every waiting chunk, oldest first, without checking them out."""
+        for path in list(self._chunks):
+            yield _DECODER.decode(path.read_bytes())
 
     def take_oldest(self) -> tuple[Path, list[Trade]] | None:
         """Check out the oldest waiting chunk (it stays on disk until `remove`)."""

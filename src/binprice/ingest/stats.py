@@ -24,6 +24,8 @@ class SymbolCounters:
     gaps: int = 0
     missing: int = 0
     backfilled: int = 0
+    #: Ids over --backfill-max, recorded as `skipped` gaps instead of fetched.
+    skipped: int = 0
     last_price: Decimal | None = None
     last_trade_id: int | None = None
     last_time_ms: int | None = None
@@ -41,6 +43,7 @@ class SymbolStats:
     gaps: int
     missing: int
     backfilled: int
+    skipped: int
     last_price: Decimal | None
     last_trade_id: int | None
     last_time_ms: int | None
@@ -63,6 +66,10 @@ class IngestSummary:
     gaps: int
     missing: int
     backfilled: int
+    skipped: int
+    rotations: int
+    stale: int
+    rate_limited: int
     batches: int
     spilled: int
     db_errors: int
@@ -80,6 +87,12 @@ class IngestStats:
     started: float = field(default_factory=time.monotonic)
     reconnects: int = 0
     connections: int = 0
+    #: Make-before-break rotations (lifetime, serverShutdown); also counted in `reconnects`.
+    rotations: int = 0
+    #: Connections abandoned by the stale watchdog.
+    stale: int = 0
+    #: REST answers 429/418 (rate limited / banned) that were waited out.
+    rate_limited: int = 0
     malformed: int = 0
     error_frames: int = 0
     other_frames: int = 0
@@ -145,6 +158,7 @@ class IngestStats:
                 gaps=c.gaps,
                 missing=c.missing,
                 backfilled=c.backfilled,
+                skipped=c.skipped,
                 last_price=c.last_price,
                 last_trade_id=c.last_trade_id,
                 last_time_ms=c.last_time_ms,
@@ -166,6 +180,10 @@ class IngestStats:
             gaps=sum(c.gaps for c in per_symbol),
             missing=sum(c.missing for c in per_symbol),
             backfilled=sum(c.backfilled for c in per_symbol),
+            skipped=sum(c.skipped for c in per_symbol),
+            rotations=self.rotations,
+            stale=self.stale,
+            rate_limited=self.rate_limited,
             batches=self.batches,
             spilled=self.spilled,
             db_errors=self.db_errors,

@@ -43,6 +43,7 @@ DEFAULT_LIFETIME_SECONDS = 23.5 * 3600
 DEFAULT_STALE_SECONDS = 60.0
 #: How long a retiring connection may keep reading while its successor gets going.
 ROTATION_OVERLAP_MAX_SECONDS = 30.0
+ROTATION_POLL_SECONDS = 0.005
 WATCH_TICK_SECONDS = 0.25
 MAX_FRAME_BYTES = 1 << 20
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
@@ -55,6 +56,8 @@ class StreamPolicy:
     lifetime: float = DEFAULT_LIFETIME_SECONDS
     stale_after: float = DEFAULT_STALE_SECONDS
     backoff: Callable[[], Backoff] = Backoff
+    #: Longest a rotation waits for the retiring connection to catch up with its successor.
+    overlap_max: float = ROTATION_OVERLAP_MAX_SECONDS
 
 
 @dataclass(slots=True)
@@ -66,6 +69,10 @@ class _Connection:
     rotate: asyncio.Event = field(default_factory=asyncio.Event)
     retire: asyncio.Event = field(default_factory=asyncio.Event)
     ended: str = ""
+    #: While its predecessor is still catching up, a successor's trades wait here (and the
+    #: first id per symbol in `held_first`), so the overlap never looks like a gap.
+    held: list[Trade] | None = None
+    held_first: dict[str, int] = field(default_factory=dict)
 
 
 class ConnectionGroup:
@@ -95,20 +102,25 @@ class ConnectionGroup:
     async def run(self) -> None:
         backoff = self._policy.backoff()
         async with asyncio.TaskGroup() as tg:
-            previous: _Connection | None = None
+            previous: tuple[_Connection, asyncio.Task[None]] | None = None
             while not self._stop.is_set():
                 conn = self._new_connection()
+                if previous is not None:
+                    conn.held = []
                 task = tg.create_task(self._connection(conn, backoff))
                 if previous is not None:
-                    tg.create_task(self._retire(previous, conn, task))
+                    tg.create_task(self._retire(*previous, conn, task))
                 await first_of(conn.rotate.wait(), task, self._stop.wait())
                 if self._stop.is_set():
                     conn.retire.set()
+                    self._release(conn)
                     break
                 if conn.rotate.is_set() and not task.done():
                     self._stats.reconnects += 1
-                    previous = conn
+                    self._stats.rotations += 1
+                    previous = (conn, task)
                     continue
+                self._release(conn)
                 previous = None
                 self._stats.reconnects += 1
                 backoff.connected(conn.opened_at or time.monotonic())
@@ -123,12 +135,41 @@ class ConnectionGroup:
         return _Connection(self._numbers)
 
     async def _retire(
-        self, old: _Connection, new: _Connection, new_task: asyncio.Task[None]
+        self,
+        old: _Connection,
+        old_task: asyncio.Task[None],
+        new: _Connection,
+        new_task: asyncio.Task[None],
     ) -> None:
-        await first_of(
-            new.first_frame.wait(), new_task, asyncio.sleep(ROTATION_OVERLAP_MAX_SECONDS)
-        )
+        """Make before break: close `old` once `new` delivers and `old` has caught up with it.
+
+        Caught up means: for every symbol `new` has delivered, the tracker already has the id
+        just before the first one `new` delivered. Until then `new`'s trades are held, so the
+        two connections' interleaving never opens a gap that REST would have to fill.
+        """
+        deadline = time.monotonic() + self._policy.overlap_max
+        while not (old_task.done() or new_task.done() or time.monotonic() >= deadline):
+            if new.first_frame.is_set() and self._caught_up(new.held_first):
+                break
+            await asyncio.sleep(ROTATION_POLL_SECONDS)
         old.retire.set()
+        self._release(new)
+
+    def _caught_up(self, first_ids: dict[str, int]) -> bool:
+        last_id = self._tracker.last_id
+        for symbol, first in first_ids.items():
+            last = last_id(symbol)
+            if last is None or last < first - 1:
+                return False
+        return True
+
+    def _release(self, conn: _Connection) -> None:
+        """Hand the trades `conn` held during a rotation to the tracker; stop holding."""
+        held, conn.held = conn.held, None
+        if held:
+            on_trade = self._tracker.on_trade
+            for trade in held:
+                on_trade(trade)
 
     async def _connection(self, conn: _Connection, backoff: Backoff) -> None:
         """One WebSocket connection from handshake to close; errors end it, never the group."""
@@ -174,7 +215,12 @@ class ConnectionGroup:
                 conn.frames += 1
                 item = decode(msg.data)
                 if type(item) is Trade:
-                    on_trade(item)
+                    held = conn.held
+                    if held is None:
+                        on_trade(item)
+                    else:
+                        held.append(item)
+                        conn.held_first.setdefault(item.symbol, item.trade_id)
                     if not first.is_set():
                         first.set()
                 else:
@@ -192,7 +238,11 @@ class ConnectionGroup:
 
     def _on_event(self, item: object, conn: _Connection) -> None:
         if isinstance(item, Trade):
-            self._tracker.on_trade(item)
+            if conn.held is None:
+                self._tracker.on_trade(item)
+            else:
+                conn.held.append(item)
+                conn.held_first.setdefault(item.symbol, item.trade_id)
         elif isinstance(item, ServerShutdown):
             self._emit("server_shutdown", f"{self._label}: serverShutdown received; rotating")
             conn.rotate.set()
@@ -216,6 +266,7 @@ class ConnectionGroup:
                 seen, seen_at = conn.frames, now
             elif now - seen_at >= policy.stale_after:
                 conn.ended = f"no frame for {policy.stale_after:g} s (stale)"
+                self._stats.stale += 1
                 break
             if not conn.rotate.is_set() and now - conn.opened_at >= policy.lifetime:
                 self._emit("rotate", f"{self._label}: lifetime reached; rotating")

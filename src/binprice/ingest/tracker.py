@@ -23,6 +23,8 @@ class GapSet:
     ranges: list[list[int]] = field(default_factory=list)
 
     def add(self, first: int, last: int) -> None:
+        """Note `first..last` as missing (ids already noted are not noted twice)."""
+        self.remove(first, last)
         self.ranges.append([first, last])
 
     def __bool__(self) -> bool:
@@ -75,8 +77,19 @@ class SymbolTrack:
 OnGap = Callable[[str, int, int], None]
 
 
+def _ignore(symbol: str, first: int, last: int) -> None:
+    return None
+
+
 class Tracker:
-    """Decides for every streamed trade: store it, drop it as a duplicate, or note a gap."""
+    """Decides for every streamed trade: store it, drop it as a duplicate, or note a gap.
+
+    `on_gap(symbol, first, last)` is called for every id range to fetch, synchronously and
+    before the trade that revealed it is buffered, so the gap can be recorded before anything
+    beyond it is committed. A gap wider than `backfill_max` ids is cut: its newest
+    `backfill_max` ids are fetched (so the data is whole from there to the live stream) and
+    the older part goes to `on_skip`, to be recorded, never silently dropped.
+    """
 
     def __init__(
         self,
@@ -85,10 +98,15 @@ class Tracker:
         on_gap: OnGap,
         max_trades: int | None,
         on_limit: Callable[[], None],
+        *,
+        backfill_max: int | None = None,
+        on_skip: OnGap = _ignore,
     ) -> None:
         self._buffer = buffer
         self._stats = stats
         self._on_gap = on_gap
+        self._on_skip = on_skip
+        self.backfill_max = backfill_max
         self.tracks: dict[str, SymbolTrack] = {}
         self.accepted = 0
         self._max = max_trades
@@ -98,6 +116,11 @@ class Tracker:
     def start(self, symbol: str, last_stored: int | None) -> None:
         """Begin tracking `symbol`, resuming after the last id already in the database."""
         self.tracks[symbol] = SymbolTrack(last_stored, self._stats.symbol(symbol))
+
+    def last_id(self, symbol: str) -> int | None:
+        """The highest id accepted (or stored before the run) for `symbol`."""
+        track = self.tracks.get(symbol)
+        return None if track is None else track.last_id
 
     def on_trade(self, trade: Trade) -> None:
         """The hot path: called for every trade frame of every connection."""
@@ -113,11 +136,27 @@ class Tracker:
                 track.counters.duplicates += 1
             return
         if last is not None and tid > last + 1:
-            track.gaps.add(last + 1, tid - 1)
-            track.counters.gaps += 1
-            self._on_gap(trade.symbol, last + 1, tid - 1)
+            self.add_gap(trade.symbol, last + 1, tid - 1)
         track.last_id = tid
         self._accept(track, trade)
+
+    def add_gap(self, symbol: str, first: int, last: int) -> None:
+        """Ids `first..last` of `symbol` are missing: fetch them (up to `backfill_max`)."""
+        track = self.tracks[symbol]
+        track.counters.gaps += 1
+        limit = self.backfill_max
+        if limit is not None and last - first + 1 > limit:
+            cut = last - limit  # first..cut is skipped, cut+1..last fetched
+            track.counters.skipped += cut - first + 1
+            self._on_skip(symbol, first, cut)
+            first = cut + 1
+        if first <= last:
+            track.gaps.add(first, last)
+            self._on_gap(symbol, first, last)
+
+    def resume_gap(self, symbol: str, first: int, last: int) -> None:
+        """A gap recorded by an earlier run that is still open: fetch what is missing."""
+        self.tracks[symbol].gaps.add(first, last)
 
     def _accept(self, track: SymbolTrack, trade: Trade) -> None:
         track.counters.received += 1
@@ -138,3 +177,8 @@ class Tracker:
                 self._buffer.put(trade)
                 taken += 1
         return taken
+
+    def missing_within(self, symbol: str, first: int, last: int) -> bool:
+        """True while some id of `first..last` is still waiting to be fetched."""
+        track = self.tracks.get(symbol)
+        return track is not None and bool(track.gaps.within(first, last))
