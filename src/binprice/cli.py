@@ -323,6 +323,61 @@ def range_(
     _emit(answer, as_json=as_json, as_csv=as_csv)
 
 
+@app.command()
+def gaps(
+    ctx: typer.Context,
+    symbols: SymbolsArgument = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Scan the stored ids for holes and repeats; exit 1 if a hole is not "
+            "accounted for by a recorded open, hole or skipped gap.",
+        ),
+    ] = False,
+    last: Annotated[
+        str | None,
+        typer.Option("--last", help=f"With --verify: the window ending at --end: {DURATION_HELP}"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help=f"With --verify: window start, inclusive: {TIME_HELP}"),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="With --verify: window end, exclusive.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped."""
+    from binprice.errors import UsageError
+    from binprice.gaps import (
+        gaps_json,
+        gaps_text,
+        list_gaps,
+        verification_json,
+        verification_text,
+        verify_gaps,
+    )
+
+    if not verify:
+        if last or start or end:
+            raise UsageError("--last/--start/--end select the window of --verify")
+        with _reading(ctx) as conn:
+            found = list_gaps(conn, symbols or ())
+        typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+        return
+    window_start = window_end = None
+    if last or start or end:
+        from binprice.timespec import parse_window
+
+        window_start, window_end = parse_window(last=last, start=start, end=end)
+    with _reading(ctx) as conn:
+        result = verify_gaps(conn, symbols or (), start=window_start, end=window_end)
+    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @contextmanager
 def _reading(ctx: typer.Context) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A checked read connection; driver errors mid-query become one DatabaseUnavailableError."""
@@ -420,6 +475,15 @@ def ingest(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Also print every trade as it is stored.")
     ] = False,
+    backfill_max: Annotated[
+        int,
+        typer.Option(
+            "--backfill-max",
+            help="Most trade ids fetched from REST per gap (the downtime since the last run "
+            "included); the older part of a larger gap is recorded as skipped.",
+            min=0,
+        ),
+    ] = 1_000_000,
 ) -> None:
     """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
     import os
@@ -457,6 +521,7 @@ def ingest(
         spool_dir=_ingest_cli.spool_dir(settings.data_dir, url),
         max_trades=max_trades,
         duration=parse_duration(duration).total_seconds() if duration else None,
+        backfill_max=backfill_max,
     )
     _ingest_cli.run(config, url, monitor)
 

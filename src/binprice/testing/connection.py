@@ -260,7 +260,7 @@ class StreamConnection:
             if msg.type == WSMsgType.PING:
                 await self.ws.pong(msg.data)
             elif msg.type == WSMsgType.PONG:
-                sent_at = self._pings.get(msg.data)
+                sent_at = self._pings.get(bytes(msg.data))
                 if sent_at is not None:  # unsolicited pongs do not count as replies
                     self._pings = {p: t for p, t in self._pings.items() if t > sent_at}
             elif msg.type == WSMsgType.TEXT:

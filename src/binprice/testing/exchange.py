@@ -155,6 +155,11 @@ class TestExchange:
         """Every trade produced for ``symbol``, in id order (sent on the stream or not)."""
         return self.generators[symbol.upper()].trades()
 
+    def never_served(self, symbol: str) -> set[int]:
+        """Ids of ``symbol`` the exchange produced but served nowhere (``Faults.lose_next``)."""
+        generator = self.generators[symbol.upper()]
+        return {generator.first_id + i for i in generator.lost}
+
     def produced_count(self, symbol: str) -> int:
         return len(self.generators[symbol.upper()])
 
@@ -231,9 +236,13 @@ class TestExchange:
         if self.max_trades is not None:
             count = min(count, self.max_trades - len(generator))
         faults = self.faults
-        for payload in generator.produce(count, now_ms):
+        first_index = len(generator)
+        for offset, payload in enumerate(generator.produce(count, now_ms)):
             # Skipped trades stay in the record (REST serves them) but reach no connection.
-            if faults.skip_next > 0:
+            if faults.lose_next > 0:
+                faults.lose_next -= 1
+                generator.lost.add(first_index + offset)
+            elif faults.skip_next > 0:
                 faults.skip_next -= 1
             elif not (faults.skip_fraction and self._rng.random() < faults.skip_fraction):
                 out.append(Outgoing(generator.stream, payload))

@@ -83,6 +83,9 @@ class Faults:
     close_next_after_frames: int | None = None
     #: The next K trades produced (any symbol) are recorded but sent to nobody: an id gap.
     skip_next: int = 0
+    #: The next K trades produced (any symbol) are served nowhere, not even by REST: ids the
+    #: exchange never had, which a client can only record as a hole.
+    lose_next: int = 0
     #: Each produced trade is withheld from the stream with this probability.
     skip_fraction: float = 0.0
     #: Each trade frame sent is sent again right after it with this probability.

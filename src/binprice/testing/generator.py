@@ -87,6 +87,8 @@ class TradeGenerator:
         self._quantities = array("q")
         self._times = array("q")
         self._makers = bytearray()
+        #: Indexes of trades REST must not serve (see Faults.lose_next).
+        self.lost: set[int] = set()
         # One prefix per symbol, so building a frame is a single format call.
         self._frame_prefix = '{"e":"trade","E":%d,"s":"' + self.symbol + '","t":%d,'
 
@@ -186,7 +188,10 @@ class TradeGenerator:
     def rest_rows(self, start: int, stop: int) -> bytes:
         """JSON body of ``trades``/``historicalTrades`` for indexes ``start`` ≤ i < ``stop``."""
         rows = []
+        lost = self.lost
         for i in range(max(0, start), min(stop, len(self))):
+            if i in lost:
+                continue
             price, quantity = self._prices[i], self._quantities[i]
             rows.append(
                 f'{{"id":{self.spec.first_id + i},"price":"{format_units(price)}",'

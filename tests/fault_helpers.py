@@ -1,0 +1,66 @@
+"""Fault-suite helpers: compare the database with the exchange's own record, print numbers."""
+
+from __future__ import annotations
+
+import psycopg
+
+from binprice.gaps import list_gaps, verify_gaps
+from binprice.ingest.stats import IngestSummary
+from binprice.testing.exchange import TestExchange
+from tests.ingest_helpers import as_rows, stored_rows
+
+
+def assert_complete(
+    name: str,
+    ex: TestExchange,
+    url: str,
+    symbols: tuple[str, ...],
+    summary: IngestSummary | None = None,
+    *,
+    from_first_stored: bool = True,
+) -> dict[str, int]:
+    """Every produced id is stored exactly once; the only holes are ids the exchange never
+    served, and each is recorded as a `hole` gap; `gaps --verify` agrees. Returns (and prints)
+    the numbers of the run.
+
+    `from_first_stored`: the exchange produced before the first connection and after the last
+    (paced runs), so only ids between the first and last stored one are expected.
+    """
+    rows = stored_rows(url)
+    expected = []
+    lost: dict[str, set[int]] = {}
+    produced = 0
+    for symbol in symbols:
+        ids = [r[1] for r in rows if r[0] == symbol]
+        assert ids, f"nothing stored for {symbol}"
+        never = ex.never_served(symbol)
+        trades = ex.produced(symbol)
+        if from_first_stored:
+            trades = [t for t in trades if ids[0] <= t.trade_id <= ids[-1]]
+        produced += len(trades)
+        lost[symbol] = {t.trade_id for t in trades if t.trade_id in never}
+        expected += [t for t in trades if t.trade_id not in never]
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)  # exactly once (and the key says so)
+    assert rows == as_rows(expected)
+    with psycopg.connect(url) as conn:
+        gaps = list_gaps(conn, symbols)
+        verification = verify_gaps(conn, symbols)
+    assert verification.ok, verification
+    holes = {
+        (g.symbol, i) for g in gaps if g.state == "hole" for i in range(g.first_id, g.last_id + 1)
+    }
+    assert {(s, i) for s, ids in lost.items() for i in ids} <= holes
+    assert not [g for g in gaps if g.state == "open"], gaps
+    numbers = {
+        "produced": produced,
+        "stored": len(rows),
+        "never_served": sum(len(v) for v in lost.values()),
+        "duplicates_dropped": summary.duplicates if summary else -1,
+        "gaps_recorded": len(gaps),
+        "gaps_filled": sum(g.state == "filled" for g in gaps),
+        "holes_recorded": sum(g.state == "hole" for g in gaps),
+        "backfilled": summary.backfilled if summary else -1,
+        "reconnects": summary.reconnects if summary else -1,
+    }
+    print(f"\nFAULT {name}: " + " ".join(f"{k}={v}" for k, v in numbers.items()))
+    return numbers

@@ -1,0 +1,185 @@
+"""Fault injection against the test exchange and real PostgreSQL: every produced id once.
+
+Each test ends with `assert_complete`: the table equals the exchange's record (minus ids it
+never served, which must be recorded as holes), `gaps --verify` agrees, and no gap is left
+open. Run with `-s` to see the numbers of each fault class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from binprice.errors import GeoRestrictedError
+from binprice.gaps import list_gaps
+from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest.backoff import Backoff
+from binprice.ingest.events import IngestEvent
+from binprice.ingest.stats import IngestSummary
+from binprice.ingest.stream import StreamPolicy
+from binprice.testing.exchange import TestExchange
+from binprice.testing.faults import Faults
+from tests.fault_helpers import assert_complete
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+def _no_wait() -> Backoff:
+    return Backoff(initial=0.0, cap=0.0)
+
+
+def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
+    return IngestConfig(
+        symbols=kw.pop("symbols", SYMBOLS),  # type: ignore[arg-type]
+        ws_url=ex.ws_url,
+        rest_url=ex.rest_url,
+        spool_dir=tmp_path / "spool",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _run_for(
+    ex: TestExchange, url: str, tmp_path: Path, seconds: float, policy: StreamPolicy
+) -> tuple[IngestSummary, list[IngestEvent]]:
+    events: list[IngestEvent] = []
+    config = _config(ex, tmp_path, duration=seconds)
+    summary = await asyncio.wait_for(
+        run_ingest(config, url, policy=policy, on_event=events.append), seconds + 30
+    )
+    return summary, events
+
+
+# Paced production (RATE trades/s per symbol, interleaved) like a real market; the run compares
+# the ids between the first and the last it stored with what the exchange produced.
+RATE = 1500
+
+
+async def test_connection_dropped_every_few_hundred_frames(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The exchange cuts every connection (1006, no close frame) after 300 frames: dozens of
+    reconnects, each gap fetched from REST, every id stored once."""
+    faults = Faults(close_after_frames=300)
+    async with TestExchange(SYMBOLS, seed=21, rate=RATE, faults=faults) as ex:
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        numbers = assert_complete("drop-every-300-frames", ex, database_url, SYMBOLS, summary)
+    assert summary.reconnects >= 20
+    assert numbers["gaps_filled"] == numbers["gaps_recorded"] >= 10
+
+
+async def test_ids_skipped_on_the_stream_are_backfilled_and_lost_ids_recorded_as_holes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """1 % of trades never reach the stream (REST has them) and 7 ids exist nowhere: the
+    first are fetched, the second recorded as holes, and verify accounts for them."""
+    faults = Faults(skip_fraction=0.01)
+    async with TestExchange(SYMBOLS, seed=22, rate=RATE, faults=faults) as ex:
+        config = _config(ex, tmp_path, duration=4.0)
+        run = asyncio.create_task(
+            run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait))
+        )
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 2000), 20)
+        faults.lose_next = 7
+        summary = await asyncio.wait_for(run, 30)
+        numbers = assert_complete("skipped-ids", ex, database_url, SYMBOLS, summary)
+    assert numbers["never_served"] == 7
+    assert numbers["holes_recorded"] >= 1
+    assert summary.backfilled > 0
+
+
+async def test_server_shutdown_rotates_make_before_break_with_no_gap(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`serverShutdown` after every 1500 frames: a successor connection takes over before the
+    old one closes, and the overlap is deduplicated: no gap is even detected."""
+    faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
+    async with TestExchange(SYMBOLS, seed=23, rate=RATE, faults=faults) as ex:
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        numbers = assert_complete("server-shutdown", ex, database_url, SYMBOLS, summary)
+    assert summary.rotations >= 2
+    assert summary.duplicates > 0  # the overlap was real
+    assert numbers["gaps_recorded"] == 0
+    assert summary.backfilled == 0
+
+
+async def test_connection_lifetime_rotation_creates_no_gap(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A lifetime of 1.5 s standing in for 24 h (the client rotates at 1 s): no gap."""
+    faults = Faults(lifetime_seconds=1.5)
+    async with TestExchange(SYMBOLS, seed=24, rate=RATE, faults=faults) as ex:
+        policy = StreamPolicy(backoff=_no_wait, lifetime=1.0)
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.5, policy)
+        numbers = assert_complete("lifetime-rotation", ex, database_url, SYMBOLS, summary)
+    assert summary.rotations >= 3
+    assert numbers["gaps_recorded"] == 0
+    assert summary.backfilled == 0
+
+
+async def test_stalled_connection_is_replaced_by_the_watchdog(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each connection goes silent (no data, no pings) after 1000 frames: the watchdog drops
+    it after 0.5 s, and what was produced meanwhile is fetched."""
+    faults = Faults(stall_after_frames=1000)
+    async with TestExchange(SYMBOLS, seed=25, rate=RATE, faults=faults) as ex:
+        policy = StreamPolicy(backoff=_no_wait, stale_after=0.5)
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, policy)
+        numbers = assert_complete("stalled-connection", ex, database_url, SYMBOLS, summary)
+    assert summary.stale >= 2
+    assert numbers["gaps_recorded"] >= 2
+    assert summary.backfilled > 0
+
+
+async def test_malformed_frames_cost_no_trade_and_are_logged_rate_limited(
+    database_url: str, tmp_path: Path
+) -> None:
+    """1 % junk frames (truncated JSON, wrong types, other events) between trades."""
+    faults = Faults(malformed_fraction=0.01)
+    async with TestExchange(SYMBOLS, seed=26, rate=3000, faults=faults) as ex:
+        summary, events = await _run_for(
+            ex, database_url, tmp_path, 3.0, StreamPolicy(backoff=_no_wait)
+        )
+        assert_complete("malformed-1pct", ex, database_url, SYMBOLS, summary)
+    bad = summary.malformed + summary.other_frames
+    assert bad >= 50
+    logged = [e for e in events if e.kind == "malformed"]
+    assert 1 <= len(logged) <= 2  # one report per 10 s, not one per frame
+    print(f"  bad frames: malformed={summary.malformed} other={summary.other_frames} "
+          f"logged={len(logged)}")  # fmt: skip
+
+
+async def test_rest_429_during_backfill_is_waited_out(database_url: str, tmp_path: Path) -> None:
+    """Backfill pages answered 429 with Retry-After 1: the client waits, then fills the gap."""
+    faults = Faults(retry_after_seconds=1)
+    async with TestExchange(SYMBOLS, seed=27, rate=RATE, faults=faults) as ex:
+        config = _config(ex, tmp_path, duration=5.0)
+        run = asyncio.create_task(
+            run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait))
+        )
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1000), 20)
+        faults.rest_429_next = 2
+        faults.skip_next = 300
+        summary = await asyncio.wait_for(run, 30)
+        assert_complete("rest-429-backfill", ex, database_url, SYMBOLS, summary)
+    assert summary.rate_limited == 2
+    assert summary.backfilled >= 300
+
+
+async def test_http_451_at_the_handshake_is_fatal_without_retrying(
+    database_url: str, tmp_path: Path
+) -> None:
+    """451 on the WebSocket upgrade: GeoRestrictedError naming the Binance.US preset at once."""
+    async with TestExchange(SYMBOLS, faults=Faults(geo_block_ws=True)) as ex:
+        config = _config(ex, tmp_path)
+        with pytest.raises(GeoRestrictedError, match="binance-us"):
+            await asyncio.wait_for(
+                run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait)), 20
+            )
+        opened = ex.connections_opened
+    assert opened == 0
+    with psycopg.connect(database_url) as conn:
+        assert list_gaps(conn) == []
