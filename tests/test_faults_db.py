@@ -1,0 +1,171 @@
+"""Faults on our side: PostgreSQL stopped hard mid-stream, and the ingestor killed with SIGKILL.
+
+The PostgreSQL tests stop the session's embedded server (`pg_ctl stop -m immediate`, a crash)
+and always start it again in a `finally`, so they need the embedded server, not an external
+BINPRICE_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+
+from binprice import embedded
+from binprice.ingest import IngestConfig, IngestStats, run_ingest
+from binprice.ingest.backoff import Backoff
+from binprice.ingest.stream import StreamPolicy
+from binprice.testing.exchange import TestExchange
+from tests.fault_helpers import assert_complete
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+RATE = 1000
+OUTAGE_SECONDS = 10.5
+
+needs_embedded = pytest.mark.skipif(
+    bool(os.environ.get("BINPRICE_TEST_DATABASE_URL")),
+    reason="stops and restarts the embedded server",
+)
+
+
+def _policy() -> StreamPolicy:
+    return StreamPolicy(backoff=lambda: Backoff(initial=0.0, cap=0.0))
+
+
+def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
+    return IngestConfig(
+        symbols=SYMBOLS,
+        ws_url=ex.ws_url,
+        rest_url=ex.rest_url,
+        spool_dir=tmp_path / "spool",
+        memory_limit=1000,
+        max_batch=500,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def _until(predicate: Callable[[], bool], seconds: float) -> None:
+    """Poll `predicate` until true; TimeoutError after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 (database state has no event to wait on)
+            await asyncio.sleep(0.05)
+
+
+def _stored_count(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM trades").fetchone()
+    return int(row[0]) if row else 0
+
+
+@needs_embedded
+async def test_postgres_stopped_hard_for_10s_mid_stream(
+    database_url: str, pg_data_dir: Path, tmp_path: Path
+) -> None:
+    """PostgreSQL crashes for 10.5 s: the reader keeps reading (into the fsynced spool), the
+    writers retry, and after the restart every produced id is stored exactly once."""
+    stats = IngestStats()
+    stop = asyncio.Event()
+    async with TestExchange(SYMBOLS, seed=31, rate=RATE) as ex:
+        run = asyncio.create_task(
+            run_ingest(_config(ex, tmp_path), database_url, stop=stop, stats=stats,
+                       policy=_policy())
+        )  # fmt: skip
+        await _until(lambda: stats.stored >= 1000, 20)
+        try:
+            await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+            await asyncio.sleep(OUTAGE_SECONDS)
+            spilled_while_down = stats.spilled_chunks
+            received_while_down = sum(c.received for c in stats.symbols.values())
+        finally:
+            await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
+        await _until(lambda: not stats.db_down and stats.stored >= received_while_down, 30)
+        stop.set()
+        summary = await asyncio.wait_for(run, 30)
+        assert_complete("postgres-down-10s", ex, database_url, SYMBOLS, summary)
+    assert spilled_while_down > 0
+    assert summary.db_errors > 0
+    assert summary.reconnects == 0  # the stream never noticed
+    assert not list((tmp_path / "spool").glob("*.spool"))
+
+
+@needs_embedded
+async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_start(
+    database_url: str, pg_data_dir: Path, tmp_path: Path
+) -> None:
+    """Stopped while PostgreSQL is down: received trades stay in the spool; the next run
+    replays them, backfills the downtime, and nothing is lost or stored twice."""
+    stats = IngestStats()
+    stop = asyncio.Event()
+    async with TestExchange(SYMBOLS, seed=32, rate=RATE) as ex:
+        run = asyncio.create_task(
+            run_ingest(_config(ex, tmp_path), database_url, stop=stop, stats=stats,
+                       policy=_policy())
+        )  # fmt: skip
+        await _until(lambda: stats.stored >= 1000, 20)
+        try:
+            await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+            await asyncio.sleep(1.0)
+            stop.set()
+            first = await asyncio.wait_for(run, 30)
+            spooled = list((tmp_path / "spool").glob("*.spool"))
+        finally:
+            await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
+        assert spooled
+        assert first.received > first.stored
+        await asyncio.sleep(1.0)  # downtime: trades only REST can give back
+        second = await asyncio.wait_for(
+            run_ingest(_config(ex, tmp_path, duration=3.0), database_url, policy=_policy()), 30
+        )
+        numbers = assert_complete("stop-during-outage-then-restart", ex, database_url, SYMBOLS,
+                                  second)  # fmt: skip
+    assert not list((tmp_path / "spool").glob("*.spool"))
+    assert second.backfilled > 0
+    assert numbers["gaps_filled"] >= 1
+
+
+async def _spawn(ex: TestExchange, url: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS,
+        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+async def test_sigkill_mid_stream_then_restart_resumes_and_backfills(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`binprice ingest` killed with SIGKILL, restarted 1.5 s later: it resumes after the last
+    stored id, fetches the downtime from REST, and every id is stored exactly once."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(SYMBOLS, seed=33, rate=RATE) as ex:
+        first = await _spawn(ex, database_url, env)
+        await _until(lambda: _stored_count(database_url) >= 1500, 60)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        killed_at = _stored_count(database_url)
+        await asyncio.sleep(1.5)
+        second = await _spawn(ex, database_url, env)
+        await _until(lambda: _stored_count(database_url) >= killed_at + 4 * RATE, 60)
+        second.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(second.communicate(), 20)
+        assert second.returncode == 0, err.decode()[-2000:]
+        final = next(json.loads(x) for x in err.decode().splitlines() if '"final"' in x)
+        numbers = assert_complete(
+            "sigkill-restart",
+            ex,
+            database_url,
+            SYMBOLS,
+            SimpleNamespace(**final),  # type: ignore[arg-type]
+        )
+    assert first.returncode == -signal.SIGKILL
+    assert numbers["gaps_recorded"] >= 2  # the downtime of each symbol
+    assert numbers["gaps_filled"] == numbers["gaps_recorded"]
+    assert b'"event": "gap"' in err
