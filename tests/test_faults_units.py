@@ -1,0 +1,233 @@
+"""The fault machinery in isolation: backoff, REST rate limits, log rate limiting, resumption."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import psycopg
+import pytest
+
+from binprice.errors import GeoRestrictedError
+from binprice.gaps import list_gaps, uncovered, verify_gaps
+from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, Backoff
+from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventSink, IngestEvent
+from binprice.ingest.gaplog import spooled_extent
+from binprice.ingest.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
+from binprice.ingest.stream import StreamPolicy
+from binprice.testing.exchange import TestExchange
+from binprice.testing.faults import Faults
+from tests.conftest import run_binprice
+from tests.fault_helpers import assert_complete
+from tests.test_faults_property import _trade
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_is_full_jitter_exponential_capped_and_reset_after_a_healthy_period() -> None:
+    """Delays are uniform in [0, min(cap, initial*2^n)]; a long-lived connection resets them."""
+    clock = _Clock()
+    top = Backoff(initial=0.5, cap=60.0, rand=lambda: 1.0, clock=clock)
+    assert [top.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert Backoff(rand=lambda: 0.0, clock=clock).next_delay() == 0.0
+    clock.now += 5
+    top.connected(clock.now - 5)  # up 5 s: not healthy
+    assert top.next_delay() == 60
+    top.connected(clock.now - 61)  # up 61 s: healthy, start over
+    assert top.next_delay() == 0.5
+
+
+def test_backoff_counts_attempts_against_binances_300_per_5_minutes() -> None:
+    """Past ATTEMPT_LIMIT attempts in the window, the next delay waits for the window to pass."""
+    clock = _Clock()
+    backoff = Backoff(initial=0.0, cap=0.0, clock=clock)
+    for _ in range(ATTEMPT_LIMIT):
+        backoff.record_attempt()
+    assert ATTEMPT_LIMIT < 300
+    assert backoff.next_delay() == pytest.approx(ATTEMPT_WINDOW_SECONDS)
+    clock.now += ATTEMPT_WINDOW_SECONDS + 1
+    assert backoff.next_delay() == 0.0
+
+
+def test_noisy_events_are_rate_limited_and_count_what_they_suppressed() -> None:
+    """1000 malformed frames in a burst make one log line; the next says how many it hid."""
+    seen: list[IngestEvent] = []
+    sink = EventSink(seen.append)
+    for _ in range(1000):
+        sink("malformed", "bad frame")
+    sink("gap", "not noisy")
+    assert [e.kind for e in seen] == ["malformed", "gap"]
+    sink._last["malformed"] -= NOISY_INTERVAL_SECONDS  # as if 10 s passed
+    sink("malformed", "bad frame")
+    assert seen[-1].message == "bad frame (+999 more since the last report)"
+
+
+async def test_rest_honours_retry_after_on_429_and_418() -> None:
+    """418 then 429: the client sleeps Retry-After each time (through the injected sleep),
+    then succeeds."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(seconds)  # the test exchange's ban runs on real time
+
+    faults = Faults(rest_429_next=1, rest_418_next=1, retry_after_seconds=1)
+    async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        await ex.wait_produced("BTCUSDT", 0)
+        async with aiohttp.ClientSession() as session:
+            rest = RestClient(session, ex.rest_url, sleep=sleep)
+            page = await rest.historical_trades("BTCUSDT", 1, attempts=5)
+    assert page == []  # nothing produced without a stream reader
+    assert sleeps == [1, 1]
+    assert rest.rate_limited == 2
+
+
+async def test_rest_pauses_before_the_used_weight_reaches_the_budget() -> None:
+    """X-MBX-USED-WEIGHT-1M near the limit: the next request waits for the next minute."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    clock = _Clock()
+    clock.now = 60 * 1000 + 30.0  # half way through a minute
+    async with TestExchange(["BTCUSDT"]) as ex, aiohttp.ClientSession() as session:
+        ex.rest.budget.used = int(WEIGHT_LIMIT_PER_MINUTE * 0.8) - 10
+        ex.rest.budget.window = int(time.time() // 60)
+        rest = RestClient(session, ex.rest_url, sleep=sleep, clock=clock)
+        await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
+        assert sleeps == []
+        await rest.historical_trades("BTCUSDT", 1, attempts=1)
+    assert sleeps == [pytest.approx(30.1)]
+
+
+async def test_rest_451_is_fatal_at_once() -> None:
+    """HTTP 451 on REST is not retried and names the Binance.US preset."""
+    faults = Faults(geo_block_rest=True)
+    async with TestExchange(["BTCUSDT"], faults=faults) as ex, aiohttp.ClientSession() as session:
+        with pytest.raises(GeoRestrictedError, match="binance-us"):
+            await RestClient(session, ex.rest_url).historical_trades("BTCUSDT", 1, 5)
+
+
+def test_uncovered_parts_of_a_range() -> None:
+    """Coverage arithmetic of --verify: inclusive bounds, overlaps, unsorted input."""
+    assert uncovered(10, 20, []) == ((10, 20),)
+    assert uncovered(10, 20, [(10, 20)]) == ()
+    assert uncovered(10, 20, [(15, 30), (0, 11)]) == ((12, 14),)
+    assert uncovered(10, 20, [(12, 12), (14, 15)]) == ((10, 11), (13, 13), (16, 20))
+
+
+def test_spooled_extent_finds_the_gaps_inside_the_spool() -> None:
+    """Spooled ids above the last stored one: their top, and the ranges the spool lacks."""
+    chunks = [[_trade(i) for i in (5, 6, 7, 11)], [_trade(i) for i in (12, 15, 3)]]
+    assert spooled_extent(chunks, {"BTCUSDT": 4}) == {"BTCUSDT": (15, [(8, 10), (13, 14)])}
+    assert spooled_extent(chunks, {}) == {"BTCUSDT": (15, [(4, 4), (8, 10), (13, 14)])}
+
+
+async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A run that stopped before its backfill finished leaves an open gap (and its hole in
+    the table); the next start fetches just the missing ids and marks the gap filled."""
+    async with TestExchange(["BTCUSDT"], seed=41, rate=1000) as ex:
+        config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
+                              spool_dir=tmp_path / "spool", duration=1.5)  # fmt: skip
+        await run_ingest(config, database_url)
+        with psycopg.connect(database_url) as conn:
+            low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
+            a, b = low + 100, low + 300
+            conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
+            conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                         "VALUES ('BTCUSDT', %s, %s, 'open')", (a, b + 50))  # fmt: skip
+            assert not verify_gaps(conn).symbols[0].unaccounted  # open gaps account for holes
+        await run_ingest(config, database_url, policy=StreamPolicy())
+        assert_complete("resume-open-gap", ex, database_url, ("BTCUSDT",))
+        with psycopg.connect(database_url) as conn:
+            states = {(g.first_id, g.state) for g in list_gaps(conn)}
+    assert (a, "filled") in states
+
+
+def _seed(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        for tid in [*range(100, 110), *range(115, 120), *range(130, 140)]:
+            conn.execute("INSERT INTO trades VALUES ('BTCUSDT', %s, 1, 1, now(), true)", (tid,))
+        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                     "VALUES ('BTCUSDT', 110, 114, 'hole')")  # fmt: skip
+
+
+def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """`gaps` lists the recorded gap; `--verify` exits 1 naming 120..129, then 0 once it is
+    recorded (as skipped)."""
+    _seed(database_url)
+    listed = run_binprice("--database-url", database_url, "gaps", "--json", env=clean_env)
+    assert listed.returncode == 0, listed.stderr
+    (gap,) = json.loads(listed.stdout)
+    assert (gap["first_id"], gap["last_id"], gap["state"], gap["size"]) == (110, 114, "hole", 5)
+    bad = run_binprice("--database-url", database_url, "gaps", "--verify", env=clean_env)
+    assert bad.returncode == 1
+    assert "unaccounted: BTCUSDT 120..129 (10 ids)" in bad.stdout
+    assert "BTCUSDT: NOT OK" in bad.stdout
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                     "VALUES ('BTCUSDT', 120, 129, 'skipped')")  # fmt: skip
+    good = run_binprice(
+        "--database-url",
+        database_url,
+        "gaps",
+        "btcusdt",
+        "--verify",
+        "--last",
+        "1h",
+        "--json",
+        env=clean_env,
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    report = json.loads(good.stdout)
+    assert report["ok"] is True
+    assert report["symbols"][0]["missing"] == 15 and report["symbols"][0]["unaccounted"] == 0
+    text = run_binprice("--database-url", database_url, "gaps", env=clean_env)
+    assert "skipped" in text.stdout and "hole" in text.stdout
+
+
+async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Restarted after ~1500 ids with --backfill-max 500: the newest 500 are fetched, the
+    rest recorded as skipped, and verify accounts for them."""
+    async with TestExchange(["BTCUSDT"], seed=42, rate=1000) as ex:
+        base = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
+                            spool_dir=tmp_path / "spool", duration=1.0)  # fmt: skip
+        await run_ingest(base, database_url)
+        await asyncio.sleep(1.5)
+        again = IngestConfig(
+            symbols=("BTCUSDT",),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+            duration=1.0,
+            backfill_max=500,
+        )
+        summary = await run_ingest(again, database_url)
+    with psycopg.connect(database_url) as conn:
+        gaps = list_gaps(conn)
+        verification = verify_gaps(conn)
+    states = sorted(g.state for g in gaps)
+    assert states == ["filled", "skipped"]
+    (skipped,) = [g for g in gaps if g.state == "skipped"]
+    (filled,) = [g for g in gaps if g.state == "filled"]
+    assert filled.size == 500 and filled.first_id == skipped.last_id + 1
+    assert summary.skipped == skipped.size > 500
+    assert verification.ok
+    print(f"\nFAULT backfill-max-500: skipped={skipped.size} filled={filled.size}")
