@@ -67,9 +67,14 @@ def summary_line(summary: IngestSummary) -> str:
     parts = [
         f"stored {summary.stored:,} trades in {summary.elapsed:.1f} s ({rate:,.0f}/s)",
         f"duplicates {summary.duplicates:,}",
-        f"reconnects {summary.reconnects}",
-        f"gaps {summary.gaps} (backfilled {summary.backfilled:,}, missing {summary.missing:,})",
+        f"reconnects {summary.reconnects} (rotations {summary.rotations}, stale {summary.stale})",
+        f"gaps {summary.gaps} (backfilled {summary.backfilled:,}, missing {summary.missing:,}, "
+        f"skipped {summary.skipped:,})",
     ]
+    if summary.rate_limited:
+        parts.append(f"rate limited {summary.rate_limited}")
+    if summary.db_errors:
+        parts.append(f"db errors {summary.db_errors}")
     if summary.malformed or summary.error_frames:
         parts.append(f"bad frames {summary.malformed + summary.error_frames}")
     if summary.spilled:
@@ -92,11 +97,15 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
     from rich.table import Table
 
     title = (
-        f"binprice ingest: {summary.stored:,} stored, {summary.reconnects} reconnects, "
-        f"{summary.malformed + summary.error_frames} bad frames"
+        f"binprice ingest: {summary.stored:,} stored, {summary.reconnects} reconnects "
+        f"({summary.rotations} rotations, {summary.stale} stale), "
+        f"{summary.malformed + summary.error_frames} bad frames, "
+        f"{summary.rate_limited} rate limited, {summary.db_errors} db errors"
     )
     table = Table(title=title, title_justify="left")
-    for name in ("symbol", "stored", "trades/s", "last price", "lag", "gaps", "missing"):
+    columns = ("symbol", "stored", "trades/s", "last price", "lag", "dups", "gaps", "backfilled",
+               "missing", "skipped")  # fmt: skip
+    for name in columns:
         table.add_column(name, justify="left" if name == "symbol" else "right")
     for s in symbols:
         table.add_row(
@@ -105,8 +114,11 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
             f"{s.trades_per_second:,.0f}",
             "-" if s.last_price is None else str(s.last_price),
             "-" if s.lag_ms is None else f"{s.lag_ms} ms",
+            f"{s.duplicates:,}",
             str(s.gaps),
-            str(s.missing),
+            f"{s.backfilled:,}",
+            f"{s.missing:,}",
+            f"{s.skipped:,}",
         )
     return table
 
@@ -145,7 +157,7 @@ class Monitor:
         self.event(IngestEvent(time.time(), kind, text))
 
     def event(self, event: IngestEvent) -> None:
-        if self.quiet and event.kind not in ("db_down", "spooled", "error"):
+        if self.quiet and event.kind not in ("db_down", "spooled", "error", "gap_skipped"):
             return
         if self.format == "json":
             self._write(json.dumps({"time": _iso(event.time), "event": event.kind,
