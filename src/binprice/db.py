@@ -69,10 +69,10 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
 
 def current_revision(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
     """The database's Alembic revision, or None for a database binprice never migrated."""
-    row = conn.execute(
-        "SELECT CASE WHEN to_regclass('alembic_version') IS NULL THEN NULL"
-        " ELSE (SELECT max(version_num) FROM alembic_version) END"
-    ).fetchone()
+    exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
     return None if row is None or row[0] is None else str(row[0])
 
 

@@ -65,7 +65,7 @@ def _run(url: str, action: str, revision: str) -> None:
     from alembic import command
     from alembic.util import CommandError
     from sqlalchemy import create_engine
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
     from binprice.db import database_error
 
@@ -77,10 +77,12 @@ def _run(url: str, action: str, revision: str) -> None:
             getattr(command, action)(cfg, revision)
     except CommandError as exc:
         raise DatabaseError(f"cannot {action} to {revision!r}: {exc}") from None
-    except DBAPIError as exc:
+    except OperationalError as exc:  # could not connect, or the connection broke
         raise database_error(url, exc.orig or exc) from None
     except SQLAlchemyError as exc:
-        raise database_error(url, exc) from None
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        detail = " ".join(str(cause).split())
+        raise DatabaseError(f"cannot {action} to {revision!r}: {detail}") from None
     finally:
         engine.dispose()
 
