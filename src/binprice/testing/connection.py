@@ -219,9 +219,8 @@ class StreamConnection:
 
     async def _closer(self) -> None:
         try:
-            code, delay = await asyncio.wait_for(
-                asyncio.shield(self._close_request), self._lifetime
-            )
+            async with asyncio.timeout(self._lifetime):
+                code, delay = await self._close_request
         except TimeoutError:
             code, delay = WSCloseCode.GOING_AWAY, 0.0  # the 24 h mark, shortened
         await asyncio.sleep(delay)

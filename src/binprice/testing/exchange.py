@@ -270,8 +270,11 @@ class TestExchange:
             generators = [g for g in self._producing() if g.stream in wanted]
             if not generators:
                 self._demand.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # races its timeout, and then stop() would wait for this loop forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._demand.wait(), DEMAND_POLL_SECONDS)
+                    async with asyncio.timeout(DEMAND_POLL_SECONDS):
+                        await self._demand.wait()
                 continue
             now_ms, batch = wall_clock_ms(), list[Outgoing]()
             for generator in generators:
