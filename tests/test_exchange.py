@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,13 @@ from binprice.binance import (
     decode_rest_trades,
     parse_exchange_info,
 )
-from binprice.testing import ConnectionLimits, Faults, TestExchange, TradeGenerator
+from binprice.testing import (
+    ConnectionLimits,
+    ExchangeProcess,
+    Faults,
+    TestExchange,
+    TradeGenerator,
+)
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -425,16 +430,10 @@ async def test_overlapping_connections_both_get_every_later_trade(
 
 
 async def test_command_line_serves_and_announces_urls(session: aiohttp.ClientSession) -> None:
-    """python -m binprice.testing.exchange prints its URLs and serves trades."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice.testing.exchange", "--port", "0", "--rate", "500",
-        "--symbols", "BTCUSDT", stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        urls = json.loads(await asyncio.wait_for(process.stdout.readline(), 10))
-        async with session.ws_connect(urls["ws_url"] + "/ws/btcusdt@trade") as ws:
+    """python -m binprice.testing.exchange (via ExchangeProcess) announces URLs and serves."""
+    args = ["--rate", "500", "--symbols", "BTCUSDT", "--status", "BTCUSDT=TRADING"]
+    async with ExchangeProcess(args) as proc:
+        async with session.ws_connect(proc.ws_url + "/ws/btcusdt@trade") as ws:
             assert trades_of(await frames(ws, 3), "BTCUSDT")
-    finally:
-        process.terminate()
-        await process.wait()
+        async with session.get(proc.rest_url + "/api/v3/trades?symbol=BTCUSDT&limit=2") as r:
+            assert len(decode_rest_trades("BTCUSDT", await r.read())) == 2
