@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from binprice.binance import (
     ControlResponse,
@@ -104,6 +106,26 @@ def test_generator_is_deterministic_and_on_tick() -> None:
     assert all(t.quantity % Decimal("0.00001") == 0 and t.quantity > 0 for t in trades)
     assert TradeGenerator("BTCUSDT", 8).produce(5, 1) != TradeGenerator("BTCUSDT", 7).produce(5, 1)
     assert TradeGenerator("SOLUSDT").first_id == TradeGenerator("SOLUSDT", 3).first_id
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    steps=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 5)), min_size=1, max_size=20),
+)
+def test_generator_invariants_hold_for_any_seed_and_batching(
+    seed: int, steps: list[tuple[int, int]]
+) -> None:
+    """Ids +1, T never decreasing, E >= T, payloads equal the record, whatever the batching."""
+    generator, now, payloads = TradeGenerator("ETHUSDT", seed), 1_779_941_620_983, []
+    for count, advance in steps:
+        now += advance
+        payloads += generator.produce(count, now)
+    trades = generator.trades()
+    assert len(trades) == sum(count for count, _ in steps) == len(payloads)
+    assert [t.trade_id for t in trades] == list(range(4049338706, 4049338706 + len(trades)))
+    assert all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(trades))
+    assert [decode_frame(p) for p in payloads] == trades
+    assert all(json.loads(p)["E"] >= json.loads(p)["T"] for p in payloads)
 
 
 async def test_subscribe_list_unsubscribe_and_properties(session: aiohttp.ClientSession) -> None:

@@ -10,6 +10,7 @@ all writes happen on the event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import re
@@ -246,7 +247,9 @@ class StreamConnection:
                 self._ping_counter += 1
                 payload = str(self._ping_counter).encode()
                 self._pings[payload] = now
-                await self.ws.ping(payload)
+                # The peer may vanish between the check and the write; the reader sees it too.
+                with contextlib.suppress(ConnectionError):
+                    await self.ws.ping(payload)
                 next_ping = now + limits.ping_interval
 
     async def _read_loop(self) -> None:
@@ -257,7 +260,8 @@ class StreamConnection:
             if self.stalled:
                 continue
             if msg.type == WSMsgType.PING:
-                await self.ws.pong(msg.data)
+                with contextlib.suppress(ConnectionError):
+                    await self.ws.pong(msg.data)
             elif msg.type == WSMsgType.PONG:
                 sent_at = self._pings.get(msg.data)
                 if sent_at is not None:  # unsolicited pongs do not count as replies
