@@ -97,6 +97,17 @@ async def test_raw_stream_sends_bare_payloads(session: aiohttp.ClientSession) ->
         assert [decode_frame(json.dumps(r)) for r in raw] == ex.produced("BTCUSDT")
 
 
+async def test_microsecond_time_unit_floors_to_the_record(session: aiohttp.ClientSession) -> None:
+    """timeUnit=MICROSECOND frames carry 16-digit E/T that decode to the recorded trades."""
+    async with (
+        TestExchange(["BTCUSDT"], seed=21, max_trades=40) as ex,
+        session.ws_connect(ex.ws_url + "/stream?streams=btcusdt@trade&timeUnit=MICROSECOND") as ws,
+    ):
+        texts = [(await ws.receive()).data for _ in range(40)]
+        assert all(len(str(json.loads(t)["data"]["T"])) == 16 for t in texts)
+        assert [decode_frame(t) for t in texts] == ex.produced("BTCUSDT")
+
+
 def test_generator_is_deterministic_and_on_tick() -> None:
     """Same seed, same trades; prices on the tick, quantities on the step, fills share T."""
     a, b = TradeGenerator("BTCUSDT", 7), TradeGenerator("BTCUSDT", 7)

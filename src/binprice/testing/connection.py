@@ -39,6 +39,7 @@ RATE_WINDOW_SECONDS = 1.0
 _PROPERTIES = ("combined",)
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _JUNK_KINDS = tuple(JUNK_FRAMES)
+_TIME_FIELD = re.compile(rb'"([ET])":(\d+)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +53,37 @@ class ConnectionLimits:
 
 
 class Outgoing:
-    """One produced trade as it goes on the wire: framed once, shared by every connection."""
+    """One produced trade as it goes on the wire: framed once, shared by every connection.
 
-    __slots__ = ("_raw", "combined", "payload", "stream")
+    The combined millisecond frame (what binprice uses) is built eagerly; raw and
+    ``timeUnit=MICROSECOND`` variants only when a connection asks for them.
+    """
+
+    __slots__ = ("_variants", "combined", "payload", "stream")
 
     def __init__(self, stream: str, payload: bytes) -> None:
         self.stream = stream
         self.payload = payload
         self.combined = ws_text_frame(combined_payload(stream, payload))
-        self._raw: bytes | None = None
+        self._variants: dict[tuple[bool, bool], bytes] | None = None
 
-    def raw(self) -> bytes:
-        if self._raw is None:
-            self._raw = ws_text_frame(self.payload)
-        return self._raw
+    def frame(self, combined: bool, microseconds: bool) -> bytes:
+        if combined and not microseconds:
+            return self.combined
+        if self._variants is None:
+            self._variants = {}
+        key = (combined, microseconds)
+        frame = self._variants.get(key)
+        if frame is None:
+            payload = to_microseconds(self.payload) if microseconds else self.payload
+            frame = ws_text_frame(combined_payload(self.stream, payload) if combined else payload)
+            self._variants[key] = frame
+        return frame
+
+
+def to_microseconds(payload: bytes) -> bytes:
+    """``E``/``T`` as 16-digit µs epochs; ``T_us // 1000`` is the recorded ms value."""
+    return _TIME_FIELD.sub(lambda m: b'"%s":%d000' % (m[1], int(m[2])), payload)
 
 
 class StreamConnection:
@@ -78,6 +96,7 @@ class StreamConnection:
         streams: Sequence[str],
         *,
         combined: bool,
+        microseconds: bool = False,
         limits: ConnectionLimits,
         faults: Faults,
         rng: random.Random,
@@ -85,6 +104,7 @@ class StreamConnection:
     ) -> None:
         self.ws = ws
         self.combined = combined
+        self.microseconds = microseconds
         self.subscriptions: dict[str, None] = dict.fromkeys(streams)
         self.sent = 0  # trade frames written, duplicates not counted
         self.closed = False
@@ -137,10 +157,11 @@ class StreamConnection:
             and not f.malformed_fraction
         ):
             subs = self.subscriptions
-            if self.combined:
+            if self.combined and not self.microseconds:
                 frames = [o.combined for o in batch if o.stream in subs]
             else:
-                frames = [o.raw() for o in batch if o.stream in subs]
+                form = (self.combined, self.microseconds)
+                frames = [o.frame(*form) for o in batch if o.stream in subs]
             if frames:
                 self.sent += len(frames)
                 self._transport.write(b"".join(frames))
@@ -152,7 +173,7 @@ class StreamConnection:
         for o in batch:
             if o.stream not in self.subscriptions:
                 continue
-            frame = o.combined if self.combined else o.raw()
+            frame = o.frame(self.combined, self.microseconds)
             out.append(frame)
             self.sent += 1
             if f.duplicate_fraction and rng.random() < f.duplicate_fraction:
