@@ -203,6 +203,18 @@ async def test_bad_requests_get_nested_errors(
         assert (reply.code, reply.id) == (code, request_id)
 
 
+async def test_invalid_stream_is_followed_by_a_close(session: aiohttp.ClientSession) -> None:
+    """As observed on Binance, rejecting an invalid stream ends the connection shortly after."""
+    limits = ConnectionLimits(invalid_stream_close_delay=0.05)
+    async with (
+        TestExchange(seed=22, limits=limits) as ex,
+        session.ws_connect(ex.ws_url + "/stream") as ws,
+    ):
+        await ws.send_str('{"method":"SUBSCRIBE","params":["BTCUSDT@trade"],"id":1}')
+        assert [type(i) for i in await until_closed(ws)] == [ErrorFrame]
+        assert ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+
+
 async def test_too_many_messages_per_second_closes_1008(session: aiohttp.ClientSession) -> None:
     """The sixth control message within a second closes the connection with 1008."""
     async with TestExchange(seed=5) as ex, session.ws_connect(ex.ws_url + "/stream") as ws:
