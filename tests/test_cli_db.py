@@ -33,6 +33,9 @@ def test_db_upgrade_current_downgrade_on_external_url(
 ) -> None:
     """--database-url: upgrade to head, current says head, downgrade base removes the table."""
     url = empty_database_url
+    fresh = run_binprice("--database-url", url, "db", "current", env=clean_env)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.startswith("base")
     up = run_binprice("--database-url", url, "db", "upgrade", env=clean_env)
     assert up.returncode == 0, up.stderr
     current = run_binprice("--database-url", url, "db", "current", env=clean_env)

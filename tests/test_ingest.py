@@ -134,3 +134,17 @@ def test_copy_encoder_refuses_symbols_that_would_break_copy(bad: str) -> None:
 
     with pytest.raises(ValueError, match="COPY control character"):
         CopyEncoder().encode([Trade(bad, 1, Decimal(1), Decimal(1), 0, False)])
+
+
+async def test_symbols_are_spread_over_connections_of_limited_size(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With two streams per connection, three symbols use two connections; all trades land."""
+    async with TestExchange(SYMBOLS, seed=9, rate=None, max_trades=1000) as ex:
+        config = _config(ex, tmp_path, max_trades=3000, streams_per_connection=2)
+        summary = await asyncio.wait_for(run_ingest(config, database_url), 60)
+        produced = _produced(ex)
+        opened = ex.connections_opened
+    assert opened == 2
+    assert stored_rows(database_url) == as_rows(produced)
+    assert summary.stored == 3000

@@ -136,12 +136,9 @@ def db_upgrade(
     """Migrate the database up to REVISION (default: the newest)."""
     from binprice import db, migrations
 
-    settings = settings_from(ctx)
-    url = db.resolve_url(settings)
-    migrations.upgrade(url, revision)
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    _err(f"database at {db.describe(url)} is at revision {current or 'base'}")
+    url = db.resolve_url(settings_from(ctx))
+    reached = migrations.upgrade(url, revision)
+    _err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
 
 @db_app.command("downgrade")
@@ -152,12 +149,9 @@ def db_downgrade(
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db, migrations
 
-    settings = settings_from(ctx)
-    url = db.resolve_url(settings)
-    migrations.downgrade(url, revision)
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    _err(f"database at {db.describe(url)} is at revision {current or 'base'}")
+    url = db.resolve_url(settings_from(ctx))
+    reached = migrations.downgrade(url, revision)
+    _err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
 
 @db_app.command("current")

@@ -69,10 +69,16 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
 
 def current_revision(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
     """The database's Alembic revision, or None for a database binprice never migrated."""
-    row = conn.execute(
-        "SELECT CASE WHEN to_regclass('alembic_version') IS NULL THEN NULL"
-        " ELSE (SELECT max(version_num) FROM alembic_version) END"
-    ).fetchone()
+    import psycopg
+
+    try:
+        # One round trip on the fast path of every read command; a database binprice never
+        # migrated has no alembic_version table at all.
+        row = conn.execute("SELECT max(version_num) FROM alembic_version").fetchone()
+    except psycopg.errors.UndefinedTable:
+        if not conn.autocommit:
+            conn.rollback()
+        return None
     return None if row is None or row[0] is None else str(row[0])
 
 

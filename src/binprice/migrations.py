@@ -61,11 +61,12 @@ def alembic_config() -> Config:
     return cfg
 
 
-def _run(url: str, action: str, revision: str) -> None:
+def _run(url: str, action: str, revision: str) -> str | None:
     from alembic import command
+    from alembic.migration import MigrationContext
     from alembic.util import CommandError
     from sqlalchemy import create_engine
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
     from binprice.db import database_error
 
@@ -75,12 +76,16 @@ def _run(url: str, action: str, revision: str) -> None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             getattr(command, action)(cfg, revision)
+            reached: str | None = MigrationContext.configure(conn).get_current_revision()
+        return reached
     except CommandError as exc:
         raise DatabaseError(f"cannot {action} to {revision!r}: {exc}") from None
-    except DBAPIError as exc:
+    except OperationalError as exc:  # could not connect, or the connection broke
         raise database_error(url, exc.orig or exc) from None
     except SQLAlchemyError as exc:
-        raise database_error(url, exc) from None
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        detail = " ".join(str(cause).split())
+        raise DatabaseError(f"cannot {action} to {revision!r}: {detail}") from None
     finally:
         engine.dispose()
 
@@ -91,14 +96,16 @@ def _null_pool() -> type:
     return NullPool
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database up to `revision` (default: the newest), under an advisory lock."""
-    _run(url, "upgrade", revision)
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Migrate up to `revision` (default: the newest) under an advisory lock; return the
+    revision reached."""
+    return _run(url, "upgrade", revision)
 
 
-def downgrade(url: str, revision: str) -> None:
-    """Migrate the database down to `revision` (`base` removes binprice's tables)."""
-    _run(url, "downgrade", revision)
+def downgrade(url: str, revision: str) -> str | None:
+    """Migrate down to `revision` (`base` removes binprice's tables); return the revision
+    reached (None for base)."""
+    return _run(url, "downgrade", revision)
 
 
 def head() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from binprice.binance import Trade
 from binprice.ingest.spool import Spool
 from binprice.ingest.stats import IngestStats
+from binprice.ingest.writer import Batch, CopyEncoder
 
 
 class TradeBuffer:
@@ -25,6 +26,7 @@ class TradeBuffer:
         self.memory_limit = memory_limit
         self.items: list[Trade] = []
         self._stats = stats
+        self._encoder = CopyEncoder()
         self._ready = asyncio.Event()
         if len(spool):
             self._ready.set()
@@ -43,7 +45,7 @@ class TradeBuffer:
     def spill(self) -> None:
         """Move everything in memory to the spool (durably)."""
         if self.items:
-            self.spool.append(self.items)
+            self.spool.append(self._encoder.batch(self.items))
             self._stats.spilled += len(self.items)
             self._stats.spilled_chunks += 1
             self.items = []
@@ -56,28 +58,28 @@ class TradeBuffer:
     def empty(self) -> bool:
         return not self.items and not len(self.spool)
 
-    def take(self, max_batch: int) -> tuple[list[Trade], Path | None]:
+    def take(self, max_batch: int) -> tuple[Batch | None, Path | None]:
         """The next batch: the oldest spool chunk (with its path, to delete after commit),
-        else up to `max_batch` trades from memory."""
+        else up to `max_batch` trades from memory, encoded."""
         if self.empty:
             self._ready.clear()
-            return [], None
+            return None, None
         chunk = self.spool.take_oldest()
         if chunk is not None:
-            path, trades = chunk
+            path, batch = chunk
             if self.empty:
                 self._ready.clear()
-            return trades, path
+            return batch, path
         items = self.items
         if len(items) <= max_batch:
             self.items = []
-            batch = items
+            trades = items
         else:
-            batch = items[:max_batch]
+            trades = items[:max_batch]
             del items[:max_batch]
         if self.empty:
             self._ready.clear()
-        return batch, None
+        return self._encoder.batch(trades), None
 
     def done(self, path: Path | None) -> None:
         """The batch from `take` is committed: delete its spool chunk."""

@@ -20,9 +20,9 @@ PRESETS: dict[str, tuple[str, str]] = {
 }
 
 #: Largest batch one transaction carries; bigger backlogs are written in several.
-MAX_BATCH = 20_000
+MAX_BATCH = 10_000
 #: Trades held in memory between reader and writer before further ones spill to the disk spool.
-MEMORY_LIMIT = 50_000
+MEMORY_LIMIT = 25_000
 WRITERS = 2
 #: Ids fetched from REST per gap (downtime included); beyond that a gap is recorded as skipped.
 #: A million BTCUSDT trades is about six hours (25,000 weight, about 5 minutes of budget).

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 
@@ -173,11 +172,3 @@ async def _until_stopped(
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:
     await asyncio.sleep(seconds)
     stop.set()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__
-
-
-def default_spool_dir(data_dir: Path) -> Path:
-    return data_dir / "spool"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 
 from binprice.binance import Trade
 from binprice.errors import DatabaseError
@@ -22,7 +23,7 @@ from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import Emit
 from binprice.ingest.stats import LATENCY_BUCKETS_MS, IngestStats
-from binprice.ingest.writer import TradeWriter
+from binprice.ingest.writer import Batch, TradeWriter
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -77,14 +78,14 @@ class Sink:
             if config.flush_interval and len(buffer) < config.max_batch:
                 await asyncio.sleep(config.flush_interval)
             batch, chunk = buffer.take(config.max_batch)
-            if not batch:
+            if batch is None:
                 continue
             if not await self._store(slot, batch, chunk is not None, reading_done):
                 return
             buffer.done(chunk)
 
     async def _store(
-        self, slot: int, batch: list[Trade], spooled: bool, reading_done: asyncio.Event
+        self, slot: int, batch: Batch, spooled: bool, reading_done: asyncio.Event
     ) -> bool:
         """Commit `batch`, retrying through outages. False: gave up while stopping (the batch
         and the rest of memory are then in the spool)."""
@@ -129,28 +130,26 @@ class Sink:
             self._emit("db_up", "database available again")
         self._account(batch, inserted, committed_ms)
         if self._on_stored is not None:
-            self._on_stored(batch)
+            self._on_stored(batch.decoded())
         return True
 
-    def _account(self, batch: list[Trade], inserted: dict[str, int], committed_ms: int) -> None:
+    def _account(self, batch: Batch, inserted: dict[str, int], committed_ms: int) -> None:
         stats = self._stats
         stats.batches += 1
         for symbol, n in inserted.items():
             stats.symbol(symbol).stored += n
-        latest: dict[str, Trade] = {}
         hist = stats.latency
         cap = LATENCY_BUCKETS_MS
-        for t in batch:
-            latest[t.symbol] = t
-            lag = committed_ms - t.time_ms
+        for ms in batch.times:
+            lag = committed_ms - ms
             hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
-        for symbol, t in latest.items():
+        for symbol, (trade_id, price, time_ms) in batch.latest.items():
             c = stats.symbol(symbol)
-            if c.last_trade_id is None or t.trade_id >= c.last_trade_id:
-                c.last_trade_id = t.trade_id
-                c.last_price = t.price
-                c.last_time_ms = t.time_ms
-                c.lag_ms = committed_ms - t.time_ms
+            if c.last_trade_id is None or trade_id >= c.last_trade_id:
+                c.last_trade_id = trade_id
+                c.last_price = Decimal(price)
+                c.last_time_ms = time_ms
+                c.lag_ms = committed_ms - time_ms
 
 
 def _one_line(exc: BaseException) -> str:

@@ -10,8 +10,11 @@ NOTHING`. Either way a re-delivered trade never creates a second row.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from binprice.binance import Trade
@@ -34,6 +37,40 @@ INSERT_FROM_STAGE = (
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.
 _SECOND_CACHE_LIMIT = 4096
 _COPY_SPECIALS = ("\t", "\n", "\r", "\\")
+
+
+@dataclass(slots=True)
+class Batch:
+    """Trades encoded once as COPY text, plus what the accounting after commit needs.
+
+    The same object goes to the disk spool and back, so a spooled trade is never decoded
+    again: its COPY text is sent as it was written.
+    """
+
+    payload: bytes
+    #: Trades per symbol in this batch.
+    counts: dict[str, int]
+    #: Per symbol, the trade with the highest id: (trade_id, price text, time_ms).
+    latest: dict[str, tuple[int, str, int]]
+    #: Trade times (epoch ms), for the trade-time → commit latency histogram.
+    times: array[int]
+    #: The decoded trades while they are still in memory (for `-v`); None after the spool.
+    trades: list[Trade] | None = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def decoded(self) -> list[Trade]:
+        """The trades, decoded back from the COPY text if they went through the spool."""
+        if self.trades is not None:
+            return self.trades
+        out = []
+        for line in self.payload.decode().splitlines():
+            symbol, tid, price, qty, stamp, maker = line.split("\t")
+            moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f+00").replace(tzinfo=UTC)
+            ms = int(moment.timestamp() * 1000 + 0.5)
+            out.append(Trade(symbol, int(tid), Decimal(price), Decimal(qty), ms, maker == "t"))
+        return out
 
 
 class CopyEncoder:
@@ -61,22 +98,43 @@ class CopyEncoder:
             raise ValueError(f"symbol {symbol!r} contains a COPY control character")
         self._safe.add(symbol)
 
-    def encode(self, trades: list[Trade]) -> bytes:
-        """`symbol \\t id \\t price \\t qty \\t timestamptz \\t bool \\n` per trade, UTF-8."""
+    def batch(self, trades: list[Trade]) -> Batch:
+        """One pass over `trades`: the COPY rows and the per-batch bookkeeping."""
         seconds = self._seconds
         safe = self._safe
         rows: list[str] = []
         append = rows.append
+        counts: dict[str, int] = {}
+        latest: dict[str, Trade] = {}
+        times = array("q")
+        add_time = times.append
         for t in trades:
-            if t.symbol not in safe:
-                self._check_symbol(t.symbol)
-            sec, milli = divmod(t.time_ms, 1000)
+            symbol = t.symbol
+            if symbol not in safe:
+                self._check_symbol(symbol)
+            ms = t.time_ms
+            sec, milli = divmod(ms, 1000)
             stamp = seconds.get(sec) or self._second(sec)
             append(
-                f"{t.symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
+                f"{symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
                 f"{'t' if t.is_buyer_maker else 'f'}\n"
             )
-        return "".join(rows).encode()
+            add_time(ms)
+            counts[symbol] = counts.get(symbol, 0) + 1
+            best = latest.get(symbol)
+            if best is None or t.trade_id > best.trade_id:
+                latest[symbol] = t
+        return Batch(
+            payload="".join(rows).encode(),
+            counts=counts,
+            latest={s: (t.trade_id, f"{t.price:f}", t.time_ms) for s, t in latest.items()},
+            times=times,
+            trades=trades,
+        )
+
+    def encode(self, trades: list[Trade]) -> bytes:
+        """`symbol \\t id \\t price \\t qty \\t timestamptz \\t bool \\n` per trade, UTF-8."""
+        return self.batch(trades).payload
 
 
 class TradeWriter:
@@ -84,7 +142,6 @@ class TradeWriter:
 
     def __init__(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         self._conn = conn
-        self._encoder = CopyEncoder()
         self._stage_ready = False
 
     @classmethod
@@ -108,20 +165,18 @@ class TradeWriter:
     def closed(self) -> bool:
         return self._conn.closed
 
-    async def write(self, trades: list[Trade]) -> tuple[Counter[str], int]:
-        """Store `trades`; return new rows per symbol and the commit time (epoch ms).
+    async def write(self, batch: Batch) -> tuple[dict[str, int], int]:
+        """Store `batch`; return new rows per symbol and the commit time (epoch ms).
 
         Raises psycopg.Error if the database fails; nothing of the batch is then committed.
         """
         import psycopg
 
-        payload = self._encoder.encode(trades)
         conn = self._conn
         try:
             async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:
-                await copy.write(payload)
-            committed_ms = time.time_ns() // 1_000_000
-            return Counter(t.symbol for t in trades), committed_ms
+                await copy.write(batch.payload)
+            return batch.counts, time.time_ns() // 1_000_000
         except psycopg.errors.UniqueViolation:
             pass
         if not self._stage_ready:
@@ -129,10 +184,10 @@ class TradeWriter:
             self._stage_ready = True
         async with conn.transaction(), conn.cursor() as cur:
             async with cur.copy(COPY_STAGE) as copy:
-                await copy.write(payload)
+                await copy.write(batch.payload)
             await cur.execute(INSERT_FROM_STAGE)
             inserted = Counter(str(row[0]) for row in await cur.fetchall())
-        return inserted, time.time_ns() // 1_000_000
+        return dict(inserted), time.time_ns() // 1_000_000
 
     async def last_trade_ids(self, symbols: tuple[str, ...]) -> dict[str, int]:
         """The highest stored trade id per symbol (primary-key lookups, one per symbol)."""

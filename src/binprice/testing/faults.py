@@ -92,7 +92,7 @@ class Faults:
     duplicate_fraction: float = 0.0
     #: After each trade frame, a junk frame (see ``JUNK_FRAMES``) follows with this probability.
     malformed_fraction: float = 0.0
-    #: Each connection goes silent (no data, no pings, no pongs) after N frames ...
+    #: Each connection goes silent (no data, pings, pongs or replies) after N frames ...
     stall_after_frames: int | None = None
     #: ... for this many seconds; ``None`` = until it is closed.
     stall_seconds: float | None = None
