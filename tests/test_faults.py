@@ -8,6 +8,7 @@ open. Run with `-s` to see the numbers of each fault class.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -52,6 +53,22 @@ async def _run_for(
     return summary, events
 
 
+async def _run_with_fault_later(
+    ex: TestExchange,
+    url: str,
+    tmp_path: Path,
+    seconds: float,
+    after: int,
+    fault: Callable[[], None],
+) -> IngestSummary:
+    """Run for `seconds`; once `after` more BTCUSDT trades were produced, call `fault()`."""
+    config = _config(ex, tmp_path, duration=seconds)
+    run = asyncio.create_task(run_ingest(config, url, policy=StreamPolicy(backoff=_no_wait)))
+    await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + after), 20)
+    fault()
+    return await asyncio.wait_for(run, seconds + 30)
+
+
 # Paced production (RATE trades/s per symbol, interleaved) like a real market; the run compares
 # the ids between the first and the last it stored with what the exchange produced.
 RATE = 1500
@@ -77,13 +94,11 @@ async def test_ids_skipped_on_the_stream_are_backfilled_and_lost_ids_recorded_as
     first are fetched, the second recorded as holes, and verify accounts for them."""
     faults = Faults(skip_fraction=0.01)
     async with TestExchange(SYMBOLS, seed=22, rate=RATE, faults=faults) as ex:
-        config = _config(ex, tmp_path, duration=4.0)
-        run = asyncio.create_task(
-            run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait))
-        )
-        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 2000), 20)
-        faults.lose_next = 7
-        summary = await asyncio.wait_for(run, 30)
+
+        def lose() -> None:
+            faults.lose_next = 7
+
+        summary = await _run_with_fault_later(ex, database_url, tmp_path, 4.0, 2000, lose)
         numbers = assert_complete("skipped-ids", ex, database_url, SYMBOLS, summary)
     assert numbers["never_served"] == 7
     assert numbers["holes_recorded"] >= 1
@@ -156,14 +171,12 @@ async def test_rest_429_during_backfill_is_waited_out(database_url: str, tmp_pat
     """Backfill pages answered 429 with Retry-After 1: the client waits, then fills the gap."""
     faults = Faults(retry_after_seconds=1)
     async with TestExchange(SYMBOLS, seed=27, rate=RATE, faults=faults) as ex:
-        config = _config(ex, tmp_path, duration=5.0)
-        run = asyncio.create_task(
-            run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait))
-        )
-        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1000), 20)
-        faults.rest_429_next = 2
-        faults.skip_next = 300
-        summary = await asyncio.wait_for(run, 30)
+
+        def skip_and_limit() -> None:
+            faults.rest_429_next = 2
+            faults.skip_next = 300
+
+        summary = await _run_with_fault_later(ex, database_url, tmp_path, 5.0, 1000, skip_and_limit)
         assert_complete("rest-429-backfill", ex, database_url, SYMBOLS, summary)
     assert summary.rate_limited == 2
     assert summary.backfilled >= 300

@@ -12,7 +12,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ import pytest
 from binprice import embedded
 from binprice.ingest import IngestConfig, IngestStats, run_ingest
 from binprice.ingest.backoff import Backoff
+from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import assert_complete
@@ -65,6 +67,26 @@ def _stored_count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+@asynccontextmanager
+async def _postgres_down(pg_data_dir: Path) -> AsyncIterator[None]:
+    """The session's server crashes (`pg_ctl stop -m immediate`) and is always started again."""
+    await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
+
+
+async def _start(
+    ex: TestExchange, url: str, tmp_path: Path, stop: asyncio.Event, stats: IngestStats
+) -> asyncio.Task[IngestSummary]:
+    """Start a run and return once it stored 1000 trades."""
+    config = _config(ex, tmp_path)
+    run = asyncio.create_task(run_ingest(config, url, stop=stop, stats=stats, policy=_policy()))
+    await _until(lambda: stats.stored >= 1000, 20)
+    return run
+
+
 @needs_embedded
 async def test_postgres_stopped_hard_for_10s_mid_stream(
     database_url: str, pg_data_dir: Path, tmp_path: Path
@@ -74,18 +96,11 @@ async def test_postgres_stopped_hard_for_10s_mid_stream(
     stats = IngestStats()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=31, rate=RATE) as ex:
-        run = asyncio.create_task(
-            run_ingest(_config(ex, tmp_path), database_url, stop=stop, stats=stats,
-                       policy=_policy())
-        )  # fmt: skip
-        await _until(lambda: stats.stored >= 1000, 20)
-        try:
-            await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+        run = await _start(ex, database_url, tmp_path, stop, stats)
+        async with _postgres_down(pg_data_dir):
             await asyncio.sleep(OUTAGE_SECONDS)
             spilled_while_down = stats.spilled_chunks
             received_while_down = sum(c.received for c in stats.symbols.values())
-        finally:
-            await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
         await _until(lambda: not stats.db_down and stats.stored >= received_while_down, 30)
         stop.set()
         summary = await asyncio.wait_for(run, 30)
@@ -105,19 +120,12 @@ async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_sta
     stats = IngestStats()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=32, rate=RATE) as ex:
-        run = asyncio.create_task(
-            run_ingest(_config(ex, tmp_path), database_url, stop=stop, stats=stats,
-                       policy=_policy())
-        )  # fmt: skip
-        await _until(lambda: stats.stored >= 1000, 20)
-        try:
-            await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+        run = await _start(ex, database_url, tmp_path, stop, stats)
+        async with _postgres_down(pg_data_dir):
             await asyncio.sleep(1.0)
             stop.set()
             first = await asyncio.wait_for(run, 30)
             spooled = list((tmp_path / "spool").glob("*.spool"))
-        finally:
-            await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
         assert spooled
         assert first.received > first.stored
         await asyncio.sleep(1.0)  # downtime: trades only REST can give back
