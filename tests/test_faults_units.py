@@ -19,6 +19,7 @@ from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventSink, IngestEven
 from binprice.ingest.gaplog import spooled_extent
 from binprice.ingest.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
 from binprice.ingest.stream import StreamPolicy
+from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.conftest import run_binprice
@@ -231,3 +232,15 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
     assert summary.skipped == skipped.size > 500
     assert verification.ok
     print(f"\nFAULT backfill-max-500: skipped={skipped.size} filled={filled.size}")
+
+
+async def test_close_1008_is_retried_not_fatal(database_url: str, tmp_path: Path) -> None:
+    """A policy-violation close (1008, e.g. too many streams) ends the connection, not the run."""
+    limits = ConnectionLimits(max_streams=1)
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], rate=100, limits=limits) as ex:
+        config = IngestConfig(symbols=("BTCUSDT", "ETHUSDT"), ws_url=ex.ws_url,
+                              rest_url=ex.rest_url, spool_dir=tmp_path / "spool",
+                              duration=1.0)  # fmt: skip
+        policy = StreamPolicy(backoff=lambda: Backoff(initial=0.0, cap=0.05))
+        summary = await asyncio.wait_for(run_ingest(config, database_url, policy=policy), 20)
+    assert summary.reconnects >= 2
