@@ -238,9 +238,8 @@ def naive(args: argparse.Namespace, workdir: Path) -> None:
         ex.wait()
     result = json.loads(out.stdout)
     n, seconds = result["trades"], result["seconds"]
-    print(
-        f"naive one-INSERT-per-trade ingestor: {n:,} trades in {seconds:.1f} s = {n / seconds:,.0f}/s"
-    )
+    rate = n / seconds
+    print(f"naive one-INSERT-per-trade ingestor: {n:,} trades in {seconds:.1f} s = {rate:,.0f}/s")
     if result["dropped"]:
         # It reads too slowly to answer the exchange's pings in time, the failure Binance's
         # own keepalive produces for slow consumers.
