@@ -1,8 +1,8 @@
 """The `binprice ingest` command's process side: signals, the event loop, the monitor.
 
-Kept out of cli.py so the query commands never import asyncio machinery or aiohttp. The CLI owns
-the signals: the first SIGINT/SIGTERM sets the stop event (the pipeline flushes, commits and
-returns its summary), a second one aborts at once.
+Imported only by `binprice ingest`, so the query commands never load asyncio machinery or
+aiohttp. The CLI owns the signals: the first SIGINT/SIGTERM sets the stop event (the pipeline
+flushes, commits and returns its summary), a second one aborts at once.
 """
 
 from __future__ import annotations

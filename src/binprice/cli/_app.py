@@ -1,0 +1,145 @@
+"""The Typer app, the options every command shares, the global callback and the error funnel."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from binprice import __version__
+from binprice.errors import BinpriceError
+from binprice.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    pass
+
+
+def _pass_plain_strings_through() -> None:
+    """Keep pydantic out of start-up: typer 0.29 coerces every non-bool parameter through a
+    pydantic TypeAdapter, and importing pydantic costs ~60 ms, a third of `binprice latest`.
+
+    Values that already are what a ``str``, ``bool`` or ``list[str]`` parameter wants need no
+    coercion (binprice parses times and durations itself, in timespec), so they pass through;
+    anything else still takes typer's own path. This touches typer internals, so it is guarded:
+    if they change, typer's normal (correct, slower) coercion runs.
+    """
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+        from typer.core import _TyperParameter
+    except ImportError:  # pragma: no cover - another typer version
+        return
+    original = getattr(_TyperParameter, "get_runtime_param", None)
+    if original is None:  # pragma: no cover
+        return
+    plain: set[object] = {str, bool, list[str]}
+
+    class PassThrough(RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+                return list(value)
+            if self.annotation in (str, bool) and isinstance(value, self.annotation):
+                return value
+            typed = build_runtime_param(param.type_descriptor)  # anything else: typer's way
+            return typed._coerce_value(value, param=param, ctx=ctx)
+
+    def get_runtime_param(self: _TyperParameter) -> RuntimeParam:
+        if self._runtime_param is None and self.type_descriptor.annotation in plain:
+            info = self.type_descriptor.parameter_info
+            if info.parser is None:
+                self._runtime_param = PassThrough(info, self.type_descriptor.annotation)
+        runtime: RuntimeParam = original(self)
+        return runtime
+
+    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
+
+
+_pass_plain_strings_through()
+
+app = typer.Typer(
+    name="binprice",
+    help="Capture every Binance trade into PostgreSQL and ask questions of it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(
+    help="Manage the database: migrations, status, the embedded server.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help=(
+            "PostgreSQL URL (postgresql://user:password@host:port/db). Default: "
+            "$BINPRICE_DATABASE_URL, $DATABASE_URL, a .env file (also POSTGRES_USER/"
+            "POSTGRES_PASSWORD/POSTGRES_DB/DB_HOST/DB_PORT), else the embedded server."
+        ),
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"binprice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    database_url: DatabaseUrlOption = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Capture every Binance trade into PostgreSQL and ask questions of it."""
+    ctx.obj = database_url
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """The Settings for this invocation (global --database-url, env, .env, embedded)."""
+    url = ctx.find_root().obj
+    return load_settings(url if isinstance(url, str) else None)
+
+
+def err(message: str) -> None:
+    """One line on stderr."""
+    typer.echo(message, err=True)
+
+
+SymbolsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Symbols, any case (e.g. btcusdt ETHUSDT). Default: every recorded symbol.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print a JSON array: one object per symbol, stable keys.")
+]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
+TIME_HELP = (
+    "ISO 8601 with Z or an offset (naive means UTC), a date (UTC midnight), epoch seconds or "
+    "milliseconds, 'now', or relative: -5m, '5m ago'."
+)
+DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning BinpriceErrors into one line."""
+    try:
+        app()
+    except BinpriceError as exc:
+        err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(130)

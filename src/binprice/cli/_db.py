@@ -1,0 +1,118 @@
+"""`binprice db …`: migrations, status and the embedded server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from binprice.cli._app import db_app, err, settings_from
+from binprice.errors import BinpriceError
+from binprice.settings import Settings
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    from binprice import db, migrations
+
+    url = db.resolve_url(settings_from(ctx))
+    reached = migrations.upgrade(url, revision)
+    err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision; `base` removes all tables.")],
+) -> None:
+    """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
+    from binprice import db, migrations
+
+    url = db.resolve_url(settings_from(ctx))
+    reached = migrations.downgrade(url, revision)
+    err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's current revision (`base` if it has no binprice schema)."""
+    from binprice import db
+    from binprice.migrations import SCHEMA_HEAD
+
+    url = db.resolve_url(settings_from(ctx))
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
+    typer.echo(f"{current or 'base'}{suffix}")
+
+
+@db_app.command("history")
+def db_history(ctx: typer.Context) -> None:
+    """List the schema revisions, newest first, marking head and the database's current one."""
+    from binprice import db, migrations
+
+    url = db.resolve_url(settings_from(ctx))
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    for rev in migrations.history(current):
+        marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
+        tag = f" ({', '.join(marks)})" if marks else ""
+        typer.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}{tag}: {rev.message}")
+
+
+@db_app.command("info")
+def db_info(ctx: typer.Context) -> None:
+    """Show where the database is, the masked URL, server version, revision and row count."""
+    from binprice import db
+
+    info = db.database_info(settings_from(ctx))
+    trades = "-" if info.trades is None else f"{info.trades:,}"
+    if not info.trades_exact:
+        trades = f"~{trades} (estimate)"
+    rows = [
+        ("database", info.location),
+        ("configured by", info.source),
+        ("url", info.url),
+        ("server", f"PostgreSQL {info.server_version}"),
+        ("revision", f"{info.revision or 'base'} (head: {info.head})"),
+        ("trades", trades),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@db_app.command("start")
+def db_start(ctx: typer.Context) -> None:
+    """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
+    from binprice import embedded
+
+    settings = settings_from(ctx)
+    _require_embedded(settings)
+    info = embedded.ensure_server(settings.data_dir)
+    err(f"embedded PostgreSQL runs (pid {info.pid}), data in {info.pgdata}")
+
+
+@db_app.command("stop")
+def db_stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
+    from binprice import embedded
+
+    settings = settings_from(ctx)
+    _require_embedded(settings)
+    if embedded.stop_server(settings.data_dir):
+        err("embedded PostgreSQL stopped")
+    else:
+        err("embedded PostgreSQL was not running")
+
+
+def _require_embedded(settings: Settings) -> None:
+    if not settings.embedded:
+        raise BinpriceError(
+            f"a database is configured ({settings.source}); `db start`/`db stop` manage only "
+            "the embedded server"
+        )

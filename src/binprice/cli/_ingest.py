@@ -1,0 +1,118 @@
+"""`binprice ingest`: options → IngestConfig; the run itself is in `_ingest_run`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from binprice.cli._app import app, settings_from
+
+_EXCHANGES = "binance, binance-us, testnet, data-stream"
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Symbols to capture (default BTCUSDT ETHUSDT, or $BINPRICE_SYMBOLS).",
+            show_default=False,
+        ),
+    ] = None,
+    ws_url: Annotated[
+        str | None,
+        typer.Option(
+            "--ws-url",
+            envvar="BINPRICE_WS_URL",
+            help="WebSocket base URL (binprice appends /stream?streams=…).",
+            show_default="wss://stream.binance.com:9443",
+        ),
+    ] = None,
+    rest_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rest-url",
+            envvar="BINPRICE_REST_URL",
+            help="REST base URL for symbol checks and backfill.",
+            show_default="https://api.binance.com",
+        ),
+    ] = None,
+    exchange: Annotated[
+        str,
+        typer.Option("--exchange", envvar="BINPRICE_EXCHANGE", help=f"Preset: {_EXCHANGES}."),
+    ] = "binance",
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration", help="Stop after this long (e.g. 10m, 1h30m).", show_default=False
+        ),
+    ] = None,
+    max_trades: Annotated[
+        int | None,
+        typer.Option("--max-trades", help="Stop after storing this many new trades.", min=1),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="auto (live table on a terminal, plain lines elsewhere), live, plain or json.",
+        ),
+    ] = "auto",
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Only errors and the summary.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Also print every trade as it is stored.")
+    ] = False,
+    backfill_max: Annotated[
+        int,
+        typer.Option(
+            "--backfill-max",
+            help="Most trade ids fetched from REST per gap (the downtime since the last run "
+            "included); the older part of a larger gap is recorded as skipped.",
+            min=0,
+        ),
+    ] = 1_000_000,
+) -> None:
+    """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
+    import os
+
+    from binprice import db, migrations
+    from binprice.cli import _ingest_run
+    from binprice.errors import ConfigError
+    from binprice.ingest.config import PRESETS, IngestConfig, normalize_symbols, rest_base, ws_base
+    from binprice.monitor import FORMATS, Monitor
+    from binprice.timespec import parse_duration
+
+    if exchange not in PRESETS:
+        raise ConfigError(f"unknown --exchange {exchange!r}; choose one of {_EXCHANGES}")
+    if log_format not in FORMATS:
+        raise ConfigError(
+            f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
+        )
+    preset_ws, preset_rest = PRESETS[exchange]
+    chosen = symbols or os.environ.get("BINPRICE_SYMBOLS", "").split() or ["BTCUSDT", "ETHUSDT"]
+    settings = settings_from(ctx)
+    monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
+    url = db.resolve_url(settings)
+    with db.connect(url) as conn:
+        current = db.current_revision(conn)
+    if current != migrations.SCHEMA_HEAD:
+        migrations.upgrade(url)  # imports Alembic only when there is something to do
+        monitor.message(
+            "migrated", f"migrated the database at {db.describe(url)} to the newest schema"
+        )
+    else:
+        monitor.message("migrated", f"database at {db.describe(url)} is at the newest schema")
+    config = IngestConfig(
+        symbols=normalize_symbols(chosen),
+        ws_url=ws_base(ws_url or preset_ws),
+        rest_url=rest_base(rest_url or preset_rest),
+        spool_dir=_ingest_run.spool_dir(settings.data_dir, url),
+        max_trades=max_trades,
+        duration=parse_duration(duration).total_seconds() if duration else None,
+        backfill_max=backfill_max,
+    )
+    _ingest_run.run(config, url, monitor)
