@@ -96,3 +96,20 @@ def test_read_dotenv_skips_comments_and_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_text("\n# c\nA=1\nnot a pair\nB='two words'\n")
     assert read_dotenv(path) == {"A": "1", "B": "two words"}
+
+
+def test_default_data_dir_matches_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data directory computed without platformdirs is the one platformdirs gives."""
+    from platformdirs import user_data_path
+
+    from binprice.settings import default_data_dir
+
+    monkeypatch.delenv("BINPRICE_DATA_DIR", raising=False)
+    for xdg in (None, "/srv/xdg-data"):
+        if xdg is None:
+            monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        else:
+            monkeypatch.setenv("XDG_DATA_HOME", xdg)
+        assert default_data_dir() == user_data_path("binprice", appauthor=False)
+    monkeypatch.setenv("BINPRICE_DATA_DIR", "/tmp/somewhere")
+    assert default_data_dir() == Path("/tmp/somewhere")

@@ -7,6 +7,7 @@ This module is imported by every command, so it stays light (no SQLAlchemy, no p
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ DATABASE_URL_VARS = ("BINPRICE_DATABASE_URL", "DATABASE_URL")
 #: The variables of the original design's `.env` (docker-compose style).
 COMPOSE_VARS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DB_HOST", "DB_PORT")
 DATA_DIR_VAR = "BINPRICE_DATA_DIR"
+APP_NAME = "binprice"
 COMPOSE_DEFAULT_HOST = "127.0.0.1"
 COMPOSE_DEFAULT_PORT = "5433"
 _ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
@@ -42,13 +44,24 @@ class Settings:
 
 
 def default_data_dir() -> Path:
-    """The per-user data directory (platformdirs), overridable with BINPRICE_DATA_DIR."""
+    """The per-user data directory, overridable with BINPRICE_DATA_DIR.
+
+    Linux and macOS paths are computed here as platformdirs computes them
+    (`$XDG_DATA_HOME` or `~/.local/share`, `~/Library/Application Support`): importing
+    platformdirs costs ~25 ms, a sixth of `binprice latest`. Elsewhere platformdirs decides.
+    """
     override = os.environ.get(DATA_DIR_VAR)
     if override:
         return Path(override).expanduser()
-    from platformdirs import user_data_path
+    if sys.platform.startswith("linux"):
+        xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+        root = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+        return root / APP_NAME
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP_NAME
+    from platformdirs import user_data_path  # pragma: no cover - Windows and others
 
-    return user_data_path("binprice", appauthor=False)
+    return user_data_path(APP_NAME, appauthor=False)  # pragma: no cover
 
 
 def load_settings(
