@@ -120,6 +120,21 @@ async def test_server_shutdown_rotates_make_before_break_with_no_gap(
     assert summary.backfilled == 0
 
 
+async def test_rotation_hold_back_is_bounded_and_still_exactly_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the successor allowed to hold back only 3 trades, a rotation may open a gap
+    instead of holding more; it is backfilled and every trade is still stored once."""
+    from binprice.ingest import stream
+
+    monkeypatch.setattr(stream, "ROTATION_HOLD_MAX", 3)
+    faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
+    async with TestExchange(SYMBOLS, seed=29, rate=RATE, faults=faults) as ex:
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        assert_complete("rotation-hold-capped", ex, database_url, SYMBOLS, summary)
+    assert summary.rotations >= 2
+
+
 async def test_connection_lifetime_rotation_creates_no_gap(
     database_url: str, tmp_path: Path
 ) -> None:

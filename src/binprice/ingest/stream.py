@@ -44,6 +44,8 @@ DEFAULT_STALE_SECONDS = 60.0
 #: How long a retiring connection may keep reading while its successor gets going.
 ROTATION_OVERLAP_MAX_SECONDS = 30.0
 ROTATION_POLL_SECONDS = 0.005
+#: Most trades a successor holds back while its predecessor catches up.
+ROTATION_HOLD_MAX = 50_000
 WATCH_TICK_SECONDS = 0.25
 MAX_FRAME_BYTES = 1 << 20
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
@@ -221,6 +223,10 @@ class ConnectionGroup:
                     else:
                         held.append(item)
                         conn.held_first.setdefault(item.symbol, item.trade_id)
+                        if len(held) >= ROTATION_HOLD_MAX:
+                            # Memory stays bounded: give up the gap-free hand-over; the
+                            # tracker records a gap and REST fills it.
+                            self._release(conn)
                     if not first.is_set():
                         first.set()
                 else:
