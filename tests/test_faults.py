@@ -17,7 +17,7 @@ import pytest
 from binprice.errors import GeoRestrictedError
 from binprice.gaps import list_gaps
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import Backoff
+from binprice.ingest.backoff import no_wait
 from binprice.ingest.events import IngestEvent
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
@@ -26,10 +26,6 @@ from binprice.testing.faults import Faults
 from tests.fault_helpers import assert_complete
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-def _no_wait() -> Backoff:
-    return Backoff(initial=0.0, cap=0.0)
 
 
 def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
@@ -63,7 +59,7 @@ async def _run_with_fault_later(
 ) -> IngestSummary:
     """Run for `seconds`; once `after` more BTCUSDT trades were produced, call `fault()`."""
     config = _config(ex, tmp_path, duration=seconds)
-    run = asyncio.create_task(run_ingest(config, url, policy=StreamPolicy(backoff=_no_wait)))
+    run = asyncio.create_task(run_ingest(config, url, policy=StreamPolicy(backoff=no_wait)))
     await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + after), 20)
     fault()
     return await asyncio.wait_for(run, seconds + 30)
@@ -81,7 +77,7 @@ async def test_connection_dropped_every_few_hundred_frames(
     reconnects, each gap fetched from REST, every id stored once."""
     faults = Faults(close_after_frames=300)
     async with TestExchange(SYMBOLS, seed=21, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
         numbers = assert_complete("drop-every-300-frames", ex, database_url, SYMBOLS, summary)
     assert summary.reconnects >= 20
     assert numbers["gaps_filled"] == numbers["gaps_recorded"] >= 10
@@ -112,7 +108,7 @@ async def test_server_shutdown_rotates_make_before_break_with_no_gap(
     old one closes, and the overlap is deduplicated: no gap is even detected."""
     faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
     async with TestExchange(SYMBOLS, seed=23, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
         numbers = assert_complete("server-shutdown", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 2
     assert summary.duplicates > 0  # the overlap was real
@@ -130,7 +126,7 @@ async def test_rotation_hold_back_is_bounded_and_still_exactly_once(
     monkeypatch.setattr(stream, "ROTATION_HOLD_MAX", 3)
     faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
     async with TestExchange(SYMBOLS, seed=29, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=_no_wait))
+        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
         assert_complete("rotation-hold-capped", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 2
 
@@ -141,7 +137,7 @@ async def test_connection_lifetime_rotation_creates_no_gap(
     """A lifetime of 1.5 s standing in for 24 h (the client rotates at 1 s): no gap."""
     faults = Faults(lifetime_seconds=1.5)
     async with TestExchange(SYMBOLS, seed=24, rate=RATE, faults=faults) as ex:
-        policy = StreamPolicy(backoff=_no_wait, lifetime=1.0)
+        policy = StreamPolicy(backoff=no_wait, lifetime=1.0)
         summary, _ = await _run_for(ex, database_url, tmp_path, 4.5, policy)
         numbers = assert_complete("lifetime-rotation", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 3
@@ -156,7 +152,7 @@ async def test_stalled_connection_is_replaced_by_the_watchdog(
     it after 0.5 s, and what was produced meanwhile is fetched."""
     faults = Faults(stall_after_frames=1000)
     async with TestExchange(SYMBOLS, seed=25, rate=RATE, faults=faults) as ex:
-        policy = StreamPolicy(backoff=_no_wait, stale_after=0.5)
+        policy = StreamPolicy(backoff=no_wait, stale_after=0.5)
         summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, policy)
         numbers = assert_complete("stalled-connection", ex, database_url, SYMBOLS, summary)
     assert summary.stale >= 2
@@ -171,7 +167,7 @@ async def test_malformed_frames_cost_no_trade_and_are_logged_rate_limited(
     faults = Faults(malformed_fraction=0.01)
     async with TestExchange(SYMBOLS, seed=26, rate=3000, faults=faults) as ex:
         summary, events = await _run_for(
-            ex, database_url, tmp_path, 3.0, StreamPolicy(backoff=_no_wait)
+            ex, database_url, tmp_path, 3.0, StreamPolicy(backoff=no_wait)
         )
         assert_complete("malformed-1pct", ex, database_url, SYMBOLS, summary)
     bad = summary.malformed + summary.other_frames
@@ -205,7 +201,7 @@ async def test_http_451_at_the_handshake_is_fatal_without_retrying(
         config = _config(ex, tmp_path)
         with pytest.raises(GeoRestrictedError, match="binance-us"):
             await asyncio.wait_for(
-                run_ingest(config, database_url, policy=StreamPolicy(backoff=_no_wait)), 20
+                run_ingest(config, database_url, policy=StreamPolicy(backoff=no_wait)), 20
             )
         opened = ex.connections_opened
     assert opened == 0

@@ -182,11 +182,6 @@ def stop_server(data_dir: Path, *, mode: str = "fast") -> bool:
     return True
 
 
-def start_server(data_dir: Path) -> ServerInfo:
-    """Start the embedded server (idempotent); the public name of ensure_server()."""
-    return ensure_server(data_dir)
-
-
 def pg_ctl(pgdata: Path, args: list[str]) -> None:
     """Run the wheel's pg_ctl on `pgdata`, as the server's own user when we are root."""
     cmd = [str(_bin_dir() / "pg_ctl"), "-D", str(pgdata), *args]

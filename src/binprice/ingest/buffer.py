@@ -38,10 +38,6 @@ class TradeBuffer:
             self.spill()
         self._ready.set()
 
-    def put_many(self, trades: list[Trade]) -> None:
-        for trade in trades:
-            self.put(trade)
-
     def spill(self) -> None:
         """Move everything in memory to the spool (durably)."""
         if self.items:

@@ -25,7 +25,7 @@ from binprice.ingest.rest import RestClient
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool
 from binprice.ingest.stats import IngestStats, IngestSummary
-from binprice.ingest.stream import ConnectionGroup, StreamPolicy
+from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
 
@@ -89,7 +89,9 @@ async def _run(
     )
     try:
         last_ids = await writer.last_trade_ids(config.symbols)
-        async with aiohttp.ClientSession() as session:
+        # The session timeout bounds WebSocket handshakes; REST calls set their own.
+        timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             rest = RestClient(session, config.rest_url)
             await rest.validate_symbols(config.symbols)
             backfiller: Backfiller

@@ -22,7 +22,7 @@ from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import Emit
-from binprice.ingest.stats import LATENCY_BUCKETS_MS, IngestStats
+from binprice.ingest.stats import IngestStats
 from binprice.ingest.writer import Batch, TradeWriter
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
@@ -138,11 +138,7 @@ class Sink:
         stats.batches += 1
         for symbol, n in inserted.items():
             stats.symbol(symbol).stored += n
-        hist = stats.latency
-        cap = LATENCY_BUCKETS_MS
-        for ms in batch.times:
-            lag = committed_ms - ms
-            hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
+        stats.record_latencies(committed_ms, batch.times)
         for symbol, (trade_id, price, time_ms) in batch.latest.items():
             c = stats.symbol(symbol)
             if c.last_trade_id is None or trade_id >= c.last_trade_id:

@@ -7,6 +7,7 @@ views read it. `snapshot()` returns frozen values for rendering and for tests.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -115,7 +116,7 @@ class IngestStats:
     def stored(self) -> int:
         return sum(c.stored for c in self.symbols.values())
 
-    def record_latencies(self, now_ms: int, times_ms: list[int]) -> None:
+    def record_latencies(self, now_ms: int, times_ms: Iterable[int]) -> None:
         """Add trade-time → commit latencies of one committed batch to the histogram."""
         hist = self.latency
         cap = LATENCY_BUCKETS_MS
