@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from binprice.binance import Trade
+from binprice.ingest import IngestConfig
+from binprice.testing.exchange import TestExchange
 
 Row = tuple[str, int, Decimal, Decimal, int, bool]
 
@@ -33,3 +37,12 @@ def as_rows(trades: list[Trade]) -> list[Row]:
 
 def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def exchange_config(
+    ex: TestExchange, tmp_path: Path, symbols: tuple[str, ...], **kw: Any
+) -> IngestConfig:
+    """An IngestConfig pointed at the test exchange, spooling under `tmp_path`."""
+    return IngestConfig(
+        symbols=symbols, ws_url=ex.ws_url, rest_url=ex.rest_url, spool_dir=tmp_path / "spool", **kw
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,18 +25,13 @@ from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import assert_complete
+from tests.ingest_helpers import exchange_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
-    return IngestConfig(
-        symbols=kw.pop("symbols", SYMBOLS),  # type: ignore[arg-type]
-        ws_url=ex.ws_url,
-        rest_url=ex.rest_url,
-        spool_dir=tmp_path / "spool",
-        **kw,  # type: ignore[arg-type]
-    )
+def _config(ex: TestExchange, tmp_path: Path, **kw: Any) -> IngestConfig:
+    return exchange_config(ex, tmp_path, kw.pop("symbols", SYMBOLS), **kw)
 
 
 async def _run_for(

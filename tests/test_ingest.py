@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,19 +13,13 @@ from binprice.ingest import IngestConfig, IngestStats, run_ingest
 from binprice.ingest.writer import CopyEncoder
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
-from tests.ingest_helpers import as_rows, stored_rows
+from tests.ingest_helpers import as_rows, exchange_config, stored_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
-def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
-    return IngestConfig(
-        symbols=kw.pop("symbols", SYMBOLS),  # type: ignore[arg-type]
-        ws_url=ex.ws_url,
-        rest_url=ex.rest_url,
-        spool_dir=tmp_path / "spool",
-        **kw,  # type: ignore[arg-type]
-    )
+def _config(ex: TestExchange, tmp_path: Path, **kw: Any) -> IngestConfig:
+    return exchange_config(ex, tmp_path, kw.pop("symbols", SYMBOLS), **kw)
 
 
 def _produced(ex: TestExchange, symbols: tuple[str, ...] = SYMBOLS) -> list:
