@@ -112,3 +112,29 @@ def test_bad_database_gives_one_line_error(url: str, names: str, clean_env: dict
     assert names in lines[0]
     assert "hunter2" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["latest", "BTCUSDT"], "latest"),
+        (["--database-url", "postgresql://h/db", "at", "--ts", "now"], "at"),
+        (["--database-url=postgresql://h/db", "db", "current"], "db"),
+        (["--help"], None),
+        (["--version"], None),
+        ([], None),
+    ],
+    ids=["plain", "global-option-value", "global-option-equals", "help", "version", "empty"],
+)
+def test_invoked_command_skips_global_options(argv: list[str], expected: str | None) -> None:
+    """main() registers only the group it runs; the command is found past --database-url."""
+    from binprice.cli._app import invoked_command
+
+    assert invoked_command(argv) == expected
+
+
+def test_main_runs_a_command_with_only_its_group_registered(clean_env: dict[str, str]) -> None:
+    """`binprice db current` works in a fresh process that loads only the db group."""
+    result = run_binprice("--database-url", "postgresql://u:p@127.0.0.1:9/x", "db", "current",
+                          env=clean_env)  # fmt: skip
+    assert result.returncode == 1 and result.stderr.startswith("error: cannot reach PostgreSQL")

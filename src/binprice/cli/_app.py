@@ -133,8 +133,44 @@ TIME_HELP = (
 DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
 
 
+#: Which module registers each top-level command.
+COMMAND_MODULES = {
+    "ingest": "_ingest",
+    "latest": "_queries",
+    "at": "_queries",
+    "range": "_queries",
+    "gaps": "_queries",
+    "db": "_db",
+}
+#: Registration order, which is also the order `binprice --help` lists them in.
+_ALL_MODULES = ("_ingest", "_queries", "_db")
+
+
+def register(command: str | None) -> None:
+    """Import the module defining `command` (every module when None or unknown)."""
+    import importlib
+
+    module = COMMAND_MODULES.get(command or "")
+    for name in (module,) if module else _ALL_MODULES:
+        importlib.import_module(f"binprice.cli.{name}")
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The top-level command in `args`, skipping the global options; None if there is none."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--database-url":
+            next(rest, None)  # its value
+        elif arg in ("-h", "--help", "--version"):
+            return None
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning BinpriceErrors into one line."""
+    register(invoked_command(sys.argv[1:]))
     try:
         app()
     except BinpriceError as exc:
