@@ -202,6 +202,18 @@ def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
     assert "skipped" in text.stdout and "hole" in text.stdout
 
 
+def test_gaps_cli_says_so_when_no_gap_is_recorded(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """No recorded gap: one line on stderr pointing at --verify, exit 0; --json gives []."""
+    plain = run_binprice("--database-url", database_url, "gaps", env=clean_env)
+    assert plain.returncode == 0
+    assert plain.stdout == ""
+    assert plain.stderr.startswith("no gaps recorded")
+    as_json = run_binprice("--database-url", database_url, "gaps", "--json", env=clean_env)
+    assert json.loads(as_json.stdout) == []
+
+
 async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped(
     database_url: str, tmp_path: Path
 ) -> None:

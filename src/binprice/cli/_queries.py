@@ -145,6 +145,9 @@ def gaps(
             raise UsageError("--last/--start/--end select the window of --verify")
         with _reading(ctx) as conn:
             found = list_gaps(conn, symbols or ())
+        if not found and not as_json:
+            err("no gaps recorded (`binprice gaps --verify` scans the stored trade ids)")
+            return
         typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
         return
     window_start = window_end = None
