@@ -129,3 +129,70 @@ async def test_http_451_at_the_handshake_is_fatal_and_suggests_binance_us(
     lines = [line for line in err.decode().splitlines() if line.startswith("error:")]
     assert proc.returncode == 1
     assert len(lines) == 1 and "451" in lines[0] and "binance-us" in lines[0]
+
+
+async def test_stop_with_a_hung_database_exits_in_time_and_the_next_run_commits_the_spool(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """The table is locked (commits hang, nothing fails): Ctrl+C still exits 0 within 5 s,
+    the received trades wait in the spool, and the next run commits them, each once."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], seed=6, rate=1000) as ex:
+        proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute("SELECT count(*) FROM trades").fetchone()
+            if row and row[0] >= 300:
+                break
+        blocker = await psycopg.AsyncConnection.connect(database_url)
+        await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
+        await asyncio.sleep(1.0)  # trades pile up behind the lock
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        elapsed = time.monotonic() - sent
+        await blocker.rollback()
+        await blocker.close()
+        first = _final(err)
+        assert proc.returncode == 0, err.decode()
+        assert elapsed < 5
+        assert first["received"] > first["stored"]  # some were left for the spool
+        again = await _ingest(ex, database_url, "BTCUSDT", "--duration", "1s", env=env)
+        _, err2 = await asyncio.wait_for(again.communicate(), 30)
+        assert again.returncode == 0, err2.decode()
+        produced = {t.trade_id: t for t in ex.produced("BTCUSDT")}
+    rows = stored_rows(database_url)
+    ids = [r[1] for r in rows]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous: nothing lost
+    assert rows == as_rows([produced[i] for i in ids])
+    assert len(ids) >= int(first["received"])  # type: ignore[call-overload]
+
+
+async def test_a_second_ctrl_c_aborts_at_once_without_a_traceback(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """With commits hanging, a second SIGINT ends the run at once: exit 130, one line."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], seed=8, rate=1000) as ex:
+        proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
+        await asyncio.sleep(1.5)
+        blocker = await psycopg.AsyncConnection.connect(database_url)
+        await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        elapsed = time.monotonic() - sent
+        await blocker.rollback()
+        await blocker.close()
+    text = err.decode()
+    assert proc.returncode == 130, text
+    assert elapsed < 2
+    assert "Traceback" not in text
+    assert [line for line in text.splitlines() if line.startswith("error:")] == [
+        "error: aborted; trades received but not committed are in the spool and will be "
+        "committed by the next `binprice ingest`"
+    ]

@@ -46,6 +46,12 @@ class NotFoundError(BinpriceError):
     """Raised when a query finds nothing at all for any requested symbol."""
 
 
+class AbortedError(BinpriceError):
+    """Raised when the user aborts a run with a second Ctrl+C; nothing received is lost."""
+
+    exit_code = 130
+
+
 class ExchangeError(BinpriceError):
     """Base class of problems talking to the exchange."""
 

@@ -11,6 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from binprice.errors import AbortedError
 from binprice.ingest import IngestConfig, IngestSummary, run_ingest
 from binprice.ingest.stats import IngestStats
 from binprice.monitor import Monitor
@@ -20,7 +21,13 @@ TICK_SECONDS = 0.25
 
 def run(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:
     """Run the ingest until it ends by itself or is interrupted; exit code 0 on a clean stop."""
-    return asyncio.run(_main(config, url, monitor))
+    try:
+        return asyncio.run(_main(config, url, monitor))
+    except asyncio.CancelledError:
+        raise AbortedError(
+            "aborted; trades received but not committed are in the spool and will be "
+            "committed by the next `binprice ingest`"
+        ) from None
 
 
 async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:

@@ -29,6 +29,12 @@ from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, S
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
 
+#: How long a stop waits for the last commits before leaving the rest to the spool
+#: (Ctrl+C must end the run within 5 s whatever the database does).
+SHUTDOWN_DEADLINE_SECONDS = 2.5
+#: ... and for recording whether the gaps it backfilled are filled.
+SETTLE_DEADLINE_SECONDS = 1.0
+
 
 async def run_ingest(
     config: IngestConfig,
@@ -149,13 +155,28 @@ async def _run(
                 for task in helpers:
                     task.cancel()
                 reading_done.set()
-            await gaplog.settle(still_missing())
+                await _drain(write_task, emit)
+            try:
+                async with asyncio.timeout(SETTLE_DEADLINE_SECONDS):
+                    await gaplog.settle(still_missing())
+            except TimeoutError:
+                pass  # open gaps stay open in the table and are fetched at the next start
     finally:
         await sink.close()
         await gaplog.close()
     summary = stats.summary()
     emit("stopped", f"stored {summary.stored} trades")
     return summary
+
+
+async def _drain(write_task: asyncio.Task[None], emit: EventSink) -> None:
+    """Let the writers commit what was received, but not forever: a database that hangs
+    (rather than fails) must not keep a stopping ingest alive. What is not committed in
+    time is in the spool (see Sink) and is committed by the next run."""
+    done, _ = await asyncio.wait([write_task], timeout=SHUTDOWN_DEADLINE_SECONDS)
+    if not done:
+        write_task.cancel()
+        emit("spooled", "the database did not commit in time; received trades kept in the spool")
 
 
 async def _until_stopped(

@@ -118,6 +118,12 @@ class Sink:
                         self._emit("spooled", "database still down; received trades kept in spool")
                         return False
                 await asyncio.sleep(backoff.next_delay())
+            except asyncio.CancelledError:
+                # Stopping with the database hung, or a hard abort: whether this batch
+                # committed is unknown, so it goes to the spool; replaying it is harmless.
+                if not spooled:
+                    self._buffer.spool.append(batch)
+                raise
             except psycopg.Error as exc:
                 if not spooled:
                     self._buffer.spool.append(batch)
