@@ -89,3 +89,17 @@ class Gap(Base):
         # Start-up looks up the open gaps of the symbols it ingests.
         Index("ix_gaps_open", "symbol", "first_id", postgresql_where=text("state = 'open'")),
     )
+
+
+class TradeMinute(Base):
+    """Per-symbol, per-UTC-minute rollup of `trades`, kept exact by triggers (see 0004)."""
+
+    __tablename__ = "trade_minutes"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    minute: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), primary_key=True)
+    trades: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    volume: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    notional: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    high: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    low: Mapped[Decimal] = mapped_column(Numeric, nullable=False)

@@ -85,36 +85,81 @@ LEFT JOIN LATERAL (
 ORDER BY r.position
 """
 
-# One aggregate pass for count/volume/notional/high/low, then four short index probes: open and
-# close are the window's first and last trades, high_at/low_at the first trade at that price
-# (scanning in trade order, stopping at the first match).
-_IN_WINDOW = (
-    "trades.symbol = r.symbol AND trades.timestamp >= %(start)s AND trades.timestamp < %(end)s"
+# `range` splits the window [s, e) into the whole UTC minutes inside it, [ms, me), read from the
+# trigger-maintained rollup `trade_minutes`, and the partial minutes at its ends, [s, ms) and
+# [me, e), read from raw trades (a window shorter than two minutes is all raw: ms = me = e).
+# Open and close are the window's first and last trades (two index probes); high_at/low_at are
+# the first trade at that price: in the left edge if it is there, else in the first rollup minute
+# with that high/low (then scanned raw, at most one minute), else in the right edge.
+_RANGE_BOUNDS = """
+WITH b AS (
+    SELECT %(start)s::timestamptz AS s, %(end)s::timestamptz AS e,
+           date_trunc('minute', %(start)s::timestamptz, 'UTC') AS floor_s,
+           date_trunc('minute', %(end)s::timestamptz, 'UTC') AS floor_e
+), inner_minutes AS (
+    SELECT s, e,
+           CASE WHEN floor_s = s THEN s ELSE floor_s + interval '1 minute' END AS first_m,
+           floor_e AS end_m
+    FROM b
+), bounds AS (
+    SELECT s, e,
+           CASE WHEN first_m < end_m THEN first_m ELSE e END AS ms,
+           CASE WHEN first_m < end_m THEN end_m ELSE e END AS me
+    FROM inner_minutes
+)"""
+_RAW = "trades.symbol = r.symbol AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"
+_RAW_AGGREGATE = (
+    "SELECT count(*) AS trades, sum(quantity) AS volume, sum(price * quantity) AS notional, "
+    "max(price) AS high, min(price) AS low FROM trades WHERE "
 )
-RANGE_SQL = f"""
-SELECT r.symbol, s.trades, s.volume, s.notional, s.high, s.low,
+
+
+def _first_at(column: str) -> str:
+    """The first trade time at the window's `high` or `low`."""
+    edge = "SELECT timestamp, {part} AS part FROM trades WHERE {where} AND price = a.{col} " \
+        "ORDER BY timestamp, trade_id LIMIT 1"  # fmt: skip
+    left = edge.format(part=0, where=_RAW.format(lo="bounds.s", hi="bounds.ms"), col=column)
+    right = edge.format(part=2, where=_RAW.format(lo="bounds.me", hi="bounds.e"), col=column)
+    minute_where = _RAW.format(lo="m.minute", hi="m.minute + interval '1 minute'")
+    middle = f"""SELECT t.timestamp, 1 AS part FROM (
+            SELECT minute FROM trade_minutes
+            WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+              AND {column} = a.{column}
+            ORDER BY minute LIMIT 1
+        ) AS m CROSS JOIN LATERAL (
+            SELECT timestamp FROM trades WHERE {minute_where} AND price = a.{column}
+            ORDER BY timestamp, trade_id LIMIT 1
+        ) AS t"""
+    return f"""SELECT x.timestamp FROM (({left}) UNION ALL ({middle}) UNION ALL ({right})) AS x
+    ORDER BY x.part LIMIT 1"""
+
+
+_WINDOW = _RAW.format(lo="bounds.s", hi="bounds.e")
+RANGE_SQL = f"""{_RANGE_BOUNDS}
+SELECT r.symbol, a.trades, a.volume, a.notional, a.high, a.low,
        o.price, c.price, h.timestamp, l.timestamp
-FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
 CROSS JOIN LATERAL (
-    SELECT count(*) AS trades, sum(quantity) AS volume, sum(price * quantity) AS notional,
-           max(price) AS high, min(price) AS low
-    FROM trades WHERE {_IN_WINDOW}
-) AS s
+    SELECT sum(p.trades)::bigint AS trades, sum(p.volume) AS volume, sum(p.notional) AS notional,
+           max(p.high) AS high, min(p.low) AS low
+    FROM (
+        {_RAW_AGGREGATE}{_RAW.format(lo="bounds.s", hi="bounds.ms")}
+        UNION ALL
+        SELECT sum(trades), sum(volume), sum(notional), max(high), min(low) FROM trade_minutes
+        WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+        UNION ALL
+        {_RAW_AGGREGATE}{_RAW.format(lo="bounds.me", hi="bounds.e")}
+    ) AS p
+) AS a
 LEFT JOIN LATERAL (
-    SELECT price FROM trades WHERE {_IN_WINDOW} ORDER BY timestamp, trade_id LIMIT 1
+    SELECT price FROM trades WHERE {_WINDOW} ORDER BY timestamp, trade_id LIMIT 1
 ) AS o ON true
 LEFT JOIN LATERAL (
-    SELECT price FROM trades WHERE {_IN_WINDOW} ORDER BY timestamp DESC, trade_id DESC LIMIT 1
+    SELECT price FROM trades WHERE {_WINDOW} ORDER BY timestamp DESC, trade_id DESC LIMIT 1
 ) AS c ON true
-LEFT JOIN LATERAL (
-    SELECT timestamp FROM trades WHERE {_IN_WINDOW} AND price = s.high
-    ORDER BY timestamp, trade_id LIMIT 1
-) AS h ON true
-LEFT JOIN LATERAL (
-    SELECT timestamp FROM trades WHERE {_IN_WINDOW} AND price = s.low
-    ORDER BY timestamp, trade_id LIMIT 1
-) AS l ON true
-WHERE s.trades > 0
+LEFT JOIN LATERAL ({_first_at("high")}) AS h ON true
+LEFT JOIN LATERAL ({_first_at("low")}) AS l ON true
+WHERE a.trades > 0
 ORDER BY r.position
 """
 
