@@ -6,8 +6,11 @@ costs one empty probe:
 
 - ``latest`` walks the primary key ``(symbol, trade_id)`` backwards: the highest trade id is the
   last trade (Binance ids increase with time within a symbol).
-- ``at`` and ``range`` use ``ix_trades_symbol_timestamp (symbol, timestamp, trade_id) INCLUDE
-  (price, quantity)``, added by migration 0002, so they are index-only scans in trade order.
+- ``at`` uses ``ix_trades_symbol_timestamp (symbol, timestamp, trade_id) INCLUDE (price,
+  quantity)``, added by migration 0002: one index-only probe on each side of the time.
+- ``range`` adds up the whole minutes of the window from ``trade_minutes`` (migration 0004, kept
+  by triggers) and scans the same index only for the partial minutes at its two ends, so a day
+  or a month costs about as much as a few minutes.
 - "All recorded symbols" is found by a recursive CTE that hops from one symbol to the next in the
   primary key (a loose index scan): one probe per distinct symbol instead of reading every row.
 
