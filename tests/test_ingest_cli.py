@@ -26,6 +26,17 @@ async def _ingest(
     )  # fmt: skip
 
 
+async def _until_stored(url: str, count: int) -> None:
+    """Wait (at most 15 s) until the table holds at least `count` trades."""
+    async with asyncio.timeout(15):
+        while True:
+            with psycopg.connect(url) as conn:
+                row = conn.execute("SELECT count(*) FROM trades").fetchone()
+            if row and row[0] >= count:
+                return
+            await asyncio.sleep(0.05)
+
+
 def _final(stderr: bytes) -> dict[str, object]:
     lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     (final,) = [line for line in lines if line["event"] == "final"]
@@ -57,12 +68,7 @@ async def test_sigint_commits_everything_received_and_exits_zero_within_5s(
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=4, rate=2000) as ex:
         proc = await _ingest(ex, database_url, env=env)
-        for _ in range(300):
-            await asyncio.sleep(0.05)
-            with psycopg.connect(database_url) as conn:
-                row = conn.execute("SELECT count(*) FROM trades").fetchone()
-            if row and row[0] >= 1000:
-                break
+        await _until_stored(database_url, 1000)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, err = await asyncio.wait_for(proc.communicate(), 10)
@@ -139,12 +145,7 @@ async def test_stop_with_a_hung_database_exits_in_time_and_the_next_run_commits_
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(["BTCUSDT"], seed=6, rate=1000) as ex:
         proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            with psycopg.connect(database_url) as conn:
-                row = conn.execute("SELECT count(*) FROM trades").fetchone()
-            if row and row[0] >= 300:
-                break
+        await _until_stored(database_url, 300)
         blocker = await psycopg.AsyncConnection.connect(database_url)
         await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
         await asyncio.sleep(1.0)  # trades pile up behind the lock

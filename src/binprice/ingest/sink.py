@@ -55,6 +55,8 @@ class Sink:
         self._emit = emit
         self._config = config
         self._on_stored = on_stored
+        #: Set when a commit succeeds: writers waiting out a backoff retry at once.
+        self._recovered = asyncio.Event()
 
     async def run(self, reading_done: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -117,7 +119,17 @@ class Sink:
                         self._buffer.spill()
                         self._emit("spooled", "database still down; received trades kept in spool")
                         return False
-                await asyncio.sleep(backoff.next_delay())
+                # Wait out the backoff, but retry at once when another writer got through or
+                # the run is stopping (the last commits must not sit out a 5 s backoff).
+                self._recovered.clear()
+                if reading_done.is_set():
+                    await first_of(asyncio.sleep(DB_RETRY_INITIAL_SECONDS), self._recovered.wait())
+                else:
+                    await first_of(
+                        asyncio.sleep(backoff.next_delay()),
+                        self._recovered.wait(),
+                        reading_done.wait(),
+                    )
             except asyncio.CancelledError:
                 # Stopping with the database hung, or a hard abort: whether this batch
                 # committed is unknown, so it goes to the spool; replaying it is harmless.
@@ -131,6 +143,7 @@ class Sink:
                     f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
                     f"spool {self._buffer.spool.directory} and retried on the next start"
                 ) from None
+        self._recovered.set()
         if self._stats.db_down:
             self._stats.db_down = False
             self._emit("db_up", "database available again")
