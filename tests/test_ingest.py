@@ -143,3 +143,14 @@ async def test_symbols_are_spread_over_connections_of_limited_size(
     assert opened == 2
     assert stored_rows(database_url) == as_rows(produced)
     assert summary.stored == 3000
+
+
+def test_trade_log_line_never_uses_exponent_notation() -> None:
+    """-v prints a dust quantity as 0.00000001, not 1E-8."""
+    from decimal import Decimal
+
+    from binprice.binance import Trade
+    from binprice.monitor import trade_line
+
+    line = trade_line(Trade("BTCUSDT", 7, Decimal("0.00000010"), Decimal("0.00000001"), 0, True))
+    assert line.endswith("BTCUSDT #7 sell 0.00000001 @ 0.00000010")

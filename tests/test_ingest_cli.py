@@ -197,3 +197,25 @@ async def test_a_second_ctrl_c_aborts_at_once_without_a_traceback(
         "error: aborted; trades received but not committed are in the spool and will be "
         "committed by the next `binprice ingest`"
     ]
+
+
+async def test_verbose_prints_every_stored_trade(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """-v: one line per stored trade (the original design's log), with exact price and qty."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], seed=12, rate=None, max_trades=25) as ex:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
+            "BTCUSDT", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url,
+            "--log-format", "plain", "-v", "--max-trades", "25",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        produced = ex.produced("BTCUSDT")
+    assert proc.returncode == 0, err.decode()
+    lines = [line for line in err.decode().splitlines() if " BTCUSDT #" in line]
+    assert len(lines) == 25
+    first = produced[0]
+    assert f"BTCUSDT #{first.trade_id} " in lines[0]
+    assert f"{first.quantity:f} @ {first.price:f}" in lines[0]

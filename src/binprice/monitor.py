@@ -47,7 +47,7 @@ def summary_record(summary: IngestSummary) -> dict[str, Any]:
 
     def clean(value: Any) -> Any:
         if isinstance(value, Decimal):
-            return str(value)
+            return f"{value:f}"  # never exponent notation
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -89,7 +89,7 @@ def trade_line(trade: Trade) -> str:
     side = "sell" if trade.is_buyer_maker else "buy"
     return (
         f"{_ms_iso(trade.time_ms)} {trade.symbol} #{trade.trade_id} {side} "
-        f"{trade.quantity} @ {trade.price}"
+        f"{trade.quantity:f} @ {trade.price:f}"
     )
 
 
@@ -112,7 +112,7 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
             s.symbol,
             f"{s.stored:,}",
             f"{s.trades_per_second:,.0f}",
-            "-" if s.last_price is None else str(s.last_price),
+            "-" if s.last_price is None else f"{s.last_price:f}",
             "-" if s.lag_ms is None else f"{s.lag_ms} ms",
             f"{s.duplicates:,}",
             str(s.gaps),
@@ -177,8 +177,8 @@ class Monitor:
                     "event": "trade",
                     "symbol": t.symbol,
                     "trade_id": t.trade_id,
-                    "price": str(t.price),
-                    "quantity": str(t.quantity),
+                    "price": f"{t.price:f}",
+                    "quantity": f"{t.quantity:f}",
                     "timestamp": _ms_iso(t.time_ms),
                     "is_buyer_maker": t.is_buyer_maker,
                 }
