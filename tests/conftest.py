@@ -74,24 +74,24 @@ def _drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _scratch_database(admin_url: str, template: str | None) -> Iterator[str]:
+    name = _create_database(admin_url, template)
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        _drop_database(admin_url, name)
+
+
 @pytest.fixture
 def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     """A fresh database migrated to head (a libpq URL); dropped after the test."""
-    name = _create_database(pg_admin_url, TEMPLATE_DB)
-    try:
-        yield _with_database(pg_admin_url, name)
-    finally:
-        _drop_database(pg_admin_url, name)
+    yield from _scratch_database(pg_admin_url, TEMPLATE_DB)
 
 
 @pytest.fixture
 def empty_database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh database with no schema at all."""
-    name = _create_database(pg_admin_url, None)
-    try:
-        yield _with_database(pg_admin_url, name)
-    finally:
-        _drop_database(pg_admin_url, name)
+    yield from _scratch_database(pg_admin_url, None)
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -24,6 +26,18 @@ async def _ingest(
         "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _commits_hang(url: str) -> AsyncIterator[None]:
+    """Hold a lock that blocks writes to trades (reads still work): commits hang, not fail."""
+    blocker = await psycopg.AsyncConnection.connect(url)
+    try:
+        await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
+        yield
+    finally:
+        await blocker.rollback()
+        await blocker.close()
 
 
 async def _until_stored(url: str, count: int) -> None:
@@ -146,15 +160,12 @@ async def test_stop_with_a_hung_database_exits_in_time_and_the_next_run_commits_
     async with TestExchange(["BTCUSDT"], seed=6, rate=1000) as ex:
         proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
         await _until_stored(database_url, 300)
-        blocker = await psycopg.AsyncConnection.connect(database_url)
-        await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
-        await asyncio.sleep(1.0)  # trades pile up behind the lock
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        _, err = await asyncio.wait_for(proc.communicate(), 15)
-        elapsed = time.monotonic() - sent
-        await blocker.rollback()
-        await blocker.close()
+        async with _commits_hang(database_url):
+            await asyncio.sleep(1.0)  # trades pile up behind the lock
+            proc.send_signal(signal.SIGINT)
+            sent = time.monotonic()
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+            elapsed = time.monotonic() - sent
         first = _final(err)
         assert proc.returncode == 0, err.decode()
         assert elapsed < 5
@@ -178,17 +189,14 @@ async def test_a_second_ctrl_c_aborts_at_once_without_a_traceback(
     async with TestExchange(["BTCUSDT"], seed=8, rate=1000) as ex:
         proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
         await asyncio.sleep(1.5)
-        blocker = await psycopg.AsyncConnection.connect(database_url)
-        await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
-        await asyncio.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        await asyncio.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        _, err = await asyncio.wait_for(proc.communicate(), 15)
-        elapsed = time.monotonic() - sent
-        await blocker.rollback()
-        await blocker.close()
+        async with _commits_hang(database_url):
+            await asyncio.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            sent = time.monotonic()
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+            elapsed = time.monotonic() - sent
     text = err.decode()
     assert proc.returncode == 130, text
     assert elapsed < 2
