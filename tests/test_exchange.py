@@ -482,3 +482,20 @@ async def test_command_line_serves_and_announces_urls(session: aiohttp.ClientSes
             assert trades_of(await frames(ws, 3), "BTCUSDT")
         async with session.get(proc.rest_url + "/api/v3/trades?symbol=BTCUSDT&limit=2") as r:
             assert len(decode_rest_trades("BTCUSDT", await r.read())) == 2
+
+
+async def test_a_paused_symbol_goes_quiet_and_resumes_without_a_burst() -> None:
+    """`paused` stops a symbol's production (the others go on); resuming continues at the rate."""
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=3, rate=200) as ex:
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", 20), 10)
+        ex.paused.add("BTCUSDT")
+        await asyncio.sleep(0)
+        quiet_at = ex.produced_count("BTCUSDT")
+        eth = ex.produced_count("ETHUSDT")
+        await asyncio.wait_for(ex.wait_produced("ETHUSDT", eth + 100), 10)
+        assert ex.produced_count("BTCUSDT") <= quiet_at + 1  # at most one tick in flight
+        ex.paused.clear()
+        resumed_at = ex.produced_count("BTCUSDT")
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", resumed_at + 1), 10)
+        # No catch-up burst: the first tick after resuming carries a tick's worth, not the pause.
+        assert ex.produced_count("BTCUSDT") - resumed_at < 50

@@ -80,6 +80,8 @@ class TestExchange:
         self.rate = rate
         self.max_trades = max_trades
         self.faults = faults or Faults()
+        #: Symbols that produce nothing for now (a quiet market); change it at any time.
+        self.paused: set[str] = set()
         self.limits = limits or ConnectionLimits()
         self.rest = RestApi(self.generators, self.statuses, self.faults, weight_limit)
         self.connections: set[StreamConnection] = set()
@@ -228,6 +230,7 @@ class TestExchange:
             g
             for g in self.generators.values()
             if self.statuses.get(g.symbol, "TRADING") == "TRADING"
+            and g.symbol not in self.paused
             and (self.max_trades is None or len(g) < self.max_trades)
         ]
 
@@ -271,6 +274,8 @@ class TestExchange:
                 if due > 0:
                     self._emit(generator, due, now_ms, batch)
                     done[generator.symbol] = due_total
+            for symbol in self.paused:
+                done[symbol] = due_total  # a resumed symbol goes on at its rate, no burst
             if batch:
                 self._deliver(batch)
 
