@@ -76,6 +76,41 @@ def _windows(seed: int) -> list[tuple[datetime, datetime]]:
     return out
 
 
+def _minutes(rows: list[Row]) -> list[tuple]:
+    """The whole rollup computed from the rows: every column of `trade_minutes`."""
+    groups: dict[tuple[str, datetime], list[Row]] = {}
+    for r in rows:
+        minute = r.timestamp.replace(second=0, microsecond=0)
+        groups.setdefault((r.symbol, minute), []).append(r)
+    out = []
+    for (symbol, minute), group in sorted(groups.items()):
+        by_id = sorted(group, key=lambda r: r.trade_id)
+        out.append(
+            (
+                symbol,
+                minute,
+                len(group),
+                sum((r.quantity for r in group), Decimal(0)),
+                sum((r.price * r.quantity for r in group), Decimal(0)),
+                max(r.price for r in group),
+                min(r.price for r in group),
+                by_id[0].trade_id,
+                by_id[-1].trade_id,
+                by_id[0].price,
+                by_id[-1].price,
+            )
+        )
+    return out
+
+
+def _stored_minutes(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT symbol, minute, trades, volume, notional, high, low, first_id, last_id, "
+            "open, close FROM trade_minutes ORDER BY symbol, minute"
+        ).fetchall()
+
+
 def _check(url: str, rows: list[Row], seed: int) -> int:
     checked = 0
     with psycopg.connect(url) as conn:
@@ -103,6 +138,7 @@ def test_range_through_the_rollup_matches_brute_force(database_url: str) -> None
             [astuple(r) for r in rows[:200] + rows[half:]],
         )
     assert _check(database_url, rows, seed=2) > 60
+    assert _stored_minutes(database_url) == _minutes(rows)
 
     with psycopg.connect(database_url) as conn:
         conn.execute(
@@ -117,6 +153,29 @@ def test_range_through_the_rollup_matches_brute_force(database_url: str) -> None
             r = Row(r.symbol, r.trade_id, Decimal("1000.00"), r.quantity, r.timestamp)
         changed.append(r)
     assert _check(database_url, changed, seed=3) > 60
+    assert _stored_minutes(database_url) == _minutes(changed)
+
+
+def test_rollup_merges_out_of_order_inserts_exactly(database_url: str) -> None:
+    """Rows of one minute arriving newest first, in several statements (a backfill landing after
+    the live stream): the first/last ids, open and close still come from the right trades."""
+    rows = _rows(seed=5)
+    for chunk in (rows[3000:], rows[1000:3000], rows[:1000]):
+        load(database_url, reversed(chunk))
+    assert _stored_minutes(database_url) == _minutes(rows)
+
+
+def test_migration_0005_fills_the_new_columns_of_existing_minutes(
+    empty_database_url: str,
+) -> None:
+    """A database at 0004 with trades gains exact first/last ids, open and close."""
+    from binprice import migrations
+
+    migrations.upgrade(empty_database_url, "0004_trade_minutes")
+    rows = _rows(seed=6)[:2000]
+    load(empty_database_url, rows)
+    migrations.upgrade(empty_database_url)
+    assert _stored_minutes(empty_database_url) == _minutes(rows)
 
 
 def test_truncate_empties_the_rollup(database_url: str) -> None:

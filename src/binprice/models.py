@@ -92,7 +92,11 @@ class Gap(Base):
 
 
 class TradeMinute(Base):
-    """Per-symbol, per-UTC-minute rollup of `trades`, kept exact by triggers (see 0004)."""
+    """Per-symbol, per-UTC-minute rollup of `trades`, kept exact by triggers (see 0004, 0005).
+
+    `first_id`/`last_id` are the minute's lowest and highest trade id (a minute is whole iff
+    `trades = last_id - first_id + 1`); `open`/`close` the prices of those two trades.
+    """
 
     __tablename__ = "trade_minutes"
 
@@ -103,3 +107,7 @@ class TradeMinute(Base):
     notional: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     high: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     low: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    first_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    open: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    close: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
