@@ -1,15 +1,17 @@
 """Exactly once, as a property: arbitrary drop points, overlaps and re-sends, then backfill.
 
-Drives the real `Tracker` and `GapSet` with no I/O: connections are segments of the produced id
-line (a new one starts anywhere after the previous one started, so segments overlap or leave
-holes), frames are re-sent at random, consecutive connections interleave (a rotation's overlap),
-and "REST" fills the requested gaps at random moments. Whatever happens, the accepted ids are the
+Drives the real `Tracker`, `GapKeeper` and `GapSet` with no database: connections are segments
+of the produced id line (a new one starts anywhere after the previous one started, so segments
+overlap or leave holes), frames are re-sent at random, consecutive connections interleave (a
+rotation's overlap), and the keeper fetches its queued gaps from a stand-in exchange (the outside
+world, faked at the REST boundary) at random moments. Whatever happens, the accepted ids are the
 whole line from the first delivered id to the last, each once, except ids cut by
-`backfill_max`, which are reported as skipped.
+`backfill_max`, which are recorded as skipped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 
@@ -17,8 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binprice.binance import Trade
+from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.gapset import GapSet
+from binprice.ingest.rest import RestClient
 from binprice.ingest.stats import IngestStats
-from binprice.ingest.tracker import GapSet, Tracker
+from binprice.ingest.tracker import Tracker
 
 BASE = 6_329_162_611
 SYMBOL = "BTCUSDT"
@@ -29,13 +34,22 @@ def _trade(tid: int) -> Trade:
 
 
 class _Buffer:
-    """Stands in for TradeBuffer: the tracker only ever calls put()."""
+    """Stands in for TradeBuffer: the tracker and the keeper only call put() here."""
 
     def __init__(self) -> None:
         self.items: list[Trade] = []
 
     def put(self, trade: Trade) -> None:
         self.items.append(trade)
+
+
+class _Exchange:
+    """The REST side of an exchange that has every id of the line (historicalTrades)."""
+
+    rate_limited = 0
+
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+        return [_trade(i) for i in range(from_id, from_id + 1000)]
 
 
 segment = st.tuples(st.integers(0, 60), st.integers(0, 120))  # (start after previous, length)
@@ -54,24 +68,19 @@ def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(
     """Stored (+ skipped) ids equal the produced line from the first to the last delivered id."""
     rng = random.Random(seed)
     buffer = _Buffer()
-    requested: list[tuple[int, int]] = []
-    skipped: list[tuple[int, int]] = []
-    tracker = Tracker(
-        buffer,  # type: ignore[arg-type]
-        IngestStats(),
-        on_gap=lambda s, a, b: requested.append((a, b)),
-        max_trades=None,
-        on_limit=lambda: None,
-        backfill_max=backfill_max,
-        on_skip=lambda s, a, b: skipped.append((a, b)),
-    )
+    stats = IngestStats()
+    keeper = GapKeeper("unused", buffer, stats, lambda kind, message: None,  # type: ignore[arg-type]
+                       backfill_max=backfill_max)  # fmt: skip
+    tracker = Tracker(keeper, buffer, stats)  # type: ignore[arg-type]
     tracker.start(SYMBOL, None)
+    exchange: RestClient = _Exchange()  # type: ignore[assignment]
 
     def backfill() -> None:
-        # What the Backfiller does: fetch the requested range, hand over what is still missing.
-        while requested:
-            a, b = requested.pop(0)
-            tracker.accept_backfill(SYMBOL, [_trade(i) for i in range(a, b + 1)])
+        async def fill() -> None:
+            while await keeper.fetch_next(exchange):
+                pass
+
+        asyncio.run(fill())
 
     # Connections: each starts at or after the previous one's start, delivers a run of ids.
     start, runs = BASE, []
@@ -107,11 +116,12 @@ def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(
 
     ids = [t.trade_id for t in buffer.items]
     assert len(ids) == len(set(ids)), "an id was accepted twice"
+    skipped = [(a, b) for _, a, b, state in keeper.rows.pending if state == "skipped"]
     cut_ids = {i for a, b in skipped for i in range(a, b + 1)}
     assert not cut_ids & set(ids)
     first = stream[0]
     assert set(ids) | cut_ids == set(range(first, max(stream) + 1))
-    assert not tracker.tracks[SYMBOL].gaps
+    assert keeper.missing(SYMBOL) == 0
     if backfill_max is None:
         assert not skipped
 

@@ -14,16 +14,17 @@ import pytest
 from binprice.errors import GeoRestrictedError
 from binprice.gaps import list_gaps, uncovered, verify_gaps
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, Backoff
-from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventSink, IngestEvent
-from binprice.ingest.gaplog import spooled_extent
+from binprice.ingest.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, AttemptBudget, Backoff
+from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent
 from binprice.ingest.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
+from binprice.ingest.resume import spooled_extent
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.conftest import run_binprice
-from tests.fault_helpers import assert_complete
+from tests.fault_helpers import assert_complete, tail_gaps
+from tests.ingest_helpers import stored_rows
 from tests.test_faults_property import _trade
 
 
@@ -35,42 +36,61 @@ class _Clock:
         return self.now
 
 
-def test_backoff_is_full_jitter_exponential_capped_and_reset_after_a_healthy_period() -> None:
-    """Delays are uniform in [0, min(cap, initial*2^n)]; a long-lived connection resets them."""
-    clock = _Clock()
-    top = Backoff(initial=0.5, cap=60.0, rand=lambda: 1.0, clock=clock)
+def test_backoff_is_full_jitter_exponential_capped_and_reset_by_a_healthy_connection() -> None:
+    """Delays are uniform in [0, min(cap, initial*2^n)]; a connection that handshook and
+    delivered trades starts them over, however short its life was."""
+    top = Backoff(initial=0.5, cap=60.0, rand=lambda: 1.0)
     assert [top.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 32, 60, 60]
-    assert Backoff(rand=lambda: 0.0, clock=clock).next_delay() == 0.0
-    clock.now += 5
-    top.connected(clock.now - 5)  # up 5 s: not healthy
-    assert top.next_delay() == 60
-    top.connected(clock.now - 61)  # up 61 s: healthy, start over
+    assert Backoff(rand=lambda: 0.0).next_delay() == 0.0
+    top.healthy()
     assert top.next_delay() == 0.5
 
 
-def test_backoff_counts_attempts_against_binances_300_per_5_minutes() -> None:
-    """Past ATTEMPT_LIMIT attempts in the window, the next delay waits for the window to pass."""
+def test_attempt_budget_keeps_well_inside_binances_300_per_5_minutes() -> None:
+    """Half the budget goes at once; then attempts are spread evenly over the window; at the
+    limit the next attempt waits for the oldest to leave the window."""
     clock = _Clock()
-    backoff = Backoff(initial=0.0, cap=0.0, clock=clock)
-    for _ in range(ATTEMPT_LIMIT):
-        backoff.record_attempt()
-    assert ATTEMPT_LIMIT < 300
-    assert backoff.next_delay() == pytest.approx(ATTEMPT_WINDOW_SECONDS)
+    budget = AttemptBudget(clock=clock)
+    assert ATTEMPT_LIMIT <= 200 < 300
+    for _ in range(ATTEMPT_LIMIT // 2):
+        assert budget.wait() == 0.0
+        budget.record()
+    spacing = ATTEMPT_WINDOW_SECONDS / ATTEMPT_LIMIT
+    assert budget.wait() == pytest.approx(spacing)
+    attempts = ATTEMPT_LIMIT // 2
+    while budget.wait() < spacing * 2:  # spaced attempts, as a reconnect loop would make them
+        clock.now += budget.wait()
+        budget.record()
+        attempts += 1
+        if attempts > 10 * ATTEMPT_LIMIT:
+            break
+    assert attempts == ATTEMPT_LIMIT
+    assert budget.wait() > spacing
     clock.now += ATTEMPT_WINDOW_SECONDS + 1
-    assert backoff.next_delay() == 0.0
+    assert budget.wait() == 0.0
 
 
 def test_noisy_events_are_rate_limited_and_count_what_they_suppressed() -> None:
     """1000 malformed frames in a burst make one log line; the next says how many it hid."""
     seen: list[IngestEvent] = []
-    sink = EventSink(seen.append)
+    clock = _Clock()
+    sink = EventSink(seen.append, clock=clock)
     for _ in range(1000):
-        sink("malformed", "bad frame")
-    sink("gap", "not noisy")
-    assert [e.kind for e in seen] == ["malformed", "gap"]
-    sink._last["malformed"] -= NOISY_INTERVAL_SECONDS  # as if 10 s passed
-    sink("malformed", "bad frame")
+        sink(EventKind.MALFORMED, "bad frame")
+    sink(EventKind.GAP, "not noisy")
+    assert [e.kind for e in seen] == [EventKind.MALFORMED, EventKind.GAP]
+    clock.now += NOISY_INTERVAL_SECONDS
+    sink(EventKind.MALFORMED, "bad frame")
     assert seen[-1].message == "bad frame (+999 more since the last report)"
+
+
+def test_every_event_kind_has_a_severity_and_quiet_shows_every_problem() -> None:
+    """-q derives from severity: warnings and errors are problems, the rest is not."""
+    problems = {k for k in EventKind if k.is_problem}
+    assert {EventKind.DB_DOWN, EventKind.DROPPED, EventKind.BACKFILL_ERROR} <= problems
+    assert {EventKind.GAP, EventKind.RECONNECT, EventKind.HOLE, EventKind.RECONCILED} <= problems
+    assert EventKind.CONNECTED not in problems and EventKind.BACKFILL not in problems
+    assert len({k.label for k in EventKind}) == len(EventKind)
 
 
 async def test_rest_honours_retry_after_on_429_and_418() -> None:
@@ -234,13 +254,15 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
         )
         summary = await run_ingest(again, database_url)
     with psycopg.connect(database_url) as conn:
-        gaps = list_gaps(conn)
+        recorded = list_gaps(conn)
         verification = verify_gaps(conn)
-    states = sorted(g.state for g in gaps)
-    assert states == ["filled", "skipped"]
+    tails = tail_gaps(recorded, stored_rows(database_url))
+    gaps = [g for g in recorded if g not in tails]
+    # The first run's stop recorded its tail (filled by the second run), then the downtime.
+    assert sorted(g.state for g in gaps) == ["filled", "filled", "skipped"]
     (skipped,) = [g for g in gaps if g.state == "skipped"]
-    (filled,) = [g for g in gaps if g.state == "filled"]
-    assert filled.size == 500 and filled.first_id == skipped.last_id + 1
+    (filled,) = [g for g in gaps if g.state == "filled" and g.first_id == skipped.last_id + 1]
+    assert filled.size == 500
     assert summary.skipped == skipped.size > 500
     assert verification.ok
     print(f"\nFAULT backfill-max-500: skipped={skipped.size} filled={filled.size}")

@@ -89,7 +89,7 @@ async def test_full_buffer_spills_to_disk_and_the_reader_keeps_reading(
             if stats.spilled_chunks >= 3:
                 break
         assert stats.spilled_chunks >= 3
-        assert list((tmp_path / "spool").glob("*.spool"))
+        assert list((tmp_path / "spool").rglob("*.spool"))
         await blocker.rollback()
         await blocker.close()
         await asyncio.sleep(1.0)
@@ -100,7 +100,7 @@ async def test_full_buffer_spills_to_disk_and_the_reader_keeps_reading(
     assert len(rows) == summary.stored == summary.received
     assert rows == as_rows([produced[(r[0], r[1])] for r in rows])
     assert summary.reconnects == 0
-    assert not list((tmp_path / "spool").glob("*.spool"))
+    assert not list((tmp_path / "spool").rglob("*.spool"))
     for symbol in SYMBOLS[:2]:
         ids = [r[1] for r in rows if r[0] == symbol]
         assert ids == list(range(ids[0], ids[0] + len(ids)))

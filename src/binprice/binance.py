@@ -124,9 +124,16 @@ class _RestRow(msgspec.Struct, gc=False):
     isBuyerMaker: bool
 
 
+class _AggRow(msgspec.Struct, gc=False):
+    a: int
+    f: int
+    l: int  # noqa: E741 - Binance's field name
+
+
 _COMBINED_DECODER = msgspec.json.Decoder(_CombinedTrade)
 _RAW_DECODER = msgspec.json.Decoder(_TradePayload)
 _REST_DECODER = msgspec.json.Decoder(list[_RestRow])
+_AGG_DECODER = msgspec.json.Decoder(list[_AggRow])
 _ANY_DECODER = msgspec.json.Decoder()
 
 
@@ -255,6 +262,21 @@ def decode_rest_trades(symbol: str, body: bytes | str) -> list[Trade]:
             Trade(symbol, row.id, price, quantity, to_milliseconds(row.time), row.isBuyerMaker)
         )
     return trades
+
+
+def decode_newest_agg_trade_id(symbol: str, body: bytes | str) -> int | None:
+    """The highest last-trade-id ``l`` in an ``aggTrades`` body; None for an empty list.
+
+    Rows of the 2022 data audit (``f = l = -1``) are skipped (protocol notes §6).
+    """
+    try:
+        rows = _AGG_DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ExchangeError(
+            f"unexpected aggTrades answer for {symbol}: {_describe(body, exc)}"
+        ) from None
+    ids = [row.l for row in rows if row.f >= 0 and row.l >= 0]
+    return max(ids) if ids else None
 
 
 def _describe(body: bytes | str, exc: Exception) -> str:

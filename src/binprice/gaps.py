@@ -3,10 +3,12 @@
 The ingestor records every range of trade ids it found missing in the `gaps` table (migration
 0003) before it commits any trade beyond it, and updates the row as the range is fetched
 (`filled`), found absent on the exchange (`hole`) or left out over `--backfill-max`
-(`skipped`). `verify_gaps` checks that promise against the stored ids: a window-function scan
-over the primary key finds every hole between consecutive stored ids, and each must lie inside a
-recorded `open`, `hole` or `skipped` range. Binance Spot ids are consecutive per symbol (protocol
-notes §8), so any other hole is a trade lost without a trace.
+(`skipped`). `verify_gaps` checks that promise against the stored ids: the per-minute rollup's
+first/last ids (migration 0005) point at every minute that misses ids or leaves a hole before
+the next one, only those id ranges are read from `trades`, and each hole must lie inside a
+recorded `open`, `hole` or `skipped` range. Asked with the exchange's newest ids, it also checks
+the tail past the last stored trade, which no scan of stored ids can see. Binance Spot ids are
+consecutive per symbol (protocol notes §8), so any other hole is a trade lost without a trace.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ __all__ = [
     "Hole",
     "SymbolCheck",
     "Verification",
+    "checkpoint_starts",
+    "gap_symbols",
+    "last_stored_ids",
     "list_gaps",
+    "set_checkpoints",
     "uncovered",
     "verify_gaps",
 ]
@@ -92,22 +98,58 @@ ORDER BY symbol, first_id, last_id
 
 GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps ORDER BY symbol"
 
-_WINDOW = "AND timestamp >= %(start)s AND timestamp < %(end)s"
-#: Holes and repeats between consecutive stored ids, per symbol, in id order.
-_SCAN_SQL = """
-SELECT symbol, prev, trade_id FROM (
-    SELECT symbol, trade_id,
-           lag(trade_id) OVER (PARTITION BY symbol ORDER BY trade_id) AS prev
-    FROM trades WHERE symbol = ANY(%(symbols)s) {window}
-) AS pairs
-WHERE trade_id <> prev + 1
-ORDER BY symbol, trade_id
+#: Minutes of the rollup that cannot be whole, per symbol from its own start minute: a minute
+#: misses ids iff `trades <> last_id - first_id + 1`, and two minutes leave a hole between
+#: them iff `first_id <> previous last_id + 1` (Binance Spot ids grow by one per trade).
+#: Tens of thousands of rollup rows stand for millions of trades; only flagged ranges are then
+#: read from `trades`, by primary key.
+SUSPECT_MINUTES_SQL = """
+SELECT w.symbol, m.trades, m.first_id, m.last_id, m.prev_last
+FROM unnest(%(symbols)s::text[], %(starts)s::timestamptz[]) AS w(symbol, start)
+CROSS JOIN LATERAL (
+    SELECT trades, first_id, last_id,
+           lag(last_id) OVER (ORDER BY minute) AS prev_last
+    FROM trade_minutes
+    WHERE trade_minutes.symbol = w.symbol
+      AND minute >= w.start AND minute < %(end)s
+) AS m
+WHERE m.trades <> m.last_id - m.first_id + 1 OR m.first_id <> m.prev_last + 1
 """
-_EXTENT_SQL = """
-SELECT symbol, count(*), min(trade_id), max(trade_id) FROM trades
-WHERE symbol = ANY(%(symbols)s) {window}
-GROUP BY symbol
+EXTENT_SQL = """
+SELECT w.symbol, e.trades, e.first_id, e.last_id
+FROM unnest(%(symbols)s::text[], %(starts)s::timestamptz[]) AS w(symbol, start)
+CROSS JOIN LATERAL (
+    SELECT sum(trades)::bigint AS trades, min(first_id) AS first_id, max(last_id) AS last_id
+    FROM trade_minutes
+    WHERE trade_minutes.symbol = w.symbol AND minute >= w.start AND minute < %(end)s
+) AS e
+WHERE e.trades IS NOT NULL
 """
+#: The highest stored id of each symbol (one primary-key probe each).
+LAST_IDS_SQL = """
+SELECT s, (SELECT max(trade_id) FROM trades WHERE symbol = s) FROM unnest(%s::text[]) AS s
+"""
+#: Where a check that starts after a verified id begins: the minute of the last stored trade
+#: at or below it (a primary-key probe backwards).
+CHECKPOINT_START_SQL = """
+SELECT c.symbol, date_trunc('minute', t.timestamp, 'UTC')
+FROM checkpoints AS c
+CROSS JOIN LATERAL (
+    SELECT timestamp FROM trades
+    WHERE trades.symbol = c.symbol AND trade_id <= c.verified_through
+    ORDER BY trade_id DESC LIMIT 1
+) AS t
+WHERE c.symbol = ANY(%s)
+"""
+SET_CHECKPOINT_SQL = """
+INSERT INTO checkpoints (symbol, verified_through) VALUES (%s, %s)
+ON CONFLICT (symbol) DO UPDATE
+SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_through),
+    verified_at = now()
+"""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +170,7 @@ class GapRecord:
 
 @dataclass(frozen=True, slots=True)
 class Hole:
-    """Ids `first_id..last_id` of `symbol` missing between two stored trades."""
+    """Ids `first_id..last_id` of `symbol` that are not stored."""
 
     symbol: str
     first_id: int
@@ -153,17 +195,28 @@ class SymbolCheck:
     trades: int
     first_id: int | None
     last_id: int | None
+    #: Holes between the first and the last stored id of the window.
     holes: tuple[Hole, ...]
-    duplicates: int
     open_gaps: int
+    #: The exchange's newest id, when it was asked (`--against-exchange`).
+    exchange_last_id: int | None = None
+    #: Ids past the last stored one up to the exchange's newest.
+    tail: Hole | None = None
+
+    def _all(self) -> tuple[Hole, ...]:
+        return self.holes if self.tail is None else (*self.holes, self.tail)
 
     @property
     def missing(self) -> int:
-        return sum(h.size for h in self.holes)
+        return sum(h.size for h in self._all())
 
     @property
     def unaccounted(self) -> int:
-        return sum(b - a + 1 for h in self.holes for a, b in h.unaccounted)
+        return sum(b - a + 1 for h in self._all() for a, b in h.unaccounted)
+
+    @property
+    def unaccounted_ranges(self) -> list[tuple[int, int]]:
+        return [r for h in self._all() for r in h.unaccounted]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +226,13 @@ class Verification:
     start: datetime | None
     end: datetime | None
     symbols: tuple[SymbolCheck, ...]
+    #: Whether the exchange was asked for each symbol's newest id.
+    against_exchange: bool = False
 
     @property
     def ok(self) -> bool:
-        """No unaccounted hole and no repeated id."""
-        return all(s.unaccounted == 0 and s.duplicates == 0 for s in self.symbols)
+        """No missing id that a recorded gap does not account for."""
+        return all(s.unaccounted == 0 for s in self.symbols)
 
 
 def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[GapRecord]:
@@ -190,32 +245,50 @@ def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[GapRecord]:
     ]
 
 
+def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
+    """`symbols` normalised, or every symbol with trades or recorded gaps."""
+    wanted = normalise_symbols(symbols)
+    if wanted:
+        return wanted
+    known = set(recorded_symbols(conn))
+    known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL).fetchall())
+    return sorted(known)
+
+
+def last_stored_ids(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
+    """The highest stored id of each symbol that has trades."""
+    rows = conn.execute(LAST_IDS_SQL, (list(symbols),)).fetchall()
+    return {str(s): int(m) for s, m in rows if m is not None}
+
+
 def verify_gaps(
     conn: Connection,
     symbols: Iterable[str] = (),
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    starts: dict[str, datetime] | None = None,
+    exchange_last_ids: dict[str, int] | None = None,
 ) -> Verification:
-    """Scan the stored ids of `symbols` (default: every symbol with trades or gaps) for holes
-    and repeats, over trades with `start <= timestamp < end` (default: all), and match each
-    hole against the recorded gaps."""
-    wanted = normalise_symbols(symbols)
-    if not wanted:
-        known = set(recorded_symbols(conn))
-        known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL).fetchall())
-        wanted = sorted(known)
-    windowed = start is not None or end is not None
-    params: dict[str, Any] = {
-        "symbols": wanted,
-        "start": start or datetime.min.replace(tzinfo=UTC),
-        "end": end or datetime.max.replace(tzinfo=UTC),
-    }
-    window = _WINDOW if windowed else ""
-    extents = {row[0]: row[1:] for row in conn.execute(_EXTENT_SQL.format(window=window), params)}
-    pairs: dict[str, list[tuple[int, int]]] = {}
-    for symbol, prev, tid in conn.execute(_SCAN_SQL.format(window=window), params):
-        pairs.setdefault(symbol, []).append((prev, tid))
+    """Find every stored-id hole of `symbols` (default: every symbol with trades or gaps) in the
+    UTC minutes overlapping `[start, end)` (default: all), and match each against the recorded
+    gaps. `starts` gives some symbols a later start of their own (an ingest's checkpoints).
+
+    With `exchange_last_ids` (the exchange's newest id per symbol), the ids past each symbol's
+    last stored one are checked too: a tail that no recorded gap covers is unaccounted.
+    """
+    wanted = gap_symbols(conn, symbols)
+    first = start or _EPOCH
+    per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
+    params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
+    extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
+    suspects: dict[str, list[tuple[int, int]]] = {}
+    for symbol, trades, lo, hi, prev in conn.execute(SUSPECT_MINUTES_SQL, params).fetchall():
+        ranges = suspects.setdefault(symbol, [])
+        if trades != hi - lo + 1:
+            ranges.append((lo, hi))
+        if prev is not None and lo != prev + 1:
+            ranges.append((min(prev, lo), max(prev, lo)))
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
     for gap in list_gaps(conn, wanted):
@@ -223,23 +296,57 @@ def verify_gaps(
             accounted.setdefault(gap.symbol, []).append((gap.first_id, gap.last_id))
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
+    last_ids = last_stored_ids(conn, wanted) if exchange_last_ids is not None else {}
     checks = []
     for symbol in wanted:
-        count, first, last = extents.get(symbol, (0, None, None))
-        holes = []
-        duplicates = 0
-        for prev, tid in pairs.get(symbol, []):
-            if tid <= prev:
-                duplicates += 1
-                continue
-            a, b = prev + 1, tid - 1
-            holes.append(Hole(symbol, a, b, uncovered(a, b, accounted.get(symbol, []))))
-        checks.append(
-            SymbolCheck(
-                symbol, count, first, last, tuple(holes), duplicates, open_count.get(symbol, 0)
-            )
+        count, lo, hi = extents.get(symbol, (0, None, None))
+        covered = accounted.get(symbol, [])
+        holes = tuple(
+            Hole(symbol, a, b, uncovered(a, b, covered))
+            for a, b in _missing_in(conn, symbol, suspects.get(symbol, []))
         )
-    return Verification(start, end, tuple(checks))
+        tail = None
+        newest = None if exchange_last_ids is None else exchange_last_ids.get(symbol)
+        stored = last_ids.get(symbol)
+        if newest is not None and stored is not None and newest > stored:
+            tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
+        checks.append(
+            SymbolCheck(symbol, count or 0, lo, hi, holes, open_count.get(symbol, 0), newest, tail)
+        )
+    return Verification(start, end, tuple(checks), exchange_last_ids is not None)
+
+
+def _missing_in(
+    conn: Connection, symbol: str, ranges: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The ids not stored inside the suspect id ranges (both ends of each are stored ids)."""
+    out: list[tuple[int, int]] = []
+    for a, b in _merge(ranges):
+        params = {"symbol": symbol, "first": a, "last": b}
+        out.extend((int(x), int(y)) for x, y in conn.execute(MISSING_IN_RANGE_SQL, params))
+    return out
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def checkpoint_starts(conn: Connection, symbols: Sequence[str]) -> dict[str, datetime]:
+    """Per symbol with a checkpoint, the minute a check of what came after it starts at."""
+    rows = conn.execute(CHECKPOINT_START_SQL, (list(symbols),)).fetchall()
+    return {str(s): minute for s, minute in rows}
+
+
+def set_checkpoints(conn: Connection, through: dict[str, int]) -> None:
+    """Every id up to `through[symbol]` is stored or accounted for by a recorded gap."""
+    with conn.cursor() as cur:
+        cur.executemany(SET_CHECKPOINT_SQL, list(through.items()))
 
 
 def uncovered(
@@ -312,6 +419,7 @@ def verification_json(result: Verification) -> str:
     return json.dumps(
         {
             "ok": result.ok,
+            "against_exchange": result.against_exchange,
             "start": None if result.start is None else format_timestamp(result.start),
             "end": None if result.end is None else format_timestamp(result.end),
             "symbols": [
@@ -322,8 +430,16 @@ def verification_json(result: Verification) -> str:
                     "last_id": s.last_id,
                     "missing": s.missing,
                     "unaccounted": s.unaccounted,
-                    "duplicates": s.duplicates,
                     "open_gaps": s.open_gaps,
+                    "exchange_last_id": s.exchange_last_id,
+                    "tail": None
+                    if s.tail is None
+                    else {
+                        "first_id": s.tail.first_id,
+                        "last_id": s.tail.last_id,
+                        "size": s.tail.size,
+                        "accounted": s.tail.accounted,
+                    },
                     "holes": [
                         {
                             "first_id": h.first_id,
@@ -346,13 +462,20 @@ def verification_text(result: Verification) -> str:
     lines = []
     for s in result.symbols:
         span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
-        verdict = "ok" if s.unaccounted == 0 and s.duplicates == 0 else "NOT OK"
+        verdict = "ok" if s.unaccounted == 0 else "NOT OK"
+        tail = ""
+        if result.against_exchange:
+            if s.exchange_last_id is None:
+                tail = ", the exchange has no trades"
+            elif s.tail is None:
+                tail = f", up to date with the exchange (id {s.exchange_last_id})"
+            else:
+                tail = f", {s.tail.size:,} ids behind the exchange (id {s.exchange_last_id})"
         lines.append(
             f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
-            f"({s.missing:,} ids, {s.unaccounted:,} unaccounted), {s.duplicates} duplicates, "
-            f"{s.open_gaps} open gaps"
+            f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
+            f"{s.open_gaps} open gaps{tail}"
         )
-        for h in s.holes:
-            for a, b in h.unaccounted:
-                lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
+        for a, b in s.unaccounted_ranges:
+            lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
     return "".join(line + "\n" for line in lines)

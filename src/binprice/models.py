@@ -111,3 +111,18 @@ class TradeMinute(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     open: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     close: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+
+
+class Checkpoint(Base):
+    """Per symbol, the id through which completeness was verified at an ingest start (0006).
+
+    Every id of the symbol up to `verified_through` is stored or inside a recorded gap.
+    """
+
+    __tablename__ = "checkpoints"
+
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    verified_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    verified_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )

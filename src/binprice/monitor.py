@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 from binprice.binance import Trade
-from binprice.ingest.events import IngestEvent
+from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
 
 if TYPE_CHECKING:
@@ -152,15 +152,16 @@ class Monitor:
             self._live.stop()
             self._live = None
 
-    def message(self, kind: str, text: str) -> None:
+    def message(self, kind: EventKind, text: str) -> None:
         """A line that is not an ingest event (start-up steps), shown in every format."""
         self.event(IngestEvent(time.time(), kind, text))
 
     def event(self, event: IngestEvent) -> None:
-        if self.quiet and event.kind not in ("db_down", "spooled", "error", "gap_skipped"):
+        if self.quiet and not event.kind.is_problem:
             return
         if self.format == "json":
-            self._write(json.dumps({"time": _iso(event.time), "event": event.kind,
+            self._write(json.dumps({"time": _iso(event.time), "event": event.kind.label,
+                                    "severity": event.kind.severity.name.lower(),
                                     "message": event.message}))  # fmt: skip
         elif self._live is not None:
             self._live.console.print(f"[dim]{_iso(event.time)}[/] {event.message}", markup=True)

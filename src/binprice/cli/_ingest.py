@@ -83,6 +83,7 @@ def ingest(
     from binprice.cli import _ingest_run
     from binprice.errors import ConfigError
     from binprice.ingest.config import PRESETS, IngestConfig, normalize_symbols, rest_base, ws_base
+    from binprice.ingest.events import EventKind
     from binprice.monitor import FORMATS, Monitor
     from binprice.timespec import parse_duration
 
@@ -102,10 +103,13 @@ def ingest(
     if current != migrations.SCHEMA_HEAD:
         migrations.upgrade(url)  # imports Alembic only when there is something to do
         monitor.message(
-            "migrated", f"migrated the database at {db.describe(url)} to the newest schema"
+            EventKind.MIGRATED,
+            f"migrated the database at {db.describe(url)} to the newest schema",
         )
     else:
-        monitor.message("migrated", f"database at {db.describe(url)} is at the newest schema")
+        monitor.message(
+            EventKind.MIGRATED, f"database at {db.describe(url)} is at the newest schema"
+        )
     config = IngestConfig(
         symbols=normalize_symbols(chosen),
         ws_url=ws_base(ws_url or preset_ws),

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 from binprice.errors import AbortedError
-from binprice.ingest import IngestConfig, IngestSummary, run_ingest
+from binprice.ingest import EventKind, IngestConfig, IngestSummary, run_ingest
 from binprice.ingest.stats import IngestStats
 from binprice.monitor import Monitor
 
@@ -39,7 +39,9 @@ async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSumma
 
     def on_signal(signum: int) -> None:
         if not stop.is_set():
-            monitor.message("stopping", "stopping: committing what was received (again to abort)")
+            monitor.message(
+                EventKind.STOPPING, "stopping: committing what was received (again to abort)"
+            )
             stop.set()
         elif main_task is not None:
             main_task.cancel()

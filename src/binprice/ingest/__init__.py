@@ -1,7 +1,7 @@
 """Capture: stream readers → tracker → bounded buffer → COPY batch writer."""
 
 from binprice.ingest.config import DEFAULT_REST_URL, DEFAULT_SYMBOLS, DEFAULT_WS_URL, IngestConfig
-from binprice.ingest.events import IngestEvent
+from binprice.ingest.events import EventKind, IngestEvent, Severity
 from binprice.ingest.pipeline import run_ingest
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
 from binprice.ingest.stream import StreamPolicy
@@ -10,10 +10,12 @@ __all__ = [
     "DEFAULT_REST_URL",
     "DEFAULT_SYMBOLS",
     "DEFAULT_WS_URL",
+    "EventKind",
     "IngestConfig",
     "IngestEvent",
     "IngestStats",
     "IngestSummary",
+    "Severity",
     "StreamPolicy",
     "SymbolStats",
     "run_ingest",

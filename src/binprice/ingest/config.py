@@ -27,6 +27,12 @@ WRITERS = 2
 #: Ids fetched from REST per gap (downtime included); beyond that a gap is recorded as skipped.
 #: A million BTCUSDT trades is about six hours (25,000 weight, about 5 minutes of budget).
 BACKFILL_MAX = 1_000_000
+#: A symbol without a trade for this long is checked against the exchange's newest id.
+QUIET_PERIOD = 60.0
+#: With redundant connections, a gap on one waits this long for the other to deliver it
+#: before REST is asked (it almost always does within milliseconds).
+REDUNDANT_GRACE_SECONDS = 2.0
+MAX_REDUNDANCY = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,10 @@ class IngestConfig:
     streams_per_connection: int = 1024
     #: Most ids one gap is filled with from REST; the older rest is recorded as skipped.
     backfill_max: int = BACKFILL_MAX
+    #: Independent connections per group of streams; each trade is taken from the first.
+    redundancy: int = 1
+    #: Seconds without a trade after which a symbol is checked against the exchange.
+    quiet_period: float = QUIET_PERIOD
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -65,6 +75,10 @@ class IngestConfig:
             raise ConfigError("streams per connection must be between 1 and 1024")
         if self.backfill_max < 0:
             raise ConfigError("--backfill-max must not be negative")
+        if not 1 <= self.redundancy <= MAX_REDUNDANCY:
+            raise ConfigError(f"--redundancy must be between 1 and {MAX_REDUNDANCY}")
+        if self.quiet_period <= 0:
+            raise ConfigError("--quiet-period must be positive")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
 

@@ -1,10 +1,66 @@
-"""Events an ingest run reports (connected, gap, reconnect, ...), for logs and the live view."""
+"""What an ingest run reports: one `EventKind` per kind of thing, each with a severity.
+
+The run never prints; it reports events through one `EventSink`, and the output layer decides
+what to show. Filters derive from severity, so `-q` shows every problem (every WARNING and ERROR)
+and nothing else, however many kinds are added later.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+
+class Severity(IntEnum):
+    """How much an event matters. `-q` shows WARNING and above."""
+
+    INFO = 20
+    #: Something went wrong that binprice is handling (a reconnect, a gap being fetched).
+    WARNING = 30
+    #: Something went wrong that may need the user (the database is down, trades dropped).
+    ERROR = 40
+
+
+class EventKind(Enum):
+    """Every kind of event an ingest run reports: its name in JSON logs and its severity."""
+
+    MIGRATED = ("migrated", Severity.INFO)
+    CONNECTED = ("connected", Severity.INFO)
+    RECONNECT = ("reconnect", Severity.WARNING)
+    ROTATE = ("rotate", Severity.INFO)
+    SERVER_SHUTDOWN = ("server_shutdown", Severity.INFO)
+    GAP = ("gap", Severity.WARNING)
+    GAP_SKIPPED = ("gap_skipped", Severity.WARNING)
+    GAP_RESUMED = ("gap_resumed", Severity.INFO)
+    HOLE = ("hole", Severity.WARNING)
+    #: The exchange has trades past the last one seen (a quiet stream after a drop, a stop).
+    RECONCILED = ("reconciled", Severity.WARNING)
+    #: Stored ids with a hole nobody recorded, found at start and recorded now.
+    REPAIRED = ("repaired", Severity.WARNING)
+    BACKFILL = ("backfill", Severity.INFO)
+    BACKFILL_ERROR = ("backfill_error", Severity.ERROR)
+    RATE_LIMITED = ("rate_limited", Severity.WARNING)
+    DB_DOWN = ("db_down", Severity.ERROR)
+    DB_UP = ("db_up", Severity.WARNING)
+    SPOOLED = ("spooled", Severity.WARNING)
+    #: Spool chunks a run that died left behind, taken over by this one.
+    SPOOL_ADOPTED = ("spool_adopted", Severity.WARNING)
+    #: Trades that could be neither committed nor spooled: recorded as gaps, fetched later.
+    DROPPED = ("dropped", Severity.ERROR)
+    MALFORMED = ("malformed", Severity.WARNING)
+    ERROR_FRAME = ("error_frame", Severity.WARNING)
+    STOPPING = ("stopping", Severity.INFO)
+    STOPPED = ("stopped", Severity.INFO)
+
+    def __init__(self, label: str, severity: Severity) -> None:
+        self.label = label
+        self.severity = severity
+
+    @property
+    def is_problem(self) -> bool:
+        return self.severity >= Severity.WARNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,31 +68,38 @@ class IngestEvent:
     """One thing worth a log line."""
 
     time: float
-    kind: str
+    kind: EventKind
     message: str
 
 
 #: How the pipeline reports: emit(kind, message).
-Emit = Callable[[str, str], None]
-#: At most one event of a noisy kind (malformed, error_frame) per this many seconds.
-NOISY_KINDS = frozenset({"malformed", "error_frame"})
+Emit = Callable[[EventKind, str], None]
+#: At most one event of a noisy kind per this many seconds; the next says how many were hidden.
+NOISY_KINDS = frozenset({EventKind.MALFORMED, EventKind.ERROR_FRAME, EventKind.DROPPED})
 NOISY_INTERVAL_SECONDS = 10.0
 
 
 class EventSink:
     """Rate-limits noisy kinds and forwards the rest to a callback."""
 
-    def __init__(self, callback: Callable[[IngestEvent], None] | None) -> None:
+    def __init__(
+        self,
+        callback: Callable[[IngestEvent], None] | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._callback = callback
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._clock = clock
+        self._last: dict[EventKind, float] = {}
+        self._suppressed: dict[EventKind, int] = {}
 
-    def __call__(self, kind: str, message: str) -> None:
+    def __call__(self, kind: EventKind, message: str) -> None:
         if self._callback is None:
             return
-        now = time.time()
+        now = self._clock()
         if kind in NOISY_KINDS:
-            if now - self._last.get(kind, 0.0) < NOISY_INTERVAL_SECONDS:
+            last = self._last.get(kind)
+            if last is not None and now - last < NOISY_INTERVAL_SECONDS:
                 self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
                 return
             self._last[kind] = now

@@ -1,9 +1,19 @@
-"""The ingest run: readers → tracker → bounded buffer → batch writer, owned by one TaskGroup.
+"""The ingest run: readers → tracker → bounded buffer → batch writers, owned by one TaskGroup.
 
-Shutdown order (stop event, --duration, --max-trades): readers stop reading, then the writer
-drains everything received and commits it, then the run returns its summary. If the database is
-down while stopping, what cannot be committed within the grace period goes to the disk spool and
-is committed by the next run: a received trade is never dropped.
+Who owns what:
+
+- `ConnectionGroup`s (one per ≤1024 streams, times `--redundancy`) read frames and hand trades
+  to the `Tracker`, which drops duplicates and reports id jumps to the `GapKeeper`;
+- the `GapKeeper` owns every gap: its row, its backfill from REST, its settlement;
+- the `Reconciler` asks the exchange for newest ids where the stream cannot show a gap;
+- the `Sink`'s writers commit batches from the `TradeBuffer`, which spills to this run's own
+  `Spool` when the database lags, and records what it cannot spool as dropped ids.
+
+Shutdown order (stop event, --duration, --max-trades): readers stop reading; then, at the same
+time, the exchange is asked for the tail each symbol is missing and the writers commit what was
+received; then the gap rows go in and filled gaps are settled. If the database is down while
+stopping, what cannot be committed within the grace period stays in the spool and is committed
+by the next run. The whole stop fits in the CLI's 5 s budget.
 """
 
 from __future__ import annotations
@@ -11,28 +21,38 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
 import aiohttp
+import psycopg
 
 from binprice.binance import Trade, split_into_connections
-from binprice.errors import BinpriceError
-from binprice.ingest.backfill import Backfiller
+from binprice.errors import BinpriceError, DatabaseError
 from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.config import IngestConfig
-from binprice.ingest.events import EventSink, IngestEvent
-from binprice.ingest.gaplog import GapLog, resume, settle_periodically
+from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
+from binprice.ingest.events import EventKind, EventSink, IngestEvent
+from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import RestClient
+from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink
-from binprice.ingest.spool import Spool
+from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestStats, IngestSummary
-from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
+from binprice.ingest.stream import (
+    HANDSHAKE_TIMEOUT_SECONDS,
+    ConnectionGroup,
+    StreamPolicy,
+    group_label,
+)
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
 
 #: How long a stop waits for the last commits before leaving the rest to the spool
 #: (Ctrl+C must end the run within 5 s whatever the database does).
 SHUTDOWN_DEADLINE_SECONDS = 2.5
-#: ... and for recording whether the gaps it backfilled are filled.
+#: ... for the exchange's newest ids (the tail each symbol is missing) ...
+TAIL_DEADLINE_SECONDS = 1.5
+#: ... and for recording the gaps and whether the ones it backfilled are filled.
 SETTLE_DEADLINE_SECONDS = 1.0
 
 
@@ -51,16 +71,35 @@ async def run_ingest(
     stop = stop if stop is not None else asyncio.Event()
     policy = policy if policy is not None else StreamPolicy()
     emit = EventSink(on_event)
-    buffer = TradeBuffer(Spool(config.spool_dir), config.memory_limit, stats)
-    writer = await TradeWriter.connect(database_url)
+    spool = _open_spool(config, emit)
+    buffer = TradeBuffer(spool, config.memory_limit, stats)
     try:
-        return await _run(
-            config, database_url, stop, emit, stats, policy, on_stored, buffer, writer
-        )
-    except BaseExceptionGroup as group:
-        raise _first_error(group) from None
+        writer = await TradeWriter.connect(database_url)
+        run = _Run(config, database_url, stop, emit, stats, policy, buffer)
+        try:
+            return await run.run(writer, on_stored)
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
     finally:
         buffer.spill()  # anything not committed survives in the spool for the next run
+        if spool is not None:
+            spool.close()
+
+
+def _open_spool(config: IngestConfig, emit: EventSink) -> Spool | None:
+    try:
+        spool = Spool.open(config.spool_dir)
+    except SpoolError as exc:
+        emit(EventKind.DROPPED, f"{exc}; running without a spool: trades that cannot be "
+             "committed in time are recorded as gaps and fetched again later")  # fmt: skip
+        return None
+    if spool.adopted_chunks:
+        emit(
+            EventKind.SPOOL_ADOPTED,
+            f"taking over {spool.adopted_chunks} spool chunks a stopped or crashed run left "
+            "behind; their trades are committed first",
+        )
+    return spool
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -78,95 +117,133 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return next((e for e in leaves if isinstance(e, BinpriceError)), leaves[0])
 
 
-async def _run(
-    config: IngestConfig,
-    database_url: str,
-    stop: asyncio.Event,
-    emit: EventSink,
-    stats: IngestStats,
-    policy: StreamPolicy,
-    on_stored: Callable[[list[Trade]], None] | None,
-    buffer: TradeBuffer,
-    writer: TradeWriter,
-) -> IngestSummary:
-    gaplog = GapLog(database_url, emit)
-    sink = Sink(
-        writer, database_url, buffer, stats, emit, config, on_stored, before_commit=gaplog.flush
-    )
-    try:
-        last_ids = await writer.last_trade_ids(config.symbols)
-        # The session timeout bounds WebSocket handshakes; REST calls set their own.
-        timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            rest = RestClient(session, config.rest_url)
-            await rest.validate_symbols(config.symbols)
-            backfiller: Backfiller
+class _Run:
+    """One ingest run's parts, built in order; `run` owns their tasks."""
 
-            def on_gap(symbol: str, first: int, last: int) -> None:
-                gaplog.opened(symbol, first, last)
-                backfiller.request(symbol, first, last)
+    def __init__(
+        self,
+        config: IngestConfig,
+        url: str,
+        stop: asyncio.Event,
+        emit: EventSink,
+        stats: IngestStats,
+        policy: StreamPolicy,
+        buffer: TradeBuffer,
+    ) -> None:
+        self.config = config
+        self.url = url
+        self.stop = stop
+        self.emit = emit
+        self.stats = stats
+        self.policy = policy
+        self.buffer = buffer
+        grace = REDUNDANT_GRACE_SECONDS if config.redundancy > 1 else 0.0
+        self.gaps = GapKeeper(
+            url, buffer, stats, emit, backfill_max=config.backfill_max, grace=grace
+        )
+        self.tracker = Tracker(
+            self.gaps, buffer, stats, max_trades=config.max_trades, limit_reached=stop
+        )
 
-            tracker = Tracker(
-                buffer,
-                stats,
-                on_gap=on_gap,
-                max_trades=config.max_trades,
-                on_limit=stop.set,
-                backfill_max=config.backfill_max,
-                on_skip=gaplog.skipped,
-            )
-            backfiller = Backfiller(rest, tracker, stats, emit, on_hole=gaplog.hole)
-            await resume(
-                tracker,
-                gaplog,
-                backfiller.request,
-                stats,
-                config.symbols,
-                last_ids,
-                buffer.spool.peek(),
-            )
+    async def run(
+        self, writer: TradeWriter, on_stored: Callable[[list[Trade]], None] | None
+    ) -> IngestSummary:
+        config = self.config
+        sink = Sink(writer, self.url, self.buffer, self.stats, self.emit, config, self.gaps,
+                    on_stored)  # fmt: skip
+        try:
+            last_ids = await writer.last_trade_ids(config.symbols)
+            # The session timeout bounds WebSocket handshakes; REST calls set their own.
+            timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                rest = RestClient(session, config.rest_url)
+                await rest.validate_symbols(config.symbols)
+                spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
+                await resume(self.url, self.tracker, self.gaps, self.stats,
+                             list(config.symbols), last_ids, spooled)  # fmt: skip
+                reconciler = Reconciler(
+                    self.tracker, rest, self.stats, self.emit, quiet_after=config.quiet_period
+                )
+                await self._stream(session, rest, reconciler, sink)
+        finally:
+            await sink.close()
+            await self.gaps.close()
+        summary = self.stats.summary()
+        self.emit(EventKind.STOPPED, f"stored {summary.stored} trades")
+        return summary
 
-            def still_missing() -> list[tuple[str, int, int]]:
-                return [g for g in gaplog.unsettled if tracker.missing_within(*g)]
-
-            stats.started = time.monotonic()
-            reading_done = asyncio.Event()
-            groups = split_into_connections(config.symbols, config.streams_per_connection)
-            async with asyncio.TaskGroup() as tg:
-                write_task = tg.create_task(sink.run(reading_done))
-                readers = [
-                    tg.create_task(
-                        ConnectionGroup(
-                            session, config.ws_url, group, tracker, stats, emit, stop, policy
-                        ).run()
+    def _groups(
+        self, session: aiohttp.ClientSession, reconciler: Reconciler
+    ) -> list[ConnectionGroup]:
+        config = self.config
+        replicas = config.redundancy
+        groups: list[ConnectionGroup] = []
+        labels: list[str] = []
+        for symbols in split_into_connections(config.symbols, config.streams_per_connection):
+            for replica in range(replicas):
+                groups.append(
+                    ConnectionGroup(
+                        session,
+                        config.ws_url,
+                        symbols,
+                        self.tracker,
+                        self.stats,
+                        self.emit,
+                        self.stop,
+                        self.policy,
+                        reconciler,
+                        source=len(groups),
+                        replica=replica,
+                        replicas=replicas,
                     )
-                    for group in groups
-                ]
-                helpers = [
-                    tg.create_task(backfiller.run()),
-                    tg.create_task(settle_periodically(gaplog, still_missing)),
-                ]
-                if config.duration is not None:
-                    helpers.append(tg.create_task(_stop_after(config.duration, stop)))
-                await _until_stopped(stop, readers, write_task)
-                stop.set()
-                for task in readers:
-                    await task
-                for task in helpers:
-                    task.cancel()
-                reading_done.set()
-                await _drain(write_task, emit)
-            try:
-                async with asyncio.timeout(SETTLE_DEADLINE_SECONDS):
-                    await gaplog.settle(still_missing())
-            except TimeoutError:
-                pass  # open gaps stay open in the table and are fetched at the next start
-    finally:
-        await sink.close()
-        await gaplog.close()
-    summary = stats.summary()
-    emit("stopped", f"stored {summary.stored} trades")
-    return summary
+                )
+                labels.append(group_label(symbols, replica, replicas))
+        self.stats.set_sources(labels)
+        return groups
+
+    async def _stream(
+        self,
+        session: aiohttp.ClientSession,
+        rest: RestClient,
+        reconciler: Reconciler,
+        sink: Sink,
+    ) -> None:
+        stop = self.stop
+        self.stats.started = time.monotonic()
+        reading_done = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            write_task = tg.create_task(sink.run(reading_done))
+            readers = [tg.create_task(g.run()) for g in self._groups(session, reconciler)]
+            helpers = [
+                tg.create_task(self.gaps.run(rest, sink.writable)),
+                tg.create_task(reconciler.run()),
+            ]
+            if self.config.duration is not None:
+                helpers.append(tg.create_task(_stop_after(self.config.duration, stop)))
+            await _until_stopped(stop, readers, write_task)
+            stop.set()
+            for task in readers:
+                await task
+            for task in helpers:
+                task.cancel()
+            reading_done.set()
+            await asyncio.gather(self._record_tail(reconciler), _drain(write_task, self.emit))
+        await self._finish()
+
+    async def _record_tail(self, reconciler: Reconciler) -> None:
+        """Ask the exchange what each symbol is missing past the last id seen (bounded)."""
+        with suppress(TimeoutError, BinpriceError):
+            async with asyncio.timeout(TAIL_DEADLINE_SECONDS):
+                await reconciler.tail()
+
+    async def _finish(self) -> None:
+        """Record the gaps (the tail ones too) and settle those that are filled, in time."""
+        try:
+            async with asyncio.timeout(SETTLE_DEADLINE_SECONDS):
+                await self.gaps.flush()
+                await self.gaps.settle()
+        except (TimeoutError, DatabaseError, psycopg.Error):
+            pass  # open gaps stay open and are fetched at the next start
 
 
 async def _drain(write_task: asyncio.Task[None], emit: EventSink) -> None:
@@ -176,7 +253,10 @@ async def _drain(write_task: asyncio.Task[None], emit: EventSink) -> None:
     done, _ = await asyncio.wait([write_task], timeout=SHUTDOWN_DEADLINE_SECONDS)
     if not done:
         write_task.cancel()
-        emit("spooled", "the database did not commit in time; received trades kept in the spool")
+        emit(
+            EventKind.SPOOLED,
+            "the database did not commit in time; received trades kept in the spool",
+        )
 
 
 async def _until_stopped(

@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from binprice.binance import SymbolInfo, Trade, decode_rest_trades, parse_exchange_info
+from binprice.binance import (
+    SymbolInfo,
+    Trade,
+    decode_newest_agg_trade_id,
+    decode_rest_trades,
+    parse_exchange_info,
+)
 from binprice.errors import (
     ExchangeError,
     ExchangeUnavailableError,
@@ -27,6 +33,8 @@ WEIGHT_LIMIT_PER_MINUTE = 6000
 #: Stop spending at this share of the budget: other tools on the same IP need some too.
 WEIGHT_SAFETY = 0.8
 WEIGHT_TRADES = 25
+#: `aggTrades`: how binprice learns a symbol's newest trade id (its `l`) at a sixth of the weight.
+WEIGHT_AGG_TRADES = 4
 WEIGHT_EXCHANGE_INFO = 20
 PAGE_LIMIT = 1000
 RETRY_AFTER_DEFAULT_SECONDS = 60
@@ -148,6 +156,14 @@ class RestClient:
             attempts,
         )
         return decode_rest_trades(symbol, body)
+
+    async def newest_trade_id(self, symbol: str) -> int | None:
+        """The exchange's newest trade id of `symbol` (None if it never traded): the last trade
+        id `l` of its newest aggregate trade, which costs 4 weight instead of `trades`' 25."""
+        body = await self.get(
+            "/api/v3/aggTrades", {"symbol": symbol, "limit": "1"}, WEIGHT_AGG_TRADES, QUICK_ATTEMPTS
+        )
+        return decode_newest_agg_trade_id(symbol, body)
 
 
 def _unknown_message(unknown: list[str]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from decimal import Decimal
 
 from binprice.binance import Trade
@@ -21,7 +21,8 @@ from binprice.ingest.aio import first_of
 from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
-from binprice.ingest.events import Emit
+from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.stats import IngestStats
 from binprice.ingest.writer import Batch, TradeWriter
 
@@ -42,12 +43,12 @@ class Sink:
         stats: IngestStats,
         emit: Emit,
         config: IngestConfig,
-        on_stored: Callable[[list[Trade]], None] | None,
-        before_commit: Callable[[], Awaitable[None]] | None = None,
+        gaps: GapKeeper,
+        on_stored: Callable[[list[Trade]], None] | None = None,
     ) -> None:
-        #: Awaited before every batch commit (the gap log: a gap's row goes in before any
-        #: trade beyond it); its database errors count as a failed commit.
-        self._before_commit = before_commit
+        #: Its rows are flushed before every batch commit (a gap's row goes in before any
+        #: trade beyond it); database errors there count as a failed commit.
+        self._gaps = gaps
         self.writers: list[TradeWriter | None] = [first] + [None] * (config.writers - 1)
         self._url = url
         self._buffer = buffer
@@ -57,6 +58,9 @@ class Sink:
         self._on_stored = on_stored
         #: Set when a commit succeeds: writers waiting out a backoff retry at once.
         self._recovered = asyncio.Event()
+        #: Set while the database takes commits (the backfill waits for it).
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     async def run(self, reading_done: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -100,24 +104,28 @@ class Sink:
             try:
                 if writer is None or writer.closed:
                     writer = self.writers[slot] = await TradeWriter.connect(self._url)
-                if self._before_commit is not None:
-                    await self._before_commit()
+                await self._gaps.flush()
                 inserted, committed_ms = await writer.write(batch)
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError) as exc:
                 self._stats.db_errors += 1
                 if not self._stats.db_down:
                     self._stats.db_down = True
-                    self._emit("db_down", f"database unavailable, retrying: {_one_line(exc)}")
+                    self.writable.clear()
+                    self._emit(
+                        EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}"
+                    )
                 if writer is not None and not writer.closed:
                     await writer.close()
                 if reading_done.is_set():
                     gave_up_at = gave_up_at or time.monotonic()
                     if time.monotonic() - gave_up_at > SHUTDOWN_GRACE_SECONDS:
                         if not spooled:
-                            self._buffer.spool.append(batch)
+                            self._buffer.keep(batch)
                         self._buffer.spill()
-                        self._emit("spooled", "database still down; received trades kept in spool")
+                        self._emit(
+                            EventKind.SPOOLED, "database still down; received trades kept in spool"
+                        )
                         return False
                 # Wait out the backoff, but retry at once when another writer got through or
                 # the run is stopping (the last commits must not sit out a 5 s backoff).
@@ -134,19 +142,20 @@ class Sink:
                 # Stopping with the database hung, or a hard abort: whether this batch
                 # committed is unknown, so it goes to the spool; replaying it is harmless.
                 if not spooled:
-                    self._buffer.spool.append(batch)
+                    self._buffer.keep(batch)
                 raise
             except psycopg.Error as exc:
                 if not spooled:
-                    self._buffer.spool.append(batch)
+                    self._buffer.keep(batch)
                 raise DatabaseError(
                     f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
-                    f"spool {self._buffer.spool.directory} and retried on the next start"
+                    "spool and retried on the next start"
                 ) from None
         self._recovered.set()
         if self._stats.db_down:
             self._stats.db_down = False
-            self._emit("db_up", "database available again")
+            self.writable.set()
+            self._emit(EventKind.DB_UP, "database available again")
         self._account(batch, inserted, committed_ms)
         if self._on_stored is not None:
             self._on_stored(batch.decoded())

@@ -4,14 +4,23 @@ Each chunk is one file `<sequence>.spool`: a small msgpack header (counts, lates
 trade times) followed by the batch's COPY text, exactly as it will be sent to PostgreSQL, so a
 spooled trade is encoded once and never decoded again. A chunk is written to a temporary name,
 fsynced, then renamed, so it is either whole or absent. Chunks are replayed oldest first and
-deleted only after the transaction that stored them committed. The spool is what lets the reader
-keep reading through a database outage without unbounded memory, and what carries received trades
-across a crash or a stop while the database is down.
+deleted only after the transaction that stored them committed.
+
+Every run owns a spool of its own: a directory `run-<pid>-<random>` under the database's spool
+root, held by an exclusive `flock` on its `lock` file for as long as the run lives. Several
+`binprice ingest` processes on one database therefore never share a file name and never delete
+each other's chunks. A run's directory whose lock can be taken belongs to a run that died: the
+next run to start adopts its chunks (a rename each, so a chunk is always in exactly one spool)
+and removes the directory. The lock is released by the kernel however the owner ends (exit,
+SIGKILL, power loss), so a dead owner can never keep its trades from being replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import secrets
 import struct
 from array import array
 from collections.abc import Iterator
@@ -20,11 +29,18 @@ from pathlib import Path
 import msgspec
 
 from binprice.binance import Trade
+from binprice.errors import BinpriceError
 from binprice.ingest.writer import Batch
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"
+RUN_PREFIX = "run-"
+LOCK_NAME = "lock"
 _HEADER_LEN = struct.Struct("!4sI")
+
+
+class SpoolError(BinpriceError):
+    """Raised when the spool cannot be created or written (disk full, read-only, permissions)."""
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -49,32 +65,122 @@ def decode_chunk(data: bytes) -> Batch:
     return Batch(data[start + size :], header.counts, header.latest, times)
 
 
-class Spool:
-    """A directory of fsynced trade chunks, oldest first."""
+def _one_line(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
 
-    def __init__(self, directory: Path) -> None:
+
+class Spool:
+    """One run's directory of fsynced trade chunks, oldest first.
+
+    Create it with :meth:`open` (which also adopts what dead runs left); :meth:`close` releases
+    it and removes the directory if it is empty.
+    """
+
+    def __init__(self, directory: Path, lock_fd: int) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.tmp"):
-            stale.unlink()  # a chunk whose write a crash interrupted was never acknowledged
-        self._chunks = sorted(directory.glob(f"*{SUFFIX}"))
-        self._next = int(self._chunks[-1].stem) + 1 if self._chunks else 0
+        self._lock_fd = lock_fd
+        self._chunks: list[Path] = []
+        self._next = 0
+        #: Chunks and trades taken over from dead runs when this spool was opened.
+        self.adopted_chunks = 0
+
+    @classmethod
+    def open(cls, root: Path) -> Spool:
+        """A new spool of this run's own under `root`, holding what dead runs left there.
+
+        Raises SpoolError if the directory cannot be created.
+        """
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+            # Made under a temporary name and renamed once locked, so no other run ever sees
+            # this directory without its lock held (and takes it for a dead run's).
+            staging = root / f".{name}.new"
+            staging.mkdir()
+            fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            directory = root / name
+            os.replace(staging, directory)
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot create the spool in {root}: {_one_line(exc)}; make it writable or set "
+                "BINPRICE_DATA_DIR to a writable directory"
+            ) from None
+        spool = cls(directory, fd)
+        spool.adopt_orphans(root)
+        return spool
+
+    def adopt_orphans(self, root: Path) -> int:
+        """Move into this spool the chunks of every run under `root` that is no longer alive
+        (and of the pre-0.2 layout, chunks directly in `root`); return how many."""
+        adopted = 0
+        legacy = sorted(root.glob(f"*{SUFFIX}"))
+        for path in legacy:
+            adopted += self._adopt(path)
+        for other in sorted(root.glob(f"{RUN_PREFIX}*")):
+            if other == self.directory or not other.is_dir():
+                continue
+            adopted += self._adopt_run(other)
+        for stale in root.glob(f".{RUN_PREFIX}*.new"):
+            # A run that died between mkdir and rename: nothing was ever spooled there.
+            _remove_tree_quietly(stale)
+        self.adopted_chunks += adopted
+        return adopted
+
+    def _adopt_run(self, other: Path) -> int:
+        try:
+            fd = os.open(other / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return 0
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # its owner is alive
+            adopted = sum(self._adopt(path) for path in sorted(other.glob(f"*{SUFFIX}")))
+            _remove_tree_quietly(other)
+            return adopted
+        finally:
+            os.close(fd)
+
+    def _adopt(self, path: Path) -> int:
+        target = self._next_path()
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return 0  # another run adopted it first
+        self._chunks.append(target)
+        return 1
+
+    def _next_path(self) -> Path:
+        path = self.directory / f"{self._next:012d}{SUFFIX}"
+        self._next += 1
+        return path
 
     def __len__(self) -> int:
         """Number of chunks waiting (not checked out)."""
         return len(self._chunks)
 
     def append(self, batch: Batch) -> Path:
-        """Write `batch` as the newest chunk, durably, and return its path."""
-        path = self.directory / f"{self._next:012d}{SUFFIX}"
-        self._next += 1
+        """Write `batch` as the newest chunk, durably, and return its path.
+
+        Raises SpoolError (nothing is then spooled) if the disk is full or not writable.
+        """
+        path = self._next_path()
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(encode_chunk(batch))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(encode_chunk(batch))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise SpoolError(
+                f"cannot write to the spool {self.directory}: {_one_line(exc)}"
+            ) from None
         self._chunks.append(path)
         return path
 
@@ -94,7 +200,26 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a checked-out chunk once its trades are committed."""
         path.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        with contextlib.suppress(OSError):
+            _fsync_dir(self.directory)
+
+    def close(self) -> None:
+        """Release the spool; its directory goes if nothing is left in it (else the next run
+        adopts what is there)."""
+        if self._lock_fd < 0:
+            return
+        if not any(self.directory.glob(f"*{SUFFIX}")):
+            _remove_tree_quietly(self.directory)
+        os.close(self._lock_fd)
+        self._lock_fd = -1
+
+
+def _remove_tree_quietly(directory: Path) -> None:
+    for child in directory.glob("*"):
+        with contextlib.suppress(OSError):
+            child.unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -74,6 +74,11 @@ class IngestSummary:
     batches: int
     spilled: int
     db_errors: int
+    dropped: int
+    reconcile_checks: int
+    reconcile_found: int
+    #: Per connection label, the trades it delivered first (see --redundancy).
+    delivered_first: dict[str, int]
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     latency_max_ms: int | None
@@ -102,9 +107,22 @@ class IngestStats:
     spilled_chunks: int = 0
     db_errors: int = 0
     db_down: bool = False
+    #: Trades that could be neither committed nor spooled (recorded as gaps, fetched again).
+    dropped: int = 0
+    #: Newest-id questions asked of the exchange, and the ids they found missing.
+    reconcile_checks: int = 0
+    reconcile_found: int = 0
+    #: Connection labels, and per connection how many accepted trades it delivered first.
+    sources: list[str] = field(default_factory=lambda: ["stream"])
+    delivered_first: list[int] = field(default_factory=lambda: [0])
     latency: list[int] = field(default_factory=lambda: [0] * (LATENCY_BUCKETS_MS + 1))
     _rate_mark: tuple[float, dict[str, int]] = field(default_factory=lambda: (0.0, {}))
     _rates: dict[str, float] = field(default_factory=dict)
+
+    def set_sources(self, labels: list[str]) -> None:
+        """Name the connections whose first deliveries are counted (before the run starts)."""
+        self.sources = list(labels)
+        self.delivered_first[:] = [0] * len(labels)
 
     def symbol(self, symbol: str) -> SymbolCounters:
         counters = self.symbols.get(symbol)
@@ -188,6 +206,10 @@ class IngestStats:
             batches=self.batches,
             spilled=self.spilled,
             db_errors=self.db_errors,
+            dropped=self.dropped,
+            reconcile_checks=self.reconcile_checks,
+            reconcile_found=self.reconcile_found,
+            delivered_first=dict(zip(self.sources, self.delivered_first, strict=True)),
             latency_p50_ms=self.percentile(0.50),
             latency_p99_ms=self.percentile(0.99),
             latency_max_ms=max_ms,

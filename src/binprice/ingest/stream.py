@@ -30,8 +30,9 @@ from binprice.binance import (
 )
 from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.ingest.aio import first_of
-from binprice.ingest.backoff import Backoff
-from binprice.ingest.events import Emit
+from binprice.ingest.backoff import AttemptBudget, Backoff
+from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import GEO_HINT
 from binprice.ingest.stats import IngestStats
 from binprice.ingest.tracker import Tracker
@@ -60,12 +61,16 @@ class StreamPolicy:
     backoff: Callable[[], Backoff] = Backoff
     #: Longest a rotation waits for the retiring connection to catch up with its successor.
     overlap_max: float = ROTATION_OVERLAP_MAX_SECONDS
+    #: Connection attempts of the whole run (every group shares it): Binance's 300 per 5 min.
+    budget: AttemptBudget = field(default_factory=AttemptBudget)
 
 
 @dataclass(slots=True)
 class _Connection:
     number: int
+    lifetime: float
     frames: int = 0
+    trades: int = 0
     opened_at: float = 0.0
     first_frame: asyncio.Event = field(default_factory=asyncio.Event)
     rotate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,8 +82,20 @@ class _Connection:
     held_first: dict[str, int] = field(default_factory=dict)
 
 
+def group_label(symbols: list[str], replica: int = 0, replicas: int = 1) -> str:
+    """`BTCUSDT`, `BTCUSDT+1`; with redundancy `BTCUSDT+1#2` for the second connection."""
+    label = symbols[0] if len(symbols) == 1 else f"{symbols[0]}+{len(symbols) - 1}"
+    return f"{label}#{replica + 1}" if replicas > 1 else label
+
+
 class ConnectionGroup:
-    """Keeps the trade streams of `symbols` flowing into the tracker until `stop` is set."""
+    """Keeps the trade streams of `symbols` flowing into the tracker until `stop` is set.
+
+    `source` numbers this group's connections for the tracker (which counts who delivered each
+    trade first). With redundancy, replica `r` of `replicas` groups carry the same symbols;
+    the first connection of replica `r` lives `1 - r/replicas` of the normal lifetime, so the
+    replicas' 24 h rotations never coincide.
+    """
 
     def __init__(
         self,
@@ -90,15 +107,24 @@ class ConnectionGroup:
         emit: Emit,
         stop: asyncio.Event,
         policy: StreamPolicy,
+        reconciler: Reconciler | None = None,
+        *,
+        source: int = 0,
+        replica: int = 0,
+        replicas: int = 1,
     ) -> None:
         self._session = session
+        self._symbols = symbols
         self._url = ws_url + combined_stream_path(symbols)
-        self._label = symbols[0] if len(symbols) == 1 else f"{symbols[0]}+{len(symbols) - 1}"
+        self._label = group_label(symbols, replica, replicas)
         self._tracker = tracker
         self._stats = stats
         self._emit = emit
         self._stop = stop
         self._policy = policy
+        self._reconciler = reconciler
+        self._source = source
+        self._first_lifetime = policy.lifetime * (1 - replica / replicas)
         self._numbers = 0
 
     async def run(self) -> None:
@@ -109,7 +135,7 @@ class ConnectionGroup:
                 conn = self._new_connection()
                 if previous is not None:
                     conn.held = []
-                task = tg.create_task(self._connection(conn, backoff))
+                task = tg.create_task(self._connection(conn))
                 if previous is not None:
                     tg.create_task(self._retire(*previous, conn, task))
                 await first_of(conn.rotate.wait(), task, self._stop.wait())
@@ -125,16 +151,19 @@ class ConnectionGroup:
                 self._release(conn)
                 previous = None
                 self._stats.reconnects += 1
-                backoff.connected(conn.opened_at or time.monotonic())
-                delay = backoff.next_delay()
+                if conn.trades:
+                    backoff.healthy()  # it handshook and delivered: the endpoint works
+                delay = max(backoff.next_delay(), self._policy.budget.wait())
                 self._emit(
-                    "reconnect", f"{self._label}: {conn.ended}; reconnecting in {delay:.1f} s"
+                    EventKind.RECONNECT,
+                    f"{self._label}: {conn.ended}; reconnecting in {delay:.1f} s",
                 )
                 await first_of(asyncio.sleep(delay), self._stop.wait())
 
     def _new_connection(self) -> _Connection:
         self._numbers += 1
-        return _Connection(self._numbers)
+        lifetime = self._first_lifetime if self._numbers == 1 else self._policy.lifetime
+        return _Connection(self._numbers, lifetime)
 
     async def _retire(
         self,
@@ -170,12 +199,13 @@ class ConnectionGroup:
         held, conn.held = conn.held, None
         if held:
             on_trade = self._tracker.on_trade
+            source = self._source
             for trade in held:
-                on_trade(trade)
+                on_trade(trade, source)
 
-    async def _connection(self, conn: _Connection, backoff: Backoff) -> None:
+    async def _connection(self, conn: _Connection) -> None:
         """One WebSocket connection from handshake to close; errors end it, never the group."""
-        backoff.record_attempt()
+        self._policy.budget.record()
         try:
             async with self._session.ws_connect(
                 self._url,
@@ -186,7 +216,11 @@ class ConnectionGroup:
             ) as ws:
                 conn.opened_at = time.monotonic()
                 self._stats.connections += 1
-                self._emit("connected", f"{self._label}: connected (connection {conn.number})")
+                self._emit(
+                    EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
+                )
+                if self._reconciler is not None:
+                    self._reconciler.connected(self._symbols)
                 async with asyncio.TaskGroup() as tg:
                     reader = tg.create_task(self._consume(ws, conn))
                     tg.create_task(self._watch(conn, reader))
@@ -210,6 +244,7 @@ class ConnectionGroup:
         text = aiohttp.WSMsgType.TEXT
         receive = ws.receive
         first = conn.first_frame
+        source = self._source
         while True:
             msg = await receive()
             kind = msg.type
@@ -217,9 +252,10 @@ class ConnectionGroup:
                 conn.frames += 1
                 item = decode(msg.data)
                 if type(item) is Trade:
+                    conn.trades += 1
                     held = conn.held
                     if held is None:
-                        on_trade(item)
+                        on_trade(item, source)
                     else:
                         held.append(item)
                         conn.held_first.setdefault(item.symbol, item.trade_id)
@@ -244,20 +280,25 @@ class ConnectionGroup:
 
     def _on_event(self, item: object, conn: _Connection) -> None:
         if isinstance(item, Trade):
+            conn.trades += 1
             if conn.held is None:
-                self._tracker.on_trade(item)
+                self._tracker.on_trade(item, self._source)
             else:
                 conn.held.append(item)
                 conn.held_first.setdefault(item.symbol, item.trade_id)
         elif isinstance(item, ServerShutdown):
-            self._emit("server_shutdown", f"{self._label}: serverShutdown received; rotating")
+            self._emit(
+                EventKind.SERVER_SHUTDOWN, f"{self._label}: serverShutdown received; rotating"
+            )
             conn.rotate.set()
         elif isinstance(item, ErrorFrame):
             self._stats.error_frames += 1
-            self._emit("error_frame", f"{self._label}: error frame code {item.code}: {item.msg}")
+            self._emit(
+                EventKind.ERROR_FRAME, f"{self._label}: error frame code {item.code}: {item.msg}"
+            )
         elif isinstance(item, Malformed):
             self._stats.malformed += 1
-            self._emit("malformed", f"{self._label}: malformed frame: {item.reason}")
+            self._emit(EventKind.MALFORMED, f"{self._label}: malformed frame: {item.reason}")
         elif isinstance(item, OtherEvent):
             self._stats.other_frames += 1
 
@@ -274,8 +315,8 @@ class ConnectionGroup:
                 conn.ended = f"no frame for {policy.stale_after:g} s (stale)"
                 self._stats.stale += 1
                 break
-            if not conn.rotate.is_set() and now - conn.opened_at >= policy.lifetime:
-                self._emit("rotate", f"{self._label}: lifetime reached; rotating")
+            if not conn.rotate.is_set() and now - conn.opened_at >= conn.lifetime:
+                self._emit(EventKind.ROTATE, f"{self._label}: lifetime reached; rotating")
                 conn.rotate.set()
             if conn.retire.is_set() or self._stop.is_set():
                 conn.ended = "retired" if conn.retire.is_set() else "stopped"

@@ -1,0 +1,287 @@
+"""The gap lifecycle, owned by one object: detected → recorded → fetched → filled (or hole).
+
+A gap is a range of trade ids of one symbol that the run knows exist and does not have. It is
+*detected* by the tracker (an id jump on the stream), by reconciliation with the exchange (the
+exchange's newest id is past the last one seen), by the spool (a crashed run's chunks), by the
+start-up check of the stored ids, or by the buffer (trades that could be neither committed nor
+spooled). Whoever detects it calls :meth:`GapKeeper.open`; from then on the keeper alone:
+
+- *records* it: the `gaps` row is committed before any trade beyond the gap (the writers call
+  :meth:`flush` before every commit), so a crash can never leave a hole nobody knows of;
+- *fetches* it from REST while the stream goes on (:meth:`run`), after a short grace when a
+  redundant connection may still deliver it, and not while the database is down; ids that
+  arrive late on the stream are *claimed* instead (:meth:`claim`), never stored twice;
+- records ids the exchange does not have as a `hole`, and the part of a gap beyond
+  `--backfill-max` as `skipped`;
+- marks it *filled* once every id in it is committed — decided in the database, so it is true
+  even across crashes.
+
+Gaps an earlier run left open are resumed at start (:meth:`resume`) and fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from binprice.binance import Trade
+from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.ingest.backfill import fetch_missing
+from binprice.ingest.buffer import TradeBuffer
+from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.gaprows import GapRows
+from binprice.ingest.gapset import GapSet
+from binprice.ingest.rest import RestClient
+from binprice.ingest.stats import IngestStats
+
+#: How often the keeper looks for gaps whose ids have all been committed.
+SETTLE_INTERVAL_SECONDS = 1.0
+#: After a failed page, a gap waits this long before it is tried again.
+RETRY_LATER_SECONDS = 30.0
+
+Range = tuple[str, int, int]
+
+
+class GapKeeper:
+    """Owns every gap of a run: the missing ids in memory, their rows, their backfill."""
+
+    def __init__(
+        self,
+        url: str,
+        buffer: TradeBuffer,
+        stats: IngestStats,
+        emit: Emit,
+        *,
+        backfill_max: int | None,
+        grace: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._buffer = buffer
+        self._stats = stats
+        self._emit = emit
+        self._backfill_max = backfill_max
+        #: Seconds a gap seen on the stream waits before REST: a redundant connection may
+        #: still deliver it.
+        self._grace = grace
+        self._clock = clock
+        self.rows = GapRows(url)
+        self._missing: dict[str, GapSet] = {}
+        #: Gaps to fetch, in order: (ready at, symbol, first, last).
+        self._queue: deque[tuple[float, str, int, int]] = deque()
+        self._wake = asyncio.Event()
+        #: Open gaps (recorded or about to be) not yet known to be filled.
+        self._unsettled: list[Range] = []
+
+    # --- detection: synchronous, called from the hot path and the detectors ------------------
+
+    def open(
+        self,
+        symbol: str,
+        first: int,
+        last: int,
+        *,
+        why: str = "",
+        kind: EventKind = EventKind.GAP,
+    ) -> None:
+        """Ids `first..last` of `symbol` exist on the exchange and are missing here: record
+        them and fetch them (the older part of a gap over `backfill_max` is recorded as
+        skipped instead)."""
+        counters = self._stats.symbol(symbol)
+        counters.gaps += 1
+        limit = self._backfill_max
+        if limit is not None and last - first + 1 > limit:
+            cut = last - limit  # first..cut is skipped, cut+1..last fetched
+            counters.skipped += cut - first + 1
+            self.rows.add(symbol, first, cut, "skipped")
+            self._emit(
+                EventKind.GAP_SKIPPED,
+                f"{symbol}: trades {first}..{cut} ({cut - first + 1:,}) are over --backfill-max; "
+                "recorded as skipped",
+            )
+            first = cut + 1
+        if first > last:
+            return
+        self._track(symbol, first, last, self._grace)
+        self.rows.add(symbol, first, last, "open")
+        self._emit(
+            kind,
+            f"{symbol}: trades {first}..{last} ({last - first + 1:,}) missing{why}; fetching them",
+        )
+
+    def _track(self, symbol: str, first: int, last: int, delay: float) -> None:
+        self._missing.setdefault(symbol, GapSet()).add(first, last)
+        self._unsettled.append((symbol, first, last))
+        self._queue.append((self._clock() + delay, symbol, first, last))
+        self._wake.set()
+
+    def claim(self, symbol: str, trade_id: int) -> bool:
+        """A trade at or below the last id seen arrived: True if it fills a gap."""
+        missing = self._missing.get(symbol)
+        return missing is not None and bool(missing) and missing.claim(trade_id)
+
+    def missing(self, symbol: str) -> int:
+        """How many ids of `symbol` are still to be fetched."""
+        found = self._missing.get(symbol)
+        return found.missing() if found else 0
+
+    def _absorb_drops(self) -> None:
+        """Turn what the buffer had to drop into gaps (their rows go in with the next flush)."""
+        dropped = self._buffer.take_dropped()
+        if not dropped:
+            return
+        total = 0
+        for symbol, ranges in dropped.items():
+            for first, last in ranges:
+                total += last - first + 1
+                self._track(symbol, first, last, 0.0)
+                self.rows.add(symbol, first, last, "open")
+        reason = self._buffer.spool_error or "the spool failed"
+        self._emit(
+            EventKind.DROPPED,
+            f"{total:,} trades could be neither committed nor spooled ({reason}); "
+            "their ids are recorded as gaps and fetched again from REST later",
+        )
+
+    # --- recording ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Commit every pending gap row. The writers call this before every commit; database
+        errors propagate (the writers treat them like a failed commit and retry)."""
+        self._absorb_drops()
+        await self.rows.flush()
+
+    async def settle(self) -> int:
+        """Mark filled the open gaps whose ids are all committed; return how many."""
+        waiting = {(s, a, b) for _, s, a, b in self._queue}
+        candidates = [
+            g for g in self._unsettled if g not in waiting and not self._still_missing(*g)
+        ]
+        if not candidates:
+            return 0
+        done = await self.rows.settle(candidates)
+        for gap in done:
+            self._unsettled.remove(gap)
+        return len(done)
+
+    def _still_missing(self, symbol: str, first: int, last: int) -> bool:
+        found = self._missing.get(symbol)
+        return found is not None and bool(found.within(first, last))
+
+    @property
+    def unsettled(self) -> int:
+        return len(self._unsettled)
+
+    # --- start-up -------------------------------------------------------------------------
+
+    async def resume(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Fetch again what gaps left open by earlier runs still miss (only those ids); return
+        per symbol the highest id of those gaps (ids up to it are known, not to be found
+        again)."""
+        tops: dict[str, int] = {}
+        for (symbol, first, last), missing in await self.rows.open_gaps(list(symbols)):
+            tops[symbol] = max(tops.get(symbol, last), last)
+            self._unsettled.append((symbol, first, last))
+            for a, b in missing:
+                self._missing.setdefault(symbol, GapSet()).add(a, b)
+                self._queue.append((self._clock(), symbol, a, b))
+            if missing:
+                self._emit(
+                    EventKind.GAP_RESUMED,
+                    f"{symbol}: gap {first}..{last} left open by an earlier run; fetching its "
+                    f"{sum(b - a + 1 for a, b in missing):,} missing trades",
+                )
+        self._wake.set()
+        return tops
+
+    # --- fetching -------------------------------------------------------------------------
+
+    async def run(self, rest: RestClient, writable: asyncio.Event) -> None:
+        """Fetch queued gaps (oldest first) and settle filled ones, until cancelled.
+
+        `writable` is set while the database takes commits: nothing is fetched while it is
+        down (it could only be spooled, and the REST budget is better spent later).
+        """
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._settle_forever())
+            tg.create_task(self._watch_drops())
+            await self._fetch_forever(rest, writable)
+
+    async def _settle_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SETTLE_INTERVAL_SECONDS)
+            await self.settle()
+
+    async def _watch_drops(self) -> None:
+        while True:
+            await self._buffer.dropped_ready.wait()
+            self._absorb_drops()
+
+    async def _fetch_forever(self, rest: RestClient, writable: asyncio.Event) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = self._queue[0][0] - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not writable.is_set():
+                await writable.wait()
+            await self.fetch_next(rest)
+
+    async def fetch_next(self, rest: RestClient) -> bool:
+        """Fetch the oldest queued gap now (whatever its grace); False if none is queued.
+
+        A gap whose pages cannot be had is reported and queued again for later.
+        """
+        if not self._queue:
+            return False
+        _, symbol, first, last = self._queue.popleft()
+        try:
+            await self._fetch(rest, symbol, first, last)
+        except GeoRestrictedError:
+            raise
+        except ExchangeError as exc:
+            self._emit(
+                EventKind.BACKFILL_ERROR,
+                f"{symbol}: backfill of {first}..{last} failed: {exc}; retrying in "
+                f"{RETRY_LATER_SECONDS:g} s",
+            )
+            self._queue.append((self._clock() + RETRY_LATER_SECONDS, symbol, first, last))
+        finally:
+            self._stats.rate_limited = rest.rate_limited
+        return True
+
+    async def _fetch(self, rest: RestClient, symbol: str, first: int, last: int) -> None:
+        missing = self._missing.setdefault(symbol, GapSet())
+        counters = self._stats.symbol(symbol)
+        async for page in fetch_missing(rest, symbol, missing, first, last):
+            for a, b in page.holes:
+                missing.remove(a, b)
+                self.rows.add(symbol, a, b, "hole")
+                counters.missing += b - a + 1
+                self._emit(
+                    EventKind.HOLE, f"{symbol}: the exchange has no trades {a}..{b}; recorded"
+                )
+            taken = self._take(missing, page.trades)
+            counters.received += taken
+            counters.backfilled += taken
+            if taken:
+                self._emit(
+                    EventKind.BACKFILL,
+                    f"{symbol}: backfilled {taken} trades from {page.trades[0].trade_id}",
+                )
+
+    def _take(self, missing: GapSet, trades: list[Trade]) -> int:
+        put = self._buffer.put
+        taken = 0
+        for trade in trades:
+            if missing.claim(trade.trade_id):
+                put(trade)
+                taken += 1
+        return taken
+
+    async def close(self) -> None:
+        await self.rows.close()

@@ -1,0 +1,143 @@
+"""The `gaps` rows of a running ingest: pending until the next commit, then written first.
+
+The rule that makes a hole never silent: a gap's row is committed before any trade beyond it.
+Gaps are noted synchronously (`add`), before the trade that revealed them is buffered; the
+writers flush the pending rows before every commit, so no batch holding a trade past a gap can
+commit first. If the process dies before a row is written, the trades past it were not
+committed either: they are in the spool (whose ids the next start re-examines) or gone, and then
+the next start finds the same range again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from binprice.gaps import MISSING_IN_RANGE_SQL, OPEN_GAPS_SQL, SETTLE_SQL, UPSERT_SQL, uncovered
+
+if TYPE_CHECKING:
+    import psycopg
+
+Range = tuple[str, int, int]
+
+
+class GapRows:
+    """Pending gap rows and the connection that writes them."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+        self._pending: list[tuple[str, int, int, str]] = []
+        self._lock = asyncio.Lock()
+        self.recorded = 0
+
+    def add(self, symbol: str, first: int, last: int, state: str) -> None:
+        """Note a row to write with the next flush (state open, hole or skipped)."""
+        self._pending.append((symbol, first, last, state))
+
+    @property
+    def pending(self) -> tuple[tuple[str, int, int, str], ...]:
+        """Rows noted and not yet committed: (symbol, first, last, state)."""
+        return tuple(self._pending)
+
+    async def connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        import psycopg
+
+        from binprice.db import CONNECT_TIMEOUT_SECONDS, database_error
+
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
+            except psycopg.OperationalError as exc:
+                raise database_error(self._url, exc) from None
+        return self._conn
+
+    async def _reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
+
+    async def flush(self) -> None:
+        """Commit every pending row. Raises psycopg.Error or DatabaseUnavailableError if the
+        database is unavailable (the rows stay pending)."""
+        if not self._pending:
+            return
+        import psycopg
+
+        async with self._lock:
+            count = len(self._pending)
+            if not count:
+                return
+            rows = self._pending[:count]
+            try:
+                conn = await self.connection()
+                async with conn.transaction(), conn.cursor() as cur:
+                    await cur.executemany(UPSERT_SQL, rows)
+            except psycopg.Error:
+                await self._reset()
+                raise
+            del self._pending[:count]
+            self.recorded += count
+
+    async def settle(self, candidates: Iterable[Range]) -> list[Range]:
+        """The candidates now marked filled (or no longer open). Database errors leave them
+        for the next round."""
+        import psycopg
+
+        from binprice.errors import DatabaseError
+
+        done: list[Range] = []
+        try:
+            await self.flush()
+            conn = await self.connection()
+            for symbol, first, last in candidates:
+                cur = await conn.execute(
+                    SETTLE_SQL, {"symbol": symbol, "first": first, "last": last}
+                )
+                if await cur.fetchone() is not None or await self._not_open(symbol, first, last):
+                    done.append((symbol, first, last))
+        except (psycopg.Error, DatabaseError):
+            await self._reset()
+            return []
+        return done
+
+    async def _not_open(self, symbol: str, first: int, last: int) -> bool:
+        """The row is no longer open (it became a hole, say): nothing left to settle."""
+        conn = await self.connection()
+        cur = await conn.execute(
+            "SELECT state FROM gaps WHERE symbol = %s AND first_id = %s AND last_id = %s",
+            (symbol, first, last),
+        )
+        row = await cur.fetchone()
+        return row is not None and row[0] != "open"
+
+    async def open_gaps(self, symbols: list[str]) -> list[tuple[Range, list[tuple[int, int]]]]:
+        """Gaps an earlier run left open, each with the ids still neither stored nor known to
+        be absent (so a half-filled gap resumes where it stopped)."""
+        conn = await self.connection()
+        cur = await conn.execute(OPEN_GAPS_SQL, (symbols,))
+        gaps = [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
+        absent: dict[str, list[tuple[int, int]]] = {}
+        cur = await conn.execute(
+            "SELECT symbol, first_id, last_id FROM gaps "
+            "WHERE state IN ('hole', 'skipped') AND symbol = ANY(%s)",
+            (symbols,),
+        )
+        for s, a, b in await cur.fetchall():
+            absent.setdefault(str(s), []).append((int(a), int(b)))  # type: ignore[call-overload]
+        out = []
+        for symbol, first, last in gaps:
+            cur = await conn.execute(
+                MISSING_IN_RANGE_SQL, {"symbol": symbol, "first": first, "last": last}
+            )
+            missing: list[tuple[int, int]] = []
+            for a, b in await cur.fetchall():
+                missing.extend(uncovered(int(a), int(b), absent.get(symbol, [])))  # type: ignore[call-overload]
+            out.append(((symbol, first, last), missing))
+        return out
+
+    async def close(self) -> None:
+        await self._reset()
