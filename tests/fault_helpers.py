@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import psycopg
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import psycopg
+import pytest
+
+from binprice import embedded
 from binprice.gaps import GapRecord, list_gaps, verify_gaps
 from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
@@ -75,3 +83,37 @@ def tail_gaps(gaps: list[GapRecord], rows: list[Row]) -> list[GapRecord]:
     for symbol, tid, *_ in rows:
         last[symbol] = max(last.get(symbol, tid), tid)
     return [g for g in gaps if g.state == "open" and g.first_id > last.get(g.symbol, -1)]
+
+
+async def wait_until(predicate: Callable[[], bool], seconds: float) -> None:
+    """Poll `predicate` (database or exchange state, which has no event to wait on) until it
+    holds; TimeoutError after `seconds`, the test's bound."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def stored_count(url: str, symbol: str | None = None) -> int:
+    with psycopg.connect(url) as conn:
+        if symbol is None:
+            row = conn.execute("SELECT count(*) FROM trades").fetchone()
+        else:
+            sql = "SELECT count(*) FROM trades WHERE symbol = %s"
+            row = conn.execute(sql, (symbol,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+needs_embedded = pytest.mark.skipif(
+    bool(os.environ.get("BINPRICE_TEST_DATABASE_URL")),
+    reason="stops and restarts the embedded server",
+)
+
+
+@asynccontextmanager
+async def postgres_down(pg_data_dir: Path) -> AsyncIterator[None]:
+    """The session's server crashes (`pg_ctl stop -m immediate`) and is always started again."""
+    await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(embedded.ensure_server, pg_data_dir)

@@ -9,33 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import psycopg
-import pytest
 
-from binprice import embedded
 from binprice.ingest import IngestConfig, IngestStats, run_ingest
 from binprice.ingest.backoff import Backoff
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
-from tests.fault_helpers import assert_complete
+from tests.fault_helpers import assert_complete, needs_embedded, postgres_down
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 1000
 OUTAGE_SECONDS = 10.5
-
-needs_embedded = pytest.mark.skipif(
-    bool(os.environ.get("BINPRICE_TEST_DATABASE_URL")),
-    reason="stops and restarts the embedded server",
-)
 
 
 def _policy() -> StreamPolicy:
@@ -67,16 +58,6 @@ def _stored_count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-@asynccontextmanager
-async def _postgres_down(pg_data_dir: Path) -> AsyncIterator[None]:
-    """The session's server crashes (`pg_ctl stop -m immediate`) and is always started again."""
-    await asyncio.to_thread(embedded.stop_server, pg_data_dir, mode="immediate")
-    try:
-        yield
-    finally:
-        await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
-
-
 async def _start(
     ex: TestExchange, url: str, tmp_path: Path, stop: asyncio.Event, stats: IngestStats
 ) -> asyncio.Task[IngestSummary]:
@@ -97,7 +78,7 @@ async def test_postgres_stopped_hard_for_10s_mid_stream(
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=31, rate=RATE) as ex:
         run = await _start(ex, database_url, tmp_path, stop, stats)
-        async with _postgres_down(pg_data_dir):
+        async with postgres_down(pg_data_dir):
             await asyncio.sleep(OUTAGE_SECONDS)
             spilled_while_down = stats.spilled_chunks
             received_while_down = sum(c.received for c in stats.symbols.values())
@@ -121,7 +102,7 @@ async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_sta
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=32, rate=RATE) as ex:
         run = await _start(ex, database_url, tmp_path, stop, stats)
-        async with _postgres_down(pg_data_dir):
+        async with postgres_down(pg_data_dir):
             await asyncio.sleep(1.0)
             stop.set()
             first = await asyncio.wait_for(run, 30)

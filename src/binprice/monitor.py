@@ -79,6 +79,13 @@ def summary_line(summary: IngestSummary) -> str:
         parts.append(f"bad frames {summary.malformed + summary.error_frames}")
     if summary.spilled:
         parts.append(f"spooled {summary.spilled:,}")
+    if summary.dropped:
+        parts.append(f"dropped {summary.dropped:,} (recorded as gaps)")
+    if summary.reconcile_found:
+        parts.append(f"behind the exchange {summary.reconcile_found:,} ids (fetched)")
+    if len(summary.delivered_first) > 1:
+        firsts = ", ".join(f"{k} {v:,}" for k, v in summary.delivered_first.items())
+        parts.append(f"first from {firsts}")
     if summary.latency_p50_ms is not None:
         parts.append(f"lag p50 {summary.latency_p50_ms:.0f} ms p99 {summary.latency_p99_ms:.0f} ms")
     return "; ".join(parts)

@@ -133,17 +133,33 @@ TIME_HELP = (
 DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
 
 
+EXCHANGES = "binance, binance-us, testnet, data-stream"
+RestUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rest-url",
+        envvar="BINPRICE_REST_URL",
+        help="REST base URL (default: the --exchange preset's, https://api.binance.com).",
+        show_default=False,
+    ),
+]
+ExchangeOption = Annotated[
+    str,
+    typer.Option("--exchange", envvar="BINPRICE_EXCHANGE", help=f"Preset: {EXCHANGES}."),
+]
+
+
 #: Which module registers each top-level command.
 COMMAND_MODULES = {
     "ingest": "_ingest",
     "latest": "_queries",
     "at": "_queries",
     "range": "_queries",
-    "gaps": "_queries",
+    "gaps": "_gaps",
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_queries", "_db")
+_ALL_MODULES = ("_ingest", "_queries", "_gaps", "_db")
 
 
 def register(command: str | None) -> None:

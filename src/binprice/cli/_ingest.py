@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from binprice.cli._app import app, settings_from
-
-_EXCHANGES = "binance, binance-us, testnet, data-stream"
+from binprice.cli._app import ExchangeOption, RestUrlOption, app, settings_from
 
 
 @app.command()
@@ -30,19 +28,8 @@ def ingest(
             show_default="wss://stream.binance.com:9443",
         ),
     ] = None,
-    rest_url: Annotated[
-        str | None,
-        typer.Option(
-            "--rest-url",
-            envvar="BINPRICE_REST_URL",
-            help="REST base URL for symbol checks and backfill.",
-            show_default="https://api.binance.com",
-        ),
-    ] = None,
-    exchange: Annotated[
-        str,
-        typer.Option("--exchange", envvar="BINPRICE_EXCHANGE", help=f"Preset: {_EXCHANGES}."),
-    ] = "binance",
+    rest_url: RestUrlOption = None,
+    exchange: ExchangeOption = "binance",
     duration: Annotated[
         str | None,
         typer.Option(
@@ -75,6 +62,24 @@ def ingest(
             min=0,
         ),
     ] = 1_000_000,
+    redundancy: Annotated[
+        int,
+        typer.Option(
+            "--redundancy",
+            help="Independent connections per group of streams (1-3); each trade is taken from "
+            "whichever delivers it first, so a dropped connection costs no REST call.",
+            min=1,
+            max=3,
+        ),
+    ] = 1,
+    quiet_period: Annotated[
+        str,
+        typer.Option(
+            "--quiet-period",
+            help="Ask the exchange for the newest trade id of a symbol quiet for this long "
+            "(then ever less often while it stays quiet).",
+        ),
+    ] = "60s",
 ) -> None:
     """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
     import os
@@ -82,19 +87,30 @@ def ingest(
     from binprice import db, migrations
     from binprice.cli import _ingest_run
     from binprice.errors import ConfigError
-    from binprice.ingest.config import PRESETS, IngestConfig, normalize_symbols, rest_base, ws_base
+    from binprice.ingest.config import IngestConfig, endpoints, normalize_symbols
     from binprice.ingest.events import EventKind
     from binprice.monitor import FORMATS, Monitor
     from binprice.timespec import parse_duration
 
-    if exchange not in PRESETS:
-        raise ConfigError(f"unknown --exchange {exchange!r}; choose one of {_EXCHANGES}")
+    ws, rest = endpoints(exchange, ws_url, rest_url)
     if log_format not in FORMATS:
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    preset_ws, preset_rest = PRESETS[exchange]
+    import dataclasses
+
     chosen = symbols or os.environ.get("BINPRICE_SYMBOLS", "").split() or ["BTCUSDT", "ETHUSDT"]
+    # Everything the user typed is checked before the database is touched.
+    config = IngestConfig(
+        symbols=normalize_symbols(chosen),
+        ws_url=ws,
+        rest_url=rest,
+        max_trades=max_trades,
+        duration=parse_duration(duration).total_seconds() if duration else None,
+        backfill_max=backfill_max,
+        redundancy=redundancy,
+        quiet_period=parse_duration(quiet_period).total_seconds(),
+    )
     settings = settings_from(ctx)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
     url = db.resolve_url(settings)
@@ -110,13 +126,5 @@ def ingest(
         monitor.message(
             EventKind.MIGRATED, f"database at {db.describe(url)} is at the newest schema"
         )
-    config = IngestConfig(
-        symbols=normalize_symbols(chosen),
-        ws_url=ws_base(ws_url or preset_ws),
-        rest_url=rest_base(rest_url or preset_rest),
-        spool_dir=_ingest_run.spool_dir(settings.data_dir, url),
-        max_trades=max_trades,
-        duration=parse_duration(duration).total_seconds() if duration else None,
-        backfill_max=backfill_max,
-    )
+    config = dataclasses.replace(config, spool_dir=_ingest_run.spool_dir(settings.data_dir, url))
     _ingest_run.run(config, url, monitor)

@@ -1,4 +1,4 @@
-"""`binprice latest`, `at`, `range` and `gaps`: the read commands.
+"""`binprice latest`, `at` and `range`: the read commands.
 
 psycopg, the queries and the renderers are imported inside the commands (and Rich only for a
 terminal) so that `binprice latest` starts about as fast as a bare psycopg script.
@@ -46,7 +46,7 @@ def latest(
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
     from binprice.queries import latest_prices
 
-    with _reading(ctx) as conn:
+    with reading(ctx) as conn:
         answer = latest_prices(conn, symbols or ())
     _emit(answer, as_json=as_json, as_csv=as_csv)
 
@@ -72,7 +72,7 @@ def at(
 
     requested = parse_timestamp(ts)
     limit = parse_duration(within) if within is not None else None
-    with _reading(ctx) as conn:
+    with reading(ctx) as conn:
         answer = price_at(conn, requested, symbols or (), before=before, within=limit)
     _emit(answer, as_json=as_json, as_csv=as_csv)
 
@@ -99,71 +99,13 @@ def range_(
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
-    with _reading(ctx) as conn:
+    with reading(ctx) as conn:
         answer = price_range(conn, window_start, window_end, symbols or ())
     _emit(answer, as_json=as_json, as_csv=as_csv)
 
 
-@app.command()
-def gaps(
-    ctx: typer.Context,
-    symbols: SymbolsArgument = None,
-    verify: Annotated[
-        bool,
-        typer.Option(
-            "--verify",
-            help="Scan the stored ids for holes and repeats; exit 1 if a hole is not "
-            "accounted for by a recorded open, hole or skipped gap.",
-        ),
-    ] = False,
-    last: Annotated[
-        str | None,
-        typer.Option("--last", help=f"With --verify: the window ending at --end: {DURATION_HELP}"),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--start", help=f"With --verify: window start, inclusive: {TIME_HELP}"),
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--end", help="With --verify: window end, exclusive.")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped."""
-    from binprice.errors import UsageError
-    from binprice.gaps import (
-        gaps_json,
-        gaps_text,
-        list_gaps,
-        verification_json,
-        verification_text,
-        verify_gaps,
-    )
-
-    if not verify:
-        if last or start or end:
-            raise UsageError("--last/--start/--end select the window of --verify")
-        with _reading(ctx) as conn:
-            found = list_gaps(conn, symbols or ())
-        if not found and not as_json:
-            err("no gaps recorded (`binprice gaps --verify` scans the stored trade ids)")
-            return
-        typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
-        return
-    window_start = window_end = None
-    if last or start or end:
-        from binprice.timespec import parse_window
-
-        window_start, window_end = parse_window(last=last, start=start, end=end)
-    with _reading(ctx) as conn:
-        result = verify_gaps(conn, symbols or (), start=window_start, end=window_end)
-    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
-    if not result.ok:
-        raise typer.Exit(1)
-
-
 @contextmanager
-def _reading(ctx: typer.Context) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def reading(ctx: typer.Context) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A checked read connection; driver errors mid-query become one DatabaseUnavailableError."""
     import psycopg
 

@@ -98,6 +98,14 @@ def normalize_symbols(symbols: list[str] | tuple[str, ...] | str) -> tuple[str, 
     return tuple(out)
 
 
+def endpoints(exchange: str, ws_url: str | None, rest_url: str | None) -> tuple[str, str]:
+    """The WebSocket and REST base URLs: explicit ones, else the `exchange` preset's."""
+    if exchange not in PRESETS:
+        raise ConfigError(f"unknown --exchange {exchange!r}; choose one of {', '.join(PRESETS)}")
+    preset_ws, preset_rest = PRESETS[exchange]
+    return ws_base(ws_url or preset_ws), rest_base(rest_url or preset_rest)
+
+
 def ws_base(url: str) -> str:
     """The WebSocket base URL without a trailing `/`, `/ws` or `/stream` the user may have typed."""
     url = url.strip().rstrip("/")

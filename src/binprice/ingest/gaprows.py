@@ -106,13 +106,17 @@ class GapRows:
 
     async def _not_open(self, symbol: str, first: int, last: int) -> bool:
         """The row is no longer open (it became a hole, say): nothing left to settle."""
+        return await self.state(symbol, first, last) not in ("open", None)
+
+    async def state(self, symbol: str, first: int, last: int) -> str | None:
+        """The state of the row for exactly `first..last`, None if there is none."""
         conn = await self.connection()
         cur = await conn.execute(
             "SELECT state FROM gaps WHERE symbol = %s AND first_id = %s AND last_id = %s",
             (symbol, first, last),
         )
         row = await cur.fetchone()
-        return row is not None and row[0] != "open"
+        return None if row is None else str(row[0])
 
     async def open_gaps(self, symbols: list[str]) -> list[tuple[Range, list[tuple[int, int]]]]:
         """Gaps an earlier run left open, each with the ids still neither stored nor known to

@@ -49,6 +49,7 @@ ROTATION_POLL_SECONDS = 0.005
 ROTATION_HOLD_MAX = 50_000
 WATCH_TICK_SECONDS = 0.25
 MAX_FRAME_BYTES = 1 << 20
+REPLICA_STAGGER_SECONDS = 1.0
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 
@@ -63,6 +64,10 @@ class StreamPolicy:
     overlap_max: float = ROTATION_OVERLAP_MAX_SECONDS
     #: Connection attempts of the whole run (every group shares it): Binance's 300 per 5 min.
     budget: AttemptBudget = field(default_factory=AttemptBudget)
+    #: With redundancy, replica `r` connects `r` times this later than the first, so the
+    #: replicas do not share the fate of one moment (a fault that hits connections of the
+    #: same age, a burst of drops).
+    replica_stagger: float = REPLICA_STAGGER_SECONDS
 
 
 @dataclass(slots=True)
@@ -125,10 +130,13 @@ class ConnectionGroup:
         self._reconciler = reconciler
         self._source = source
         self._first_lifetime = policy.lifetime * (1 - replica / replicas)
+        self._delay = replica * policy.replica_stagger
         self._numbers = 0
 
     async def run(self) -> None:
         backoff = self._policy.backoff()
+        if self._delay:
+            await first_of(asyncio.sleep(self._delay), self._stop.wait())
         async with asyncio.TaskGroup() as tg:
             previous: tuple[_Connection, asyncio.Task[None]] | None = None
             while not self._stop.is_set():

@@ -1,0 +1,249 @@
+"""`binprice gaps`: recorded gaps, the completeness check, and repair."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from binprice.cli._app import (
+    DURATION_HELP,
+    TIME_HELP,
+    ExchangeOption,
+    JsonOption,
+    RestUrlOption,
+    SymbolsArgument,
+    app,
+    err,
+    settings_from,
+)
+from binprice.cli._queries import reading
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rich.progress import Progress, TaskID
+
+    from binprice.ingest.repair import RepairProgress, RepairResult
+
+
+@app.command()
+def gaps(
+    ctx: typer.Context,
+    symbols: SymbolsArgument = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the stored ids for holes; exit 1 if a hole is not accounted for by a "
+            "recorded open, hole or skipped gap.",
+        ),
+    ] = False,
+    against_exchange: Annotated[
+        bool,
+        typer.Option(
+            "--against-exchange",
+            help="With --verify: also ask the exchange for each symbol's newest id and check "
+            "the ids past the last stored one.",
+        ),
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Record every unaccounted hole (and missing tail) as an open gap and fetch it "
+            "from REST now.",
+        ),
+    ] = False,
+    last: Annotated[
+        str | None,
+        typer.Option("--last", help=f"Check the window ending at --end: {DURATION_HELP}"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}"),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Window end, exclusive.")] = None,
+    rest_url: RestUrlOption = None,
+    exchange: ExchangeOption = "binance",
+    as_json: JsonOption = False,
+) -> None:
+    """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
+
+    --verify checks the stored ids (by whole UTC minutes, from the per-minute rollup) against
+    the recorded gaps; --against-exchange adds each symbol's tail up to the exchange's newest
+    trade; --repair records and fetches whatever is unaccounted.
+    """
+    from binprice.errors import UsageError
+
+    window = last or start or end
+    if not (verify or repair):
+        if window or against_exchange:
+            raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
+        _list(ctx, symbols or [], as_json=as_json)
+        return
+    if verify and repair:
+        raise UsageError("choose --verify or --repair (--repair verifies first)")
+    window_start = window_end = None
+    if window:
+        from binprice.timespec import parse_window
+
+        window_start, window_end = parse_window(last=last, start=start, end=end)
+    if repair:
+        _repair(ctx, symbols or [], window_start, window_end, rest_url, exchange, as_json)
+        return
+    _verify(ctx, symbols or [], window_start, window_end, rest_url, exchange, against_exchange,
+            as_json)  # fmt: skip
+
+
+def _list(ctx: typer.Context, symbols: list[str], *, as_json: bool) -> None:
+    from binprice.gaps import gaps_json, gaps_text, list_gaps
+
+    with reading(ctx) as conn:
+        found = list_gaps(conn, symbols)
+    if not found and not as_json:
+        err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
+        return
+    typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+
+
+def _verify(
+    ctx: typer.Context,
+    symbols: list[str],
+    start: datetime | None,
+    end: datetime | None,
+    rest_url: str | None,
+    exchange: str,
+    against_exchange: bool,
+    as_json: bool,
+) -> None:
+    from binprice.gaps import verification_json, verification_text
+
+    if against_exchange:
+        import asyncio
+
+        from binprice.ingest.repair import check_against_exchange
+
+        url = _checked_url(ctx)
+        rest = _rest(exchange, rest_url)
+        result = asyncio.run(check_against_exchange(url, rest, symbols, start=start, end=end))
+    else:
+        from binprice.gaps import verify_gaps
+
+        with reading(ctx) as conn:
+            result = verify_gaps(conn, symbols, start=start, end=end)
+    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _repair(
+    ctx: typer.Context,
+    symbols: list[str],
+    start: datetime | None,
+    end: datetime | None,
+    rest_url: str | None,
+    exchange: str,
+    as_json: bool,
+) -> None:
+    import asyncio
+
+    from binprice.ingest.repair import repair
+
+    url = _checked_url(ctx)
+    rest = _rest(exchange, rest_url)
+    with _RepairView(sys.stderr.isatty() and not as_json) as view:
+        result = asyncio.run(repair(url, rest, symbols, start=start, end=end, progress=view))
+    typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
+    if any(g.state == "open" for g in result.gaps):
+        raise typer.Exit(1)
+
+
+def _checked_url(ctx: typer.Context) -> str:
+    """The database URL, after checking its schema is current."""
+    with reading(ctx) as conn:
+        del conn
+    from binprice import db
+
+    return db.resolve_url(settings_from(ctx))
+
+
+def _rest(exchange: str, rest_url: str | None) -> str:
+    from binprice.ingest.config import endpoints
+
+    return endpoints(exchange, None, rest_url)[1]
+
+
+class _RepairView:
+    """A Rich progress bar per gap on a terminal; one line per finished gap elsewhere."""
+
+    def __init__(self, live: bool) -> None:
+        self._live = live
+        self._bar: Progress | None = None
+        self._tasks: dict[tuple[str, int, int], TaskID] = {}
+
+    def __enter__(self) -> _RepairView:
+        if self._live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress(
+                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )  # fmt: skip
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, p: RepairProgress) -> None:
+        done = p.fetched + p.absent
+        if self._bar is None:
+            if p.done:
+                err(f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
+                    f"{p.absent:,} absent on the exchange")  # fmt: skip
+            return
+        key = (p.symbol, p.first_id, p.last_id)
+        if key not in self._tasks:
+            self._tasks[key] = self._bar.add_task(
+                f"{p.symbol} {p.first_id}..{p.last_id}", total=p.last_id - p.first_id + 1
+            )
+        self._bar.update(self._tasks[key], completed=done)
+
+
+def _repair_text(result: RepairResult) -> str:
+    if not result.gaps:
+        return "nothing to repair: every stored id and tail is accounted for\n"
+    lines = [
+        f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} trades "
+        f"stored, {g.absent:,} absent on the exchange"
+        for g in result.gaps
+    ]
+    lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} trades stored")
+    return "".join(line + "\n" for line in lines)
+
+
+def _repair_json(result: RepairResult) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "stored": result.stored,
+            "gaps": [
+                {
+                    "symbol": g.symbol,
+                    "first_id": g.first_id,
+                    "last_id": g.last_id,
+                    "size": g.size,
+                    "state": g.state,
+                    "stored": g.stored,
+                    "absent": g.absent,
+                }
+                for g in result.gaps
+            ],
+        },
+        indent=2,
+    )

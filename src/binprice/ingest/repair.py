@@ -1,0 +1,187 @@
+"""`binprice gaps --repair`: record every hole nobody accounted for, and fill it from REST now.
+
+The check is `verify_gaps` asked with the exchange's newest ids (so a missing tail counts too);
+every unaccounted range becomes an `open` gap first — committed before anything is fetched, so
+an interrupted repair leaves the truth behind and `binprice ingest` finishes it. Then every
+open gap of the symbols (those just recorded, and those earlier runs left open, such as a
+stop's tail) is fetched page by page with the same walk the ingest's backfill uses, written
+with the ingest's COPY writer, and settled (`filled`, or `hole` for ids the exchange lacks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+
+from binprice.gaps import Verification
+from binprice.ingest.backfill import fetch_missing
+from binprice.ingest.gaprows import GapRows
+from binprice.ingest.gapset import GapSet
+from binprice.ingest.rest import RestClient
+from binprice.ingest.writer import CopyEncoder, TradeWriter
+
+
+@dataclass(frozen=True, slots=True)
+class RepairProgress:
+    """Where a repair is: the gap being fetched and how far it got."""
+
+    symbol: str
+    first_id: int
+    last_id: int
+    fetched: int
+    absent: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RepairedGap:
+    """One unaccounted range and what the repair made of it."""
+
+    symbol: str
+    first_id: int
+    last_id: int
+    #: Trades fetched and newly stored.
+    stored: int
+    #: Ids the exchange does not have (recorded as a hole).
+    absent: int
+    state: str
+
+    @property
+    def size(self) -> int:
+        return self.last_id - self.first_id + 1
+
+
+@dataclass(frozen=True, slots=True)
+class RepairResult:
+    """The check before the repair, and every gap it filled."""
+
+    before: Verification
+    gaps: tuple[RepairedGap, ...]
+
+    @property
+    def stored(self) -> int:
+        return sum(g.stored for g in self.gaps)
+
+
+async def exchange_last_ids(rest: RestClient, symbols: Sequence[str]) -> dict[str, int]:
+    """The exchange's newest trade id of each symbol that has traded."""
+    found: dict[str, int] = {}
+
+    async def one(symbol: str) -> None:
+        newest = await rest.newest_trade_id(symbol)
+        if newest is not None:
+            found[symbol] = newest
+
+    async with asyncio.TaskGroup() as tg:
+        for symbol in symbols:
+            tg.create_task(one(symbol))
+    return found
+
+
+def verify_against(
+    url: str,
+    symbols: Sequence[str],
+    start: datetime | None,
+    end: datetime | None,
+    newest: dict[str, int],
+) -> Verification:
+    from binprice.db import connect
+    from binprice.gaps import verify_gaps
+
+    with connect(url) as conn:
+        return verify_gaps(conn, symbols, start=start, end=end, exchange_last_ids=newest)
+
+
+def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:
+    """`symbols`, or every symbol with trades or gaps."""
+    from binprice.db import connect
+    from binprice.gaps import gap_symbols
+
+    with connect(url) as conn:
+        return gap_symbols(conn, symbols)
+
+
+async def check_against_exchange(
+    url: str,
+    rest_url: str,
+    symbols: Sequence[str] = (),
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Verification:
+    """`verify_gaps` with each symbol's tail checked against the exchange's newest id."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols)
+    async with aiohttp.ClientSession() as session:
+        newest = await exchange_last_ids(RestClient(session, rest_url), wanted)
+    return await asyncio.to_thread(verify_against, url, wanted, start, end, newest)
+
+
+async def repair(
+    url: str,
+    rest_url: str,
+    symbols: Sequence[str] = (),
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    progress: Callable[[RepairProgress], None] | None = None,
+) -> RepairResult:
+    """Record every unaccounted hole of `symbols` in the window (and each missing tail) as an
+    open gap, then fetch it from REST and store it."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols)
+    async with aiohttp.ClientSession() as session:
+        rest = RestClient(session, rest_url)
+        newest = await exchange_last_ids(rest, wanted)
+        before = await asyncio.to_thread(verify_against, url, wanted, start, end, newest)
+        found = [(s.symbol, a, b) for s in before.symbols for a, b in s.unaccounted_ranges]
+        writer = await TradeWriter.connect(url)
+        rows = GapRows(url)
+        try:
+            for symbol, first, last in found:
+                rows.add(symbol, first, last, "open")
+            await rows.flush()
+            todo = await rows.open_gaps(wanted)
+            done = [
+                await _fill(writer, rows, rest, gap, missing, progress) for gap, missing in todo
+            ]
+        finally:
+            await writer.close()
+            await rows.close()
+    return RepairResult(before, tuple(done))
+
+
+async def _fill(
+    writer: TradeWriter,
+    rows: GapRows,
+    rest: RestClient,
+    gap: tuple[str, int, int],
+    ranges: list[tuple[int, int]],
+    progress: Callable[[RepairProgress], None] | None,
+) -> RepairedGap:
+    """Fetch the still-missing `ranges` of the open `gap`, then settle its row."""
+    symbol, first, last = gap
+    missing = GapSet()
+    for a, b in ranges:
+        missing.add(a, b)
+    encoder = CopyEncoder()
+    stored = absent = 0
+    async for page in fetch_missing(rest, symbol, missing, first, last):
+        for a, b in page.holes:
+            missing.remove(a, b)
+            absent += b - a + 1
+            rows.add(symbol, a, b, "hole")
+        await rows.flush()
+        trades = [t for t in page.trades if missing.claim(t.trade_id)]
+        if trades:
+            inserted, _ = await writer.write(encoder.batch(trades))
+            stored += inserted.get(symbol, 0)
+        if progress is not None:
+            progress(RepairProgress(symbol, first, last, stored, absent, done=False))
+    await rows.settle([gap])
+    state = await rows.state(symbol, first, last) or "missing"
+    if progress is not None:
+        progress(RepairProgress(symbol, first, last, stored, absent, done=True))
+    return RepairedGap(symbol, first, last, stored, absent, state)

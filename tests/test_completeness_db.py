@@ -1,0 +1,250 @@
+"""No silent loss on our side: several processes, a full spool disk, holes nobody recorded.
+
+The outage tests stop the session's embedded server (a crash) and always start it again, so
+they need the embedded server, not an external BINPRICE_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from binprice.gaps import list_gaps
+from binprice.ingest import EventKind, IngestConfig, IngestEvent, IngestStats, run_ingest
+from binprice.ingest.backoff import no_wait
+from binprice.ingest.stream import StreamPolicy
+from binprice.testing.exchange import TestExchange
+from tests.fault_helpers import (
+    assert_complete,
+    needs_embedded,
+    postgres_down,
+    stored_count,
+    wait_until,
+)
+from tests.ingest_helpers import exchange_config, stored_rows
+
+RATE = 500
+OUTAGE_SECONDS = 31.0
+
+
+async def _spawn(
+    ex: TestExchange, url: str, env: dict[str, str], *symbols: str
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", "--database-url", url, "ingest", *symbols,
+        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+
+
+async def _binprice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI without blocking the event loop the test exchange runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _final(stderr: bytes) -> dict[str, object]:
+    lines = [json.loads(x) for x in stderr.decode().splitlines() if x.startswith("{")]
+    (final,) = [x for x in lines if x["event"] == "final"]
+    return final
+
+
+def _spool_files(data_dir: Path) -> list[Path]:
+    return list((data_dir / "spool").rglob("*.spool"))
+
+
+@pytest.mark.slow
+@needs_embedded
+async def test_two_ingest_processes_through_a_long_outage_each_killed_or_stopped(
+    database_url: str, pg_data_dir: Path, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two `binprice ingest` processes (sharing BTCUSDT) spool into one data directory through
+    a 31 s PostgreSQL outage; one is SIGKILLed, the other stopped with SIGINT, both while the
+    database is down. A third run adopts both spools: every id once, no traceback, no spool
+    file left, and its printed count is exactly what the table gained."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+    async with TestExchange(symbols, seed=61, rate=RATE) as ex:
+        a = await _spawn(ex, database_url, env, "BTCUSDT", "ETHUSDT")
+        b = await _spawn(ex, database_url, env, "BTCUSDT", "BNBUSDT")
+        await wait_until(lambda: stored_count(database_url, "BNBUSDT") >= 200, 60)
+        await wait_until(lambda: stored_count(database_url, "ETHUSDT") >= 200, 60)
+        async with postgres_down(pg_data_dir):
+            # The outage lasts OUTAGE_SECONDS of market time; both processes keep reading, past
+            # their memory limit into their own spools.
+            outage_from = ex.produced_count("BTCUSDT")
+            await asyncio.wait_for(
+                ex.wait_produced("BTCUSDT", outage_from + int(RATE * OUTAGE_SECONDS)), 60
+            )
+            assert len({p.parent for p in _spool_files(tmp_path)}) == 2
+            a.send_signal(signal.SIGKILL)
+            await a.wait()
+            b.send_signal(signal.SIGINT)
+            _, b_err = await asyncio.wait_for(b.communicate(), 20)
+        assert b.returncode == 0, b_err.decode()[-3000:]
+        assert b"Traceback" not in b_err
+        before = stored_count(database_url)
+        c = await _spawn(ex, database_url, env, *symbols)
+        await wait_until(lambda: not _spool_files(tmp_path), 60)
+        for symbol in symbols:
+            await asyncio.wait_for(ex.wait_produced(symbol, ex.produced_count(symbol) + RATE), 30)
+        ex.paused.update(symbols)
+        produced = {s: ex.produced(s)[-1].trade_id for s in symbols}
+        await wait_until(
+            lambda: all(
+                max((r[1] for r in stored_rows(database_url) if r[0] == s), default=0) >= top
+                for s, top in produced.items()
+            ),
+            60,
+        )
+        c.send_signal(signal.SIGINT)
+        _, c_err = await asyncio.wait_for(c.communicate(), 20)
+        assert c.returncode == 0, c_err.decode()[-3000:]
+        numbers = assert_complete("two-processes-outage", ex, database_url, symbols)
+    assert b"Traceback" not in c_err
+    assert a.returncode == -signal.SIGKILL
+    c_final = _final(c_err)
+    assert stored_count(database_url) - before == c_final["stored"]
+    assert any(b'"spool_adopted"' in line for line in c_err.splitlines())
+    assert not _spool_files(tmp_path)
+    gained = stored_count(database_url) - before
+    print(f"  b stored {_final(b_err)['stored']}, c stored {c_final['stored']}, table gained "
+          f"{gained} after the outage; gaps {numbers['gaps_recorded']}")  # fmt: skip
+
+
+@pytest.fixture
+def tiny_spool(tmp_path: Path) -> Iterator[Path]:
+    """A 96 KiB tmpfs for the spool: a couple of chunks fit, then the disk is full."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (the test needs root): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@needs_embedded
+async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silently(
+    database_url: str, pg_data_dir: Path, tmp_path: Path, tiny_spool: Path
+) -> None:
+    """PostgreSQL down and the spool's filesystem full: binprice says so in one line, keeps
+    reading, records the ids it had to drop as gaps, and fetches them once the database is
+    back. No traceback, every id once."""
+    stats = IngestStats()
+    stop = asyncio.Event()
+    events: list[IngestEvent] = []
+    symbols = ("BTCUSDT", "ETHUSDT")
+    async with TestExchange(symbols, seed=62, rate=1000) as ex:
+        config = IngestConfig(
+            symbols=symbols,
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tiny_spool,
+            memory_limit=1000,
+            max_batch=500,
+        )
+        policy = StreamPolicy(backoff=no_wait)
+        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats,
+                                             policy=policy, on_event=events.append))  # fmt: skip
+        await wait_until(lambda: stats.stored >= 1000, 20)
+        async with postgres_down(pg_data_dir):
+            await wait_until(lambda: stats.dropped >= 3000, 30)
+            assert stats.spilled_chunks >= 1  # the spool took what it could
+        await wait_until(lambda: not stats.db_down, 30)
+        for symbol in symbols:
+            await asyncio.wait_for(ex.wait_produced(symbol, ex.produced_count(symbol) + 500), 20)
+        ex.paused.update(symbols)
+        produced = {s: ex.produced(s)[-1].trade_id for s in symbols}
+        await wait_until(
+            lambda: all(
+                len([r for r in stored_rows(database_url) if r[0] == s])
+                == len([t for t in ex.produced(s) if t.trade_id >= _first(database_url, s)])
+                for s in produced
+            ),
+            60,
+        )
+        stop.set()
+        summary = await asyncio.wait_for(run, 30)
+        numbers = assert_complete("full-spool-disk", ex, database_url, symbols, summary)
+    dropped = [e for e in events if e.kind is EventKind.DROPPED]
+    assert 1 <= len(dropped) <= 3  # one line, rate-limited, not one per chunk
+    assert "No space left on device" in dropped[0].message
+    assert "\n" not in dropped[0].message
+    assert summary.dropped >= 3000
+    assert summary.backfilled >= summary.dropped
+    assert numbers["gaps_filled"] >= 1
+    print(f"  dropped {summary.dropped}, spooled {summary.spilled}, "
+          f"backfilled {summary.backfilled}")  # fmt: skip
+
+
+def _first(url: str, symbol: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT min(trade_id) FROM trades WHERE symbol = %s", (symbol,))
+        found = row.fetchone()
+    return int(found[0]) if found and found[0] is not None else 0
+
+
+async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_hand(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """After a stopped run the exchange went on: `gaps --verify --against-exchange` reports the
+    missing tail and exits 1; rows deleted by hand from the middle are a hole `--verify`
+    reports; `gaps --repair` records and fetches both, and the check passes again."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    symbols = ("BTCUSDT",)
+    async with TestExchange(symbols, seed=63, rate=1000) as ex:
+        config = exchange_config(ex, tmp_path, symbols, duration=1.5)
+        await asyncio.wait_for(run_ingest(config, database_url), 30)
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 300), 10)
+        ex.paused.add("BTCUSDT")
+        newest = ex.produced("BTCUSDT")[-1].trade_id
+        base = ("--database-url", database_url, "gaps")
+        rest = ("--rest-url", ex.rest_url)
+
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest,
+                                         "--json")  # fmt: skip
+        assert code == 1, out + err
+        (check,) = json.loads(out)["symbols"]
+        assert check["exchange_last_id"] == newest
+        assert check["tail"]["last_id"] == newest and not check["tail"]["accounted"]
+        assert check["unaccounted"] >= 300
+
+        rows = stored_rows(database_url)
+        low, high = rows[100][1], rows[400][1]
+        with psycopg.connect(database_url) as conn:
+            conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (low, high))
+        code, out, _ = await _binprice(env, *base, "--verify")
+        assert code == 1 and f"unaccounted: BTCUSDT {low}..{high}" in out
+
+        code, out, err = await _binprice(env, *base, "--repair", *rest)
+        assert code == 0, out + err
+        assert f"BTCUSDT {low}..{high} ({high - low + 1:,} ids): filled" in out
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
+        assert code == 0, out + err
+        assert "up to date with the exchange" in out
+        numbers = assert_complete("repair-hand-made-hole", ex, database_url, symbols)
+    with psycopg.connect(database_url) as conn:
+        states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
+    assert states[(low, high)] == "filled"
+    print(f"  repaired {high - low + 1} deleted ids and the tail; {numbers}")
