@@ -30,6 +30,8 @@ from binprice.testing import (
     TestExchange,
     TradeGenerator,
 )
+from binprice.testing.exchange import exchange_from_args
+from binprice.testing.exchange import parse_args as exchange_args
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -499,3 +501,29 @@ async def test_a_paused_symbol_goes_quiet_and_resumes_without_a_burst() -> None:
         await asyncio.wait_for(ex.wait_produced("BTCUSDT", resumed_at + 1), 10)
         # No catch-up burst: the first tick after resuming carries a tick's worth, not the pause.
         assert ex.produced_count("BTCUSDT") - resumed_at < 50
+
+
+async def test_per_symbol_rates_pace_each_symbol_on_its_own() -> None:
+    """`rates` paces the symbols it names; a 20x slower symbol produces a fraction as much."""
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=23, rates={"ETHUSDT": 20}) as ex:
+        assert ex.rates == {"ETHUSDT": 20}  # BTCUSDT is left at full speed (needs a reader)
+        await asyncio.wait_for(ex.wait_produced("ETHUSDT", 3), 10)
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=24, rate=400, rates={"ethusdt": 20}) as ex:
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", 400), 10)
+        assert ex.produced_count("ETHUSDT") <= ex.produced_count("BTCUSDT") // 10
+
+
+def test_rates_must_name_listed_symbols_and_be_positive() -> None:
+    """A rate for a symbol the exchange does not list, or a rate <= 0, is refused up front."""
+    with pytest.raises(ValueError, match="NOPEUSDT"):
+        TestExchange(["BTCUSDT"], rates={"NOPEUSDT": 1})
+    with pytest.raises(ValueError, match="positive"):
+        TestExchange(["BTCUSDT"], rates={"BTCUSDT": 0})
+
+
+def test_command_line_rate_of_overrides_the_rate_of_one_symbol() -> None:
+    """--rate-of SYMBOL=RATE sets one symbol's paced rate; an unlisted symbol is an error."""
+    args = exchange_args(["--symbols", "BTCUSDT,ETHUSDT", "--rate", "5", "--rate-of", "ethusdt=.2"])
+    assert exchange_from_args(args).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
+    with pytest.raises(SystemExit):
+        exchange_args(["--symbols", "BTCUSDT", "--rate-of", "XRPUSDT=1"])

@@ -34,6 +34,7 @@ from binprice.binance import Trade
 from binprice.testing.connection import STREAM_NAME, ConnectionLimits, Outgoing, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.generator import TradeGenerator, wall_clock_ms
+from binprice.testing.pacing import PacedSchedule
 from binprice.testing.rest import DEFAULT_WEIGHT_LIMIT, RestApi, geo_blocked, json_response
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -44,9 +45,6 @@ FULL_SPEED_BATCH = 200
 HIGH_WATER_BYTES = 256 * 1024
 DRAIN_POLL_SECONDS = 0.0005
 DEMAND_POLL_SECONDS = 0.05
-#: Paced production wakes at least this often, at most every MIN_TICK seconds.
-MAX_TICK_SECONDS = 0.05
-MIN_TICK_SECONDS = 0.002
 #: How long a server-side close waits for the client's close frame.
 CLOSE_TIMEOUT_SECONDS = 2.0
 
@@ -62,6 +60,7 @@ class TestExchange:
         *,
         seed: int = 0,
         rate: float | None = None,
+        rates: Mapping[str, float] | None = None,
         max_trades: int | None = None,
         statuses: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
@@ -72,12 +71,22 @@ class TestExchange:
     ) -> None:
         """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
 
+        ``rates`` overrides ``rate`` for the symbols it names (``{"RAREUSDT": 0.2}``); those
+        are always paced, whatever ``rate`` is.
         ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
         ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
         """
         self.generators = {s.upper(): TradeGenerator(s, seed) for s in symbols}
         self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
         self.rate = rate
+        #: Paced trades/s of each symbol; the symbols missing here run at full speed.
+        self.rates = {s: rate for s in self.generators} if rate is not None else {}
+        for symbol, symbol_rate in (rates or {}).items():
+            if symbol.upper() not in self.generators:
+                raise ValueError(f"rates names {symbol}, which the exchange does not list")
+            if not symbol_rate > 0:
+                raise ValueError(f"rate of {symbol} must be positive, not {symbol_rate}")
+            self.rates[symbol.upper()] = symbol_rate
         self.max_trades = max_trades
         self.faults = faults or Faults()
         #: Symbols that produce nothing for now (a quiet market); change it at any time.
@@ -225,23 +234,25 @@ class TestExchange:
 
     # --- production -----------------------------------------------------------------------
 
-    def _producing(self) -> list[TradeGenerator]:
-        return [
-            g
-            for g in self.generators.values()
-            if self.statuses.get(g.symbol, "TRADING") == "TRADING"
-            and g.symbol not in self.paused
-            and (self.max_trades is None or len(g) < self.max_trades)
-        ]
+    def _finished(self, generator: TradeGenerator) -> bool:
+        return self.max_trades is not None and len(generator) >= self.max_trades
 
-    def _emit(
-        self, generator: TradeGenerator, count: int, now_ms: int, out: list[Outgoing]
-    ) -> None:
+    def _may_trade(self, generator: TradeGenerator) -> bool:
+        """Not paused, TRADING and below ``max_trades``: allowed to produce right now."""
+        return (
+            self.statuses.get(generator.symbol, "TRADING") == "TRADING"
+            and generator.symbol not in self.paused
+            and not self._finished(generator)
+        )
+
+    def _emit(self, generator: TradeGenerator, count: int, now_ms: int, out: list[Outgoing]) -> int:
+        """Produce ``count`` trades of ``generator`` into ``out``; return how many were made."""
         if self.max_trades is not None:
             count = min(count, self.max_trades - len(generator))
         faults = self.faults
         first_index = len(generator)
-        for offset, payload in enumerate(generator.produce(count, now_ms)):
+        payloads = generator.produce(count, now_ms)
+        for offset, payload in enumerate(payloads):
             # Skipped trades stay in the record (REST serves them) but reach no connection.
             if faults.lose_next > 0:
                 faults.lose_next -= 1
@@ -250,39 +261,42 @@ class TestExchange:
                 faults.skip_next -= 1
             elif not (faults.skip_fraction and self._rng.random() < faults.skip_fraction):
                 out.append(Outgoing(generator.stream, payload))
+        return len(payloads)
 
     def _deliver(self, batch: Sequence[Outgoing]) -> None:
         for connection in list(self.connections):
             connection.deliver(batch)
 
     async def _produce(self) -> None:
-        if self.rate is None:
-            await self._produce_full_speed()
-        else:
-            await self._produce_paced(self.rate)
+        full_speed = [g for g in self.generators.values() if g.symbol not in self.rates]
+        async with asyncio.TaskGroup() as tg:
+            if self.rates:
+                tg.create_task(self._produce_paced(PacedSchedule(self.rates, time.monotonic())))
+            if full_speed:
+                tg.create_task(self._produce_full_speed(full_speed))
 
-    async def _produce_paced(self, rate: float) -> None:
-        tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1 / rate))
-        start = time.monotonic()
-        done = dict.fromkeys(self.generators, 0)
+    async def _produce_paced(self, schedule: PacedSchedule) -> None:
         while True:
-            await asyncio.sleep(tick)
-            due_total = int((time.monotonic() - start) * rate)
+            await asyncio.sleep(schedule.wait_seconds(time.monotonic()))
+            now = time.monotonic()
             now_ms, batch = wall_clock_ms(), list[Outgoing]()
-            for generator in self._producing():
-                due = due_total - done[generator.symbol]
-                if due > 0:
-                    self._emit(generator, due, now_ms, batch)
-                    done[generator.symbol] = due_total
-            for symbol in self.paused:
-                done[symbol] = due_total  # a resumed symbol goes on at its rate, no burst
+            for pace in schedule.take_due(now):
+                generator = self.generators[pace.symbol]
+                if self._finished(generator):
+                    continue  # for good: it leaves the schedule
+                owed = pace.owed(now)
+                if self._may_trade(generator):
+                    pace.done += self._emit(generator, owed, now_ms, batch)
+                else:
+                    pace.done += owed  # a resumed symbol goes on at its rate, no burst
+                schedule.put_back(pace)
             if batch:
                 self._deliver(batch)
 
-    async def _produce_full_speed(self) -> None:
+    async def _produce_full_speed(self, candidates: Sequence[TradeGenerator]) -> None:
         while True:
             wanted = {s for c in self.connections if c.wants_data for s in c.subscriptions}
-            generators = [g for g in self._producing() if g.stream in wanted]
+            generators = [g for g in candidates if g.stream in wanted and self._may_trade(g)]
             if not generators:
                 self._demand.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
@@ -307,13 +321,15 @@ class TestExchange:
 # --- command line --------------------------------------------------------------------------
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m binprice.testing.exchange", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9443, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", default="max", help="trades/s per symbol, or 'max' (default)")
+    p.add_argument("--rate-of", action="append", default=[], metavar="SYMBOL=RATE",
+                   help="paced trades/s of one symbol, overriding --rate (repeatable)")  # fmt: skip
     p.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated")
     p.add_argument("--max-trades", type=int, help="per symbol, then the streams go quiet")
     p.add_argument("--status", action="append", default=[], metavar="SYMBOL=STATUS",
@@ -331,7 +347,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     faults.add_argument("--shutdown-after-frames", type=int)
     faults.add_argument("--lifetime", type=float, help="seconds before a 1001 close")
     faults.add_argument("--geo-block", action="store_true", help="HTTP 451 on REST and upgrade")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.rates = {s.upper(): float(r) for s, r in (i.split("=", 1) for i in args.rate_of)}
+    except ValueError:
+        p.error(f"--rate-of takes SYMBOL=RATE, got {args.rate_of}")
+    args.symbol_list = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    unlisted = sorted(set(args.rates) - set(args.symbol_list))
+    if unlisted:
+        p.error(f"--rate-of names symbols missing from --symbols: {', '.join(unlisted)}")
+    return args
 
 
 def exchange_from_args(args: argparse.Namespace) -> TestExchange:
@@ -349,9 +374,10 @@ def exchange_from_args(args: argparse.Namespace) -> TestExchange:
         geo_block_rest=args.geo_block,
     )
     return TestExchange(
-        [s.strip() for s in args.symbols.split(",") if s.strip()],
+        args.symbol_list,
         seed=args.seed,
         rate=None if args.rate == "max" else float(args.rate),
+        rates=args.rates,
         max_trades=args.max_trades,
         statuses=dict(item.split("=", 1) for item in args.status),
         host=args.host,
@@ -376,7 +402,7 @@ async def serve(exchange: TestExchange) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(exchange_from_args(_parse_args(argv))))
+    asyncio.run(serve(exchange_from_args(parse_args(argv))))
 
 
 if __name__ == "__main__":
