@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from binprice.binance import (
     ControlResponse,
@@ -28,10 +26,9 @@ from binprice.testing import (
     ExchangeProcess,
     Faults,
     TestExchange,
-    TradeGenerator,
 )
-from binprice.testing.exchange import exchange_from_args
-from binprice.testing.exchange import parse_args as exchange_args
+from binprice.testing.cli import exchange_from_args
+from binprice.testing.cli import parse_args as exchange_args
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -43,14 +40,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def frames(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[Any]:
+async def frames(
+    ws: aiohttp.ClientWebSocketResponse,
+    count: int,
+    decode: Callable[[str], Any] = decode_frame,
+) -> list[Any]:
     """Decode the next ``count`` text frames (2 s budget)."""
     out = []
     async with asyncio.timeout(2):
         while len(out) < count:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            out.append(decode_frame(msg.data))
+            out.append(decode(msg.data))
     return out
 
 
@@ -108,37 +109,6 @@ async def test_microsecond_time_unit_floors_to_the_record(session: aiohttp.Clien
         texts = [(await ws.receive()).data for _ in range(40)]
         assert all(len(str(json.loads(t)["data"]["T"])) == 16 for t in texts)
         assert [decode_frame(t) for t in texts] == ex.produced("BTCUSDT")
-
-
-def test_generator_is_deterministic_and_on_tick() -> None:
-    """Same seed, same trades; prices on the tick, quantities on the step, fills share T."""
-    a, b = TradeGenerator("BTCUSDT", 7), TradeGenerator("BTCUSDT", 7)
-    assert a.produce(500, 1_779_941_620_983) == b.produce(500, 1_779_941_620_983)
-    trades = a.trades()
-    assert all(t.price % Decimal("0.01") == 0 for t in trades)
-    assert all(t.quantity % Decimal("0.00001") == 0 and t.quantity > 0 for t in trades)
-    assert TradeGenerator("BTCUSDT", 8).produce(5, 1) != TradeGenerator("BTCUSDT", 7).produce(5, 1)
-    assert TradeGenerator("SOLUSDT").first_id == TradeGenerator("SOLUSDT", 3).first_id
-
-
-@given(
-    seed=st.integers(0, 2**32),
-    steps=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 5)), min_size=1, max_size=20),
-)
-def test_generator_invariants_hold_for_any_seed_and_batching(
-    seed: int, steps: list[tuple[int, int]]
-) -> None:
-    """Ids +1, T never decreasing, E >= T, payloads equal the record, whatever the batching."""
-    generator, now, payloads = TradeGenerator("ETHUSDT", seed), 1_779_941_620_983, []
-    for count, advance in steps:
-        now += advance
-        payloads += generator.produce(count, now)
-    trades = generator.trades()
-    assert len(trades) == sum(count for count, _ in steps) == len(payloads)
-    assert [t.trade_id for t in trades] == list(range(4049338706, 4049338706 + len(trades)))
-    assert all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(trades))
-    assert [decode_frame(p) for p in payloads] == trades
-    assert all(json.loads(p)["E"] >= json.loads(p)["T"] for p in payloads)
 
 
 async def test_subscribe_list_unsubscribe_and_properties(session: aiohttp.ClientSession) -> None:
@@ -276,9 +246,11 @@ async def test_rest_pages_equal_the_produced_record(session: aiohttp.ClientSessi
             assert await r.json() == []
         async with session.get(ex.rest_url + "/api/v3/trades?symbol=ETHUSDT&limit=7") as r:
             assert decode_rest_trades("ETHUSDT", await r.read()) == ex.produced("ETHUSDT")[-7:]
-        params = {"symbol": "BTCUSDT", "fromId": first, "limit": "1000"}
+        first_agg = ex.generators["BTCUSDT"].aggregates.first_id
+        params = {"symbol": "BTCUSDT", "fromId": first_agg, "limit": "1000"}
         async with session.get(ex.rest_url + "/api/v3/aggTrades", params=params) as r:
             rows = await r.json()
+        assert len(rows) == 1000 and rows[0]["a"] == first_agg
         covered = [i for row in rows for i in range(row["f"], row["l"] + 1)]
         assert covered == list(range(first, first + len(covered)))
         assert sum(Decimal(row["q"]) for row in rows) == sum(
