@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
@@ -19,6 +20,7 @@ from binprice.testing.exchange import DEFAULT_SYMBOLS, TestExchange
 from binprice.testing.exchange import __doc__ as EXCHANGE_DOC
 from binprice.testing.faults import Faults
 from binprice.testing.http import DEFAULT_WEIGHT_LIMIT
+from binprice.testing.tls import TlsFiles
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,6 +42,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)
     p.add_argument("--weight-limit", type=int, default=DEFAULT_WEIGHT_LIMIT)
+    tls = p.add_argument_group("TLS (wss:// and https://)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve TLS with a self-signed certificate; its path is printed",
+    )
+    tls.add_argument("--cert", type=Path, help="serve TLS with this PEM certificate ...")
+    tls.add_argument("--key", type=Path, help="... and this PEM private key")  # fmt: skip
     faults = p.add_argument_group("faults")
     faults.add_argument("--close-after-frames", type=int)
     faults.add_argument("--skip-fraction", type=float, default=0.0)
@@ -55,6 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rates = {s.upper(): float(r) for s, r in (i.split("=", 1) for i in args.rate_of)}
     except ValueError:
         p.error(f"--rate-of takes SYMBOL=RATE, got {args.rate_of}")
+    if (args.cert is None) != (args.key is None):
+        p.error("--cert and --key go together")
     args.symbol_list = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     unlisted = sorted(set(args.rates) - set(args.symbol_list))
     if unlisted:
@@ -88,6 +100,7 @@ def exchange_from_args(args: argparse.Namespace) -> TestExchange:
         limits=ConnectionLimits(ping_interval=args.ping_interval, pong_timeout=args.pong_timeout),
         weight_limit=args.weight_limit,
         faults=faults,
+        tls=TlsFiles(args.cert, args.key) if args.cert is not None else args.tls,
     )
 
 
@@ -99,6 +112,11 @@ async def serve(exchange: TestExchange) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with exchange:
         announcement = {"ws_url": exchange.ws_url, "rest_url": exchange.rest_url}
+        if exchange.tls_files is not None:
+            announcement["cert"] = str(exchange.tls_files.cert)
+            print(
+                f"TLS certificate (trust it in clients): {exchange.tls_files.cert}", file=sys.stderr
+            )
         sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
         sys.stdout.flush()
         await stop.wait()

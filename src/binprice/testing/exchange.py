@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 
 from aiohttp import WSCloseCode, web
@@ -34,6 +36,7 @@ from binprice.testing.generator import TradeGenerator, wall_clock_us
 from binprice.testing.http import DEFAULT_WEIGHT_LIMIT, geo_blocked, json_response
 from binprice.testing.pacing import PacedSchedule
 from binprice.testing.rest import RestApi
+from binprice.testing.tls import TlsFiles, self_signed, server_context
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
@@ -70,11 +73,15 @@ class TestExchange:
         limits: ConnectionLimits | None = None,
         weight_limit: int = DEFAULT_WEIGHT_LIMIT,
         faults: Faults | None = None,
+        tls: TlsFiles | bool = False,
     ) -> None:
         """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
 
         ``rates`` overrides ``rate`` for the symbols it names (``{"RAREUSDT": 0.2}``); those
         are always paced, whatever ``rate`` is.
+        ``tls=True`` serves wss/https with a self-signed certificate made at start (its path is
+        ``tls_files.cert``); ``tls=TlsFiles(cert, key)`` serves with that one.
+
         ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
         ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
         """
@@ -98,6 +105,9 @@ class TestExchange:
         self.connections: set[StreamConnection] = set()
         self.connections_opened = 0
         self._host, self._port = host, port
+        self._tls = tls
+        #: The certificate and key served, once started with TLS.
+        self.tls_files: TlsFiles | None = tls if isinstance(tls, TlsFiles) else None
         self._rng = random.Random(seed)
         self._demand = asyncio.Event()
         self._subscribed: set[str] | None = None
@@ -127,7 +137,13 @@ class TestExchange:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self._host, self._port)
+        context = None
+        if self._tls:
+            if self.tls_files is None:
+                directory = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+                self.tls_files = self_signed(directory, [self._host])
+            context = server_context(self.tls_files)
+        site = web.TCPSite(runner, self._host, self._port, ssl_context=context)
         await site.start()
         self._port = runner.addresses[0][1]
         # One owned task, not a TaskGroup: a TaskGroup must be exited by the task that entered
@@ -158,11 +174,11 @@ class TestExchange:
     @property
     def ws_url(self) -> str:
         """Base for stream URLs; append ``/stream?streams=...`` or ``/ws/<stream>``."""
-        return f"ws://{self._host}:{self._port}"
+        return f"{'wss' if self._tls else 'ws'}://{self._host}:{self._port}"
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self._port}"
 
     # --- what the tests assert against ----------------------------------------------------
 
