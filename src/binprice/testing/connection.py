@@ -80,6 +80,8 @@ class StreamConnection:
             s for s in streams if STREAM_NAME.match(s)
         )
         self._deflater = deflater
+        #: Whether permessage-deflate was negotiated (frames go out compressed).
+        self.compressed = deflater is not None
         self.sent = 0  # trade frames written, duplicates not counted
         self.closed = False
         self._limits = limits
