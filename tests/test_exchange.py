@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from binprice.binance import (
     ControlResponse,
@@ -28,8 +26,9 @@ from binprice.testing import (
     ExchangeProcess,
     Faults,
     TestExchange,
-    TradeGenerator,
 )
+from binprice.testing.cli import exchange_from_args
+from binprice.testing.cli import parse_args as exchange_args
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -41,14 +40,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def frames(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[Any]:
+async def frames(
+    ws: aiohttp.ClientWebSocketResponse,
+    count: int,
+    decode: Callable[[str], Any] = decode_frame,
+) -> list[Any]:
     """Decode the next ``count`` text frames (2 s budget)."""
     out = []
     async with asyncio.timeout(2):
         while len(out) < count:
             msg = await ws.receive()
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            out.append(decode_frame(msg.data))
+            out.append(decode(msg.data))
     return out
 
 
@@ -106,37 +109,6 @@ async def test_microsecond_time_unit_floors_to_the_record(session: aiohttp.Clien
         texts = [(await ws.receive()).data for _ in range(40)]
         assert all(len(str(json.loads(t)["data"]["T"])) == 16 for t in texts)
         assert [decode_frame(t) for t in texts] == ex.produced("BTCUSDT")
-
-
-def test_generator_is_deterministic_and_on_tick() -> None:
-    """Same seed, same trades; prices on the tick, quantities on the step, fills share T."""
-    a, b = TradeGenerator("BTCUSDT", 7), TradeGenerator("BTCUSDT", 7)
-    assert a.produce(500, 1_779_941_620_983) == b.produce(500, 1_779_941_620_983)
-    trades = a.trades()
-    assert all(t.price % Decimal("0.01") == 0 for t in trades)
-    assert all(t.quantity % Decimal("0.00001") == 0 and t.quantity > 0 for t in trades)
-    assert TradeGenerator("BTCUSDT", 8).produce(5, 1) != TradeGenerator("BTCUSDT", 7).produce(5, 1)
-    assert TradeGenerator("SOLUSDT").first_id == TradeGenerator("SOLUSDT", 3).first_id
-
-
-@given(
-    seed=st.integers(0, 2**32),
-    steps=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 5)), min_size=1, max_size=20),
-)
-def test_generator_invariants_hold_for_any_seed_and_batching(
-    seed: int, steps: list[tuple[int, int]]
-) -> None:
-    """Ids +1, T never decreasing, E >= T, payloads equal the record, whatever the batching."""
-    generator, now, payloads = TradeGenerator("ETHUSDT", seed), 1_779_941_620_983, []
-    for count, advance in steps:
-        now += advance
-        payloads += generator.produce(count, now)
-    trades = generator.trades()
-    assert len(trades) == sum(count for count, _ in steps) == len(payloads)
-    assert [t.trade_id for t in trades] == list(range(4049338706, 4049338706 + len(trades)))
-    assert all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(trades))
-    assert [decode_frame(p) for p in payloads] == trades
-    assert all(json.loads(p)["E"] >= json.loads(p)["T"] for p in payloads)
 
 
 async def test_subscribe_list_unsubscribe_and_properties(session: aiohttp.ClientSession) -> None:
@@ -274,9 +246,11 @@ async def test_rest_pages_equal_the_produced_record(session: aiohttp.ClientSessi
             assert await r.json() == []
         async with session.get(ex.rest_url + "/api/v3/trades?symbol=ETHUSDT&limit=7") as r:
             assert decode_rest_trades("ETHUSDT", await r.read()) == ex.produced("ETHUSDT")[-7:]
-        params = {"symbol": "BTCUSDT", "fromId": first, "limit": "1000"}
+        first_agg = ex.generators["BTCUSDT"].aggregates.first_id
+        params = {"symbol": "BTCUSDT", "fromId": first_agg, "limit": "1000"}
         async with session.get(ex.rest_url + "/api/v3/aggTrades", params=params) as r:
             rows = await r.json()
+        assert len(rows) == 1000 and rows[0]["a"] == first_agg
         covered = [i for row in rows for i in range(row["f"], row["l"] + 1)]
         assert covered == list(range(first, first + len(covered)))
         assert sum(Decimal(row["q"]) for row in rows) == sum(
@@ -499,3 +473,29 @@ async def test_a_paused_symbol_goes_quiet_and_resumes_without_a_burst() -> None:
         await asyncio.wait_for(ex.wait_produced("BTCUSDT", resumed_at + 1), 10)
         # No catch-up burst: the first tick after resuming carries a tick's worth, not the pause.
         assert ex.produced_count("BTCUSDT") - resumed_at < 50
+
+
+async def test_per_symbol_rates_pace_each_symbol_on_its_own() -> None:
+    """`rates` paces the symbols it names; a 20x slower symbol produces a fraction as much."""
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=23, rates={"ETHUSDT": 20}) as ex:
+        assert ex.rates == {"ETHUSDT": 20}  # BTCUSDT is left at full speed (needs a reader)
+        await asyncio.wait_for(ex.wait_produced("ETHUSDT", 3), 10)
+    async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=24, rate=400, rates={"ethusdt": 20}) as ex:
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", 400), 10)
+        assert ex.produced_count("ETHUSDT") <= ex.produced_count("BTCUSDT") // 10
+
+
+def test_rates_must_name_listed_symbols_and_be_positive() -> None:
+    """A rate for a symbol the exchange does not list, or a rate <= 0, is refused up front."""
+    with pytest.raises(ValueError, match="NOPEUSDT"):
+        TestExchange(["BTCUSDT"], rates={"NOPEUSDT": 1})
+    with pytest.raises(ValueError, match="positive"):
+        TestExchange(["BTCUSDT"], rates={"BTCUSDT": 0})
+
+
+def test_command_line_rate_of_overrides_the_rate_of_one_symbol() -> None:
+    """--rate-of SYMBOL=RATE sets one symbol's paced rate; an unlisted symbol is an error."""
+    args = exchange_args(["--symbols", "BTCUSDT,ETHUSDT", "--rate", "5", "--rate-of", "ethusdt=.2"])
+    assert exchange_from_args(args).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
+    with pytest.raises(SystemExit):
+        exchange_args(["--symbols", "BTCUSDT", "--rate-of", "XRPUSDT=1"])

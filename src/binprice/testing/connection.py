@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import math
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,23 +22,25 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from binprice.testing.faults import (
-    JUNK_FRAMES,
-    Faults,
-    combined_payload,
-    junk_frame,
-    server_shutdown_payload,
-    ws_text_frame,
+from binprice.testing.control import (
+    BAD_VALUE_TYPE,
+    INVALID_REQUEST,
+    INVALID_STREAM,
+    PROPERTIES,
+    PROPERTY_NAME,
+    STREAM_NAME,
+    TOO_MANY_PARAMETERS,
+    UNKNOWN_PROPERTY,
+    ControlError,
+    Request,
+    parse_request,
 )
+from binprice.testing.faults import JUNK_FRAMES, Faults, junk_frame
+from binprice.testing.frames import Deflater, Outgoing, server_shutdown_payload, ws_text_frame
 
-#: Lowercase stream names as Binance accepts them (``btcusdt@trade``, ``btcusdt@depth@100ms``).
-STREAM_NAME = re.compile(r"^[a-z0-9._-]{1,40}@[a-zA-Z0-9@_]{1,30}$")
 #: Window over which incoming messages are counted against ``max_incoming_per_second``.
 RATE_WINDOW_SECONDS = 1.0
-_PROPERTIES = ("combined",)
-_METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _JUNK_KINDS = tuple(JUNK_FRAMES)
-_TIME_FIELD = re.compile(rb'"([ET])":(\d+)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,40 +55,6 @@ class ConnectionLimits:
     invalid_stream_close_delay: float | None = 1.0
 
 
-class Outgoing:
-    """One produced trade as it goes on the wire: framed once, shared by every connection.
-
-    The combined millisecond frame (what binprice uses) is built eagerly; raw and
-    ``timeUnit=MICROSECOND`` variants only when a connection asks for them.
-    """
-
-    __slots__ = ("_variants", "combined", "payload", "stream")
-
-    def __init__(self, stream: str, payload: bytes) -> None:
-        self.stream = stream
-        self.payload = payload
-        self.combined = ws_text_frame(combined_payload(stream, payload))
-        self._variants: dict[tuple[bool, bool], bytes] | None = None
-
-    def frame(self, combined: bool, microseconds: bool) -> bytes:
-        if combined and not microseconds:
-            return self.combined
-        if self._variants is None:
-            self._variants = {}
-        key = (combined, microseconds)
-        frame = self._variants.get(key)
-        if frame is None:
-            payload = to_microseconds(self.payload) if microseconds else self.payload
-            frame = ws_text_frame(combined_payload(self.stream, payload) if combined else payload)
-            self._variants[key] = frame
-        return frame
-
-
-def to_microseconds(payload: bytes) -> bytes:
-    """``E``/``T`` as 16-digit µs epochs; ``T_us // 1000`` is the recorded ms value."""
-    return _TIME_FIELD.sub(lambda m: b'"%s":%d000' % (m[1], int(m[2])), payload)
-
-
 class StreamConnection:
     """Server side of one ``/stream`` or ``/ws`` connection."""
 
@@ -99,15 +66,22 @@ class StreamConnection:
         *,
         combined: bool,
         microseconds: bool = False,
+        deflater: Deflater | None = None,
         limits: ConnectionLimits,
         faults: Faults,
         rng: random.Random,
         on_change: Callable[[], None],
     ) -> None:
+        """``streams`` come from the URL: names Binance would not know just produce nothing."""
         self.ws = ws
         self.combined = combined
         self.microseconds = microseconds
-        self.subscriptions: dict[str, None] = dict.fromkeys(streams)
+        self.subscriptions: dict[str, None] = dict.fromkeys(
+            s for s in streams if STREAM_NAME.match(s)
+        )
+        self._deflater = deflater
+        #: Whether permessage-deflate was negotiated (frames go out compressed).
+        self.compressed = deflater is not None
         self.sent = 0  # trade frames written, duplicates not counted
         self.closed = False
         self._limits = limits
@@ -159,7 +133,9 @@ class StreamConnection:
             and not f.malformed_fraction
         ):
             subs = self.subscriptions
-            if self.combined and not self.microseconds:
+            if self._deflater is not None:
+                frames = [self._frame(o) for o in batch if o.stream in subs]
+            elif self.combined and not self.microseconds:
                 frames = [o.combined for o in batch if o.stream in subs]
             else:
                 form = (self.combined, self.microseconds)
@@ -175,7 +151,7 @@ class StreamConnection:
         for o in batch:
             if o.stream not in self.subscriptions:
                 continue
-            frame = o.frame(self.combined, self.microseconds)
+            frame = self._frame(o)
             out.append(frame)
             self.sent += 1
             if f.duplicate_fraction and rng.random() < f.duplicate_fraction:
@@ -199,9 +175,18 @@ class StreamConnection:
         if out:
             self._transport.write(b"".join(out))
 
+    def _frame(self, outgoing: Outgoing) -> bytes:
+        if self._deflater is None:
+            return outgoing.frame(self.combined, self.microseconds)
+        return self._deflater.frame(outgoing.data(self.combined, self.microseconds))
+
+    def _text(self, payload: bytes) -> bytes:
+        """A frame for a message of our own (replies, events), compressed if negotiated."""
+        return ws_text_frame(payload) if self._deflater is None else self._deflater.frame(payload)
+
     def _shutdown_frame(self) -> bytes:
         self._shutdown_sent = True
-        return ws_text_frame(server_shutdown_payload(time.time_ns() // 1_000_000, self.combined))
+        return self._text(server_shutdown_payload(time.time_ns() // 1_000_000, self.combined))
 
     # --- imperative faults ----------------------------------------------------------------
 
@@ -303,70 +288,56 @@ class StreamConnection:
 
     def _reply(self, message: dict[str, Any]) -> None:
         if not self.closed:
-            self._transport.write(ws_text_frame(msgspec.json.encode(message)))
-
-    def _error(self, code: int, msg: str, request_id: Any = None) -> None:
-        self._reply({"error": {"code": code, "msg": msg}, "id": request_id})
+            self._transport.write(self._text(msgspec.json.encode(message)))
 
     def _control(self, text: str) -> None:
         try:
-            request = msgspec.json.decode(text)
-        except msgspec.DecodeError as exc:
-            self._error(3, f"Invalid JSON: {exc}")
-            return
-        if not isinstance(request, dict):
-            self._error(2, "Invalid request: expected an object")
-            return
-        request_id = request.get("id")
-        if not (request_id is None or _valid_id(request_id)):
-            self._error(2, "Invalid request: request ID must be an unsigned integer")
-            return
-        method, params = request.get("method"), request.get("params", [])
-        if method not in _METHODS:
-            self._error(2, f"Invalid request: unknown variant `{method}`", request_id)
-        elif not isinstance(params, list):
-            self._error(2, "Invalid request: params must be a list", request_id)
-        elif method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            self._subscribe(method == "SUBSCRIBE", params, request_id)
-        elif method == "LIST_SUBSCRIPTIONS":
-            self._reply({"result": list(self.subscriptions), "id": request_id})
-        else:
-            self._property(method == "SET_PROPERTY", params, request_id)
+            request = parse_request(text)
+            if request.method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+                self._subscribe(request)
+            elif request.method == "LIST_SUBSCRIPTIONS":
+                if request.params:
+                    raise ControlError(INVALID_REQUEST, TOO_MANY_PARAMETERS, request.id)
+                self._reply({"result": list(self.subscriptions), "id": request.id})
+            else:
+                self._property(request)
+        except ControlError as refused:
+            self._reply(refused.reply())
 
-    def _subscribe(self, add: bool, params: list[Any], request_id: Any) -> None:
-        if not all(isinstance(p, str) and STREAM_NAME.match(p) for p in params):
-            self._error(2, "Invalid request: invalid stream", request_id)
+    def _subscribe(self, request: Request) -> None:
+        streams = request.params
+        if not all(isinstance(p, str) and STREAM_NAME.match(p) for p in streams):
+            # Seen on Binance: a malformed name is refused, and the client dropped ~1 s later.
+            # A well-formed name of an unknown symbol or channel is accepted and stays silent.
             if self._limits.invalid_stream_close_delay is not None:
                 delay = self._limits.invalid_stream_close_delay
                 self.request_close(WSCloseCode.POLICY_VIOLATION, delay)
-            return
-        if add:
-            self.subscriptions.update(dict.fromkeys(params))
+            raise ControlError(INVALID_REQUEST, INVALID_STREAM, request.id)
+        if request.method == "SUBSCRIBE":
+            self.subscriptions.update(dict.fromkeys(streams))
             if len(self.subscriptions) > self._limits.max_streams:
                 self.request_close(WSCloseCode.POLICY_VIOLATION)
                 return
         else:
-            for stream in params:
+            for stream in streams:
                 self.subscriptions.pop(stream, None)
         self._on_change()
-        self._reply({"result": None, "id": request_id})
+        self._reply({"result": None, "id": request.id})
 
-    def _property(self, setting: bool, params: list[Any], request_id: Any) -> None:
-        if not params or params[0] not in _PROPERTIES:
-            self._error(0, "Unknown property", request_id)
-        elif not setting:
+    def _property(self, request: Request) -> None:
+        params, request_id = request.params, request.id
+        if not params or not isinstance(params[0], str):
+            raise ControlError(INVALID_REQUEST, PROPERTY_NAME, request_id)
+        if params[0] not in PROPERTIES:
+            raise ControlError(UNKNOWN_PROPERTY, "Unknown property", request_id)
+        if request.method == "GET_PROPERTY":
+            if len(params) > 1:
+                raise ControlError(INVALID_REQUEST, TOO_MANY_PARAMETERS, request_id)
             self._reply({"result": self.combined, "id": request_id})
-        elif len(params) != 2 or not isinstance(params[1], bool):
-            self._error(1, "Invalid value type: expected Boolean", request_id)
-        else:
-            self.combined = params[1]
-            self._reply({"result": None, "id": request_id})
-
-
-def _valid_id(value: Any) -> bool:
-    """Binance ids: a signed 64-bit int or an alphanumeric string of up to 36 characters."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return isinstance(value, str) and len(value) <= 36 and value.isalnum()
+            return
+        if len(params) > 2:
+            raise ControlError(INVALID_REQUEST, TOO_MANY_PARAMETERS, request_id)
+        if len(params) < 2 or not isinstance(params[1], bool):
+            raise ControlError(BAD_VALUE_TYPE, "Invalid value type: expected Boolean", request_id)
+        self.combined = params[1]
+        self._reply({"result": None, "id": request_id})

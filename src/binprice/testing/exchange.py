@@ -16,25 +16,27 @@ It prints one JSON line with ``ws_url`` and ``rest_url`` once it listens.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import random
-import signal
-import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 
-import msgspec
 from aiohttp import WSCloseCode, web
 
 from binprice.binance import Trade
-from binprice.testing.connection import STREAM_NAME, ConnectionLimits, Outgoing, StreamConnection
+from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
-from binprice.testing.generator import TradeGenerator, wall_clock_ms
-from binprice.testing.rest import DEFAULT_WEIGHT_LIMIT, RestApi, geo_blocked, json_response
+from binprice.testing.frames import Outgoing, negotiated_deflater
+from binprice.testing.generator import TradeGenerator, wall_clock_us
+from binprice.testing.http import DEFAULT_WEIGHT_LIMIT, geo_blocked, json_response
+from binprice.testing.pacing import PacedSchedule
+from binprice.testing.rest import RestApi
+from binprice.testing.tls import TlsFiles, self_signed, server_context
 
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
@@ -44,11 +46,12 @@ FULL_SPEED_BATCH = 200
 HIGH_WATER_BYTES = 256 * 1024
 DRAIN_POLL_SECONDS = 0.0005
 DEMAND_POLL_SECONDS = 0.05
-#: Paced production wakes at least this often, at most every MIN_TICK seconds.
-MAX_TICK_SECONDS = 0.05
-MIN_TICK_SECONDS = 0.002
 #: How long a server-side close waits for the client's close frame.
 CLOSE_TIMEOUT_SECONDS = 2.0
+
+
+def _by_time(outgoing: Outgoing) -> int:
+    return outgoing.time
 
 
 class TestExchange:
@@ -62,6 +65,7 @@ class TestExchange:
         *,
         seed: int = 0,
         rate: float | None = None,
+        rates: Mapping[str, float] | None = None,
         max_trades: int | None = None,
         statuses: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
@@ -69,8 +73,14 @@ class TestExchange:
         limits: ConnectionLimits | None = None,
         weight_limit: int = DEFAULT_WEIGHT_LIMIT,
         faults: Faults | None = None,
+        tls: TlsFiles | bool = False,
     ) -> None:
         """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
+
+        ``rates`` overrides ``rate`` for the symbols it names (``{"RAREUSDT": 0.2}``); those
+        are always paced, whatever ``rate`` is.
+        ``tls=True`` serves wss/https with a self-signed certificate made at start (its path is
+        ``tls_files.cert``); ``tls=TlsFiles(cert, key)`` serves with that one.
 
         ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
         ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
@@ -78,6 +88,14 @@ class TestExchange:
         self.generators = {s.upper(): TradeGenerator(s, seed) for s in symbols}
         self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
         self.rate = rate
+        #: Paced trades/s of each symbol; the symbols missing here run at full speed.
+        self.rates = {s: rate for s in self.generators} if rate is not None else {}
+        for symbol, symbol_rate in (rates or {}).items():
+            if symbol.upper() not in self.generators:
+                raise ValueError(f"rates names {symbol}, which the exchange does not list")
+            if not symbol_rate > 0:
+                raise ValueError(f"rate of {symbol} must be positive, not {symbol_rate}")
+            self.rates[symbol.upper()] = symbol_rate
         self.max_trades = max_trades
         self.faults = faults or Faults()
         #: Symbols that produce nothing for now (a quiet market); change it at any time.
@@ -87,8 +105,12 @@ class TestExchange:
         self.connections: set[StreamConnection] = set()
         self.connections_opened = 0
         self._host, self._port = host, port
+        self._tls = tls
+        #: The certificate and key served, once started with TLS.
+        self.tls_files: TlsFiles | None = tls if isinstance(tls, TlsFiles) else None
         self._rng = random.Random(seed)
         self._demand = asyncio.Event()
+        self._subscribed: set[str] | None = None
         self._stack = AsyncExitStack()
         self._producer: asyncio.Task[None] | None = None
 
@@ -107,14 +129,21 @@ class TestExchange:
         """Listen and start producing; ``port=0`` picks a free port."""
         app = web.Application()
         app.router.add_routes(self.rest.routes())
-        app.router.add_get("/stream", self._ws_handler)
-        app.router.add_get("/ws", self._ws_handler)
-        app.router.add_get("/ws/{streams:.*}", self._ws_handler)
+        # Every path Binance serves streams on; what follows /ws/ is a stream list, but any
+        # text is accepted there (ccxt opens /ws/0 and then subscribes).
+        for path in ("/stream", "/stream/{tail:.*}", "/ws", "/ws/{tail:.*}"):
+            app.router.add_get(path, self._ws_handler)
         app.on_shutdown.append(self._close_connections)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self._host, self._port)
+        context = None
+        if self._tls:
+            if self.tls_files is None:
+                directory = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+                self.tls_files = self_signed(directory, [self._host])
+            context = server_context(self.tls_files)
+        site = web.TCPSite(runner, self._host, self._port, ssl_context=context)
         await site.start()
         self._port = runner.addresses[0][1]
         # One owned task, not a TaskGroup: a TaskGroup must be exited by the task that entered
@@ -145,11 +174,11 @@ class TestExchange:
     @property
     def ws_url(self) -> str:
         """Base for stream URLs; append ``/stream?streams=...`` or ``/ws/<stream>``."""
-        return f"ws://{self._host}:{self._port}"
+        return f"{'wss' if self._tls else 'ws'}://{self._host}:{self._port}"
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"{'https' if self._tls else 'http'}://{self._host}:{self._port}"
 
     # --- what the tests assert against ----------------------------------------------------
 
@@ -191,98 +220,139 @@ class TestExchange:
         if self.faults.geo_block_ws:
             return geo_blocked()
         combined = request.path.startswith("/stream")
-        text = (
-            request.query.get("streams", "") if combined else request.match_info.get("streams", "")
-        )
-        streams = [s for s in text.split("/") if s]
-        if not all(STREAM_NAME.match(s) for s in streams):
-            return json_response(400, {"code": 2, "msg": "Invalid request: invalid stream"})
+        text = request.query.get("streams", "") if combined else request.match_info.get("tail", "")
         time_unit = request.query.get("timeUnit", "MILLISECOND").upper()
         if time_unit not in ("MILLISECOND", "MICROSECOND"):
-            return json_response(400, {"code": 2, "msg": f"Invalid timeUnit: {time_unit}"})
-        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=CLOSE_TIMEOUT_SECONDS)
+            return json_response(400, {"code": -1100, "msg": f"Invalid timeUnit: {time_unit}"})
+        # compress=True: permessage-deflate is accepted when the client offers it, as Binance does.
+        ws = web.WebSocketResponse(autoping=False, compress=True, timeout=CLOSE_TIMEOUT_SECONDS)
         await ws.prepare(request)
         assert request.transport is not None
         connection = StreamConnection(
             ws,
             request.transport,
-            streams,
+            [s for s in text.split("/") if s],
             combined=combined,
             microseconds=time_unit == "MICROSECOND",
+            deflater=negotiated_deflater(ws),
             limits=self.limits,
             faults=self.faults,
             rng=random.Random(self._rng.random()),
-            on_change=self._demand.set,
+            on_change=self._connections_changed,
         )
         self.connections.add(connection)
         self.connections_opened += 1
-        self._demand.set()
+        self._connections_changed()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self._connections_changed()
         return ws
+
+    def _connections_changed(self) -> None:
+        self._subscribed = None
+        self._demand.set()
+
+    def _subscribed_streams(self) -> set[str]:
+        """Every stream some open connection subscribed to (cached until one changes)."""
+        if self._subscribed is None:
+            self._subscribed = {s for c in self.connections for s in c.subscriptions}
+        return self._subscribed
 
     # --- production -----------------------------------------------------------------------
 
-    def _producing(self) -> list[TradeGenerator]:
-        return [
-            g
-            for g in self.generators.values()
-            if self.statuses.get(g.symbol, "TRADING") == "TRADING"
-            and g.symbol not in self.paused
-            and (self.max_trades is None or len(g) < self.max_trades)
-        ]
+    def _finished(self, generator: TradeGenerator) -> bool:
+        return self.max_trades is not None and len(generator) >= self.max_trades
 
-    def _emit(
-        self, generator: TradeGenerator, count: int, now_ms: int, out: list[Outgoing]
-    ) -> None:
-        if self.max_trades is not None:
-            count = min(count, self.max_trades - len(generator))
+    def _may_trade(self, generator: TradeGenerator) -> bool:
+        """Not paused, TRADING and below ``max_trades``: allowed to produce right now."""
+        return (
+            self.statuses.get(generator.symbol, "TRADING") == "TRADING"
+            and generator.symbol not in self.paused
+            and not self._finished(generator)
+        )
+
+    def _emit(self, generator: TradeGenerator, count: int, now_us: int, out: list[Outgoing]) -> int:
+        """Produce ``count`` trades of ``generator`` into ``out``; return how many were made."""
+        limit = None if self.max_trades is None else self.max_trades - len(generator)
         faults = self.faults
-        first_index = len(generator)
-        for offset, payload in enumerate(generator.produce(count, now_ms)):
+        first_index, first_agg = len(generator), len(generator.aggregates)
+        payloads = generator.produce(count, now_us, limit=limit)
+        stream, render, withheld = generator.stream, generator.payload, set()
+        for index, payload in enumerate(payloads, first_index):
             # Skipped trades stay in the record (REST serves them) but reach no connection.
             if faults.lose_next > 0:
                 faults.lose_next -= 1
-                generator.lost.add(first_index + offset)
+                generator.lost.add(index)
+                withheld.add(index)
             elif faults.skip_next > 0:
                 faults.skip_next -= 1
-            elif not (faults.skip_fraction and self._rng.random() < faults.skip_fraction):
-                out.append(Outgoing(generator.stream, payload))
+                withheld.add(index)
+            elif faults.skip_fraction and self._rng.random() < faults.skip_fraction:
+                withheld.add(index)
+            else:
+                out.append(Outgoing(stream, payload, generator.time_us(index), render, index))
+        if generator.agg_stream in self._subscribed_streams():
+            self._emit_aggregates(generator, first_agg, withheld, out)
+        return len(payloads)
 
-    def _deliver(self, batch: Sequence[Outgoing]) -> None:
+    @staticmethod
+    def _emit_aggregates(
+        generator: TradeGenerator, first_agg: int, withheld: set[int], out: list[Outgoing]
+    ) -> None:
+        """The new aggregates for ``@aggTrade``; one with a withheld trade is withheld too."""
+        book, render = generator.aggregates, generator.agg_payload
+        for agg in range(first_agg, len(book)):
+            start, stop = book.trades_of(agg, len(generator))
+            if withheld and not withheld.isdisjoint(range(start, stop)):
+                continue
+            payload = render(agg)
+            out.append(
+                Outgoing(generator.agg_stream, payload, generator.time_us(start), render, agg)
+            )
+
+    def _deliver(self, batch: list[Outgoing]) -> None:
+        # Symbols interleave by trade time, as on one Binance connection (the sort is stable,
+        # so each symbol's trades keep their id order).
+        batch.sort(key=_by_time)
         for connection in list(self.connections):
             connection.deliver(batch)
 
     async def _produce(self) -> None:
-        if self.rate is None:
-            await self._produce_full_speed()
-        else:
-            await self._produce_paced(self.rate)
+        full_speed = [g for g in self.generators.values() if g.symbol not in self.rates]
+        async with asyncio.TaskGroup() as tg:
+            if self.rates:
+                tg.create_task(self._produce_paced(PacedSchedule(self.rates, time.monotonic())))
+            if full_speed:
+                tg.create_task(self._produce_full_speed(full_speed))
 
-    async def _produce_paced(self, rate: float) -> None:
-        tick = min(MAX_TICK_SECONDS, max(MIN_TICK_SECONDS, 1 / rate))
-        start = time.monotonic()
-        done = dict.fromkeys(self.generators, 0)
+    async def _produce_paced(self, schedule: PacedSchedule) -> None:
         while True:
-            await asyncio.sleep(tick)
-            due_total = int((time.monotonic() - start) * rate)
-            now_ms, batch = wall_clock_ms(), list[Outgoing]()
-            for generator in self._producing():
-                due = due_total - done[generator.symbol]
-                if due > 0:
-                    self._emit(generator, due, now_ms, batch)
-                    done[generator.symbol] = due_total
-            for symbol in self.paused:
-                done[symbol] = due_total  # a resumed symbol goes on at its rate, no burst
+            await asyncio.sleep(schedule.wait_seconds(time.monotonic()))
+            now = time.monotonic()
+            now_us, batch = wall_clock_us(), list[Outgoing]()
+            for pace in schedule.take_due(now):
+                generator = self.generators[pace.symbol]
+                if self._finished(generator):
+                    continue  # for good: it leaves the schedule
+                owed = pace.owed(now)
+                if self._may_trade(generator):
+                    pace.done += self._emit(generator, owed, now_us, batch)
+                else:
+                    pace.done += owed  # a resumed symbol goes on at its rate, no burst
+                schedule.put_back(pace)
             if batch:
                 self._deliver(batch)
 
-    async def _produce_full_speed(self) -> None:
+    async def _produce_full_speed(self, candidates: Sequence[TradeGenerator]) -> None:
         while True:
             wanted = {s for c in self.connections if c.wants_data for s in c.subscriptions}
-            generators = [g for g in self._producing() if g.stream in wanted]
+            generators = [
+                g
+                for g in candidates
+                if (g.stream in wanted or g.agg_stream in wanted) and self._may_trade(g)
+            ]
             if not generators:
                 self._demand.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
@@ -291,9 +361,9 @@ class TestExchange:
                     async with asyncio.timeout(DEMAND_POLL_SECONDS):
                         await self._demand.wait()
                 continue
-            now_ms, batch = wall_clock_ms(), list[Outgoing]()
+            now_us, batch = wall_clock_us(), list[Outgoing]()
             for generator in generators:
-                self._emit(generator, FULL_SPEED_BATCH, now_ms, batch)
+                self._emit(generator, FULL_SPEED_BATCH, now_us, batch)
             self._deliver(batch)
             # Pace by the slowest reader that still wants data (stalled ones drop frames).
             # A transport offers no awaitable "buffer below N", hence the short poll.
@@ -304,80 +374,8 @@ class TestExchange:
             await asyncio.sleep(0)
 
 
-# --- command line --------------------------------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m binprice.testing.exchange", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9443, help="0 picks a free port")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate", default="max", help="trades/s per symbol, or 'max' (default)")
-    p.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated")
-    p.add_argument("--max-trades", type=int, help="per symbol, then the streams go quiet")
-    p.add_argument("--status", action="append", default=[], metavar="SYMBOL=STATUS",
-                   help="exchangeInfo status, e.g. ETHUSDT=BREAK (no trades then)")  # fmt: skip
-    p.add_argument("--ping-interval", type=float, default=20.0)
-    p.add_argument("--pong-timeout", type=float, default=60.0)
-    p.add_argument("--weight-limit", type=int, default=DEFAULT_WEIGHT_LIMIT)
-    faults = p.add_argument_group("faults")
-    faults.add_argument("--close-after-frames", type=int)
-    faults.add_argument("--skip-fraction", type=float, default=0.0)
-    faults.add_argument("--duplicate-fraction", type=float, default=0.0)
-    faults.add_argument("--malformed-fraction", type=float, default=0.0)
-    faults.add_argument("--stall-after-frames", type=int)
-    faults.add_argument("--stall-seconds", type=float)
-    faults.add_argument("--shutdown-after-frames", type=int)
-    faults.add_argument("--lifetime", type=float, help="seconds before a 1001 close")
-    faults.add_argument("--geo-block", action="store_true", help="HTTP 451 on REST and upgrade")
-    return p.parse_args(argv)
-
-
-def exchange_from_args(args: argparse.Namespace) -> TestExchange:
-    """Build the exchange the command line describes."""
-    faults = Faults(
-        close_after_frames=args.close_after_frames,
-        skip_fraction=args.skip_fraction,
-        duplicate_fraction=args.duplicate_fraction,
-        malformed_fraction=args.malformed_fraction,
-        stall_after_frames=args.stall_after_frames,
-        stall_seconds=args.stall_seconds,
-        shutdown_after_frames=args.shutdown_after_frames,
-        lifetime_seconds=args.lifetime,
-        geo_block_ws=args.geo_block,
-        geo_block_rest=args.geo_block,
-    )
-    return TestExchange(
-        [s.strip() for s in args.symbols.split(",") if s.strip()],
-        seed=args.seed,
-        rate=None if args.rate == "max" else float(args.rate),
-        max_trades=args.max_trades,
-        statuses=dict(item.split("=", 1) for item in args.status),
-        host=args.host,
-        port=args.port,
-        limits=ConnectionLimits(ping_interval=args.ping_interval, pong_timeout=args.pong_timeout),
-        weight_limit=args.weight_limit,
-        faults=faults,
-    )
-
-
-async def serve(exchange: TestExchange) -> None:
-    """Run until SIGINT/SIGTERM, announcing the URLs as one JSON line on stdout."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with exchange:
-        announcement = {"ws_url": exchange.ws_url, "rest_url": exchange.rest_url}
-        sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
-        sys.stdout.flush()
-        await stop.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(exchange_from_args(_parse_args(argv))))
-
-
 if __name__ == "__main__":
+    # The command line lives in testing/cli.py; this keeps `python -m` working.
+    from binprice.testing.cli import main
+
     main()

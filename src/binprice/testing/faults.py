@@ -1,4 +1,4 @@
-"""Fault knobs of the test exchange, and the wire bytes it needs to misbehave.
+"""Fault knobs of the test exchange, and the junk frames it sends to misbehave.
 
 :class:`Faults` is deliberately mutable: a test flips a knob on a running exchange and the next
 frame, connection or request sees it. Counters named ``*_next`` are consumed as they fire.
@@ -6,38 +6,9 @@ frame, connection or request sees it. Counters named ``*_next`` are consumed as 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-#: Opcode byte of a final text frame. Server-to-client frames are never masked (RFC 6455 5.1),
-#: so the test exchange can frame payloads itself and write many frames in one transport write.
-_TEXT_FINAL = 0x81
-_LEN16 = 126
-_LEN64 = 127
-_MAX_LEN7 = 125
-_MAX_LEN16 = 0xFFFF
-
-
-def ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked WebSocket text frame carrying ``payload``."""
-    size = len(payload)
-    if size <= _MAX_LEN7:
-        return bytes((_TEXT_FINAL, size)) + payload
-    if size <= _MAX_LEN16:
-        return struct.pack("!BBH", _TEXT_FINAL, _LEN16, size) + payload
-    return struct.pack("!BBQ", _TEXT_FINAL, _LEN64, size) + payload
-
-
-def combined_payload(stream: str, data: bytes) -> bytes:
-    """Wrap a raw payload as a combined-stream frame body."""
-    return b'{"stream":"' + stream.encode() + b'","data":' + data + b"}"
-
-
-def server_shutdown_payload(event_ms: int, combined: bool) -> bytes:
-    """The ``serverShutdown`` event, in the form of the connection it goes to."""
-    data = b'{"e":"serverShutdown","E":%d}' % event_ms
-    return combined_payload("!serverShutdown", data) if combined else data
-
+from binprice.testing.frames import ws_text_frame
 
 #: Frames a trade reader must survive, after the ``ws`` kinds in the fixtures' errors.jsonl.
 #: ``{stream}`` and ``{symbol}`` are filled per connection so only the defect is wrong.

@@ -1,11 +1,20 @@
 """Deterministic Spot trade generation with an exact record of everything produced.
 
-A :class:`TradeGenerator` makes one symbol's trades: consecutive ids from a realistic base,
-prices on the tick and quantities on the lot step (kept as integers in units of 1e-8, Binance's
-8 decimals), non-decreasing trade times, and multi-fill orders whose fills share ``T`` and walk
-away from the touch. The record is kept in compact arrays (25 bytes a trade) so a million-trade
-benchmark does not need a gigabyte, and REST pages are cut from it, so REST serves exactly what
-the stream carried (or skipped).
+A :class:`TradeGenerator` makes one symbol's market out of taker orders: each order fills
+against one or more resting orders at prices that walk away from the touch, every fill a trade
+with the next id, all fills of an order sharing the trade time ``T`` (as on Binance, where one
+order matches at one instant). Fills of one order at one price form an aggregate trade with an
+id of its own (``@aggTrade``, REST ``aggTrades``).
+
+What is traded (ids, prices on the tick, quantities on the lot step, sides, aggregates) comes
+from one random stream seeded by ``(seed, symbol)`` and does not depend on when or in what
+batches trades are asked for: orders are always generated whole. When they happen (trade times
+spread over the interval since the previous batch, in microseconds, and event times) comes
+from a second stream, so a paced and a full-speed run of one seed trade the same market.
+
+The record is kept in compact arrays (25 bytes a trade, 16 an aggregate) so a million-trade
+benchmark does not need a gigabyte, and REST pages are cut from it, so REST serves exactly
+what the stream carried (or skipped). Prices and quantities are integers in units of 1e-8.
 """
 
 from __future__ import annotations
@@ -19,16 +28,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from binprice.binance import Trade, stream_name
+from binprice.testing.agg import AggregateBook
 
 #: Prices and quantities are integers in units of 1e-8 (Spot strings have 8 decimals).
 UNITS_PER_ONE = 100_000_000
+US_PER_MS = 1000
 #: Share of orders that fill against a single resting order; the rest fill 2..MAX_FILLS.
 SINGLE_FILL_SHARE = 0.7
 MAX_FILLS = 5
 #: Largest quantity of one fill, in lot steps (BTCUSDT: 0.02 BTC).
 MAX_QTY_STEPS = 2000
-#: Share of orders whose event time E is 1 ms after the trade time T (real frames: 0-3 ms).
+#: Share of orders whose event time E trails the trade time T by about a millisecond; the
+#: others trail by under EVENT_DELAY_US (real frames: E - T of 0 to a few ms).
 LATE_EVENT_SHARE = 0.2
+EVENT_DELAY_US = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +52,14 @@ class SymbolSpec:
     first_price: int
     tick: int
     step: int
+    #: Aggregate ids are a separate, smaller sequence (several trades per aggregate).
+    first_agg_id: int
 
 
 #: The two fixture markets continue where trade_combined.jsonl starts.
 KNOWN_SPECS = {
-    "BTCUSDT": SymbolSpec(6329162611, 7310930 * 10**6, 10**6, 10**3),
-    "ETHUSDT": SymbolSpec(4049338706, 197994 * 10**6, 10**6, 10**4),
+    "BTCUSDT": SymbolSpec(6329162611, 7310930 * 10**6, 10**6, 10**3, 3612409850),
+    "ETHUSDT": SymbolSpec(4049338706, 197994 * 10**6, 10**6, 10**4, 2459921307),
 }
 
 
@@ -55,11 +70,13 @@ def symbol_spec(symbol: str) -> SymbolSpec:
         return known
     digest = zlib.crc32(symbol.encode())
     tick = 10**4  # 0.0001
+    first_id = 10**7 + digest % 10**9
     return SymbolSpec(
-        first_id=10**7 + digest % 10**9,
+        first_id=first_id,
         first_price=(1000 + digest % 5_000_000) * tick,
         tick=tick,
         step=10**6,  # 0.01
+        first_agg_id=first_id // 2,
     )
 
 
@@ -68,9 +85,17 @@ def format_units(units: int) -> str:
     return f"{units // UNITS_PER_ONE}.{units % UNITS_PER_ONE:08d}"
 
 
+def wall_clock_us() -> int:
+    """Real UTC epoch µs: trade times are wall clock so consumers can measure latency."""
+    return time.time_ns() // 1000
+
+
 def wall_clock_ms() -> int:
-    """Real UTC epoch ms: trade times are wall clock so consumers can measure latency."""
     return time.time_ns() // 1_000_000
+
+
+def _bool(value: int) -> str:
+    return "true" if value else "false"
 
 
 class TradeGenerator:
@@ -79,14 +104,19 @@ class TradeGenerator:
     def __init__(self, symbol: str, seed: int = 0, spec: SymbolSpec | None = None) -> None:
         self.symbol = symbol.upper()
         self.stream = stream_name(self.symbol)
+        self.agg_stream = self.symbol.lower() + "@aggTrade"
         self.spec = spec or symbol_spec(self.symbol)
         self._rng = random.Random(f"{seed}:{self.symbol}")
+        self._time_rng = random.Random(f"{seed}:{self.symbol}:time")
         self._mid = self.spec.first_price
+        self._clock_us: int | None = None
         self._last_time = 0
         self._prices = array("q")
         self._quantities = array("q")
-        self._times = array("q")
+        self._times = array("q")  # µs
         self._makers = bytearray()
+        #: The aggregate trades, by the index of their first trade.
+        self.aggregates = AggregateBook(self.spec.first_agg_id)
         #: Indexes of trades REST must not serve (see Faults.lose_next).
         self.lost: set[int] = set()
         # One prefix per symbol, so building a frame is a single format call.
@@ -103,34 +133,55 @@ class TradeGenerator:
     def next_id(self) -> int:
         return self.spec.first_id + len(self._times)
 
-    def produce(self, count: int, now_ms: int) -> list[bytes]:
-        """Make ``count`` more trades at time ``now_ms``; return their raw ``@trade`` payloads.
+    def produce(self, count: int, now_us: int, *, limit: int | None = None) -> list[bytes]:
+        """Make at least ``count`` more trades, whole orders, at most ``limit``; return them.
 
-        Whole orders are generated, except that the last may be cut short at ``count``.
+        The result is the new trades' raw ``@trade`` payloads (times in ms). Their trade times
+        spread over the interval since the previous call, ending at ``now_us``; an order cut by
+        ``limit`` ends there (its remaining fills never happen).
         """
         payloads: list[bytes] = []
-        rng = self._rng
-        spec = self.spec
-        trade_time = max(now_ms, self._last_time)
-        self._last_time = trade_time
-        while len(payloads) < count:
+        if count <= 0:
+            return payloads
+        rng, time_rng, spec = self._rng, self._time_rng, self.spec
+        window_start = max(self._last_time, now_us if self._clock_us is None else self._clock_us)
+        span = max(0, now_us - window_start)
+        self._clock_us = now_us
+        cap = count + MAX_FILLS if limit is None else limit
+        while len(payloads) < count and len(payloads) < cap:
             # random() is several times cheaper than randint(), and this runs per trade.
             buyer_is_maker = rng.random() < 0.5
             fills = (
                 1 if rng.random() < SINGLE_FILL_SHARE else 2 + int(rng.random() * (MAX_FILLS - 1))
             )
-            event_time = trade_time + (rng.random() < LATE_EVENT_SHARE)
             self._mid = max(spec.tick, self._mid + (int(rng.random() * 5) - 2) * spec.tick)
             price = self._mid
             # A buyer aggressor lifts asks upwards, a seller hits bids downwards.
             direction = -spec.tick if buyer_is_maker else spec.tick
-            for _ in range(min(fills, count - len(payloads))):
-                quantity = (1 + int(rng.random() * MAX_QTY_STEPS)) * spec.step
+            quantities, prices = [], []
+            for _ in range(fills):
+                quantities.append((1 + int(rng.random() * MAX_QTY_STEPS)) * spec.step)
+                prices.append(price)
+                if rng.random() < 0.5:
+                    price = max(spec.tick, price + direction)
+            # Orders sit at increasing points of the window, jittered within their share.
+            offset = int(span * (len(payloads) + time_rng.random()) / count)
+            trade_time = max(self._last_time, min(now_us, window_start + offset))
+            self._last_time = trade_time
+            delay = (US_PER_MS if time_rng.random() < LATE_EVENT_SHARE else 0) + int(
+                time_rng.random() * EVENT_DELAY_US
+            )
+            event_time = max(trade_time, min(trade_time + delay, now_us))
+            previous_price = None
+            for price, quantity in zip(prices, quantities, strict=True):
+                if len(payloads) >= cap:
+                    break
+                if price != previous_price:
+                    self.aggregates.open(len(self._times), event_time)
+                    previous_price = price
                 payloads.append(
                     self._record(price, quantity, trade_time, event_time, buyer_is_maker)
                 )
-                if rng.random() < 0.5:
-                    price = max(spec.tick, price + direction)
         return payloads
 
     def _record(
@@ -141,7 +192,9 @@ class TradeGenerator:
         self._quantities.append(quantity)
         self._times.append(trade_time)
         self._makers.append(m)
-        return self._format(trade_id, price, quantity, trade_time, event_time, m)
+        return self._format(
+            trade_id, price, quantity, trade_time // US_PER_MS, event_time // US_PER_MS, m
+        )
 
     def _format(self, trade_id: int, price: int, qty: int, t: int, e: int, m: bool) -> bytes:
         return (
@@ -149,19 +202,39 @@ class TradeGenerator:
             % (e, trade_id)
             + f'"p":"{price // UNITS_PER_ONE}.{price % UNITS_PER_ONE:08d}",'
             f'"q":"{qty // UNITS_PER_ONE}.{qty % UNITS_PER_ONE:08d}",'
-            f'"T":{t},"m":{"true" if m else "false"},"M":true}}'
+            f'"T":{t},"m":{_bool(m)},"M":true}}'
         ).encode()
 
-    def payload(self, index: int, event_time: int | None = None) -> bytes:
-        """Raw ``@trade`` payload of recorded trade ``index`` (0-based); ``E`` defaults to ``T``."""
-        t = self._times[index]
+    def payload(self, index: int, *, microseconds: bool = False) -> bytes:
+        """Raw ``@trade`` payload of recorded trade ``index`` (0-based), as it was sent."""
+        t, e = self._times[index], self.aggregates.event_time(self.aggregates.of_trade(index))
+        unit = 1 if microseconds else US_PER_MS
         return self._format(
             self.first_id + index,
             self._prices[index],
             self._quantities[index],
-            t,
-            t if event_time is None else event_time,
+            t // unit,
+            e // unit,
             bool(self._makers[index]),
+        )
+
+    def agg_payload(self, agg: int, *, microseconds: bool = False) -> bytes:
+        """Raw ``@aggTrade`` payload of aggregate ``agg`` (0-based index, not its id)."""
+        start, stop = self.aggregates.trades_of(agg, len(self))
+        unit = 1 if microseconds else US_PER_MS
+        return (
+            f'{{"e":"aggTrade","E":{self.aggregates.event_time(agg) // unit},"s":"{self.symbol}",'
+            + self._agg_fields(agg, start, stop, unit)
+            + "}"
+        ).encode()
+
+    def _agg_fields(self, agg: int, start: int, stop: int, unit: int) -> str:
+        quantity = sum(self._quantities[start:stop])
+        return (
+            f'"a":{self.aggregates.first_id + agg},"p":"{format_units(self._prices[start])}",'
+            f'"q":"{format_units(quantity)}","f":{self.first_id + start},'
+            f'"l":{self.first_id + stop - 1},"T":{self._times[start] // unit},'
+            f'"m":{_bool(self._makers[start])},"M":true'
         )
 
     # --- the record ------------------------------------------------------------------------
@@ -173,7 +246,7 @@ class TradeGenerator:
             self.spec.first_id + index,
             Decimal(format_units(self._prices[index])),
             Decimal(format_units(self._quantities[index])),
-            self._times[index],
+            self._times[index] // US_PER_MS,
             bool(self._makers[index]),
         )
 
@@ -181,14 +254,23 @@ class TradeGenerator:
         """Recorded trades with indexes ``start`` ≤ i < ``stop``."""
         return [self.trade(i) for i in range(*slice(start, stop).indices(len(self)))]
 
-    def index_of_time(self, time_ms: int) -> int:
-        """Index of the first trade with ``T >= time_ms`` (times never decrease)."""
-        return bisect.bisect_left(self._times, time_ms)
+    def time_us(self, index: int) -> int:
+        """Trade time of recorded trade ``index`` in µs (the archives' unit since 2025)."""
+        return self._times[index]
 
-    def rest_rows(self, start: int, stop: int) -> bytes:
+    def index_of_time_us(self, time_us: int) -> int:
+        """Index of the first trade with ``T >= time_us`` (times never decrease)."""
+        return bisect.bisect_left(self._times, time_us)
+
+    def index_of_time(self, time_ms: int) -> int:
+        """Index of the first trade with ``T >= time_ms`` in ms."""
+        return self.index_of_time_us(time_ms * US_PER_MS)
+
+    def rest_rows(self, start: int, stop: int, *, microseconds: bool = False) -> bytes:
         """JSON body of ``trades``/``historicalTrades`` for indexes ``start`` ≤ i < ``stop``."""
         rows = []
         lost = self.lost
+        unit = 1 if microseconds else US_PER_MS
         for i in range(max(0, start), min(stop, len(self))):
             if i in lost:
                 continue
@@ -197,30 +279,25 @@ class TradeGenerator:
                 f'{{"id":{self.spec.first_id + i},"price":"{format_units(price)}",'
                 f'"qty":"{format_units(quantity)}",'
                 f'"quoteQty":"{format_units(price * quantity // UNITS_PER_ONE)}",'
-                f'"time":{self._times[i]},'
-                f'"isBuyerMaker":{"true" if self._makers[i] else "false"},"isBestMatch":true}}'
+                f'"time":{self._times[i] // unit},'
+                f'"isBuyerMaker":{_bool(self._makers[i])},"isBestMatch":true}}'
             )
         return ("[" + ",".join(rows) + "]").encode()
 
-    def agg_rows(self, start: int, limit: int, stop: int | None = None) -> bytes:
-        """``aggTrades`` body from index ``start``: fills sharing T, price and side merge.
+    def agg_rows(self, first: int, stop: int, *, microseconds: bool = False) -> bytes:
+        """``aggTrades`` body for aggregates ``first`` ≤ k < ``stop`` (indexes, not ids).
 
-        Simplification: an aggregate's id ``a`` is its first trade id, so ``fromId`` on
-        aggTrades addresses the same line as on historicalTrades.
+        Trades lost for good (``Faults.lose_next``) are left out of their aggregate, and an
+        aggregate with nothing left is left out: the exchange never had those ids.
         """
         rows: list[str] = []
-        i, end = max(0, start), len(self) if stop is None else min(stop, len(self))
-        while i < end and len(rows) < limit:
-            j, quantity = i, 0
-            key = (self._times[i], self._prices[i], self._makers[i])
-            while j < end and (self._times[j], self._prices[j], self._makers[j]) == key:
-                quantity += self._quantities[j]
-                j += 1
-            first = self.spec.first_id + i
-            rows.append(
-                f'{{"a":{first},"p":"{format_units(key[1])}","q":"{format_units(quantity)}",'
-                f'"f":{first},"l":{first + j - i - 1},"T":{key[0]},'
-                f'"m":{"true" if key[2] else "false"},"M":true}}'
-            )
-            i = j
+        unit = 1 if microseconds else US_PER_MS
+        for agg in range(max(0, first), min(stop, len(self.aggregates))):
+            start, end = self.aggregates.trades_of(agg, len(self))
+            if self.lost:
+                kept = [i for i in range(start, end) if i not in self.lost]
+                if not kept:
+                    continue
+                start, end = kept[0], kept[-1] + 1
+            rows.append("{" + self._agg_fields(agg, start, end, unit) + "}")
         return ("[" + ",".join(rows) + "]").encode()

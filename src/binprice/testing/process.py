@@ -27,6 +27,8 @@ class ExchangeProcess:
         self._process: asyncio.subprocess.Process | None = None
         self.ws_url = ""
         self.rest_url = ""
+        #: Path of the certificate the child serves (with ``--tls``), else empty.
+        self.cert = ""
 
     async def __aenter__(self) -> ExchangeProcess:
         self._process = await asyncio.create_subprocess_exec(
@@ -45,6 +47,7 @@ class ExchangeProcess:
             await self._terminate()
             raise
         self.ws_url, self.rest_url = urls["ws_url"], urls["rest_url"]
+        self.cert = urls.get("cert", "")
         return self
 
     async def __aexit__(

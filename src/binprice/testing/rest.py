@@ -1,116 +1,52 @@
-"""REST side of the test exchange: trades, historicalTrades, aggTrades, exchangeInfo.
+"""REST side of the test exchange: ping, time, exchangeInfo, trades, historicalTrades, aggTrades.
 
 Pages are cut from the generators' records, so REST serves exactly the trades that were
 produced, including those a fault kept off the stream. Request weight is counted per fixed
-minute window like Binance's ``X-MBX-USED-WEIGHT-1M``.
+minute window and reported in ``X-MBX-USED-WEIGHT-1M`` (and the older ``X-MBX-USED-WEIGHT``)
+on every response. ``X-MBX-TIME-UNIT: MICROSECOND`` turns times into µs, as on Binance.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from binprice.binance import MICROSECOND_EPOCH_THRESHOLD
+from binprice.testing.exchange_info import (
+    FILTERABLE_STATUSES,
+    PERMISSIONS,
+    rate_limits,
+    symbol_entry,
+)
 from binprice.testing.faults import Faults
-from binprice.testing.generator import TradeGenerator, format_units
+from binprice.testing.generator import US_PER_MS, TradeGenerator
+from binprice.testing.http import (
+    DEFAULT_WEIGHT_LIMIT,
+    Refused,
+    WeightBudget,
+    geo_blocked,
+    json_response,
+)
 
+WEIGHT_PING = 1
+WEIGHT_TIME = 1
 WEIGHT_TRADES = 25
 WEIGHT_HISTORICAL_TRADES = 25
 WEIGHT_AGG_TRADES = 4
 WEIGHT_EXCHANGE_INFO = 20
-DEFAULT_WEIGHT_LIMIT = 6000
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
-WINDOW_SECONDS = 60
 REST_SYMBOL = re.compile(r"^[A-Z0-9-_.]{1,20}$")
-_QUOTES = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
-_JSON = "application/json;charset=UTF-8"
-GEO_BLOCK_MSG = (
-    "Service unavailable from a restricted location according to 'b. Eligibility' in "
-    "https://www.binance.com/en/terms. Please contact customer service if you believe you "
-    "received this message in error."
-)
-
-
-def json_response(
-    status: int, body: bytes | Any, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """A JSON response with Binance's content type; ``body`` is bytes or encodable."""
-    data = body if isinstance(body, bytes) else msgspec.json.encode(body)
-    return web.Response(
-        status=status, body=data, headers={"Content-Type": _JSON, **(headers or {})}
-    )
-
-
-def geo_blocked() -> web.Response:
-    return json_response(451, {"code": 0, "msg": GEO_BLOCK_MSG})
-
-
-class _Refused(Exception):
-    """Raised inside a handler to answer with a Binance error body."""
-
-    def __init__(self, status: int, code: int, msg: str, headers: Mapping[str, str] | None = None):
-        super().__init__(msg)
-        self.response = json_response(status, {"code": code, "msg": msg}, headers)
-
-
-@dataclass(slots=True)
-class WeightBudget:
-    """Fixed-window request weight per minute, with the 429 → 418 escalation."""
-
-    limit: int = DEFAULT_WEIGHT_LIMIT
-    window: int = 0
-    used: int = 0
-    limited_until: float = 0.0
-    banned_until: float = 0.0
-
-    def charge(self, weight: int, faults: Faults, now: float) -> None:
-        """Count ``weight``; raise :class:`_Refused` (418/429) when Binance would."""
-        if faults.rest_418_next > 0:
-            faults.rest_418_next -= 1
-            self.banned_until = max(self.banned_until, now + faults.retry_after_seconds)
-        if now < self.banned_until:
-            self._ban(now)
-        if now < self.limited_until and faults.ban_after_429:
-            self.banned_until = now + faults.retry_after_seconds
-            self._ban(now)
-        if faults.rest_429_next > 0:
-            faults.rest_429_next -= 1
-            self.limited_until = now + faults.retry_after_seconds
-            self._limited(faults.retry_after_seconds)
-        window = int(now // WINDOW_SECONDS)
-        if window != self.window:
-            self.window, self.used = window, 0
-        self.used += weight
-        if self.used > self.limit:
-            window_end = (window + 1) * WINDOW_SECONDS
-            self.limited_until = window_end
-            self._limited(math.ceil(window_end - now))
-
-    def _limited(self, retry_after: int) -> None:
-        raise _Refused(
-            429,
-            -1003,
-            f"Too much request weight used; current limit is {self.limit} request weight per "
-            "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
-            {"Retry-After": str(retry_after), "X-MBX-USED-WEIGHT-1M": str(self.used)},
-        )
-
-    def _ban(self, now: float) -> None:
-        until_ms = int((time.time() + self.banned_until - now) * 1000)
-        raise _Refused(
-            418,
-            -1003,
-            f"Way too much request weight used; IP banned until {until_ms}. "
-            "Please use WebSocket Streams for live updates to avoid bans.",
-            {"Retry-After": str(math.ceil(self.banned_until - now))},
-        )
+TIME_UNIT_HEADER = "X-MBX-TIME-UNIT"
+#: Binance names the weight header by its window; the unsuffixed one is the older name,
+#: still sent and still read by some clients.
+WEIGHT_HEADERS = ("X-MBX-USED-WEIGHT", "X-MBX-USED-WEIGHT-1M")
 
 
 class RestApi:
@@ -130,6 +66,8 @@ class RestApi:
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/api/v3/ping", self._guard(WEIGHT_PING, self._ping)),
+            web.get("/api/v3/time", self._guard(WEIGHT_TIME, self._time)),
             web.get("/api/v3/trades", self._guard(WEIGHT_TRADES, self._trades)),
             web.get(
                 "/api/v3/historicalTrades", self._guard(WEIGHT_HISTORICAL_TRADES, self._historical)
@@ -146,11 +84,13 @@ class RestApi:
                 return geo_blocked()
             try:
                 self.budget.charge(weight, self._faults, time.time())
-                body = handler(request)
-            except _Refused as refused:
-                refused.response.headers.setdefault("X-MBX-USED-WEIGHT-1M", str(self.budget.used))
-                return refused.response
-            return json_response(200, body, {"X-MBX-USED-WEIGHT-1M": str(self.budget.used)})
+                response = json_response(200, handler(request))
+            except Refused as refused:
+                response = refused.response
+            for name in WEIGHT_HEADERS:
+                response.headers.setdefault(name, str(self.budget.used))
+            response.headers["X-MBX-UUID"] = str(uuid.uuid4())
+            return response
 
         return endpoint
 
@@ -159,13 +99,13 @@ class RestApi:
     def _generator(self, request: web.Request) -> TradeGenerator:
         symbol = request.query.get("symbol")
         if symbol is None:
-            raise _Refused(
+            raise Refused(
                 400,
                 -1102,
                 "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
             )
         if not REST_SYMBOL.match(symbol):
-            raise _Refused(
+            raise Refused(
                 400,
                 -1100,
                 "Illegal characters found in parameter 'symbol'; "
@@ -173,7 +113,7 @@ class RestApi:
             )
         generator = self._generators.get(symbol)
         if generator is None:
-            raise _Refused(400, -1121, "Invalid symbol.")
+            raise Refused(400, -1121, "Invalid symbol.")
         return generator
 
     @staticmethod
@@ -187,20 +127,42 @@ class RestApi:
             msg = (
                 f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
             )
-            raise _Refused(400, -1100, msg) from None
+            raise Refused(400, -1100, msg) from None
 
     def _limit(self, request: web.Request) -> int:
         limit = self._int(request, "limit", DEFAULT_LIMIT)
         assert limit is not None
         if not 1 <= limit <= MAX_LIMIT:
-            raise _Refused(400, -1130, "Data sent for parameter 'limit' is not valid.")
+            raise Refused(400, -1130, "Data sent for parameter 'limit' is not valid.")
         return limit
+
+    @staticmethod
+    def _microseconds(request: web.Request) -> bool:
+        return request.headers.get(TIME_UNIT_HEADER, "").upper() == "MICROSECOND"
+
+    def _time_param(self, request: web.Request, name: str) -> tuple[int, int] | None:
+        """A time parameter as (µs, its unit in µs): Binance takes ms or µs, told by size."""
+        value = self._int(request, name)
+        if value is None:
+            return None
+        if value >= MICROSECOND_EPOCH_THRESHOLD:
+            return value, 1
+        return value * US_PER_MS, US_PER_MS
 
     # --- endpoints ------------------------------------------------------------------------
 
+    def _ping(self, request: web.Request) -> dict[str, Any]:
+        return {}
+
+    def _time(self, request: web.Request) -> dict[str, Any]:
+        now_us = time.time_ns() // 1000
+        return {"serverTime": now_us if self._microseconds(request) else now_us // US_PER_MS}
+
     def _trades(self, request: web.Request) -> bytes:
         generator, limit = self._generator(request), self._limit(request)
-        return generator.rest_rows(len(generator) - limit, len(generator))
+        return generator.rest_rows(
+            len(generator) - limit, len(generator), microseconds=self._microseconds(request)
+        )
 
     def _historical(self, request: web.Request) -> bytes:
         generator, limit = self._generator(request), self._limit(request)
@@ -208,68 +170,91 @@ class RestApi:
         # Without fromId Binance returns the newest trades; with it, ids >= fromId ascending.
         start = len(generator) - limit if from_id is None else from_id - generator.first_id
         start = max(0, start)
-        return generator.rest_rows(start, start + limit)
+        return generator.rest_rows(start, start + limit, microseconds=self._microseconds(request))
 
     def _agg_trades(self, request: web.Request) -> bytes:
         generator, limit = self._generator(request), self._limit(request)
+        book = generator.aggregates
         from_id = self._int(request, "fromId")
-        start_time = self._int(request, "startTime")
-        end_time = self._int(request, "endTime")
-        if from_id is not None and (start_time is not None or end_time is not None):
-            raise _Refused(400, -1128, "Combination of optional parameters invalid.")
+        start, end = self._time_param(request, "startTime"), self._time_param(request, "endTime")
+        if from_id is not None and (start is not None or end is not None):
+            raise Refused(400, -1128, "Combination of optional parameters invalid.")
+        # Aggregates start where their order starts, so the first trade at or after a time
+        # opens an aggregate: trade positions translate to aggregate positions exactly.
+        stop = len(book)
+        if end is not None:
+            end_us, unit = end  # inclusive: in ms it covers the whole millisecond
+            stop = self._agg_at_trade(generator, generator.index_of_time_us(end_us + unit))
         if from_id is not None:
-            start = from_id - generator.first_id
-        elif start_time is not None:
-            start = generator.index_of_time(start_time)
+            first = book.index_of_id(from_id)
+        elif start is not None:
+            first = self._agg_at_trade(generator, generator.index_of_time_us(start[0]))
         else:
-            start = max(0, len(generator) - limit)
-        stop = None if end_time is None else generator.index_of_time(end_time + 1)
-        return generator.agg_rows(start, limit, stop)
+            first = stop - limit  # the newest, up to endTime if given
+        first = max(0, first)
+        return generator.agg_rows(
+            first, min(stop, first + limit), microseconds=self._microseconds(request)
+        )
+
+    @staticmethod
+    def _agg_at_trade(generator: TradeGenerator, index: int) -> int:
+        return (
+            generator.aggregates.of_trade(index)
+            if index < len(generator)
+            else len(generator.aggregates)
+        )
 
     def _exchange_info(self, request: web.Request) -> dict[str, Any]:
+        query = request.query
         names: list[str]
-        if "symbol" in request.query:
+        if "symbolStatus" in query and ("symbol" in query or "symbols" in query):
+            raise Refused(400, -1128, "Combination of optional parameters invalid.")
+        if "symbol" in query:
             names = [self._generator(request).symbol]
-        elif "symbols" in request.query:
-            try:
-                names = msgspec.json.decode(request.query["symbols"], type=list[str])
-            except msgspec.DecodeError:
-                raise _Refused(
-                    400, -1100, "Illegal characters found in parameter 'symbols'."
-                ) from None
-            for name in names:
-                if not REST_SYMBOL.match(name):
-                    raise _Refused(400, -1100, "Illegal characters found in parameter 'symbols'.")
-                if name not in self._generators:
-                    raise _Refused(400, -1121, "Invalid symbol.")
+        elif "symbols" in query:
+            names = self._symbol_list(query["symbols"])
         else:
             names = list(self._generators)
+        wanted_status = query.get("symbolStatus")
+        if wanted_status is not None and wanted_status not in FILTERABLE_STATUSES:
+            raise Refused(400, -1122, "Invalid symbolStatus.")
+        if "permissions" in query and not set(self._list_param(query["permissions"])) & set(
+            PERMISSIONS
+        ):
+            names = []  # every synthetic symbol is SPOT and MARGIN only
+        show_sets = query.get("showPermissionSets", "true").lower() != "false"
+        entries = [
+            symbol_entry(self._generators[name], status, permission_sets=show_sets)
+            for name in names
+            if wanted_status in (None, status := self._statuses.get(name, "TRADING"))
+        ]
+        now_us = time.time_ns() // 1000
         return {
             "timezone": "UTC",
-            "serverTime": time.time_ns() // 1_000_000,
-            "rateLimits": [
-                {
-                    "rateLimitType": "REQUEST_WEIGHT",
-                    "interval": "MINUTE",
-                    "intervalNum": 1,
-                    "limit": self.budget.limit,
-                },
-            ],
+            "serverTime": now_us if self._microseconds(request) else now_us // US_PER_MS,
+            "rateLimits": rate_limits(self.budget.limit),
             "exchangeFilters": [],
-            "symbols": [self._symbol_entry(self._generators[name]) for name in names],
+            "symbols": entries,
         }
 
-    def _symbol_entry(self, generator: TradeGenerator) -> dict[str, Any]:
-        symbol = generator.symbol
-        quote = next((q for q in _QUOTES if symbol.endswith(q) and symbol != q), symbol[-4:])
-        return {
-            "symbol": symbol,
-            "status": self._statuses.get(symbol, "TRADING"),
-            "baseAsset": symbol[: -len(quote)],
-            "quoteAsset": quote,
-            "isSpotTradingAllowed": True,
-            "filters": [
-                {"filterType": "PRICE_FILTER", "tickSize": format_units(generator.spec.tick)},
-                {"filterType": "LOT_SIZE", "stepSize": format_units(generator.spec.step)},
-            ],
-        }
+    @staticmethod
+    def _list_param(text: str) -> list[str]:
+        """``SPOT`` or ``["SPOT","MARGIN"]``: Binance's two forms of an array parameter."""
+        if not text.startswith("["):
+            return [text]
+        try:
+            return msgspec.json.decode(text, type=list[str])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise Refused(400, -1100, "Illegal characters found in a parameter.") from None
+
+    def _symbol_list(self, text: str) -> list[str]:
+        try:
+            names = msgspec.json.decode(text, type=list[str])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise Refused(400, -1100, "Illegal characters found in parameter 'symbols'.") from None
+        for name in names:
+            if not REST_SYMBOL.match(name):
+                raise Refused(400, -1100, "Illegal characters found in parameter 'symbols'.")
+            if name not in self._generators:
+                raise Refused(400, -1121, "Invalid symbol.")
+        return names
