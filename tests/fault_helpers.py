@@ -117,3 +117,18 @@ async def postgres_down(pg_data_dir: Path) -> AsyncIterator[None]:
         yield
     finally:
         await asyncio.to_thread(embedded.ensure_server, pg_data_dir)
+
+
+def complete_from_first(ex: TestExchange, url: str, symbols: tuple[str, ...]) -> bool:
+    """Every id the exchange produced from each symbol's first stored one is stored."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT symbol, count(*), min(trade_id), max(trade_id) FROM trades GROUP BY symbol"
+        ).fetchall()
+    found = {s: (int(n), int(lo), int(hi)) for s, n, lo, hi in rows}
+    for symbol in symbols:
+        count, low, high = found.get(symbol, (0, 0, 0))
+        newest = ex.produced(symbol)[-1].trade_id
+        if count == 0 or high != newest or count != newest - low + 1:
+            return False
+    return True

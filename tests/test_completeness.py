@@ -18,7 +18,7 @@ from binprice.ingest.backoff import Backoff, no_wait
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
-from tests.fault_helpers import assert_complete, wait_until
+from tests.fault_helpers import assert_complete, complete_from_first, wait_until
 from tests.ingest_helpers import exchange_config, stored_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -50,7 +50,7 @@ async def test_a_reset_then_a_quiet_market_is_found_by_asking_the_exchange(
             await asyncio.wait_for(ex.wait_produced(symbol, at_drop[symbol] + 200), 10)
         ex.paused.update(SYMBOLS)  # ... then the market goes quiet
         assert not ex.connections, "binprice reconnected before the market went quiet"
-        await wait_until(lambda: _all_stored_since_the_first(ex, database_url), 10)
+        await wait_until(lambda: complete_from_first(ex, database_url, SYMBOLS), 10)
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         numbers = assert_complete("reset-then-quiet", ex, database_url, SYMBOLS, summary)
@@ -58,20 +58,6 @@ async def test_a_reset_then_a_quiet_market_is_found_by_asking_the_exchange(
     assert summary.reconcile_found >= 2 * 200  # both symbols' blind trades, found by REST
     assert numbers["gaps_filled"] == numbers["gaps_recorded"] >= 2
     assert numbers["tail_gaps_open"] == 0  # the quiet exchange had nothing past the last id
-
-
-def _all_stored_since_the_first(ex: TestExchange, url: str) -> bool:
-    """Every id the exchange produced from each symbol's first stored one is stored."""
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT symbol, count(*), min(trade_id) FROM trades GROUP BY symbol"
-        ).fetchall()
-    found = {s: (int(n), int(low)) for s, n, low in rows}
-    for symbol in SYMBOLS:
-        count, low = found.get(symbol, (0, 0))
-        if count == 0 or count != sum(t.trade_id >= low for t in ex.produced(symbol)):
-            return False
-    return True
 
 
 async def test_a_rare_symbol_with_drops_and_a_stop_right_after_a_drop(
