@@ -200,6 +200,50 @@ def latency(url: str, runs: int) -> None:
                 print(f"  {label:<14}{measure:<8}" + "".join(f"{c:>26}" for c in cells))
 
 
+_RAW_SCAN_SQL = """
+SELECT count(*) FROM (
+    SELECT trade_id, lag(trade_id) OVER (PARTITION BY symbol ORDER BY trade_id) AS prev
+    FROM trades WHERE timestamp >= %(start)s AND timestamp < %(end)s
+) AS pairs WHERE trade_id <> prev + 1
+"""
+
+
+def verify(url: str, runs: int) -> None:
+    """`gaps --verify` over the whole 30 days (every symbol), through the rollup; beside it the
+    raw window-function scan of every stored id it replaced; then again with a hole."""
+    from binprice.gaps import verify_gaps
+
+    window = {"start": END - SPAN, "end": END}
+
+    def timed(conn: psycopg.Connection[Any]) -> tuple[float, int]:
+        began = time.perf_counter()
+        result = verify_gaps(conn, **window)
+        return (time.perf_counter() - began) * 1000, sum(s.missing for s in result.symbols)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        first, _ = timed(conn)
+        samples = sorted(timed(conn)[0] for _ in range(runs))
+        raw = statistics.median(server_ms(conn, _RAW_SCAN_SQL, window) for _ in range(3))
+        with conn.transaction():
+            hole = conn.execute(
+                "SELECT trade_id FROM trades WHERE symbol = 'BTCUSDT' ORDER BY trade_id "
+                "OFFSET 2000000 LIMIT 1"
+            ).fetchone()
+            assert hole is not None
+            conn.execute(
+                "DELETE FROM trades WHERE symbol = 'BTCUSDT' AND trade_id BETWEEN %s AND %s",
+                (hole[0], hole[0] + 999),
+            )
+            holed = sorted(timed(conn) for _ in range(runs))
+            raise psycopg.Rollback()  # the table stays as built
+        print(f"\ngaps --verify over {SPAN.days} days, every symbol, wall ms (median of {runs}):")
+        print(f"  first call on this connection     {first:9.1f}")
+        print(f"  through the rollup                {statistics.median(samples):9.1f}")
+        print(f"  with a 1,000-id hole              {statistics.median(t for t, _ in holed):9.1f}"
+              f"  (finds {holed[0][1]:,} missing ids)")  # fmt: skip
+        print(f"  raw scan of every id (server)     {raw:9.1f}")
+
+
 def wall(argv: list[str], runs: int, env: dict[str, str], *, terminal: bool = False) -> float:
     """Median wall-clock seconds of a command, stdout to a pipe or to a pseudo-terminal."""
     samples = []
@@ -243,7 +287,7 @@ def main() -> None:
     parser.add_argument("--process-runs", type=int, default=20)
     parser.add_argument("--ingest-trades", type=int, default=1_000_000)
     parser.add_argument(
-        "--only", default="latency,process,ingest", help="comma-separated parts to run"
+        "--only", default="latency,process,ingest,verify", help="comma-separated parts to run"
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -257,6 +301,8 @@ def main() -> None:
             whole_process(url, args.process_runs)
         if "ingest" in parts:
             ingest_cost(url, args.ingest_trades)
+        if "verify" in parts:
+            verify(url, max(3, args.runs // 20))
     finally:
         if data_dir is not None:
             embedded.stop_server(data_dir)
