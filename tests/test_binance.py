@@ -224,3 +224,24 @@ def test_exchange_info_gives_status_and_filters() -> None:
     assert not info["ETHUSDT"].is_trading
     with pytest.raises(ExchangeError):
         binance.parse_exchange_info(b'{"code":-1121,"msg":"Invalid symbol."}')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[]",
+        b'{"symbols": "BTCUSDT"}',
+        b'{"symbols": [["BTCUSDT"]]}',
+        b'{"symbols": [{"symbol": "BTCUSDT", "status": "TRADING", "filters": ["x"]}]}',
+        b'{"symbols": [{"symbol": "BTCUSDT", "status": "TRADING",'
+        b' "filters": [{"filterType": "PRICE_FILTER", "tickSize": "abc"}]}]}',
+        b"<html>not an API</html>",
+    ],
+    ids=["array", "symbols-string", "entry-list", "filter-string", "bad-decimal", "html"],
+)
+def test_exchange_info_of_an_unexpected_shape_is_one_exchange_error(body: bytes) -> None:
+    """Whatever an exchangeInfo answer looks like, a wrong one is an ExchangeError in one line
+    that says to check the REST URL, never another exception."""
+    with pytest.raises(ExchangeError, match="is the REST URL a Binance API") as caught:
+        binance.parse_exchange_info(body)
+    assert "\n" not in str(caught.value)

@@ -324,8 +324,12 @@ def parse_exchange_info(body: bytes | str) -> dict[str, SymbolInfo]:
                 tick_size=Decimal(tick) if tick is not None else None,
                 step_size=Decimal(step) if step is not None else None,
             )
-    except (msgspec.DecodeError, KeyError, TypeError, InvalidOperation) as exc:
-        raise ExchangeError(f"unexpected exchangeInfo body: {_describe(body, exc)}") from None
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError, InvalidOperation) as exc:
+        # Whatever the shape, one line: the URL may point at something that is not Binance.
+        detail = _describe(body, exc) if isinstance(exc, msgspec.DecodeError) else repr(exc)
+        raise ExchangeError(
+            f"unexpected exchangeInfo answer ({detail}); is the REST URL a Binance API?"
+        ) from None
     return result
 
 

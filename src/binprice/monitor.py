@@ -71,6 +71,8 @@ def summary_line(summary: IngestSummary) -> str:
         f"gaps {summary.gaps} (backfilled {summary.backfilled:,}, missing {summary.missing:,}, "
         f"skipped {summary.skipped:,})",
     ]
+    if summary.connect_problem:
+        parts.insert(1, f"not connected: {summary.connect_problem}")
     if summary.rate_limited:
         parts.append(f"rate limited {summary.rate_limited}")
     if summary.db_errors:
@@ -109,6 +111,9 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
         f"{summary.malformed + summary.error_frames} bad frames, "
         f"{summary.rate_limited} rate limited, {summary.db_errors} db errors"
     )
+    if summary.connect_problem:
+        nothing = "nothing stored yet; " if summary.stored == 0 else ""
+        title += f"\n{nothing}not connected: {summary.connect_problem} (retrying)"
     table = Table(title=title, title_justify="left")
     columns = ("symbol", "stored", "trades/s", "last price", "lag", "dups", "gaps", "backfilled",
                "missing", "skipped")  # fmt: skip

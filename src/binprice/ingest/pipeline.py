@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 
 import aiohttp
@@ -74,10 +74,9 @@ async def run_ingest(
     spool = _open_spool(config, emit)
     buffer = TradeBuffer(spool, config.memory_limit, stats)
     try:
-        writer = await TradeWriter.connect(database_url)
         run = _Run(config, database_url, stop, emit, stats, policy, buffer)
         try:
-            return await run.run(writer, on_stored)
+            return await run.run(on_stored)
         except BaseExceptionGroup as group:
             raise _first_error(group) from None
     finally:
@@ -145,32 +144,46 @@ class _Run:
             self.gaps, buffer, stats, max_trades=config.max_trades, limit_reached=stop
         )
 
-    async def run(
-        self, writer: TradeWriter, on_stored: Callable[[list[Trade]], None] | None
-    ) -> IngestSummary:
-        config = self.config
-        sink = Sink(writer, self.url, self.buffer, self.stats, self.emit, config, self.gaps,
-                    on_stored)  # fmt: skip
+    async def run(self, on_stored: Callable[[list[Trade]], None] | None) -> IngestSummary:
+        # The session timeout bounds WebSocket handshakes; REST calls set their own.
+        timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
         try:
-            last_ids = await writer.last_trade_ids(config.symbols)
-            # The session timeout bounds WebSocket handshakes; REST calls set their own.
-            timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                rest = RestClient(session, config.rest_url)
-                await rest.validate_symbols(config.symbols)
-                spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
-                await resume(self.url, self.tracker, self.gaps, self.stats,
-                             list(config.symbols), last_ids, spooled)  # fmt: skip
-                reconciler = Reconciler(
-                    self.tracker, rest, self.stats, self.emit, quiet_after=config.quiet_period
-                )
-                await self._stream(session, rest, reconciler, sink)
+                rest = RestClient(session, self.config.rest_url)
+                # Start-up (the database, the exchange's symbol check, the resume) may wait
+                # on a slow server: a stop must not wait for it.
+                writer = await _unless_stopped(self._prepare(rest), self.stop)
+                if writer is None:
+                    self.emit(EventKind.STOPPED, "stopped before streaming began; nothing stored")
+                    return self.stats.summary()
+                sink = Sink(writer, self.url, self.buffer, self.stats, self.emit, self.config,
+                            self.gaps, on_stored)  # fmt: skip
+                try:
+                    reconciler = Reconciler(self.tracker, rest, self.stats, self.emit,
+                                            quiet_after=self.config.quiet_period)  # fmt: skip
+                    await self._stream(session, rest, reconciler, sink)
+                finally:
+                    await sink.close()
         finally:
-            await sink.close()
             await self.gaps.close()
         summary = self.stats.summary()
         self.emit(EventKind.STOPPED, f"stored {summary.stored} trades")
         return summary
+
+    async def _prepare(self, rest: RestClient) -> TradeWriter:
+        """Connect, check the symbols with the exchange, and resume where the last runs left."""
+        config = self.config
+        writer = await TradeWriter.connect(self.url)
+        try:
+            last_ids = await writer.last_trade_ids(config.symbols)
+            await rest.validate_symbols(config.symbols)
+            spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
+            await resume(self.url, self.tracker, self.gaps, self.stats,
+                         list(config.symbols), last_ids, spooled)  # fmt: skip
+        except BaseException:
+            await writer.close()
+            raise
+        return writer
 
     def _groups(
         self, session: aiohttp.ClientSession, reconciler: Reconciler
@@ -270,6 +283,27 @@ async def _until_stopped(
     for task in (writer, *readers):
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def _unless_stopped(
+    work: Coroutine[object, object, TradeWriter], stop: asyncio.Event
+) -> TradeWriter | None:
+    """The result of `work`, or None if `stop` is set first (`work` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()  # a hard abort: the work goes too
+        raise
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 async def _stop_after(seconds: float, stop: asyncio.Event) -> None:

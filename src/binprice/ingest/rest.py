@@ -120,7 +120,7 @@ class RestClient:
             )
         except SymbolError:
             if len(symbols) == 1:
-                raise
+                raise SymbolError(_unknown_message(list(symbols))) from None
             # The batch answer does not say which symbol is unknown: ask one by one.
             unknown = []
             for symbol in symbols:

@@ -79,6 +79,8 @@ class IngestSummary:
     reconcile_found: int
     #: Per connection label, the trades it delivered first (see --redundancy).
     delivered_first: dict[str, int]
+    #: Why the last connection attempt failed, if it did (None once a connection is up).
+    connect_problem: str | None
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     latency_max_ms: int | None
@@ -109,6 +111,8 @@ class IngestStats:
     db_down: bool = False
     #: Trades that could be neither committed nor spooled (recorded as gaps, fetched again).
     dropped: int = 0
+    #: Why the last connection attempt failed, while no connection is up (None once one is).
+    connect_problem: str | None = None
     #: Newest-id questions asked of the exchange, and the ids they found missing.
     reconcile_checks: int = 0
     reconcile_found: int = 0
@@ -210,6 +214,7 @@ class IngestStats:
             reconcile_checks=self.reconcile_checks,
             reconcile_found=self.reconcile_found,
             delivered_first=dict(zip(self.sources, self.delivered_first, strict=True)),
+            connect_problem=self.connect_problem,
             latency_p50_ms=self.percentile(0.50),
             latency_p99_ms=self.percentile(0.99),
             latency_max_ms=max_ms,

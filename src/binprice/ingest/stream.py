@@ -49,6 +49,9 @@ ROTATION_POLL_SECONDS = 0.005
 ROTATION_HOLD_MAX = 50_000
 WATCH_TICK_SECONDS = 0.25
 MAX_FRAME_BYTES = 1 << 20
+#: Handshakes refused in a row (a 4xx, or an answer that is not a WebSocket upgrade) before the
+#: run gives up: one refusal may be a proxy's hiccup, three mean the URL is wrong.
+REFUSALS_BEFORE_GIVING_UP = 3
 REPLICA_STAGGER_SECONDS = 1.0
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
@@ -132,6 +135,7 @@ class ConnectionGroup:
         self._first_lifetime = policy.lifetime * (1 - replica / replicas)
         self._delay = replica * policy.replica_stagger
         self._numbers = 0
+        self._refusals = 0
 
     async def run(self) -> None:
         backoff = self._policy.backoff()
@@ -223,6 +227,8 @@ class ConnectionGroup:
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             ) as ws:
                 conn.opened_at = time.monotonic()
+                self._refusals = 0
+                self._stats.connect_problem = None
                 self._stats.connections += 1
                 self._emit(
                     EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
@@ -235,16 +241,33 @@ class ConnectionGroup:
                 if not conn.ended:
                     conn.ended = _close_reason(ws)
         except aiohttp.WSServerHandshakeError as exc:
-            if exc.status == 451:
-                raise GeoRestrictedError(GEO_HINT) from None
-            if 400 <= exc.status < 500 and exc.status != 429:
-                raise ExchangeError(
-                    f"the exchange refused the stream connection with HTTP {exc.status}: "
-                    f"{exc.message}"
-                ) from None
-            conn.ended = f"handshake failed with HTTP {exc.status}"
+            self._refused(conn, exc.status, exc.message)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             conn.ended = f"connection failed: {exc or exc.__class__.__name__}"
+            self._stats.connect_problem = conn.ended
+
+    def _refused(self, conn: _Connection, status: int, message: str) -> None:
+        """A handshake answered without an upgrade: 451 is final, 5xx and 429 are retried,
+        anything else (a 4xx, an HTML page) is final once it happened a few times in a row."""
+        if status == 451:
+            raise GeoRestrictedError(GEO_HINT)
+        url = self._url.partition("?")[0]
+        if status >= 500 or status == 429:
+            conn.ended = f"the exchange answered the stream handshake with HTTP {status}"
+            self._stats.connect_problem = conn.ended
+            return
+        self._refusals += 1
+        if status < 400:
+            reason = f"HTTP {status} instead of a WebSocket upgrade: is {url} a WebSocket endpoint?"
+        else:
+            reason = f"HTTP {status} ({message})"
+        conn.ended = f"the stream handshake was refused: {reason}"
+        self._stats.connect_problem = conn.ended
+        if self._refusals >= REFUSALS_BEFORE_GIVING_UP:
+            raise ExchangeError(
+                f"the exchange refused the stream connection to {url} {self._refusals} times in a "
+                f"row: {reason}; check --ws-url or --exchange"
+            )
 
     async def _consume(self, ws: aiohttp.ClientWebSocketResponse, conn: _Connection) -> None:
         on_trade = self._tracker.on_trade
