@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aiohttp
 
@@ -28,6 +28,7 @@ from binprice.errors import (
     GeoRestrictedError,
     SymbolError,
 )
+from binprice.ingest.retry import RateLimited, Sleep, Transient, rest_retrying
 
 WEIGHT_LIMIT_PER_MINUTE = 6000
 #: Stop spending at this share of the budget: other tools on the same IP need some too.
@@ -47,8 +48,6 @@ GEO_HINT = (
     "(--exchange binance-us) or run from another location"
 )
 
-Sleep = Callable[[float], Awaitable[None]]
-
 
 class RestClient:
     """A small Binance REST client on an aiohttp session owned by the caller."""
@@ -58,7 +57,7 @@ class RestClient:
         session: aiohttp.ClientSession,
         base_url: str,
         *,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,  # what retries and the weight budget wait with
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._session = session
@@ -77,39 +76,44 @@ class RestClient:
             await self._sleep(60 - self._clock() % 60 + 0.1)
 
     async def get(self, path: str, params: dict[str, str], weight: int, attempts: int) -> bytes:
-        """GET `path`; retries 429/418 (after Retry-After), 5xx and network errors."""
+        """GET `path`, at most `attempts` times: 429/418 after Retry-After, 5xx and network
+        errors after a jittered exponential wait (see retry.py)."""
         url = self._base + path
-        failure = ""
-        for attempt in range(attempts):
-            await self._budget(weight)
-            try:
-                async with self._session.get(
-                    url, params=params, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
-                ) as resp:
-                    body = await resp.read()
-                    used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
-                    if used is not None and used.isdigit():
-                        self.used_weight = int(used)
-                    if resp.status == 200:
-                        return body
-                    if resp.status in (429, 418):
-                        self.rate_limited += 1
-                        wait = _retry_after(resp.headers.get("Retry-After"))
-                        failure = f"HTTP {resp.status} (rate limited, retry after {wait:g} s)"
-                        await self._sleep(wait)
-                        continue
-                    if resp.status == 451:
-                        raise GeoRestrictedError(GEO_HINT)
-                    if resp.status >= 500:
-                        failure = f"HTTP {resp.status}"
-                        await self._sleep(min(2.0**attempt, 30.0))
-                        continue
-                    raise _client_error(resp.status, body, url)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                failure = str(exc) or exc.__class__.__name__
-                if attempt + 1 < attempts:
-                    await self._sleep(min(0.5 * 2.0**attempt, 30.0))
-        raise ExchangeUnavailableError(f"cannot reach the exchange at {self._base}: {failure}")
+        try:
+            async for attempt in rest_retrying(attempts, self._sleep):
+                with attempt:
+                    await self._budget(weight)
+                    return await self._get_once(url, params)
+        except Transient as exc:
+            raise ExchangeUnavailableError(
+                f"cannot reach the exchange at {self._base}: {exc}"
+            ) from None
+        raise AssertionError("unreachable: the retry loop returns or raises")
+
+    async def _get_once(self, url: str, params: dict[str, str]) -> bytes:
+        try:
+            async with self._session.get(
+                url, params=params, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+            ) as resp:
+                body = await resp.read()
+                used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
+                if used is not None and used.isdigit():
+                    self.used_weight = int(used)
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Transient(str(exc) or exc.__class__.__name__) from None
+        if status == 200:
+            return body
+        if status in (429, 418):
+            self.rate_limited += 1
+            wait = _retry_after(retry_after)
+            raise RateLimited(f"HTTP {status} (rate limited, retry after {wait:g} s)", wait)
+        if status == 451:
+            raise GeoRestrictedError(GEO_HINT)
+        if status >= 500:
+            raise Transient(f"HTTP {status}")
+        raise _client_error(status, body, url)
 
     async def exchange_info(self, symbols: tuple[str, ...]) -> dict[str, SymbolInfo]:
         """exchangeInfo for `symbols`; unknown symbols raise SymbolError naming them."""

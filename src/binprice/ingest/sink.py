@@ -18,11 +18,11 @@ from decimal import Decimal
 from binprice.binance import Trade
 from binprice.errors import DatabaseError
 from binprice.ingest.aio import first_of
-from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.retry import write_retrying
 from binprice.ingest.stats import IngestStats
 from binprice.ingest.writer import Batch, TradeWriter
 
@@ -97,60 +97,69 @@ class Sink:
         and the rest of memory are then in the spool)."""
         import psycopg
 
-        backoff = Backoff(initial=DB_RETRY_INITIAL_SECONDS, cap=DB_RETRY_MAX_SECONDS)
-        gave_up_at: float | None = None
-        while True:
+        down = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
+        stopping_since: list[float] = []
+
+        def give_up() -> bool:
+            """Only while stopping, and only after the grace period."""
+            if not reading_done.is_set():
+                return False
+            if not stopping_since:
+                stopping_since.append(time.monotonic())
+            return time.monotonic() - stopping_since[0] > SHUTDOWN_GRACE_SECONDS
+
+        async def sleep(seconds: float) -> None:
+            # Retry at once when another writer got through, and do not sit out a long
+            # backoff once the run is stopping (the last commits must be quick).
+            self._recovered.clear()
+            if reading_done.is_set():
+                await first_of(
+                    asyncio.sleep(min(seconds, DB_RETRY_INITIAL_SECONDS)), self._recovered.wait()
+                )
+            else:
+                await first_of(asyncio.sleep(seconds), reading_done.wait(), self._recovered.wait())
+
+        async def failed(exc: BaseException) -> None:
+            self._stats.db_errors += 1
+            if not self._stats.db_down:
+                self._stats.db_down = True
+                self.writable.clear()
+                self._emit(EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}")
             writer = self.writers[slot]
-            try:
-                if writer is None or writer.closed:
-                    writer = self.writers[slot] = await TradeWriter.connect(self._url)
-                await self._gaps.flush()
-                inserted, committed_ms = await writer.write(batch)
-                break
-            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError) as exc:
-                self._stats.db_errors += 1
-                if not self._stats.db_down:
-                    self._stats.db_down = True
-                    self.writable.clear()
-                    self._emit(
-                        EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}"
-                    )
-                if writer is not None and not writer.closed:
-                    await writer.close()
-                if reading_done.is_set():
-                    gave_up_at = gave_up_at or time.monotonic()
-                    if time.monotonic() - gave_up_at > SHUTDOWN_GRACE_SECONDS:
-                        if not spooled:
-                            self._buffer.keep(batch)
-                        self._buffer.spill()
-                        self._emit(
-                            EventKind.SPOOLED, "database still down; received trades kept in spool"
-                        )
-                        return False
-                # Wait out the backoff, but retry at once when another writer got through or
-                # the run is stopping (the last commits must not sit out a 5 s backoff).
-                self._recovered.clear()
-                if reading_done.is_set():
-                    await first_of(asyncio.sleep(DB_RETRY_INITIAL_SECONDS), self._recovered.wait())
-                else:
-                    await first_of(
-                        asyncio.sleep(backoff.next_delay()),
-                        self._recovered.wait(),
-                        reading_done.wait(),
-                    )
-            except asyncio.CancelledError:
-                # Stopping with the database hung, or a hard abort: whether this batch
-                # committed is unknown, so it goes to the spool; replaying it is harmless.
-                if not spooled:
-                    self._buffer.keep(batch)
-                raise
-            except psycopg.Error as exc:
-                if not spooled:
-                    self._buffer.keep(batch)
-                raise DatabaseError(
-                    f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
-                    "spool and retried on the next start"
-                ) from None
+            if writer is not None and not writer.closed:
+                await writer.close()
+
+        retrying = write_retrying(down, initial=DB_RETRY_INITIAL_SECONDS,
+                                  maximum=DB_RETRY_MAX_SECONDS, sleep=sleep, give_up=give_up,
+                                  before_sleep=failed)  # fmt: skip
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    writer = self.writers[slot]
+                    if writer is None or writer.closed:
+                        writer = self.writers[slot] = await TradeWriter.connect(self._url)
+                    await self._gaps.flush()
+                    inserted, committed_ms = await writer.write(batch)
+        except down:
+            # Stopping, and the database is still down: everything goes to the spool.
+            if not spooled:
+                self._buffer.keep(batch)
+            self._buffer.spill()
+            self._emit(EventKind.SPOOLED, "database still down; received trades kept in spool")
+            return False
+        except asyncio.CancelledError:
+            # Stopping with the database hung, or a hard abort: whether this batch
+            # committed is unknown, so it goes to the spool; replaying it is harmless.
+            if not spooled:
+                self._buffer.keep(batch)
+            raise
+        except psycopg.Error as exc:
+            if not spooled:
+                self._buffer.keep(batch)
+            raise DatabaseError(
+                f"the database rejected a batch ({_one_line(exc)}); it is kept in the "
+                "spool and retried on the next start"
+            ) from None
         self._recovered.set()
         if self._stats.db_down:
             self._stats.db_down = False
