@@ -72,8 +72,7 @@ class TradeBuffer:
         trades, self.items = self.items, []
         batch = self._encoder.batch(trades)
         if self.keep(batch, trades):
-            self._stats.spilled += len(trades)
-            self._stats.spilled_chunks += 1
+            self._stats.spilled_to_disk(len(trades))
 
     def keep(self, batch: Batch, trades: list[Trade] | None = None) -> bool:
         """Put an uncommitted batch in the spool; if that fails, record its ids as dropped.
@@ -97,7 +96,7 @@ class TradeBuffer:
             by_symbol.setdefault(trade.symbol, []).append(trade.trade_id)
         for symbol, ids in by_symbol.items():
             self._dropped.setdefault(symbol, []).extend(id_ranges(ids))
-        self._stats.dropped += len(trades)
+        self._stats.dropped_trades(len(trades))
         self.dropped_ready.set()
 
     def take_dropped(self) -> Dropped:

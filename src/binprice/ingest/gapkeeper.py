@@ -88,12 +88,11 @@ class GapKeeper:
         """Ids `first..last` of `symbol` exist on the exchange and are missing here: record
         them and fetch them (the older part of a gap over `backfill_max` is recorded as
         skipped instead)."""
-        counters = self._stats.symbol(symbol)
-        counters.gaps += 1
         limit = self._backfill_max
+        skipped = 0
         if limit is not None and last - first + 1 > limit:
             cut = last - limit  # first..cut is skipped, cut+1..last fetched
-            counters.skipped += cut - first + 1
+            skipped = cut - first + 1
             self.rows.add(symbol, first, cut, "skipped")
             self._emit(
                 EventKind.GAP_SKIPPED,
@@ -101,6 +100,7 @@ class GapKeeper:
                 "recorded as skipped",
             )
             first = cut + 1
+        self._stats.gap_opened(symbol, skipped)
         if first > last:
             return
         self._track(symbol, first, last, self._grace)
@@ -251,23 +251,21 @@ class GapKeeper:
             )
             self._queue.append((self._clock() + RETRY_LATER_SECONDS, symbol, first, last))
         finally:
-            self._stats.rate_limited = rest.rate_limited
+            self._stats.rest_rate_limited(rest.rate_limited)
         return True
 
     async def _fetch(self, rest: RestClient, symbol: str, first: int, last: int) -> None:
         missing = self._missing.setdefault(symbol, GapSet())
-        counters = self._stats.symbol(symbol)
         async for page in fetch_missing(rest, symbol, missing, first, last):
             for a, b in page.holes:
                 missing.remove(a, b)
                 self.rows.add(symbol, a, b, "hole")
-                counters.missing += b - a + 1
+                self._stats.hole(symbol, b - a + 1)
                 self._emit(
                     EventKind.HOLE, f"{symbol}: the exchange has no trades {a}..{b}; recorded"
                 )
             taken = self._take(missing, page.trades)
-            counters.received += taken
-            counters.backfilled += taken
+            self._stats.backfilled_trades(symbol, taken)
             if taken:
                 self._emit(
                     EventKind.BACKFILL,

@@ -136,15 +136,13 @@ class Reconciler:
                         f"{symbol}: cannot ask the exchange for its newest trade: {exc}",
                     )
                     return
-            self._stats.reconcile_checks += 1
-            if newest is None:
-                return
-            ahead = self._tracker.advance(
-                symbol, newest, f" (the exchange is ahead of the stream{when})"
-            )
-            if ahead:
-                self._stats.reconcile_found += ahead
-                found += ahead
+            ahead = 0
+            if newest is not None:
+                ahead = self._tracker.advance(
+                    symbol, newest, f" (the exchange is ahead of the stream{when})"
+                )
+            self._stats.reconciled(ahead)
+            found += ahead
 
         async with asyncio.TaskGroup() as tg:
             for symbol in symbols:

@@ -69,7 +69,7 @@ async def resume(
         top = extent.get(symbol, (None, []))[0]
         known = [i for i in (stored, top, open_tops.get(symbol)) if i is not None]
         tracker.start(symbol, max(known) if known else None)
-        stats.symbol(symbol).last_trade_id = stored
+        stats.resumed(symbol, stored)
     for symbol in symbols:
         for first, last in extent.get(symbol, (None, []))[1]:
             gaps.open(symbol, first, last, why=" (found in the spool of an earlier run)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from decimal import Decimal
 
 from binprice.binance import Trade
 from binprice.errors import DatabaseError
@@ -120,9 +119,7 @@ class Sink:
                 await first_of(asyncio.sleep(seconds), reading_done.wait(), self._recovered.wait())
 
         async def failed(exc: BaseException) -> None:
-            self._stats.db_errors += 1
-            if not self._stats.db_down:
-                self._stats.db_down = True
+            if self._stats.database_failed():
                 self.writable.clear()
                 self._emit(EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}")
             writer = self.writers[slot]
@@ -161,28 +158,13 @@ class Sink:
                 "spool and retried on the next start"
             ) from None
         self._recovered.set()
-        if self._stats.db_down:
-            self._stats.db_down = False
+        if self._stats.database_recovered():
             self.writable.set()
             self._emit(EventKind.DB_UP, "database available again")
-        self._account(batch, inserted, committed_ms)
+        self._stats.committed(batch, inserted, committed_ms)
         if self._on_stored is not None:
             self._on_stored(batch.decoded())
         return True
-
-    def _account(self, batch: Batch, inserted: dict[str, int], committed_ms: int) -> None:
-        stats = self._stats
-        stats.batches += 1
-        for symbol, n in inserted.items():
-            stats.symbol(symbol).stored += n
-        stats.record_latencies(committed_ms, batch.times)
-        for symbol, (trade_id, price, time_ms) in batch.latest.items():
-            c = stats.symbol(symbol)
-            if c.last_trade_id is None or trade_id >= c.last_trade_id:
-                c.last_trade_id = trade_id
-                c.last_price = Decimal(price)
-                c.last_time_ms = time_ms
-                c.lag_ms = committed_ms - time_ms
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,7 +1,10 @@
 """Live counters of an ingest run, and the immutable summary it ends with.
 
-The pipeline mutates `IngestStats` from its own tasks (one event loop, no locks needed);
-views read it. `snapshot()` returns frozen values for rendering and for tests.
+Counters are recorded in one place: the parts of a run call `IngestStats`' recording methods
+(`committed`, `reconnected`, `gap_opened`, ...) when something happens, and views read
+`summary()`, a frozen copy. One event loop, so no locks. The one exception is the tracker's hot
+path, which bumps a symbol's `received`/`duplicates` on its `SymbolCounters` directly: a method
+call per trade would cost more than the rest of the tracker's work.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from binprice.ingest.writer import Batch
 
 #: Latency histogram resolution: one bucket per millisecond up to this, then one overflow bucket.
 LATENCY_BUCKETS_MS = 10_000
@@ -127,6 +134,86 @@ class IngestStats:
         """Name the connections whose first deliveries are counted (before the run starts)."""
         self.sources = list(labels)
         self.delivered_first[:] = [0] * len(labels)
+
+    # --- recording: every counter change goes through one of these ---------------------------
+
+    def committed(self, batch: Batch, inserted: dict[str, int], committed_ms: int) -> None:
+        """A batch committed: `inserted` new rows per symbol, at `committed_ms` (epoch ms)."""
+        self.batches += 1
+        for symbol, n in inserted.items():
+            self.symbol(symbol).stored += n
+        self.record_latencies(committed_ms, batch.times)
+        for symbol, (trade_id, price, time_ms) in batch.latest.items():
+            c = self.symbol(symbol)
+            if c.last_trade_id is None or trade_id >= c.last_trade_id:
+                c.last_trade_id = trade_id
+                c.last_price = Decimal(price)
+                c.last_time_ms = time_ms
+                c.lag_ms = committed_ms - time_ms
+
+    def resumed(self, symbol: str, last_stored: int | None) -> None:
+        self.symbol(symbol).last_trade_id = last_stored
+
+    def spilled_to_disk(self, trades: int) -> None:
+        self.spilled += trades
+        self.spilled_chunks += 1
+
+    def dropped_trades(self, trades: int) -> None:
+        self.dropped += trades
+
+    def database_failed(self) -> bool:
+        """A commit failed; True if the database was up until now."""
+        self.db_errors += 1
+        was_up, self.db_down = not self.db_down, True
+        return was_up
+
+    def database_recovered(self) -> bool:
+        """A commit succeeded; True if the database was down until now."""
+        was_down, self.db_down = self.db_down, False
+        return was_down
+
+    def connected(self) -> None:
+        self.connections += 1
+        self.connect_problem = None
+
+    def connect_failed(self, reason: str) -> None:
+        self.connect_problem = reason
+
+    def reconnected(self, *, rotation: bool = False, stale: bool = False) -> None:
+        self.reconnects += 1
+        self.rotations += rotation
+        self.stale += stale
+
+    def frame_rejected(self, kind: str) -> None:
+        """A frame that is not a trade: `malformed`, `error` (an error frame) or `other`."""
+        if kind == "malformed":
+            self.malformed += 1
+        elif kind == "error":
+            self.error_frames += 1
+        else:
+            self.other_frames += 1
+
+    def gap_opened(self, symbol: str, skipped: int) -> None:
+        counters = self.symbol(symbol)
+        counters.gaps += 1
+        counters.skipped += skipped
+
+    def hole(self, symbol: str, ids: int) -> None:
+        self.symbol(symbol).missing += ids
+
+    def backfilled_trades(self, symbol: str, trades: int) -> None:
+        counters = self.symbol(symbol)
+        counters.received += trades
+        counters.backfilled += trades
+
+    def rest_rate_limited(self, answers: int) -> None:
+        """The REST client has now waited out `answers` 429/418 answers in all."""
+        self.rate_limited = answers
+
+    def reconciled(self, found: int) -> None:
+        """The exchange was asked for a newest id; `found` ids past the last seen."""
+        self.reconcile_checks += 1
+        self.reconcile_found += found
 
     def symbol(self, symbol: str) -> SymbolCounters:
         counters = self.symbols.get(symbol)

@@ -80,6 +80,8 @@ class _Connection:
     frames: int = 0
     trades: int = 0
     opened_at: float = 0.0
+    #: Ended by the watchdog: no frame for the stale period.
+    stale: bool = False
     first_frame: asyncio.Event = field(default_factory=asyncio.Event)
     rotate: asyncio.Event = field(default_factory=asyncio.Event)
     retire: asyncio.Event = field(default_factory=asyncio.Event)
@@ -156,13 +158,12 @@ class ConnectionGroup:
                     self._release(conn)
                     break
                 if conn.rotate.is_set() and not task.done():
-                    self._stats.reconnects += 1
-                    self._stats.rotations += 1
+                    self._stats.reconnected(rotation=True)
                     previous = (conn, task)
                     continue
                 self._release(conn)
                 previous = None
-                self._stats.reconnects += 1
+                self._stats.reconnected(stale=conn.stale)
                 if conn.trades:
                     backoff.healthy()  # it handshook and delivered: the endpoint works
                 delay = max(backoff.next_delay(), self._policy.budget.wait())
@@ -228,8 +229,7 @@ class ConnectionGroup:
             ) as ws:
                 conn.opened_at = time.monotonic()
                 self._refusals = 0
-                self._stats.connect_problem = None
-                self._stats.connections += 1
+                self._stats.connected()
                 self._emit(
                     EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
                 )
@@ -244,7 +244,7 @@ class ConnectionGroup:
             self._refused(conn, exc.status, exc.message)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             conn.ended = f"connection failed: {exc or exc.__class__.__name__}"
-            self._stats.connect_problem = conn.ended
+            self._stats.connect_failed(conn.ended)
 
     def _refused(self, conn: _Connection, status: int, message: str) -> None:
         """A handshake answered without an upgrade: 451 is final, 5xx and 429 are retried,
@@ -254,7 +254,7 @@ class ConnectionGroup:
         url = self._url.partition("?")[0]
         if status >= 500 or status == 429:
             conn.ended = f"the exchange answered the stream handshake with HTTP {status}"
-            self._stats.connect_problem = conn.ended
+            self._stats.connect_failed(conn.ended)
             return
         self._refusals += 1
         if status < 400:
@@ -262,7 +262,7 @@ class ConnectionGroup:
         else:
             reason = f"HTTP {status} ({message})"
         conn.ended = f"the stream handshake was refused: {reason}"
-        self._stats.connect_problem = conn.ended
+        self._stats.connect_failed(conn.ended)
         if self._refusals >= REFUSALS_BEFORE_GIVING_UP:
             raise ExchangeError(
                 f"the exchange refused the stream connection to {url} {self._refusals} times in a "
@@ -323,15 +323,15 @@ class ConnectionGroup:
             )
             conn.rotate.set()
         elif isinstance(item, ErrorFrame):
-            self._stats.error_frames += 1
+            self._stats.frame_rejected("error")
             self._emit(
                 EventKind.ERROR_FRAME, f"{self._label}: error frame code {item.code}: {item.msg}"
             )
         elif isinstance(item, Malformed):
-            self._stats.malformed += 1
+            self._stats.frame_rejected("malformed")
             self._emit(EventKind.MALFORMED, f"{self._label}: malformed frame: {item.reason}")
         elif isinstance(item, OtherEvent):
-            self._stats.other_frames += 1
+            self._stats.frame_rejected("other")
 
     async def _watch(self, conn: _Connection, reader: asyncio.Task[None]) -> None:
         """Ends the reader when the connection is stale, retired, or asked to stop."""
@@ -344,7 +344,7 @@ class ConnectionGroup:
                 seen, seen_at = conn.frames, now
             elif now - seen_at >= policy.stale_after:
                 conn.ended = f"no frame for {policy.stale_after:g} s (stale)"
-                self._stats.stale += 1
+                conn.stale = True
                 break
             if not conn.rotate.is_set() and now - conn.opened_at >= conn.lifetime:
                 self._emit(EventKind.ROTATE, f"{self._label}: lifetime reached; rotating")
