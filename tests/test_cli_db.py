@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -83,13 +86,75 @@ def test_embedded_default_in_an_empty_directory(tmp_path: Path, clean_env: dict[
     assert embedded.running_server(tmp_path / "data" / "pgdata") is None
 
 
-def test_db_info_masks_the_password(database_url: str, clean_env: dict[str, str]) -> None:
-    """`db info` shows the URL without a password, the revision and the row count."""
-    url = database_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
+def _password_forms(url: str) -> dict[str, str]:
+    """The session database `url` with the password hunter2 written every way libpq takes it."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    socket, port, database = query["host"][0], query["port"][0], parts.path.lstrip("/")
+    keywords = f"host={socket} port={port} user=postgres dbname={database}"
+    return {
+        "userinfo": url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@"),
+        "query": f"{url}&password=hunter2",
+        "query-encoded-key": f"{url}&passw%6Frd=hunter2",
+        "keyword": f"{keywords} password=hunter2",
+        "keyword-quoted": f"{keywords} password='hunter2 x'",
+    }
+
+
+@pytest.mark.parametrize(
+    "form", ["userinfo", "query", "query-encoded-key", "keyword", "keyword-quoted"]
+)
+def test_db_info_masks_every_password_form(
+    form: str, database_url: str, clean_env: dict[str, str]
+) -> None:
+    """`db info` connects with the URL as given (keyword/value strings too) and shows it without
+    its password, whichever way the password was written."""
+    url = _password_forms(database_url)[form]
     result = run_binprice("--database-url", url, "db", "info", env=clean_env)
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+    assert "***" in result.stdout
     assert SCHEMA_HEAD in result.stdout
+
+
+@pytest.mark.parametrize("form", ["userinfo", "query", "keyword", "keyword-quoted", "dotenv"])
+def test_errors_mask_every_password_form(
+    form: str, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    """Against a refused port, every command path (queries, migrations, ingest) fails in one
+    line without the password, however it was given (flag, or the original design's .env)."""
+    refused = "postgresql://postgres@/x?host=127.0.0.1&port=9"
+    args: list[str] = []
+    if form == "dotenv":
+        (tmp_path / ".env").write_text(
+            "POSTGRES_USER=bob\nPOSTGRES_PASSWORD=hunter2\nDB_HOST=127.0.0.1\nDB_PORT=9\n"
+        )
+    else:
+        args = ["--database-url", _password_forms(refused)[form]]
+    commands = (["db", "info"], ["db", "upgrade"], ["ingest", "--duration", "1s"])
+    for command, (code, out, errors) in zip(
+        commands,
+        _run_together(*[[*args, *c] for c in commands], env=clean_env, cwd=tmp_path),
+        strict=True,
+    ):
+        assert code == 1, (command, errors)
+        assert len(errors.strip().splitlines()) == 1, errors
+        assert "127.0.0.1" in errors
+        assert "hunter2" not in out + errors, command
+
+
+def _run_together(
+    *argvs: list[str], env: dict[str, str], cwd: Path | None = None
+) -> list[tuple[int, str, str]]:
+    """Run several `binprice` processes at once; (exit code, stdout, stderr) of each."""
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "binprice", *argv], env=env, cwd=cwd, **pipes)
+        for argv in argvs
+    ]
+    # The bound is the test's own patience, not a timing assertion: a hang fails here.
+    outputs = [run.communicate(timeout=120) for run in runs]
+    return [(run.returncode, out, errors) for run, (out, errors) in zip(runs, outputs, strict=True)]
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Database access: where the database is, connecting with clear errors, the schema check.
 
 psycopg 3 is used directly for everything but migrations: it imports fast, which matters for
-`binprice latest` typed dozens of times a day. Error messages name host and port and never the
-password.
+`binprice latest` typed dozens of times a day. Error messages name host and port and never a
+secret (`conninfo.redact`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from binprice.conninfo import redact
 from binprice.errors import DatabaseUnavailableError, SchemaOutdatedError
 from binprice.migrations import SCHEMA_HEAD
-from binprice.settings import Settings, mask_url
+from binprice.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,21 +40,15 @@ def describe(url: str) -> str:
         host = parts.hostname or (query.get("host") or ["localhost"])[0]
         port = parts.port or int((query.get("port") or ["5432"])[0])
     except ValueError:
-        return mask_url(url)
+        return redact(url)
     database = unquote(parts.path.lstrip("/")) or "(default)"
     return f"{host}:{port}/{database}"
 
 
 def database_error(url: str, exc: BaseException) -> DatabaseUnavailableError:
     """Turn a driver error into one line naming where we tried to connect."""
-    reason = " ".join(str(exc).split()) or exc.__class__.__name__
     # libpq never echoes passwords, but a URL the user typed may end up in the text.
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        reason = reason.replace(password, "***")
+    reason = redact(" ".join(str(exc).split()) or exc.__class__.__name__, url)
     return DatabaseUnavailableError(f"cannot reach PostgreSQL at {describe(url)}: {reason}")
 
 
@@ -159,7 +154,7 @@ def database_info(settings: Settings) -> DatabaseInfo:
     )
     return DatabaseInfo(
         source=settings.source,
-        url=mask_url(url),
+        url=redact(url),
         location=location,
         server_version=str(version[0]) if version else "?",
         revision=revision,
