@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,24 @@ def _run_together(
     # The bound is the test's own patience, not a timing assertion: a hang fails here.
     outputs = [run.communicate(timeout=120) for run in runs]
     return [(run.returncode, out, errors) for run, (out, errors) in zip(runs, outputs, strict=True)]
+
+
+def test_a_server_that_never_answers_fails_within_the_connect_timeout(
+    clean_env: dict[str, str],
+) -> None:
+    """A socket that accepts TCP connections and never answers: `db upgrade` (Alembic and
+    SQLAlchemy) and `db current` (psycopg) each give up with one line instead of hanging."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never accepts or answers
+        url = f"postgresql://bob:hunter2@127.0.0.1:{silent.getsockname()[1]}/x"
+        results = _run_together(
+            ["--database-url", url, "db", "upgrade"],
+            ["--database-url", url, "db", "current"],
+            env=clean_env,
+        )
+    for code, _out, errors in results:
+        assert code == 1, errors
+        assert len(errors.strip().splitlines()) == 1, errors
+        assert "timeout" in errors and "hunter2" not in errors
 
 
 @pytest.mark.parametrize(
