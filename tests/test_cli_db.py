@@ -67,24 +67,30 @@ def test_env_var_and_postgres_scheme_are_accepted(
     assert f"-> {SCHEMA_HEAD} (head, current)" in history.stdout
 
 
-def test_embedded_default_in_an_empty_directory(tmp_path: Path, clean_env: dict[str, str]) -> None:
+def test_embedded_default_in_an_empty_directory(
+    reachable_tmp: Path, clean_env: dict[str, str]
+) -> None:
     """No configuration: the embedded server starts, migrates, is reused, and stops on request."""
-    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path / "data")}
+    data = reachable_tmp / "data"
+    env = clean_env | {"BINPRICE_DATA_DIR": str(data)}
     try:
-        up = run_binprice("db", "upgrade", env=env, cwd=tmp_path)
+        up = run_binprice("db", "upgrade", env=env, cwd=reachable_tmp)
         assert up.returncode == 0, up.stderr
-        info = embedded.running_server(tmp_path / "data" / "pgdata")
+        info = embedded.running_server(data)
         assert info is not None
-        current = run_binprice("db", "current", env=env, cwd=tmp_path)
+        current = run_binprice("db", "current", env=env, cwd=reachable_tmp)
         assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
-        assert embedded.running_server(tmp_path / "data" / "pgdata") == info  # reused
-        details = run_binprice("db", "info", env=env, cwd=tmp_path)
+        assert embedded.running_server(data) == info  # reused
+        details = run_binprice("db", "info", env=env, cwd=reachable_tmp)
         assert "embedded server" in details.stdout and "PostgreSQL 18" in details.stdout
         assert details.stdout.splitlines()[-1].split() == ["trades", "0"]
     finally:
-        stop = run_binprice("db", "stop", env=env, cwd=tmp_path)
+        stop = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
     assert stop.returncode == 0
-    assert embedded.running_server(tmp_path / "data" / "pgdata") is None
+    assert stop.stderr.strip() == "embedded PostgreSQL stopped"
+    assert embedded.running_server(data) is None
+    again = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
+    assert again.stderr.strip() == "embedded PostgreSQL was not running"
 
 
 def _password_forms(url: str) -> dict[str, str]:

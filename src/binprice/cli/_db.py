@@ -93,8 +93,7 @@ def db_start(ctx: typer.Context) -> None:
 
     settings = settings_from(ctx)
     _require_embedded(settings)
-    info = embedded.ensure_server(settings.data_dir)
-    err(f"embedded PostgreSQL runs (pid {info.pid}), data in {info.pgdata}")
+    err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
 
 
 @db_app.command("stop")
@@ -104,8 +103,14 @@ def db_stop(ctx: typer.Context) -> None:
 
     settings = settings_from(ctx)
     _require_embedded(settings)
-    if embedded.stop_server(settings.data_dir):
+    result = embedded.stop_server(settings.data_dir)
+    if result.stopped:
         err("embedded PostgreSQL stopped")
+    elif result.stale_pid is not None:
+        err(
+            "embedded PostgreSQL was not running; removed its stale postmaster.pid "
+            f"(pid {result.stale_pid} is another process, left alone)"
+        )
     else:
         err("embedded PostgreSQL was not running")
 
