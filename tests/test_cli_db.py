@@ -46,7 +46,7 @@ def test_db_upgrade_current_downgrade_on_external_url(
     assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
-    down = run_binprice("--database-url", url, "db", "downgrade", "base", env=clean_env)
+    down = run_binprice("--database-url", url, "db", "downgrade", "base", "--yes", env=clean_env)
     assert down.returncode == 0, down.stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
@@ -91,6 +91,33 @@ def test_embedded_default_in_an_empty_directory(
     assert embedded.running_server(data) is None
     again = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
     assert again.stderr.strip() == "embedded PostgreSQL was not running"
+
+
+def test_db_downgrade_takes_a_relative_revision_and_asks_before_base(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """`db downgrade -1` needs no `--`; `base` without --yes off a terminal is refused in one
+    line and changes nothing; with --yes it drops the tables."""
+    step = run_binprice("--database-url", database_url, "db", "downgrade", "-1", env=clean_env)
+    assert step.returncode == 0, step.stderr
+    with psycopg.connect(database_url) as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone() or ("",)
+    assert revision != SCHEMA_HEAD
+    refused = run_binprice("--database-url", database_url, "db", "downgrade", "base",
+                           env=clean_env)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+    assert "--yes" in refused.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
+    bogus = run_binprice("--database-url", database_url, "db", "downgrade", "--bogus",
+                         env=clean_env)  # fmt: skip
+    assert bogus.returncode == 2 and "no such option: --bogus" in bogus.stderr
+    down = run_binprice("--database-url", database_url, "db", "downgrade", "-y", "base",
+                        env=clean_env)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
 
 
 def _password_forms(url: str) -> dict[str, str]:

@@ -24,17 +24,50 @@ def db_upgrade(
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
 
-@db_app.command("downgrade")
+@db_app.command(
+    "downgrade",
+    # Relative targets start with a dash (`-1`): taken as the argument, not as an unknown option.
+    context_settings={"ignore_unknown_options": True},
+)
 def db_downgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision; `base` removes all tables.")],
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Target revision: an id, -N (N steps down), or `base` (removes all tables)."
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before downgrading to base.")
+    ] = False,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db, migrations
+    from binprice.errors import UsageError
 
+    if revision.startswith("-") and not revision[1:].isdigit():
+        raise UsageError(f"no such option: {revision}")
     url = db.resolve_url(settings_from(ctx))
+    if revision == "base" and not yes:
+        _confirm_base(db.describe(url))
     reached = migrations.downgrade(url, revision)
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+
+
+def _confirm_base(where: str) -> None:
+    import sys
+
+    from binprice.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "`db downgrade base` drops every binprice table and the trades in them; "
+            "pass --yes to confirm (stdin is not a terminal to ask on)"
+        )
+    typer.confirm(
+        f"Drop every binprice table, and the trades in them, from the database at {where}?",
+        abort=True,
+    )
 
 
 @db_app.command("current")
