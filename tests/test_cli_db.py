@@ -70,25 +70,36 @@ def test_env_var_and_postgres_scheme_are_accepted(
 def test_embedded_default_in_an_empty_directory(
     reachable_tmp: Path, clean_env: dict[str, str]
 ) -> None:
-    """No configuration: the embedded server starts, migrates, is reused, and stops on request."""
+    """No configuration: the embedded server starts (saying it keeps running), migrates, is
+    reused, `db info` shows its state, and it stops on request; then `db info` says stopped."""
     data = reachable_tmp / "data"
     env = clean_env | {"BINPRICE_DATA_DIR": str(data)}
     try:
         up = run_binprice("db", "upgrade", env=env, cwd=reachable_tmp)
         assert up.returncode == 0, up.stderr
+        assert "started the embedded PostgreSQL server" in up.stderr
+        assert "`binprice db stop`" in up.stderr
         info = embedded.running_server(data)
         assert info is not None
         current = run_binprice("db", "current", env=env, cwd=reachable_tmp)
         assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
+        assert "started" not in current.stderr  # said once, by the command that started it
         assert embedded.running_server(data) == info  # reused
         details = run_binprice("db", "info", env=env, cwd=reachable_tmp)
         assert "embedded server" in details.stdout and "PostgreSQL 18" in details.stdout
+        assert f"running, pid {info.pid}" in details.stdout
+        assert f"socket dir     {info.socket_dir}" in details.stdout
+        assert f"cluster        {info.pgdata} (" in details.stdout
         assert details.stdout.splitlines()[-1].split() == ["trades", "0"]
     finally:
         stop = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
     assert stop.returncode == 0
     assert stop.stderr.strip() == "embedded PostgreSQL stopped"
     assert embedded.running_server(data) is None
+    stopped = run_binprice("db", "info", env=env, cwd=reachable_tmp)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped (`binprice db start` starts it" in stopped.stdout
+    assert embedded.running_server(data) is None  # `db info` did not start it
     again = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
     assert again.stderr.strip() == "embedded PostgreSQL was not running"
 

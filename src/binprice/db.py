@@ -19,6 +19,8 @@ from binprice.settings import Settings
 if TYPE_CHECKING:
     import psycopg
 
+    from binprice.embedded import ServerStatus
+
 CONNECT_TIMEOUT_SECONDS = 5
 UPGRADE_HINT = "run `binprice db upgrade`"
 
@@ -27,9 +29,15 @@ def resolve_url(settings: Settings) -> str:
     """The configured database URL, else the embedded server's (started if needed)."""
     if settings.database_url is not None:
         return settings.database_url
-    from binprice.embedded import ensure_server
+    from binprice import embedded
 
-    return ensure_server(settings.data_dir).url()
+    info = embedded.ensure_server(settings.data_dir)
+    if info.started:
+        import logging
+
+        # A notice, not output: the CLI shows binprice's log records as lines on stderr.
+        logging.getLogger(__name__).info(embedded.running_notice(info))
+    return info.url()
 
 
 def describe(url: str) -> str:
@@ -113,16 +121,18 @@ def connect_for_reading(settings: Settings) -> psycopg.Connection[tuple[object, 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseInfo:
-    """What `binprice db info` shows."""
+    """What `binprice db info` shows. For the embedded server, `embedded` says whether it runs;
+    a stopped one is not started, so the fields that need a connection are None."""
 
     source: str
-    url: str
+    url: str | None
     location: str
-    server_version: str
+    server_version: str | None
     revision: str | None
     head: str
     trades: int | None
     trades_exact: bool
+    embedded: ServerStatus | None = None
 
 
 #: Above this estimated size, `db info` reports the planner's estimate instead of count(*).
@@ -130,28 +140,26 @@ EXACT_COUNT_LIMIT = 1_000_000
 
 
 def database_info(settings: Settings) -> DatabaseInfo:
-    """Describe the database: where it is, its server version, revision and size."""
-    url = resolve_url(settings)
+    """Describe the database: where it is, its server version, revision and size. An embedded
+    server that is not running is described as such, not started."""
+    status = None
+    if settings.database_url is not None:
+        url: str | None = settings.database_url
+        location = describe(settings.database_url)
+    else:
+        from binprice import embedded
+
+        status = embedded.server_status(settings.data_dir)
+        url = status.server.url() if status.server is not None else None
+        location = "embedded server"
+    if url is None:
+        return DatabaseInfo(
+            settings.source, None, location, None, None, SCHEMA_HEAD, None, True, status
+        )
     with connect(url) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         revision = current_revision(conn)
-        trades: int | None = None
-        exact = True
-        row = conn.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('trades')"
-        ).fetchone()
-        if row is not None:
-            estimate = int(row[0])  # type: ignore[call-overload]
-            if estimate > EXACT_COUNT_LIMIT:
-                trades, exact = estimate, False
-            else:
-                count = conn.execute("SELECT count(*) FROM trades").fetchone()
-                trades = int(count[0]) if count else 0  # type: ignore[call-overload]
-    location = (
-        f"embedded server, data in {settings.data_dir / 'pgdata'}"
-        if settings.embedded
-        else describe(url)
-    )
+        trades, exact = _trade_count(conn)
     return DatabaseInfo(
         source=settings.source,
         url=redact(url),
@@ -161,4 +169,18 @@ def database_info(settings: Settings) -> DatabaseInfo:
         head=SCHEMA_HEAD,
         trades=trades,
         trades_exact=exact,
+        embedded=status,
     )
+
+
+def _trade_count(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int | None, bool]:
+    row = conn.execute(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('trades')"
+    ).fetchone()
+    if row is None:
+        return None, True
+    estimate = int(row[0])  # type: ignore[call-overload]
+    if estimate > EXACT_COUNT_LIMIT:
+        return estimate, False
+    count = conn.execute("SELECT count(*) FROM trades").fetchone()
+    return (int(count[0]) if count else 0), True  # type: ignore[call-overload]

@@ -169,8 +169,10 @@ def invoked_command(args: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning BinpriceErrors into one line."""
+    """Console-script entry point: run the app, turning BinpriceErrors into one line; the
+    library's notices (its log records, e.g. "started the embedded server") are lines on stderr."""
     register(invoked_command(sys.argv[1:]))
+    _show_notices()
     try:
         app()
     except BinpriceError as exc:
@@ -179,3 +181,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(130)
+
+
+def _show_notices() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("binprice")
+    if not logger.handlers:  # main() may run more than once in a process (tests)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
