@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -266,3 +267,26 @@ def test_main_runs_a_command_with_only_its_group_registered(clean_env: dict[str,
     result = run_binprice("--database-url", "postgresql://u:p@127.0.0.1:9/x", "db", "current",
                           env=clean_env)  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("error: cannot reach PostgreSQL")
+
+
+async def test_an_os_error_in_the_data_directory_is_one_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The ingest spool cannot be made (a file is where its directory goes, as a read-only or
+    unwritable data directory would refuse): one line naming the path, exit 1, no traceback."""
+    from binprice.testing.exchange import TestExchange
+
+    (tmp_path / "spool").write_text("not a directory")
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], seed=3, rate=10) as ex:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
+            "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--duration", "5s",
+            "--log-format", "plain",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        _, errors = await asyncio.wait_for(proc.communicate(), 60)
+    last = errors.decode().strip().splitlines()[-1]
+    assert proc.returncode == 1, errors.decode()
+    assert "Traceback" not in errors.decode()
+    assert last.startswith("error: ") and str(tmp_path / "spool") in last
