@@ -88,7 +88,10 @@ def server_user() -> Account:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
         _create_server_user()
-        entry = pwd.getpwnam(SERVER_USER)
+        try:
+            entry = pwd.getpwnam(SERVER_USER)
+        except KeyError:  # created, yet not visible (a name service cache)
+            raise _cannot_create("useradd succeeded but the user is not found") from None
     if entry.pw_gid == 0:
         raise EmbeddedServerError(
             f"the system user {SERVER_USER} has root's group; give it a group of its own "
