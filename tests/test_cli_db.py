@@ -71,10 +71,13 @@ def test_env_var_and_postgres_scheme_are_accepted(
 def test_embedded_default_in_an_empty_directory(
     reachable_tmp: Path, clean_env: dict[str, str]
 ) -> None:
-    """No configuration: the embedded server starts (saying it keeps running), migrates, is
-    reused, `db info` shows its state, and it stops on request; then `db info` says stopped."""
+    """No configuration: `db info` says there is no server yet; the embedded server starts
+    (saying it keeps running), migrates, is reused, `db info` shows its state, and it stops on
+    request; then `db info` says stopped, without starting it."""
     data = reachable_tmp / "data"
     env = clean_env | {"BINPRICE_DATA_DIR": str(data)}
+    before = run_binprice("db", "info", env=env, cwd=reachable_tmp)
+    assert "not created yet" in before.stdout and not data.exists()  # looking creates nothing
     try:
         up = run_binprice("db", "upgrade", env=env, cwd=reachable_tmp)
         assert up.returncode == 0, up.stderr
