@@ -206,6 +206,7 @@ def _run_together(
     return [(run.returncode, out, errors) for run, (out, errors) in zip(runs, outputs, strict=True)]
 
 
+@pytest.mark.slow
 def test_a_server_that_never_answers_fails_within_the_connect_timeout(
     clean_env: dict[str, str],
 ) -> None:

