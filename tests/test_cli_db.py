@@ -150,46 +150,43 @@ def _password_forms(url: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize(
-    "form", ["userinfo", "query", "query-encoded-key", "keyword", "keyword-quoted"]
-)
-def test_db_info_masks_every_password_form(
-    form: str, database_url: str, clean_env: dict[str, str]
-) -> None:
+def test_db_info_masks_every_password_form(database_url: str, clean_env: dict[str, str]) -> None:
     """`db info` connects with the URL as given (keyword/value strings too) and shows it without
     its password, whichever way the password was written."""
-    url = _password_forms(database_url)[form]
-    result = run_binprice("--database-url", url, "db", "info", env=clean_env)
-    assert result.returncode == 0, result.stderr
-    assert "hunter2" not in result.stdout + result.stderr
-    assert "***" in result.stdout
-    assert SCHEMA_HEAD in result.stdout
+    forms = _password_forms(database_url)
+    results = _run_together(*[["--database-url", url, "db", "info"] for url in forms.values()],
+                            env=clean_env)  # fmt: skip
+    for form, (code, out, errors) in zip(forms, results, strict=True):
+        assert code == 0, (form, errors)
+        assert "hunter2" not in out + errors, form
+        assert "***" in out and SCHEMA_HEAD in out, form
 
 
-@pytest.mark.parametrize("form", ["userinfo", "query", "keyword", "keyword-quoted", "dotenv"])
-def test_errors_mask_every_password_form(
-    form: str, tmp_path: Path, clean_env: dict[str, str]
-) -> None:
-    """Against a refused port, every command path (queries, migrations, ingest) fails in one
-    line without the password, however it was given (flag, or the original design's .env)."""
-    refused = "postgresql://postgres@/x?host=127.0.0.1&port=9"
-    args: list[str] = []
-    if form == "dotenv":
-        (tmp_path / ".env").write_text(
-            "POSTGRES_USER=bob\nPOSTGRES_PASSWORD=hunter2\nDB_HOST=127.0.0.1\nDB_PORT=9\n"
-        )
-    else:
-        args = ["--database-url", _password_forms(refused)[form]]
-    commands = (["db", "info"], ["db", "upgrade"], ["ingest", "--duration", "1s"])
-    for command, (code, out, errors) in zip(
-        commands,
-        _run_together(*[[*args, *c] for c in commands], env=clean_env, cwd=tmp_path),
-        strict=True,
-    ):
-        assert code == 1, (command, errors)
-        assert len(errors.strip().splitlines()) == 1, errors
+def test_errors_mask_every_password_form(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """Against a refused port, commands fail in one line without the password, however it was
+    given (flag in each form, or the original design's .env), on every path: psycopg (db info),
+    Alembic/SQLAlchemy (db upgrade), ingest."""
+    refused = _password_forms("postgresql://postgres@/x?host=127.0.0.1&port=9")
+    dotenv_dir = tmp_path / "dotenv"
+    dotenv_dir.mkdir()
+    (dotenv_dir / ".env").write_text(
+        "POSTGRES_USER=bob\nPOSTGRES_PASSWORD=hunter2\nDB_HOST=127.0.0.1\nDB_PORT=9\n"
+    )
+    hardest = ["--database-url", refused["keyword-quoted"]]
+    cases = [
+        *(["--database-url", refused[form], "db", "info"] for form in ("userinfo", "query")),
+        [*hardest, "db", "info"],
+        [*hardest, "db", "upgrade"],
+        [*hardest, "ingest", "--duration", "1s"],
+    ]
+    results = _run_together(*cases, env=clean_env, cwd=tmp_path)
+    cases.append(["db", "info"])
+    results += _run_together(["db", "info"], env=clean_env, cwd=dotenv_dir)
+    for argv, (code, out, errors) in zip(cases, results, strict=True):
+        assert code == 1, (argv, errors)
+        assert len(errors.strip().splitlines()) == 1, (argv, errors)
         assert "127.0.0.1" in errors
-        assert "hunter2" not in out + errors, command
+        assert "hunter2" not in out + errors, argv
 
 
 def _run_together(
