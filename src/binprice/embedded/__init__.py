@@ -18,21 +18,39 @@ half-made cluster behind (see `_cluster`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from binprice.embedded import _layout, _pidfile
-from binprice.errors import EmbeddedServerError
+
+if TYPE_CHECKING:
+    from binprice.embedded._control import ServerStatus, StopResult, server_status, stop_server
+
+__all__ = [
+    "EMBEDDED_DATABASE",
+    "EMBEDDED_USER",
+    "LOCK_NAME",
+    "ServerInfo",
+    "ServerStatus",
+    "StopResult",
+    "cluster_dir",
+    "ensure_server",
+    "running_notice",
+    "running_server",
+    "server_status",
+    "stop_server",
+]
 
 #: The database binprice creates inside the embedded cluster.
 EMBEDDED_DATABASE = "binprice"
 EMBEDDED_USER = "postgres"
 LOCK_NAME = "embedded.lock"
+#: Defined in `_control` and loaded on first use: the query commands import this module on
+#: their fast path and need none of them (their classes alone cost ~1.5 ms to create).
+_CONTROL = frozenset({"ServerStatus", "StopResult", "server_status", "stop_server"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +70,6 @@ class ServerInfo:
             f"postgresql://{EMBEDDED_USER}@/{quote(database, safe='')}"
             f"?host={quote(str(self.socket_dir), safe='/')}&port={self.port}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatus:
-    """What `binprice db info` shows about the embedded server, found without starting it."""
-
-    data_dir: Path
-    pgdata: Path | None  # None: no cluster has been made yet
-    server: ServerInfo | None  # None: not running
-    owner: str | None  # the OS user the cluster belongs to and the server runs as
-    size_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class StopResult:
-    """What `stop_server` did: stopped a running server, or found a stale pid file (whose pid
-    belongs to another process, never signalled) and removed it, or neither."""
-
-    stopped: bool
-    stale_pid: int | None = None
 
 
 def cluster_dir(data_dir: Path) -> Path | None:
@@ -117,85 +115,13 @@ def ensure_server(data_dir: Path) -> ServerInfo:
 
     root = os.geteuid() == 0
     _layout.make_dirs(data_dir, _start.ROOT_DIR_MODE if root else _start.USER_DIR_MODE)
-    with _StartLock(data_dir):
+    with _start.StartLock(data_dir):
         return _start.ensure_locked(data_dir.resolve(), root)
 
 
-def stop_server(data_dir: Path, *, mode: str = "fast") -> StopResult:
-    """Stop the embedded server if it runs. A pid file naming a process that is not this server
-    is removed, and that process left alone.
+def __getattr__(name: str) -> Any:
+    if name in _CONTROL:
+        from binprice.embedded import _control
 
-    `mode` is PostgreSQL's shutdown mode: `fast` (the default, clean) or `immediate` (a crash,
-    used by the fault-injection tests).
-    """
-    from binprice.embedded import _cluster, _start
-
-    pgdata = _layout.existing_cluster(data_dir)
-    if pgdata is None:
-        return StopResult(stopped=False)
-    with _StartLock(data_dir):
-        found = _pidfile.read(pgdata)
-        if found is None:
-            return StopResult(stopped=False)
-        if not _pidfile.is_this_server(found.pid, pgdata):
-            _start.clear_stale(pgdata, found)
-            return StopResult(stopped=False, stale_pid=found.pid)
-        if found.standalone:
-            raise EmbeddedServerError(
-                f"the embedded cluster {pgdata} is in use by a single-user postgres "
-                f"(pid {-found.pid}), not a server binprice started; end it yourself"
-            )
-        _cluster.stop(pgdata, found.pid, mode)
-        socket_dir = _layout.socket_dir(pgdata)
-        if socket_dir != pgdata:
-            with contextlib.suppress(OSError):  # not empty or gone: nothing of ours to tidy
-                socket_dir.rmdir()
-    return StopResult(stopped=True)
-
-
-def server_status(data_dir: Path) -> ServerStatus:
-    """Whether the embedded server runs, where its files are and how big; starts nothing."""
-    import pwd
-
-    pgdata = _layout.existing_cluster(data_dir)
-    if pgdata is None:
-        return ServerStatus(data_dir, None, None, None, 0)
-    uid = pgdata.stat().st_uid
-    try:
-        owner = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        owner = f"uid {uid}"
-    server = _server_on(pgdata, private_only=False)
-    return ServerStatus(data_dir, pgdata, server, owner, _disk_usage(pgdata))
-
-
-def _disk_usage(path: Path) -> int:
-    total = 0
-    for directory, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
-            except OSError:
-                continue  # removed while we looked (WAL recycling, temp files)
-    return total
-
-
-class _StartLock:
-    """An exclusive flock on `<data dir>/embedded.lock`, held while starting or stopping."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self._path = data_dir / LOCK_NAME
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        try:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _layout.unwritable(self._path.parent, exc) from None
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+        return getattr(_control, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,14 +4,17 @@ cluster, and its `binprice` database."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import TracebackType
 
 from binprice.embedded import (
     EMBEDDED_DATABASE,
+    LOCK_NAME,
     ServerInfo,
     _account,
     _binaries,
@@ -156,3 +159,24 @@ def _ensure_database(info: ServerInfo) -> None:
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split())
         raise EmbeddedServerError(f"cannot prepare the embedded database: {reason}") from None
+
+
+class StartLock:
+    """An exclusive flock on `<data dir>/embedded.lock`, held while starting or stopping."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir / LOCK_NAME
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _layout.unwritable(self._path.parent, exc) from None
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
