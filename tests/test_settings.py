@@ -1,4 +1,5 @@
-"""Settings: precedence, URL normalisation, the original design's .env, masking."""
+"""Settings: precedence, URL normalisation, keyword/value strings, the original design's .env,
+and secrets masked in every form a connection string can take."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from binprice.conninfo import parse_keywords, redact
 from binprice.errors import ConfigError
-from binprice.settings import load_settings, mask_url, normalize_database_url, read_dotenv
+from binprice.settings import load_settings, normalize_database_url, read_dotenv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,12 +47,102 @@ def test_malformed_url_is_a_config_error_with_masked_password(bad: str) -> None:
     assert "***" in str(info.value)
 
 
-def test_mask_url_hides_only_the_password() -> None:
+def test_redact_hides_only_the_password() -> None:
     """User, host, port and database stay readable."""
-    assert mask_url("postgresql://bob:s3cr%40t@db.example:5433/prices") == (
+    assert redact("postgresql://bob:s3cr%40t@db.example:5433/prices") == (
         "postgresql://bob:***@db.example:5433/prices"
     )
-    assert mask_url("postgresql://bob@h/db") == "postgresql://bob@h/db"
+    assert redact("postgresql://bob@h/db") == "postgresql://bob@h/db"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://bob:hunter2@h/db", "postgresql://bob:***@h/db"),
+        ("postgres://bob:hun@ter2@h/db", "postgres://bob:***@h/db"),
+        ("postgresql://bob@h/db?password=hunter2", "postgresql://bob@h/db?password=***"),
+        ("postgresql://h/db?sslmode=require&PassWord=hunter2&x=1",
+         "postgresql://h/db?sslmode=require&PassWord=***&x=1"),
+        ("postgresql://h/db?passw%6Frd=hunter2", "postgresql://h/db?passw%6Frd=***"),
+        ("postgresql://h/db?sslpassword=hunter2", "postgresql://h/db?sslpassword=***"),
+        ("host=h password=hunter2 dbname=db", "host=h password=*** dbname=db"),
+        ("host=h password = 'hun ter2' dbname=db", "host=h password = *** dbname=db"),
+        ("host=h password='hun\\' ter2' dbname=db", "host=h password=*** dbname=db"),
+        ("host=h password='hunter2", "host=h password=***"),
+        ("host=h sslpassword=hunter2", "host=h sslpassword=***"),
+        ("error: could not reach 'postgresql://u:hunter2@h/db': refused",
+         "error: could not reach 'postgresql://u:***@h/db': refused"),
+    ],
+    ids=["userinfo", "userinfo-with-at", "query", "query-any-case", "query-percent-encoded-key",
+         "sslpassword-query", "keyword", "keyword-quoted", "keyword-escaped-quote",
+         "keyword-unterminated", "keyword-sslpassword", "url-inside-a-message"],
+)  # fmt: skip
+def test_redact_masks_every_form_of_password(text: str, expected: str) -> None:
+    """Userinfo, query parameters (any case, percent-encoded) and keyword/value pairs."""
+    assert redact(text) == expected
+    assert "hunter2" not in redact(text)
+
+
+def test_redact_removes_the_literal_secrets_of_a_connection_string() -> None:
+    """A driver message that quotes the password itself (raw or percent-encoded) is masked too."""
+    url = "postgresql://u:p%40ss%20word@h/db?sslpassword=k3y"
+    message = "failed for 'p@ss word' and p%40ss%20word and k3y"
+    assert redact(message, url) == "failed for '***' and *** and ***"
+    assert redact("x p w x", "host=h password='p w'") == "x *** x"
+    assert "secret" not in redact("postgresql://u:top secret@h/db")  # not a URL libpq takes
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("host=db.example port=5433 dbname=prices user=bob password=s3cret",
+         "postgresql://bob:s3cret@/prices?host=db.example&port=5433"),
+        ("host=/run/pg dbname=prices", "postgresql:///prices?host=/run/pg"),
+        ("  dbname = 'my db'  user=bob password='it\\'s' ",
+         "postgresql://bob:it%27s@/my%20db"),
+        ("host=a,b port=1,2 sslmode=require",
+         "postgresql:///?host=a,b&port=1,2&sslmode=require"),
+    ],
+    ids=["tcp", "socket", "quoted", "multi-host"],
+)  # fmt: skip
+def test_keyword_value_strings_become_urls(given: str, expected: str) -> None:
+    """libpq's keyword/value form is accepted and turned into the equivalent URL."""
+    assert normalize_database_url(given) == expected
+
+
+def test_keyword_value_parser_follows_libpq_quoting() -> None:
+    """Quoted values keep spaces; backslash escapes a quote or a backslash."""
+    assert parse_keywords("a=1 b = 'x y' c='it\\'s' d=back\\\\slash") == {
+        "a": "1", "b": "x y", "c": "it's", "d": "back\\slash",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "host=h password=hunter2 port=99999",
+        "host=h password=hunter2 dbname",
+        "host=h password='hunter2",
+        "hunter2",
+    ],
+    ids=["port-range", "missing-equals", "unterminated", "neither-form"],
+)
+def test_malformed_keyword_strings_are_config_errors_without_the_password(bad: str) -> None:
+    """A malformed keyword/value string (or something that is no connection string at all, which
+    may be a password pasted in the wrong place) is never echoed with its secret."""
+    with pytest.raises(ConfigError) as info:
+        normalize_database_url(bad)
+    assert "hunter2" not in str(info.value)
+
+
+def test_dotenv_that_is_not_utf8_is_one_config_error_naming_the_file(tmp_path: Path) -> None:
+    """A .env with Latin-1 bytes raises ConfigError (exit 2) naming the file, not a traceback."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes(b"POSTGRES_USER=trader\nPOSTGRES_PASSWORD=caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={}, dotenv_path=dotenv)
+    assert str(dotenv) in str(info.value) and "UTF-8" in str(info.value)
+    assert info.value.exit_code == 2
 
 
 def test_precedence_flag_over_env_over_dotenv(tmp_path: Path) -> None:
@@ -88,7 +180,8 @@ def test_original_design_dotenv_works_as_it_is(tmp_path: Path) -> None:
     )
     settings = load_settings(environ={}, dotenv_path=dotenv)
     assert settings.database_url == "postgresql://trader:p%40ss%3Aword%2F%231@localhost:5433/prices"
-    assert "p@ss" not in mask_url(settings.database_url or "")
+    assert "p@ss" not in redact(settings.database_url or "")
+    assert "p%40ss" not in redact(settings.database_url or "")
 
 
 def test_read_dotenv_skips_comments_and_blank_lines(tmp_path: Path) -> None:
@@ -113,3 +206,24 @@ def test_default_data_dir_matches_platformdirs(monkeypatch: pytest.MonkeyPatch) 
         assert default_data_dir() == user_data_path("binprice", appauthor=False)
     monkeypatch.setenv("BINPRICE_DATA_DIR", "/tmp/somewhere")
     assert default_data_dir() == Path("/tmp/somewhere")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:hunter2@h/db",
+        "postgresql://u@h/db?password=hunter2",
+        "postgresql://u:hunter%202@h/db",
+        "host=h user=u password='hunter 2'",
+    ],
+    ids=["userinfo", "query", "encoded", "keyword"],
+)
+def test_driver_errors_never_carry_the_password(url: str) -> None:
+    """database_error (every connection path's, ingest's writers included) masks a password
+    that a driver message repeats, in whatever form the connection string held it."""
+    from binprice.db import database_error
+
+    secret = "hunter 2" if " " in url or "%20" in url else "hunter2"
+    message = str(database_error(url, RuntimeError(f"auth failed for {url!r} ({secret})")))
+    assert "hunter" not in message
+    assert message.startswith("cannot reach PostgreSQL at h")

@@ -68,10 +68,15 @@ def _run(url: str, action: str, revision: str) -> str | None:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-    from binprice.db import database_error
+    from binprice.db import CONNECT_TIMEOUT_SECONDS, database_error
 
     cfg = alembic_config()
-    engine = create_engine(sqlalchemy_url(url), poolclass=_null_pool())
+    # A server that accepts the connection and never answers must not hang the migration.
+    engine = create_engine(
+        sqlalchemy_url(url),
+        poolclass=_null_pool(),
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn

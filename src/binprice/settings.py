@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from binprice.conninfo import is_keyword_form, keywords_to_url, parse_keywords, redact
 from binprice.errors import ConfigError
 
 #: Environment variables naming the database, in order of preference.
@@ -110,48 +111,45 @@ def compose_url(values: Mapping[str, str]) -> str:
 
 
 def normalize_database_url(url: str) -> str:
-    """Return a libpq URL psycopg 3 accepts; `postgres://` and SQLAlchemy dialect forms included.
+    """Return a libpq URL psycopg 3 accepts: `postgres://` and SQLAlchemy dialect forms included,
+    and keyword/value strings (`host=… dbname=…`, as libpq accepts them) turned into the URL.
 
-    Raises ConfigError (with the password masked) for anything that is not a PostgreSQL URL.
+    Raises ConfigError (with every secret masked) for anything that is not a PostgreSQL URL.
     """
     url = url.strip()
+    if is_keyword_form(url):
+        return _keywords_url(url)
+    if "://" not in url:
+        # Not echoed: a string that is neither form may be a password pasted in the wrong place.
+        raise ConfigError(
+            "malformed database URL: expected postgresql://user:password@host:port/db "
+            "or a keyword/value string such as 'host=localhost dbname=prices'"
+        )
     try:
         parts = urlsplit(url)
         port = parts.port  # validates the port
     except ValueError as exc:
-        raise ConfigError(f"malformed database URL {mask_url(url)}: {exc}") from None
+        raise ConfigError(f"malformed database URL {redact(url)}: {exc}") from None
     if parts.scheme not in _ACCEPTED_SCHEMES:
         raise ConfigError(
-            f"malformed database URL {mask_url(url)}: expected postgresql://user:password@host:port/db"
+            f"malformed database URL {redact(url)}: expected postgresql://user:password@host:port/db"
         )
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"malformed database URL {mask_url(url)}: port {port} is out of range")
+        raise ConfigError(f"malformed database URL {redact(url)}: port {port} is out of range")
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by `***`; safe to print and log."""
+def _keywords_url(text: str) -> str:
     try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        password = None
-        parts = None
-    if parts is None or password is None:
-        # Fall back to a textual mask: anything between ':' and '@' in the authority.
-        scheme, sep, rest = url.partition("://")
-        if not sep:
-            return url
-        authority, slash, tail = rest.partition("/")
-        if "@" in authority:
-            userinfo, _, hostport = authority.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            masked = f"{user}:***@{hostport}" if ":" in userinfo else authority
-            return f"{scheme}://{masked}{slash}{tail}"
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, ""))
+        params = parse_keywords(text)
+    except ValueError as exc:
+        raise ConfigError(f"malformed database connection string {redact(text)}: {exc}") from None
+    for port in params.get("port", "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(
+                f"malformed database connection string {redact(text)}: bad port {port!r}"
+            )
+    return keywords_to_url(params)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -160,6 +158,11 @@ def read_dotenv(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read {path.absolute()}: byte {exc.start + 1} is not UTF-8; "
+            "save the file as UTF-8"
+        ) from None
     values: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()

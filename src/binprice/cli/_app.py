@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -185,8 +186,10 @@ def invoked_command(args: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning BinpriceErrors into one line."""
+    """Console-script entry point: run the app, turning BinpriceErrors into one line; the
+    library's notices (its log records, e.g. "started the embedded server") are lines on stderr."""
     register(invoked_command(sys.argv[1:]))
+    _show_notices()
     try:
         app()
     except BinpriceError as exc:
@@ -195,3 +198,37 @@ def main() -> None:
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        raise  # a closed pipe downstream is not binprice's error to explain
+    except OSError as exc:  # the environment, not a bug: a read-only or unwritable directory
+        err(f"error: {os_error_line(exc)}")
+        sys.exit(1)
+
+
+#: What to do about the OS errors a user can fix.
+_OS_ERROR_HINTS = {
+    errno.EACCES: "make it writable, or set BINPRICE_DATA_DIR to a writable directory",
+    errno.EPERM: "make it writable, or set BINPRICE_DATA_DIR to a writable directory",
+    errno.EROFS: "it is on a read-only file system; set BINPRICE_DATA_DIR to a writable directory",
+    errno.ENOSPC: "free some space on its file system",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error: what, where, and what to do when that is clear."""
+    what = exc.strerror or exc.__class__.__name__
+    if exc.filename is None:
+        return what
+    hint = _OS_ERROR_HINTS.get(exc.errno or 0)
+    return f"{what}: {exc.filename}" + (f"; {hint}" if hint else "")
+
+
+def _show_notices() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("binprice")
+    if not logger.handlers:  # main() may run more than once in a process (tests)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from binprice.cli._app import db_app, err, settings_from
 from binprice.errors import BinpriceError
 from binprice.settings import Settings
+
+if TYPE_CHECKING:
+    from binprice.embedded import ServerStatus
 
 
 @db_app.command("upgrade")
@@ -24,17 +27,50 @@ def db_upgrade(
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
 
-@db_app.command("downgrade")
+@db_app.command(
+    "downgrade",
+    # Relative targets start with a dash (`-1`): taken as the argument, not as an unknown option.
+    context_settings={"ignore_unknown_options": True},
+)
 def db_downgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision; `base` removes all tables.")],
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Target revision: an id, -N (N steps down), or `base` (removes all tables)."
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before downgrading to base.")
+    ] = False,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db, migrations
+    from binprice.errors import UsageError
 
+    if revision.startswith("-") and not revision[1:].isdigit():
+        raise UsageError(f"no such option: {revision}")
     url = db.resolve_url(settings_from(ctx))
+    if revision == "base" and not yes:
+        _confirm_base(db.describe(url))
     reached = migrations.downgrade(url, revision)
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+
+
+def _confirm_base(where: str) -> None:
+    import sys
+
+    from binprice.errors import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "`db downgrade base` drops every binprice table and the trades in them; "
+            "pass --yes to confirm (stdin is not a terminal to ask on)"
+        )
+    typer.confirm(
+        f"Drop every binprice table, and the trades in them, from the database at {where}?",
+        abort=True,
+    )
 
 
 @db_app.command("current")
@@ -66,24 +102,59 @@ def db_history(ctx: typer.Context) -> None:
 
 @db_app.command("info")
 def db_info(ctx: typer.Context) -> None:
-    """Show where the database is, the masked URL, server version, revision and row count."""
+    """Show where the database is, the masked URL, server version, revision and row count; for
+    the embedded server also whether it runs (a stopped one is not started), its pid, socket
+    and data directories and size."""
     from binprice import db
 
     info = db.database_info(settings_from(ctx))
-    trades = "-" if info.trades is None else f"{info.trades:,}"
-    if not info.trades_exact:
-        trades = f"~{trades} (estimate)"
-    rows = [
-        ("database", info.location),
-        ("configured by", info.source),
-        ("url", info.url),
-        ("server", f"PostgreSQL {info.server_version}"),
-        ("revision", f"{info.revision or 'base'} (head: {info.head})"),
-        ("trades", trades),
-    ]
+    rows = [("database", info.location), ("configured by", info.source)]
+    if info.embedded is not None:
+        rows += _embedded_rows(info.embedded)
+    if info.url is not None:
+        trades = "-" if info.trades is None else f"{info.trades:,}"
+        if not info.trades_exact:
+            trades = f"~{trades} (estimate)"
+        rows += [
+            ("url", info.url),
+            ("server", f"PostgreSQL {info.server_version}"),
+            ("revision", f"{info.revision or 'base'} (head: {info.head})"),
+            ("trades", trades),
+        ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+
+
+def _embedded_rows(status: ServerStatus) -> list[tuple[str, str]]:
+    if status.pgdata is None:
+        return [
+            ("state", "not created yet (the first command that needs it creates and starts it)"),
+            ("data dir", str(status.data_dir)),
+        ]
+    server = status.server
+    if server is None:
+        state = "stopped (`binprice db start` starts it; so does any command that needs it)"
+    else:
+        state = f"running, pid {server.pid}, as {status.owner} (`binprice db stop` stops it)"
+    rows = [("state", state)]
+    if server is not None:
+        rows.append(("socket dir", str(server.socket_dir)))
+    return [
+        *rows,
+        ("cluster", f"{status.pgdata} ({_size(status.size_bytes)})"),
+        ("data dir", str(status.data_dir)),
+    ]
+
+
+_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
+
+
+def _size(size: int) -> str:
+    exponent = 0
+    while exponent < len(_SIZE_UNITS) - 1 and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    return f"{size / 1024**exponent:.1f} {_SIZE_UNITS[exponent]}"
 
 
 @db_app.command("start")
@@ -93,8 +164,7 @@ def db_start(ctx: typer.Context) -> None:
 
     settings = settings_from(ctx)
     _require_embedded(settings)
-    info = embedded.ensure_server(settings.data_dir)
-    err(f"embedded PostgreSQL runs (pid {info.pid}), data in {info.pgdata}")
+    err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
 
 
 @db_app.command("stop")
@@ -104,8 +174,14 @@ def db_stop(ctx: typer.Context) -> None:
 
     settings = settings_from(ctx)
     _require_embedded(settings)
-    if embedded.stop_server(settings.data_dir):
+    result = embedded.stop_server(settings.data_dir)
+    if result.stopped:
         err("embedded PostgreSQL stopped")
+    elif result.stale_pid is not None:
+        err(
+            "embedded PostgreSQL was not running; removed its stale postmaster.pid "
+            f"(pid {result.stale_pid} is another process, left alone)"
+        )
     else:
         err("embedded PostgreSQL was not running")
 

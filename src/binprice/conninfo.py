@@ -1,0 +1,167 @@
+"""PostgreSQL connection strings: the keyword/value form, and keeping secrets out of text.
+
+libpq accepts two forms (PostgreSQL docs, "Connection Strings"): URIs
+(`postgresql://user:password@host:port/db?param=value`) and keyword/value strings
+(`host=localhost password='s3 cret' dbname=prices`). A password can hide in a URI's userinfo, in a
+URI query parameter (`?password=`, even percent-encoded as `?passw%6Frd=`) or in a keyword.
+`redact` is the one function that takes them out of anything binprice shows: URLs, error
+messages, log lines.
+
+Imported by every command through `settings`, so it stays stdlib-only and cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from urllib.parse import quote, unquote, urlsplit
+
+#: libpq parameters whose values are secrets.
+SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
+MASK = "***"
+
+_KEYWORD = r"[A-Za-z_]+"
+# A URL token (up to whitespace), or a secret keyword with its value: quoted (backslash escapes,
+# possibly unterminated) or bare.
+_SECRETS_IN_TEXT = (
+    r"(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://\S*)"
+    r"|(?P<key>\b(?:ssl)?password\s*=\s*)(?P<value>'(?:\\.|[^'\\])*'?|\S*)"
+)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """Compiled on first use: most commands never redact anything (saves start-up time)."""
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def redact(text: str, conninfo: str | None = None) -> str:
+    """`text` with every secret replaced by `***`: passwords in URLs (userinfo and query) and in
+    keyword/value pairs, and any literal occurrence of the secrets of `conninfo` (by default
+    `text` itself): a driver may quote what it was given, and a password may hold a space."""
+    masked = _compiled(_SECRETS_IN_TEXT).sub(_mask_match, text)
+    for secret in sorted(
+        _secrets_of(text if conninfo is None else conninfo), key=len, reverse=True
+    ):
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            masked = masked.replace(form, MASK)
+    return masked
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match["url"] is not None:
+        return _mask_url(match["url"])
+    return f"{match['key']}{MASK}"
+
+
+def _mask_url(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    head, question, query = rest.partition("?")
+    if "@" in head:
+        # The last '@' ends the userinfo, as in urlsplit; masking too much beats too little.
+        userinfo, _, hostpart = head.rpartition("@")
+        if ":" in userinfo:
+            head = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostpart}"
+    if question:
+        query = "&".join(_mask_param(param) for param in query.split("&"))
+    return f"{scheme}://{head}{question}{query}"
+
+
+def _mask_param(param: str) -> str:
+    key, equals, _value = param.partition("=")
+    return f"{key}={MASK}" if equals and unquote(key).lower() in SECRET_KEYWORDS else param
+
+
+def _secrets_of(conninfo: str) -> set[str]:
+    found: set[str] = set()
+    if "://" in conninfo:
+        try:
+            parts = urlsplit(conninfo)
+            password = parts.password
+        except ValueError:
+            password = None
+            parts = None
+        if password:
+            found.add(unquote(password))
+        if parts is not None:
+            for param in parts.query.split("&"):
+                key, _, value = param.partition("=")
+                if unquote(key).lower() in SECRET_KEYWORDS and value:
+                    found.add(unquote(value))
+    else:
+        try:
+            params = parse_keywords(conninfo)
+        except ValueError:
+            params = {}
+        found.update(v for k, v in params.items() if k in SECRET_KEYWORDS and v)
+    return found
+
+
+def is_keyword_form(text: str) -> bool:
+    """True for a keyword/value string (libpq: no URI prefix, and an '=')."""
+    return "://" not in text and "=" in text
+
+
+def parse_keywords(text: str) -> dict[str, str]:
+    """Parse a libpq keyword/value string. Raises ValueError with a message that quotes none of
+    the input (a value may be a password)."""
+    params: dict[str, str] = {}
+    pos, end = 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos == end:
+            return params
+        match = _compiled(_KEYWORD).match(text, pos)
+        if match is None:
+            raise ValueError(f"expected a keyword at character {pos + 1}")
+        key, pos = match.group(), match.end()
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos == end or text[pos] != "=":
+            raise ValueError(f"missing '=' after keyword {key!r}")
+        pos += 1
+        while pos < end and text[pos].isspace():
+            pos += 1
+        value, pos = _read_value(text, pos, key)
+        params[key] = value
+
+
+def _read_value(text: str, pos: int, key: str) -> tuple[str, int]:
+    quoted = pos < len(text) and text[pos] == "'"
+    pos += quoted
+    out: list[str] = []
+    while pos < len(text):
+        char = text[pos]
+        if quoted and char == "'":
+            return "".join(out), pos + 1
+        if not quoted and char.isspace():
+            break
+        if char == "\\" and pos + 1 < len(text):
+            pos += 1
+            char = text[pos]
+        out.append(char)
+        pos += 1
+    if quoted:
+        raise ValueError(f"unterminated quoted value of {key!r}")
+    return "".join(out), pos
+
+
+def keywords_to_url(params: Mapping[str, str]) -> str:
+    """The libpq URI equivalent to keyword/value `params`: user and password as userinfo, the
+    database as the path, every other keyword (host, port, sslmode, …) as a query parameter."""
+    rest = dict(params)
+    user = rest.pop("user", "")
+    password = rest.pop("password", None)
+    database = rest.pop("dbname", "")
+    userinfo = quote(user, safe="")
+    if password is not None:
+        userinfo += ":" + quote(password, safe="")
+    netloc = f"{userinfo}@" if userinfo else ""
+    return f"postgresql://{netloc}/{quote(database, safe='')}{_query(rest.items())}"
+
+
+def _query(items: Iterable[tuple[str, str]]) -> str:
+    pairs = [f"{quote(k, safe='')}={quote(v, safe='/,')}" for k, v in items]
+    return "?" + "&".join(pairs) if pairs else ""
