@@ -258,6 +258,7 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="binprice-bench-") as tmp:
         workdir = Path(tmp)
+        workdir.chmod(0o711)  # as root, the server's own user must reach the cluster below
         try:
             modes = ["throughput", "latency", "naive"] if args.mode == "all" else [args.mode]
             if args.warmup and "throughput" in modes:

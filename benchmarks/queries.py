@@ -292,6 +292,8 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.only.split(","))
     data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
+    if data_dir is not None:
+        data_dir.chmod(0o711)  # as root, the server's own user must reach the cluster below
     url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
     try:
         build(url, args.trades)

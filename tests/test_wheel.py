@@ -39,9 +39,13 @@ def test_wheel_ships_migrations_and_type_marker(wheel: Path) -> None:
 
 @pytest.mark.slow
 def test_installed_wheel_migrates_from_outside_the_repo(
-    wheel: Path, tmp_path: Path, empty_database_url: str, clean_env: dict[str, str]
+    wheel: Path, reachable_tmp: Path, empty_database_url: str, clean_env: dict[str, str]
 ) -> None:
-    """pip install <wheel> into a fresh venv; `binprice db upgrade/current` work from /tmp."""
+    """pip install <wheel> into a fresh venv; `binprice db upgrade/current` work from /tmp.
+
+    The venv and the data directory live where an embedded server may run even as root (not
+    under pytest's 0700 temporary root), as they would in a user's home."""
+    tmp_path = reachable_tmp
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     pip = env_dir / "bin" / "pip"

@@ -23,6 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from binprice._fs import fsync_dir
 from binprice.embedded import EMBEDDED_DATABASE, EMBEDDED_USER, _pidfile
 from binprice.embedded._account import Account
 from binprice.embedded._layout import PORT, unwritable
@@ -105,7 +106,7 @@ def create_database(partial: Path, account: Account, bin_dir: Path) -> None:
 def install(partial: Path, pgdata: Path) -> None:
     """Move the finished cluster into place: one rename, made durable."""
     os.rename(partial, pgdata)
-    _fsync_dir(pgdata.parent)
+    fsync_dir(pgdata.parent)
 
 
 def create(pgdata: Path, account: Account, bin_dir: Path, client: str) -> None:
@@ -230,11 +231,3 @@ def _write_owned(path: Path, text: str, account: Account) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise unwritable(path.parent, exc) from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import msgspec
 
+from binprice._fs import fsync_dir
 from binprice.binance import Trade
 from binprice.errors import BinpriceError
 from binprice.ingest.writer import Batch
@@ -174,7 +175,7 @@ class Spool:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
@@ -201,7 +202,7 @@ class Spool:
         """Delete a checked-out chunk once its trades are committed."""
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     def close(self) -> None:
         """Release the spool; its directory goes if nothing is left in it (else the next run
@@ -220,11 +221,3 @@ def _remove_tree_quietly(directory: Path) -> None:
             child.unlink()
     with contextlib.suppress(OSError):
         directory.rmdir()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
