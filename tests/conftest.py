@@ -148,7 +148,9 @@ def empty_database_url(pg_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An environment with no database configured, run from an empty directory."""
+    """An environment with no database configured, run from an empty directory; the default
+    data directory is inside the test's own (never the user's ~/.local/share/binprice)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     for name in (
         "BINPRICE_DATABASE_URL",
         "DATABASE_URL",

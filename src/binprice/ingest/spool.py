@@ -92,12 +92,11 @@ class Spool:
         Raises SpoolError if the directory cannot be created.
         """
         try:
-            root.mkdir(parents=True, exist_ok=True)
             name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
             # Made under a temporary name and renamed once locked, so no other run ever sees
             # this directory without its lock held (and takes it for a dead run's).
             staging = root / f".{name}.new"
-            staging.mkdir()
+            _make_dir(root, staging)
             fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             directory = root / name
@@ -211,8 +210,23 @@ class Spool:
             return
         if not any(self.directory.glob(f"*{SUFFIX}")):
             _remove_tree_quietly(self.directory)
+            with contextlib.suppress(OSError):
+                self.directory.parent.rmdir()  # the database's spool root, if nobody uses it
         os.close(self._lock_fd)
         self._lock_fd = -1
+
+
+def _make_dir(root: Path, directory: Path) -> None:
+    """`root/directory`, creating `root` if needed — again if a run that just stopped removed
+    the empty root between the two steps."""
+    for _ in range(3):
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir()
+        except FileNotFoundError:
+            continue
+        return
+    directory.mkdir()
 
 
 def _remove_tree_quietly(directory: Path) -> None:
