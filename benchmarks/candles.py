@@ -8,6 +8,10 @@ of `candles` for BTCUSDT and a rare symbol: a year of 1d candles (the table hold
 that window reads all of them), a day of 1m candles at random days, 30 days of 1h, 1w and 1M,
 each with unaligned window ends (so both partial-minute edges are read from raw trades).
 
+`--ingest-cost` measures what the rollup costs on ingest: the rate of batched COPYs (one
+statement and commit per batch, as the ingestor writes) into fresh databases at revision 0003
+(no rollup), 0004 (the rollup) and head (0005: first/last id, open, close), in the same run.
+
 `--full-year` also measures a year of 1d and 1h candles over a year of rollup minutes (525,600
 rows for one synthetic symbol, inserted inside a transaction that is rolled back afterwards, so
 the table is left as it was). Prints numbers; asserts nothing.
@@ -20,14 +24,15 @@ import random
 import shutil
 import statistics
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from queries import END, QUIET, SPAN, build, server_ms
+from queries import COPY_COLUMNS, END, QUIET, SPAN, build, server_ms, trade_lines
 
-from binprice import embedded
+from binprice import embedded, migrations
 from binprice.candles import INTERVALS, candle_query
 
 YEAR = timedelta(days=365)
@@ -102,20 +107,75 @@ def full_year(url: str, runs: int) -> None:
         conn.rollback()
 
 
+REVISIONS = ("0003_gaps", "0004_trade_minutes", "head")
+
+
+def scratch(url: str, name: str, revision: str) -> str:
+    """A fresh database on the server of ``url``, migrated to ``revision``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    scratch_url = psycopg.conninfo.make_conninfo(url, dbname=name)
+    migrations.upgrade(scratch_url, revision)
+    return scratch_url
+
+
+def batched_copy(url: str, count: int, batch: int, seed: int) -> float:
+    """Rows per second of COPYing ``count`` trades in ``batch``-row statements, each committed."""
+    spent = 0.0
+    with psycopg.connect(url) as conn:
+        for block in trade_lines(count, seed):
+            lines = block.splitlines(keepends=True)
+            for i in range(0, len(lines), batch):
+                text = "".join(lines[i : i + batch])
+                began = time.perf_counter()
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY trades ({COPY_COLUMNS}) FROM STDIN") as c,
+                ):
+                    c.write(text)
+                conn.commit()
+                spent += time.perf_counter() - began
+    return count / spent
+
+
+def ingest_cost(url: str, count: int, runs: int) -> None:
+    print(f"\nCOPY rate, {count:,} trades per run, median of {runs} (runs interleaved):")
+    for batch in (1_000, 25_000):
+        rates: dict[str, list[float]] = {revision: [] for revision in REVISIONS}
+        for attempt in range(runs):
+            for revision in REVISIONS:
+                target = scratch(url, "bench_rollup_cost", revision)
+                rates[revision].append(batched_copy(target, count, batch, seed=attempt + 11))
+        base = statistics.median(rates[REVISIONS[0]])
+        for revision, samples in rates.items():
+            rate = statistics.median(samples)
+            print(
+                f"  batch {batch:>6,}  {revision:<20} {rate:>10,.0f} trades/s  {rate / base:5.2f}x"
+            )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bench_rollup_cost WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: a throwaway embedded server")
     parser.add_argument("--trades", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=30, help="samples per cell")
     parser.add_argument("--full-year", action="store_true", help="also a real year of minutes")
+    parser.add_argument("--ingest-cost", type=int, default=0, help="trades per run; 0: skip")
+    parser.add_argument("--only-ingest-cost", action="store_true")
     args = parser.parse_args()
     data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
     url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
     try:
-        build(url, args.trades)
-        table(url, args.runs)
-        if args.full_year:
-            full_year(url, max(5, args.runs // 3))
+        if not args.only_ingest_cost:
+            build(url, args.trades)
+            table(url, args.runs)
+            if args.full_year:
+                full_year(url, max(5, args.runs // 3))
+        if args.ingest_cost:
+            ingest_cost(url, args.ingest_cost, max(3, args.runs // 10))
     finally:
         if data_dir is not None:
             embedded.stop_server(data_dir)
