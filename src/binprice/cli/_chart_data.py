@@ -9,7 +9,14 @@ from typing import Any
 
 import psycopg
 
-from binprice.candles import Candle, Interval, candles, choose_interval, parse_interval
+from binprice.candles import (
+    MILLISECOND,
+    Candle,
+    Interval,
+    candles,
+    choose_interval,
+    parse_interval,
+)
 from binprice.cli._chart import PricePath
 from binprice.errors import NotFoundError, UsageError
 from binprice.export import trades
@@ -35,7 +42,7 @@ def chart_data(
         raise UsageError("chart draws one symbol")
     chosen = parse_interval(interval) if interval else choose_interval(start, end, max_candles)
     window = f"{format_timestamp(start)} to {format_timestamp(end)}"
-    if chosen.floor(start) == chosen.floor(end - (end - start) / 10**6):
+    if chosen.floor(start) == chosen.floor(end - MILLISECOND):  # the window's last instant
         # The whole window is inside one candle: draw its trades instead.
         path = price_path(conn, names[0], start, end, max_candles * POINTS_PER_COLUMN)
         if not path.times:
