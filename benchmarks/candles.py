@@ -28,12 +28,14 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from queries import COPY_COLUMNS, END, QUIET, SPAN, build, server_ms, trade_lines
 
 from binprice import embedded, migrations
 from binprice.candles import INTERVALS, candle_query
+from binprice.queries import RANGE_SQL
 
 YEAR = timedelta(days=365)
 DAY = timedelta(days=1)
@@ -83,6 +85,10 @@ def table(url: str, runs: int) -> None:
             for label, (name, window) in cases.items():
                 samples = [measure(conn, name, symbol, *window()) for _ in range(runs)]
                 report(f"{symbol} {label}", samples)
+            # The same run's `range` over the 30 days: a yardstick when the machine is busy.
+            params = {"symbols": [symbol], "start": first_day + RAGGED, "end": END - RAGGED}
+            samples = [server_ms(conn, RANGE_SQL, params) for _ in range(runs)]
+            report(f"{symbol} (reference: range over 30 days)", samples)
 
 
 def full_year(url: str, runs: int) -> None:
@@ -115,7 +121,8 @@ def scratch(url: str, name: str, revision: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
-    scratch_url = psycopg.conninfo.make_conninfo(url, dbname=name)
+    parts = urlsplit(url)
+    scratch_url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
     migrations.upgrade(scratch_url, revision)
     return scratch_url
 
