@@ -73,7 +73,9 @@ def test_interval_is_chosen_to_fit_and_one_interval_is_a_line(url: str) -> None:
             conn, "BTCUSDT", T0, T0 + timedelta(seconds=40), None, 34
         )
         assert interval is None and title.startswith("BTCUSDT trades")
-        _, data, _ = chart_data(conn, "BTCUSDT", T0, T0 + timedelta(hours=1), "1h", 34)
+        _, data, interval = chart_data(conn, "BTCUSDT", T0, T0 + timedelta(minutes=2), None, 34)
+        assert interval is None  # two 1m candles would say less than the trades
+        _, data, interval = chart_data(conn, "BTCUSDT", T0, T0 + timedelta(hours=1), "1h", 34)
         assert interval is None  # one candle's worth, even when the interval is given
 
 

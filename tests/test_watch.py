@@ -54,7 +54,7 @@ def test_snapshot_price_change_rate_and_minutes(url: str) -> None:
     # 11:31 to 12:00, the minute now beginning (no trade in it yet) last.
     assert len(btc.closes) == 30 and btc.closes[-2:] == (Decimal("190.5"), None)
     assert btc.closes[0] == Decimal(161)
-    assert eth.change is None and eth.price == Decimal(2000)  # nothing before the window
+    assert eth.change == 0 and eth.price == Decimal(2000)  # its first trade in the window
     assert eth.closes.count(None) == 29
     assert never.price is None and never.trades_per_second == 0
 
@@ -77,7 +77,9 @@ def test_live_table_renders_at_terminal_widths(url: str, width: int) -> None:
     console.print(to_table(take(url, ["BTCUSDT", "ETHUSDT", "NOPEUSDT"])))
     text = console.export_text(clear=False)
     assert all(len(line) <= width for line in text.splitlines())
-    assert "BTCUSDT" in text and "190.5" in text and "+60.5" in text and "never" in text
+    assert "BTCUSDT" in text and "190.5" in text and "+60.5 +46.54%" in text and "never" in text
+    rows = [line for line in text.splitlines() if "USDT" in line]
+    assert len(rows) == 3  # one line per symbol: nothing wrapped
     assert "\x1b[" in console.export_text(styles=True)
 
 
@@ -142,4 +144,4 @@ def test_watch_on_a_terminal_draws_the_live_table(url: str, columns: int) -> Non
     args = ["--database-url", url, "watch", "--count", "2", "--every", "0s"]
     done, screen = run_in_pty(args, env=env)
     assert done.returncode == 0, done.stderr
-    assert b"binprice watch" in screen and b"BTCUSDT" in screen
+    assert b"change over 1h" in screen and b"BTCUSDT" in screen

@@ -4,7 +4,8 @@ Polling needs nothing from the ingestor (another process, maybe on another machi
 statement per poll, a ``LATERAL`` per symbol, each part an index probe —
 
 - the last trade: the primary key walked backwards (as ``latest``);
-- the price a window ago (as-of, ``at --before``): one probe of the per-symbol time index;
+- the price a window ago (as-of, ``at --before``): one probe of the per-symbol time index; when
+  nothing traded before the window (capture began inside it), the window's first trade;
 - trades per second: an index-only count of the last ``rate_window`` of trades;
 - the sparkline: the closes of the last minutes, straight from the rollup ``trade_minutes``,
   which the ingest's own commits keep current through the triggers.
@@ -41,7 +42,8 @@ MINUTE = timedelta(minutes=1)
 PERCENT = Decimal(100)
 
 SNAPSHOT_SQL = """
-SELECT r.symbol, last.price, last.timestamp, ref.price, rate.trades, spark.minutes, spark.closes
+SELECT r.symbol, last.price, last.timestamp, coalesce(ref.price, since.price), rate.trades,
+       spark.minutes, spark.closes
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
 LEFT JOIN LATERAL (
     SELECT price, timestamp FROM trades WHERE trades.symbol = r.symbol
@@ -52,6 +54,11 @@ LEFT JOIN LATERAL (
     WHERE trades.symbol = r.symbol AND trades.timestamp <= %(reference)s
     ORDER BY timestamp DESC, trade_id DESC LIMIT 1
 ) AS ref ON true
+LEFT JOIN LATERAL (
+    SELECT price FROM trades
+    WHERE ref.price IS NULL AND trades.symbol = r.symbol AND trades.timestamp > %(reference)s
+    ORDER BY timestamp, trade_id LIMIT 1
+) AS since ON true
 CROSS JOIN LATERAL (
     SELECT count(*) AS trades FROM trades
     WHERE trades.symbol = r.symbol AND trades.timestamp > %(rate_since)s
@@ -71,7 +78,8 @@ class SymbolSnapshot:
     """One symbol at one moment; prices are None when it never traded.
 
     ``change``/``change_percent`` compare the last price with the last price at or before the
-    window's start (None if nothing traded before it); ``closes`` has one entry per minute of
+    window's start, or the window's first price when nothing traded before it (None when the
+    symbol never traded); ``closes`` has one entry per minute of
     the sparkline, oldest first, None for a minute without trades.
     """
 

@@ -75,7 +75,9 @@ def chart_text(
         xs = [_seconds(t, start) for t in data.times]
         figure.draw(figure.signal(xs, [float(p) for p in data.prices]).lines())
     else:
-        xs = [_seconds(c.open_time, start) for c in data]
+        # Each candle stands in the middle of its part of the window (the first and last may
+        # be partial), so no candle falls outside the time axis.
+        xs = [_middle(c, start, end) for c in data]
         figure.draw(figure.candlestick({
             "date": xs,
             "open": [float(c.open) for c in data],
@@ -132,6 +134,11 @@ def _png_candles(axes: Any, candles: Sequence[Candle], interval: Interval | None
         low, high = sorted((float(candle.open), float(candle.close)))
         axes.bar(candle.open_time + step / 2, max(high - low, 0.0) or 1e-12, body_width,
                  bottom=low, color=color)  # fmt: skip
+
+
+def _middle(candle: Candle, start: datetime, end: datetime) -> float:
+    shown_from, shown_to = max(candle.open_time, start), min(candle.close_time, end)
+    return _seconds(shown_from + (shown_to - shown_from) / 2, start)
 
 
 def _seconds(moment: datetime, start: datetime) -> float:

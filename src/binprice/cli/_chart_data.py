@@ -23,6 +23,9 @@ from binprice.export import trades
 from binprice.queries import normalise_symbols
 from binprice.timespec import format_timestamp
 
+#: Without --interval, a window that would show fewer candles than this is drawn as a line of
+#: its trades: two or three fat candles say less than the trades do.
+MIN_CANDLES = 3
 #: A line chart keeps at most this many points per column of the terminal: the last trade of
 #: each time slot, so memory stays bounded however many trades the window holds.
 POINTS_PER_COLUMN = 2
@@ -42,8 +45,9 @@ def chart_data(
         raise UsageError("chart draws one symbol")
     chosen = parse_interval(interval) if interval else choose_interval(start, end, max_candles)
     window = f"{format_timestamp(start)} to {format_timestamp(end)}"
-    if chosen.floor(start) == chosen.floor(end - MILLISECOND):  # the window's last instant
-        # The whole window is inside one candle: draw its trades instead.
+    one_candle = chosen.floor(start) == chosen.floor(end - MILLISECOND)  # the last instant
+    if one_candle or (interval is None and chosen.estimate(start, end) < MIN_CANDLES):
+        # The whole window is inside one candle (or a few): draw its trades instead.
         path = price_path(conn, names[0], start, end, max_candles * POINTS_PER_COLUMN)
         if not path.times:
             raise NotFoundError(f"no trades from {window} for {names[0]}")

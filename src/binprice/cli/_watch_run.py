@@ -31,12 +31,14 @@ def run_watch(
             from rich.console import Console
             from rich.live import Live
 
+            console = Console()
             # We redraw on every poll ourselves; Rich's own refresh thread would add nothing.
-            with Live(to_table(source.poll()), console=Console(), auto_refresh=False) as live:
+            first = to_table(source.poll(), columns=console.width)
+            with Live(first, console=console, auto_refresh=False) as live:
                 done = 1
                 while count is None or done < count:
                     time.sleep(every.total_seconds())
-                    live.update(to_table(source.poll()), refresh=True)
+                    live.update(to_table(source.poll(), columns=console.width), refresh=True)
                     done += 1
         else:
             while count is None or done < count:

@@ -17,6 +17,9 @@ SPARK_LEVELS = "▁▂▃▄▅▆▇█"
 NO_TRADES = " "
 PERCENT_PLACES = Decimal("0.01")
 RATE_PLACES = Decimal("0.1")
+#: The table's columns other than the sparkline take about this many characters.
+OTHER_COLUMNS = 62
+MIN_SPARK, DEFAULT_SPARK = 8, 30
 
 
 def sparkline(closes: Sequence[Decimal | None]) -> str:
@@ -37,38 +40,51 @@ def sparkline(closes: Sequence[Decimal | None]) -> str:
     return "".join(out)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal without trailing zeros, never in exponent form: ``73108.7300`` is ``73108.73``."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def change_text(item: SymbolSnapshot) -> str:
-    """``+12.30 (+0.02%)``, or ``-`` when there is no earlier price to compare with."""
+    """``+12.3 +0.02%``, or ``-`` when there is no earlier price to compare with."""
     if item.change is None or item.change_percent is None:
         return "-"
-    percent = item.change_percent.quantize(PERCENT_PLACES)
-    return f"{item.change:+f} ({percent:+f}%)"
+    sign = "+" if item.change >= 0 else ""
+    return f"{sign}{plain(item.change)} {item.change_percent.quantize(PERCENT_PLACES):+f}%"
 
 
 def rate_text(item: SymbolSnapshot) -> str:
-    return f"{item.trades_per_second.quantize(RATE_PLACES):f}/s"
+    return f"{item.trades_per_second.quantize(RATE_PLACES):f}"
 
 
-def to_table(snapshot: Snapshot) -> Table:
-    """The live view: one row per symbol."""
+def sparkline_width(columns: int) -> int:
+    """Minutes of sparkline that fit beside the other columns in a terminal this wide."""
+    return max(MIN_SPARK, min(columns - OTHER_COLUMNS, DEFAULT_SPARK))
+
+
+def to_table(snapshot: Snapshot, *, columns: int = 80) -> Table:
+    """The live view for a terminal ``columns`` wide: one row per symbol, nothing wrapped."""
     from rich.table import Table
 
     title = (
-        f"binprice watch · {format_timestamp(snapshot.taken_at)} · change over "
-        f"{format_duration(snapshot.window)} · rate over {format_duration(snapshot.rate_window)}"
+        f"{format_timestamp(snapshot.taken_at)} · change over {format_duration(snapshot.window)}"
+        f" · trades/s over {format_duration(snapshot.rate_window)}"
     )
     table = Table(title=title, box=None, header_style="bold", title_justify="left")
-    for name in ("symbol", "last", "change", "trades", "last trade", "minutes"):
-        table.add_column(name, justify="left" if name in ("symbol", "minutes") else "right")
+    spark = sparkline_width(columns)
+    for name in ("symbol", "last", "change", "trades/s", "last trade", f"last {spark} min"):
+        left = name == "symbol" or name.endswith("min")
+        table.add_column(name, justify="left" if left else "right", no_wrap=True)
     for item in snapshot.symbols:
         style = _style(item)
         table.add_row(
             item.symbol,
-            f"{item.price:f}" if item.price is not None else "-",
+            plain(item.price) if item.price is not None else "-",
             f"[{style}]{change_text(item)}[/]" if style else change_text(item),
             rate_text(item),
             format_ago(snapshot.taken_at - item.last_trade_at) if item.last_trade_at else "never",
-            sparkline(item.closes),
+            sparkline(item.closes[-spark:]),
         )
     if not snapshot.symbols:
         table.caption = "no trades recorded yet: run `binprice ingest`"
@@ -79,8 +95,8 @@ def to_line(snapshot: Snapshot) -> str:
     """One line per update for a pipe: the time, then per symbol price, change and rate."""
     parts = [format_timestamp(snapshot.taken_at)]
     for item in snapshot.symbols:
-        price = f"{item.price:f}" if item.price is not None else "-"
-        parts.append(f"{item.symbol} {price} {change_text(item)} {rate_text(item)}")
+        price = plain(item.price) if item.price is not None else "-"
+        parts.append(f"{item.symbol} {price} {change_text(item)} {rate_text(item)}/s")
     return "  ".join(parts)
 
 
