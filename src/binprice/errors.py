@@ -68,3 +68,8 @@ class SymbolError(ExchangeError):
 
 class GeoRestrictedError(ExchangeError):
     """Raised on HTTP 451: the exchange refuses this location; retrying cannot help."""
+
+
+class ExportError(BinpriceError):
+    """Raised when trades cannot be exported as asked: a missing optional extra (pyarrow), a
+    value no Parquet decimal can hold, or an output that cannot be written."""

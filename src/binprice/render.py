@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from binprice.candles import Candle
 from binprice.queries import PriceAtResult, PricePoint, PriceSummary
 from binprice.timespec import format_timestamp
 
@@ -33,7 +34,7 @@ __all__ = [
     "to_text",
 ]
 
-Result = PricePoint | PriceAtResult | PriceSummary
+Result = PricePoint | PriceAtResult | PriceSummary | Candle
 Value = str | int
 
 #: Column order of each result kind: the stable keys of --json and the header of --csv.
@@ -54,8 +55,24 @@ FIELDS: dict[type[Result], tuple[str, ...]] = {
         "volume",
         "vwap",
     ),
+    Candle: (
+        "symbol",
+        "open_time",
+        "close_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "trades",
+        "vwap",
+    ),
 }
-_LEFT_ALIGNED = frozenset({"symbol", "timestamp", "requested", "start", "end", "high_at", "low_at"})
+_LEFT_ALIGNED = frozenset(
+    {"symbol", "timestamp", "requested", "start", "end", "high_at", "low_at"}
+    | {"open_time", "close_time"}  # candles
+)
 _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 
 

@@ -157,10 +157,14 @@ COMMAND_MODULES = {
     "at": "_queries",
     "range": "_queries",
     "gaps": "_gaps",
+    "candles": "_explore",
+    "chart": "_explore",
+    "export": "_explore",
+    "watch": "_explore",
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_queries", "_gaps", "_db")
+_ALL_MODULES = ("_ingest", "_queries", "_gaps", "_explore", "_db")
 
 
 def register(command: str | None) -> None:

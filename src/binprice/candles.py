@@ -1,0 +1,285 @@
+"""Candles (klines) built from stored trades, with Binance's interval names and alignment.
+
+Intervals are Binance's: ``1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M``, all in UTC.
+
+- Up to ``1d`` every width divides a day, so candles open on multiples of the width since
+  midnight (equivalently, since the Unix epoch).
+- ``3d`` is aligned to the epoch, as Binance's are: a 3-day candle opens on a day whose number
+  since 1970-01-01 is a multiple of 3 (2026-01-01 is day 20454 = 3 * 6818, so 3d candles
+  open on 2025-12-29, 2026-01-01, 2026-01-04, ...), not on the window's start or on a month.
+- ``1w`` opens on Monday 00:00 UTC (the epoch was a Thursday: weeks count from 1970-01-05).
+- ``1M`` opens on the 1st of each month, 00:00 UTC, and lasts the month's own length.
+
+A candle's ``close_time`` is Binance's: the next candle's open time minus 1 ms.
+
+The query reads the per-minute rollup ``trade_minutes`` (migrations 0004/0005: count, volume,
+notional, high, low, first/last trade id, open and close per symbol and minute), so a year of
+``1d`` candles adds up ~525,600 rollup rows instead of tens of millions of trades. A window's
+ends need not be aligned: whole minutes come from the rollup and the partial minutes at the two
+ends from raw trades (the ``(symbol, timestamp, trade_id) INCLUDE (price, quantity)`` index), as
+``range`` does, so the first and last candle hold only the window's part of their interval. An
+interval with no trade in the window has no candle.
+
+Open and close of a candle are the open of its first minute and the close of its last (the
+rollup's open/close are the prices of a minute's lowest and highest trade id, and Binance ids
+grow with time within a symbol). Where raw trades join rollup buckets they are merged with
+``min(ARRAY[first_id, open])``: PostgreSQL compares arrays element by element, so that is an
+"open of the row with the lowest id" aggregate that needs no sort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from binprice.errors import UsageError
+from binprice.queries import _RANGE_BOUNDS, VWAP_CONTEXT, normalise_symbols
+from binprice.timespec import format_timestamp
+
+__all__ = [
+    "FIXED_CANDLES_SQL",
+    "INTERVALS",
+    "MONTHLY_CANDLES_SQL",
+    "Candle",
+    "Interval",
+    "candles",
+    "choose_interval",
+    "parse_interval",
+]
+
+Connection = psycopg.Connection[Any]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The first Monday after the epoch: weekly candles count from here.
+FIRST_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+MONTHS_PER_YEAR = 12
+#: Average month length, used only to estimate how many ``1M`` candles a window holds.
+_MONTH_ESTIMATE = timedelta(days=30.436875)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A kline interval: its Binance name and how it aligns; ``width`` is None for ``1M``."""
+
+    name: str
+    width: timedelta | None
+    origin: datetime = EPOCH
+
+    @property
+    def monthly(self) -> bool:
+        """True for ``1M``: calendar months, whose length varies."""
+        return self.width is None
+
+    def floor(self, moment: datetime) -> datetime:
+        """The open time of the candle holding ``moment`` (naive means UTC)."""
+        moment = as_utc(moment)
+        if self.width is None:
+            return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return self.origin + (moment - self.origin) // self.width * self.width
+
+    def following(self, open_time: datetime) -> datetime:
+        """The open time of the candle after the one opening at ``open_time``."""
+        if self.width is not None:
+            return open_time + self.width
+        months = open_time.year * MONTHS_PER_YEAR + open_time.month  # month index, 1-based
+        year, month = divmod(months, MONTHS_PER_YEAR)
+        return open_time.replace(year=year, month=month + 1)
+
+    def close_time(self, open_time: datetime) -> datetime:
+        """Binance's close time: the next open time minus one millisecond."""
+        return self.following(open_time) - MILLISECOND
+
+    def estimate(self, start: datetime, end: datetime) -> float:
+        """About how many candles ``[start, end)`` spans (for choosing an interval)."""
+        width = self.width or _MONTH_ESTIMATE
+        return (end - start) / width
+
+
+def _fixed(name: str, origin: datetime = EPOCH, **width: float) -> Interval:
+    return Interval(name, timedelta(**width), origin)
+
+
+#: Every interval by its Binance name (case matters: ``1m`` is a minute, ``1M`` a month).
+INTERVALS: dict[str, Interval] = {
+    interval.name: interval
+    for interval in (
+        _fixed("1m", minutes=1),
+        _fixed("3m", minutes=3),
+        _fixed("5m", minutes=5),
+        _fixed("15m", minutes=15),
+        _fixed("30m", minutes=30),
+        _fixed("1h", hours=1),
+        _fixed("2h", hours=2),
+        _fixed("4h", hours=4),
+        _fixed("6h", hours=6),
+        _fixed("8h", hours=8),
+        _fixed("12h", hours=12),
+        _fixed("1d", days=1),
+        _fixed("3d", days=3),
+        _fixed("1w", FIRST_MONDAY, weeks=1),
+        Interval("1M", None),
+    )
+}
+INTERVAL_NAMES = " ".join(INTERVALS)
+
+
+def parse_interval(name: str | Interval) -> Interval:
+    """The interval called ``name``; raise :class:`UsageError` for anything else."""
+    if isinstance(name, Interval):
+        return name
+    try:
+        return INTERVALS[name.strip()]
+    except KeyError:
+        raise UsageError(f"invalid interval {name!r}: expected one of {INTERVAL_NAMES}") from None
+
+
+def choose_interval(start: datetime, end: datetime, max_candles: int) -> Interval:
+    """The finest interval that shows ``[start, end)`` in at most ``max_candles`` candles."""
+    for interval in INTERVALS.values():
+        if interval.estimate(start, end) <= max_candles:
+            return interval
+    return INTERVALS["1M"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One kline: the trades of ``symbol`` in ``[open_time, close_time]`` within the window.
+
+    ``quote_volume`` = sum(price * quantity); ``vwap`` = quote_volume / volume, exact sums
+    divided at 28 significant digits.
+    """
+
+    symbol: str
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    vwap: Decimal
+
+
+def _raw_edge(bucket: str, lo: str, hi: str) -> str:
+    # A raw trade is a one-trade "minute" with the same columns as a rollup bucket, so both feed
+    # the same final aggregate. Within a minute the rollup orders by trade id too.
+    return f"""SELECT {bucket.format(column="timestamp")} AS bucket, 1 AS trades,
+               quantity AS volume, price * quantity AS notional, price AS high, price AS low,
+               trade_id AS first_id, price AS open, trade_id AS last_id, price AS close
+        FROM trades
+        WHERE trades.symbol = r.symbol AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"""
+
+
+def _candles_sql(bucket: str) -> str:
+    """The candle query; ``bucket`` maps a ``{column}`` time to its candle's open time."""
+    # Whole minutes are summed per bucket first (the costly part: numeric sums over up to a
+    # year of minutes), then each bucket's open and close are two primary-key probes of its
+    # first and last minute. That is cheaper than carrying (id, price) pairs through the big
+    # aggregate, and right because ids grow with time: the first minute holds the lowest id.
+    # The final aggregate merges those buckets with the raw trades of the partial end minutes.
+    return f"""{_RANGE_BOUNDS}
+SELECT r.symbol, c.bucket, c.trades, c.volume, c.notional, c.high, c.low, c.open, c.close
+FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+CROSS JOIN LATERAL (
+    SELECT p.bucket, sum(p.trades)::bigint AS trades, sum(p.volume) AS volume,
+           sum(p.notional) AS notional, max(p.high) AS high, min(p.low) AS low,
+           (min(ARRAY[p.first_id::numeric, p.open]))[2] AS open,
+           (max(ARRAY[p.last_id::numeric, p.close]))[2] AS close
+    FROM (
+        {_raw_edge(bucket, "bounds.s", "bounds.ms")}
+        UNION ALL
+        SELECT m.bucket, m.trades, m.volume, m.notional, m.high, m.low,
+               f.first_id, f.open, l.last_id, l.close
+        FROM (
+            SELECT {bucket.format(column="minute")} AS bucket, sum(trades) AS trades,
+                   sum(volume) AS volume, sum(notional) AS notional, max(high) AS high,
+                   min(low) AS low, min(minute) AS first_minute, max(minute) AS last_minute
+            FROM trade_minutes
+            WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+            GROUP BY 1
+        ) AS m
+        JOIN trade_minutes AS f ON f.symbol = r.symbol AND f.minute = m.first_minute
+        JOIN trade_minutes AS l ON l.symbol = r.symbol AND l.minute = m.last_minute
+        UNION ALL
+        {_raw_edge(bucket, "bounds.me", "bounds.e")}
+    ) AS p
+    GROUP BY p.bucket
+) AS c
+ORDER BY r.position, c.bucket
+"""
+
+
+#: Fixed-width intervals: ``date_bin`` is plain arithmetic on the instant, so no time zone
+#: enters; the origin (epoch or the first Monday) gives Binance's alignment.
+FIXED_CANDLES_SQL = _candles_sql("date_bin(%(width)s::interval, {column}, %(origin)s)")
+#: ``1M``: calendar months in UTC, whatever the session's time zone.
+MONTHLY_CANDLES_SQL = _candles_sql("date_trunc('month', {column}, 'UTC')")
+
+
+def candle_query(interval: Interval) -> tuple[str, dict[str, Any]]:
+    """The SQL and interval parameters for ``interval`` (the window and symbols are added)."""
+    if interval.width is None:
+        return MONTHLY_CANDLES_SQL, {}
+    return FIXED_CANDLES_SQL, {"width": interval.width, "origin": interval.origin}
+
+
+def candles(
+    conn: Connection,
+    symbols: Iterable[str],
+    interval: str | Interval,
+    start: datetime,
+    end: datetime,
+) -> list[Candle]:
+    """The candles of each symbol in ``[start, end)``, by symbol (as given) then open time.
+
+    Naive datetimes are UTC. Intervals without trades, and symbols without any, have no
+    candles: an empty list means nothing traded.
+    """
+    chosen = parse_interval(interval)
+    start, end = as_utc(start), as_utc(end)
+    if start >= end:
+        window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
+        raise UsageError(f"empty window: {window}")
+    wanted = normalise_symbols(symbols)
+    sql, params = candle_query(chosen)
+    params.update(symbols=wanted, start=start, end=end)
+    return [_candle(row, chosen) for row in conn.execute(sql, params)]
+
+
+def missing_symbols(symbols: Sequence[str], found: Iterable[Candle]) -> list[str]:
+    """The requested symbols (normalised) that have no candle in ``found``."""
+    have = {candle.symbol for candle in found}
+    return [symbol for symbol in normalise_symbols(symbols) if symbol not in have]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _candle(row: Sequence[Any], interval: Interval) -> Candle:
+    symbol, bucket, trades, volume, notional, high, low, open_, close = row
+    open_time = bucket.astimezone(UTC)
+    return Candle(
+        symbol=symbol,
+        open_time=open_time,
+        close_time=interval.close_time(open_time),
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+        quote_volume=notional,
+        trades=trades,
+        vwap=VWAP_CONTEXT.divide(notional, volume),
+    )

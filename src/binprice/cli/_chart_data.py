@@ -1,0 +1,70 @@
+"""What `binprice chart` draws: candles at a fitting interval, or one interval's trades."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from binprice.candles import (
+    MILLISECOND,
+    Candle,
+    Interval,
+    candles,
+    choose_interval,
+    parse_interval,
+)
+from binprice.cli._chart import PricePath
+from binprice.errors import NotFoundError, UsageError
+from binprice.export import trades
+from binprice.queries import normalise_symbols
+from binprice.timespec import format_timestamp
+
+#: Without --interval, a window that would show fewer candles than this is drawn as a line of
+#: its trades: two or three fat candles say less than the trades do.
+MIN_CANDLES = 3
+#: A line chart keeps at most this many points per column of the terminal: the last trade of
+#: each time slot, so memory stays bounded however many trades the window holds.
+POINTS_PER_COLUMN = 2
+
+
+def chart_data(
+    conn: psycopg.Connection[Any],
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    interval: str | None,
+    max_candles: int,
+) -> tuple[str, Sequence[Candle] | PricePath, Interval | None]:
+    """(title, candles or a price path, the interval used) for the chart of ``symbol``."""
+    names = normalise_symbols([symbol])
+    if len(names) != 1:
+        raise UsageError("chart draws one symbol")
+    chosen = parse_interval(interval) if interval else choose_interval(start, end, max_candles)
+    window = f"{format_timestamp(start)} to {format_timestamp(end)}"
+    one_candle = chosen.floor(start) == chosen.floor(end - MILLISECOND)  # the last instant
+    if one_candle or (interval is None and chosen.estimate(start, end) < MIN_CANDLES):
+        # The whole window is inside one candle (or a few): draw its trades instead.
+        path = price_path(conn, names[0], start, end, max_candles * POINTS_PER_COLUMN)
+        if not path.times:
+            raise NotFoundError(f"no trades from {window} for {names[0]}")
+        return f"{names[0]} trades, {window} UTC", path, None
+    found = candles(conn, names, chosen, start, end)
+    if not found:
+        raise NotFoundError(f"no trades from {window} for {names[0]}")
+    return f"{names[0]} {chosen.name} candles, {window} UTC", found, chosen
+
+
+def price_path(
+    conn: psycopg.Connection[Any], symbol: str, start: datetime, end: datetime, points: int
+) -> PricePath:
+    """The window's trades thinned to at most ``points``: the last trade of each time slot."""
+    slot = (end - start) / max(points, 1)
+    kept: dict[int, tuple[datetime, Decimal]] = {}
+    for trade in trades(conn, symbol, start, end):
+        kept[(trade.timestamp - start) // slot] = (trade.timestamp, trade.price)
+    ordered = [kept[key] for key in sorted(kept)]
+    return PricePath(tuple(t for t, _ in ordered), tuple(p for _, p in ordered))

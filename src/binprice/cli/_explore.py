@@ -1,0 +1,205 @@
+"""`binprice candles`, `chart`, `export` and `watch`: looking at the data.
+
+Each command parses its options, calls one library function (binprice.candles, binprice.export,
+binprice.watch) and renders; plotext, pyarrow, matplotlib and Rich are imported inside the
+commands that need them, so registering these commands costs `binprice latest` nothing (and
+`main` only imports this module when one of them runs).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from binprice.cli._app import (
+    DURATION_HELP,
+    TIME_HELP,
+    CsvOption,
+    app,
+    err,
+)
+from binprice.cli._queries import _emit, reading
+
+if TYPE_CHECKING:
+    from binprice.candles import Candle
+    from binprice.queries import Answer
+
+INTERVAL_NAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"
+SymbolsRequired = Annotated[
+    list[str], typer.Argument(help="Symbols, any case (e.g. btcusdt ETHUSDT).", show_default=False)
+]
+LastOption = Annotated[
+    str | None,
+    typer.Option("--last", help=f"The window ending at --end (default now): {DURATION_HELP}"),
+]
+StartOption = Annotated[
+    str | None, typer.Option("--start", help=f"Window start, inclusive: {TIME_HELP}")
+]
+EndOption = Annotated[
+    str | None, typer.Option("--end", help="Window end, exclusive (default: now).")
+]
+CandleJsonOption = Annotated[
+    bool, typer.Option("--json", help="Print a JSON array: one object per candle, stable keys.")
+]
+INTERVAL_HELP = (
+    f"Kline interval, Binance's names: {INTERVAL_NAMES} (UTC; 1w opens Monday 00:00, 1M on "
+    "the 1st, 3d on epoch-aligned days, as Binance's)."
+)
+
+
+@app.command()
+def candles(
+    ctx: typer.Context,
+    symbols: SymbolsRequired,
+    interval: Annotated[str, typer.Option("--interval", "-i", help=INTERVAL_HELP)],
+    last: LastOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    as_json: CandleJsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
+    VWAP. An interval without trades has no candle; the first and last candle hold only the
+    window's part of their interval."""
+    from binprice.candles import candles as build_candles
+    from binprice.candles import parse_interval
+    from binprice.errors import UsageError
+    from binprice.timespec import parse_window
+
+    if as_json and as_csv:  # before the query: bad input is exit 2 even when nothing traded
+        raise UsageError("--json and --csv cannot be combined")
+    chosen = parse_interval(interval)
+    window_start, window_end = parse_window(last=last, start=start, end=end)
+    with reading(ctx) as conn:
+        found = build_candles(conn, symbols, chosen, window_start, window_end)
+    _emit(_answer(found, symbols, window_start, window_end), as_json=as_json, as_csv=as_csv)
+
+
+@app.command()
+def chart(
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(help="The symbol, any case.", show_default=False)],
+    last: LastOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    interval: Annotated[
+        str | None,
+        typer.Option("--interval", "-i", help=f"{INTERVAL_HELP} Default: fits the width."),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option("--png", help="Also write the chart to this PNG (needs binprice[png])."),
+    ] = None,
+) -> None:
+    """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
+    a window of one interval or less is drawn as a line of its trades."""
+    import shutil
+
+    from binprice.cli._chart import chart_png, chart_text, max_candles
+    from binprice.cli._chart_data import chart_data
+    from binprice.timespec import parse_window
+
+    window_start, window_end = parse_window(last=last, start=start, end=end)
+    size = shutil.get_terminal_size()
+    with reading(ctx) as conn:
+        title, data, chosen = chart_data(
+            conn, symbol, window_start, window_end, interval, max_candles(size.columns)
+        )
+    if png is not None:
+        chart_png(title, data, png, chosen)
+        err(f"wrote {png}")
+    text = chart_text(
+        title, data, start=window_start, end=window_end, interval=chosen,
+        width=size.columns, height=size.lines - 2, color=sys.stdout.isatty(),
+    )  # fmt: skip
+    typer.echo(text)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    symbols: SymbolsRequired,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="csv (header row), ndjson, parquet (needs binprice[parquet]; exact decimals) "
+            "or binance (Binance's archive CSV: no header, id,price,qty,quoteQty,time,"
+            "isBuyerMaker,isBestMatch; time in ms before 2025-01-01, us after).",
+        ),
+    ],
+    last: LastOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a "
+            "directory (made if needed; required for several symbols) that gets Binance's "
+            "daily files <SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`.",
+        ),
+    ] = "-",
+) -> None:
+    """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
+    is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
+    from binprice.cli._export_run import run_export
+    from binprice.export import parse_format
+    from binprice.timespec import parse_window
+
+    chosen = parse_format(fmt)
+    window_start, window_end = parse_window(last=last, start=start, end=end)
+    with reading(ctx) as conn:
+        run_export(conn, symbols, window_start, window_end, chosen, output)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Symbols, any case. Default: every recorded symbol.", show_default=False
+        ),
+    ] = None,
+    window: Annotated[
+        str, typer.Option("--window", help=f"Change is measured over this: {DURATION_HELP}")
+    ] = "1h",
+    every: Annotated[
+        str, typer.Option("--every", help=f"Time between updates: {DURATION_HELP}")
+    ] = "1s",
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", help="Stop after this many updates.")
+    ] = None,
+) -> None:
+    """A live view of the last price, change over --window, trades/s and the last 30 minutes
+    (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
+    terminal: one line per update."""
+    from binprice.cli._watch_run import run_watch
+    from binprice.timespec import parse_duration
+
+    change_window, period = parse_duration(window), parse_duration(every)
+    with reading(ctx) as conn:
+        run_watch(conn, symbols or (), change_window, period, count)
+
+
+def _answer(
+    found: list[Candle], symbols: list[str], start: datetime, end: datetime
+) -> Answer[Candle]:
+    """The candles and the symbols without any; nothing at all is a NotFoundError (exit 1)."""
+    from binprice.candles import missing_symbols
+    from binprice.errors import NotFoundError
+    from binprice.queries import Answer
+    from binprice.timespec import format_timestamp
+
+    missing = missing_symbols(symbols, found)
+    if not found:
+        window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
+        raise NotFoundError(f"no trades {window} for {', '.join(missing)}")
+    return Answer(tuple(found), tuple(missing))

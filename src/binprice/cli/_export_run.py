@@ -1,0 +1,100 @@
+"""Where `binprice export` writes (a file, stdout or Binance's daily files) and its progress bar."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+
+from binprice.cli._app import err
+from binprice.errors import ExportError, UsageError
+from binprice.export import Format, write_trades
+from binprice.export_binance import write_binance_archive, write_binance_file
+from binprice.queries import normalise_symbols, price_range
+
+STDOUT = "-"
+
+
+def run_export(
+    conn: psycopg.Connection[Any],
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    fmt: Format,
+    output: str,
+) -> None:
+    """Export, naming symbols without trades on stderr; nothing at all is NotFoundError."""
+    wanted = normalise_symbols(symbols)
+    target = None if output == STDOUT else Path(output)
+    many_binance = fmt is Format.BINANCE and len(wanted) > 1
+    to_directory = fmt is Format.BINANCE and target is not None and (
+        target.is_dir() or output.endswith(("/", "\\")) or many_binance
+    )  # fmt: skip
+    if many_binance and not to_directory:
+        raise UsageError("--format binance with several symbols needs --output DIRECTORY")
+    if target is None and fmt is Format.PARQUET and sys.stdout.isatty():
+        raise UsageError("refusing to write Parquet to a terminal: give --output FILE")
+    # The rollup counts the window's trades in milliseconds: the progress bar's total, and the
+    # symbols without trades are known before anything is written.
+    answer = price_range(conn, start, end, wanted)  # raises NotFoundError if nothing traded
+    if answer.missing:
+        err(f"no trades for: {', '.join(answer.missing)}")
+    found = [summary.symbol for summary in answer.results]
+    total = sum(summary.trades for summary in answer.results)
+    with _progress(total) as progress:
+        if to_directory and target is not None:
+            written = write_binance_archive(conn, found, start, end, target, progress=progress)
+            err(f"wrote {len(written)} files to {target}")
+        elif fmt is Format.BINANCE and target is not None:
+            write_binance_file(conn, found[0], start, end, target, progress=progress)
+        else:
+            with _open(target) as out:
+                write_trades(conn, found, start, end, fmt, out, progress=progress)
+
+
+@contextmanager
+def _open(target: Path | None) -> Iterator[IO[bytes]]:
+    if target is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        stream = target.open("wb")
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror}") from None
+    with stream:
+        yield stream
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress bar on stderr when it is a terminal; no callback otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("export"), BarColumn(), MofNCompleteColumn(), TextColumn("trades"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("export", total=total or None)
+
+        def advance(rows: int) -> None:
+            bar.update(task, completed=rows)
+
+        yield advance

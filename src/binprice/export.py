@@ -1,0 +1,278 @@
+"""Every trade of a window, streamed out in constant memory: CSV, NDJSON, Parquet or Binance's CSV.
+
+Writers take a binary stream and report progress through a callback (rows written so far);
+they never print. CSV, NDJSON and Binance's layout are formatted by PostgreSQL itself and
+streamed with ``COPY (SELECT …) TO STDOUT``: no Python object per trade, so the rate is bounded
+by the server, not the interpreter. Parquet (the optional ``binprice[parquet]`` extra, pyarrow)
+reads a server-side cursor in batches. Rows come per symbol in the order the symbols were given,
+then in ``(timestamp, trade_id)`` order — the order of the per-symbol time index that answers
+the window, and trade-id order as Binance ids grow with time.
+
+Formats:
+
+- ``csv``: a header row, then ``symbol,trade_id,price,quantity,timestamp,is_buyer_maker``;
+  decimals exactly as stored, timestamps ISO 8601 UTC with milliseconds and ``Z``, booleans
+  ``true``/``false`` (the conventions of ``--json``/``--csv`` elsewhere).
+- ``ndjson``: one JSON object per line with the same keys; decimals are strings (exact).
+- ``parquet``: the same columns; price and quantity as ``decimal128`` with the scale of the
+  most precise value in the window, so every value is exact (see :func:`decimal_types`).
+- ``binance``: Binance's public-archive trades CSV (see :mod:`binprice.export_binance`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import IO, Any
+
+import psycopg
+
+from binprice.candles import as_utc
+from binprice.errors import ExportError, UsageError
+from binprice.queries import normalise_symbols
+from binprice.timespec import format_timestamp
+
+__all__ = [
+    "COLUMNS",
+    "Format",
+    "Trade",
+    "decimal_types",
+    "trades",
+    "write_trades",
+]
+
+Connection = psycopg.Connection[Any]
+Progress = Callable[[int], None]
+
+COLUMNS = ("symbol", "trade_id", "price", "quantity", "timestamp", "is_buyer_maker")
+#: decimal128 holds at most 38 digits.
+MAX_DECIMAL_PRECISION = 38
+#: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
+#: trips vanish, small enough that memory stays a few MB whatever the window.
+BATCH_ROWS = 50_000
+#: Progress is reported about this often (rows), so a callback costs nothing per row.
+PROGRESS_EVERY = 10_000
+#: ISO 8601 UTC with milliseconds and Z, as binprice prints timestamps everywhere.
+ISO_MS = """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+WINDOW_WHERE = "symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+ORDER = "ORDER BY timestamp, trade_id"
+
+
+class Format(enum.StrEnum):
+    """Export formats (the values of ``--format``)."""
+
+    CSV = "csv"
+    NDJSON = "ndjson"
+    PARQUET = "parquet"
+    BINANCE = "binance"
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One stored trade."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    timestamp: datetime
+    is_buyer_maker: bool
+
+
+_CSV_SELECT = f"SELECT symbol, trade_id, price, quantity, {ISO_MS}, is_buyer_maker::text"
+# Built by the server: symbols are upper-case letters and digits (checked by the table), numeric
+# text never has an exponent, so nothing needs escaping; COPY's text format would escape a
+# backslash, and there is none.
+_NDJSON_OBJECT = (
+    '{"symbol":%%s,"trade_id":%%s,"price":"%%s","quantity":"%%s","timestamp":"%%s",'
+    '"is_buyer_maker":%%s}'
+)
+_NDJSON_SELECT = (
+    f"SELECT format('{_NDJSON_OBJECT}', to_json(symbol), trade_id, price, quantity, {ISO_MS}, "
+    "is_buyer_maker::text)"
+)
+_COPY_OPTIONS = {Format.CSV: "(FORMAT csv)", Format.NDJSON: "(FORMAT text)"}
+_SELECTS = {Format.CSV: _CSV_SELECT, Format.NDJSON: _NDJSON_SELECT}
+
+
+def parse_format(name: str) -> Format:
+    """The format called ``name``; raise :class:`UsageError` otherwise."""
+    try:
+        return Format(name.strip().lower())
+    except ValueError:
+        names = ", ".join(f.value for f in Format)
+        raise UsageError(f"invalid format {name!r}: expected one of {names}") from None
+
+
+def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Query parameters of one symbol's window (naive times are UTC)."""
+    start, end = as_utc(start), as_utc(end)
+    if start >= end:
+        window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
+        raise UsageError(f"empty window: {window}")
+    return {"symbol": symbol, "start": start, "end": end}
+
+
+def copy_out(
+    conn: Connection, select: str, options: str, params: dict[str, Any], out: IO[bytes],
+    counter: ProgressCounter,
+) -> None:  # fmt: skip
+    """Stream ``COPY (select FROM trades, one symbol's window) TO STDOUT options`` to ``out``."""
+    # COPY takes no bind parameters: psycopg merges them into the statement client-side.
+    statement = f"COPY ({select} FROM trades WHERE {WINDOW_WHERE} {ORDER}) TO STDOUT {options}"
+    with conn.cursor() as cur, cur.copy(statement, params) as copy:
+        for chunk in copy:
+            out.write(chunk)
+            # libpq hands COPY data over a row at a time; no field holds a newline.
+            counter.add(bytes(chunk).count(b"\n"))
+
+
+def write_trades(
+    conn: Connection,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    fmt: Format | str,
+    out: IO[bytes],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write every trade of ``symbols`` in ``[start, end)`` to ``out``; return the row count.
+
+    ``binance`` takes exactly one symbol (the layout has no symbol column).
+    """
+    chosen = parse_format(fmt) if isinstance(fmt, str) else fmt
+    wanted = normalise_symbols(symbols)
+    counter = ProgressCounter(progress)
+    if chosen is Format.BINANCE:
+        from binprice.export_binance import write_binance_csv
+
+        if len(wanted) != 1:
+            raise UsageError("the binance format holds one symbol per file: give a directory")
+        return write_binance_csv(conn, wanted[0], start, end, out, progress=progress)
+    if chosen is Format.PARQUET:
+        _write_parquet(conn, wanted, start, end, out, counter)
+        return counter.finish()
+    if chosen is Format.CSV:
+        out.write(",".join(COLUMNS).encode() + b"\n")
+    # One snapshot for all symbols, so an ingest running meanwhile cannot skew them.
+    with conn.transaction():
+        for symbol in wanted:
+            params = window_params(symbol, start, end)
+            copy_out(conn, _SELECTS[chosen], _COPY_OPTIONS[chosen], params, out, counter)
+    return counter.finish()
+
+
+def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Trade]:
+    """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
+    (wanted,) = normalise_symbols([symbol])
+    for batch in _batches(conn, wanted, start, end):
+        for symbol_, trade_id, price, quantity, timestamp, is_buyer_maker in batch:
+            # psycopg returns timestamptz in the session's zone; answers are UTC.
+            yield Trade(symbol_, trade_id, price, quantity, as_utc(timestamp), is_buyer_maker)
+
+
+def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
+                  end: datetime) -> tuple[tuple[int, int], tuple[int, int]]:  # fmt: skip
+    """(precision, scale) of the exact decimal128 types for price and quantity in the window.
+
+    ``numeric`` keeps each value's own scale (``70000.00`` next to ``0.00000001``); a Parquet
+    column has one. The scale is the largest in the window and the precision the most integer
+    digits plus that scale, found by one index-only pass (price and quantity are included in
+    the per-symbol time index), so no value is rounded and none overflows.
+    """
+    found = [(0, 0, 0, 0)]
+    for symbol in symbols:
+        row = conn.execute(
+            "SELECT coalesce(max(scale(price)), 0), coalesce(max(length(trunc(abs(price))::text)),"
+            " 1), coalesce(max(scale(quantity)), 0), coalesce(max(length(trunc(abs(quantity))"
+            f"::text)), 1) FROM trades WHERE {WINDOW_WHERE}",
+            window_params(symbol, start, end),
+        ).fetchone()
+        if row is not None:
+            found.append(row)
+    types = []
+    for column, (scale_at, digits_at) in (("price", (0, 1)), ("quantity", (2, 3))):
+        scale = max(row[scale_at] for row in found)
+        precision = max(row[digits_at] for row in found) + scale
+        if precision > MAX_DECIMAL_PRECISION:
+            raise ExportError(
+                f"{column} needs {precision} digits, more than Parquet's decimal128 holds"
+            )
+        types.append((max(precision, 1), scale))
+    return types[0], types[1]
+
+
+def _batches(conn: Connection, symbol: str, start: datetime, end: datetime,
+             columns: str = ", ".join(COLUMNS)) -> Iterator[list[tuple[Any, ...]]]:  # fmt: skip
+    params = window_params(symbol, start, end)
+    query = f"SELECT {columns} FROM trades WHERE {WINDOW_WHERE} {ORDER}"
+    # A named (server-side) cursor holds the result on the server; it needs a transaction.
+    with conn.transaction(), conn.cursor(name="binprice_export") as cur:
+        cur.itersize = BATCH_ROWS
+        cur.execute(query, params)
+        while batch := cur.fetchmany(BATCH_ROWS):
+            yield batch
+
+
+def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, end: datetime,
+                   out: IO[bytes], counter: ProgressCounter) -> None:  # fmt: skip
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ExportError("Parquet needs pyarrow: pip install 'binprice[parquet]'") from None
+    price_type, quantity_type = decimal_types(conn, symbols, start, end)
+    schema = _schema(pa, price_type, quantity_type)
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for symbol in symbols:
+            for batch in _batches(conn, symbol, start, end, _PARQUET_COLUMNS):
+                columns = [pa.array(values) for values in zip(*batch, strict=True)]
+                # Text to decimal128 in Arrow (it refuses any rounding), epoch ms to timestamps:
+                # no Decimal or datetime object per value, several times faster.
+                arrays = [
+                    column.cast(field.type) for column, field in zip(columns, schema, strict=True)
+                ]
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
+                counter.add(len(batch))
+
+
+_PARQUET_COLUMNS = (
+    "symbol, trade_id, price::text, quantity::text, "
+    "(extract(epoch FROM timestamp) * 1000)::bigint, is_buyer_maker"
+)
+
+
+def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:
+    return pa.schema([
+        ("symbol", pa.string()),
+        ("trade_id", pa.int64()),
+        ("price", pa.decimal128(*price)),
+        ("quantity", pa.decimal128(*quantity)),
+        ("timestamp", pa.timestamp("ms", tz="UTC")),
+        ("is_buyer_maker", pa.bool_()),
+    ])  # fmt: skip
+
+
+class ProgressCounter:
+    """Rows written so far, reported to the progress callback every PROGRESS_EVERY rows."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.rows = 0
+        self._reported = 0
+        self._progress = progress
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        if self._progress is not None and self.rows - self._reported >= PROGRESS_EVERY:
+            self._reported = self.rows
+            self._progress(self.rows)
+
+    def finish(self) -> int:
+        if self._progress is not None and self.rows != self._reported:
+            self._progress(self.rows)
+        return self.rows

@@ -1,0 +1,154 @@
+"""Stored trades written as Binance's public-archive trade files, so `binprice import` reads them.
+
+The layout of ``data/spot/daily/trades/<SYM>/<SYM>-trades-YYYY-MM-DD.zip`` on Binance's archive:
+a zip holding ``<SYM>-trades-YYYY-MM-DD.csv``, CSV without a header, columns
+``id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch``, booleans ``True``/``False``, ``time``
+in milliseconds before 2025-01-01 and in microseconds from then on (Binance switched its spot
+files on that day; our times are milliseconds, so a microsecond time ends in ``000``), and next
+to each zip a ``.CHECKSUM`` file (``<sha256>  <name>``).
+
+- ``price`` and ``qty`` are written exactly as stored (the stream's strings, e.g.
+  ``7599.00000000``), so export then import gives back the same text.
+- ``quoteQty`` is ``price * qty`` rounded to 8 decimals, as Binance prints it; it is derived
+  and informational (the table does not store it).
+- ``isBestMatch`` is not stored; Binance spot trades are always best matches: ``True``.
+
+One file holds one symbol. :func:`write_binance_archive` writes one zip per symbol and UTC day
+of the window (the file names Binance uses, partial days at the window's ends included), each
+written to a ``.part`` file and renamed when complete, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+
+from binprice.candles import as_utc
+from binprice.export import Progress, ProgressCounter, copy_out, window_params
+from binprice.queries import normalise_symbols
+
+__all__ = [
+    "MICROSECONDS_FROM",
+    "archive_name",
+    "write_binance_archive",
+    "write_binance_csv",
+    "write_binance_file",
+]
+
+Connection = psycopg.Connection[Any]
+
+#: From this day on Binance's spot archive files give `time` in microseconds.
+MICROSECONDS_FROM = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
+DAY = timedelta(days=1)
+QUOTE_DECIMALS = 8
+_HASH_BLOCK = 1 << 20
+
+_BINANCE_SELECT = f"""SELECT trade_id, price, quantity, round(price * quantity, {QUOTE_DECIMALS}),
+       CASE WHEN timestamp >= '{MICROSECONDS_FROM.isoformat()}'
+            THEN (extract(epoch FROM timestamp) * 1000000)::bigint
+            ELSE (extract(epoch FROM timestamp) * 1000)::bigint END,
+       CASE WHEN is_buyer_maker THEN 'True' ELSE 'False' END, 'True'"""
+
+
+def write_binance_csv(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    out: IO[bytes],
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write one symbol's trades in ``[start, end)`` as Binance's CSV; return the row count."""
+    (wanted,) = normalise_symbols([symbol])
+    counter = ProgressCounter(progress)
+    copy_out(conn, _BINANCE_SELECT, "(FORMAT csv)", window_params(wanted, start, end), out, counter)
+    return counter.finish()
+
+
+def archive_name(symbol: str, day: datetime) -> str:
+    """Binance's daily file name without extension: ``BTCUSDT-trades-2026-05-28``."""
+    return f"{symbol}-trades-{day:%Y-%m-%d}"
+
+
+def write_binance_file(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    path: Path,
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Write ``path``: a plain CSV, or for a ``.zip`` name a zip holding ``<stem>.csv`` and a
+    ``<name>.CHECKSUM`` beside it. Returns the row count; nothing is left when it fails."""
+    part = path.with_name(path.name + ".part")
+    try:
+        with part.open("wb") as raw:
+            if path.suffix.lower() != ".zip":
+                rows = write_binance_csv(conn, symbol, start, end, raw, progress=progress)
+            else:
+                with (
+                    zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
+                    archive.open(f"{path.stem}.csv", "w", force_zip64=True) as member,
+                ):
+                    rows = write_binance_csv(conn, symbol, start, end, member, progress=progress)
+        if path.suffix.lower() == ".zip":
+            checksum = f"{_sha256(part)}  {path.name}\n"
+            path.with_name(path.name + ".CHECKSUM").write_text(checksum)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return rows
+
+
+def write_binance_archive(
+    conn: Connection,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    directory: Path,
+    *,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """One ``<SYM>-trades-YYYY-MM-DD.zip`` (and ``.CHECKSUM``) per symbol and UTC day of the
+    window that has trades, in ``directory`` (created if needed); returns the zips written."""
+    start, end = as_utc(start), as_utc(end)
+    window_params("", start, end)  # refuses an empty window before anything is written
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    done = 0
+
+    def report(rows: int) -> None:
+        if progress is not None:
+            progress(done + rows)
+
+    for symbol in normalise_symbols(symbols):
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            path = directory / f"{archive_name(symbol, day)}.zip"
+            window = (max(start, day), min(end, day + DAY))
+            rows = write_binance_file(conn, symbol, *window, path, progress=report)
+            if rows:
+                written.append(path)
+                done += rows
+            else:  # a day without trades has no file, as a symbol not yet listed has none
+                path.unlink()
+                path.with_name(path.name + ".CHECKSUM").unlink()
+            day += DAY
+    return written
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,133 @@
+"""`binprice candles` and `binprice export` as users run them: shapes, outputs, exit codes, help."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from binprice.cli import app
+from tests.conftest import run_binprice
+from tests.test_export import make_rows
+from tests.test_watch import run_in_pty
+from tests.trades_data import load
+
+CANDLE_KEYS = [
+    *("symbol", "open_time", "close_time", "open", "high", "low", "close"),
+    *("volume", "quote_volume", "trades", "vwap"),
+]
+WINDOW = ("--start", "2024-12-31T22:00:00Z", "--end", "2025-01-01T02:00:00Z")
+
+
+@pytest.fixture
+def url(database_url: str) -> str:
+    load(database_url, make_rows(count=500))
+    return database_url
+
+
+def binprice(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_binprice("--database-url", url, *args)
+
+
+def test_candles_json_keys_and_exact_values(url: str) -> None:
+    """--json: one object per candle, the documented keys, decimals as exact strings."""
+    done = binprice(url, "candles", "btcusdt", "-i", "1h", *WINDOW, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data) == 4 and all(list(item) == CANDLE_KEYS for item in data)
+    assert data[2]["open_time"] == "2025-01-01T00:00:00.000Z"
+    assert data[2]["close_time"] == "2025-01-01T00:59:59.999Z"
+    assert isinstance(data[0]["trades"], int) and "E" not in data[0]["volume"]
+    assert sum(item["trades"] for item in data) == 500
+
+
+def test_candles_csv_and_missing_symbols(url: str) -> None:
+    """--csv has the header; a symbol without trades is named on stderr; exit 0."""
+    done = binprice(url, "candles", "NOPEUSDT", "ETHUSDT", "-i", "1d", *WINDOW, "--csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert list(rows[0]) == CANDLE_KEYS and [r["open_time"][:10] for r in rows] == [
+        "2024-12-31",
+        "2025-01-01",
+    ]
+    assert done.stderr.strip() == "no trades for: NOPEUSDT"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("candles", "BTCUSDT", "-i", "1x", "--last", "1d"),
+        ("candles", "BTCUSDT", "-i", "1h"),
+        ("candles", "BTCUSDT", "-i", "1h", "--last", "1d", "--json", "--csv"),
+        ("export", "BTCUSDT", "-f", "xlsx", "--last", "1d"),
+        ("export", "BTCUSDT", "ETHUSDT", "-f", "binance", *WINDOW),
+        ("chart", "BTCUSDT", "--last", "1d", "-i", "2w"),
+        ("watch", "--window", "soon"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_bad_input_exits_2_with_one_line(url: str, args: tuple[str, ...]) -> None:
+    """Bad intervals, formats, windows or flag combinations: exit 2 and a one-line reason."""
+    done = binprice(url, *args)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_nothing_found_exits_1(url: str) -> None:
+    """No trades in the window for any symbol: one error line, exit 1, nothing written."""
+    for command in (("candles", "-i", "1m"), ("export", "-f", "csv")):
+        done = binprice(url, command[0], "BTCUSDT", *command[1:], "--last", "1m")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith("error: no trades")
+
+
+def test_export_csv_to_stdout_and_parquet_to_a_file(url: str, tmp_path: Path) -> None:
+    """CSV to stdout equals the table's row count; Parquet to --output reads back."""
+    done = binprice(url, "export", "BTCUSDT", "ETHUSDT", *WINDOW, "-f", "csv")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 + 1000
+    target = tmp_path / "trades.parquet"
+    done = binprice(url, "export", "BTCUSDT", *WINDOW, "-f", "parquet", "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(target).num_rows == 500
+
+
+def test_export_binance_to_a_directory(url: str, tmp_path: Path) -> None:
+    """Several symbols need a directory: Binance's daily zips and checksums land there."""
+    target = tmp_path / "archive"
+    done = binprice(
+        url, "export", "BTCUSDT", "ETHUSDT", *WINDOW, "-f", "binance", "-o", str(target)
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(target.glob("*-trades-*.zip"))) == 4
+    assert len(list(target.glob("*.zip.CHECKSUM"))) == 4
+    single = tmp_path / "one.csv"
+    done = binprice(url, "export", "ETHUSDT", *WINDOW, "-f", "binance", "-o", str(single))
+    assert done.returncode == 0 and len(single.read_text().splitlines()) == 500
+
+
+@pytest.mark.parametrize("command", ["candles", "chart", "export", "watch"])
+def test_explore_commands_have_help(command: str) -> None:
+    """Every command and option has help text."""
+    from typer.main import get_command
+
+    click_command = get_command(app).commands[command]  # type: ignore[attr-defined]
+    assert click_command.help
+    for param in click_command.params:
+        if param.name not in {"ctx"}:
+            assert getattr(param, "help", None), f"{command} {param.name} lacks help"
+
+
+def test_export_progress_bar_on_a_terminal(url: str, tmp_path: Path) -> None:
+    """With stderr a terminal a Rich progress bar is drawn there; the file is complete."""
+    target = tmp_path / "out.csv"
+    args = ["--database-url", url, "export", "BTCUSDT", *WINDOW, "-f", "csv", "-o", str(target)]
+    done, screen = run_in_pty(args, pty_for="stderr")
+    assert done.returncode == 0
+    assert b"Traceback" not in screen and b"export" in screen
+    assert len(target.read_text().splitlines()) == 501
