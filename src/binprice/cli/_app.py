@@ -136,6 +136,7 @@ DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
 #: Which module registers each top-level command.
 COMMAND_MODULES = {
     "ingest": "_ingest",
+    "import": "_import",
     "latest": "_queries",
     "at": "_queries",
     "range": "_queries",
@@ -143,7 +144,7 @@ COMMAND_MODULES = {
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_queries", "_db")
+_ALL_MODULES = ("_ingest", "_import", "_queries", "_db")
 
 
 def register(command: str | None) -> None:
