@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo size; a block spans few distinct seconds.
 _SECOND_CACHE_LIMIT = 4096
 SECONDS_PER_DAY = 86_400
-#: "HH:MM:SS" of every second of a day: a memo miss costs a lookup, not a strftime.
-_CLOCK = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(SECONDS_PER_DAY)]
 #: A positive decimal, Binance style ("73109.30000000", "0.00205000", "5"): two alternatives
 #: that never backtrack (a lookahead for "some digit is not 0" costs a third of the decoding).
 _POSITIVE = r"(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.0*[1-9][0-9]*)"
@@ -176,12 +174,15 @@ class CsvDecoder:
         ).encode()
 
     def _second(self, sec: str) -> str:
+        # A memo miss: once per distinct second. The date part is formatted once per day, the
+        # rest by arithmetic (a third of a strftime).
         day, second = divmod(int(sec), SECONDS_PER_DAY)
         prefix = self._days.get(day)
         if prefix is None:
             moment = datetime.fromtimestamp(day * SECONDS_PER_DAY, UTC)
             prefix = self._days[day] = moment.strftime("%Y-%m-%d ")
-        text = self._seconds[sec] = prefix + _CLOCK[second]
+        hours, rest = divmod(second, 3600)
+        text = self._seconds[sec] = f"{prefix}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
         return text
 
     def _first_bad_line(self, text: str) -> MalformedLine | None:

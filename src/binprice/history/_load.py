@@ -19,11 +19,8 @@ table.
 
 from __future__ import annotations
 
-import queue
 import threading
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,18 +28,14 @@ from typing import Any
 
 import psycopg
 
-from binprice.errors import ArchiveFileError
 from binprice.gaps import UPSERT_SQL
 from binprice.history._archive import ArchiveFile
-from binprice.history._csv import Block, CsvDecoder, MalformedLine
+from binprice.history._csv import Block
+from binprice.history._zip import BLOCK_BYTES, BlockReader
 from binprice.ingest.writer import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 
 #: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
 COMMIT_ROWS = 1_000_000
-#: CSV bytes inflated and decoded at a time (~14,000 trades).
-BLOCK_BYTES = 1 << 20
-#: Decoded blocks waiting for COPY: bounds memory, and is enough to keep PostgreSQL busy.
-QUEUE_BLOCKS = 4
 
 _NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s"
 _INSERT_NEW = (
@@ -151,7 +144,9 @@ class _Loader:
         self._stage_ready = False
 
     def run(self, block_bytes: int) -> Progress:
-        with _BlockReader(self.job, self.skip_through, block_bytes) as blocks:
+        with BlockReader(
+            self.job.zip_path, self.job.file, self.skip_through, block_bytes
+        ) as blocks:
             self.progress.csv_total = blocks.csv_total
             pending: Block | None = None
             while True:
@@ -163,7 +158,7 @@ class _Loader:
                 if end or self.stop.is_set():
                     return self.progress
 
-    def _chunk(self, blocks: _BlockReader, pending: Block | None) -> tuple[Block | None, bool]:
+    def _chunk(self, blocks: BlockReader, pending: Block | None) -> tuple[Block | None, bool]:
         """Copy blocks until the chunk is full, the file ends or a stop; return a block read
         but not copied yet, and whether the file ended."""
         rows, end = 0, False
@@ -261,81 +256,3 @@ def _recorded(conn: Connection, job: LoadJob) -> Resume | None:
     if row is None or row[3] is None:
         return None
     return Resume(int(row[0]), int(row[1]), row[2], int(row[3]))
-
-
-class _BlockReader:
-    """Inflates and decodes the zip's CSV in a thread, a few blocks ahead of COPY."""
-
-    def __init__(self, job: LoadJob, skip_through: int | None, block_bytes: int) -> None:
-        self._name = job.file.name
-        self._block_bytes = block_bytes
-        self._zip = _open_zip(job.zip_path, self._name)
-        self._member = _csv_member(self._zip, self._name)
-        self.csv_total = self._member.file_size
-        self._decoder = CsvDecoder(job.file.symbol, skip_through)
-        self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(QUEUE_BLOCKS)
-        self._abandon = threading.Event()
-        self._thread = threading.Thread(target=self._read, name=f"decode {self._name}")
-        self._done = False
-
-    def __enter__(self) -> _BlockReader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._abandon.set()
-        while not self._done:  # unblock the reader, which ends at its next check
-            self._take()
-        self._thread.join()
-        self._zip.close()
-
-    def next(self) -> Block | None:
-        """The next block, None at the end; raises ArchiveFileError for a bad file."""
-        if self._done:
-            return None
-        item = self._take()
-        if isinstance(item, MalformedLine):
-            raise ArchiveFileError(self._name, f"malformed {item}")
-        if isinstance(item, BaseException):
-            raise ArchiveFileError(self._name, f"corrupt zip: {item}")
-        return item
-
-    def _take(self) -> Block | BaseException | None:
-        item = self._queue.get()
-        if item is None or isinstance(item, BaseException):
-            self._done = True
-        return item
-
-    def _read(self) -> None:
-        try:
-            for block in self._blocks():
-                self._queue.put(block)
-                if self._abandon.is_set():
-                    break
-        except (MalformedLine, zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            self._queue.put(exc)
-            return
-        self._queue.put(None)
-
-    def _blocks(self) -> Iterator[Block]:
-        decoder = self._decoder
-        with self._zip.open(self._member) as member:
-            while data := member.read(self._block_bytes):
-                yield decoder.feed(data)
-        yield decoder.finish()
-
-
-def _open_zip(path: Path, name: str) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveFileError(name, f"not a readable zip (truncated or corrupt): {exc}") from None
-
-
-def _csv_member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
-    members = [m for m in archive.infolist() if not m.is_dir()]
-    if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
-        names = ", ".join(m.filename for m in members) or "nothing"
-        archive.close()
-        raise ArchiveFileError(name, f"expected one CSV file inside the zip, found {names}")
-    return members[0]

@@ -6,17 +6,25 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import psycopg
 
-from binprice.errors import ArchiveError, UsageError
-from binprice.history._archive import ArchiveFile, Period, parse_name, plan
+from binprice.errors import ArchiveError
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
+from binprice.history._plan import (
+    UNPUBLISHED_DAYS,
+    Recorded,
+    classify_unavailable,
+    plan_files,
+    unavailable_runs,
+)
 from binprice.history._results import (
     EventKind,
     FileProgress,
@@ -26,18 +34,12 @@ from binprice.history._results import (
     ImportEvent,
     ImportSummary,
     SymbolResult,
+    file_event,
+    file_event_of,
+    symbol_text,
+    unavailable_event,
 )
-from binprice.history._run import (
-    IMPORT_LOCK_CLASS,
-    UNPUBLISHED_DAYS,
-    Pipeline,
-    Ready,
-    Recorded,
-    Settled,
-    SymbolEnd,
-    classify_unavailable,
-    unavailable_runs,
-)
+from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline
 from binprice.ingest.rest import RestClient
 from binprice.ingest.writer import TradeWriter
@@ -46,11 +48,6 @@ _RECORDED = """
 SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end
 FROM imports WHERE symbol = ANY(%s)
 """
-_WHY = {
-    FileStatus.MISSING: "missing from the archive",
-    FileStatus.NOT_PUBLISHED: "not published yet",
-    FileStatus.NOT_ARCHIVED: "not in the archive",
-}
 
 
 async def import_history(
@@ -76,21 +73,30 @@ async def import_history(
     today = options.today or datetime.now(UTC).date()
     end = options.end or today
     thread_stop = threading.Event()
-    loader_conn = db.connect(database_url)
+    loaders: asyncio.Queue[psycopg.Connection[Any]] = asyncio.Queue()
+    opened: list[psycopg.Connection[Any]] = []
     try:
+        for _ in range(options.loaders):
+            opened.append(db.connect(database_url))
+            loaders.put_nowait(opened[-1])
         conn = await psycopg.AsyncConnection.connect(
             database_url, autocommit=True, connect_timeout=db.CONNECT_TIMEOUT_SECONDS
         )
     except psycopg.Error as exc:
-        loader_conn.close()
+        for loader in opened:
+            loader.close()
         raise db.database_error(database_url, exc) from None
+    except BaseException:
+        for loader in opened:
+            loader.close()
+        raise
     try:
         async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
             archive = ArchiveSource(session, options.archive_url, options.spool_dir)
             source: Source = archive
             if options.local:
                 source = LocalSource(options.folders, options.files, archive)
-            plans = _plans(options, source, end)
+            plans = plan_files(options, source, end)
             recorded = await _recorded(conn, list(plans))
             await _lock(conn, list(plans))
             rest = writer = None
@@ -99,13 +105,14 @@ async def import_history(
                 writer = await TradeWriter.connect(database_url)
                 stack.push_async_callback(writer.close)
             pipeline = Pipeline(
-                options, source, plans, recorded, loader_conn, emit,
+                options, source, plans, recorded, loaders, emit,
                 on_progress or _ignore, thread_stop, stop,
             )  # fmt: skip
             results = await _consume(pipeline, conn, rest, writer, options, end, today, stop)
     finally:
         await conn.close()
-        loader_conn.close()
+        for loader in opened:
+            loader.close()
     return ImportSummary(tuple(results), time.monotonic() - began, stopped=thread_stop.is_set())
 
 
@@ -119,84 +126,108 @@ async def _consume(
     today: date,
     stop: asyncio.Event | None,
 ) -> list[SymbolResult]:
-    emit, thread_stop = pipeline.emit, pipeline.stop
+    """Take the producer's items in plan order; load up to `options.loaders` files at once;
+    report and close each symbol in order."""
+    thread_stop = pipeline.stop
     watcher = asyncio.create_task(_relay(stop, thread_stop)) if stop is not None else None
     producer = asyncio.create_task(pipeline.produce(), name="import planner")
-    out: list[SymbolResult] = []
-    files: list[FileResult] = []
+    ordered = _Ordered(pipeline, conn, rest, writer, options, end, today)
+    slots = asyncio.Semaphore(options.loaders)
     try:
         while (item := await pipeline.queue.get()) is not None:
-            if isinstance(item, Settled):
-                files.append(item.result)
-                if item.kind is not None:
-                    emit(_event(item.kind, item.result, item.message))
-            elif isinstance(item, Ready):
+            if isinstance(item, Ready):
                 if thread_stop.is_set():
                     item.download.cancel()
                     continue
-                result = await pipeline.load(item)
-                files.append(result)
-                emit(_file_event(result))
-            elif isinstance(item, SymbolEnd):
-                span_start = options.start or min((f.start for f in files), default=end)
-                span_end = end if options.start else max((f.end for f in files), default=end)
-                files = classify_unavailable(files, today)
-                for run in unavailable_runs(files):
-                    emit(_unavailable_event(run))
-                last_id, rest_trades = None, 0
-                gaps: tuple[GapResult, ...] = ()
-                if not thread_stop.is_set():
-                    span = _span(item.symbol, span_start, span_end, files, today)
-
-                    def report(kind: EventKind, message: str, symbol: str = item.symbol) -> None:
-                        emit(ImportEvent(kind, symbol, message))
-
-                    timeline = Timeline(conn, span, rest, writer, report)
-                    last_id, found = await timeline.run()
-                    gaps, rest_trades = tuple(found), timeline.rest_trades
-                out.append(SymbolResult(item.symbol, tuple(files), last_id, rest_trades, gaps))
-                emit(ImportEvent(EventKind.DONE, item.symbol, _symbol_text(out[-1])))
-                files = []
+                await slots.acquire()
+                task = asyncio.create_task(pipeline.load(item), name=f"load {item.file.name}")
+                task.add_done_callback(lambda _: slots.release())
+                ordered.pending.append(task)
+            else:
+                ordered.pending.append(item)
+            await ordered.flush(wait=False)
+        await ordered.flush(wait=True)
         await producer
     finally:
-        for task in (producer, watcher):
-            if task is not None:
-                task.cancel()
+        leftovers: list[asyncio.Task[Any] | None] = [producer, watcher, *ordered.tasks()]
+        for job in leftovers:
+            if job is not None and not job.done():
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
         while not pipeline.queue.empty():  # downloads nobody will load
             leftover = pipeline.queue.get_nowait()
             if isinstance(leftover, Ready):
                 leftover.download.cancel()
-    return out
+                with contextlib.suppress(asyncio.CancelledError, ArchiveError):
+                    await leftover.download
+    return ordered.out
+
+
+@dataclass(slots=True)
+class _Ordered:
+    """Results in plan order, whichever load finishes first; a symbol's timeline pass once
+    all its files are through."""
+
+    pipeline: Pipeline
+    conn: psycopg.AsyncConnection[Any]
+    rest: RestClient | None
+    writer: TradeWriter | None
+    options: ImportOptions
+    end: date
+    today: date
+    pending: deque[asyncio.Task[FileResult] | Settled | SymbolEnd] = field(default_factory=deque)
+    files: list[FileResult] = field(default_factory=list)
+    out: list[SymbolResult] = field(default_factory=list)
+
+    def tasks(self) -> list[asyncio.Task[FileResult]]:
+        return [t for t in self.pending if isinstance(t, asyncio.Task)]
+
+    async def flush(self, *, wait: bool) -> None:
+        emit = self.pipeline.emit
+        while self.pending:
+            head = self.pending[0]
+            if isinstance(head, asyncio.Task):
+                if not head.done() and not wait:
+                    return
+                result = await head
+                self.files.append(result)
+                emit(file_event(result))
+            elif isinstance(head, Settled):
+                self.files.append(head.result)
+                if head.kind is not None:
+                    emit(file_event_of(head.kind, head.result, head.message))
+            else:
+                await self._symbol_end(head.symbol)
+            self.pending.popleft()
+
+    async def _symbol_end(self, symbol: str) -> None:
+        options, end, files = self.options, self.end, self.files
+        span_start = options.start or min((f.start for f in files), default=end)
+        span_end = end if options.start else max((f.end for f in files), default=end)
+        files = classify_unavailable(files, self.today)
+        emit = self.pipeline.emit
+        for run in unavailable_runs(files):
+            emit(unavailable_event(run))
+        last_id, rest_trades = None, 0
+        gaps: tuple[GapResult, ...] = ()
+        if not self.pipeline.stop.is_set():
+            span = _span(symbol, span_start, span_end, files, self.today)
+
+            def report(kind: EventKind, message: str) -> None:
+                emit(ImportEvent(kind, symbol, message))
+
+            timeline = Timeline(self.conn, span, self.rest, self.writer, report)
+            last_id, found = await timeline.run()
+            gaps, rest_trades = tuple(found), timeline.rest_trades
+        self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
+        emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
+        self.files = []
 
 
 async def _relay(stop: asyncio.Event, thread_stop: threading.Event) -> None:
     await stop.wait()
     thread_stop.set()
-
-
-def _plans(options: ImportOptions, source: Source, end: date) -> dict[str, list[ArchiveFile]]:
-    """Per symbol, the files to import, in date order."""
-    for path in options.files:
-        if parse_name(path.name) is None:
-            raise UsageError(
-                f"{path}: not a Binance spot trades file name (SYMBOL-trades-YYYY-MM[-DD].zip)"
-            )
-    if options.start is not None:
-        symbols = options.symbols
-        if not symbols and isinstance(source, LocalSource):
-            symbols = tuple(sorted({f.symbol for f in source.available()}))
-        return {s: plan(s, options.start, end) for s in symbols}
-    assert isinstance(source, LocalSource)
-    found = [f for f in source.available() if not options.symbols or f.symbol in options.symbols]
-    months = {(f.symbol, f.start) for f in found if f.period is Period.MONTHLY}
-    plans: dict[str, list[ArchiveFile]] = {}
-    for f in found:  # a monthly file makes the same month's daily files redundant
-        if f.period is Period.DAILY and (f.symbol, f.start.replace(day=1)) in months:
-            continue
-        plans.setdefault(f.symbol, []).append(f)
-    if not plans:
-        raise UsageError("no Binance spot trades zips (SYMBOL-trades-YYYY-MM[-DD].zip) found")
-    return plans
 
 
 async def _recorded(conn: psycopg.AsyncConnection[Any], symbols: list[str]) -> dict[str, Recorded]:
@@ -233,52 +264,6 @@ def _span(symbol: str, start: date, end: date, files: list[FileResult], today: d
         reaches_unpublished=any(f.status is FileStatus.NOT_PUBLISHED for f in files)
         or end > today - timedelta(days=UNPUBLISHED_DAYS),
     )
-
-
-def _event(kind: EventKind, result: FileResult, message: str) -> ImportEvent:
-    return ImportEvent(kind, result.symbol, message, file=result.name, result=result)
-
-
-def _file_event(r: FileResult) -> ImportEvent:
-    if r.status is FileStatus.REFUSED:
-        return _event(EventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
-    if r.status is FileStatus.INTERRUPTED:
-        return _event(
-            EventKind.INTERRUPTED,
-            r,
-            f"{r.name}: interrupted after trade id {r.last_id} ({r.rows:,} trades stored); "
-            "the next run resumes there",
-        )
-    rate = r.rows / r.seconds if r.seconds > 0 else 0.0
-    ids = "" if r.first_id is None else f", ids {r.first_id}..{r.last_id}"
-    return _event(
-        EventKind.LOADED,
-        r,
-        f"{r.name}: {r.rows:,} trades ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
-        f"({rate:,.0f}/s, {r.csv_bytes / 1e6 / max(r.seconds, 1e-9):.1f} MB/s)",
-    )
-
-
-def _unavailable_event(run: list[FileResult]) -> ImportEvent:
-    status = run[0].status
-    kind = {
-        FileStatus.MISSING: EventKind.MISSING,
-        FileStatus.NOT_PUBLISHED: EventKind.NOT_PUBLISHED,
-        FileStatus.NOT_ARCHIVED: EventKind.NOT_ARCHIVED,
-    }[status]
-    days = f"{run[0].start}" + ("" if len(run) == 1 else f" to {run[-1].end - timedelta(days=1)}")
-    names = run[0].name if len(run) == 1 else f"{run[0].name} .. {run[-1].name}"
-    return ImportEvent(kind, run[0].symbol, f"{run[0].symbol} {days}: {_WHY[status]} ({names})")
-
-
-def _symbol_text(s: SymbolResult) -> str:
-    counts: dict[str, int] = {}
-    for f in s.files:
-        counts[f.status.value] = counts.get(f.status.value, 0) + 1
-    parts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
-    tail = f", {s.rest_trades:,} trades from REST" if s.rest_trades else ""
-    last = "no trades stored" if s.last_trade_id is None else f"last trade id {s.last_trade_id}"
-    return f"{s.symbol}: {parts or 'no files'}{tail}; {last}"
 
 
 def _ignore(_event: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from enum import Enum, IntEnum
 
 
@@ -159,3 +159,58 @@ class ImportSummary:
     def last_trade_ids(self) -> dict[str, int]:
         """Per symbol, the highest stored id: where live capture continues."""
         return {s.symbol: s.last_trade_id for s in self.symbols if s.last_trade_id is not None}
+
+
+# --- messages (one line each, naming the file) ---------------------------------------------
+
+_WHY = {
+    FileStatus.MISSING: "missing from the archive",
+    FileStatus.NOT_PUBLISHED: "not published yet",
+    FileStatus.NOT_ARCHIVED: "not in the archive",
+}
+
+
+def file_event_of(kind: EventKind, result: FileResult, message: str) -> ImportEvent:
+    return ImportEvent(kind, result.symbol, message, file=result.name, result=result)
+
+
+def file_event(r: FileResult) -> ImportEvent:
+    if r.status is FileStatus.REFUSED:
+        return file_event_of(EventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
+    if r.status is FileStatus.INTERRUPTED:
+        return file_event_of(
+            EventKind.INTERRUPTED,
+            r,
+            f"{r.name}: interrupted after trade id {r.last_id} ({r.rows:,} trades stored); "
+            "the next run resumes there",
+        )
+    rate = r.rows / r.seconds if r.seconds > 0 else 0.0
+    ids = "" if r.first_id is None else f", ids {r.first_id}..{r.last_id}"
+    return file_event_of(
+        EventKind.LOADED,
+        r,
+        f"{r.name}: {r.rows:,} trades ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
+        f"({rate:,.0f}/s, {r.csv_bytes / 1e6 / max(r.seconds, 1e-9):.1f} MB/s)",
+    )
+
+
+def unavailable_event(run: list[FileResult]) -> ImportEvent:
+    status = run[0].status
+    kind = {
+        FileStatus.MISSING: EventKind.MISSING,
+        FileStatus.NOT_PUBLISHED: EventKind.NOT_PUBLISHED,
+        FileStatus.NOT_ARCHIVED: EventKind.NOT_ARCHIVED,
+    }[status]
+    days = f"{run[0].start}" + ("" if len(run) == 1 else f" to {run[-1].end - timedelta(days=1)}")
+    names = run[0].name if len(run) == 1 else f"{run[0].name} .. {run[-1].name}"
+    return ImportEvent(kind, run[0].symbol, f"{run[0].symbol} {days}: {_WHY[status]} ({names})")
+
+
+def symbol_text(s: SymbolResult) -> str:
+    counts: dict[str, int] = {}
+    for f in s.files:
+        counts[f.status.value] = counts.get(f.status.value, 0) + 1
+    parts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
+    tail = f", {s.rest_trades:,} trades from REST" if s.rest_trades else ""
+    last = "no trades stored" if s.last_trade_id is None else f"last trade id {s.last_trade_id}"
+    return f"{s.symbol}: {parts or 'no files'}{tail}; {last}"

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from typing import Any
 
 import psycopg
@@ -25,6 +24,7 @@ from binprice.history._archive import ArchiveFile, Period
 from binprice.history._fetch import Source
 from binprice.history._load import LoadJob, Progress, Resume, load_file
 from binprice.history._options import ImportOptions
+from binprice.history._plan import Recorded, plan_text
 from binprice.history._results import (
     EventKind,
     FileProgress,
@@ -33,28 +33,11 @@ from binprice.history._results import (
     ImportEvent,
 )
 
-#: Days before today the archive may not have published yet (daily files appear the next
-#: day, sometimes two days late).
-UNPUBLISHED_DAYS = 3
 #: pg_try_advisory_lock(class, hashtext(symbol)) key: one import per symbol at a time.
 IMPORT_LOCK_CLASS = 0x62696D70  # "bimp"
 
 OnEvent = Callable[[ImportEvent], None]
 OnProgress = Callable[[FileProgress], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """A file's `imports` row at the start of the run."""
-
-    sha256: str
-    state: str
-    rows: int
-    inserted: int
-    first_id: int | None
-    last_id: int | None
-    start: date
-    end: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +76,8 @@ class Pipeline:
     source: Source
     plans: dict[str, list[ArchiveFile]]
     recorded: dict[str, Recorded]
-    loader_conn: psycopg.Connection[Any]
+    #: Idle loader connections; a file takes one for its load.
+    loader_conns: asyncio.Queue[psycopg.Connection[Any]]
     emit: OnEvent
     on_progress: OnProgress
     stop: threading.Event
@@ -112,7 +96,7 @@ class Pipeline:
         try:
             for symbol, files in self.plans.items():
                 self.emit(
-                    ImportEvent(EventKind.PLANNED, symbol, _plan_text(files), files=len(files))
+                    ImportEvent(EventKind.PLANNED, symbol, plan_text(files), files=len(files))
                 )
                 for file in files:
                     if self.stop.is_set():
@@ -179,7 +163,7 @@ class Pipeline:
             name for name, r in done
             if name != file.name and r.start < file.end and r.end > file.start
         ]  # fmt: skip
-        covered = {d for name in covering for d in _days(self.recorded[name])}
+        covered = {d for name in covering for d in self.recorded[name].days()}
         return ", ".join(sorted(covering)) if days <= covered else ""
 
     async def _download(self, file: ArchiveFile, sha: str) -> Any:
@@ -224,7 +208,6 @@ class Pipeline:
                 )
             )
         job = LoadJob(file, path, ready.sha256, self.source.describe(file), ready.resume)
-        began = time.monotonic()
         loop = asyncio.get_running_loop()
 
         def progress(p: Progress) -> None:
@@ -233,11 +216,13 @@ class Pipeline:
             report = FileProgress(file.symbol, file.name, p.rows, p.csv_bytes, p.csv_total)
             asyncio.run_coroutine_threadsafe(self._report(report), loop).result()
 
+        conn = await self.loader_conns.get()
+        began = time.monotonic()
         try:
             done = await _in_thread(
                 self.stop,
                 lambda: load_file(
-                    self.loader_conn,
+                    conn,
                     job,
                     stop=self.stop,
                     on_progress=progress,
@@ -248,6 +233,8 @@ class Pipeline:
         except ArchiveFileError as exc:
             self.source.unlink(path)
             return self._refused(file, exc.reason)
+        finally:
+            self.loader_conns.put_nowait(conn)
         seconds = time.monotonic() - began
         status = FileStatus.LOADED if done.complete else FileStatus.INTERRUPTED
         if done.complete:
@@ -281,49 +268,6 @@ async def _in_thread(stop: threading.Event, work: Callable[[], Progress]) -> Pro
         raise
 
 
-def classify_unavailable(results: list[FileResult], today: date) -> list[FileResult]:
-    """Decide what each file the archive does not have means.
-
-    After the archive's last file of the symbol and recent: not published yet. Before its first
-    file (the symbol was not listed yet), or after its last and old (delisted): not archived.
-    Between files the archive has: missing, a failure. If it has none, old days are missing.
-    """
-    present = [r.start for r in results if r.status is not FileStatus.MISSING]
-    first, last = (min(present), max(present)) if present else (None, None)
-    recent = today - timedelta(days=UNPUBLISHED_DAYS)
-    out = []
-    for r in results:
-        if r.status is FileStatus.MISSING:
-            if r.start >= recent and (last is None or r.start > last):
-                r = _with(r, FileStatus.NOT_PUBLISHED, "not published yet")
-            elif first is not None and r.start < first:
-                r = _with(r, FileStatus.NOT_ARCHIVED, "before the archive's first file")
-            elif last is not None and r.start > last:
-                r = _with(r, FileStatus.NOT_ARCHIVED, "after the archive's last file")
-        out.append(r)
-    return out
-
-
-UNAVAILABLE = (FileStatus.MISSING, FileStatus.NOT_PUBLISHED, FileStatus.NOT_ARCHIVED)
-
-
-def unavailable_runs(results: list[FileResult]) -> list[list[FileResult]]:
-    """Consecutive files the archive lacks for the same reason, for one line each."""
-    runs: list[list[FileResult]] = []
-    for r in results:
-        if r.status not in UNAVAILABLE:
-            continue
-        if runs and runs[-1][-1].status is r.status and runs[-1][-1].end == r.start:
-            runs[-1].append(r)
-        else:
-            runs.append([r])
-    return runs
-
-
-def _with(r: FileResult, status: FileStatus, reason: str) -> FileResult:
-    return FileResult(r.symbol, r.name, r.start, r.end, status, reason)
-
-
 def _result(
     file: ArchiveFile, status: FileStatus, reason: str, record: Recorded | None = None
 ) -> FileResult:
@@ -338,17 +282,3 @@ def _result(
 
 def _reason(exc: ArchiveError, file: ArchiveFile) -> str:
     return exc.reason if isinstance(exc, ArchiveFileError) else str(exc)
-
-
-def _days(record: Recorded) -> list[date]:
-    return [record.start + timedelta(days=i) for i in range((record.end - record.start).days)]
-
-
-def _plan_text(files: list[ArchiveFile]) -> str:
-    if not files:
-        return "nothing to import"
-    monthly = sum(f.period is Period.MONTHLY for f in files)
-    last = files[-1].end - timedelta(days=1)
-    days = f"{files[0].start}" + ("" if last == files[0].start else f" to {last}")
-    plural = "s" if len(files) > 1 else ""
-    return f"{len(files)} file{plural} ({monthly} monthly, {len(files) - monthly} daily), {days}"

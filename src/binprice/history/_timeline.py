@@ -17,13 +17,14 @@ Open gaps whose ids are all stored by now (a re-run, a republished file) are set
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
+from binprice.errors import ExchangeError
 from binprice.gaps import MISSING_IN_RANGE_SQL, SETTLE_SQL, UPSERT_SQL
 from binprice.history._results import EventKind, GapResult
 from binprice.ingest.rest import PAGE_LIMIT, RestClient
@@ -35,6 +36,7 @@ PAGE_ATTEMPTS = 5
 REST_REPORT_PAGES = 50
 
 AsyncConnection = psycopg.AsyncConnection[Any]
+T = TypeVar("T")
 Report = Callable[[EventKind, str], None]
 
 _PREV_STORED = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
@@ -93,15 +95,23 @@ class Timeline:
             state = "open" if span.failed_before else "skipped"
             gaps.append(await self._record(before + 1, lo - 1, state))
         if self.rest is not None and span.reaches_unpublished:
-            hi = max(hi, await self._tail(hi + 1))
+            hi = max(hi, await self._rest_or_report(self._tail(hi + 1), hi))
         after = await self._scalar(_NEXT_STORED, hi)
         if after is not None and after > hi + 1:
             state = "open" if span.failed_after or span.reaches_unpublished else "skipped"
             gaps.append(await self._record(hi + 1, after - 1, state))
         if self.rest is not None:
-            gaps.extend(await self._fill_open(lo, hi))
+            gaps.extend(await self._rest_or_report(self._fill_open(lo, hi), []))
         await self._settle(lo, hi)
         return await self._last_stored(), gaps
+
+    async def _rest_or_report(self, work: Awaitable[T], fallback: T) -> T:
+        """REST failing (unreachable, refused) leaves the gaps open for a later run."""
+        try:
+            return await work
+        except ExchangeError as exc:
+            self.report(EventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open")
+            return fallback
 
     async def _extents(self) -> list[tuple[int, int]]:
         cur = await self.conn.execute(_EXTENTS, (self.span.symbol, self.span.end, self.span.start))
