@@ -12,9 +12,11 @@ archive's deterministic market (µs times, like 2025 files), serves it with
 - import: the real `binprice import` CLI into another fresh database, from spawn to exit
   (checksums, downloads, decoding and every commit included).
 
-Prints trades/s and MB/s (CSV bytes) of each, the ratio import / bare per pair and the median,
-PostgreSQL CPU per 1,000 trades in both, the importer's CPU and max RSS, and what the rollup
-triggers cost (the bare COPY with them disabled). `--fresh` first measures each on its own
+Each run measures bare, `import --loaders 2` (the default) and `import --loaders 1` (one
+connection, like the bare COPY), in alternating order. Prints trades/s and MB/s (CSV bytes),
+the ratio import / bare per run and the median, PostgreSQL CPU per 1,000 trades (only this
+server's processes), the importer's CPU and max RSS, and what the rollup triggers cost (the
+bare COPY with them disabled). `--fresh` first measures each on its own
 brand-new embedded server (a new cluster creates its WAL files on first use). `--monthly`
 imports one monthly file instead (D days in one zip: the constant-memory check).
 Prints numbers; asserts nothing.
@@ -150,18 +152,16 @@ def serve(tree: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def run_import(
-    url: str, archive: str, days: int, work: Path, rows: int
-) -> tuple[float, float, float, float, int]:
-    """The CLI; (wall s, load s from its file lines, importer CPU s, PG CPU s, max RSS KiB)."""
-    data_dir = work / "import-data"
-    env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
+    url: str, archive: str, days: int, work: Path, rows: int, loaders: int = 2
+) -> tuple[float, float, float, int]:
+    """The CLI, from spawn to exit; (wall s, importer CPU s, PostgreSQL CPU s, max RSS KiB)."""
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(work / "import-data"))
     cmd = [sys.executable, "-m", "binprice", "--database-url", url, "import", SYMBOL,
            "--start", START.isoformat(), "--end", (START + timedelta(days=days)).isoformat(),
-           "--archive-url", archive, "--log-format", "json"]  # fmt: skip
-    log = work / "import.log"
+           "--archive-url", archive, "--log-format", "json", "--loaders", str(loaders)]  # fmt: skip
     pg = ServerCpu(url)
     began = time.perf_counter()
-    with log.open("w+") as err:
+    with (work / "import.log").open("w+") as err:
         proc = subprocess.Popen(cmd, stderr=err, text=True, env=env)
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -174,10 +174,8 @@ def run_import(
         lines = [json.loads(x) for x in err.read().splitlines() if x.startswith("{")]
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"import failed: {lines[-3:]}")
-    loaded = [x for x in lines if x["event"] == "loaded"]
-    assert sum(int(x["rows"]) for x in loaded) == rows
-    load = sum(float(x["seconds"]) for x in loaded)
-    return wall, load, usage.ru_utime + usage.ru_stime, pg.total(), usage.ru_maxrss
+    assert sum(int(x["rows"]) for x in lines if x["event"] == "loaded") == rows
+    return wall, usage.ru_utime + usage.ru_stime, pg.total(), usage.ru_maxrss
 
 
 def fresh_server(work: Path, name: str) -> str:
@@ -185,27 +183,27 @@ def fresh_server(work: Path, name: str) -> str:
     return database(info.url("postgres"), work)
 
 
-def report_first_runs(
-    work: Path, text: Path, rows: int, size: int, archive: str, days: int
-) -> None:
+def report_first_runs(work: Path, text: Path, rows: int, archive: str, days: int) -> None:
     bare_s, _ = bare(fresh_server(work, "fresh-bare"), text, rows)
     embedded.stop_server(work / "fresh-bare")
-    wall, load, *_ = run_import(fresh_server(work, "fresh-import"), archive, days, work, rows)
+    wall, *_ = run_import(fresh_server(work, "fresh-import"), archive, days, work, rows)
     embedded.stop_server(work / "fresh-import")
     print("first run on a brand-new PostgreSQL server (each side its own):")
-    ratio, load_ratio = bare_s / wall, bare_s / load
-    print(f"  bare COPY {rows / bare_s:,.0f} trades/s; import {rows / wall:,.0f} trades/s "
-          f"(loading {rows / load:,.0f}/s)")  # fmt: skip
-    print(f"  ratio {ratio:.2f} whole process, {load_ratio:.2f} loading only")
+    print(f"  bare COPY {rows / bare_s:,.0f} trades/s; import {rows / wall:,.0f} trades/s; "
+          f"ratio {bare_s / wall:.2f}")  # fmt: skip
+
+
+def per_1000(seconds: float, rows: int) -> str:
+    return f"{seconds / rows * 1e6:.2f} ms/1000"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--database-url", help="a server to create databases on (default: embedded)")
-    p.add_argument("--trades-per-day", type=int, default=1_000_000)
-    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--trades-per-day", type=int, default=750_000)
+    p.add_argument("--days", type=int, default=4)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--monthly", action="store_true", help="one monthly file of all the days")
+    p.add_argument("--monthly", action="store_true", help="one monthly file (use --days 31)")
     p.add_argument("--fresh", action="store_true", help="also first runs on new servers")
     p.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "binprice-import-bench"
@@ -225,31 +223,34 @@ def main() -> None:
                 f"{rows:,} trades in {len(files)} file(s): {zip_mb:.0f} MB zipped, {mb:.0f} MB CSV"
             )
             if args.fresh:
-                report_first_runs(work, text, rows, size, archive, args.days)
-            ratios, load_ratios = [], []
+                report_first_runs(work, text, rows, archive, args.days)
+            ratios: dict[int, list[float]] = {1: [], 2: []}
             for run in range(args.runs):
-                order = ("bare", "import") if run % 2 == 0 else ("import", "bare")
-                results = {}
+                sides = ["bare", 2, 1]
+                order = sides if run % 2 == 0 else sides[::-1]
+                out = {}
                 for side in order:
                     url = database(args.database_url, work)
                     if side == "bare":
-                        results[side] = bare(url, text, rows)
+                        out[side] = bare(url, text, rows)
                     else:
-                        results[side] = run_import(url, archive, args.days, work, rows)
-                bare_s, bare_pg = results["bare"]
-                wall, load, cpu, pg, rss = results["import"]
-                ratios.append(bare_s / wall)
-                load_ratios.append(bare_s / load)
-                print(f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
-                      f"{mb / bare_s:.1f} MB/s "
-                      f"(PG CPU {bare_pg / rows * 1e6:.2f} ms/1000); import {rows / wall:,.0f} "
-                      f"trades/s {mb / wall:.1f} MB/s, loading {rows / load:,.0f}/s (PG CPU "
-                      f"{pg / rows * 1e6:.2f} ms/1000, importer CPU {cpu / rows * 1e6:.2f} "
-                      f"ms/1000, max RSS {rss / 1024:.0f} MB); ratio {ratios[-1]:.2f} "
-                      f"(loading {load_ratios[-1]:.2f})")  # fmt: skip
-            print(f"median ratio import / bare COPY: {statistics.median(ratios):.2f} whole "
-                  f"process, {statistics.median(load_ratios):.2f} loading only "
-                  f"(runs: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+                        out[side] = run_import(url, archive, args.days, work, rows, int(side))
+                bare_s, bare_pg = out["bare"]
+                bare_cpu = per_1000(bare_pg, rows)
+                line = (f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
+                        f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})")  # fmt: skip
+                for loaders in (2, 1):
+                    wall, cpu, pg, rss = out[loaders]
+                    ratios[loaders].append(bare_s / wall)
+                    line += (f"; import --loaders {loaders} {rows / wall:,.0f} trades/s "
+                             f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
+                             f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
+                             f"{rss / 1024:.0f} MB)")  # fmt: skip
+                print(line)
+            for loaders in (2, 1):
+                runs = ", ".join(f"{r:.2f}" for r in ratios[loaders])
+                print(f"median ratio import (--loaders {loaders}) / bare COPY, whole process: "
+                      f"{statistics.median(ratios[loaders]):.2f} (runs: {runs})")  # fmt: skip
             plain, _ = bare(database(args.database_url, work), text, rows, triggers=False)
             with_triggers, _ = bare(database(args.database_url, work), text, rows)
             cost = with_triggers / plain - 1

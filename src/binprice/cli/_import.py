@@ -80,7 +80,13 @@ def import_(
         ),
     ] = None,
     downloads: Annotated[
-        int, typer.Option("--downloads", help="Files downloaded ahead of the one loading.", min=1)
+        int, typer.Option("--downloads", help="Files downloaded ahead of the loaders.", min=1)
+    ] = 2,
+    loaders: Annotated[
+        int,
+        typer.Option(
+            "--loaders", help="Files loaded at once, each on its own database connection.", min=1
+        ),
     ] = 2,
     log_format: Annotated[
         str,
@@ -121,6 +127,7 @@ def import_(
         rest_url=rest_url or DEFAULT_REST_URL,
         rest_tail=rest_tail,
         downloads=downloads,
+        loaders=loaders,
         commit_rows=commit_every,
     )
     view = ImportView(log_format, quiet=quiet)
