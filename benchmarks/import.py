@@ -56,10 +56,10 @@ class ServerCpu:
     checkpointer...), sampled while they live; other servers on the machine are left out."""
 
     def __init__(self, url: str) -> None:
-        with psycopg.connect(url) as conn:
+        with psycopg.connect(url) as conn:  # the backend's parent, read while it lives
             row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        assert row is not None
-        self._postmaster = _parent(int(row[0]))
+            assert row is not None
+            self._postmaster = _parent(int(row[0]))
         self.start = {pid: _cpu_seconds(pid) for pid in self._children()}
         self.last = dict(self.start)
 
