@@ -9,6 +9,7 @@ import signal
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -162,72 +163,64 @@ async def test_bad_input_is_one_line_and_exit_2(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+async def _hold_when_partial(watcher: psycopg.Connection[Any], name: str) -> int:
+    """Wait until the file's imports row is `partial`, then keep it locked (the importer's next
+    chunk blocks on it, mid-file); return its last id."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                row = watcher.execute(
+                    "SELECT state, last_id FROM imports WHERE name = %s FOR UPDATE NOWAIT",
+                    (name,),
+                ).fetchone()
+            except psycopg.errors.LockNotAvailable:
+                row = None
+            if row is not None and row[0] == "partial":
+                return int(row[1])
+            assert row is None or row[0] != "done", "the file finished before the signal"
+            watcher.rollback()
+            await asyncio.sleep(0.005)
+
+
 @pytest.mark.slow
-async def test_an_import_killed_mid_file_resumes_where_its_last_commit_ended(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+async def test_an_import_stopped_mid_file_resumes_where_its_last_commit_ended(
+    database_url: str, tmp_path: Path, signum: int
 ) -> None:
-    """SIGKILL while a file is half committed: the imports row says `partial` and how far;
-    the next run resumes after that id, and the table ends up exactly the file."""
+    """SIGKILL or Ctrl+C while a file is half committed: the imports row says `partial` and
+    how far (Ctrl+C first commits the chunk in flight, and exits 0); the next run resumes
+    after that id, and the table ends up exactly the file."""
     market = ArchiveMarket.generate([SYMBOL], START, START.replace(day=2), trades_per_day=60_000)
     name = f"{SYMBOL}-trades-2024-03-01.zip"
     env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path))
-    args = (
-        "--database-url",
-        database_url,
-        "import",
-        SYMBOL,
-        "--start",
-        "2024-03-01",
-        "--end",
-        "2024-03-02",
-        "--commit-every",
-        "1",
-    )
+    day = (SYMBOL, "--start", "2024-03-01", "--end", "2024-03-02")
     async with ArchiveServer(market) as archive:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "binprice",
-            *args,
-            "--archive-url",
-            archive.url,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-        )
+            sys.executable, "-m", "binprice", "--database-url", database_url, "import", *day,
+            "--commit-every", "1", "--archive-url", archive.url,
+            stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
         with psycopg.connect(database_url) as watcher:
-            async with asyncio.timeout(60):
-                while True:  # hold the row once it is partial: the importer blocks on it
-                    try:
-                        row = watcher.execute(
-                            "SELECT state, last_id FROM imports WHERE name = %s FOR UPDATE NOWAIT",
-                            (name,),
-                        ).fetchone()
-                    except psycopg.errors.LockNotAvailable:
-                        row = None
-                    if row is not None and row[0] == "partial":
-                        break
-                    assert row is None or row[0] != "done", "the file finished before the kill"
-                    watcher.rollback()
-                    await asyncio.sleep(0.005)
-                proc.send_signal(signal.SIGKILL)
+            held = await _hold_when_partial(watcher, name)
+            proc.send_signal(signum)
+            if signum == signal.SIGKILL:
                 await proc.wait()
-            watcher.rollback()
+            watcher.rollback()  # a stopping importer commits its chunk now
+            async with asyncio.timeout(60):
+                _, err = await proc.communicate()
         state, rows, _, first_id, last_id, _ = imports(database_url)[name]
         assert state == "partial" and 0 < rows < 60_000 and last_id == first_id + rows - 1
         assert len(stored_text(database_url)) == rows
-        code, _, err = await _binprice(
-            database_url,
-            SYMBOL,
-            "--start",
-            "2024-03-01",
-            "--end",
-            "2024-03-02",
-            "--archive-url",
-            archive.url,
-            data_dir=tmp_path,
+        if signum == signal.SIGINT:
+            assert proc.returncode == 0 and last_id >= held  # at most the chunk in flight more
+            assert f"{name}: interrupted after trade id {last_id}" in err.decode()
+        else:
+            assert proc.returncode == -signal.SIGKILL and last_id == held
+        code, _, out = await _binprice(
+            database_url, *day, "--archive-url", archive.url, data_dir=tmp_path
         )
-    assert code == 0, err
-    assert f"{name}: resuming after trade id {last_id} ({rows:,} trades already stored)" in err
+    assert code == 0, out
+    assert f"{name}: resuming after trade id {last_id} ({rows:,} trades already stored)" in out
     assert imports(database_url)[name][:2] == ("done", 60_000)
     assert stored_text(database_url) == expected_text(market_trades(market))
 
