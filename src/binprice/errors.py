@@ -73,3 +73,27 @@ class GeoRestrictedError(ExchangeError):
 class ExportError(BinpriceError):
     """Raised when trades cannot be exported as asked: a missing optional extra (pyarrow), a
     value no Parquet decimal can hold, or an output that cannot be written."""
+
+
+class ArchiveError(BinpriceError):
+    """Base class of problems with Binance's public trade archive (`binprice import`)."""
+
+
+class ArchiveFileError(ArchiveError):
+    """Raised when one archive file is refused (missing, checksum mismatch, truncated or
+    corrupt zip, malformed line); the message names the file. An import reports it and goes
+    on with the other files."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class ArchiveUnavailableError(ArchiveError):
+    """Raised when the archive service cannot be reached (refused, DNS, repeated 5xx)."""
+
+
+class ImportIncompleteError(ArchiveError):
+    """Raised by `binprice import` after its summary when some files were refused or
+    missing; the files that were verified are stored, and a re-run retries only the rest."""

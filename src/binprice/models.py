@@ -6,10 +6,20 @@ and a test compares these models with the migrated database so the two cannot dr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, MetaData, Numeric, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Index,
+    MetaData,
+    Numeric,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -125,4 +135,43 @@ class Checkpoint(Base):
     verified_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
     verified_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )
+
+
+#: Import states: some chunks committed (resume after `last_id`), or the whole file.
+IMPORT_STATES = ("partial", "done")
+
+
+class Import(Base):
+    """One archive file `binprice import` loaded, and how far (see 0007)."""
+
+    __tablename__ = "imports"
+
+    #: The archive's file name, e.g. `BTCUSDT-trades-2024-01.zip` (symbol and period in it).
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, nullable=False)
+    #: The UTC days the file covers, `[period_start, period_end)`.
+    period_start: Mapped[date] = mapped_column(Date, nullable=False)
+    period_end: Mapped[date] = mapped_column(Date, nullable=False)
+    #: The checksum the file was verified against before any of its rows was committed.
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    #: Rows of the file committed so far (all of them when `done`); `inserted` counts those
+    #: that were new to `trades` (live capture or an earlier import may hold the others).
+    rows: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    inserted: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    first_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Where it was read from (URL or path).
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    imported_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )
+
+    __table_args__ = (
+        CheckConstraint("state IN ('partial', 'done')", name="state_known"),
+        CheckConstraint("period_start < period_end", name="period"),
+        CheckConstraint("first_id <= last_id", name="ids"),
+        # The planner reads a symbol's imported files by period.
+        Index("ix_imports_symbol_period_start", "symbol", "period_start"),
     )

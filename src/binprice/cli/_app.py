@@ -153,6 +153,7 @@ ExchangeOption = Annotated[
 #: Which module registers each top-level command.
 COMMAND_MODULES = {
     "ingest": "_ingest",
+    "import": "_import",
     "latest": "_queries",
     "at": "_queries",
     "range": "_queries",
@@ -164,7 +165,7 @@ COMMAND_MODULES = {
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_queries", "_gaps", "_explore", "_db")
+_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_db")
 
 
 def register(command: str | None) -> None:

@@ -1,0 +1,258 @@
+"""One verified archive zip → `trades`, in committed chunks, with its `imports` row.
+
+Runs in a worker thread on a sync psycopg connection. A reader thread inflates the zip and
+decodes CSV blocks while this thread streams them into `COPY trades FROM STDIN`: PostgreSQL
+parses and indexes one block while Python decodes the next, so an import costs PostgreSQL what
+a bare COPY of the same rows costs (see benchmarks/import.py). Only a few blocks are in flight
+(`QUEUE_BLOCKS`), whatever the file's size.
+
+Exactly once and resumable: a file is committed in chunks of about `commit_rows` trades, each
+in one transaction with the file's `imports` row (`partial`, its last committed id; `done` with
+the last chunk) and with the id holes found inside the file (`gaps` rows, `open`). A crash loses
+at most the chunk in flight; the next run resumes after the recorded id. Ids already stored
+(live capture, a republished file) would make COPY fail on the primary key, so before each run
+of fast blocks the next stored id is probed (one index lookup) and blocks reaching it go through
+a temporary staging table with `INSERT … ON CONFLICT DO NOTHING` instead. A concurrent writer
+that slips into the range anyway aborts the chunk, which is then redone through the staging
+table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from binprice.gaps import UPSERT_SQL
+from binprice.history._archive import ArchiveFile
+from binprice.history._csv import Block
+from binprice.history._zip import BLOCK_BYTES, BlockReader
+from binprice.ingest.writer import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
+
+#: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
+COMMIT_ROWS = 1_000_000
+
+_NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s"
+_INSERT_NEW = (
+    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
+    "ON CONFLICT (symbol, trade_id) DO NOTHING"
+)
+_UPSERT_IMPORT = """
+INSERT INTO imports (name, symbol, period_start, period_end, sha256, state, rows, inserted,
+                     first_id, last_id, source)
+VALUES (%(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s, %(inserted)s,
+        %(first_id)s, %(last_id)s, %(source)s)
+ON CONFLICT (name) DO UPDATE SET
+    sha256 = EXCLUDED.sha256, state = EXCLUDED.state, rows = EXCLUDED.rows,
+    inserted = EXCLUDED.inserted, first_id = EXCLUDED.first_id, last_id = EXCLUDED.last_id,
+    source = EXCLUDED.source, imported_at = now()
+"""
+
+Connection = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """What an earlier run committed of the same file (same checksum)."""
+
+    rows: int
+    inserted: int
+    first_id: int | None
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJob:
+    """A file whose checksum was verified, ready to load."""
+
+    file: ArchiveFile
+    zip_path: Path
+    sha256: str
+    source: str
+    resume: Resume | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """A file's load so far (committed or in flight); totals include an earlier run's."""
+
+    rows: int = 0
+    inserted: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    csv_bytes: int = 0
+    csv_total: int = 0
+    #: Holes inside the file found by this run.
+    jumps: int = 0
+    complete: bool = False
+
+
+OnProgress = Callable[[Progress], None]
+
+
+def load_file(
+    conn: Connection,
+    job: LoadJob,
+    *,
+    stop: threading.Event,
+    on_progress: OnProgress,
+    commit_rows: int = COMMIT_ROWS,
+    block_bytes: int = BLOCK_BYTES,
+) -> Progress:
+    """Load `job`; return its progress (`complete` unless `stop` was set first).
+
+    Raises ArchiveFileError if the zip or a line is bad: the chunk in flight is rolled back,
+    earlier chunks (verified trades) stay recorded as `partial`.
+    """
+    resume, staged = job.resume, False
+    while True:
+        try:
+            loader = _Loader(conn, job, resume, staged, stop, on_progress, commit_rows)
+            return loader.run(block_bytes)
+        except psycopg.errors.UniqueViolation:
+            # Another writer stored ids of this chunk after the probe: redo it, staged.
+            conn.rollback()
+            resume, staged = _recorded(conn, job), True
+
+
+class _Loader:
+    def __init__(
+        self,
+        conn: Connection,
+        job: LoadJob,
+        resume: Resume | None,
+        staged: bool,
+        stop: threading.Event,
+        on_progress: OnProgress,
+        commit_rows: int,
+    ) -> None:
+        self.conn, self.job, self.stop = conn, job, stop
+        self.on_progress, self.commit_rows = on_progress, commit_rows
+        self.staged_only = staged
+        self.progress = Progress()
+        if resume is not None:
+            p = self.progress
+            p.rows, p.inserted, p.first_id, p.last_id = (
+                resume.rows, resume.inserted, resume.first_id, resume.last_id
+            )  # fmt: skip
+        self.skip_through = None if resume is None else resume.last_id
+        self._stage_ready = False
+
+    def run(self, block_bytes: int) -> Progress:
+        with BlockReader(
+            self.job.zip_path, self.job.file, self.skip_through, block_bytes
+        ) as blocks:
+            self.progress.csv_total = blocks.csv_total
+            pending: Block | None = None
+            while True:
+                with self.conn.transaction():
+                    pending, end = self._chunk(blocks, pending)
+                    self._record(end)
+                self.progress.complete = end
+                self.on_progress(self.progress)
+                if end or self.stop.is_set():
+                    return self.progress
+
+    def _chunk(self, blocks: BlockReader, pending: Block | None) -> tuple[Block | None, bool]:
+        """Copy blocks until the chunk is full, the file ends or a stop; return a block read
+        but not copied yet, and whether the file ended."""
+        rows, end = 0, False
+        jumps: list[tuple[int, int]] = []
+        with ExitStack() as copying:
+            copy = None
+            next_stored: int | None = None
+            while rows < self.commit_rows and not self.stop.is_set():
+                block, pending = pending or blocks.next(), None
+                if block is None:
+                    end = True
+                    break
+                jumps.extend(block.jumps)
+                self.progress.csv_bytes += block.size
+                if block.first_id is None or block.last_id is None:
+                    continue  # every line skipped (resume) or an empty block
+                if copy is None:
+                    next_stored = self._next_stored(block.first_id)
+                if not self.staged_only and (next_stored is None or block.last_id < next_stored):
+                    if copy is None:
+                        cursor = copying.enter_context(self.conn.cursor())
+                        copy = copying.enter_context(cursor.copy(COPY_TRADES))
+                    copy.write(block.payload)
+                    self.progress.inserted += block.rows
+                else:
+                    if copy is not None:  # end the fast COPY; the next block probes again
+                        copying.close()
+                        copy = None
+                    self._stage(block)
+                self._advance(block)
+                rows += block.rows
+        if not end and not self.stop.is_set():
+            # A full chunk: look ahead, so that the file's last chunk is the one saying `done`.
+            pending = blocks.next()
+            end = pending is None
+        if jumps:
+            self._record_jumps(jumps)
+        return pending, end
+
+    def _advance(self, block: Block) -> None:
+        p = self.progress
+        if p.first_id is None:
+            p.first_id = block.first_id
+        p.last_id = block.last_id
+        p.rows += block.rows
+        p.jumps += len(block.jumps)
+        self.on_progress(p)
+
+    def _next_stored(self, first_id: int) -> int | None:
+        row = self.conn.execute(_NEXT_STORED, (self.job.file.symbol, first_id)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def _stage(self, block: Block) -> None:
+        conn = self.conn
+        if not self._stage_ready:
+            conn.execute(CREATE_STAGE)
+            self._stage_ready = True
+        with conn.cursor() as cur:
+            cur.execute(f"TRUNCATE {STAGE_TABLE}")
+            with cur.copy(COPY_STAGE) as copy:
+                copy.write(block.payload)
+            cur.execute(_INSERT_NEW)
+            self.progress.inserted += max(cur.rowcount, 0)
+
+    def _record_jumps(self, jumps: list[tuple[int, int]]) -> None:
+        symbol = self.job.file.symbol
+        with self.conn.cursor() as cur:
+            cur.executemany(UPSERT_SQL, [(symbol, a, b, "open") for a, b in jumps])
+
+    def _record(self, end: bool) -> None:
+        job, p = self.job, self.progress
+        self.conn.execute(
+            _UPSERT_IMPORT,
+            {
+                "name": job.file.name,
+                "symbol": job.file.symbol,
+                "start": job.file.start,
+                "end": job.file.end,
+                "sha256": job.sha256,
+                "state": "done" if end else "partial",
+                "rows": p.rows,
+                "inserted": p.inserted,
+                "first_id": p.first_id,
+                "last_id": p.last_id,
+                "source": job.source,
+            },
+        )
+
+
+def _recorded(conn: Connection, job: LoadJob) -> Resume | None:
+    row = conn.execute(
+        "SELECT rows, inserted, first_id, last_id FROM imports WHERE name = %s AND sha256 = %s",
+        (job.file.name, job.sha256),
+    ).fetchone()
+    if row is None or row[3] is None:
+        return None
+    return Resume(int(row[0]), int(row[1]), row[2], int(row[3]))

@@ -1,0 +1,78 @@
+"""What an import is asked to do. Frozen and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from binprice.errors import ConfigError, UsageError
+from binprice.history._archive import DEFAULT_ARCHIVE_URL
+from binprice.history._load import COMMIT_ROWS
+from binprice.history._zip import BLOCK_BYTES
+from binprice.ingest.config import DEFAULT_REST_URL, normalize_symbols, rest_base
+
+#: Files downloaded (or waiting, verified) ahead of the ones being loaded.
+DOWNLOADS_AHEAD = 2
+#: Files loaded at once, each by its own connection. One PostgreSQL backend storing one file is
+#: the bottleneck (about 5 µs a trade against 2 µs of Python); a second one loading the next
+#: file in parallel makes the import faster than a single bare COPY, and keeps PostgreSQL's
+#: share of a busy machine's CPU while Python decodes.
+LOADERS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """One import run.
+
+    From the archive service: `symbols` and `start` are required; `end` (exclusive) defaults
+    to today (UTC). From local files (`folders`, `files`): every file found is imported, or
+    only those of `symbols` and of `start <= day < end` when given.
+    """
+
+    symbols: tuple[str, ...] = ()
+    start: date | None = None
+    end: date | None = None
+    archive_url: str = DEFAULT_ARCHIVE_URL
+    folders: tuple[Path, ...] = ()
+    files: tuple[Path, ...] = ()
+    #: Where downloads are spooled while they are verified and loaded (deleted once done).
+    spool_dir: Path = field(default_factory=lambda: Path("downloads"))
+    rest_url: str = DEFAULT_REST_URL
+    #: Fetch from REST what the archive lacks: days not published yet, holes in its files.
+    rest_tail: bool = False
+    downloads: int = DOWNLOADS_AHEAD
+    loaders: int = LOADERS
+    commit_rows: int = COMMIT_ROWS
+    #: CSV bytes decoded at a time (a chunk is at least one block).
+    block_bytes: int = BLOCK_BYTES
+    #: "Today" (UTC): decides which days may not be published yet; None = the real today.
+    today: date | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "symbols", normalize_symbols(self.symbols))
+        object.__setattr__(self, "archive_url", archive_base(self.archive_url))
+        object.__setattr__(self, "rest_url", rest_base(self.rest_url))
+        if not self.local:
+            if not self.symbols:
+                raise UsageError("name the symbols to import (or give --from DIR / zip files)")
+            if self.start is None:
+                raise UsageError("give --start DATE: the first UTC day to import")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise UsageError(f"--end {self.end} must be after --start {self.start}")
+        if self.downloads < 1 or self.loaders < 1:
+            raise ConfigError("downloads ahead and loaders must be at least 1")
+        if self.commit_rows < 1 or self.block_bytes < 1:
+            raise ConfigError("rows per commit and bytes per block must be at least 1")
+
+    @property
+    def local(self) -> bool:
+        return bool(self.folders or self.files)
+
+
+def archive_base(url: str) -> str:
+    """The archive's base URL without a trailing `/` or `/data`."""
+    url = url.strip().rstrip("/").removesuffix("/data")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"archive URL must start with http:// or https://, got {url!r}")
+    return url

@@ -1,0 +1,284 @@
+"""The import run: plan → checksums → downloads ahead → one loader → timeline, per symbol.
+
+A producer task walks the plan in order: it reads each file's published checksum, decides from
+the `imports` table whether the file is done, to resume, or republished, and starts its download
+(at most `downloads` files are fetched or waiting ahead of the loader, so disk use stays
+bounded too). The consumer takes the files in plan order and loads one at a time in a worker
+thread (`_load`), so downloading the next files overlaps loading the current one. When a
+symbol's files are through, its timeline is checked (`_timeline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from binprice.errors import ArchiveError, ArchiveFileError
+from binprice.history._archive import ArchiveFile, Period
+from binprice.history._fetch import Source
+from binprice.history._load import LoadJob, Progress, Resume, load_file
+from binprice.history._options import ImportOptions
+from binprice.history._plan import Recorded, plan_text
+from binprice.history._results import (
+    EventKind,
+    FileProgress,
+    FileResult,
+    FileStatus,
+    ImportEvent,
+)
+
+#: pg_try_advisory_lock(class, hashtext(symbol)) key: one import per symbol at a time.
+IMPORT_LOCK_CLASS = 0x62696D70  # "bimp"
+
+OnEvent = Callable[[ImportEvent], None]
+OnProgress = Callable[[FileProgress], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A file being downloaded (or hashed), to load when its turn comes."""
+
+    file: ArchiveFile
+    sha256: str
+    download: asyncio.Task[Any]
+    republished: bool
+    resume: Resume | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A file decided without loading: skipped, refused, or not in the archive."""
+
+    result: FileResult
+    message: str
+    kind: EventKind | None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolEnd:
+    symbol: str
+
+
+Item = Ready | Settled | SymbolEnd | None
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """One run's producer and loader, sharing the plan and the `imports` snapshot."""
+
+    options: ImportOptions
+    source: Source
+    plans: dict[str, list[ArchiveFile]]
+    recorded: dict[str, Recorded]
+    #: Idle loader connections; a file takes one for its load.
+    loader_conns: asyncio.Queue[psycopg.Connection[Any]]
+    emit: OnEvent
+    on_progress: OnProgress
+    stop: threading.Event
+    #: The caller's stop event, checked after every progress report.
+    user_stop: asyncio.Event | None = None
+    queue: asyncio.Queue[Item] = field(init=False)
+    semaphore: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.options.downloads)
+        self.semaphore = asyncio.Semaphore(self.options.downloads)
+
+    # --- producer ---------------------------------------------------------------------------
+
+    async def produce(self) -> None:
+        try:
+            for symbol, files in self.plans.items():
+                self.emit(
+                    ImportEvent(EventKind.PLANNED, symbol, plan_text(files), files=len(files))
+                )
+                for file in files:
+                    if self.stop.is_set():
+                        break
+                    await self._prepare(file, expand=True)
+                await self.queue.put(SymbolEnd(symbol))
+        finally:
+            await self.queue.put(None)
+
+    async def _prepare(self, file: ArchiveFile, *, expand: bool) -> None:
+        try:
+            sha = await self.source.checksum(file)
+        except ArchiveError as exc:
+            await self._settle(file, FileStatus.REFUSED, _reason(exc, file), EventKind.REFUSED)
+            return
+        if sha is None:
+            if expand and file.period is Period.MONTHLY:
+                days = file.daily_files()
+                self.emit(
+                    ImportEvent(
+                        EventKind.DAILY_INSTEAD,
+                        file.symbol,
+                        f"{file.name} is not in the archive; using its {len(days)} daily files",
+                        file=file.name,
+                        files=len(days) - 1,
+                    )
+                )
+                for day in days:
+                    await self._prepare(day, expand=False)
+                return
+            await self._settle(file, FileStatus.MISSING, "not in the archive", None)
+            return
+        record = self.recorded.get(file.name)
+        covering = self._covered_by(file)
+        if record is not None and record.state == "done" and record.sha256 == sha:
+            result = _result(file, FileStatus.SKIPPED, "already imported", record)
+            await self._put(Settled(result, f"{file.name}: already imported", EventKind.SKIPPED))
+            return
+        if record is None and covering:
+            reason = f"already imported as {covering}"
+            result = _result(file, FileStatus.SKIPPED, reason)
+            await self._put(Settled(result, f"{file.name}: {reason}", EventKind.SKIPPED))
+            return
+        resume = None
+        if (
+            record is not None
+            and record.state == "partial"
+            and record.sha256 == sha
+            and record.last_id is not None
+        ):
+            resume = Resume(record.rows, record.inserted, record.first_id, record.last_id)
+        republished = record is not None and record.sha256 != sha
+        task = asyncio.create_task(self._download(file, sha), name=f"download {file.name}")
+        await self._put(Ready(file, sha, task, republished, resume))
+
+    def _covered_by(self, file: ArchiveFile) -> str:
+        """Names of done files of the other period that cover all of `file`'s days."""
+        done = [
+            (name, r) for name, r in self.recorded.items()
+            if r.state == "done" and name.startswith(f"{file.symbol}-")
+        ]  # fmt: skip
+        days = set(file.days())
+        covering = [
+            name for name, r in done
+            if name != file.name and r.start < file.end and r.end > file.start
+        ]  # fmt: skip
+        covered = {d for name in covering for d in self.recorded[name].days()}
+        return ", ".join(sorted(covering)) if days <= covered else ""
+
+    async def _download(self, file: ArchiveFile, sha: str) -> Any:
+        async with self.semaphore:
+            return await self.source.fetch(file, sha)
+
+    async def _settle(
+        self, file: ArchiveFile, status: FileStatus, reason: str, kind: EventKind | None
+    ) -> None:
+        message = f"{file.name}: {'refused: ' if status is FileStatus.REFUSED else ''}{reason}"
+        await self._put(Settled(_result(file, status, reason), message, kind))
+
+    async def _put(self, item: Item) -> None:
+        await self.queue.put(item)
+
+    # --- consumer ---------------------------------------------------------------------------
+
+    async def load(self, ready: Ready) -> FileResult:
+        """Wait for the file's download, then load it in the worker thread."""
+        file = ready.file
+        try:
+            path = await ready.download
+        except ArchiveFileError as exc:
+            return self._refused(file, exc.reason)
+        if ready.republished:
+            self.emit(
+                ImportEvent(
+                    EventKind.REPUBLISHED,
+                    file.symbol,
+                    f"{file.name}: republished with a new checksum; importing it again",
+                    file=file.name,
+                )
+            )
+        if ready.resume is not None:
+            self.emit(
+                ImportEvent(
+                    EventKind.RESUMED,
+                    file.symbol,
+                    f"{file.name}: resuming after trade id {ready.resume.last_id} "
+                    f"({ready.resume.rows:,} trades already stored)",
+                    file=file.name,
+                )
+            )
+        job = LoadJob(file, path, ready.sha256, self.source.describe(file), ready.resume)
+        loop = asyncio.get_running_loop()
+
+        def progress(p: Progress) -> None:
+            # In the loader thread: hand the report to the event loop and wait for it, so the
+            # callback runs where the caller lives and a stop it sets takes effect at once.
+            report = FileProgress(file.symbol, file.name, p.rows, p.csv_bytes, p.csv_total)
+            asyncio.run_coroutine_threadsafe(self._report(report), loop).result()
+
+        conn = await self.loader_conns.get()
+        began = time.monotonic()
+        try:
+            done = await _in_thread(
+                self.stop,
+                lambda: load_file(
+                    conn,
+                    job,
+                    stop=self.stop,
+                    on_progress=progress,
+                    commit_rows=self.options.commit_rows,
+                    block_bytes=self.options.block_bytes,
+                ),
+            )
+        except ArchiveFileError as exc:
+            self.source.unlink(path)
+            return self._refused(file, exc.reason)
+        finally:
+            self.loader_conns.put_nowait(conn)
+        seconds = time.monotonic() - began
+        status = FileStatus.LOADED if done.complete else FileStatus.INTERRUPTED
+        if done.complete:
+            self.source.unlink(path)
+        return FileResult(
+            file.symbol, file.name, file.start, file.end, status,
+            rows=done.rows, inserted=done.inserted, first_id=done.first_id,
+            last_id=done.last_id, csv_bytes=done.csv_bytes, seconds=seconds,
+            republished=ready.republished,
+            resumed_after=None if ready.resume is None else ready.resume.last_id,
+        )  # fmt: skip
+
+    async def _report(self, report: FileProgress) -> None:
+        self.on_progress(report)
+        if self.user_stop is not None and self.user_stop.is_set():
+            self.stop.set()
+
+    def _refused(self, file: ArchiveFile, reason: str) -> FileResult:
+        return _result(file, FileStatus.REFUSED, reason)
+
+
+async def _in_thread(stop: threading.Event, work: Callable[[], Progress]) -> Progress:
+    """Run `work` in a worker thread; if this task is cancelled (a second Ctrl+C), tell the
+    loader to stop at its next block so the thread ends soon, with its chunk committed."""
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait([task])
+        raise
+
+
+def _result(
+    file: ArchiveFile, status: FileStatus, reason: str, record: Recorded | None = None
+) -> FileResult:
+    if record is None:
+        return FileResult(file.symbol, file.name, file.start, file.end, status, reason)
+    return FileResult(
+        file.symbol, file.name, file.start, file.end, status, reason,
+        rows=record.rows, inserted=record.inserted, first_id=record.first_id,
+        last_id=record.last_id,
+    )  # fmt: skip
+
+
+def _reason(exc: ArchiveError, file: ArchiveFile) -> str:
+    return exc.reason if isinstance(exc, ArchiveFileError) else str(exc)

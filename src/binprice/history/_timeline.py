@@ -1,0 +1,207 @@
+"""Imported ids as part of a symbol's one timeline: holes recorded, the tail fetched from REST.
+
+Binance Spot ids grow by one per trade (protocol notes §8), so after a symbol's files are in,
+every range of ids missing around them is written to `gaps`, the table `binprice gaps --verify`
+and live capture read:
+
+- inside a file, or between two files of the range: `open` (a refused or missing file, or a hole
+  in the archive); with REST it is fetched at once, and what REST lacks too becomes a `hole`;
+- between the range and trades stored before it: `skipped` (days the user did not ask for),
+  `open` if a file at the start of the range failed;
+- between the range and trades stored after it (live capture): `open` if the range reaches the
+  days the archive has not published yet (the ingestor fetches open gaps when it starts),
+  otherwise `skipped`.
+
+Open gaps whose ids are all stored by now (a re-run, a republished file) are settled `filled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import psycopg
+
+from binprice.errors import ExchangeError
+from binprice.gaps import MISSING_IN_RANGE_SQL, SETTLE_SQL, UPSERT_SQL
+from binprice.history._results import EventKind, GapResult
+from binprice.ingest.rest import PAGE_LIMIT, RestClient
+from binprice.ingest.writer import CopyEncoder, TradeWriter
+
+#: Attempts per REST page before the fetch is given up (the gap then stays open).
+PAGE_ATTEMPTS = 5
+#: A REST progress event every this many pages.
+REST_REPORT_PAGES = 50
+
+AsyncConnection = psycopg.AsyncConnection[Any]
+T = TypeVar("T")
+Report = Callable[[EventKind, str], None]
+
+_PREV_STORED = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
+_NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id > %s"
+_EXTENTS = """
+SELECT first_id, last_id FROM imports
+WHERE symbol = %s AND period_start < %s AND period_end > %s AND first_id IS NOT NULL
+ORDER BY first_id
+"""
+_OPEN_WITHIN = """
+SELECT first_id, last_id FROM gaps
+WHERE symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
+ORDER BY first_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What the timeline pass needs to know about one symbol's run."""
+
+    symbol: str
+    start: date
+    end: date
+    #: A file failed (refused, missing) before the first / after the last stored file.
+    failed_before: bool
+    failed_after: bool
+    #: The range reaches days the archive has not published yet.
+    reaches_unpublished: bool
+
+
+@dataclass(slots=True)
+class Timeline:
+    """One symbol's pass; `rest` None means REST is not consulted."""
+
+    conn: AsyncConnection
+    span: Span
+    rest: RestClient | None
+    writer: TradeWriter | None
+    report: Report
+    rest_trades: int = 0
+
+    async def run(self) -> tuple[int | None, list[GapResult]]:
+        """Record and fill the holes; return the highest stored id and the gaps recorded."""
+        span, gaps = self.span, []
+        extents = await self._extents()
+        if not extents:
+            return await self._last_stored(), []
+        lo, hi = extents[0][0], extents[0][1]
+        for first, last in extents[1:]:  # by first id; `hi` is the highest last id so far
+            if first > hi + 1:
+                for a, b in await self._missing(hi + 1, first - 1):
+                    gaps.append(await self._record(a, b, "open"))
+            hi = max(hi, last)
+        before = await self._scalar(_PREV_STORED, lo)
+        if before is not None and before < lo - 1:
+            state = "open" if span.failed_before else "skipped"
+            gaps.append(await self._record(before + 1, lo - 1, state))
+        if self.rest is not None and span.reaches_unpublished:
+            hi = max(hi, await self._rest_or_report(self._tail(hi + 1), hi))
+        after = await self._scalar(_NEXT_STORED, hi)
+        if after is not None and after > hi + 1:
+            state = "open" if span.failed_after or span.reaches_unpublished else "skipped"
+            gaps.append(await self._record(hi + 1, after - 1, state))
+        if self.rest is not None:
+            gaps.extend(await self._rest_or_report(self._fill_open(lo, hi), []))
+        await self._settle(lo, hi)
+        return await self._last_stored(), gaps
+
+    async def _rest_or_report(self, work: Awaitable[T], fallback: T) -> T:
+        """REST failing (unreachable, refused) leaves the gaps open for a later run."""
+        try:
+            return await work
+        except ExchangeError as exc:
+            self.report(EventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open")
+            return fallback
+
+    async def _extents(self) -> list[tuple[int, int]]:
+        cur = await self.conn.execute(_EXTENTS, (self.span.symbol, self.span.end, self.span.start))
+        return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
+    async def _scalar(self, sql: str, trade_id: int) -> int | None:
+        cur = await self.conn.execute(sql, (self.span.symbol, trade_id))
+        row = await cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def _last_stored(self) -> int | None:
+        return await self._scalar(_PREV_STORED, 2**63 - 1)
+
+    async def _missing(self, first: int, last: int) -> list[tuple[int, int]]:
+        cur = await self.conn.execute(
+            MISSING_IN_RANGE_SQL, {"symbol": self.span.symbol, "first": first, "last": last}
+        )
+        return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
+    async def _record(self, first: int, last: int, state: str) -> GapResult:
+        await self.conn.execute(UPSERT_SQL, (self.span.symbol, first, last, state))
+        what = {"open": "to be fetched", "skipped": "outside the range", "hole": "absent"}
+        self.report(
+            EventKind.GAP,
+            f"{self.span.symbol}: trades {first}..{last} ({last - first + 1:,}) missing; "
+            f"recorded as {state} ({what.get(state, state)})",
+        )
+        return GapResult(first, last, state)
+
+    async def _tail(self, first: int) -> int:
+        """Fetch the days not yet archived from REST, from `first` to the range's end."""
+        end_ms = int(datetime.combine(self.span.end, datetime.min.time(), UTC).timestamp() * 1000)
+        upper = await self._scalar(_NEXT_STORED, first - 1)
+        last = None if upper is None else upper - 1
+        stored, holes, top = await self._fetch(first, last, end_ms)
+        for a, b in holes:
+            await self._record(a, b, "hole")
+        self.report(
+            EventKind.REST, f"{self.span.symbol}: {stored:,} trades from REST after the archive"
+        )
+        return top if top is not None else first - 1
+
+    async def _fill_open(self, lo: int, hi: int) -> list[GapResult]:
+        """Fetch the open gaps in `lo..hi` from REST; what REST lacks too is a hole."""
+        cur = await self.conn.execute(_OPEN_WITHIN, (self.span.symbol, lo, hi))
+        found = []
+        for first, last in await cur.fetchall():
+            _stored, holes, _top = await self._fetch(int(first), int(last), None)
+            for a, b in holes:
+                found.append(await self._record(a, b, "hole"))
+        return found
+
+    async def _fetch(
+        self, first: int, last: int | None, end_ms: int | None
+    ) -> tuple[int, list[tuple[int, int]], int | None]:
+        """Page `historicalTrades` from `first` up to `last` (None: until caught up) and
+        before `end_ms`; store the trades; return (stored, holes, highest id stored)."""
+        assert self.rest is not None and self.writer is not None
+        symbol, encoder = self.span.symbol, CopyEncoder()
+        stored, holes, top, from_id, pages = 0, [], None, first, 0
+        while last is None or from_id <= last:
+            page = await self.rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
+            pages += 1
+            if page and page[0].trade_id > from_id:
+                end = page[0].trade_id - 1 if last is None else min(last, page[0].trade_id - 1)
+                holes.append((from_id, end))
+            elif not page and last is not None:
+                holes.append((from_id, last))
+            wanted = [
+                t
+                for t in page
+                if (last is None or t.trade_id <= last) and (end_ms is None or t.time_ms < end_ms)
+            ]
+            if wanted:
+                new, _ = await self.writer.write(encoder.batch(wanted))
+                stored += new.get(symbol, 0)
+                top = wanted[-1].trade_id
+            if pages % REST_REPORT_PAGES == 0:
+                self.report(
+                    EventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
+                )
+            if len(wanted) < len(page) or len(page) < PAGE_LIMIT:
+                break  # past the end of the range, or caught up with the exchange
+            from_id = page[-1].trade_id + 1
+        self.rest_trades += stored
+        return stored, holes, top
+
+    async def _settle(self, lo: int, hi: int) -> None:
+        cur = await self.conn.execute(_OPEN_WITHIN, (self.span.symbol, lo, hi))
+        for first, last in await cur.fetchall():
+            await self.conn.execute(
+                SETTLE_SQL, {"symbol": self.span.symbol, "first": first, "last": last}
+            )
