@@ -23,7 +23,7 @@ from typing import IO, Protocol
 
 from binprice.binance import Trade
 from binprice.history._archive import ArchiveFile, Period, checksum_text, daily, monthly
-from binprice.testing.generator import TradeGenerator
+from binprice.testing.generator import US_PER_MS, TradeGenerator
 
 DAY_MS = 86_400_000
 #: Binance's spot files carry microseconds from this day on.
@@ -90,7 +90,10 @@ class ArchiveMarket:
             while day < end:
                 base = day_ms(day)
                 for j in range(trades_per_day):
-                    gen.produce(1, base + j * DAY_MS // trades_per_day)
+                    # One trade per slot of the day (limit=1 cuts its order there), at a time
+                    # the generator spreads inside the slot: the end of the slot is `now`.
+                    slot_end_ms = base + (j + 1) * DAY_MS // trades_per_day - 1
+                    gen.produce(1, slot_end_ms * US_PER_MS, limit=1)
                 day += timedelta(days=1)
             generators[gen.symbol] = gen
         records: dict[str, TradeRecord] = dict(generators)
