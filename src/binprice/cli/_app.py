@@ -4,58 +4,13 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from binprice import __version__
 from binprice.errors import BinpriceError
 from binprice.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    pass
-
-
-def _pass_plain_strings_through() -> None:
-    """Keep pydantic out of start-up: typer 0.29 coerces every non-bool parameter through a
-    pydantic TypeAdapter, and importing pydantic costs ~60 ms, a third of `binprice latest`.
-
-    Values that already are what a ``str``, ``bool`` or ``list[str]`` parameter wants need no
-    coercion (binprice parses times and durations itself, in timespec), so they pass through;
-    anything else still takes typer's own path. This touches typer internals, so it is guarded:
-    if they change, typer's normal (correct, slower) coercion runs.
-    """
-    try:
-        from typer._coercion import RuntimeParam, build_runtime_param
-        from typer.core import _TyperParameter
-    except ImportError:  # pragma: no cover - another typer version
-        return
-    original = getattr(_TyperParameter, "get_runtime_param", None)
-    if original is None:  # pragma: no cover
-        return
-    plain: set[object] = {str, bool, list[str]}
-
-    class PassThrough(RuntimeParam):
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-                return list(value)
-            if self.annotation in (str, bool) and isinstance(value, self.annotation):
-                return value
-            typed = build_runtime_param(param.type_descriptor)  # anything else: typer's way
-            return typed._coerce_value(value, param=param, ctx=ctx)
-
-    def get_runtime_param(self: _TyperParameter) -> RuntimeParam:
-        if self._runtime_param is None and self.type_descriptor.annotation in plain:
-            info = self.type_descriptor.parameter_info
-            if info.parser is None:
-                self._runtime_param = PassThrough(info, self.type_descriptor.annotation)
-        runtime: RuntimeParam = original(self)
-        return runtime
-
-    _TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign]
-
-
-_pass_plain_strings_through()
 
 app = typer.Typer(
     name="binprice",
