@@ -9,7 +9,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, text
 
-from binprice.migrations import MIGRATION_LOCK_KEY, sqlalchemy_url
+from binprice.db.migrations import sqlalchemy_url
+from binprice.db.schema import MIGRATION_LOCK_KEY
 from binprice.models import Base
 
 config = context.config

@@ -33,9 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from queries import COPY_COLUMNS, END, QUIET, SPAN, build, server_ms, trade_lines
 
-from binprice import embedded, migrations
-from binprice.candles import INTERVALS, candle_query
-from binprice.queries import RANGE_SQL
+from binprice import embedded
+from binprice.db import migrations
+from binprice.db.candles import INTERVALS, candle_query
+from binprice.db.queries import RANGE_SQL
 
 YEAR = timedelta(days=365)
 DAY = timedelta(days=1)

@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import _cpu_seconds, database
 
 from binprice import embedded
+from binprice.db.copy import COPY_TRADES
 from binprice.history._archive import daily, monthly
 from binprice.history._csv import CsvDecoder
-from binprice.ingest.writer import COPY_TRADES
 
 SYMBOL = "BTCUSDT"
 START = date(2025, 1, 1)  # µs files, the format of everything Binance publishes now

@@ -85,7 +85,7 @@ def database(url: str | None, workdir: Path) -> str:
     auth_host, _, tail = rest.partition("/")
     query = tail.partition("?")[2]
     db_url = f"{scheme}://{auth_host}/{name}" + (f"?{query}" if query else "")
-    from binprice import migrations
+    from binprice.db import migrations
 
     migrations.upgrade(db_url)
     return db_url

@@ -30,8 +30,9 @@ from typing import Any
 
 import psycopg
 
-from binprice import embedded, migrations
-from binprice.queries import AT_SQL, LATEST_SQL, RANGE_SQL
+from binprice import embedded
+from binprice.db import migrations
+from binprice.db.queries import AT_SQL, LATEST_SQL, RANGE_SQL
 
 END = datetime(2026, 5, 28, tzinfo=UTC)
 SPAN = timedelta(days=30)
@@ -211,7 +212,7 @@ SELECT count(*) FROM (
 def verify(url: str, runs: int) -> None:
     """`gaps --verify` over the whole 30 days (every symbol), through the rollup; beside it the
     raw window-function scan of every stored id it replaced; then again with a hole."""
-    from binprice.gaps import verify_gaps
+    from binprice.db.gaps import verify_gaps
 
     window = {"start": END - SPAN, "end": END}
 

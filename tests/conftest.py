@@ -25,7 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from binprice import embedded, migrations
+from binprice import embedded
+from binprice.db import migrations
 
 TEMPLATE_DB = "binprice_test_template"
 _counter = itertools.count()

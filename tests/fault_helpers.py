@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from binprice import embedded
-from binprice.gaps import GapRecord, list_gaps, verify_gaps
+from binprice.db.gaps import GapRecord, list_gaps, verify_gaps
 from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
 from tests.ingest_helpers import Row, as_rows, stored_rows

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from binprice.candles import INTERVALS, choose_interval, parse_interval
+from binprice.db.candles import INTERVALS, choose_interval, parse_interval
 from binprice.errors import UsageError
 
 

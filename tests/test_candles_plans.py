@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.candles import INTERVALS, candle_query
+from binprice.db.candles import INTERVALS, candle_query
 from tests.test_query_plans import MIDDLE, SPAN, START, SYMBOL_SETS, big, scans
 
 __all__ = ["big"]  # the fixture, imported so pytest finds it here

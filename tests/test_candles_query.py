@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.candles import INTERVALS, Candle, candles, missing_symbols
+from binprice.db.candles import INTERVALS, Candle, candles, missing_symbols
+from binprice.db.queries import VWAP_CONTEXT
 from binprice.errors import UsageError
-from binprice.queries import VWAP_CONTEXT
 from tests.trades_data import Row, load
 
 # Thursday 2026-01-22 to Tuesday 2026-03-10: three month boundaries' worth of weeks.

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from binprice.candles import INTERVALS, candles
 from binprice.cli._chart import chart_text, max_candles
 from binprice.cli._chart_data import chart_data, price_path
+from binprice.db.candles import INTERVALS, candles
 from tests.trades_data import Row, load
 
 T0 = datetime(2026, 5, 20, tzinfo=UTC)

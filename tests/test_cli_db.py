@@ -14,7 +14,7 @@ import pytest
 
 from binprice import embedded
 from binprice.cli import app
-from binprice.migrations import SCHEMA_HEAD
+from binprice.db.schema import SCHEMA_HEAD
 from tests.conftest import run_binprice
 
 

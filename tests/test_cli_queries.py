@@ -184,7 +184,7 @@ def test_cli_import_does_not_load_heavy_modules() -> None:
     """Importing the CLI and running a query command's imports loads no aiohttp/alembic/etc."""
     code = (
         "import sys\n"
-        "import binprice.cli, binprice.queries, binprice.render, binprice.timespec, binprice.db\n"
+        "import binprice.cli, binprice.db.queries, binprice.cli._render, binprice.timespec\n"
         "heavy = {'aiohttp', 'alembic', 'sqlalchemy', 'rich', 'pydantic'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )

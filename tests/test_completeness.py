@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from binprice.gaps import list_gaps
+from binprice.db.gaps import list_gaps
 from binprice.ingest import IngestStats, run_ingest
 from binprice.ingest.backoff import Backoff, no_wait
 from binprice.ingest.stream import StreamPolicy

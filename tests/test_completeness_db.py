@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from binprice.gaps import list_gaps
+from binprice.db.gaps import list_gaps
 from binprice.ingest import EventKind, IngestConfig, IngestEvent, IngestStats, run_ingest
 from binprice.ingest.backoff import no_wait
 from binprice.ingest.stream import StreamPolicy

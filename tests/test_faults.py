@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from binprice.db.gaps import list_gaps
 from binprice.errors import GeoRestrictedError
-from binprice.gaps import list_gaps
 from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.backoff import no_wait
 from binprice.ingest.events import EventKind, IngestEvent

@@ -11,8 +11,8 @@ import aiohttp
 import psycopg
 import pytest
 
+from binprice.db.gaps import list_gaps, uncovered, verify_gaps
 from binprice.errors import GeoRestrictedError
-from binprice.gaps import list_gaps, uncovered, verify_gaps
 from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, AttemptBudget, Backoff
 from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent

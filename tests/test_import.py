@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from binprice.binance import Trade
-from binprice.gaps import verify_gaps
+from binprice.db.copy import COPY_TRADES, CopyEncoder
+from binprice.db.gaps import verify_gaps
 from binprice.history import (
     EventKind,
     FileStatus,
@@ -25,7 +26,6 @@ from binprice.history import (
     ImportSummary,
     import_history,
 )
-from binprice.ingest.writer import COPY_TRADES, CopyEncoder
 from binprice.testing.archive import ArchiveFaults, ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
 

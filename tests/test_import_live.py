@@ -44,7 +44,7 @@ async def test_an_imported_trade_is_stored_exactly_as_live_capture_stores_it(
         produced = ex.produced(SYMBOL)
     live = stored_text(database_url)
     assert live == expected_text(produced)
-    from binprice import migrations
+    from binprice.db import migrations
 
     migrations.upgrade(empty_database_url)
     market = ArchiveMarket.from_trades({SYMBOL: produced})

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from binprice.db.copy import CopyEncoder
 from binprice.ingest import IngestConfig, IngestStats, run_ingest
-from binprice.ingest.writer import CopyEncoder
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.ingest_helpers import as_rows, exchange_config, stored_rows
@@ -150,7 +150,7 @@ def test_trade_log_line_never_uses_exponent_notation() -> None:
     from decimal import Decimal
 
     from binprice.binance import Trade
-    from binprice.monitor import trade_line
+    from binprice.cli._monitor import trade_line
 
     line = trade_line(Trade("BTCUSDT", 7, Decimal("0.00000010"), Decimal("0.00000001"), 0, True))
     assert line.endswith("BTCUSDT #7 sell 0.00000001 @ 0.00000010")

@@ -9,7 +9,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from binprice import migrations
+from binprice.db import migrations
+from binprice.db.schema import SCHEMA_HEAD
 from binprice.models import Base
 
 
@@ -28,7 +29,7 @@ def _current(url: str) -> str | None:
 def test_migrations_have_a_single_head_equal_to_schema_head() -> None:
     """The shipped revisions have one head and SCHEMA_HEAD names it."""
     script = ScriptDirectory.from_config(migrations.alembic_config())
-    assert script.get_heads() == [migrations.SCHEMA_HEAD]
+    assert script.get_heads() == [SCHEMA_HEAD]
 
 
 def test_upgrade_and_downgrade_step_by_step(empty_database_url: str) -> None:
@@ -44,7 +45,7 @@ def test_upgrade_and_downgrade_step_by_step(empty_database_url: str) -> None:
         assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
     for rev in revisions:
         migrations.upgrade(empty_database_url, rev)
-    assert _current(empty_database_url) == migrations.SCHEMA_HEAD
+    assert _current(empty_database_url) == SCHEMA_HEAD
 
 
 def test_models_and_migrations_do_not_drift(database_url: str) -> None:
@@ -110,7 +111,7 @@ def test_concurrent_upgrades_serialise_on_the_advisory_lock(empty_database_url: 
     import subprocess
     import sys
 
-    code = "import sys; from binprice import migrations; migrations.upgrade(sys.argv[1])"
+    code = "import sys; from binprice.db import migrations; migrations.upgrade(sys.argv[1])"
     procs = [subprocess.Popen([sys.executable, "-c", code, empty_database_url]) for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    assert _current(empty_database_url) == migrations.SCHEMA_HEAD
+    assert _current(empty_database_url) == SCHEMA_HEAD

@@ -9,8 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from binprice.errors import NotFoundError, UsageError
-from binprice.queries import (
+from binprice.db.queries import (
     Answer,
     PriceAtResult,
     PricePoint,
@@ -20,6 +19,7 @@ from binprice.queries import (
     price_range,
     recorded_symbols,
 )
+from binprice.errors import NotFoundError, UsageError
 from tests.trades_data import SMALL, T0, at, combined_fixture, load
 
 Conn = psycopg.Connection[tuple[object, ...]]

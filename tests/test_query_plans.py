@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.queries import AT_SQL, LATEST_SQL, RANGE_SQL, RECORDED_SYMBOLS_SQL
+from binprice.db.queries import AT_SQL, LATEST_SQL, RANGE_SQL, RECORDED_SYMBOLS_SQL
 
 ROWS = 200_000
 START = datetime(2026, 4, 28, tzinfo=UTC)

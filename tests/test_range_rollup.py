@@ -15,7 +15,7 @@ from decimal import Context, Decimal
 
 import psycopg
 
-from binprice.queries import PriceSummary, price_range
+from binprice.db.queries import PriceSummary, price_range
 from tests.trades_data import T0, Row, load
 
 SYMBOLS = ("BUSYUSDT", "RAREUSDT")
@@ -169,7 +169,7 @@ def test_migration_0005_fills_the_new_columns_of_existing_minutes(
     empty_database_url: str,
 ) -> None:
     """A database at 0004 with trades gains exact first/last ids, open and close."""
-    from binprice import migrations
+    from binprice.db import migrations
 
     migrations.upgrade(empty_database_url, "0004_trade_minutes")
     rows = _rows(seed=6)[:2000]

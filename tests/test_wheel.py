@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from binprice.migrations import SCHEMA_HEAD
+from binprice.db.schema import SCHEMA_HEAD
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -30,9 +30,9 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice.candles import as_utc
+from binprice.db.candles import as_utc
+from binprice.db.queries import normalise_symbols
 from binprice.errors import ExportError, UsageError
-from binprice.queries import normalise_symbols
 from binprice.timespec import format_timestamp
 
 __all__ = [

@@ -30,9 +30,9 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice.candles import as_utc
+from binprice.db.candles import as_utc
+from binprice.db.queries import normalise_symbols
 from binprice.export import Progress, ProgressCounter, copy_out, window_params
-from binprice.queries import normalise_symbols
 
 __all__ = [
     "MICROSECONDS_FROM",

@@ -24,8 +24,8 @@ from typing import Any
 
 import psycopg
 
-from binprice.candles import as_utc
-from binprice.queries import VWAP_CONTEXT, normalise_symbols, recorded_symbols
+from binprice.db.candles import as_utc
+from binprice.db.queries import VWAP_CONTEXT, normalise_symbols, recorded_symbols
 
 __all__ = ["SNAPSHOT_SQL", "Snapshot", "SymbolSnapshot", "Watch", "snapshot"]
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from binprice.candles import Candle, Interval
+from binprice.db.candles import Candle, Interval
 from binprice.errors import ExportError
 
 #: Columns a candle needs to be told apart from its neighbours (body plus a gap).

@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from binprice.candles import (
+from binprice.cli._chart import PricePath
+from binprice.db.candles import (
     MILLISECOND,
     Candle,
     Interval,
@@ -17,10 +18,9 @@ from binprice.candles import (
     choose_interval,
     parse_interval,
 )
-from binprice.cli._chart import PricePath
+from binprice.db.queries import normalise_symbols
 from binprice.errors import NotFoundError, UsageError
 from binprice.export import trades
-from binprice.queries import normalise_symbols
 from binprice.timespec import format_timestamp
 
 #: Without --interval, a window that would show fewer candles than this is drawn as a line of

@@ -20,7 +20,8 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
-    from binprice import db, migrations
+    from binprice import db
+    from binprice.db import migrations
 
     url = db.resolve_url(settings_from(ctx))
     reached = migrations.upgrade(url, revision)
@@ -45,7 +46,8 @@ def db_downgrade(
     ] = False,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
-    from binprice import db, migrations
+    from binprice import db
+    from binprice.db import migrations
     from binprice.errors import UsageError
 
     if revision.startswith("-") and not revision[1:].isdigit():
@@ -77,7 +79,7 @@ def _confirm_base(where: str) -> None:
 def db_current(ctx: typer.Context) -> None:
     """Print the database's current revision (`base` if it has no binprice schema)."""
     from binprice import db
-    from binprice.migrations import SCHEMA_HEAD
+    from binprice.db.schema import SCHEMA_HEAD
 
     url = db.resolve_url(settings_from(ctx))
     with db.connect(url) as conn:
@@ -89,7 +91,8 @@ def db_current(ctx: typer.Context) -> None:
 @db_app.command("history")
 def db_history(ctx: typer.Context) -> None:
     """List the schema revisions, newest first, marking head and the database's current one."""
-    from binprice import db, migrations
+    from binprice import db
+    from binprice.db import migrations
 
     url = db.resolve_url(settings_from(ctx))
     with db.connect(url) as conn:
@@ -105,9 +108,10 @@ def db_info(ctx: typer.Context) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
-    from binprice import db
 
-    info = db.database_info(settings_from(ctx))
+    from binprice.db.info import database_info
+
+    info = database_info(settings_from(ctx))
     rows = [("database", info.location), ("configured by", info.source)]
     if info.embedded is not None:
         rows += _embedded_rows(info.embedded)

@@ -1,6 +1,6 @@
 """`binprice candles`, `chart`, `export` and `watch`: looking at the data.
 
-Each command parses its options, calls one library function (binprice.candles, binprice.export,
+Each command parses its options, calls one library function (binprice.db.candles, binprice.export,
 binprice.watch) and renders; plotext, pyarrow, matplotlib and Rich are imported inside the
 commands that need them, so registering these commands costs `binprice latest` nothing (and
 `main` only imports this module when one of them runs).
@@ -25,8 +25,8 @@ from binprice.cli._app import (
 from binprice.cli._queries import _emit, reading
 
 if TYPE_CHECKING:
-    from binprice.candles import Candle
-    from binprice.queries import Answer
+    from binprice.db.candles import Candle
+    from binprice.db.queries import Answer
 
 INTERVAL_NAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"
 SymbolsRequired = Annotated[
@@ -65,8 +65,8 @@ def candles(
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
     VWAP. An interval without trades has no candle; the first and last candle hold only the
     window's part of their interval."""
-    from binprice.candles import candles as build_candles
-    from binprice.candles import parse_interval
+    from binprice.db.candles import candles as build_candles
+    from binprice.db.candles import parse_interval
     from binprice.errors import UsageError
     from binprice.timespec import parse_window
 
@@ -193,9 +193,9 @@ def _answer(
     found: list[Candle], symbols: list[str], start: datetime, end: datetime
 ) -> Answer[Candle]:
     """The candles and the symbols without any; nothing at all is a NotFoundError (exit 1)."""
-    from binprice.candles import missing_symbols
+    from binprice.db.candles import missing_symbols
+    from binprice.db.queries import Answer
     from binprice.errors import NotFoundError
-    from binprice.queries import Answer
     from binprice.timespec import format_timestamp
 
     missing = missing_symbols(symbols, found)

@@ -12,10 +12,10 @@ from typing import IO, Any
 import psycopg
 
 from binprice.cli._app import err
+from binprice.db.queries import normalise_symbols, price_range
 from binprice.errors import ExportError, UsageError
 from binprice.export import Format, write_trades
 from binprice.export_binance import write_binance_archive, write_binance_file
-from binprice.queries import normalise_symbols, price_range
 
 STDOUT = "-"
 

@@ -98,7 +98,8 @@ def gaps(
 
 
 def _list(ctx: typer.Context, symbols: list[str], *, as_json: bool) -> None:
-    from binprice.gaps import gaps_json, gaps_text, list_gaps
+    from binprice.cli._render import gaps_json, gaps_text
+    from binprice.db.gaps import list_gaps
 
     with reading(ctx) as conn:
         found = list_gaps(conn, symbols)
@@ -118,7 +119,7 @@ def _verify(
     against_exchange: bool,
     as_json: bool,
 ) -> None:
-    from binprice.gaps import verification_json, verification_text
+    from binprice.cli._render import verification_json, verification_text
 
     if against_exchange:
         import asyncio
@@ -129,7 +130,7 @@ def _verify(
         rest = _rest(exchange, rest_url)
         result = asyncio.run(check_against_exchange(url, rest, symbols, start=start, end=end))
     else:
-        from binprice.gaps import verify_gaps
+        from binprice.db.gaps import verify_gaps
 
         with reading(ctx) as conn:
             result = verify_gaps(conn, symbols, start=start, end=end)

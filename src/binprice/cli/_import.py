@@ -104,7 +104,8 @@ def import_(
 ) -> None:
     """Import every trade of SYMBOLS from --start to --end from Binance's public archives
     (verified against their SHA-256; re-runs skip what is done, interrupted runs resume)."""
-    from binprice import db, migrations
+    from binprice import db
+    from binprice.db import migrations
     from binprice.errors import ConfigError, ImportIncompleteError
     from binprice.history import DEFAULT_ARCHIVE_URL, ImportOptions
     from binprice.ingest.config import DEFAULT_REST_URL
@@ -134,7 +135,7 @@ def import_(
     url = db.resolve_url(settings)
     with db.connect(url) as conn:
         current = db.current_revision(conn)
-    if current != migrations.SCHEMA_HEAD:
+    if current != db.SCHEMA_HEAD:
         migrations.upgrade(url)
         view.line(f"migrated the database at {db.describe(url)} to the newest schema")
     summary = _run(options, url, view)

@@ -84,12 +84,13 @@ def ingest(
     """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
     import os
 
-    from binprice import db, migrations
+    from binprice import db
     from binprice.cli import _ingest_run
+    from binprice.cli._monitor import FORMATS, Monitor
+    from binprice.db import migrations
     from binprice.errors import ConfigError
     from binprice.ingest.config import IngestConfig, endpoints, normalize_symbols
     from binprice.ingest.events import EventKind
-    from binprice.monitor import FORMATS, Monitor
     from binprice.timespec import parse_duration
 
     ws, rest = endpoints(exchange, ws_url, rest_url)
@@ -116,7 +117,7 @@ def ingest(
     url = db.resolve_url(settings)
     with db.connect(url) as conn:
         current = db.current_revision(conn)
-    if current != migrations.SCHEMA_HEAD:
+    if current != db.SCHEMA_HEAD:
         migrations.upgrade(url)  # imports Alembic only when there is something to do
         monitor.message(
             EventKind.MIGRATED,

@@ -11,10 +11,10 @@ import asyncio
 import signal
 from pathlib import Path
 
+from binprice.cli._monitor import Monitor
 from binprice.errors import AbortedError
 from binprice.ingest import EventKind, IngestConfig, IngestSummary, run_ingest
 from binprice.ingest.stats import IngestStats
-from binprice.monitor import Monitor
 
 TICK_SECONDS = 0.25
 

@@ -28,8 +28,8 @@ from binprice.cli._app import (
 if TYPE_CHECKING:
     import psycopg
 
-    from binprice.queries import Answer
-    from binprice.render import Result
+    from binprice.cli._render import Result
+    from binprice.db.queries import Answer
 
 
 # psycopg, the queries and the renderers are imported inside the commands (and Rich only for a
@@ -44,7 +44,7 @@ def latest(
     as_csv: CsvOption = False,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
-    from binprice.queries import latest_prices
+    from binprice.db.queries import latest_prices
 
     with reading(ctx) as conn:
         answer = latest_prices(conn, symbols or ())
@@ -67,7 +67,7 @@ def at(
     as_csv: CsvOption = False,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
-    from binprice.queries import price_at
+    from binprice.db.queries import price_at
     from binprice.timespec import parse_duration, parse_timestamp
 
     requested = parse_timestamp(ts)
@@ -95,7 +95,7 @@ def range_(
     as_csv: CsvOption = False,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
-    from binprice.queries import price_range
+    from binprice.db.queries import price_range
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
@@ -121,7 +121,7 @@ def reading(ctx: typer.Context) -> Iterator[psycopg.Connection[tuple[object, ...
 
 def _emit(answer: Answer[Result], *, as_json: bool, as_csv: bool) -> None:
     """Name symbols without an answer on stderr, then print the results in the chosen format."""
-    from binprice import render
+    from binprice.cli import _render as render
     from binprice.errors import UsageError
 
     if as_json and as_csv:

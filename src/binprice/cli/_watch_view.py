@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from binprice.render import format_ago
+from binprice.cli._render import format_ago
 from binprice.timespec import format_duration, format_timestamp
 from binprice.watch import Snapshot, SymbolSnapshot
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import psycopg
 
-from binprice.gaps import UPSERT_SQL
+from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
+from binprice.db.gaps import UPSERT_SQL
 from binprice.history._archive import ArchiveFile
 from binprice.history._csv import Block
 from binprice.history._zip import BLOCK_BYTES, BlockReader
-from binprice.ingest.writer import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 
 #: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
 COMMIT_ROWS = 1_000_000

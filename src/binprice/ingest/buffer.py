@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from binprice.binance import Trade
+from binprice.db.copy import Batch, CopyEncoder
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestStats
-from binprice.ingest.writer import Batch, CopyEncoder
 
 #: Per symbol, inclusive id ranges of trades that had to be dropped.
 Dropped = dict[str, list[tuple[int, int]]]

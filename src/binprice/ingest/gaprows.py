@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from binprice.gaps import MISSING_IN_RANGE_SQL, OPEN_GAPS_SQL, SETTLE_SQL, UPSERT_SQL, uncovered
+from binprice.db.gaps import MISSING_IN_RANGE_SQL, OPEN_GAPS_SQL, SETTLE_SQL, UPSERT_SQL, uncovered
 
 if TYPE_CHECKING:
     import psycopg

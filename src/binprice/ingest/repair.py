@@ -17,12 +17,13 @@ from datetime import datetime
 
 import aiohttp
 
-from binprice.gaps import Verification
+from binprice.db.copy import CopyEncoder
+from binprice.db.gaps import Verification
 from binprice.ingest.backfill import fetch_missing
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
 from binprice.ingest.rest import RestClient
-from binprice.ingest.writer import CopyEncoder, TradeWriter
+from binprice.ingest.writer import TradeWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ def verify_against(
     newest: dict[str, int],
 ) -> Verification:
     from binprice.db import connect
-    from binprice.gaps import verify_gaps
+    from binprice.db.gaps import verify_gaps
 
     with connect(url) as conn:
         return verify_gaps(conn, symbols, start=start, end=end, exchange_last_ids=newest)
@@ -99,7 +100,7 @@ def verify_against(
 def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:
     """`symbols`, or every symbol with trades or gaps."""
     from binprice.db import connect
-    from binprice.gaps import gap_symbols
+    from binprice.db.gaps import gap_symbols
 
     with connect(url) as conn:
         return gap_symbols(conn, symbols)

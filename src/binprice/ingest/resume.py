@@ -89,7 +89,7 @@ async def resume(
 
 def _unaccounted_since_checkpoints(url: str, symbols: list[str]) -> list[tuple[str, int, int]]:
     from binprice.db import connect
-    from binprice.gaps import checkpoint_starts, verify_gaps
+    from binprice.db.gaps import checkpoint_starts, verify_gaps
 
     with connect(url) as conn:
         starts = checkpoint_starts(conn, symbols)
@@ -99,7 +99,7 @@ def _unaccounted_since_checkpoints(url: str, symbols: list[str]) -> list[tuple[s
 
 def _move_checkpoints(url: str, last_stored: dict[str, int]) -> None:
     from binprice.db import connect
-    from binprice.gaps import set_checkpoints
+    from binprice.db.gaps import set_checkpoints
 
     if last_stored:
         with connect(url) as conn:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from binprice.binance import Trade
+from binprice.db.copy import Batch
 from binprice.errors import DatabaseError
 from binprice.ingest.aio import first_of
 from binprice.ingest.buffer import TradeBuffer
@@ -23,7 +24,7 @@ from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.retry import write_retrying
 from binprice.ingest.stats import IngestStats
-from binprice.ingest.writer import Batch, TradeWriter
+from binprice.ingest.writer import TradeWriter
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0

@@ -30,8 +30,8 @@ import msgspec
 
 from binprice._fs import fsync_dir
 from binprice.binance import Trade
+from binprice.db.copy import Batch
 from binprice.errors import BinpriceError
-from binprice.ingest.writer import Batch
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"

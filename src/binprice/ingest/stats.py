@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from binprice.ingest.writer import Batch
+    from binprice.db.copy import Batch
 
 #: Latency histogram resolution: one bucket per millisecond up to this, then one overflow bucket.
 LATENCY_BUCKETS_MS = 10_000

@@ -1,4 +1,4 @@
-"""Alembic driven from code: upgrade, downgrade, current, history — and the head check.
+"""Alembic driven from code: upgrade, downgrade, history.
 
 The revisions live in the top-level `alembic/` directory of a checkout and are shipped inside the
 wheel as `binprice/alembic`, so a pipx user can migrate without the repository. Importing this
@@ -8,19 +8,13 @@ module does not import Alembic; only the functions that migrate do.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from binprice.errors import BinpriceError, DatabaseError
+from binprice.db.schema import script_location
+from binprice.errors import DatabaseError
 
 if TYPE_CHECKING:
     from alembic.config import Config
-
-#: The newest revision this binprice knows. Read commands compare the database with it without
-#: importing Alembic; a test keeps it equal to the head of `alembic/versions`.
-SCHEMA_HEAD = "0007_imports"
-#: pg_advisory_xact_lock key taken around every migration ("binprice" in ASCII, truncated).
-MIGRATION_LOCK_KEY = 0x62696E7072696365
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +26,6 @@ class Revision:
     message: str
     is_head: bool
     is_current: bool
-
-
-def script_location() -> Path:
-    """Where the revisions are: inside the installed package, else the checkout's `alembic/`."""
-    packaged = Path(__file__).parent / "alembic"
-    if (packaged / "env.py").is_file():
-        return packaged
-    checkout = Path(__file__).resolve().parents[2] / "alembic"
-    if (checkout / "env.py").is_file():
-        return checkout
-    raise BinpriceError(
-        "binprice's migrations are missing from this installation; reinstall binprice"
-    )
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -111,16 +92,6 @@ def downgrade(url: str, revision: str) -> str | None:
     """Migrate down to `revision` (`base` removes binprice's tables); return the revision
     reached (None for base)."""
     return _run(url, "downgrade", revision)
-
-
-def head() -> str:
-    """The head revision of the shipped migrations (imports Alembic)."""
-    from alembic.script import ScriptDirectory
-
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    if len(heads) != 1:
-        raise BinpriceError(f"binprice's migrations have {len(heads)} heads; reinstall binprice")
-    return heads[0]
 
 
 def history(current: str | None) -> list[Revision]:

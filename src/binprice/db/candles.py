@@ -37,8 +37,8 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.queries import _RANGE_BOUNDS, VWAP_CONTEXT, normalise_symbols
 from binprice.errors import UsageError
-from binprice.queries import _RANGE_BOUNDS, VWAP_CONTEXT, normalise_symbols
 from binprice.timespec import format_timestamp
 
 __all__ = [

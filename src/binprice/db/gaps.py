@@ -13,7 +13,6 @@ consecutive per symbol (protocol notes §8), so any other hole is a trade lost w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +20,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.queries import normalise_symbols, recorded_symbols
-from binprice.timespec import format_timestamp
+from binprice.db.queries import normalise_symbols, recorded_symbols
 
 __all__ = [
     "ACCOUNTED_STATES",
@@ -368,114 +366,3 @@ def uncovered(
     if cursor <= last:
         out.append((cursor, last))
     return tuple(out)
-
-
-# --- output (pure) --------------------------------------------------------------------------
-
-
-def gaps_json(gaps: Sequence[GapRecord]) -> str:
-    """A JSON array, one object per gap, stable keys."""
-    return json.dumps(
-        [
-            {
-                "symbol": g.symbol,
-                "first_id": g.first_id,
-                "last_id": g.last_id,
-                "size": g.size,
-                "state": g.state,
-                "detected_at": format_timestamp(g.detected_at),
-                "filled_at": None if g.filled_at is None else format_timestamp(g.filled_at),
-            }
-            for g in gaps
-        ],
-        indent=2,
-    )
-
-
-def gaps_text(gaps: Sequence[GapRecord]) -> str:
-    """Aligned plain text, one gap per line."""
-    header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
-    rows = [header] + [
-        (
-            g.symbol,
-            str(g.first_id),
-            str(g.last_id),
-            f"{g.size:,}",
-            g.state,
-            format_timestamp(g.detected_at),
-            "-" if g.filled_at is None else format_timestamp(g.filled_at),
-        )
-        for g in gaps
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n"
-        for r in rows
-    )
-
-
-def verification_json(result: Verification) -> str:
-    """The check as one JSON object: ok, window, and per symbol its holes."""
-    return json.dumps(
-        {
-            "ok": result.ok,
-            "against_exchange": result.against_exchange,
-            "start": None if result.start is None else format_timestamp(result.start),
-            "end": None if result.end is None else format_timestamp(result.end),
-            "symbols": [
-                {
-                    "symbol": s.symbol,
-                    "trades": s.trades,
-                    "first_id": s.first_id,
-                    "last_id": s.last_id,
-                    "missing": s.missing,
-                    "unaccounted": s.unaccounted,
-                    "open_gaps": s.open_gaps,
-                    "exchange_last_id": s.exchange_last_id,
-                    "tail": None
-                    if s.tail is None
-                    else {
-                        "first_id": s.tail.first_id,
-                        "last_id": s.tail.last_id,
-                        "size": s.tail.size,
-                        "accounted": s.tail.accounted,
-                    },
-                    "holes": [
-                        {
-                            "first_id": h.first_id,
-                            "last_id": h.last_id,
-                            "size": h.size,
-                            "accounted": h.accounted,
-                        }
-                        for h in s.holes
-                    ],
-                }
-                for s in result.symbols
-            ],
-        },
-        indent=2,
-    )
-
-
-def verification_text(result: Verification) -> str:
-    """One line per symbol, then one per unaccounted hole."""
-    lines = []
-    for s in result.symbols:
-        span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
-        verdict = "ok" if s.unaccounted == 0 else "NOT OK"
-        tail = ""
-        if result.against_exchange:
-            if s.exchange_last_id is None:
-                tail = ", the exchange has no trades"
-            elif s.tail is None:
-                tail = f", up to date with the exchange (id {s.exchange_last_id})"
-            else:
-                tail = f", {s.tail.size:,} ids behind the exchange (id {s.exchange_last_id})"
-        lines.append(
-            f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
-            f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
-            f"{s.open_gaps} open gaps{tail}"
-        )
-        for a, b in s.unaccounted_ranges:
-            lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
-    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,129 @@
+"""COPY encoding of trades: the text `COPY trades FROM STDIN` takes, and the SQL around it.
+
+One pass over the trades builds the COPY rows and the per-batch bookkeeping the writers need
+after commit (counts, newest trade per symbol, trade times). The staging-table statements are
+the fallback for batches that hold a stored trade: `INSERT … ON CONFLICT DO NOTHING`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from binprice.binance import Trade
+
+COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+COPY_TRADES = f"COPY trades ({COLUMNS}) FROM STDIN"
+STAGE_TABLE = "binprice_trades_stage"
+CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} "
+    "(LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
+INSERT_FROM_STAGE = (
+    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
+    "ON CONFLICT (symbol, trade_id) DO NOTHING RETURNING symbol"
+)
+#: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.
+_SECOND_CACHE_LIMIT = 4096
+_COPY_SPECIALS = ("\t", "\n", "\r", "\\")
+
+
+@dataclass(slots=True)
+class Batch:
+    """Trades encoded once as COPY text, plus what the accounting after commit needs.
+
+    The same object goes to the disk spool and back, so a spooled trade is never decoded
+    again: its COPY text is sent as it was written.
+    """
+
+    payload: bytes
+    #: Trades per symbol in this batch.
+    counts: dict[str, int]
+    #: Per symbol, the trade with the highest id: (trade_id, price text, time_ms).
+    latest: dict[str, tuple[int, str, int]]
+    #: Trade times (epoch ms), for the trade-time → commit latency histogram.
+    times: array[int]
+    #: The decoded trades while they are still in memory (for `-v`); None after the spool.
+    trades: list[Trade] | None = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def decoded(self) -> list[Trade]:
+        """The trades, decoded back from the COPY text if they went through the spool."""
+        if self.trades is not None:
+            return self.trades
+        out = []
+        for line in self.payload.decode().splitlines():
+            symbol, tid, price, qty, stamp, maker = line.split("\t")
+            moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f+00").replace(tzinfo=UTC)
+            ms = int(moment.timestamp() * 1000 + 0.5)
+            out.append(Trade(symbol, int(tid), Decimal(price), Decimal(qty), ms, maker == "t"))
+        return out
+
+
+class CopyEncoder:
+    """Encodes trades as COPY text rows. Pure apart from a memo of formatted seconds."""
+
+    __slots__ = ("_safe", "_seconds")
+
+    def __init__(self) -> None:
+        self._seconds: dict[int, str] = {}
+        self._safe: set[str] = set()
+
+    def _second(self, second: int) -> str:
+        text = self._seconds.get(second)
+        if text is None:
+            if len(self._seconds) >= _SECOND_CACHE_LIMIT:
+                self._seconds.clear()
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            self._seconds[second] = text
+        return text
+
+    def _check_symbol(self, symbol: str) -> None:
+        # Symbols come from validated stream names, but a tab or newline here would corrupt the
+        # COPY stream, so each new symbol is checked once.
+        if any(c in symbol for c in _COPY_SPECIALS):
+            raise ValueError(f"symbol {symbol!r} contains a COPY control character")
+        self._safe.add(symbol)
+
+    def batch(self, trades: list[Trade]) -> Batch:
+        """One pass over `trades`: the COPY rows and the per-batch bookkeeping."""
+        seconds = self._seconds
+        safe = self._safe
+        rows: list[str] = []
+        append = rows.append
+        counts: dict[str, int] = {}
+        latest: dict[str, Trade] = {}
+        times = array("q")
+        add_time = times.append
+        for t in trades:
+            symbol = t.symbol
+            if symbol not in safe:
+                self._check_symbol(symbol)
+            ms = t.time_ms
+            sec, milli = divmod(ms, 1000)
+            stamp = seconds.get(sec) or self._second(sec)
+            append(
+                f"{symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
+                f"{'t' if t.is_buyer_maker else 'f'}\n"
+            )
+            add_time(ms)
+            counts[symbol] = counts.get(symbol, 0) + 1
+            best = latest.get(symbol)
+            if best is None or t.trade_id > best.trade_id:
+                latest[symbol] = t
+        return Batch(
+            payload="".join(rows).encode(),
+            counts=counts,
+            latest={s: (t.trade_id, f"{t.price:f}", t.time_ms) for s, t in latest.items()},
+            times=times,
+            trades=trades,
+        )
+
+    def encode(self, trades: list[Trade]) -> bytes:
+        """`symbol \\t id \\t price \\t qty \\t timestamptz \\t bool \\n` per trade, UTF-8."""
+        return self.batch(trades).payload
