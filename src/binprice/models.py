@@ -39,8 +39,14 @@ class Base(DeclarativeBase):
 class Trade(Base):
     """One Binance trade (`@trade` stream / `historicalTrades` row).
 
-    The primary key `(symbol, trade_id)` is what makes a re-delivered trade a no-op:
-    Binance trade ids are per symbol and consecutive, so the pair identifies a trade.
+    Binance trade ids are per symbol and consecutive, so `(symbol, trade_id)` identifies a
+    trade. The table is partitioned by month of `timestamp` (see 0008), and a primary key of a
+    partitioned table must contain the partition key, so the key is `(symbol, trade_id,
+    timestamp)`: a trade's time never changes, so a re-delivered trade still collides with
+    itself, in the same partition, and stays a no-op.
+
+    The partitions (`trades_YYYY_MM`, `trades_default`) are made at run time by
+    `binprice.db.partitions`, not declared here; the drift test leaves them out.
     """
 
     __tablename__ = "trades"
@@ -53,7 +59,7 @@ class Trade(Base):
     quantity: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     # The trade time `T` (matching engine), millisecond precision like Binance's.
     timestamp: Mapped[datetime] = mapped_column(
-        TIMESTAMP(timezone=True, precision=3), nullable=False
+        TIMESTAMP(timezone=True, precision=3), primary_key=True
     )
     is_buyer_maker: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
@@ -70,6 +76,7 @@ class Trade(Base):
             "trade_id",
             postgresql_include=["price", "quantity"],
         ),
+        {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
 
 

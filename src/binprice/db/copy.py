@@ -2,7 +2,8 @@
 
 One pass over the trades builds the COPY rows and the per-batch bookkeeping the writers need
 after commit (counts, newest trade per symbol, trade times). The staging-table statements are
-the fallback for batches that hold a stored trade: `INSERT … ON CONFLICT DO NOTHING`.
+the fallback for batches that hold a stored trade: `INSERT … ON CONFLICT DO NOTHING` on the
+primary key `(symbol, trade_id, timestamp)` (it holds the partition key, see migration 0008).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ CREATE_STAGE = (
 COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
 INSERT_FROM_STAGE = (
     f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
-    "ON CONFLICT (symbol, trade_id) DO NOTHING RETURNING symbol"
+    "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING RETURNING symbol"
 )
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.
 _SECOND_CACHE_LIMIT = 4096

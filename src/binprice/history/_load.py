@@ -40,7 +40,7 @@ COMMIT_ROWS = 1_000_000
 _NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s"
 _INSERT_NEW = (
     f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
-    "ON CONFLICT (symbol, trade_id) DO NOTHING"
+    "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING"
 )
 _UPSERT_IMPORT = """
 INSERT INTO imports (name, symbol, period_start, period_end, sha256, state, rows, inserted,
