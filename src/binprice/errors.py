@@ -97,3 +97,8 @@ class ArchiveUnavailableError(ArchiveError):
 class ImportIncompleteError(ArchiveError):
     """Raised by `binprice import` after its summary when some files were refused or
     missing; the files that were verified are stored, and a re-run retries only the rest."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Raised when a maintenance command (`db prune`) cannot get the lock it needs within its
+    timeout because other sessions hold the table; nothing was changed, and it can be retried."""

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     Index,
+    Integer,
     MetaData,
     Numeric,
     Text,
@@ -182,3 +183,27 @@ class Import(Base):
         # The planner reads a symbol's imported files by period.
         Index("ix_imports_symbol_period_start", "symbol", "period_start"),
     )
+
+
+class Prune(Base):
+    """Where `binprice db prune` cut the stored history off (see 0009).
+
+    Every trade before `pruned_before` was dropped (whole monthly partitions of `trades`);
+    the completeness check starts at the newest cut instead of reporting the months as holes.
+    """
+
+    __tablename__ = "prunes"
+
+    pruned_before: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), primary_key=True
+    )
+    pruned_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )
+    partitions: Mapped[int] = mapped_column(Integer, nullable=False)
+    #: Counted from the rollup minutes of the dropped months (exact).
+    trades: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The dropped partitions' size, indexes included.
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: Whether the rollup minutes of the dropped months were kept (`--keep-rollup`).
+    rollup_kept: Mapped[bool] = mapped_column(Boolean, nullable=False)

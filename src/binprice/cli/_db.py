@@ -1,4 +1,4 @@
-"""`binprice db …`: migrations, status and the embedded server."""
+"""`binprice db …`: migrations, status, the embedded server, and the partitions of trades."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from binprice.cli._app import db_app, err, settings_from
+from binprice.cli._app import DURATION_HELP, db_app, err, settings_from
 from binprice.errors import BinpriceError
 from binprice.settings import Settings
 
 if TYPE_CHECKING:
+    from binprice.db.partitions import PruneResult
     from binprice.embedded import ServerStatus
 
 
@@ -196,3 +197,107 @@ def _require_embedded(settings: Settings) -> None:
             f"a database is configured ({settings.source}); `db start`/`db stop` manage only "
             "the embedded server"
         )
+
+
+@db_app.command("prune")
+def db_prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help=f"Drop the months of trades that ended at least this long ago: {DURATION_HELP}",
+        ),
+    ],
+    keep_rollup: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rollup",
+            help="Keep the per-minute rollup of the dropped months (candles stay answerable).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before dropping.")] = False,
+) -> None:
+    """Drop whole months (partitions) of trades older than --older-than, and their rollup
+    minutes unless --keep-rollup; record the cut so `gaps --verify` starts there."""
+    from datetime import UTC, datetime
+
+    from binprice.cli._queries import reading
+    from binprice.db import partitions
+    from binprice.timespec import format_timestamp, parse_duration
+
+    cut = datetime.now(UTC) - parse_duration(older_than)
+    with reading(ctx) as conn:
+        plan = partitions.plan_prune(conn, cut)
+        if not plan.partitions:
+            err(f"nothing to prune: no month of trades ended before {format_timestamp(cut)}")
+            return
+        if not yes:
+            _confirm_prune(plan, keep_rollup)
+        result = partitions.prune(conn, cut, keep_rollup=keep_rollup)
+    rollup = "rollup minutes kept" if result.rollup_kept else "their rollup minutes deleted"
+    typer.echo(f"dropped {_prune_summary(result)}; {rollup}")
+
+
+#: Partition names listed in a prune message; more are shown as a range.
+_NAMES_SHOWN = 4
+
+
+def _prune_summary(result: PruneResult) -> str:
+    from binprice.timespec import format_timestamp
+
+    names = [p.name for p in result.partitions]
+    shown = ", ".join(names) if len(names) <= _NAMES_SHOWN else f"{names[0]} … {names[-1]}"
+    before = format_timestamp(result.pruned_before) if result.pruned_before else "?"
+    count = len(names)
+    return (
+        f"{count} partition{'s' if count != 1 else ''} of trades ({shown}): every trade before "
+        f"{before}, {result.trades:,} trades, {_size(result.bytes)}"
+    )
+
+
+def _confirm_prune(plan: PruneResult, keep_rollup: bool) -> None:
+    import sys
+
+    from binprice.errors import UsageError
+
+    rollup = "" if keep_rollup else " and their rollup minutes"
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"`db prune` would drop {_prune_summary(plan)}{rollup}; pass --yes to confirm "
+            "(stdin is not a terminal to ask on)"
+        )
+    typer.confirm(f"Drop {_prune_summary(plan)}{rollup}?", abort=True)
+
+
+@db_app.command("partitions")
+def db_partitions(
+    ctx: typer.Context,
+    ensure: Annotated[
+        bool,
+        typer.Option(
+            "--ensure",
+            help="First create this month's and the next months' partitions, and move any rows "
+            "waiting in the DEFAULT partition to their month.",
+        ),
+    ] = False,
+) -> None:
+    """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
+    from binprice.cli._queries import reading
+    from binprice.db import partitions
+    from binprice.timespec import format_timestamp
+
+    with reading(ctx) as conn:
+        if ensure:
+            for name in partitions.ensure_ahead(conn):
+                err(f"created {name}")
+        found = partitions.list_partitions(conn)
+    rows = [("partition", "from", "to", "rows (est.)", "size")] + [
+        (p.name, "DEFAULT" if p.start is None else format_timestamp(p.start),
+         "" if p.end is None else format_timestamp(p.end), f"~{p.rows_estimate:,}", _size(p.bytes))
+        for p in found
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        left = "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False))
+        typer.echo(f"{left}  {row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}")

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.partitions import pruned_before
 from binprice.db.queries import normalise_symbols, recorded_symbols
 
 __all__ = [
@@ -276,7 +277,8 @@ def verify_gaps(
     last stored one are checked too: a tail that no recorded gap covers is unaccounted.
     """
     wanted = gap_symbols(conn, symbols)
-    first = start or _EPOCH
+    # History `db prune` dropped is not missing: the check starts where the stored one does.
+    first = max(start or _EPOCH, pruned_before(conn) or _EPOCH)
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
     params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
     extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}

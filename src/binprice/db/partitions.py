@@ -1,4 +1,4 @@
-"""The monthly partitions of `trades`: make sure they exist, list them.
+"""The monthly partitions of `trades`: make sure they exist, list them, drop old ones.
 
 `trades` is partitioned by UTC month of trade time (migration 0008): `trades_YYYY_MM` and a
 DEFAULT partition, `trades_default`, that catches rows whose month has no partition yet.
@@ -7,23 +7,37 @@ the months overlapping `[lo, hi)`, and every month the DEFAULT partition holds r
 rows it moves into the new month in the same transaction. Writers call `ensure_ahead` (or
 `ensure_partitions` for an archive's period) before they could need a new month, so the DEFAULT
 partition stays empty; when it does not, nothing is lost and the next call empties it.
+
+`prune` drops whole months older than a cut. Dropping a partition fires no trigger, so the
+rollup minutes of the dropped range are deleted here (unless kept, so that candles of pruned
+history stay answerable), and the cut is recorded in `prunes` (migration 0009): the
+completeness check (`gaps --verify`) starts there instead of reporting pruned history as holes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
+
+from binprice.errors import DatabaseBusyError
 
 __all__ = [
     "MONTHS_AHEAD",
+    "PRUNE_LOCK_TIMEOUT",
     "Partition",
+    "PruneResult",
     "ensure_ahead",
     "ensure_partitions",
     "list_partitions",
     "month_start",
+    "plan_prune",
+    "prune",
+    "pruned_before",
 ]
 
 Connection = psycopg.Connection[Any]
@@ -31,6 +45,10 @@ Connection = psycopg.Connection[Any]
 #: Months created after the current one, so the first trade of a month finds its partition
 #: even when the writer last made sure weeks ago.
 MONTHS_AHEAD = 2
+#: How long `prune` waits for the lock a DROP needs on `trades` (every reader and writer
+#: holds a weaker one for a statement or a batch); it fails, dropping nothing, after that
+#: rather than queue the writers behind it for longer.
+PRUNE_LOCK_TIMEOUT = timedelta(seconds=5)
 MONTHS_PER_YEAR = 12
 
 ENSURE_SQL = "SELECT binprice_ensure_trade_partitions(%s, %s)"
@@ -50,6 +68,35 @@ WHERE i.inhparent = 'trades'::regclass
 ORDER BY 2 NULLS LAST, 1
 """
 
+#: The symbols of the rollup, one probe of its primary key per symbol (a loose index scan).
+ROLLUP_SYMBOLS_CTE = """
+rolled(symbol) AS (
+    (SELECT symbol FROM trade_minutes ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.symbol FROM trade_minutes AS m WHERE m.symbol > r.symbol
+            ORDER BY m.symbol LIMIT 1)
+    FROM rolled AS r WHERE r.symbol IS NOT NULL
+)"""
+#: Exact trades of a time range, from the rollup (per symbol: a range of its primary key).
+_ROLLUP_TRADES_SQL = f"""
+WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
+SELECT coalesce(sum(m.trades), 0)::bigint FROM rolled AS r
+JOIN trade_minutes AS m ON m.symbol = r.symbol AND m.minute >= %(lo)s AND m.minute < %(hi)s
+"""
+_DELETE_ROLLUP_SQL = f"""
+WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
+DELETE FROM trade_minutes AS m USING rolled AS r
+WHERE m.symbol = r.symbol AND m.minute >= %(lo)s AND m.minute < %(hi)s
+"""
+_RECORD_SQL = """
+INSERT INTO prunes (pruned_before, partitions, trades, bytes, rollup_kept)
+VALUES (%(before)s, %(partitions)s, %(trades)s, %(bytes)s, %(kept)s)
+ON CONFLICT (pruned_before) DO UPDATE SET
+    partitions = prunes.partitions + EXCLUDED.partitions, trades = prunes.trades + EXCLUDED.trades,
+    bytes = prunes.bytes + EXCLUDED.bytes, rollup_kept = EXCLUDED.rollup_kept, pruned_at = now()
+"""
+PRUNED_BEFORE_SQL = "SELECT max(pruned_before) FROM prunes"
+
 
 @dataclass(frozen=True, slots=True)
 class Partition:
@@ -66,6 +113,26 @@ class Partition:
     @property
     def is_default(self) -> bool:
         return self.start is None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What `prune` dropped (or `plan_prune` would drop) for a cut at `older_than`."""
+
+    older_than: datetime
+    partitions: tuple[Partition, ...]
+    #: Exact, from the per-minute rollup of the dropped months.
+    trades: int
+    bytes: int
+    rollup_kept: bool
+    #: False for a plan: nothing was changed.
+    done: bool
+
+    @property
+    def pruned_before(self) -> datetime | None:
+        """Everything stored before this moment is gone (the end of the newest month dropped)."""
+        ends = [p.end for p in self.partitions if p.end is not None]
+        return max(ends) if ends else None
 
 
 def month_start(moment: datetime) -> datetime:
@@ -106,3 +173,87 @@ def list_partitions(conn: Connection) -> list[Partition]:
         Partition(str(name), start, end, int(rows), int(size))
         for name, start, end, rows, size in conn.execute(LIST_SQL).fetchall()
     ]
+
+
+def pruned_before(conn: Connection) -> datetime | None:
+    """The moment before which `prune` dropped the stored history, if it ever did."""
+    row = conn.execute(PRUNED_BEFORE_SQL).fetchone()
+    return None if row is None or row[0] is None else row[0].astimezone(UTC)
+
+
+def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
+    """What `prune(conn, older_than)` would drop now; changes nothing."""
+    doomed = _doomed(list_partitions(conn), older_than)
+    return _result(conn, older_than, doomed, keep_rollup=False, done=False)
+
+
+def prune(
+    conn: Connection,
+    older_than: datetime,
+    *,
+    keep_rollup: bool = False,
+    lock_timeout: timedelta = PRUNE_LOCK_TIMEOUT,
+) -> PruneResult:
+    """Drop every monthly partition that ends at or before `older_than`, in one transaction.
+
+    First moves what the DEFAULT partition holds into monthly partitions (old rows in it go
+    with their month). Without `keep_rollup` the rollup minutes of the dropped months are
+    deleted too. The cut is recorded in `prunes`. Raises DatabaseBusyError, having changed
+    nothing, if `trades` stays locked for `lock_timeout`.
+    """
+    try:
+        with conn.transaction():
+            waited_ms = lock_timeout // timedelta(milliseconds=1)
+            conn.execute(f"SET LOCAL lock_timeout = {int(waited_ms)}")
+            # Empties DEFAULT and holds the partition lock until commit: no month appears or
+            # moves while we decide what to drop.
+            conn.execute(ENSURE_SQL, (older_than, older_than)).fetchall()
+            doomed = _doomed(list_partitions(conn), older_than)
+            result = _result(conn, older_than, doomed, keep_rollup=keep_rollup, done=True)
+            for partition in doomed:
+                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
+                if not keep_rollup:
+                    conn.execute(_DELETE_ROLLUP_SQL, {"lo": partition.start, "hi": partition.end})
+            if doomed:
+                conn.execute(
+                    _RECORD_SQL,
+                    {
+                        "before": result.pruned_before,
+                        "partitions": len(doomed),
+                        "trades": result.trades,
+                        "bytes": result.bytes,
+                        "kept": keep_rollup,
+                    },
+                )
+    except psycopg.errors.LockNotAvailable:
+        raise DatabaseBusyError(
+            f"trades stayed locked by other sessions for {lock_timeout.total_seconds():g} s; "
+            "nothing was dropped; try again (a long export or query may hold it)"
+        ) from None
+    return result
+
+
+def _doomed(partitions: Sequence[Partition], older_than: datetime) -> tuple[Partition, ...]:
+    return tuple(p for p in partitions if p.end is not None and p.end <= older_than)
+
+
+def _result(
+    conn: Connection,
+    older_than: datetime,
+    doomed: tuple[Partition, ...],
+    *,
+    keep_rollup: bool,
+    done: bool,
+) -> PruneResult:
+    trades = 0
+    for partition in doomed:
+        row = conn.execute(_ROLLUP_TRADES_SQL, {"lo": partition.start, "hi": partition.end})
+        trades += int(row.fetchone()[0])  # type: ignore[index]
+    return PruneResult(
+        older_than=older_than,
+        partitions=doomed,
+        trades=trades,
+        bytes=sum(p.bytes for p in doomed),
+        rollup_kept=keep_rollup,
+        done=done,
+    )

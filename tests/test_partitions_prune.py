@@ -1,0 +1,108 @@
+"""`prune`: whole old months dropped, counted, recorded, and honoured by the completeness check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from binprice.db.candles import candles
+from binprice.db.gaps import verify_gaps
+from binprice.db.partitions import ensure_partitions, list_partitions, plan_prune, prune
+from binprice.errors import DatabaseBusyError
+from tests.test_partitions import APR, FEB, JAN, MAR, MONTH_ROWS, month_rows, rollup, three_months
+from tests.trades_data import load
+
+
+def _prunes(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT pruned_before, partitions, trades, bytes > 0, rollup_kept FROM prunes"
+        ).fetchall()
+
+
+def _names(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    return {p.name for p in list_partitions(conn)}
+
+
+def _filled(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        ensure_partitions(conn, JAN, APR)
+    load(url, three_months())
+
+
+def test_prune_drops_whole_old_months_counts_them_and_records_the_cut(database_url: str) -> None:
+    """A cut in mid-March drops January and February (not March, which has not ended by
+    then), with their rollup minutes; the count is exact; the cut is recorded."""
+    _filled(database_url)
+    with psycopg.connect(database_url) as conn:
+        planned = plan_prune(conn, MAR + timedelta(days=14))
+        assert _names(conn) >= {"trades_2025_01", "trades_2025_02"}  # a plan changes nothing
+        result = prune(conn, MAR + timedelta(days=14))
+        left = _names(conn)
+        stored = conn.execute("SELECT count(*), min(timestamp) FROM trades").fetchone()
+        assert verify_gaps(conn).ok  # March's first id follows January's: not a hole
+    assert [p.name for p in result.partitions] == ["trades_2025_01", "trades_2025_02"]
+    assert result.trades == planned.trades == 3 * MONTH_ROWS  # BTC twice, ETH once
+    assert result.bytes == planned.bytes > 0
+    assert result.pruned_before == MAR and result.done and not planned.done
+    assert not {"trades_2025_01", "trades_2025_02"} & left and "trades_2025_03" in left
+    assert stored == (MONTH_ROWS, MAR)
+    assert {m[1] >= MAR for m in rollup(database_url)} == {True}
+    assert _prunes(database_url) == [(MAR, 2, 3 * MONTH_ROWS, True, False)]
+
+
+def test_nothing_older_than_the_cut_drops_nothing(database_url: str) -> None:
+    """A cut before every month's end drops nothing and records nothing."""
+    _filled(database_url)
+    with psycopg.connect(database_url) as conn:
+        result = prune(conn, JAN + timedelta(days=20))
+    assert result.partitions == () and result.trades == 0 and result.pruned_before is None
+    assert _prunes(database_url) == []
+
+
+def test_pruned_history_is_not_reported_as_holes_even_with_the_rollup_kept(
+    database_url: str,
+) -> None:
+    """An unrecorded hole in January makes the check fail; after a prune that keeps the rollup
+    (so January's minutes, hole included, are still there) the check starts at the cut and
+    passes, and January's candles are still answered from the rollup."""
+    _filled(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM trades WHERE symbol = 'BTCUSDT' AND trade_id = 10")
+        conn.commit()
+        assert not verify_gaps(conn).ok
+        before = candles(conn, ["BTCUSDT"], "1d", JAN, FEB)
+        prune(conn, FEB + timedelta(days=1), keep_rollup=True)
+        check = verify_gaps(conn)
+        after = candles(conn, ["BTCUSDT"], "1d", JAN, FEB)
+    assert check.ok, check
+    assert after == before and len(after) == 3  # 50 hourly trades: three days
+    assert _prunes(database_url) == [(FEB, 1, MONTH_ROWS - 1, True, True)]
+
+
+def test_prune_takes_rows_waiting_in_default_with_their_month(database_url: str) -> None:
+    """Rows of an old month that never had a partition are in DEFAULT: the prune makes their
+    month, then drops it with the others; DEFAULT is left empty."""
+    load(database_url, month_rows("SOLUSDT", 1, JAN))
+    with psycopg.connect(database_url) as conn:
+        result = prune(conn, FEB)
+        waiting = conn.execute("SELECT count(*) FROM trades_default").fetchone()
+    assert [p.name for p in result.partitions] == ["trades_2025_01"]
+    assert result.trades == MONTH_ROWS and waiting == (0,)
+
+
+def test_a_prune_that_cannot_lock_trades_gives_up_and_changes_nothing(database_url: str) -> None:
+    """While another session reads trades in an open transaction, the DROP cannot get its lock:
+    after the timeout prune raises DatabaseBusyError, and every month and row is still there."""
+    _filled(database_url)
+    with psycopg.connect(database_url) as reader, psycopg.connect(database_url) as conn:
+        reader.execute("SELECT count(*) FROM trades").fetchone()  # holds ACCESS SHARE till commit
+        before = _names(conn)
+        with pytest.raises(DatabaseBusyError, match="nothing was dropped"):
+            prune(conn, APR, lock_timeout=timedelta(milliseconds=50))
+        reader.rollback()
+        assert _names(conn) == before
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (4 * MONTH_ROWS,)
+    assert _prunes(database_url) == []
