@@ -117,10 +117,11 @@ COMMAND_MODULES = {
     "chart": "_explore",
     "export": "_explore",
     "watch": "_explore",
+    "status": "_status",
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_db")
+_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_status", "_db")
 
 
 def register(command: str | None) -> None:
