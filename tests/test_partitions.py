@@ -28,6 +28,7 @@ from binprice.db.partitions import (
     ensure_partitions,
     list_partitions,
 )
+from binprice.errors import DatabaseBusyError
 from binprice.ingest.writer import TradeWriter
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
@@ -192,6 +193,19 @@ def test_concurrent_ensures_make_each_month_once(database_url: str) -> None:
             _wait_for_advisory_wait(first, second)
         waiter.join(timeout=60)
     assert results == [["trades_2025_01", "trades_2025_02"], []]
+
+
+def test_ensure_gives_up_behind_a_long_query_and_makes_nothing(database_url: str) -> None:
+    """A query holding trades (DEFAULT included) in an open transaction: making a month would
+    queue every new query behind its lock on DEFAULT, so it gives up after its timeout, and a
+    later call makes the month."""
+    with psycopg.connect(database_url) as reader, psycopg.connect(database_url) as conn:
+        reader.execute("SELECT count(*) FROM trades").fetchone()
+        with pytest.raises(DatabaseBusyError, match="no partition was made"):
+            ensure_partitions(conn, JAN, FEB, lock_timeout=timedelta(milliseconds=50))
+        assert "trades_2025_01" not in {p.name for p in list_partitions(conn)}
+        reader.rollback()
+        assert ensure_partitions(conn, JAN, FEB) == ["trades_2025_01"]
 
 
 def _wait_for_advisory_wait(

@@ -22,9 +22,11 @@ month the DEFAULT partition holds rows of, moving those rows into their month in
 transaction (rows are never lost and never stay in DEFAULT once their month exists), and
 returns the names it created. It serialises on an advisory lock. A new month is created as a
 plain table, filled with the DEFAULT partition's rows of that month (usually none) and
-ATTACHed, which takes only SHARE UPDATE EXCLUSIVE on `trades`: writers and readers go on.
-Moving rows between partitions directly fires no statement trigger of `trades`, so the rollup
-(which already counts them) stays exact.
+ATTACHed, which takes SHARE UPDATE EXCLUSIVE on `trades` (writers and readers go on) and, to
+check that DEFAULT holds no more rows of the month, ACCESS EXCLUSIVE on the DEFAULT partition
+for that moment (readers of `trades` lock DEFAULT too, so they wait that long; the Python
+caller sets a lock timeout). Moving rows between partitions directly fires no statement
+trigger of `trades`, so the rollup (which already counts them) stays exact.
 
 The indexes and the rollup triggers are declared on `trades` and so hold for every partition:
 the primary key and `ix_trades_symbol_timestamp` exist per partition (a query on one symbol

@@ -27,6 +27,7 @@ from psycopg import sql
 from binprice.errors import DatabaseBusyError
 
 __all__ = [
+    "ENSURE_LOCK_TIMEOUT",
     "MONTHS_AHEAD",
     "PRUNE_LOCK_TIMEOUT",
     "Partition",
@@ -49,6 +50,9 @@ MONTHS_AHEAD = 2
 #: holds a weaker one for a statement or a batch); it fails, dropping nothing, after that
 #: rather than queue the writers behind it for longer.
 PRUNE_LOCK_TIMEOUT = timedelta(seconds=5)
+#: How long making a month waits for its brief lock on the DEFAULT partition (see
+#: `ensure_partitions`): short, because queries queue behind it.
+ENSURE_LOCK_TIMEOUT = timedelta(seconds=2)
 MONTHS_PER_YEAR = 12
 
 ENSURE_SQL = "SELECT binprice_ensure_trade_partitions(%s, %s)"
@@ -147,24 +151,57 @@ def add_months(month: datetime, count: int) -> datetime:
     return datetime(index // MONTHS_PER_YEAR, index % MONTHS_PER_YEAR + 1, 1, tzinfo=UTC)
 
 
-def ensure_partitions(conn: Connection, start: datetime, end: datetime) -> list[str]:
+def ensure_partitions(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    lock_timeout: timedelta = ENSURE_LOCK_TIMEOUT,
+) -> list[str]:
     """Make sure every UTC month overlapping `[start, end)` has its partition, and that the
     DEFAULT partition's rows are moved to theirs; return the partitions created.
 
-    Takes an advisory lock (concurrent callers wait and then find the months made) and a
-    SHARE UPDATE EXCLUSIVE lock on `trades` per month created, so it runs beside writers. Call
-    it in a transaction of its own, not one that has written trades.
+    Takes an advisory lock (concurrent callers wait and then find the months made). Making a
+    month takes SHARE UPDATE EXCLUSIVE on `trades`, which writers and readers do not mind, and
+    ACCESS EXCLUSIVE on the DEFAULT partition for the moment it takes to check it holds none
+    of the month's rows; every query on `trades` holds a weaker lock on DEFAULT, so this waits
+    for running queries, and new ones wait behind it. Rather than hold them up behind a long
+    export, it gives up after `lock_timeout` with DatabaseBusyError, having made nothing: call
+    it again later (the months are made ahead, so there is time). Call it in a transaction of
+    its own, not in one that has written trades.
     """
-    with conn.transaction():
-        rows = conn.execute(ENSURE_SQL, (start, end)).fetchall()
+    try:
+        with conn.transaction():
+            _lock_timeout(conn, lock_timeout)
+            rows = conn.execute(ENSURE_SQL, (start, end)).fetchall()
+    except psycopg.errors.LockNotAvailable:
+        raise _busy(lock_timeout, "no partition was made") from None
     return [str(row[0]) for row in rows]
 
 
-def ensure_ahead(conn: Connection, now: datetime | None = None) -> list[str]:
+def ensure_ahead(
+    conn: Connection,
+    now: datetime | None = None,
+    *,
+    lock_timeout: timedelta = ENSURE_LOCK_TIMEOUT,
+) -> list[str]:
     """`ensure_partitions` for the current UTC month and the `MONTHS_AHEAD` after it: what a
     writer calls when it starts and then at least once a month (hourly is cheap)."""
     current = month_start(now or datetime.now(UTC))
-    return ensure_partitions(conn, current, add_months(current, MONTHS_AHEAD + 1))
+    end = add_months(current, MONTHS_AHEAD + 1)
+    return ensure_partitions(conn, current, end, lock_timeout=lock_timeout)
+
+
+def _lock_timeout(conn: Connection, wait: timedelta) -> None:
+    """For the rest of the transaction, give up on a lock not granted within `wait`."""
+    conn.execute(f"SET LOCAL lock_timeout = {int(wait // timedelta(milliseconds=1))}")
+
+
+def _busy(wait: timedelta, outcome: str) -> DatabaseBusyError:
+    return DatabaseBusyError(
+        f"trades stayed locked by other sessions for {wait.total_seconds():g} s; {outcome}; "
+        "try again (a long export or query may hold it)"
+    )
 
 
 def list_partitions(conn: Connection) -> list[Partition]:
@@ -203,8 +240,7 @@ def prune(
     """
     try:
         with conn.transaction():
-            waited_ms = lock_timeout // timedelta(milliseconds=1)
-            conn.execute(f"SET LOCAL lock_timeout = {int(waited_ms)}")
+            _lock_timeout(conn, lock_timeout)
             # Empties DEFAULT and holds the partition lock until commit: no month appears or
             # moves while we decide what to drop.
             conn.execute(ENSURE_SQL, (older_than, older_than)).fetchall()
@@ -226,10 +262,7 @@ def prune(
                     },
                 )
     except psycopg.errors.LockNotAvailable:
-        raise DatabaseBusyError(
-            f"trades stayed locked by other sessions for {lock_timeout.total_seconds():g} s; "
-            "nothing was dropped; try again (a long export or query may hold it)"
-        ) from None
+        raise _busy(lock_timeout, "nothing was dropped") from None
     return result
 
 
