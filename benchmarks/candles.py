@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import statistics
-import tempfile
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from queries import COPY_COLUMNS, END, QUIET, SPAN, build, server_ms, trade_lines
+from queries import COPY_COLUMNS, END, QUIET, SPAN, build, server, server_ms, trade_lines
 
-from binprice import embedded
 from binprice.db import migrations
 from binprice.db.candles import INTERVALS, candle_query
 from binprice.db.queries import RANGE_SQL
@@ -174,9 +170,7 @@ def main() -> None:
     parser.add_argument("--ingest-cost", type=int, default=0, help="trades per run; 0: skip")
     parser.add_argument("--only-ingest-cost", action="store_true")
     args = parser.parse_args()
-    data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
-    url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
-    try:
+    with server(args.database_url) as url:
         if not args.only_ingest_cost:
             build(url, args.trades)
             table(url, args.runs)
@@ -184,10 +178,6 @@ def main() -> None:
                 full_year(url, max(5, args.runs // 3))
         if args.ingest_cost:
             ingest_cost(url, args.ingest_cost, max(3, args.runs // 10))
-    finally:
-        if data_dir is not None:
-            embedded.stop_server(data_dir)
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
 import statistics
 import tempfile
 import time
@@ -22,9 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from queries import END, SPAN, build
+from queries import END, SPAN, build, server
 
-from binprice import embedded
 from binprice.export import write_trades
 
 SYMBOL = "BTCUSDT"
@@ -61,18 +59,12 @@ def main() -> None:
     parser.add_argument("--parquet-days", type=float, default=1)
     parser.add_argument("--directory", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
-    data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
-    url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
-    try:
+    with server(args.database_url) as url:
         build(url, args.trades)
         print(f"\nexport of {SYMBOL} to a file in {args.directory}, median of {args.runs}:")
         for fmt in args.formats.split(","):
             days = args.parquet_days if fmt == "parquet" else args.days
             run(url, fmt, days, args.directory, args.runs)
-    finally:
-        if data_dir is not None:
-            embedded.stop_server(data_dir)
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -152,10 +152,20 @@ def serve(tree: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def run_import(
-    url: str, archive: str, days: int, work: Path, rows: int, loaders: int = 2
+    url: str,
+    archive: str,
+    days: int,
+    work: Path,
+    rows: int,
+    loaders: int = 2,
+    *,
+    source: Path | None = None,
 ) -> tuple[float, float, float, int]:
-    """The CLI, from spawn to exit; (wall s, importer CPU s, PostgreSQL CPU s, max RSS KiB)."""
+    """The CLI, from spawn to exit; (wall s, importer CPU s, PostgreSQL CPU s, max RSS KiB).
+    `source`: the `src` directory of another checkout of binprice, run instead of this one."""
     env = dict(os.environ, BINPRICE_DATA_DIR=str(work / "import-data"))
+    if source is not None:
+        env["PYTHONPATH"] = str(source)  # ahead of the editable install's path entry
     cmd = [sys.executable, "-m", "binprice", "--database-url", url, "import", SYMBOL,
            "--start", START.isoformat(), "--end", (START + timedelta(days=days)).isoformat(),
            "--archive-url", archive, "--log-format", "json", "--loaders", str(loaders)]  # fmt: skip

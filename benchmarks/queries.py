@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,22 @@ QUIET_DECAY = 0.85
 NEVER = "NEVERUSDT"
 CHUNK = 200_000
 COPY_COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+
+
+@contextmanager
+def server(database_url: str | None, database: str = embedded.EMBEDDED_DATABASE) -> Iterator[str]:
+    """`database_url`, else the URL of `database` on a throwaway embedded server, which is
+    stopped and removed afterwards."""
+    if database_url is not None:
+        yield database_url
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="binprice-bench-"))
+    data_dir.chmod(0o711)  # as root, the server's own user must reach the cluster below
+    try:
+        yield embedded.ensure_server(data_dir).url(database)
+    finally:
+        embedded.stop_server(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def trade_lines(count: int, seed: int = 1) -> Iterator[str]:
@@ -292,11 +309,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     parts = set(args.only.split(","))
-    data_dir = None if args.database_url else Path(tempfile.mkdtemp(prefix="binprice-bench-"))
-    if data_dir is not None:
-        data_dir.chmod(0o711)  # as root, the server's own user must reach the cluster below
-    url = args.database_url or embedded.ensure_server(data_dir).url()  # type: ignore[arg-type]
-    try:
+    with server(args.database_url) as url:
         build(url, args.trades)
         if "latency" in parts:
             latency(url, args.runs)
@@ -306,10 +319,6 @@ def main() -> None:
             ingest_cost(url, args.ingest_trades)
         if "verify" in parts:
             verify(url, max(3, args.runs // 20))
-    finally:
-        if data_dir is not None:
-            embedded.stop_server(data_dir)
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

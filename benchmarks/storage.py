@@ -1,0 +1,322 @@
+"""Storage before and after partitioning `trades` by month (migration 0008), on the 10M-trade
+table of `benchmarks/queries.py`.
+
+    python benchmarks/storage.py [--database-url URL] [--trades N] [--copy-trades N] [--runs N]
+                                 [--import-runs N] [--trades-per-day N] [--days D]
+                                 [--only size,migrate,copy,import,fresh,latency,months]
+
+Every part runs in one server (default: a throwaway embedded one) and compares the two schemas
+in the same run: "0007" is the unpartitioned table of revision 0007, "head" the partitioned one.
+
+- `size`: builds the table (one COPY, as `queries.py` does) in a database at revision 0007
+  (unpartitioned) and in one at head whose months were made first (as writers that call
+  `ensure_partitions` do); prints each build's COPY rate and the bytes per stored trade: the
+  table with its indexes and TOAST (every partition), plus the per-minute rollup.
+- `migrate`: upgrades the 0007 database to head (0008 copies the table into its months) and
+  prints how long that took and the size after.
+- `copy`: the COPY rate of `--copy-trades` trades into empty databases at 0007 and at head,
+  alternating which goes first, `--runs` times: one COPY, and 1,000-trade COPYs each
+  committed (what the ingest writers do); medians and the ratio of each run.
+- `import`: the whole `binprice import` process (as `benchmarks/import.py` runs it: `--days`
+  daily files of `--trades-per-day` trades from the test archive server on loopback) into an
+  empty database at 0007, run by the code of the commit before partitioning (extracted from
+  git), and into one at head, run by this checkout; alternating, `--import-runs` times.
+- `fresh`: the first COPY and the first import on a brand-new server (one new cluster for
+  each measurement: a new cluster creates its WAL files on first use), for both schemas.
+- `latency`: `queries.py`'s latency table for both databases.
+- `months`: `latest` and `at` server time on a head database whose `--trades` span
+  `--months` monthly partitions, beside the same trades in one partition.
+
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import queries
+from candles import batched_copy, scratch
+from queries import END, client_ms, copy_rows, latency, server, server_ms
+
+from binprice.db import migrations
+from binprice.db.partitions import ensure_partitions
+from binprice.db.queries import AT_SQL, LATEST_SQL
+
+#: benchmarks/import.py (`import` being a keyword, imported by name).
+importer = importlib.import_module("import")
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "0007_imports"
+#: The revision that partitions `trades`; the commit before the one that added it is "before".
+PARTITIONING = "alembic/versions/0008_trades_partitioned.py"
+BATCH = 1_000
+MB = 1024 * 1024
+#: `trades` itself (its own size when unpartitioned, none when partitioned) and its partitions.
+_TABLES = """
+FROM pg_class AS c WHERE c.oid = 'trades'::regclass
+   OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'trades'::regclass)
+"""
+SIZES_SQL = f"""
+SELECT sum(pg_relation_size(c.oid)), sum(pg_indexes_size(c.oid)),
+       sum(pg_total_relation_size(c.oid)), count(*) FILTER (WHERE c.relispartition)
+{_TABLES}"""
+
+
+def make_months(url: str, span: timedelta = queries.SPAN) -> None:
+    with psycopg.connect(url) as conn:
+        ensure_partitions(conn, END - span, END + timedelta(days=1))
+
+
+def build_at(admin: str, name: str, revision: str, count: int) -> tuple[str, float]:
+    """A database at `revision` (its months made first at head) holding `count` trades COPYed
+    in one statement, vacuumed and analysed; its URL and the COPY rate."""
+    url = scratch(admin, name, revision)
+    if revision == "head":
+        make_months(url)
+    with psycopg.connect(url) as conn:
+        rate = copy_rows(conn, "trades", count)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE trades")
+        conn.execute("VACUUM ANALYZE trade_minutes")
+    return url, rate
+
+
+def sizes(url: str, count: int) -> dict[str, float]:
+    with psycopg.connect(url) as conn:
+        heap, indexes, total, leaves = conn.execute(SIZES_SQL).fetchone()  # type: ignore[misc]
+        rollup = conn.execute("SELECT pg_total_relation_size('trade_minutes')").fetchone()[0]  # type: ignore[index]
+    return {
+        "heap": heap / count,
+        "indexes": indexes / count,
+        "trades": total / count,
+        "rollup": rollup / count,
+        "total": (total + rollup) / count,
+        "total_mb": (total + rollup) / MB,
+        "partitions": leaves,
+    }
+
+
+def print_sizes(label: str, found: dict[str, float]) -> None:
+    print(
+        f"  {label:<26} {found['heap']:7.1f} {found['indexes']:8.1f} {found['trades']:7.1f} "
+        f"{found['rollup']:7.1f} {found['total']:7.1f}  ({found['total_mb']:,.0f} MB, "
+        f"{found['partitions']:.0f} partitions)"
+    )
+
+
+def size_part(admin: str, count: int) -> tuple[str, str]:
+    print(f"building {count:,} trades twice (one COPY each, indexes and rollup triggers on):")
+    before, rate = build_at(admin, "bp_storage_0007", BEFORE, count)
+    print(f"  0007 (unpartitioned)      COPY {rate:>10,.0f} trades/s")
+    after, rate = build_at(admin, "bp_storage_head", "head", count)
+    print(f"  head (monthly partitions) COPY {rate:>10,.0f} trades/s")
+    print("\nbytes per stored trade:      heap  indexes  trades  rollup   total")
+    print_sizes("0007 (unpartitioned)", sizes(before, count))
+    print_sizes("head (monthly partitions)", sizes(after, count))
+    return before, after
+
+
+def migrate_part(before: str, count: int) -> None:
+    began = time.perf_counter()
+    migrations.upgrade(before)
+    spent = time.perf_counter() - began
+    with psycopg.connect(before, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE trades")
+    print(f"\nmigrating the 0007 table to head: {spent:.1f} s ({count / spent:,.0f} trades/s)")
+    print_sizes("after the migration", sizes(before, count))
+
+
+def copy_part(admin: str, count: int, runs: int) -> None:
+    print(f"\nCOPY rate of {count:,} trades into an empty table, {runs} runs, order alternating:")
+    results: dict[tuple[str, str], list[float]] = {}
+    for run in range(runs):
+        order = ("0007", "head") if run % 2 == 0 else ("head", "0007")
+        for schema in order:
+            for mode in ("one COPY", f"{BATCH:,}-trade COPYs"):
+                url = revision_url(admin, "bp_storage_copy", schema)
+                if mode == "one COPY":
+                    with psycopg.connect(url) as conn:
+                        rate = copy_rows(conn, "trades", count, seed=run + 3)
+                else:
+                    rate = batched_copy(url, count, BATCH, seed=run + 3)
+                results.setdefault((schema, mode), []).append(rate)
+        line = ", ".join(
+            f"{mode}: {results[('head', mode)][-1] / results[('0007', mode)][-1]:.2f}x"
+            for mode in ("one COPY", f"{BATCH:,}-trade COPYs")
+        )
+        print(f"  run {run + 1}: head / 0007 {line}")
+    for mode in ("one COPY", f"{BATCH:,}-trade COPYs"):
+        old = statistics.median(results[("0007", mode)])
+        new = statistics.median(results[("head", mode)])
+        ratios = [
+            n / o for n, o in zip(results[("head", mode)], results[("0007", mode)], strict=True)
+        ]
+        print(
+            f"  {mode:<20} 0007 {old:>9,.0f}/s  head {new:>9,.0f}/s  "
+            f"median ratio {statistics.median(ratios):.2f}x"
+        )
+
+
+def months_part(admin: str, count: int, months: int, runs: int) -> None:
+    span = timedelta(days=30.44 * months)
+    print(f"\n{count:,} trades over {months} months: latest/at ms, server / client round trip")
+    print(f"(planning included; median of {runs}):")
+    for label, made in ((f"{months} monthly partitions", True), ("all in one partition", False)):
+        url = scratch(admin, "bp_storage_months", "head")
+        if made:
+            make_months(url, span)
+        saved, queries.SPAN = queries.SPAN, span
+        try:
+            with psycopg.connect(url) as conn:
+                copy_rows(conn, "trades", count)
+        finally:
+            queries.SPAN = saved
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE trades")
+            cells = []
+            for symbol in ("BTCUSDT", queries.QUIET[-1]):
+                p = {"symbols": [symbol], "ts": END - span / 2, "before": True}
+                for name, sql in (("latest", LATEST_SQL), ("at --before", AT_SQL)):
+                    ms = statistics.median(server_ms(conn, sql, p) for _ in range(runs))
+                    trip = statistics.median(client_ms(conn, sql, p) for _ in range(runs))
+                    cells.append(f"{name} {symbol} {ms:.3f} / {trip:.3f}")
+        print(f"  {label:<24} " + "  ".join(cells))
+
+
+def revision_url(admin: str, name: str, schema: str) -> str:
+    """An empty database `name` at 0007, or at head with the months of `queries.py`'s trades
+    made first (as writers that call `ensure_partitions` do)."""
+    url = scratch(admin, name, BEFORE if schema == "0007" else "head")
+    if schema == "head":
+        make_months(url)
+    return url
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Imports:
+    """`binprice import` of one archive, by the code before partitioning (into 0007) or by
+    this checkout (into head), each with a download directory of its own."""
+
+    archive: str
+    days: int
+    rows: int
+    before: str  # the commit before partitioning
+    before_src: Path  # its `src`, extracted
+    work: Path
+
+    @classmethod
+    def prepare(cls, archive: str, per_day: int, days: int, work: Path) -> Imports:
+        commit = git("rev-parse", git("log", "-1", "--format=%H", "--diff-filter=A", "--",
+                                      PARTITIONING) + "^")  # fmt: skip
+        tarball = work / "before.tar"
+        git("archive", f"--output={tarball}", commit, "src", "alembic")
+        (work / "before").mkdir()
+        subprocess.run(["tar", "-xf", str(tarball), "-C", str(work / "before")], check=True)
+        return cls(archive, days, per_day * days, commit, work / "before" / "src", work)
+
+    def rate(self, admin: str, schema: str) -> float:
+        """Trades per second of one import, spawn to exit, into a new database of `schema`."""
+        url = scratch(admin, "bp_storage_import", BEFORE if schema == "0007" else "head")
+        if schema == "head":  # the archive's month, as for the COPYs
+            start = datetime.combine(importer.START, datetime.min.time(), UTC)
+            with psycopg.connect(url) as conn:
+                ensure_partitions(conn, start, start + timedelta(days=self.days))
+        side = self.work / schema
+        side.mkdir(exist_ok=True)
+        source = self.before_src if schema == "0007" else None
+        wall, *_ = importer.run_import(url, self.archive, self.days, side, self.rows,
+                                       source=source)  # fmt: skip
+        return self.rows / wall
+
+
+def import_part(admin: str, imports: Imports, runs: int) -> None:
+    print(f"\n`binprice import` of {imports.rows:,} trades in {imports.days} daily files, "
+          f"{runs} runs, order alternating; 0007 by {imports.before[:7]} (before partitioning), "
+          "head by this checkout:")  # fmt: skip
+    rates: dict[str, list[float]] = {"0007": [], "head": []}
+    for run in range(runs):
+        for schema in ("0007", "head") if run % 2 == 0 else ("head", "0007"):
+            rates[schema].append(imports.rate(admin, schema))
+        old, new = rates["0007"][-1], rates["head"][-1]
+        print(f"  run {run + 1}: 0007 {old:,.0f}/s, head {new:,.0f}/s, ratio {new / old:.2f}x")
+    ratios = [n / o for n, o in zip(rates["head"], rates["0007"], strict=True)]
+    print(f"  import  0007 {statistics.median(rates['0007']):>9,.0f}/s  "
+          f"head {statistics.median(rates['head']):>9,.0f}/s  "
+          f"median ratio {statistics.median(ratios):.2f}x")  # fmt: skip
+
+
+def fresh_part(count: int, imports: Imports) -> None:
+    print("\nfirst run on a brand-new server (a new cluster for each measurement):")
+    for schema in ("0007", "head"):
+        with server(None, "postgres") as admin:
+            url = revision_url(admin, "bp_storage_fresh", schema)
+            with psycopg.connect(url) as conn:
+                copy = copy_rows(conn, "trades", count)
+        with server(None, "postgres") as admin:
+            imported = imports.rate(admin, schema)
+        print(f"  {schema:<5} one COPY of {count:,} {copy:>9,.0f}/s; "
+              f"import of {imports.rows:,} {imported:>9,.0f}/s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a superuser URL; default: a throwaway server")
+    parser.add_argument("--trades", type=int, default=10_000_000)
+    parser.add_argument("--copy-trades", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--import-runs", type=int, default=3)
+    parser.add_argument("--trades-per-day", type=int, default=750_000)
+    parser.add_argument("--days", type=int, default=4)
+    parser.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "binprice-import-bench"
+    )
+    parser.add_argument("--latency-runs", type=int, default=50)
+    parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--only", default="size,migrate,copy,import,fresh,latency,months")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    with server(args.database_url, "postgres") as admin:
+        if parts & {"size", "migrate", "latency"}:
+            before, after = size_part(admin, args.trades)
+            if "latency" in parts:
+                print("\n0007 (unpartitioned):")
+                latency(before, args.latency_runs)
+                print("\nhead (monthly partitions):")
+                latency(after, args.latency_runs)
+            if "migrate" in parts:
+                migrate_part(before, args.trades)
+        if "copy" in parts:
+            copy_part(admin, args.copy_trades, args.runs)
+        if parts & {"import", "fresh"}:
+            tree = importer.build(args.cache, args.trades_per_day, args.days)
+            archive_server, archive = importer.serve(tree)
+            try:
+                with tempfile.TemporaryDirectory(prefix="binprice-storage-bench-") as tmp:
+                    imports = Imports.prepare(archive, args.trades_per_day, args.days, Path(tmp))
+                    if "import" in parts:
+                        import_part(admin, imports, args.import_runs)
+                    if "fresh" in parts:
+                        fresh_part(args.copy_trades, imports)
+            finally:
+                archive_server.terminate()
+                archive_server.wait()
+        if "months" in parts:
+            months_part(admin, args.trades, args.months, args.latency_runs)
+
+
+if __name__ == "__main__":
+    main()
