@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from binprice.cli._app import db_app, err, settings_from
+from binprice.cli._app import DatabaseUrlOption, db_app, err, settings_from
 from binprice.errors import BinpriceError
 from binprice.settings import Settings
 
@@ -17,13 +17,14 @@ if TYPE_CHECKING:
 @db_app.command("upgrade")
 def db_upgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(metavar="[REV]", help="Target revision.")] = "head",
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
     from binprice import db
     from binprice.db import migrations
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     reached = migrations.upgrade(url, revision)
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
@@ -38,12 +39,14 @@ def db_downgrade(
     revision: Annotated[
         str,
         typer.Argument(
-            help="Target revision: an id, -N (N steps down), or `base` (removes all tables)."
+            metavar="REV",
+            help="Target revision: an id, -N (N steps down), or `base` (removes all tables).",
         ),
     ],
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before downgrading to base.")
     ] = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db
@@ -52,7 +55,7 @@ def db_downgrade(
 
     if revision.startswith("-") and not revision[1:].isdigit():
         raise UsageError(f"no such option: {revision}")
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     if revision == "base" and not yes:
         _confirm_base(db.describe(url))
     reached = migrations.downgrade(url, revision)
@@ -76,12 +79,12 @@ def _confirm_base(where: str) -> None:
 
 
 @db_app.command("current")
-def db_current(ctx: typer.Context) -> None:
+def db_current(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Print the database's current revision (`base` if it has no binprice schema)."""
     from binprice import db
     from binprice.db.schema import SCHEMA_HEAD
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     with db.connect(url) as conn:
         current = db.current_revision(conn)
     suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
@@ -89,12 +92,12 @@ def db_current(ctx: typer.Context) -> None:
 
 
 @db_app.command("history")
-def db_history(ctx: typer.Context) -> None:
+def db_history(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """List the schema revisions, newest first, marking head and the database's current one."""
     from binprice import db
     from binprice.db import migrations
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     with db.connect(url) as conn:
         current = db.current_revision(conn)
     for rev in migrations.history(current):
@@ -104,14 +107,14 @@ def db_history(ctx: typer.Context) -> None:
 
 
 @db_app.command("info")
-def db_info(ctx: typer.Context) -> None:
+def db_info(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
 
     from binprice.db.info import database_info
 
-    info = database_info(settings_from(ctx))
+    info = database_info(settings_from(ctx, database_url))
     rows = [("database", info.location), ("configured by", info.source)]
     if info.embedded is not None:
         rows += _embedded_rows(info.embedded)
@@ -162,21 +165,21 @@ def _size(size: int) -> str:
 
 
 @db_app.command("start")
-def db_start(ctx: typer.Context) -> None:
+def db_start(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
     from binprice import embedded
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, database_url)
     _require_embedded(settings)
     err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
 
 
 @db_app.command("stop")
-def db_stop(ctx: typer.Context) -> None:
+def db_stop(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
     from binprice import embedded
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, database_url)
     _require_embedded(settings)
     result = embedded.stop_server(settings.data_dir)
     if result.stopped:

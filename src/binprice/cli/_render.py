@@ -17,8 +17,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from binprice.db.candles import Candle
-from binprice.db.gaps import GapRecord, Verification
-from binprice.db.queries import PriceAtResult, PricePoint, PriceSummary
+from binprice.db.gaps import Gap, Verification
+from binprice.db.queries import At, Latest, Range
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
@@ -35,14 +35,14 @@ __all__ = [
     "to_text",
 ]
 
-Result = PricePoint | PriceAtResult | PriceSummary | Candle
+Result = Latest | At | Range | Candle
 Value = str | int
 
 #: Column order of each result kind: the stable keys of --json and the header of --csv.
 FIELDS: dict[type[Result], tuple[str, ...]] = {
-    PricePoint: ("symbol", "price", "timestamp", "trade_id"),
-    PriceAtResult: ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
-    PriceSummary: (
+    Latest: ("symbol", "price", "timestamp", "trade_id"),
+    At: ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
+    Range: (
         "symbol",
         "start",
         "end",
@@ -107,11 +107,11 @@ def table_cells(results: Sequence[Result], *, now: datetime) -> tuple[list[str],
     if not rows:
         return [], []
     header = list(rows[0])
-    show_ago = isinstance(results[0], PricePoint)
+    show_ago = isinstance(results[0], Latest)
     cells = []
     for result, row in zip(results, rows, strict=True):
         line = [str(row[key]) for key in header]
-        if isinstance(result, PricePoint):
+        if isinstance(result, Latest):
             line.append(format_ago(now - result.timestamp))
         cells.append(line)
     return [*header, "ago"] if show_ago else header, cells
@@ -128,6 +128,30 @@ def to_table(results: Sequence[Result], *, now: datetime) -> Table:
     for line in cells:
         table.add_row(*line)
     return table
+
+
+def print_terminal(results: Sequence[Result], *, now: datetime) -> None:
+    """On a terminal: the Rich table if it fits the width, else one block per result (no
+    value is ever cut to `…`, whatever the width)."""
+    from rich.console import Console
+
+    console = Console()
+    table = to_table(results, now=now)
+    if console.measure(table).maximum <= console.width:
+        console.print(table)
+    else:
+        console.print(to_blocks(results, now=now), end="", markup=False, highlight=False)
+
+
+def to_blocks(results: Sequence[Result], *, now: datetime) -> str:
+    """The vertical layout for narrow terminals: per result, `key  value` lines."""
+    header, cells = table_cells(results, now=now)
+    width = max(len(key) for key in header)
+    blocks = [
+        "\n".join(f"{key:<{width}}  {cell}" for key, cell in zip(header, line, strict=True))
+        for line in cells
+    ]
+    return "\n\n".join(blocks) + "\n"
 
 
 def to_text(results: Sequence[Result], *, now: datetime) -> str:
@@ -176,7 +200,7 @@ def _value(value: object) -> Value:
 # --- gaps and the completeness check ------------------------------------------------------
 
 
-def gaps_json(gaps: Sequence[GapRecord]) -> str:
+def gaps_json(gaps: Sequence[Gap]) -> str:
     """A JSON array, one object per gap, stable keys."""
     return json.dumps(
         [
@@ -195,7 +219,7 @@ def gaps_json(gaps: Sequence[GapRecord]) -> str:
     )
 
 
-def gaps_text(gaps: Sequence[GapRecord]) -> str:
+def gaps_text(gaps: Sequence[Gap]) -> str:
     """Aligned plain text, one gap per line."""
     header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
     rows = [header] + [

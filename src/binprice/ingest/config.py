@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binprice.errors import ConfigError
+from binprice.symbols import DEFAULT_SYMBOLS, MAX_STREAMS_PER_CONNECTION
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 DEFAULT_REST_URL = "https://api.binance.com"
 
@@ -56,7 +56,7 @@ class IngestConfig:
     #: Writer connections: while PostgreSQL commits one batch, Python encodes the next.
     writers: int = WRITERS
     #: Streams per WebSocket connection (Binance allows at most 1024).
-    streams_per_connection: int = 1024
+    streams_per_connection: int = MAX_STREAMS_PER_CONNECTION
     #: Most ids one gap is filled with from REST; the older rest is recorded as skipped.
     backfill_max: int = BACKFILL_MAX
     #: Independent connections per group of streams; each trade is taken from the first.
@@ -71,7 +71,7 @@ class IngestConfig:
             raise ConfigError("--max-trades must be positive")
         if self.duration is not None and self.duration <= 0:
             raise ConfigError("--duration must be positive")
-        if not 1 <= self.streams_per_connection <= 1024:
+        if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
             raise ConfigError("streams per connection must be between 1 and 1024")
         if self.backfill_max < 0:
             raise ConfigError("--backfill-max must not be negative")
@@ -81,21 +81,6 @@ class IngestConfig:
             raise ConfigError("--quiet-period must be positive")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
-
-
-def normalize_symbols(symbols: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
-    """Upper-case, de-duplicated, order kept; accepts `a,b c` strings from the environment."""
-    if isinstance(symbols, str):
-        symbols = symbols.replace(",", " ").split()
-    out: list[str] = []
-    for raw in symbols:
-        for part in raw.replace(",", " ").split():
-            symbol = part.strip().upper()
-            if not symbol.isalnum():
-                raise ConfigError(f"invalid symbol {part!r}: symbols are letters and digits")
-            if symbol not in out:
-                out.append(symbol)
-    return tuple(out)
 
 
 def endpoints(exchange: str, ws_url: str | None, rest_url: str | None) -> tuple[str, str]:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import msgspec
 
+from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits
-from binprice.testing.exchange import DEFAULT_SYMBOLS, TestExchange
+from binprice.testing.exchange import TestExchange
 from binprice.testing.exchange import __doc__ as EXCHANGE_DOC
 from binprice.testing.faults import Faults
 from binprice.testing.http import DEFAULT_WEIGHT_LIMIT

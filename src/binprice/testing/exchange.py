@@ -29,6 +29,7 @@ from types import TracebackType
 from aiohttp import WSCloseCode, web
 
 from binprice.binance import Trade
+from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
@@ -38,7 +39,6 @@ from binprice.testing.pacing import PacedSchedule
 from binprice.testing.rest import RestApi
 from binprice.testing.tls import TlsFiles, self_signed, server_context
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
 #: write over many frames, small enough that control replies are never far behind.
 FULL_SPEED_BATCH = 200

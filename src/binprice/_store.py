@@ -1,0 +1,465 @@
+"""`binprice.connect()` and the `Store` it returns: binprice as a Python library.
+
+One handle, methods named like the commands (the sqlite-utils way). Every answer is a list of
+frozen dataclasses with `Decimal` prices and aware UTC datetimes, an empty list when nothing
+matched; times may be aware datetimes, naive ones (which mean UTC, as on the command line) or
+the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). Errors are the
+`binprice.errors` tree; deciding what an empty answer means is the caller's business.
+
+    import binprice
+
+    with binprice.connect() as store:            # the embedded server, as the CLI uses
+        store.latest(["BTCUSDT"])
+        store.range("1h ago", "now", "BTCUSDT")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from binprice.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from binprice.db.candles import Candle, Interval
+    from binprice.db.gaps import Gap, Verification
+    from binprice.db.info import DatabaseInfo
+    from binprice.db.queries import At, Latest, Range
+    from binprice.export import Format
+    from binprice.history import ImportSummary
+    from binprice.ingest.config import IngestConfig
+    from binprice.ingest.events import IngestEvent
+    from binprice.ingest.repair import RepairProgress, RepairResult
+    from binprice.ingest.stats import IngestSummary
+    from binprice.trades import Trades
+
+T = TypeVar("T")
+Symbols = str | Iterable[str] | None
+When = datetime | str
+Duration = timedelta | str | float
+
+
+def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
+    """A handle on binprice's database.
+
+    `url` is any PostgreSQL URL (or keyword/value string); without one, the same resolution as
+    the CLI: `$BINPRICE_DATABASE_URL`, `$DATABASE_URL`, a `.env` in the working directory, else
+    the embedded server (started if it is not running; it keeps running). Nothing is read until
+    the first question; reads need the schema at head (`store.upgrade()` migrates, and
+    `store.ingest()` does so by itself).
+    """
+    settings = load_settings(url)
+    if data_dir is not None:
+        settings = Settings(settings.database_url, settings.source, Path(data_dir))
+    return Store(settings)
+
+
+def as_time(value: When, *, now: datetime | None = None) -> datetime:
+    """An aware UTC datetime from what a caller may pass: naive datetimes are UTC."""
+    from binprice.timespec import parse_timestamp, truncate_to_ms
+
+    if isinstance(value, str):
+        return parse_timestamp(value, now=now)
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return truncate_to_ms(moment.astimezone(UTC))
+
+
+def as_duration(value: Duration) -> timedelta:
+    """A timedelta from a timedelta, seconds, or the CLI's durations (`500ms`, `1h30m`)."""
+    from binprice.timespec import parse_duration
+
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    return timedelta(seconds=value)
+
+
+def symbols_of(value: Symbols) -> list[str]:
+    """`"BTCUSDT"`, `"btcusdt ethusdt"` or any iterable of symbols, normalised; [] for None."""
+    from binprice.symbols import normalize_symbols
+
+    if value is None:
+        return []
+    return list(normalize_symbols(value if isinstance(value, str) else list(value)))
+
+
+class Store:
+    """binprice's database. Use it as a context manager, or call `close()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._url: str | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+
+    # --- the connection -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database's libpq URL (the embedded server's is started if needed). It may hold
+        a password: show it with `binprice.conninfo.redact`."""
+        if self._url is None:
+            from binprice.db import resolve_url
+
+            self._url = resolve_url(self.settings)
+        return self._url
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The read connection (autocommit), checked once to be at the schema's head."""
+        if self._conn is None or self._conn.closed:
+            from binprice.db import check_schema, connect
+
+            conn = connect(self.url)
+            try:
+                check_schema(conn, self.url)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _read(self, call: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """Run a read; a connection broken mid-query is one DatabaseUnavailableError."""
+        import psycopg
+
+        from binprice.db import database_error
+
+        try:
+            return call(self.connection)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise database_error(self.url, exc) from None
+
+    # --- questions ------------------------------------------------------------------------
+
+    def latest(self, symbols: Symbols = None) -> list[Latest]:
+        """The last trade of each symbol (every recorded symbol if none are given)."""
+        from binprice.db.queries import latest_prices
+
+        wanted = symbols_of(symbols)
+        result: list[Latest] = self._read(lambda conn: latest_prices(conn, wanted))
+        return result
+
+    def at(
+        self,
+        ts: When,
+        symbols: Symbols = None,
+        *,
+        before: bool = False,
+        within: Duration | None = None,
+    ) -> list[At]:
+        """The trade nearest to `ts` per symbol (a tie goes to the earlier one); `before=True`
+        for the last trade at or before it; `within` leaves out trades farther away."""
+        from binprice.db.queries import price_at
+
+        moment, wanted = as_time(ts), symbols_of(symbols)
+        limit = as_duration(within) if within is not None else None
+        result: list[At] = self._read(
+            lambda conn: price_at(conn, moment, wanted, before=before, within=limit)
+        )
+        return result
+
+    def range(self, start: When, end: When | None = None, symbols: Symbols = None) -> list[Range]:
+        """Open, high, low, close (with when), trades, volume and VWAP in `[start, end)`;
+        `end` defaults to now."""
+        from binprice.db.queries import price_range
+
+        lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        result: list[Range] = self._read(lambda conn: price_range(conn, lo, hi, wanted))
+        return result
+
+    def candles(
+        self,
+        symbols: Symbols,
+        interval: str | Interval,
+        start: When,
+        end: When | None = None,
+    ) -> list[Candle]:
+        """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
+        interval without trades has no candle."""
+        from binprice.db.candles import candles
+
+        lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, interval, lo, hi))
+        return result
+
+    def trades(self, symbol: str, start: When, end: When | None = None) -> Trades:
+        """Every trade of `symbol` in `[start, end)`, in time order, read through a
+        server-side cursor (constant memory). `.to_pandas()` / `.to_polars()` with the extras."""
+        from binprice.trades import Trades
+
+        (wanted,) = symbols_of([symbol])
+        return Trades(self, wanted, as_time(start), as_time(end or "now"))
+
+    def export(
+        self,
+        symbols: Symbols,
+        start: When,
+        end: When | None,
+        fmt: str | Format,
+        out: IO[bytes],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write every trade of the window to `out` as csv, ndjson, parquet or Binance's
+        archive CSV; return how many."""
+        from binprice.export import Format, parse_format, write_trades
+
+        chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
+        lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        written: int = self._read(
+            lambda conn: write_trades(conn, wanted, lo, hi, chosen, out, progress=progress)
+        )
+        return written
+
+    # --- completeness -----------------------------------------------------------------------
+
+    def gaps(self, symbols: Symbols = None) -> list[Gap]:
+        """The recorded gaps (missing trade ids) and their state."""
+        from binprice.db.gaps import list_gaps
+
+        wanted = symbols_of(symbols)
+        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted))
+        return result
+
+    def verify(
+        self,
+        symbols: Symbols = None,
+        *,
+        start: When | None = None,
+        end: When | None = None,
+        rest_url: str | None = None,
+    ) -> Verification:
+        """Check the stored ids (whole UTC minutes) against the recorded gaps; with `rest_url`
+        also each symbol's tail up to the exchange's newest trade."""
+        lo = as_time(start) if start is not None else None
+        hi = as_time(end) if end is not None else None
+        wanted = symbols_of(symbols)
+        if rest_url is not None:
+            from binprice.ingest.config import rest_base
+            from binprice.ingest.repair import check_against_exchange
+
+            self.connection  # noqa: B018 - the schema check, before the exchange is asked
+            base = rest_base(rest_url)
+            return _run(check_against_exchange(self.url, base, wanted, start=lo, end=hi))
+        from binprice.db.gaps import verify_gaps
+
+        result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
+        return result
+
+    def repair(
+        self,
+        symbols: Symbols = None,
+        *,
+        start: When | None = None,
+        end: When | None = None,
+        rest_url: str = "https://api.binance.com",
+        progress: Callable[[RepairProgress], None] | None = None,
+    ) -> RepairResult:
+        """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
+        gap from REST now."""
+        from binprice.ingest.config import rest_base
+        from binprice.ingest.repair import repair
+
+        self.connection  # noqa: B018 - the schema check first
+        lo = as_time(start) if start is not None else None
+        hi = as_time(end) if end is not None else None
+        return _run(repair(self.url, rest_base(rest_url), symbols_of(symbols), start=lo, end=hi,
+                           progress=progress))  # fmt: skip
+
+    # --- capture and history ----------------------------------------------------------------
+
+    def ingest(
+        self,
+        symbols: Symbols = None,
+        *,
+        stop: threading.Event | None = None,
+        duration: Duration | None = None,
+        max_trades: int | None = None,
+        exchange: str = "binance",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        redundancy: int = 1,
+        quiet_period: Duration = 60.0,
+        on_event: Callable[[IngestEvent], None] | None = None,
+    ) -> IngestSummary:
+        """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
+        the data directory) until `stop` is set, `duration` passes or `max_trades` are stored.
+        Runs its own event loop (in a thread if one is already running, as in a notebook)."""
+        coro = self.ingest_async(
+            symbols, stop=None, duration=duration, max_trades=max_trades, exchange=exchange,
+            ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
+            on_event=on_event, _thread_stop=stop,
+        )  # fmt: skip
+        return _run(coro)
+
+    async def ingest_async(
+        self,
+        symbols: Symbols = None,
+        *,
+        stop: asyncio.Event | None = None,
+        duration: Duration | None = None,
+        max_trades: int | None = None,
+        exchange: str = "binance",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        redundancy: int = 1,
+        quiet_period: Duration = 60.0,
+        on_event: Callable[[IngestEvent], None] | None = None,
+        _thread_stop: threading.Event | None = None,
+    ) -> IngestSummary:
+        """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`."""
+        from binprice.ingest import run_ingest
+        from binprice.ingest.spool import spool_root
+
+        config = self.ingest_config(
+            symbols, duration=duration, max_trades=max_trades, exchange=exchange,
+            ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
+        )  # fmt: skip
+        await asyncio.to_thread(self.upgrade_if_behind)
+        config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
+        stop = stop if stop is not None else asyncio.Event()
+        bridge = None if _thread_stop is None else _bridge(_thread_stop, stop)
+        try:
+            return await run_ingest(config, self.url, stop=stop, on_event=on_event)
+        finally:
+            if bridge is not None:
+                bridge.cancel()
+
+    def ingest_config(
+        self,
+        symbols: Symbols = None,
+        *,
+        duration: Duration | None = None,
+        max_trades: int | None = None,
+        exchange: str = "binance",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        redundancy: int = 1,
+        quiet_period: Duration = 60.0,
+        backfill_max: int | None = None,
+    ) -> IngestConfig:
+        """The `IngestConfig` of a run, checked (before any database is touched); its spool is
+        set by `ingest_async`, in this store's data directory."""
+        from binprice.ingest.config import BACKFILL_MAX, IngestConfig, endpoints
+        from binprice.symbols import DEFAULT_SYMBOLS
+
+        ws, rest = endpoints(exchange, ws_url, rest_url)
+        limit = None if duration is None else as_duration(duration)
+        return IngestConfig(
+            symbols=tuple(symbols_of(symbols)) or DEFAULT_SYMBOLS,
+            ws_url=ws,
+            rest_url=rest,
+            max_trades=max_trades,
+            duration=None if limit is None else limit.total_seconds(),
+            redundancy=redundancy,
+            quiet_period=as_duration(quiet_period).total_seconds(),
+            backfill_max=BACKFILL_MAX if backfill_max is None else backfill_max,
+        )
+
+    def import_history(self, **options: Any) -> ImportSummary:
+        """`binprice import`: every past trade from Binance's public archives, verified
+        (options as `binprice.history.ImportOptions`; the downloads spool in the data
+        directory)."""
+        from binprice.history import ImportOptions, import_history
+
+        options.setdefault("spool_dir", self.settings.data_dir / "downloads")
+        self.upgrade_if_behind()
+        return _run(import_history(ImportOptions(**options), self.url))
+
+    # --- the schema -------------------------------------------------------------------------
+
+    def revision(self) -> str | None:
+        """The database's schema revision (None: no binprice schema yet)."""
+        from binprice.db import connect, current_revision
+
+        with connect(self.url) as conn:
+            return current_revision(conn)
+
+    def upgrade(self, revision: str = "head") -> str | None:
+        """Migrate to `revision` (default: the newest); return the revision reached."""
+        from binprice.db.migrations import upgrade
+
+        self.close()
+        return upgrade(self.url, revision)
+
+    def upgrade_if_behind(self) -> bool:
+        """Migrate to head unless already there; True if it migrated."""
+        from binprice.db import SCHEMA_HEAD
+
+        if self.revision() == SCHEMA_HEAD:
+            return False
+        self.upgrade()
+        return True
+
+    def info(self) -> DatabaseInfo:
+        """Where the database is, its server version, revision and size (an embedded server
+        that is stopped is described, not started)."""
+        from binprice.db.info import database_info
+
+        return database_info(self.settings)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code, even under a running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="binprice")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
+
+
+def _bridge(source: threading.Event, target: asyncio.Event) -> asyncio.Task[None]:
+    """Set `target` (on this loop) once `source` (any thread) is set."""
+
+    async def watch() -> None:
+        released = threading.Event()
+        try:
+            await asyncio.to_thread(_wait_either, source, released)
+            if source.is_set():
+                target.set()
+        finally:
+            released.set()
+
+    return asyncio.ensure_future(watch())
+
+
+def _wait_either(a: threading.Event, b: threading.Event) -> None:
+    while not (a.wait(0.1) or b.is_set()):
+        pass
