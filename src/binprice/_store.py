@@ -15,18 +15,18 @@ the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). 
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from binprice.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import asyncio
+    import threading
+
     import psycopg
 
     from binprice.db.candles import Candle, Interval
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
 
-T = TypeVar("T")
 Symbols = str | Iterable[str] | None
 When = datetime | str
 Duration = timedelta | str | float
@@ -263,7 +262,9 @@ class Store:
 
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
             base = rest_base(rest_url)
-            return _run(check_against_exchange(self.url, base, wanted, start=lo, end=hi))
+            from binprice._sync import run_sync
+
+            return run_sync(check_against_exchange(self.url, base, wanted, start=lo, end=hi))
         from binprice.db.gaps import verify_gaps
 
         result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
@@ -280,13 +281,14 @@ class Store:
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now."""
+        from binprice._sync import run_sync
         from binprice.ingest.config import rest_base
         from binprice.ingest.repair import repair
 
         self.connection  # noqa: B018 - the schema check first
         lo = as_time(start) if start is not None else None
         hi = as_time(end) if end is not None else None
-        return _run(repair(self.url, rest_base(rest_url), symbols_of(symbols), start=lo, end=hi,
+        return run_sync(repair(self.url, rest_base(rest_url), symbols_of(symbols), start=lo, end=hi,
                            progress=progress))  # fmt: skip
 
     # --- capture and history ----------------------------------------------------------------
@@ -308,12 +310,14 @@ class Store:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
         the data directory) until `stop` is set, `duration` passes or `max_trades` are stored.
         Runs its own event loop (in a thread if one is already running, as in a notebook)."""
+        from binprice._sync import run_sync
+
         coro = self.ingest_async(
             symbols, stop=None, duration=duration, max_trades=max_trades, exchange=exchange,
             ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
             on_event=on_event, _thread_stop=stop,
         )  # fmt: skip
-        return _run(coro)
+        return run_sync(coro)
 
     async def ingest_async(
         self,
@@ -331,6 +335,10 @@ class Store:
         _thread_stop: threading.Event | None = None,
     ) -> IngestSummary:
         """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`."""
+        import asyncio
+        import dataclasses
+
+        from binprice._sync import bridge
         from binprice.ingest import run_ingest
         from binprice.ingest.spool import spool_root
 
@@ -341,12 +349,12 @@ class Store:
         await asyncio.to_thread(self.upgrade_if_behind)
         config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
         stop = stop if stop is not None else asyncio.Event()
-        bridge = None if _thread_stop is None else _bridge(_thread_stop, stop)
+        watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
         try:
             return await run_ingest(config, self.url, stop=stop, on_event=on_event)
         finally:
-            if bridge is not None:
-                bridge.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     def ingest_config(
         self,
@@ -383,11 +391,12 @@ class Store:
         """`binprice import`: every past trade from Binance's public archives, verified
         (options as `binprice.history.ImportOptions`; the downloads spool in the data
         directory)."""
+        from binprice._sync import run_sync
         from binprice.history import ImportOptions, import_history
 
         options.setdefault("spool_dir", self.settings.data_dir / "downloads")
         self.upgrade_if_behind()
-        return _run(import_history(ImportOptions(**options), self.url))
+        return run_sync(import_history(ImportOptions(**options), self.url))
 
     # --- the schema -------------------------------------------------------------------------
 
@@ -420,46 +429,3 @@ class Store:
         from binprice.db.info import database_info
 
         return database_info(self.settings)
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from synchronous code, even under a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(coro)
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, name="binprice")
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    value: T = outcome["value"]
-    return value
-
-
-def _bridge(source: threading.Event, target: asyncio.Event) -> asyncio.Task[None]:
-    """Set `target` (on this loop) once `source` (any thread) is set."""
-
-    async def watch() -> None:
-        released = threading.Event()
-        try:
-            await asyncio.to_thread(_wait_either, source, released)
-            if source.is_set():
-                target.set()
-        finally:
-            released.set()
-
-    return asyncio.ensure_future(watch())
-
-
-def _wait_either(a: threading.Event, b: threading.Event) -> None:
-    while not (a.wait(0.1) or b.is_set()):
-        pass

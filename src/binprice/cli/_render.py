@@ -16,16 +16,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from binprice.db.candles import Candle
-from binprice.db.gaps import Gap, Verification
-from binprice.db.queries import At, Latest, Range
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from binprice.db.candles import Candle
+    from binprice.db.gaps import Gap, Verification
+    from binprice.db.queries import At, Latest, Range
+
 __all__ = [
-    "Result",
     "format_ago",
     "records",
     "table_cells",
@@ -35,14 +35,16 @@ __all__ = [
     "to_text",
 ]
 
-Result = Latest | At | Range | Candle
+if TYPE_CHECKING:
+    Result = Latest | At | Range | Candle
 Value = str | int
 
-#: Column order of each result kind: the stable keys of --json and the header of --csv.
-FIELDS: dict[type[Result], tuple[str, ...]] = {
-    Latest: ("symbol", "price", "timestamp", "trade_id"),
-    At: ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
-    Range: (
+#: Column order of each result kind (by class name, so rendering imports no result module):
+#: the stable keys of --json and the header of --csv.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "Latest": ("symbol", "price", "timestamp", "trade_id"),
+    "At": ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
+    "Range": (
         "symbol",
         "start",
         "end",
@@ -56,7 +58,7 @@ FIELDS: dict[type[Result], tuple[str, ...]] = {
         "volume",
         "vwap",
     ),
-    Candle: (
+    "Candle": (
         "symbol",
         "open_time",
         "close_time",
@@ -80,7 +82,8 @@ _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 def records(results: Sequence[Result]) -> list[dict[str, Value]]:
     """One ordered dict of JSON-ready values per result."""
     return [
-        {key: _value(getattr(result, key)) for key in FIELDS[type(result)]} for result in results
+        {key: _value(getattr(result, key)) for key in FIELDS[type(result).__name__]}
+        for result in results
     ]
 
 
@@ -107,12 +110,13 @@ def table_cells(results: Sequence[Result], *, now: datetime) -> tuple[list[str],
     if not rows:
         return [], []
     header = list(rows[0])
-    show_ago = isinstance(results[0], Latest)
+    show_ago = type(results[0]).__name__ == "Latest"
     cells = []
     for result, row in zip(results, rows, strict=True):
         line = [str(row[key]) for key in header]
-        if isinstance(result, Latest):
-            line.append(format_ago(now - result.timestamp))
+        if show_ago:
+            moment: datetime = getattr(result, "timestamp")  # noqa: B009 - Latest's field
+            line.append(format_ago(now - moment))
         cells.append(line)
     return [*header, "ago"] if show_ago else header, cells
 
