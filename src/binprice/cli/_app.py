@@ -210,10 +210,11 @@ COMMAND_MODULES = {
     "chart": "_explore",
     "export": "_explore",
     "watch": "_explore",
+    "exchange": "_exchange",
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_db")
+_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_exchange", "_db")
 
 
 def register(command: str | None) -> None:

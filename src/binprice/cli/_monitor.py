@@ -102,7 +102,42 @@ def trade_line(trade: Trade) -> str:
     )
 
 
-def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
+#: Live columns, most important first: on a narrow terminal the last ones go (their totals stay
+#: in the title), so no value is ever cut to `…`.
+LIVE_COLUMNS = ("symbol", "stored", "last price", "lag", "gaps", "trades/s", "backfilled", "dups",
+                "missing", "skipped")  # fmt: skip
+
+
+def _live_cells(s: SymbolStats) -> dict[str, str]:
+    return {
+        "symbol": s.symbol,
+        "stored": f"{s.stored:,}",
+        "trades/s": f"{s.trades_per_second:,.0f}",
+        "last price": "-" if s.last_price is None else f"{s.last_price:f}",
+        "lag": "-" if s.lag_ms is None else f"{s.lag_ms} ms",
+        "dups": f"{s.duplicates:,}",
+        "gaps": str(s.gaps),
+        "backfilled": f"{s.backfilled:,}",
+        "missing": f"{s.missing:,}",
+        "skipped": f"{s.skipped:,}",
+    }
+
+
+def live_columns(rows: Sequence[dict[str, str]], width: int) -> list[str]:
+    """The most columns that fit `width` with Rich's default box (a border and one space
+    either side of each cell)."""
+    chosen: list[str] = []
+    used = 1
+    for name in LIVE_COLUMNS:
+        cell = max([len(name), *(len(row[name]) for row in rows)])
+        if used + cell + 3 > width and len(chosen) >= 2:
+            break
+        chosen.append(name)
+        used += cell + 3
+    return chosen
+
+
+def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary, width: int = 200) -> Table:
     from rich.table import Table
 
     title = (
@@ -111,27 +146,23 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
         f"{summary.malformed + summary.error_frames} bad frames, "
         f"{summary.rate_limited} rate limited, {summary.db_errors} db errors"
     )
+    rows = [_live_cells(s) for s in symbols]
+    columns = live_columns(rows, width)
+    hidden = [name for name in LIVE_COLUMNS if name not in columns]
+    if hidden:
+        totals = {"backfilled": summary.backfilled, "dups": summary.duplicates,
+                  "missing": summary.missing, "skipped": summary.skipped}  # fmt: skip
+        shown = [f"{name} {totals[name]:,}" for name in hidden if name in totals]
+        if shown:
+            title += "; " + ", ".join(shown)
     if summary.connect_problem:
         nothing = "nothing stored yet; " if summary.stored == 0 else ""
         title += f"\n{nothing}not connected: {summary.connect_problem} (retrying)"
     table = Table(title=title, title_justify="left")
-    columns = ("symbol", "stored", "trades/s", "last price", "lag", "dups", "gaps", "backfilled",
-               "missing", "skipped")  # fmt: skip
     for name in columns:
-        table.add_column(name, justify="left" if name == "symbol" else "right")
-    for s in symbols:
-        table.add_row(
-            s.symbol,
-            f"{s.stored:,}",
-            f"{s.trades_per_second:,.0f}",
-            "-" if s.last_price is None else f"{s.last_price:f}",
-            "-" if s.lag_ms is None else f"{s.lag_ms} ms",
-            f"{s.duplicates:,}",
-            str(s.gaps),
-            f"{s.backfilled:,}",
-            f"{s.missing:,}",
-            f"{s.skipped:,}",
-        )
+        table.add_column(name, justify="left" if name == "symbol" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
     return table
 
 
@@ -207,7 +238,7 @@ class Monitor:
             return
         summary = stats.summary()
         if self._live is not None:
-            self._live.update(live_table(summary.symbols, summary))
+            self._live.update(live_table(summary.symbols, summary, width=self._live.console.width))
             return
         now = time.monotonic()
         if now - self._last_summary < SUMMARY_INTERVAL_SECONDS:

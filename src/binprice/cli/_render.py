@@ -140,9 +140,12 @@ def print_terminal(results: Sequence[Result], *, now: datetime) -> None:
     from rich.console import Console
 
     console = Console()
-    table = to_table(results, now=now)
-    if console.measure(table).maximum <= console.width:
-        console.print(table)
+    header, cells = table_cells(results, now=now)
+    # Rich's table (no box) pads each cell with a space on either side; it would shrink the
+    # columns to fit, cutting values, so the natural width decides.
+    natural = sum(max(len(line[i]) for line in [header, *cells]) + 2 for i in range(len(header)))
+    if natural <= console.width:
+        console.print(to_table(results, now=now))
     else:
         console.print(to_blocks(results, now=now), end="", markup=False, highlight=False)
 
