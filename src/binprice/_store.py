@@ -305,6 +305,8 @@ class Store:
         rest_url: str | None = None,
         redundancy: int = 1,
         quiet_period: Duration = 60.0,
+        since: When | None = None,
+        archive_url: str | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
@@ -315,7 +317,7 @@ class Store:
         coro = self.ingest_async(
             symbols, stop=None, duration=duration, max_trades=max_trades, exchange=exchange,
             ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
-            on_event=on_event, _thread_stop=stop,
+            since=since, archive_url=archive_url, on_event=on_event, _thread_stop=stop,
         )  # fmt: skip
         return run_sync(coro)
 
@@ -331,10 +333,13 @@ class Store:
         rest_url: str | None = None,
         redundancy: int = 1,
         quiet_period: Duration = 60.0,
+        since: When | None = None,
+        archive_url: str | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         _thread_stop: threading.Event | None = None,
     ) -> IngestSummary:
-        """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`."""
+        """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`; with `since`,
+        the public archives from that day are imported first (then REST up to now)."""
         import asyncio
         import dataclasses
 
@@ -345,6 +350,7 @@ class Store:
         config = self.ingest_config(
             symbols, duration=duration, max_trades=max_trades, exchange=exchange,
             ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
+            since=since, archive_url=archive_url,
         )  # fmt: skip
         await asyncio.to_thread(self.upgrade_if_behind)
         config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
@@ -368,9 +374,12 @@ class Store:
         redundancy: int = 1,
         quiet_period: Duration = 60.0,
         backfill_max: int | None = None,
+        since: When | None = None,
+        archive_url: str | None = None,
     ) -> IngestConfig:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
+        from binprice.history import DEFAULT_ARCHIVE_URL
         from binprice.ingest.config import BACKFILL_MAX, IngestConfig, endpoints
         from binprice.symbols import DEFAULT_SYMBOLS
 
@@ -385,6 +394,9 @@ class Store:
             redundancy=redundancy,
             quiet_period=as_duration(quiet_period).total_seconds(),
             backfill_max=BACKFILL_MAX if backfill_max is None else backfill_max,
+            since=None if since is None else as_time(since).date(),
+            archive_url=archive_url or DEFAULT_ARCHIVE_URL,
+            downloads_dir=self.settings.data_dir / "downloads",
         )
 
     def import_history(self, **options: Any) -> ImportSummary:

@@ -99,6 +99,27 @@ def ingest(
             "(then ever less often while it stays quiet).",
         ),
     ] = "60s",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="First import every trade since this UTC day from Binance's public archives "
+            "(verified; the days not published yet from REST), then stream: one command from "
+            "an empty database to live.",
+            show_default=False,
+        ),
+    ] = None,
+    archive_url: Annotated[
+        str | None,
+        typer.Option(
+            "--archive-url",
+            envvar="BINPRICE_ARCHIVE_URL",
+            metavar="URL",
+            help="The archive service for --since.",
+            show_default="https://data.binance.vision",
+        ),
+    ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
@@ -129,6 +150,8 @@ def ingest(
         redundancy=redundancy,
         quiet_period=quiet_period,
         backfill_max=backfill_max,
+        since=since,
+        archive_url=archive_url,
     )
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
     url = store.url

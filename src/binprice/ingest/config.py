@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from binprice.errors import ConfigError
@@ -63,6 +64,11 @@ class IngestConfig:
     redundancy: int = 1
     #: Seconds without a trade after which a symbol is checked against the exchange.
     quiet_period: float = QUIET_PERIOD
+    #: `--since`: first import the public archives from this UTC day (then REST up to now).
+    since: date | None = None
+    archive_url: str = "https://data.binance.vision"
+    #: Where archive downloads are spooled while verified (with `since`).
+    downloads_dir: Path = field(default_factory=lambda: Path("downloads"))
 
     def __post_init__(self) -> None:
         if not self.symbols:

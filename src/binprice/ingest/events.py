@@ -51,6 +51,9 @@ class EventKind(Enum):
     DROPPED = ("dropped", Severity.ERROR)
     MALFORMED = ("malformed", Severity.WARNING)
     ERROR_FRAME = ("error_frame", Severity.WARNING)
+    #: `ingest --since`: what the archive import before streaming did (per file).
+    HISTORY = ("history", Severity.INFO)
+    HISTORY_PROBLEM = ("history_problem", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 

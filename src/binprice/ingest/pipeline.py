@@ -30,7 +30,7 @@ from binprice.binance import Trade, split_into_connections
 from binprice.errors import BinpriceError, DatabaseError
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
-from binprice.ingest.events import EventKind, EventSink, IngestEvent
+from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import RestClient
@@ -74,6 +74,11 @@ async def run_ingest(
     spool = _open_spool(config, emit)
     buffer = TradeBuffer(spool, config.memory_limit, stats)
     try:
+        if config.since is not None:
+            await _import_history(config, database_url, stop, emit)
+            if stop.is_set():
+                emit(EventKind.STOPPED, "stopped during the archive import, before streaming")
+                return stats.summary()
         run = _Run(config, database_url, stop, emit, stats, policy, buffer)
         try:
             return await run.run(on_stored)
@@ -83,6 +88,43 @@ async def run_ingest(
         buffer.spill()  # anything not committed survives in the spool for the next run
         if spool is not None:
             spool.close()
+
+
+async def _import_history(
+    config: IngestConfig, url: str, stop: asyncio.Event, emit: EventSink
+) -> None:
+    """`--since`: every trade from the archives (verified), the unpublished days from REST,
+    so the stream starts where history ends: one id line from `since` to live."""
+    from datetime import UTC, datetime, timedelta
+
+    from binprice.history import ImportEvent, ImportOptions, import_history
+
+    assert config.since is not None
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # today counts as unpublished
+
+    def relay(event: ImportEvent) -> None:
+        kind = EventKind.HISTORY_PROBLEM if event.severity > Severity.INFO else EventKind.HISTORY
+        emit(kind, f"{event.symbol}: {event.message}")
+
+    options = ImportOptions(
+        symbols=config.symbols,
+        start=config.since,
+        end=tomorrow,
+        archive_url=config.archive_url,
+        spool_dir=config.downloads_dir,
+        rest_url=config.rest_url,
+        rest_tail=True,
+    )
+    summary = await import_history(options, url, stop=stop, on_event=relay)
+    files = sum(len(s.files) for s in summary.symbols)
+    failed = len(summary.failed)
+    kind = EventKind.HISTORY_PROBLEM if failed else EventKind.HISTORY
+    refused = f", {failed} refused or missing (recorded as gaps)" if failed else ""
+    emit(
+        kind,
+        f"history since {config.since.isoformat()}: {files} archive files{refused}; "
+        "streaming from here",
+    )
 
 
 def _open_spool(config: IngestConfig, emit: EventSink) -> Spool | None:
