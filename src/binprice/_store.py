@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
 
 from binprice.settings import Settings, load_settings
 
@@ -44,6 +44,28 @@ if TYPE_CHECKING:
 Symbols = str | Iterable[str] | None
 When = datetime | str
 Duration = timedelta | str | float
+
+
+class IngestOptions(TypedDict, total=False):
+    """What `Store.ingest` takes besides the symbols; each as the `binprice ingest` option of
+    the same name (times as `Duration`, days as `When`)."""
+
+    duration: Duration | None
+    max_trades: int | None
+    #: A preset (`binance`, `binance-us`, `testnet`, `data-stream`); `ws_url`/`rest_url` win.
+    exchange: str
+    ws_url: str | None
+    rest_url: str | None
+    redundancy: int
+    quiet_period: Duration
+    backfill_max: int | None
+    since: When | None
+    archive_url: str | None
+    #: `--all`: every TRADING symbol (then no symbols may be named), optionally only those
+    #: quoted in `quotes`; the listing is re-read every `listing_interval`.
+    all_symbols: bool
+    quotes: Iterable[str]
+    listing_interval: Duration
 
 
 def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
@@ -298,27 +320,15 @@ class Store:
         symbols: Symbols = None,
         *,
         stop: threading.Event | None = None,
-        duration: Duration | None = None,
-        max_trades: int | None = None,
-        exchange: str = "binance",
-        ws_url: str | None = None,
-        rest_url: str | None = None,
-        redundancy: int = 1,
-        quiet_period: Duration = 60.0,
-        since: When | None = None,
-        archive_url: str | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
+        **options: Unpack[IngestOptions],
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
         the data directory) until `stop` is set, `duration` passes or `max_trades` are stored.
         Runs its own event loop (in a thread if one is already running, as in a notebook)."""
         from binprice._sync import run_sync
 
-        coro = self.ingest_async(
-            symbols, stop=None, duration=duration, max_trades=max_trades, exchange=exchange,
-            ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
-            since=since, archive_url=archive_url, on_event=on_event, _thread_stop=stop,
-        )  # fmt: skip
+        coro = self.ingest_async(symbols, on_event=on_event, _thread_stop=stop, **options)
         return run_sync(coro)
 
     async def ingest_async(
@@ -326,17 +336,9 @@ class Store:
         symbols: Symbols = None,
         *,
         stop: asyncio.Event | None = None,
-        duration: Duration | None = None,
-        max_trades: int | None = None,
-        exchange: str = "binance",
-        ws_url: str | None = None,
-        rest_url: str | None = None,
-        redundancy: int = 1,
-        quiet_period: Duration = 60.0,
-        since: When | None = None,
-        archive_url: str | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         _thread_stop: threading.Event | None = None,
+        **options: Unpack[IngestOptions],
     ) -> IngestSummary:
         """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`; with `since`,
         the public archives from that day are imported first (then REST up to now)."""
@@ -347,11 +349,7 @@ class Store:
         from binprice.ingest import run_ingest
         from binprice.ingest.spool import spool_root
 
-        config = self.ingest_config(
-            symbols, duration=duration, max_trades=max_trades, exchange=exchange,
-            ws_url=ws_url, rest_url=rest_url, redundancy=redundancy, quiet_period=quiet_period,
-            since=since, archive_url=archive_url,
-        )  # fmt: skip
+        config = self.ingest_config(symbols, **options)
         await asyncio.to_thread(self.upgrade_if_behind)
         config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
         stop = stop if stop is not None else asyncio.Event()
@@ -363,40 +361,50 @@ class Store:
                 watcher.cancel()
 
     def ingest_config(
-        self,
-        symbols: Symbols = None,
-        *,
-        duration: Duration | None = None,
-        max_trades: int | None = None,
-        exchange: str = "binance",
-        ws_url: str | None = None,
-        rest_url: str | None = None,
-        redundancy: int = 1,
-        quiet_period: Duration = 60.0,
-        backfill_max: int | None = None,
-        since: When | None = None,
-        archive_url: str | None = None,
+        self, symbols: Symbols = None, **options: Unpack[IngestOptions]
     ) -> IngestConfig:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
+        from binprice.errors import ConfigError
         from binprice.history import DEFAULT_ARCHIVE_URL
-        from binprice.ingest.config import BACKFILL_MAX, IngestConfig, endpoints
-        from binprice.symbols import DEFAULT_SYMBOLS
+        from binprice.ingest.config import (
+            BACKFILL_MAX,
+            LISTING_INTERVAL_SECONDS,
+            IngestConfig,
+            endpoints,
+        )
+        from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
-        ws, rest = endpoints(exchange, ws_url, rest_url)
-        limit = None if duration is None else as_duration(duration)
+        unknown = set(options) - set(IngestOptions.__annotations__)
+        if unknown:
+            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}")
+        ws, rest = endpoints(
+            options.get("exchange", "binance"), options.get("ws_url"), options.get("rest_url")
+        )
+        named = tuple(symbols_of(symbols))
+        everything = options.get("all_symbols", False)
+        if everything and named:
+            raise ConfigError("name symbols or use --all, not both")
+        duration = options.get("duration")
+        since = options.get("since")
+        backfill_max = options.get("backfill_max")
         return IngestConfig(
-            symbols=tuple(symbols_of(symbols)) or DEFAULT_SYMBOLS,
+            symbols=() if everything else named or DEFAULT_SYMBOLS,
             ws_url=ws,
             rest_url=rest,
-            max_trades=max_trades,
-            duration=None if limit is None else limit.total_seconds(),
-            redundancy=redundancy,
-            quiet_period=as_duration(quiet_period).total_seconds(),
+            max_trades=options.get("max_trades"),
+            duration=None if duration is None else as_duration(duration).total_seconds(),
+            redundancy=options.get("redundancy", 1),
+            quiet_period=as_duration(options.get("quiet_period", 60.0)).total_seconds(),
             backfill_max=BACKFILL_MAX if backfill_max is None else backfill_max,
             since=None if since is None else as_time(since).date(),
-            archive_url=archive_url or DEFAULT_ARCHIVE_URL,
+            archive_url=options.get("archive_url") or DEFAULT_ARCHIVE_URL,
             downloads_dir=self.settings.data_dir / "downloads",
+            all_symbols=everything,
+            quotes=normalize_assets(options.get("quotes") or ()),
+            listing_interval=as_duration(
+                options.get("listing_interval", LISTING_INTERVAL_SECONDS)
+            ).total_seconds(),
         )
 
     def import_history(self, **options: Any) -> ImportSummary:

@@ -16,7 +16,9 @@ MAX_STREAMS_PER_CONNECTION = 1024
 _SYMBOL = re.compile(r"[A-Z0-9]{1,20}")
 
 
-def normalize_symbols(symbols: str | Iterable[str]) -> tuple[str, ...]:
+def normalize_symbols(
+    symbols: str | Iterable[str], *, what: str = "symbol", example: str = "BTCUSDT"
+) -> tuple[str, ...]:
     """Upper-cased, de-duplicated, in the order given; `"a,b c"` strings are split (the
     environment's form). Raises UsageError naming a symbol Binance could never know."""
     if isinstance(symbols, str):
@@ -27,8 +29,13 @@ def normalize_symbols(symbols: str | Iterable[str]) -> tuple[str, ...]:
             symbol = part.upper()
             if not _SYMBOL.fullmatch(symbol):
                 raise UsageError(
-                    f"invalid symbol {part!r}: Binance symbols are 1-20 letters A-Z and digits, "
-                    "e.g. BTCUSDT"
+                    f"invalid {what} {part!r}: Binance {what}s are 1-20 letters A-Z and digits, "
+                    f"e.g. {example}"
                 )
             out.setdefault(symbol)
     return tuple(out)
+
+
+def normalize_assets(assets: str | Iterable[str]) -> tuple[str, ...]:
+    """Quote assets for `--quote` (`USDT`, `btc`), checked as symbols are."""
+    return normalize_symbols(assets, what="asset", example="USDT")

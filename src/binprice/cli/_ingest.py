@@ -28,6 +28,23 @@ def ingest(
             show_default=False,
         ),
     ] = None,
+    all_symbols: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every symbol the exchange lists as TRADING, re-read hourly: new listings "
+            "are added and halted or delisted ones dropped while the run goes on.",
+        ),
+    ] = False,
+    quotes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quote",
+            metavar="ASSET",
+            help="With --all: only symbols quoted in ASSET (repeatable, e.g. --quote USDT).",
+            show_default=False,
+        ),
+    ] = None,
     ws_url: Annotated[
         str | None,
         typer.Option(
@@ -122,7 +139,8 @@ def ingest(
     ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
+    """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the
+    database until stopped (Ctrl+C flushes and exits)."""
     import dataclasses
     import os
 
@@ -138,10 +156,12 @@ def ingest(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
     store = store_from(ctx, database_url)
-    chosen = symbols or os.environ.get("BINPRICE_SYMBOLS", "").split() or None
+    chosen = symbols or (None if all_symbols else os.environ.get("BINPRICE_SYMBOLS", "").split())
     # Everything the user typed is checked before the database is touched.
     config = store.ingest_config(
-        chosen,
+        chosen or None,
+        all_symbols=all_symbols,
+        quotes=quotes or (),
         duration=duration,
         max_trades=max_trades,
         exchange=exchange,

@@ -123,6 +123,22 @@ def _live_cells(s: SymbolStats) -> dict[str, str]:
     }
 
 
+def _rest_cells(rest: Sequence[SymbolStats]) -> dict[str, str]:
+    """One row summing the symbols the live table leaves out."""
+    return {
+        "symbol": f"{len(rest):,} more",
+        "stored": f"{sum(s.stored for s in rest):,}",
+        "trades/s": f"{sum(s.trades_per_second for s in rest):,.0f}",
+        "last price": "",
+        "lag": "",
+        "dups": f"{sum(s.duplicates for s in rest):,}",
+        "gaps": str(sum(s.gaps for s in rest)),
+        "backfilled": f"{sum(s.backfilled for s in rest):,}",
+        "missing": f"{sum(s.missing for s in rest):,}",
+        "skipped": f"{sum(s.skipped for s in rest):,}",
+    }
+
+
 def live_columns(rows: Sequence[dict[str, str]], width: int) -> list[str]:
     """The most columns that fit `width` with Rich's default box (a border and one space
     either side of each cell)."""
@@ -137,7 +153,23 @@ def live_columns(rows: Sequence[dict[str, str]], width: int) -> list[str]:
     return chosen
 
 
-def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary, width: int = 200) -> Table:
+def live_rows(symbols: Sequence[SymbolStats], limit: int) -> tuple[list[SymbolStats], int]:
+    """At most `limit` symbols for the live table: those missing trades first, then the busiest
+    (so `--all`'s 1,400 symbols fit a terminal), in symbol order; and how many are left out."""
+    if len(symbols) <= limit:
+        return list(symbols), 0
+    ranked = sorted(symbols, key=lambda s: (-s.missing, -s.gaps, -s.trades_per_second, -s.stored))
+    shown = sorted(ranked[: max(limit - 1, 1)], key=lambda s: s.symbol)
+    return shown, len(symbols) - len(shown)
+
+
+def live_table(
+    symbols: Sequence[SymbolStats],
+    summary: IngestSummary,
+    width: int = 200,
+    height: int | None = None,
+) -> Table:
+    """The live view; with `height`, it fits that many lines (the rest summed in one row)."""
     from rich.table import Table
 
     title = (
@@ -146,7 +178,13 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary, width: in
         f"{summary.malformed + summary.error_frames} bad frames, "
         f"{summary.rate_limited} rate limited, {summary.db_errors} db errors"
     )
-    rows = [_live_cells(s) for s in symbols]
+    # Title (one or two lines), header, borders and event lines above: keep ~8 lines spare.
+    limit = len(symbols) if height is None else max(height - 8, 3)
+    picked, left_out = live_rows(symbols, limit)
+    rows = [_live_cells(s) for s in picked]
+    if left_out:
+        names = {s.symbol for s in picked}
+        rows.append(_rest_cells([s for s in symbols if s.symbol not in names]))
     columns = live_columns(rows, width)
     hidden = [name for name in LIVE_COLUMNS if name not in columns]
     if hidden:
@@ -238,7 +276,10 @@ class Monitor:
             return
         summary = stats.summary()
         if self._live is not None:
-            self._live.update(live_table(summary.symbols, summary, width=self._live.console.width))
+            console = self._live.console
+            self._live.update(
+                live_table(summary.symbols, summary, width=console.width, height=console.height)
+            )
             return
         now = time.monotonic()
         if now - self._last_summary < SUMMARY_INTERVAL_SECONDS:

@@ -34,6 +34,8 @@ QUIET_PERIOD = 60.0
 #: before REST is asked (it almost always does within milliseconds).
 REDUNDANT_GRACE_SECONDS = 2.0
 MAX_REDUNDANCY = 3
+#: With `--all`, new listings and delistings are noticed within this.
+LISTING_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +71,24 @@ class IngestConfig:
     archive_url: str = "https://data.binance.vision"
     #: Where archive downloads are spooled while verified (with `since`).
     downloads_dir: Path = field(default_factory=lambda: Path("downloads"))
+    #: `--all`: every symbol the exchange lists as TRADING (then `symbols` is not used),
+    #: only those quoted in `quotes` if any are given, re-read every `listing_interval`.
+    all_symbols: bool = False
+    quotes: tuple[str, ...] = ()
+    listing_interval: float = LISTING_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
-        if not self.symbols:
+        if not self.symbols and not self.all_symbols:
             raise ConfigError("no symbols to ingest")
+        if self.quotes and not self.all_symbols:
+            raise ConfigError("--quote only applies with --all")
+        if self.all_symbols and self.since is not None:
+            raise ConfigError(
+                "--since cannot be combined with --all; import the history of chosen "
+                "symbols with `binprice import`, then run `binprice ingest --all`"
+            )
+        if self.listing_interval <= 0:
+            raise ConfigError("the listing interval must be positive")
         if self.max_trades is not None and self.max_trades <= 0:
             raise ConfigError("--max-trades must be positive")
         if self.duration is not None and self.duration <= 0:

@@ -54,6 +54,10 @@ class EventKind(Enum):
     #: `ingest --since`: what the archive import before streaming did (per file).
     HISTORY = ("history", Severity.INFO)
     HISTORY_PROBLEM = ("history_problem", Severity.WARNING)
+    #: `ingest --all`: symbols that started or stopped TRADING while the run went on.
+    LISTING = ("listing", Severity.INFO)
+    #: ... and an exchangeInfo that could not be re-read (the set stays as it was).
+    LISTING_ERROR = ("listing_error", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 
