@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from binprice import embedded
-from binprice.db.gaps import GapRecord, list_gaps, verify_gaps
+from binprice.db.gaps import Gap, list_gaps, verify_gaps
 from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
 from tests.ingest_helpers import Row, as_rows, stored_rows
@@ -76,7 +76,7 @@ def assert_complete(
     return numbers
 
 
-def tail_gaps(gaps: list[GapRecord], rows: list[Row]) -> list[GapRecord]:
+def tail_gaps(gaps: list[Gap], rows: list[Row]) -> list[Gap]:
     """The open gaps past each symbol's last stored id: what a stop recorded as missing up to
     the exchange's newest id (the next start fetches them)."""
     last: dict[str, int] = {}

@@ -211,7 +211,8 @@ async def test_pings_arrive_and_silence_closes_the_connection(
     session: aiohttp.ClientSession,
 ) -> None:
     """Server pings every interval; an answering client stays, a mute one is closed."""
-    limits = ConnectionLimits(ping_interval=0.1, pong_timeout=0.4)
+    # Pings 4/s: a client answering each stays under the 5 incoming messages/s limit.
+    limits = ConnectionLimits(ping_interval=0.25, pong_timeout=0.4)
     async with TestExchange(seed=7, limits=limits) as ex:
         async with session.ws_connect(ex.ws_url + "/stream", autoping=False) as mute:
             async with asyncio.timeout(2):
@@ -220,8 +221,13 @@ async def test_pings_arrive_and_silence_closes_the_connection(
                 while msg.type == aiohttp.WSMsgType.PING:
                     msg = await mute.receive()
             assert msg.type == aiohttp.WSMsgType.CLOSE
-        async with session.ws_connect(ex.ws_url + "/stream") as polite:
-            await asyncio.sleep(0.8)
+        async with session.ws_connect(ex.ws_url + "/stream", autoping=False) as polite:
+            # Answer more pings than the pong timeout spans: the connection stays open.
+            async with asyncio.timeout(5):
+                for _ in range(4):  # a second of pings, more than twice the pong timeout
+                    msg = await polite.receive()
+                    assert msg.type == aiohttp.WSMsgType.PING
+                    await polite.pong(msg.data)
             assert not polite.closed
 
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,7 +21,7 @@ from binprice.ingest.backoff import Backoff
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
-from tests.fault_helpers import assert_complete, needs_embedded, postgres_down
+from tests.fault_helpers import assert_complete, needs_embedded, postgres_down, wait_until
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 1000
@@ -45,13 +44,6 @@ def _config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
     )
 
 
-async def _until(predicate: Callable[[], bool], seconds: float) -> None:
-    """Poll `predicate` until true; TimeoutError after `seconds`."""
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 (database state has no event to wait on)
-            await asyncio.sleep(0.05)
-
-
 def _stored_count(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM trades").fetchone()
@@ -64,7 +56,7 @@ async def _start(
     """Start a run and return once it stored 1000 trades."""
     config = _config(ex, tmp_path)
     run = asyncio.create_task(run_ingest(config, url, stop=stop, stats=stats, policy=_policy()))
-    await _until(lambda: stats.stored >= 1000, 20)
+    await wait_until(lambda: stats.stored >= 1000, 20)
     return run
 
 
@@ -82,7 +74,7 @@ async def test_postgres_stopped_hard_for_10s_mid_stream(
             await asyncio.sleep(OUTAGE_SECONDS)
             spilled_while_down = stats.spilled_chunks
             received_while_down = sum(c.received for c in stats.symbols.values())
-        await _until(lambda: not stats.db_down and stats.stored >= received_while_down, 30)
+        await wait_until(lambda: not stats.db_down and stats.stored >= received_while_down, 30)
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         assert_complete("postgres-down-10s", ex, database_url, SYMBOLS, summary)
@@ -103,13 +95,15 @@ async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_sta
     async with TestExchange(SYMBOLS, seed=32, rate=RATE) as ex:
         run = await _start(ex, database_url, tmp_path, stop, stats)
         async with postgres_down(pg_data_dir):
-            await asyncio.sleep(1.0)
+            # A second of market while the database is down: received, spooled, uncommitted.
+            await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + RATE)
             stop.set()
             first = await asyncio.wait_for(run, 30)
             spooled = list((tmp_path / "spool").rglob("*.spool"))
         assert spooled
         assert first.received > first.stored
-        await asyncio.sleep(1.0)  # downtime: trades only REST can give back
+        # Downtime: a second of trades only REST can give back.
+        await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + RATE)
         second = await asyncio.wait_for(
             run_ingest(_config(ex, tmp_path, duration=3.0), database_url, policy=_policy()), 30
         )
@@ -136,13 +130,13 @@ async def test_sigkill_mid_stream_then_restart_resumes_and_backfills(
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(SYMBOLS, seed=33, rate=RATE) as ex:
         first = await _spawn(ex, database_url, env)
-        await _until(lambda: _stored_count(database_url) >= 1500, 60)
+        await wait_until(lambda: _stored_count(database_url) >= 1500, 60)
         first.send_signal(signal.SIGKILL)
         await first.wait()
         killed_at = _stored_count(database_url)
-        await asyncio.sleep(1.5)
+        await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + int(1.5 * RATE))
         second = await _spawn(ex, database_url, env)
-        await _until(lambda: _stored_count(database_url) >= killed_at + 4 * RATE, 60)
+        await wait_until(lambda: _stored_count(database_url) >= killed_at + 4 * RATE, 60)
         second.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(second.communicate(), 20)
         assert second.returncode == 0, err.decode()[-2000:]

@@ -243,7 +243,8 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
         base = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
                             spool_dir=tmp_path / "spool", duration=1.0)  # fmt: skip
         await run_ingest(base, database_url)
-        await asyncio.sleep(1.5)
+        # A downtime of ~1500 ids (the exchange goes on at 1000/s).
+        await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1500)
         again = IngestConfig(
             symbols=("BTCUSDT",),
             ws_url=ex.ws_url,

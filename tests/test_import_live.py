@@ -103,3 +103,57 @@ async def test_ids_neither_the_archive_nor_rest_has_are_recorded_as_a_hole(
     assert stored_text(database_url) == expected_text(kept)
     assert gaps(database_url) == [(min(lost), max(lost), "hole")]
     assert verified(database_url)
+
+
+async def test_ingest_since_goes_from_an_empty_database_to_live_on_one_id_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`binprice ingest --since DATE`: the archive's past days (verified), the unpublished
+    rest from REST, then the stream: every id the exchange made, from its first, exactly once,
+    and `gaps --verify` clean."""
+    from datetime import UTC, datetime, timedelta
+
+    from binprice.db.gaps import verify_gaps
+    from binprice.ingest import IngestConfig, IngestStats
+    from binprice.testing.generator import US_PER_MS
+    from tests.fault_helpers import assert_complete, complete_from_first, wait_until
+
+    today = datetime.now(UTC).date()
+    since = today - timedelta(days=3)
+    async with TestExchange([SYMBOL], seed=21, rate=300) as ex:
+        # Three past days of the same market the exchange goes on with (ids continue).
+        gen = ex.generators[SYMBOL]
+        past = []
+        for day in range(3):
+            midnight = datetime.combine(since + timedelta(days=day), datetime.min.time(), UTC)
+            for slot in range(40):
+                at_ms = int((midnight + timedelta(minutes=36 * slot + 1)).timestamp() * 1000)
+                gen.produce(1, at_ms * US_PER_MS, limit=1)
+        past = ex.produced(SYMBOL)
+        market = ArchiveMarket.from_trades({SYMBOL: past})
+        stats = IngestStats()
+        stop = asyncio.Event()
+        async with ArchiveServer(market) as archive:
+            config = IngestConfig(
+                symbols=(SYMBOL,),
+                ws_url=ex.ws_url,
+                rest_url=ex.rest_url,
+                spool_dir=tmp_path / "spool",
+                since=since,
+                archive_url=archive.url,
+                downloads_dir=tmp_path / "downloads",
+            )
+            run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats))
+            await wait_until(lambda: stats.stored >= 300, 60)  # live trades arrive
+            ex.paused.add(SYMBOL)
+            await wait_until(lambda: complete_from_first(ex, database_url, (SYMBOL,)), 30)
+            stop.set()
+            summary = await asyncio.wait_for(run, 30)
+        numbers = assert_complete("ingest-since", ex, database_url, (SYMBOL,), summary)
+    assert numbers["stored"] == len(ex.produced(SYMBOL)) > len(past) == 120
+    first = stored_text(database_url)[0]
+    assert first[1] == past[0].trade_id  # from the very first trade of the archive
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        assert verify_gaps(conn).ok

@@ -13,6 +13,7 @@ from binprice.db.copy import CopyEncoder
 from binprice.ingest import IngestConfig, IngestStats, run_ingest
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
+from tests.fault_helpers import wait_until
 from tests.ingest_helpers import as_rows, exchange_config, stored_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -84,15 +85,13 @@ async def test_full_buffer_spills_to_disk_and_the_reader_keeps_reading(
         blocker = await psycopg.AsyncConnection.connect(database_url)
         await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
         run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats))
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if stats.spilled_chunks >= 3:
-                break
-        assert stats.spilled_chunks >= 3
+        await wait_until(lambda: stats.spilled_chunks >= 3, 10)
         assert list((tmp_path / "spool").rglob("*.spool"))
         await blocker.rollback()
         await blocker.close()
-        await asyncio.sleep(1.0)
+        spool = tmp_path / "spool"
+        await wait_until(lambda: stats.stored >= stats.spilled and not list(spool.rglob("*.spool")),
+                         20)  # fmt: skip
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         produced = {(t.symbol, t.trade_id): t for s in SYMBOLS[:2] for t in ex.produced(s)}

@@ -68,7 +68,7 @@ def test_prune_with_yes_drops_and_reports_partitions_trades_and_bytes(
     assert again.returncode == 0 and again.stderr.startswith("nothing to prune"), again.stderr
 
 
-def _on_a_terminal(url: str, answer: str, env: dict[str, str]) -> tuple[int, str]:
+def _on_a_terminal(url: str, answer: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run `db prune --keep-rollup` with a pseudo-terminal as stdin and type `answer`."""
     master, slave = pty.openpty()
     os.write(master, answer.encode() + b"\n")  # waits in the terminal until the prompt reads it
@@ -79,7 +79,7 @@ def _on_a_terminal(url: str, answer: str, env: dict[str, str]) -> tuple[int, str
     )  # fmt: skip
     os.close(master)
     os.close(slave)
-    return done.returncode, done.stdout
+    return done
 
 
 def test_prune_asks_on_a_terminal_and_no_keeps_everything(
@@ -88,11 +88,13 @@ def test_prune_asks_on_a_terminal_and_no_keeps_everything(
     """On a terminal it asks first, naming what goes; "n" aborts with nothing dropped, "y"
     drops and keeps the rollup minutes as asked."""
     _old_months(database_url)
-    code, out = _on_a_terminal(database_url, "n", clean_env)
-    assert code == 1 and "Drop 2 partitions of trades" in out and "rollup" not in out
+    declined = _on_a_terminal(database_url, "n", clean_env)
+    assert declined.returncode == 1, declined.stderr
+    assert "Drop 2 partitions of trades" in declined.stdout and "rollup" not in declined.stdout
+    assert declined.stderr.strip() == "nothing was dropped"
     assert _months(database_url) == {"trades_2025_01", "trades_2025_03"}
-    code, out = _on_a_terminal(database_url, "y", clean_env)
-    assert code == 0 and "rollup minutes kept" in out
+    done = _on_a_terminal(database_url, "y", clean_env)
+    assert done.returncode == 0 and "rollup minutes kept" in done.stdout
     assert _months(database_url) == set()
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+import binprice
 from binprice.db.candles import candles
 from binprice.db.gaps import verify_gaps
 from binprice.db.partitions import ensure_partitions, list_partitions, plan_prune, prune
@@ -106,3 +107,23 @@ def test_a_prune_that_cannot_lock_trades_gives_up_and_changes_nothing(database_u
         assert _names(conn) == before
         assert conn.execute("SELECT count(*) FROM trades").fetchone() == (4 * MONTH_ROWS,)
     assert _prunes(database_url) == []
+
+
+def test_the_store_plans_prunes_and_reports_as_the_commands_do(database_url: str) -> None:
+    """Through `binprice.connect()`: the plan names what a prune drops (a cut may be a string,
+    as on the command line), the prune drops it, and `status` and `partitions` then say so."""
+    _filled(database_url)
+    with binprice.connect(database_url) as store:
+        assert store.status().trades == 4 * MONTH_ROWS
+        planned = store.plan_prune(MAR + timedelta(days=14))
+        result = store.prune("2025-03-15T00:00:00Z", keep_rollup=True)
+        assert [p.name for p in result.partitions] == [p.name for p in planned.partitions]
+        assert result.trades == planned.trades == 3 * MONTH_ROWS and result.rollup_kept
+        store.ensure_partitions()
+        assert store.ensure_partitions() == []  # every month ahead is made
+        names = {p.name for p in store.partitions()}
+        after = store.status("btcusdt")
+    assert not {"trades_2025_01", "trades_2025_02"} & names and "trades_2025_03" in names
+    assert datetime.now(UTC).strftime("trades_%Y_%m") in names
+    assert after.pruned_before == MAR and [s.symbol for s in after.symbols] == ["BTCUSDT"]
+    assert after.trades == MONTH_ROWS

@@ -10,16 +10,15 @@ import psycopg
 import pytest
 
 from binprice.db.queries import (
-    Answer,
-    PriceAtResult,
-    PricePoint,
+    At,
+    Latest,
     latest_prices,
-    normalise_symbols,
+    normalize_symbols,
     price_at,
     price_range,
     recorded_symbols,
 )
-from binprice.errors import NotFoundError, UsageError
+from binprice.errors import UsageError
 from tests.trades_data import SMALL, T0, at, combined_fixture, load
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -43,42 +42,38 @@ def test_recorded_symbols_lists_each_symbol_once_in_order(small: Conn) -> None:
 def test_latest_defaults_to_all_recorded_symbols(small: Conn) -> None:
     """With no symbols, latest answers for every recorded symbol, alphabetically."""
     answer = latest_prices(small)
-    assert answer.results == (
-        PricePoint("AAAUSDT", Decimal("12.00"), at(9), 7),
-        PricePoint("TINYUSDT", Decimal("0.00000001"), at(2), 100),
-    )
-    assert answer.missing == ()
-    assert answer.results[0].timestamp.utcoffset() == timedelta(0)
+    assert answer == [
+        Latest("AAAUSDT", Decimal("12.00"), at(9), 7),
+        Latest("TINYUSDT", Decimal("0.00000001"), at(2), 100),
+    ]
+    assert answer[0].timestamp.utcoffset() == timedelta(0)
 
 
-def test_latest_keeps_request_order_case_insensitive_and_names_missing(small: Conn) -> None:
-    """Symbols are matched upper-cased, deduplicated, in request order; unknown ones are missing."""
+def test_latest_keeps_request_order_case_insensitive_and_leaves_out_unknown(small: Conn) -> None:
+    """Symbols are matched upper-cased, deduplicated, in request order; unknown ones are left
+    out (the CLI names them)."""
     answer = latest_prices(small, ["tinyusdt", "NOPEUSDT", "aaaUSDT", "TINYUSDT"])
-    assert [r.symbol for r in answer.results] == ["TINYUSDT", "AAAUSDT"]
-    assert answer.missing == ("NOPEUSDT",)
+    assert [r.symbol for r in answer] == ["TINYUSDT", "AAAUSDT"]
 
 
-def test_latest_raises_not_found_when_nothing_matches(small: Conn) -> None:
-    """Nothing found at all is an error naming the symbols."""
-    with pytest.raises(NotFoundError, match="NOPEUSDT"):
-        latest_prices(small, ["nopeusdt"])
-
-
-def test_queries_on_an_empty_table_raise_not_found(database_url: str) -> None:
-    """An empty database says so instead of returning an empty answer."""
-    with psycopg.connect(database_url) as conn, pytest.raises(NotFoundError, match="no trades"):
-        latest_prices(conn)
+def test_nothing_found_is_an_empty_list(small: Conn, database_url: str) -> None:
+    """No match, or an empty table, is an empty answer, not an error."""
+    assert latest_prices(small, ["nopeusdt"]) == []
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE trades")
+        assert latest_prices(conn) == []
 
 
 def test_invalid_symbol_is_a_usage_error() -> None:
-    """Symbols are letters and digits."""
-    with pytest.raises(UsageError):
-        normalise_symbols(["BTC USDT"])
+    """Symbols are ASCII letters and digits (one error naming the symbol)."""
+    for bad in ("BTC-USDT", "BTCÜSDT", "BTC/USDT", "A" * 21):
+        with pytest.raises(UsageError, match="invalid symbol"):
+            normalize_symbols([bad])
+    assert normalize_symbols(["btcusdt, ethusdt BTCUSDT"]) == ("BTCUSDT", "ETHUSDT")
 
 
-def _at(conn: Conn, seconds: float, **kwargs: object) -> PriceAtResult:
-    answer: Answer[PriceAtResult] = price_at(conn, at(seconds), ["AAAUSDT"], **kwargs)  # type: ignore[arg-type]
-    (result,) = answer.results
+def _at(conn: Conn, seconds: float, **kwargs: object) -> At:
+    (result,) = price_at(conn, at(seconds), ["AAAUSDT"], **kwargs)  # type: ignore[arg-type]
     return result
 
 
@@ -109,8 +104,7 @@ def test_price_at_before_is_as_of(small: Conn) -> None:
 def test_price_at_before_first_trade_uses_the_first_trade(small: Conn) -> None:
     """Before all trades, the nearest is the first trade; as-of finds nothing."""
     assert _at(small, -1).trade_id == 1
-    with pytest.raises(NotFoundError):
-        price_at(small, at(-1), ["AAAUSDT"], before=True)
+    assert price_at(small, at(-1), ["AAAUSDT"], before=True) == []
 
 
 def test_price_at_after_last_trade_uses_the_last_trade(small: Conn) -> None:
@@ -122,17 +116,15 @@ def test_price_at_after_last_trade_uses_the_last_trade(small: Conn) -> None:
 def test_price_at_within_refuses_far_trades_inclusive_limit(small: Conn) -> None:
     """--within is inclusive: exactly 1s away is accepted; farther is missing."""
     assert _at(small, 2, within=timedelta(seconds=1)).trade_id == 3
-    with pytest.raises(NotFoundError, match="within 1m"):
-        price_at(small, at(100), ["AAAUSDT"], within=timedelta(minutes=1))
+    assert price_at(small, at(100), ["AAAUSDT"], within=timedelta(minutes=1)) == []
     # From 100s, AAAUSDT's last trade is 91s away, TINYUSDT's 98s.
     answer = price_at(small, at(100), ["TINYUSDT", "AAAUSDT"], within=timedelta(seconds=95))
-    assert [r.symbol for r in answer.results] == ["AAAUSDT"]
-    assert answer.missing == ("TINYUSDT",)
+    assert [r.symbol for r in answer] == ["AAAUSDT"]
 
 
 def test_price_range_summarises_window_with_first_occurrences(small: Conn) -> None:
     """[0s, 7s): trades 1-5; high 12.00 first at 1s; low 9.00 first at 3s; VWAP 81.5/8."""
-    (summary,) = price_range(small, at(0), at(7), ["aaausdt"]).results
+    (summary,) = price_range(small, at(0), at(7), ["aaausdt"])
     assert (summary.open, summary.close) == (Decimal("10.00"), Decimal("9.00"))
     assert (summary.high, summary.high_at) == (Decimal("12.00"), at(1))
     assert (summary.low, summary.low_at) == (Decimal("9.00"), at(3))
@@ -142,32 +134,30 @@ def test_price_range_summarises_window_with_first_occurrences(small: Conn) -> No
 
 def test_price_range_end_is_exclusive_and_start_inclusive(small: Conn) -> None:
     """[1s, 7s) includes both fills at 1s and excludes trade 6 at 7s."""
-    (summary,) = price_range(small, at(1), at(7), ["AAAUSDT"]).results
+    (summary,) = price_range(small, at(1), at(7), ["AAAUSDT"])
     assert summary.trades == 4
     assert (summary.open, summary.close) == (Decimal("12.00"), Decimal("9.00"))
 
 
 def test_price_range_orders_fills_of_one_millisecond_by_id(small: Conn) -> None:
     """Within one millisecond, open is the lower id and close the higher."""
-    (summary,) = price_range(small, at(1), at(2), ["AAAUSDT"]).results
+    (summary,) = price_range(small, at(1), at(2), ["AAAUSDT"])
     assert (summary.open, summary.close, summary.trades) == (Decimal("12.00"), Decimal("11.50"), 2)
     assert summary.high_at == summary.low_at == at(1)
 
 
 def test_price_range_equal_highs_report_the_first(small: Conn) -> None:
     """The whole day: 12.00 traded at 1s and 9s; high_at is 1s."""
-    (summary,) = price_range(small, T0, T0 + timedelta(days=1), ["AAAUSDT"]).results
+    (summary,) = price_range(small, T0, T0 + timedelta(days=1), ["AAAUSDT"])
     assert (summary.high_at, summary.close, summary.trades) == (at(1), Decimal("12.00"), 7)
     assert summary.vwap == Decimal("116.5") / Decimal("11")
 
 
 def test_price_range_window_without_trades(small: Conn) -> None:
-    """A window with no trades names the symbol and raises NotFoundError."""
-    with pytest.raises(NotFoundError, match="AAAUSDT"):
-        price_range(small, at(9.001), at(60), ["AAAUSDT"])
+    """A window with no trades has no summary for that symbol."""
+    assert price_range(small, at(9.001), at(60), ["AAAUSDT"]) == []
     answer = price_range(small, at(2), at(3), [])
-    assert [s.symbol for s in answer.results] == ["TINYUSDT"]
-    assert answer.missing == ("AAAUSDT",)
+    assert [s.symbol for s in answer] == ["TINYUSDT"]
 
 
 def test_price_range_rejects_empty_window(small: Conn) -> None:
@@ -178,8 +168,8 @@ def test_price_range_rejects_empty_window(small: Conn) -> None:
 
 def test_dust_prices_stay_exact(small: Conn) -> None:
     """0.00000001 comes back as exactly that Decimal, in every query."""
-    (point,) = latest_prices(small, ["TINYUSDT"]).results
-    (summary,) = price_range(small, at(0), at(10), ["TINYUSDT"]).results
+    (point,) = latest_prices(small, ["TINYUSDT"])
+    (summary,) = price_range(small, at(0), at(10), ["TINYUSDT"])
     assert point.price == summary.vwap == summary.volume == Decimal("0.00000001")
     assert format(point.price, "f") == "0.00000001"
 
@@ -191,8 +181,8 @@ def test_readme_fixture_answers(database_url: str) -> None:
     time_of = {(r.symbol, r.trade_id): r.timestamp for r in rows}
     first, last = min(r.timestamp for r in rows), max(r.timestamp for r in rows)
     with psycopg.connect(database_url) as conn:
-        latest = {p.symbol: p for p in latest_prices(conn).results}
-        window = price_range(conn, first, last + timedelta(milliseconds=1)).results
+        latest = {p.symbol: p for p in latest_prices(conn)}
+        window = price_range(conn, first, last + timedelta(milliseconds=1))
     summary = {s.symbol: s for s in window}
     assert (latest["BTCUSDT"].price, latest["BTCUSDT"].trade_id) == (
         Decimal("73112.31000000"),

@@ -15,7 +15,7 @@ from decimal import Context, Decimal
 
 import psycopg
 
-from binprice.db.queries import PriceSummary, price_range
+from binprice.db.queries import Range, price_range
 from tests.trades_data import T0, Row, load
 
 SYMBOLS = ("BUSYUSDT", "RAREUSDT")
@@ -59,7 +59,7 @@ def _expected(rows: list[Row], symbol: str, start: datetime, end: datetime) -> t
     )
 
 
-def _actual(summary: PriceSummary) -> tuple:
+def _actual(summary: Range) -> tuple:
     s = summary
     return (s.trades, s.open, s.high, s.low, s.close, s.high_at, s.low_at, s.volume, s.vwap)
 
@@ -120,7 +120,7 @@ def _check(url: str, rows: list[Row], seed: int) -> int:
                 answer = price_range(conn, start, end, [symbol]) if expected else None
                 if expected is None:
                     continue
-                assert _actual(answer.results[0]) == expected, (symbol, start, end)  # type: ignore[union-attr]
+                assert _actual(answer[0]) == expected, (symbol, start, end)  # type: ignore[index]
                 checked += 1
     return checked
 

@@ -1,5 +1,181 @@
-"""binprice: capture every Binance trade into PostgreSQL and ask questions of it."""
+"""binprice: every Binance trade in PostgreSQL, provably, and the questions to ask of it.
+
+    import binprice
+
+    with binprice.connect() as store:          # the embedded server, as the CLI uses it
+        store.latest(["BTCUSDT"])              # -> list[Latest]
+        store.at("2026-05-28T04:13:41Z", "BTCUSDT")
+        store.range("1h ago", "now", "BTCUSDT")
+        store.candles("BTCUSDT", "1m", "1d ago")
+        for trade in store.trades("BTCUSDT", "5m ago"):
+            ...
+
+`connect()` returns a `Store`; every answer is a list of the frozen dataclasses below (exact
+`Decimal` prices, aware UTC datetimes), empty when nothing matched; every error raised on
+purpose is a `BinpriceError`. The modules behind this map are internal.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from binprice._store import Store as Store
+    from binprice._store import connect as connect
+    from binprice.db.candles import Candle as Candle
+    from binprice.db.gaps import Gap as Gap
+    from binprice.db.gaps import Hole as Hole
+    from binprice.db.gaps import SymbolCheck as SymbolCheck
+    from binprice.db.gaps import Verification as Verification
+    from binprice.db.info import DatabaseInfo as DatabaseInfo
+    from binprice.db.partitions import Partition as Partition
+    from binprice.db.partitions import PruneResult as PruneResult
+    from binprice.db.queries import At as At
+    from binprice.db.queries import Latest as Latest
+    from binprice.db.queries import Range as Range
+    from binprice.db.status import Status as Status
+    from binprice.db.status import SymbolStatus as SymbolStatus
+    from binprice.errors import AbortedError as AbortedError
+    from binprice.errors import ArchiveError as ArchiveError
+    from binprice.errors import ArchiveFileError as ArchiveFileError
+    from binprice.errors import ArchiveUnavailableError as ArchiveUnavailableError
+    from binprice.errors import BinpriceError as BinpriceError
+    from binprice.errors import ConfigError as ConfigError
+    from binprice.errors import DatabaseBusyError as DatabaseBusyError
+    from binprice.errors import DatabaseError as DatabaseError
+    from binprice.errors import DatabaseUnavailableError as DatabaseUnavailableError
+    from binprice.errors import EmbeddedServerError as EmbeddedServerError
+    from binprice.errors import ExchangeError as ExchangeError
+    from binprice.errors import ExchangeUnavailableError as ExchangeUnavailableError
+    from binprice.errors import ExportError as ExportError
+    from binprice.errors import GeoRestrictedError as GeoRestrictedError
+    from binprice.errors import ImportIncompleteError as ImportIncompleteError
+    from binprice.errors import NotFoundError as NotFoundError
+    from binprice.errors import SchemaOutdatedError as SchemaOutdatedError
+    from binprice.errors import SymbolError as SymbolError
+    from binprice.errors import UsageError as UsageError
+    from binprice.export import Trade as Trade
+    from binprice.ingest.events import EventKind as EventKind
+    from binprice.ingest.events import IngestEvent as IngestEvent
+    from binprice.ingest.events import Severity as Severity
+    from binprice.ingest.repair import RepairedGap as RepairedGap
+    from binprice.ingest.repair import RepairResult as RepairResult
+    from binprice.ingest.stats import IngestSummary as IngestSummary
+    from binprice.ingest.stats import SymbolStats as SymbolStats
+    from binprice.trades import Trades as Trades
+
+#: Where each public name lives; imported on first use, so `import binprice` stays instant
+#: (the command line imports this package before every command).
+_WHERE = {
+    "connect": "binprice._store",
+    "Store": "binprice._store",
+    "Latest": "binprice.db.queries",
+    "At": "binprice.db.queries",
+    "Range": "binprice.db.queries",
+    "Candle": "binprice.db.candles",
+    "Trade": "binprice.export",
+    "Trades": "binprice.trades",
+    "Gap": "binprice.db.gaps",
+    "Hole": "binprice.db.gaps",
+    "SymbolCheck": "binprice.db.gaps",
+    "Verification": "binprice.db.gaps",
+    "RepairResult": "binprice.ingest.repair",
+    "RepairedGap": "binprice.ingest.repair",
+    "DatabaseInfo": "binprice.db.info",
+    "Status": "binprice.db.status",
+    "SymbolStatus": "binprice.db.status",
+    "Partition": "binprice.db.partitions",
+    "PruneResult": "binprice.db.partitions",
+    "IngestSummary": "binprice.ingest.stats",
+    "SymbolStats": "binprice.ingest.stats",
+    "IngestEvent": "binprice.ingest.events",
+    "EventKind": "binprice.ingest.events",
+    "Severity": "binprice.ingest.events",
+    **dict.fromkeys(
+        (
+            "BinpriceError",
+            "ConfigError",
+            "UsageError",
+            "NotFoundError",
+            "AbortedError",
+            "DatabaseError",
+            "DatabaseUnavailableError",
+            "DatabaseBusyError",
+            "SchemaOutdatedError",
+            "EmbeddedServerError",
+            "ExchangeError",
+            "ExchangeUnavailableError",
+            "SymbolError",
+            "GeoRestrictedError",
+            "ExportError",
+            "ArchiveError",
+            "ArchiveFileError",
+            "ArchiveUnavailableError",
+            "ImportIncompleteError",
+        ),
+        "binprice.errors",
+    ),
+}
+
+__all__ = [
+    "AbortedError",
+    "ArchiveError",
+    "ArchiveFileError",
+    "ArchiveUnavailableError",
+    "At",
+    "BinpriceError",
+    "Candle",
+    "ConfigError",
+    "DatabaseBusyError",
+    "DatabaseError",
+    "DatabaseInfo",
+    "DatabaseUnavailableError",
+    "EmbeddedServerError",
+    "EventKind",
+    "ExchangeError",
+    "ExchangeUnavailableError",
+    "ExportError",
+    "Gap",
+    "GeoRestrictedError",
+    "Hole",
+    "ImportIncompleteError",
+    "IngestEvent",
+    "IngestSummary",
+    "Latest",
+    "NotFoundError",
+    "Partition",
+    "PruneResult",
+    "Range",
+    "RepairResult",
+    "RepairedGap",
+    "SchemaOutdatedError",
+    "Severity",
+    "Status",
+    "Store",
+    "SymbolCheck",
+    "SymbolError",
+    "SymbolStats",
+    "SymbolStatus",
+    "Trade",
+    "Trades",
+    "UsageError",
+    "Verification",
+    "__version__",
+    "connect",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'binprice' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,9 +16,8 @@ from typing import Any
 import msgspec
 
 from binprice.errors import ExchangeError
+from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
-#: Binance closes a connection (1008) that carries more streams than this.
-MAX_STREAMS_PER_CONNECTION = 1024
 #: A time field at or above this is a microsecond epoch (16 digits, ``timeUnit=MICROSECOND``).
 #: Millisecond epochs stay below it until the year 5138, microsecond ones are above it since 1973.
 MICROSECOND_EPOCH_THRESHOLD = 10**14

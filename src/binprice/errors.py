@@ -1,6 +1,7 @@
 """The exceptions binprice raises.
 
-The library raises these; only the CLI turns them into one red line and an exit code.
+The library raises these; only the CLI turns them into one line and an exit code (its
+`EXIT_CODES`), so the library never decides how a process ends.
 Every message is written for the user: it says what went wrong and what to do.
 """
 
@@ -10,20 +11,13 @@ from __future__ import annotations
 class BinpriceError(Exception):
     """Base class of every error binprice raises on purpose."""
 
-    #: Process exit code the CLI uses for this error.
-    exit_code: int = 1
-
 
 class ConfigError(BinpriceError):
     """Raised when settings (flags, environment, .env) are invalid, e.g. a malformed URL."""
 
-    exit_code = 2
-
 
 class UsageError(BinpriceError):
     """Raised for bad user input such as an unparseable timestamp or duration."""
-
-    exit_code = 2
 
 
 class DatabaseError(BinpriceError):
@@ -49,8 +43,6 @@ class NotFoundError(BinpriceError):
 class AbortedError(BinpriceError):
     """Raised when the user aborts a run with a second Ctrl+C; nothing received is lost."""
 
-    exit_code = 130
-
 
 class ExchangeError(BinpriceError):
     """Base class of problems talking to the exchange."""
@@ -62,8 +54,6 @@ class ExchangeUnavailableError(ExchangeError):
 
 class SymbolError(ExchangeError):
     """Raised when a symbol is unknown to the exchange or not trading."""
-
-    exit_code = 2
 
 
 class GeoRestrictedError(ExchangeError):

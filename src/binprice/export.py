@@ -31,8 +31,8 @@ from typing import IO, Any
 import psycopg
 
 from binprice.db.candles import as_utc
-from binprice.db.queries import normalise_symbols
 from binprice.errors import ExportError, UsageError
+from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
 __all__ = [
@@ -146,7 +146,7 @@ def write_trades(
     ``binance`` takes exactly one symbol (the layout has no symbol column).
     """
     chosen = parse_format(fmt) if isinstance(fmt, str) else fmt
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(symbols))
     counter = ProgressCounter(progress)
     if chosen is Format.BINANCE:
         from binprice.export_binance import write_binance_csv
@@ -169,7 +169,7 @@ def write_trades(
 
 def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Trade]:
     """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
-    (wanted,) = normalise_symbols([symbol])
+    (wanted,) = normalize_symbols([symbol])
     for batch in _batches(conn, wanted, start, end):
         for symbol_, trade_id, price, quantity, timestamp, is_buyer_maker in batch:
             # psycopg returns timestamptz in the session's zone; answers are UTC.

@@ -31,8 +31,8 @@ from typing import IO, Any
 import psycopg
 
 from binprice.db.candles import as_utc
-from binprice.db.queries import normalise_symbols
 from binprice.export import Progress, ProgressCounter, copy_out, window_params
+from binprice.symbols import normalize_symbols
 
 __all__ = [
     "MICROSECONDS_FROM",
@@ -67,7 +67,7 @@ def write_binance_csv(
     progress: Progress | None = None,
 ) -> int:
     """Write one symbol's trades in ``[start, end)`` as Binance's CSV; return the row count."""
-    (wanted,) = normalise_symbols([symbol])
+    (wanted,) = normalize_symbols([symbol])
     counter = ProgressCounter(progress)
     copy_out(conn, _BINANCE_SELECT, "(FORMAT csv)", window_params(wanted, start, end), out, counter)
     return counter.finish()
@@ -130,7 +130,7 @@ def write_binance_archive(
         if progress is not None:
             progress(done + rows)
 
-    for symbol in normalise_symbols(symbols):
+    for symbol in normalize_symbols(symbols):
         day = start.replace(hour=0, minute=0, second=0, microsecond=0)
         while day < end:
             path = directory / f"{archive_name(symbol, day)}.zip"

@@ -25,7 +25,8 @@ from typing import Any
 import psycopg
 
 from binprice.db.candles import as_utc
-from binprice.db.queries import VWAP_CONTEXT, normalise_symbols, recorded_symbols
+from binprice.db.queries import VWAP_CONTEXT, recorded_symbols
+from binprice.symbols import normalize_symbols
 
 __all__ = ["SNAPSHOT_SQL", "Snapshot", "SymbolSnapshot", "Watch", "snapshot"]
 
@@ -114,7 +115,7 @@ def snapshot(
 ) -> Snapshot:
     """One poll: each symbol (all recorded symbols if none are given) as of ``now``."""
     taken_at = as_utc(now) if now is not None else datetime.now(UTC)
-    wanted = normalise_symbols(symbols) or recorded_symbols(conn)
+    wanted = list(normalize_symbols(symbols)) or recorded_symbols(conn)
     first_minute = taken_at.replace(second=0, microsecond=0) - (minutes - 1) * MINUTE
     params = {
         "symbols": wanted,
@@ -142,7 +143,7 @@ class Watch:
         minutes: int = DEFAULT_MINUTES,
     ) -> None:
         self._conn = conn
-        self._symbols = normalise_symbols(symbols)
+        self._symbols = list(normalize_symbols(symbols))
         self._window = window
         self._clock = clock or (lambda: datetime.now(UTC))
         self._minutes = minutes

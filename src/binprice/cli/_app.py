@@ -1,19 +1,105 @@
-"""The Typer app, the options every command shares, the global callback and the error funnel."""
+"""The Typer app, the options every command shares, the global callback and the error funnel.
+
+The funnel lives inside the app (its group class), so every way of running a command — the
+console script, `python -m binprice`, typer's `CliRunner` in the tests — turns a failure into
+one `error: …` line on stderr and an exit code: the library raises, the CLI decides how that
+reads and which code it gets (`EXIT_CODES`).
+"""
 
 from __future__ import annotations
 
 import errno
 import sys
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from binprice import __version__
-from binprice.errors import BinpriceError
+from binprice.errors import (
+    AbortedError,
+    BinpriceError,
+    ConfigError,
+    NotFoundError,
+    SymbolError,
+    UsageError,
+)
 from binprice.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from binprice._store import Store
+
+#: Exit codes by error class (the nearest class in the MRO wins); anything else exits 1.
+EXIT_CODES: dict[type[BinpriceError], int] = {
+    ConfigError: 2,
+    UsageError: 2,
+    SymbolError: 2,
+    NotFoundError: 1,
+    AbortedError: 130,
+}
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def exit_code(exc: BinpriceError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES and issubclass(cls, BinpriceError):
+            return EXIT_CODES[cls]
+    return 1
+
+
+def err(message: str) -> None:
+    """One line on stderr."""
+    typer.echo(message, err=True)
+
+
+class _Funnel(TyperGroup):
+    """binprice's root group: every failure is one line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+            code = result if isinstance(result, int) else 0
+            if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into Exit(130)
+                err("interrupted")
+        except BinpriceError as exc:
+            err(f"error: {exc}")
+            code = exit_code(exc)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "binprice"
+            err(f"error: {' '.join(exc.format_message().split())} (see `{where} --help`)")
+            code = EXIT_USAGE
+        except click.ClickException as exc:
+            err(f"error: {' '.join(exc.format_message().split())}")
+            code = exc.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            err("interrupted")
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            raise  # a closed pipe downstream is not binprice's error to explain
+        except OSError as exc:  # the environment, not a bug: a read-only or full disk
+            err(f"error: {os_error_line(exc)}")
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
     name="binprice",
+    cls=_Funnel,
     help="Capture every Binance trade into PostgreSQL and ask questions of it.",
     no_args_is_help=True,
     add_completion=False,
@@ -60,20 +146,27 @@ def _root(
     ctx.obj = database_url
 
 
-def settings_from(ctx: typer.Context) -> Settings:
-    """The Settings for this invocation (global --database-url, env, .env, embedded)."""
-    url = ctx.find_root().obj
+def settings_from(ctx: typer.Context, database_url: str | None = None) -> Settings:
+    """The Settings for this invocation: the command's --database-url, else the one given
+    before the command, else the environment, .env, the embedded server."""
+    url = database_url or ctx.find_root().obj
     return load_settings(url if isinstance(url, str) else None)
 
 
-def err(message: str) -> None:
-    """One line on stderr."""
-    typer.echo(message, err=True)
+def store_from(ctx: typer.Context, database_url: str | None = None) -> Store:
+    """The library's handle for this invocation (see `settings_from`)."""
+    from binprice._store import Store
+
+    return Store(settings_from(ctx, database_url))
 
 
+#: Metavars people read in --help (not Python types).
+TimeMeta = "TS"
+DurationMeta = "DURATION"
 SymbolsArgument = Annotated[
     list[str] | None,
     typer.Argument(
+        metavar="[SYMBOL]...",
         help="Symbols, any case (e.g. btcusdt ETHUSDT). Default: every recorded symbol.",
         show_default=False,
     ),
@@ -117,11 +210,21 @@ COMMAND_MODULES = {
     "chart": "_explore",
     "export": "_explore",
     "watch": "_explore",
+    "exchange": "_exchange",
     "status": "_status",
     "db": "_db",
 }
 #: Registration order, which is also the order `binprice --help` lists them in.
-_ALL_MODULES = ("_ingest", "_import", "_queries", "_gaps", "_explore", "_status", "_db")
+_ALL_MODULES = (
+    "_ingest",
+    "_import",
+    "_queries",
+    "_gaps",
+    "_explore",
+    "_exchange",
+    "_status",
+    "_db",
+)
 
 
 def register(command: str | None) -> None:
@@ -147,23 +250,12 @@ def invoked_command(args: list[str]) -> str | None:
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning BinpriceErrors into one line; the
-    library's notices (its log records, e.g. "started the embedded server") are lines on stderr."""
+    """Console-script entry point: register the command group it runs and run the app; the
+    library's notices (its log records, e.g. "started the embedded server") are lines on
+    stderr."""
     register(invoked_command(sys.argv[1:]))
-    _show_notices()
-    try:
-        app()
-    except BinpriceError as exc:
-        err(f"error: {exc}")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err("interrupted")
-        sys.exit(130)
-    except BrokenPipeError:
-        raise  # a closed pipe downstream is not binprice's error to explain
-    except OSError as exc:  # the environment, not a bug: a read-only or unwritable directory
-        err(f"error: {os_error_line(exc)}")
-        sys.exit(1)
+    show_notices()
+    app()
 
 
 #: What to do about the OS errors a user can fix.
@@ -184,7 +276,8 @@ def os_error_line(exc: OSError) -> str:
     return f"{what}: {exc.filename}" + (f"; {hint}" if hint else "")
 
 
-def _show_notices() -> None:
+def show_notices() -> None:
+    """binprice's INFO log records as plain lines on stderr (once per process)."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)

@@ -18,9 +18,9 @@ from binprice.db.candles import (
     choose_interval,
     parse_interval,
 )
-from binprice.db.queries import normalise_symbols
 from binprice.errors import NotFoundError, UsageError
 from binprice.export import trades
+from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
 #: Without --interval, a window that would show fewer candles than this is drawn as a line of
@@ -40,7 +40,7 @@ def chart_data(
     max_candles: int,
 ) -> tuple[str, Sequence[Candle] | PricePath, Interval | None]:
     """(title, candles or a price path, the interval used) for the chart of ``symbol``."""
-    names = normalise_symbols([symbol])
+    names = normalize_symbols([symbol])
     if len(names) != 1:
         raise UsageError("chart draws one symbol")
     chosen = parse_interval(interval) if interval else choose_interval(start, end, max_candles)

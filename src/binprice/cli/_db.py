@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from binprice.cli._app import DURATION_HELP, db_app, err, settings_from
+from binprice.cli._app import (
+    DURATION_HELP,
+    DatabaseUrlOption,
+    db_app,
+    err,
+    settings_from,
+    store_from,
+)
 from binprice.errors import BinpriceError
 from binprice.settings import Settings
 
@@ -18,13 +25,14 @@ if TYPE_CHECKING:
 @db_app.command("upgrade")
 def db_upgrade(
     ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(metavar="[REV]", help="Target revision.")] = "head",
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
     from binprice import db
     from binprice.db import migrations
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     reached = migrations.upgrade(url, revision)
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
@@ -39,12 +47,14 @@ def db_downgrade(
     revision: Annotated[
         str,
         typer.Argument(
-            help="Target revision: an id, -N (N steps down), or `base` (removes all tables)."
+            metavar="REV",
+            help="Target revision: an id, -N (N steps down), or `base` (removes all tables).",
         ),
     ],
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before downgrading to base.")
     ] = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db
@@ -53,7 +63,7 @@ def db_downgrade(
 
     if revision.startswith("-") and not revision[1:].isdigit():
         raise UsageError(f"no such option: {revision}")
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     if revision == "base" and not yes:
         _confirm_base(db.describe(url))
     reached = migrations.downgrade(url, revision)
@@ -77,12 +87,12 @@ def _confirm_base(where: str) -> None:
 
 
 @db_app.command("current")
-def db_current(ctx: typer.Context) -> None:
+def db_current(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Print the database's current revision (`base` if it has no binprice schema)."""
     from binprice import db
     from binprice.db.schema import SCHEMA_HEAD
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     with db.connect(url) as conn:
         current = db.current_revision(conn)
     suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
@@ -90,12 +100,12 @@ def db_current(ctx: typer.Context) -> None:
 
 
 @db_app.command("history")
-def db_history(ctx: typer.Context) -> None:
+def db_history(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """List the schema revisions, newest first, marking head and the database's current one."""
     from binprice import db
     from binprice.db import migrations
 
-    url = db.resolve_url(settings_from(ctx))
+    url = db.resolve_url(settings_from(ctx, database_url))
     with db.connect(url) as conn:
         current = db.current_revision(conn)
     for rev in migrations.history(current):
@@ -105,14 +115,14 @@ def db_history(ctx: typer.Context) -> None:
 
 
 @db_app.command("info")
-def db_info(ctx: typer.Context) -> None:
+def db_info(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
 
     from binprice.db.info import database_info
 
-    info = database_info(settings_from(ctx))
+    info = database_info(settings_from(ctx, database_url))
     rows = [("database", info.location), ("configured by", info.source)]
     if info.embedded is not None:
         rows += _embedded_rows(info.embedded)
@@ -163,21 +173,21 @@ def _size(size: int) -> str:
 
 
 @db_app.command("start")
-def db_start(ctx: typer.Context) -> None:
+def db_start(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
     from binprice import embedded
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, database_url)
     _require_embedded(settings)
     err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
 
 
 @db_app.command("stop")
-def db_stop(ctx: typer.Context) -> None:
+def db_stop(ctx: typer.Context, database_url: DatabaseUrlOption = None) -> None:
     """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
     from binprice import embedded
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, database_url)
     _require_embedded(settings)
     result = embedded.stop_server(settings.data_dir)
     if result.stopped:
@@ -217,24 +227,24 @@ def db_prune(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before dropping.")] = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Drop whole months (partitions) of trades older than --older-than, and their rollup
     minutes unless --keep-rollup; record the cut so `gaps --verify` starts there."""
     from datetime import UTC, datetime
 
-    from binprice.cli._queries import reading
-    from binprice.db import partitions
     from binprice.timespec import format_timestamp, parse_duration
 
+    # One cut for the plan shown and the prune: time passing at the prompt changes nothing.
     cut = datetime.now(UTC) - parse_duration(older_than)
-    with reading(ctx) as conn:
-        plan = partitions.plan_prune(conn, cut)
+    with store_from(ctx, database_url) as store:
+        plan = store.plan_prune(cut)
         if not plan.partitions:
             err(f"nothing to prune: no month of trades ended before {format_timestamp(cut)}")
             return
         if not yes:
             _confirm_prune(plan, keep_rollup)
-        result = partitions.prune(conn, cut, keep_rollup=keep_rollup)
+        result = store.prune(cut, keep_rollup=keep_rollup)
     rollup = "rollup minutes kept" if result.rollup_kept else "their rollup minutes deleted"
     typer.echo(f"dropped {_prune_summary(result)}; {rollup}")
 
@@ -267,7 +277,10 @@ def _confirm_prune(plan: PruneResult, keep_rollup: bool) -> None:
             f"`db prune` would drop {_prune_summary(plan)}{rollup}; pass --yes to confirm "
             "(stdin is not a terminal to ask on)"
         )
-    typer.confirm(f"Drop {_prune_summary(plan)}{rollup}?", abort=True)
+    # A "no" is an answer, not an interrupt (which the funnel reports for click's Abort).
+    if not typer.confirm(f"Drop {_prune_summary(plan)}{rollup}?"):
+        err("nothing was dropped")
+        raise typer.Exit(1)
 
 
 @db_app.command("partitions")
@@ -281,17 +294,16 @@ def db_partitions(
             "waiting in the DEFAULT partition to their month.",
         ),
     ] = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
-    from binprice.cli._queries import reading
-    from binprice.db import partitions
     from binprice.timespec import format_timestamp
 
-    with reading(ctx) as conn:
+    with store_from(ctx, database_url) as store:
         if ensure:
-            for name in partitions.ensure_ahead(conn):
+            for name in store.ensure_partitions():
                 err(f"created {name}")
-        found = partitions.list_partitions(conn)
+        found = store.partitions()
     rows = [("partition", "from", "to", "rows (est.)", "size")] + [
         (p.name, "DEFAULT" if p.start is None else format_timestamp(p.start),
          "" if p.end is None else format_timestamp(p.end), f"~{p.rows_estimate:,}", _size(p.bytes))

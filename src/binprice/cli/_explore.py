@@ -9,9 +9,8 @@ commands that need them, so registering these commands costs `binprice latest` n
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -19,28 +18,36 @@ from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
     CsvOption,
+    DatabaseUrlOption,
+    DurationMeta,
+    TimeMeta,
     app,
     err,
+    store_from,
 )
-from binprice.cli._queries import _emit, reading
-
-if TYPE_CHECKING:
-    from binprice.db.candles import Candle
-    from binprice.db.queries import Answer
+from binprice.cli._queries import check_format, emit
 
 INTERVAL_NAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"
 SymbolsRequired = Annotated[
-    list[str], typer.Argument(help="Symbols, any case (e.g. btcusdt ETHUSDT).", show_default=False)
+    list[str],
+    typer.Argument(
+        metavar="SYMBOL...", help="Symbols, any case (e.g. btcusdt ETHUSDT).", show_default=False
+    ),
 ]
 LastOption = Annotated[
     str | None,
-    typer.Option("--last", help=f"The window ending at --end (default now): {DURATION_HELP}"),
-]
+    typer.Option(
+        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
+        f"{DURATION_HELP}",
+    ),
+]  # fmt: skip
 StartOption = Annotated[
-    str | None, typer.Option("--start", help=f"Window start, inclusive: {TIME_HELP}")
+    str | None,
+    typer.Option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}"),
 ]
 EndOption = Annotated[
-    str | None, typer.Option("--end", help="Window end, exclusive (default: now).")
+    str | None,
+    typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now)."),
 ]
 CandleJsonOption = Annotated[
     bool, typer.Option("--json", help="Print a JSON array: one object per candle, stable keys.")
@@ -61,22 +68,21 @@ def candles(
     end: EndOption = None,
     as_json: CandleJsonOption = False,
     as_csv: CsvOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
     VWAP. An interval without trades has no candle; the first and last candle hold only the
     window's part of their interval."""
-    from binprice.db.candles import candles as build_candles
     from binprice.db.candles import parse_interval
-    from binprice.errors import UsageError
-    from binprice.timespec import parse_window
+    from binprice.timespec import format_timestamp, parse_window
 
-    if as_json and as_csv:  # before the query: bad input is exit 2 even when nothing traded
-        raise UsageError("--json and --csv cannot be combined")
+    check_format(as_json, as_csv)
     chosen = parse_interval(interval)
     window_start, window_end = parse_window(last=last, start=start, end=end)
-    with reading(ctx) as conn:
-        found = build_candles(conn, symbols, chosen, window_start, window_end)
-    _emit(_answer(found, symbols, window_start, window_end), as_json=as_json, as_csv=as_csv)
+    with store_from(ctx, database_url) as store:
+        found = store.candles(symbols, chosen, window_start, window_end)
+    window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
+    emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
 @app.command()
@@ -92,8 +98,11 @@ def chart(
     ] = None,
     png: Annotated[
         Path | None,
-        typer.Option("--png", help="Also write the chart to this PNG (needs binprice[png])."),
+        typer.Option(
+            "--png", metavar="FILE", help="Also write the chart to this PNG (needs binprice[png])."
+        ),
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
     a window of one interval or less is drawn as a line of its trades."""
@@ -105,9 +114,9 @@ def chart(
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
     size = shutil.get_terminal_size()
-    with reading(ctx) as conn:
+    with store_from(ctx, database_url) as store:
         title, data, chosen = chart_data(
-            conn, symbol, window_start, window_end, interval, max_candles(size.columns)
+            store.connection, symbol, window_start, window_end, interval, max_candles(size.columns)
         )
     if png is not None:
         chart_png(title, data, png, chosen)
@@ -144,8 +153,10 @@ def export(
             help="A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a "
             "directory (made if needed; required for several symbols) that gets Binance's "
             "daily files <SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`.",
+            metavar="PATH",
         ),
     ] = "-",
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
@@ -155,8 +166,8 @@ def export(
 
     chosen = parse_format(fmt)
     window_start, window_end = parse_window(last=last, start=start, end=end)
-    with reading(ctx) as conn:
-        run_export(conn, symbols, window_start, window_end, chosen, output)
+    with store_from(ctx, database_url) as store:
+        run_export(store.connection, symbols, window_start, window_end, chosen, output)
 
 
 @app.command()
@@ -165,18 +176,28 @@ def watch(
     symbols: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Symbols, any case. Default: every recorded symbol.", show_default=False
+            metavar="[SYMBOL]...",
+            help="Symbols, any case. Default: every recorded symbol.",
+            show_default=False,
         ),
     ] = None,
     window: Annotated[
-        str, typer.Option("--window", help=f"Change is measured over this: {DURATION_HELP}")
+        str,
+        typer.Option(
+            "--window", metavar=DurationMeta, help=f"Change is measured over this: {DURATION_HELP}"
+        ),
     ] = "1h",
     every: Annotated[
-        str, typer.Option("--every", help=f"Time between updates: {DURATION_HELP}")
+        str,
+        typer.Option(
+            "--every", metavar=DurationMeta, help=f"Time between updates: {DURATION_HELP}"
+        ),
     ] = "1s",
     count: Annotated[
-        int | None, typer.Option("--count", "-n", help="Stop after this many updates.")
+        int | None,
+        typer.Option("--count", "-n", metavar="N", help="Stop after this many updates."),
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
@@ -185,21 +206,5 @@ def watch(
     from binprice.timespec import parse_duration
 
     change_window, period = parse_duration(window), parse_duration(every)
-    with reading(ctx) as conn:
-        run_watch(conn, symbols or (), change_window, period, count)
-
-
-def _answer(
-    found: list[Candle], symbols: list[str], start: datetime, end: datetime
-) -> Answer[Candle]:
-    """The candles and the symbols without any; nothing at all is a NotFoundError (exit 1)."""
-    from binprice.db.candles import missing_symbols
-    from binprice.db.queries import Answer
-    from binprice.errors import NotFoundError
-    from binprice.timespec import format_timestamp
-
-    missing = missing_symbols(symbols, found)
-    if not found:
-        window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
-        raise NotFoundError(f"no trades {window} for {', '.join(missing)}")
-    return Answer(tuple(found), tuple(missing))
+    with store_from(ctx, database_url) as store:
+        run_watch(store.connection, symbols or (), change_window, period, count)

@@ -12,10 +12,12 @@ from typing import IO, Any
 import psycopg
 
 from binprice.cli._app import err
-from binprice.db.queries import normalise_symbols, price_range
-from binprice.errors import ExportError, UsageError
+from binprice.db.queries import price_range
+from binprice.errors import ExportError, NotFoundError, UsageError
 from binprice.export import Format, write_trades
 from binprice.export_binance import write_binance_archive, write_binance_file
+from binprice.symbols import normalize_symbols
+from binprice.timespec import format_timestamp
 
 STDOUT = "-"
 
@@ -29,7 +31,7 @@ def run_export(
     output: str,
 ) -> None:
     """Export, naming symbols without trades on stderr; nothing at all is NotFoundError."""
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(symbols))
     target = None if output == STDOUT else Path(output)
     many_binance = fmt is Format.BINANCE and len(wanted) > 1
     to_directory = fmt is Format.BINANCE and target is not None and (
@@ -41,11 +43,16 @@ def run_export(
         raise UsageError("refusing to write Parquet to a terminal: give --output FILE")
     # The rollup counts the window's trades in milliseconds: the progress bar's total, and the
     # symbols without trades are known before anything is written.
-    answer = price_range(conn, start, end, wanted)  # raises NotFoundError if nothing traded
-    if answer.missing:
-        err(f"no trades for: {', '.join(answer.missing)}")
-    found = [summary.symbol for summary in answer.results]
-    total = sum(summary.trades for summary in answer.results)
+    summaries = price_range(conn, start, end, wanted)
+    have = {summary.symbol for summary in summaries}
+    missing = [symbol for symbol in wanted if symbol not in have]
+    if not summaries:
+        window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
+        raise NotFoundError(f"no trades {window} for {', '.join(missing)}")
+    if missing:
+        err(f"no trades for: {', '.join(missing)}")
+    found = [summary.symbol for summary in summaries]
+    total = sum(summary.trades for summary in summaries)
     with _progress(total) as progress:
         if to_directory and target is not None:
             written = write_binance_archive(conn, found, start, end, target, progress=progress)

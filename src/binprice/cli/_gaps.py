@@ -10,22 +10,33 @@ import typer
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
+    DatabaseUrlOption,
+    DurationMeta,
     ExchangeOption,
-    JsonOption,
     RestUrlOption,
     SymbolsArgument,
+    TimeMeta,
     app,
     err,
-    settings_from,
+    store_from,
 )
-from binprice.cli._queries import reading
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from rich.progress import Progress, TaskID
 
+    from binprice._store import Store
     from binprice.ingest.repair import RepairProgress, RepairResult
+
+GapsJsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="JSON: an array with one object per recorded gap; with --verify one object (ok, "
+        "window, per symbol its holes); with --repair one object with the repaired gaps.",
+    ),
+]
 
 
 @app.command()
@@ -58,16 +69,27 @@ def gaps(
     ] = False,
     last: Annotated[
         str | None,
-        typer.Option("--last", help=f"Check the window ending at --end: {DURATION_HELP}"),
+        typer.Option(
+            "--last",
+            metavar=DurationMeta,
+            help=f"Check the window ending at --end: {DURATION_HELP}",
+        ),
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--start", help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}"),
+        typer.Option(
+            "--start",
+            metavar=TimeMeta,
+            help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}",
+        ),
     ] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Window end, exclusive.")] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive.")
+    ] = None,
     rest_url: RestUrlOption = None,
     exchange: ExchangeOption = "binance",
-    as_json: JsonOption = False,
+    as_json: GapsJsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
 
@@ -81,7 +103,8 @@ def gaps(
     if not (verify or repair):
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
-        _list(ctx, symbols or [], as_json=as_json)
+        with store_from(ctx, database_url) as store:
+            _list(store, symbols or [], as_json=as_json)
         return
     if verify and repair:
         raise UsageError("choose --verify or --repair (--repair verifies first)")
@@ -90,19 +113,19 @@ def gaps(
         from binprice.timespec import parse_window
 
         window_start, window_end = parse_window(last=last, start=start, end=end)
-    if repair:
-        _repair(ctx, symbols or [], window_start, window_end, rest_url, exchange, as_json)
-        return
-    _verify(ctx, symbols or [], window_start, window_end, rest_url, exchange, against_exchange,
-            as_json)  # fmt: skip
+    rest = _rest(exchange, rest_url) if repair or against_exchange else None
+    with store_from(ctx, database_url) as store:
+        if repair:
+            assert rest is not None
+            _repair(store, symbols or [], window_start, window_end, rest, as_json)
+        else:
+            _verify(store, symbols or [], window_start, window_end, rest, as_json)
 
 
-def _list(ctx: typer.Context, symbols: list[str], *, as_json: bool) -> None:
+def _list(store: Store, symbols: list[str], *, as_json: bool) -> None:
     from binprice.cli._render import gaps_json, gaps_text
-    from binprice.db.gaps import list_gaps
 
-    with reading(ctx) as conn:
-        found = list_gaps(conn, symbols)
+    found = store.gaps(symbols)
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return
@@ -110,64 +133,34 @@ def _list(ctx: typer.Context, symbols: list[str], *, as_json: bool) -> None:
 
 
 def _verify(
-    ctx: typer.Context,
+    store: Store,
     symbols: list[str],
     start: datetime | None,
     end: datetime | None,
     rest_url: str | None,
-    exchange: str,
-    against_exchange: bool,
     as_json: bool,
 ) -> None:
     from binprice.cli._render import verification_json, verification_text
 
-    if against_exchange:
-        import asyncio
-
-        from binprice.ingest.repair import check_against_exchange
-
-        url = _checked_url(ctx)
-        rest = _rest(exchange, rest_url)
-        result = asyncio.run(check_against_exchange(url, rest, symbols, start=start, end=end))
-    else:
-        from binprice.db.gaps import verify_gaps
-
-        with reading(ctx) as conn:
-            result = verify_gaps(conn, symbols, start=start, end=end)
+    result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
         raise typer.Exit(1)
 
 
 def _repair(
-    ctx: typer.Context,
+    store: Store,
     symbols: list[str],
     start: datetime | None,
     end: datetime | None,
-    rest_url: str | None,
-    exchange: str,
+    rest_url: str,
     as_json: bool,
 ) -> None:
-    import asyncio
-
-    from binprice.ingest.repair import repair
-
-    url = _checked_url(ctx)
-    rest = _rest(exchange, rest_url)
     with _RepairView(sys.stderr.isatty() and not as_json) as view:
-        result = asyncio.run(repair(url, rest, symbols, start=start, end=end, progress=view))
+        result = store.repair(symbols, start=start, end=end, rest_url=rest_url, progress=view)
     typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
         raise typer.Exit(1)
-
-
-def _checked_url(ctx: typer.Context) -> str:
-    """The database URL, after checking its schema is current."""
-    with reading(ctx) as conn:
-        del conn
-    from binprice import db
-
-    return db.resolve_url(settings_from(ctx))
 
 
 def _rest(exchange: str, rest_url: str | None) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from binprice.cli._app import app, settings_from
+from binprice.cli._app import DatabaseUrlOption, app, settings_from
 from binprice.cli._import_view import FORMATS, ImportView
 
 if TYPE_CHECKING:
@@ -28,18 +28,25 @@ def import_(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[SYMBOL|ZIP]...",
             help="Symbols to import (e.g. BTCUSDT ETHUSDT) and/or zip files downloaded by hand.",
             show_default=False,
         ),
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--start", help=f"First day to import: {_DATE_HELP}.", show_default=False),
+        typer.Option(
+            "--start",
+            metavar="DATE",
+            help=f"First day to import: {_DATE_HELP}.",
+            show_default=False,
+        ),
     ] = None,
     end: Annotated[
         str | None,
         typer.Option(
             "--end",
+            metavar="DATE",
             help=f"Day after the last one (exclusive): {_DATE_HELP}.",
             show_default="today (UTC)",
         ),
@@ -49,6 +56,7 @@ def import_(
         typer.Option(
             "--archive-url",
             envvar="BINPRICE_ARCHIVE_URL",
+            metavar="URL",
             help="The archive service.",
             show_default="https://data.binance.vision",
         ),
@@ -57,6 +65,7 @@ def import_(
         list[str] | None,
         typer.Option(
             "--from",
+            metavar="DIR",
             help="A folder of zips instead of the archive service: its layout "
             "(data/spot/...) or flat, each zip with its .CHECKSUM. Repeatable.",
             show_default=False,
@@ -75,23 +84,31 @@ def import_(
         typer.Option(
             "--rest-url",
             envvar="BINPRICE_REST_URL",
+            metavar="URL",
             help="REST base URL for --rest-tail.",
             show_default="https://api.binance.com",
         ),
     ] = None,
     downloads: Annotated[
-        int, typer.Option("--downloads", help="Files downloaded ahead of the loaders.", min=1)
+        int,
+        typer.Option(
+            "--downloads", metavar="N", help="Files downloaded ahead of the loaders.", min=1
+        ),
     ] = 2,
     loaders: Annotated[
         int,
         typer.Option(
-            "--loaders", help="Files loaded at once, each on its own database connection.", min=1
+            "--loaders",
+            metavar="N",
+            help="Files loaded at once, each on its own database connection.",
+            min=1,
         ),
     ] = 2,
     log_format: Annotated[
         str,
         typer.Option(
             "--log-format",
+            metavar="FORMAT",
             help="auto (progress bars on a terminal, plain lines elsewhere), live, plain or json.",
         ),
     ] = "auto",
@@ -101,6 +118,7 @@ def import_(
     commit_every: Annotated[
         int, typer.Option("--commit-every", hidden=True, min=1, help="Trades per commit.")
     ] = 1_000_000,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Import every trade of SYMBOLS from --start to --end from Binance's public archives
     (verified against their SHA-256; re-runs skip what is done, interrupted runs resume)."""
@@ -114,7 +132,7 @@ def import_(
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, database_url)
     names = targets or []
     files = tuple(Path(t) for t in names if t.lower().endswith(".zip") or "/" in t)
     options = ImportOptions(

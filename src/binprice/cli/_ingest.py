@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from binprice.cli._app import ExchangeOption, RestUrlOption, app, settings_from
+from binprice.cli._app import (
+    DURATION_HELP,
+    DatabaseUrlOption,
+    DurationMeta,
+    ExchangeOption,
+    RestUrlOption,
+    app,
+    store_from,
+)
 
 
 @app.command()
@@ -15,7 +23,25 @@ def ingest(
     symbols: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[SYMBOL]...",
             help="Symbols to capture (default BTCUSDT ETHUSDT, or $BINPRICE_SYMBOLS).",
+            show_default=False,
+        ),
+    ] = None,
+    all_symbols: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every symbol the exchange lists as TRADING, re-read hourly: new listings "
+            "are added and halted or delisted ones dropped while the run goes on.",
+        ),
+    ] = False,
+    quotes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quote",
+            metavar="ASSET",
+            help="With --all: only symbols quoted in ASSET (repeatable, e.g. --quote USDT).",
             show_default=False,
         ),
     ] = None,
@@ -24,6 +50,7 @@ def ingest(
         typer.Option(
             "--ws-url",
             envvar="BINPRICE_WS_URL",
+            metavar="URL",
             help="WebSocket base URL (binprice appends /stream?streams=…).",
             show_default="wss://stream.binance.com:9443",
         ),
@@ -33,17 +60,23 @@ def ingest(
     duration: Annotated[
         str | None,
         typer.Option(
-            "--duration", help="Stop after this long (e.g. 10m, 1h30m).", show_default=False
+            "--duration",
+            metavar=DurationMeta,
+            help=f"Stop after this long: {DURATION_HELP}",
+            show_default=False,
         ),
     ] = None,
     max_trades: Annotated[
         int | None,
-        typer.Option("--max-trades", help="Stop after storing this many new trades.", min=1),
+        typer.Option(
+            "--max-trades", metavar="N", help="Stop after storing this many new trades.", min=1
+        ),
     ] = None,
     log_format: Annotated[
         str,
         typer.Option(
             "--log-format",
+            metavar="FORMAT",
             help="auto (live table on a terminal, plain lines elsewhere), live, plain or json.",
         ),
     ] = "auto",
@@ -57,6 +90,7 @@ def ingest(
         int,
         typer.Option(
             "--backfill-max",
+            metavar="N",
             help="Most trade ids fetched from REST per gap (the downtime since the last run "
             "included); the older part of a larger gap is recorded as skipped.",
             min=0,
@@ -66,6 +100,7 @@ def ingest(
         int,
         typer.Option(
             "--redundancy",
+            metavar="N",
             help="Independent connections per group of streams (1-3); each trade is taken from "
             "whichever delivers it first, so a dropped connection costs no REST call.",
             min=1,
@@ -76,56 +111,78 @@ def ingest(
         str,
         typer.Option(
             "--quiet-period",
+            metavar=DurationMeta,
             help="Ask the exchange for the newest trade id of a symbol quiet for this long "
             "(then ever less often while it stays quiet).",
         ),
     ] = "60s",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="First import every trade since this UTC day from Binance's public archives "
+            "(verified; the days not published yet from REST), then stream: one command from "
+            "an empty database to live.",
+            show_default=False,
+        ),
+    ] = None,
+    archive_url: Annotated[
+        str | None,
+        typer.Option(
+            "--archive-url",
+            envvar="BINPRICE_ARCHIVE_URL",
+            metavar="URL",
+            help="The archive service for --since.",
+            show_default="https://data.binance.vision",
+        ),
+    ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Capture every trade of SYMBOLS into the database until stopped (Ctrl+C flushes and exits)."""
+    """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the
+    database until stopped (Ctrl+C flushes and exits)."""
+    import dataclasses
     import os
 
-    from binprice import db
     from binprice.cli import _ingest_run
     from binprice.cli._monitor import FORMATS, Monitor
-    from binprice.db import migrations
-    from binprice.errors import ConfigError
-    from binprice.ingest.config import IngestConfig, endpoints, normalize_symbols
+    from binprice.db import describe
+    from binprice.errors import AbortedError, ConfigError
     from binprice.ingest.events import EventKind
-    from binprice.timespec import parse_duration
+    from binprice.ingest.spool import spool_root
 
-    ws, rest = endpoints(exchange, ws_url, rest_url)
     if log_format not in FORMATS:
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    import dataclasses
-
-    chosen = symbols or os.environ.get("BINPRICE_SYMBOLS", "").split() or ["BTCUSDT", "ETHUSDT"]
+    store = store_from(ctx, database_url)
+    chosen = symbols or (None if all_symbols else os.environ.get("BINPRICE_SYMBOLS", "").split())
     # Everything the user typed is checked before the database is touched.
-    config = IngestConfig(
-        symbols=normalize_symbols(chosen),
-        ws_url=ws,
-        rest_url=rest,
+    config = store.ingest_config(
+        chosen or None,
+        all_symbols=all_symbols,
+        quotes=quotes or (),
+        duration=duration,
         max_trades=max_trades,
-        duration=parse_duration(duration).total_seconds() if duration else None,
-        backfill_max=backfill_max,
+        exchange=exchange,
+        ws_url=ws_url,
+        rest_url=rest_url,
         redundancy=redundancy,
-        quiet_period=parse_duration(quiet_period).total_seconds(),
+        quiet_period=quiet_period,
+        backfill_max=backfill_max,
+        since=since,
+        archive_url=archive_url,
     )
-    settings = settings_from(ctx)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
-    url = db.resolve_url(settings)
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    if current != db.SCHEMA_HEAD:
-        migrations.upgrade(url)  # imports Alembic only when there is something to do
-        monitor.message(
-            EventKind.MIGRATED,
-            f"migrated the database at {db.describe(url)} to the newest schema",
-        )
-    else:
-        monitor.message(
-            EventKind.MIGRATED, f"database at {db.describe(url)} is at the newest schema"
-        )
-    config = dataclasses.replace(config, spool_dir=_ingest_run.spool_dir(settings.data_dir, url))
+    url = store.url
+    try:
+        migrated = store.upgrade_if_behind()
+    except KeyboardInterrupt:
+        raise AbortedError(
+            "interrupted during the migration to the newest schema; PostgreSQL rolled it back "
+            "and the database is as it was: run `binprice ingest` again"
+        ) from None
+    state = "migrated to" if migrated else "is at"
+    monitor.message(EventKind.MIGRATED, f"database at {describe(url)} {state} the newest schema")
+    config = dataclasses.replace(config, spool_dir=spool_root(store.settings.data_dir, url))
     _ingest_run.run(config, url, monitor)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 
 from binprice.cli._monitor import Monitor
 from binprice.errors import AbortedError
@@ -72,13 +71,3 @@ async def _tick(monitor: Monitor, stats: IngestStats) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
         monitor.tick(stats)
-
-
-def spool_dir(data_dir: Path, url: str) -> Path:
-    """One spool per database, so trades spooled for one never land in another."""
-    import hashlib
-
-    from binprice.db import describe
-
-    digest = hashlib.sha256(describe(url).encode()).hexdigest()[:12]
-    return data_dir / "spool" / digest

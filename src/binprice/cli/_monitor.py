@@ -102,7 +102,74 @@ def trade_line(trade: Trade) -> str:
     )
 
 
-def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
+#: Live columns, most important first: on a narrow terminal the last ones go (their totals stay
+#: in the title), so no value is ever cut to `…`.
+LIVE_COLUMNS = ("symbol", "stored", "last price", "lag", "gaps", "trades/s", "backfilled", "dups",
+                "missing", "skipped")  # fmt: skip
+
+
+def _live_cells(s: SymbolStats) -> dict[str, str]:
+    return {
+        "symbol": s.symbol,
+        "stored": f"{s.stored:,}",
+        "trades/s": f"{s.trades_per_second:,.0f}",
+        "last price": "-" if s.last_price is None else f"{s.last_price:f}",
+        "lag": "-" if s.lag_ms is None else f"{s.lag_ms} ms",
+        "dups": f"{s.duplicates:,}",
+        "gaps": str(s.gaps),
+        "backfilled": f"{s.backfilled:,}",
+        "missing": f"{s.missing:,}",
+        "skipped": f"{s.skipped:,}",
+    }
+
+
+def _rest_cells(rest: Sequence[SymbolStats]) -> dict[str, str]:
+    """One row summing the symbols the live table leaves out."""
+    return {
+        "symbol": f"{len(rest):,} more",
+        "stored": f"{sum(s.stored for s in rest):,}",
+        "trades/s": f"{sum(s.trades_per_second for s in rest):,.0f}",
+        "last price": "",
+        "lag": "",
+        "dups": f"{sum(s.duplicates for s in rest):,}",
+        "gaps": str(sum(s.gaps for s in rest)),
+        "backfilled": f"{sum(s.backfilled for s in rest):,}",
+        "missing": f"{sum(s.missing for s in rest):,}",
+        "skipped": f"{sum(s.skipped for s in rest):,}",
+    }
+
+
+def live_columns(rows: Sequence[dict[str, str]], width: int) -> list[str]:
+    """The most columns that fit `width` with Rich's default box (a border and one space
+    either side of each cell)."""
+    chosen: list[str] = []
+    used = 1
+    for name in LIVE_COLUMNS:
+        cell = max([len(name), *(len(row[name]) for row in rows)])
+        if used + cell + 3 > width and len(chosen) >= 2:
+            break
+        chosen.append(name)
+        used += cell + 3
+    return chosen
+
+
+def live_rows(symbols: Sequence[SymbolStats], limit: int) -> tuple[list[SymbolStats], int]:
+    """At most `limit` symbols for the live table: those missing trades first, then the busiest
+    (so `--all`'s 1,400 symbols fit a terminal), in symbol order; and how many are left out."""
+    if len(symbols) <= limit:
+        return list(symbols), 0
+    ranked = sorted(symbols, key=lambda s: (-s.missing, -s.gaps, -s.trades_per_second, -s.stored))
+    shown = sorted(ranked[: max(limit - 1, 1)], key=lambda s: s.symbol)
+    return shown, len(symbols) - len(shown)
+
+
+def live_table(
+    symbols: Sequence[SymbolStats],
+    summary: IngestSummary,
+    width: int = 200,
+    height: int | None = None,
+) -> Table:
+    """The live view; with `height`, it fits that many lines (the rest summed in one row)."""
     from rich.table import Table
 
     title = (
@@ -111,27 +178,29 @@ def live_table(symbols: Sequence[SymbolStats], summary: IngestSummary) -> Table:
         f"{summary.malformed + summary.error_frames} bad frames, "
         f"{summary.rate_limited} rate limited, {summary.db_errors} db errors"
     )
+    # Title (one or two lines), header, borders and event lines above: keep ~8 lines spare.
+    limit = len(symbols) if height is None else max(height - 8, 3)
+    picked, left_out = live_rows(symbols, limit)
+    rows = [_live_cells(s) for s in picked]
+    if left_out:
+        names = {s.symbol for s in picked}
+        rows.append(_rest_cells([s for s in symbols if s.symbol not in names]))
+    columns = live_columns(rows, width)
+    hidden = [name for name in LIVE_COLUMNS if name not in columns]
+    if hidden:
+        totals = {"backfilled": summary.backfilled, "dups": summary.duplicates,
+                  "missing": summary.missing, "skipped": summary.skipped}  # fmt: skip
+        shown = [f"{name} {totals[name]:,}" for name in hidden if name in totals]
+        if shown:
+            title += "; " + ", ".join(shown)
     if summary.connect_problem:
         nothing = "nothing stored yet; " if summary.stored == 0 else ""
         title += f"\n{nothing}not connected: {summary.connect_problem} (retrying)"
     table = Table(title=title, title_justify="left")
-    columns = ("symbol", "stored", "trades/s", "last price", "lag", "dups", "gaps", "backfilled",
-               "missing", "skipped")  # fmt: skip
     for name in columns:
-        table.add_column(name, justify="left" if name == "symbol" else "right")
-    for s in symbols:
-        table.add_row(
-            s.symbol,
-            f"{s.stored:,}",
-            f"{s.trades_per_second:,.0f}",
-            "-" if s.last_price is None else f"{s.last_price:f}",
-            "-" if s.lag_ms is None else f"{s.lag_ms} ms",
-            f"{s.duplicates:,}",
-            str(s.gaps),
-            f"{s.backfilled:,}",
-            f"{s.missing:,}",
-            f"{s.skipped:,}",
-        )
+        table.add_column(name, justify="left" if name == "symbol" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[name] for name in columns))
     return table
 
 
@@ -207,7 +276,10 @@ class Monitor:
             return
         summary = stats.summary()
         if self._live is not None:
-            self._live.update(live_table(summary.symbols, summary))
+            console = self._live.console
+            self._live.update(
+                live_table(summary.symbols, summary, width=console.width, height=console.height)
+            )
             return
         now = time.monotonic()
         if now - self._last_summary < SUMMARY_INTERVAL_SECONDS:

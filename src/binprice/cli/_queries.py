@@ -1,14 +1,13 @@
-"""`binprice latest`, `at` and `range`: the read commands.
+"""`binprice latest`, `at` and `range`: the read commands, each a call to the `Store`.
 
-psycopg, the queries and the renderers are imported inside the commands (and Rich only for a
-terminal) so that `binprice latest` starts about as fast as a bare psycopg script.
+The queries and the renderers are imported inside the commands (and Rich only for a terminal)
+so that `binprice latest` starts about as fast as a bare psycopg script.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,22 +17,18 @@ from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
     CsvOption,
+    DatabaseUrlOption,
+    DurationMeta,
     JsonOption,
     SymbolsArgument,
+    TimeMeta,
     app,
     err,
-    settings_from,
+    store_from,
 )
 
 if TYPE_CHECKING:
-    import psycopg
-
     from binprice.cli._render import Result
-    from binprice.db.queries import Answer
-
-
-# psycopg, the queries and the renderers are imported inside the commands (and Rich only for a
-# terminal) so that `binprice latest` starts about as fast as a bare psycopg script.
 
 
 @app.command()
@@ -42,39 +37,46 @@ def latest(
     symbols: SymbolsArgument = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
-    from binprice.db.queries import latest_prices
-
-    with reading(ctx) as conn:
-        answer = latest_prices(conn, symbols or ())
-    _emit(answer, as_json=as_json, as_csv=as_csv)
+    check_format(as_json, as_csv)
+    with store_from(ctx, database_url) as store:
+        found = store.latest(symbols)
+    emit(symbols, found, "no trades", as_json=as_json, as_csv=as_csv)
 
 
 @app.command()
 def at(
     ctx: typer.Context,
-    ts: Annotated[str, typer.Option("--ts", help=f"The time to look at: {TIME_HELP}")],
+    ts: Annotated[str, typer.Option("--ts", metavar=TimeMeta, help=f"The time: {TIME_HELP}")],
     symbols: SymbolsArgument = None,
     before: Annotated[
         bool, typer.Option("--before", help="As of TS: the last trade at or before TS.")
     ] = False,
     within: Annotated[
         str | None,
-        typer.Option("--within", help=f"Refuse trades farther than this from TS: {DURATION_HELP}"),
+        typer.Option(
+            "--within",
+            metavar=DurationMeta,
+            help=f"Leave out trades farther from TS: {DURATION_HELP}",
+        ),
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
-    from binprice.db.queries import price_at
-    from binprice.timespec import parse_duration, parse_timestamp
+    from binprice.timespec import format_duration, format_timestamp, parse_duration, parse_timestamp
 
+    check_format(as_json, as_csv)
     requested = parse_timestamp(ts)
     limit = parse_duration(within) if within is not None else None
-    with reading(ctx) as conn:
-        answer = price_at(conn, requested, symbols or (), before=before, within=limit)
-    _emit(answer, as_json=as_json, as_csv=as_csv)
+    with store_from(ctx, database_url) as store:
+        found = store.at(requested, symbols, before=before, within=limit)
+    where = f"within {format_duration(limit)} of" if limit is not None else "near"
+    emit(symbols, found, f"no trade {where} {format_timestamp(requested)}", as_json=as_json,
+         as_csv=as_csv)  # fmt: skip
 
 
 @app.command("range")
@@ -83,59 +85,74 @@ def range_(
     symbols: SymbolsArgument = None,
     last: Annotated[
         str | None,
-        typer.Option("--last", help=f"The window ending at --end (default now): {DURATION_HELP}"),
+        typer.Option(
+            "--last", metavar=DurationMeta, help=f"The window ending at --end: {DURATION_HELP}"
+        ),
     ] = None,
     start: Annotated[
-        str | None, typer.Option("--start", help=f"Window start, inclusive: {TIME_HELP}")
+        str | None,
+        typer.Option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}"),
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--end", help="Window end, exclusive (default: now).")
+        str | None,
+        typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now)."),
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
-    from binprice.db.queries import price_range
-    from binprice.timespec import parse_window
+    from binprice.timespec import format_timestamp, parse_window
 
+    check_format(as_json, as_csv)
     window_start, window_end = parse_window(last=last, start=start, end=end)
-    with reading(ctx) as conn:
-        answer = price_range(conn, window_start, window_end, symbols or ())
-    _emit(answer, as_json=as_json, as_csv=as_csv)
+    with store_from(ctx, database_url) as store:
+        found = store.range(window_start, window_end, symbols)
+    window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
+    emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
-@contextmanager
-def reading(ctx: typer.Context) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A checked read connection; driver errors mid-query become one DatabaseUnavailableError."""
-    import psycopg
-
-    from binprice import db
-
-    settings = settings_from(ctx)
-    with db.connect_for_reading(settings) as conn:
-        try:
-            yield conn
-        except psycopg.Error as exc:
-            raise db.database_error(db.resolve_url(settings), exc) from None
-
-
-def _emit(answer: Answer[Result], *, as_json: bool, as_csv: bool) -> None:
-    """Name symbols without an answer on stderr, then print the results in the chosen format."""
-    from binprice.cli import _render as render
+def check_format(as_json: bool, as_csv: bool) -> None:
+    """Checked before any query: bad input is exit 2 even when nothing would be found."""
     from binprice.errors import UsageError
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be combined")
-    if answer.missing:
-        err(f"no trades for: {', '.join(answer.missing)}")
-    results: Sequence[Result] = answer.results
-    if as_json:
-        typer.echo(render.to_json(results))
-    elif as_csv:
-        typer.echo(render.to_csv(results), nl=False)
-    elif sys.stdout.isatty():
-        from rich.console import Console
 
-        Console().print(render.to_table(results, now=datetime.now(UTC)))
+
+def missing_symbols(asked: Sequence[str] | None, found: Sequence[Result]) -> list[str]:
+    """The symbols asked for that have no answer, in the order asked."""
+    from binprice.symbols import normalize_symbols
+
+    have = {result.symbol for result in found}
+    return [s for s in normalize_symbols(asked or ()) if s not in have]
+
+
+def emit(
+    asked: Sequence[str] | None,
+    found: Sequence[Result],
+    nothing: str,
+    *,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Name the symbols without an answer on stderr, then print the results in the chosen
+    format. Nothing at all is exit 1, with `nothing` (what was looked for) in the message."""
+    from binprice.cli import _render as render
+    from binprice.errors import NotFoundError
+
+    missing = missing_symbols(asked, found)
+    if not found:
+        if not asked:
+            raise NotFoundError(f"{nothing} for any symbol (`binprice ingest` records them)")
+        raise NotFoundError(f"{nothing} for {', '.join(missing)}")
+    if missing:
+        err(f"no trades for: {', '.join(missing)}")
+    if as_json:
+        typer.echo(render.to_json(found))
+    elif as_csv:
+        typer.echo(render.to_csv(found), nl=False)
+    elif sys.stdout.isatty():
+        render.print_terminal(found, now=datetime.now(UTC))
     else:
-        typer.echo(render.to_text(results, now=datetime.now(UTC)), nl=False)
+        typer.echo(render.to_text(found, now=datetime.now(UTC)), nl=False)

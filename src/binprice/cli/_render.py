@@ -16,16 +16,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from binprice.db.candles import Candle
-from binprice.db.gaps import GapRecord, Verification
-from binprice.db.queries import PriceAtResult, PricePoint, PriceSummary
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from binprice.db.candles import Candle
+    from binprice.db.gaps import Gap, Verification
+    from binprice.db.queries import At, Latest, Range
+
 __all__ = [
-    "Result",
     "format_ago",
     "records",
     "table_cells",
@@ -35,14 +35,16 @@ __all__ = [
     "to_text",
 ]
 
-Result = PricePoint | PriceAtResult | PriceSummary | Candle
+if TYPE_CHECKING:
+    Result = Latest | At | Range | Candle
 Value = str | int
 
-#: Column order of each result kind: the stable keys of --json and the header of --csv.
-FIELDS: dict[type[Result], tuple[str, ...]] = {
-    PricePoint: ("symbol", "price", "timestamp", "trade_id"),
-    PriceAtResult: ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
-    PriceSummary: (
+#: Column order of each result kind (by class name, so rendering imports no result module):
+#: the stable keys of --json and the header of --csv.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "Latest": ("symbol", "price", "timestamp", "trade_id"),
+    "At": ("symbol", "price", "timestamp", "trade_id", "requested", "offset_ms"),
+    "Range": (
         "symbol",
         "start",
         "end",
@@ -56,7 +58,7 @@ FIELDS: dict[type[Result], tuple[str, ...]] = {
         "volume",
         "vwap",
     ),
-    Candle: (
+    "Candle": (
         "symbol",
         "open_time",
         "close_time",
@@ -80,7 +82,8 @@ _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 def records(results: Sequence[Result]) -> list[dict[str, Value]]:
     """One ordered dict of JSON-ready values per result."""
     return [
-        {key: _value(getattr(result, key)) for key in FIELDS[type(result)]} for result in results
+        {key: _value(getattr(result, key)) for key in FIELDS[type(result).__name__]}
+        for result in results
     ]
 
 
@@ -107,12 +110,13 @@ def table_cells(results: Sequence[Result], *, now: datetime) -> tuple[list[str],
     if not rows:
         return [], []
     header = list(rows[0])
-    show_ago = isinstance(results[0], PricePoint)
+    show_ago = type(results[0]).__name__ == "Latest"
     cells = []
     for result, row in zip(results, rows, strict=True):
         line = [str(row[key]) for key in header]
-        if isinstance(result, PricePoint):
-            line.append(format_ago(now - result.timestamp))
+        if show_ago:
+            moment: datetime = getattr(result, "timestamp")  # noqa: B009 - Latest's field
+            line.append(format_ago(now - moment))
         cells.append(line)
     return [*header, "ago"] if show_ago else header, cells
 
@@ -128,6 +132,33 @@ def to_table(results: Sequence[Result], *, now: datetime) -> Table:
     for line in cells:
         table.add_row(*line)
     return table
+
+
+def print_terminal(results: Sequence[Result], *, now: datetime) -> None:
+    """On a terminal: the Rich table if it fits the width, else one block per result (no
+    value is ever cut to `…`, whatever the width)."""
+    from rich.console import Console
+
+    console = Console()
+    header, cells = table_cells(results, now=now)
+    # Rich's table (no box) pads each cell with a space on either side; it would shrink the
+    # columns to fit, cutting values, so the natural width decides.
+    natural = sum(max(len(line[i]) for line in [header, *cells]) + 2 for i in range(len(header)))
+    if natural <= console.width:
+        console.print(to_table(results, now=now))
+    else:
+        console.print(to_blocks(results, now=now), end="", markup=False, highlight=False)
+
+
+def to_blocks(results: Sequence[Result], *, now: datetime) -> str:
+    """The vertical layout for narrow terminals: per result, `key  value` lines."""
+    header, cells = table_cells(results, now=now)
+    width = max(len(key) for key in header)
+    blocks = [
+        "\n".join(f"{key:<{width}}  {cell}" for key, cell in zip(header, line, strict=True))
+        for line in cells
+    ]
+    return "\n\n".join(blocks) + "\n"
 
 
 def to_text(results: Sequence[Result], *, now: datetime) -> str:
@@ -176,7 +207,7 @@ def _value(value: object) -> Value:
 # --- gaps and the completeness check ------------------------------------------------------
 
 
-def gaps_json(gaps: Sequence[GapRecord]) -> str:
+def gaps_json(gaps: Sequence[Gap]) -> str:
     """A JSON array, one object per gap, stable keys."""
     return json.dumps(
         [
@@ -195,7 +226,7 @@ def gaps_json(gaps: Sequence[GapRecord]) -> str:
     )
 
 
-def gaps_text(gaps: Sequence[GapRecord]) -> str:
+def gaps_text(gaps: Sequence[Gap]) -> str:
     """Aligned plain text, one gap per line."""
     header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
     rows = [header] + [

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from binprice.cli._app import JsonOption, SymbolsArgument, app
+from binprice.cli._app import DatabaseUrlOption, JsonOption, SymbolsArgument, app, store_from
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -44,14 +44,12 @@ def status(
     ctx: typer.Context,
     symbols: SymbolsArgument = None,
     as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """What is stored: per symbol the first and last trade (id and time), the count, open gaps
     and the last trade's age; the database's size and where history was pruned."""
-    from binprice.cli._queries import reading
-    from binprice.db.status import database_status
-
-    with reading(ctx) as conn:
-        result = database_status(conn, symbols or ())
+    with store_from(ctx, database_url) as store:
+        result = store.status(symbols)
     if as_json:
         typer.echo(status_json(result))
     elif sys.stdout.isatty():

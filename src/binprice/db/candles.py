@@ -37,8 +37,9 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.queries import _RANGE_BOUNDS, VWAP_CONTEXT, normalise_symbols
+from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT
 from binprice.errors import UsageError
+from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
 __all__ = [
@@ -185,7 +186,7 @@ def _candles_sql(bucket: str) -> str:
     # first and last minute. That is cheaper than carrying (id, price) pairs through the big
     # aggregate, and right because ids grow with time: the first minute holds the lowest id.
     # The final aggregate merges those buckets with the raw trades of the partial end minutes.
-    return f"""{_RANGE_BOUNDS}
+    return f"""{RANGE_BOUNDS}
 SELECT r.symbol, c.bucket, c.trades, c.volume, c.notional, c.high, c.low, c.open, c.close
 FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
 CROSS JOIN LATERAL (
@@ -248,7 +249,7 @@ def candles(
     if start >= end:
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(symbols))
     sql, params = candle_query(chosen)
     params.update(symbols=wanted, start=start, end=end)
     return [_candle(row, chosen) for row in conn.execute(sql, params)]
@@ -257,7 +258,7 @@ def candles(
 def missing_symbols(symbols: Sequence[str], found: Iterable[Candle]) -> list[str]:
     """The requested symbols (normalised) that have no candle in ``found``."""
     have = {candle.symbol for candle in found}
-    return [symbol for symbol in normalise_symbols(symbols) if symbol not in have]
+    return [symbol for symbol in normalize_symbols(symbols) if symbol not in have]
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -21,11 +21,12 @@ from typing import Any
 import psycopg
 
 from binprice.db.partitions import pruned_before
-from binprice.db.queries import normalise_symbols, recorded_symbols
+from binprice.db.queries import recorded_symbols
+from binprice.symbols import normalize_symbols
 
 __all__ = [
     "ACCOUNTED_STATES",
-    "GapRecord",
+    "Gap",
     "Hole",
     "SymbolCheck",
     "Verification",
@@ -152,7 +153,7 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
-class GapRecord:
+class Gap:
     """One row of the `gaps` table."""
 
     symbol: str
@@ -234,19 +235,19 @@ class Verification:
         return all(s.unaccounted == 0 for s in self.symbols)
 
 
-def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[GapRecord]:
+def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
     """Recorded gaps of `symbols` (all symbols if none), by symbol and first id."""
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(symbols))
     rows = conn.execute(LIST_SQL, {"all": not wanted, "symbols": wanted}).fetchall()
     return [
-        GapRecord(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
+        Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
         for s, a, b, state, detected, filled in rows
     ]
 
 
 def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
     """`symbols` normalised, or every symbol with trades or recorded gaps."""
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(symbols))
     if wanted:
         return wanted
     known = set(recorded_symbols(conn))

@@ -24,22 +24,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any
 
 import psycopg
 
-from binprice.errors import NotFoundError, UsageError
-from binprice.timespec import format_duration, format_timestamp
+from binprice.errors import UsageError
+from binprice.symbols import normalize_symbols
+from binprice.timespec import format_timestamp
 
 __all__ = [
     "LATEST_SQL",
-    "Answer",
-    "PriceAtResult",
-    "PricePoint",
-    "PriceSummary",
+    "At",
+    "Latest",
+    "Range",
     "choose_nearest",
     "latest_prices",
-    "normalise_symbols",
     "price_at",
     "price_range",
     "recorded_symbols",
@@ -94,7 +93,7 @@ ORDER BY r.position
 # Open and close are the window's first and last trades (two index probes); high_at/low_at are
 # the first trade at that price: in the left edge if it is there, else in the first rollup minute
 # with that high/low (then scanned raw, at most one minute), else in the right edge.
-_RANGE_BOUNDS = """
+RANGE_BOUNDS = """
 WITH b AS (
     SELECT %(start)s::timestamptz AS s, %(end)s::timestamptz AS e,
            date_trunc('minute', %(start)s::timestamptz, 'UTC') AS floor_s,
@@ -138,7 +137,7 @@ def _first_at(column: str) -> str:
 
 
 _WINDOW = _RAW.format(lo="bounds.s", hi="bounds.e")
-RANGE_SQL = f"""{_RANGE_BOUNDS}
+RANGE_SQL = f"""{RANGE_BOUNDS}
 SELECT r.symbol, a.trades, a.volume, a.notional, a.high, a.low,
        o.price, c.price, h.timestamp, l.timestamp
 FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
@@ -169,17 +168,8 @@ ORDER BY r.position
 Connection = psycopg.Connection[Any]
 
 
-class _PerSymbol(Protocol):
-    @property
-    def symbol(self) -> str: ...
-
-
-T = TypeVar("T", bound=_PerSymbol)
-T_co = TypeVar("T_co", bound=_PerSymbol, covariant=True)
-
-
 @dataclass(frozen=True, slots=True)
-class PricePoint:
+class Latest:
     """One trade: the answer of ``latest`` for a symbol."""
 
     symbol: str
@@ -189,7 +179,7 @@ class PricePoint:
 
 
 @dataclass(frozen=True, slots=True)
-class PriceAtResult:
+class At:
     """The trade chosen for a requested time; ``offset_ms`` = trade time - requested (signed)."""
 
     symbol: str
@@ -201,7 +191,7 @@ class PriceAtResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PriceSummary:
+class Range:
     """Trades of one symbol in ``[start, end)``.
 
     ``high_at``/``low_at`` are the times of the *first* trade at the high/low price; ``open`` and
@@ -223,39 +213,17 @@ class PriceSummary:
     vwap: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Answer(Generic[T_co]):
-    """Results in the order symbols were requested, and the symbols that had none."""
-
-    results: tuple[T_co, ...]
-    missing: tuple[str, ...]
-
-
-def normalise_symbols(symbols: Iterable[str]) -> list[str]:
-    """Upper-case, strip and de-duplicate symbols, keeping order (they are stored upper case)."""
-    seen: dict[str, None] = {}
-    for raw in symbols:
-        symbol = raw.strip().upper()
-        if not symbol or not symbol.isalnum():
-            raise UsageError(f"invalid symbol {raw!r}: expected letters and digits, e.g. BTCUSDT")
-        seen.setdefault(symbol)
-    return list(seen)
-
-
 def recorded_symbols(conn: Connection) -> list[str]:
     """Every symbol with at least one trade, in alphabetical order (a loose index scan)."""
     return [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
 
 
-def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> Answer[PricePoint]:
-    """The last trade of each symbol (all recorded symbols if none are given).
-
-    Raises :class:`NotFoundError` if no requested symbol has any trade.
-    """
+def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]:
+    """The last trade of each symbol (all recorded symbols if none are given), in the order
+    asked; a symbol without trades is left out."""
     wanted = _resolve(conn, symbols)
     rows = conn.execute(LATEST_SQL, {"symbols": wanted}).fetchall()
-    results = tuple(PricePoint(row[0], row[1], _utc(row[2]), row[3]) for row in rows)
-    return _answer(wanted, results, "no trades")
+    return [Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows]
 
 
 def price_at(
@@ -265,7 +233,7 @@ def price_at(
     *,
     before: bool = False,
     within: timedelta | None = None,
-) -> Answer[PriceAtResult]:
+) -> list[At]:
     """The trade nearest to ``ts`` for each symbol; a tie goes to the earlier trade.
 
     ``before=True`` gives as-of semantics (the last trade at or before ``ts``). ``within`` refuses
@@ -274,24 +242,23 @@ def price_at(
     _require_aware(ts)
     wanted = _resolve(conn, symbols)
     rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
-    results: list[PriceAtResult] = []
+    results: list[At] = []
     for row in rows:
-        earlier = PricePoint(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
-        later = PricePoint(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
+        earlier = Latest(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
+        later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
         chosen = choose_nearest(ts, earlier, later, within=within)
         if chosen is not None:
             results.append(chosen)
-    where = f"within {format_duration(within)} of" if within is not None else "near"
-    return _answer(wanted, tuple(results), f"no trade {where} {format_timestamp(ts)}")
+    return results
 
 
 def choose_nearest(
     requested: datetime,
-    earlier: PricePoint | None,
-    later: PricePoint | None,
+    earlier: Latest | None,
+    later: Latest | None,
     *,
     within: timedelta | None = None,
-) -> PriceAtResult | None:
+) -> At | None:
     """Pick the closer of the trades on each side of ``requested``; equal distance → earlier."""
     candidates = [point for point in (earlier, later) if point is not None]
     if not candidates:
@@ -302,15 +269,13 @@ def choose_nearest(
     if within is not None and distance > within:
         return None
     offset_ms = (best.timestamp - requested) // timedelta(milliseconds=1)
-    return PriceAtResult(
-        best.symbol, best.price, best.timestamp, best.trade_id, requested, offset_ms
-    )
+    return At(best.symbol, best.price, best.timestamp, best.trade_id, requested, offset_ms)
 
 
 def price_range(
     conn: Connection, start: datetime, end: datetime, symbols: Iterable[str] = ()
-) -> Answer[PriceSummary]:
-    """Summarise each symbol's trades in ``[start, end)``; symbols without trades are missing."""
+) -> list[Range]:
+    """Summarise each symbol's trades in ``[start, end)``; symbols without trades are left out."""
     _require_aware(start)
     _require_aware(end)
     if start >= end:
@@ -318,14 +283,12 @@ def price_range(
         raise UsageError(f"empty window: {window}")
     wanted = _resolve(conn, symbols)
     rows = conn.execute(RANGE_SQL, {"symbols": wanted, "start": start, "end": end}).fetchall()
-    results = tuple(_summary(row, start, end) for row in rows)
-    window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
-    return _answer(wanted, results, f"no trades {window}")
+    return [_summary(row, start, end) for row in rows]
 
 
-def _summary(row: Sequence[Any], start: datetime, end: datetime) -> PriceSummary:
+def _summary(row: Sequence[Any], start: datetime, end: datetime) -> Range:
     symbol, trades, volume, notional, high, low, open_, close, high_at, low_at = row
-    return PriceSummary(
+    return Range(
         symbol=symbol,
         start=start.astimezone(UTC),
         end=end.astimezone(UTC),
@@ -342,21 +305,7 @@ def _summary(row: Sequence[Any], start: datetime, end: datetime) -> PriceSummary
 
 
 def _resolve(conn: Connection, symbols: Iterable[str]) -> list[str]:
-    wanted = normalise_symbols(symbols)
-    if wanted:
-        return wanted
-    recorded = recorded_symbols(conn)
-    if not recorded:
-        raise NotFoundError("no trades recorded yet: run `binprice ingest` first")
-    return recorded
-
-
-def _answer(wanted: list[str], results: tuple[T, ...], reason: str) -> Answer[T]:
-    found = {result.symbol for result in results}
-    missing = tuple(symbol for symbol in wanted if symbol not in found)
-    if not results:
-        raise NotFoundError(f"{reason} for {', '.join(missing)}")
-    return Answer(results, missing)
+    return list(normalize_symbols(symbols)) or recorded_symbols(conn)
 
 
 def _utc(value: datetime) -> datetime:

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
-from binprice.db.queries import normalise_symbols
+from binprice.symbols import normalize_symbols
 
 __all__ = ["STATUS_SQL", "Status", "SymbolStatus", "database_status", "status_symbols"]
 
@@ -127,7 +127,7 @@ class Status:
 
 def status_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
     """`symbols` normalised, or every symbol with stored trades or open gaps."""
-    wanted = normalise_symbols(symbols)
+    wanted = list(normalize_symbols(list(symbols)))
     if wanted:
         return wanted
     return [str(row[0]) for row in conn.execute(SYMBOLS_SQL).fetchall()]

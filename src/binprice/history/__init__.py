@@ -24,9 +24,9 @@ from binprice.history._results import (
     GapResult,
     ImportEvent,
     ImportSummary,
-    Severity,
     SymbolResult,
 )
+from binprice.ingest.events import Severity
 
 __all__ = [
     "DEFAULT_ARCHIVE_URL",

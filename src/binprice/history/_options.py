@@ -10,7 +10,8 @@ from binprice.errors import ConfigError, UsageError
 from binprice.history._archive import DEFAULT_ARCHIVE_URL
 from binprice.history._load import COMMIT_ROWS
 from binprice.history._zip import BLOCK_BYTES
-from binprice.ingest.config import DEFAULT_REST_URL, normalize_symbols, rest_base
+from binprice.ingest.config import DEFAULT_REST_URL, rest_base
+from binprice.symbols import normalize_symbols
 
 #: Files downloaded (or waiting, verified) ahead of the ones being loaded.
 DOWNLOADS_AHEAD = 2

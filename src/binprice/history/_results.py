@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import Enum, IntEnum
+from enum import Enum
 
-
-class Severity(IntEnum):
-    """How much an event matters; `-q` shows WARNING and above."""
-
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
+from binprice.ingest.events import Severity
 
 
 class EventKind(Enum):

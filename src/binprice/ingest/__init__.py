@@ -1,10 +1,11 @@
 """Capture: stream readers → tracker → bounded buffer → COPY batch writer."""
 
-from binprice.ingest.config import DEFAULT_REST_URL, DEFAULT_SYMBOLS, DEFAULT_WS_URL, IngestConfig
+from binprice.ingest.config import DEFAULT_REST_URL, DEFAULT_WS_URL, IngestConfig
 from binprice.ingest.events import EventKind, IngestEvent, Severity
 from binprice.ingest.pipeline import run_ingest
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
 from binprice.ingest.stream import StreamPolicy
+from binprice.symbols import DEFAULT_SYMBOLS
 
 __all__ = [
     "DEFAULT_REST_URL",

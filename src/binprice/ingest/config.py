@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from binprice.errors import ConfigError
+from binprice.symbols import DEFAULT_SYMBOLS, MAX_STREAMS_PER_CONNECTION
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DEFAULT_WS_URL = "wss://stream.binance.com:9443"
 DEFAULT_REST_URL = "https://api.binance.com"
 
@@ -33,6 +34,8 @@ QUIET_PERIOD = 60.0
 #: before REST is asked (it almost always does within milliseconds).
 REDUNDANT_GRACE_SECONDS = 2.0
 MAX_REDUNDANCY = 3
+#: With `--all`, new listings and delistings are noticed within this.
+LISTING_INTERVAL_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +59,41 @@ class IngestConfig:
     #: Writer connections: while PostgreSQL commits one batch, Python encodes the next.
     writers: int = WRITERS
     #: Streams per WebSocket connection (Binance allows at most 1024).
-    streams_per_connection: int = 1024
+    streams_per_connection: int = MAX_STREAMS_PER_CONNECTION
     #: Most ids one gap is filled with from REST; the older rest is recorded as skipped.
     backfill_max: int = BACKFILL_MAX
     #: Independent connections per group of streams; each trade is taken from the first.
     redundancy: int = 1
     #: Seconds without a trade after which a symbol is checked against the exchange.
     quiet_period: float = QUIET_PERIOD
+    #: `--since`: first import the public archives from this UTC day (then REST up to now).
+    since: date | None = None
+    archive_url: str = "https://data.binance.vision"
+    #: Where archive downloads are spooled while verified (with `since`).
+    downloads_dir: Path = field(default_factory=lambda: Path("downloads"))
+    #: `--all`: every symbol the exchange lists as TRADING (then `symbols` is not used),
+    #: only those quoted in `quotes` if any are given, re-read every `listing_interval`.
+    all_symbols: bool = False
+    quotes: tuple[str, ...] = ()
+    listing_interval: float = LISTING_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
-        if not self.symbols:
+        if not self.symbols and not self.all_symbols:
             raise ConfigError("no symbols to ingest")
+        if self.quotes and not self.all_symbols:
+            raise ConfigError("--quote only applies with --all")
+        if self.all_symbols and self.since is not None:
+            raise ConfigError(
+                "--since cannot be combined with --all; import the history of chosen "
+                "symbols with `binprice import`, then run `binprice ingest --all`"
+            )
+        if self.listing_interval <= 0:
+            raise ConfigError("the listing interval must be positive")
         if self.max_trades is not None and self.max_trades <= 0:
             raise ConfigError("--max-trades must be positive")
         if self.duration is not None and self.duration <= 0:
             raise ConfigError("--duration must be positive")
-        if not 1 <= self.streams_per_connection <= 1024:
+        if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
             raise ConfigError("streams per connection must be between 1 and 1024")
         if self.backfill_max < 0:
             raise ConfigError("--backfill-max must not be negative")
@@ -81,21 +103,6 @@ class IngestConfig:
             raise ConfigError("--quiet-period must be positive")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
-
-
-def normalize_symbols(symbols: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
-    """Upper-case, de-duplicated, order kept; accepts `a,b c` strings from the environment."""
-    if isinstance(symbols, str):
-        symbols = symbols.replace(",", " ").split()
-    out: list[str] = []
-    for raw in symbols:
-        for part in raw.replace(",", " ").split():
-            symbol = part.strip().upper()
-            if not symbol.isalnum():
-                raise ConfigError(f"invalid symbol {part!r}: symbols are letters and digits")
-            if symbol not in out:
-                out.append(symbol)
-    return tuple(out)
 
 
 def endpoints(exchange: str, ws_url: str | None, rest_url: str | None) -> tuple[str, str]:

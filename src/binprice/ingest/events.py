@@ -51,6 +51,13 @@ class EventKind(Enum):
     DROPPED = ("dropped", Severity.ERROR)
     MALFORMED = ("malformed", Severity.WARNING)
     ERROR_FRAME = ("error_frame", Severity.WARNING)
+    #: `ingest --since`: what the archive import before streaming did (per file).
+    HISTORY = ("history", Severity.INFO)
+    HISTORY_PROBLEM = ("history_problem", Severity.WARNING)
+    #: `ingest --all`: symbols that started or stopped TRADING while the run went on.
+    LISTING = ("listing", Severity.INFO)
+    #: ... and an exchangeInfo that could not be re-read (the set stays as it was).
+    LISTING_ERROR = ("listing_error", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 

@@ -2,8 +2,9 @@
 
 Who owns what:
 
-- `ConnectionGroup`s (one per ≤1024 streams, times `--redundancy`) read frames and hand trades
-  to the `Tracker`, which drops duplicates and reports id jumps to the `GapKeeper`;
+- the `Fleet`'s `ConnectionGroup`s (one per ≤1024 streams, times `--redundancy`; with `--all`
+  growing and shrinking as the `Listing` changes) read frames and hand trades to the
+  `Tracker`, which drops duplicates and reports id jumps to the `GapKeeper`;
 - the `GapKeeper` owns every gap: its row, its backfill from REST, its settlement;
 - the `Reconciler` asks the exchange for newest ids where the stream cannot show a gap;
 - the `Sink`'s writers commit batches from the `TradeBuffer`, which spills to this run's own
@@ -26,24 +27,21 @@ from contextlib import suppress
 import aiohttp
 import psycopg
 
-from binprice.binance import Trade, split_into_connections
-from binprice.errors import BinpriceError, DatabaseError
+from binprice.binance import Trade
+from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
-from binprice.ingest.events import EventKind, EventSink, IngestEvent
+from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
+from binprice.ingest.fleet import Fleet
 from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.listing import Listing, names
 from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import RestClient
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestStats, IngestSummary
-from binprice.ingest.stream import (
-    HANDSHAKE_TIMEOUT_SECONDS,
-    ConnectionGroup,
-    StreamPolicy,
-    group_label,
-)
+from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
 
@@ -74,6 +72,11 @@ async def run_ingest(
     spool = _open_spool(config, emit)
     buffer = TradeBuffer(spool, config.memory_limit, stats)
     try:
+        if config.since is not None:
+            await _import_history(config, database_url, stop, emit)
+            if stop.is_set():
+                emit(EventKind.STOPPED, "stopped during the archive import, before streaming")
+                return stats.summary()
         run = _Run(config, database_url, stop, emit, stats, policy, buffer)
         try:
             return await run.run(on_stored)
@@ -83,6 +86,43 @@ async def run_ingest(
         buffer.spill()  # anything not committed survives in the spool for the next run
         if spool is not None:
             spool.close()
+
+
+async def _import_history(
+    config: IngestConfig, url: str, stop: asyncio.Event, emit: EventSink
+) -> None:
+    """`--since`: every trade from the archives (verified), the unpublished days from REST,
+    so the stream starts where history ends: one id line from `since` to live."""
+    from datetime import UTC, datetime, timedelta
+
+    from binprice.history import ImportEvent, ImportOptions, import_history
+
+    assert config.since is not None
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # today counts as unpublished
+
+    def relay(event: ImportEvent) -> None:
+        kind = EventKind.HISTORY_PROBLEM if event.severity > Severity.INFO else EventKind.HISTORY
+        emit(kind, f"{event.symbol}: {event.message}")
+
+    options = ImportOptions(
+        symbols=config.symbols,
+        start=config.since,
+        end=tomorrow,
+        archive_url=config.archive_url,
+        spool_dir=config.downloads_dir,
+        rest_url=config.rest_url,
+        rest_tail=True,
+    )
+    summary = await import_history(options, url, stop=stop, on_event=relay)
+    files = sum(len(s.files) for s in summary.symbols)
+    failed = len(summary.failed)
+    kind = EventKind.HISTORY_PROBLEM if failed else EventKind.HISTORY
+    refused = f", {failed} refused or missing (recorded as gaps)" if failed else ""
+    emit(
+        kind,
+        f"history since {config.since.isoformat()}: {files} archive files{refused}; "
+        "streaming from here",
+    )
 
 
 def _open_spool(config: IngestConfig, emit: EventSink) -> Spool | None:
@@ -143,6 +183,9 @@ class _Run:
         self.tracker = Tracker(
             self.gaps, buffer, stats, max_trades=config.max_trades, limit_reached=stop
         )
+        #: The symbols carried: the named ones, or (`--all`) what the exchange lists.
+        self.symbols = list(config.symbols)
+        self.listing: Listing | None = None
 
     async def run(self, on_stored: Callable[[list[Trade]], None] | None) -> IngestSummary:
         # The session timeout bounds WebSocket handshakes; REST calls set their own.
@@ -150,6 +193,9 @@ class _Run:
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 rest = RestClient(session, self.config.rest_url)
+                if self.config.all_symbols:
+                    self.listing = Listing(rest, self.config.quotes, self.emit,
+                                           interval=self.config.listing_interval)  # fmt: skip
                 # Start-up (the database, the exchange's symbol check, the resume) may wait
                 # on a slow server: a stop must not wait for it.
                 writer = await _unless_stopped(self._prepare(rest), self.stop)
@@ -171,48 +217,78 @@ class _Run:
         return summary
 
     async def _prepare(self, rest: RestClient) -> TradeWriter:
-        """Connect, check the symbols with the exchange, and resume where the last runs left."""
+        """Connect, settle the symbols with the exchange, and resume where the last runs left."""
         config = self.config
         writer = await TradeWriter.connect(self.url)
         try:
-            last_ids = await writer.last_trade_ids(config.symbols)
-            await rest.validate_symbols(config.symbols)
+            if self.listing is not None:
+                self.symbols = await self.listing.current()
+                if not self.symbols:
+                    raise ConfigError(f"the exchange lists no symbol as {self.listing.describe()}")
+                self.emit(EventKind.LISTING, f"{self.listing.describe()}: {len(self.symbols)} "
+                          f"symbols ({names(self.symbols)})")  # fmt: skip
+            else:
+                await rest.validate_symbols(config.symbols)
+            last_ids = await writer.last_trade_ids(tuple(self.symbols))
             spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
             await resume(self.url, self.tracker, self.gaps, self.stats,
-                         list(config.symbols), last_ids, spooled)  # fmt: skip
+                         self.symbols, last_ids, spooled)  # fmt: skip
         except BaseException:
             await writer.close()
             raise
         return writer
 
-    def _groups(
-        self, session: aiohttp.ClientSession, reconciler: Reconciler
-    ) -> list[ConnectionGroup]:
+    def _fleet(self, session: aiohttp.ClientSession, reconciler: Reconciler) -> Fleet:
         config = self.config
-        replicas = config.redundancy
-        groups: list[ConnectionGroup] = []
-        labels: list[str] = []
-        for symbols in split_into_connections(config.symbols, config.streams_per_connection):
-            for replica in range(replicas):
-                groups.append(
-                    ConnectionGroup(
-                        session,
-                        config.ws_url,
-                        symbols,
-                        self.tracker,
-                        self.stats,
-                        self.emit,
-                        self.stop,
-                        self.policy,
-                        reconciler,
-                        source=len(groups),
-                        replica=replica,
-                        replicas=replicas,
-                    )
-                )
-                labels.append(group_label(symbols, replica, replicas))
-        self.stats.set_sources(labels)
-        return groups
+
+        def make(symbols: list[str], source: int, replica: int) -> ConnectionGroup:
+            return ConnectionGroup(
+                session,
+                config.ws_url,
+                symbols,
+                self.tracker,
+                self.stats,
+                self.emit,
+                self.stop,
+                self.policy,
+                reconciler,
+                source=source,
+                replica=replica,
+                replicas=config.redundancy,
+                capacity=config.streams_per_connection,
+            )
+
+        return Fleet(make, self.stats, replicas=config.redundancy,
+                     capacity=config.streams_per_connection)  # fmt: skip
+
+    async def _follow_listing(self, fleet: Fleet, reconciler: Reconciler) -> None:
+        """`--all`: carry what the exchange starts listing, drop what it stops."""
+        assert self.listing is not None
+
+        async def add(symbols: list[str]) -> None:
+            writer = await TradeWriter.connect(self.url)
+            try:
+                last_ids = await writer.last_trade_ids(tuple(symbols))
+            finally:
+                await writer.close()
+            # As at start: after the last stored id, open gaps queued (the spool of this run
+            # is not read again: what it holds is stored anyway, and a gap it would have
+            # closed is fetched from REST).
+            await resume(self.url, self.tracker, self.gaps, self.stats, symbols, last_ids, ())
+            for symbol in symbols:
+                reconciler.track(symbol)
+            fleet.add(symbols)
+
+        async def remove(symbols: list[str]) -> None:
+            fleet.remove(symbols)
+            # What it traded up to its halt is recorded (and fetched) before it is let go.
+            with suppress(BinpriceError):
+                await reconciler.check(symbols, " before it stopped trading")
+            for symbol in symbols:
+                reconciler.untrack(symbol)
+                self.tracker.stop(symbol)
+
+        await self.listing.follow(fleet.carried, add, remove)
 
     async def _stream(
         self,
@@ -226,19 +302,22 @@ class _Run:
         reading_done = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             write_task = tg.create_task(sink.run(reading_done))
-            readers = [tg.create_task(g.run()) for g in self._groups(session, reconciler)]
+            fleet = self._fleet(session, reconciler)
+            fleet.start(tg, self.symbols)
             helpers = [
                 tg.create_task(self.gaps.run(rest, sink.writable)),
                 tg.create_task(reconciler.run()),
             ]
+            if self.listing is not None:
+                helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:
                 helpers.append(tg.create_task(_stop_after(self.config.duration, stop)))
-            await _until_stopped(stop, readers, write_task)
+            await _until_stopped(stop, fleet.tasks, write_task)
             stop.set()
-            for task in readers:
-                await task
             for task in helpers:
-                task.cancel()
+                task.cancel()  # the listing first: no connection opens while they stop
+            for task in list(fleet.tasks):
+                await task
             reading_done.set()
             await asyncio.gather(self._record_tail(reconciler), _drain(write_task, self.emit))
         await self._finish()

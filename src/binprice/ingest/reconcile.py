@@ -57,19 +57,26 @@ class Reconciler:
         self._emit = emit
         self._quiet_after = quiet_after
         self._clock = clock
-        now = clock()
         #: Per symbol: the last id seen at the last look, when it last changed, and when the
         #: next quiet check is due.
         self._seen: dict[str, int | None] = {}
         self._changed: dict[str, float] = {}
         self._interval: dict[str, float] = {}
         for symbol in tracker.symbols:
-            self._seen[symbol] = tracker.last_id(symbol)
-            self._changed[symbol] = now
-            self._interval[symbol] = quiet_after
+            self.track(symbol)
         #: Connects not yet followed up: (due at, symbols, their last ids at the connect).
         self._connects: list[tuple[float, list[str], dict[str, int | None]]] = []
         self._wake = asyncio.Event()
+
+    def track(self, symbol: str) -> None:
+        """Watch `symbol` for quiet (at start, and for a listing added mid-run)."""
+        self._seen[symbol] = self._tracker.last_id(symbol)
+        self._changed[symbol] = self._clock()
+        self._interval[symbol] = self._quiet_after
+
+    def untrack(self, symbol: str) -> None:
+        for table in (self._seen, self._changed, self._interval):
+            table.pop(symbol, None)
 
     def connected(self, symbols: Iterable[str]) -> None:
         """A connection carrying `symbols` completed its handshake."""
@@ -102,7 +109,7 @@ class Reconciler:
                 keep.append((at, symbols, marks))
                 continue
             for symbol in symbols:
-                if last_id(symbol) == marks[symbol]:
+                if symbol in self._seen and last_id(symbol) == marks[symbol]:
                     due[symbol] = None
         self._connects = keep
         for symbol, seen in self._seen.items():

@@ -151,6 +151,23 @@ class RestClient:
             )
         return infos
 
+    async def trading_symbols(self, quotes: tuple[str, ...] = ()) -> list[str]:
+        """Every symbol the exchange lists as TRADING (quoted in one of `quotes`, if given),
+        alphabetically: one exchangeInfo request (weight 20), only TRADING entries asked for."""
+        body = await self.get(
+            "/api/v3/exchangeInfo",
+            {"symbolStatus": "TRADING"},
+            WEIGHT_EXCHANGE_INFO,
+            QUICK_ATTEMPTS,
+        )
+        infos = parse_exchange_info(body)
+        wanted = {q.upper() for q in quotes}
+        return sorted(
+            s.symbol
+            for s in infos.values()
+            if s.is_trading and (not wanted or s.quote_asset in wanted) and s.symbol.isascii()
+        )
+
     async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
         """Up to 1000 trades with id >= from_id, ascending."""
         body = await self.get(

@@ -216,6 +216,17 @@ class Spool:
         self._lock_fd = -1
 
 
+def spool_root(data_dir: Path, url: str) -> Path:
+    """Where the runs on database `url` spool: one root per database, so trades spooled for
+    one never land in another."""
+    import hashlib
+
+    from binprice.db import describe
+
+    digest = hashlib.sha256(describe(url).encode()).hexdigest()[:12]
+    return data_dir / "spool" / digest
+
+
 def _make_dir(root: Path, directory: Path) -> None:
     """`root/directory`, creating `root` if needed — again if a run that just stopped removed
     the empty root between the two steps."""

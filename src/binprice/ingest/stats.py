@@ -215,6 +215,12 @@ class IngestStats:
         self.reconcile_checks += 1
         self.reconcile_found += found
 
+    def add_source(self, label: str) -> int:
+        """A connection opened while the run goes on (`--all`): its number."""
+        self.sources.append(label)
+        self.delivered_first.append(0)
+        return len(self.sources) - 1
+
     def symbol(self, symbol: str) -> SymbolCounters:
         counters = self.symbols.get(symbol)
         if counters is None:

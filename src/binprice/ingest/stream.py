@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -25,7 +25,6 @@ from binprice.binance import (
     OtherEvent,
     ServerShutdown,
     Trade,
-    combined_stream_path,
     decode_frame,
 )
 from binprice.errors import ExchangeError, GeoRestrictedError
@@ -35,7 +34,9 @@ from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import GEO_HINT
 from binprice.ingest.stats import IngestStats
+from binprice.ingest.subscriptions import Outbox, connection_path
 from binprice.ingest.tracker import Tracker
+from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
 #: Binance lets a connection live 24 h; rotate a little before that.
 DEFAULT_LIFETIME_SECONDS = 23.5 * 3600
@@ -73,7 +74,7 @@ class StreamPolicy:
     replica_stagger: float = REPLICA_STAGGER_SECONDS
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Connection:
     number: int
     lifetime: float
@@ -90,6 +91,8 @@ class _Connection:
     #: first id per symbol in `held_first`), so the overlap never looks like a gap.
     held: list[Trade] | None = None
     held_first: dict[str, int] = field(default_factory=dict)
+    #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
+    outbox: Outbox = field(default_factory=Outbox)
 
 
 def group_label(symbols: list[str], replica: int = 0, replicas: int = 1) -> str:
@@ -122,10 +125,14 @@ class ConnectionGroup:
         source: int = 0,
         replica: int = 0,
         replicas: int = 1,
+        capacity: int = MAX_STREAMS_PER_CONNECTION,
     ) -> None:
         self._session = session
-        self._symbols = symbols
-        self._url = ws_url + combined_stream_path(symbols)
+        self._capacity = capacity
+        self._symbols = list(symbols)
+        self._ws_url = ws_url
+        #: Connections open now (two during a rotation): where live changes go.
+        self._live: set[_Connection] = set()
         self._label = group_label(symbols, replica, replicas)
         self._tracker = tracker
         self._stats = stats
@@ -173,6 +180,31 @@ class ConnectionGroup:
                 )
                 await first_of(asyncio.sleep(delay), self._stop.wait())
 
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._symbols)
+
+    @property
+    def room(self) -> int:
+        """Streams this group can still take."""
+        return self._capacity - len(self._symbols)
+
+    def add(self, symbols: Iterable[str]) -> list[str]:
+        """Carry `symbols` too (subscribed on the open connections now); return the new ones."""
+        new = [s for s in symbols if s not in self._symbols][: max(0, self.room)]
+        self._symbols.extend(new)
+        for conn in self._live:
+            conn.outbox.subscribe(new)
+        return new
+
+    def remove(self, symbols: Iterable[str]) -> list[str]:
+        """Stop carrying `symbols` (unsubscribed now); return those that were carried."""
+        gone = [s for s in symbols if s in self._symbols]
+        self._symbols = [s for s in self._symbols if s not in gone]
+        for conn in self._live:
+            conn.outbox.unsubscribe(gone)
+        return gone
+
     def _new_connection(self) -> _Connection:
         self._numbers += 1
         lifetime = self._first_lifetime if self._numbers == 1 else self._policy.lifetime
@@ -219,9 +251,11 @@ class ConnectionGroup:
     async def _connection(self, conn: _Connection) -> None:
         """One WebSocket connection from handshake to close; errors end it, never the group."""
         self._policy.budget.record()
+        path, to_subscribe = connection_path(self._symbols)
+        carried = list(self._symbols)
         try:
             async with self._session.ws_connect(
-                self._url,
+                self._ws_url + path,
                 autoping=False,
                 heartbeat=None,
                 max_msg_size=MAX_FRAME_BYTES,
@@ -233,11 +267,18 @@ class ConnectionGroup:
                 self._emit(
                     EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
                 )
-                if self._reconciler is not None:
-                    self._reconciler.connected(self._symbols)
-                async with asyncio.TaskGroup() as tg:
-                    reader = tg.create_task(self._consume(ws, conn))
-                    tg.create_task(self._watch(conn, reader))
+                conn.outbox.subscribe(to_subscribe)
+                self._live.add(conn)
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        reader = tg.create_task(self._consume(ws, conn))
+                        helpers = [
+                            tg.create_task(conn.outbox.send_forever(ws)),
+                            tg.create_task(self._subscribed(conn, carried)),
+                        ]
+                        tg.create_task(self._watch(conn, reader, helpers))
+                finally:
+                    self._live.discard(conn)
                 if not conn.ended:
                     conn.ended = _close_reason(ws)
         except aiohttp.WSServerHandshakeError as exc:
@@ -251,7 +292,7 @@ class ConnectionGroup:
         anything else (a 4xx, an HTML page) is final once it happened a few times in a row."""
         if status == 451:
             raise GeoRestrictedError(GEO_HINT)
-        url = self._url.partition("?")[0]
+        url = self._ws_url + "/stream"
         if status >= 500 or status == 429:
             conn.ended = f"the exchange answered the stream handshake with HTTP {status}"
             self._stats.connect_failed(conn.ended)
@@ -333,7 +374,15 @@ class ConnectionGroup:
         elif isinstance(item, OtherEvent):
             self._stats.frame_rejected("other")
 
-    async def _watch(self, conn: _Connection, reader: asyncio.Task[None]) -> None:
+    async def _subscribed(self, conn: _Connection, symbols: list[str]) -> None:
+        """Once the connection asked for all its streams, the reconciler may judge silence."""
+        await conn.outbox.idle.wait()
+        if self._reconciler is not None:
+            self._reconciler.connected(symbols)
+
+    async def _watch(
+        self, conn: _Connection, reader: asyncio.Task[None], helpers: list[asyncio.Task[None]]
+    ) -> None:
         """Ends the reader when the connection is stale, retired, or asked to stop."""
         policy = self._policy
         seen, seen_at = conn.frames, time.monotonic()
@@ -353,6 +402,8 @@ class ConnectionGroup:
                 conn.ended = "retired" if conn.retire.is_set() else "stopped"
                 break
         reader.cancel()
+        for task in helpers:
+            task.cancel()
 
 
 def _close_reason(ws: aiohttp.ClientWebSocketResponse) -> str:

@@ -54,6 +54,10 @@ class Tracker:
         """Begin tracking `symbol` after `last_known`, the highest id stored or spooled."""
         self._tracks[symbol] = SymbolTrack(last_known, self._stats.symbol(symbol))
 
+    def stop(self, symbol: str) -> None:
+        """Stop tracking `symbol` (it no longer trades): its frames are ignored from now on."""
+        self._tracks.pop(symbol, None)
+
     @property
     def symbols(self) -> list[str]:
         return list(self._tracks)

@@ -15,17 +15,20 @@ from pathlib import Path
 
 import msgspec
 
+from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits
-from binprice.testing.exchange import DEFAULT_SYMBOLS, TestExchange
+from binprice.testing.exchange import TestExchange
 from binprice.testing.exchange import __doc__ as EXCHANGE_DOC
 from binprice.testing.faults import Faults
 from binprice.testing.http import DEFAULT_WEIGHT_LIMIT
 from binprice.testing.tls import TlsFiles
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(
+    argv: Sequence[str] | None, prog: str = "python -m binprice.testing.exchange"
+) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m binprice.testing.exchange",
+        prog=prog,
         description=EXCHANGE_DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -122,5 +125,6 @@ async def serve(exchange: TestExchange) -> None:
         await stop.wait()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(exchange_from_args(parse_args(argv))))
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    args = parse_args(argv) if prog is None else parse_args(argv, prog)
+    asyncio.run(serve(exchange_from_args(args)))

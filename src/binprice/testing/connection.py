@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 from binprice.testing.control import (
     BAD_VALUE_TYPE,
     INVALID_REQUEST,
@@ -50,7 +51,7 @@ class ConnectionLimits:
     ping_interval: float = 20.0
     pong_timeout: float = 60.0
     max_incoming_per_second: int = 5
-    max_streams: int = 1024
+    max_streams: int = MAX_STREAMS_PER_CONNECTION
     #: Binance was observed to drop a client about 1 s after rejecting an invalid stream.
     invalid_stream_close_delay: float | None = 1.0
 

@@ -21,7 +21,7 @@ import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ from types import TracebackType
 from aiohttp import WSCloseCode, web
 
 from binprice.binance import Trade
+from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
@@ -38,7 +39,6 @@ from binprice.testing.pacing import PacedSchedule
 from binprice.testing.rest import RestApi
 from binprice.testing.tls import TlsFiles, self_signed, server_context
 
-DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
 #: write over many frames, small enough that control replies are never far behind.
 FULL_SPEED_BATCH = 200
@@ -110,6 +110,7 @@ class TestExchange:
         self.tls_files: TlsFiles | None = tls if isinstance(tls, TlsFiles) else None
         self._rng = random.Random(seed)
         self._demand = asyncio.Event()
+        self._subscriptions_changed = asyncio.Event()
         self._subscribed: set[str] | None = None
         self._stack = AsyncExitStack()
         self._producer: asyncio.Task[None] | None = None
@@ -191,6 +192,19 @@ class TestExchange:
         generator = self.generators[symbol.upper()]
         return {generator.first_id + i for i in generator.lost}
 
+    def subscribed_symbols(self) -> set[str]:
+        """Symbols whose ``@trade`` stream some open connection carries now."""
+        return {s.split("@")[0].upper() for s in self._subscribed_streams() if s.endswith("@trade")}
+
+    async def wait_subscribed(self, predicate: Callable[[set[str]], bool]) -> None:
+        """Wait until ``predicate(subscribed_symbols())`` holds (wrap in ``asyncio.timeout``);
+        woken by every connection and subscription change, not by polling."""
+        while True:
+            self._subscriptions_changed.clear()
+            if predicate(self.subscribed_symbols()):
+                return
+            await self._subscriptions_changed.wait()
+
     def produced_count(self, symbol: str) -> int:
         return len(self.generators[symbol.upper()])
 
@@ -253,6 +267,7 @@ class TestExchange:
     def _connections_changed(self) -> None:
         self._subscribed = None
         self._demand.set()
+        self._subscriptions_changed.set()
 
     def _subscribed_streams(self) -> set[str]:
         """Every stream some open connection subscribed to (cached until one changes)."""
