@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ import psycopg
 
 from binprice.binance import Trade
 from binprice.ingest import IngestConfig
+from binprice.ingest.events import EventKind, IngestEvent
 from binprice.testing.exchange import TestExchange
 
 Row = tuple[str, int, Decimal, Decimal, int, bool]
@@ -46,3 +48,30 @@ def exchange_config(
     return IngestConfig(
         symbols=symbols, ws_url=ex.ws_url, rest_url=ex.rest_url, spool_dir=tmp_path / "spool", **kw
     )
+
+
+class Events:
+    """A run's events (its `on_event`, or `emit` where an `Emit` is taken), and a wake-up for
+    each one, so a test waits for the event rather than for time."""
+
+    def __init__(self) -> None:
+        self.seen: list[IngestEvent] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: IngestEvent) -> None:
+        self.seen.append(event)
+        self._changed.set()
+
+    def emit(self, kind: EventKind, message: str) -> None:
+        self(IngestEvent(0.0, kind, message))
+
+    def of(self, kind: EventKind) -> list[str]:
+        return [e.message for e in self.seen if e.kind is kind]
+
+    async def wait_for(self, kind: EventKind, text: str = "", *, count: int = 1) -> None:
+        """Until `count` events of `kind` whose message holds `text` were seen."""
+        while True:
+            self._changed.clear()
+            if sum(text in message for message in self.of(kind)) >= count:
+                return
+            await self._changed.wait()

@@ -12,12 +12,12 @@ import pytest
 
 from binprice.errors import ConfigError
 from binprice.ingest import IngestConfig, IngestStats, run_ingest
-from binprice.ingest.events import EventKind, IngestEvent
+from binprice.ingest.events import EventKind
 from binprice.ingest.subscriptions import URL_STREAMS_MAX
 from binprice.testing import market
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import assert_complete, complete_from_first, wait_until
-from tests.ingest_helpers import stored_rows
+from tests.ingest_helpers import Events, stored_rows
 
 BUDGET_SECONDS = 60
 
@@ -25,28 +25,6 @@ BUDGET_SECONDS = 60
 def _all_config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
     return IngestConfig(symbols=(), all_symbols=True, ws_url=ex.ws_url, rest_url=ex.rest_url,
                         spool_dir=tmp_path / "spool", **kw)  # type: ignore[arg-type]  # fmt: skip
-
-
-class _Events:
-    """The run's events, and a wake-up for each one."""
-
-    def __init__(self) -> None:
-        self.seen: list[IngestEvent] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, event: IngestEvent) -> None:
-        self.seen.append(event)
-        self._changed.set()
-
-    def of(self, kind: EventKind) -> list[str]:
-        return [e.message for e in self.seen if e.kind is kind]
-
-    async def wait_for(self, kind: EventKind, text: str) -> None:
-        while True:
-            self._changed.clear()
-            if any(text in message for message in self.of(kind)):
-                return
-            await self._changed.wait()
 
 
 async def test_all_carries_every_trading_symbol_past_the_url_limit_exactly_once(
@@ -63,7 +41,7 @@ async def test_all_carries_every_trading_symbol_past_the_url_limit_exactly_once(
     assert len(trading) > 2 * URL_STREAMS_MAX and statuses
     stats = IngestStats()
     stop = asyncio.Event()
-    events = _Events()
+    events = Events()
     async with TestExchange(names, seed=61, rate=5, max_trades=4, statuses=statuses) as ex:
         ex.paused.update(names)  # nothing trades until everything is subscribed
         config = _all_config(ex, tmp_path, streams_per_connection=300)
@@ -98,7 +76,7 @@ async def test_a_listing_that_changes_mid_run_adds_and_drops_symbols(
     halted, listed = names[3], names[-1]
     stats = IngestStats()
     stop = asyncio.Event()
-    events = _Events()
+    events = Events()
     async with TestExchange(names, seed=62, rate=20, statuses={listed: "BREAK"}) as ex:
         earlier = ex.generators[listed]
         earlier.produce(5, _now_us())  # an earlier run stored these

@@ -29,6 +29,7 @@ from binprice.db.partitions import (
     list_partitions,
 )
 from binprice.errors import DatabaseBusyError
+from binprice.history import EventKind
 from binprice.ingest.writer import TradeWriter
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
@@ -258,12 +259,13 @@ async def test_a_redelivered_trade_is_stored_once_by_the_copy_and_staging_paths(
         copy.write(encoder.encode(trades[47:]))  # the fast path alone refuses it
 
 
-async def test_an_import_over_stored_trades_stores_each_once_in_and_out_of_partitions(
+async def test_an_import_makes_its_months_and_stores_each_trade_once_beside_live_rows(
     database_url: str, tmp_path: Path
 ) -> None:
     """Archive days across a month end, live-captured rows in the middle: August has no
-    partition (its rows go to DEFAULT), September has one. Every trade is stored once; making
-    August later moves its rows and the check is clean."""
+    partition (its live rows wait in DEFAULT), September has one. The import makes August
+    before loading its first file, which moves the waiting rows there; every trade is stored
+    once, nothing is left in DEFAULT and the check is clean."""
     market = ArchiveMarket.generate(
         ["BTCUSDT"], date(2024, 8, 30), date(2024, 9, 3), trades_per_day=500
     )
@@ -272,17 +274,18 @@ async def test_an_import_over_stored_trades_stores_each_once_in_and_out_of_parti
         ensure_partitions(conn, datetime(2024, 9, 1, tzinfo=UTC), datetime(2024, 9, 2, tzinfo=UTC))
         with conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:
             copy.write(CopyEncoder().encode(trades[900:1200]))  # Aug 31 → Sep 1
+    assert {"trades_default", "trades_2024_09"} == set(where(database_url).values())
     async with ArchiveServer(market) as archive:
         opts = options(archive, date(2024, 8, 30), date(2024, 9, 3), tmp_path, block_bytes=4096)
-        summary, _ = await run(opts, database_url)
+        summary, events = await run(opts, database_url)
     assert sum(f.inserted for s in summary.symbols for f in s.files) == len(trades) - 300
     assert stored_text(database_url) == expected_text(trades)
-    assert {"trades_default", "trades_2024_09"} == set(where(database_url).values())
+    assert {"trades_2024_08", "trades_2024_09"} == set(where(database_url).values())
+    made = [e.message for e in events if e.kind is EventKind.PARTITION]
+    assert made == ["BTCUSDT-trades-2024-08-30.zip: made partition trades_2024_08"]
+    assert not [e for e in events if e.kind is EventKind.PARTITION_BUSY]
     with psycopg.connect(database_url) as conn:
-        assert ensure_partitions(conn, JAN, JAN) == ["trades_2024_08"]
         assert verify_gaps(conn).ok
-    assert stored_text(database_url) == expected_text(trades)
-    assert "trades_default" not in set(where(database_url).values())
 
 
 def test_the_same_id_at_another_time_is_a_second_row(database_url: str) -> None:

@@ -6,7 +6,9 @@ Migration 0008's SQL function `binprice_ensure_trade_partitions(lo, hi)` does th
 the months overlapping `[lo, hi)`, and every month the DEFAULT partition holds rows of, whose
 rows it moves into the new month in the same transaction. Writers call `ensure_ahead` (or
 `ensure_partitions` for an archive's period) before they could need a new month, so the DEFAULT
-partition stays empty; when it does not, nothing is lost and the next call empties it.
+partition stays empty; when it does not, nothing is lost and the next call empties it. Live
+capture calls `ensure_ahead_async` when it starts and hourly (`binprice.ingest.ahead`);
+`binprice import` calls `ensure_partitions` for each file's month before loading it.
 
 `prune` drops whole months older than a cut. Dropping a partition fires no trigger, so the
 rollup minutes of the dropped range are deleted here (unless kept, so that candles of pruned
@@ -27,14 +29,17 @@ from psycopg import sql
 from binprice.errors import DatabaseBusyError
 
 __all__ = [
+    "DEFAULT_PARTITION",
     "ENSURE_LOCK_TIMEOUT",
     "MONTHS_AHEAD",
     "PRUNE_LOCK_TIMEOUT",
     "Partition",
     "PruneResult",
     "ensure_ahead",
+    "ensure_ahead_async",
     "ensure_partitions",
     "list_partitions",
+    "month_made_meanwhile",
     "month_start",
     "plan_prune",
     "prune",
@@ -56,6 +61,8 @@ ENSURE_LOCK_TIMEOUT = timedelta(seconds=2)
 MONTHS_PER_YEAR = 12
 
 ENSURE_SQL = "SELECT binprice_ensure_trade_partitions(%s, %s)"
+#: The partition that catches rows whose month has none yet (migration 0008).
+DEFAULT_PARTITION = "trades_default"
 
 #: Every partition of trades with its bounds (NULL for DEFAULT), the planner's row estimate
 #: and its size with indexes. Bounds are read back from the catalog's text, which carries the
@@ -187,20 +194,58 @@ def ensure_ahead(
 ) -> list[str]:
     """`ensure_partitions` for the current UTC month and the `MONTHS_AHEAD` after it: what a
     writer calls when it starts and then at least once a month (hourly is cheap)."""
+    start, end = _ahead(now)
+    return ensure_partitions(conn, start, end, lock_timeout=lock_timeout)
+
+
+async def ensure_ahead_async(
+    conn: psycopg.AsyncConnection[Any],
+    now: datetime | None = None,
+    *,
+    lock_timeout: timedelta = ENSURE_LOCK_TIMEOUT,
+) -> list[str]:
+    """`ensure_ahead` on an async connection, for live capture: the same months, locks and
+    timeout, and cancelling it (a stopping ingest) rolls back with nothing made, where a
+    thread blocked on a hung server could not be cancelled at all."""
+    start, end = _ahead(now)
+    try:
+        async with conn.transaction():
+            await conn.execute(_lock_timeout_sql(lock_timeout))
+            rows = await (await conn.execute(ENSURE_SQL, (start, end))).fetchall()
+    except psycopg.errors.LockNotAvailable:
+        raise _busy(lock_timeout, "no partition was made") from None
+    return [str(row[0]) for row in rows]
+
+
+def _ahead(now: datetime | None) -> tuple[datetime, datetime]:
+    """The current UTC month's start and the end of the `MONTHS_AHEAD`-th month after it."""
     current = month_start(now or datetime.now(UTC))
-    end = add_months(current, MONTHS_AHEAD + 1)
-    return ensure_partitions(conn, current, end, lock_timeout=lock_timeout)
+    return current, add_months(current, MONTHS_AHEAD + 1)
+
+
+def _lock_timeout_sql(wait: timedelta) -> str:
+    """For the rest of the transaction, give up on a lock not granted within `wait`."""
+    return f"SET LOCAL lock_timeout = {int(wait // timedelta(milliseconds=1))}"
 
 
 def _lock_timeout(conn: Connection, wait: timedelta) -> None:
-    """For the rest of the transaction, give up on a lock not granted within `wait`."""
-    conn.execute(f"SET LOCAL lock_timeout = {int(wait // timedelta(milliseconds=1))}")
+    conn.execute(_lock_timeout_sql(wait))
 
 
 def _busy(wait: timedelta, outcome: str) -> DatabaseBusyError:
     return DatabaseBusyError(
         f"trades stayed locked by other sessions for {wait.total_seconds():g} s; {outcome}; "
         "try again (a long export or query may hold it)"
+    )
+
+
+def month_made_meanwhile(exc: BaseException) -> bool:
+    """Whether a write into trades failed only because a month was made while it ran, so that
+    the same write again succeeds. PostgreSQL routes a statement's rows by the partitions
+    there were when it started; a row it sends to DEFAULT after the month is attached then
+    fails DEFAULT's new partition constraint (a check violation on `trades_default`)."""
+    return (
+        isinstance(exc, psycopg.errors.CheckViolation) and exc.diag.table_name == DEFAULT_PARTITION
     )
 
 

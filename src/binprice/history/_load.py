@@ -30,6 +30,7 @@ import psycopg
 
 from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 from binprice.db.gaps import UPSERT_SQL
+from binprice.db.partitions import month_made_meanwhile
 from binprice.history._archive import ArchiveFile
 from binprice.history._csv import Block
 from binprice.history._zip import BLOCK_BYTES, BlockReader
@@ -118,6 +119,12 @@ def load_file(
             # Another writer stored ids of this chunk after the probe: redo it, staged.
             conn.rollback()
             resume, staged = _recorded(conn, job), True
+        except psycopg.errors.CheckViolation as exc:
+            if not month_made_meanwhile(exc):
+                raise
+            # Its rows were going to DEFAULT when their month was made: redo it, into the month.
+            conn.rollback()
+            resume = _recorded(conn, job)
 
 
 class _Loader:

@@ -25,6 +25,10 @@ class EventKind(Enum):
     NOT_ARCHIVED = "not_archived"
     GAP = "gap"
     REST = "rest"
+    #: A month's partition of trades, made before its first file loads ...
+    PARTITION = "partition"
+    #: ... or not (a long query held the DEFAULT partition): its trades wait there.
+    PARTITION_BUSY = "partition_busy"
     DONE = "done"
 
     @property
@@ -36,6 +40,7 @@ _SEVERITY = {
     EventKind.REPUBLISHED: Severity.WARNING,
     EventKind.INTERRUPTED: Severity.WARNING,
     EventKind.GAP: Severity.WARNING,
+    EventKind.PARTITION_BUSY: Severity.WARNING,
     EventKind.REFUSED: Severity.ERROR,
     EventKind.MISSING: Severity.ERROR,
 }

@@ -15,11 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from binprice.errors import ArchiveError, ArchiveFileError
+from binprice.db.partitions import ensure_partitions
+from binprice.errors import ArchiveError, ArchiveFileError, DatabaseBusyError
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._fetch import Source
 from binprice.history._load import LoadJob, Progress, Resume, load_file
@@ -219,6 +221,7 @@ class Pipeline:
         conn = await self.loader_conns.get()
         began = time.monotonic()
         try:
+            await self._ensure_month(conn, file)
             done = await _in_thread(
                 self.stop,
                 lambda: load_file(
@@ -246,6 +249,23 @@ class Pipeline:
             republished=ready.republished,
             resumed_after=None if ready.resume is None else ready.resume.last_id,
         )  # fmt: skip
+
+    async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:
+        """The file's month gets its partition of trades before its trades come, on the
+        loader's connection in a transaction of its own. Behind a long query that holds the
+        DEFAULT partition it gives up (one warning): the trades then wait in DEFAULT and move
+        to their month when a later file, ingest or `db partitions --ensure` makes it."""
+        start = datetime.combine(file.start, datetime.min.time(), UTC)
+        end = datetime.combine(file.end, datetime.min.time(), UTC)
+        try:
+            made = await asyncio.to_thread(ensure_partitions, conn, start, end)
+        except DatabaseBusyError as exc:
+            kind, messages = EventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
+        else:
+            kind = EventKind.PARTITION
+            messages = [f"{file.name}: made partition {name}" for name in made]
+        for message in messages:
+            self.emit(ImportEvent(kind, file.symbol, message, file=file.name))
 
     async def _report(self, report: FileProgress) -> None:
         self.on_progress(report)

@@ -58,6 +58,10 @@ class EventKind(Enum):
     LISTING = ("listing", Severity.INFO)
     #: ... and an exchangeInfo that could not be re-read (the set stays as it was).
     LISTING_ERROR = ("listing_error", Severity.WARNING)
+    #: Monthly partitions of trades made ahead of the trades that will need them.
+    PARTITIONS = ("partitions", Severity.INFO)
+    #: ... and a try that could not make them (the next one is an hour later).
+    PARTITIONS_ERROR = ("partitions_error", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 

@@ -29,6 +29,7 @@ import psycopg
 
 from binprice.binance import Trade
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
+from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
@@ -221,6 +222,7 @@ class _Run:
         config = self.config
         writer = await TradeWriter.connect(self.url)
         try:
+            await ensure_months_ahead(self.url, self.emit)
             if self.listing is not None:
                 self.symbols = await self.listing.current()
                 if not self.symbols:
@@ -307,6 +309,7 @@ class _Run:
             helpers = [
                 tg.create_task(self.gaps.run(rest, sink.writable)),
                 tg.create_task(reconciler.run()),
+                tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
             if self.listing is not None:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))

@@ -43,7 +43,21 @@ class TradeWriter:
         """Store `batch`; return new rows per symbol and the commit time (epoch ms).
 
         Raises psycopg.Error if the database fails; nothing of the batch is then committed.
+        A batch whose trades were on their way to the DEFAULT partition when their month was
+        made is written once more, into that month.
         """
+        import psycopg
+
+        from binprice.db.partitions import month_made_meanwhile
+
+        try:
+            return await self._write(batch)
+        except psycopg.errors.CheckViolation as exc:
+            if not month_made_meanwhile(exc):
+                raise
+        return await self._write(batch)
+
+    async def _write(self, batch: Batch) -> tuple[dict[str, int], int]:
         import psycopg
 
         conn = self._conn
