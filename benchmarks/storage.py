@@ -11,16 +11,19 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
 - `size`: builds the table (one COPY, as `queries.py` does) in a database at revision 0007
   (unpartitioned) and in one at head whose months were made first (as writers that call
   `ensure_partitions` do); prints each build's COPY rate and the bytes per stored trade: the
-  table with its indexes and TOAST (every partition), plus the per-minute rollup.
+  table with its indexes and TOAST (every partition), plus the per-minute rollup; and each
+  index's bytes per trade.
 - `migrate`: upgrades the 0007 database to head (0008 copies the table into its months) and
   prints how long that took and the size after.
 - `copy`: the COPY rate of `--copy-trades` trades into empty databases at 0007 and at head,
   alternating which goes first, `--runs` times: one COPY, and 1,000-trade COPYs each
-  committed (what the ingest writers do); medians and the ratio of each run.
+  committed (what the ingest writers do), and one COPY with the rollup's insert trigger
+  disabled; medians and the ratio of each run.
 - `import`: the whole `binprice import` process (as `benchmarks/import.py` runs it: `--days`
   daily files of `--trades-per-day` trades from the test archive server on loopback) into an
   empty database at 0007, run by the code of the commit before partitioning (extracted from
-  git), and into one at head, run by this checkout; alternating, `--import-runs` times.
+  git), and into one at head, run by this checkout (which makes the archive's month itself);
+  alternating, `--import-runs` times.
 - `fresh`: the first COPY and the first import on a brand-new server (one new cluster for
   each measurement: a new cluster creates its WAL files on first use), for both schemas.
 - `latency`: `queries.py`'s latency table for both databases.
@@ -39,7 +42,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -69,6 +72,14 @@ SIZES_SQL = f"""
 SELECT sum(pg_relation_size(c.oid)), sum(pg_indexes_size(c.oid)),
        sum(pg_total_relation_size(c.oid)), count(*) FILTER (WHERE c.relispartition)
 {_TABLES}"""
+#: Each index of trades, a partition's index counted under the partitioned index it belongs to.
+INDEX_SIZES_SQL = f"""
+SELECT coalesce(parent.relname, i.relname), sum(pg_relation_size(i.oid))
+FROM pg_index AS x JOIN pg_class AS i ON i.oid = x.indexrelid
+LEFT JOIN pg_inherits AS h ON h.inhrelid = i.oid
+LEFT JOIN pg_class AS parent ON parent.oid = h.inhparent
+WHERE x.indrelid IN (SELECT c.oid {_TABLES})
+GROUP BY 1 ORDER BY 1"""
 
 
 def make_months(url: str, span: timedelta = queries.SPAN) -> None:
@@ -105,6 +116,11 @@ def sizes(url: str, count: int) -> dict[str, float]:
     }
 
 
+def index_sizes(url: str, count: int) -> dict[str, float]:
+    with psycopg.connect(url) as conn:
+        return {str(name): size / count for name, size in conn.execute(INDEX_SIZES_SQL)}
+
+
 def print_sizes(label: str, found: dict[str, float]) -> None:
     print(
         f"  {label:<26} {found['heap']:7.1f} {found['indexes']:8.1f} {found['trades']:7.1f} "
@@ -122,6 +138,9 @@ def size_part(admin: str, count: int) -> tuple[str, str]:
     print("\nbytes per stored trade:      heap  indexes  trades  rollup   total")
     print_sizes("0007 (unpartitioned)", sizes(before, count))
     print_sizes("head (monthly partitions)", sizes(after, count))
+    old, new = index_sizes(before, count), index_sizes(after, count)
+    for name in sorted(old.keys() | new.keys()):
+        print(f"  index {name:<28} 0007 {old.get(name, 0):6.1f}  head {new.get(name, 0):6.1f}")
     return before, after
 
 
@@ -133,6 +152,16 @@ def migrate_part(before: str, count: int) -> None:
         conn.execute("VACUUM ANALYZE trades")
     print(f"\nmigrating the 0007 table to head: {spent:.1f} s ({count / spent:,.0f} trades/s)")
     print_sizes("after the migration", sizes(before, count))
+    for name, size in index_sizes(before, count).items():
+        print(f"  index {name:<28} head {size:6.1f} (built after the rows were copied)")
+
+
+ONE_COPY = "one COPY"
+#: The same without the rollup's statement trigger: PostgreSQL's COPY inserts row by row into
+#: a partitioned table whose insert trigger has a transition table (copyfrom.c, CIM_SINGLE),
+#: and batches the rows (multi-insert) into a plain one.
+NO_TRIGGER = "one COPY, no rollup trigger"
+COPY_MODES = (ONE_COPY, NO_TRIGGER, f"{BATCH:,}-trade COPYs")
 
 
 def copy_part(admin: str, count: int, runs: int) -> None:
@@ -141,27 +170,30 @@ def copy_part(admin: str, count: int, runs: int) -> None:
     for run in range(runs):
         order = ("0007", "head") if run % 2 == 0 else ("head", "0007")
         for schema in order:
-            for mode in ("one COPY", f"{BATCH:,}-trade COPYs"):
+            for mode in COPY_MODES:
                 url = revision_url(admin, "bp_storage_copy", schema)
-                if mode == "one COPY":
+                if mode in (ONE_COPY, NO_TRIGGER):
                     with psycopg.connect(url) as conn:
+                        if mode == NO_TRIGGER:
+                            conn.execute("ALTER TABLE trades DISABLE TRIGGER trades_minutes_insert")
+                            conn.commit()
                         rate = copy_rows(conn, "trades", count, seed=run + 3)
                 else:
                     rate = batched_copy(url, count, BATCH, seed=run + 3)
                 results.setdefault((schema, mode), []).append(rate)
         line = ", ".join(
             f"{mode}: {results[('head', mode)][-1] / results[('0007', mode)][-1]:.2f}x"
-            for mode in ("one COPY", f"{BATCH:,}-trade COPYs")
+            for mode in COPY_MODES
         )
         print(f"  run {run + 1}: head / 0007 {line}")
-    for mode in ("one COPY", f"{BATCH:,}-trade COPYs"):
+    for mode in COPY_MODES:
         old = statistics.median(results[("0007", mode)])
         new = statistics.median(results[("head", mode)])
         ratios = [
             n / o for n, o in zip(results[("head", mode)], results[("0007", mode)], strict=True)
         ]
         print(
-            f"  {mode:<20} 0007 {old:>9,.0f}/s  head {new:>9,.0f}/s  "
+            f"  {mode:<27} 0007 {old:>9,.0f}/s  head {new:>9,.0f}/s  "
             f"median ratio {statistics.median(ratios):.2f}x"
         )
 
@@ -230,11 +262,8 @@ class Imports:
 
     def rate(self, admin: str, schema: str) -> float:
         """Trades per second of one import, spawn to exit, into a new database of `schema`."""
+        # At head the import makes the archive's month itself, before loading its first file.
         url = scratch(admin, "bp_storage_import", BEFORE if schema == "0007" else "head")
-        if schema == "head":  # the archive's month, as for the COPYs
-            start = datetime.combine(importer.START, datetime.min.time(), UTC)
-            with psycopg.connect(url) as conn:
-                ensure_partitions(conn, start, start + timedelta(days=self.days))
         side = self.work / schema
         side.mkdir(exist_ok=True)
         source = self.before_src if schema == "0007" else None
