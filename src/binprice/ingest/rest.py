@@ -64,16 +64,28 @@ class RestClient:
         self._base = base_url
         self._sleep = sleep
         self._clock = clock
+        #: The exchange's count of this minute's weight (X-MBX-USED-WEIGHT-1M), as last seen.
         self.used_weight = 0
         self._weight_minute = 0
         self.rate_limited = 0
+        #: Weight of every request sent (each attempt counts), since the client was made.
+        self.weight_spent = 0
+        self.requests = 0
+        #: Weight of the requests sent and not yet answered.
+        self._in_flight = 0
 
     async def _budget(self, weight: int) -> None:
+        """Wait until `weight` more fits this minute's budget, counting the requests still in
+        flight (their weight is not in the exchange's count yet), then reserve it."""
+        limit = WEIGHT_LIMIT_PER_MINUTE * WEIGHT_SAFETY
         minute = int(self._clock() // 60)
         if minute != self._weight_minute:
             self._weight_minute, self.used_weight = minute, 0
-        if self.used_weight + weight > WEIGHT_LIMIT_PER_MINUTE * WEIGHT_SAFETY:
+        if self.used_weight + self._in_flight + weight > limit:
             await self._sleep(60 - self._clock() % 60 + 0.1)
+            if self._weight_minute <= minute:  # the first to wake starts the new minute
+                self._weight_minute, self.used_weight = minute + 1, 0
+        self._in_flight += weight
 
     async def get(self, path: str, params: dict[str, str], weight: int, attempts: int) -> bytes:
         """GET `path`, at most `attempts` times: 429/418 after Retry-After, 5xx and network
@@ -83,7 +95,12 @@ class RestClient:
             async for attempt in rest_retrying(attempts, self._sleep):
                 with attempt:
                     await self._budget(weight)
-                    return await self._get_once(url, params)
+                    self.weight_spent += weight
+                    self.requests += 1
+                    try:
+                        return await self._get_once(url, params)
+                    finally:
+                        self._in_flight -= weight
         except Transient as exc:
             raise ExchangeUnavailableError(
                 f"cannot reach the exchange at {self._base}: {exc}"
