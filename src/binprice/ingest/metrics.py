@@ -34,7 +34,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from binprice import __version__
 from binprice.errors import ConfigError
 from binprice.ingest.health import RunProbe, health
-from binprice.ingest.rest import WEIGHT_LIMIT_PER_MINUTE
 from binprice.ingest.stats import COMMIT_BUCKETS_SECONDS, LATENCY_BUCKETS_MS
 
 #: Upper bounds (seconds) of the trade-time → commit latency histogram's buckets.
@@ -180,8 +179,8 @@ class IngestCollector(Collector):
                 ),
                 (
                     "binprice_rest_weight_limit",
-                    "REST request weight the exchange allows per minute.",
-                    WEIGHT_LIMIT_PER_MINUTE,
+                    "REST request weight the exchange allows per minute (its exchangeInfo's).",
+                    rest.weight_limit,
                 ),
             ]
         for name, doc, value in gauges:
