@@ -245,3 +245,16 @@ def test_exchange_info_of_an_unexpected_shape_is_one_exchange_error(body: bytes)
     with pytest.raises(ExchangeError, match="is the REST URL a Binance API") as caught:
         binance.parse_exchange_info(body)
     assert "\n" not in str(caught.value)
+
+
+def test_weight_limit_is_read_from_exchange_info_rate_limits() -> None:
+    from binprice.binance import parse_weight_limit
+
+    limits = [
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 10, "limit": 9},
+        {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+        {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 300000},
+    ]
+    assert parse_weight_limit(json.dumps({"rateLimits": limits, "symbols": []})) == 1200
+    assert parse_weight_limit(b'{"symbols": []}') is None
+    assert parse_weight_limit(b"<html>") is None

@@ -179,3 +179,25 @@ def _store(url: str, ex: TestExchange, symbol: str, count: int) -> None:
             [(t.symbol, t.trade_id, t.price, t.quantity, t.time_ms, t.is_buyer_maker)
              for t in trades],
         )  # fmt: skip
+
+
+def test_the_breadth_benchmark_runs_short_and_stores_every_trade_once(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """benchmarks/breadth.py, the 30-minute benchmark, for 12 s on 200 symbols with 20x
+    bursts: the real CLI with --all and --metrics-port, every produced trade stored once."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "breadth.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--symbols", "200", "--minutes", "0.2", "--rate", "200",
+         "--burst-every", "4", "--burst-seconds", "1", "--database-url", database_url],
+        capture_output=True, text=True, env=clean_env, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = done.stdout
+    trading = 200 - len(market.statuses(market.symbols(200), not_trading=0.05, seed=1))
+    assert f"carried {trading} symbols on 1 connections" in report
+    assert ": exactly once" in report, report
+    assert "bursts of 20x" in report and "/metrics: " in report

@@ -132,6 +132,29 @@ async def test_rest_pauses_before_the_used_weight_reaches_the_budget() -> None:
     assert sleeps == [pytest.approx(30.1)]
 
 
+async def test_rest_budget_follows_the_limit_exchange_info_declares() -> None:
+    """An exchange allowing 1200 weight a minute (Binance.US): after its exchangeInfo, the
+    client budgets 80 % of 1200, not of Binance's 6000."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    clock = _Clock()
+    clock.now = 60 * 1000 + 45.0
+    async with TestExchange(["BTCUSDT"], weight_limit=1200) as ex, aiohttp.ClientSession() as s:
+        rest = RestClient(s, ex.rest_url, sleep=sleep, clock=clock)
+        await rest.validate_symbols(("BTCUSDT",))
+        assert rest.weight_limit == 1200
+        ex.rest.budget.used = int(1200 * 0.8) - 30
+        ex.rest.budget.window = int(time.time() // 60)
+        await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
+        assert sleeps == []
+        await rest.historical_trades("BTCUSDT", 1, attempts=1)
+    assert sleeps == [pytest.approx(15.1)]
+    assert rest.rate_limited == 0
+
+
 async def test_rest_451_is_fatal_at_once() -> None:
     """HTTP 451 on REST is not retried and names the Binance.US preset."""
     faults = Faults(geo_block_rest=True)

@@ -232,3 +232,39 @@ async def test_verbose_prints_every_stored_trade(
     first = produced[0]
     assert f"BTCUSDT #{first.trade_id} " in lines[0]
     assert f"{first.quantity:f} @ {first.price:f}" in lines[0]
+
+
+async def test_metrics_port_from_the_environment_serves_a_running_process(
+    database_url: str, clean_env: dict[str, str], tmp_path: object
+) -> None:
+    """BINPRICE_METRICS_PORT: the process says where it serves, /healthz answers 200 while
+    it streams, and SIGTERM still ends it cleanly with everything stored."""
+    import aiohttp
+
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path), "BINPRICE_METRICS_PORT": "0"}
+    async with TestExchange(["BTCUSDT"], seed=5, rate=200) as ex:
+        proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
+        lines: list[bytes] = []
+        await _until_line(proc, "metrics", lines)
+        message = json.loads(lines[-1])["message"]
+        base = message.split("health at ")[1].removesuffix("/healthz")
+        assert base.startswith("http://127.0.0.1:")
+        await _until_stored(database_url, 100)
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(15):
+                while True:
+                    async with http.get(base + "/healthz") as resp:
+                        if resp.status == 200:
+                            assert (await resp.json())["phase"] == "streaming"
+                            break
+                    await asyncio.sleep(0.05)
+            async with http.get(base + "/metrics") as resp:
+                text = await resp.text()
+        assert 'binprice_trades_stored_total{symbol="BTCUSDT"}' in text
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), STOP_BUDGET_SECONDS)
+    assert proc.returncode == 0, err.decode()
+    final = _final(err)
+    ids = [r[1] for r in stored_rows(database_url)]
+    assert final["received"] == final["stored"] == len(ids) >= 100
+    assert ids == list(range(ids[0], ids[0] + len(ids)))

@@ -68,6 +68,11 @@ class IngestOptions(TypedDict, total=False):
     all_symbols: bool
     quotes: Iterable[str]
     listing_interval: Duration
+    #: Serve Prometheus `/metrics` and `/healthz` on this port of `metrics_host` (default
+    #: 127.0.0.1); `/healthz` turns 503 once a wait passes `health_threshold` (default 30 s).
+    metrics_port: int | None
+    metrics_host: str
+    health_threshold: Duration
 
 
 def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
@@ -417,7 +422,9 @@ class Store:
         from binprice.history import DEFAULT_ARCHIVE_URL
         from binprice.ingest.config import (
             BACKFILL_MAX,
+            HEALTH_THRESHOLD_SECONDS,
             LISTING_INTERVAL_SECONDS,
+            METRICS_HOST,
             IngestConfig,
             endpoints,
         )
@@ -452,6 +459,11 @@ class Store:
             quotes=normalize_assets(options.get("quotes") or ()),
             listing_interval=as_duration(
                 options.get("listing_interval", LISTING_INTERVAL_SECONDS)
+            ).total_seconds(),
+            metrics_port=options.get("metrics_port"),
+            metrics_host=options.get("metrics_host") or METRICS_HOST,
+            health_threshold=as_duration(
+                options.get("health_threshold", HEALTH_THRESHOLD_SECONDS)
             ).total_seconds(),
         )
 

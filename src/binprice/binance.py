@@ -332,6 +332,24 @@ def parse_exchange_info(body: bytes | str) -> dict[str, SymbolInfo]:
     return result
 
 
+def parse_weight_limit(body: bytes | str) -> int | None:
+    """The REQUEST_WEIGHT limit per minute an ``exchangeInfo`` body declares (Binance: 6000,
+    Binance.US: 1200), or None if it declares none."""
+    try:
+        limits = _ANY_DECODER.decode(body).get("rateLimits") or ()
+        for entry in limits:
+            if (entry.get("rateLimitType"), entry.get("interval"), entry.get("intervalNum")) == (
+                "REQUEST_WEIGHT",
+                "MINUTE",
+                1,
+            ):
+                limit = entry.get("limit")
+                return limit if isinstance(limit, int) and limit > 0 else None
+    except (msgspec.DecodeError, AttributeError, TypeError):
+        return None
+    return None
+
+
 # --- stream names and control requests -------------------------------------------------------
 
 

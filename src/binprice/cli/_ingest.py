@@ -137,6 +137,37 @@ def ingest(
             show_default="https://data.binance.vision",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="BINPRICE_METRICS_PORT",
+            metavar="PORT",
+            help="Serve Prometheus metrics at /metrics and a health check at /healthz on "
+            "this port (0: any free port).",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            envvar="BINPRICE_METRICS_HOST",
+            metavar="ADDRESS",
+            help="The address --metrics-port listens on (0.0.0.0: every interface).",
+        ),
+    ] = "127.0.0.1",
+    health_threshold: Annotated[
+        str,
+        typer.Option(
+            "--health-threshold",
+            metavar=DurationMeta,
+            help="/healthz answers 503 once received trades wait this long uncommitted or a "
+            "connection stays down this long (and at once while the database is down).",
+        ),
+    ] = "30s",
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the
@@ -172,6 +203,9 @@ def ingest(
         backfill_max=backfill_max,
         since=since,
         archive_url=archive_url,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        health_threshold=health_threshold,
     )
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
     url = store.url

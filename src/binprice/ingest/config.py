@@ -36,6 +36,10 @@ REDUNDANT_GRACE_SECONDS = 2.0
 MAX_REDUNDANCY = 3
 #: With `--all`, new listings and delistings are noticed within this.
 LISTING_INTERVAL_SECONDS = 3600.0
+#: `/metrics` and `/healthz` listen here unless told otherwise: only this machine.
+METRICS_HOST = "127.0.0.1"
+#: `/healthz` turns 503 when trades wait this long uncommitted, or a connection stays down.
+HEALTH_THRESHOLD_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,10 @@ class IngestConfig:
     all_symbols: bool = False
     quotes: tuple[str, ...] = ()
     listing_interval: float = LISTING_INTERVAL_SECONDS
+    #: Serve Prometheus `/metrics` and `/healthz` on this port (None: no server; 0: any).
+    metrics_port: int | None = None
+    metrics_host: str = METRICS_HOST
+    health_threshold: float = HEALTH_THRESHOLD_SECONDS
 
     def __post_init__(self) -> None:
         if not self.symbols and not self.all_symbols:
@@ -101,6 +109,10 @@ class IngestConfig:
             raise ConfigError(f"--redundancy must be between 1 and {MAX_REDUNDANCY}")
         if self.quiet_period <= 0:
             raise ConfigError("--quiet-period must be positive")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("--metrics-port must be between 0 and 65535")
+        if self.health_threshold <= 0:
+            raise ConfigError("--health-threshold must be positive")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
 

@@ -58,6 +58,8 @@ class EventKind(Enum):
     LISTING = ("listing", Severity.INFO)
     #: ... and an exchangeInfo that could not be re-read (the set stays as it was).
     LISTING_ERROR = ("listing_error", Severity.WARNING)
+    #: `--metrics-port`: where /metrics and /healthz are served.
+    METRICS = ("metrics", Severity.INFO)
     #: Monthly partitions of trades made ahead of the trades that will need them.
     PARTITIONS = ("partitions", Severity.INFO)
     #: ... and a try that could not make them (the next one is an hour later).

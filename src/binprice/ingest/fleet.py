@@ -53,6 +53,7 @@ class Fleet:
         assert self._tg is not None
         self._slots.append(slot)
         self.tasks += [self._tg.create_task(group.run()) for group in slot]
+        self._stats.want_connections(sum(len(s) for s in self._slots))
 
     def carried(self) -> set[str]:
         return {s for slot in self._slots for s in slot[0].symbols}

@@ -173,6 +173,15 @@ class GapKeeper:
     def unsettled(self) -> int:
         return len(self._unsettled)
 
+    def open_gaps(self) -> dict[str, tuple[int, int]]:
+        """Per symbol with any, the open gaps not yet known to be filled and the ids they
+        still miss."""
+        found: dict[str, tuple[int, int]] = {}
+        for symbol, _, _ in self._unsettled:
+            gaps, _ = found.get(symbol, (0, 0))
+            found[symbol] = (gaps + 1, 0)
+        return {s: (n, self.missing(s)) for s, (n, _) in found.items()}
+
     # --- start-up -------------------------------------------------------------------------
 
     async def resume(self, symbols: Iterable[str]) -> dict[str, int]:

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
 
 import aiohttp
 import psycopg
@@ -35,6 +35,7 @@ from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
 from binprice.ingest.fleet import Fleet
 from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.health import Phase, RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.rest import RestClient
@@ -72,17 +73,21 @@ async def run_ingest(
     emit = EventSink(on_event)
     spool = _open_spool(config, emit)
     buffer = TradeBuffer(spool, config.memory_limit, stats)
+    probe = RunProbe(stats, buffer, config.health_threshold)
     try:
-        if config.since is not None:
-            await _import_history(config, database_url, stop, emit)
-            if stop.is_set():
-                emit(EventKind.STOPPED, "stopped during the archive import, before streaming")
-                return stats.summary()
-        run = _Run(config, database_url, stop, emit, stats, policy, buffer)
-        try:
-            return await run.run(on_stored)
-        except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+        async with _serving(config, probe, emit):
+            if config.since is not None:
+                probe.phase = Phase.IMPORTING
+                await _import_history(config, database_url, stop, emit)
+                if stop.is_set():
+                    emit(EventKind.STOPPED, "stopped during the archive import, before streaming")
+                    return stats.summary()
+                probe.phase = Phase.STARTING
+            run = _Run(config, database_url, stop, emit, stats, policy, buffer, probe)
+            try:
+                return await run.run(on_stored)
+            except BaseExceptionGroup as group:
+                raise _first_error(group) from None
     finally:
         buffer.spill()  # anything not committed survives in the spool for the next run
         if spool is not None:
@@ -124,6 +129,19 @@ async def _import_history(
         f"history since {config.since.isoformat()}: {files} archive files{refused}; "
         "streaming from here",
     )
+
+
+@asynccontextmanager
+async def _serving(config: IngestConfig, probe: RunProbe, emit: EventSink) -> AsyncIterator[None]:
+    """`--metrics-port`: serve /metrics and /healthz for as long as the run lasts."""
+    if config.metrics_port is None:
+        yield
+        return
+    from binprice.ingest.metrics import MetricsServer
+
+    async with MetricsServer(probe, config.metrics_host, config.metrics_port) as server:
+        emit(EventKind.METRICS, f"metrics at {server.url}/metrics, health at {server.url}/healthz")
+        yield
 
 
 def _open_spool(config: IngestConfig, emit: EventSink) -> Spool | None:
@@ -169,6 +187,7 @@ class _Run:
         stats: IngestStats,
         policy: StreamPolicy,
         buffer: TradeBuffer,
+        probe: RunProbe,
     ) -> None:
         self.config = config
         self.url = url
@@ -187,6 +206,8 @@ class _Run:
         #: The symbols carried: the named ones, or (`--all`) what the exchange lists.
         self.symbols = list(config.symbols)
         self.listing: Listing | None = None
+        self.probe = probe
+        probe.gaps = self.gaps
 
     async def run(self, on_stored: Callable[[list[Trade]], None] | None) -> IngestSummary:
         # The session timeout bounds WebSocket handshakes; REST calls set their own.
@@ -194,6 +215,7 @@ class _Run:
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 rest = RestClient(session, self.config.rest_url)
+                self.probe.rest = rest
                 if self.config.all_symbols:
                     self.listing = Listing(rest, self.config.quotes, self.emit,
                                            interval=self.config.listing_interval)  # fmt: skip
@@ -231,7 +253,8 @@ class _Run:
                           f"symbols ({names(self.symbols)})")  # fmt: skip
             else:
                 await rest.validate_symbols(config.symbols)
-            last_ids = await writer.last_trade_ids(tuple(self.symbols))
+            last_ids = await self._last_trades(writer, self.symbols)
+            self.probe.symbols = len(self.symbols)
             spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
             await resume(self.url, self.tracker, self.gaps, self.stats,
                          self.symbols, last_ids, spooled)  # fmt: skip
@@ -270,7 +293,7 @@ class _Run:
         async def add(symbols: list[str]) -> None:
             writer = await TradeWriter.connect(self.url)
             try:
-                last_ids = await writer.last_trade_ids(tuple(symbols))
+                last_ids = await self._last_trades(writer, symbols)
             finally:
                 await writer.close()
             # As at start: after the last stored id, open gaps queued (the spool of this run
@@ -280,9 +303,11 @@ class _Run:
             for symbol in symbols:
                 reconciler.track(symbol)
             fleet.add(symbols)
+            self.probe.symbols = len(fleet.carried())
 
         async def remove(symbols: list[str]) -> None:
             fleet.remove(symbols)
+            self.probe.symbols = len(fleet.carried())
             # What it traded up to its halt is recorded (and fetched) before it is let go.
             with suppress(BinpriceError):
                 await reconciler.check(symbols, " before it stopped trading")
@@ -291,6 +316,12 @@ class _Run:
                 self.tracker.stop(symbol)
 
         await self.listing.follow(fleet.carried, add, remove)
+
+    async def _last_trades(self, writer: TradeWriter, symbols: list[str]) -> dict[str, int]:
+        """The last stored id per symbol (their times go to the stats, for their age)."""
+        last = await writer.last_trades(tuple(symbols))
+        self.stats.stored_before({s: time_ms for s, (_, time_ms) in last.items()})
+        return {s: trade_id for s, (trade_id, _) in last.items()}
 
     async def _stream(
         self,
@@ -315,7 +346,11 @@ class _Run:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:
                 helpers.append(tg.create_task(_stop_after(self.config.duration, stop)))
-            await _until_stopped(stop, fleet.tasks, write_task)
+            self.probe.phase = Phase.STREAMING
+            try:
+                await _until_stopped(stop, fleet.tasks, write_task)
+            finally:
+                self.probe.phase = Phase.STOPPING
             stop.set()
             for task in helpers:
                 task.cancel()  # the listing first: no connection opens while they stop

@@ -21,6 +21,7 @@ from binprice.binance import (
     decode_newest_agg_trade_id,
     decode_rest_trades,
     parse_exchange_info,
+    parse_weight_limit,
 )
 from binprice.errors import (
     ExchangeError,
@@ -64,16 +65,31 @@ class RestClient:
         self._base = base_url
         self._sleep = sleep
         self._clock = clock
+        #: The exchange's count of this minute's weight (X-MBX-USED-WEIGHT-1M), as last seen.
         self.used_weight = 0
+        #: The weight the exchange allows per minute: Binance's, until an exchangeInfo answer
+        #: declares its own (Binance.US: 1200).
+        self.weight_limit = WEIGHT_LIMIT_PER_MINUTE
         self._weight_minute = 0
         self.rate_limited = 0
+        #: Weight of every request sent (each attempt counts), since the client was made.
+        self.weight_spent = 0
+        self.requests = 0
+        #: Weight of the requests sent and not yet answered.
+        self._in_flight = 0
 
     async def _budget(self, weight: int) -> None:
+        """Wait until `weight` more fits this minute's budget, counting the requests still in
+        flight (their weight is not in the exchange's count yet), then reserve it."""
+        limit = self.weight_limit * WEIGHT_SAFETY
         minute = int(self._clock() // 60)
         if minute != self._weight_minute:
             self._weight_minute, self.used_weight = minute, 0
-        if self.used_weight + weight > WEIGHT_LIMIT_PER_MINUTE * WEIGHT_SAFETY:
+        if self.used_weight + self._in_flight + weight > limit:
             await self._sleep(60 - self._clock() % 60 + 0.1)
+            if self._weight_minute <= minute:  # the first to wake starts the new minute
+                self._weight_minute, self.used_weight = minute + 1, 0
+        self._in_flight += weight
 
     async def get(self, path: str, params: dict[str, str], weight: int, attempts: int) -> bytes:
         """GET `path`, at most `attempts` times: 429/418 after Retry-After, 5xx and network
@@ -83,7 +99,12 @@ class RestClient:
             async for attempt in rest_retrying(attempts, self._sleep):
                 with attempt:
                     await self._budget(weight)
-                    return await self._get_once(url, params)
+                    self.weight_spent += weight
+                    self.requests += 1
+                    try:
+                        return await self._get_once(url, params)
+                    finally:
+                        self._in_flight -= weight
         except Transient as exc:
             raise ExchangeUnavailableError(
                 f"cannot reach the exchange at {self._base}: {exc}"
@@ -133,7 +154,13 @@ class RestClient:
                 except SymbolError:
                     unknown.append(symbol)
             raise SymbolError(_unknown_message(unknown)) from None
+        self._learn_limit(body)
         return parse_exchange_info(body)
+
+    def _learn_limit(self, body: bytes) -> None:
+        declared = parse_weight_limit(body)
+        if declared is not None:
+            self.weight_limit = declared
 
     async def validate_symbols(self, symbols: tuple[str, ...]) -> dict[str, SymbolInfo]:
         """Check every symbol exists and is TRADING; raise SymbolError otherwise."""
@@ -160,6 +187,7 @@ class RestClient:
             WEIGHT_EXCHANGE_INFO,
             QUICK_ATTEMPTS,
         )
+        self._learn_limit(body)
         infos = parse_exchange_info(body)
         wanted = {q.upper() for q in quotes}
         return sorted(

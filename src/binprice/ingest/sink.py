@@ -137,7 +137,9 @@ class Sink:
                     if writer is None or writer.closed:
                         writer = self.writers[slot] = await TradeWriter.connect(self._url)
                     await self._gaps.flush()
+                    began = time.monotonic()
                     inserted, committed_ms = await writer.write(batch)
+                    took = time.monotonic() - began
         except down:
             # Stopping, and the database is still down: everything goes to the spool.
             if not spooled:
@@ -162,7 +164,7 @@ class Sink:
         if self._stats.database_recovered():
             self.writable.set()
             self._emit(EventKind.DB_UP, "database available again")
-        self._stats.committed(batch, inserted, committed_ms)
+        self._stats.committed(batch, inserted, committed_ms, took)
         if self._on_stored is not None:
             self._on_stored(batch.decoded())
         return True

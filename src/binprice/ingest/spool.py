@@ -81,6 +81,8 @@ class Spool:
         self.directory = directory
         self._lock_fd = lock_fd
         self._chunks: list[Path] = []
+        #: Bytes on disk per chunk, waiting or checked out (until removed).
+        self._sizes: dict[Path, int] = {}
         self._next = 0
         #: Chunks and trades taken over from dead runs when this spool was opened.
         self.adopted_chunks = 0
@@ -150,6 +152,8 @@ class Spool:
         except FileNotFoundError:
             return 0  # another run adopted it first
         self._chunks.append(target)
+        with contextlib.suppress(OSError):
+            self._sizes[target] = target.stat().st_size
         return 1
 
     def _next_path(self) -> Path:
@@ -161,6 +165,11 @@ class Spool:
         """Number of chunks waiting (not checked out)."""
         return len(self._chunks)
 
+    @property
+    def bytes(self) -> int:
+        """Bytes of the chunks on disk (waiting, or checked out and not yet committed)."""
+        return sum(self._sizes.values())
+
     def append(self, batch: Batch) -> Path:
         """Write `batch` as the newest chunk, durably, and return its path.
 
@@ -168,9 +177,10 @@ class Spool:
         """
         path = self._next_path()
         tmp = path.with_suffix(".tmp")
+        data = encode_chunk(batch)
         try:
             with open(tmp, "wb") as f:
-                f.write(encode_chunk(batch))
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -182,6 +192,7 @@ class Spool:
                 f"cannot write to the spool {self.directory}: {_one_line(exc)}"
             ) from None
         self._chunks.append(path)
+        self._sizes[path] = len(data)
         return path
 
     def peek(self) -> Iterator[list[Trade]]:
@@ -200,6 +211,7 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a checked-out chunk once its trades are committed."""
         path.unlink(missing_ok=True)
+        self._sizes.pop(path, None)
         with contextlib.suppress(OSError):
             fsync_dir(self.directory)
 

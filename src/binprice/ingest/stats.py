@@ -10,6 +10,7 @@ call per trade would cost more than the rest of the tracker's work.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: Latency histogram resolution: one bucket per millisecond up to this, then one overflow bucket.
 LATENCY_BUCKETS_MS = 10_000
+#: Upper bounds (seconds) of the batch commit duration histogram; one more bucket above.
+COMMIT_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(slots=True)
@@ -127,6 +130,19 @@ class IngestStats:
     sources: list[str] = field(default_factory=lambda: ["stream"])
     delivered_first: list[int] = field(default_factory=lambda: [0])
     latency: list[int] = field(default_factory=lambda: [0] * (LATENCY_BUCKETS_MS + 1))
+    latency_sum_ms: int = 0
+    #: Batch commits per COMMIT_BUCKETS_SECONDS bucket (the last: above them all), and their sum.
+    commit_durations: list[int] = field(
+        default_factory=lambda: [0] * (len(COMMIT_BUCKETS_SECONDS) + 1)
+    )
+    commit_seconds: float = 0.0
+    #: When the last batch committed (monotonic), None before the first.
+    last_commit: float | None = None
+    #: WebSocket connections open now, and how many the run's groups want open.
+    open_connections: int = 0
+    wanted_connections: int = 0
+    #: Since when (monotonic) fewer are open than wanted; None while all are.
+    short_since: float | None = None
     _rate_mark: tuple[float, dict[str, int]] = field(default_factory=lambda: (0.0, {}))
     _rates: dict[str, float] = field(default_factory=dict)
 
@@ -137,9 +153,15 @@ class IngestStats:
 
     # --- recording: every counter change goes through one of these ---------------------------
 
-    def committed(self, batch: Batch, inserted: dict[str, int], committed_ms: int) -> None:
-        """A batch committed: `inserted` new rows per symbol, at `committed_ms` (epoch ms)."""
+    def committed(
+        self, batch: Batch, inserted: dict[str, int], committed_ms: int, took: float = 0.0
+    ) -> None:
+        """A batch committed: `inserted` new rows per symbol, at `committed_ms` (epoch ms),
+        the commit having taken `took` seconds."""
         self.batches += 1
+        self.last_commit = time.monotonic()
+        self.commit_seconds += took
+        self.commit_durations[bisect_left(COMMIT_BUCKETS_SECONDS, took)] += 1
         for symbol, n in inserted.items():
             self.symbol(symbol).stored += n
         self.record_latencies(committed_ms, batch.times)
@@ -153,6 +175,13 @@ class IngestStats:
 
     def resumed(self, symbol: str, last_stored: int | None) -> None:
         self.symbol(symbol).last_trade_id = last_stored
+
+    def stored_before(self, last_times_ms: dict[str, int]) -> None:
+        """The trade times of the last trades stored before this run (for their age)."""
+        for symbol, time_ms in last_times_ms.items():
+            counters = self.symbol(symbol)
+            if counters.last_time_ms is None:
+                counters.last_time_ms = time_ms
 
     def spilled_to_disk(self, trades: int) -> None:
         self.spilled += trades
@@ -174,7 +203,24 @@ class IngestStats:
 
     def connected(self) -> None:
         self.connections += 1
+        self.open_connections += 1
         self.connect_problem = None
+        self._count_open()
+
+    def disconnected(self) -> None:
+        self.open_connections -= 1
+        self._count_open()
+
+    def want_connections(self, wanted: int) -> None:
+        """The run's groups now want `wanted` connections open (one each)."""
+        self.wanted_connections = wanted
+        self._count_open()
+
+    def _count_open(self) -> None:
+        if self.open_connections >= self.wanted_connections:
+            self.short_since = None
+        elif self.short_since is None:
+            self.short_since = time.monotonic()
 
     def connect_failed(self, reason: str) -> None:
         self.connect_problem = reason
@@ -235,9 +281,14 @@ class IngestStats:
         """Add trade-time → commit latencies of one committed batch to the histogram."""
         hist = self.latency
         cap = LATENCY_BUCKETS_MS
+        total = 0
         for t in times_ms:
             lag = now_ms - t
-            hist[cap if lag > cap else (lag if lag > 0 else 0)] += 1
+            if lag < 0:
+                lag = 0
+            total += lag
+            hist[cap if lag > cap else lag] += 1
+        self.latency_sum_ms += total
 
     def percentile(self, fraction: float) -> float | None:
         total = sum(self.latency)

@@ -264,12 +264,12 @@ class ConnectionGroup:
                 conn.opened_at = time.monotonic()
                 self._refusals = 0
                 self._stats.connected()
-                self._emit(
-                    EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
-                )
-                conn.outbox.subscribe(to_subscribe)
-                self._live.add(conn)
                 try:
+                    self._emit(
+                        EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
+                    )
+                    conn.outbox.subscribe(to_subscribe)
+                    self._live.add(conn)
                     async with asyncio.TaskGroup() as tg:
                         reader = tg.create_task(self._consume(ws, conn))
                         helpers = [
@@ -279,6 +279,7 @@ class ConnectionGroup:
                         tg.create_task(self._watch(conn, reader, helpers))
                 finally:
                     self._live.discard(conn)
+                    self._stats.disconnected()
                 if not conn.ended:
                     conn.ended = _close_reason(ws)
         except aiohttp.WSServerHandshakeError as exc:

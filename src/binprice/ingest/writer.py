@@ -77,13 +77,15 @@ class TradeWriter:
             inserted = Counter(str(row[0]) for row in await cur.fetchall())
         return dict(inserted), time.time_ns() // 1_000_000
 
-    async def last_trade_ids(self, symbols: tuple[str, ...]) -> dict[str, int]:
-        """The highest stored trade id per symbol (primary-key lookups, one per symbol)."""
+    async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+        """Per symbol with stored trades, the highest stored id and its trade time (epoch
+        ms): one backward primary-key probe per symbol."""
         async with self._conn.cursor() as cur:
             await cur.execute(
-                "SELECT s, (SELECT max(trade_id) FROM trades WHERE symbol = s) "
-                "FROM unnest(%s::text[]) AS s",
+                "SELECT s, t.trade_id, (extract(epoch FROM t.timestamp) * 1000)::bigint "
+                "FROM unnest(%s::text[]) AS s CROSS JOIN LATERAL (SELECT trade_id, timestamp "
+                "FROM trades WHERE symbol = s ORDER BY trade_id DESC LIMIT 1) AS t",
                 (list(symbols),),
             )
             rows = await cur.fetchall()
-        return {str(s): int(m) for s, m in rows if m is not None}  # type: ignore[call-overload]
+        return {str(s): (int(i), int(t)) for s, i, t in rows}  # type: ignore[call-overload]

@@ -35,7 +35,7 @@ from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
 from binprice.testing.generator import TradeGenerator, wall_clock_us
 from binprice.testing.http import DEFAULT_WEIGHT_LIMIT, geo_blocked, json_response
-from binprice.testing.pacing import PacedSchedule
+from binprice.testing.pacing import MIN_TICK_SECONDS, PacedSchedule
 from binprice.testing.rest import RestApi
 from binprice.testing.tls import TlsFiles, self_signed, server_context
 
@@ -100,6 +100,8 @@ class TestExchange:
         self.faults = faults or Faults()
         #: Symbols that produce nothing for now (a quiet market); change it at any time.
         self.paused: set[str] = set()
+        #: Multiplies every paced rate while set (20.0: a burst); change it at any time.
+        self.speed = 1.0
         self.limits = limits or ConnectionLimits()
         self.rest = RestApi(self.generators, self.statuses, self.faults, weight_limit)
         self.connections: set[StreamConnection] = set()
@@ -233,6 +235,9 @@ class TestExchange:
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         if self.faults.geo_block_ws:
             return geo_blocked()
+        if self.faults.refuse_ws_status is not None:
+            status = self.faults.refuse_ws_status
+            return json_response(status, {"code": -1001, "msg": "Service unavailable."})
         combined = request.path.startswith("/stream")
         text = request.query.get("streams", "") if combined else request.match_info.get("tail", "")
         time_unit = request.query.get("timeUnit", "MILLISECOND").upper()
@@ -343,9 +348,13 @@ class TestExchange:
                 tg.create_task(self._produce_full_speed(full_speed))
 
     async def _produce_paced(self, schedule: PacedSchedule) -> None:
+        # The schedule runs on market time, which runs `speed` times as fast as the clock.
+        now = last = time.monotonic()
         while True:
-            await asyncio.sleep(schedule.wait_seconds(time.monotonic()))
-            now = time.monotonic()
+            wait = schedule.wait_seconds(now) / self.speed
+            await asyncio.sleep(max(MIN_TICK_SECONDS, wait))
+            clock = time.monotonic()
+            now, last = now + (clock - last) * self.speed, clock
             now_us, batch = wall_clock_us(), list[Outgoing]()
             for pace in schedule.take_due(now):
                 generator = self.generators[pace.symbol]

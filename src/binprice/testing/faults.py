@@ -74,6 +74,8 @@ class Faults:
     lifetime_seconds: float | None = None
     #: Refuse the WebSocket upgrade with HTTP 451 (restricted location).
     geo_block_ws: bool = False
+    #: Refuse every WebSocket upgrade with this HTTP status while set (503: maintenance).
+    refuse_ws_status: int | None = None
 
     # --- REST ---
     #: The next K REST requests get 429 with Retry-After, whatever the weight used.
