@@ -30,6 +30,8 @@ from binprice.db.partitions import (
 )
 from binprice.errors import DatabaseBusyError
 from binprice.history import EventKind
+from binprice.history._archive import ArchiveFile, Period
+from binprice.history._load import NEXT_STORED_SQL
 from binprice.ingest.writer import TradeWriter
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
@@ -286,6 +288,23 @@ async def test_an_import_makes_its_months_and_stores_each_trade_once_beside_live
     assert not [e for e in events if e.kind is EventKind.PARTITION_BUSY]
     with psycopg.connect(database_url) as conn:
         assert verify_gaps(conn).ok
+
+
+def test_the_import_probe_locks_only_the_files_month(database_url: str) -> None:
+    """The loader's probe for stored ids, in a chunk's transaction, is bounded to the file's
+    day: it locks that month's partition (and its indexes) only, not DEFAULT or another month,
+    which the next file's loader may have to lock to make its month."""
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, JAN, MAR)
+    day = ArchiveFile("BTCUSDT", date(2025, 1, 31), Period.DAILY)
+    with psycopg.connect(database_url) as conn:  # not autocommit: a transaction, as a chunk's
+        conn.execute(NEXT_STORED_SQL, ("BTCUSDT", 1, *day.times)).fetchone()
+        locked = conn.execute(
+            "SELECT relation::regclass::text FROM pg_locks "
+            "WHERE pid = pg_backend_pid() AND locktype = 'relation'"
+        ).fetchall()
+    partitions = {r[0] for r in locked if r[0].startswith(("trades_20", "trades_default"))}
+    assert partitions and {p.startswith("trades_2025_01") for p in partitions} == {True}
 
 
 def test_the_same_id_at_another_time_is_a_second_row(database_url: str) -> None:

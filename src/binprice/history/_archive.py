@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 
 from binprice.errors import UsageError
@@ -26,6 +26,10 @@ _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _NAME = re.compile(
     r"(?P<symbol>[A-Z0-9]+)-trades-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?\.zip"
 )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
 
 
 class Period(Enum):
@@ -49,6 +53,11 @@ class ArchiveFile:
         if self.period is Period.DAILY:
             return self.start + timedelta(days=1)
         return self.start + timedelta(days=monthrange(self.start.year, self.start.month)[1])
+
+    @property
+    def times(self) -> tuple[datetime, datetime]:
+        """The file's period as aware UTC datetimes, `[start, end)`: its trades' times."""
+        return _midnight(self.start), _midnight(self.end)
 
     @property
     def name(self) -> str:

@@ -38,7 +38,14 @@ from binprice.history._zip import BLOCK_BYTES, BlockReader
 #: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
 COMMIT_ROWS = 1_000_000
 
-_NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s"
+#: Bounded to the file's period, which holds the times of all its trades (a stored trade of
+#: a later id is later, and cannot collide with the file): the probe then reads the file's
+#: month only, and its chunk's transaction locks no other partition, DEFAULT included, which
+#: the next file's loader may need to make its month.
+NEXT_STORED_SQL = (
+    "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s "
+    "AND timestamp >= %s AND timestamp < %s"
+)
 _INSERT_NEW = (
     f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
     "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING"
@@ -215,7 +222,8 @@ class _Loader:
         self.on_progress(p)
 
     def _next_stored(self, first_id: int) -> int | None:
-        row = self.conn.execute(_NEXT_STORED, (self.job.file.symbol, first_id)).fetchone()
+        file = self.job.file
+        row = self.conn.execute(NEXT_STORED_SQL, (file.symbol, first_id, *file.times)).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def _stage(self, block: Block) -> None:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -255,10 +254,8 @@ class Pipeline:
         loader's connection in a transaction of its own. Behind a long query that holds the
         DEFAULT partition it gives up (one warning): the trades then wait in DEFAULT and move
         to their month when a later file, ingest or `db partitions --ensure` makes it."""
-        start = datetime.combine(file.start, datetime.min.time(), UTC)
-        end = datetime.combine(file.end, datetime.min.time(), UTC)
         try:
-            made = await asyncio.to_thread(ensure_partitions, conn, start, end)
+            made = await asyncio.to_thread(ensure_partitions, conn, *file.times)
         except DatabaseBusyError as exc:
             kind, messages = EventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
         else:
