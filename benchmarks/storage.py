@@ -3,7 +3,7 @@ table of `benchmarks/queries.py`.
 
     python benchmarks/storage.py [--database-url URL] [--trades N] [--copy-trades N] [--runs N]
                                  [--import-runs N] [--trades-per-day N] [--days D]
-                                 [--only size,migrate,copy,import,fresh,latency,months]
+                                 [--only size,reindex,migrate,copy,import,fresh,latency,months]
 
 Every part runs in one server (default: a throwaway embedded one) and compares the two schemas
 in the same run: "0007" is the unpartitioned table of revision 0007, "head" the partitioned one.
@@ -13,6 +13,8 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   `ensure_partitions` do); prints each build's COPY rate and the bytes per stored trade: the
   table with its indexes and TOAST (every partition), plus the per-minute rollup; and each
   index's bytes per trade.
+- `reindex`: the same two tables after `REINDEX TABLE trades` (indexes built in one pass, as
+  a migration or a restore builds them, rather than row by row as writers grow them).
 - `migrate`: upgrades the 0007 database to head (0008 copies the table into its months) and
   prints how long that took and the size after.
 - `copy`: the COPY rate of `--copy-trades` trades into empty databases at 0007 and at head,
@@ -135,13 +137,27 @@ def size_part(admin: str, count: int) -> tuple[str, str]:
     print(f"  0007 (unpartitioned)      COPY {rate:>10,.0f} trades/s")
     after, rate = build_at(admin, "bp_storage_head", "head", count)
     print(f"  head (monthly partitions) COPY {rate:>10,.0f} trades/s")
-    print("\nbytes per stored trade:      heap  indexes  trades  rollup   total")
+    report_sizes("bytes per stored trade", before, after, count)
+    return before, after
+
+
+def report_sizes(title: str, before: str, after: str, count: int) -> None:
+    print(f"\n{title}:")
+    print(f"  {'':<26} {'heap':>7} {'indexes':>8} {'trades':>7} {'rollup':>7} {'total':>7}")
     print_sizes("0007 (unpartitioned)", sizes(before, count))
     print_sizes("head (monthly partitions)", sizes(after, count))
     old, new = index_sizes(before, count), index_sizes(after, count)
     for name in sorted(old.keys() | new.keys()):
         print(f"  index {name:<28} 0007 {old.get(name, 0):6.1f}  head {new.get(name, 0):6.1f}")
-    return before, after
+
+
+def reindex_part(before: str, after: str, count: int) -> None:
+    """The same tables with every index built in one pass (as a migration, a restore or a
+    REINDEX builds them) instead of row by row."""
+    for url in (before, after):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("REINDEX TABLE trades")
+    report_sizes("bytes per stored trade after REINDEX TABLE trades", before, after, count)
 
 
 def migrate_part(before: str, count: int) -> None:
@@ -315,17 +331,19 @@ def main() -> None:
     )
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--months", type=int, default=36)
-    parser.add_argument("--only", default="size,migrate,copy,import,fresh,latency,months")
+    parser.add_argument("--only", default="size,reindex,migrate,copy,import,fresh,latency,months")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     with server(args.database_url, "postgres") as admin:
-        if parts & {"size", "migrate", "latency"}:
+        if parts & {"size", "reindex", "migrate", "latency"}:
             before, after = size_part(admin, args.trades)
             if "latency" in parts:
                 print("\n0007 (unpartitioned):")
                 latency(before, args.latency_runs)
                 print("\nhead (monthly partitions):")
                 latency(after, args.latency_runs)
+            if "reindex" in parts:
+                reindex_part(before, after, args.trades)
             if "migrate" in parts:
                 migrate_part(before, args.trades)
         if "copy" in parts:
