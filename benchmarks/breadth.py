@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "binprice", "--database-url", url, "ingest", "--all",
             "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", "-q",
-            "--metrics-port", str(port), stderr=log, env=env,
+            "--metrics-port", str(port), "--batch-wait", args.batch_wait, stderr=log, env=env,
         )  # fmt: skip
         began = time.monotonic()
         samples: list[tuple[float, int]] = []
@@ -171,7 +171,8 @@ async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:
     print(
         f"breadth: {len(names)} symbols listed ({len(halted)} not TRADING), {seconds / 60:g} "
         f"min, base {args.rate:g} trades/s heavy-tailed, {bursts} bursts of "
-        f"{args.burst_factor:g}x for {args.burst_seconds:g} s every {args.burst_every:g} s"
+        f"{args.burst_factor:g}x for {args.burst_seconds:g} s every {args.burst_every:g} s, "
+        f"--batch-wait {args.batch_wait}"
     )
     carried = scrape.totals["binprice_symbols"]
     wanted = scrape.totals["binprice_connections_wanted"]
@@ -219,6 +220,7 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=3.0)
     parser.add_argument("--burst-every", type=float, default=120.0)
     parser.add_argument("--settle-seconds", type=float, default=120.0)
+    parser.add_argument("--batch-wait", default="0s", help="ingest --batch-wait")
     parser.add_argument("--database-url")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="binprice-breadth-") as tmp:

@@ -99,3 +99,18 @@ def test_a_limit_cuts_the_last_order_and_ends_its_aggregate() -> None:
     assert len(generator.produce(1000, NOW_US, limit=37)) == 37
     rows = json.loads(generator.agg_rows(0, len(generator.aggregates)))
     assert rows[-1]["l"] == generator.next_id - 1
+
+
+def test_since_keeps_a_rare_symbols_trade_near_its_due_time() -> None:
+    """A paced symbol produces once every 100 s: with `since_us` (the producer's last tick)
+    its trade is dated within that tick, not anywhere in the 100 s since its previous trade."""
+    from binprice.testing.generator import TradeGenerator
+
+    gen = TradeGenerator("RAREUSDT", seed=3)
+    start = 1_800_000_000_000_000
+    gen.produce(1, start)
+    now = start + 100_000_000
+    tick = now - 20_000
+    payloads = gen.produce(1, now, since_us=tick)
+    times = [gen.time_us(i) for i in range(len(gen) - len(payloads), len(gen))]
+    assert all(tick <= t <= now for t in times)

@@ -68,6 +68,8 @@ class IngestOptions(TypedDict, total=False):
     all_symbols: bool
     quotes: Iterable[str]
     listing_interval: Duration
+    #: How long a small batch waits for more trades before it is committed (default 0).
+    batch_wait: Duration
     #: Serve Prometheus `/metrics` and `/healthz` on this port of `metrics_host` (default
     #: 127.0.0.1); `/healthz` turns 503 once a wait passes `health_threshold` (default 30 s).
     metrics_port: int | None
@@ -460,6 +462,7 @@ class Store:
             listing_interval=as_duration(
                 options.get("listing_interval", LISTING_INTERVAL_SECONDS)
             ).total_seconds(),
+            flush_interval=as_duration(options.get("batch_wait", 0.0)).total_seconds(),
             metrics_port=options.get("metrics_port"),
             metrics_host=options.get("metrics_host") or METRICS_HOST,
             health_threshold=as_duration(

@@ -137,6 +137,15 @@ def ingest(
             show_default="https://data.binance.vision",
         ),
     ] = None,
+    batch_wait: Annotated[
+        str,
+        typer.Option(
+            "--batch-wait",
+            metavar=DurationMeta,
+            help="Let a small batch wait this long for more trades before it is committed: "
+            "fewer, bigger commits (e.g. 20ms with --all: a third of the CPU, ~15 ms more lag).",
+        ),
+    ] = "0s",
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -203,6 +212,7 @@ def ingest(
         backfill_max=backfill_max,
         since=since,
         archive_url=archive_url,
+        batch_wait=batch_wait,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         health_threshold=health_threshold,

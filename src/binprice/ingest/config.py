@@ -113,6 +113,8 @@ class IngestConfig:
             raise ConfigError("--metrics-port must be between 0 and 65535")
         if self.health_threshold <= 0:
             raise ConfigError("--health-threshold must be positive")
+        if not 0 <= self.flush_interval <= 1:
+            raise ConfigError("--batch-wait must be between 0 and 1 s")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
 

@@ -293,12 +293,20 @@ class TestExchange:
             and not self._finished(generator)
         )
 
-    def _emit(self, generator: TradeGenerator, count: int, now_us: int, out: list[Outgoing]) -> int:
-        """Produce ``count`` trades of ``generator`` into ``out``; return how many were made."""
+    def _emit(
+        self,
+        generator: TradeGenerator,
+        count: int,
+        now_us: int,
+        out: list[Outgoing],
+        since_us: int | None = None,
+    ) -> int:
+        """Produce ``count`` trades of ``generator`` into ``out``, dated after ``since_us`` (if
+        given); return how many were made."""
         limit = None if self.max_trades is None else self.max_trades - len(generator)
         faults = self.faults
         first_index, first_agg = len(generator), len(generator.aggregates)
-        payloads = generator.produce(count, now_us, limit=limit)
+        payloads = generator.produce(count, now_us, limit=limit, since_us=since_us)
         stream, render, withheld = generator.stream, generator.payload, set()
         for index, payload in enumerate(payloads, first_index):
             # Skipped trades stay in the record (REST serves them) but reach no connection.
@@ -350,19 +358,22 @@ class TestExchange:
     async def _produce_paced(self, schedule: PacedSchedule) -> None:
         # The schedule runs on market time, which runs `speed` times as fast as the clock.
         now = last = time.monotonic()
+        tick_us = wall_clock_us()
         while True:
             wait = schedule.wait_seconds(now) / self.speed
             await asyncio.sleep(max(MIN_TICK_SECONDS, wait))
             clock = time.monotonic()
             now, last = now + (clock - last) * self.speed, clock
-            now_us, batch = wall_clock_us(), list[Outgoing]()
+            # Trades fall due between the previous tick and this one: dated in between.
+            since_us, (now_us, batch) = tick_us, (wall_clock_us(), list[Outgoing]())
+            tick_us = now_us
             for pace in schedule.take_due(now):
                 generator = self.generators[pace.symbol]
                 if self._finished(generator):
                     continue  # for good: it leaves the schedule
                 owed = pace.owed(now)
                 if self._may_trade(generator):
-                    pace.done += self._emit(generator, owed, now_us, batch)
+                    pace.done += self._emit(generator, owed, now_us, batch, since_us)
                 else:
                     pace.done += owed  # a resumed symbol goes on at its rate, no burst
                 schedule.put_back(pace)

@@ -133,18 +133,24 @@ class TradeGenerator:
     def next_id(self) -> int:
         return self.spec.first_id + len(self._times)
 
-    def produce(self, count: int, now_us: int, *, limit: int | None = None) -> list[bytes]:
+    def produce(
+        self, count: int, now_us: int, *, limit: int | None = None, since_us: int | None = None
+    ) -> list[bytes]:
         """Make at least ``count`` more trades, whole orders, at most ``limit``; return them.
 
         The result is the new trades' raw ``@trade`` payloads (times in ms). Their trade times
-        spread over the interval since the previous call, ending at ``now_us``; an order cut by
-        ``limit`` ends there (its remaining fills never happen).
+        spread over the interval since the previous call (or since ``since_us``, if later: a
+        paced producer's last tick, so a rare symbol's trade is not dated back to its previous
+        one), ending at ``now_us``; an order cut by ``limit`` ends there (its remaining fills
+        never happen).
         """
         payloads: list[bytes] = []
         if count <= 0:
             return payloads
         rng, time_rng, spec = self._rng, self._time_rng, self.spec
         window_start = max(self._last_time, now_us if self._clock_us is None else self._clock_us)
+        if since_us is not None:
+            window_start = max(window_start, min(since_us, now_us))
         span = max(0, now_us - window_start)
         self._clock_us = now_us
         cap = count + MAX_FILLS if limit is None else limit
