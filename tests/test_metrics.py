@@ -184,7 +184,8 @@ async def test_health_turns_503_while_the_exchange_refuses_connections(
         ex.drop_connections()
         body = await _until_health(http, run, 503)
         assert body["connections_open"] == 0 and body["connections_wanted"] == 1
-        (reason,) = body["reasons"]
+        # Under load a late commit may be a second reason; the connection must be one.
+        (reason,) = [r for r in body["reasons"] if "connections down" in r]
         assert reason.startswith("1 of 1 connections down for ")
         assert "HTTP 503" in reason
         samples = await _scrape(http, run)
