@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 from binprice.binance import Trade
@@ -176,11 +176,8 @@ class GapKeeper:
     def open_gaps(self) -> dict[str, tuple[int, int]]:
         """Per symbol with any, the open gaps not yet known to be filled and the ids they
         still miss."""
-        found: dict[str, tuple[int, int]] = {}
-        for symbol, _, _ in self._unsettled:
-            gaps, _ = found.get(symbol, (0, 0))
-            found[symbol] = (gaps + 1, 0)
-        return {s: (n, self.missing(s)) for s, (n, _) in found.items()}
+        counts = Counter(symbol for symbol, _, _ in self._unsettled)
+        return {symbol: (n, self.missing(symbol)) for symbol, n in counts.items()}
 
     # --- start-up -------------------------------------------------------------------------
 
