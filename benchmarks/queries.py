@@ -262,24 +262,27 @@ def verify(url: str, runs: int) -> None:
         print(f"  raw scan of every id (server)     {raw:9.1f}")
 
 
-def wall(argv: list[str], runs: int, env: dict[str, str], *, terminal: bool = False) -> float:
-    """Median wall-clock seconds of a command, stdout to a pipe or to a pseudo-terminal."""
-    samples = []
-    for _ in range(runs):
-        master, slave = pty.openpty() if terminal else (-1, subprocess.PIPE)
-        began = time.perf_counter()
-        done = subprocess.run(argv, stdout=slave, stderr=subprocess.PIPE, env=env, check=False)
-        samples.append(time.perf_counter() - began)
-        if terminal:
-            os.close(master)
-            os.close(slave)
-        if done.returncode != 0:
-            raise SystemExit(f"{argv[0]} failed: {done.stderr.decode()}")
-    return statistics.median(samples)
+def _run(argv: list[str], env: dict[str, str], *, terminal: bool = False) -> float:
+    """Wall-clock seconds of one run, stdout to a pipe or to a pseudo-terminal."""
+    master, slave = pty.openpty() if terminal else (-1, subprocess.PIPE)
+    began = time.perf_counter()
+    done = subprocess.run(argv, stdout=slave, stderr=subprocess.PIPE, env=env, check=False)
+    took = time.perf_counter() - began
+    if terminal:
+        os.close(master)
+        os.close(slave)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {done.stderr.decode()}")
+    return took
 
 
 def whole_process(url: str, runs: int) -> None:
-    """`binprice latest BTCUSDT` against the minimal psycopg script, median of `runs`."""
+    """`binprice latest BTCUSDT` against the minimal psycopg script: the three interleaved, run
+    after run, so that the machine's load falls on each alike; medians and per-run ratios.
+
+    Bytecode as an installed binprice has it: an editable checkout under
+    PYTHONDONTWRITEBYTECODE would recompile binprice's modules on every run (psycopg's are
+    precompiled by pip), so that is unset and one warm-up run of each writes the caches."""
     script = (
         "import sys, psycopg\n"
         "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
@@ -288,13 +291,25 @@ def whole_process(url: str, runs: int) -> None:
     )
     binprice = shutil.which("binprice", path=str(Path(sys.executable).parent)) or "binprice"
     env = {**os.environ, "BINPRICE_DATABASE_URL": url}
-    baseline = wall([sys.executable, "-c", script, url], runs, env)
-    piped = wall([binprice, "latest", "BTCUSDT"], runs, env)
-    tty = wall([binprice, "latest", "BTCUSDT"], runs, env, terminal=True)
-    print(f"\nwhole process, median of {runs}:")
-    print(f"  minimal psycopg script            {baseline * 1000:7.1f} ms")
-    print(f"  binprice latest BTCUSDT (pipe)    {piped * 1000:7.1f} ms  = {piped / baseline:.2f}x")
-    print(f"  binprice latest BTCUSDT (tty)     {tty * 1000:7.1f} ms  = {tty / baseline:.2f}x")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    bare_argv = [sys.executable, "-c", script, url]
+    latest_argv = [binprice, "latest", "BTCUSDT"]
+    for argv in (bare_argv, latest_argv):
+        _run(argv, env)
+    bare, piped, tty = [], [], []
+    for _ in range(runs):
+        bare.append(_run(bare_argv, env))
+        piped.append(_run(latest_argv, env))
+        tty.append(_run(latest_argv, env, terminal=True))
+    median = statistics.median
+    ratios = sorted(p / b for p, b in zip(piped, bare, strict=True))
+    print(f"\nwhole process, {runs} interleaved runs (medians):")
+    print(f"  minimal psycopg script            {median(bare) * 1000:7.1f} ms")
+    print(f"  binprice latest BTCUSDT (pipe)    {median(piped) * 1000:7.1f} ms  = "
+          f"{median(piped) / median(bare):.2f}x (run by run: median {median(ratios):.2f}x, "
+          f"p90 {ratios[int(len(ratios) * 0.9)]:.2f}x)")  # fmt: skip
+    print(f"  binprice latest BTCUSDT (tty)     {median(tty) * 1000:7.1f} ms  = "
+          f"{median(tty) / median(bare):.2f}x")  # fmt: skip
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The command line as a layer: the error funnel inside the app, options anywhere, readable help.
 
-These run in-process with typer's CliRunner (the funnel is the app's own group class, so what
+These run in-process with Click's CliRunner (the funnel is the app's own group class, so what
 a test sees is what a user sees); only tests where the process boundary matters spawn one.
 """
 
@@ -10,8 +10,7 @@ import re
 
 import click
 import pytest
-import typer
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from binprice.cli import app
 from tests.trades_data import SMALL, load
@@ -31,7 +30,7 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 def test_every_command_and_option_has_help_and_no_python_type_in_it() -> None:
     """A person reads `--help`: every command and parameter explains itself, and metavars are
     words (SYMBOL..., TS, DURATION, REV), never `<list[str]>` or `<int range>`."""
-    root = typer.main.get_command(app)
+    root = app
     assert isinstance(root, click.Group)
     for path, command in _commands(root):
         assert (command.help or "").strip(), path

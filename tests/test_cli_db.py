@@ -20,9 +20,7 @@ from tests.conftest import run_binprice
 
 def test_every_command_has_help_text() -> None:
     """No command or group is registered without help."""
-    import typer.main
-
-    group = typer.main.get_command(app)
+    group = app
 
     def walk(cmd: object, path: str) -> list[str]:
         missing = [] if getattr(cmd, "help", None) else [path]
@@ -245,22 +243,27 @@ def test_bad_database_gives_one_line_error(url: str, names: str, clean_env: dict
 
 
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("argv", "loaded"),
     [
-        (["latest", "BTCUSDT"], "latest"),
-        (["--database-url", "postgresql://h/db", "at", "--ts", "now"], "at"),
-        (["--database-url=postgresql://h/db", "db", "current"], "db"),
-        (["--help"], None),
-        (["--version"], None),
-        ([], None),
+        (["latest", "--help"], ["_queries"]),
+        (["--database-url", "postgresql://h/db", "at", "--help"], ["_queries"]),
+        (["--database-url=postgresql://h/db", "db", "current", "--help"], ["_db"]),
+        (["--version"], []),
     ],
-    ids=["plain", "global-option-value", "global-option-equals", "help", "version", "empty"],
+    ids=["plain", "global-option-value", "global-option-equals", "version"],
 )
-def test_invoked_command_skips_global_options(argv: list[str], expected: str | None) -> None:
-    """main() registers only the group it runs; the command is found past --database-url."""
-    from binprice.cli._app import invoked_command
-
-    assert invoked_command(argv) == expected
+def test_only_the_invoked_commands_module_is_imported(argv: list[str], loaded: list[str]) -> None:
+    """The root group imports a command's module when it is looked up, past --database-url."""
+    code = (
+        "import sys\n"
+        "from binprice.cli._app import app\n"
+        f"app.main({argv!r}, standalone_mode=False)\n"
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
+        "             if m.startswith('binprice.cli._') and m != 'binprice.cli._app'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    assert done.stdout.splitlines()[-1] == repr(loaded)
 
 
 def test_main_runs_a_command_with_only_its_group_registered(clean_env: dict[str, str]) -> None:

@@ -114,9 +114,7 @@ def test_export_binance_to_a_directory(url: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["candles", "chart", "export", "watch"])
 def test_explore_commands_have_help(command: str) -> None:
     """Every command and option has help text."""
-    from typer.main import get_command
-
-    click_command = get_command(app).commands[command]  # type: ignore[attr-defined]
+    click_command = app.commands[command]  # type: ignore[attr-defined]
     assert click_command.help
     for param in click_command.params:
         if param.name not in {"ctx"}:

@@ -227,11 +227,9 @@ async def test_an_import_stopped_mid_file_resumes_where_its_last_commit_ended(
 
 def test_import_command_and_its_options_have_help() -> None:
     """`binprice import` and every option of it say what they do."""
-    from typer.main import get_command
-
     from binprice.cli import app
 
-    command = get_command(app).commands["import"]  # type: ignore[attr-defined]
+    command = app.commands["import"]  # type: ignore[attr-defined]
     assert command.help
     for param in command.params:
         assert getattr(param, "help", None), f"import {param.name} lacks help"

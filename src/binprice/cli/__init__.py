@@ -1,14 +1,14 @@
 """The `binprice` command line: parse → call the library → render.
 
-The only package that imports typer. Command bodies stay a few lines; every BinpriceError
-becomes one `error: …` line on stderr and a non-zero exit (see `main`). Heavy imports
+The only package that imports Click. Command bodies stay a few lines; every BinpriceError
+becomes one `error: …` line on stderr and a non-zero exit (see `_app.Root.main`). Heavy imports
 (Alembic, SQLAlchemy, aiohttp, Rich) happen inside the commands that need them.
 
 One module per group of commands: `_db` (migrations, embedded server), `_queries` (latest, at,
-range, gaps), `_ingest` (capture; the event loop and signals are in `_ingest_run`). Importing a
-module registers its commands on the shared app. `main` registers only the group it is about to
-run (click's "lazy subcommands" idea): building every command's parameters costs more start-up
-than the query itself. `app`, read from this package, has every command.
+range), `_ingest` (capture; the event loop and signals are in `_ingest_run`), and so on.
+Importing a module defines its commands on the shared root group, which imports a module only
+when one of its commands is looked up (`COMMAND_MODULES`): building every command costs more
+start-up than the query itself. `app`, read from this package, has every command loaded.
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ __all__ = ["app", "main"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from binprice.cli._app import app, register
+        import click
 
-        register(None)
+        from binprice.cli._app import app
+
+        with click.Context(app) as ctx:
+            for command in app.list_commands(ctx):
+                app.get_command(ctx, command)
         return app
     raise AttributeError(name)

@@ -7,7 +7,7 @@ binprice.testing.exchange` can never disagree.
 
 from __future__ import annotations
 
-import typer
+import click
 
 from binprice.cli._app import app
 
@@ -20,7 +20,8 @@ from binprice.cli._app import app
     },
     add_help_option=False,
 )
-def exchange(ctx: typer.Context) -> None:
+@click.pass_context
+def exchange(ctx: click.Context) -> None:
     """Run the Binance-compatible test exchange (streams, REST, faults) until Ctrl+C; it prints
     one JSON line with its URLs. Its options: `binprice exchange --help`."""
     from binprice.testing.cli import main

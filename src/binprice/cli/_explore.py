@@ -10,65 +10,71 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
-    CsvOption,
-    DatabaseUrlOption,
     DurationMeta,
+    F,
     TimeMeta,
     app,
+    argument,
+    csv_option,
+    database_url_option,
     err,
+    flag,
     store_from,
 )
 from binprice.cli._queries import check_format, emit
 
 INTERVAL_NAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"
-SymbolsRequired = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="SYMBOL...", help="Symbols, any case (e.g. btcusdt ETHUSDT).", show_default=False
-    ),
-]
-LastOption = Annotated[
-    str | None,
-    typer.Option(
-        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
-        f"{DURATION_HELP}",
-    ),
-]  # fmt: skip
-StartOption = Annotated[
-    str | None,
-    typer.Option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}"),
-]
-EndOption = Annotated[
-    str | None,
-    typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now)."),
-]
-CandleJsonOption = Annotated[
-    bool, typer.Option("--json", help="Print a JSON array: one object per candle, stable keys.")
-]
 INTERVAL_HELP = (
     f"Kline interval, Binance's names: {INTERVAL_NAMES} (UTC; 1w opens Monday 00:00, 1M on "
     "the 1st, 3d on epoch-aligned days, as Binance's)."
 )
 
 
+def symbols_required(f: F) -> F:
+    """`SYMBOL...`, at least one."""
+    return argument(
+        "symbols",
+        nargs=-1,
+        required=True,
+        metavar="SYMBOL...",
+        help="Symbols, any case (e.g. btcusdt ETHUSDT).",
+    )(f)
+
+
+def window_options(f: F) -> F:
+    """`--last`, `--start`, `--end`: the window, in that order."""
+    f = click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")(f)
+    f = click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")(f)
+    return click.option(
+        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
+        f"{DURATION_HELP}",
+    )(f)  # fmt: skip
+
+
 @app.command()
+@symbols_required
+@click.option("--interval", "-i", required=True, help=INTERVAL_HELP)
+@window_options
+@flag("--json", "as_json", help="Print a JSON array: one object per candle, stable keys.")
+@csv_option
+@database_url_option
+@click.pass_context
 def candles(
-    ctx: typer.Context,
-    symbols: SymbolsRequired,
-    interval: Annotated[str, typer.Option("--interval", "-i", help=INTERVAL_HELP)],
-    last: LastOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    as_json: CandleJsonOption = False,
-    as_csv: CsvOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    interval: str,
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    as_json: bool,
+    as_csv: bool,
+    database_url: str | None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
     VWAP. An interval without trades has no candle; the first and last candle hold only the
@@ -86,23 +92,26 @@ def candles(
 
 
 @app.command()
+@argument("symbol", required=True, help="The symbol, any case.")
+@window_options
+@click.option("--interval", "-i", help=f"{INTERVAL_HELP} Default: fits the width.")
+@click.option(
+    "--png",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Also write the chart to this PNG (needs binprice[png]).",
+)
+@database_url_option
+@click.pass_context
 def chart(
-    ctx: typer.Context,
-    symbol: Annotated[str, typer.Argument(help="The symbol, any case.", show_default=False)],
-    last: LastOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    interval: Annotated[
-        str | None,
-        typer.Option("--interval", "-i", help=f"{INTERVAL_HELP} Default: fits the width."),
-    ] = None,
-    png: Annotated[
-        Path | None,
-        typer.Option(
-            "--png", metavar="FILE", help="Also write the chart to this PNG (needs binprice[png])."
-        ),
-    ] = None,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbol: str,
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    interval: str | None,
+    png: Path | None,
+    database_url: str | None,
 ) -> None:
     """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
     a window of one interval or less is drawn as a line of its trades."""
@@ -125,38 +134,41 @@ def chart(
         title, data, start=window_start, end=window_end, interval=chosen,
         width=size.columns, height=size.lines - 2, color=sys.stdout.isatty(),
     )  # fmt: skip
-    typer.echo(text)
+    click.echo(text)
 
 
 @app.command()
+@symbols_required
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    required=True,
+    help="csv (header row), ndjson, parquet (needs binprice[parquet]; exact decimals) "
+    "or binance (Binance's archive CSV: no header, id,price,qty,quoteQty,time,"
+    "isBuyerMaker,isBestMatch; time in ms before 2025-01-01, us after).",
+)
+@window_options
+@click.option(
+    "--output",
+    "-o",
+    default="-",
+    metavar="PATH",
+    help="A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a "
+    "directory (made if needed; required for several symbols) that gets Binance's "
+    "daily files <SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`.",
+)
+@database_url_option
+@click.pass_context
 def export(
-    ctx: typer.Context,
-    symbols: SymbolsRequired,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            "-f",
-            help="csv (header row), ndjson, parquet (needs binprice[parquet]; exact decimals) "
-            "or binance (Binance's archive CSV: no header, id,price,qty,quoteQty,time,"
-            "isBuyerMaker,isBestMatch; time in ms before 2025-01-01, us after).",
-        ),
-    ],
-    last: LastOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    output: Annotated[
-        str,
-        typer.Option(
-            "--output",
-            "-o",
-            help="A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a "
-            "directory (made if needed; required for several symbols) that gets Binance's "
-            "daily files <SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`.",
-            metavar="PATH",
-        ),
-    ] = "-",
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    fmt: str,
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    output: str,
+    database_url: str | None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
@@ -171,33 +183,31 @@ def export(
 
 
 @app.command()
+@argument(
+    "symbols",
+    nargs=-1,
+    metavar="[SYMBOL]...",
+    help="Symbols, any case. Default: every recorded symbol.",
+)
+@click.option(
+    "--window",
+    default="1h",
+    metavar=DurationMeta,
+    help=f"Change is measured over this: {DURATION_HELP}",
+)
+@click.option(
+    "--every", default="1s", metavar=DurationMeta, help=f"Time between updates: {DURATION_HELP}"
+)
+@click.option("--count", "-n", type=int, metavar="N", help="Stop after this many updates.")
+@database_url_option
+@click.pass_context
 def watch(
-    ctx: typer.Context,
-    symbols: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="[SYMBOL]...",
-            help="Symbols, any case. Default: every recorded symbol.",
-            show_default=False,
-        ),
-    ] = None,
-    window: Annotated[
-        str,
-        typer.Option(
-            "--window", metavar=DurationMeta, help=f"Change is measured over this: {DURATION_HELP}"
-        ),
-    ] = "1h",
-    every: Annotated[
-        str,
-        typer.Option(
-            "--every", metavar=DurationMeta, help=f"Time between updates: {DURATION_HELP}"
-        ),
-    ] = "1s",
-    count: Annotated[
-        int | None,
-        typer.Option("--count", "-n", metavar="N", help="Stop after this many updates."),
-    ] = None,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    window: str,
+    every: str,
+    count: int | None,
+    database_url: str | None,
 ) -> None:
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a

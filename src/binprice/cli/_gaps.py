@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
-    DatabaseUrlOption,
     DurationMeta,
-    ExchangeOption,
-    RestUrlOption,
-    SymbolsArgument,
     TimeMeta,
     app,
+    database_url_option,
     err,
+    exchange_option,
+    flag,
+    rest_url_option,
     store_from,
+    symbols_argument,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from rich.progress import Progress, TaskID
@@ -29,67 +31,54 @@ if TYPE_CHECKING:
     from binprice._store import Store
     from binprice.ingest.repair import RepairProgress, RepairResult
 
-GapsJsonOption = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="JSON: an array with one object per recorded gap; with --verify one object (ok, "
-        "window, per symbol its holes); with --repair one object with the repaired gaps.",
-    ),
-]
-
 
 @app.command()
+@symbols_argument
+@flag(
+    "--verify",
+    help="Check the stored ids for holes; exit 1 if a hole is not accounted for by a "
+    "recorded open, hole or skipped gap.",
+)
+@flag(
+    "--against-exchange",
+    help="With --verify: also ask the exchange for each symbol's newest id and check "
+    "the ids past the last stored one.",
+)
+@flag(
+    "--repair",
+    help="Record every unaccounted hole (and missing tail) as an open gap and fetch it "
+    "from REST now.",
+)
+@click.option(
+    "--last", metavar=DurationMeta, help=f"Check the window ending at --end: {DURATION_HELP}"
+)
+@click.option(
+    "--start", metavar=TimeMeta, help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}"
+)
+@click.option("--end", metavar=TimeMeta, help="Window end, exclusive.")
+@rest_url_option
+@exchange_option
+@flag(
+    "--json",
+    "as_json",
+    help="JSON: an array with one object per recorded gap; with --verify one object (ok, "
+    "window, per symbol its holes); with --repair one object with the repaired gaps.",
+)
+@database_url_option
+@click.pass_context
 def gaps(
-    ctx: typer.Context,
-    symbols: SymbolsArgument = None,
-    verify: Annotated[
-        bool,
-        typer.Option(
-            "--verify",
-            help="Check the stored ids for holes; exit 1 if a hole is not accounted for by a "
-            "recorded open, hole or skipped gap.",
-        ),
-    ] = False,
-    against_exchange: Annotated[
-        bool,
-        typer.Option(
-            "--against-exchange",
-            help="With --verify: also ask the exchange for each symbol's newest id and check "
-            "the ids past the last stored one.",
-        ),
-    ] = False,
-    repair: Annotated[
-        bool,
-        typer.Option(
-            "--repair",
-            help="Record every unaccounted hole (and missing tail) as an open gap and fetch it "
-            "from REST now.",
-        ),
-    ] = False,
-    last: Annotated[
-        str | None,
-        typer.Option(
-            "--last",
-            metavar=DurationMeta,
-            help=f"Check the window ending at --end: {DURATION_HELP}",
-        ),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option(
-            "--start",
-            metavar=TimeMeta,
-            help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}",
-        ),
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive.")
-    ] = None,
-    rest_url: RestUrlOption = None,
-    exchange: ExchangeOption = "binance",
-    as_json: GapsJsonOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    verify: bool,
+    against_exchange: bool,
+    repair: bool,
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    rest_url: str | None,
+    exchange: str,
+    as_json: bool,
+    database_url: str | None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
 
@@ -104,7 +93,7 @@ def gaps(
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
         with store_from(ctx, database_url) as store:
-            _list(store, symbols or [], as_json=as_json)
+            _list(store, symbols, as_json=as_json)
         return
     if verify and repair:
         raise UsageError("choose --verify or --repair (--repair verifies first)")
@@ -117,24 +106,24 @@ def gaps(
     with store_from(ctx, database_url) as store:
         if repair:
             assert rest is not None
-            _repair(store, symbols or [], window_start, window_end, rest, as_json)
+            _repair(store, symbols, window_start, window_end, rest, as_json)
         else:
-            _verify(store, symbols or [], window_start, window_end, rest, as_json)
+            _verify(store, symbols, window_start, window_end, rest, as_json)
 
 
-def _list(store: Store, symbols: list[str], *, as_json: bool) -> None:
+def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
     from binprice.cli._render import gaps_json, gaps_text
 
     found = store.gaps(symbols)
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return
-    typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+    click.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
 
 
 def _verify(
     store: Store,
-    symbols: list[str],
+    symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
     rest_url: str | None,
@@ -143,14 +132,14 @@ def _verify(
     from binprice.cli._render import verification_json, verification_text
 
     result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
-    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    click.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _repair(
     store: Store,
-    symbols: list[str],
+    symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
     rest_url: str,
@@ -158,9 +147,9 @@ def _repair(
 ) -> None:
     with _RepairView(sys.stderr.isatty() and not as_json) as view:
         result = store.repair(symbols, start=start, end=end, rest_url=rest_url, progress=view)
-    typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
+    click.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _rest(exchange: str, rest_url: str | None) -> str:

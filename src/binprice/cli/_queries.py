@@ -9,22 +9,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
-    CsvOption,
-    DatabaseUrlOption,
     DurationMeta,
-    JsonOption,
-    SymbolsArgument,
     TimeMeta,
     app,
+    csv_option,
+    database_url_option,
     err,
+    json_option,
     store_from,
+    symbols_argument,
 )
 
 if TYPE_CHECKING:
@@ -32,12 +32,17 @@ if TYPE_CHECKING:
 
 
 @app.command()
+@symbols_argument
+@json_option
+@csv_option
+@database_url_option
+@click.pass_context
 def latest(
-    ctx: typer.Context,
-    symbols: SymbolsArgument = None,
-    as_json: JsonOption = False,
-    as_csv: CsvOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    as_json: bool,
+    as_csv: bool,
+    database_url: str | None,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
     check_format(as_json, as_csv)
@@ -47,24 +52,25 @@ def latest(
 
 
 @app.command()
+@click.option("--ts", required=True, metavar=TimeMeta, help=f"The time: {TIME_HELP}")
+@symbols_argument
+@click.option("--before", is_flag=True, help="As of TS: the last trade at or before TS.")
+@click.option(
+    "--within", metavar=DurationMeta, help=f"Leave out trades farther from TS: {DURATION_HELP}"
+)
+@json_option
+@csv_option
+@database_url_option
+@click.pass_context
 def at(
-    ctx: typer.Context,
-    ts: Annotated[str, typer.Option("--ts", metavar=TimeMeta, help=f"The time: {TIME_HELP}")],
-    symbols: SymbolsArgument = None,
-    before: Annotated[
-        bool, typer.Option("--before", help="As of TS: the last trade at or before TS.")
-    ] = False,
-    within: Annotated[
-        str | None,
-        typer.Option(
-            "--within",
-            metavar=DurationMeta,
-            help=f"Leave out trades farther from TS: {DURATION_HELP}",
-        ),
-    ] = None,
-    as_json: JsonOption = False,
-    as_csv: CsvOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    ts: str,
+    symbols: tuple[str, ...],
+    before: bool,
+    within: str | None,
+    as_json: bool,
+    as_csv: bool,
+    database_url: str | None,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
     from binprice.timespec import format_duration, format_timestamp, parse_duration, parse_timestamp
@@ -80,26 +86,23 @@ def at(
 
 
 @app.command("range")
+@symbols_argument
+@click.option("--last", metavar=DurationMeta, help=f"The window ending at --end: {DURATION_HELP}")
+@click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")
+@click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")
+@json_option
+@csv_option
+@database_url_option
+@click.pass_context
 def range_(
-    ctx: typer.Context,
-    symbols: SymbolsArgument = None,
-    last: Annotated[
-        str | None,
-        typer.Option(
-            "--last", metavar=DurationMeta, help=f"The window ending at --end: {DURATION_HELP}"
-        ),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}"),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now)."),
-    ] = None,
-    as_json: JsonOption = False,
-    as_csv: CsvOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    last: str | None,
+    start: str | None,
+    end: str | None,
+    as_json: bool,
+    as_csv: bool,
+    database_url: str | None,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
     from binprice.timespec import format_timestamp, parse_window
@@ -149,10 +152,10 @@ def emit(
     if missing:
         err(f"no trades for: {', '.join(missing)}")
     if as_json:
-        typer.echo(render.to_json(found))
+        click.echo(render.to_json(found))
     elif as_csv:
-        typer.echo(render.to_csv(found), nl=False)
+        click.echo(render.to_csv(found), nl=False)
     elif sys.stdout.isatty():
         render.print_terminal(found, now=datetime.now(UTC))
     else:
-        typer.echo(render.to_text(found, now=datetime.now(UTC)), nl=False)
+        click.echo(render.to_text(found, now=datetime.now(UTC)), nl=False)

@@ -11,9 +11,9 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from binprice.cli._app import DatabaseUrlOption, JsonOption, SymbolsArgument, app, store_from
+from binprice.cli._app import app, database_url_option, json_option, store_from, symbols_argument
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -40,18 +40,22 @@ _MILLISECOND = timedelta(milliseconds=1)
 
 
 @app.command()
+@symbols_argument
+@json_option
+@database_url_option
+@click.pass_context
 def status(
-    ctx: typer.Context,
-    symbols: SymbolsArgument = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
+    ctx: click.Context,
+    symbols: tuple[str, ...],
+    as_json: bool,
+    database_url: str | None,
 ) -> None:
     """What is stored: per symbol the first and last trade (id and time), the count, open gaps
     and the last trade's age; the database's size and where history was pruned."""
     with store_from(ctx, database_url) as store:
         result = store.status(symbols)
     if as_json:
-        typer.echo(status_json(result))
+        click.echo(status_json(result))
     elif sys.stdout.isatty():
         from rich.console import Console
 
@@ -60,7 +64,7 @@ def status(
             console.print(status_table(result))
         console.print(footer(result), highlight=False)
     else:
-        typer.echo(status_text(result), nl=False)
+        click.echo(status_text(result), nl=False)
 
 
 def status_json(result: Status) -> str:
