@@ -275,6 +275,16 @@ TIME_HELP = (
 DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
 
 
+def window_options(f: F) -> F:
+    """`--last`, `--start`, `--end`: the window, in that order."""
+    f = click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")(f)
+    f = click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")(f)
+    return click.option(
+        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
+        f"{DURATION_HELP}",
+    )(f)  # fmt: skip
+
+
 EXCHANGES = "binance, binance-us, testnet, data-stream"
 
 

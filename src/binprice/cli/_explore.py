@@ -15,10 +15,8 @@ import click
 
 from binprice.cli._app import (
     DURATION_HELP,
-    TIME_HELP,
     DurationMeta,
     F,
-    TimeMeta,
     app,
     argument,
     csv_option,
@@ -26,6 +24,7 @@ from binprice.cli._app import (
     err,
     flag,
     store_from,
+    window_options,
 )
 from binprice.cli._queries import check_format, emit
 
@@ -45,16 +44,6 @@ def symbols_required(f: F) -> F:
         metavar="SYMBOL...",
         help="Symbols, any case (e.g. btcusdt ETHUSDT).",
     )(f)
-
-
-def window_options(f: F) -> F:
-    """`--last`, `--start`, `--end`: the window, in that order."""
-    f = click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")(f)
-    f = click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")(f)
-    return click.option(
-        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
-        f"{DURATION_HELP}",
-    )(f)  # fmt: skip
 
 
 @app.command()

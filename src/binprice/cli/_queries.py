@@ -25,6 +25,7 @@ from binprice.cli._app import (
     json_option,
     store_from,
     symbols_argument,
+    window_options,
 )
 
 if TYPE_CHECKING:
@@ -87,9 +88,7 @@ def at(
 
 @app.command("range")
 @symbols_argument
-@click.option("--last", metavar=DurationMeta, help=f"The window ending at --end: {DURATION_HELP}")
-@click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")
-@click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")
+@window_options
 @json_option
 @csv_option
 @database_url_option
