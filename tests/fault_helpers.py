@@ -49,7 +49,18 @@ def assert_complete(
         lost[symbol] = {t.trade_id for t in trades if t.trade_id in never}
         expected += [t for t in trades if t.trade_id not in never]
     assert len({(r[0], r[1]) for r in rows}) == len(rows)  # exactly once (and the key says so)
-    assert rows == as_rows(expected)
+    want = as_rows(expected)
+    if rows != want:
+        missing, extra = sorted(set(want) - set(rows)), sorted(set(rows) - set(want))
+        with psycopg.connect(url) as conn:
+            recorded = list_gaps(conn, symbols)
+        covering = [g for g in recorded for m in missing[:5]
+                    if g.symbol == m[0] and g.first_id <= m[1] <= g.last_id]  # fmt: skip
+        raise AssertionError(
+            f"{len(missing)} trades missing (first ids {[m[:2] for m in missing[:5]]}), "
+            f"{len(extra)} not expected (first {extra[:5]}), {len(rows)} stored of {len(want)}; "
+            f"gaps covering them: {covering}"
+        )
     with psycopg.connect(url) as conn:
         gaps = list_gaps(conn, symbols)
         verification = verify_gaps(conn, symbols)

@@ -73,6 +73,9 @@ class GapKeeper:
         self._wake = asyncio.Event()
         #: Open gaps (recorded or about to be) not yet known to be filled.
         self._unsettled: list[Range] = []
+        #: False once the run's last fetches are done (`drain`): gaps found later are recorded
+        #: for the next run.
+        self._fetching = True
 
     # --- detection: synchronous, called from the hot path and the detectors ------------------
 
@@ -105,10 +108,9 @@ class GapKeeper:
             return
         self._track(symbol, first, last, self._grace)
         self.rows.add(symbol, first, last, "open")
-        self._emit(
-            kind,
-            f"{symbol}: trades {first}..{last} ({last - first + 1:,}) missing{why}; fetching them",
-        )
+        then = "fetching them" if self._fetching else "recorded; the next run fetches them"
+        count = last - first + 1
+        self._emit(kind, f"{symbol}: trades {first}..{last} ({count:,}) missing{why}; {then}")
 
     def _track(self, symbol: str, first: int, last: int, delay: float) -> None:
         self._missing.setdefault(symbol, GapSet()).add(first, last)
@@ -244,10 +246,14 @@ class GapKeeper:
         """
         if not self._queue:
             return False
-        _, symbol, first, last = self._queue.popleft()
+        entry = self._queue.popleft()
+        _, symbol, first, last = entry
         try:
             await self._fetch(rest, symbol, first, last)
         except GeoRestrictedError:
+            raise
+        except asyncio.CancelledError:
+            self._queue.appendleft(entry)  # stopped mid-gap: `drain` (or the next run) goes on
             raise
         except ExchangeError as exc:
             self._emit(
@@ -259,6 +265,19 @@ class GapKeeper:
         finally:
             self._stats.rest_rate_limited(rest.rate_limited)
         return True
+
+    async def drain(self, rest: RestClient) -> None:
+        """At stop, once the stream is closed: fetch every gap queued so far, each once and
+        whatever its grace (no connection can deliver it any more), so that a stop right after
+        a drop leaves open only what REST cannot give now. The caller bounds the time; what is
+        not fetched stays recorded and open for the next run."""
+        for _ in range(len(self._queue)):
+            await self.fetch_next(rest)
+
+    def stop_fetching(self) -> None:
+        """Nothing more is fetched in this run: gaps found from now on (the tail the exchange
+        is ahead at stop) are recorded for the next run, and say so."""
+        self._fetching = False
 
     async def _fetch(self, rest: RestClient, symbol: str, first: int, last: int) -> None:
         missing = self._missing.setdefault(symbol, GapSet())

@@ -52,6 +52,9 @@ from binprice.ingest.writer import TradeWriter
 SHUTDOWN_DEADLINE_SECONDS = 2.5
 #: ... for the exchange's newest ids (the tail each symbol is missing) ...
 TAIL_DEADLINE_SECONDS = 1.5
+#: ... for fetching the gaps found before the stop, before those two (the rest are fetched by
+#: the next run) ...
+STOP_BACKFILL_DEADLINE_SECONDS = 1.5
 #: ... and for recording the gaps and whether the ones it backfilled are filled.
 SETTLE_DEADLINE_SECONDS = 1.0
 
@@ -337,8 +340,9 @@ class _Run:
             write_task = tg.create_task(sink.run(reading_done))
             fleet = self._fleet(session, reconciler)
             fleet.start(tg, self.symbols)
+            fetching = tg.create_task(self.gaps.run(rest, sink.writable))
             helpers = [
-                tg.create_task(self.gaps.run(rest, sink.writable)),
+                fetching,
                 tg.create_task(reconciler.run()),
                 tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
@@ -356,9 +360,20 @@ class _Run:
                 task.cancel()  # the listing first: no connection opens while they stop
             for task in list(fleet.tasks):
                 await task
+            await asyncio.wait([fetching])  # its gap in flight, if any, is queued again
+            await self._backfill_before_stop(rest, sink.writable)
             reading_done.set()
             await asyncio.gather(self._record_tail(reconciler), _drain(write_task, self.emit))
         await self._finish()
+
+    async def _backfill_before_stop(self, rest: RestClient, writable: asyncio.Event) -> None:
+        """Fetch the gaps the stream showed before the stop, in bounded time, while the writers
+        still run (with the database down they stay recorded and open, for the next start)."""
+        if writable.is_set():
+            with suppress(TimeoutError, BinpriceError):
+                async with asyncio.timeout(STOP_BACKFILL_DEADLINE_SECONDS):
+                    await self.gaps.drain(rest)
+        self.gaps.stop_fetching()
 
     async def _record_tail(self, reconciler: Reconciler) -> None:
         """Ask the exchange what each symbol is missing past the last id seen (bounded)."""
