@@ -63,39 +63,25 @@ def err(message: str) -> None:
 
 
 class Argument(click.Argument):
-    """A positional parameter with help text, listed under "Arguments:" in `--help` (Click's
-    own arguments carry none)."""
+    """A positional parameter whose `--help` row also says when it is required or what its
+    default is, as the options' rows do."""
 
-    def __init__(self, param_decls: Sequence[str], *, help: str = "", **attrs: Any) -> None:
+    def __init__(self, param_decls: Sequence[str], **attrs: Any) -> None:
         super().__init__(param_decls, **attrs)
-        self.help = help
         #: The default as given (Click keeps a sentinel for "none given").
         self.shown_default = attrs.get("default")
 
-    def help_record(self, ctx: click.Context) -> tuple[str, str]:
-        extra = ""
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str]:
+        metavar, text = super().get_help_record(ctx)
         if self.required:
-            extra = "  [required]"
+            text += "  [required]"
         elif ctx.show_default and self.shown_default is not None:
-            extra = f"  [default: {self.shown_default}]"
-        return self.make_metavar(ctx), self.help + extra
-
-
-class Command(click.Command):
-    """A command whose help lists its arguments, then its options."""
-
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [p.help_record(ctx) for p in self.get_params(ctx) if isinstance(p, Argument)]
-        if rows:
-            with formatter.section("Arguments"):
-                formatter.write_dl(rows)
-        super().format_options(ctx, formatter)
+            text += f"  [default: {self.shown_default}]"
+        return metavar, text
 
 
 class Group(click.Group):
-    """Commands listed in the order they are defined; subcommands are `Command`s."""
-
-    command_class = Command
+    """Commands listed in the order they are defined."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -192,7 +178,7 @@ def flag(*param_decls: str, help: str) -> Callable[[F], F]:
 
 
 def argument(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
-    """`click.argument` with help text (see `Argument`)."""
+    """`click.argument`, its help row marked like an option's (see `Argument`)."""
     return click.argument(*param_decls, cls=Argument, **attrs)
 
 
