@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -139,6 +140,35 @@ def _scratch_database(admin_url: str, template: str | None) -> Iterator[str]:
 def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     """A fresh database migrated to head (a libpq URL); dropped after the test."""
     yield from _scratch_database(pg_admin_url, TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def big_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A database with test_query_plans' 200k-row table, vacuumed and analysed: built once per
+    session and shared by the plan tests, which only read it (EXPLAIN ANALYZE of SELECTs)."""
+    from binprice.db.partitions import ensure_partitions
+    from tests.test_query_plans import FILL_SQL, OLD, ROWS, SPAN, START
+
+    name = _create_database(pg_admin_url, TEMPLATE_DB)
+    url = _with_database(pg_admin_url, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            ensure_partitions(conn, START, START + SPAN)
+            params = {"start": START, "step": SPAN / ROWS, "rows": ROWS, "old": OLD}
+            conn.execute(FILL_SQL, params)
+            conn.execute("VACUUM ANALYZE trades")
+            holding = conn.execute("SELECT count(DISTINCT tableoid) FROM trades").fetchone()
+            assert holding == (5,)  # four months and the DEFAULT partition
+        yield url
+    finally:
+        _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def big(big_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the shared 200k-row database (see `big_url`)."""
+    with psycopg.connect(big_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture

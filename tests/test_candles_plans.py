@@ -13,9 +13,7 @@ import psycopg
 import pytest
 
 from binprice.db.candles import INTERVALS, candle_query
-from tests.test_query_plans import MIDDLE, SPAN, START, SYMBOL_SETS, big, parents, scans
-
-__all__ = ["big"]  # the fixture, imported so pytest finds it here
+from tests.test_query_plans import MIDDLE, SPAN, START, SYMBOL_SETS, parents, scans
 
 RAGGED = timedelta(seconds=7, milliseconds=5)
 WINDOWS = {

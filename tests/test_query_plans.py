@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 
-from binprice.db.partitions import ensure_partitions
 from binprice.db.queries import AT_SQL, LATEST_SQL, RANGE_SQL, RECORDED_SYMBOLS_SQL
 
 ROWS = 200_000
@@ -40,19 +38,6 @@ UNION ALL
 SELECT 'OLDUSDT', i, 3.5, 1, %(old)s::timestamptz + i * interval '1 hour', true
 FROM generate_series(1, 10) AS i
 """
-
-
-@pytest.fixture
-def big(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to a database with the 200k-row table, vacuumed and analysed."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        ensure_partitions(conn, START, START + SPAN)
-        params = {"start": START, "step": SPAN / ROWS, "rows": ROWS, "old": OLD}
-        conn.execute(FILL_SQL, params)
-        conn.execute("VACUUM ANALYZE trades")
-        holding = conn.execute("SELECT count(DISTINCT tableoid) FROM trades").fetchone()
-        assert holding == (5,)  # four months and the DEFAULT partition
-        yield conn
 
 
 def parents(conn: psycopg.Connection[Any]) -> dict[str, str]:

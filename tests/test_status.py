@@ -17,10 +17,8 @@ from binprice.db.status import STATUS_SQL, SYMBOLS_SQL, Status, SymbolStatus, da
 from binprice.timespec import format_timestamp
 from tests.conftest import run_binprice
 from tests.test_partitions import APR, FEB, JAN, MONTH_ROWS, month_rows, three_months
-from tests.test_query_plans import START, SYMBOL_SETS, big
+from tests.test_query_plans import START, SYMBOL_SETS
 from tests.trades_data import load
-
-__all__ = ["big"]  # the fixture, imported so pytest finds it here
 
 
 def _filled(url: str) -> None:

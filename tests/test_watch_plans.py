@@ -9,9 +9,7 @@ import psycopg
 
 from binprice.watch import SNAPSHOT_SQL
 from tests.test_candles_plans import reads
-from tests.test_query_plans import MIDDLE, SYMBOL_SETS, big
-
-__all__ = ["big"]  # the fixture, imported so pytest finds it here
+from tests.test_query_plans import MIDDLE, SYMBOL_SETS
 
 
 def test_snapshot_query_reads_only_through_indexes(big: psycopg.Connection[Any]) -> None:
