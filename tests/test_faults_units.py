@@ -282,8 +282,9 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
         verification = verify_gaps(conn)
     tails = tail_gaps(recorded, stored_rows(database_url))
     gaps = [g for g in recorded if g not in tails]
-    # The first run's stop recorded its tail (filled by the second run), then the downtime.
-    assert sorted(g.state for g in gaps) == ["filled", "filled", "skipped"]
+    # The downtime, and (when the exchange answered in the stop's bounded tail check, which a
+    # loaded machine may not) the first run's tail, filled by the second run.
+    assert sorted(g.state for g in gaps) in (["filled", "skipped"], ["filled", "filled", "skipped"])
     (skipped,) = [g for g in gaps if g.state == "skipped"]
     (filled,) = [g for g in gaps if g.state == "filled" and g.first_id == skipped.last_id + 1]
     assert filled.size == 500
