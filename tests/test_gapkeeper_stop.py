@@ -5,7 +5,6 @@ run. No database and no network: the buffer and the REST side are stand-ins (the
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 import pytest
 
@@ -14,20 +13,7 @@ from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.rest import RestClient
 from binprice.ingest.stats import IngestStats
-
-SYMBOL = "BTCUSDT"
-
-
-def _trade(tid: int) -> Trade:
-    return Trade(SYMBOL, tid, Decimal("1.5"), Decimal("0.1"), 1_779_941_620_983, False)
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.items: list[Trade] = []
-
-    def put(self, trade: Trade) -> None:
-        self.items.append(trade)
+from tests.test_faults_property import SYMBOL, _Buffer, _trade
 
 
 class _Exchange:
