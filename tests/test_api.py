@@ -153,3 +153,25 @@ def test_ingest_from_python_migrates_and_stores_what_the_exchange_produced(
         done.set()
         server.join()
     assert (tmp_path / "spool").is_dir()
+
+
+def test_install_hint_names_pipx_inject_inside_a_pipx_venv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a pipx venv the advice is `pipx inject`; elsewhere this interpreter's pip."""
+    from binprice.errors import MissingExtraError, install_hint
+
+    monkeypatch.setattr(sys, "prefix", "/home/ann/.local/share/pipx/venvs/binprice")
+    assert install_hint(("pandas", "pyarrow")) == "pipx inject binprice pandas pyarrow"
+    error = MissingExtraError("to_pandas()", ("pandas", "pyarrow"))
+    assert str(error) == "to_pandas() needs pandas and pyarrow: pipx inject binprice pandas pyarrow"
+    monkeypatch.setattr(sys, "prefix", "/srv/venv")
+    assert install_hint(("polars",)) == f"{sys.executable} -m pip install polars"
+
+
+def test_to_pandas_without_pandas_says_what_to_install(
+    store: binprice.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`.to_pandas()` with pandas missing raises the one error naming what to add."""
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    trades = store.trades("BTCUSDT", start="2025-01-01", end="2025-01-02")
+    with pytest.raises(binprice.ExportError, match=r"to_pandas\(\) needs pandas: .* pandas$"):
+        trades.to_pandas()

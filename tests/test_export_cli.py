@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -129,3 +130,50 @@ def test_export_progress_bar_on_a_terminal(url: str, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert b"Traceback" not in screen and b"export" in screen
     assert len(target.read_text().splitlines()) == 501
+
+
+def _without(modules: tuple[str, ...], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess where `modules` cannot be imported (an install without
+    the extra)."""
+    hide = "; ".join(f"sys.modules[{name!r}] = None" for name in modules)
+    script = f"import sys; {hide}; sys.argv[0] = 'binprice'; from binprice.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_parquet_without_pyarrow_names_this_interpreters_pip_and_leaves_no_file(
+    url: str, tmp_path: Path
+) -> None:
+    """A missing extra: one line with the command for this environment (never the package
+    index's unrelated `binprice`), rc 1, and no empty file left where the export was going."""
+    target = tmp_path / "btc.parquet"
+    done = _without(("pyarrow",), "--database-url", url, "export", "BTCUSDT", *WINDOW,
+                    "-f", "parquet", "-o", str(target))  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == f"error: Parquet needs pyarrow: {sys.executable} -m pip install pyarrow\n"
+    assert "binprice[" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_png_without_matplotlib_says_how_to_add_it(url: str, tmp_path: Path) -> None:
+    """`chart --png` without matplotlib: the same one-line advice, no PNG written."""
+    target = tmp_path / "btc.png"
+    done = _without(("matplotlib",), "--database-url", url, "chart", "BTCUSDT", *WINDOW,
+                    "--png", str(target))  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.endswith(
+        f"error: --png needs matplotlib: {sys.executable} -m pip install matplotlib\n"
+    )
+    assert not target.exists()
+
+
+def test_a_failed_export_leaves_the_previous_file_as_it_was(url: str, tmp_path: Path) -> None:
+    """An export that fails after opening its output does not clobber an existing file."""
+    target = tmp_path / "btc.parquet"
+    target.write_bytes(b"yesterday's export")
+    done = _without(("pyarrow",), "--database-url", url, "export", "BTCUSDT", *WINDOW,
+                    "-f", "parquet", "-o", str(target))  # fmt: skip
+    assert done.returncode == 1
+    assert target.read_bytes() == b"yesterday's export"
+    assert [p.name for p in tmp_path.iterdir()] == ["btc.parquet"]

@@ -7,6 +7,9 @@ Every message is written for the user: it says what went wrong and what to do.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 
 class BinpriceError(Exception):
     """Base class of every error binprice raises on purpose."""
@@ -63,6 +66,27 @@ class GeoRestrictedError(ExchangeError):
 class ExportError(BinpriceError):
     """Raised when trades cannot be exported as asked: a missing optional extra (pyarrow), a
     value no Parquet decimal can hold, or an output that cannot be written."""
+
+
+class MissingExtraError(ExportError):
+    """Raised when an optional feature's package is not installed (pyarrow for Parquet,
+    matplotlib for `--png`, pandas or polars for data frames). The message says how to add
+    it to the environment binprice runs in: `pipx inject binprice …` for a pipx install, this
+    interpreter's own `-m pip install …` otherwise (the package index's `binprice` is another
+    project, so `pip install 'binprice[extra]'` is never the advice)."""
+
+    def __init__(self, feature: str, packages: tuple[str, ...]) -> None:
+        super().__init__(f"{feature} needs {' and '.join(packages)}: {install_hint(packages)}")
+        self.packages = packages
+
+
+def install_hint(packages: tuple[str, ...]) -> str:
+    """The command that adds `packages` to the environment this binprice runs in."""
+    names = " ".join(packages)
+    prefix = Path(sys.prefix)
+    if prefix.parent.name == "venvs" and "pipx" in prefix.parent.parent.name:
+        return f"pipx inject {prefix.name} {names}"
+    return f"{sys.executable} -m pip install {names}"
 
 
 class ArchiveError(BinpriceError):

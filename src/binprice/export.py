@@ -31,7 +31,7 @@ from typing import IO, Any
 import psycopg
 
 from binprice.db.candles import as_utc
-from binprice.errors import ExportError, UsageError
+from binprice.errors import ExportError, MissingExtraError, UsageError
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
@@ -225,7 +225,7 @@ def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, en
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ExportError("Parquet needs pyarrow: pip install 'binprice[parquet]'") from None
+        raise MissingExtraError("Parquet", ("pyarrow",)) from None
     price_type, quantity_type = decimal_types(conn, symbols, start, end)
     schema = _schema(pa, price_type, quantity_type)
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:

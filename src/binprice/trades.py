@@ -13,20 +13,21 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from binprice.errors import ExportError
+from binprice.errors import MissingExtraError
 from binprice.export import COLUMNS, Trade, decimal_types, trades
 
 if TYPE_CHECKING:
     from binprice._store import Store
 
 
-def _require(module: str, extra: str) -> Any:
-    import importlib
+def _require(feature: str, module: str, *also: str) -> Any:
+    """`module`, imported; MissingExtraError naming every one of `module, *also` not installed."""
+    import importlib.util
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ExportError(f"{module} is not installed: pip install 'binprice[{extra}]'") from None
+    missing = tuple(name for name in (module, *also) if importlib.util.find_spec(name) is None)
+    if missing:
+        raise MissingExtraError(feature, missing)
+    return importlib.import_module(module)
 
 
 class Trades:
@@ -43,7 +44,7 @@ class Trades:
 
     def to_arrow(self) -> Any:
         """A pyarrow Table with the trade columns; decimals exact."""
-        pa = _require("pyarrow", "pandas")
+        pa = _require("to_arrow()", "pyarrow")
         conn = self._store.connection
         (price_p, price_s), (qty_p, qty_s) = decimal_types(conn, [self.symbol], self.start,
                                                            self.end)  # fmt: skip
@@ -65,10 +66,10 @@ class Trades:
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame; price and quantity keep pandas' Arrow decimal dtype (exact)."""
-        pd = _require("pandas", "pandas")
+        pd = _require("to_pandas()", "pandas", "pyarrow")
         return self.to_arrow().to_pandas(types_mapper=pd.ArrowDtype)
 
     def to_polars(self) -> Any:
         """A polars DataFrame; price and quantity are polars `Decimal` (exact)."""
-        pl = _require("polars", "polars")
+        pl = _require("to_polars()", "polars", "pyarrow")
         return pl.from_arrow(self.to_arrow())

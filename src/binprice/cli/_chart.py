@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from binprice.db.candles import Candle, Interval
-from binprice.errors import ExportError
+from binprice.errors import MissingExtraError
 
 #: Columns a candle needs to be told apart from its neighbours (body plus a gap).
 COLUMNS_PER_CANDLE = 2
@@ -105,7 +105,7 @@ def chart_png(
         import matplotlib.dates as mdates
         import matplotlib.pyplot as pyplot
     except ImportError:
-        raise ExportError("--png needs matplotlib: pip install 'binprice[png]'") from None
+        raise MissingExtraError("--png", ("matplotlib",)) from None
     figure, drawn = pyplot.subplots(figsize=PNG_SIZE_INCHES, dpi=PNG_DPI)
     # matplotlib's stubs want numpy-like sequences; datetimes and floats are what it accepts.
     axes: Any = drawn

@@ -88,7 +88,7 @@ def candles(
     "--png",
     type=click.Path(path_type=Path),
     metavar="FILE",
-    help="Also write the chart to this PNG (needs binprice[png]).",
+    help="Also write the chart to this PNG (needs matplotlib).",
 )
 @database_url_option
 @click.pass_context
@@ -133,7 +133,7 @@ def chart(
     "-f",
     "fmt",
     required=True,
-    help="csv (header row), ndjson, parquet (needs binprice[parquet]; exact decimals) "
+    help="csv (header row), ndjson, parquet (needs pyarrow; exact decimals) "
     "or binance (Binance's archive CSV: no header, id,price,qty,quoteQty,time,"
     "isBuyerMaker,isBestMatch; time in ms before 2025-01-01, us after).",
 )

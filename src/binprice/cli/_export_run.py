@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -70,12 +71,19 @@ def _open(target: Path | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    # Written beside the target and renamed when complete: a failed export (a missing extra,
+    # a lost connection, Ctrl+C) leaves neither an empty nor a half-written file.
+    part = target.with_name(target.name + ".part")
     try:
-        stream = target.open("wb")
+        stream = part.open("wb")
     except OSError as exc:
         raise ExportError(f"cannot write {target}: {exc.strerror}") from None
-    with stream:
-        yield stream
+    try:
+        with stream:
+            yield stream
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 @contextmanager
