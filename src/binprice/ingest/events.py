@@ -44,6 +44,9 @@ class EventKind(Enum):
     RATE_LIMITED = ("rate_limited", Severity.WARNING)
     DB_DOWN = ("db_down", Severity.ERROR)
     DB_UP = ("db_up", Severity.WARNING)
+    #: A write lost a race with another writer (a deadlock, a serialization failure) and is
+    #: tried again; the database is up.
+    CONFLICT_RETRIED = ("conflict_retried", Severity.WARNING)
     SPOOLED = ("spooled", Severity.WARNING)
     #: Spool chunks a run that died left behind, taken over by this one.
     SPOOL_ADOPTED = ("spool_adopted", Severity.WARNING)

@@ -123,6 +123,8 @@ class IngestStats:
     spilled: int = 0
     spilled_chunks: int = 0
     db_errors: int = 0
+    #: Writes rolled back by a deadlock or serialization failure with another writer (retried).
+    conflicts: int = 0
     db_down: bool = False
     #: Trades that could be neither committed nor spooled (recorded as gaps, fetched again).
     dropped: int = 0
@@ -204,6 +206,10 @@ class IngestStats:
         self.db_errors += 1
         was_up, self.db_down = not self.db_down, True
         return was_up
+
+    def conflict(self) -> None:
+        """A write was rolled back by a conflict with another writer (and is retried)."""
+        self.conflicts += 1
 
     def database_recovered(self) -> bool:
         """A commit succeeded; True if the database was down until now."""
