@@ -67,6 +67,10 @@ class EventKind(Enum):
     PARTITIONS = ("partitions", Severity.INFO)
     #: ... and a try that could not make them (the next one is an hour later).
     PARTITIONS_ERROR = ("partitions_error", Severity.WARNING)
+    #: A log record of binprice's own (a notice) or a warning of a library it uses (psycopg),
+    #: shown as the run's other lines are (JSON with --log-format json).
+    NOTICE = ("notice", Severity.INFO)
+    LIBRARY_WARNING = ("library_warning", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 
