@@ -143,3 +143,73 @@ def complete_from_first(ex: TestExchange, url: str, symbols: tuple[str, ...]) ->
         if count == 0 or high != newest or count != newest - low + 1:
             return False
     return True
+
+
+class CommitReplyCutter:
+    """A TCP proxy in front of PostgreSQL (over its Unix socket or TCP) that, once `arm`ed,
+    lets the server commit a COPY's transaction but closes the client's connection instead of
+    passing on the COMMIT's answer: a commit whose outcome the client cannot know."""
+
+    _COMMIT_REPLY = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+    def __init__(self, url: str) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        self._target = conninfo_to_dict(url)
+        self._url = url
+        self._server: asyncio.Server | None = None
+        self.armed = False
+        self.cut = asyncio.Event()
+
+    async def __aenter__(self) -> CommitReplyCutter:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    @property
+    def url(self) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return make_conninfo(self._url, host="127.0.0.1", port=port)
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host = str(self._target.get("host") or "localhost")
+        port = int(self._target.get("port") or 5432)
+        if host.startswith("/"):
+            return await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+        return await asyncio.open_connection(host, port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await self._open_upstream()
+        copying = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if b"COPY trades" in data:
+                    copying.set()
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def downstream() -> None:
+            while data := await up_reader.read(65536):
+                if self.armed and copying.is_set() and self._COMMIT_REPLY in data:
+                    self.armed = False
+                    self.cut.set()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            up_writer.close()

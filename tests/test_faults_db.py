@@ -21,7 +21,13 @@ from binprice.ingest.backoff import Backoff
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
-from tests.fault_helpers import assert_complete, needs_embedded, postgres_down, wait_until
+from tests.fault_helpers import (
+    CommitReplyCutter,
+    assert_complete,
+    needs_embedded,
+    postgres_down,
+    wait_until,
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 1000
@@ -152,3 +158,98 @@ async def test_sigkill_mid_stream_then_restart_resumes_and_backfills(
     assert numbers["gaps_filled"] >= 2  # the downtime of each symbol
     assert numbers["gaps_filled"] + numbers["tail_gaps_open"] == numbers["gaps_recorded"]
     assert b'"event": "gap"' in err
+
+
+async def test_a_commit_whose_answer_is_lost_is_counted_once_it_is_known_to_have_committed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The server commits a batch but its answer never reaches the writer (the connection
+    dies in between): the writer asks the server before writing the batch again, so the
+    run's `stored` is exactly what the table gained, and every id is stored once."""
+    stats = IngestStats()
+    stop = asyncio.Event()
+    async with (
+        TestExchange(SYMBOLS, seed=34, rate=RATE) as ex,
+        CommitReplyCutter(database_url) as proxy,
+    ):
+        config = _config(ex, tmp_path)
+        run = asyncio.create_task(
+            run_ingest(config, proxy.url, stop=stop, stats=stats, policy=_policy())
+        )
+        await wait_until(lambda: stats.stored >= 500, 20)
+        proxy.armed = True
+        await asyncio.wait_for(proxy.cut.wait(), 20)
+        cut_at = stats.stored
+        await wait_until(lambda: stats.stored >= cut_at + 1000, 20)
+        stop.set()
+        summary = await asyncio.wait_for(run, 30)
+        assert_complete("commit-answer-lost", ex, database_url, SYMBOLS, summary)
+    assert summary.stored == _stored_count(database_url)
+
+
+async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
+    database_url: str,
+) -> None:
+    """Two writers storing the same two trades in opposite order deadlock (40P01): the
+    writer's error is classified as a conflict to retry, not as the database being down,
+    and the retry stores the batch once the other writer is gone."""
+    from decimal import Decimal
+
+    from binprice.binance import Trade
+    from binprice.db.copy import CopyEncoder
+    from binprice.ingest.sink import is_conflict
+    from binprice.ingest.writer import TradeWriter
+
+    t1, t2 = (Trade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
+              for i in (1, 2))  # fmt: skip
+    encoder = CopyEncoder()
+    other = await psycopg.AsyncConnection.connect(database_url)
+    writer = await TradeWriter.connect(database_url)
+    try:
+        # The other writer waits long before it looks for deadlocks, so ours is the victim.
+        await other.execute("SET deadlock_timeout = '60s'")
+        async with (
+            other.cursor() as cur,
+            cur.copy(
+                "COPY trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
+                "FROM STDIN"
+            ) as copy,
+        ):
+            await copy.write(encoder.encode([t2]))
+        ours = asyncio.create_task(writer.write(encoder.batch([t1, t2])))
+        async with asyncio.timeout(20):
+            while not await _waiting_on_lock(database_url):  # noqa: ASYNC110 (no event to wait on)
+                await asyncio.sleep(0.02)
+        async with (
+            other.cursor() as cur,
+            cur.copy(
+                "COPY trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
+                "FROM STDIN"
+            ) as copy,
+        ):
+            await copy.write(encoder.encode([t1]))
+        try:
+            await asyncio.wait_for(ours, 30)
+        except psycopg.Error as exc:
+            failure: psycopg.Error | None = exc
+        else:
+            failure = None
+        assert failure is not None and failure.sqlstate == "40P01"
+        assert is_conflict(failure)
+        assert not is_conflict(psycopg.OperationalError("server closed the connection"))
+        await other.rollback()
+        inserted, _ = await writer.write(encoder.batch([t1, t2]))
+        assert inserted == {"BTCUSDT": 2}
+    finally:
+        await other.close()
+        await writer.close()
+
+
+async def _waiting_on_lock(url: str) -> bool:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        row = await cur.fetchone()
+    return bool(row and row[0])

@@ -268,3 +268,26 @@ async def test_metrics_port_from_the_environment_serves_a_running_process(
     ids = [r[1] for r in stored_rows(database_url)]
     assert final["received"] == final["stored"] == len(ids) >= 100
     assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+def test_json_log_format_turns_library_warnings_and_notices_into_json_lines() -> None:
+    """psycopg's warning when a COPY is cut off by a lost connection, and binprice's own
+    notices, are JSON lines of the run with --log-format json, never plain text."""
+    import io
+    import logging
+
+    from binprice.cli._ingest_run import log_records_to
+    from binprice.cli._monitor import Monitor
+
+    out = io.StringIO()
+    with log_records_to(Monitor("json", quiet=False, verbose=False, stream=out)):
+        logging.getLogger("psycopg").warning(
+            "error ignored terminating %r: %s",
+            "<psycopg.AsyncCopy [BAD]>",
+            "consuming input failed",
+        )
+        logging.getLogger("binprice.db._connect").info("started the embedded server")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [x["event"] for x in lines] == ["library_warning", "notice"]
+    assert "error ignored terminating" in lines[0]["message"]
+    assert lines[0]["message"].startswith("psycopg: ")

@@ -296,3 +296,22 @@ async def test_metrics_server_closes_its_port(tmp_path: Path) -> None:
         assert status == 200 and "binprice_info" in text
     with socket.socket() as again:
         again.bind(("127.0.0.1", port))  # free again
+
+
+def test_latency_quantiles_and_max_are_not_capped_at_ten_seconds() -> None:
+    """A batch committed 20.165 s after its trades (a database outage): the summary's max is
+    exact and its p50/p99 within 1 % of the truth, never the histogram's 10 s top."""
+    stats = IngestStats()
+    committed_ms = 1_700_000_000_000
+    fast = [committed_ms - 5] * 50  # 5 ms
+    slow = [committed_ms - lag for lag in range(20_000, 20_166)]  # 20.000 … 20.165 s
+    stats.record_latencies(committed_ms, fast + slow)
+    summary = stats.summary()
+    assert summary.latency_max_ms == 20_165
+    assert summary.latency_p99_ms is not None and summary.latency_p50_ms is not None
+    assert 20_163 <= summary.latency_p99_ms <= 20_165
+    exact_p50 = 20_057  # rank 108 of 216: the 58th of the slow ones
+    assert exact_p50 <= summary.latency_p50_ms <= exact_p50 * 1.01
+    stats.record_latencies(committed_ms, [committed_ms - 3_600_000])  # an hour
+    assert stats.summary().latency_max_ms == 3_600_000
+    assert stats.percentile(1.0) == 3_600_000

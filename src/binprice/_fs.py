@@ -1,9 +1,14 @@
-"""Durable file-system steps shared by the spool and the embedded server's first start."""
+"""Durable, private file-system steps shared by the spool and the embedded server's first start."""
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+#: What binprice creates holds trades (spool chunks) or a database: its owner's alone.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 
 
 def fsync_dir(directory: Path) -> None:
@@ -13,3 +18,34 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents, each 0700; existing ones keep their mode (a
+    directory the user made is the user's business)."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue
+
+
+def make_private(directory: Path) -> bool:
+    """Take group and other permissions off `directory`, one binprice owns (an earlier version
+    made it 0755); True if it had any."""
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if not mode & 0o077:
+        return False
+    os.chmod(directory, PRIVATE_DIR_MODE)
+    return True
+
+
+def create_private_file(path: Path) -> int:
+    """A new (or truncated) file only its owner may read; its descriptor, open for writing."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)

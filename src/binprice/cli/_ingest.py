@@ -184,38 +184,42 @@ def ingest(
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    store = store_from(ctx, database_url)
-    chosen = symbols or (None if all_symbols else os.environ.get("BINPRICE_SYMBOLS", "").split())
-    # Everything the user typed is checked before the database is touched.
-    config = store.ingest_config(
-        chosen or None,
-        all_symbols=all_symbols,
-        quotes=quotes or (),
-        duration=duration,
-        max_trades=max_trades,
-        exchange=exchange,
-        ws_url=ws_url,
-        rest_url=rest_url,
-        redundancy=redundancy,
-        quiet_period=quiet_period,
-        backfill_max=backfill_max,
-        since=since,
-        archive_url=archive_url,
-        batch_wait=batch_wait,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        health_threshold=health_threshold,
-    )
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
-    url = store.url
-    try:
-        migrated = store.upgrade_if_behind()
-    except KeyboardInterrupt:
-        raise AbortedError(
-            "interrupted during the migration to the newest schema; PostgreSQL rolled it back "
-            "and the database is as it was: run `binprice ingest` again"
-        ) from None
-    state = "migrated to" if migrated else "is at"
-    monitor.message(EventKind.MIGRATED, f"database at {describe(url)} {state} the newest schema")
-    config = dataclasses.replace(config, spool_dir=spool_root(store.settings.data_dir, url))
-    _ingest_run.run(config, url, monitor)
+    # From here every log record is one of the run's lines, in its format.
+    with _ingest_run.log_records_to(monitor):
+        store = store_from(ctx, database_url)
+        from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
+        chosen = symbols or (None if all_symbols else from_env)
+        # Everything the user typed is checked before the database is touched.
+        config = store.ingest_config(
+            chosen or None,
+            all_symbols=all_symbols,
+            quotes=quotes or (),
+            duration=duration,
+            max_trades=max_trades,
+            exchange=exchange,
+            ws_url=ws_url,
+            rest_url=rest_url,
+            redundancy=redundancy,
+            quiet_period=quiet_period,
+            backfill_max=backfill_max,
+            since=since,
+            archive_url=archive_url,
+            batch_wait=batch_wait,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            health_threshold=health_threshold,
+        )
+        url = store.url
+        try:
+            migrated = store.upgrade_if_behind()
+        except KeyboardInterrupt:
+            raise AbortedError(
+                "interrupted during the migration to the newest schema; PostgreSQL rolled it "
+                "back and the database is as it was: run `binprice ingest` again"
+            ) from None
+        state = "migrated to" if migrated else "is at"
+        where = f"database at {describe(url)} {state} the newest schema"
+        monitor.message(EventKind.MIGRATED, where)
+        config = dataclasses.replace(config, spool_dir=spool_root(store.settings.data_dir, url))
+        _ingest_run.run(config, url, monitor)

@@ -8,7 +8,10 @@ flushes, commits and returns its summary), a second one aborts at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
+from collections.abc import Iterator
 
 from binprice.cli._monitor import Monitor
 from binprice.errors import AbortedError
@@ -71,3 +74,44 @@ async def _tick(monitor: Monitor, stats: IngestStats) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
         monitor.tick(stats)
+
+
+class _RunLog(logging.Handler):
+    """Log records as the run's own lines, so every line has the run's format (one JSON
+    object each with --log-format json): binprice's notices, and the warnings of libraries
+    (psycopg logs one when a COPY is cut off by a lost connection)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        super().__init__(logging.INFO)
+        self._monitor = monitor
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = " ".join(record.getMessage().split())
+        except Exception:  # a record with bad arguments must not end the run
+            self.handleError(record)
+            return
+        if record.name == "binprice" or record.name.startswith("binprice."):
+            self._monitor.message(EventKind.NOTICE, text)
+        elif record.levelno >= logging.WARNING:
+            self._monitor.message(EventKind.LIBRARY_WARNING, f"{record.name}: {text}")
+
+
+@contextlib.contextmanager
+def log_records_to(monitor: Monitor) -> Iterator[None]:
+    """While inside, every log record goes to `monitor` instead of plain lines on stderr."""
+    ours = logging.getLogger("binprice")
+    root = logging.getLogger()
+    handler = _RunLog(monitor)
+    saved, level = ours.handlers[:], ours.level
+    for plain in saved:
+        ours.removeHandler(plain)
+    ours.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        ours.setLevel(level)
+        for plain in saved:
+            ours.addHandler(plain)

@@ -27,6 +27,18 @@ INSERT_FROM_STAGE = (
     f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
     "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING RETURNING symbol"
 )
+#: The writing transaction's id (with its epoch, so it never wraps), asked before COMMIT is sent.
+CURRENT_XID = "SELECT txid_current()"
+#: After a COMMIT whose answer was lost: 'committed', 'aborted', 'in progress', or NULL (too
+#: old). A transaction the server never made durable before a crash is "in the future" (22023).
+XID_STATUS = "SELECT txid_status(%s)"
+#: Per symbol, how many of the given keys are rows that transaction `xmin` inserted.
+ROWS_OF_XID = (
+    "SELECT t.symbol, count(*) FROM trades AS t "
+    "JOIN unnest(%s::text[], %s::bigint[]) AS k(symbol, trade_id) "
+    "ON t.symbol = k.symbol AND t.trade_id = k.trade_id "
+    "WHERE t.xmin::text::bigint = %s GROUP BY t.symbol"
+)
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.
 _SECOND_CACHE_LIMIT = 4096
 _COPY_SPECIALS = ("\t", "\n", "\r", "\\")

@@ -44,6 +44,9 @@ class EventKind(Enum):
     RATE_LIMITED = ("rate_limited", Severity.WARNING)
     DB_DOWN = ("db_down", Severity.ERROR)
     DB_UP = ("db_up", Severity.WARNING)
+    #: A write lost a race with another writer (a deadlock, a serialization failure) and is
+    #: tried again; the database is up.
+    CONFLICT_RETRIED = ("conflict_retried", Severity.WARNING)
     SPOOLED = ("spooled", Severity.WARNING)
     #: Spool chunks a run that died left behind, taken over by this one.
     SPOOL_ADOPTED = ("spool_adopted", Severity.WARNING)
@@ -64,6 +67,10 @@ class EventKind(Enum):
     PARTITIONS = ("partitions", Severity.INFO)
     #: ... and a try that could not make them (the next one is an hour later).
     PARTITIONS_ERROR = ("partitions_error", Severity.WARNING)
+    #: A log record of binprice's own (a notice) or a warning of a library it uses (psycopg),
+    #: shown as the run's other lines are (JSON with --log-format json).
+    NOTICE = ("notice", Severity.INFO)
+    LIBRARY_WARNING = ("library_warning", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
 

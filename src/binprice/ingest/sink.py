@@ -2,7 +2,10 @@
 
 Several workers (each with its own connection) let PostgreSQL work on one batch while Python
 encodes the next; batch order does not matter because every trade is identified by its key.
-A commit is the only acknowledgement: stats count a trade as stored after its commit. Through
+A commit is the only acknowledgement: stats count a trade as stored after its commit (one
+whose answer was lost is settled by asking the server before the batch is written again, see
+`TradeWriter.settle`). A deadlock or serialization failure with another writer (two ingests
+storing the same symbol) is a conflict, not an outage: it is retried and reported as one. Through
 a database outage a worker keeps its batch and retries with backoff while the readers go on
 (the buffer spills to the disk spool); while stopping, it gives up after a grace period and
 leaves everything in the spool for the next run.
@@ -24,12 +27,14 @@ from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.retry import write_retrying
 from binprice.ingest.stats import IngestStats
-from binprice.ingest.writer import TradeWriter
+from binprice.ingest.writer import TradeWriter, Unanswered
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
 DB_RETRY_INITIAL_SECONDS = 0.2
 DB_RETRY_MAX_SECONDS = 5.0
+#: serialization_failure and deadlock_detected: a transaction lost a race and was rolled back.
+CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 class Sink:
@@ -99,6 +104,8 @@ class Sink:
 
         down = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
         stopping_since: list[float] = []
+        #: Earlier writes of this batch whose COMMIT went unanswered.
+        unanswered: list[Unanswered] = []
 
         def give_up() -> bool:
             """Only while stopping, and only after the grace period."""
@@ -120,10 +127,21 @@ class Sink:
                 await first_of(asyncio.sleep(seconds), reading_done.wait(), self._recovered.wait())
 
         async def failed(exc: BaseException) -> None:
+            writer = self.writers[slot]
+            if writer is not None and writer.unanswered is not None:
+                unanswered.append(writer.unanswered)
+                writer.unanswered = None
+            if is_conflict(exc):
+                # The database is up and the connection fine; only this transaction was
+                # rolled back.
+                self._stats.conflict()
+                why = _one_line(exc)
+                self._emit(EventKind.CONFLICT_RETRIED, "a write conflicted with another "
+                           f"writer's and was rolled back; retrying it: {why}")  # fmt: skip
+                return
             if self._stats.database_failed():
                 self.writable.clear()
                 self._emit(EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}")
-            writer = self.writers[slot]
             if writer is not None and not writer.closed:
                 await writer.close()
 
@@ -138,7 +156,11 @@ class Sink:
                         writer = self.writers[slot] = await TradeWriter.connect(self._url)
                     await self._gaps.flush()
                     began = time.monotonic()
-                    inserted, committed_ms = await writer.write(batch)
+                    settled = await _settle(writer, unanswered, batch)
+                    if settled is None:
+                        inserted, committed_ms = await writer.write(batch)
+                    else:
+                        inserted, committed_ms = settled, time.time_ns() // 1_000_000
                     took = time.monotonic() - began
         except down:
             # Stopping, and the database is still down: everything goes to the spool.
@@ -168,6 +190,28 @@ class Sink:
         if self._on_stored is not None:
             self._on_stored(batch.decoded())
         return True
+
+
+async def _settle(
+    writer: TradeWriter, unanswered: list[Unanswered], batch: Batch
+) -> dict[str, int] | None:
+    """If an earlier write of `batch` did commit, though its answer was lost: the rows it
+    inserted (the batch is then stored); None if none did."""
+    while unanswered:
+        inserted = await writer.settle(unanswered[0], batch)
+        del unanswered[0]
+        if inserted is not None:
+            unanswered.clear()
+            return inserted
+    return None
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A deadlock (40P01) or serialization failure (40001): the transaction lost a race with
+    another one and was rolled back; the database is fine, and trying again is the remedy."""
+    import psycopg
+
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in CONFLICT_SQLSTATES
 
 
 def _one_line(exc: BaseException) -> str:

@@ -13,6 +13,10 @@ each other's chunks. A run's directory whose lock can be taken belongs to a run 
 next run to start adopts its chunks (a rename each, so a chunk is always in exactly one spool)
 and removes the directory. The lock is released by the kernel however the owner ends (exit,
 SIGKILL, power loss), so a dead owner can never keep its trades from being replayed.
+
+Spooled trades are nobody else's business: every directory the spool makes is 0700 and every
+chunk 0600, whatever the umask, and a spool directory an earlier version left open to others
+is closed when a run opens it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ from pathlib import Path
 
 import msgspec
 
-from binprice._fs import fsync_dir
+from binprice._fs import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    create_private_file,
+    fsync_dir,
+    make_private,
+    make_private_dirs,
+)
 from binprice.binance import Trade
 from binprice.db.copy import Batch
 from binprice.errors import BinpriceError
@@ -99,7 +110,7 @@ class Spool:
             # this directory without its lock held (and takes it for a dead run's).
             staging = root / f".{name}.new"
             _make_dir(root, staging)
-            fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(staging / LOCK_NAME, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             directory = root / name
             os.replace(staging, directory)
@@ -131,7 +142,7 @@ class Spool:
 
     def _adopt_run(self, other: Path) -> int:
         try:
-            fd = os.open(other / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(other / LOCK_NAME, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         except OSError:
             return 0
         try:
@@ -153,6 +164,7 @@ class Spool:
             return 0  # another run adopted it first
         self._chunks.append(target)
         with contextlib.suppress(OSError):
+            os.chmod(target, PRIVATE_FILE_MODE)  # an earlier version wrote chunks 0644
             self._sizes[target] = target.stat().st_size
         return 1
 
@@ -179,7 +191,7 @@ class Spool:
         tmp = path.with_suffix(".tmp")
         data = encode_chunk(batch)
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(create_private_file(tmp), "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -243,13 +255,14 @@ def _make_dir(root: Path, directory: Path) -> None:
     """`root/directory`, creating `root` if needed — again if a run that just stopped removed
     the empty root between the two steps."""
     for _ in range(3):
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(root)
+        make_private(root)
         try:
-            directory.mkdir()
+            os.mkdir(directory, PRIVATE_DIR_MODE)
         except FileNotFoundError:
             continue
         return
-    directory.mkdir()
+    os.mkdir(directory, PRIVATE_DIR_MODE)
 
 
 def _remove_tree_quietly(directory: Path) -> None:

@@ -9,6 +9,7 @@ call per trade would cost more than the rest of the tracker's work.
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 
 #: Latency histogram resolution: one bucket per millisecond up to this, then one overflow bucket.
 LATENCY_BUCKETS_MS = 10_000
+#: Above LATENCY_BUCKETS_MS (a database outage, a long backfill), latencies are also counted in
+#: buckets this much wider than the one before (1 %), so quantiles stay within 1 % of the truth
+#: however long the lag, in a few hundred buckets for any lag of the next years.
+LATENCY_OVER_GROWTH = 1.01
 #: Upper bounds (seconds) of the batch commit duration histogram; one more bucket above.
 COMMIT_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -118,6 +123,8 @@ class IngestStats:
     spilled: int = 0
     spilled_chunks: int = 0
     db_errors: int = 0
+    #: Writes rolled back by a deadlock or serialization failure with another writer (retried).
+    conflicts: int = 0
     db_down: bool = False
     #: Trades that could be neither committed nor spooled (recorded as gaps, fetched again).
     dropped: int = 0
@@ -131,6 +138,10 @@ class IngestStats:
     delivered_first: list[int] = field(default_factory=lambda: [0])
     latency: list[int] = field(default_factory=lambda: [0] * (LATENCY_BUCKETS_MS + 1))
     latency_sum_ms: int = 0
+    #: Latencies of LATENCY_BUCKETS_MS and more, per LATENCY_OVER_GROWTH bucket (see `_over`).
+    latency_over: dict[int, int] = field(default_factory=dict)
+    #: The highest latency recorded, exactly (None before the first commit).
+    latency_max_ms: int | None = None
     #: Batch commits per COMMIT_BUCKETS_SECONDS bucket (the last: above them all), and their sum.
     commit_durations: list[int] = field(
         default_factory=lambda: [0] * (len(COMMIT_BUCKETS_SECONDS) + 1)
@@ -195,6 +206,10 @@ class IngestStats:
         self.db_errors += 1
         was_up, self.db_down = not self.db_down, True
         return was_up
+
+    def conflict(self) -> None:
+        """A write was rolled back by a conflict with another writer (and is retried)."""
+        self.conflicts += 1
 
     def database_recovered(self) -> bool:
         """A commit succeeded; True if the database was down until now."""
@@ -281,26 +296,46 @@ class IngestStats:
         """Add trade-time → commit latencies of one committed batch to the histogram."""
         hist = self.latency
         cap = LATENCY_BUCKETS_MS
+        over = self.latency_over
         total = 0
+        highest = -1
         for t in times_ms:
             lag = now_ms - t
             if lag < 0:
                 lag = 0
             total += lag
-            hist[cap if lag > cap else lag] += 1
+            if lag > highest:
+                highest = lag
+            if lag >= cap:
+                hist[cap] += 1
+                k = _over_bucket(lag)
+                over[k] = over.get(k, 0) + 1
+            else:
+                hist[lag] += 1
         self.latency_sum_ms += total
+        if highest >= 0 and (self.latency_max_ms is None or highest > self.latency_max_ms):
+            self.latency_max_ms = highest
 
     def percentile(self, fraction: float) -> float | None:
-        total = sum(self.latency)
+        """The latency (ms) at `fraction` of the recorded ones: exact to the millisecond below
+        LATENCY_BUCKETS_MS, above it the upper bound of a 1 % wide bucket (never above the
+        maximum), so a long lag is never reported as less than it was."""
+        hist = self.latency
+        total = sum(hist)
         if total == 0:
             return None
         rank = fraction * total
         seen = 0
-        for ms, count in enumerate(self.latency):
-            seen += count
+        for ms in range(LATENCY_BUCKETS_MS):
+            seen += hist[ms]
             if seen >= rank:
                 return float(ms)
-        return float(LATENCY_BUCKETS_MS)
+        highest = float(self.latency_max_ms or LATENCY_BUCKETS_MS)
+        for k in sorted(self.latency_over):
+            seen += self.latency_over[k]
+            if seen >= rank:
+                return min(_over_bound(k), highest)
+        return highest
 
     def rates(self) -> dict[str, float]:
         """Stored trades per second per symbol, over the time since the previous call (≥ 1 s)."""
@@ -334,7 +369,6 @@ class IngestStats:
             )
             for s, c in sorted(self.symbols.items())
         )
-        max_ms = max((ms for ms, n in enumerate(self.latency) if n), default=None)
         return IngestSummary(
             elapsed=time.monotonic() - self.started,
             stored=sum(c.stored for c in per_symbol),
@@ -361,6 +395,16 @@ class IngestStats:
             connect_problem=self.connect_problem,
             latency_p50_ms=self.percentile(0.50),
             latency_p99_ms=self.percentile(0.99),
-            latency_max_ms=max_ms,
+            latency_max_ms=self.latency_max_ms,
             symbols=per_symbol,
         )
+
+
+def _over_bucket(lag_ms: int) -> int:
+    """The LATENCY_OVER_GROWTH bucket of a latency of LATENCY_BUCKETS_MS or more."""
+    return int(math.log(lag_ms / LATENCY_BUCKETS_MS) / math.log(LATENCY_OVER_GROWTH))
+
+
+def _over_bound(bucket: int) -> float:
+    """The upper bound (ms) of a LATENCY_OVER_GROWTH bucket."""
+    return LATENCY_BUCKETS_MS * LATENCY_OVER_GROWTH ** (bucket + 1)

@@ -5,18 +5,45 @@ reader already drops trades it has seen, so a batch almost never holds a stored 
 does (another ingestor, a restart race, a backfill overlap) the primary key rejects the COPY and
 the batch is written again through a temporary staging table with `INSERT … ON CONFLICT DO
 NOTHING`. Either way a re-delivered trade never creates a second row.
+
+A COMMIT whose answer never came (the connection or the server died in between) may have
+committed or not. The writer notes the transaction's id before it sends COMMIT; before the
+batch is written again, `settle` asks the server what became of that transaction and, if it
+committed, counts the rows it inserted, so a run's `stored` is what the table gained from it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from binprice.db.copy import COPY_STAGE, COPY_TRADES, CREATE_STAGE, INSERT_FROM_STAGE, Batch
+from binprice.db.copy import (
+    COPY_STAGE,
+    COPY_TRADES,
+    CREATE_STAGE,
+    CURRENT_XID,
+    INSERT_FROM_STAGE,
+    ROWS_OF_XID,
+    XID_STATUS,
+    Batch,
+)
+from binprice.errors import DatabaseError
 
 if TYPE_CHECKING:
     import psycopg
+
+#: xmin holds a transaction id without its epoch: the low 32 bits of txid_current().
+XID_MODULUS = 2**32
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A write whose COMMIT was sent: its transaction id and the rows per symbol it inserted."""
+
+    xid: int
+    inserted: dict[str, int]
 
 
 class TradeWriter:
@@ -25,6 +52,9 @@ class TradeWriter:
     def __init__(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         self._conn = conn
         self._stage_ready = False
+        #: The transaction whose COMMIT was sent and not yet answered (kept if it never is),
+        #: and the rows per symbol it inserted.
+        self.unanswered: Unanswered | None = None
 
     @classmethod
     async def connect(cls, url: str) -> TradeWriter:
@@ -42,7 +72,8 @@ class TradeWriter:
     async def write(self, batch: Batch) -> tuple[dict[str, int], int]:
         """Store `batch`; return new rows per symbol and the commit time (epoch ms).
 
-        Raises psycopg.Error if the database fails; nothing of the batch is then committed.
+        Raises psycopg.Error if the database fails; nothing of the batch is then committed,
+        unless `unanswered` is left set: that COMMIT was sent, and `settle` tells.
         A batch whose trades were on their way to the DEFAULT partition when their month was
         made is written once more, into that month.
         """
@@ -62,8 +93,12 @@ class TradeWriter:
 
         conn = self._conn
         try:
-            async with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:
-                await copy.write(batch.payload)
+            async with conn.transaction(), conn.cursor() as cur:
+                xid = await self._xid(cur)
+                async with cur.copy(COPY_TRADES) as copy:
+                    await copy.write(batch.payload)
+                self.unanswered = Unanswered(xid, batch.counts)
+            self.unanswered = None
             return batch.counts, time.time_ns() // 1_000_000
         except psycopg.errors.UniqueViolation:
             pass
@@ -71,11 +106,53 @@ class TradeWriter:
             await conn.execute(CREATE_STAGE)
             self._stage_ready = True
         async with conn.transaction(), conn.cursor() as cur:
+            xid = await self._xid(cur)
             async with cur.copy(COPY_STAGE) as copy:
                 await copy.write(batch.payload)
             await cur.execute(INSERT_FROM_STAGE)
-            inserted = Counter(str(row[0]) for row in await cur.fetchall())
-        return dict(inserted), time.time_ns() // 1_000_000
+            inserted = dict(Counter(str(row[0]) for row in await cur.fetchall()))
+            self.unanswered = Unanswered(xid, inserted)
+        self.unanswered = None
+        return inserted, time.time_ns() // 1_000_000
+
+    @staticmethod
+    async def _xid(cur: psycopg.AsyncCursor[tuple[object, ...]]) -> int:
+        await cur.execute(CURRENT_XID)
+        row = await cur.fetchone()
+        xid = None if row is None else row[0]
+        assert isinstance(xid, int)
+        return xid
+
+    async def settle(self, sent: Unanswered, batch: Batch) -> dict[str, int] | None:
+        """What became of `sent`, an earlier write of `batch` whose COMMIT went unanswered:
+        the rows of `batch` it inserted per symbol if it committed, else None.
+
+        Raises DatabaseError (retried like an outage) while it is still in progress on a
+        connection the server has not yet noticed is gone.
+        """
+        import psycopg
+
+        async with self._conn.cursor() as cur:
+            try:
+                await cur.execute(XID_STATUS, (sent.xid,))
+            except psycopg.errors.InvalidParameterValue:
+                return None  # "in the future": the server restarted and never made it durable
+            row = await cur.fetchone()
+            status = None if row is None else row[0]
+            if status == "in progress":
+                raise DatabaseError(f"an earlier write of this batch (transaction {sent.xid}) is "
+                                    "still in progress")  # fmt: skip
+            if status != "committed":
+                return None
+            trades = batch.decoded()
+            # The rows that transaction inserted carry its id (32 bits of it) as xmin. After a
+            # crash that lost this commit the server may hand the id out again; that other
+            # transaction is taken for this one only if it inserted exactly these rows.
+            keys = ([t.symbol for t in trades], [t.trade_id for t in trades])
+            await cur.execute(ROWS_OF_XID, (*keys, sent.xid % XID_MODULUS))
+            found = {str(s): int(n) for s, n in await cur.fetchall()}  # type: ignore[call-overload]
+        wanted = {s: n for s, n in sent.inserted.items() if n}
+        return wanted if found == wanted else None
 
     async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
         """Per symbol with stored trades, the highest stored id and its trade time (epoch
