@@ -68,6 +68,30 @@ def test_prune_with_yes_drops_and_reports_partitions_trades_and_bytes(
     assert again.returncode == 0 and again.stderr.startswith("nothing to prune"), again.stderr
 
 
+def test_prune_counts_and_drops_a_thousand_old_rows_waiting_in_default(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """1,000 trades put by SQL into a month that has no partition (so into DEFAULT): the plan
+    off a terminal names them, and --yes drops them, saying so with the exact count."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO trades SELECT 'BTCUSDT', i, 1, 1, %s::timestamptz + i * interval '1 min',"
+            " false FROM generate_series(1, 1000) AS i",
+            (JAN,),
+        )
+    args = ("--database-url", database_url, "db", "prune", "--older-than", OLDER_THAN)
+    refused = run_binprice(*args, env=clean_env)
+    assert refused.returncode == 2, refused.stderr
+    assert "would drop 1 partition of trades (trades_2025_01)" in refused.stderr
+    assert "1,000 trades (1,000 of them waiting in the DEFAULT partition)" in refused.stderr
+    done = run_binprice(*args, "--yes", env=clean_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dropped 1 partition of trades (trades_2025_01)")
+    assert "1,000 trades (1,000 of them moved out of the DEFAULT partition)" in done.stdout
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)
+
+
 def _on_a_terminal(url: str, answer: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run `db prune --keep-rollup` with a pseudo-terminal as stdin and type `answer`."""
     master, slave = pty.openpty()

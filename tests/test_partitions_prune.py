@@ -94,6 +94,63 @@ def test_prune_takes_rows_waiting_in_default_with_their_month(database_url: str)
     assert result.trades == MONTH_ROWS and waiting == (0,)
 
 
+def _default_count(conn: psycopg.Connection[tuple[object, ...]]) -> object:
+    return conn.execute("SELECT count(*) FROM trades_default").fetchone()
+
+
+def test_the_plan_counts_rows_waiting_in_default_exactly_and_the_prune_drops_them(
+    database_url: str,
+) -> None:
+    """Old months that exist only as rows in DEFAULT (December, January; beside a real February
+    partition) are in the plan with their exact counts, as the months the prune makes and
+    drops; rows in DEFAULT of a month the cut has not ended (March 10th) stay."""
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, FEB, MAR)
+    load(database_url, month_rows("SOLUSDT", 1, JAN) + month_rows("SOLUSDT", 51, FEB))
+    load(database_url, month_rows("SOLUSDT", 101, MAR + timedelta(days=9), 5))
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO trades SELECT 'ETHUSDT', i, 1, 1, %s::timestamptz + i * interval '1 s',"
+            " true FROM generate_series(1, 7) AS i",
+            (JAN - timedelta(days=20),),
+        )
+        conn.commit()
+        planned = plan_prune(conn, MAR + timedelta(days=14))
+        assert _default_count(conn) == (MONTH_ROWS + 12,)  # a plan changes nothing
+        result = prune(conn, MAR + timedelta(days=14))
+        waiting = _default_count(conn)
+        left = conn.execute("SELECT count(*) FROM trades_2025_03").fetchone()
+    months = ["trades_2024_12", "trades_2025_01", "trades_2025_02"]
+    assert [p.name for p in planned.partitions] == [p.name for p in result.partitions] == months
+    assert planned.trades == result.trades == 2 * MONTH_ROWS + 7
+    assert planned.from_default == result.from_default == MONTH_ROWS + 7
+    assert planned.bytes > 0 and result.bytes > 0
+    assert result.pruned_before == MAR and waiting == (0,) and left == (5,)
+    assert {m[1] >= MAR for m in rollup(database_url)} == {True}
+    assert _prunes(database_url) == [(MAR, 3, 2 * MONTH_ROWS + 7, True, False)]
+
+
+def test_rows_put_straight_into_default_are_counted_without_the_rollup(
+    database_url: str,
+) -> None:
+    """A writer inserting into trades_default itself fires no rollup trigger of trades: the
+    plan and the prune still count its rows exactly (not from the rollup, which has none)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO trades_default SELECT 'BTCUSDT', i, 1, 1,"
+            " %s::timestamptz + i * interval '1 min', false FROM generate_series(1, 1000) AS i",
+            (JAN,),
+        )
+        conn.commit()
+        assert rollup(database_url) == []
+        planned = plan_prune(conn, FEB)
+        result = prune(conn, FEB)
+        left = conn.execute("SELECT count(*) FROM trades WHERE timestamp < %s", (FEB,))
+        assert left.fetchone() == (0,)
+    assert planned.trades == result.trades == result.from_default == 1000
+    assert [p.name for p in result.partitions] == ["trades_2025_01"]
+
+
 def test_a_prune_that_cannot_lock_trades_gives_up_and_changes_nothing(database_url: str) -> None:
     """While another session reads trades in an open transaction, the DROP cannot get its lock:
     after the timeout prune raises DatabaseBusyError, and every month and row is still there."""

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from binprice.errors import UsageError
 from binprice.timespec import (
+    MAX_DURATION,
     format_duration,
     format_timestamp,
     parse_duration,
     parse_timestamp,
+    parse_window,
 )
 
 NOW = datetime(2026, 5, 28, 4, 13, 40, 983_456, tzinfo=UTC)
@@ -120,6 +122,8 @@ DURATIONS = [
     ("1w2d3h4m5s6ms", timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5, milliseconds=6)),
     ("90m", timedelta(minutes=90)),
     (" 5m ", timedelta(minutes=5)),
+    ("5200w", MAX_DURATION),
+    ("5199w6d23h59m59s999ms", MAX_DURATION - timedelta(milliseconds=1)),
 ]
 
 
@@ -138,6 +142,33 @@ def test_parse_duration_rejects_with_one_line_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match=r"invalid duration .*1h30m") as info:
         parse_duration(text)
     assert "\n" not in str(info.value)
+
+
+TOO_LONG = ["5200w1ms", "5201w", "110000w", "99999999w", "999999999999d", "9" * 40 + "ms"]
+
+
+@pytest.mark.parametrize("text", TOO_LONG)
+def test_parse_duration_refuses_more_than_a_century_saying_the_limit(text: str) -> None:
+    """A duration past MAX_DURATION (even one past what timedelta holds) is one UsageError that
+    names the input and the limit, never an OverflowError."""
+    with pytest.raises(UsageError) as info:
+        parse_duration(text)
+    assert str(info.value) == f"duration {text!r} is out of range: at most 5200w (about 100 years)"
+
+
+@pytest.mark.parametrize("text", ["-110000w", "110000w ago", "+99999999w"])
+def test_relative_timestamps_beyond_the_limit_say_so(text: str) -> None:
+    """`--ts -110000w` is refused for its duration (not called unparseable)."""
+    with pytest.raises(UsageError, match=r"out of range: at most 5200w") as info:
+        parse_timestamp(text, now=NOW)
+    assert repr(text) in str(info.value)
+
+
+def test_parse_window_reaching_before_year_one_is_a_usage_error() -> None:
+    """--last back from an --end near year 1 says the window starts before year 1."""
+    assert parse_window(last="5200w", now=NOW)[0] == NOW_MS - MAX_DURATION
+    with pytest.raises(UsageError, match="starts before year 1"):
+        parse_window(last="1w", end="0001-01-02", now=NOW)
 
 
 def test_format_timestamp_is_iso_utc_with_milliseconds_and_z() -> None:

@@ -95,7 +95,7 @@ def test_watch_command_prints_count_lines_off_a_terminal(url: str) -> None:
     """--count 3 in a pipe: three lines, exit 0."""
     done = subprocess.run(
         [sys.executable, "-m", "binprice", "--database-url", url, "watch", "BTCUSDT",
-         "--count", "3", "--every", "0s"],
+         "--count", "3", "--every", "100ms"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -106,7 +106,7 @@ def test_watch_command_prints_count_lines_off_a_terminal(url: str) -> None:
 def test_ctrl_c_exits_0(url: str) -> None:
     """SIGINT after the first update (read, not slept for) ends the watch with status 0."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "binprice", "--database-url", url, "watch", "--every", "50ms"],
+        [sys.executable, "-m", "binprice", "--database-url", url, "watch", "--every", "100ms"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -141,7 +141,7 @@ def run_in_pty(
 def test_watch_on_a_terminal_draws_the_live_table(url: str, columns: int) -> None:
     """In a pseudo-terminal the Rich live view is drawn; no traceback; exit 0."""
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "24"}
-    args = ["--database-url", url, "watch", "--count", "2", "--every", "0s"]
+    args = ["--database-url", url, "watch", "--count", "2", "--every", "100ms"]
     done, screen = run_in_pty(args, env=env)
     assert done.returncode == 0, done.stderr
     assert b"change over 1h" in screen and b"BTCUSDT" in screen

@@ -57,12 +57,14 @@ def _mask_match(match: re.Match[str]) -> str:
 
 def _mask_url(url: str) -> str:
     scheme, _, rest = url.partition("://")
+    userinfo, at, after = rest.rpartition("@")
+    if at and ":" in userinfo:
+        # The userinfo ends at the LAST '@' of the text, wherever it is: a password holding an
+        # unencoded ?, /, # or @ makes urlsplit and libpq disagree on where it ends (and both
+        # may be wrong), so everything up to the last '@' goes. Masking too much beats too
+        # little; only a URL with an '@' in its query or path loses more than its password.
+        rest = f"{userinfo.split(':', 1)[0]}:{MASK}@{after}"
     head, question, query = rest.partition("?")
-    if "@" in head:
-        # The last '@' ends the userinfo, as in urlsplit; masking too much beats too little.
-        userinfo, _, hostpart = head.rpartition("@")
-        if ":" in userinfo:
-            head = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostpart}"
     if question:
         query = "&".join(_mask_param(param) for param in query.split("&"))
     return f"{scheme}://{head}{question}{query}"
@@ -73,9 +75,32 @@ def _mask_param(param: str) -> str:
     return f"{key}={MASK}" if equals and unquote(key).lower() in SECRET_KEYWORDS else param
 
 
+#: Pieces of a raw password (split where an unencoded ?, @, /, # or : cuts it) at least this
+#: long are scrubbed from text on their own: a parser may have quoted one as a host or port.
+#: Shorter ones would mask letters of ordinary words instead.
+MIN_FRAGMENT = 4
+_PASSWORD_CUTS = r"[?@/#:]"
+
+
+def raw_password(url: str) -> str | None:
+    """The password of a URL read from its raw text: from the first ':' of the userinfo to the
+    LAST '@' (see `_mask_url`), percent-decoded; None without one."""
+    rest = url.partition("://")[2]
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return unquote(userinfo.split(":", 1)[1])
+
+
 def _secrets_of(conninfo: str) -> set[str]:
     found: set[str] = set()
     if "://" in conninfo:
+        raw = raw_password(conninfo)
+        if raw:
+            found.add(raw)
+            found.update(
+                piece for piece in re.split(_PASSWORD_CUTS, raw) if len(piece) >= MIN_FRAGMENT
+            )
         try:
             parts = urlsplit(conninfo)
             password = parts.password

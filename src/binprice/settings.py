@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from binprice.conninfo import is_keyword_form, keywords_to_url, parse_keywords, redact
 from binprice.errors import ConfigError
@@ -24,6 +24,10 @@ DATA_DIR_VAR = "BINPRICE_DATA_DIR"
 APP_NAME = "binprice"
 COMPOSE_DEFAULT_HOST = "127.0.0.1"
 COMPOSE_DEFAULT_PORT = "5433"
+PERCENT_ENCODINGS = "? as %3F, @ as %40, / as %2F, # as %23"
+PERCENT_ENCODE_HINT = (
+    f"a password holding ?, @, / or # must be percent-encoded ({PERCENT_ENCODINGS})"
+)
 _ACCEPTED_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
 
 
@@ -128,15 +132,51 @@ def normalize_database_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port  # validates the port
-    except ValueError as exc:
-        raise ConfigError(f"malformed database URL {redact(url)}: {exc}") from None
+    except ValueError:
+        # Not urlsplit's message: it quotes what it took for the port or host, which may be a
+        # piece of a password holding an unencoded / or ?.
+        raise ConfigError(
+            f"malformed database URL {redact(url)}: expected postgresql://user:password@host:"
+            f"port/db; {PERCENT_ENCODE_HINT}"
+        ) from None
     if parts.scheme not in _ACCEPTED_SCHEMES:
         raise ConfigError(
             f"malformed database URL {redact(url)}: expected postgresql://user:password@host:port/db"
         )
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"malformed database URL {redact(url)}: port {port} is out of range")
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+    normal = urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+    _check_userinfo_as_libpq_reads_it(normal, parts)
+    return normal
+
+
+def _check_userinfo_as_libpq_reads_it(url: str, parts: SplitResult) -> None:
+    """Refuse a URL whose user or password libpq reads differently from the URL standard:
+    libpq's userinfo ends at the first '@' (before any '/'), the standard's at the last '@'
+    before the first '/', '?' or '#'; they disagree exactly when the password (or user) holds
+    one of those unencoded. Connecting would then send a wrong password, and messages built
+    from either reading would quote pieces of the right one."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        libpq = conninfo_to_dict(url)
+    except Error:
+        # Not psycopg's message: it may quote the value libpq choked on.
+        raise ConfigError(
+            f"malformed database URL {redact(url)}: libpq cannot read it; {PERCENT_ENCODE_HINT}"
+        ) from None
+    standard = {
+        "user": None if parts.username is None else unquote(parts.username),
+        "password": None if parts.password is None else unquote(parts.password),
+    }
+    # Query parameters (`?user=…&password=…`) override the userinfo, in libpq as here.
+    standard.update((k, v) for k, v in parse_qsl(parts.query) if k in standard)
+    if any((libpq.get(key) or None) != (value or None) for key, value in standard.items()):
+        raise ConfigError(
+            f"the database URL's password must be percent-encoded ({PERCENT_ENCODINGS}): "
+            f"{redact(url)}"
+        )
 
 
 def _keywords_url(text: str) -> str:

@@ -14,7 +14,9 @@ Timestamps accepted by :func:`parse_timestamp`:
 - ``now``; relative to now: ``-5m``, ``5m ago``, ``+1h``.
 
 Durations accepted by :func:`parse_duration`: whole numbers with units, largest first, each unit at
-most once: ``500ms``, ``30s``, ``1m``, ``1h30m``, ``2d``, ``1w``.
+most once: ``500ms``, ``30s``, ``1m``, ``1h30m``, ``2d``, ``1w``; at most ``MAX_DURATION`` (5200w,
+about a century: more than all of any exchange's history, and far from the datetime range's ends,
+so that no command computing ``now - duration`` can overflow).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from binprice.errors import UsageError
 
 __all__ = [
     "DURATION_FORMS",
+    "MAX_DURATION",
     "TIMESTAMP_FORMS",
     "format_duration",
     "format_timestamp",
@@ -49,6 +52,11 @@ EPOCH_MS_THRESHOLD = 10**11
 #: nanoseconds, and guessing wrong would silently answer about another century.
 EPOCH_MAX = 10**14
 
+#: The longest duration accepted (about 100 years): every window, cut or offset a command takes
+#: is then far inside the years datetime can hold (1 to 9999), and still reaches before 1970.
+MAX_DURATION = timedelta(weeks=5200)
+_MAX_DURATION_TEXT = "5200w (about 100 years)"
+
 _UNIT_MS = {"w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 _UNIT_ORDER = ("w", "d", "h", "m", "s", "ms")
 # "ms" must be tried before "m" so that "500ms" is not read as 500 minutes followed by "s".
@@ -65,7 +73,18 @@ def truncate_to_ms(value: datetime) -> datetime:
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a duration such as ``1h30m`` or ``500ms``; raise :class:`UsageError` otherwise."""
+    """Parse a duration such as ``1h30m`` or ``500ms``; raise :class:`UsageError` otherwise, also
+    for one longer than ``MAX_DURATION``."""
+    total_ms = _duration_ms(text)
+    if total_ms is None:
+        raise UsageError(f"invalid duration {text!r}: expected {DURATION_FORMS}")
+    if total_ms > MAX_DURATION // timedelta(milliseconds=1):
+        raise UsageError(f"duration {text.strip()!r} is out of range: at most {_MAX_DURATION_TEXT}")
+    return timedelta(milliseconds=total_ms)
+
+
+def _duration_ms(text: str) -> int | None:
+    """The milliseconds of a well-formed duration, however long; None if it is not one."""
     compact = text.strip()
     total_ms = 0
     position = 0
@@ -78,11 +97,8 @@ def parse_duration(text: str) -> timedelta:
         position, last_rank = match.end(), rank
     else:
         if position == len(compact) and position > 0:
-            try:
-                return timedelta(milliseconds=total_ms)
-            except OverflowError:
-                pass
-    raise UsageError(f"invalid duration {text!r}: expected {DURATION_FORMS}")
+            return total_ms
+    return None
 
 
 def parse_timestamp(text: str, *, now: datetime | None = None) -> datetime:
@@ -121,7 +137,13 @@ def parse_window(
     reference = _reference(now)
     window_end = parse_timestamp(end if end is not None else "now", now=reference)
     if last is not None:
-        return window_end - parse_duration(last), window_end
+        duration = parse_duration(last)
+        try:
+            return window_end - duration, window_end
+        except OverflowError:
+            raise UsageError(
+                f"--last {last.strip()} before {format_timestamp(window_end)} starts before year 1"
+            ) from None
     return parse_timestamp(start or "", now=reference), window_end
 
 
@@ -156,10 +178,12 @@ def _reference(now: datetime | None) -> datetime:
 
 
 def _relative_offset(duration_text: str, original: str) -> timedelta:
+    if _duration_ms(duration_text) is None:
+        raise _bad_timestamp(original)
     try:
         return parse_duration(duration_text)
-    except UsageError:
-        raise _bad_timestamp(original) from None
+    except UsageError as exc:
+        raise UsageError(f"timestamp {original.strip()!r}: {exc}") from None
 
 
 def _parse_epoch(digits: str, original: str) -> datetime:

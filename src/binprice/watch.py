@@ -28,12 +28,15 @@ from binprice.db.candles import as_utc
 from binprice.db.queries import VWAP_CONTEXT, recorded_symbols
 from binprice.symbols import normalize_symbols
 
-__all__ = ["SNAPSHOT_SQL", "Snapshot", "SymbolSnapshot", "Watch", "snapshot"]
+__all__ = ["MIN_EVERY", "SNAPSHOT_SQL", "Snapshot", "SymbolSnapshot", "Watch", "snapshot"]
 
 Connection = psycopg.Connection[Any]
 Clock = Callable[[], datetime]
 
 DEFAULT_WINDOW = timedelta(hours=1)
+#: The shortest time between polls `binprice watch` takes: a poll is cheap, but one every few
+#: milliseconds is a busy loop on the database, and a terminal cannot show it anyway.
+MIN_EVERY = timedelta(milliseconds=100)
 #: Trades per second is measured over this much of the recent past: long enough to be steady,
 #: short enough to follow a burst.
 DEFAULT_RATE_WINDOW = timedelta(seconds=10)

@@ -269,9 +269,12 @@ def _prune_summary(result: PruneResult) -> str:
     shown = ", ".join(names) if len(names) <= _NAMES_SHOWN else f"{names[0]} … {names[-1]}"
     before = format_timestamp(result.pruned_before) if result.pruned_before else "?"
     count = len(names)
+    where = "moved out of" if result.done else "waiting in"
+    waiting = f" ({result.from_default:,} of them {where} the DEFAULT partition)"
+    trades = f"{result.trades:,} trades{waiting if result.from_default else ''}"
     return (
         f"{count} partition{'s' if count != 1 else ''} of trades ({shown}): every trade before "
-        f"{before}, {result.trades:,} trades, {_size(result.bytes)}"
+        f"{before}, {trades}, {_size(result.bytes)}"
     )
 
 

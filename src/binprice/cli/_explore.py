@@ -185,7 +185,10 @@ def export(
     help=f"Change is measured over this: {DURATION_HELP}",
 )
 @click.option(
-    "--every", default="1s", metavar=DurationMeta, help=f"Time between updates: {DURATION_HELP}"
+    "--every",
+    default="1s",
+    metavar=DurationMeta,
+    help=f"Time between updates, at least 100ms: {DURATION_HELP}",
 )
 @click.option("--count", "-n", type=int, metavar="N", help="Stop after this many updates.")
 @database_url_option
@@ -202,8 +205,14 @@ def watch(
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
     terminal: one line per update."""
     from binprice.cli._watch_run import run_watch
-    from binprice.timespec import parse_duration
+    from binprice.errors import UsageError
+    from binprice.timespec import format_duration, parse_duration
+    from binprice.watch import MIN_EVERY
 
     change_window, period = parse_duration(window), parse_duration(every)
+    if period < MIN_EVERY:
+        raise UsageError(
+            f"--every {every.strip()} is too short: at least {format_duration(MIN_EVERY)}"
+        )
     with store_from(ctx, database_url) as store:
         run_watch(store.connection, symbols or (), change_window, period, count)

@@ -10,15 +10,17 @@ partition stays empty; when it does not, nothing is lost and the next call empti
 capture calls `ensure_ahead_async` when it starts and hourly (`binprice.ingest.ahead`);
 `binprice import` calls `ensure_partitions` for each file's month before loading it.
 
-`prune` drops whole months older than a cut. Dropping a partition fires no trigger, so the
-rollup minutes of the dropped range are deleted here (unless kept, so that candles of pruned
-history stay answerable), and the cut is recorded in `prunes` (migration 0009): the
-completeness check (`gaps --verify`) starts there instead of reporting pruned history as holes.
+`prune` drops whole months older than a cut, those of rows waiting in DEFAULT included (it
+makes their months first, and `plan_prune` counts them there). Dropping a partition fires no
+trigger, so the rollup minutes of the dropped range are deleted here (unless kept, so that
+candles of pruned history stay answerable), and the cut is recorded in `prunes` (migration
+0009): the completeness check (`gaps --verify`) starts there instead of reporting pruned
+history as holes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +109,13 @@ ON CONFLICT (pruned_before) DO UPDATE SET
     bytes = prunes.bytes + EXCLUDED.bytes, rollup_kept = EXCLUDED.rollup_kept, pruned_at = now()
 """
 PRUNED_BEFORE_SQL = "SELECT max(pruned_before) FROM prunes"
+#: The months of the rows waiting in DEFAULT before a month start, with their exact count and
+#: size (without indexes: they have none of their own yet). DEFAULT is kept nearly empty, and
+#: its time index bounds the scan.
+_DEFAULT_MONTHS_SQL = """
+SELECT date_trunc('month', "timestamp", 'UTC'), count(*), sum(pg_column_size(d.*))::bigint
+FROM trades_default AS d WHERE "timestamp" < %(before)s GROUP BY 1 ORDER BY 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +147,9 @@ class PruneResult:
     rollup_kept: bool
     #: False for a plan: nothing was changed.
     done: bool
+    #: Of `trades`, those that were waiting in the DEFAULT partition (their months are made,
+    #: then dropped with the others).
+    from_default: int = 0
 
     @property
     def pruned_before(self) -> datetime | None:
@@ -264,9 +276,27 @@ def pruned_before(conn: Connection) -> datetime | None:
 
 
 def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
-    """What `prune(conn, older_than)` would drop now; changes nothing."""
-    doomed = _doomed(list_partitions(conn), older_than)
-    return _result(conn, older_than, doomed, keep_rollup=False, done=False)
+    """What `prune(conn, older_than)` would drop now; changes nothing. The months of rows
+    waiting in DEFAULT are listed as the partitions `prune` makes for them (counted exactly,
+    sized without indexes)."""
+    waiting = _default_months(conn, older_than)
+    doomed = sorted(
+        (*_doomed(list_partitions(conn), older_than), *waiting),
+        key=lambda p: p.start or older_than,
+    )
+    counted = {p.name: p.rows_estimate for p in waiting}
+    return _result(conn, older_than, tuple(doomed), counted, keep_rollup=False, done=False)
+
+
+def _default_months(conn: Connection, older_than: datetime) -> list[Partition]:
+    """The months the DEFAULT partition holds rows of that end at or before `older_than`, as
+    the partitions to be made for them."""
+    rows = conn.execute(_DEFAULT_MONTHS_SQL, {"before": month_start(older_than)}).fetchall()
+    months = [(month.astimezone(UTC), int(count), int(size)) for month, count, size in rows]
+    return [
+        Partition(month.strftime("trades_%Y_%m"), month, add_months(month, 1), count, size)
+        for month, count, size in months
+    ]
 
 
 def prune(
@@ -279,18 +309,20 @@ def prune(
     """Drop every monthly partition that ends at or before `older_than`, in one transaction.
 
     First moves what the DEFAULT partition holds into monthly partitions (old rows in it go
-    with their month). Without `keep_rollup` the rollup minutes of the dropped months are
-    deleted too. The cut is recorded in `prunes`. Raises DatabaseBusyError, having changed
-    nothing, if `trades` stays locked for `lock_timeout`.
+    with their month, and are counted exactly, whether or not the rollup knows them). Without
+    `keep_rollup` the rollup minutes of the dropped months are deleted too. The cut is recorded
+    in `prunes`. Raises DatabaseBusyError, having changed nothing, if `trades` stays locked
+    for `lock_timeout`.
     """
     try:
         with conn.transaction():
             _lock_timeout(conn, lock_timeout)
             # Empties DEFAULT and holds the partition lock until commit: no month appears or
             # moves while we decide what to drop.
-            conn.execute(ENSURE_SQL, (older_than, older_than)).fetchall()
+            made = {str(row[0]) for row in conn.execute(ENSURE_SQL, (older_than, older_than))}
             doomed = _doomed(list_partitions(conn), older_than)
-            result = _result(conn, older_than, doomed, keep_rollup=keep_rollup, done=True)
+            counted = {p.name: _count(conn, p.name) for p in doomed if p.name in made}
+            result = _result(conn, older_than, doomed, counted, keep_rollup=keep_rollup, done=True)
             for partition in doomed:
                 conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
                 if not keep_rollup:
@@ -315,16 +347,29 @@ def _doomed(partitions: Sequence[Partition], older_than: datetime) -> tuple[Part
     return tuple(p for p in partitions if p.end is not None and p.end <= older_than)
 
 
+def _count(conn: Connection, table: str) -> int:
+    """The rows of a partition just made from DEFAULT's: a table of a few rows, usually."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    return int(row.fetchone()[0])  # type: ignore[index]
+
+
 def _result(
     conn: Connection,
     older_than: datetime,
     doomed: tuple[Partition, ...],
+    counted: Mapping[str, int],
     *,
     keep_rollup: bool,
     done: bool,
 ) -> PruneResult:
+    """The result of dropping `doomed`: trades from the rollup, except the partitions whose
+    rows `counted` gives (those from DEFAULT, which a writer may have put there directly,
+    bypassing the rollup's statement triggers on `trades`)."""
     trades = 0
     for partition in doomed:
+        if partition.name in counted:
+            trades += counted[partition.name]
+            continue
         row = conn.execute(_ROLLUP_TRADES_SQL, {"lo": partition.start, "hi": partition.end})
         trades += int(row.fetchone()[0])  # type: ignore[index]
     return PruneResult(
@@ -334,4 +379,5 @@ def _result(
         bytes=sum(p.bytes for p in doomed),
         rollup_kept=keep_rollup,
         done=done,
+        from_default=sum(counted.values()),
     )
