@@ -26,10 +26,13 @@ from binprice.history import (
     ImportSummary,
     import_history,
 )
+from binprice.history._csv import MAX_LINE_BYTES
 from binprice.testing.archive import ArchiveFaults, ArchiveServer
-from binprice.testing.archive_files import ArchiveMarket
+from binprice.testing.archive_files import ArchiveMarket, write_csv_zip
 
 SYMBOL = "BTCUSDT"
+#: One valid trade of 2024-03-01.
+TRADE_LINE = b"1,1.0,1.0,1.0,1709251200000,True,True\n"
 #: Far after every test archive's days, so nothing counts as "not published yet".
 LATER = date(2026, 1, 1)
 TextRow = tuple[str, int, str, str, int, bool]
@@ -195,6 +198,30 @@ async def test_a_malformed_line_refuses_the_file_naming_the_line(
         "6329162667,73109.3,0.1,7.3,1709337600000,True"
     )
     assert len(stored_text(database_url)) == 50
+
+
+@pytest.mark.parametrize(
+    ("csv", "line"),
+    [(b"1" * (64 << 10), 1), (TRADE_LINE + b"\n" * (8 << 20) + b"2" * (64 << 10), 2 + (8 << 20))],
+    ids=["one-line", "after-blank-lines"],
+)
+async def test_a_line_with_no_end_refuses_the_file_in_one_line_and_stores_nothing(
+    database_url: str, tmp_path: Path, csv: bytes, line: int
+) -> None:
+    """A CSV line that never ends (a hand-made or hostile zip) is refused once it passes the
+    line cap, naming the file, the line and why; nothing of the file is stored."""
+    path = write_csv_zip(tmp_path / f"{SYMBOL}-trades-2024-03-01.zip", [csv])
+    summary, events = await run(
+        ImportOptions(files=(path,), spool_dir=tmp_path / "downloads", today=LATER), database_url
+    )
+    [failed] = summary.failed
+    assert failed.reason == (
+        f"malformed line {line:,}: longer than {MAX_LINE_BYTES:,} bytes with no end (a trade "
+        "line is under 200 bytes): not a Binance trades CSV; check where this zip came from"
+    )
+    refusal = next(e for e in events if e.kind is EventKind.REFUSED)
+    assert refusal.message == f"{path.name}: refused: {failed.reason}"
+    assert stored_text(database_url) == [] and imports(database_url) == {}
 
 
 async def test_a_re_run_skips_verified_files_without_downloading_them(

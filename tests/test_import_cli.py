@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from binprice.testing.archive import ArchiveFaults, ArchiveServer
-from binprice.testing.archive_files import ArchiveMarket, write_tree
+from binprice.testing.archive_files import ArchiveMarket, write_csv_zip, write_tree
 from tests.test_import import SYMBOL, expected_text, imports, market_trades, stored_text
 
 START, END = date(2024, 3, 1), date(2024, 3, 4)
@@ -233,3 +233,37 @@ def test_import_command_and_its_options_have_help() -> None:
     assert command.help
     for param in command.params:
         assert getattr(param, "help", None), f"import {param.name} lacks help"
+
+
+#: Runs the command in argv[1:] and prints its peak RSS in KiB (Linux's ru_maxrss unit): only
+#: that process is this one's child, so RUSAGE_CHILDREN is its peak alone.
+_PEAK_RSS = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+#: What the issue allows `binprice import` on a 256 MB line with no end.
+PEAK_RSS_LIMIT_MB = 200
+
+
+@pytest.mark.slow
+async def test_a_256_mb_line_with_no_end_is_refused_in_bounded_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The probe of issue #22: a zip whose CSV is one 256 MB line without a newline. The real
+    process refuses it in one line, and its peak RSS stays under 200 MB (it was over 1 GB)."""
+    line = (b"1" * (1 << 20) for _ in range(256))
+    path = write_csv_zip(tmp_path / f"{SYMBOL}-trades-2024-03-01.zip", line)
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path / "data"))
+    binprice = (sys.executable, "-m", "binprice", "--database-url", database_url, "import")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _PEAK_RSS, *binprice, str(path), "--log-format", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    async with asyncio.timeout(600):
+        out, err = await proc.communicate()
+    peak_mb = int(out.decode().split()[-1]) / 1024
+    assert peak_mb <= PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+    records = [json.loads(x) for x in err.decode().splitlines() if x.startswith("{")]
+    [refused] = [r for r in records if r["event"] == "refused"]
+    assert refused["file"] == path.name
+    assert "malformed line 1: longer than 4,096 bytes with no end" in refused["message"]
