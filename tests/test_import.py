@@ -385,6 +385,45 @@ async def test_a_stop_mid_file_commits_a_partial_record_and_the_next_run_resumes
     assert stored_text(database_url) == expected_text(market_trades(market))
 
 
+async def test_a_stop_during_a_stalled_download_leaves_it_and_the_rest_not_loaded(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Day 3's download stalls: a stop abandons it at once instead of waiting out the read
+    timeouts; days 3 to 5 are `not_loaded` (not refused: the stop is no failure), nothing of
+    them is recorded or spooled, and the summary has the last id really stored."""
+    market = ArchiveMarket.generate([SYMBOL], date(2024, 3, 1), date(2024, 3, 6), trades_per_day=5)
+    names = [f"{SYMBOL}-trades-2024-03-0{d}.zip" for d in range(1, 6)]
+    stop = asyncio.Event()
+    async with ArchiveServer(market, ArchiveFaults(stalled={names[2]})) as archive:
+
+        async def stop_when_stalled() -> None:
+            await archive.stalled.wait()
+            while True:
+                if {n for n, r in imports(database_url).items() if r[0] == "done"} >= set(
+                    names[:2]
+                ):
+                    stop.set()
+                    return
+                await asyncio.sleep(0.02)
+
+        # One loader: day 4 waits for day 3 (with two, it may load beside the stalled one).
+        opts = options(archive, date(2024, 3, 1), date(2024, 3, 6), tmp_path, loaders=1)
+        async with asyncio.timeout(30), asyncio.TaskGroup() as group:
+            group.create_task(stop_when_stalled())
+            summary, events = await run(opts, database_url, stop=stop)
+    assert summary.stopped and summary.ok
+    assert [f.status for f in summary.symbols[0].files] == [FileStatus.LOADED] * 2 + [
+        FileStatus.NOT_LOADED
+    ] * 3
+    assert [f.name for f in summary.not_loaded] == names[2:]
+    assert summary.not_loaded[0].reason == "stopped while downloading"
+    assert set(imports(database_url)) == set(names[:2])
+    assert summary.last_trade_ids[SYMBOL] == stored_text(database_url)[-1][1]
+    assert len(stored_text(database_url)) == 10
+    assert not any(e.kind is EventKind.REFUSED for e in events)
+    assert list((tmp_path / "downloads").glob("*.part")) == []
+
+
 async def test_trades_already_stored_are_kept_and_the_rest_goes_around_them(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -286,6 +286,8 @@ class Pipeline:
         finally:
             self.loader_conns.put_nowait(conn)
         seconds = time.monotonic() - began
+        if not done.complete and done.csv_bytes == 0 and ready.resume is None:
+            return _result(file, FileStatus.NOT_LOADED, STOPPED_BEFORE)
         status = FileStatus.LOADED if done.complete else FileStatus.INTERRUPTED
         if done.complete:
             self.source.unlink(path)
