@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -93,6 +94,29 @@ async def test_fault_knobs_do_what_they_say() -> None:
         after = (await _get(f"{archive.url}/{day2.checksum_path}"))[1]
         assert before != after
         assert len(_lines((await _get(f"{archive.url}/{day2.path}"))[1])) == 1 + 5
+
+
+async def test_a_stalled_download_sends_half_then_waits_until_the_server_stops() -> None:
+    """The stall knob: half the zip arrives, `stalled` is set, the rest never comes; stopping
+    the server ends the stalled response (the client sees the body cut short)."""
+    market = ArchiveMarket.generate([SYMBOL], date(2024, 1, 1), date(2024, 1, 2), trades_per_day=50)
+    file = daily(SYMBOL, date(2024, 1, 1))
+    received = bytearray()
+    async with aiohttp.ClientSession() as session:
+        async with ArchiveServer(market, ArchiveFaults(stalled={file.name})) as archive:
+            whole, _ = archive.content(file.name)
+            resp = await session.get(f"{archive.url}/{file.path}")
+            assert resp.status == 200 and resp.content_length == len(whole)
+            received += await resp.content.readexactly(len(whole) // 2)
+            async with asyncio.timeout(10):
+                await archive.stalled.wait()
+            rest = asyncio.ensure_future(resp.content.read())
+            await asyncio.sleep(0)
+            assert not rest.done()
+        with contextlib.suppress(aiohttp.ClientPayloadError):
+            received += await rest
+        resp.release()
+    assert bytes(received) == whole[: len(whole) // 2]
 
 
 async def test_rest_serves_the_same_market(tmp_path: Path) -> None:

@@ -26,10 +26,13 @@ from binprice.history import (
     ImportSummary,
     import_history,
 )
+from binprice.history._csv import MAX_LINE_BYTES
 from binprice.testing.archive import ArchiveFaults, ArchiveServer
-from binprice.testing.archive_files import ArchiveMarket
+from binprice.testing.archive_files import ArchiveMarket, write_csv_zip
 
 SYMBOL = "BTCUSDT"
+#: One valid trade of 2024-03-01.
+TRADE_LINE = b"1,1.0,1.0,1.0,1709251200000,True,True\n"
 #: Far after every test archive's days, so nothing counts as "not published yet".
 LATER = date(2026, 1, 1)
 TextRow = tuple[str, int, str, str, int, bool]
@@ -197,6 +200,30 @@ async def test_a_malformed_line_refuses_the_file_naming_the_line(
     assert len(stored_text(database_url)) == 50
 
 
+@pytest.mark.parametrize(
+    ("csv", "line"),
+    [(b"1" * (64 << 10), 1), (TRADE_LINE + b"\n" * (8 << 20) + b"2" * (64 << 10), 2 + (8 << 20))],
+    ids=["one-line", "after-blank-lines"],
+)
+async def test_a_line_with_no_end_refuses_the_file_in_one_line_and_stores_nothing(
+    database_url: str, tmp_path: Path, csv: bytes, line: int
+) -> None:
+    """A CSV line that never ends (a hand-made or hostile zip) is refused once it passes the
+    line cap, naming the file, the line and why; nothing of the file is stored."""
+    path = write_csv_zip(tmp_path / f"{SYMBOL}-trades-2024-03-01.zip", [csv])
+    summary, events = await run(
+        ImportOptions(files=(path,), spool_dir=tmp_path / "downloads", today=LATER), database_url
+    )
+    [failed] = summary.failed
+    assert failed.reason == (
+        f"malformed line {line:,}: longer than {MAX_LINE_BYTES:,} bytes with no end (a trade "
+        "line is under 200 bytes): not a Binance trades CSV; check where this zip came from"
+    )
+    refusal = next(e for e in events if e.kind is EventKind.REFUSED)
+    assert refusal.message == f"{path.name}: refused: {failed.reason}"
+    assert stored_text(database_url) == [] and imports(database_url) == {}
+
+
 async def test_a_re_run_skips_verified_files_without_downloading_them(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -356,6 +383,45 @@ async def test_a_stop_mid_file_commits_a_partial_record_and_the_next_run_resumes
     assert any(e.kind is EventKind.RESUMED and str(last_id) in e.message for e in events)
     assert second.ok and imports(database_url)[name][:2] == ("done", 3000)
     assert stored_text(database_url) == expected_text(market_trades(market))
+
+
+async def test_a_stop_during_a_stalled_download_leaves_it_and_the_rest_not_loaded(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Day 3's download stalls: a stop abandons it at once instead of waiting out the read
+    timeouts; days 3 to 5 are `not_loaded` (not refused: the stop is no failure), nothing of
+    them is recorded or spooled, and the summary has the last id really stored."""
+    market = ArchiveMarket.generate([SYMBOL], date(2024, 3, 1), date(2024, 3, 6), trades_per_day=5)
+    names = [f"{SYMBOL}-trades-2024-03-0{d}.zip" for d in range(1, 6)]
+    stop = asyncio.Event()
+    async with ArchiveServer(market, ArchiveFaults(stalled={names[2]})) as archive:
+
+        async def stop_when_stalled() -> None:
+            await archive.stalled.wait()
+            while True:
+                if {n for n, r in imports(database_url).items() if r[0] == "done"} >= set(
+                    names[:2]
+                ):
+                    stop.set()
+                    return
+                await asyncio.sleep(0.02)
+
+        # One loader: day 4 waits for day 3 (with two, it may load beside the stalled one).
+        opts = options(archive, date(2024, 3, 1), date(2024, 3, 6), tmp_path, loaders=1)
+        async with asyncio.timeout(30), asyncio.TaskGroup() as group:
+            group.create_task(stop_when_stalled())
+            summary, events = await run(opts, database_url, stop=stop)
+    assert summary.stopped and summary.ok
+    assert [f.status for f in summary.symbols[0].files] == [FileStatus.LOADED] * 2 + [
+        FileStatus.NOT_LOADED
+    ] * 3
+    assert [f.name for f in summary.not_loaded] == names[2:]
+    assert summary.not_loaded[0].reason == "stopped while downloading"
+    assert set(imports(database_url)) == set(names[:2])
+    assert summary.last_trade_ids[SYMBOL] == stored_text(database_url)[-1][1]
+    assert len(stored_text(database_url)) == 10
+    assert not any(e.kind is EventKind.REFUSED for e in events)
+    assert list((tmp_path / "downloads").glob("*.part")) == []
 
 
 async def test_trades_already_stored_are_kept_and_the_rest_goes_around_them(

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from binprice.testing.archive import ArchiveFaults, ArchiveServer
-from binprice.testing.archive_files import ArchiveMarket, write_tree
+from binprice.testing.archive_files import ArchiveMarket, day_ms, write_csv_zip, write_tree
 from tests.test_import import SYMBOL, expected_text, imports, market_trades, stored_text
 
 START, END = date(2024, 3, 1), date(2024, 3, 4)
@@ -225,6 +225,57 @@ async def test_an_import_stopped_mid_file_resumes_where_its_last_commit_ended(
     assert stored_text(database_url) == expected_text(market_trades(market))
 
 
+async def _wait_done(url: str, names: list[str]) -> None:
+    """Until every file of `names` has its `done` row in `imports` (bounded)."""
+    async with asyncio.timeout(60):
+        while True:
+            if {n for n, r in imports(url).items() if r[0] == "done"} >= set(names):
+                return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+async def test_a_stop_during_a_stalled_download_exits_at_once_and_says_what_is_stored(
+    database_url: str, tmp_path: Path, signum: int
+) -> None:
+    """Two days loaded, the third's download stalled half way: one signal abandons the
+    download (no partial file, no rows of it) instead of waiting out the read timeouts, and the
+    summary counts the two files and their trades, the last stored id, and the day left for
+    the next run (not loaded, not refused). Exit 0: a stop is not a failure."""
+    market = _market()
+    stalled = f"{SYMBOL}-trades-2024-03-03.zip"
+    loaded = [f"{SYMBOL}-trades-2024-03-0{d}.zip" for d in (1, 2)]
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path))
+    async with ArchiveServer(market, ArchiveFaults(stalled={stalled})) as archive:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binprice", "--database-url", database_url, "import", *RANGE,
+            "--archive-url", archive.url, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(60):
+                await archive.stalled.wait()
+            await _wait_done(database_url, loaded)
+            proc.send_signal(signum)
+            # Well inside the 60 s read timeout it used to wait out (three times over).
+            async with asyncio.timeout(30):
+                _, raw = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    err = raw.decode()
+    assert proc.returncode == 0, err
+    first_two = [t for t in market_trades(market) if t.time_ms < day_ms(date(2024, 3, 3))]
+    assert stored_text(database_url) == expected_text(first_two)
+    assert set(imports(database_url)) == set(loaded)
+    last = first_two[-1].trade_id
+    assert f"{SYMBOL}: 2 loaded, 1 not loaded; 40 trades loaded; last trade id {last}" in err
+    assert f"{stalled}: not loaded: stopped while downloading; the next run imports it" in err
+    assert f"not loaded (stopped): {stalled}; the next run imports it" in err
+    assert "refused" not in err
+    assert list((tmp_path / "downloads").iterdir()) == []
+
+
 def test_import_command_and_its_options_have_help() -> None:
     """`binprice import` and every option of it say what they do."""
     from binprice.cli import app
@@ -233,3 +284,37 @@ def test_import_command_and_its_options_have_help() -> None:
     assert command.help
     for param in command.params:
         assert getattr(param, "help", None), f"import {param.name} lacks help"
+
+
+#: Runs the command in argv[1:] and prints its peak RSS in KiB (Linux's ru_maxrss unit): only
+#: that process is this one's child, so RUSAGE_CHILDREN is its peak alone.
+_PEAK_RSS = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=False); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+#: What the issue allows `binprice import` on a 256 MB line with no end.
+PEAK_RSS_LIMIT_MB = 200
+
+
+@pytest.mark.slow
+async def test_a_256_mb_line_with_no_end_is_refused_in_bounded_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The probe of issue #22: a zip whose CSV is one 256 MB line without a newline. The real
+    process refuses it in one line, and its peak RSS stays under 200 MB (it was over 1 GB)."""
+    line = (b"1" * (1 << 20) for _ in range(256))
+    path = write_csv_zip(tmp_path / f"{SYMBOL}-trades-2024-03-01.zip", line)
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path / "data"))
+    binprice = (sys.executable, "-m", "binprice", "--database-url", database_url, "import")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _PEAK_RSS, *binprice, str(path), "--log-format", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    async with asyncio.timeout(600):
+        out, err = await proc.communicate()
+    peak_mb = int(out.decode().split()[-1]) / 1024
+    assert peak_mb <= PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+    records = [json.loads(x) for x in err.decode().splitlines() if x.startswith("{")]
+    [refused] = [r for r in records if r["event"] == "refused"]
+    assert refused["file"] == path.name
+    assert "malformed line 1: longer than 4,096 bytes with no end" in refused["message"]

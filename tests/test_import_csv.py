@@ -16,7 +16,7 @@ from binprice.history._archive import (
     parse_name,
     plan,
 )
-from binprice.history._csv import CsvDecoder, MalformedLine, diagnose
+from binprice.history._csv import MAX_LINE_BYTES, CsvDecoder, MalformedLine, diagnose
 
 SHA = "ab" * 32
 
@@ -220,3 +220,44 @@ def test_archive_file_is_ordered_by_symbol_then_date() -> None:
     assert ArchiveFile("A", date(2024, 1, 1), Period.MONTHLY).daily_files()[-1] == daily(
         "A", date(2024, 1, 31)
     )
+
+
+def test_a_line_with_no_end_is_refused_once_it_passes_the_cap() -> None:
+    """A CSV that never ends its line is refused after `MAX_LINE_BYTES`, however it is fed:
+    the partial line carried between chunks never grows past the cap."""
+    good = b"1,1.0,1.0,1.0,1518048000015,True,True\n"
+    for piece in (100, MAX_LINE_BYTES, 1 << 20):
+        decoder = CsvDecoder("BTCUSDT")
+        decoder.feed(good)
+        with pytest.raises(MalformedLine, match="longer than 4,096 bytes with no end") as info:
+            for _ in range(2 * MAX_LINE_BYTES // piece + 2):
+                decoder.feed(b"2" * piece)
+        assert info.value.line_number == 2
+
+
+def test_a_line_just_under_the_cap_split_across_chunks_still_decodes() -> None:
+    """A long but ended line (a header with padding) is carried, not refused."""
+    header = b"id,price,qty,quote_qty,time,is_buyer_maker,is_best_match" + b" " * 4000 + b"\n"
+    assert len(header) <= MAX_LINE_BYTES
+    data = header + b"1,2.5,3,7.5,1518048000016,true,true\n"
+    decoder = CsvDecoder("BTCUSDT")
+    blocks = [decoder.feed(data[i : i + 1000]) for i in range(0, len(data), 1000)]
+    assert sum(b.rows for b in blocks) == 1
+    assert sum(b.size for b in blocks) == len(data)
+
+
+def test_an_id_too_long_for_bigint_is_malformed_not_a_crash() -> None:
+    """An id of thousands of digits (int() would refuse it with ValueError) is a bad line."""
+    line = b"1" * 5000 + b",1.0,1.0,1.0,1518048000015,True,True\n"
+    with pytest.raises(MalformedLine, match=r"line 1: id '1111.*' is not a trade id"):
+        CsvDecoder("BTCUSDT").feed(line)
+
+
+def test_blank_lines_in_bulk_are_skipped_and_counted_for_line_numbers() -> None:
+    """Whole blocks of blank lines decode to nothing, and later lines keep their numbers."""
+    decoder = CsvDecoder("BTCUSDT")
+    assert decoder.feed(b"\n" * 10_000).rows == 0
+    assert decoder.feed(b"1,1.0,1.0,1.0,1518048000015,True,True\n\r\n \n").rows == 1
+    with pytest.raises(MalformedLine, match="line 10,014: 1 fields instead of 7"):
+        decoder.feed(b"\n" * 10 + b"garbage\n")
+    assert decoder.lines == 10_003

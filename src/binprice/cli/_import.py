@@ -2,8 +2,8 @@
 
 Parse → `history.import_history` → render: a Rich progress bar per symbol on a terminal (files,
 trades, MB/s, ETA), one line per file elsewhere (`plain`, or `json` for log shippers). The CLI
-owns the signals: the first Ctrl+C stops after the chunk being loaded is committed (the next run
-resumes there), a second one aborts.
+owns the signals: the first Ctrl+C (or SIGTERM) stops after the chunk being loaded is committed
+(the next run resumes there) and abandons downloads at once; a second one aborts.
 """
 
 from __future__ import annotations
@@ -191,7 +191,10 @@ def _run(options: ImportOptions, url: str, view: ImportView) -> ImportSummary:
 
         def on_signal() -> None:
             if not stop.is_set():
-                view.line("stopping after the chunk being loaded is committed (again to abort)")
+                view.line(
+                    "stopping: downloads abandoned, the chunk being loaded committed "
+                    "(again to abort)"
+                )
                 stop.set()
             elif task is not None:
                 task.cancel()

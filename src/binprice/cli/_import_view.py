@@ -186,6 +186,7 @@ def summary_record(summary: ImportSummary) -> dict[str, Any]:
         "failed": [
             {"file": f.name, "status": f.status.value, "reason": f.reason} for f in summary.failed
         ],
+        "not_loaded": [f.name for f in summary.not_loaded],
     }
 
 
@@ -202,9 +203,22 @@ def summary_lines(summary: ImportSummary) -> list[str]:
             f"last trade id {last}"
         )
     lines.extend(f"not imported: {f.name}: {f.reason}" for f in summary.failed)
+    if summary.not_loaded:
+        lines.append(f"not loaded (stopped): {_names(summary.not_loaded)}; the next run imports "
+                     f"{'it' if len(summary.not_loaded) == 1 else 'them'}")  # fmt: skip
     state = "stopped" if summary.stopped else ("done" if summary.ok else "incomplete")
     lines.append(f"import {state} in {summary.elapsed:.1f} s")
     return lines
+
+
+#: Files a summary line names before it says "and N more".
+_NAMES_SHOWN = 3
+
+
+def _names(files: tuple[FileResult, ...]) -> str:
+    shown = ", ".join(f.name for f in files[:_NAMES_SHOWN])
+    more = len(files) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _counts(files: tuple[FileResult, ...]) -> dict[str, int]:

@@ -13,6 +13,11 @@ The time unit is decided per value by magnitude, never by date: a 13-digit epoch
 milliseconds, a 16-digit one microseconds, floored to its millisecond by dropping the last three
 digits (``floor(µs / 1000)``, what the stream's ``timeUnit=MICROSECOND`` maps to). Any other
 length is refused: it would be a time before 2001 or after 2286 in either unit.
+
+Memory and time stay linear whatever the file holds: a partial line is carried over to the
+next chunk only up to `MAX_LINE_BYTES` (a file whose line runs on is refused there, not held
+until its end), and blank lines are told from bad ones by one C-speed word count, not line by
+line in Python (a zip of nothing but newlines inflates a thousandfold).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+#: The longest line carried from one chunk to the next. A Binance trade line is under 200
+#: bytes (seven fields, the longest a 20-digit decimal); 4 KiB leaves room for any header or
+#: hand-made variant while a line with no end is refused after a few KiB, not a gigabyte.
+MAX_LINE_BYTES = 4096
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo size; a block spans few distinct seconds.
 _SECOND_CACHE_LIMIT = 4096
 SECONDS_PER_DAY = 86_400
@@ -30,16 +39,18 @@ SECONDS_PER_DAY = 86_400
 _POSITIVE = r"(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.0*[1-9][0-9]*)"
 _DECIMAL = r"[0-9]+(?:\.[0-9]+)?"
 _BOOL = r"(?:True|False|true|false)"
+#: A trade id fits PostgreSQL's bigint (19 digits); a longer one is not a trade.
+_ID = r"[0-9]{1,19}"
 #: One valid line: id, price > 0, qty > 0, quoteQty, time (s + ms [+ µs]), maker, best match.
 #: Matching str is faster than bytes here, and the f-string that builds the row faster still.
 _LINE = re.compile(
-    rf"^([0-9]+),({_POSITIVE}),({_POSITIVE}),{_DECIMAL},"
+    rf"^({_ID}),({_POSITIVE}),({_POSITIVE}),{_DECIMAL},"
     rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL}),{_BOOL}\r?$",
     re.MULTILINE,
 )
 _FIELDS = ("id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch")
 _CHECKS = (
-    (r"[0-9]+", "a trade id"),
+    (_ID, "a trade id (up to 19 digits)"),
     (_POSITIVE, "a positive decimal"),
     (_POSITIVE, "a positive decimal"),
     (_DECIMAL, "a decimal"),
@@ -94,16 +105,32 @@ class CsvDecoder:
             raise ValueError(f"invalid symbol {self.symbol!r}")
 
     def feed(self, data: bytes) -> Block:
-        """Decode the whole lines in what has arrived so far; keep a partial last line."""
-        data = self._rest + data
+        """Decode the whole lines in what has arrived so far; keep a partial last line.
+
+        Raises MalformedLine for a line longer than `MAX_LINE_BYTES` that has not ended yet.
+        """
         cut = data.rfind(b"\n") + 1
-        self._rest = data[cut:]
-        return self._decode(data[:cut])
+        if cut == 0:  # no line ends here: the carried line grows, up to its limit
+            self._rest += data[: MAX_LINE_BYTES + 1 - len(self._rest)]
+            self._check_rest()
+            return Block(b"", 0, None, None, (), 0)  # its bytes count when the line ends
+        block = self._decode(self._rest + data[:cut] if self._rest else data[:cut])
+        self._rest = data[cut : cut + MAX_LINE_BYTES + 1]
+        self._check_rest()
+        return block
 
     def finish(self) -> Block:
         """Decode a last line that has no newline (Binance ends files with one; not everyone)."""
         rest, self._rest = self._rest, b""
         return self._decode(rest + b"\n" if rest.strip() else b"")
+
+    def _check_rest(self) -> None:
+        if len(self._rest) > MAX_LINE_BYTES:
+            raise MalformedLine(
+                self.lines + 1,
+                f"longer than {MAX_LINE_BYTES:,} bytes with no end (a trade line is under 200 "
+                "bytes): not a Binance trades CSV; check where this zip came from",
+            )
 
     def _decode(self, data: bytes) -> Block:
         size = len(data)
@@ -112,11 +139,15 @@ class CsvDecoder:
         except UnicodeDecodeError as exc:
             line = self.lines + data.count(b"\n", 0, exc.start) + 1
             raise MalformedLine(line, "not ASCII text") from None
+        if text.isspace():  # nothing but blank lines: skipped at memory speed
+            self.lines += text.count("\n")
+            return Block(b"", 0, None, None, (), size)
         if self.lines == 0 and text[:1].isalpha():
             text = self._skip_header(text)
         rows = _LINE.findall(text)
         count = text.count("\n")
-        if len(rows) != count:
+        # Every other line blank? Then its words are the trades (a bad line adds one at least).
+        if len(rows) != count and len(rows) != len(text.split()):
             bad = self._first_bad_line(text)
             if bad is not None:
                 raise bad

@@ -163,6 +163,8 @@ class _Loader:
         ) as blocks:
             self.progress.csv_total = blocks.csv_total
             pending: Block | None = None
+            if self.stop.is_set():  # stopped before its first chunk: nothing to record
+                return self.progress
             while True:
                 with self.conn.transaction():
                     pending, end = self._chunk(blocks, pending)

@@ -40,7 +40,7 @@ from binprice.history._results import (
     unavailable_event,
 )
 from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
-from binprice.history._timeline import Span, Timeline
+from binprice.history._timeline import Span, Timeline, last_stored
 from binprice.ingest.rest import RestClient
 from binprice.ingest.writer import TradeWriter
 
@@ -135,10 +135,7 @@ async def _consume(
     slots = asyncio.Semaphore(options.loaders)
     try:
         while (item := await pipeline.queue.get()) is not None:
-            if isinstance(item, Ready):
-                if thread_stop.is_set():
-                    item.download.cancel()
-                    continue
+            if isinstance(item, Ready):  # after a stop too: its load says it was not loaded
                 await slots.acquire()
                 task = asyncio.create_task(pipeline.load(item), name=f"load {item.file.name}")
                 task.add_done_callback(lambda _: slots.release())
@@ -220,6 +217,8 @@ class _Ordered:
             timeline = Timeline(self.conn, span, self.rest, self.writer, report)
             last_id, found = await timeline.run()
             gaps, rest_trades = tuple(found), timeline.rest_trades
+        else:  # the timeline pass waits for the next run; what is stored is said all the same
+            last_id = await last_stored(self.conn, symbol)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
         emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []

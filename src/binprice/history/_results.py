@@ -18,6 +18,8 @@ class EventKind(Enum):
     RESUMED = "resumed"
     LOADED = "loaded"
     INTERRUPTED = "interrupted"
+    #: A file a stop left before any of it was stored (its download abandoned).
+    NOT_LOADED = "not_loaded"
     REFUSED = "refused"
     MISSING = "missing"
     DAILY_INSTEAD = "daily_instead"
@@ -39,6 +41,7 @@ class EventKind(Enum):
 _SEVERITY = {
     EventKind.REPUBLISHED: Severity.WARNING,
     EventKind.INTERRUPTED: Severity.WARNING,
+    EventKind.NOT_LOADED: Severity.WARNING,
     EventKind.GAP: Severity.WARNING,
     EventKind.PARTITION_BUSY: Severity.WARNING,
     EventKind.REFUSED: Severity.ERROR,
@@ -78,6 +81,8 @@ class FileStatus(Enum):
     LOADED = "loaded"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
+    #: A stop came before any of it was stored; the next run imports it.
+    NOT_LOADED = "not_loaded"
     REFUSED = "refused"
     MISSING = "missing"
     NOT_PUBLISHED = "not_published"
@@ -155,6 +160,11 @@ class ImportSummary:
         return tuple(f for s in self.symbols for f in s.failed)
 
     @property
+    def not_loaded(self) -> tuple[FileResult, ...]:
+        """Files a stop left for the next run, none of their trades stored."""
+        return tuple(f for s in self.symbols for f in s.files if f.status is FileStatus.NOT_LOADED)
+
+    @property
     def last_trade_ids(self) -> dict[str, int]:
         """Per symbol, the highest stored id: where live capture continues."""
         return {s.symbol: s.last_trade_id for s in self.symbols if s.last_trade_id is not None}
@@ -176,6 +186,10 @@ def file_event_of(kind: EventKind, result: FileResult, message: str) -> ImportEv
 def file_event(r: FileResult) -> ImportEvent:
     if r.status is FileStatus.REFUSED:
         return file_event_of(EventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
+    if r.status is FileStatus.NOT_LOADED:
+        return file_event_of(
+            EventKind.NOT_LOADED, r, f"{r.name}: not loaded: {r.reason}; the next run imports it"
+        )
     if r.status is FileStatus.INTERRUPTED:
         return file_event_of(
             EventKind.INTERRUPTED,

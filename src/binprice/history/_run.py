@@ -6,6 +6,10 @@ the `imports` table whether the file is done, to resume, or republished, and sta
 bounded too). The consumer takes the files in plan order and loads one at a time in a worker
 thread (`_load`), so downloading the next files overlaps loading the current one. When a
 symbol's files are through, its timeline is checked (`_timeline`).
+
+A stop waits only for the chunk being committed: a checksum being read or a download in flight
+is abandoned at once (its partial file removed; nothing of it was stored), and every file not
+reached is reported `not_loaded`, for the next run.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -32,11 +37,18 @@ from binprice.history._results import (
     FileResult,
     FileStatus,
     ImportEvent,
+    file_event,
 )
 
 #: pg_try_advisory_lock(class, hashtext(symbol)) key: one import per symbol at a time.
 IMPORT_LOCK_CLASS = 0x62696D70  # "bimp"
 
+#: Why a file was not loaded, by where the stop found it.
+STOPPED_CHECKING = "stopped while reading its checksum"
+STOPPED_DOWNLOADING = "stopped while downloading"
+STOPPED_BEFORE = "stopped before its turn"
+
+T = TypeVar("T")
 OnEvent = Callable[[ImportEvent], None]
 OnProgress = Callable[[FileProgress], None]
 
@@ -100,16 +112,45 @@ class Pipeline:
                     ImportEvent(EventKind.PLANNED, symbol, plan_text(files), files=len(files))
                 )
                 for file in files:
-                    if self.stop.is_set():
-                        break
+                    if self.stopping:
+                        result = _result(file, FileStatus.NOT_LOADED, STOPPED_BEFORE)
+                        await self._put(Settled(result, "", None))  # counted, not a line each
+                        continue
                     await self._prepare(file, expand=True)
                 await self.queue.put(SymbolEnd(symbol))
         finally:
             await self.queue.put(None)
 
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set() or (self.user_stop is not None and self.user_stop.is_set())
+
+    async def _until_stop(self, work: Awaitable[T]) -> T:
+        """`work`'s result; if a stop comes first, `work` is cancelled and _Stopped raised.
+
+        A stop waits for a chunk being committed, not for the network: a stalled download
+        would otherwise hold it for its read timeouts."""
+        task = asyncio.ensure_future(work)
+        if self.user_stop is None:
+            return await task
+        stopping = asyncio.ensure_future(self.user_stop.wait())
+        try:
+            await asyncio.wait((task, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():  # a stop, or this task cancelled (a second signal)
+                task.cancel()
+                await asyncio.wait((task,))
+        if task.cancelled():
+            raise _Stopped
+        return task.result()
+
     async def _prepare(self, file: ArchiveFile, *, expand: bool) -> None:
         try:
-            sha = await self.source.checksum(file)
+            sha = await self._until_stop(self.source.checksum(file))
+        except _Stopped:
+            await self._settle(file, FileStatus.NOT_LOADED, STOPPED_CHECKING, EventKind.NOT_LOADED)
+            return
         except ArchiveError as exc:
             await self._settle(file, FileStatus.REFUSED, _reason(exc, file), EventKind.REFUSED)
             return
@@ -174,8 +215,11 @@ class Pipeline:
     async def _settle(
         self, file: ArchiveFile, status: FileStatus, reason: str, kind: EventKind | None
     ) -> None:
+        result = _result(file, status, reason)
         message = f"{file.name}: {'refused: ' if status is FileStatus.REFUSED else ''}{reason}"
-        await self._put(Settled(_result(file, status, reason), message, kind))
+        if status is FileStatus.NOT_LOADED:
+            message = file_event(result).message
+        await self._put(Settled(result, message, kind))
 
     async def _put(self, item: Item) -> None:
         await self.queue.put(item)
@@ -186,9 +230,13 @@ class Pipeline:
         """Wait for the file's download, then load it in the worker thread."""
         file = ready.file
         try:
-            path = await ready.download
+            path: Path = await self._until_stop(ready.download)
+        except _Stopped:
+            return _result(file, FileStatus.NOT_LOADED, STOPPED_DOWNLOADING)
         except ArchiveFileError as exc:
             return self._refused(file, exc.reason)
+        if self.stopping:  # downloaded and verified: the spooled zip is reused next time
+            return _result(file, FileStatus.NOT_LOADED, STOPPED_BEFORE)
         if ready.republished:
             self.emit(
                 ImportEvent(
@@ -238,6 +286,8 @@ class Pipeline:
         finally:
             self.loader_conns.put_nowait(conn)
         seconds = time.monotonic() - began
+        if not done.complete and done.csv_bytes == 0 and ready.resume is None:
+            return _result(file, FileStatus.NOT_LOADED, STOPPED_BEFORE)
         status = FileStatus.LOADED if done.complete else FileStatus.INTERRUPTED
         if done.complete:
             self.source.unlink(path)
@@ -271,6 +321,10 @@ class Pipeline:
 
     def _refused(self, file: ArchiveFile, reason: str) -> FileResult:
         return _result(file, FileStatus.REFUSED, reason)
+
+
+class _Stopped(Exception):
+    """A stop came before the awaited work finished (the work was cancelled)."""
 
 
 async def _in_thread(stop: threading.Event, work: Callable[[], Progress]) -> Progress:

@@ -54,6 +54,13 @@ ORDER BY first_id
 """
 
 
+async def last_stored(conn: AsyncConnection, symbol: str) -> int | None:
+    """The highest trade id stored for `symbol`, None if none."""
+    cur = await conn.execute(_PREV_STORED, (symbol, 2**63 - 1))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """What the timeline pass needs to know about one symbol's run."""
@@ -124,7 +131,7 @@ class Timeline:
         return None if row is None or row[0] is None else int(row[0])
 
     async def _last_stored(self) -> int | None:
-        return await self._scalar(_PREV_STORED, 2**63 - 1)
+        return await last_stored(self.conn, self.span.symbol)
 
     async def _missing(self, first: int, last: int) -> list[tuple[int, int]]:
         cur = await self.conn.execute(

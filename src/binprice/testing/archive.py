@@ -14,7 +14,9 @@ REST API (``historicalTrades`` and friends) from the same generators. ``director
 existing tree instead (an archive built elsewhere, or by :func:`write_tree`). Fault knobs, by
 file name: a wrong CHECKSUM, a truncated or corrupt zip (its CHECKSUM matches the damaged bytes,
 so only reading the zip can tell), a malformed line, a missing file, ids left out of a file (a
-hole in the archive), days not published yet, and :meth:`ArchiveServer.republish`.
+hole in the archive), days not published yet, a download that stalls half way (until the
+server stops; :attr:`ArchiveServer.stalled` is set once it does), and
+:meth:`ArchiveServer.republish`.
 
 From a shell::
 
@@ -60,6 +62,8 @@ class ArchiveFaults:
     corrupt: set[str] = field(default_factory=set)
     #: Line index (0-based) → the text that replaces it.
     malformed: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: The zip's download sends half its bytes, then nothing until the server stops.
+    stalled: set[str] = field(default_factory=set)
     #: Neither the zip nor its CHECKSUM exists (404).
     missing: set[str] = field(default_factory=set)
     #: Trade ids left out of a file: a hole in the archive (REST still has them).
@@ -94,6 +98,9 @@ class ArchiveServer:
         #: Paths requested, in order (tests check what was downloaded).
         self.requests: list[str] = []
         self._files: dict[str, tuple[bytes, str]] = {}
+        #: Set once a stalled download has sent its half and stalls (tests wait on it).
+        self.stalled = asyncio.Event()
+        self._released = asyncio.Event()
         self._rest = rest
         self._host, self._port = host, port
         self._stack = AsyncExitStack()
@@ -117,6 +124,7 @@ class ArchiveServer:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
+        self._stack.callback(self._released.set)  # first: stalled downloads end, then cleanup
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
         self._port = runner.addresses[0][1]
@@ -128,7 +136,9 @@ class ArchiveServer:
     def republish(self, name: str) -> None:
         """Publish ``name`` again, fixed: its faults cleared, new bytes, a new checksum."""
         faults = self.faults
-        for names in (faults.wrong_checksum, faults.truncated, faults.corrupt, faults.missing):
+        for names in (
+            faults.wrong_checksum, faults.truncated, faults.corrupt, faults.missing, faults.stalled
+        ):  # fmt: skip
             names.discard(name)
         faults.malformed.pop(name, None)
         faults.dropped.pop(name, None)
@@ -196,7 +206,18 @@ class ArchiveServer:
         data, digest = self.content(zip_name)
         if name.endswith(CHECKSUM_SUFFIX):
             return web.Response(body=checksum_text(digest, zip_name).encode())
+        if zip_name in self.faults.stalled:
+            return await self._stall(request, data)
         return web.Response(body=data, content_type="application/zip")
+
+    async def _stall(self, request: web.Request, data: bytes) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        response.content_type = "application/zip"
+        await response.prepare(request)
+        await response.write(data[: len(data) // 2])
+        self.stalled.set()
+        await self._released.wait()
+        return response
 
 
 # --- command line --------------------------------------------------------------------------
@@ -216,7 +237,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--trades-per-day", type=int, default=1000)
     p.add_argument("--rest", action="store_true", help="also serve REST from the same market")
     faults = p.add_argument_group("faults (by file name, repeatable)")
-    for flag in ("wrong-checksum", "truncated", "corrupt", "missing"):
+    for flag in ("wrong-checksum", "truncated", "corrupt", "missing", "stalled"):
         faults.add_argument(f"--{flag}", action="append", default=[], metavar="NAME")
     faults.add_argument("--unpublished-from", type=date.fromisoformat, metavar="DATE")
     faults.add_argument("--micros-from", type=date.fromisoformat, default=MICROS_FROM)
@@ -229,6 +250,7 @@ def server_from_args(args: argparse.Namespace) -> ArchiveServer:
         truncated=set(args.truncated),
         corrupt=set(args.corrupt),
         missing=set(args.missing),
+        stalled=set(args.stalled),
         unpublished_from=args.unpublished_from,
         micros_from=args.micros_from,
     )

@@ -190,6 +190,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def write_csv_zip(path: Path, csv_chunks: Iterable[bytes]) -> Path:
+    """Write a zip named ``path`` whose one CSV member is ``csv_chunks`` verbatim (streamed, so
+    a huge or degenerate CSV, a zip bomb, never sits in memory), with its CHECKSUM beside it.
+    ``path``'s name must be an archive file name; returns ``path``."""
+    info = zipfile.ZipInfo(path.name.removesuffix(".zip") + ".csv", _zip_time(0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive, archive.open(info, "w", force_zip64=True) as csv:
+        for chunk in csv_chunks:
+            csv.write(chunk)
+    digest = hashlib.sha256()
+    with path.open("rb") as written:
+        while chunk := written.read(1 << 20):
+            digest.update(chunk)
+    path.with_name(path.name + ".CHECKSUM").write_text(checksum_text(digest.hexdigest(), path.name))
+    return path
+
+
 def write_tree(market: ArchiveMarket, folder: Path, *, flat: bool = False) -> list[Path]:
     """Write every file of ``market`` with its CHECKSUM below ``folder``, in the archive's
     layout (``data/spot/...``) or flat; return the zips' paths."""
@@ -221,6 +239,7 @@ __all__ = [
     "day_ms",
     "sha256_hex",
     "sub_millisecond",
+    "write_csv_zip",
     "write_tree",
     "write_zip",
     "zip_bytes",
