@@ -11,8 +11,9 @@ spooled). Whoever detects it calls :meth:`GapKeeper.open`; from then on the keep
 - *fetches* it from REST while the stream goes on (:meth:`run`), after a short grace when a
   redundant connection may still deliver it, and not while the database is down; ids that
   arrive late on the stream are *claimed* instead (:meth:`claim`), never stored twice;
-- records ids the exchange does not have as a `hole`, and the part of a gap beyond
-  `--backfill-max` as `skipped`;
+- records ids the exchange does not have as a `hole` — only on the exchange's word (a page that
+  begins past them), never on an empty answer, which leaves them missing and retried with
+  backoff — and the part of a gap beyond `--backfill-max` as `skipped`;
 - marks it *filled* once every id in it is committed — decided in the database, so it is true
   even across crashes.
 
@@ -27,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 from binprice.binance import Trade
-from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.errors import EmptyPageError, ExchangeError, GeoRestrictedError
 from binprice.ingest.backfill import fetch_missing
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import Emit, EventKind
@@ -38,8 +39,13 @@ from binprice.ingest.stats import IngestStats
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
-#: After a failed page, a gap waits this long before it is tried again.
+#: After a failed page (its retries spent), a gap waits this long before it is tried again,
+#: doubling with each failure of the same gap, up to the cap ...
 RETRY_LATER_SECONDS = 30.0
+RETRY_LATER_MAX_SECONDS = 900.0
+#: ... and after an empty answer (no retry was spent on it, and a glitch is often brief),
+#: this long at first.
+EMPTY_RETRY_SECONDS = 1.0
 
 Range = tuple[str, int, int]
 
@@ -76,6 +82,8 @@ class GapKeeper:
         #: False once the run's last fetches are done (`drain`): gaps found later are recorded
         #: for the next run.
         self._fetching = True
+        #: Failures in a row per queued gap, for its backoff.
+        self._failures: dict[Range, int] = {}
 
     # --- detection: synchronous, called from the hot path and the detectors ------------------
 
@@ -232,7 +240,7 @@ class GapKeeper:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            wait = self._queue[0][0] - self._clock()
+            wait = min(self._queue)[0] - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
             if not writable.is_set():
@@ -240,13 +248,18 @@ class GapKeeper:
             await self.fetch_next(rest)
 
     async def fetch_next(self, rest: RestClient) -> bool:
-        """Fetch the oldest queued gap now (whatever its grace); False if none is queued.
+        """Fetch the queued gap due first now (whatever its grace); False if none is queued.
 
         A gap whose pages cannot be had is reported and queued again for later.
         """
         if not self._queue:
             return False
-        entry = self._queue.popleft()
+        entry = min(self._queue)
+        self._queue.remove(entry)
+        await self._fetch_entry(rest, entry)
+        return True
+
+    async def _fetch_entry(self, rest: RestClient, entry: tuple[float, str, int, int]) -> None:
         _, symbol, first, last = entry
         try:
             await self._fetch(rest, symbol, first, last)
@@ -256,23 +269,29 @@ class GapKeeper:
             self._queue.appendleft(entry)  # stopped mid-gap: `drain` (or the next run) goes on
             raise
         except ExchangeError as exc:
+            failures = self._failures.get((symbol, first, last), 0)
+            self._failures[(symbol, first, last)] = failures + 1
+            base = EMPTY_RETRY_SECONDS if isinstance(exc, EmptyPageError) else RETRY_LATER_SECONDS
+            delay = min(RETRY_LATER_MAX_SECONDS, base * 2**failures)
             self._emit(
                 EventKind.BACKFILL_ERROR,
-                f"{symbol}: backfill of {first}..{last} failed: {exc}; retrying in "
-                f"{RETRY_LATER_SECONDS:g} s",
+                f"{symbol}: backfill of {first}..{last} failed: {exc}; retrying in {delay:g} s",
             )
-            self._queue.append((self._clock() + RETRY_LATER_SECONDS, symbol, first, last))
+            self._queue.append((self._clock() + delay, symbol, first, last))
+        else:
+            self._failures.pop((symbol, first, last), None)
         finally:
             self._stats.rest_rate_limited(rest.rate_limited)
-        return True
 
     async def drain(self, rest: RestClient) -> None:
         """At stop, once the stream is closed: fetch every gap queued so far, each once and
         whatever its grace (no connection can deliver it any more), so that a stop right after
         a drop leaves open only what REST cannot give now. The caller bounds the time; what is
         not fetched stays recorded and open for the next run."""
-        for _ in range(len(self._queue)):
-            await self.fetch_next(rest)
+        for entry in sorted(self._queue):
+            if entry in self._queue:
+                self._queue.remove(entry)
+                await self._fetch_entry(rest, entry)
 
     def stop_fetching(self) -> None:
         """Nothing more is fetched in this run: gaps found from now on (the tail the exchange
