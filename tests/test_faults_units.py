@@ -201,6 +201,30 @@ async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
     assert (a, "filled") in states
 
 
+async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A `hole` recorded over ids the exchange has (an empty page once made one): the next
+    run asks the exchange again, reopens it and fetches every id; the gap ends filled."""
+    async with TestExchange(["BTCUSDT"], seed=43, rate=1000) as ex:
+        config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
+                              spool_dir=tmp_path / "spool", duration=1.5)  # fmt: skip
+        await run_ingest(config, database_url)
+        with psycopg.connect(database_url) as conn:
+            low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
+            a, b = low + 100, low + 300
+            conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
+            conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                         "VALUES ('BTCUSDT', %s, %s, 'hole')", (a, b))  # fmt: skip
+        events: list[IngestEvent] = []
+        await run_ingest(config, database_url, policy=StreamPolicy(), on_event=events.append)
+        assert_complete("recheck-false-hole", ex, database_url, ("BTCUSDT",))
+        with psycopg.connect(database_url) as conn:
+            states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
+    assert states[(a, b)] == "filled"
+    assert any(f"trades {a}..{b} were recorded as a hole" in e.message for e in events)
+
+
 def _seed(url: str) -> None:
     with psycopg.connect(url) as conn:
         for tid in [*range(100, 110), *range(115, 120), *range(130, 140)]:

@@ -17,7 +17,10 @@ spooled). Whoever detects it calls :meth:`GapKeeper.open`; from then on the keep
 - marks it *filled* once every id in it is committed — decided in the database, so it is true
   even across crashes.
 
-Gaps an earlier run left open are resumed at start (:meth:`resume`) and fetched again.
+Gaps an earlier run left open are resumed at start (:meth:`resume`) and fetched again. Holes
+earlier runs recorded are asked about again (:meth:`recheck`), one a minute, the first at once
+(an earlier version recorded holes on mere empty pages): a hole the exchange has trades in is
+reopened and fetched like any gap.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
+import psycopg
+
 from binprice.binance import Trade
-from binprice.errors import EmptyPageError, ExchangeError, GeoRestrictedError
-from binprice.ingest.backfill import fetch_missing
+from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
+from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.gaprows import GapRows
@@ -46,6 +51,9 @@ RETRY_LATER_MAX_SECONDS = 900.0
 #: ... and after an empty answer (no retry was spent on it, and a glitch is often brief),
 #: this long at first.
 EMPTY_RETRY_SECONDS = 1.0
+#: Recorded holes are asked about again one per this many seconds: 25 weight a minute at most,
+#: under 1 % of Binance's budget.
+HOLE_RECHECK_SECONDS = 60.0
 
 Range = tuple[str, int, int]
 
@@ -84,6 +92,8 @@ class GapKeeper:
         self._fetching = True
         #: Failures in a row per queued gap, for its backoff.
         self._failures: dict[Range, int] = {}
+        #: Holes recorded by earlier runs, still to be asked about again in this one.
+        self._recheck: deque[Range] = deque()
 
     # --- detection: synchronous, called from the hot path and the detectors ------------------
 
@@ -208,6 +218,7 @@ class GapKeeper:
                     f"{symbol}: gap {first}..{last} left open by an earlier run; fetching its "
                     f"{sum(b - a + 1 for a, b in missing):,} missing trades",
                 )
+        self._recheck.extend(await self.rows.holes(list(symbols)))
         self._wake.set()
         return tops
 
@@ -222,6 +233,7 @@ class GapKeeper:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._settle_forever())
             tg.create_task(self._watch_drops())
+            tg.create_task(self._recheck_holes(rest, writable))
             await self._fetch_forever(rest, writable)
 
     async def _settle_forever(self) -> None:
@@ -233,6 +245,40 @@ class GapKeeper:
         while True:
             await self._buffer.dropped_ready.wait()
             self._absorb_drops()
+
+    async def _recheck_holes(self, rest: RestClient, writable: asyncio.Event) -> None:
+        while self._recheck:
+            if not writable.is_set():
+                await writable.wait()
+            hole = self._recheck.popleft()
+            try:
+                await self.recheck(rest, *hole)
+            except GeoRestrictedError:
+                raise
+            except (ExchangeError, DatabaseError, psycopg.Error) as exc:
+                symbol, first, last = hole
+                self._emit(
+                    EventKind.BACKFILL_ERROR,
+                    f"{symbol}: cannot ask again about the hole {first}..{last}: {exc}; later",
+                )
+                self._recheck.append(hole)
+            await asyncio.sleep(HOLE_RECHECK_SECONDS)
+
+    async def recheck(self, rest: RestClient, symbol: str, first: int, last: int) -> bool:
+        """Ask the exchange again about the recorded hole `first..last`; if it has trades
+        inside (its page for `fromId=first` begins inside the hole), reopen the gap and fetch
+        it. An empty page proves nothing: the hole is left as it is."""
+        page = await rest.historical_trades(symbol, first, PAGE_ATTEMPTS)
+        if not page or page[0].trade_id > last:
+            return False
+        await self.rows.reopen(symbol, first, last)
+        self._track(symbol, first, last, 0.0)
+        self._emit(
+            EventKind.GAP,
+            f"{symbol}: trades {first}..{last} were recorded as a hole, but the exchange has "
+            f"trades from {page[0].trade_id}; reopened, fetching them",
+        )
+        return True
 
     async def _fetch_forever(self, rest: RestClient, writable: asyncio.Event) -> None:
         while True:
