@@ -235,3 +235,56 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
     assert states[(low, high)] == "filled"
     print(f"  repaired {high - low + 1} deleted ids and the tail; {numbers}")
+
+
+async def test_a_false_hole_is_disproved_by_verify_against_exchange_and_refetched_by_repair(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A `hole` recorded over ids the exchange has (as an empty page once made one): plain
+    `--verify` cannot tell, `--verify --against-exchange` says NOT OK and exits 1, `--repair`
+    asks again and stores them; a true hole (ids never served) stays a hole."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    symbols = ("BTCUSDT",)
+    async with TestExchange(symbols, seed=64, rate=1000) as ex:
+        stop = asyncio.Event()
+        run = asyncio.create_task(
+            run_ingest(exchange_config(ex, tmp_path, symbols), database_url, stop=stop)
+        )
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 500), 10)
+        ex.faults.lose_next = 3  # a true hole
+        await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1000), 10)
+        ex.paused.add("BTCUSDT")  # no tail: the exchange has nothing past what is stored
+        lost = sorted(ex.never_served("BTCUSDT"))
+        newest = ex.produced("BTCUSDT")[-1].trade_id
+        await wait_until(lambda: stored_rows(database_url)[-1][1] == newest, 20)
+        stop.set()
+        await asyncio.wait_for(run, 30)
+        rows = stored_rows(database_url)
+        low, high = rows[100][1], rows[400][1]
+        with psycopg.connect(database_url) as conn:
+            conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (low, high))
+            conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                         "VALUES ('BTCUSDT', %s, %s, 'hole')", (low, high))  # fmt: skip
+            states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
+        assert states[(lost[0], lost[-1])] == "hole"
+        base = ("--database-url", database_url, "gaps")
+        rest = ("--rest-url", ex.rest_url)
+        code, out, err = await _binprice(env, *base, "--verify")
+        assert code == 0, out + err  # without the exchange a recorded hole accounts for them
+
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
+        assert code == 1, out + err
+        assert "BTCUSDT: NOT OK" in out and "up to date with the exchange" in out
+        assert f"recorded as a hole, but the exchange has trades from {low}" in out
+
+        code, out, err = await _binprice(env, *base, "--repair", *rest)
+        assert code == 0, out + err
+        assert f"BTCUSDT {low}..{high} ({high - low + 1:,} ids): filled" in out
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
+        assert code == 0, out + err
+        numbers = assert_complete("false-hole-repaired", ex, database_url, symbols)
+    with psycopg.connect(database_url) as conn:
+        states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
+    assert states[(low, high)] == "filled"
+    assert states[(lost[0], lost[-1])] == "hole"
+    print(f"  false hole {low}..{high} refetched; {numbers}")

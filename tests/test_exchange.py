@@ -367,6 +367,30 @@ async def test_skipped_trades_are_missing_on_the_stream_but_served_by_rest(
             assert [t.trade_id for t in decode_rest_trades("BTCUSDT", await r.read())] == gaps
 
 
+async def test_from_id_of_lost_ids_answers_a_full_page_from_the_next_id_it_has(
+    session: aiohttp.ClientSession,
+) -> None:
+    """Like Binance: fromId at ids the exchange never had (lose_next) starts at the first id
+    after them, and the page is still `limit` rows long; rest_empty_next answers [] once."""
+    async with (
+        TestExchange(["BTCUSDT"], seed=17, rate=2000) as ex,
+        session.ws_connect(ex.ws_url + "/ws/btcusdt@trade") as ws,
+    ):
+        await frames(ws, 5)
+        ex.faults.lose_next = 12
+        await frames(ws, 30)
+        lost = sorted(ex.never_served("BTCUSDT"))
+        assert lost == list(range(lost[0], lost[0] + 12))
+        url = f"{ex.rest_url}/api/v3/historicalTrades?symbol=BTCUSDT&fromId={lost[0]}&limit=10"
+        async with session.get(url) as r:
+            ids = [t.trade_id for t in decode_rest_trades("BTCUSDT", await r.read())]
+        assert ids == list(range(lost[-1] + 1, lost[-1] + 11))
+        ex.faults.rest_empty_next = 1
+        async with session.get(url) as r:
+            assert await r.read() == b"[]"
+        assert ex.rest.requests["/api/v3/historicalTrades"] == 2
+
+
 async def test_duplicates_and_junk_are_interleaved(session: aiohttp.ClientSession) -> None:
     """duplicate_fraction re-sends frames; malformed_fraction adds junk between trades."""
     faults = Faults(duplicate_fraction=1.0, malformed_fraction=0.5)

@@ -190,6 +190,25 @@ async def test_rest_429_during_backfill_is_waited_out(database_url: str, tmp_pat
     assert summary.backfilled >= 300
 
 
+async def test_an_empty_page_during_a_backfill_records_no_hole(
+    database_url: str, tmp_path: Path
+) -> None:
+    """1500 trades kept off the stream, and the first backfill page answered `200 []`: no hole
+    is recorded (an empty page proves nothing); the gap is asked again and every id stored."""
+    faults = Faults()
+    async with TestExchange(SYMBOLS, seed=29, rate=RATE, faults=faults) as ex:
+
+        def skip_and_empty() -> None:
+            faults.rest_empty_next = 1
+            faults.skip_next = 1500
+
+        summary = await _run_with_fault_later(ex, database_url, tmp_path, 5.0, 1000, skip_and_empty)
+        numbers = assert_complete("empty-page-backfill", ex, database_url, SYMBOLS, summary)
+    assert faults.rest_empty_next == 0  # the empty page was served
+    assert numbers["holes_recorded"] == 0
+    assert summary.backfilled >= 1500
+
+
 async def test_http_451_at_the_handshake_is_fatal_without_retrying(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ whole line from the first delivered id to the last, each once, except ids cut by
 from __future__ import annotations
 
 import asyncio
+import bisect
 import random
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from binprice.binance import Trade
+from binprice.errors import ExchangeUnavailableError
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.gapset import GapSet
 from binprice.ingest.rest import RestClient
@@ -152,3 +154,82 @@ def test_gapset_matches_a_plain_set_model(ops: list[tuple[str, int, int]]) -> No
         assert len(covered) == len(set(covered)), "ranges overlap"
         assert set(covered) == model
         assert gaps.missing() == len(model)
+
+
+class _FlakyExchange:
+    """historicalTrades of an exchange whose id line has holes (`absent`), answering like Binance
+    (from the first id >= fromId it has, `page` rows) or, as `flaky` decides, with an empty page
+    or an error."""
+
+    rate_limited = 0
+
+    def __init__(self, ids: list[int], page: int, flaky: random.Random, flaky_rate: float):
+        self.ids = ids
+        self.page = page
+        self.flaky = flaky
+        self.flaky_rate = flaky_rate
+
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+        if self.flaky.random() < self.flaky_rate:
+            if self.flaky.random() < 0.5:
+                return []  # a glitch: no proof of anything
+            raise ExchangeUnavailableError("cannot reach the exchange: HTTP 503")
+        start = bisect.bisect_left(self.ids, from_id)
+        return [_trade(i) for i in self.ids[start : start + self.page]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 300),
+    absent=st.lists(st.integers(0, 299), max_size=30),
+    gaps=st.lists(st.tuples(st.integers(0, 299), st.integers(0, 80)), min_size=1, max_size=6),
+    page=st.integers(1, 40),
+    flaky_rate=st.sampled_from([0.0, 0.3, 0.7, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_empty_pages_and_errors_never_make_a_false_hole(
+    length: int,
+    absent: list[int],
+    gaps: list[tuple[int, int]],
+    page: int,
+    flaky_rate: float,
+    seed: int,
+) -> None:
+    """REST answers are a random mix of empty pages, errors and good pages: every id of a gap
+    ends stored, still missing (its gap open) or in a recorded hole, and a hole holds only ids
+    the exchange never had; once the exchange answers well, every id it has is stored."""
+    line = range(BASE, BASE + length)
+    never = {BASE + a for a in absent if a < length - 1}  # the newest id exists
+    ids = [i for i in line if i not in never]
+    exchange = _FlakyExchange(ids, page, random.Random(seed), flaky_rate)
+    buffer = _Buffer()
+    keeper = GapKeeper("unused", buffer, IngestStats(), lambda kind, message: None,  # type: ignore[arg-type]
+                       backfill_max=None, clock=lambda: 0.0)  # fmt: skip
+    opened: set[int] = set()
+    for offset, width in gaps:
+        first = BASE + min(offset, length - 1)
+        last = min(first + width, BASE + length - 1)  # a gap ends at or below an id seen
+        keeper.open(SYMBOL, first, last)
+        opened |= set(range(first, last + 1))
+    rest: RestClient = exchange  # type: ignore[assignment]
+
+    async def rounds(count: int) -> None:
+        for _ in range(count):
+            await keeper.fetch_next(rest)
+
+    def holes() -> set[int]:
+        return {i for _, a, b, s in keeper.rows.pending if s == "hole" for i in range(a, b + 1)}
+
+    asyncio.run(rounds(3 * len(gaps)))
+    stored = [t.trade_id for t in buffer.items]
+    assert len(stored) == len(set(stored)), "an id was stored twice"
+    assert holes() <= never, "a hole holds ids the exchange has"
+    still = {i for a, b in keeper._missing[SYMBOL].ranges for i in range(a, b + 1)}
+    assert set(stored) | still | holes() == opened
+    assert set(stored) <= set(ids)
+
+    exchange.flaky_rate = 0.0  # the exchange recovers: everything it has is fetched
+    asyncio.run(rounds(len(keeper._queue) + 1))
+    assert set(stored := [t.trade_id for t in buffer.items]) == opened - never
+    assert holes() == opened & never
+    assert keeper.missing(SYMBOL) == 0

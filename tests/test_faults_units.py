@@ -178,27 +178,52 @@ def test_spooled_extent_finds_the_gaps_inside_the_spool() -> None:
     assert spooled_extent(chunks, {}) == {"BTCUSDT": (15, [(4, 4), (8, 10), (13, 14)])}
 
 
+async def _run_then_unstore(
+    ex: TestExchange, url: str, tmp_path: Path, state: str, extra: int
+) -> tuple[IngestConfig, int, int]:
+    """A first run; then 201 of its trades are deleted and a `state` gap row is recorded over
+    them (and `extra` ids past them), as an earlier run could have left it."""
+    config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
+                          spool_dir=tmp_path / "spool", duration=1.5)  # fmt: skip
+    await run_ingest(config, url)
+    with psycopg.connect(url) as conn:
+        low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
+        a, b = low + 100, low + 300
+        conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
+        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
+                     "VALUES ('BTCUSDT', %s, %s, %s)", (a, b + extra, state))  # fmt: skip
+        assert not verify_gaps(conn).symbols[0].unaccounted  # the row accounts for the ids
+    return config, a, b
+
+
 async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
     database_url: str, tmp_path: Path
 ) -> None:
     """A run that stopped before its backfill finished leaves an open gap (and its hole in
     the table); the next start fetches just the missing ids and marks the gap filled."""
     async with TestExchange(["BTCUSDT"], seed=41, rate=1000) as ex:
-        config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                              spool_dir=tmp_path / "spool", duration=1.5)  # fmt: skip
-        await run_ingest(config, database_url)
-        with psycopg.connect(database_url) as conn:
-            low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
-            a, b = low + 100, low + 300
-            conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
-            conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                         "VALUES ('BTCUSDT', %s, %s, 'open')", (a, b + 50))  # fmt: skip
-            assert not verify_gaps(conn).symbols[0].unaccounted  # open gaps account for holes
+        config, a, _ = await _run_then_unstore(ex, database_url, tmp_path, "open", 50)
         await run_ingest(config, database_url, policy=StreamPolicy())
         assert_complete("resume-open-gap", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.state) for g in list_gaps(conn)}
     assert (a, "filled") in states
+
+
+async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A `hole` recorded over ids the exchange has (an empty page once made one): the next
+    run asks the exchange again, reopens it and fetches every id; the gap ends filled."""
+    async with TestExchange(["BTCUSDT"], seed=43, rate=1000) as ex:
+        config, a, b = await _run_then_unstore(ex, database_url, tmp_path, "hole", 0)
+        events: list[IngestEvent] = []
+        await run_ingest(config, database_url, policy=StreamPolicy(), on_event=events.append)
+        assert_complete("recheck-false-hole", ex, database_url, ("BTCUSDT",))
+        with psycopg.connect(database_url) as conn:
+            states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
+    assert states[(a, b)] == "filled"
+    assert any(f"trades {a}..{b} were recorded as a hole" in e.message for e in events)
 
 
 def _seed(url: str) -> None:

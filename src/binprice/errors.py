@@ -55,6 +55,12 @@ class ExchangeUnavailableError(ExchangeError):
     """Raised when the exchange cannot be reached at all (refused, DNS, TLS)."""
 
 
+class EmptyPageError(ExchangeUnavailableError):
+    """Raised when the exchange answers an empty page for trade ids it is known to have (a
+    glitch, an outage, a lagging node): no proof that they do not exist, so they stay missing
+    and are asked for again later."""
+
+
 class SymbolError(ExchangeError):
     """Raised when a symbol is unknown to the exchange or not trading."""
 

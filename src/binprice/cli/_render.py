@@ -266,6 +266,7 @@ def verification_json(result: Verification) -> str:
                     "unaccounted": s.unaccounted,
                     "open_gaps": s.open_gaps,
                     "exchange_last_id": s.exchange_last_id,
+                    "disproved_holes": [{"first_id": a, "last_id": b} for a, b in s.disproved],
                     "tail": None
                     if s.tail is None
                     else {
@@ -296,7 +297,7 @@ def verification_text(result: Verification) -> str:
     lines = []
     for s in result.symbols:
         span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
-        verdict = "ok" if s.unaccounted == 0 else "NOT OK"
+        verdict = "ok" if s.unaccounted == 0 and not s.disproved else "NOT OK"
         tail = ""
         if result.against_exchange:
             if s.exchange_last_id is None:
@@ -312,4 +313,9 @@ def verification_text(result: Verification) -> str:
         )
         for a, b in s.unaccounted_ranges:
             lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
+        for a, b in s.disproved:
+            lines.append(
+                f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
+                f"{a}..{b} (binprice gaps --repair fetches them)"
+            )
     return "".join(line + "\n" for line in lines)

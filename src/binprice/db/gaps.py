@@ -32,6 +32,7 @@ __all__ = [
     "Verification",
     "checkpoint_starts",
     "gap_symbols",
+    "hole_rows",
     "last_stored_ids",
     "list_gaps",
     "set_checkpoints",
@@ -67,6 +68,19 @@ WHERE g.symbol = %(symbol)s AND g.first_id = %(first)s AND g.last_id = %(last)s
          AND (h.first_id, h.last_id) <> (g.first_id, g.last_id))
     = g.last_id - g.first_id + 1
 RETURNING g.symbol
+"""
+
+#: A recorded hole goes back to `open`: the exchange was asked again and has trades inside
+#: it (or a repair re-asks it). The walk then records what is truly absent as holes again.
+REOPEN_HOLE_SQL = """
+UPDATE gaps SET state = 'open', filled_at = NULL
+WHERE symbol = %s AND first_id = %s AND last_id = %s AND state = 'hole'
+"""
+
+HOLES_SQL = """
+SELECT symbol, first_id, last_id FROM gaps
+WHERE state = 'hole' AND symbol = ANY(%s)
+ORDER BY symbol, first_id
 """
 
 OPEN_GAPS_SQL = """
@@ -202,6 +216,9 @@ class SymbolCheck:
     exchange_last_id: int | None = None
     #: Ids past the last stored one up to the exchange's newest.
     tail: Hole | None = None
+    #: Parts of recorded holes the exchange has trades in (asked with `--against-exchange`):
+    #: they account for nothing.
+    disproved: tuple[tuple[int, int], ...] = ()
 
     def _all(self) -> tuple[Hole, ...]:
         return self.holes if self.tail is None else (*self.holes, self.tail)
@@ -231,8 +248,9 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """No missing id that a recorded gap does not account for."""
-        return all(s.unaccounted == 0 for s in self.symbols)
+        """No missing id that a recorded gap does not account for, and no recorded hole the
+        exchange has trades in."""
+        return all(s.unaccounted == 0 and not s.disproved for s in self.symbols)
 
 
 def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
@@ -243,6 +261,12 @@ def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
         Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
         for s, a, b, state, detected, filled in rows
     ]
+
+
+def hole_rows(conn: Connection, symbols: Sequence[str]) -> list[tuple[str, int, int]]:
+    """The recorded holes of `symbols`: (symbol, first id, last id)."""
+    rows = conn.execute(HOLES_SQL, (list(symbols),)).fetchall()
+    return [(str(sym), int(a), int(b)) for sym, a, b in rows]
 
 
 def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
@@ -269,6 +293,7 @@ def verify_gaps(
     end: datetime | None = None,
     starts: dict[str, datetime] | None = None,
     exchange_last_ids: dict[str, int] | None = None,
+    disproved: dict[str, list[tuple[int, int]]] | None = None,
 ) -> Verification:
     """Find every stored-id hole of `symbols` (default: every symbol with trades or gaps) in the
     UTC minutes overlapping `[start, end)` (default: all), and match each against the recorded
@@ -276,6 +301,8 @@ def verify_gaps(
 
     With `exchange_last_ids` (the exchange's newest id per symbol), the ids past each symbol's
     last stored one are checked too: a tail that no recorded gap covers is unaccounted.
+    `disproved` (per symbol, id ranges of recorded holes where the exchange has trades) is
+    taken out of what the holes account for.
     """
     wanted = gap_symbols(conn, symbols)
     # History `db prune` dropped is not missing: the check starts where the stored one does.
@@ -292,8 +319,12 @@ def verify_gaps(
             ranges.append((min(prev, lo), max(prev, lo)))
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
+    false = disproved or {}
     for gap in list_gaps(conn, wanted):
-        if gap.state in ACCOUNTED_STATES:
+        if gap.state == "hole" and false.get(gap.symbol):
+            parts = uncovered(gap.first_id, gap.last_id, false[gap.symbol])
+            accounted.setdefault(gap.symbol, []).extend(parts)
+        elif gap.state in ACCOUNTED_STATES:
             accounted.setdefault(gap.symbol, []).append((gap.first_id, gap.last_id))
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
@@ -311,9 +342,9 @@ def verify_gaps(
         stored = last_ids.get(symbol)
         if newest is not None and stored is not None and newest > stored:
             tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
-        checks.append(
-            SymbolCheck(symbol, count or 0, lo, hi, holes, open_count.get(symbol, 0), newest, tail)
-        )
+        opened = open_count.get(symbol, 0)
+        wrong = tuple(false.get(symbol, ()))
+        checks.append(SymbolCheck(symbol, count or 0, lo, hi, holes, opened, newest, tail, wrong))
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
 
 

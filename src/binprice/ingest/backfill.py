@@ -4,8 +4,15 @@ One walk serves both the running ingest (which hands what it fetches to the writ
 missing ids can also arrive late on the stream meanwhile) and `binprice gaps --repair` (which
 writes straight to the table). The walk pages through `historicalTrades?fromId=` (1000 per
 page, weight 25) from the first id still missing, so whatever the consumer already has is
-skipped. If the exchange has no trade for an id (its first row is past `fromId`), those ids are
-a confirmed hole: reported, not looped on.
+skipped.
+
+Binance answers `fromId=X` with the ids >= X it has, in order. So ids a page steps over (it
+begins past `fromId`, or two of its rows are not consecutive) are the exchange's own word that
+they do not exist: a confirmed hole, reported, not looped on. An empty page is no such word:
+every id of a gap is at or below an id the exchange has shown (on the stream, or as its
+newest), so an empty answer is a glitch, an outage or a lagging node. The walk then raises
+EmptyPageError and the ids stay missing, to be asked for again later; it never records a hole
+on an empty page.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from binprice.binance import Trade
+from binprice.errors import EmptyPageError
 from binprice.ingest.gapset import GapSet
 from binprice.ingest.rest import RestClient
 
@@ -37,7 +45,8 @@ async def fetch_missing(
 
     The consumer must take each page's trades and holes out of `missing` (claim and remove)
     before asking for the next page: that is how the walk moves on. Raises ExchangeError when
-    a page cannot be had after PAGE_ATTEMPTS.
+    a page cannot be had after PAGE_ATTEMPTS, EmptyPageError (after yielding what came
+    before) when the exchange answers nothing for ids it has.
     """
     while True:
         todo = missing.within(first, last)
@@ -45,10 +54,26 @@ async def fetch_missing(
             return
         from_id = todo[0][0]
         page = await rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
-        holes: list[tuple[int, int]] = []
-        if not page or page[0].trade_id > from_id:
-            end = last if not page else min(last, page[0].trade_id - 1)
-            holes = missing.within(from_id, end)
-        yield Page(symbol, [t for t in page if first <= t.trade_id <= last], holes)
-        if not page or page[-1].trade_id >= last:
+        if not page:
+            raise EmptyPageError(
+                f"the exchange answered no trades from id {from_id} although it has later ones "
+                "(no proof they do not exist); they stay missing"
+            )
+        yield Page(symbol, [t for t in page if first <= t.trade_id <= last],
+                   _skipped(missing, page, from_id, last))  # fmt: skip
+        if page[-1].trade_id >= last:
             return
+
+
+def _skipped(missing: GapSet, page: list[Trade], from_id: int, last: int) -> list[tuple[int, int]]:
+    """The missing ids up to `last` the page steps over: before its first row, or between two
+    rows (the exchange answers with consecutive ids it has, so those it skips it lacks)."""
+    holes: list[tuple[int, int]] = []
+    previous = from_id - 1
+    for trade in page:
+        if previous >= last:
+            break
+        if trade.trade_id > previous + 1:
+            holes += missing.within(previous + 1, min(last, trade.trade_id - 1))
+        previous = trade.trade_id
+    return holes

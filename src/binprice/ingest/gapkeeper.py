@@ -11,12 +11,16 @@ spooled). Whoever detects it calls :meth:`GapKeeper.open`; from then on the keep
 - *fetches* it from REST while the stream goes on (:meth:`run`), after a short grace when a
   redundant connection may still deliver it, and not while the database is down; ids that
   arrive late on the stream are *claimed* instead (:meth:`claim`), never stored twice;
-- records ids the exchange does not have as a `hole`, and the part of a gap beyond
-  `--backfill-max` as `skipped`;
+- records ids the exchange does not have as a `hole` — only on the exchange's word (a page that
+  begins past them), never on an empty answer, which leaves them missing and retried with
+  backoff — and the part of a gap beyond `--backfill-max` as `skipped`;
 - marks it *filled* once every id in it is committed — decided in the database, so it is true
   even across crashes.
 
-Gaps an earlier run left open are resumed at start (:meth:`resume`) and fetched again.
+Gaps an earlier run left open are resumed at start (:meth:`resume`) and fetched again. Holes
+earlier runs recorded are asked about again (:meth:`recheck`), one a minute, the first at once
+(an earlier version recorded holes on mere empty pages): a hole the exchange has trades in is
+reopened and fetched like any gap.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
+import psycopg
+
 from binprice.binance import Trade
-from binprice.errors import ExchangeError, GeoRestrictedError
-from binprice.ingest.backfill import fetch_missing
+from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
+from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.gaprows import GapRows
@@ -38,8 +44,16 @@ from binprice.ingest.stats import IngestStats
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
-#: After a failed page, a gap waits this long before it is tried again.
+#: After a failed page (its retries spent), a gap waits this long before it is tried again,
+#: doubling with each failure of the same gap, up to the cap ...
 RETRY_LATER_SECONDS = 30.0
+RETRY_LATER_MAX_SECONDS = 900.0
+#: ... and after an empty answer (no retry was spent on it, and a glitch is often brief),
+#: this long at first.
+EMPTY_RETRY_SECONDS = 1.0
+#: Recorded holes are asked about again one per this many seconds: 25 weight a minute at most,
+#: under 1 % of Binance's budget.
+HOLE_RECHECK_SECONDS = 60.0
 
 Range = tuple[str, int, int]
 
@@ -76,6 +90,10 @@ class GapKeeper:
         #: False once the run's last fetches are done (`drain`): gaps found later are recorded
         #: for the next run.
         self._fetching = True
+        #: Failures in a row per queued gap, for its backoff.
+        self._failures: dict[Range, int] = {}
+        #: Holes recorded by earlier runs, still to be asked about again in this one.
+        self._recheck: deque[Range] = deque()
 
     # --- detection: synchronous, called from the hot path and the detectors ------------------
 
@@ -200,6 +218,7 @@ class GapKeeper:
                     f"{symbol}: gap {first}..{last} left open by an earlier run; fetching its "
                     f"{sum(b - a + 1 for a, b in missing):,} missing trades",
                 )
+        self._recheck.extend(await self.rows.holes(list(symbols)))
         self._wake.set()
         return tops
 
@@ -214,6 +233,7 @@ class GapKeeper:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._settle_forever())
             tg.create_task(self._watch_drops())
+            tg.create_task(self._recheck_holes(rest, writable))
             await self._fetch_forever(rest, writable)
 
     async def _settle_forever(self) -> None:
@@ -226,13 +246,47 @@ class GapKeeper:
             await self._buffer.dropped_ready.wait()
             self._absorb_drops()
 
+    async def _recheck_holes(self, rest: RestClient, writable: asyncio.Event) -> None:
+        while self._recheck:
+            if not writable.is_set():
+                await writable.wait()
+            hole = self._recheck.popleft()
+            try:
+                await self.recheck(rest, *hole)
+            except GeoRestrictedError:
+                raise
+            except (ExchangeError, DatabaseError, psycopg.Error) as exc:
+                symbol, first, last = hole
+                self._emit(
+                    EventKind.BACKFILL_ERROR,
+                    f"{symbol}: cannot ask again about the hole {first}..{last}: {exc}; later",
+                )
+                self._recheck.append(hole)
+            await asyncio.sleep(HOLE_RECHECK_SECONDS)
+
+    async def recheck(self, rest: RestClient, symbol: str, first: int, last: int) -> bool:
+        """Ask the exchange again about the recorded hole `first..last`; if it has trades
+        inside (its page for `fromId=first` begins inside the hole), reopen the gap and fetch
+        it. An empty page proves nothing: the hole is left as it is."""
+        page = await rest.historical_trades(symbol, first, PAGE_ATTEMPTS)
+        if not page or page[0].trade_id > last:
+            return False
+        await self.rows.reopen(symbol, first, last)
+        self._track(symbol, first, last, 0.0)
+        self._emit(
+            EventKind.GAP,
+            f"{symbol}: trades {first}..{last} were recorded as a hole, but the exchange has "
+            f"trades from {page[0].trade_id}; reopened, fetching them",
+        )
+        return True
+
     async def _fetch_forever(self, rest: RestClient, writable: asyncio.Event) -> None:
         while True:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            wait = self._queue[0][0] - self._clock()
+            wait = min(self._queue)[0] - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
             if not writable.is_set():
@@ -240,13 +294,18 @@ class GapKeeper:
             await self.fetch_next(rest)
 
     async def fetch_next(self, rest: RestClient) -> bool:
-        """Fetch the oldest queued gap now (whatever its grace); False if none is queued.
+        """Fetch the queued gap due first now (whatever its grace); False if none is queued.
 
         A gap whose pages cannot be had is reported and queued again for later.
         """
         if not self._queue:
             return False
-        entry = self._queue.popleft()
+        entry = min(self._queue)
+        self._queue.remove(entry)
+        await self._fetch_entry(rest, entry)
+        return True
+
+    async def _fetch_entry(self, rest: RestClient, entry: tuple[float, str, int, int]) -> None:
         _, symbol, first, last = entry
         try:
             await self._fetch(rest, symbol, first, last)
@@ -256,23 +315,29 @@ class GapKeeper:
             self._queue.appendleft(entry)  # stopped mid-gap: `drain` (or the next run) goes on
             raise
         except ExchangeError as exc:
+            failures = self._failures.get((symbol, first, last), 0)
+            self._failures[(symbol, first, last)] = failures + 1
+            base = EMPTY_RETRY_SECONDS if isinstance(exc, EmptyPageError) else RETRY_LATER_SECONDS
+            delay = min(RETRY_LATER_MAX_SECONDS, base * 2**failures)
             self._emit(
                 EventKind.BACKFILL_ERROR,
-                f"{symbol}: backfill of {first}..{last} failed: {exc}; retrying in "
-                f"{RETRY_LATER_SECONDS:g} s",
+                f"{symbol}: backfill of {first}..{last} failed: {exc}; retrying in {delay:g} s",
             )
-            self._queue.append((self._clock() + RETRY_LATER_SECONDS, symbol, first, last))
+            self._queue.append((self._clock() + delay, symbol, first, last))
+        else:
+            self._failures.pop((symbol, first, last), None)
         finally:
             self._stats.rest_rate_limited(rest.rate_limited)
-        return True
 
     async def drain(self, rest: RestClient) -> None:
         """At stop, once the stream is closed: fetch every gap queued so far, each once and
         whatever its grace (no connection can deliver it any more), so that a stop right after
         a drop leaves open only what REST cannot give now. The caller bounds the time; what is
         not fetched stays recorded and open for the next run."""
-        for _ in range(len(self._queue)):
-            await self.fetch_next(rest)
+        for entry in sorted(self._queue):
+            if entry in self._queue:
+                self._queue.remove(entry)
+                await self._fetch_entry(rest, entry)
 
     def stop_fetching(self) -> None:
         """Nothing more is fetched in this run: gaps found from now on (the tail the exchange

@@ -14,7 +14,15 @@ import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from binprice.db.gaps import MISSING_IN_RANGE_SQL, OPEN_GAPS_SQL, SETTLE_SQL, UPSERT_SQL, uncovered
+from binprice.db.gaps import (
+    HOLES_SQL,
+    MISSING_IN_RANGE_SQL,
+    OPEN_GAPS_SQL,
+    REOPEN_HOLE_SQL,
+    SETTLE_SQL,
+    UPSERT_SQL,
+    uncovered,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -117,6 +125,19 @@ class GapRows:
         )
         row = await cur.fetchone()
         return None if row is None else str(row[0])
+
+    async def holes(self, symbols: list[str]) -> list[Range]:
+        """The recorded holes of `symbols`."""
+        conn = await self.connection()
+        cur = await conn.execute(HOLES_SQL, (symbols,))
+        return [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
+
+    async def reopen(self, symbol: str, first: int, last: int) -> None:
+        """Make the hole `first..last` an open gap again (committed at once, before any trade
+        inside it is stored: a hole must never count ids that are stored)."""
+        await self.flush()
+        conn = await self.connection()
+        await conn.execute(REOPEN_HOLE_SQL, (symbol, first, last))
 
     async def open_gaps(self, symbols: list[str]) -> list[tuple[Range, list[tuple[int, int]]]]:
         """Gaps an earlier run left open, each with the ids still neither stored nor known to

@@ -361,22 +361,54 @@ class _Run:
             for task in list(fleet.tasks):
                 await task
             await asyncio.wait([fetching])  # its gap in flight, if any, is queued again
-            await self._backfill_before_stop(rest, sink.writable)
+            banned = self._banned_at_stop(rest)
+            await self._backfill_before_stop(rest, sink.writable, banned)
             reading_done.set()
-            await asyncio.gather(self._record_tail(reconciler), _drain(write_task, self.emit))
+            await asyncio.gather(
+                self._record_tail(reconciler, banned), _drain(write_task, self.emit)
+            )
         await self._finish()
 
-    async def _backfill_before_stop(self, rest: RestClient, writable: asyncio.Event) -> None:
+    def _banned_at_stop(self, rest: RestClient) -> bool:
+        """True if the exchange refuses REST for longer than the stop may take (a 418 ban or a
+        429's Retry-After): asking anyway is what turns a ban of minutes into days. Says so,
+        and what the stop therefore leaves open."""
+        wait = rest.blocked_for()
+        if wait < STOP_BACKFILL_DEADLINE_SECONDS:
+            return False
+        why = "IP banned" if rest.refused_with == 418 else "rate limited"
+        open_gaps = self.gaps.open_gaps()
+        count = sum(n for n, _ in open_gaps.values())
+        missing = sum(m for _, m in open_gaps.values())
+        left = (
+            f"{count} gaps ({missing:,} trades) stay recorded as open for the next run"
+            if count
+            else "no gap is open"
+        )
+        self.emit(
+            EventKind.RATE_LIMITED,
+            f"the exchange refuses REST requests for another {wait:.0f} s (HTTP "
+            f"{rest.refused_with}, {why}): the stop sends none, so it neither fetches gaps nor "
+            f"asks for the tail each symbol is missing; {left}",
+        )
+        return True
+
+    async def _backfill_before_stop(
+        self, rest: RestClient, writable: asyncio.Event, banned: bool
+    ) -> None:
         """Fetch the gaps the stream showed before the stop, in bounded time, while the writers
-        still run (with the database down they stay recorded and open, for the next start)."""
-        if writable.is_set():
+        still run (with the database down, or the exchange refusing REST, they stay recorded
+        and open, for the next start)."""
+        if writable.is_set() and not banned:
             with suppress(TimeoutError, BinpriceError):
                 async with asyncio.timeout(STOP_BACKFILL_DEADLINE_SECONDS):
                     await self.gaps.drain(rest)
         self.gaps.stop_fetching()
 
-    async def _record_tail(self, reconciler: Reconciler) -> None:
+    async def _record_tail(self, reconciler: Reconciler, banned: bool) -> None:
         """Ask the exchange what each symbol is missing past the last id seen (bounded)."""
+        if banned:
+            return
         with suppress(TimeoutError, BinpriceError):
             async with asyncio.timeout(TAIL_DEADLINE_SECONDS):
                 await reconciler.tail()

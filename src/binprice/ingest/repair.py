@@ -6,12 +6,20 @@ an interrupted repair leaves the truth behind and `binprice ingest` finishes it.
 open gap of the symbols (those just recorded, and those earlier runs left open, such as a
 stop's tail) is fetched page by page with the same walk the ingest's backfill uses, written
 with the ingest's COPY writer, and settled (`filled`, or `hole` for ids the exchange lacks).
+
+Recorded holes are asked about again: an earlier version recorded a hole on a mere empty page,
+and a hole is only as good as the exchange's word. Each is reopened and walked like an open gap
+(one page, weight 25, when the exchange confirms it): what the exchange skips over is a hole
+again, what it serves is stored, and an empty answer leaves the gap open (exit 1), not lost.
+`gaps --verify --against-exchange` asks the same question without writing: a hole the exchange
+has trades in accounts for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +27,8 @@ import aiohttp
 
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaps import Verification
-from binprice.ingest.backfill import fetch_missing
+from binprice.errors import EmptyPageError
+from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
 from binprice.ingest.rest import RestClient
@@ -89,12 +98,14 @@ def verify_against(
     start: datetime | None,
     end: datetime | None,
     newest: dict[str, int],
+    disproved: dict[str, list[tuple[int, int]]] | None = None,
 ) -> Verification:
     from binprice.db import connect
     from binprice.db.gaps import verify_gaps
 
     with connect(url) as conn:
-        return verify_gaps(conn, symbols, start=start, end=end, exchange_last_ids=newest)
+        return verify_gaps(conn, symbols, start=start, end=end, exchange_last_ids=newest,
+                           disproved=disproved)  # fmt: skip
 
 
 def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:
@@ -106,6 +117,28 @@ def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:
         return gap_symbols(conn, symbols)
 
 
+def recorded_holes(url: str, symbols: Sequence[str]) -> list[tuple[str, int, int]]:
+    from binprice.db import connect
+    from binprice.db.gaps import hole_rows
+
+    with connect(url) as conn:
+        return hole_rows(conn, symbols)
+
+
+async def disproved_holes(
+    rest: RestClient, holes: Sequence[tuple[str, int, int]]
+) -> dict[str, list[tuple[int, int]]]:
+    """Per symbol, the parts of `holes` the exchange has trades in: each hole's first id is
+    asked for (one page, weight 25); a page that begins inside the hole disproves it from
+    there on. An empty page proves nothing either way."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    for symbol, first, last in holes:
+        page = await rest.historical_trades(symbol, first, PAGE_ATTEMPTS)
+        if page and page[0].trade_id <= last:
+            found.setdefault(symbol, []).append((page[0].trade_id, last))
+    return found
+
+
 async def check_against_exchange(
     url: str,
     rest_url: str,
@@ -114,11 +147,15 @@ async def check_against_exchange(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Verification:
-    """`verify_gaps` with each symbol's tail checked against the exchange's newest id."""
+    """`verify_gaps` with each symbol's tail checked against the exchange's newest id, and
+    each recorded hole against the trades the exchange has."""
     wanted = await asyncio.to_thread(stored_symbols, url, symbols)
+    holes = await asyncio.to_thread(recorded_holes, url, wanted)
     async with aiohttp.ClientSession() as session:
-        newest = await exchange_last_ids(RestClient(session, rest_url), wanted)
-    return await asyncio.to_thread(verify_against, url, wanted, start, end, newest)
+        rest = RestClient(session, rest_url)
+        newest = await exchange_last_ids(rest, wanted)
+        disproved = await disproved_holes(rest, holes)
+    return await asyncio.to_thread(verify_against, url, wanted, start, end, newest, disproved)
 
 
 async def repair(
@@ -144,6 +181,8 @@ async def repair(
             for symbol, first, last in found:
                 rows.add(symbol, first, last, "open")
             await rows.flush()
+            for hole in await rows.holes(wanted):
+                await rows.reopen(*hole)  # asked again below, like any open gap
             todo = await rows.open_gaps(wanted)
             done = [
                 await _fill(writer, rows, rest, gap, missing, progress) for gap, missing in todo
@@ -169,18 +208,19 @@ async def _fill(
         missing.add(a, b)
     encoder = CopyEncoder()
     stored = absent = 0
-    async for page in fetch_missing(rest, symbol, missing, first, last):
-        for a, b in page.holes:
-            missing.remove(a, b)
-            absent += b - a + 1
-            rows.add(symbol, a, b, "hole")
-        await rows.flush()
-        trades = [t for t in page.trades if missing.claim(t.trade_id)]
-        if trades:
-            inserted, _ = await writer.write(encoder.batch(trades))
-            stored += inserted.get(symbol, 0)
-        if progress is not None:
-            progress(RepairProgress(symbol, first, last, stored, absent, done=False))
+    with suppress(EmptyPageError):  # no proof of anything: the gap stays open
+        async for page in fetch_missing(rest, symbol, missing, first, last):
+            for a, b in page.holes:
+                missing.remove(a, b)
+                absent += b - a + 1
+                rows.add(symbol, a, b, "hole")
+            await rows.flush()
+            trades = [t for t in page.trades if missing.claim(t.trade_id)]
+            if trades:
+                inserted, _ = await writer.write(encoder.batch(trades))
+                stored += inserted.get(symbol, 0)
+            if progress is not None:
+                progress(RepairProgress(symbol, first, last, stored, absent, done=False))
     await rows.settle([gap])
     state = await rows.state(symbol, first, last) or "missing"
     if progress is not None:

@@ -2,8 +2,12 @@
 
 Rate limits are per IP and shared with everything else the user runs, so the client reads
 `X-MBX-USED-WEIGHT-1M` from every answer and pauses before the budget runs out, and honours
-`Retry-After` on 429/418 (continuing after a 429 gets the IP banned, 2 minutes to 3 days).
-HTTP 451 is permanent (restricted location): it is raised at once, never retried.
+`Retry-After` on 429/418 (continuing after a 429 gets the IP banned, and Binance escalates
+repeated bans from 2 minutes to 3 days). The Retry-After is kept as a "not before" time of the
+weight pool, which every request of the client waits for, whoever sends it: the retry that got
+the answer, the backfill, the reconciler, and the stop's last fetches (which look at
+`blocked_for()` and leave their gaps recorded instead of waiting). HTTP 451 is permanent
+(restricted location): it is raised at once, never retried.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ RETRY_AFTER_DEFAULT_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 15
 #: Attempts for requests whose failure should surface quickly (start-up validation).
 QUICK_ATTEMPTS = 3
+#: Binance's REQUEST_WEIGHT pool: every endpoint binprice calls draws on it (a 429 or a 418
+#: answer stops them all; a 418 bans the IP from everything anyway).
+REQUEST_WEIGHT = "REQUEST_WEIGHT"
 
 GEO_HINT = (
     "the exchange refuses this location (HTTP 451); use the Binance.US preset "
@@ -77,6 +84,26 @@ class RestClient:
         self.requests = 0
         #: Weight of the requests sent and not yet answered.
         self._in_flight = 0
+        #: Per weight pool, the clock time before which no request may be sent (429/418
+        #: Retry-After), and the HTTP status that set it.
+        self._not_before: dict[str, float] = {}
+        self.refused_with: int | None = None
+
+    def blocked_for(self, pool: str = REQUEST_WEIGHT) -> float:
+        """Seconds until the exchange lets `pool` be used again (0: now)."""
+        return max(0.0, self._not_before.get(pool, 0.0) - self._clock())
+
+    def _block(self, pool: str, status: int, seconds: float) -> None:
+        until = self._clock() + seconds
+        if until > self._not_before.get(pool, 0.0):
+            self._not_before[pool] = until
+            self.refused_with = status
+
+    async def _not_blocked(self, pool: str) -> None:
+        """Wait out the pool's Retry-After, if any (one wait: the clock may be a test's)."""
+        wait = self.blocked_for(pool)
+        if wait > 0:
+            await self._sleep(wait)
 
     async def _budget(self, weight: int) -> None:
         """Wait until `weight` more fits this minute's budget, counting the requests still in
@@ -98,11 +125,15 @@ class RestClient:
         try:
             async for attempt in rest_retrying(attempts, self._sleep):
                 with attempt:
+                    await self._not_blocked(REQUEST_WEIGHT)
                     await self._budget(weight)
                     self.weight_spent += weight
                     self.requests += 1
                     try:
                         return await self._get_once(url, params)
+                    except RateLimited as limited:
+                        self._block(REQUEST_WEIGHT, limited.status, limited.retry_after)
+                        raise
                     finally:
                         self._in_flight -= weight
         except Transient as exc:
@@ -129,7 +160,7 @@ class RestClient:
         if status in (429, 418):
             self.rate_limited += 1
             wait = _retry_after(retry_after)
-            raise RateLimited(f"HTTP {status} (rate limited, retry after {wait:g} s)", wait)
+            raise RateLimited(f"HTTP {status} (rate limited, retry after {wait:g} s)", wait, status)
         if status == 451:
             raise GeoRestrictedError(GEO_HINT)
         if status >= 500:

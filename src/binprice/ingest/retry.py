@@ -32,9 +32,10 @@ class Transient(Exception):
 class RateLimited(Transient):
     """HTTP 429/418: try again, but not before `retry_after` seconds."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, status: int = 429) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.status = status
 
 
 def _rest_wait(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:

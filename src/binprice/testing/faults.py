@@ -84,6 +84,11 @@ class Faults:
     rest_418_next: int = 0
     #: A request that arrives while a 429 is still in force gets 418 and bans the IP.
     ban_after_429: bool = False
+    #: The next K ``historicalTrades`` requests get ``200 []``, whatever they ask for: a
+    #: glitching or lagging node (an empty page is no proof that ids do not exist).
+    rest_empty_next: int = 0
+    #: The next K REST requests get HTTP 503 (a Binance-side failure, outcome unknown).
+    rest_503_next: int = 0
     #: Retry-After of injected 429s and length of a ban, in seconds.
     retry_after_seconds: int = 1
     #: Answer every REST request with HTTP 451.

@@ -272,14 +272,23 @@ class TradeGenerator:
         """Index of the first trade with ``T >= time_ms`` in ms."""
         return self.index_of_time_us(time_ms * US_PER_MS)
 
-    def rest_rows(self, start: int, stop: int, *, microseconds: bool = False) -> bytes:
-        """JSON body of ``trades``/``historicalTrades`` for indexes ``start`` ≤ i < ``stop``."""
-        rows = []
+    def rest_rows(
+        self, start: int, stop: int, *, microseconds: bool = False, limit: int | None = None
+    ) -> bytes:
+        """JSON body of ``trades``/``historicalTrades`` for indexes ``start`` ≤ i < ``stop``.
+
+        With ``limit``, ``stop`` is ignored: the first ``limit`` trades the exchange has from
+        ``start`` on, skipping lost ones, as Binance's ``fromId`` does past ids it lacks.
+        """
+        rows: list[str] = []
         lost = self.lost
         unit = 1 if microseconds else US_PER_MS
-        for i in range(max(0, start), min(stop, len(self))):
+        end = len(self) if limit is not None else min(stop, len(self))
+        for i in range(max(0, start), end):
             if i in lost:
                 continue
+            if limit is not None and len(rows) >= limit:
+                break
             price, quantity = self._prices[i], self._quantities[i]
             rows.append(
                 f'{{"id":{self.spec.first_id + i},"price":"{format_units(price)}",'

@@ -57,9 +57,17 @@ class WeightBudget:
     used: int = 0
     limited_until: float = 0.0
     banned_until: float = 0.0
+    #: Requests that arrived while a ban or a 429's Retry-After was in force: each one is what
+    #: makes Binance escalate a ban from minutes to days.
+    during_ban: int = 0
+    during_limit: int = 0
 
     def charge(self, weight: int, faults: Faults, now: float) -> None:
         """Count ``weight``; raise :class:`Refused` (418/429) when Binance would."""
+        if now < self.banned_until:
+            self.during_ban += 1
+        elif now < self.limited_until:
+            self.during_limit += 1
         if faults.rest_418_next > 0:
             faults.rest_418_next -= 1
             self.banned_until = max(self.banned_until, now + faults.retry_after_seconds)

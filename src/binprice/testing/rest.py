@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +64,8 @@ class RestApi:
         self._statuses = statuses
         self._faults = faults
         self.budget = WeightBudget(limit=weight_limit)
+        #: REST requests that reached the exchange, per path.
+        self.requests: Counter[str] = Counter()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -80,8 +83,13 @@ class RestApi:
         self, weight: int, handler: Callable[[web.Request], bytes | Any]
     ) -> Callable[[web.Request], Any]:
         async def endpoint(request: web.Request) -> web.Response:
+            self.requests[request.path] += 1
             if self._faults.geo_block_rest:
                 return geo_blocked()
+            if self._faults.rest_503_next > 0:
+                self._faults.rest_503_next -= 1
+                return json_response(503, {"code": -1001, "msg": "Internal error; unable to "
+                                           "process your request. Please try again."})  # fmt: skip
             try:
                 self.budget.charge(weight, self._faults, time.time())
                 response = json_response(200, handler(request))
@@ -168,9 +176,17 @@ class RestApi:
         generator, limit = self._generator(request), self._limit(request)
         from_id = self._int(request, "fromId")
         # Without fromId Binance returns the newest trades; with it, ids >= fromId ascending.
-        start = len(generator) - limit if from_id is None else from_id - generator.first_id
-        start = max(0, start)
-        return generator.rest_rows(start, start + limit, microseconds=self._microseconds(request))
+        if self._faults.rest_empty_next > 0:
+            self._faults.rest_empty_next -= 1
+            return b"[]"
+        micro = self._microseconds(request)
+        if from_id is None:
+            start = max(0, len(generator) - limit)
+            return generator.rest_rows(start, start + limit, microseconds=micro)
+        # From the first id >= fromId the exchange has: ids it never had are skipped over, so
+        # the page begins past them (the client's evidence of a hole), and is still full.
+        start = max(0, from_id - generator.first_id)
+        return generator.rest_rows(start, start, microseconds=micro, limit=limit)
 
     def _agg_trades(self, request: web.Request) -> bytes:
         generator, limit = self._generator(request), self._limit(request)
