@@ -288,3 +288,22 @@ async def test_a_false_hole_is_disproved_by_verify_against_exchange_and_refetche
     assert states[(low, high)] == "filled"
     assert states[(lost[0], lost[-1])] == "hole"
     print(f"  false hole {low}..{high} refetched; {numbers}")
+
+
+@pytest.mark.parametrize("mode", ["--verify", "--repair"])
+async def test_gaps_against_an_exchange_that_cannot_be_reached_is_one_error_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    """Several symbols failing alike are one line naming the exchange, never a traceback of
+    an exception group (each symbol is asked in a task of its own)."""
+    from tests.trades_data import SMALL, load
+
+    load(database_url, SMALL)
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path / "data")}
+    args = ("--database-url", database_url, "gaps", mode, "--rest-url", "http://127.0.0.1:9")
+    code, out, err = await _binprice(
+        env, *args, *(["--against-exchange"] if mode == "--verify" else [])
+    )
+    assert (code, out) == (1, ""), err
+    assert err.startswith("error: cannot reach the exchange at http://127.0.0.1:9: ")
+    assert err.count("\n") == 1 and "Traceback" not in err

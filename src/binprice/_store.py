@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from binprice.db.status import Status
     from binprice.export import Format
     from binprice.history import ImportSummary
+    from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.events import IngestEvent
     from binprice.ingest.repair import RepairProgress, RepairResult
@@ -295,7 +296,8 @@ class Store:
             base = rest_base(rest_url)
             from binprice._sync import run_sync
 
-            return run_sync(check_against_exchange(self.url, base, wanted, start=lo, end=hi))
+            return run_sync(check_against_exchange(self.url, base, wanted, start=lo, end=hi,
+                                                   bans=self._bans()))  # fmt: skip
         from binprice.db.gaps import verify_gaps
 
         result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
@@ -320,7 +322,13 @@ class Store:
         lo = as_time(start) if start is not None else None
         hi = as_time(end) if end is not None else None
         return run_sync(repair(self.url, rest_base(rest_url), symbols_of(symbols), start=lo, end=hi,
-                           progress=progress))  # fmt: skip
+                               progress=progress, bans=self._bans()))  # fmt: skip
+
+    def _bans(self) -> BanBook:
+        """The exchange's refusals this data directory's processes share (`ingest.bans`)."""
+        from binprice.ingest.bans import BanBook
+
+        return BanBook.in_data_dir(self.settings.data_dir)
 
     # --- storage ----------------------------------------------------------------------------
 
@@ -422,6 +430,7 @@ class Store:
         set by `ingest_async`, in this store's data directory."""
         from binprice.errors import ConfigError
         from binprice.history import DEFAULT_ARCHIVE_URL
+        from binprice.ingest.bans import BanBook
         from binprice.ingest.config import (
             BACKFILL_MAX,
             HEALTH_THRESHOLD_SECONDS,
@@ -457,6 +466,7 @@ class Store:
             since=None if since is None else as_time(since).date(),
             archive_url=options.get("archive_url") or DEFAULT_ARCHIVE_URL,
             downloads_dir=self.settings.data_dir / "downloads",
+            bans_file=BanBook.in_data_dir(self.settings.data_dir).path,
             all_symbols=everything,
             quotes=normalize_assets(options.get("quotes") or ()),
             listing_interval=as_duration(
@@ -476,8 +486,10 @@ class Store:
         directory)."""
         from binprice._sync import run_sync
         from binprice.history import ImportOptions, import_history
+        from binprice.ingest.bans import BanBook
 
         options.setdefault("spool_dir", self.settings.data_dir / "downloads")
+        options.setdefault("bans_file", BanBook.in_data_dir(self.settings.data_dir).path)
         self.upgrade_if_behind()
         return run_sync(import_history(ImportOptions(**options), self.url))
 

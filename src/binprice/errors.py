@@ -61,6 +61,25 @@ class EmptyPageError(ExchangeUnavailableError):
     and are asked for again later."""
 
 
+class ExchangeBannedError(ExchangeError):
+    """Raised by a one-off command (`gaps --repair`, `gaps --verify --against-exchange`,
+    `import --rest-tail`) when the exchange refuses this IP's REST requests (HTTP 418 ban or
+    429 `Retry-After`, seen by this or another binprice process) for longer than the command
+    would wait: binprice sends nothing before then, since Binance lengthens repeated bans."""
+
+    def __init__(self, until: float, status: int) -> None:
+        from datetime import UTC, datetime
+
+        when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        why = "banned this IP (HTTP 418)" if status == 418 else "rate-limited this IP (HTTP 429)"
+        super().__init__(
+            f"the exchange {why} until {when}; binprice sends no request before then "
+            "(Binance lengthens repeated bans): run this again after that"
+        )
+        self.until = until
+        self.status = status
+
+
 class SymbolError(ExchangeError):
     """Raised when a symbol is unknown to the exchange or not trading."""
 

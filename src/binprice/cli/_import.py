@@ -125,6 +125,7 @@ def import_(
     from binprice.db import migrations
     from binprice.errors import ConfigError, ImportIncompleteError
     from binprice.history import DEFAULT_ARCHIVE_URL, ImportOptions
+    from binprice.ingest.bans import BanBook
     from binprice.ingest.config import DEFAULT_REST_URL
 
     if log_format not in FORMATS:
@@ -142,6 +143,7 @@ def import_(
         folders=tuple(Path(d) for d in from_dirs or ()),
         files=files,
         spool_dir=settings.data_dir / "downloads",
+        bans_file=BanBook.in_data_dir(settings.data_dir).path,
         rest_url=rest_url or DEFAULT_REST_URL,
         rest_tail=rest_tail,
         downloads=downloads,

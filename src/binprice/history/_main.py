@@ -41,7 +41,8 @@ from binprice.history._results import (
 )
 from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline, last_stored
-from binprice.ingest.rest import RestClient
+from binprice.ingest.bans import BanBook
+from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.ingest.writer import TradeWriter
 
 _RECORDED = """
@@ -101,7 +102,9 @@ async def import_history(
             await _lock(conn, list(plans))
             rest = writer = None
             if options.rest_tail:
-                rest = RestClient(session, options.rest_url)
+                bans = None if options.bans_file is None else BanBook(options.bans_file)
+                rest = RestClient(session, options.rest_url, bans=bans,
+                                  max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)  # fmt: skip
                 writer = await TradeWriter.connect(database_url)
                 stack.push_async_callback(writer.close)
             pipeline = Pipeline(

@@ -40,6 +40,9 @@ class ImportOptions:
     #: Where downloads are spooled while they are verified and loaded (deleted once done).
     spool_dir: Path = field(default_factory=lambda: Path("downloads"))
     rest_url: str = DEFAULT_REST_URL
+    #: The exchange's refusals shared with the other processes of the data directory
+    #: (`ingest.bans`); None: this run's own only.
+    bans_file: Path | None = None
     #: Fetch from REST what the archive lacks: days not published yet, holes in its files.
     rest_tail: bool = False
     downloads: int = DOWNLOADS_AHEAD

@@ -75,6 +75,9 @@ class IngestConfig:
     archive_url: str = "https://data.binance.vision"
     #: Where archive downloads are spooled while verified (with `since`).
     downloads_dir: Path = field(default_factory=lambda: Path("downloads"))
+    #: The exchange's refusals shared with the other processes of the data directory
+    #: (`ingest.bans`); None: this run's own only.
+    bans_file: Path | None = None
     #: `--all`: every symbol the exchange lists as TRADING (then `symbols` is not used),
     #: only those quoted in `quotes` if any are given, re-read every `listing_interval`.
     all_symbols: bool = False

@@ -30,6 +30,7 @@ import psycopg
 from binprice.binance import Trade
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
+from binprice.ingest.bans import BanBook
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
@@ -119,6 +120,7 @@ async def _import_history(
         end=tomorrow,
         archive_url=config.archive_url,
         spool_dir=config.downloads_dir,
+        bans_file=config.bans_file,
         rest_url=config.rest_url,
         rest_tail=True,
     )
@@ -217,7 +219,8 @@ class _Run:
         timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                rest = RestClient(session, self.config.rest_url)
+                bans = None if self.config.bans_file is None else BanBook(self.config.bans_file)
+                rest = RestClient(session, self.config.rest_url, bans=bans)
                 self.probe.rest = rest
                 if self.config.all_symbols:
                     self.listing = Listing(rest, self.config.quotes, self.emit,

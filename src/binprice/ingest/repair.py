@@ -27,11 +27,12 @@ import aiohttp
 
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaps import Verification
-from binprice.errors import EmptyPageError
+from binprice.errors import BinpriceError, EmptyPageError
 from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.ingest.bans import BanBook
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
-from binprice.ingest.rest import RestClient
+from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.ingest.writer import TradeWriter
 
 
@@ -86,10 +87,20 @@ async def exchange_last_ids(rest: RestClient, symbols: Sequence[str]) -> dict[st
         if newest is not None:
             found[symbol] = newest
 
-    async with asyncio.TaskGroup() as tg:
-        for symbol in symbols:
-            tg.create_task(one(symbol))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for symbol in symbols:
+                tg.create_task(one(symbol))
+    except* BinpriceError as failed:
+        # The symbols fail alike (the exchange is down, or refuses this IP): one error, the
+        # first, is what the caller and the command line report, not a group of them.
+        raise _first_leaf(failed) from None
     return found
+
+
+def _first_leaf(group: BaseExceptionGroup[BinpriceError]) -> BinpriceError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def verify_against(
@@ -146,13 +157,14 @@ async def check_against_exchange(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    bans: BanBook | None = None,
 ) -> Verification:
     """`verify_gaps` with each symbol's tail checked against the exchange's newest id, and
     each recorded hole against the trades the exchange has."""
     wanted = await asyncio.to_thread(stored_symbols, url, symbols)
     holes = await asyncio.to_thread(recorded_holes, url, wanted)
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(session, rest_url)
+        rest = RestClient(session, rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)
         newest = await exchange_last_ids(rest, wanted)
         disproved = await disproved_holes(rest, holes)
     return await asyncio.to_thread(verify_against, url, wanted, start, end, newest, disproved)
@@ -166,12 +178,13 @@ async def repair(
     start: datetime | None = None,
     end: datetime | None = None,
     progress: Callable[[RepairProgress], None] | None = None,
+    bans: BanBook | None = None,
 ) -> RepairResult:
     """Record every unaccounted hole of `symbols` in the window (and each missing tail) as an
     open gap, then fetch it from REST and store it."""
     wanted = await asyncio.to_thread(stored_symbols, url, symbols)
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(session, rest_url)
+        rest = RestClient(session, rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)
         newest = await exchange_last_ids(rest, wanted)
         before = await asyncio.to_thread(verify_against, url, wanted, start, end, newest)
         found = [(s.symbol, a, b) for s in before.symbols for a, b in s.unaccounted_ranges]

@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -28,11 +29,13 @@ from binprice.binance import (
     parse_weight_limit,
 )
 from binprice.errors import (
+    ExchangeBannedError,
     ExchangeError,
     ExchangeUnavailableError,
     GeoRestrictedError,
     SymbolError,
 )
+from binprice.ingest.bans import BanBook, Refusal
 from binprice.ingest.retry import RateLimited, Sleep, Transient, rest_retrying
 
 WEIGHT_LIMIT_PER_MINUTE = 6000
@@ -47,6 +50,9 @@ RETRY_AFTER_DEFAULT_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 15
 #: Attempts for requests whose failure should surface quickly (start-up validation).
 QUICK_ATTEMPTS = 3
+#: How long a one-off command (`gaps --repair`, `import --rest-tail`) waits for a refusal to
+#: end: a 429's short Retry-After is waited out, a ban (2 minutes and up) is reported at once.
+ONE_OFF_BAN_WAIT_SECONDS = 30.0
 #: Binance's REQUEST_WEIGHT pool: every endpoint binprice calls draws on it (a 429 or a 418
 #: answer stops them all; a 418 bans the IP from everything anyway).
 REQUEST_WEIGHT = "REQUEST_WEIGHT"
@@ -67,11 +73,19 @@ class RestClient:
         *,
         sleep: Sleep = asyncio.sleep,  # what retries and the weight budget wait with
         clock: Callable[[], float] = time.time,
+        bans: BanBook | None = None,
+        max_ban_wait: float | None = None,
     ) -> None:
+        """`bans` shares refusals with the other binprice processes of a data directory;
+        `max_ban_wait` (seconds; None: no limit) is the longest a request waits for a refusal
+        to end before ExchangeBannedError is raised instead (one-off commands)."""
         self._session = session
         self._base = base_url
+        self._host = urlsplit(base_url).netloc
         self._sleep = sleep
         self._clock = clock
+        self._bans = bans
+        self._max_ban_wait = max_ban_wait
         #: The exchange's count of this minute's weight (X-MBX-USED-WEIGHT-1M), as last seen.
         self.used_weight = 0
         #: The weight the exchange allows per minute: Binance's, until an exchangeInfo answer
@@ -84,26 +98,49 @@ class RestClient:
         self.requests = 0
         #: Weight of the requests sent and not yet answered.
         self._in_flight = 0
-        #: Per weight pool, the clock time before which no request may be sent (429/418
-        #: Retry-After), and the HTTP status that set it.
-        self._not_before: dict[str, float] = {}
-        self.refused_with: int | None = None
+        #: Per weight pool, the refusal (429/418 Retry-After) this client saw last: the clock
+        #: time before which no request may be sent, and the HTTP status that set it.
+        self._refusals: dict[str, Refusal] = {}
+
+    def refusal(self, pool: str = REQUEST_WEIGHT) -> Refusal | None:
+        """The refusal of `pool` that ends last, this client's own or another process's."""
+        own = self._refusals.get(pool)
+        shared = self._bans.get(self._host, pool) if self._bans is not None else None
+        if own is None or (shared is not None and shared.until > own.until):
+            return shared
+        return own
+
+    @property
+    def refused_with(self) -> int | None:
+        """The HTTP status of the refusal that holds requests back now (None: none)."""
+        found = self.refusal()
+        return found.status if found is not None and found.until > self._clock() else None
 
     def blocked_for(self, pool: str = REQUEST_WEIGHT) -> float:
         """Seconds until the exchange lets `pool` be used again (0: now)."""
-        return max(0.0, self._not_before.get(pool, 0.0) - self._clock())
+        found = self.refusal(pool)
+        return 0.0 if found is None else max(0.0, found.until - self._clock())
 
     def _block(self, pool: str, status: int, seconds: float) -> None:
-        until = self._clock() + seconds
-        if until > self._not_before.get(pool, 0.0):
-            self._not_before[pool] = until
-            self.refused_with = status
+        now = self._clock()
+        refusal = Refusal(now + seconds, status)
+        known = self._refusals.get(pool)
+        if known is None or refusal.until > known.until:
+            self._refusals[pool] = refusal
+        if self._bans is not None:
+            self._bans.record(self._host, pool, refusal, now)
 
     async def _not_blocked(self, pool: str) -> None:
-        """Wait out the pool's Retry-After, if any (one wait: the clock may be a test's)."""
+        """Wait out the pool's Retry-After, if any (one wait: the clock may be a test's), or
+        raise ExchangeBannedError when it ends later than this client may wait."""
         wait = self.blocked_for(pool)
-        if wait > 0:
-            await self._sleep(wait)
+        if wait <= 0:
+            return
+        if self._max_ban_wait is not None and wait > self._max_ban_wait:
+            found = self.refusal(pool)
+            assert found is not None
+            raise ExchangeBannedError(found.until, found.status)
+        await self._sleep(wait)
 
     async def _budget(self, weight: int) -> None:
         """Wait until `weight` more fits this minute's budget, counting the requests still in
@@ -133,6 +170,12 @@ class RestClient:
                         return await self._get_once(url, params)
                     except RateLimited as limited:
                         self._block(REQUEST_WEIGHT, limited.status, limited.retry_after)
+                        if self._max_ban_wait is not None and (
+                            limited.retry_after > self._max_ban_wait
+                        ):
+                            found = self.refusal(REQUEST_WEIGHT)
+                            assert found is not None
+                            raise ExchangeBannedError(found.until, found.status) from None
                         raise
                     finally:
                         self._in_flight -= weight
