@@ -31,7 +31,7 @@ import psycopg
 
 from binprice._fs import sha256_file
 from binprice.db.candles import as_utc
-from binprice.export import Progress, ProgressCounter, copy_out, window_params
+from binprice.db.export import Progress, ProgressCounter, copy_out, window_params
 from binprice.symbols import normalize_symbols
 
 __all__ = [
