@@ -227,3 +227,53 @@ def test_driver_errors_never_carry_the_password(url: str) -> None:
     message = str(database_error(url, RuntimeError(f"auth failed for {url!r} ({secret})")))
     assert "hunter" not in message
     assert message.startswith("cannot reach PostgreSQL at h")
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ('POSTGRES_PASSWORD="p w" # note', "p w"),
+        ("POSTGRES_PASSWORD='p w' # note", "p w"),
+        ('POSTGRES_PASSWORD="say \\"hi\\""', 'say "hi"'),
+        ('POSTGRES_PASSWORD="two\\nlines"', "two\nlines"),
+        ("POSTGRES_PASSWORD='back\\nslash'", "back\\nslash"),
+        ('POSTGRES_PASSWORD="first\nsecond"', "first\nsecond"),
+        ("export POSTGRES_PASSWORD=s3cret", "s3cret"),
+        ("POSTGRES_PASSWORD = spaced", "spaced"),
+        ("POSTGRES_PASSWORD=a#b", "a#b"),
+        ("POSTGRES_PASSWORD=pa${HOME}ss", "pa${HOME}ss"),
+        ('POSTGRES_PASSWORD="pa${HOME:-x}ss"', "pa${HOME:-x}ss"),
+    ],
+    ids=["double-quoted-comment", "single-quoted-comment", "escaped-quote", "escaped-newline",
+         "single-quotes-literal", "multi-line", "export", "spaces-around-equals", "hash-in-value",
+         "no-interpolation", "no-interpolation-quoted"],
+)  # fmt: skip
+def test_dotenv_values_are_read_as_python_dotenv_reads_them(
+    tmp_path: Path, line: str, value: str
+) -> None:
+    """Quotes, escapes inside double quotes, `export`; `${…}` is never interpolated."""
+    path = tmp_path / ".env"
+    path.write_text(f"HOME=/elsewhere\n{line}\n")
+    assert read_dotenv(path)["POSTGRES_PASSWORD"] == value
+
+
+def test_dotenv_lines_it_cannot_read_are_skipped_without_a_word(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bare name and an unparseable line are left out, and nothing is logged about them."""
+    path = tmp_path / ".env"
+    path.write_text("BARE\nnot a pair\nA=1\n")
+    with caplog.at_level("DEBUG"):
+        assert read_dotenv(path) == {"A": "1"}
+    assert not caplog.records
+
+
+def test_dotenv_never_takes_values_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL built from .env holds `${…}` as written, percent-encoded, whatever is set."""
+    monkeypatch.setenv("SECRET", "leaked")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("POSTGRES_USER=trader\nPOSTGRES_PASSWORD=x${SECRET}\n")
+    url = load_settings(environ={}, dotenv_path=dotenv).database_url
+    assert url == "postgresql://trader:x%24%7BSECRET%7D@127.0.0.1:5433/trader"
