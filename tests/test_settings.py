@@ -111,10 +111,16 @@ def test_keyword_value_strings_become_urls(given: str, expected: str) -> None:
 
 
 def test_keyword_value_parser_follows_libpq_quoting() -> None:
-    """Quoted values keep spaces; backslash escapes a quote or a backslash."""
-    assert parse_keywords("a=1 b = 'x y' c='it\\'s' d=back\\\\slash") == {
-        "a": "1", "b": "x y", "c": "it's", "d": "back\\slash",
+    """Quoted values keep spaces; backslash escapes a quote or a backslash (libpq's parser)."""
+    assert parse_keywords("dbname=1 user = 'x y' password='it\\'s' host=back\\\\slash") == {
+        "dbname": "1", "user": "x y", "password": "it's", "host": "back\\slash",
     }  # fmt: skip
+
+
+def test_redact_finds_the_secret_of_a_string_libpq_refuses() -> None:
+    """An unknown keyword makes libpq refuse the string; its password is still scrubbed."""
+    assert redact("auth failed: p w", "host=h nokey=1 password='p w'") == "auth failed: ***"
+    assert redact("auth failed: it's", "password='it\\'s") == "auth failed: ***"
 
 
 @pytest.mark.parametrize(
@@ -124,8 +130,17 @@ def test_keyword_value_parser_follows_libpq_quoting() -> None:
         "host=h password=hunter2 dbname",
         "host=h password='hunter2",
         "hunter2",
+        "host=h password=hunter 2",
+        "host=h hunter2=x",
     ],
-    ids=["port-range", "missing-equals", "unterminated", "neither-form"],
+    ids=[
+        "port-range",
+        "missing-equals",
+        "unterminated",
+        "neither-form",
+        "unquoted-space",
+        "unknown-keyword",
+    ],
 )
 def test_malformed_keyword_strings_are_config_errors_without_the_password(bad: str) -> None:
     """A malformed keyword/value string (or something that is no connection string at all, which

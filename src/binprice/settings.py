@@ -185,7 +185,9 @@ def _keywords_url(text: str) -> str:
     try:
         params = parse_keywords(text)
     except ValueError as exc:
-        raise ConfigError(f"malformed database connection string {redact(text)}: {exc}") from None
+        # Not echoed, even redacted: where libpq cannot read the string, nobody knows which
+        # words are a password (`password=two words` unquoted has one in a keyword's place).
+        raise ConfigError(f"malformed database connection string: {exc}") from None
     for port in params.get("port", "").split(","):
         if port and not (port.isdigit() and 0 < int(port) < 65536):
             raise ConfigError(
