@@ -16,7 +16,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from binprice import export as export_module
+from binprice.db import export as db_export
 from binprice.errors import UsageError
 from binprice.export import COLUMNS, decimal_types, trades, write_trades
 from binprice.export_binance import write_binance_archive, write_binance_file
@@ -177,7 +177,7 @@ def test_progress_reports_increasing_counts_ending_at_the_total(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The callback sees a growing count; the last call is the number of rows."""
-    monkeypatch.setattr(export_module, "PROGRESS_EVERY", 500)
+    monkeypatch.setattr(db_export, "PROGRESS_EVERY", 500)
     seen: list[int] = []
     export(url, "csv", *ALL, progress=seen.append)
     assert seen == sorted(seen) and seen[-1] == 6000 and len(seen) > 1

@@ -111,10 +111,16 @@ def test_keyword_value_strings_become_urls(given: str, expected: str) -> None:
 
 
 def test_keyword_value_parser_follows_libpq_quoting() -> None:
-    """Quoted values keep spaces; backslash escapes a quote or a backslash."""
-    assert parse_keywords("a=1 b = 'x y' c='it\\'s' d=back\\\\slash") == {
-        "a": "1", "b": "x y", "c": "it's", "d": "back\\slash",
+    """Quoted values keep spaces; backslash escapes a quote or a backslash (libpq's parser)."""
+    assert parse_keywords("dbname=1 user = 'x y' password='it\\'s' host=back\\\\slash") == {
+        "dbname": "1", "user": "x y", "password": "it's", "host": "back\\slash",
     }  # fmt: skip
+
+
+def test_redact_finds_the_secret_of_a_string_libpq_refuses() -> None:
+    """An unknown keyword makes libpq refuse the string; its password is still scrubbed."""
+    assert redact("auth failed: p w", "host=h nokey=1 password='p w'") == "auth failed: ***"
+    assert redact("auth failed: it's", "password='it\\'s") == "auth failed: ***"
 
 
 @pytest.mark.parametrize(
@@ -124,8 +130,17 @@ def test_keyword_value_parser_follows_libpq_quoting() -> None:
         "host=h password=hunter2 dbname",
         "host=h password='hunter2",
         "hunter2",
+        "host=h password=hunter 2",
+        "host=h hunter2=x",
     ],
-    ids=["port-range", "missing-equals", "unterminated", "neither-form"],
+    ids=[
+        "port-range",
+        "missing-equals",
+        "unterminated",
+        "neither-form",
+        "unquoted-space",
+        "unknown-keyword",
+    ],
 )
 def test_malformed_keyword_strings_are_config_errors_without_the_password(bad: str) -> None:
     """A malformed keyword/value string (or something that is no connection string at all, which
@@ -227,3 +242,53 @@ def test_driver_errors_never_carry_the_password(url: str) -> None:
     message = str(database_error(url, RuntimeError(f"auth failed for {url!r} ({secret})")))
     assert "hunter" not in message
     assert message.startswith("cannot reach PostgreSQL at h")
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ('POSTGRES_PASSWORD="p w" # note', "p w"),
+        ("POSTGRES_PASSWORD='p w' # note", "p w"),
+        ('POSTGRES_PASSWORD="say \\"hi\\""', 'say "hi"'),
+        ('POSTGRES_PASSWORD="two\\nlines"', "two\nlines"),
+        ("POSTGRES_PASSWORD='back\\nslash'", "back\\nslash"),
+        ('POSTGRES_PASSWORD="first\nsecond"', "first\nsecond"),
+        ("export POSTGRES_PASSWORD=s3cret", "s3cret"),
+        ("POSTGRES_PASSWORD = spaced", "spaced"),
+        ("POSTGRES_PASSWORD=a#b", "a#b"),
+        ("POSTGRES_PASSWORD=pa${HOME}ss", "pa${HOME}ss"),
+        ('POSTGRES_PASSWORD="pa${HOME:-x}ss"', "pa${HOME:-x}ss"),
+    ],
+    ids=["double-quoted-comment", "single-quoted-comment", "escaped-quote", "escaped-newline",
+         "single-quotes-literal", "multi-line", "export", "spaces-around-equals", "hash-in-value",
+         "no-interpolation", "no-interpolation-quoted"],
+)  # fmt: skip
+def test_dotenv_values_are_read_as_python_dotenv_reads_them(
+    tmp_path: Path, line: str, value: str
+) -> None:
+    """Quotes, escapes inside double quotes, `export`; `${…}` is never interpolated."""
+    path = tmp_path / ".env"
+    path.write_text(f"HOME=/elsewhere\n{line}\n")
+    assert read_dotenv(path)["POSTGRES_PASSWORD"] == value
+
+
+def test_dotenv_lines_it_cannot_read_are_skipped_without_a_word(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bare name and an unparseable line are left out, and nothing is logged about them."""
+    path = tmp_path / ".env"
+    path.write_text("BARE\nnot a pair\nA=1\n")
+    with caplog.at_level("DEBUG"):
+        assert read_dotenv(path) == {"A": "1"}
+    assert not caplog.records
+
+
+def test_dotenv_never_takes_values_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL built from .env holds `${…}` as written, percent-encoded, whatever is set."""
+    monkeypatch.setenv("SECRET", "leaked")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("POSTGRES_USER=trader\nPOSTGRES_PASSWORD=x${SECRET}\n")
+    url = load_settings(environ={}, dotenv_path=dotenv).database_url
+    assert url == "postgresql://trader:x%24%7BSECRET%7D@127.0.0.1:5433/trader"

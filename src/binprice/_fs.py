@@ -1,7 +1,9 @@
-"""Durable, private file-system steps shared by the spool and the embedded server's first start."""
+"""File-system steps shared by several rooms: durable, private files (the spool, the embedded
+server's first start) and a file's SHA-256 (archive files imported and exported)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -49,3 +51,10 @@ def make_private(directory: Path) -> bool:
 def create_private_file(path: Path) -> int:
     """A new (or truncated) file only its owner may read; its descriptor, open for writing."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of the file at `path`, as `sha256sum` prints it (read in blocks, so a
+    gigabyte archive zip never sits in memory)."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

@@ -242,7 +242,7 @@ class Store:
         from binprice.trades import Trades
 
         (wanted,) = symbols_of([symbol])
-        return Trades(self, wanted, as_time(start), as_time(end or "now"))
+        return Trades(lambda: self.connection, wanted, as_time(start), as_time(end or "now"))
 
     def export(
         self,

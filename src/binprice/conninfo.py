@@ -7,7 +7,9 @@ URI query parameter (`?password=`, even percent-encoded as `?passw%6Frd=`) or in
 `redact` is the one function that takes them out of anything binprice shows: URLs, error
 messages, log lines.
 
-Imported by every command through `settings`, so it stays stdlib-only and cheap.
+Imported by every command through `settings`, so it stays cheap: keyword/value strings are
+parsed by libpq itself (`psycopg.conninfo`), imported only when one is given; `redact` never
+imports psycopg (it finds a keyword's secret with the pattern that masks it).
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from urllib.parse import quote, unquote, urlsplit
 
+#: How a keyword/value string is written (PostgreSQL docs, "Keyword/Value Connection Strings").
+KEYWORD_FORM_HINT = (
+    "write keyword=value pairs with libpq's keywords (host, port, dbname, user, password, "
+    "sslmode, …), a value holding a space or a quote in single quotes with \\' and \\\\ "
+    "escaped"
+)
 #: libpq parameters whose values are secrets.
 SECRET_KEYWORDS = frozenset({"password", "sslpassword"})
 MASK = "***"
 
-_KEYWORD = r"[A-Za-z_]+"
 # A URL token (up to whitespace), or a secret keyword with its value: quoted (backslash escapes,
 # possibly unterminated) or bare.
 _SECRETS_IN_TEXT = (
     r"(?P<url>\b[A-Za-z][A-Za-z0-9+.-]*://\S*)"
     r"|(?P<key>\b(?:ssl)?password\s*=\s*)(?P<value>'(?:\\.|[^'\\])*'?|\S*)"
 )
+
+_QUOTED_VALUE = r"'(?P<inner>(?:\\.|[^'\\])*)'?"
 
 
 @cache
@@ -115,12 +124,18 @@ def _secrets_of(conninfo: str) -> set[str]:
                 if unquote(key).lower() in SECRET_KEYWORDS and value:
                     found.add(unquote(value))
     else:
-        try:
-            params = parse_keywords(conninfo)
-        except ValueError:
-            params = {}
-        found.update(v for k, v in params.items() if k in SECRET_KEYWORDS and v)
+        # Found as `_SECRETS_IN_TEXT` masks them, not by libpq: a string libpq refuses (an
+        # unknown keyword, a missing quote) may still hold a password a driver message repeats.
+        for match in _compiled(_SECRETS_IN_TEXT).finditer(conninfo):
+            if match["value"]:
+                found.add(_unquote_value(match["value"]))
     return found
+
+
+def _unquote_value(value: str) -> str:
+    """A keyword's value as libpq reads it: outer single quotes off, backslash escapes undone."""
+    quoted = _compiled(_QUOTED_VALUE).fullmatch(value)
+    return _compiled(r"\\(.)").sub(r"\1", value if quoted is None else quoted["inner"])
 
 
 def is_keyword_form(text: str) -> bool:
@@ -129,48 +144,16 @@ def is_keyword_form(text: str) -> bool:
 
 
 def parse_keywords(text: str) -> dict[str, str]:
-    """Parse a libpq keyword/value string. Raises ValueError with a message that quotes none of
-    the input (a value may be a password)."""
-    params: dict[str, str] = {}
-    pos, end = 0, len(text)
-    while True:
-        while pos < end and text[pos].isspace():
-            pos += 1
-        if pos == end:
-            return params
-        match = _compiled(_KEYWORD).match(text, pos)
-        if match is None:
-            raise ValueError(f"expected a keyword at character {pos + 1}")
-        key, pos = match.group(), match.end()
-        while pos < end and text[pos].isspace():
-            pos += 1
-        if pos == end or text[pos] != "=":
-            raise ValueError(f"missing '=' after keyword {key!r}")
-        pos += 1
-        while pos < end and text[pos].isspace():
-            pos += 1
-        value, pos = _read_value(text, pos, key)
-        params[key] = value
+    """Parse a libpq keyword/value string with libpq's own parser. Raises ValueError with a
+    message that quotes none of the input (libpq's may quote a piece of a password)."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
 
-
-def _read_value(text: str, pos: int, key: str) -> tuple[str, int]:
-    quoted = pos < len(text) and text[pos] == "'"
-    pos += quoted
-    out: list[str] = []
-    while pos < len(text):
-        char = text[pos]
-        if quoted and char == "'":
-            return "".join(out), pos + 1
-        if not quoted and char.isspace():
-            break
-        if char == "\\" and pos + 1 < len(text):
-            pos += 1
-            char = text[pos]
-        out.append(char)
-        pos += 1
-    if quoted:
-        raise ValueError(f"unterminated quoted value of {key!r}")
-    return "".join(out), pos
+    try:
+        params = conninfo_to_dict(text)
+    except Error:
+        raise ValueError(f"libpq cannot parse it; {KEYWORD_FORM_HINT}") from None
+    return {key: str(value) for key, value in params.items()}
 
 
 def keywords_to_url(params: Mapping[str, str]) -> str:

@@ -22,7 +22,7 @@ Formats:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,9 +31,17 @@ from typing import IO, Any
 import psycopg
 
 from binprice.db.candles import as_utc
+from binprice.db.export import (
+    ORDER,
+    WINDOW_WHERE,
+    Progress,
+    ProgressCounter,
+    copy_out,
+    window_params,
+)
 from binprice.errors import ExportError, MissingExtraError, UsageError
+from binprice.export_binance import write_binance_csv
 from binprice.symbols import normalize_symbols
-from binprice.timespec import format_timestamp
 
 __all__ = [
     "COLUMNS",
@@ -45,7 +53,6 @@ __all__ = [
 ]
 
 Connection = psycopg.Connection[Any]
-Progress = Callable[[int], None]
 
 COLUMNS = ("symbol", "trade_id", "price", "quantity", "timestamp", "is_buyer_maker")
 #: decimal128 holds at most 38 digits.
@@ -53,13 +60,8 @@ MAX_DECIMAL_PRECISION = 38
 #: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
 #: trips vanish, small enough that memory stays a few MB whatever the window.
 BATCH_ROWS = 50_000
-#: Progress is reported about this often (rows), so a callback costs nothing per row.
-PROGRESS_EVERY = 10_000
 #: ISO 8601 UTC with milliseconds and Z, as binprice prints timestamps everywhere.
 ISO_MS = """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-
-WINDOW_WHERE = "symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
-ORDER = "ORDER BY timestamp, trade_id"
 
 
 class Format(enum.StrEnum):
@@ -108,29 +110,6 @@ def parse_format(name: str) -> Format:
         raise UsageError(f"invalid format {name!r}: expected one of {names}") from None
 
 
-def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Query parameters of one symbol's window (naive times are UTC)."""
-    start, end = as_utc(start), as_utc(end)
-    if start >= end:
-        window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
-        raise UsageError(f"empty window: {window}")
-    return {"symbol": symbol, "start": start, "end": end}
-
-
-def copy_out(
-    conn: Connection, select: str, options: str, params: dict[str, Any], out: IO[bytes],
-    counter: ProgressCounter,
-) -> None:  # fmt: skip
-    """Stream ``COPY (select FROM trades, one symbol's window) TO STDOUT options`` to ``out``."""
-    # COPY takes no bind parameters: psycopg merges them into the statement client-side.
-    statement = f"COPY ({select} FROM trades WHERE {WINDOW_WHERE} {ORDER}) TO STDOUT {options}"
-    with conn.cursor() as cur, cur.copy(statement, params) as copy:
-        for chunk in copy:
-            out.write(chunk)
-            # libpq hands COPY data over a row at a time; no field holds a newline.
-            counter.add(bytes(chunk).count(b"\n"))
-
-
 def write_trades(
     conn: Connection,
     symbols: Sequence[str],
@@ -149,8 +128,6 @@ def write_trades(
     wanted = list(normalize_symbols(symbols))
     counter = ProgressCounter(progress)
     if chosen is Format.BINANCE:
-        from binprice.export_binance import write_binance_csv
-
         if len(wanted) != 1:
             raise UsageError("the binance format holds one symbol per file: give a directory")
         return write_binance_csv(conn, wanted[0], start, end, out, progress=progress)
@@ -256,23 +233,3 @@ def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:
         ("timestamp", pa.timestamp("ms", tz="UTC")),
         ("is_buyer_maker", pa.bool_()),
     ])  # fmt: skip
-
-
-class ProgressCounter:
-    """Rows written so far, reported to the progress callback every PROGRESS_EVERY rows."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.rows = 0
-        self._reported = 0
-        self._progress = progress
-
-    def add(self, rows: int) -> None:
-        self.rows += rows
-        if self._progress is not None and self.rows - self._reported >= PROGRESS_EVERY:
-            self._reported = self.rows
-            self._progress(self.rows)
-
-    def finish(self) -> int:
-        if self._progress is not None and self.rows != self._reported:
-            self._progress(self.rows)
-        return self.rows

@@ -20,7 +20,6 @@ written to a ``.part`` file and renamed when complete, so a reader never sees ha
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from collections.abc import Sequence
@@ -30,8 +29,9 @@ from typing import IO, Any
 
 import psycopg
 
+from binprice._fs import sha256_file
 from binprice.db.candles import as_utc
-from binprice.export import Progress, ProgressCounter, copy_out, window_params
+from binprice.db.export import Progress, ProgressCounter, copy_out, window_params
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -48,7 +48,6 @@ Connection = psycopg.Connection[Any]
 MICROSECONDS_FROM = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
 DAY = timedelta(days=1)
 QUOTE_DECIMALS = 8
-_HASH_BLOCK = 1 << 20
 
 _BINANCE_SELECT = f"""SELECT trade_id, price, quantity, round(price * quantity, {QUOTE_DECIMALS}),
        CASE WHEN timestamp >= '{MICROSECONDS_FROM.isoformat()}'
@@ -101,7 +100,7 @@ def write_binance_file(
                 ):
                     rows = write_binance_csv(conn, symbol, start, end, member, progress=progress)
         if path.suffix.lower() == ".zip":
-            checksum = f"{_sha256(part)}  {path.name}\n"
+            checksum = f"{sha256_file(part)}  {path.name}\n"
             path.with_name(path.name + ".CHECKSUM").write_text(checksum)
         os.replace(part, path)
     finally:
@@ -144,11 +143,3 @@ def write_binance_archive(
                 path.with_name(path.name + ".CHECKSUM").unlink()
             day += DAY
     return written
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()

@@ -9,7 +9,7 @@ window, so no price is ever rounded; `to_pandas()` keeps them as pandas' Arrow d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,10 @@ from binprice.errors import MissingExtraError
 from binprice.export import COLUMNS, Trade, decimal_types, trades
 
 if TYPE_CHECKING:
-    from binprice._store import Store
+    import psycopg
+
+#: Returns the open read connection (the store's; reopened by it if it was closed).
+Connect = Callable[[], "psycopg.Connection[Any]"]
 
 
 def _require(feature: str, module: str, *also: str) -> Any:
@@ -33,19 +36,19 @@ def _require(feature: str, module: str, *also: str) -> Any:
 class Trades:
     """The trades of one symbol in `[start, end)`, in time order. Iterate, or convert."""
 
-    def __init__(self, store: Store, symbol: str, start: datetime, end: datetime) -> None:
-        self._store = store
+    def __init__(self, connect: Connect, symbol: str, start: datetime, end: datetime) -> None:
+        self._connect = connect
         self.symbol = symbol
         self.start = start
         self.end = end
 
     def __iter__(self) -> Iterator[Trade]:
-        return trades(self._store.connection, self.symbol, self.start, self.end)
+        return trades(self._connect(), self.symbol, self.start, self.end)
 
     def to_arrow(self) -> Any:
         """A pyarrow Table with the trade columns; decimals exact."""
         pa = _require("to_arrow()", "pyarrow")
-        conn = self._store.connection
+        conn = self._connect()
         (price_p, price_s), (qty_p, qty_s) = decimal_types(conn, [self.symbol], self.start,
                                                            self.end)  # fmt: skip
         columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}

@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from binprice._fs import fsync_dir
-from binprice.embedded import EMBEDDED_DATABASE, EMBEDDED_USER, _pidfile
+from binprice.embedded import _pidfile
 from binprice.embedded._account import Account
 from binprice.embedded._layout import PORT, unwritable
+from binprice.embedded._server import EMBEDDED_DATABASE, EMBEDDED_USER
 from binprice.errors import EmbeddedServerError
 
 LOG_NAME = "log"

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from binprice.embedded import ServerInfo, _cluster, _layout, _pidfile, _server_on, _start
+from binprice.embedded import _cluster, _layout, _pidfile, _start
+from binprice.embedded._server import ServerInfo, server_on
 from binprice.errors import EmbeddedServerError
 
 
@@ -73,7 +74,7 @@ def server_status(data_dir: Path) -> ServerStatus:
         owner = pwd.getpwuid(uid).pw_name
     except KeyError:
         owner = f"uid {uid}"
-    server = _server_on(pgdata, private_only=False)
+    server = server_on(pgdata, private_only=False)
     return ServerStatus(data_dir, pgdata, server, owner, _disk_usage(pgdata))
 
 

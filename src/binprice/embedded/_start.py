@@ -12,17 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
-from binprice.embedded import (
-    EMBEDDED_DATABASE,
-    LOCK_NAME,
-    ServerInfo,
-    _account,
-    _binaries,
-    _cluster,
-    _layout,
-    _pidfile,
-    _server_on,
-)
+from binprice.embedded import _account, _binaries, _cluster, _layout, _pidfile
+from binprice.embedded._server import EMBEDDED_DATABASE, LOCK_NAME, ServerInfo, server_on
 from binprice.errors import EmbeddedServerError
 
 SETTLE_TIMEOUT_SECONDS = 60
@@ -33,8 +24,17 @@ USER_DIR_MODE = 0o700
 ROOT_DIR_MODE = 0o755
 
 
+def start_server(data_dir: Path) -> ServerInfo:
+    """The embedded server of `data_dir`, started (and its cluster made) if it is not running:
+    the slow path of `ensure_server`, under the start lock."""
+    root = os.geteuid() == 0
+    _layout.make_dirs(data_dir, ROOT_DIR_MODE if root else USER_DIR_MODE)
+    with StartLock(data_dir):
+        return ensure_locked(data_dir.resolve(), root)
+
+
 def ensure_locked(data_dir: Path, root: bool) -> ServerInfo:
-    """`ensure_server` once it holds the start lock; `data_dir` exists and is resolved."""
+    """`start_server` once it holds the start lock; `data_dir` exists and is resolved."""
     pgdata = _layout.existing_cluster(data_dir)
     if pgdata is not None and not (pgdata / "PG_VERSION").is_file():
         _discard_non_cluster(pgdata)
@@ -67,7 +67,7 @@ def ensure_locked(data_dir: Path, root: bool) -> ServerInfo:
     if socket_dir != pgdata:
         _layout.make_private_dir(socket_dir, account.uid, account.gid)
     _cluster.start(pgdata, account, bin_dir, socket_dir)
-    info = _server_on(pgdata)
+    info = server_on(pgdata)
     if info is None:
         raise EmbeddedServerError(
             f"the embedded PostgreSQL server in {pgdata} is not running after start; "
@@ -106,7 +106,7 @@ def _settle(pgdata: Path) -> ServerInfo | None:
                 f"(pid {-found.pid}); end it first"
             )
         if found.status == _pidfile.READY:
-            info = _server_on(pgdata)
+            info = server_on(pgdata)
             if info is not None:
                 return info  # another process started it while we waited for the lock
             _cluster.stop(pgdata, found.pid, "fast")

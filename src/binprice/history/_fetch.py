@@ -19,11 +19,11 @@ from pathlib import Path
 
 import aiohttp
 
+from binprice._fs import sha256_file
 from binprice.errors import ArchiveFileError, ArchiveUnavailableError
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, parse_checksum, parse_name
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
-HASH_CHUNK_BYTES = 4 << 20
 REQUEST_TIMEOUT_SECONDS = 30
 #: A download may take long (a gigabyte); only a stalled read is an error.
 READ_TIMEOUT_SECONDS = 60
@@ -31,15 +31,6 @@ ATTEMPTS = 3
 RETRY_BASE_SECONDS = 0.5
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks (hashlib releases the GIL on large updates)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _mismatch(name: str, expected: str, actual: str) -> ArchiveFileError:
@@ -101,7 +92,7 @@ class ArchiveSource:
         self._spool.mkdir(parents=True, exist_ok=True)
         target = self._spool / file.name
         if target.exists():  # left by an interrupted run: reuse it if it still verifies
-            if await asyncio.to_thread(sha256_of, target) == sha256:
+            if await asyncio.to_thread(sha256_file, target) == sha256:
                 return target
             target.unlink()
         part = self._spool / f"{file.name}.{os.getpid()}.part"
@@ -206,7 +197,7 @@ class LocalSource:
 
     async def fetch(self, file: ArchiveFile, sha256: str) -> Path:
         path = self.files[file.name]
-        actual = await asyncio.to_thread(sha256_of, path)
+        actual = await asyncio.to_thread(sha256_file, path)
         if actual != sha256:
             raise _mismatch(file.name, sha256, actual)
         return path

@@ -31,7 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from binprice import __version__
+from binprice._version import __version__
 from binprice.errors import ConfigError
 from binprice.ingest.health import RunProbe, health
 from binprice.ingest.stats import COMMIT_BUCKETS_SECONDS, LATENCY_BUCKETS_MS

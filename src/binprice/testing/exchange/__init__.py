@@ -407,10 +407,3 @@ class TestExchange:
             ):
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
             await asyncio.sleep(0)
-
-
-if __name__ == "__main__":
-    # The command line lives in testing/cli.py; this keeps `python -m` working.
-    from binprice.testing.cli import main
-
-    main()
