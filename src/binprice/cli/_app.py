@@ -302,6 +302,14 @@ End = Annotated[
 ]
 
 EXCHANGES = "binance, binance-us, testnet, data-stream"
+#: The archive service's default, as `--help` shows it (the library's is history's).
+ARCHIVE_URL_SHOWN = "https://data.binance.vision"
+
+
+def url_option(envvar: str, help: str, shown_default: str) -> Any:
+    """A service's base URL: from the environment too, its default shown as a URL."""
+    return typer.Option(envvar=envvar, metavar="URL", help=help, show_default=shown_default)
+
 
 RestUrl = Annotated[
     str | None,

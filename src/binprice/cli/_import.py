@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from binprice.cli._app import DatabaseUrl, command_app, settings_from
+from binprice.cli._app import (
+    ARCHIVE_URL_SHOWN,
+    DatabaseUrl,
+    command_app,
+    settings_from,
+    url_option,
+)
 from binprice.cli._import_view import FORMATS, ImportView
 
 if TYPE_CHECKING:
@@ -59,12 +65,7 @@ def import_(
     ] = None,
     archive_url: Annotated[
         str | None,
-        typer.Option(
-            envvar="BINPRICE_ARCHIVE_URL",
-            metavar="URL",
-            help="The archive service.",
-            show_default="https://data.binance.vision",
-        ),
+        url_option("BINPRICE_ARCHIVE_URL", "The archive service.", ARCHIVE_URL_SHOWN),
     ] = None,
     from_dirs: Annotated[
         list[str] | None,
@@ -73,11 +74,8 @@ def import_(
     rest_tail: Annotated[bool, typer.Option("--rest-tail", help=REST_TAIL_HELP)] = False,
     rest_url: Annotated[
         str | None,
-        typer.Option(
-            envvar="BINPRICE_REST_URL",
-            metavar="URL",
-            help="REST base URL for --rest-tail.",
-            show_default="https://api.binance.com",
+        url_option(
+            "BINPRICE_REST_URL", "REST base URL for --rest-tail.", "https://api.binance.com"
         ),
     ] = None,
     downloads: Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from binprice.cli._app import (
+    ARCHIVE_URL_SHOWN,
     DURATION_HELP,
     DatabaseUrl,
     DurationMeta,
@@ -14,6 +15,7 @@ from binprice.cli._app import (
     RestUrl,
     command_app,
     store_from,
+    url_option,
 )
 
 ALL_HELP = (
@@ -78,11 +80,10 @@ def ingest(
     ] = None,
     ws_url: Annotated[
         str | None,
-        typer.Option(
-            envvar="BINPRICE_WS_URL",
-            metavar="URL",
-            help="WebSocket base URL (binprice appends /stream?streams=…).",
-            show_default="wss://stream.binance.com:9443",
+        url_option(
+            "BINPRICE_WS_URL",
+            "WebSocket base URL (binprice appends /stream?streams=…).",
+            "wss://stream.binance.com:9443",
         ),
     ] = None,
     rest_url: RestUrl = None,
@@ -124,12 +125,7 @@ def ingest(
     ] = None,
     archive_url: Annotated[
         str | None,
-        typer.Option(
-            envvar="BINPRICE_ARCHIVE_URL",
-            metavar="URL",
-            help="The archive service for --since.",
-            show_default="https://data.binance.vision",
-        ),
+        url_option("BINPRICE_ARCHIVE_URL", "The archive service for --since.", ARCHIVE_URL_SHOWN),
     ] = None,
     batch_wait: Annotated[str, typer.Option(metavar=DurationMeta, help=BATCH_WAIT_HELP)] = "0s",
     metrics_port: Annotated[
