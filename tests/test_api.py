@@ -27,7 +27,7 @@ def test_public_names_are_listed_and_importable() -> None:
     for name in binprice.__all__:
         assert getattr(binprice, name) is not None
     code = (
-        "import sys, binprice; print(sorted(m for m in ('psycopg', 'click') if m in sys.modules))"
+        "import sys, binprice; print(sorted(m for m in ('psycopg', 'typer') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -191,14 +191,14 @@ def test_cli_import_does_not_load_heavy_modules() -> None:
 
 
 def test_latest_command_run_loads_no_heavy_modules(url: str) -> None:
-    """A whole `latest` run (piped) imports neither Rich nor Alembic nor Typer, nor any other
+    """A whole `latest` run (piped) imports neither Rich nor Alembic nor pydantic, nor any other
     command's module."""
     code = (
         "import sys\n"
         "from binprice.cli import main\n"
         f"sys.argv = ['binprice', '--database-url', {url!r}, 'latest', '--json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = {'aiohttp', 'alembic', 'sqlalchemy', 'rich', 'pydantic', 'typer'}\n"
+        "heavy = {'aiohttp', 'alembic', 'sqlalchemy', 'rich', 'pydantic'}\n"
         "ours = {'binprice.cli._app', 'binprice.cli._queries', 'binprice.cli._render'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
         "             or m.startswith('binprice.cli._') and m not in ours), file=sys.stderr)\n"

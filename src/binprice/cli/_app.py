@@ -1,15 +1,17 @@
-"""The Click app: the root group (lazy subcommands, the error funnel), the parameters every
-command shares, and the entry point.
+"""The Typer app: the root group (lazy subcommands, the error funnel), the parameters every
+command shares (as `Annotated` aliases, so a flag reads the same in every command), and the
+entry point.
 
-Plain Click, not Typer: Typer builds its Click commands from the functions' signatures on every
-run and costs about 25 ms more to import, a third of what `binprice latest` added to a bare
-psycopg script; Click's decorators build each command once, at import, and only the command
-being run is imported (`Root.get_command`).
+Commands are Typer functions in one module per group of commands, each module with its own
+`typer.Typer()`. The root group (`Root`, a `typer.core.TyperGroup` given with `cls=`) lists
+the command names and, when one is looked up, imports only that command's module and converts
+its Typer app with `typer.main.get_command`: building every command costs more start-up than
+the query itself. Only Typer's public API is used.
 
 The funnel lives inside the app (the root group's `main`), so every way of running a command —
-the console script, `python -m binprice`, Click's `CliRunner` in the tests — turns a failure
-into one `error: …` line on stderr and an exit code: the library raises, the CLI decides how
-that reads and which code it gets (`EXIT_CODES`).
+the console script, `python -m binprice`, a `CliRunner` in the tests — turns a failure into one
+`error: …` line on stderr and an exit code: the library raises, the CLI decides how that reads
+and which code it gets (`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
+import typer
+from typer.core import TyperCommand, TyperGroup
 
 from binprice import __version__
 from binprice.errors import (
@@ -36,7 +39,8 @@ from binprice.settings import Settings, load_settings
 if TYPE_CHECKING:
     from binprice._store import Store
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: What Typer converts a module's commands to: one command, or a group of them (`db`).
+Command = TyperCommand | TyperGroup
 
 #: Exit codes by error class (the nearest class in the MRO wins); anything else exits 1.
 EXIT_CODES: dict[type[BinpriceError], int] = {
@@ -59,35 +63,7 @@ def exit_code(exc: BinpriceError) -> int:
 
 def err(message: str) -> None:
     """One line on stderr."""
-    click.echo(message, err=True)
-
-
-class Argument(click.Argument):
-    """A positional parameter whose `--help` row also says when it is required or what its
-    default is, as the options' rows do."""
-
-    def __init__(self, param_decls: Sequence[str], **attrs: Any) -> None:
-        super().__init__(param_decls, **attrs)
-        #: The default as given (Click keeps a sentinel for "none given").
-        self.shown_default = attrs.get("default")
-
-    def get_help_record(self, ctx: click.Context) -> tuple[str, str]:
-        metavar, text = super().get_help_record(ctx)
-        if self.required:
-            text += "  [required]"
-        elif ctx.show_default and self.shown_default is not None:
-            text += f"  [default: {self.shown_default}]"
-        return metavar, text
-
-
-class Group(click.Group):
-    """Commands listed in the order they are defined."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
-
-
-Group.group_class = Group
+    typer.echo(message, err=True)
 
 
 #: Which module defines each top-level command, in the order `binprice --help` lists them.
@@ -108,18 +84,58 @@ COMMAND_MODULES = {
 }
 
 
-class Root(Group):
-    """binprice's root group. Subcommands are imported when first looked up (Click's lazy
-    subcommands: `binprice latest` imports the query commands and nothing else), and every
-    failure is one line and an exit code."""
+def command_app(**settings: Any) -> typer.Typer:
+    """A module's own Typer app: its commands, as plain as the root's help (no Rich markup,
+    no pretty tracebacks: the funnel decides how a failure reads)."""
+    settings.setdefault("add_completion", False)
+    return typer.Typer(
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        suggest_commands=False,
+        context_settings=CONTEXT_SETTINGS,
+        **settings,
+    )
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
-            importlib.import_module(f"binprice.cli.{COMMAND_MODULES[cmd_name]}")
-        return self.commands.get(cmd_name)
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "show_default": True}
+
+
+def help_without_command(ctx: typer.Context) -> None:
+    """`binprice` and `binprice db` alone print their help (on stderr, exit 2, as a usage
+    error would); anything else without a command is the usage error it always was."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if any(value is not None for value in ctx.params.values()):
+        raise UsageError(f"Missing command. (see `{ctx.command_path} --help`)")
+    typer.echo(ctx.get_help(), err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+class Root(TyperGroup):
+    """binprice's root group. A subcommand's module is imported when the command is first looked
+    up (`binprice latest` imports the query commands and nothing else), and every failure is one
+    line and an exit code.
+
+    The contexts are typed `Any`: the base methods are typed with Typer's vendored Click, whose
+    context class is not public (`typer.Context` is a subclass of it)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
+        found = self.commands.get(cmd_name)
+        if found is None and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"binprice.cli.{COMMAND_MODULES[cmd_name]}")
+            found = command_of(module.commands, cmd_name)
+            self.add_command(found, cmd_name)
+        assert found is None or isinstance(found, Command)
+        return found
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # Typer would make it a silent exit 130
+            raise typer.Abort() from None
 
     def main(
         self,
@@ -143,19 +159,16 @@ class Root(Group):
         except BinpriceError as exc:
             err(f"error: {exc}")
             code = exit_code(exc)
-        except click.exceptions.NoArgsIsHelpError as exc:  # `binprice`, `binprice db`
-            click.echo(exc.format_message(), err=True)
-            code = exc.exit_code
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else "binprice"
-            err(f"error: {' '.join(exc.format_message().split())} (see `{where} --help`)")
-            code = EXIT_USAGE
-        except click.ClickException as exc:
-            err(f"error: {' '.join(exc.format_message().split())}")
-            code = exc.exit_code
-        except (click.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             err("interrupted")
             code = EXIT_INTERRUPTED
+        except typer.TyperException as exc:  # Typer's own: usage errors are exit 2
+            line = f"error: {' '.join(exc.format_message().split())}"
+            if exc.exit_code == EXIT_USAGE:
+                ctx = getattr(exc, "ctx", None)
+                line += f" (see `{ctx.command_path if ctx is not None else 'binprice'} --help`)"
+            err(line)
+            code = exc.exit_code
         except BrokenPipeError:
             raise  # a closed pipe downstream is not binprice's error to explain
         except OSError as exc:  # the environment, not a bug: a read-only or full disk
@@ -166,68 +179,82 @@ class Root(Group):
         return code
 
 
-def option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
-    """`click.option`, with the environment variable shown in `--help` when there is one."""
-    attrs.setdefault("show_envvar", True)
-    return click.option(*param_decls, **attrs)
+def command_of(module_commands: typer.Typer, name: str) -> Command:
+    """The command `name` of a module's Typer app, converted by Typer (a module with one
+    command converts to that command, one with several to a group holding them)."""
+    converted = typer.main.get_command(module_commands)
+    if isinstance(converted, TyperGroup) and converted.name != name:
+        converted = converted.commands[name]
+    assert isinstance(converted, Command)
+    return converted
 
 
-def flag(*param_decls: str, help: str) -> Callable[[F], F]:
-    """An on/off option, off by default."""
-    return click.option(*param_decls, is_flag=True, default=False, help=help)
-
-
-def argument(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
-    """`click.argument`, its help row marked like an option's (see `Argument`)."""
-    return click.argument(*param_decls, cls=Argument, **attrs)
-
+#: The metavar of free text (what Click printed for `str`; Typer would print `<str>`).
+TEXT = "TEXT"
 
 DATABASE_URL_HELP = (
     "PostgreSQL URL (postgresql://user:password@host:port/db). Default: "
-    "$BINPRICE_DATABASE_URL, $DATABASE_URL, a .env file (also POSTGRES_USER/"
-    "POSTGRES_PASSWORD/POSTGRES_DB/DB_HOST/DB_PORT), else the embedded server."
+    "$BINPRICE_DATABASE_URL, $DATABASE_URL, a .env file (also POSTGRES_USER, "
+    "POSTGRES_PASSWORD, POSTGRES_DB, DB_HOST, DB_PORT), else the embedded server."
 )
 
-
-def database_url_option(f: F) -> F:
-    """`--database-url`, accepted after the command as well as before it."""
-    return click.option("--database-url", default=None, help=DATABASE_URL_HELP)(f)
-
-
-def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(f"binprice {__version__}")
-        ctx.exit()
+#: `--database-url`, accepted after the command as well as before it.
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", metavar=TEXT, help=DATABASE_URL_HELP)
+]
 
 
-@click.group(
-    "binprice",
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"binprice {__version__}")
+        raise typer.Exit()
+
+
+cli = typer.Typer(
+    name="binprice",
     cls=Root,
-    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    help="Capture every Binance trade into PostgreSQL and ask questions of it.",
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    suggest_commands=False,
+    invoke_without_command=True,
+    context_settings=CONTEXT_SETTINGS,
 )
-@click.option("--database-url", default=None, help=DATABASE_URL_HELP)
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_version,
-    help="Show the version.",
-)
-@click.pass_context
-def app(ctx: click.Context, database_url: str | None) -> None:
-    """Capture every Binance trade into PostgreSQL and ask questions of it."""
+
+
+@cli.callback()
+def root(
+    ctx: typer.Context,
+    database_url: DatabaseUrl = None,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", is_eager=True, callback=_version, help="Show the version."),
+    ] = None,
+) -> None:
     ctx.obj = database_url
+    help_without_command(ctx)
 
 
-def settings_from(ctx: click.Context, database_url: str | None = None) -> Settings:
+def root_group() -> Root:
+    """The root group as Typer builds it from `cli` (commands are added as they are looked up)."""
+    group = typer.main.get_command(cli)
+    assert isinstance(group, Root)
+    return group
+
+
+#: What the console script, `python -m binprice` and the process-level tests run.
+app = root_group()
+
+
+def settings_from(ctx: typer.Context, database_url: str | None = None) -> Settings:
     """The Settings for this invocation: the command's --database-url, else the one given
     before the command, else the environment, .env, the embedded server."""
     url = database_url or ctx.find_root().obj
     return load_settings(url if isinstance(url, str) else None)
 
 
-def store_from(ctx: click.Context, database_url: str | None = None) -> Store:
+def store_from(ctx: typer.Context, database_url: str | None = None) -> Store:
     """The library's handle for this invocation (see `settings_from`)."""
     from binprice._store import Store
 
@@ -239,20 +266,20 @@ TimeMeta = "TS"
 DurationMeta = "DURATION"
 SYMBOLS_HELP = "Symbols, any case (e.g. btcusdt ETHUSDT). Default: every recorded symbol."
 
-
-def symbols_argument(f: F) -> F:
-    """`[SYMBOL]...`, none meaning every recorded symbol."""
-    return argument("symbols", nargs=-1, metavar="[SYMBOL]...", help=SYMBOLS_HELP)(f)
-
-
-def json_option(f: F) -> F:
-    help = "Print a JSON array: one object per symbol, stable keys."
-    return flag("--json", "as_json", help=help)(f)
-
-
-def csv_option(f: F) -> F:
-    return flag("--csv", "as_csv", help="Print CSV with a header row.")(f)
-
+#: `[SYMBOL]...`, none meaning every recorded symbol.
+Symbols = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="[SYMBOL]...", help=SYMBOLS_HELP, show_default=False),
+]
+#: `SYMBOL...`, at least one.
+RequiredSymbols = Annotated[
+    list[str],
+    typer.Argument(metavar="SYMBOL...", help="Symbols, any case (e.g. btcusdt ETHUSDT)."),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="Print a JSON array: one object per symbol, stable keys.")
+]
+Csv = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
 
 TIME_HELP = (
     "ISO 8601 with Z or an offset (naive means UTC), a date (UTC midnight), epoch seconds or "
@@ -260,33 +287,41 @@ TIME_HELP = (
 )
 DURATION_HELP = "500ms, 30s, 1m, 1h30m, 2d, 1w."
 
-
-def window_options(f: F) -> F:
-    """`--last`, `--start`, `--end`: the window, in that order."""
-    f = click.option("--end", metavar=TimeMeta, help="Window end, exclusive (default: now).")(f)
-    f = click.option("--start", metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")(f)
-    return click.option(
-        "--last", metavar=DurationMeta, help=f"The window ending at --end (default now): "
-        f"{DURATION_HELP}",
-    )(f)  # fmt: skip
-
+#: The window: `--last`, `--start`, `--end`, in that order.
+Last = Annotated[
+    str | None,
+    typer.Option(
+        metavar=DurationMeta, help=f"The window ending at --end (default now): {DURATION_HELP}"
+    ),
+]
+Start = Annotated[
+    str | None, typer.Option(metavar=TimeMeta, help=f"Window start, inclusive: {TIME_HELP}")
+]
+End = Annotated[
+    str | None, typer.Option(metavar=TimeMeta, help="Window end, exclusive (default: now).")
+]
 
 EXCHANGES = "binance, binance-us, testnet, data-stream"
+#: The archive service's default, as `--help` shows it (the library's is history's).
+ARCHIVE_URL_SHOWN = "https://data.binance.vision"
 
 
-def rest_url_option(f: F) -> F:
-    return option(
-        "--rest-url",
+def url_option(envvar: str, help: str, shown_default: str) -> Any:
+    """A service's base URL: from the environment too, its default shown as a URL."""
+    return typer.Option(envvar=envvar, metavar="URL", help=help, show_default=shown_default)
+
+
+RestUrl = Annotated[
+    str | None,
+    typer.Option(
         envvar="BINPRICE_REST_URL",
-        default=None,
+        metavar=TEXT,
         help="REST base URL (default: the --exchange preset's, https://api.binance.com).",
-    )(f)
-
-
-def exchange_option(f: F) -> F:
-    return option(
-        "--exchange", envvar="BINPRICE_EXCHANGE", default="binance", help=f"Preset: {EXCHANGES}."
-    )(f)
+    ),
+]
+Exchange = Annotated[
+    str, typer.Option(envvar="BINPRICE_EXCHANGE", metavar=TEXT, help=f"Preset: {EXCHANGES}.")
+]
 
 
 def main() -> None:

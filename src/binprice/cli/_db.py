@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import click
+import typer
 
 from binprice.cli._app import (
     DURATION_HELP,
-    app,
-    argument,
-    database_url_option,
+    TEXT,
+    DatabaseUrl,
+    command_app,
     err,
-    flag,
+    help_without_command,
     settings_from,
     store_from,
 )
@@ -24,16 +24,22 @@ if TYPE_CHECKING:
     from binprice.embedded import ServerStatus
 
 
-@app.group("db", no_args_is_help=True)
-def db_group() -> None:
+commands = command_app(name="db", invoke_without_command=True)
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before dropping.")]
+
+
+@commands.callback()
+def db_group(ctx: typer.Context) -> None:
     """Manage the database: migrations, status, the embedded server."""
+    help_without_command(ctx)
 
 
-@db_group.command("upgrade")
-@argument("revision", metavar="[REV]", default="head", required=False, help="Target revision.")
-@database_url_option
-@click.pass_context
-def db_upgrade(ctx: click.Context, revision: str, database_url: str | None) -> None:
+@commands.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(metavar="[REV]", help="Target revision.")] = "head",
+    database_url: DatabaseUrl = None,
+) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
     from binprice import db
     from binprice.db import migrations
@@ -43,20 +49,25 @@ def db_upgrade(ctx: click.Context, revision: str, database_url: str | None) -> N
     err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
 
 
-@db_group.command(
+@commands.command(
     "downgrade",
     # Relative targets start with a dash (`-1`): taken as the argument, not as an unknown option.
     context_settings={"ignore_unknown_options": True},
 )
-@argument(
-    "revision",
-    metavar="REV",
-    help="Target revision: an id, -N (N steps down), or `base` (removes all tables).",
-)
-@flag("--yes", "-y", help="Do not ask before downgrading to base.")
-@database_url_option
-@click.pass_context
-def db_downgrade(ctx: click.Context, revision: str, yes: bool, database_url: str | None) -> None:
+def db_downgrade(
+    ctx: typer.Context,
+    revision: Annotated[
+        str,
+        typer.Argument(
+            metavar="REV",
+            help="Target revision: an id, -N (N steps down), or `base` (removes all tables).",
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before downgrading to base.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
     from binprice import db
     from binprice.db import migrations
@@ -81,18 +92,16 @@ def _confirm_base(where: str) -> None:
             "`db downgrade base` drops every binprice table and the trades in them; "
             "pass --yes to confirm (stdin is not a terminal to ask on)"
         )
-    # A "no" is an answer, not an interrupt (which the funnel reports for click's Abort).
-    if not click.confirm(
+    # A "no" is an answer, not an interrupt (which the funnel reports for Typer's Abort).
+    if not typer.confirm(
         f"Drop every binprice table, and the trades in them, from the database at {where}?"
     ):
         err("nothing was dropped")
-        raise click.exceptions.Exit(1)
+        raise typer.Exit(1)
 
 
-@db_group.command("current")
-@database_url_option
-@click.pass_context
-def db_current(ctx: click.Context, database_url: str | None) -> None:
+@commands.command("current")
+def db_current(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Print the database's current revision (`base` if it has no binprice schema)."""
     from binprice import db
     from binprice.db.schema import SCHEMA_HEAD
@@ -101,13 +110,11 @@ def db_current(ctx: click.Context, database_url: str | None) -> None:
     with db.connect(url) as conn:
         current = db.current_revision(conn)
     suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
-    click.echo(f"{current or 'base'}{suffix}")
+    typer.echo(f"{current or 'base'}{suffix}")
 
 
-@db_group.command("history")
-@database_url_option
-@click.pass_context
-def db_history(ctx: click.Context, database_url: str | None) -> None:
+@commands.command("history")
+def db_history(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """List the schema revisions, newest first, marking head and the database's current one."""
     from binprice import db
     from binprice.db import migrations
@@ -118,13 +125,11 @@ def db_history(ctx: click.Context, database_url: str | None) -> None:
     for rev in migrations.history(current):
         marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
         tag = f" ({', '.join(marks)})" if marks else ""
-        click.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}{tag}: {rev.message}")
+        typer.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}{tag}: {rev.message}")
 
 
-@db_group.command("info")
-@database_url_option
-@click.pass_context
-def db_info(ctx: click.Context, database_url: str | None) -> None:
+@commands.command("info")
+def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
@@ -147,7 +152,7 @@ def db_info(ctx: click.Context, database_url: str | None) -> None:
         ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"{key:<{width}}  {value}")
+        typer.echo(f"{key:<{width}}  {value}")
 
 
 def _embedded_rows(status: ServerStatus) -> list[tuple[str, str]]:
@@ -181,10 +186,8 @@ def _size(size: int) -> str:
     return f"{size / 1024**exponent:.1f} {_SIZE_UNITS[exponent]}"
 
 
-@db_group.command("start")
-@database_url_option
-@click.pass_context
-def db_start(ctx: click.Context, database_url: str | None) -> None:
+@commands.command("start")
+def db_start(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
     from binprice import embedded
 
@@ -193,10 +196,8 @@ def db_start(ctx: click.Context, database_url: str | None) -> None:
     err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
 
 
-@db_group.command("stop")
-@database_url_option
-@click.pass_context
-def db_stop(ctx: click.Context, database_url: str | None) -> None:
+@commands.command("stop")
+def db_stop(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
     from binprice import embedded
 
@@ -222,21 +223,25 @@ def _require_embedded(settings: Settings) -> None:
         )
 
 
-@db_group.command("prune")
-@click.option(
-    "--older-than",
-    required=True,
-    help=f"Drop the months of trades that ended at least this long ago: {DURATION_HELP}",
-)
-@flag(
-    "--keep-rollup",
-    help="Keep the per-minute rollup of the dropped months (candles stay answerable).",
-)
-@flag("--yes", "-y", help="Do not ask before dropping.")
-@database_url_option
-@click.pass_context
+@commands.command("prune")
 def db_prune(
-    ctx: click.Context, older_than: str, keep_rollup: bool, yes: bool, database_url: str | None
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            metavar=TEXT,
+            help=f"Drop the months of trades that ended at least this long ago: {DURATION_HELP}",
+        ),
+    ],
+    keep_rollup: Annotated[
+        bool,
+        typer.Option(
+            "--keep-rollup",
+            help="Keep the per-minute rollup of the dropped months (candles stay answerable).",
+        ),
+    ] = False,
+    yes: Yes = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Drop whole months (partitions) of trades older than --older-than, and their rollup
     minutes unless --keep-rollup; record the cut so `gaps --verify` starts there."""
@@ -255,7 +260,7 @@ def db_prune(
             _confirm_prune(plan, keep_rollup)
         result = store.prune(cut, keep_rollup=keep_rollup)
     rollup = "rollup minutes kept" if result.rollup_kept else "their rollup minutes deleted"
-    click.echo(f"dropped {_prune_summary(result)}; {rollup}")
+    typer.echo(f"dropped {_prune_summary(result)}; {rollup}")
 
 
 #: Partition names listed in a prune message; more are shown as a range.
@@ -289,21 +294,25 @@ def _confirm_prune(plan: PruneResult, keep_rollup: bool) -> None:
             f"`db prune` would drop {_prune_summary(plan)}{rollup}; pass --yes to confirm "
             "(stdin is not a terminal to ask on)"
         )
-    # A "no" is an answer, not an interrupt (which the funnel reports for click's Abort).
-    if not click.confirm(f"Drop {_prune_summary(plan)}{rollup}?"):
+    # A "no" is an answer, not an interrupt (which the funnel reports for Typer's Abort).
+    if not typer.confirm(f"Drop {_prune_summary(plan)}{rollup}?"):
         err("nothing was dropped")
-        raise click.exceptions.Exit(1)
+        raise typer.Exit(1)
 
 
-@db_group.command("partitions")
-@flag(
-    "--ensure",
-    help="First create this month's and the next months' partitions, and move any rows "
-    "waiting in the DEFAULT partition to their month.",
-)
-@database_url_option
-@click.pass_context
-def db_partitions(ctx: click.Context, ensure: bool, database_url: str | None) -> None:
+@commands.command("partitions")
+def db_partitions(
+    ctx: typer.Context,
+    ensure: Annotated[
+        bool,
+        typer.Option(
+            "--ensure",
+            help="First create this month's and the next months' partitions, and move any rows "
+            "waiting in the DEFAULT partition to their month.",
+        ),
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
     """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
     from binprice.timespec import format_timestamp
 
@@ -320,4 +329,4 @@ def db_partitions(ctx: click.Context, ensure: bool, database_url: str | None) ->
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         left = "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False))
-        click.echo(f"{left}  {row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}")
+        typer.echo(f"{left}  {row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}")

@@ -7,12 +7,14 @@ binprice.testing.exchange` can never disagree.
 
 from __future__ import annotations
 
-import click
+import typer
 
-from binprice.cli._app import app
+from binprice.cli._app import command_app
+
+commands = command_app()
 
 
-@app.command(
+@commands.command(
     context_settings={
         "ignore_unknown_options": True,
         "allow_extra_args": True,
@@ -20,8 +22,7 @@ from binprice.cli._app import app
     },
     add_help_option=False,
 )
-@click.pass_context
-def exchange(ctx: click.Context) -> None:
+def exchange(ctx: typer.Context) -> None:
     """Run the Binance-compatible test exchange (streams, REST, faults) until Ctrl+C; it prints
     one JSON line with its URLs. Its options: `binprice exchange --help`."""
     from binprice.testing.cli import main

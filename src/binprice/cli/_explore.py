@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
-import click
+import typer
 
 from binprice.cli._app import (
     DURATION_HELP,
+    TEXT,
+    Csv,
+    DatabaseUrl,
     DurationMeta,
-    F,
-    app,
-    argument,
-    csv_option,
-    database_url_option,
+    End,
+    Last,
+    RequiredSymbols,
+    Start,
+    command_app,
     err,
-    flag,
     store_from,
-    window_options,
 )
 from binprice.cli._queries import check_format, emit
 
@@ -33,37 +35,34 @@ INTERVAL_HELP = (
     f"Kline interval, Binance's names: {INTERVAL_NAMES} (UTC; 1w opens Monday 00:00, 1M on "
     "the 1st, 3d on epoch-aligned days, as Binance's)."
 )
+FORMAT_HELP = (
+    "csv (header row), ndjson, parquet (needs pyarrow; exact decimals) or binance (Binance's "
+    "archive CSV: no header, id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch; time in ms "
+    "before 2025-01-01, us after)."
+)
+OUTPUT_HELP = (
+    "A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a directory (made "
+    "if needed; required for several symbols) that gets Binance's daily files "
+    "<SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`."
+)
+
+commands = command_app()
 
 
-def symbols_required(f: F) -> F:
-    """`SYMBOL...`, at least one."""
-    return argument(
-        "symbols",
-        nargs=-1,
-        required=True,
-        metavar="SYMBOL...",
-        help="Symbols, any case (e.g. btcusdt ETHUSDT).",
-    )(f)
-
-
-@app.command()
-@symbols_required
-@click.option("--interval", "-i", required=True, help=INTERVAL_HELP)
-@window_options
-@flag("--json", "as_json", help="Print a JSON array: one object per candle, stable keys.")
-@csv_option
-@database_url_option
-@click.pass_context
+@commands.command()
 def candles(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    interval: str,
-    last: str | None,
-    start: str | None,
-    end: str | None,
-    as_json: bool,
-    as_csv: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: RequiredSymbols,
+    interval: Annotated[str, typer.Option("--interval", "-i", metavar=TEXT, help=INTERVAL_HELP)],
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print a JSON array: one object per candle, stable keys."),
+    ] = False,
+    as_csv: Csv = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
     VWAP. An interval without trades has no candle; the first and last candle hold only the
@@ -80,27 +79,24 @@ def candles(
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
-@app.command()
-@argument("symbol", required=True, help="The symbol, any case.")
-@window_options
-@click.option("--interval", "-i", help=f"{INTERVAL_HELP} Default: fits the width.")
-@click.option(
-    "--png",
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Also write the chart to this PNG (needs matplotlib).",
-)
-@database_url_option
-@click.pass_context
+@commands.command()
 def chart(
-    ctx: click.Context,
-    symbol: str,
-    last: str | None,
-    start: str | None,
-    end: str | None,
-    interval: str | None,
-    png: Path | None,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbol: Annotated[str, typer.Argument(metavar="SYMBOL", help="The symbol, any case.")],
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval", "-i", metavar=TEXT, help=f"{INTERVAL_HELP} Default: fits the width."
+        ),
+    ] = None,
+    png: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="Also write the chart to this PNG (needs matplotlib)."),
+    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
     a window of one interval or less is drawn as a line of its trades."""
@@ -123,41 +119,19 @@ def chart(
         title, data, start=window_start, end=window_end, interval=chosen,
         width=size.columns, height=size.lines - 2, color=sys.stdout.isatty(),
     )  # fmt: skip
-    click.echo(text)
+    typer.echo(text)
 
 
-@app.command()
-@symbols_required
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    required=True,
-    help="csv (header row), ndjson, parquet (needs pyarrow; exact decimals) "
-    "or binance (Binance's archive CSV: no header, id,price,qty,quoteQty,time,"
-    "isBuyerMaker,isBestMatch; time in ms before 2025-01-01, us after).",
-)
-@window_options
-@click.option(
-    "--output",
-    "-o",
-    default="-",
-    metavar="PATH",
-    help="A file, or - for stdout. binance: a .csv or .zip file for one symbol, or a "
-    "directory (made if needed; required for several symbols) that gets Binance's "
-    "daily files <SYM>-trades-YYYY-MM-DD.zip with .CHECKSUM, for `import --from`.",
-)
-@database_url_option
-@click.pass_context
+@commands.command()
 def export(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    fmt: str,
-    last: str | None,
-    start: str | None,
-    end: str | None,
-    output: str,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: RequiredSymbols,
+    fmt: Annotated[str, typer.Option("--format", "-f", metavar=TEXT, help=FORMAT_HELP)],
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    output: Annotated[str, typer.Option("--output", "-o", metavar="PATH", help=OUTPUT_HELP)] = "-",
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
@@ -171,35 +145,31 @@ def export(
         run_export(store.connection, symbols, window_start, window_end, chosen, output)
 
 
-@app.command()
-@argument(
-    "symbols",
-    nargs=-1,
-    metavar="[SYMBOL]...",
-    help="Symbols, any case. Default: every recorded symbol.",
-)
-@click.option(
-    "--window",
-    default="1h",
-    metavar=DurationMeta,
-    help=f"Change is measured over this: {DURATION_HELP}",
-)
-@click.option(
-    "--every",
-    default="1s",
-    metavar=DurationMeta,
-    help=f"Time between updates, at least 100ms: {DURATION_HELP}",
-)
-@click.option("--count", "-n", type=int, metavar="N", help="Stop after this many updates.")
-@database_url_option
-@click.pass_context
+@commands.command()
 def watch(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    window: str,
-    every: str,
-    count: int | None,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SYMBOL]...",
+            help="Symbols, any case. Default: every recorded symbol.",
+            show_default=False,
+        ),
+    ] = None,
+    window: Annotated[
+        str,
+        typer.Option(metavar=DurationMeta, help=f"Change is measured over this: {DURATION_HELP}"),
+    ] = "1h",
+    every: Annotated[
+        str,
+        typer.Option(
+            metavar=DurationMeta, help=f"Time between updates, at least 100ms: {DURATION_HELP}"
+        ),
+    ] = "1s",
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", metavar="N", help="Stop after this many updates.")
+    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import click
+import typer
 
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
+    DatabaseUrl,
     DurationMeta,
+    Exchange,
+    RestUrl,
+    Symbols,
     TimeMeta,
-    app,
-    database_url_option,
+    command_app,
     err,
-    exchange_option,
-    flag,
-    rest_url_option,
     store_from,
-    symbols_argument,
 )
 
 if TYPE_CHECKING:
@@ -31,54 +30,53 @@ if TYPE_CHECKING:
     from binprice._store import Store
     from binprice.ingest.repair import RepairProgress, RepairResult
 
+commands = command_app()
 
-@app.command()
-@symbols_argument
-@flag(
-    "--verify",
-    help="Check the stored ids for holes; exit 1 if a hole is not accounted for by a "
-    "recorded open, hole or skipped gap.",
+VERIFY_HELP = (
+    "Check the stored ids for holes; exit 1 if a hole is not accounted for by a recorded open, "
+    "hole or skipped gap."
 )
-@flag(
-    "--against-exchange",
-    help="With --verify: also ask the exchange for each symbol's newest id and check "
-    "the ids past the last stored one.",
+AGAINST_EXCHANGE_HELP = (
+    "With --verify: also ask the exchange for each symbol's newest id and check the ids past "
+    "the last stored one."
 )
-@flag(
-    "--repair",
-    help="Record every unaccounted hole (and missing tail) as an open gap and fetch it "
-    "from REST now.",
+REPAIR_HELP = (
+    "Record every unaccounted hole (and missing tail) as an open gap and fetch it from REST now."
 )
-@click.option(
-    "--last", metavar=DurationMeta, help=f"Check the window ending at --end: {DURATION_HELP}"
+GAPS_JSON_HELP = (
+    "JSON: an array with one object per recorded gap; with --verify one object (ok, window, per "
+    "symbol its holes); with --repair one object with the repaired gaps."
 )
-@click.option(
-    "--start", metavar=TimeMeta, help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}"
-)
-@click.option("--end", metavar=TimeMeta, help="Window end, exclusive.")
-@rest_url_option
-@exchange_option
-@flag(
-    "--json",
-    "as_json",
-    help="JSON: an array with one object per recorded gap; with --verify one object (ok, "
-    "window, per symbol its holes); with --repair one object with the repaired gaps.",
-)
-@database_url_option
-@click.pass_context
+
+
+@commands.command()
 def gaps(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    verify: bool,
-    against_exchange: bool,
-    repair: bool,
-    last: str | None,
-    start: str | None,
-    end: str | None,
-    rest_url: str | None,
-    exchange: str,
-    as_json: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Symbols = None,
+    verify: Annotated[bool, typer.Option("--verify", help=VERIFY_HELP)] = False,
+    against_exchange: Annotated[
+        bool, typer.Option("--against-exchange", help=AGAINST_EXCHANGE_HELP)
+    ] = False,
+    repair: Annotated[bool, typer.Option("--repair", help=REPAIR_HELP)] = False,
+    last: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DurationMeta, help=f"Check the window ending at --end: {DURATION_HELP}"
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar=TimeMeta, help=f"Window start, inclusive (whole UTC minutes): {TIME_HELP}"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar=TimeMeta, help="Window end, exclusive.")
+    ] = None,
+    rest_url: RestUrl = None,
+    exchange: Exchange = "binance",
+    as_json: Annotated[bool, typer.Option("--json", help=GAPS_JSON_HELP)] = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
 
@@ -88,6 +86,7 @@ def gaps(
     """
     from binprice.errors import UsageError
 
+    symbols = symbols or []
     window = last or start or end
     if not (verify or repair):
         if window or against_exchange:
@@ -118,7 +117,7 @@ def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return
-    click.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+    typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
 
 
 def _verify(
@@ -132,9 +131,9 @@ def _verify(
     from binprice.cli._render import verification_json, verification_text
 
     result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
-    click.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
-        raise click.exceptions.Exit(1)
+        raise typer.Exit(1)
 
 
 def _repair(
@@ -147,9 +146,9 @@ def _repair(
 ) -> None:
     with _RepairView(sys.stderr.isatty() and not as_json) as view:
         result = store.repair(symbols, start=start, end=end, rest_url=rest_url, progress=view)
-    click.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
+    typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
-        raise click.exceptions.Exit(1)
+        raise typer.Exit(1)
 
 
 def _rest(exchange: str, rest_url: str | None) -> str:

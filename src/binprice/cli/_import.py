@@ -10,114 +10,97 @@ from __future__ import annotations
 
 from datetime import UTC, date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import click
+import typer
 
-from binprice.cli._app import app, argument, database_url_option, flag, option, settings_from
+from binprice.cli._app import (
+    ARCHIVE_URL_SHOWN,
+    DatabaseUrl,
+    command_app,
+    settings_from,
+    url_option,
+)
 from binprice.cli._import_view import FORMATS, ImportView
 
 if TYPE_CHECKING:
     from binprice.history import ImportOptions, ImportSummary
 _DATE_HELP = "a date (UTC day), or any time binprice reads (its day is taken)"
+FROM_HELP = (
+    "A folder of zips instead of the archive service: its layout (data/spot/...) or flat, each "
+    "zip with its .CHECKSUM. Repeatable."
+)
+REST_TAIL_HELP = (
+    "Fetch what the archive lacks from REST historicalTrades: the days it has not published yet "
+    "(it lags about a day) and holes in its files."
+)
+
+commands = command_app()
 
 
-@app.command("import")
-@argument(
-    "targets",
-    nargs=-1,
-    metavar="[SYMBOL|ZIP]...",
-    help="Symbols to import (e.g. BTCUSDT ETHUSDT) and/or zip files downloaded by hand.",
-)
-@click.option(
-    "--start",
-    metavar="DATE",
-    default=None,
-    help=f"First day to import: {_DATE_HELP}.",
-    show_default=False,
-)
-@click.option(
-    "--end",
-    metavar="DATE",
-    default=None,
-    help=f"Day after the last one (exclusive): {_DATE_HELP}.",
-    show_default="today (UTC)",
-)
-@option(
-    "--archive-url",
-    envvar="BINPRICE_ARCHIVE_URL",
-    metavar="URL",
-    default=None,
-    help="The archive service.",
-    show_default="https://data.binance.vision",
-)
-@click.option(
-    "--from",
-    "from_dirs",
-    multiple=True,
-    metavar="DIR",
-    help="A folder of zips instead of the archive service: its layout "
-    "(data/spot/...) or flat, each zip with its .CHECKSUM. Repeatable.",
-    show_default=False,
-)
-@flag(
-    "--rest-tail",
-    help="Fetch what the archive lacks from REST historicalTrades: the "
-    "days it has not published yet (it lags about a day) and holes in its files.",
-)
-@option(
-    "--rest-url",
-    envvar="BINPRICE_REST_URL",
-    metavar="URL",
-    default=None,
-    help="REST base URL for --rest-tail.",
-    show_default="https://api.binance.com",
-)
-@click.option(
-    "--downloads",
-    metavar="N",
-    type=click.IntRange(min=1),
-    default=2,
-    help="Files downloaded ahead of the loaders.",
-)
-@click.option(
-    "--loaders",
-    metavar="N",
-    type=click.IntRange(min=1),
-    default=2,
-    help="Files loaded at once, each on its own database connection.",
-)
-@click.option(
-    "--log-format",
-    metavar="FORMAT",
-    default="auto",
-    help="auto (progress bars on a terminal, plain lines elsewhere), live, plain or json.",
-)
-@flag("-q", "--quiet", help="Only problems and the summary.")
-@click.option(
-    "--commit-every",
-    hidden=True,
-    type=click.IntRange(min=1),
-    default=1_000_000,
-    help="Trades per commit.",
-)
-@database_url_option
-@click.pass_context
+@commands.command("import")
 def import_(
-    ctx: click.Context,
-    targets: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    archive_url: str | None,
-    from_dirs: tuple[str, ...],
-    rest_tail: bool,
-    rest_url: str | None,
-    downloads: int,
-    loaders: int,
-    log_format: str,
-    quiet: bool,
-    commit_every: int,
-    database_url: str | None,
+    ctx: typer.Context,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SYMBOL|ZIP]...",
+            help="Symbols to import (e.g. BTCUSDT ETHUSDT) and/or zip files downloaded by hand.",
+            show_default=False,
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE", help=f"First day to import: {_DATE_HELP}.", show_default=False
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help=f"Day after the last one (exclusive): {_DATE_HELP}.",
+            show_default="today (UTC)",
+        ),
+    ] = None,
+    archive_url: Annotated[
+        str | None,
+        url_option("BINPRICE_ARCHIVE_URL", "The archive service.", ARCHIVE_URL_SHOWN),
+    ] = None,
+    from_dirs: Annotated[
+        list[str] | None,
+        typer.Option("--from", metavar="DIR", help=FROM_HELP, show_default=False),
+    ] = None,
+    rest_tail: Annotated[bool, typer.Option("--rest-tail", help=REST_TAIL_HELP)] = False,
+    rest_url: Annotated[
+        str | None,
+        url_option(
+            "BINPRICE_REST_URL", "REST base URL for --rest-tail.", "https://api.binance.com"
+        ),
+    ] = None,
+    downloads: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Files downloaded ahead of the loaders.")
+    ] = 2,
+    loaders: Annotated[
+        int,
+        typer.Option(
+            metavar="N", min=1, help="Files loaded at once, each on its own database connection."
+        ),
+    ] = 2,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            metavar="FORMAT",
+            help="auto (progress bars on a terminal, plain lines elsewhere), live, plain or json.",
+        ),
+    ] = "auto",
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Only problems and the summary.")
+    ] = False,
+    commit_every: Annotated[
+        int, typer.Option(hidden=True, min=1, help="Trades per commit.")
+    ] = 1_000_000,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Import every trade of SYMBOLS from --start to --end from Binance's public archives
     (verified against their SHA-256; re-runs skip what is done, interrupted runs resume)."""
@@ -133,7 +116,7 @@ def import_(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
     settings = settings_from(ctx, database_url)
-    names = targets
+    names = tuple(targets or ())
     files = tuple(Path(t) for t in names if t.lower().endswith(".zip") or "/" in t)
     options = ImportOptions(
         symbols=tuple(t for t in names if Path(t) not in files),

@@ -2,171 +2,155 @@
 
 from __future__ import annotations
 
-import click
+from typing import Annotated
+
+import typer
 
 from binprice.cli._app import (
+    ARCHIVE_URL_SHOWN,
     DURATION_HELP,
+    DatabaseUrl,
     DurationMeta,
-    app,
-    argument,
-    database_url_option,
-    exchange_option,
-    flag,
-    option,
-    rest_url_option,
+    Exchange,
+    RestUrl,
+    command_app,
     store_from,
+    url_option,
 )
 
+ALL_HELP = (
+    "Every symbol the exchange lists as TRADING, re-read hourly: new listings are added and "
+    "halted or delisted ones dropped while the run goes on."
+)
+BACKFILL_MAX_HELP = (
+    "Most trade ids fetched from REST per gap (the downtime since the last run included); the "
+    "older part of a larger gap is recorded as skipped."
+)
+REDUNDANCY_HELP = (
+    "Independent connections per group of streams (1-3); each trade is taken from whichever "
+    "delivers it first, so a dropped connection costs no REST call."
+)
+QUIET_PERIOD_HELP = (
+    "Ask the exchange for the newest trade id of a symbol quiet for this long (then ever less "
+    "often while it stays quiet)."
+)
+SINCE_HELP = (
+    "First import every trade since this UTC day from Binance's public archives (verified; the "
+    "days not published yet from REST), then stream: one command from an empty database to "
+    "live."
+)
+BATCH_WAIT_HELP = (
+    "Let a small batch wait this long for more trades before it is committed: fewer, bigger "
+    "commits (e.g. 20ms with --all: a third of the CPU, ~15 ms more lag)."
+)
+METRICS_PORT_HELP = (
+    "Serve Prometheus metrics at /metrics and a health check at /healthz on this port (0: any "
+    "free port)."
+)
+HEALTH_THRESHOLD_HELP = (
+    "/healthz answers 503 once received trades wait this long uncommitted or a connection stays "
+    "down this long (and at once while the database is down)."
+)
+PORT_MAX = 65535
+REDUNDANCY_MAX = 3
 
-@app.command()
-@argument(
-    "symbols",
-    nargs=-1,
-    metavar="[SYMBOL]...",
-    help="Symbols to capture (default BTCUSDT ETHUSDT, or $BINPRICE_SYMBOLS).",
-)
-@flag(
-    "--all",
-    "all_symbols",
-    help="Every symbol the exchange lists as TRADING, re-read hourly: new listings "
-    "are added and halted or delisted ones dropped while the run goes on.",
-)
-@click.option(
-    "--quote",
-    "quotes",
-    multiple=True,
-    metavar="ASSET",
-    help="With --all: only symbols quoted in ASSET (repeatable, e.g. --quote USDT).",
-    show_default=False,
-)
-@option(
-    "--ws-url",
-    envvar="BINPRICE_WS_URL",
-    metavar="URL",
-    default=None,
-    help="WebSocket base URL (binprice appends /stream?streams=…).",
-    show_default="wss://stream.binance.com:9443",
-)
-@rest_url_option
-@exchange_option
-@click.option(
-    "--duration",
-    metavar=DurationMeta,
-    default=None,
-    help=f"Stop after this long: {DURATION_HELP}",
-    show_default=False,
-)
-@click.option(
-    "--max-trades",
-    metavar="N",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Stop after storing this many new trades.",
-)
-@click.option(
-    "--log-format",
-    metavar="FORMAT",
-    default="auto",
-    help="auto (live table on a terminal, plain lines elsewhere), live, plain or json.",
-)
-@flag("-q", "--quiet", help="Only errors and the summary.")
-@flag("-v", "--verbose", help="Also print every trade as it is stored.")
-@click.option(
-    "--backfill-max",
-    metavar="N",
-    type=click.IntRange(min=0),
-    default=1_000_000,
-    help="Most trade ids fetched from REST per gap (the downtime since the last run "
-    "included); the older part of a larger gap is recorded as skipped.",
-)
-@click.option(
-    "--redundancy",
-    metavar="N",
-    type=click.IntRange(1, 3),
-    default=1,
-    help="Independent connections per group of streams (1-3); each trade is taken from "
-    "whichever delivers it first, so a dropped connection costs no REST call.",
-)
-@click.option(
-    "--quiet-period",
-    metavar=DurationMeta,
-    default="60s",
-    help="Ask the exchange for the newest trade id of a symbol quiet for this long "
-    "(then ever less often while it stays quiet).",
-)
-@click.option(
-    "--since",
-    metavar="DATE",
-    default=None,
-    help="First import every trade since this UTC day from Binance's public archives "
-    "(verified; the days not published yet from REST), then stream: one command from "
-    "an empty database to live.",
-    show_default=False,
-)
-@option(
-    "--archive-url",
-    envvar="BINPRICE_ARCHIVE_URL",
-    metavar="URL",
-    default=None,
-    help="The archive service for --since.",
-    show_default="https://data.binance.vision",
-)
-@click.option(
-    "--batch-wait",
-    metavar=DurationMeta,
-    default="0s",
-    help="Let a small batch wait this long for more trades before it is committed: "
-    "fewer, bigger commits (e.g. 20ms with --all: a third of the CPU, ~15 ms more lag).",
-)
-@option(
-    "--metrics-port",
-    envvar="BINPRICE_METRICS_PORT",
-    metavar="PORT",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve Prometheus metrics at /metrics and a health check at /healthz on "
-    "this port (0: any free port).",
-    show_default=False,
-)
-@option(
-    "--metrics-host",
-    envvar="BINPRICE_METRICS_HOST",
-    metavar="ADDRESS",
-    default="127.0.0.1",
-    help="The address --metrics-port listens on (0.0.0.0: every interface).",
-)
-@click.option(
-    "--health-threshold",
-    metavar=DurationMeta,
-    default="30s",
-    help="/healthz answers 503 once received trades wait this long uncommitted or a "
-    "connection stays down this long (and at once while the database is down).",
-)
-@database_url_option
-@click.pass_context
+commands = command_app()
+
+
+@commands.command()
 def ingest(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    all_symbols: bool,
-    quotes: tuple[str, ...],
-    ws_url: str | None,
-    rest_url: str | None,
-    exchange: str,
-    duration: str | None,
-    max_trades: int | None,
-    log_format: str,
-    quiet: bool,
-    verbose: bool,
-    backfill_max: int,
-    redundancy: int,
-    quiet_period: str,
-    since: str | None,
-    archive_url: str | None,
-    batch_wait: str,
-    metrics_port: int | None,
-    metrics_host: str,
-    health_threshold: str,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SYMBOL]...",
+            help="Symbols to capture (default BTCUSDT ETHUSDT, or $BINPRICE_SYMBOLS).",
+            show_default=False,
+        ),
+    ] = None,
+    all_symbols: Annotated[bool, typer.Option("--all", help=ALL_HELP)] = False,
+    quotes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--quote",
+            metavar="ASSET",
+            help="With --all: only symbols quoted in ASSET (repeatable, e.g. --quote USDT).",
+            show_default=False,
+        ),
+    ] = None,
+    ws_url: Annotated[
+        str | None,
+        url_option(
+            "BINPRICE_WS_URL",
+            "WebSocket base URL (binprice appends /stream?streams=…).",
+            "wss://stream.binance.com:9443",
+        ),
+    ] = None,
+    rest_url: RestUrl = None,
+    exchange: Exchange = "binance",
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DurationMeta, help=f"Stop after this long: {DURATION_HELP}", show_default=False
+        ),
+    ] = None,
+    max_trades: Annotated[
+        int | None,
+        typer.Option(metavar="N", min=1, help="Stop after storing this many new trades."),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            metavar="FORMAT",
+            help="auto (live table on a terminal, plain lines elsewhere), live, plain or json.",
+        ),
+    ] = "auto",
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Only errors and the summary.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Also print every trade as it is stored.")
+    ] = False,
+    backfill_max: Annotated[
+        int, typer.Option(metavar="N", min=0, help=BACKFILL_MAX_HELP)
+    ] = 1_000_000,
+    redundancy: Annotated[
+        int, typer.Option(metavar="N", min=1, max=REDUNDANCY_MAX, help=REDUNDANCY_HELP)
+    ] = 1,
+    quiet_period: Annotated[
+        str, typer.Option(metavar=DurationMeta, help=QUIET_PERIOD_HELP)
+    ] = "60s",
+    since: Annotated[
+        str | None, typer.Option(metavar="DATE", help=SINCE_HELP, show_default=False)
+    ] = None,
+    archive_url: Annotated[
+        str | None,
+        url_option("BINPRICE_ARCHIVE_URL", "The archive service for --since.", ARCHIVE_URL_SHOWN),
+    ] = None,
+    batch_wait: Annotated[str, typer.Option(metavar=DurationMeta, help=BATCH_WAIT_HELP)] = "0s",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="BINPRICE_METRICS_PORT",
+            metavar="PORT",
+            min=0,
+            max=PORT_MAX,
+            help=METRICS_PORT_HELP,
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            envvar="BINPRICE_METRICS_HOST",
+            metavar="ADDRESS",
+            help="The address --metrics-port listens on (0.0.0.0: every interface).",
+        ),
+    ] = "127.0.0.1",
+    health_threshold: Annotated[
+        str, typer.Option(metavar=DurationMeta, help=HEALTH_THRESHOLD_HELP)
+    ] = "30s",
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the
     database until stopped (Ctrl+C flushes and exits)."""
@@ -189,12 +173,12 @@ def ingest(
     with _ingest_run.log_records_to(monitor):
         store = store_from(ctx, database_url)
         from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
-        chosen = symbols or (None if all_symbols else from_env)
+        chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
         # Everything the user typed is checked before the database is touched.
         config = store.ingest_config(
             chosen or None,
             all_symbols=all_symbols,
-            quotes=quotes or (),
+            quotes=tuple(quotes or ()),
             duration=duration,
             max_trades=max_trades,
             exchange=exchange,

@@ -9,109 +9,102 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import click
+import typer
 
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
+    Csv,
+    DatabaseUrl,
     DurationMeta,
+    End,
+    Json,
+    Last,
+    Start,
+    Symbols,
     TimeMeta,
-    app,
-    csv_option,
-    database_url_option,
+    command_app,
     err,
-    json_option,
     store_from,
-    symbols_argument,
-    window_options,
 )
 
 if TYPE_CHECKING:
     from binprice.cli._render import Result
 
+commands = command_app()
 
-@app.command()
-@symbols_argument
-@json_option
-@csv_option
-@database_url_option
-@click.pass_context
+
+@commands.command()
 def latest(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    as_json: bool,
-    as_csv: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Symbols = None,
+    as_json: Json = False,
+    as_csv: Csv = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
     check_format(as_json, as_csv)
+    asked = tuple(symbols or ())
     with store_from(ctx, database_url) as store:
-        found = store.latest(symbols)
-    emit(symbols, found, "no trades", as_json=as_json, as_csv=as_csv)
+        found = store.latest(asked)
+    emit(asked, found, "no trades", as_json=as_json, as_csv=as_csv)
 
 
-@app.command()
-@click.option("--ts", required=True, metavar=TimeMeta, help=f"The time: {TIME_HELP}")
-@symbols_argument
-@click.option("--before", is_flag=True, help="As of TS: the last trade at or before TS.")
-@click.option(
-    "--within", metavar=DurationMeta, help=f"Leave out trades farther from TS: {DURATION_HELP}"
-)
-@json_option
-@csv_option
-@database_url_option
-@click.pass_context
+@commands.command()
 def at(
-    ctx: click.Context,
-    ts: str,
-    symbols: tuple[str, ...],
-    before: bool,
-    within: str | None,
-    as_json: bool,
-    as_csv: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    ts: Annotated[str, typer.Option(metavar=TimeMeta, help=f"The time: {TIME_HELP}")],
+    symbols: Symbols = None,
+    before: Annotated[
+        bool, typer.Option("--before", help="As of TS: the last trade at or before TS.")
+    ] = False,
+    within: Annotated[
+        str | None,
+        typer.Option(
+            metavar=DurationMeta, help=f"Leave out trades farther from TS: {DURATION_HELP}"
+        ),
+    ] = None,
+    as_json: Json = False,
+    as_csv: Csv = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
     from binprice.timespec import format_duration, format_timestamp, parse_duration, parse_timestamp
 
     check_format(as_json, as_csv)
+    asked = tuple(symbols or ())
     requested = parse_timestamp(ts)
     limit = parse_duration(within) if within is not None else None
     with store_from(ctx, database_url) as store:
-        found = store.at(requested, symbols, before=before, within=limit)
+        found = store.at(requested, asked, before=before, within=limit)
     where = f"within {format_duration(limit)} of" if limit is not None else "near"
-    emit(symbols, found, f"no trade {where} {format_timestamp(requested)}", as_json=as_json,
+    emit(asked, found, f"no trade {where} {format_timestamp(requested)}", as_json=as_json,
          as_csv=as_csv)  # fmt: skip
 
 
-@app.command("range")
-@symbols_argument
-@window_options
-@json_option
-@csv_option
-@database_url_option
-@click.pass_context
+@commands.command("range")
 def range_(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    last: str | None,
-    start: str | None,
-    end: str | None,
-    as_json: bool,
-    as_csv: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Symbols = None,
+    last: Last = None,
+    start: Start = None,
+    end: End = None,
+    as_json: Json = False,
+    as_csv: Csv = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
     from binprice.timespec import format_timestamp, parse_window
 
     check_format(as_json, as_csv)
+    asked = tuple(symbols or ())
     window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
-        found = store.range(window_start, window_end, symbols)
+        found = store.range(window_start, window_end, asked)
     window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
-    emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
+    emit(asked, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
 def check_format(as_json: bool, as_csv: bool) -> None:
@@ -151,10 +144,10 @@ def emit(
     if missing:
         err(f"no trades for: {', '.join(missing)}")
     if as_json:
-        click.echo(render.to_json(found))
+        typer.echo(render.to_json(found))
     elif as_csv:
-        click.echo(render.to_csv(found), nl=False)
+        typer.echo(render.to_csv(found), nl=False)
     elif sys.stdout.isatty():
         render.print_terminal(found, now=datetime.now(UTC))
     else:
-        click.echo(render.to_text(found, now=datetime.now(UTC)), nl=False)
+        typer.echo(render.to_text(found, now=datetime.now(UTC)), nl=False)

@@ -11,9 +11,9 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import click
+import typer
 
-from binprice.cli._app import app, database_url_option, json_option, store_from, symbols_argument
+from binprice.cli._app import DatabaseUrl, Json, Symbols, command_app, store_from
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -39,23 +39,22 @@ _NONE = "-"
 _MILLISECOND = timedelta(milliseconds=1)
 
 
-@app.command()
-@symbols_argument
-@json_option
-@database_url_option
-@click.pass_context
+commands = command_app()
+
+
+@commands.command()
 def status(
-    ctx: click.Context,
-    symbols: tuple[str, ...],
-    as_json: bool,
-    database_url: str | None,
+    ctx: typer.Context,
+    symbols: Symbols = None,
+    as_json: Json = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """What is stored: per symbol the first and last trade (id and time), the count, open gaps
     and the last trade's age; the database's size and where history was pruned."""
     with store_from(ctx, database_url) as store:
-        result = store.status(symbols)
+        result = store.status(tuple(symbols or ()))
     if as_json:
-        click.echo(status_json(result))
+        typer.echo(status_json(result))
     elif sys.stdout.isatty():
         from rich.console import Console
 
@@ -64,7 +63,7 @@ def status(
             console.print(status_table(result))
         console.print(footer(result), highlight=False)
     else:
-        click.echo(status_text(result), nl=False)
+        typer.echo(status_text(result), nl=False)
 
 
 def status_json(result: Status) -> str:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import click
 import psycopg
+import typer
 
 from binprice.cli._watch_view import to_line, to_table
 from binprice.watch import Watch
@@ -44,7 +44,7 @@ def run_watch(
             while count is None or done < count:
                 if done:
                     time.sleep(every.total_seconds())
-                click.echo(to_line(source.poll()))
+                typer.echo(to_line(source.poll()))
                 sys.stdout.flush()
                 done += 1
     except KeyboardInterrupt:
