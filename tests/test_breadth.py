@@ -11,8 +11,9 @@ import psycopg
 import pytest
 
 from binprice.errors import ConfigError
-from binprice.ingest import IngestConfig, IngestStats, run_ingest
+from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.events import EventKind
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.subscriptions import URL_STREAMS_MAX
 from binprice.testing import market
 from binprice.testing.exchange import TestExchange
@@ -39,20 +40,20 @@ async def test_all_carries_every_trading_symbol_past_the_url_limit_exactly_once(
     statuses = market.statuses(names, not_trading=0.1, seed=3)
     trading = [s for s in names if s not in statuses]
     assert len(trading) > 2 * URL_STREAMS_MAX and statuses
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     events = Events()
     async with TestExchange(names, seed=61, rate=5, max_trades=4, statuses=statuses) as ex:
         ex.paused.update(names)  # nothing trades until everything is subscribed
         config = _all_config(ex, tmp_path, streams_per_connection=300)
         run = asyncio.create_task(
-            run_ingest(config, database_url, stop=stop, stats=stats, on_event=events)
+            run_ingest(config, database_url, stop=stop, recorder=stats, on_event=events)
         )
         async with asyncio.timeout(BUDGET_SECONDS):
             await ex.wait_subscribed(lambda subscribed: subscribed >= set(trading))
         subscriptions = [set(c.subscriptions) for c in ex.connections]
         ex.paused.clear()
-        await wait_until(lambda: stats.stored == 4 * len(trading), BUDGET_SECONDS)
+        await wait_until(lambda: stats.summary().stored == 4 * len(trading), BUDGET_SECONDS)
         stop.set()
         summary = await asyncio.wait_for(run, BUDGET_SECONDS)
     assert ex.subscribed_symbols() == set()  # every connection closed at the stop
@@ -74,7 +75,7 @@ async def test_a_listing_that_changes_mid_run_adds_and_drops_symbols(
     was subscribed fetched from REST, and `gaps --verify` agrees."""
     names = market.symbols(30)
     halted, listed = names[3], names[-1]
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     events = Events()
     async with TestExchange(names, seed=62, rate=20, statuses={listed: "BREAK"}) as ex:
@@ -83,7 +84,7 @@ async def test_a_listing_that_changes_mid_run_adds_and_drops_symbols(
         _store(database_url, ex, listed, 5)
         config = _all_config(ex, tmp_path, listing_interval=0.2)
         run = asyncio.create_task(
-            run_ingest(config, database_url, stop=stop, stats=stats, on_event=events)
+            run_ingest(config, database_url, stop=stop, recorder=stats, on_event=events)
         )
         async with asyncio.timeout(BUDGET_SECONDS):
             await ex.wait_subscribed(lambda subscribed: halted in subscribed)
@@ -117,12 +118,12 @@ async def test_an_all_run_resumes_every_symbol_where_it_left_off(
     names = market.symbols(60)
     async with TestExchange(names, seed=63, rate=4) as ex:
         for attempt in range(2):
-            stats = IngestStats()
+            stats = Recorder()
             stop = asyncio.Event()
             run = asyncio.create_task(
-                run_ingest(_all_config(ex, tmp_path), database_url, stop=stop, stats=stats)
+                run_ingest(_all_config(ex, tmp_path), database_url, stop=stop, recorder=stats)
             )
-            await wait_until(lambda s=stats: s.stored >= 3 * len(names), BUDGET_SECONDS)
+            await wait_until(lambda s=stats: s.summary().stored >= 3 * len(names), BUDGET_SECONDS)
             if attempt == 1:
                 ex.paused.update(names)
                 await wait_until(lambda: complete_from_first(ex, database_url, tuple(names)),
@@ -149,15 +150,15 @@ def test_all_takes_no_symbols_and_quote_needs_all() -> None:
 
 async def test_all_with_quote_carries_only_those_pairs(database_url: str, tmp_path: Path) -> None:
     names = ["BTCUSDT", "ETHUSDT", "ETHBTC", "BNBBTC", "SOLFDUSD"]
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(names, seed=64, rate=10) as ex:
         config = _all_config(ex, tmp_path, quotes=("BTC", "FDUSD"))
-        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats))
+        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, recorder=stats))
         async with asyncio.timeout(BUDGET_SECONDS):
             await ex.wait_subscribed(lambda s: bool(s))
         carried = ex.subscribed_symbols()
-        await wait_until(lambda: stats.stored >= 6, BUDGET_SECONDS)
+        await wait_until(lambda: stats.summary().stored >= 6, BUDGET_SECONDS)
         stop.set()
         await asyncio.wait_for(run, BUDGET_SECONDS)
     assert carried == {"ETHBTC", "BNBBTC", "SOLFDUSD"}

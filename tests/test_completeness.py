@@ -13,8 +13,9 @@ from pathlib import Path
 import psycopg
 
 from binprice.db.gaps import list_gaps
-from binprice.ingest import IngestStats, run_ingest
+from binprice.ingest import run_ingest
 from binprice.ingest.backoff import Backoff, no_wait
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
@@ -36,14 +37,14 @@ async def test_a_reset_then_a_quiet_market_is_found_by_asking_the_exchange(
     """The connection is reset, binprice reconnects 0.6 s later, and the market has gone quiet:
     no later trade will ever reveal the gap, so the exchange's newest id does; every id is
     stored within 10 s of the reconnect."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=51, rate=RATE) as ex:
         config = exchange_config(ex, tmp_path, SYMBOLS)
         run = asyncio.create_task(
-            run_ingest(config, database_url, stop=stop, stats=stats, policy=_blind_for(0.6))
+            run_ingest(config, database_url, stop=stop, recorder=stats, policy=_blind_for(0.6))
         )
-        await wait_until(lambda: stats.stored >= 1000, 20)
+        await wait_until(lambda: stats.summary().stored >= 1000, 20)
         at_drop = {s: ex.produced_count(s) for s in SYMBOLS}
         ex.drop_connections()
         for symbol in SYMBOLS:  # trades happen while binprice is blind ...
@@ -68,14 +69,14 @@ async def test_a_rare_symbol_with_drops_and_a_stop_right_after_a_drop(
     tail as an open gap, and the next start fetches it."""
     faults = Faults(close_after_frames=3)
     symbols = ("RAREUSDT",)
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(symbols, seed=52, rate=2, faults=faults) as ex:
         config = exchange_config(ex, tmp_path, symbols)
         run = asyncio.create_task(
-            run_ingest(config, database_url, stop=stop, stats=stats, policy=_blind_for(2.0))
+            run_ingest(config, database_url, stop=stop, recorder=stats, policy=_blind_for(2.0))
         )
-        await wait_until(lambda: stats.reconnects >= 2 and bool(ex.connections), 30)
+        await wait_until(lambda: stats.summary().reconnects >= 2 and bool(ex.connections), 30)
         await wait_until(lambda: not ex.connections, 30)  # the next drop
         blind_from = ex.produced_count("RAREUSDT")
         await asyncio.wait_for(ex.wait_produced("RAREUSDT", blind_from + 1), 10)
@@ -93,11 +94,11 @@ async def test_a_rare_symbol_with_drops_and_a_stop_right_after_a_drop(
         faults.close_after_frames = None
         again = exchange_config(ex, tmp_path, symbols)
         stop2 = asyncio.Event()
-        stats2 = IngestStats()
+        stats2 = Recorder()
         run2 = asyncio.create_task(
-            run_ingest(again, database_url, stop=stop2, stats=stats2, policy=_blind_for(0.1))
+            run_ingest(again, database_url, stop=stop2, recorder=stats2, policy=_blind_for(0.1))
         )
-        await wait_until(lambda: stats2.stored >= 4, 30)
+        await wait_until(lambda: stats2.summary().stored >= 4, 30)
         ex.paused.add("RAREUSDT")
         produced = ex.produced("RAREUSDT")[-1].trade_id
         await wait_until(lambda: max(r[1] for r in stored_rows(database_url)) >= produced, 10)

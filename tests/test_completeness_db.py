@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 from binprice.db.gaps import list_gaps
-from binprice.ingest import EventKind, IngestConfig, IngestEvent, IngestStats, run_ingest
+from binprice.ingest import EventKind, IngestConfig, IngestEvent, run_ingest
 from binprice.ingest.backoff import no_wait
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import (
@@ -153,7 +154,7 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
     """PostgreSQL down and the spool's filesystem full: binprice says so in one line, keeps
     reading, records the ids it had to drop as gaps, and fetches them once the database is
     back. No traceback, every id once."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     events: list[IngestEvent] = []
     symbols = ("BTCUSDT", "ETHUSDT")
@@ -167,13 +168,13 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
             max_batch=500,
         )
         policy = StreamPolicy(backoff=no_wait)
-        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats,
+        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, recorder=stats,
                                              policy=policy, on_event=events.append))  # fmt: skip
-        await wait_until(lambda: stats.stored >= 1000, 20)
+        await wait_until(lambda: stats.summary().stored >= 1000, 20)
         async with postgres_down(pg_data_dir):
-            await wait_until(lambda: stats.dropped >= 2000, 30)
-            assert stats.spilled_chunks >= 1  # the spool took what it could
-        await wait_until(lambda: not stats.db_down, 30)
+            await wait_until(lambda: stats.summary().dropped >= 2000, 30)
+            assert stats.snapshot().spilled_chunks >= 1  # the spool took what it could
+        await wait_until(lambda: not stats.snapshot().db_down, 30)
         for symbol in symbols:
             await asyncio.wait_for(ex.wait_produced(symbol, ex.produced_count(symbol) + 500), 20)
         ex.paused.update(symbols)

@@ -17,14 +17,14 @@ import pytest
 
 from binprice.db.gaps import list_gaps
 from binprice.errors import GeoRestrictedError
-from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest import IngestConfig, Recorder, run_ingest
 from binprice.ingest.backoff import no_wait
 from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
-from tests.fault_helpers import assert_complete
+from tests.fault_helpers import assert_complete, wait_until
 from tests.ingest_helpers import exchange_config
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -34,36 +34,53 @@ def _config(ex: TestExchange, tmp_path: Path, **kw: Any) -> IngestConfig:
     return exchange_config(ex, tmp_path, kw.pop("symbols", SYMBOLS), **kw)
 
 
-async def _run_for(
-    ex: TestExchange, url: str, tmp_path: Path, seconds: float, policy: StreamPolicy
-) -> tuple[IngestSummary, list[IngestEvent]]:
-    events: list[IngestEvent] = []
-    config = _config(ex, tmp_path, duration=seconds)
-    summary = await asyncio.wait_for(
-        run_ingest(config, url, policy=policy, on_event=events.append), seconds + 30
-    )
-    return summary, events
+#: Longest a run may take to reach what a test waits for (a guard against a hang, not a
+#: measured duration: each run stops as soon as its condition holds).
+UNTIL_GUARD_SECONDS = 60
 
 
-async def _run_with_fault_later(
+async def _run_until(
     ex: TestExchange,
     url: str,
     tmp_path: Path,
-    seconds: float,
-    after: int,
-    fault: Callable[[], None],
-) -> IngestSummary:
-    """Run for `seconds`; once `after` more BTCUSDT trades were produced, call `fault()`."""
-    config = _config(ex, tmp_path, duration=seconds)
-    run = asyncio.create_task(run_ingest(config, url, policy=StreamPolicy(backoff=no_wait)))
-    await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + after), 20)
-    fault()
-    return await asyncio.wait_for(run, seconds + 30)
+    done: Callable[[IngestSummary], bool],
+    policy: StreamPolicy,
+    fault: tuple[int, Callable[[], None]] | None = None,
+) -> tuple[IngestSummary, list[IngestEvent]]:
+    """Run until `done(summary so far)` holds, then stop (and return the final summary);
+    with `fault=(after, call)`, `call()` once `after` more BTCUSDT trades were produced."""
+    events: list[IngestEvent] = []
+    recorder, stop = Recorder(), asyncio.Event()
+    run = asyncio.create_task(
+        run_ingest(
+            _config(ex, tmp_path),
+            url,
+            stop=stop,
+            policy=policy,
+            recorder=recorder,
+            on_event=events.append,
+        )
+    )
+    try:
+        if fault is not None:
+            after, call = fault
+            await asyncio.wait_for(
+                ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + after), 20
+            )
+            call()
+        await wait_until(lambda: done(recorder.summary()), UNTIL_GUARD_SECONDS)
+    finally:
+        stop.set()
+    return await asyncio.wait_for(run, UNTIL_GUARD_SECONDS), events
 
 
 # Paced production (RATE trades/s per symbol, interleaved) like a real market; the run compares
 # the ids between the first and the last it stored with what the exchange produced.
 RATE = 1500
+
+
+def _dropped_enough(s: IngestSummary) -> bool:
+    return s.reconnects >= 20 and s.gaps >= 12 and s.backfilled > 0
 
 
 async def test_connection_dropped_every_few_hundred_frames(
@@ -73,7 +90,9 @@ async def test_connection_dropped_every_few_hundred_frames(
     reconnects, each gap fetched from REST, every id stored once."""
     faults = Faults(close_after_frames=300)
     async with TestExchange(SYMBOLS, seed=21, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
+        summary, _ = await _run_until(
+            ex, database_url, tmp_path, _dropped_enough, StreamPolicy(backoff=no_wait)
+        )
         numbers = assert_complete("drop-every-300-frames", ex, database_url, SYMBOLS, summary)
     assert summary.reconnects >= 20
     assert numbers["gaps_filled"] + numbers["tail_gaps_open"] == numbers["gaps_recorded"]
@@ -91,7 +110,14 @@ async def test_ids_skipped_on_the_stream_are_backfilled_and_lost_ids_recorded_as
         def lose() -> None:
             faults.lose_next = 7
 
-        summary = await _run_with_fault_later(ex, database_url, tmp_path, 4.0, 2000, lose)
+        summary, _ = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.missing >= 7 and s.backfilled > 0,
+            StreamPolicy(backoff=no_wait),
+            fault=(2000, lose),
+        )
         numbers = assert_complete("skipped-ids", ex, database_url, SYMBOLS, summary)
     assert numbers["never_served"] == 7
     assert numbers["holes_recorded"] >= 1
@@ -105,7 +131,13 @@ async def test_server_shutdown_rotates_make_before_break_with_no_gap(
     old one closes, and the overlap is deduplicated: no gap is even detected."""
     faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
     async with TestExchange(SYMBOLS, seed=23, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
+        summary, _ = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.rotations >= 2 and s.duplicates > 0,
+            StreamPolicy(backoff=no_wait),
+        )
         numbers = assert_complete("server-shutdown", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 2
     assert summary.duplicates > 0  # the overlap was real
@@ -123,7 +155,9 @@ async def test_rotation_hold_back_is_bounded_and_still_exactly_once(
     monkeypatch.setattr(stream, "ROTATION_HOLD_MAX", 3)
     faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)
     async with TestExchange(SYMBOLS, seed=29, rate=RATE, faults=faults) as ex:
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, StreamPolicy(backoff=no_wait))
+        summary, _ = await _run_until(
+            ex, database_url, tmp_path, lambda s: s.rotations >= 2, StreamPolicy(backoff=no_wait)
+        )
         assert_complete("rotation-hold-capped", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 2
 
@@ -135,7 +169,9 @@ async def test_connection_lifetime_rotation_creates_no_gap(
     faults = Faults(lifetime_seconds=1.5)
     async with TestExchange(SYMBOLS, seed=24, rate=RATE, faults=faults) as ex:
         policy = StreamPolicy(backoff=no_wait, lifetime=1.0)
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.5, policy)
+        summary, _ = await _run_until(
+            ex, database_url, tmp_path, lambda s: s.rotations >= 3, policy
+        )
         numbers = assert_complete("lifetime-rotation", ex, database_url, SYMBOLS, summary)
     assert summary.rotations >= 3
     assert numbers["gaps_recorded"] == numbers["tail_gaps_open"]  # only what the stop saw
@@ -150,7 +186,13 @@ async def test_stalled_connection_is_replaced_by_the_watchdog(
     faults = Faults(stall_after_frames=1000)
     async with TestExchange(SYMBOLS, seed=25, rate=RATE, faults=faults) as ex:
         policy = StreamPolicy(backoff=no_wait, stale_after=0.5)
-        summary, _ = await _run_for(ex, database_url, tmp_path, 4.0, policy)
+        summary, _ = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.stale >= 2 and s.gaps >= 2 and s.backfilled > 0,
+            policy,
+        )
         numbers = assert_complete("stalled-connection", ex, database_url, SYMBOLS, summary)
     assert summary.stale >= 2
     assert numbers["gaps_recorded"] - numbers["tail_gaps_open"] >= 2
@@ -163,8 +205,12 @@ async def test_malformed_frames_cost_no_trade_and_are_logged_rate_limited(
     """1 % junk frames (truncated JSON, wrong types, other events) between trades."""
     faults = Faults(malformed_fraction=0.01)
     async with TestExchange(SYMBOLS, seed=26, rate=3000, faults=faults) as ex:
-        summary, events = await _run_for(
-            ex, database_url, tmp_path, 3.0, StreamPolicy(backoff=no_wait)
+        summary, events = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.malformed + s.other_frames >= 50,
+            StreamPolicy(backoff=no_wait),
         )
         assert_complete("malformed-1pct", ex, database_url, SYMBOLS, summary)
     bad = summary.malformed + summary.other_frames
@@ -184,7 +230,14 @@ async def test_rest_429_during_backfill_is_waited_out(database_url: str, tmp_pat
             faults.rest_429_next = 2
             faults.skip_next = 300
 
-        summary = await _run_with_fault_later(ex, database_url, tmp_path, 5.0, 1000, skip_and_limit)
+        summary, _ = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.rate_limited >= 2 and s.backfilled >= 300,
+            StreamPolicy(backoff=no_wait),
+            fault=(1000, skip_and_limit),
+        )
         assert_complete("rest-429-backfill", ex, database_url, SYMBOLS, summary)
     assert summary.rate_limited == 2
     assert summary.backfilled >= 300
@@ -202,7 +255,14 @@ async def test_an_empty_page_during_a_backfill_records_no_hole(
             faults.rest_empty_next = 1
             faults.skip_next = 1500
 
-        summary = await _run_with_fault_later(ex, database_url, tmp_path, 5.0, 1000, skip_and_empty)
+        summary, _ = await _run_until(
+            ex,
+            database_url,
+            tmp_path,
+            lambda s: s.backfilled >= 1500,
+            StreamPolicy(backoff=no_wait),
+            fault=(1000, skip_and_empty),
+        )
         numbers = assert_complete("empty-page-backfill", ex, database_url, SYMBOLS, summary)
     assert faults.rest_empty_next == 0  # the empty page was served
     assert numbers["holes_recorded"] == 0

@@ -16,8 +16,9 @@ from types import SimpleNamespace
 
 import psycopg
 
-from binprice.ingest import IngestConfig, IngestStats, run_ingest
+from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.backoff import Backoff
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
@@ -57,12 +58,12 @@ def _stored_count(url: str) -> int:
 
 
 async def _start(
-    ex: TestExchange, url: str, tmp_path: Path, stop: asyncio.Event, stats: IngestStats
+    ex: TestExchange, url: str, tmp_path: Path, stop: asyncio.Event, stats: Recorder
 ) -> asyncio.Task[IngestSummary]:
     """Start a run and return once it stored 1000 trades."""
     config = _config(ex, tmp_path)
-    run = asyncio.create_task(run_ingest(config, url, stop=stop, stats=stats, policy=_policy()))
-    await wait_until(lambda: stats.stored >= 1000, 20)
+    run = asyncio.create_task(run_ingest(config, url, stop=stop, recorder=stats, policy=_policy()))
+    await wait_until(lambda: stats.summary().stored >= 1000, 20)
     return run
 
 
@@ -72,15 +73,18 @@ async def test_postgres_stopped_hard_for_10s_mid_stream(
 ) -> None:
     """PostgreSQL crashes for 10.5 s: the reader keeps reading (into the fsynced spool), the
     writers retry, and after the restart every produced id is stored exactly once."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=31, rate=RATE) as ex:
         run = await _start(ex, database_url, tmp_path, stop, stats)
         async with postgres_down(pg_data_dir):
             await asyncio.sleep(OUTAGE_SECONDS)
-            spilled_while_down = stats.spilled_chunks
-            received_while_down = sum(c.received for c in stats.symbols.values())
-        await wait_until(lambda: not stats.db_down and stats.stored >= received_while_down, 30)
+            spilled_while_down = stats.snapshot().spilled_chunks
+            received_while_down = sum(c.received for c in stats.summary().symbols)
+        await wait_until(
+            lambda: not stats.snapshot().db_down and stats.summary().stored >= received_while_down,
+            30,
+        )
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         assert_complete("postgres-down-10s", ex, database_url, SYMBOLS, summary)
@@ -96,7 +100,7 @@ async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_sta
 ) -> None:
     """Stopped while PostgreSQL is down: received trades stay in the spool; the next run
     replays them, backfills the downtime, and nothing is lost or stored twice."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=32, rate=RATE) as ex:
         run = await _start(ex, database_url, tmp_path, stop, stats)
@@ -166,7 +170,7 @@ async def test_a_commit_whose_answer_is_lost_is_counted_once_it_is_known_to_have
     """The server commits a batch but its answer never reaches the writer (the connection
     dies in between): the writer asks the server before writing the batch again, so the
     run's `stored` is exactly what the table gained, and every id is stored once."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with (
         TestExchange(SYMBOLS, seed=34, rate=RATE) as ex,
@@ -174,13 +178,13 @@ async def test_a_commit_whose_answer_is_lost_is_counted_once_it_is_known_to_have
     ):
         config = _config(ex, tmp_path)
         run = asyncio.create_task(
-            run_ingest(config, proxy.url, stop=stop, stats=stats, policy=_policy())
+            run_ingest(config, proxy.url, stop=stop, recorder=stats, policy=_policy())
         )
-        await wait_until(lambda: stats.stored >= 500, 20)
+        await wait_until(lambda: stats.summary().stored >= 500, 20)
         proxy.armed = True
         await asyncio.wait_for(proxy.cut.wait(), 20)
-        cut_at = stats.stored
-        await wait_until(lambda: stats.stored >= cut_at + 1000, 20)
+        cut_at = stats.summary().stored
+        await wait_until(lambda: stats.summary().stored >= cut_at + 1000, 20)
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         assert_complete("commit-answer-lost", ex, database_url, SYMBOLS, summary)

@@ -23,8 +23,8 @@ from binprice.binance import Trade
 from binprice.errors import ExchangeUnavailableError
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.gapset import GapSet
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import RestClient
-from binprice.ingest.stats import IngestStats
 from binprice.ingest.tracker import Tracker
 
 BASE = 6_329_162_611
@@ -70,8 +70,8 @@ def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(
     """Stored (+ skipped) ids equal the produced line from the first to the last delivered id."""
     rng = random.Random(seed)
     buffer = _Buffer()
-    stats = IngestStats()
-    keeper = GapKeeper("unused", buffer, stats, lambda kind, message: None,  # type: ignore[arg-type]
+    stats = Recorder()
+    keeper = GapKeeper("unused", buffer, stats,  # type: ignore[arg-type]
                        backfill_max=backfill_max)  # fmt: skip
     tracker = Tracker(keeper, buffer, stats)  # type: ignore[arg-type]
     tracker.start(SYMBOL, None)
@@ -203,7 +203,7 @@ def test_empty_pages_and_errors_never_make_a_false_hole(
     ids = [i for i in line if i not in never]
     exchange = _FlakyExchange(ids, page, random.Random(seed), flaky_rate)
     buffer = _Buffer()
-    keeper = GapKeeper("unused", buffer, IngestStats(), lambda kind, message: None,  # type: ignore[arg-type]
+    keeper = GapKeeper("unused", buffer, Recorder(),  # type: ignore[arg-type]
                        backfill_max=None, clock=lambda: 0.0)  # fmt: skip
     opened: set[int] = set()
     for offset, width in gaps:

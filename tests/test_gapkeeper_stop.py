@@ -11,8 +11,8 @@ import pytest
 from binprice.binance import Trade
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import RestClient
-from binprice.ingest.stats import IngestStats
 from tests.test_faults_property import SYMBOL, _Buffer, _trade
 
 
@@ -34,7 +34,8 @@ class _Exchange:
 
 def _keeper(buffer: _Buffer, events: list[tuple[EventKind, str]]) -> GapKeeper:
     # A minute of grace: the running backfill would not touch these gaps yet.
-    return GapKeeper("unused", buffer, IngestStats(), lambda k, m: events.append((k, m)),  # type: ignore[arg-type]
+    recorder = Recorder(lambda e: events.append((e.kind, e.message)))
+    return GapKeeper("unused", buffer, recorder,  # type: ignore[arg-type]
                      backfill_max=None, grace=60.0, clock=lambda: 0.0)  # fmt: skip
 
 

@@ -114,7 +114,8 @@ async def test_ingest_since_goes_from_an_empty_database_to_live_on_one_id_line(
     from datetime import UTC, datetime, timedelta
 
     from binprice.db.gaps import verify_gaps
-    from binprice.ingest import IngestConfig, IngestStats
+    from binprice.ingest import IngestConfig
+    from binprice.ingest.recorder import Recorder
     from binprice.testing.generator import US_PER_MS
     from tests.fault_helpers import assert_complete, complete_from_first, wait_until
 
@@ -131,7 +132,7 @@ async def test_ingest_since_goes_from_an_empty_database_to_live_on_one_id_line(
                 gen.produce(1, at_ms * US_PER_MS, limit=1)
         past = ex.produced(SYMBOL)
         market = ArchiveMarket.from_trades({SYMBOL: past})
-        stats = IngestStats()
+        stats = Recorder()
         stop = asyncio.Event()
         async with ArchiveServer(market) as archive:
             config = IngestConfig(
@@ -143,8 +144,8 @@ async def test_ingest_since_goes_from_an_empty_database_to_live_on_one_id_line(
                 archive_url=archive.url,
                 downloads_dir=tmp_path / "downloads",
             )
-            run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats))
-            await wait_until(lambda: stats.stored >= 300, 60)  # live trades arrive
+            run = asyncio.create_task(run_ingest(config, database_url, stop=stop, recorder=stats))
+            await wait_until(lambda: stats.summary().stored >= 300, 60)  # live trades arrive
             ex.paused.add(SYMBOL)
             await wait_until(lambda: complete_from_first(ex, database_url, (SYMBOL,)), 30)
             stop.set()

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from binprice.db.copy import CopyEncoder
-from binprice.ingest import IngestConfig, IngestStats, run_ingest
+from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest.recorder import Recorder
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import wait_until
@@ -78,20 +79,25 @@ async def test_full_buffer_spills_to_disk_and_the_reader_keeps_reading(
 ) -> None:
     """With the table locked, trades beyond the memory limit go to the spool; after the lock
     is released everything is stored exactly once and the connection was never dropped."""
-    stats = IngestStats()
+    stats = Recorder()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS[:2], seed=11, rate=3000) as ex:
         config = _config(ex, tmp_path, symbols=SYMBOLS[:2], memory_limit=500, max_batch=200)
         blocker = await psycopg.AsyncConnection.connect(database_url)
         await blocker.execute("LOCK TABLE trades IN EXCLUSIVE MODE")
-        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, stats=stats))
-        await wait_until(lambda: stats.spilled_chunks >= 3, 10)
+        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, recorder=stats))
+        await wait_until(lambda: stats.snapshot().spilled_chunks >= 3, 10)
         assert list((tmp_path / "spool").rglob("*.spool"))
         await blocker.rollback()
         await blocker.close()
         spool = tmp_path / "spool"
-        await wait_until(lambda: stats.stored >= stats.spilled and not list(spool.rglob("*.spool")),
-                         20)  # fmt: skip
+        await wait_until(
+            lambda: (
+                stats.summary().stored >= stats.summary().spilled
+                and not list(spool.rglob("*.spool"))
+            ),
+            20,
+        )
         stop.set()
         summary = await asyncio.wait_for(run, 30)
         produced = {(t.symbol, t.trade_id): t for s in SYMBOLS[:2] for t in ex.produced(s)}

@@ -15,14 +15,16 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from binprice.db.copy import CopyEncoder
 from binprice.errors import ConfigError
-from binprice.ingest import IngestConfig, IngestStats, run_ingest
+from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.health import Phase, RunProbe, health
 from binprice.ingest.metrics import MetricsServer
-from binprice.ingest.stats import IngestSummary
+from binprice.ingest.recorder import Recorder
+from binprice.ingest.stats import IngestStats, IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import assert_complete, needs_embedded, postgres_down, wait_until
@@ -52,7 +54,7 @@ class _Run:
     """A run in the background and the URL its METRICS event named."""
 
     def __init__(self, config: IngestConfig, url: str) -> None:
-        self.stats = IngestStats()
+        self.stats = Recorder()
         self.stop = asyncio.Event()
         self.base = ""
         self._served = asyncio.Event()
@@ -66,7 +68,12 @@ class _Run:
 
         self.task: asyncio.Task[IngestSummary] = asyncio.create_task(
             run_ingest(
-                config, url, stop=self.stop, stats=self.stats, on_event=on_event, policy=_policy()
+                config,
+                url,
+                stop=self.stop,
+                recorder=self.stats,
+                on_event=on_event,
+                policy=_policy(),
             )
         )
 
@@ -125,12 +132,13 @@ async def test_metrics_and_health_while_the_database_is_stopped_and_started(
         run = _Run(_config(ex, tmp_path), database_url)
         await run.served()
         assert run.base.startswith("http://127.0.0.1:")
-        await wait_until(lambda: run.stats.stored >= 400, 20)
-        stored_before = {s: c.stored for s, c in run.stats.symbols.items()}
+        await wait_until(lambda: run.stats.summary().stored >= 400, 20)
+        stored_before = {s.symbol: s.stored for s in run.stats.summary().symbols}
         samples = await _scrape(http, run)
         for symbol in SYMBOLS:
             scraped = samples[_sym("binprice_trades_stored_total", symbol)]
-            assert stored_before[symbol] <= scraped <= run.stats.symbols[symbol].stored
+            stored_after = {s.symbol: s.stored for s in run.stats.summary().symbols}
+            assert stored_before[symbol] <= scraped <= stored_after[symbol]
             assert samples[_sym("binprice_trades_received_total", symbol)] >= scraped
             assert samples[_sym("binprice_open_gaps", symbol)] == 0
             assert 0 <= samples[_sym("binprice_last_trade_age_seconds", symbol)] < 60
@@ -150,7 +158,9 @@ async def test_metrics_and_health_while_the_database_is_stopped_and_started(
         assert body["phase"] == "streaming" and body["database_up"] is True
 
         async with postgres_down(pg_data_dir):
-            await wait_until(lambda: run.stats.db_down and run.stats.spilled_chunks > 0, 20)
+            await wait_until(
+                lambda: run.stats.snapshot().db_down and run.stats.snapshot().spilled_chunks > 0, 20
+            )
             body = await _until_health(http, run, 503)
             assert body["status"] == "unhealthy" and body["database_up"] is False
             assert any("database is unavailable" in r for r in body["reasons"])
@@ -160,8 +170,10 @@ async def test_metrics_and_health_while_the_database_is_stopped_and_started(
             assert down[("binprice_database_errors_total", ())] >= 1
             assert down[("binprice_spool_bytes", ())] > 0
             assert down[("binprice_trades_spilled_total", ())] > 0
-        received = sum(c.received for c in run.stats.symbols.values())
-        await wait_until(lambda: not run.stats.db_down and run.stats.stored >= received, 30)
+        received = sum(c.received for c in run.stats.summary().symbols)
+        await wait_until(
+            lambda: not run.stats.snapshot().db_down and run.stats.summary().stored >= received, 30
+        )
         body = await _until_health(http, run, 200)
         assert body["database_up"] is True
         up = await _scrape(http, run)
@@ -178,7 +190,7 @@ async def test_health_turns_503_while_the_exchange_refuses_connections(
     async with TestExchange(SYMBOLS, seed=72, rate=200) as ex, aiohttp.ClientSession() as http:
         run = _Run(_config(ex, tmp_path, health_threshold=0.3), database_url)
         await run.served()
-        await wait_until(lambda: run.stats.stored >= 100, 20)
+        await wait_until(lambda: run.stats.summary().stored >= 100, 20)
         await _until_health(http, run, 200)
         ex.faults.refuse_ws_status = 503
         ex.drop_connections()
@@ -204,7 +216,7 @@ async def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(
     async with TestExchange(SYMBOLS, seed=73, rate=100) as ex, aiohttp.ClientSession() as http:
         run = _Run(_config(ex, tmp_path), database_url)
         await run.served()
-        await wait_until(lambda: run.stats.stored >= 10, 20)
+        await wait_until(lambda: run.stats.summary().stored >= 10, 20)
         accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
         status, content_type, text = await _get(
             http, run.base + "/metrics", headers={"Accept": accept}
@@ -232,10 +244,20 @@ async def test_a_port_in_use_is_one_clear_error(database_url: str, tmp_path: Pat
 # --- the judgement, on its own ------------------------------------------------------------
 
 
-def _probe(threshold: float = 30.0) -> RunProbe:
-    stats = IngestStats()
-    stats.started = 1000.0
-    return RunProbe(stats, TradeBuffer(None, 100, stats), threshold, phase=Phase.STREAMING)
+class _Clock:
+    """The recorder's clock, set by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _probe(threshold: float = 30.0, clock: _Clock | None = None) -> RunProbe:
+    recorder = Recorder(clock=clock or _Clock(1000.0))
+    recorder.phase(Phase.STREAMING)
+    return RunProbe(recorder, TradeBuffer(None, 100, recorder), threshold)
 
 
 def _reasons(probe: RunProbe, now: float) -> tuple[str, ...]:
@@ -244,34 +266,34 @@ def _reasons(probe: RunProbe, now: float) -> tuple[str, ...]:
 
 def test_health_phases() -> None:
     probe = _probe()
-    probe.phase = Phase.STARTING
+    probe.recorder.phase(Phase.STARTING)
     assert _reasons(probe, 1001.0) == ("starting: connecting to the database and the exchange",)
-    probe.phase = Phase.IMPORTING
+    probe.recorder.phase(Phase.IMPORTING)
     assert health(probe, 1001.0).healthy
-    probe.phase = Phase.STOPPING
+    probe.recorder.phase(Phase.STOPPING)
     assert _reasons(probe, 1001.0) == ("stopping",)
 
 
 def test_health_connections_may_be_down_briefly_but_not_past_the_threshold() -> None:
-    probe = _probe(threshold=30.0)
-    stats = probe.stats
-    stats.want_connections(2)
-    stats.short_since = 1000.0
-    stats.open_connections = 1
-    stats.connect_problem = "connection failed: refused"
-    assert health(probe, 1029.0).healthy
+    clock = _Clock(1000.0)
+    probe = _probe(threshold=30.0, clock=clock)
+    recorder = probe.recorder
+    recorder.want_connections(2)  # fewer open than wanted from 1000.0
+    recorder.connected("BTCUSDT", 1)
+    recorder.connect_failed("connection failed: refused")
+    clock.now = 1029.0
+    assert health(probe).healthy
     assert _reasons(probe, 1031.0) == (
         "1 of 2 connections down for 31 s: connection failed: refused",
     )
-    stats.connected()
-    assert stats.short_since is None
+    recorder.connected("BTCUSDT", 2)
+    assert recorder.snapshot().short_since is None
     assert health(probe, 1031.0).healthy
 
 
 def test_health_a_quiet_market_is_healthy_and_a_stuck_backlog_is_not() -> None:
     probe = _probe(threshold=30.0)
-    stats = probe.stats
-    stats.last_commit = 1000.0
+    probe.recorder.committed(CopyEncoder().batch([]), {}, 0, 0.0)  # at 1000.0
     assert health(probe, 5000.0).healthy  # nothing waiting: nothing late
     probe.buffer.items.extend([object()] * 3)  # type: ignore[list-item]
     assert health(probe, 1020.0).healthy
@@ -280,7 +302,7 @@ def test_health_a_quiet_market_is_healthy_and_a_stuck_backlog_is_not() -> None:
 
 def test_health_database_down_is_unhealthy_at_once() -> None:
     probe = _probe()
-    probe.stats.database_failed()
+    probe.recorder.database_failed("connection refused")
     verdict = health(probe, 1000.5)
     assert not verdict.healthy and not verdict.database_up
     assert verdict.as_json()["status"] == "unhealthy"

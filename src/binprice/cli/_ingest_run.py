@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from binprice.cli._monitor import Monitor
 from binprice.errors import AbortedError
 from binprice.ingest import EventKind, IngestConfig, IngestSummary, run_ingest
-from binprice.ingest.stats import IngestStats
+from binprice.ingest.recorder import Recorder
 
 TICK_SECONDS = 0.25
 
@@ -35,7 +35,7 @@ def run(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:
 async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSummary:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    stats = IngestStats()
+    recorder = Recorder()
     main_task = asyncio.current_task()
     signals = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,14 +51,14 @@ async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSumma
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     monitor.start()
-    ticker = asyncio.create_task(_tick(monitor, stats))
+    ticker = asyncio.create_task(_tick(monitor, recorder))
     try:
         summary = await run_ingest(
             config,
             url,
             stop=stop,
             on_event=monitor.event,
-            stats=stats,
+            recorder=recorder,
             on_stored=monitor.stored if monitor.verbose else None,
         )
     finally:
@@ -70,10 +70,10 @@ async def _main(config: IngestConfig, url: str, monitor: Monitor) -> IngestSumma
     return summary
 
 
-async def _tick(monitor: Monitor, stats: IngestStats) -> None:
+async def _tick(monitor: Monitor, recorder: Recorder) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        monitor.tick(stats)
+        monitor.tick(recorder)
 
 
 class _RunLog(logging.Handler):

@@ -3,6 +3,7 @@
 from binprice.ingest.config import DEFAULT_REST_URL, DEFAULT_WS_URL, IngestConfig
 from binprice.ingest.events import EventKind, IngestEvent, Severity
 from binprice.ingest.pipeline import run_ingest
+from binprice.ingest.recorder import Recorder, RunSnapshot
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolStats
 from binprice.ingest.stream import StreamPolicy
 from binprice.symbols import DEFAULT_SYMBOLS
@@ -16,6 +17,8 @@ __all__ = [
     "IngestEvent",
     "IngestStats",
     "IngestSummary",
+    "Recorder",
+    "RunSnapshot",
     "Severity",
     "StreamPolicy",
     "SymbolStats",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from binprice.binance import Trade
 from binprice.db.copy import Batch, CopyEncoder
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import Spool, SpoolError
-from binprice.ingest.stats import IngestStats
 
 #: Per symbol, inclusive id ranges of trades that had to be dropped.
 Dropped = dict[str, list[tuple[int, int]]]
@@ -41,11 +41,11 @@ def id_ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
 class TradeBuffer:
     """Reader-side `put`, writer-side `take`; single event loop, no locks."""
 
-    def __init__(self, spool: Spool | None, memory_limit: int, stats: IngestStats) -> None:
+    def __init__(self, spool: Spool | None, memory_limit: int, recorder: Recorder) -> None:
         self.spool = spool
         self.memory_limit = memory_limit
         self.items: list[Trade] = []
-        self._stats = stats
+        self._recorder = recorder
         self._encoder = CopyEncoder()
         self._ready = asyncio.Event()
         #: Why the last spool write failed (None while the spool works).
@@ -72,7 +72,7 @@ class TradeBuffer:
         trades, self.items = self.items, []
         batch = self._encoder.batch(trades)
         if self.keep(batch, trades):
-            self._stats.spilled_to_disk(len(trades))
+            self._recorder.spilled(len(trades))
 
     def keep(self, batch: Batch, trades: list[Trade] | None = None) -> bool:
         """Put an uncommitted batch in the spool; if that fails, record its ids as dropped.
@@ -96,7 +96,7 @@ class TradeBuffer:
             by_symbol.setdefault(trade.symbol, []).append(trade.trade_id)
         for symbol, ids in by_symbol.items():
             self._dropped.setdefault(symbol, []).extend(id_ranges(ids))
-        self._stats.dropped_trades(len(trades))
+        self._recorder.dropped(len(trades))
         self.dropped_ready.set()
 
     def take_dropped(self) -> Dropped:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from binprice.ingest.stats import IngestStats
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.stream import ConnectionGroup, group_label
 
 #: make(symbols, source, replica) -> the group of one replica of a slot.
@@ -22,10 +22,10 @@ class Fleet:
     """Owns every ConnectionGroup of the run and the task that runs each."""
 
     def __init__(
-        self, make: MakeGroup, stats: IngestStats, *, replicas: int, capacity: int
+        self, make: MakeGroup, recorder: Recorder, *, replicas: int, capacity: int
     ) -> None:
         self._make = make
-        self._stats = stats
+        self._recorder = recorder
         self._replicas = replicas
         self._capacity = capacity
         self._slots: list[list[ConnectionGroup]] = []
@@ -39,7 +39,7 @@ class Fleet:
         for first in range(0, len(symbols), self._capacity):
             chunk = symbols[first : first + self._capacity]
             labels += [group_label(chunk, r, self._replicas) for r in range(self._replicas)]
-        self._stats.set_sources(labels)
+        self._recorder.sources(labels)
         source = 0
         for first in range(0, len(symbols), self._capacity):
             chunk = symbols[first : first + self._capacity]
@@ -53,7 +53,7 @@ class Fleet:
         assert self._tg is not None
         self._slots.append(slot)
         self.tasks += [self._tg.create_task(group.run()) for group in slot]
-        self._stats.want_connections(sum(len(s) for s in self._slots))
+        self._recorder.want_connections(sum(len(s) for s in self._slots))
 
     def carried(self) -> set[str]:
         return {s for slot in self._slots for s in slot[0].symbols}
@@ -72,7 +72,7 @@ class Fleet:
             chunk = todo[first : first + self._capacity]
             slot = []
             for replica in range(self._replicas):
-                source = self._stats.add_source(group_label(chunk, replica, self._replicas))
+                source = self._recorder.source_added(group_label(chunk, replica, self._replicas))
                 slot.append(self._make(chunk, source, replica))
             self._open(slot)
 

@@ -36,11 +36,11 @@ from binprice.binance import Trade
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
 from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.events import EventKind
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import RestClient
-from binprice.ingest.stats import IngestStats
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
@@ -65,16 +65,15 @@ class GapKeeper:
         self,
         url: str,
         buffer: TradeBuffer,
-        stats: IngestStats,
-        emit: Emit,
+        recorder: Recorder,
         *,
         backfill_max: int | None,
         grace: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._buffer = buffer
-        self._stats = stats
-        self._emit = emit
+        self._recorder = recorder
+        self._emit = recorder.event
         self._backfill_max = backfill_max
         #: Seconds a gap seen on the stream waits before REST: a redundant connection may
         #: still deliver it.
@@ -110,25 +109,19 @@ class GapKeeper:
         them and fetch them (the older part of a gap over `backfill_max` is recorded as
         skipped instead)."""
         limit = self._backfill_max
-        skipped = 0
+        cut = None
         if limit is not None and last - first + 1 > limit:
             cut = last - limit  # first..cut is skipped, cut+1..last fetched
-            skipped = cut - first + 1
             self.rows.add(symbol, first, cut, "skipped")
-            self._emit(
-                EventKind.GAP_SKIPPED,
-                f"{symbol}: trades {first}..{cut} ({cut - first + 1:,}) are over --backfill-max; "
-                "recorded as skipped",
-            )
+        self._recorder.gap_opened(
+            symbol, first, last, skipped_to=cut, kind=kind, why=why, fetching=self._fetching
+        )
+        if cut is not None:
             first = cut + 1
-        self._stats.gap_opened(symbol, skipped)
         if first > last:
             return
         self._track(symbol, first, last, self._grace)
         self.rows.add(symbol, first, last, "open")
-        then = "fetching them" if self._fetching else "recorded; the next run fetches them"
-        count = last - first + 1
-        self._emit(kind, f"{symbol}: trades {first}..{last} ({count:,}) missing{why}; {then}")
 
     def _track(self, symbol: str, first: int, last: int, delay: float) -> None:
         self._missing.setdefault(symbol, GapSet()).add(first, last)
@@ -327,7 +320,7 @@ class GapKeeper:
         else:
             self._failures.pop((symbol, first, last), None)
         finally:
-            self._stats.rest_rate_limited(rest.rate_limited)
+            self._recorder.rest_rate_limited(rest.rate_limited)
 
     async def drain(self, rest: RestClient) -> None:
         """At stop, once the stream is closed: fetch every gap queued so far, each once and
@@ -350,17 +343,10 @@ class GapKeeper:
             for a, b in page.holes:
                 missing.remove(a, b)
                 self.rows.add(symbol, a, b, "hole")
-                self._stats.hole(symbol, b - a + 1)
-                self._emit(
-                    EventKind.HOLE, f"{symbol}: the exchange has no trades {a}..{b}; recorded"
-                )
+                self._recorder.hole(symbol, a, b)
             taken = self._take(missing, page.trades)
-            self._stats.backfilled_trades(symbol, taken)
-            if taken:
-                self._emit(
-                    EventKind.BACKFILL,
-                    f"{symbol}: backfilled {taken} trades from {page.trades[0].trade_id}",
-                )
+            first_id = page.trades[0].trade_id if page.trades else 0
+            self._recorder.backfilled(symbol, taken, first_id)
 
     def _take(self, missing: GapSet, trades: list[Trade]) -> int:
         put = self._buffer.put

@@ -5,13 +5,13 @@ was down for less than the threshold: a reconnect takes about a second), the dat
 commits, and no received trade has waited longer than the threshold to be committed. A quiet
 market is healthy: nothing waiting is nothing late.
 
-`RunProbe` is what the judgement reads; the run fills it in as it builds its parts. `health` is
-a pure function of the probe and the time.
+`RunProbe` holds what the judgement reads: the run's recorder (its snapshot: phase, counts,
+and the time on the recorder's clock) and its parts. `judge` is a pure function of a snapshot,
+the buffer's backlog and the threshold; `health` takes the snapshot and judges it.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from binprice.ingest.buffer import TradeBuffer
     from binprice.ingest.gapkeeper import GapKeeper
+    from binprice.ingest.recorder import Recorder, RunSnapshot
     from binprice.ingest.rest import RestClient
-    from binprice.ingest.stats import IngestStats
 
 
 class Phase(Enum):
@@ -36,17 +36,15 @@ class Phase(Enum):
 
 @dataclass(slots=True)
 class RunProbe:
-    """The parts of a run that metrics and health read, set as the run builds them."""
+    """What metrics and health read: the run's recorder and the parts they look into."""
 
-    stats: IngestStats
+    recorder: Recorder
     buffer: TradeBuffer
     #: Seconds a wait (a commit, a connection) may last before the run counts as unhealthy.
     threshold: float
-    phase: Phase = Phase.STARTING
     gaps: GapKeeper | None = None
+    #: Set once the run's REST client exists (its session lives inside the run).
     rest: RestClient | None = None
-    #: Symbols carried now.
-    symbols: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,42 +81,46 @@ class Health:
 
 
 def health(probe: RunProbe, now: float | None = None) -> Health:
-    """Judge `probe` at monotonic time `now`."""
-    now = time.monotonic() if now is None else now
-    stats, buffer, threshold = probe.stats, probe.buffer, probe.threshold
+    """Judge the run's snapshot, at `now` on the recorder's clock (default: the snapshot's)."""
+    snap = probe.recorder.snapshot()
+    return judge(snap, probe.buffer, probe.threshold, snap.at if now is None else now)
+
+
+def judge(snap: RunSnapshot, buffer: TradeBuffer, threshold: float, now: float) -> Health:
+    """Judge `snap` at time `now`, with `buffer`'s backlog."""
     reasons: list[str] = []
-    if probe.phase is Phase.STARTING:
+    if snap.phase is Phase.STARTING:
         reasons.append("starting: connecting to the database and the exchange")
-    elif probe.phase is Phase.STOPPING:
+    elif snap.phase is Phase.STOPPING:
         reasons.append("stopping")
-    if stats.db_down:
+    if snap.db_down:
         reasons.append(
-            f"the database is unavailable ({stats.db_errors} failed commits); received "
+            f"the database is unavailable ({snap.summary.db_errors} failed commits); received "
             "trades are kept in the spool until it is back"
         )
     chunks = len(buffer.spool) if buffer.spool is not None else 0
     waiting = len(buffer)
-    since = stats.last_commit if stats.last_commit is not None else stats.started
+    since = snap.last_commit if snap.last_commit is not None else snap.started
     if (waiting or chunks) and now - since > threshold:
         what = f"{waiting:,} trades" + (f" and {chunks} spool chunks" if chunks else "")
         reasons.append(f"nothing committed for {now - since:.0f} s while {what} wait")
-    if probe.phase is Phase.STREAMING and stats.short_since is not None:
-        down_for = now - stats.short_since
+    if snap.phase is Phase.STREAMING and snap.short_since is not None:
+        down_for = now - snap.short_since
         if down_for > threshold:
-            down = stats.wanted_connections - stats.open_connections
-            problem = f": {stats.connect_problem}" if stats.connect_problem else ""
+            down = snap.wanted_connections - snap.open_connections
+            problem = f": {snap.summary.connect_problem}" if snap.summary.connect_problem else ""
             reasons.append(
-                f"{down} of {stats.wanted_connections} connections down for "
+                f"{down} of {snap.wanted_connections} connections down for "
                 f"{down_for:.0f} s{problem}"
             )
     return Health(
         healthy=not reasons,
         reasons=tuple(reasons),
-        phase=probe.phase,
-        database_up=not stats.db_down,
-        connections_open=stats.open_connections,
-        connections_wanted=stats.wanted_connections,
+        phase=snap.phase,
+        database_up=not snap.db_down,
+        connections_open=snap.open_connections,
+        connections_wanted=snap.wanted_connections,
         waiting_trades=waiting,
         spool_chunks=chunks,
-        last_commit_seconds_ago=None if stats.last_commit is None else now - stats.last_commit,
+        last_commit_seconds_ago=None if snap.last_commit is None else now - snap.last_commit,
     )

@@ -1,8 +1,8 @@
 """`ingest --metrics-port`: Prometheus `/metrics` and `/healthz`, served by the run itself.
 
-The numbers are the run's own counters (`IngestStats`) and parts (`RunProbe`), read when a
-scraper asks: `IngestCollector` turns them into metric families at scrape time, so the hot
-path keeps counting in plain integers and nothing is copied between scrapes. The text format,
+The numbers are the run's recorder's snapshot and its parts (`RunProbe`), read when a scraper
+asks: `IngestCollector` takes one snapshot per scrape and turns it into metric families, so the
+hot path keeps counting in plain integers and nothing is copied between scrapes. The text format,
 its content negotiation (the classic text format or OpenMetrics, by the scraper's `Accept`)
 and the process metrics (`process_resident_memory_bytes`, `process_cpu_seconds_total`, ...)
 come from `prometheus-client`. The HTTP server is aiohttp's, on the run's event loop;
@@ -33,7 +33,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from binprice._version import __version__
 from binprice.errors import ConfigError
-from binprice.ingest.health import RunProbe, health
+from binprice.ingest.health import RunProbe, health, judge
+from binprice.ingest.recorder import RunSnapshot
 from binprice.ingest.stats import COMMIT_BUCKETS_SECONDS, LATENCY_BUCKETS_MS
 
 #: Upper bounds (seconds) of the trade-time → commit latency histogram's buckets.
@@ -48,7 +49,7 @@ class IngestCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         probe = self._probe
-        stats = probe.stats
+        snap = probe.recorder.snapshot()
         now_ms = time.time_ns() // 1_000_000
         yield InfoMetricFamily("binprice", "binprice's version.", value={"version": __version__})
 
@@ -58,7 +59,7 @@ class IngestCollector(Collector):
             "duplicates": ("Trades received again and dropped (already stored).", "duplicates"),
             "backfilled": ("Trades fetched from REST to fill gaps.", "backfilled"),
         }
-        symbols = sorted(stats.symbols.items())
+        symbols = [(s.symbol, s) for s in snap.summary.symbols]
         for name, (doc, attr) in per_symbol.items():
             family = CounterMetricFamily(f"binprice_trades_{name}", doc, labels=["symbol"])
             for symbol, counters in symbols:
@@ -98,60 +99,25 @@ class IngestCollector(Collector):
             open_ids.add_metric([symbol], missing)
         yield from (open_gaps, open_ids)
 
-        yield self._latency()
-        yield self._commit_durations()
-        yield from self._run_gauges()
-        yield from self._run_counters()
+        yield _latency(snap)
+        yield _commit_durations(snap)
+        yield from self._run_gauges(snap)
+        yield from self._run_counters(snap)
 
-    def _latency(self) -> HistogramMetricFamily:
-        stats = self._probe.stats
-        hist = stats.latency
-        buckets: list[tuple[str, float]] = []
-        seen = 0
-        start = 0
-        for bound in LATENCY_BUCKETS_SECONDS:
-            # Index i of `hist` counts latencies of i ms; the last index, everything above.
-            end = min(round(bound * 1000), LATENCY_BUCKETS_MS - 1) + 1
-            seen += sum(hist[start:end])
-            start = end
-            buckets.append((_le(bound), seen))
-        buckets.append(("+Inf", seen + sum(hist[start:])))
-        return HistogramMetricFamily(
-            "binprice_commit_latency_seconds",
-            "Trade time to commit, per stored trade (milliseconds resolution).",
-            buckets=buckets,
-            sum_value=stats.latency_sum_ms / 1000,
-        )
-
-    def _commit_durations(self) -> HistogramMetricFamily:
-        stats = self._probe.stats
-        buckets: list[tuple[str, float]] = []
-        seen = 0
-        for bound, count in zip(COMMIT_BUCKETS_SECONDS, stats.commit_durations, strict=False):
-            seen += count
-            buckets.append((_le(bound), seen))
-        buckets.append(("+Inf", seen + stats.commit_durations[-1]))
-        return HistogramMetricFamily(
-            "binprice_commit_duration_seconds",
-            "How long one batch's commit took.",
-            buckets=buckets,
-            sum_value=stats.commit_seconds,
-        )
-
-    def _run_gauges(self) -> Iterator[Metric]:
+    def _run_gauges(self, snap: RunSnapshot) -> Iterator[Metric]:
         probe = self._probe
-        stats = probe.stats
         spool = probe.buffer.spool
+        healthy = judge(snap, probe.buffer, probe.threshold, snap.at).healthy
         gauges: list[tuple[str, str, float]] = [
-            ("binprice_database_up", "1 while the database takes commits.", not stats.db_down),
-            ("binprice_healthy", "1 while /healthz answers 200.", health(probe).healthy),
-            ("binprice_connections_open", "WebSocket connections open.", stats.open_connections),
+            ("binprice_database_up", "1 while the database takes commits.", not snap.db_down),
+            ("binprice_healthy", "1 while /healthz answers 200.", healthy),
+            ("binprice_connections_open", "WebSocket connections open.", snap.open_connections),
             (
                 "binprice_connections_wanted",
                 "WebSocket connections the run keeps open when all is well.",
-                stats.wanted_connections,
+                snap.wanted_connections,
             ),
-            ("binprice_symbols", "Symbols carried.", probe.symbols),
+            ("binprice_symbols", "Symbols carried.", snap.symbols_carried),
             (
                 "binprice_memory_trades",
                 "Trades received and waiting in memory for a commit.",
@@ -186,11 +152,11 @@ class IngestCollector(Collector):
         for name, doc, value in gauges:
             yield GaugeMetricFamily(name, doc, value=float(value))
 
-    def _run_counters(self) -> Iterator[Metric]:
+    def _run_counters(self, snap: RunSnapshot) -> Iterator[Metric]:
         probe = self._probe
-        stats = probe.stats
+        stats = snap.summary
         counters: list[tuple[str, str, float]] = [
-            ("binprice_connections_opened", "WebSocket connections opened.", stats.connections),
+            ("binprice_connections_opened", "WebSocket connections opened.", snap.connections),
             ("binprice_reconnects", "Reconnects (rotations included).", stats.reconnects),
             ("binprice_batches_committed", "Batches committed.", stats.batches),
             ("binprice_database_errors", "Commits that failed.", stats.db_errors),
@@ -226,6 +192,41 @@ class IngestCollector(Collector):
         rejected.add_metric(["error"], stats.error_frames)
         rejected.add_metric(["other"], stats.other_frames)
         yield rejected
+
+
+def _latency(snap: RunSnapshot) -> HistogramMetricFamily:
+    hist = snap.latency
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    start = 0
+    for bound in LATENCY_BUCKETS_SECONDS:
+        # Index i of `hist` counts latencies of i ms; the last index, everything above.
+        end = min(round(bound * 1000), LATENCY_BUCKETS_MS - 1) + 1
+        seen += sum(hist[start:end])
+        start = end
+        buckets.append((_le(bound), seen))
+    buckets.append(("+Inf", seen + sum(hist[start:])))
+    return HistogramMetricFamily(
+        "binprice_commit_latency_seconds",
+        "Trade time to commit, per stored trade (milliseconds resolution).",
+        buckets=buckets,
+        sum_value=snap.latency_sum_ms / 1000,
+    )
+
+
+def _commit_durations(snap: RunSnapshot) -> HistogramMetricFamily:
+    buckets: list[tuple[str, float]] = []
+    seen = 0
+    for bound, count in zip(COMMIT_BUCKETS_SECONDS, snap.commit_durations, strict=False):
+        seen += count
+        buckets.append((_le(bound), seen))
+    buckets.append(("+Inf", seen + snap.commit_durations[-1]))
+    return HistogramMetricFamily(
+        "binprice_commit_duration_seconds",
+        "How long one batch's commit took.",
+        buckets=buckets,
+        sum_value=snap.commit_seconds,
+    )
 
 
 def _le(bound: float) -> str:

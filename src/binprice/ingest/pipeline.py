@@ -8,7 +8,9 @@ Who owns what:
 - the `GapKeeper` owns every gap: its row, its backfill from REST, its settlement;
 - the `Reconciler` asks the exchange for newest ids where the stream cannot show a gap;
 - the `Sink`'s writers commit batches from the `TradeBuffer`, which spills to this run's own
-  `Spool` when the database lags, and records what it cannot spool as dropped ids.
+  `Spool` when the database lags, and records what it cannot spool as dropped ids;
+- the `Recorder` counts and reports what happens (every part calls it); health, metrics and
+  the summary read its snapshot.
 
 Shutdown order (stop event, --duration, --max-trades): readers stop reading; then, at the same
 time, the exchange is asked for the tail each symbol is missing and the writers commit what was
@@ -20,7 +22,6 @@ by the next run. The whole stop fits in the CLI's 5 s budget.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 
@@ -33,17 +34,18 @@ from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
 from binprice.ingest.bans import BanBook
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
-from binprice.ingest.events import EventKind, EventSink, IngestEvent, Severity
+from binprice.ingest.events import Emit, EventKind, IngestEvent, Severity
 from binprice.ingest.fleet import Fleet
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.health import Phase, RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.reconcile import Reconciler
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import RestClient
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
-from binprice.ingest.stats import IngestStats, IngestSummary
+from binprice.ingest.stats import IngestSummary
 from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
@@ -66,28 +68,35 @@ async def run_ingest(
     *,
     stop: asyncio.Event | None = None,
     on_event: Callable[[IngestEvent], None] | None = None,
-    stats: IngestStats | None = None,
+    recorder: Recorder | None = None,
     policy: StreamPolicy | None = None,
     on_stored: Callable[[list[Trade]], None] | None = None,
 ) -> IngestSummary:
-    """Ingest until `stop` is set, `config.duration` passes or `config.max_trades` are stored."""
-    stats = stats if stats is not None else IngestStats()
+    """Ingest until `stop` is set, `config.duration` passes or `config.max_trades` are stored.
+
+    `recorder` (one per run; a new one by default) counts what happens and reports it to
+    `on_event`; read it while the run goes on with `recorder.snapshot()`."""
+    recorder = recorder if recorder is not None else Recorder()
+    if on_event is not None:
+        recorder.listen(on_event)
     stop = stop if stop is not None else asyncio.Event()
     policy = policy if policy is not None else StreamPolicy()
-    emit = EventSink(on_event)
+    emit = recorder.event
     spool = _open_spool(config, emit)
-    buffer = TradeBuffer(spool, config.memory_limit, stats)
-    probe = RunProbe(stats, buffer, config.health_threshold)
+    buffer = TradeBuffer(spool, config.memory_limit, recorder)
+    grace = REDUNDANT_GRACE_SECONDS if config.redundancy > 1 else 0.0
+    gaps = GapKeeper(database_url, buffer, recorder, backfill_max=config.backfill_max, grace=grace)
+    probe = RunProbe(recorder, buffer, config.health_threshold, gaps)
     try:
         async with _serving(config, probe, emit):
             if config.since is not None:
-                probe.phase = Phase.IMPORTING
+                recorder.phase(Phase.IMPORTING)
                 await _import_history(config, database_url, stop, emit)
                 if stop.is_set():
-                    emit(EventKind.STOPPED, "stopped during the archive import, before streaming")
-                    return stats.summary()
-                probe.phase = Phase.STARTING
-            run = _Run(config, database_url, stop, emit, stats, policy, buffer, probe)
+                    recorder.stopped("stopped during the archive import, before streaming")
+                    return recorder.summary()
+                recorder.phase(Phase.STARTING)
+            run = _Run(config, database_url, stop, recorder, policy, probe)
             try:
                 return await run.run(on_stored)
             except BaseExceptionGroup as group:
@@ -98,9 +107,7 @@ async def run_ingest(
             spool.close()
 
 
-async def _import_history(
-    config: IngestConfig, url: str, stop: asyncio.Event, emit: EventSink
-) -> None:
+async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, emit: Emit) -> None:
     """`--since`: every trade from the archives (verified), the unpublished days from REST,
     so the stream starts where history ends: one id line from `since` to live."""
     from datetime import UTC, datetime, timedelta
@@ -137,7 +144,7 @@ async def _import_history(
 
 
 @asynccontextmanager
-async def _serving(config: IngestConfig, probe: RunProbe, emit: EventSink) -> AsyncIterator[None]:
+async def _serving(config: IngestConfig, probe: RunProbe, emit: Emit) -> AsyncIterator[None]:
     """`--metrics-port`: serve /metrics and /healthz for as long as the run lasts."""
     if config.metrics_port is None:
         yield
@@ -149,7 +156,7 @@ async def _serving(config: IngestConfig, probe: RunProbe, emit: EventSink) -> As
         yield
 
 
-def _open_spool(config: IngestConfig, emit: EventSink) -> Spool | None:
+def _open_spool(config: IngestConfig, emit: Emit) -> Spool | None:
     try:
         spool = Spool.open(config.spool_dir)
     except SpoolError as exc:
@@ -188,31 +195,26 @@ class _Run:
         config: IngestConfig,
         url: str,
         stop: asyncio.Event,
-        emit: EventSink,
-        stats: IngestStats,
+        recorder: Recorder,
         policy: StreamPolicy,
-        buffer: TradeBuffer,
         probe: RunProbe,
     ) -> None:
         self.config = config
         self.url = url
         self.stop = stop
-        self.emit = emit
-        self.stats = stats
+        self.recorder = recorder
+        self.emit = recorder.event
         self.policy = policy
-        self.buffer = buffer
-        grace = REDUNDANT_GRACE_SECONDS if config.redundancy > 1 else 0.0
-        self.gaps = GapKeeper(
-            url, buffer, stats, emit, backfill_max=config.backfill_max, grace=grace
-        )
+        self.buffer = buffer = probe.buffer
+        assert probe.gaps is not None
+        self.gaps = probe.gaps
         self.tracker = Tracker(
-            self.gaps, buffer, stats, max_trades=config.max_trades, limit_reached=stop
+            self.gaps, buffer, recorder, max_trades=config.max_trades, limit_reached=stop
         )
         #: The symbols carried: the named ones, or (`--all`) what the exchange lists.
         self.symbols = list(config.symbols)
         self.listing: Listing | None = None
         self.probe = probe
-        probe.gaps = self.gaps
 
     async def run(self, on_stored: Callable[[list[Trade]], None] | None) -> IngestSummary:
         # The session timeout bounds WebSocket handshakes; REST calls set their own.
@@ -229,20 +231,20 @@ class _Run:
                 # on a slow server: a stop must not wait for it.
                 writer = await _unless_stopped(self._prepare(rest), self.stop)
                 if writer is None:
-                    self.emit(EventKind.STOPPED, "stopped before streaming began; nothing stored")
-                    return self.stats.summary()
-                sink = Sink(writer, self.url, self.buffer, self.stats, self.emit, self.config,
+                    self.recorder.stopped("stopped before streaming began; nothing stored")
+                    return self.recorder.summary()
+                sink = Sink(writer, self.url, self.buffer, self.recorder, self.config,
                             self.gaps, on_stored)  # fmt: skip
                 try:
-                    reconciler = Reconciler(self.tracker, rest, self.stats, self.emit,
+                    reconciler = Reconciler(self.tracker, rest, self.recorder,
                                             quiet_after=self.config.quiet_period)  # fmt: skip
                     await self._stream(session, rest, reconciler, sink)
                 finally:
                     await sink.close()
         finally:
             await self.gaps.close()
-        summary = self.stats.summary()
-        self.emit(EventKind.STOPPED, f"stored {summary.stored} trades")
+        summary = self.recorder.summary()
+        self.recorder.stopped(f"stored {summary.stored} trades")
         return summary
 
     async def _prepare(self, rest: RestClient) -> TradeWriter:
@@ -260,9 +262,9 @@ class _Run:
             else:
                 await rest.validate_symbols(config.symbols)
             last_ids = await self._last_trades(writer, self.symbols)
-            self.probe.symbols = len(self.symbols)
+            self.recorder.carrying(len(self.symbols))
             spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
-            await resume(self.url, self.tracker, self.gaps, self.stats,
+            await resume(self.url, self.tracker, self.gaps, self.recorder,
                          self.symbols, last_ids, spooled)  # fmt: skip
         except BaseException:
             await writer.close()
@@ -278,8 +280,7 @@ class _Run:
                 config.ws_url,
                 symbols,
                 self.tracker,
-                self.stats,
-                self.emit,
+                self.recorder,
                 self.stop,
                 self.policy,
                 reconciler,
@@ -289,7 +290,7 @@ class _Run:
                 capacity=config.streams_per_connection,
             )
 
-        return Fleet(make, self.stats, replicas=config.redundancy,
+        return Fleet(make, self.recorder, replicas=config.redundancy,
                      capacity=config.streams_per_connection)  # fmt: skip
 
     async def _follow_listing(self, fleet: Fleet, reconciler: Reconciler) -> None:
@@ -305,15 +306,15 @@ class _Run:
             # As at start: after the last stored id, open gaps queued (the spool of this run
             # is not read again: what it holds is stored anyway, and a gap it would have
             # closed is fetched from REST).
-            await resume(self.url, self.tracker, self.gaps, self.stats, symbols, last_ids, ())
+            await resume(self.url, self.tracker, self.gaps, self.recorder, symbols, last_ids, ())
             for symbol in symbols:
                 reconciler.track(symbol)
             fleet.add(symbols)
-            self.probe.symbols = len(fleet.carried())
+            self.recorder.carrying(len(fleet.carried()))
 
         async def remove(symbols: list[str]) -> None:
             fleet.remove(symbols)
-            self.probe.symbols = len(fleet.carried())
+            self.recorder.carrying(len(fleet.carried()))
             # What it traded up to its halt is recorded (and fetched) before it is let go.
             with suppress(BinpriceError):
                 await reconciler.check(symbols, " before it stopped trading")
@@ -324,9 +325,9 @@ class _Run:
         await self.listing.follow(fleet.carried, add, remove)
 
     async def _last_trades(self, writer: TradeWriter, symbols: list[str]) -> dict[str, int]:
-        """The last stored id per symbol (their times go to the stats, for their age)."""
+        """The last stored id per symbol (their times go to the recorder, for their age)."""
         last = await writer.last_trades(tuple(symbols))
-        self.stats.stored_before({s: time_ms for s, (_, time_ms) in last.items()})
+        self.recorder.stored_before({s: time_ms for s, (_, time_ms) in last.items()})
         return {s: trade_id for s, (trade_id, _) in last.items()}
 
     async def _stream(
@@ -337,7 +338,6 @@ class _Run:
         sink: Sink,
     ) -> None:
         stop = self.stop
-        self.stats.started = time.monotonic()
         reading_done = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             write_task = tg.create_task(sink.run(reading_done))
@@ -353,11 +353,11 @@ class _Run:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:
                 helpers.append(tg.create_task(_stop_after(self.config.duration, stop)))
-            self.probe.phase = Phase.STREAMING
+            self.recorder.phase(Phase.STREAMING)
             try:
                 await _until_stopped(stop, fleet.tasks, write_task)
             finally:
-                self.probe.phase = Phase.STOPPING
+                self.recorder.phase(Phase.STOPPING)
             stop.set()
             for task in helpers:
                 task.cancel()  # the listing first: no connection opens while they stop
@@ -426,7 +426,7 @@ class _Run:
             pass  # open gaps stay open and are fetched at the next start
 
 
-async def _drain(write_task: asyncio.Task[None], emit: EventSink) -> None:
+async def _drain(write_task: asyncio.Task[None], emit: Emit) -> None:
     """Let the writers commit what was received, but not forever: a database that hangs
     (rather than fails) must not keep a stopping ingest alive. What is not committed in
     time is in the spool (see Sink) and is committed by the next run."""

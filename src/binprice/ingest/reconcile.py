@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from binprice.errors import ExchangeError, GeoRestrictedError
-from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.events import EventKind
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import RestClient
-from binprice.ingest.stats import IngestStats
 from binprice.ingest.tracker import Tracker
 
 #: A symbol that delivers a trade this soon after a connect needs no REST check.
@@ -45,16 +45,15 @@ class Reconciler:
         self,
         tracker: Tracker,
         rest: RestClient,
-        stats: IngestStats,
-        emit: Emit,
+        recorder: Recorder,
         *,
         quiet_after: float = DEFAULT_QUIET_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tracker = tracker
         self._rest = rest
-        self._stats = stats
-        self._emit = emit
+        self._recorder = recorder
+        self._emit = recorder.event
         self._quiet_after = quiet_after
         self._clock = clock
         #: Per symbol: the last id seen at the last look, when it last changed, and when the
@@ -148,7 +147,7 @@ class Reconciler:
                 ahead = self._tracker.advance(
                     symbol, newest, f" (the exchange is ahead of the stream{when})"
                 )
-            self._stats.reconciled(ahead)
+            self._recorder.reconciled(ahead)
             found += ahead
 
         async with asyncio.TaskGroup() as tg:

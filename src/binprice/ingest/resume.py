@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from binprice.binance import Trade
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
-from binprice.ingest.stats import IngestStats
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
 
 
@@ -55,7 +55,7 @@ async def resume(
     url: str,
     tracker: Tracker,
     gaps: GapKeeper,
-    stats: IngestStats,
+    recorder: Recorder,
     symbols: list[str],
     last_stored: dict[str, int],
     spooled: Iterable[list[Trade]],
@@ -69,7 +69,7 @@ async def resume(
         top = extent.get(symbol, (None, []))[0]
         known = [i for i in (stored, top, open_tops.get(symbol)) if i is not None]
         tracker.start(symbol, max(known) if known else None)
-        stats.resumed(symbol, stored)
+        recorder.resumed(symbol, stored)
     for symbol in symbols:
         for first, last in extent.get(symbol, (None, []))[1]:
             gaps.open(symbol, first, last, why=" (found in the spool of an earlier run)")

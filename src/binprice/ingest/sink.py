@@ -23,10 +23,10 @@ from binprice.errors import DatabaseError
 from binprice.ingest.aio import first_of
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
-from binprice.ingest.events import Emit, EventKind
+from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.retry import write_retrying
-from binprice.ingest.stats import IngestStats
 from binprice.ingest.writer import TradeWriter, Unanswered
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
@@ -45,8 +45,7 @@ class Sink:
         first: TradeWriter,
         url: str,
         buffer: TradeBuffer,
-        stats: IngestStats,
-        emit: Emit,
+        recorder: Recorder,
         config: IngestConfig,
         gaps: GapKeeper,
         on_stored: Callable[[list[Trade]], None] | None = None,
@@ -57,8 +56,7 @@ class Sink:
         self.writers: list[TradeWriter | None] = [first] + [None] * (config.writers - 1)
         self._url = url
         self._buffer = buffer
-        self._stats = stats
-        self._emit = emit
+        self._recorder = recorder
         self._config = config
         self._on_stored = on_stored
         #: Set when a commit succeeds: writers waiting out a backoff retry at once.
@@ -134,14 +132,10 @@ class Sink:
             if is_conflict(exc):
                 # The database is up and the connection fine; only this transaction was
                 # rolled back.
-                self._stats.conflict()
-                why = _one_line(exc)
-                self._emit(EventKind.CONFLICT_RETRIED, "a write conflicted with another "
-                           f"writer's and was rolled back; retrying it: {why}")  # fmt: skip
+                self._recorder.conflict(_one_line(exc))
                 return
-            if self._stats.database_failed():
+            if self._recorder.database_failed(_one_line(exc)):
                 self.writable.clear()
-                self._emit(EventKind.DB_DOWN, f"database unavailable, retrying: {_one_line(exc)}")
             if writer is not None and not writer.closed:
                 await writer.close()
 
@@ -167,7 +161,9 @@ class Sink:
             if not spooled:
                 self._buffer.keep(batch)
             self._buffer.spill()
-            self._emit(EventKind.SPOOLED, "database still down; received trades kept in spool")
+            self._recorder.event(
+                EventKind.SPOOLED, "database still down; received trades kept in spool"
+            )
             return False
         except asyncio.CancelledError:
             # Stopping with the database hung, or a hard abort: whether this batch
@@ -183,10 +179,8 @@ class Sink:
                 "spool and retried on the next start"
             ) from None
         self._recovered.set()
-        if self._stats.database_recovered():
+        if self._recorder.committed(batch, inserted, committed_ms, took):
             self.writable.set()
-            self._emit(EventKind.DB_UP, "database available again")
-        self._stats.committed(batch, inserted, committed_ms, took)
         if self._on_stored is not None:
             self._on_stored(batch.decoded())
         return True

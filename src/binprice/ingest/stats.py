@@ -1,10 +1,8 @@
 """Live counters of an ingest run, and the immutable summary it ends with.
 
-Counters are recorded in one place: the parts of a run call `IngestStats`' recording methods
-(`committed`, `reconnected`, `gap_opened`, ...) when something happens, and views read
-`summary()`, a frozen copy. One event loop, so no locks. The one exception is the tracker's hot
-path, which bumps a symbol's `received`/`duplicates` on its `SymbolCounters` directly: a method
-call per trade would cost more than the rest of the tracker's work.
+`IngestStats` is the counting arithmetic of a run's `Recorder` (binprice.ingest.recorder),
+which alone calls its recording methods; views read frozen copies (`summary()`, the recorder's
+snapshot). Time comes from the injected `clock`. One event loop, so no locks.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -107,7 +105,9 @@ class IngestStats:
     """Mutable counters of a running ingest."""
 
     symbols: dict[str, SymbolCounters] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
+    #: Monotonic seconds: what `started`, `last_commit`, `short_since` and the rates are on.
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
     reconnects: int = 0
     connections: int = 0
     #: Make-before-break rotations (lifetime, serverShutdown); also counted in `reconnects`.
@@ -157,6 +157,9 @@ class IngestStats:
     _rate_mark: tuple[float, dict[str, int]] = field(default_factory=lambda: (0.0, {}))
     _rates: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
     def set_sources(self, labels: list[str]) -> None:
         """Name the connections whose first deliveries are counted (before the run starts)."""
         self.sources = list(labels)
@@ -170,7 +173,7 @@ class IngestStats:
         """A batch committed: `inserted` new rows per symbol, at `committed_ms` (epoch ms),
         the commit having taken `took` seconds."""
         self.batches += 1
-        self.last_commit = time.monotonic()
+        self.last_commit = self.clock()
         self.commit_seconds += took
         self.commit_durations[bisect_left(COMMIT_BUCKETS_SECONDS, took)] += 1
         for symbol, n in inserted.items():
@@ -235,7 +238,7 @@ class IngestStats:
         if self.open_connections >= self.wanted_connections:
             self.short_since = None
         elif self.short_since is None:
-            self.short_since = time.monotonic()
+            self.short_since = self.clock()
 
     def connect_failed(self, reason: str) -> None:
         self.connect_problem = reason
@@ -339,7 +342,7 @@ class IngestStats:
 
     def rates(self) -> dict[str, float]:
         """Stored trades per second per symbol, over the time since the previous call (≥ 1 s)."""
-        now = time.monotonic()
+        now = self.clock()
         mark_time, mark_counts = self._rate_mark
         if now - mark_time >= 1.0:
             counts = {s: c.stored for s, c in self.symbols.items()}
@@ -370,7 +373,7 @@ class IngestStats:
             for s, c in sorted(self.symbols.items())
         )
         return IngestSummary(
-            elapsed=time.monotonic() - self.started,
+            elapsed=self.clock() - self.started,
             stored=sum(c.stored for c in per_symbol),
             received=sum(c.received for c in per_symbol),
             duplicates=sum(c.duplicates for c in per_symbol),

@@ -8,6 +8,9 @@ drops the overlap by trade id.
 
 The reader never stops reading: it only decodes and hands trades to the tracker (which never
 blocks); pings are answered here, explicitly, so the watchdog can see them.
+
+Time that decides (the watchdog's silence, the lifetime, the hand-over's deadline) is read
+from the policy's `clock`; the hand-over wakes on the connections' progress, not on a poll.
 """
 
 from __future__ import annotations
@@ -30,10 +33,9 @@ from binprice.binance import (
 from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.ingest.aio import first_of
 from binprice.ingest.backoff import AttemptBudget, Backoff
-from binprice.ingest.events import Emit, EventKind
 from binprice.ingest.reconcile import Reconciler
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.rest import GEO_HINT
-from binprice.ingest.stats import IngestStats
 from binprice.ingest.subscriptions import Outbox, connection_path
 from binprice.ingest.tracker import Tracker
 from binprice.symbols import MAX_STREAMS_PER_CONNECTION
@@ -45,7 +47,6 @@ DEFAULT_LIFETIME_SECONDS = 23.5 * 3600
 DEFAULT_STALE_SECONDS = 60.0
 #: How long a retiring connection may keep reading while its successor gets going.
 ROTATION_OVERLAP_MAX_SECONDS = 30.0
-ROTATION_POLL_SECONDS = 0.005
 #: Most trades a successor holds back while its predecessor catches up.
 ROTATION_HOLD_MAX = 50_000
 WATCH_TICK_SECONDS = 0.25
@@ -72,6 +73,8 @@ class StreamPolicy:
     #: replicas do not share the fate of one moment (a fault that hits connections of the
     #: same age, a burst of drops).
     replica_stagger: float = REPLICA_STAGGER_SECONDS
+    #: Monotonic seconds: what the watchdog, the lifetime and the hand-over deadline read.
+    clock: Callable[[], float] = time.monotonic
 
 
 @dataclass(slots=True, eq=False)
@@ -93,6 +96,9 @@ class _Connection:
     held_first: dict[str, int] = field(default_factory=dict)
     #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
     outbox: Outbox = field(default_factory=Outbox)
+    #: During a hand-over, set whenever this connection delivers or holds a trade (the
+    #: retiring side then checks whether the two have met).
+    nudge: asyncio.Event | None = None
 
 
 def group_label(symbols: list[str], replica: int = 0, replicas: int = 1) -> str:
@@ -116,8 +122,7 @@ class ConnectionGroup:
         ws_url: str,
         symbols: list[str],
         tracker: Tracker,
-        stats: IngestStats,
-        emit: Emit,
+        recorder: Recorder,
         stop: asyncio.Event,
         policy: StreamPolicy,
         reconciler: Reconciler | None = None,
@@ -135,8 +140,7 @@ class ConnectionGroup:
         self._live: set[_Connection] = set()
         self._label = group_label(symbols, replica, replicas)
         self._tracker = tracker
-        self._stats = stats
-        self._emit = emit
+        self._recorder = recorder
         self._stop = stop
         self._policy = policy
         self._reconciler = reconciler
@@ -165,19 +169,15 @@ class ConnectionGroup:
                     self._release(conn)
                     break
                 if conn.rotate.is_set() and not task.done():
-                    self._stats.reconnected(rotation=True)
+                    self._recorder.rotated()
                     previous = (conn, task)
                     continue
                 self._release(conn)
                 previous = None
-                self._stats.reconnected(stale=conn.stale)
                 if conn.trades:
                     backoff.healthy()  # it handshook and delivered: the endpoint works
                 delay = max(backoff.next_delay(), self._policy.budget.wait())
-                self._emit(
-                    EventKind.RECONNECT,
-                    f"{self._label}: {conn.ended}; reconnecting in {delay:.1f} s",
-                )
+                self._recorder.reconnecting(self._label, conn.ended, delay, stale=conn.stale)
                 await first_of(asyncio.sleep(delay), self._stop.wait())
 
     @property
@@ -223,11 +223,28 @@ class ConnectionGroup:
         just before the first one `new` delivered. Until then `new`'s trades are held, so the
         two connections' interleaving never opens a gap that REST would have to fill.
         """
-        deadline = time.monotonic() + self._policy.overlap_max
-        while not (old_task.done() or new_task.done() or time.monotonic() >= deadline):
-            if new.first_frame.is_set() and self._caught_up(new.held_first):
-                break
-            await asyncio.sleep(ROTATION_POLL_SECONDS)
+        clock = self._policy.clock
+        deadline = clock() + self._policy.overlap_max
+        nudge = old.nudge = new.nudge = asyncio.Event()
+        try:
+            while not (old_task.done() or new_task.done()):
+                if new.first_frame.is_set() and self._caught_up(new.held_first):
+                    break
+                left = deadline - clock()
+                if left <= 0:
+                    break
+                nudge.clear()
+                waiter = asyncio.ensure_future(nudge.wait())
+                try:
+                    await asyncio.wait(
+                        [waiter, old_task, new_task],
+                        timeout=left,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    waiter.cancel()
+        finally:
+            old.nudge = new.nudge = None
         old.retire.set()
         self._release(new)
 
@@ -261,13 +278,10 @@ class ConnectionGroup:
                 max_msg_size=MAX_FRAME_BYTES,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             ) as ws:
-                conn.opened_at = time.monotonic()
+                conn.opened_at = self._policy.clock()
                 self._refusals = 0
-                self._stats.connected()
+                self._recorder.connected(self._label, conn.number)
                 try:
-                    self._emit(
-                        EventKind.CONNECTED, f"{self._label}: connected (connection {conn.number})"
-                    )
                     conn.outbox.subscribe(to_subscribe)
                     self._live.add(conn)
                     async with asyncio.TaskGroup() as tg:
@@ -279,14 +293,14 @@ class ConnectionGroup:
                         tg.create_task(self._watch(conn, reader, helpers))
                 finally:
                     self._live.discard(conn)
-                    self._stats.disconnected()
+                    self._recorder.disconnected()
                 if not conn.ended:
                     conn.ended = _close_reason(ws)
         except aiohttp.WSServerHandshakeError as exc:
             self._refused(conn, exc.status, exc.message)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             conn.ended = f"connection failed: {exc or exc.__class__.__name__}"
-            self._stats.connect_failed(conn.ended)
+            self._recorder.connect_failed(conn.ended)
 
     def _refused(self, conn: _Connection, status: int, message: str) -> None:
         """A handshake answered without an upgrade: 451 is final, 5xx and 429 are retried,
@@ -296,7 +310,7 @@ class ConnectionGroup:
         url = self._ws_url + "/stream"
         if status >= 500 or status == 429:
             conn.ended = f"the exchange answered the stream handshake with HTTP {status}"
-            self._stats.connect_failed(conn.ended)
+            self._recorder.connect_failed(conn.ended)
             return
         self._refusals += 1
         if status < 400:
@@ -304,7 +318,7 @@ class ConnectionGroup:
         else:
             reason = f"HTTP {status} ({message})"
         conn.ended = f"the stream handshake was refused: {reason}"
-        self._stats.connect_failed(conn.ended)
+        self._recorder.connect_failed(conn.ended)
         if self._refusals >= REFUSALS_BEFORE_GIVING_UP:
             raise ExchangeError(
                 f"the exchange refused the stream connection to {url} {self._refusals} times in a "
@@ -338,6 +352,8 @@ class ConnectionGroup:
                             self._release(conn)
                     if not first.is_set():
                         first.set()
+                    if conn.nudge is not None:
+                        conn.nudge.set()
                 else:
                     self._on_event(item, conn)
             elif kind is aiohttp.WSMsgType.PING:
@@ -359,21 +375,17 @@ class ConnectionGroup:
             else:
                 conn.held.append(item)
                 conn.held_first.setdefault(item.symbol, item.trade_id)
+            if conn.nudge is not None:
+                conn.nudge.set()
         elif isinstance(item, ServerShutdown):
-            self._emit(
-                EventKind.SERVER_SHUTDOWN, f"{self._label}: serverShutdown received; rotating"
-            )
+            self._recorder.rotation_due(self._label, server_shutdown=True)
             conn.rotate.set()
         elif isinstance(item, ErrorFrame):
-            self._stats.frame_rejected("error")
-            self._emit(
-                EventKind.ERROR_FRAME, f"{self._label}: error frame code {item.code}: {item.msg}"
-            )
+            self._recorder.error_frame(self._label, item.code, item.msg)
         elif isinstance(item, Malformed):
-            self._stats.frame_rejected("malformed")
-            self._emit(EventKind.MALFORMED, f"{self._label}: malformed frame: {item.reason}")
+            self._recorder.malformed_frame(self._label, item.reason)
         elif isinstance(item, OtherEvent):
-            self._stats.frame_rejected("other")
+            self._recorder.other_frame()
 
     async def _subscribed(self, conn: _Connection, symbols: list[str]) -> None:
         """Once the connection asked for all its streams, the reconciler may judge silence."""
@@ -386,10 +398,11 @@ class ConnectionGroup:
     ) -> None:
         """Ends the reader when the connection is stale, retired, or asked to stop."""
         policy = self._policy
-        seen, seen_at = conn.frames, time.monotonic()
+        clock = policy.clock
+        seen, seen_at = conn.frames, clock()
         while not reader.done():
             await asyncio.wait([reader], timeout=WATCH_TICK_SECONDS)
-            now = time.monotonic()
+            now = clock()
             if conn.frames != seen:
                 seen, seen_at = conn.frames, now
             elif now - seen_at >= policy.stale_after:
@@ -397,7 +410,7 @@ class ConnectionGroup:
                 conn.stale = True
                 break
             if not conn.rotate.is_set() and now - conn.opened_at >= conn.lifetime:
-                self._emit(EventKind.ROTATE, f"{self._label}: lifetime reached; rotating")
+                self._recorder.rotation_due(self._label, server_shutdown=False)
                 conn.rotate.set()
             if conn.retire.is_set() or self._stop.is_set():
                 conn.ended = "retired" if conn.retire.is_set() else "stopped"

@@ -15,7 +15,8 @@ from binprice.binance import Trade
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
-from binprice.ingest.stats import IngestStats, SymbolCounters
+from binprice.ingest.recorder import Recorder
+from binprice.ingest.stats import SymbolCounters
 
 
 @dataclass(slots=True)
@@ -35,16 +36,16 @@ class Tracker:
         self,
         gaps: GapKeeper,
         buffer: TradeBuffer,
-        stats: IngestStats,
+        recorder: Recorder,
         *,
         max_trades: int | None = None,
         limit_reached: asyncio.Event | None = None,
     ) -> None:
         self._gaps = gaps
         self._buffer = buffer
-        self._stats = stats
+        self._recorder = recorder
         self._tracks: dict[str, SymbolTrack] = {}
-        self._first = stats.delivered_first
+        self._first = recorder.first_deliveries
         self.accepted = 0
         self._max = max_trades
         self._limit_reached = limit_reached
@@ -52,7 +53,7 @@ class Tracker:
 
     def start(self, symbol: str, last_known: int | None) -> None:
         """Begin tracking `symbol` after `last_known`, the highest id stored or spooled."""
-        self._tracks[symbol] = SymbolTrack(last_known, self._stats.symbol(symbol))
+        self._tracks[symbol] = SymbolTrack(last_known, self._recorder.hot_counters(symbol))
 
     def stop(self, symbol: str) -> None:
         """Stop tracking `symbol` (it no longer trades): its frames are ignored from now on."""
