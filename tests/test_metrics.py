@@ -21,9 +21,9 @@ from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind, IngestEvent
-from binprice.ingest.health import Phase, RunProbe, health
+from binprice.ingest.health import RunProbe, health
 from binprice.ingest.metrics import MetricsServer
-from binprice.ingest.recorder import Recorder
+from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.stats import IngestStats, IngestSummary
 from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange

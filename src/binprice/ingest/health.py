@@ -13,25 +13,15 @@ the buffer's backlog and the threshold; `health` takes the snapshot and judges i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from binprice.ingest.recorder import Phase
 
 if TYPE_CHECKING:
     from binprice.ingest.buffer import TradeBuffer
     from binprice.ingest.gapkeeper import GapKeeper
     from binprice.ingest.recorder import Recorder, RunSnapshot
     from binprice.ingest.rest import RestClient
-
-
-class Phase(Enum):
-    """Where a run is in its life."""
-
-    #: `--since`: importing archives before streaming (committing, so healthy).
-    IMPORTING = "importing"
-    #: Connecting to the database and the exchange, resuming.
-    STARTING = "starting"
-    STREAMING = "streaming"
-    STOPPING = "stopping"
 
 
 @dataclass(slots=True)

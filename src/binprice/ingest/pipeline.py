@@ -37,10 +37,10 @@ from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import Emit, EventKind, IngestEvent, Severity
 from binprice.ingest.fleet import Fleet
 from binprice.ingest.gapkeeper import GapKeeper
-from binprice.ingest.health import Phase, RunProbe
+from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.reconcile import Reconciler
-from binprice.ingest.recorder import Recorder
+from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.rest import RestClient
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink

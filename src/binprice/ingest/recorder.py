@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from binprice.ingest.events import EventKind, EventSink, IngestEvent
-from binprice.ingest.health import Phase
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolCounters
 
 if TYPE_CHECKING:
@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 
 #: Monotonic seconds: what decides durations (elapsed, since-when, rates).
 Clock = Callable[[], float]
+
+
+class Phase(Enum):
+    """Where a run is in its life."""
+
+    #: `--since`: importing archives before streaming (committing, so healthy).
+    IMPORTING = "importing"
+    #: Connecting to the database and the exchange, resuming.
+    STARTING = "starting"
+    STREAMING = "streaming"
+    STOPPING = "stopping"
 
 
 @dataclass(frozen=True, slots=True)
