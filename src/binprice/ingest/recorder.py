@@ -80,8 +80,9 @@ class Recorder:
         clock: Clock = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        #: Monotonic seconds, for durations; epoch seconds, for when things happened.
         self.clock = clock
-        self._wall_clock = wall_clock
+        self.wall_clock = wall_clock
         self._counts = IngestStats(clock=clock)
         self._emit = EventSink(on_event, clock=wall_clock)
         self._phase = Phase.STARTING
@@ -89,7 +90,7 @@ class Recorder:
 
     def listen(self, on_event: Callable[[IngestEvent], None] | None) -> None:
         """Report events to `on_event` from now on (before the run starts)."""
-        self._emit = EventSink(on_event, clock=self._wall_clock)
+        self._emit = EventSink(on_event, clock=self.wall_clock)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ leaves everything in the spool for the next run.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from binprice.binance import Trade
@@ -102,6 +101,7 @@ class Sink:
 
         down = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseError)
         stopping_since: list[float] = []
+        clock = self._recorder.clock
         #: Earlier writes of this batch whose COMMIT went unanswered.
         unanswered: list[Unanswered] = []
 
@@ -110,8 +110,8 @@ class Sink:
             if not reading_done.is_set():
                 return False
             if not stopping_since:
-                stopping_since.append(time.monotonic())
-            return time.monotonic() - stopping_since[0] > SHUTDOWN_GRACE_SECONDS
+                stopping_since.append(clock())
+            return clock() - stopping_since[0] > SHUTDOWN_GRACE_SECONDS
 
         async def sleep(seconds: float) -> None:
             # Retry at once when another writer got through, and do not sit out a long
@@ -149,13 +149,13 @@ class Sink:
                     if writer is None or writer.closed:
                         writer = self.writers[slot] = await TradeWriter.connect(self._url)
                     await self._gaps.flush()
-                    began = time.monotonic()
+                    began = clock()
                     settled = await _settle(writer, unanswered, batch)
                     if settled is None:
                         inserted, committed_ms = await writer.write(batch)
                     else:
-                        inserted, committed_ms = settled, time.time_ns() // 1_000_000
-                    took = time.monotonic() - began
+                        inserted, committed_ms = settled, int(self._recorder.wall_clock() * 1000)
+                    took = clock() - began
         except down:
             # Stopping, and the database is still down: everything goes to the spool.
             if not spooled:
