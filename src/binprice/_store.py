@@ -16,10 +16,12 @@ the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, replace
+from dataclasses import fields as fields_of
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import IO, TYPE_CHECKING, Any
 
 from binprice.settings import Settings, load_settings
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
     import psycopg
 
+    from binprice._options import Duration, IngestOptions, When
+    from binprice.binance import Trade as WireTrade
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
@@ -36,46 +40,17 @@ if TYPE_CHECKING:
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
     from binprice.export import Format
-    from binprice.history import ImportSummary
+    from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.events import IngestEvent
     from binprice.ingest.repair import RepairProgress, RepairResult
-    from binprice.ingest.stats import IngestSummary
+    from binprice.ingest.stats import IngestStats, IngestSummary
     from binprice.trades import Trades
 
 Symbols = str | Iterable[str] | None
-When = datetime | str
-Duration = timedelta | str | float
-
-
-class IngestOptions(TypedDict, total=False):
-    """What `Store.ingest` takes besides the symbols; each as the `binprice ingest` option of
-    the same name (times as `Duration`, days as `When`)."""
-
-    duration: Duration | None
-    max_trades: int | None
-    #: A preset (`binance`, `binance-us`, `testnet`, `data-stream`); `ws_url`/`rest_url` win.
-    exchange: str
-    ws_url: str | None
-    rest_url: str | None
-    redundancy: int
-    quiet_period: Duration
-    backfill_max: int | None
-    since: When | None
-    archive_url: str | None
-    #: `--all`: every TRADING symbol (then no symbols may be named), optionally only those
-    #: quoted in `quotes`; the listing is re-read every `listing_interval`.
-    all_symbols: bool
-    quotes: Iterable[str]
-    listing_interval: Duration
-    #: How long a small batch waits for more trades before it is committed (default 0).
-    batch_wait: Duration
-    #: Serve Prometheus `/metrics` and `/healthz` on this port of `metrics_host` (default
-    #: 127.0.0.1); `/healthz` turns 503 once a wait passes `health_threshold` (default 30 s).
-    metrics_port: int | None
-    metrics_host: str
-    health_threshold: Duration
+#: How often `ingest(on_tick=...)` is given the run's counters (a live view's refresh).
+TICK_SECONDS = 0.25
 
 
 def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
@@ -381,117 +356,193 @@ class Store:
     def ingest(
         self,
         symbols: Symbols = None,
+        options: IngestOptions | None = None,
         *,
         stop: threading.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
-        **options: Unpack[IngestOptions],
+        on_tick: Callable[[IngestStats], None] | None = None,
+        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        **changes: Any,
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
         the data directory) until `stop` is set, `duration` passes or `max_trades` are stored.
+        `options` (or single options as keywords: `duration="10m"`) as `IngestOptions`.
         Runs its own event loop (in a thread if one is already running, as in a notebook)."""
         from binprice._sync import run_sync
 
-        coro = self.ingest_async(symbols, on_event=on_event, _thread_stop=stop, **options)
+        coro = self.ingest_async(symbols, options, on_event=on_event, on_tick=on_tick,
+                                 on_stored=on_stored, _thread_stop=stop, **changes)  # fmt: skip
         return run_sync(coro)
 
     async def ingest_async(
         self,
         symbols: Symbols = None,
+        options: IngestOptions | None = None,
         *,
         stop: asyncio.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
+        on_tick: Callable[[IngestStats], None] | None = None,
+        on_stored: Callable[[list[WireTrade]], None] | None = None,
         _thread_stop: threading.Event | None = None,
-        **options: Unpack[IngestOptions],
+        **changes: Any,
     ) -> IngestSummary:
         """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`; with `since`,
-        the public archives from that day are imported first (then REST up to now)."""
+        the public archives from that day are imported first (then REST up to now).
+
+        `on_event` gets every event of the run, the schema check first; `on_tick` the run's
+        counters every `TICK_SECONDS` (a live view); `on_stored` each committed batch."""
         import asyncio
-        import dataclasses
+        import time
 
         from binprice._sync import bridge
-        from binprice.ingest import run_ingest
+        from binprice.db import describe
+        from binprice.ingest import EventKind, IngestEvent, IngestStats, run_ingest
         from binprice.ingest.spool import spool_root
 
-        config = self.ingest_config(symbols, **options)
-        await asyncio.to_thread(self.upgrade_if_behind)
-        config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
+        # Everything the caller asked for is checked before the database is touched.
+        config = self.ingest_config(symbols, options, **changes)
+        migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
+        url = self.url
+        if on_event is not None:
+            state = "migrated to" if migrated else "is at"
+            where = f"database at {describe(url)} {state} the newest schema"
+            on_event(IngestEvent(time.time(), EventKind.MIGRATED, where))
+        config = replace(config, spool_dir=spool_root(self.settings.data_dir, url))
         stop = stop if stop is not None else asyncio.Event()
+        stats = IngestStats()
         watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
         try:
-            return await run_ingest(config, self.url, stop=stop, on_event=on_event)
+            async with asyncio.TaskGroup() as tasks:
+                ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, stats))
+                try:
+                    return await run_ingest(config, url, stop=stop, on_event=on_event,
+                                            stats=stats, on_stored=on_stored)  # fmt: skip
+                finally:
+                    if ticker is not None:
+                        ticker.cancel()
+        except BaseExceptionGroup as group:  # the run's own error, as if awaited alone
+            raise group.exceptions[0] from None
         finally:
             if watcher is not None:
                 watcher.cancel()
 
     def ingest_config(
-        self, symbols: Symbols = None, **options: Unpack[IngestOptions]
+        self, symbols: Symbols = None, options: IngestOptions | None = None, **changes: Any
     ) -> IngestConfig:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
+        from binprice._options import IngestOptions
         from binprice.errors import ConfigError
         from binprice.history import DEFAULT_ARCHIVE_URL
         from binprice.ingest.bans import BanBook
-        from binprice.ingest.config import (
-            BACKFILL_MAX,
-            HEALTH_THRESHOLD_SECONDS,
-            LISTING_INTERVAL_SECONDS,
-            METRICS_HOST,
-            IngestConfig,
-            endpoints,
-        )
+        from binprice.ingest.config import IngestConfig, endpoints
         from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
-        unknown = set(options) - set(IngestOptions.__annotations__)
-        if unknown:
-            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}")
-        ws, rest = endpoints(
-            options.get("exchange", "binance"), options.get("ws_url"), options.get("rest_url")
-        )
+        given = options if options is not None else IngestOptions()
+        try:
+            opts = replace(given, **changes)
+        except TypeError:
+            unknown = set(changes) - {f.name for f in fields_of(IngestOptions)}
+            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}") from None
+        ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url)
         named = tuple(symbols_of(symbols))
-        everything = options.get("all_symbols", False)
-        if everything and named:
+        if opts.all_symbols and named:
             raise ConfigError("name symbols or use --all, not both")
-        duration = options.get("duration")
-        since = options.get("since")
-        backfill_max = options.get("backfill_max")
+
+        def seconds(value: Duration) -> float:
+            return as_duration(value).total_seconds()
+
         return IngestConfig(
-            symbols=() if everything else named or DEFAULT_SYMBOLS,
+            symbols=() if opts.all_symbols else named or DEFAULT_SYMBOLS,
             ws_url=ws,
             rest_url=rest,
-            max_trades=options.get("max_trades"),
-            duration=None if duration is None else as_duration(duration).total_seconds(),
-            redundancy=options.get("redundancy", 1),
-            quiet_period=as_duration(options.get("quiet_period", 60.0)).total_seconds(),
-            backfill_max=BACKFILL_MAX if backfill_max is None else backfill_max,
-            since=None if since is None else as_time(since).date(),
-            archive_url=options.get("archive_url") or DEFAULT_ARCHIVE_URL,
+            max_trades=opts.max_trades,
+            duration=None if opts.duration is None else seconds(opts.duration),
+            redundancy=opts.redundancy,
+            quiet_period=seconds(opts.quiet_period),
+            backfill_max=opts.backfill_max,
+            since=None if opts.since is None else as_time(opts.since).date(),
+            archive_url=opts.archive_url or DEFAULT_ARCHIVE_URL,
             downloads_dir=self.settings.data_dir / "downloads",
             bans_file=BanBook.in_data_dir(self.settings.data_dir).path,
-            all_symbols=everything,
-            quotes=normalize_assets(options.get("quotes") or ()),
-            listing_interval=as_duration(
-                options.get("listing_interval", LISTING_INTERVAL_SECONDS)
-            ).total_seconds(),
-            flush_interval=as_duration(options.get("batch_wait", 0.0)).total_seconds(),
-            metrics_port=options.get("metrics_port"),
-            metrics_host=options.get("metrics_host") or METRICS_HOST,
-            health_threshold=as_duration(
-                options.get("health_threshold", HEALTH_THRESHOLD_SECONDS)
-            ).total_seconds(),
+            all_symbols=opts.all_symbols,
+            quotes=normalize_assets(opts.quotes),
+            listing_interval=seconds(opts.listing_interval),
+            flush_interval=seconds(opts.batch_wait),
+            metrics_port=opts.metrics_port,
+            metrics_host=opts.metrics_host,
+            health_threshold=seconds(opts.health_threshold),
         )
 
-    def import_history(self, **options: Any) -> ImportSummary:
-        """`binprice import`: every past trade from Binance's public archives, verified
-        (options as `binprice.history.ImportOptions`; the downloads spool in the data
-        directory)."""
-        from binprice._sync import run_sync
+    def import_history(
+        self,
+        options: ImportOptions | None = None,
+        *,
+        stop: threading.Event | None = None,
+        on_event: Callable[[ImportEvent], None] | None = None,
+        on_progress: Callable[[FileProgress], None] | None = None,
+        on_migrated: Callable[[str], None] | None = None,
+        **fields: Any,
+    ) -> ImportSummary:
+        """`binprice import`: every past trade from Binance's public archives, verified.
+        `options` (or its fields as keywords: `symbols=("BTCUSDT",), start=date(2024, 1, 1)`)
+        as `binprice.ImportOptions`; the downloads spool and the exchange's refusals are the
+        data directory's unless the options name others."""
+        from binprice._sync import bridge, run_sync
+
+        async def run() -> ImportSummary:
+            import asyncio
+
+            event = asyncio.Event()
+            watcher = None if stop is None else bridge(stop, event)
+            try:
+                return await self.import_history_async(
+                    options, stop=event, on_event=on_event, on_progress=on_progress,
+                    on_migrated=on_migrated, **fields,
+                )  # fmt: skip
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+
+        return run_sync(run())
+
+    async def import_history_async(
+        self,
+        options: ImportOptions | None = None,
+        *,
+        stop: asyncio.Event | None = None,
+        on_event: Callable[[ImportEvent], None] | None = None,
+        on_progress: Callable[[FileProgress], None] | None = None,
+        on_migrated: Callable[[str], None] | None = None,
+        **fields: Any,
+    ) -> ImportSummary:
+        """`import_history` on the caller's event loop, stopped by an `asyncio.Event` (the
+        chunk being loaded is committed; the next run resumes there). `on_migrated` gets where
+        the database is when this run migrated it to the newest schema."""
+        import asyncio
+
+        from binprice.db import describe
         from binprice.history import ImportOptions, import_history
         from binprice.ingest.bans import BanBook
 
-        options.setdefault("spool_dir", self.settings.data_dir / "downloads")
-        options.setdefault("bans_file", BanBook.in_data_dir(self.settings.data_dir).path)
-        self.upgrade_if_behind()
-        return run_sync(import_history(ImportOptions(**options), self.url))
+        given = ImportOptions(**fields) if options is None else replace(options, **fields)
+        # Where the store keeps downloads and the exchange's refusals, unless the caller chose.
+        home: dict[str, Any] = {
+            "spool_dir": self.settings.data_dir / "downloads",
+            "bans_file": BanBook.in_data_dir(self.settings.data_dir).path,
+        }
+        chosen = replace(given, **{
+            f.name: home[f.name]
+            for f in fields_of(ImportOptions)
+            if f.name in home and f.name not in fields and getattr(given, f.name) == _default(f)
+        })  # fmt: skip
+        migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
+        url = self.url
+        if migrated and on_migrated is not None:
+            on_migrated(describe(url))
+        return await import_history(
+            chosen, url, stop=stop, on_event=on_event, on_progress=on_progress
+        )
 
     # --- the schema -------------------------------------------------------------------------
 
@@ -524,3 +575,18 @@ class Store:
         from binprice.db.info import database_info
 
         return database_info(self.settings)
+
+
+def _default(field: Field[Any]) -> Any:
+    """A dataclass field's default value."""
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return field.default
+
+
+async def _tick(on_tick: Callable[[IngestStats], None], stats: IngestStats) -> None:
+    import asyncio
+
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        on_tick(stats)
