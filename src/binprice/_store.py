@@ -15,7 +15,8 @@ the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import MISSING, Field, replace
 from dataclasses import fields as fields_of
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
     from binprice._options import Duration, IngestOptions, When
     from binprice.binance import Trade as WireTrade
+    from binprice.charts import Chart
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
     from binprice.export import Format
+    from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
@@ -47,8 +50,11 @@ if TYPE_CHECKING:
     from binprice.ingest.repair import RepairProgress, RepairResult
     from binprice.ingest.stats import IngestStats, IngestSummary
     from binprice.trades import Trades
+    from binprice.watch import Snapshot
 
 Symbols = str | Iterable[str] | None
+#: Candles in a chart when the caller does not say (an 80-column terminal's worth).
+DEFAULT_CHART_CANDLES = 34
 #: How often `ingest(on_tick=...)` is given the run's counters (a live view's refresh).
 TICK_SECONDS = 0.25
 
@@ -205,10 +211,11 @@ class Store:
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
         interval without trades has no candle."""
-        from binprice.db.candles import candles
+        from binprice.db.candles import candles, parse_interval
 
+        chosen = parse_interval(interval) if isinstance(interval, str) else interval
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
-        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, interval, lo, hi))
+        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, chosen, lo, hi))
         return result
 
     def trades(self, symbol: str, start: When, end: When | None = None) -> Trades:
@@ -225,20 +232,67 @@ class Store:
         start: When,
         end: When | None,
         fmt: str | Format,
-        out: IO[bytes],
+        out: IO[bytes] | str | os.PathLike[str],
         *,
         progress: Callable[[int], None] | None = None,
+        on_plan: Callable[[ExportPlan], None] | None = None,
+        on_file: Callable[[Path], None] | None = None,
     ) -> int:
-        """Write every trade of the window to `out` as csv, ndjson, parquet or Binance's
-        archive CSV; return how many."""
-        from binprice.export import Format, parse_format, write_trades
+        """`binprice export`: write every trade of the window as csv, ndjson, parquet or
+        Binance's archive CSV to `out` (a binary stream, or a path: a file written whole or not
+        at all, or for `binance` a directory of Binance's daily zips); return how many.
+
+        `on_plan` learns the symbols without trades and the total before the first row;
+        `progress` gets the rows written so far; `on_file` each daily file of a directory.
+        NotFoundError when no symbol has a trade in the window."""
+        from binprice.export import Format, parse_format
+        from binprice.export_to import export_to
 
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         written: int = self._read(
-            lambda conn: write_trades(conn, wanted, lo, hi, chosen, out, progress=progress)
-        )
+            lambda conn: export_to(conn, wanted, lo, hi, chosen, out, progress=progress,
+                                   on_plan=on_plan, on_file=on_file)
+        )  # fmt: skip
         return written
+
+    def chart(
+        self,
+        symbol: str,
+        start: When,
+        end: When | None = None,
+        *,
+        interval: str | None = None,
+        max_candles: int = DEFAULT_CHART_CANDLES,
+    ) -> Chart:
+        """`binprice chart`'s data: candles at `interval` (default: the one that fits
+        `max_candles`), or, for a window inside one candle, its trades as a price path."""
+        from binprice.charts import chart_data
+
+        lo, hi = as_time(start), as_time(end or "now")
+        result: Chart = self._read(
+            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles)
+        )
+        return result
+
+    def watch(
+        self,
+        symbols: Symbols = None,
+        *,
+        window: Duration = "1h",
+        every: Duration = "1s",
+        count: int | None = None,
+    ) -> Iterator[Snapshot]:
+        """`binprice watch`: a snapshot of each symbol (every recorded one if none are given)
+        now and then every `every` (`count` of them, or for ever): last price, change over
+        `window`, trades per second, the last minutes' closes. Checked before the first poll."""
+        from binprice.watch import watch
+
+        def given(value: Duration) -> timedelta | str:  # a string is quoted back if refused
+            return value if isinstance(value, str) else as_duration(value)
+
+        return watch(lambda: self.connection, symbols_of(symbols), window=given(window),
+                     every=given(every), count=count)  # fmt: skip
 
     # --- completeness -----------------------------------------------------------------------
 
