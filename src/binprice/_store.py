@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
+    from binprice.db.migrations import Revision
     from binprice.db.partitions import Partition, PruneResult
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
+    from binprice.embedded import ServerInfo, StopResult
     from binprice.export import Format
     from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
@@ -614,6 +616,36 @@ class Store:
         self.close()
         return upgrade(self.url, revision)
 
+    def downgrade(self, revision: str) -> str | None:
+        """Migrate down to `revision` (an id, `-N` steps, or `base`: every binprice table and
+        the trades in them dropped); return the revision reached."""
+        from binprice.db.migrations import downgrade
+
+        self.close()
+        return downgrade(self.url, revision)
+
+    @property
+    def head(self) -> str:
+        """The newest schema revision this binprice knows."""
+        from binprice.db import SCHEMA_HEAD
+
+        return SCHEMA_HEAD
+
+    def schema_history(self) -> list[Revision]:
+        """`binprice db history`: the schema revisions, newest first, marking head and the
+        database's current one."""
+        from binprice.db.migrations import history
+
+        return history(self.revision())
+
+    @property
+    def location(self) -> str:
+        """Where the database is, for messages: `host:port/db` or the socket directory (never
+        the password)."""
+        from binprice.db import describe
+
+        return describe(self.url)
+
     def upgrade_if_behind(self) -> bool:
         """Migrate to head unless already there; True if it migrated."""
         from binprice.db import SCHEMA_HEAD
@@ -629,6 +661,34 @@ class Store:
         from binprice.db.info import database_info
 
         return database_info(self.settings)
+
+    # --- the embedded server ----------------------------------------------------------------
+
+    def start_server(self) -> ServerInfo:
+        """`binprice db start`: the embedded PostgreSQL server, started (and created) if it is
+        not running; it keeps running. BinpriceError when another database is configured."""
+        from binprice import embedded
+
+        self._require_embedded()
+        return embedded.ensure_server(self.settings.data_dir)
+
+    def stop_server(self) -> StopResult:
+        """`binprice db stop`: stop the embedded server if it runs (a stale pid file naming
+        another process is removed, that process left alone)."""
+        from binprice import embedded
+
+        self._require_embedded()
+        self.close()
+        return embedded.stop_server(self.settings.data_dir)
+
+    def _require_embedded(self) -> None:
+        from binprice.errors import BinpriceError
+
+        if not self.settings.embedded:
+            raise BinpriceError(
+                f"a database is configured ({self.settings.source}); `db start`/`db stop` "
+                "manage only the embedded server"
+            )
 
 
 def _default(field: Field[Any]) -> Any:
