@@ -18,7 +18,7 @@ from binprice.cli._app import DatabaseUrl, Json, Symbols, command_app, store_fro
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from binprice.db.status import Status, SymbolStatus
+    from binprice import Status, SymbolStatus
 
 #: Columns of the plain text (a pipe): one line per symbol, the JSON keys of a symbol.
 TEXT_COLUMNS = (
