@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from binprice.charts import chart_data, price_path
 from binprice.cli._chart import chart_text, max_candles
-from binprice.cli._chart_data import chart_data, price_path
 from binprice.db.candles import INTERVALS, candles
 from tests.trades_data import Row, load
 

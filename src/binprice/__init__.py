@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from binprice._version import __version__
 
 if TYPE_CHECKING:
+    from binprice._options import IngestOptions as IngestOptions
     from binprice._store import Store as Store
     from binprice._store import connect as connect
     from binprice.db.candles import Candle as Candle
@@ -58,10 +59,15 @@ if TYPE_CHECKING:
     from binprice.errors import SymbolError as SymbolError
     from binprice.errors import UsageError as UsageError
     from binprice.export import Trade as Trade
+    from binprice.history import FileProgress as FileProgress
+    from binprice.history import ImportEvent as ImportEvent
+    from binprice.history import ImportOptions as ImportOptions
+    from binprice.history import ImportSummary as ImportSummary
     from binprice.ingest.events import EventKind as EventKind
     from binprice.ingest.events import IngestEvent as IngestEvent
     from binprice.ingest.events import Severity as Severity
     from binprice.ingest.repair import RepairedGap as RepairedGap
+    from binprice.ingest.repair import RepairProgress as RepairProgress
     from binprice.ingest.repair import RepairResult as RepairResult
     from binprice.ingest.stats import IngestSummary as IngestSummary
     from binprice.ingest.stats import SymbolStats as SymbolStats
@@ -72,6 +78,12 @@ if TYPE_CHECKING:
 _WHERE = {
     "connect": "binprice._store",
     "Store": "binprice._store",
+    "IngestOptions": "binprice._options",
+    "ImportOptions": "binprice.history",
+    "ImportEvent": "binprice.history",
+    "ImportSummary": "binprice.history",
+    "FileProgress": "binprice.history",
+    "RepairProgress": "binprice.ingest.repair",
     "Latest": "binprice.db.queries",
     "At": "binprice.db.queries",
     "Range": "binprice.db.queries",
@@ -138,17 +150,23 @@ __all__ = [
     "ExchangeError",
     "ExchangeUnavailableError",
     "ExportError",
+    "FileProgress",
     "Gap",
     "GeoRestrictedError",
     "Hole",
+    "ImportEvent",
     "ImportIncompleteError",
+    "ImportOptions",
+    "ImportSummary",
     "IngestEvent",
+    "IngestOptions",
     "IngestSummary",
     "Latest",
     "NotFoundError",
     "Partition",
     "PruneResult",
     "Range",
+    "RepairProgress",
     "RepairResult",
     "RepairedGap",
     "SchemaOutdatedError",

@@ -15,11 +15,14 @@ the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import MISSING, Field, replace
+from dataclasses import fields as fields_of
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import IO, TYPE_CHECKING, Any
 
 from binprice.settings import Settings, load_settings
 
@@ -29,53 +32,34 @@ if TYPE_CHECKING:
 
     import psycopg
 
+    from binprice._options import Duration, IngestOptions, When
+    from binprice.binance import Trade as WireTrade
+    from binprice.charts import Chart
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
+    from binprice.db.migrations import Revision
     from binprice.db.partitions import Partition, PruneResult
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
+    from binprice.embedded import ServerInfo, StopResult
     from binprice.export import Format
-    from binprice.history import ImportSummary
+    from binprice.export_to import ExportPlan
+    from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.events import IngestEvent
+    from binprice.ingest.recorder import Recorder
     from binprice.ingest.repair import RepairProgress, RepairResult
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
+    from binprice.watch import Snapshot
 
 Symbols = str | Iterable[str] | None
-When = datetime | str
-Duration = timedelta | str | float
-
-
-class IngestOptions(TypedDict, total=False):
-    """What `Store.ingest` takes besides the symbols; each as the `binprice ingest` option of
-    the same name (times as `Duration`, days as `When`)."""
-
-    duration: Duration | None
-    max_trades: int | None
-    #: A preset (`binance`, `binance-us`, `testnet`, `data-stream`); `ws_url`/`rest_url` win.
-    exchange: str
-    ws_url: str | None
-    rest_url: str | None
-    redundancy: int
-    quiet_period: Duration
-    backfill_max: int | None
-    since: When | None
-    archive_url: str | None
-    #: `--all`: every TRADING symbol (then no symbols may be named), optionally only those
-    #: quoted in `quotes`; the listing is re-read every `listing_interval`.
-    all_symbols: bool
-    quotes: Iterable[str]
-    listing_interval: Duration
-    #: How long a small batch waits for more trades before it is committed (default 0).
-    batch_wait: Duration
-    #: Serve Prometheus `/metrics` and `/healthz` on this port of `metrics_host` (default
-    #: 127.0.0.1); `/healthz` turns 503 once a wait passes `health_threshold` (default 30 s).
-    metrics_port: int | None
-    metrics_host: str
-    health_threshold: Duration
+#: Candles in a chart when the caller does not say (an 80-column terminal's worth).
+DEFAULT_CHART_CANDLES = 34
+#: How often `ingest(on_tick=...)` is given a summary of the run so far (a live view's refresh).
+TICK_SECONDS = 0.25
 
 
 def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
@@ -230,10 +214,11 @@ class Store:
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
         interval without trades has no candle."""
-        from binprice.db.candles import candles
+        from binprice.db.candles import candles, parse_interval
 
+        chosen = parse_interval(interval) if isinstance(interval, str) else interval
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
-        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, interval, lo, hi))
+        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, chosen, lo, hi))
         return result
 
     def trades(self, symbol: str, start: When, end: When | None = None) -> Trades:
@@ -250,20 +235,67 @@ class Store:
         start: When,
         end: When | None,
         fmt: str | Format,
-        out: IO[bytes],
+        out: IO[bytes] | str | os.PathLike[str],
         *,
         progress: Callable[[int], None] | None = None,
+        on_plan: Callable[[ExportPlan], None] | None = None,
+        on_file: Callable[[Path], None] | None = None,
     ) -> int:
-        """Write every trade of the window to `out` as csv, ndjson, parquet or Binance's
-        archive CSV; return how many."""
-        from binprice.export import Format, parse_format, write_trades
+        """`binprice export`: write every trade of the window as csv, ndjson, parquet or
+        Binance's archive CSV to `out` (a binary stream, or a path: a file written whole or not
+        at all, or for `binance` a directory of Binance's daily zips); return how many.
+
+        `on_plan` learns the symbols without trades and the total before the first row;
+        `progress` gets the rows written so far; `on_file` each daily file of a directory.
+        NotFoundError when no symbol has a trade in the window."""
+        from binprice.export import Format, parse_format
+        from binprice.export_to import export_to
 
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         written: int = self._read(
-            lambda conn: write_trades(conn, wanted, lo, hi, chosen, out, progress=progress)
-        )
+            lambda conn: export_to(conn, wanted, lo, hi, chosen, out, progress=progress,
+                                   on_plan=on_plan, on_file=on_file)
+        )  # fmt: skip
         return written
+
+    def chart(
+        self,
+        symbol: str,
+        start: When,
+        end: When | None = None,
+        *,
+        interval: str | None = None,
+        max_candles: int = DEFAULT_CHART_CANDLES,
+    ) -> Chart:
+        """`binprice chart`'s data: candles at `interval` (default: the one that fits
+        `max_candles`), or, for a window inside one candle, its trades as a price path."""
+        from binprice.charts import chart_data
+
+        lo, hi = as_time(start), as_time(end or "now")
+        result: Chart = self._read(
+            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles)
+        )
+        return result
+
+    def watch(
+        self,
+        symbols: Symbols = None,
+        *,
+        window: Duration = "1h",
+        every: Duration = "1s",
+        count: int | None = None,
+    ) -> Iterator[Snapshot]:
+        """`binprice watch`: a snapshot of each symbol (every recorded one if none are given)
+        now and then every `every` (`count` of them, or for ever): last price, change over
+        `window`, trades per second, the last minutes' closes. Checked before the first poll."""
+        from binprice.watch import watch
+
+        def given(value: Duration) -> timedelta | str:  # a string is quoted back if refused
+            return value if isinstance(value, str) else as_duration(value)
+
+        return watch(lambda: self.connection, symbols_of(symbols), window=given(window),
+                     every=given(every), count=count)  # fmt: skip
 
     # --- completeness -----------------------------------------------------------------------
 
@@ -381,117 +413,193 @@ class Store:
     def ingest(
         self,
         symbols: Symbols = None,
+        options: IngestOptions | None = None,
         *,
         stop: threading.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
-        **options: Unpack[IngestOptions],
+        on_tick: Callable[[IngestSummary], None] | None = None,
+        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        **changes: Any,
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
         the data directory) until `stop` is set, `duration` passes or `max_trades` are stored.
+        `options` (or single options as keywords: `duration="10m"`) as `IngestOptions`.
         Runs its own event loop (in a thread if one is already running, as in a notebook)."""
         from binprice._sync import run_sync
 
-        coro = self.ingest_async(symbols, on_event=on_event, _thread_stop=stop, **options)
+        coro = self.ingest_async(symbols, options, on_event=on_event, on_tick=on_tick,
+                                 on_stored=on_stored, _thread_stop=stop, **changes)  # fmt: skip
         return run_sync(coro)
 
     async def ingest_async(
         self,
         symbols: Symbols = None,
+        options: IngestOptions | None = None,
         *,
         stop: asyncio.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
+        on_tick: Callable[[IngestSummary], None] | None = None,
+        on_stored: Callable[[list[WireTrade]], None] | None = None,
         _thread_stop: threading.Event | None = None,
-        **options: Unpack[IngestOptions],
+        **changes: Any,
     ) -> IngestSummary:
         """`ingest`, on the caller's event loop, stopped by an `asyncio.Event`; with `since`,
-        the public archives from that day are imported first (then REST up to now)."""
+        the public archives from that day are imported first (then REST up to now).
+
+        `on_event` gets every event of the run, the schema check first; `on_tick` a summary of the
+        run so far every `TICK_SECONDS` (a live view); `on_stored` each committed batch."""
         import asyncio
-        import dataclasses
+        import time
 
         from binprice._sync import bridge
-        from binprice.ingest import run_ingest
+        from binprice.db import describe
+        from binprice.ingest import EventKind, IngestEvent, Recorder, run_ingest
         from binprice.ingest.spool import spool_root
 
-        config = self.ingest_config(symbols, **options)
-        await asyncio.to_thread(self.upgrade_if_behind)
-        config = dataclasses.replace(config, spool_dir=spool_root(self.settings.data_dir, self.url))
+        # Everything the caller asked for is checked before the database is touched.
+        config = self.ingest_config(symbols, options, **changes)
+        migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
+        url = self.url
+        if on_event is not None:
+            state = "migrated to" if migrated else "is at"
+            where = f"database at {describe(url)} {state} the newest schema"
+            on_event(IngestEvent(time.time(), EventKind.MIGRATED, where))
+        config = replace(config, spool_dir=spool_root(self.settings.data_dir, url))
         stop = stop if stop is not None else asyncio.Event()
+        recorder = Recorder()
         watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
         try:
-            return await run_ingest(config, self.url, stop=stop, on_event=on_event)
+            async with asyncio.TaskGroup() as tasks:
+                ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, recorder))
+                try:
+                    return await run_ingest(config, url, stop=stop, on_event=on_event,
+                                            recorder=recorder, on_stored=on_stored)  # fmt: skip
+                finally:
+                    if ticker is not None:
+                        ticker.cancel()
+        except BaseExceptionGroup as group:  # the run's own error, as if awaited alone
+            raise group.exceptions[0] from None
         finally:
             if watcher is not None:
                 watcher.cancel()
 
     def ingest_config(
-        self, symbols: Symbols = None, **options: Unpack[IngestOptions]
+        self, symbols: Symbols = None, options: IngestOptions | None = None, **changes: Any
     ) -> IngestConfig:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
+        from binprice._options import IngestOptions
         from binprice.errors import ConfigError
         from binprice.history import DEFAULT_ARCHIVE_URL
         from binprice.ingest.bans import BanBook
-        from binprice.ingest.config import (
-            BACKFILL_MAX,
-            HEALTH_THRESHOLD_SECONDS,
-            LISTING_INTERVAL_SECONDS,
-            METRICS_HOST,
-            IngestConfig,
-            endpoints,
-        )
+        from binprice.ingest.config import IngestConfig, endpoints
         from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
-        unknown = set(options) - set(IngestOptions.__annotations__)
-        if unknown:
-            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}")
-        ws, rest = endpoints(
-            options.get("exchange", "binance"), options.get("ws_url"), options.get("rest_url")
-        )
+        given = options if options is not None else IngestOptions()
+        try:
+            opts = replace(given, **changes)
+        except TypeError:
+            unknown = set(changes) - {f.name for f in fields_of(IngestOptions)}
+            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}") from None
+        ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url)
         named = tuple(symbols_of(symbols))
-        everything = options.get("all_symbols", False)
-        if everything and named:
+        if opts.all_symbols and named:
             raise ConfigError("name symbols or use --all, not both")
-        duration = options.get("duration")
-        since = options.get("since")
-        backfill_max = options.get("backfill_max")
+
+        def seconds(value: Duration) -> float:
+            return as_duration(value).total_seconds()
+
         return IngestConfig(
-            symbols=() if everything else named or DEFAULT_SYMBOLS,
+            symbols=() if opts.all_symbols else named or DEFAULT_SYMBOLS,
             ws_url=ws,
             rest_url=rest,
-            max_trades=options.get("max_trades"),
-            duration=None if duration is None else as_duration(duration).total_seconds(),
-            redundancy=options.get("redundancy", 1),
-            quiet_period=as_duration(options.get("quiet_period", 60.0)).total_seconds(),
-            backfill_max=BACKFILL_MAX if backfill_max is None else backfill_max,
-            since=None if since is None else as_time(since).date(),
-            archive_url=options.get("archive_url") or DEFAULT_ARCHIVE_URL,
+            max_trades=opts.max_trades,
+            duration=None if opts.duration is None else seconds(opts.duration),
+            redundancy=opts.redundancy,
+            quiet_period=seconds(opts.quiet_period),
+            backfill_max=opts.backfill_max,
+            since=None if opts.since is None else as_time(opts.since).date(),
+            archive_url=opts.archive_url or DEFAULT_ARCHIVE_URL,
             downloads_dir=self.settings.data_dir / "downloads",
             bans_file=BanBook.in_data_dir(self.settings.data_dir).path,
-            all_symbols=everything,
-            quotes=normalize_assets(options.get("quotes") or ()),
-            listing_interval=as_duration(
-                options.get("listing_interval", LISTING_INTERVAL_SECONDS)
-            ).total_seconds(),
-            flush_interval=as_duration(options.get("batch_wait", 0.0)).total_seconds(),
-            metrics_port=options.get("metrics_port"),
-            metrics_host=options.get("metrics_host") or METRICS_HOST,
-            health_threshold=as_duration(
-                options.get("health_threshold", HEALTH_THRESHOLD_SECONDS)
-            ).total_seconds(),
+            all_symbols=opts.all_symbols,
+            quotes=normalize_assets(opts.quotes),
+            listing_interval=seconds(opts.listing_interval),
+            flush_interval=seconds(opts.batch_wait),
+            metrics_port=opts.metrics_port,
+            metrics_host=opts.metrics_host,
+            health_threshold=seconds(opts.health_threshold),
         )
 
-    def import_history(self, **options: Any) -> ImportSummary:
-        """`binprice import`: every past trade from Binance's public archives, verified
-        (options as `binprice.history.ImportOptions`; the downloads spool in the data
-        directory)."""
-        from binprice._sync import run_sync
+    def import_history(
+        self,
+        options: ImportOptions | None = None,
+        *,
+        stop: threading.Event | None = None,
+        on_event: Callable[[ImportEvent], None] | None = None,
+        on_progress: Callable[[FileProgress], None] | None = None,
+        on_migrated: Callable[[str], None] | None = None,
+        **fields: Any,
+    ) -> ImportSummary:
+        """`binprice import`: every past trade from Binance's public archives, verified.
+        `options` (or its fields as keywords: `symbols=("BTCUSDT",), start=date(2024, 1, 1)`)
+        as `binprice.ImportOptions`; the downloads spool and the exchange's refusals are the
+        data directory's unless the options name others."""
+        from binprice._sync import bridge, run_sync
+
+        async def run() -> ImportSummary:
+            import asyncio
+
+            event = asyncio.Event()
+            watcher = None if stop is None else bridge(stop, event)
+            try:
+                return await self.import_history_async(
+                    options, stop=event, on_event=on_event, on_progress=on_progress,
+                    on_migrated=on_migrated, **fields,
+                )  # fmt: skip
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+
+        return run_sync(run())
+
+    async def import_history_async(
+        self,
+        options: ImportOptions | None = None,
+        *,
+        stop: asyncio.Event | None = None,
+        on_event: Callable[[ImportEvent], None] | None = None,
+        on_progress: Callable[[FileProgress], None] | None = None,
+        on_migrated: Callable[[str], None] | None = None,
+        **fields: Any,
+    ) -> ImportSummary:
+        """`import_history` on the caller's event loop, stopped by an `asyncio.Event` (the
+        chunk being loaded is committed; the next run resumes there). `on_migrated` gets where
+        the database is when this run migrated it to the newest schema."""
+        import asyncio
+
+        from binprice.db import describe
         from binprice.history import ImportOptions, import_history
         from binprice.ingest.bans import BanBook
 
-        options.setdefault("spool_dir", self.settings.data_dir / "downloads")
-        options.setdefault("bans_file", BanBook.in_data_dir(self.settings.data_dir).path)
-        self.upgrade_if_behind()
-        return run_sync(import_history(ImportOptions(**options), self.url))
+        given = ImportOptions(**fields) if options is None else replace(options, **fields)
+        # Where the store keeps downloads and the exchange's refusals, unless the caller chose.
+        home: dict[str, Any] = {
+            "spool_dir": self.settings.data_dir / "downloads",
+            "bans_file": BanBook.in_data_dir(self.settings.data_dir).path,
+        }
+        chosen = replace(given, **{
+            f.name: home[f.name]
+            for f in fields_of(ImportOptions)
+            if f.name in home and f.name not in fields and getattr(given, f.name) == _default(f)
+        })  # fmt: skip
+        migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
+        url = self.url
+        if migrated and on_migrated is not None:
+            on_migrated(describe(url))
+        return await import_history(
+            chosen, url, stop=stop, on_event=on_event, on_progress=on_progress
+        )
 
     # --- the schema -------------------------------------------------------------------------
 
@@ -509,6 +617,36 @@ class Store:
         self.close()
         return upgrade(self.url, revision)
 
+    def downgrade(self, revision: str) -> str | None:
+        """Migrate down to `revision` (an id, `-N` steps, or `base`: every binprice table and
+        the trades in them dropped); return the revision reached."""
+        from binprice.db.migrations import downgrade
+
+        self.close()
+        return downgrade(self.url, revision)
+
+    @property
+    def head(self) -> str:
+        """The newest schema revision this binprice knows."""
+        from binprice.db import SCHEMA_HEAD
+
+        return SCHEMA_HEAD
+
+    def schema_history(self) -> list[Revision]:
+        """`binprice db history`: the schema revisions, newest first, marking head and the
+        database's current one."""
+        from binprice.db.migrations import history
+
+        return history(self.revision())
+
+    @property
+    def location(self) -> str:
+        """Where the database is, for messages: `host:port/db` or the socket directory (never
+        the password)."""
+        from binprice.db import describe
+
+        return describe(self.url)
+
     def upgrade_if_behind(self) -> bool:
         """Migrate to head unless already there; True if it migrated."""
         from binprice.db import SCHEMA_HEAD
@@ -524,3 +662,46 @@ class Store:
         from binprice.db.info import database_info
 
         return database_info(self.settings)
+
+    # --- the embedded server ----------------------------------------------------------------
+
+    def start_server(self) -> ServerInfo:
+        """`binprice db start`: the embedded PostgreSQL server, started (and created) if it is
+        not running; it keeps running. BinpriceError when another database is configured."""
+        from binprice import embedded
+
+        self._require_embedded()
+        return embedded.ensure_server(self.settings.data_dir)
+
+    def stop_server(self) -> StopResult:
+        """`binprice db stop`: stop the embedded server if it runs (a stale pid file naming
+        another process is removed, that process left alone)."""
+        from binprice import embedded
+
+        self._require_embedded()
+        self.close()
+        return embedded.stop_server(self.settings.data_dir)
+
+    def _require_embedded(self) -> None:
+        from binprice.errors import BinpriceError
+
+        if not self.settings.embedded:
+            raise BinpriceError(
+                f"a database is configured ({self.settings.source}); `db start`/`db stop` "
+                "manage only the embedded server"
+            )
+
+
+def _default(field: Field[Any]) -> Any:
+    """A dataclass field's default value."""
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return field.default
+
+
+async def _tick(on_tick: Callable[[IngestSummary], None], recorder: Recorder) -> None:
+    import asyncio
+
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        on_tick(recorder.summary())

@@ -16,7 +16,8 @@ next to a full-speed ingest. The clock is a parameter: tests pin it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,9 +27,19 @@ import psycopg
 
 from binprice.db.candles import as_utc
 from binprice.db.queries import VWAP_CONTEXT, recorded_symbols
+from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
+from binprice.timespec import format_duration, parse_duration
 
-__all__ = ["MIN_EVERY", "SNAPSHOT_SQL", "Snapshot", "SymbolSnapshot", "Watch", "snapshot"]
+__all__ = [
+    "MIN_EVERY",
+    "SNAPSHOT_SQL",
+    "Snapshot",
+    "SymbolSnapshot",
+    "Watch",
+    "snapshot",
+    "watch",
+]
 
 Connection = psycopg.Connection[Any]
 Clock = Callable[[], datetime]
@@ -157,6 +168,39 @@ class Watch:
             self._conn, self._symbols, window=self._window, now=self._clock(),
             minutes=self._minutes,
         )  # fmt: skip
+
+
+def watch(
+    connection: Callable[[], Connection],
+    symbols: Sequence[str] = (),
+    *,
+    window: timedelta | str = DEFAULT_WINDOW,
+    every: timedelta | str = timedelta(seconds=1),
+    count: int | None = None,
+    clock: Clock | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Snapshot]:
+    """A snapshot now, then one every ``every`` (``count`` of them, or for ever), each on the
+    connection ``connection()`` gives at that poll. The durations are checked at once, before
+    the first poll: ``every`` is at least ``MIN_EVERY``."""
+    change_window = parse_duration(window) if isinstance(window, str) else window
+    period = parse_duration(every) if isinstance(every, str) else every
+    if period < MIN_EVERY:
+        given = every.strip() if isinstance(every, str) else format_duration(every)
+        raise UsageError(f"--every {given} is too short: at least {format_duration(MIN_EVERY)}")
+
+    wanted = list(normalize_symbols(symbols))
+    now = clock or (lambda: datetime.now(UTC))
+
+    def polls() -> Iterator[Snapshot]:
+        done = 0
+        while count is None or done < count:
+            if done:
+                sleep(period.total_seconds())
+            yield snapshot(connection(), wanted, window=change_window, now=now())
+            done += 1
+
+    return polls()
 
 
 def _symbol(row: Sequence[Any], spark: list[datetime], rate_window: timedelta) -> SymbolSnapshot:

@@ -8,12 +8,11 @@ of resolution, far coarser than a float's 15 digits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from binprice.charts import PricePath
 from binprice.db.candles import Candle, Interval
 from binprice.errors import MissingExtraError
 
@@ -29,14 +28,6 @@ TIME_TICK_COLUMNS = 16
 SHORT_SPAN = timedelta(minutes=10)
 PNG_SIZE_INCHES = (12, 6)
 PNG_DPI = 100
-
-
-@dataclass(frozen=True, slots=True)
-class PricePath:
-    """Trades drawn as a line: times and prices, already thinned to what the width can show."""
-
-    times: tuple[datetime, ...]
-    prices: tuple[Decimal, ...]
 
 
 def max_candles(width: int) -> int:

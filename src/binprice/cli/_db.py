@@ -13,15 +13,11 @@ from binprice.cli._app import (
     command_app,
     err,
     help_without_command,
-    settings_from,
     store_from,
 )
-from binprice.errors import BinpriceError
-from binprice.settings import Settings
 
 if TYPE_CHECKING:
-    from binprice.db.partitions import PruneResult
-    from binprice.embedded import ServerStatus
+    from binprice import PruneResult
 
 
 commands = command_app(name="db", invoke_without_command=True)
@@ -41,12 +37,9 @@ def db_upgrade(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
-    from binprice import db
-    from binprice.db import migrations
-
-    url = db.resolve_url(settings_from(ctx, database_url))
-    reached = migrations.upgrade(url, revision)
-    err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+    store = store_from(ctx, database_url)
+    reached = store.upgrade(revision)
+    err(f"database at {store.location} is at revision {reached or 'base'}")
 
 
 @commands.command(
@@ -69,17 +62,15 @@ def db_downgrade(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Migrate the database down to REVISION (`base` drops binprice's tables and data)."""
-    from binprice import db
-    from binprice.db import migrations
     from binprice.errors import UsageError
 
     if revision.startswith("-") and not revision[1:].isdigit():
         raise UsageError(f"no such option: {revision}")
-    url = db.resolve_url(settings_from(ctx, database_url))
+    store = store_from(ctx, database_url)
     if revision == "base" and not yes:
-        _confirm_base(db.describe(url))
-    reached = migrations.downgrade(url, revision)
-    err(f"database at {db.describe(url)} is at revision {reached or 'base'}")
+        _confirm_base(store.location)
+    reached = store.downgrade(revision)
+    err(f"database at {store.location} is at revision {reached or 'base'}")
 
 
 def _confirm_base(where: str) -> None:
@@ -103,26 +94,16 @@ def _confirm_base(where: str) -> None:
 @commands.command("current")
 def db_current(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Print the database's current revision (`base` if it has no binprice schema)."""
-    from binprice import db
-    from binprice.db.schema import SCHEMA_HEAD
-
-    url = db.resolve_url(settings_from(ctx, database_url))
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    suffix = " (head)" if current == SCHEMA_HEAD else f" (behind head {SCHEMA_HEAD})"
+    store = store_from(ctx, database_url)
+    current = store.revision()
+    suffix = " (head)" if current == store.head else f" (behind head {store.head})"
     typer.echo(f"{current or 'base'}{suffix}")
 
 
 @commands.command("history")
 def db_history(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """List the schema revisions, newest first, marking head and the database's current one."""
-    from binprice import db
-    from binprice.db import migrations
-
-    url = db.resolve_url(settings_from(ctx, database_url))
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    for rev in migrations.history(current):
+    for rev in store_from(ctx, database_url).schema_history():
         marks = [m for m, on in (("head", rev.is_head), ("current", rev.is_current)) if on]
         tag = f" ({', '.join(marks)})" if marks else ""
         typer.echo(f"{rev.down_revision or '<base>'} -> {rev.revision}{tag}: {rev.message}")
@@ -133,13 +114,12 @@ def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
+    from binprice.cli._db_view import embedded_rows
 
-    from binprice.db.info import database_info
-
-    info = database_info(settings_from(ctx, database_url))
+    info = store_from(ctx, database_url).info()
     rows = [("database", info.location), ("configured by", info.source)]
     if info.embedded is not None:
-        rows += _embedded_rows(info.embedded)
+        rows += embedded_rows(info)
     if info.url is not None:
         trades = "-" if info.trades is None else f"{info.trades:,}"
         if not info.trades_exact:
@@ -155,55 +135,18 @@ def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
         typer.echo(f"{key:<{width}}  {value}")
 
 
-def _embedded_rows(status: ServerStatus) -> list[tuple[str, str]]:
-    if status.pgdata is None:
-        return [
-            ("state", "not created yet (the first command that needs it creates and starts it)"),
-            ("data dir", str(status.data_dir)),
-        ]
-    server = status.server
-    if server is None:
-        state = "stopped (`binprice db start` starts it; so does any command that needs it)"
-    else:
-        state = f"running, pid {server.pid}, as {status.owner} (`binprice db stop` stops it)"
-    rows = [("state", state)]
-    if server is not None:
-        rows.append(("socket dir", str(server.socket_dir)))
-    return [
-        *rows,
-        ("cluster", f"{status.pgdata} ({_size(status.size_bytes)})"),
-        ("data dir", str(status.data_dir)),
-    ]
-
-
-_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
-
-
-def _size(size: int) -> str:
-    exponent = 0
-    while exponent < len(_SIZE_UNITS) - 1 and size >= 1024 ** (exponent + 1):
-        exponent += 1
-    return f"{size / 1024**exponent:.1f} {_SIZE_UNITS[exponent]}"
-
-
 @commands.command("start")
 def db_start(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
-    from binprice import embedded
+    from binprice.cli._db_view import server_notice
 
-    settings = settings_from(ctx, database_url)
-    _require_embedded(settings)
-    err(embedded.running_notice(embedded.ensure_server(settings.data_dir)))
+    err(server_notice(store_from(ctx, database_url).start_server()))
 
 
 @commands.command("stop")
 def db_stop(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Stop the embedded PostgreSQL server. It otherwise keeps running after binprice exits."""
-    from binprice import embedded
-
-    settings = settings_from(ctx, database_url)
-    _require_embedded(settings)
-    result = embedded.stop_server(settings.data_dir)
+    result = store_from(ctx, database_url).stop_server()
     if result.stopped:
         err("embedded PostgreSQL stopped")
     elif result.stale_pid is not None:
@@ -213,14 +156,6 @@ def db_stop(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
         )
     else:
         err("embedded PostgreSQL was not running")
-
-
-def _require_embedded(settings: Settings) -> None:
-    if not settings.embedded:
-        raise BinpriceError(
-            f"a database is configured ({settings.source}); `db start`/`db stop` manage only "
-            "the embedded server"
-        )
 
 
 @commands.command("prune")
@@ -268,6 +203,7 @@ _NAMES_SHOWN = 4
 
 
 def _prune_summary(result: PruneResult) -> str:
+    from binprice.cli._db_view import size_text
     from binprice.timespec import format_timestamp
 
     names = [p.name for p in result.partitions]
@@ -279,7 +215,7 @@ def _prune_summary(result: PruneResult) -> str:
     trades = f"{result.trades:,} trades{waiting if result.from_default else ''}"
     return (
         f"{count} partition{'s' if count != 1 else ''} of trades ({shown}): every trade before "
-        f"{before}, {trades}, {_size(result.bytes)}"
+        f"{before}, {trades}, {size_text(result.bytes)}"
     )
 
 
@@ -314,6 +250,7 @@ def db_partitions(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
+    from binprice.cli._db_view import size_text
     from binprice.timespec import format_timestamp
 
     with store_from(ctx, database_url) as store:
@@ -323,7 +260,8 @@ def db_partitions(
         found = store.partitions()
     rows = [("partition", "from", "to", "rows (est.)", "size")] + [
         (p.name, "DEFAULT" if p.start is None else format_timestamp(p.start),
-         "" if p.end is None else format_timestamp(p.end), f"~{p.rows_estimate:,}", _size(p.bytes))
+         "" if p.end is None else format_timestamp(p.end), f"~{p.rows_estimate:,}",
+         size_text(p.bytes))
         for p in found
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -1,7 +1,7 @@
 """`binprice candles`, `chart`, `export` and `watch`: looking at the data.
 
-Each command parses its options, calls one library function (binprice.db.candles, binprice.export,
-binprice.watch) and renders; plotext, pyarrow, matplotlib and Rich are imported inside the
+Each command parses its options, makes one `Store` call (candles, chart, export, watch) and
+renders; plotext, pyarrow, matplotlib and Rich are imported inside the
 commands that need them, so registering these commands costs `binprice latest` nothing (and
 `main` only imports this module when one of them runs).
 """
@@ -47,6 +47,8 @@ OUTPUT_HELP = (
 )
 
 commands = command_app()
+#: `--output -`: standard output.
+STDOUT = "-"
 
 
 @commands.command()
@@ -67,14 +69,12 @@ def candles(
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
     VWAP. An interval without trades has no candle; the first and last candle hold only the
     window's part of their interval."""
-    from binprice.db.candles import parse_interval
     from binprice.timespec import format_timestamp, parse_window
 
     check_format(as_json, as_csv)
-    chosen = parse_interval(interval)
     window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
-        found = store.candles(symbols, chosen, window_start, window_end)
+        found = store.candles(symbols, interval, window_start, window_end)
     window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
@@ -103,15 +103,15 @@ def chart(
     import shutil
 
     from binprice.cli._chart import chart_png, chart_text, max_candles
-    from binprice.cli._chart_data import chart_data
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
     size = shutil.get_terminal_size()
     with store_from(ctx, database_url) as store:
-        title, data, chosen = chart_data(
-            store.connection, symbol, window_start, window_end, interval, max_candles(size.columns)
-        )
+        title, data, chosen = store.chart(
+            symbol, window_start, window_end, interval=interval,
+            max_candles=max_candles(size.columns),
+        )  # fmt: skip
     if png is not None:
         chart_png(title, data, png, chosen)
         err(f"wrote {png}")
@@ -135,14 +135,17 @@ def export(
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
-    from binprice.cli._export_run import run_export
-    from binprice.export import parse_format
+    from binprice.cli._export_view import ExportView
     from binprice.timespec import parse_window
 
-    chosen = parse_format(fmt)
     window_start, window_end = parse_window(last=last, start=start, end=end)
-    with store_from(ctx, database_url) as store:
-        run_export(store.connection, symbols, window_start, window_end, chosen, output)
+    out = sys.stdout.buffer if output == STDOUT else output
+    with store_from(ctx, database_url) as store, ExportView(sys.stderr.isatty()) as view:
+        store.export(
+            symbols, window_start, window_end, fmt, out,
+            progress=view.progress, on_plan=view.plan, on_file=view.file,
+        )  # fmt: skip
+    view.done(output)
 
 
 @commands.command()
@@ -174,15 +177,8 @@ def watch(
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
     terminal: one line per update."""
-    from binprice.cli._watch_run import run_watch
-    from binprice.errors import UsageError
-    from binprice.timespec import format_duration, parse_duration
-    from binprice.watch import MIN_EVERY
+    from binprice.cli._watch_view import show
 
-    change_window, period = parse_duration(window), parse_duration(every)
-    if period < MIN_EVERY:
-        raise UsageError(
-            f"--every {every.strip()} is too short: at least {format_duration(MIN_EVERY)}"
-        )
-    with store_from(ctx, database_url) as store:
-        run_watch(store.connection, symbols or (), change_window, period, count)
+    store = store_from(ctx, database_url)
+    with store:
+        show(store.watch(symbols, window=window, every=every, count=count))

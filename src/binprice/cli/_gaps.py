@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     from rich.progress import Progress, TaskID
 
+    from binprice import RepairProgress, RepairResult
     from binprice._store import Store
-    from binprice.ingest.repair import RepairProgress, RepairResult
 
 commands = command_app()
 

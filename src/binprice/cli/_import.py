@@ -1,16 +1,18 @@
 """`binprice import`: past trades from Binance's public archives → the database.
 
-Parse → `history.import_history` → render: a Rich progress bar per symbol on a terminal (files,
-trades, MB/s, ETA), one line per file elsewhere (`plain`, or `json` for log shippers). The CLI
+Parse → `ImportOptions` → one `Store.import_history_async` run under the CLI's signals
+(`_signals`) → render: a Rich progress bar per symbol on a terminal (files, trades, MB/s, ETA),
+one line per file elsewhere (`plain`, or `json` for log shippers). The CLI
 owns the signals: the first Ctrl+C (or SIGTERM) stops after the chunk being loaded is committed
 (the next run resumes there) and abandons downloads at once; a second one aborts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import UTC, date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,13 +20,16 @@ from binprice.cli._app import (
     ARCHIVE_URL_SHOWN,
     DatabaseUrl,
     command_app,
-    settings_from,
+    store_from,
     url_option,
 )
 from binprice.cli._import_view import FORMATS, ImportView
 
 if TYPE_CHECKING:
-    from binprice.history import ImportOptions, ImportSummary
+    import asyncio
+
+    from binprice import ImportSummary
+
 _DATE_HELP = "a date (UTC day), or any time binprice reads (its day is taken)"
 FROM_HELP = (
     "A folder of zips instead of the archive service: its layout (data/spot/...) or flat, each "
@@ -104,43 +109,45 @@ def import_(
 ) -> None:
     """Import every trade of SYMBOLS from --start to --end from Binance's public archives
     (verified against their SHA-256; re-runs skip what is done, interrupted runs resume)."""
-    from binprice import db
-    from binprice.db import migrations
-    from binprice.errors import ConfigError, ImportIncompleteError
-    from binprice.history import DEFAULT_ARCHIVE_URL, ImportOptions
-    from binprice.ingest.bans import BanBook
-    from binprice.ingest.config import DEFAULT_REST_URL
+    from binprice import ConfigError, ImportIncompleteError, ImportOptions
+    from binprice.cli._signals import run_until_signalled
 
     if log_format not in FORMATS:
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    settings = settings_from(ctx, database_url)
     names = tuple(targets or ())
     files = tuple(Path(t) for t in names if t.lower().endswith(".zip") or "/" in t)
+    services: dict[str, Any] = {"archive_url": archive_url, "rest_url": rest_url}  # None: its own
     options = ImportOptions(
         symbols=tuple(t for t in names if Path(t) not in files),
         start=_day(start, "--start"),
         end=_day(end, "--end"),
-        archive_url=archive_url or DEFAULT_ARCHIVE_URL,
         folders=tuple(Path(d) for d in from_dirs or ()),
         files=files,
-        spool_dir=settings.data_dir / "downloads",
-        bans_file=BanBook.in_data_dir(settings.data_dir).path,
-        rest_url=rest_url or DEFAULT_REST_URL,
         rest_tail=rest_tail,
         downloads=downloads,
         loaders=loaders,
         commit_rows=commit_every,
+        **{name: url for name, url in services.items() if url is not None},
     )
     view = ImportView(log_format, quiet=quiet)
-    url = db.resolve_url(settings)
-    with db.connect(url) as conn:
-        current = db.current_revision(conn)
-    if current != db.SCHEMA_HEAD:
-        migrations.upgrade(url)
-        view.line(f"migrated the database at {db.describe(url)} to the newest schema")
-    summary = _run(options, url, view)
+    store = store_from(ctx, database_url)
+
+    def migrated(where: str) -> None:
+        view.line(f"migrated the database at {where} to the newest schema")
+
+    def run(stop: asyncio.Event) -> Coroutine[Any, Any, ImportSummary]:
+        view.start()
+        return store.import_history_async(
+            options, stop=stop, on_event=view.event, on_progress=view.progress,
+            on_migrated=migrated,
+        )  # fmt: skip
+
+    try:
+        summary = run_until_signalled(run, on_stop=lambda: view.line(STOPPING), aborted=ABORTED)
+    finally:
+        view.stop()
     view.final(summary)
     if not summary.ok:
         failed = summary.failed
@@ -148,6 +155,10 @@ def import_(
             f"{len(failed)} file{'s' if len(failed) > 1 else ''} not imported (listed above); "
             "the others are stored, and a re-run retries only what is missing"
         )
+
+
+STOPPING = "stopping: downloads abandoned, the chunk being loaded committed (again to abort)"
+ABORTED = "aborted; the next `binprice import` resumes where this stopped"
 
 
 def _day(text: str | None, flag: str) -> date | None:
@@ -160,43 +171,3 @@ def _day(text: str | None, flag: str) -> date | None:
         return parse_timestamp(text).astimezone(UTC).date()
     except UsageError as exc:
         raise UsageError(f"{flag}: {exc}") from None
-
-
-def _run(options: ImportOptions, url: str, view: ImportView) -> ImportSummary:
-    import asyncio
-    import signal
-
-    from binprice.errors import AbortedError
-    from binprice.history import import_history
-
-    async def main() -> ImportSummary:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        task = asyncio.current_task()
-
-        def on_signal() -> None:
-            if not stop.is_set():
-                view.line(
-                    "stopping: downloads abandoned, the chunk being loaded committed "
-                    "(again to abort)"
-                )
-                stop.set()
-            elif task is not None:
-                task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal)
-        view.start()
-        try:
-            return await import_history(
-                options, url, stop=stop, on_event=view.event, on_progress=view.progress
-            )
-        finally:
-            view.stop()
-
-    try:
-        return asyncio.run(main())
-    except asyncio.CancelledError:
-        raise AbortedError(
-            "aborted; the next `binprice import` resumes where this stopped"
-        ) from None

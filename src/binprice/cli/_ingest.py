@@ -1,4 +1,5 @@
-"""`binprice ingest`: options → IngestConfig; the run itself is in `_ingest_run`."""
+"""`binprice ingest`: the options → `IngestOptions` → one `Store.ingest_async` run, under the
+CLI's signals, shown by the monitor (`_monitor`)."""
 
 from __future__ import annotations
 
@@ -154,56 +155,41 @@ def ingest(
 ) -> None:
     """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the
     database until stopped (Ctrl+C flushes and exits)."""
-    import dataclasses
     import os
 
-    from binprice.cli import _ingest_run
+    from binprice import ConfigError, EventKind, IngestOptions
+    from binprice.cli._ingest_run import log_records_to
     from binprice.cli._monitor import FORMATS, Monitor
-    from binprice.db import describe
-    from binprice.errors import AbortedError, ConfigError
-    from binprice.ingest.events import EventKind
-    from binprice.ingest.spool import spool_root
+    from binprice.cli._signals import run_until_signalled
 
     if log_format not in FORMATS:
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
+    options = IngestOptions.from_params(ctx.params)
+    from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
+    chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
     # From here every log record is one of the run's lines, in its format.
-    with _ingest_run.log_records_to(monitor):
+    with log_records_to(monitor):
         store = store_from(ctx, database_url)
-        from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
-        chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
-        # Everything the user typed is checked before the database is touched.
-        config = store.ingest_config(
-            chosen or None,
-            all_symbols=all_symbols,
-            quotes=tuple(quotes or ()),
-            duration=duration,
-            max_trades=max_trades,
-            exchange=exchange,
-            ws_url=ws_url,
-            rest_url=rest_url,
-            redundancy=redundancy,
-            quiet_period=quiet_period,
-            backfill_max=backfill_max,
-            since=since,
-            archive_url=archive_url,
-            batch_wait=batch_wait,
-            metrics_port=metrics_port,
-            metrics_host=metrics_host,
-            health_threshold=health_threshold,
-        )
-        url = store.url
+        monitor.start()
         try:
-            migrated = store.upgrade_if_behind()
-        except KeyboardInterrupt:
-            raise AbortedError(
-                "interrupted during the migration to the newest schema; PostgreSQL rolled it "
-                "back and the database is as it was: run `binprice ingest` again"
-            ) from None
-        state = "migrated to" if migrated else "is at"
-        where = f"database at {describe(url)} {state} the newest schema"
-        monitor.message(EventKind.MIGRATED, where)
-        config = dataclasses.replace(config, spool_dir=spool_root(store.settings.data_dir, url))
-        _ingest_run.run(config, url, monitor)
+            summary = run_until_signalled(
+                lambda stop: store.ingest_async(
+                    chosen or None, options, stop=stop, on_event=monitor.event,
+                    on_tick=monitor.tick, on_stored=monitor.stored if verbose else None,
+                ),
+                on_stop=lambda: monitor.message(EventKind.STOPPING, STOPPING),
+                aborted=ABORTED,
+            )  # fmt: skip
+        finally:
+            monitor.stop()
+        monitor.final(summary)
+
+
+STOPPING = "stopping: committing what was received (again to abort)"
+ABORTED = (
+    "aborted; trades received but not committed are in the spool and will be committed by the "
+    "next `binprice ingest`"
+)

@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from binprice.binance import Trade
 from binprice.ingest.events import EventKind, IngestEvent
-from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary, SymbolStats
 
 if TYPE_CHECKING:
@@ -271,11 +270,10 @@ class Monitor:
             for t in trades:
                 out(trade_line(t))
 
-    def tick(self, recorder: Recorder) -> None:
+    def tick(self, summary: IngestSummary) -> None:
         """Refresh the live table, or print the periodic summary line."""
         if self.quiet:
             return
-        summary = recorder.summary()
         if self._live is not None:
             console = self._live.console
             self._live.update(

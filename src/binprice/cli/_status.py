@@ -18,7 +18,7 @@ from binprice.cli._app import DatabaseUrl, Json, Symbols, command_app, store_fro
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from binprice.db.status import Status, SymbolStatus
+    from binprice import Status, SymbolStatus
 
 #: Columns of the plain text (a pipe): one line per symbol, the JSON keys of a symbol.
 TEXT_COLUMNS = (
@@ -143,13 +143,13 @@ def footer(result: Status) -> str:
     """The database's lines (each under 80 columns): totals and sizes, pruned history, rows
     waiting in the DEFAULT partition."""
     # The size format of `db info`, so both commands print sizes alike.
-    from binprice.cli._db import _size
+    from binprice.cli._db_view import size_text
 
     count = len(result.symbols)
     lines = [
         f"{result.trades:,} trades of {count} symbol{'s' if count != 1 else ''}; trades "
-        f"{_size(result.trades_bytes)} in {result.partitions} monthly partitions",
-        f"database {_size(result.database_bytes)} at {_time(result.checked_at)}",
+        f"{size_text(result.trades_bytes)} in {result.partitions} monthly partitions",
+        f"database {size_text(result.database_bytes)} at {_time(result.checked_at)}",
     ]
     if result.pruned_before is not None:
         lines.append(f"history before {_time(result.pruned_before)} was pruned (`db prune`)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+import typer
 
 from binprice.cli._render import format_ago
 from binprice.timespec import format_duration, format_timestamp
@@ -104,3 +107,28 @@ def _style(item: SymbolSnapshot) -> str:
     if item.change is None or item.change == 0:
         return ""
     return "green" if item.change > 0 else "red"
+
+
+def show(snapshots: Iterator[Snapshot]) -> None:
+    """Each snapshot as it comes: a live table redrawn on a terminal, one line per update
+    elsewhere; Ctrl+C ends it with exit status 0 (the user's way to stop, not an error)."""
+    try:
+        if sys.stdout.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console()
+            first = next(snapshots, None)
+            if first is None:
+                return
+            # We redraw on every poll ourselves; Rich's own refresh thread would add nothing.
+            with Live(to_table(first, columns=console.width), console=console,
+                      auto_refresh=False) as live:  # fmt: skip
+                for snapshot in snapshots:
+                    live.update(to_table(snapshot, columns=console.width), refresh=True)
+        else:
+            for snapshot in snapshots:
+                typer.echo(to_line(snapshot))
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return

@@ -1,15 +1,16 @@
-"""What `binprice chart` draws: candles at a fitting interval, or one interval's trades."""
+"""What `binprice chart` draws (`Store.chart`): candles at a fitting interval, or the trades of a
+window inside one interval as a price path. Data only: drawing is the command line's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
-from binprice.cli._chart import PricePath
 from binprice.db.candles import (
     MILLISECOND,
     Candle,
@@ -31,6 +32,22 @@ MIN_CANDLES = 3
 POINTS_PER_COLUMN = 2
 
 
+@dataclass(frozen=True, slots=True)
+class PricePath:
+    """Trades drawn as a line: times and prices, already thinned to what the width can show."""
+
+    times: tuple[datetime, ...]
+    prices: tuple[Decimal, ...]
+
+
+class Chart(NamedTuple):
+    """A chart's title, its candles (at `interval`) or price path (`interval` None)."""
+
+    title: str
+    data: Sequence[Candle] | PricePath
+    interval: Interval | None
+
+
 def chart_data(
     conn: psycopg.Connection[Any],
     symbol: str,
@@ -38,8 +55,9 @@ def chart_data(
     end: datetime,
     interval: str | None,
     max_candles: int,
-) -> tuple[str, Sequence[Candle] | PricePath, Interval | None]:
-    """(title, candles or a price path, the interval used) for the chart of ``symbol``."""
+) -> Chart:
+    """The chart of ``symbol``: candles at ``interval`` (default: the one that fits
+    ``max_candles``), or the window's trades when it lies inside one candle (or a few)."""
     names = normalize_symbols([symbol])
     if len(names) != 1:
         raise UsageError("chart draws one symbol")
@@ -51,11 +69,11 @@ def chart_data(
         path = price_path(conn, names[0], start, end, max_candles * POINTS_PER_COLUMN)
         if not path.times:
             raise NotFoundError(f"no trades from {window} for {names[0]}")
-        return f"{names[0]} trades, {window} UTC", path, None
+        return Chart(f"{names[0]} trades, {window} UTC", path, None)
     found = candles(conn, names, chosen, start, end)
     if not found:
         raise NotFoundError(f"no trades from {window} for {names[0]}")
-    return f"{names[0]} {chosen.name} candles, {window} UTC", found, chosen
+    return Chart(f"{names[0]} {chosen.name} candles, {window} UTC", found, chosen)
 
 
 def price_path(

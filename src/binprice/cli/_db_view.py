@@ -1,0 +1,50 @@
+"""How the `binprice db` commands (and `status`) print the database: sizes, the embedded server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from binprice import DatabaseInfo
+    from binprice.embedded import ServerInfo
+
+_SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
+
+
+def size_text(size: int) -> str:
+    """Bytes in the largest unit that keeps the number at least 1, one decimal."""
+    exponent = 0
+    while exponent < len(_SIZE_UNITS) - 1 and size >= 1024 ** (exponent + 1):
+        exponent += 1
+    return f"{size / 1024**exponent:.1f} {_SIZE_UNITS[exponent]}"
+
+
+def embedded_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
+    """`db info`'s lines about the embedded server (found without starting it)."""
+    status = info.embedded
+    assert status is not None
+    if status.pgdata is None:
+        return [
+            ("state", "not created yet (the first command that needs it creates and starts it)"),
+            ("data dir", str(status.data_dir)),
+        ]
+    server = status.server
+    if server is None:
+        state = "stopped (`binprice db start` starts it; so does any command that needs it)"
+    else:
+        state = f"running, pid {server.pid}, as {status.owner} (`binprice db stop` stops it)"
+    rows = [("state", state)]
+    if server is not None:
+        rows.append(("socket dir", str(server.socket_dir)))
+    return [
+        *rows,
+        ("cluster", f"{status.pgdata} ({size_text(status.size_bytes)})"),
+        ("data dir", str(status.data_dir)),
+    ]
+
+
+def server_notice(server: ServerInfo) -> str:
+    """`db start`'s line: the server runs, keeps running, and how to stop it."""
+    from binprice.embedded import running_notice
+
+    return running_notice(server)

@@ -1,0 +1,160 @@
+"""The command line is a thin layer over the library: every command module talks to `Store`.
+
+A command module is a module of `binprice/cli/` that defines commands (`@commands.command` or
+`@commands.callback` on its own Typer app).
+Read from its syntax tree, at any level (inside functions and under `TYPE_CHECKING` too), it may
+import from binprice only:
+
+- the public API: `binprice` itself (names in `binprice.__all__`: `Store`, the options
+  dataclasses, result types, the error tree), `binprice._store` and `binprice.errors`;
+- the command line's own input language, pure functions without I/O: `binprice.timespec`
+  (times, durations, windows) and `binprice.symbols` (symbol names);
+- the rest of `binprice.cli`: the app (`_app`), the views and renderers, the signal runner,
+  and other command modules (which obey this same rule).
+
+And it never reaches past `Store` to the database: no `.connection` attribute is read.
+Everything else (the database, the pipeline, history, SQL) is the library's, behind `Store`.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+import pytest
+
+import binprice
+
+CLI = Path(__file__).resolve().parents[1] / "src" / "binprice" / "cli"
+
+ALLOWED = frozenset({"binprice", "binprice._store", "binprice.errors", "binprice.timespec",
+                     "binprice.symbols"})  # fmt: skip
+
+#: Commands that are no Store call, and why. `exchange` runs the test exchange (no database);
+#: `gaps` resolves the --exchange preset to a REST URL with the ingest's table of presets.
+KNOWN_EXCEPTIONS = {
+    ("_exchange", "binprice.testing.cli"),
+    ("_gaps", "binprice.ingest.config"),
+}
+
+
+def command_modules() -> dict[str, ast.Module]:
+    """Every module of binprice/cli that defines a command, by stem."""
+    found = {}
+    for path in sorted(CLI.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        if any(_is_command(node) for node in ast.walk(tree)):
+            found[path.stem] = tree
+    return found
+
+
+def _is_command(node: ast.AST) -> bool:
+    if not isinstance(node, ast.FunctionDef):
+        return False
+    for decorator in node.decorator_list:
+        call = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if (
+            isinstance(call, ast.Attribute)
+            and call.attr in ("command", "callback")
+            and isinstance(call.value, ast.Name)
+            and call.value.id == "commands"  # a module's own app (the root's is `cli`)
+        ):
+            return True
+    return False
+
+
+def violations(stem: str, tree: ast.Module) -> list[str]:
+    """What `tree` (the command module `stem`) imports or reads that the rule forbids."""
+    public = set(binprice.__all__)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            module = node.module
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            module, names = "", []
+            for alias in node.names:
+                if alias.name.startswith("binprice") and not _allowed(stem, alias.name):
+                    found.append(f"line {node.lineno}: import {alias.name}")
+            continue
+        elif isinstance(node, ast.Attribute) and node.attr == "connection":
+            found.append(f"line {node.lineno}: reads .connection past Store")
+            continue
+        else:
+            continue
+        if not (module == "binprice" or module.startswith("binprice.")):
+            continue
+        if module == "binprice":
+            found += [f"line {node.lineno}: binprice.{n} is not public" for n in names
+                      if n not in public]  # fmt: skip
+        elif not _allowed(stem, module):
+            found.append(f"line {node.lineno}: from {module} import {', '.join(names)}")
+    return found
+
+
+def _allowed(stem: str, module: str) -> bool:
+    return (
+        module in ALLOWED
+        or module == "binprice.cli"
+        or module.startswith("binprice.cli.")
+        or (stem, module) in KNOWN_EXCEPTIONS
+    )
+
+
+def test_the_command_modules_are_found() -> None:
+    """The rule reads every module that defines a command (and only those)."""
+    assert set(command_modules()) == {
+        "_db", "_exchange", "_explore", "_gaps", "_import", "_ingest", "_queries", "_status",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("stem", sorted(command_modules()))
+def test_a_command_module_calls_only_store_and_rendering(stem: str) -> None:
+    """A command module imports the public API, the CLI's own modules and its input parsing,
+    and never reads the store's connection: every command is one Store call."""
+    assert violations(stem, command_modules()[stem]) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from binprice import Store, IngestOptions", []),
+        ("from binprice import db", ["line 1: binprice.db is not public"]),
+        ("def f():\n    from binprice.db import connect",
+         ["line 2: from binprice.db import connect"]),
+        ("import binprice.history", ["line 1: import binprice.history"]),
+        ("def f(store):\n    return store.connection", ["line 2: reads .connection past Store"]),
+        ("from binprice.cli._render import to_json", []),
+        ("from binprice.timespec import parse_window", []),
+    ],
+    ids=["public", "private-package", "in-function", "plain-import", "connection", "view",
+         "timespec"],
+)  # fmt: skip
+def test_the_rule_catches_every_way_past_store(source: str, expected: list[str]) -> None:
+    """Imports in functions, plain imports, private names and the raw connection all count."""
+    assert violations("_queries", ast.parse(source)) == expected
+
+
+def test_each_ingest_option_has_the_same_default_in_the_command() -> None:
+    """`binprice ingest` fills IngestOptions by parameter name: every field is an option of
+    the command with the dataclass's default (or none the command offers, listed here)."""
+    import typer
+
+    from binprice.cli._app import app
+
+    with typer.Context(app) as ctx:
+        command = app.get_command(ctx, "ingest")
+    assert command is not None
+    defaults = {param.name: param.default for param in command.params}
+    not_offered = {"listing_interval"}  # a library knob: the CLI re-reads the listing hourly
+    for field in fields(binprice.IngestOptions):
+        if field.name in not_offered:
+            continue
+        assert field.name in defaults, field.name
+        expected = () if field.name == "quotes" else field.default
+        assert field.default is not MISSING
+        got = defaults[field.name]
+        assert (tuple(got) if field.name == "quotes" and got else got or expected) == expected, (
+            field.name
+        )
