@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from binprice.binance import Trade, decode_frame
+from binprice.exchange.protocol import Trade, decode_frame
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "binance"
 DEFAULT_FRAMES = 1_000_000

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.ingest import IngestConfig
 from binprice.ingest.events import EventKind, IngestEvent
 from binprice.testing.exchange import TestExchange

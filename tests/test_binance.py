@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from binprice import binance
-from binprice.binance import (
+from binprice.errors import ExchangeError
+from binprice.exchange import protocol as binance
+from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
     Malformed,
@@ -22,7 +23,6 @@ from binprice.binance import (
     decode_frame,
     decode_rest_trades,
 )
-from binprice.errors import ExchangeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "binance"
 
@@ -248,7 +248,7 @@ def test_exchange_info_of_an_unexpected_shape_is_one_exchange_error(body: bytes)
 
 
 def test_weight_limit_is_read_from_exchange_info_rate_limits() -> None:
-    from binprice.binance import parse_weight_limit
+    from binprice.exchange.protocol import parse_weight_limit
 
     limits = [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 10, "limit": 9},

@@ -1,4 +1,4 @@
-"""The test exchange against a real aiohttp client, decoding with binprice.binance."""
+"""The test exchange against a real aiohttp client, decoding with binprice.exchange.protocol."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from binprice.binance import (
+from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
     ServerShutdown,

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from binprice.binance import ControlResponse, ErrorFrame, Trade
+from binprice.exchange.protocol import ControlResponse, ErrorFrame, Trade
 from binprice.testing import TestExchange
 from binprice.testing.frames import Deflater
 from tests.test_exchange import CHATTY, contiguous, frames, trades_of

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
+from binprice.exchange.rest import RestClient
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 from tests.test_faults_property import SYMBOL, _Buffer, _trade
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.binance import Trade
 from binprice.db.copy import COPY_TRADES, CopyEncoder
 from binprice.db.gaps import verify_gaps
+from binprice.exchange.protocol import Trade
 from binprice.history import (
     EventKind,
     FileStatus,

@@ -12,7 +12,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.binance import Trade
 from binprice.db import connect_async, migrations
 from binprice.db.copy import (
     COPY_STAGE,
@@ -29,6 +28,7 @@ from binprice.db.partitions import (
     list_partitions,
 )
 from binprice.errors import DatabaseBusyError
+from binprice.exchange.protocol import Trade
 from binprice.history import EventKind
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._load import NEXT_STORED_SQL

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from binprice.binance import Trade
 from binprice.db.copy import CopyEncoder
+from binprice.exchange.protocol import Trade
 from binprice.ingest.spool import Spool, spool_root
 from tests.test_embedded import as_user, os_user
 

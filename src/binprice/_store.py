@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from binprice.db.partitions import Partition, PruneResult
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
+    from binprice.exchange.bans import BanBook
     from binprice.export import Format
     from binprice.history import ImportSummary
-    from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.events import IngestEvent
     from binprice.ingest.repair import RepairProgress, RepairResult
@@ -289,7 +289,7 @@ class Store:
         hi = as_time(end) if end is not None else None
         wanted = symbols_of(symbols)
         if rest_url is not None:
-            from binprice.ingest.config import rest_base
+            from binprice.exchange.endpoints import rest_base
             from binprice.ingest.repair import check_against_exchange
 
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
@@ -315,7 +315,7 @@ class Store:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now."""
         from binprice._sync import run_sync
-        from binprice.ingest.config import rest_base
+        from binprice.exchange.endpoints import rest_base
         from binprice.ingest.repair import repair
 
         self.connection  # noqa: B018 - the schema check first
@@ -325,8 +325,8 @@ class Store:
                                progress=progress, bans=self._bans()))  # fmt: skip
 
     def _bans(self) -> BanBook:
-        """The exchange's refusals this data directory's processes share (`ingest.bans`)."""
-        from binprice.ingest.bans import BanBook
+        """The exchange's refusals this data directory's processes share (`exchange.bans`)."""
+        from binprice.exchange.bans import BanBook
 
         return BanBook.in_data_dir(self.settings.data_dir)
 
@@ -429,15 +429,15 @@ class Store:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
         from binprice.errors import ConfigError
+        from binprice.exchange.bans import BanBook
+        from binprice.exchange.endpoints import endpoints
         from binprice.history import DEFAULT_ARCHIVE_URL
-        from binprice.ingest.bans import BanBook
         from binprice.ingest.config import (
             BACKFILL_MAX,
             HEALTH_THRESHOLD_SECONDS,
             LISTING_INTERVAL_SECONDS,
             METRICS_HOST,
             IngestConfig,
-            endpoints,
         )
         from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
@@ -485,8 +485,8 @@ class Store:
         (options as `binprice.history.ImportOptions`; the downloads spool in the data
         directory)."""
         from binprice._sync import run_sync
+        from binprice.exchange.bans import BanBook
         from binprice.history import ImportOptions, import_history
-        from binprice.ingest.bans import BanBook
 
         options.setdefault("spool_dir", self.settings.data_dir / "downloads")
         options.setdefault("bans_file", BanBook.in_data_dir(self.settings.data_dir).path)

@@ -107,9 +107,9 @@ def import_(
     from binprice import db
     from binprice.db import migrations
     from binprice.errors import ConfigError, ImportIncompleteError
+    from binprice.exchange.bans import BanBook
+    from binprice.exchange.endpoints import DEFAULT_REST_URL
     from binprice.history import DEFAULT_ARCHIVE_URL, ImportOptions
-    from binprice.ingest.bans import BanBook
-    from binprice.ingest.config import DEFAULT_REST_URL
 
     if log_format not in FORMATS:
         raise ConfigError(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary, SymbolStats

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 
 COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
 COPY_TRADES = f"COPY trades ({COLUMNS}) FROM STDIN"

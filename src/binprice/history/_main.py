@@ -16,6 +16,8 @@ import aiohttp
 import psycopg
 
 from binprice.errors import ArchiveError
+from binprice.exchange.bans import BanBook
+from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
 from binprice.history._plan import (
@@ -41,8 +43,6 @@ from binprice.history._results import (
 )
 from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline, last_stored
-from binprice.ingest.bans import BanBook
-from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.ingest.writer import TradeWriter
 
 _RECORDED = """

@@ -18,8 +18,8 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
-from binprice.binance import Trade
 from binprice.db.copy import Batch, CopyEncoder
+from binprice.exchange.protocol import Trade
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import Spool, SpoolError
 

@@ -32,15 +32,15 @@ from collections.abc import Callable, Iterable
 
 import psycopg
 
-from binprice.binance import Trade
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
+from binprice.exchange.protocol import Trade
+from binprice.exchange.rest import RestClient
 from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0

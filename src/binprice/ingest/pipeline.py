@@ -28,10 +28,12 @@ from contextlib import asynccontextmanager, suppress
 import aiohttp
 import psycopg
 
-from binprice.binance import Trade
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
+from binprice.exchange.bans import BanBook
+from binprice.exchange.protocol import Trade
+from binprice.exchange.rest import RestClient
+from binprice.exchange.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
-from binprice.ingest.bans import BanBook
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import Emit, EventKind, IngestEvent, Severity
@@ -41,12 +43,10 @@ from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.recorder import Phase, Recorder
-from binprice.ingest.rest import RestClient
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
-from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
 from binprice.ingest.writer import TradeWriter
 

@@ -28,11 +28,11 @@ import aiohttp
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaps import Verification
 from binprice.errors import BinpriceError, EmptyPageError
+from binprice.exchange.bans import BanBook
+from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
-from binprice.ingest.bans import BanBook
 from binprice.ingest.gaprows import GapRows
 from binprice.ingest.gapset import GapSet
-from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.ingest.writer import TradeWriter
 
 

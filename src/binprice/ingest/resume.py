@@ -19,7 +19,7 @@ import asyncio
 from array import array
 from collections.abc import Iterable
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder

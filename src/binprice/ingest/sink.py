@@ -17,16 +17,16 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from binprice.binance import Trade
+from binprice._aio import first_of
 from binprice.db.copy import Batch
 from binprice.errors import DatabaseError
-from binprice.ingest.aio import first_of
+from binprice.exchange.protocol import Trade
+from binprice.exchange.retry import write_retrying
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.retry import write_retrying
 from binprice.ingest.writer import TradeWriter, Unanswered
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.

@@ -40,9 +40,9 @@ from binprice._fs import (
     make_private,
     make_private_dirs,
 )
-from binprice.binance import Trade
 from binprice.db.copy import Batch
 from binprice.errors import BinpriceError
+from binprice.exchange.protocol import Trade
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"

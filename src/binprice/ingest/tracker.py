@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind
 from binprice.ingest.gapkeeper import GapKeeper

@@ -21,7 +21,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import IO, Protocol
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.history._archive import ArchiveFile, Period, checksum_text, daily, monthly
 from binprice.testing.generator import US_PER_MS, TradeGenerator
 

@@ -27,7 +27,7 @@ from array import array
 from dataclasses import dataclass
 from decimal import Decimal
 
-from binprice.binance import Trade, stream_name
+from binprice.exchange.protocol import Trade, stream_name
 from binprice.testing.agg import AggregateBook
 
 #: Prices and quantities are integers in units of 1e-8 (Spot strings have 8 decimals).

@@ -28,7 +28,7 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import Trade
 from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults

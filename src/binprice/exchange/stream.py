@@ -19,10 +19,14 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 
-from binprice.binance import (
+from binprice._aio import first_of
+from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.exchange.backoff import AttemptBudget, Backoff
+from binprice.exchange.protocol import (
     ErrorFrame,
     Malformed,
     OtherEvent,
@@ -30,14 +34,8 @@ from binprice.binance import (
     Trade,
     decode_frame,
 )
-from binprice.errors import ExchangeError, GeoRestrictedError
-from binprice.ingest.aio import first_of
-from binprice.ingest.backoff import AttemptBudget, Backoff
-from binprice.ingest.reconcile import Reconciler
-from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import GEO_HINT
-from binprice.ingest.subscriptions import Outbox, connection_path
-from binprice.ingest.tracker import Tracker
+from binprice.exchange.rest import GEO_HINT
+from binprice.exchange.subscriptions import Outbox, connection_path
 from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
 #: Binance lets a connection live 24 h; rotate a little before that.
@@ -107,6 +105,42 @@ def group_label(symbols: list[str], replica: int = 0, replicas: int = 1) -> str:
     return f"{label}#{replica + 1}" if replicas > 1 else label
 
 
+class TradeReceiver(Protocol):
+    """Where a group's trades go (the ingest run's tracker): it never blocks the reader."""
+
+    def last_id(self, symbol: str) -> int | None: ...
+
+    def on_trade(self, trade: Trade, source: int = 0) -> None: ...
+
+
+class StreamRecorder(Protocol):
+    """What a group reports of its connections (the ingest run's recorder)."""
+
+    def connected(self, label: str, number: int) -> None: ...
+
+    def disconnected(self) -> None: ...
+
+    def connect_failed(self, reason: str) -> None: ...
+
+    def reconnecting(self, label: str, ended: str, delay: float, *, stale: bool) -> None: ...
+
+    def rotation_due(self, label: str, *, server_shutdown: bool) -> None: ...
+
+    def rotated(self) -> None: ...
+
+    def error_frame(self, label: str, code: object, msg: str) -> None: ...
+
+    def malformed_frame(self, label: str, reason: str) -> None: ...
+
+    def other_frame(self) -> None: ...
+
+
+class ConnectionWatcher(Protocol):
+    """Told when a connection completed its handshake (the run's reconciler)."""
+
+    def connected(self, symbols: Iterable[str]) -> None: ...
+
+
 class ConnectionGroup:
     """Keeps the trade streams of `symbols` flowing into the tracker until `stop` is set.
 
@@ -121,11 +155,11 @@ class ConnectionGroup:
         session: aiohttp.ClientSession,
         ws_url: str,
         symbols: list[str],
-        tracker: Tracker,
-        recorder: Recorder,
+        tracker: TradeReceiver,
+        recorder: StreamRecorder,
         stop: asyncio.Event,
         policy: StreamPolicy,
-        reconciler: Reconciler | None = None,
+        reconciler: ConnectionWatcher | None = None,
         *,
         source: int = 0,
         replica: int = 0,
