@@ -19,11 +19,11 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.completeness.gapset import GapSet
 from binprice.errors import ExchangeUnavailableError
 from binprice.exchange.protocol import Trade
 from binprice.exchange.rest import RestClient
-from binprice.ingest.gapkeeper import GapKeeper
-from binprice.ingest.gapset import GapSet
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
 

@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
+from binprice.completeness.gapkeeper import GapKeeper
 from binprice.exchange.protocol import Trade
 from binprice.exchange.rest import RestClient
 from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
 from tests.test_faults_property import SYMBOL, _Buffer, _trade
 

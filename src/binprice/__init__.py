@@ -25,6 +25,8 @@ from binprice._version import __version__
 if TYPE_CHECKING:
     from binprice._store import Store as Store
     from binprice._store import connect as connect
+    from binprice.completeness.repair import RepairedGap as RepairedGap
+    from binprice.completeness.repair import RepairResult as RepairResult
     from binprice.db.candles import Candle as Candle
     from binprice.db.gaps import Gap as Gap
     from binprice.db.gaps import Hole as Hole
@@ -61,8 +63,6 @@ if TYPE_CHECKING:
     from binprice.ingest.events import EventKind as EventKind
     from binprice.ingest.events import IngestEvent as IngestEvent
     from binprice.ingest.events import Severity as Severity
-    from binprice.ingest.repair import RepairedGap as RepairedGap
-    from binprice.ingest.repair import RepairResult as RepairResult
     from binprice.ingest.stats import IngestSummary as IngestSummary
     from binprice.ingest.stats import SymbolStats as SymbolStats
     from binprice.trades import Trades as Trades
@@ -82,8 +82,8 @@ _WHERE = {
     "Hole": "binprice.db.gaps",
     "SymbolCheck": "binprice.db.gaps",
     "Verification": "binprice.db.gaps",
-    "RepairResult": "binprice.ingest.repair",
-    "RepairedGap": "binprice.ingest.repair",
+    "RepairResult": "binprice.completeness.repair",
+    "RepairedGap": "binprice.completeness.repair",
     "DatabaseInfo": "binprice.db.info",
     "Status": "binprice.db.status",
     "SymbolStatus": "binprice.db.status",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
+    from binprice.completeness.repair import RepairProgress, RepairResult
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from binprice.history import ImportSummary
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.events import IngestEvent
-    from binprice.ingest.repair import RepairProgress, RepairResult
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
 
@@ -289,8 +289,8 @@ class Store:
         hi = as_time(end) if end is not None else None
         wanted = symbols_of(symbols)
         if rest_url is not None:
+            from binprice.completeness.repair import check_against_exchange
             from binprice.exchange.endpoints import rest_base
-            from binprice.ingest.repair import check_against_exchange
 
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
             base = rest_base(rest_url)
@@ -315,8 +315,8 @@ class Store:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now."""
         from binprice._sync import run_sync
+        from binprice.completeness.repair import repair
         from binprice.exchange.endpoints import rest_base
-        from binprice.ingest.repair import repair
 
         self.connection  # noqa: B018 - the schema check first
         lo = as_time(start) if start is not None else None

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from binprice._store import Store
-    from binprice.ingest.repair import RepairProgress, RepairResult
+    from binprice.completeness.repair import RepairProgress, RepairResult
 
 commands = command_app()
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from binprice.ingest.recorder import Phase
 
 if TYPE_CHECKING:
+    from binprice.completeness.gapkeeper import GapKeeper
     from binprice.exchange.rest import RestClient
     from binprice.ingest.buffer import TradeBuffer
-    from binprice.ingest.gapkeeper import GapKeeper
     from binprice.ingest.recorder import Recorder, RunSnapshot
 
 

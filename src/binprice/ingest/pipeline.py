@@ -28,6 +28,8 @@ from contextlib import asynccontextmanager, suppress
 import aiohttp
 import psycopg
 
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.completeness.reconcile import Reconciler
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.protocol import Trade
@@ -38,10 +40,8 @@ from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.events import Emit, EventKind, IngestEvent, Severity
 from binprice.ingest.fleet import Fleet
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
-from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink

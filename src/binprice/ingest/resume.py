@@ -19,9 +19,9 @@ import asyncio
 from array import array
 from collections.abc import Iterable
 
+from binprice.completeness.gapkeeper import GapKeeper
 from binprice.exchange.protocol import Trade
 from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
 

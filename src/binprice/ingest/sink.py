@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from binprice._aio import first_of
+from binprice.completeness.gapkeeper import GapKeeper
 from binprice.db.copy import Batch
 from binprice.errors import DatabaseError
 from binprice.exchange.protocol import Trade
@@ -25,7 +26,6 @@ from binprice.exchange.retry import write_retrying
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.writer import TradeWriter, Unanswered
 

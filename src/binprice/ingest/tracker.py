@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from binprice.completeness.gapkeeper import GapKeeper
 from binprice.exchange.protocol import Trade
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import SymbolCounters
 

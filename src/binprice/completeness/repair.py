@@ -25,14 +25,14 @@ from datetime import datetime
 
 import aiohttp
 
+from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.completeness.gapset import GapSet
 from binprice.db.copy import CopyEncoder
+from binprice.db.gaprows import GapRows
 from binprice.db.gaps import Verification
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
-from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
-from binprice.ingest.gaprows import GapRows
-from binprice.ingest.gapset import GapSet
 from binprice.ingest.writer import TradeWriter
 
 

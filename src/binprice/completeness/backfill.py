@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from binprice.completeness.gapset import GapSet
 from binprice.errors import EmptyPageError
 from binprice.exchange.protocol import Trade
 from binprice.exchange.rest import RestClient
-from binprice.ingest.gapset import GapSet
 
 #: Attempts per page before the walk gives up (the caller retries the gap later).
 PAGE_ATTEMPTS = 5
