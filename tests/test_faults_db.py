@@ -200,9 +200,9 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
     from decimal import Decimal
 
     from binprice.db.copy import CopyEncoder
+    from binprice.db.writer import TradeWriter
     from binprice.exchange.protocol import Trade
     from binprice.ingest.sink import is_conflict
-    from binprice.ingest.writer import TradeWriter
 
     t1, t2 = (Trade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
               for i in (1, 2))  # fmt: skip

@@ -27,12 +27,12 @@ from binprice.db.partitions import (
     ensure_partitions,
     list_partitions,
 )
+from binprice.db.writer import TradeWriter
 from binprice.errors import DatabaseBusyError
 from binprice.exchange.protocol import Trade
 from binprice.history import EventKind
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._load import NEXT_STORED_SQL
-from binprice.ingest.writer import TradeWriter
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
 from tests.test_import import expected_text, market_trades, options, run, stored_text

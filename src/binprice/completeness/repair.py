@@ -30,10 +30,10 @@ from binprice.completeness.gapset import GapSet
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaprows import GapRows
 from binprice.db.gaps import Verification
+from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
-from binprice.ingest.writer import TradeWriter
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
+from binprice.db.writer import TradeWriter
 from binprice.errors import ArchiveError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
@@ -43,7 +44,6 @@ from binprice.history._results import (
 )
 from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline, last_stored
-from binprice.ingest.writer import TradeWriter
 
 _RECORDED = """
 SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end

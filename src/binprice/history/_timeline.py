@@ -26,10 +26,10 @@ import psycopg
 
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaps import MISSING_IN_RANGE_SQL, SETTLE_SQL, UPSERT_SQL
+from binprice.db.writer import TradeWriter
 from binprice.errors import ExchangeError
 from binprice.exchange.rest import PAGE_LIMIT, RestClient
 from binprice.history._results import EventKind, GapResult
-from binprice.ingest.writer import TradeWriter
 
 #: Attempts per REST page before the fetch is given up (the gap then stays open).
 PAGE_ATTEMPTS = 5

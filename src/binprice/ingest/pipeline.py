@@ -30,6 +30,7 @@ import psycopg
 
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.completeness.reconcile import Reconciler
+from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.protocol import Trade
@@ -48,7 +49,6 @@ from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.tracker import Tracker
-from binprice.ingest.writer import TradeWriter
 
 #: How long a stop waits for the last commits before leaving the rest to the spool
 #: (Ctrl+C must end the run within 5 s whatever the database does).

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from binprice._aio import first_of
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.db.copy import Batch
+from binprice.db.writer import TradeWriter, Unanswered
 from binprice.errors import DatabaseError
 from binprice.exchange.protocol import Trade
 from binprice.exchange.retry import write_retrying
@@ -27,7 +28,6 @@ from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.events import EventKind
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.writer import TradeWriter, Unanswered
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
