@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 
-from binprice.exchange.protocol import Trade, decode_frame
+from binprice.exchange.protocol import WireTrade, decode_frame
 from binprice.testing import TestExchange
 from binprice.testing.process import ExchangeProcess
 
@@ -30,7 +30,7 @@ async def _consume(ws_url: str, total: int) -> float:
         for _ in range(total):
             msg = await ws.receive()
             trade = decode_frame(msg.data)
-            if not isinstance(trade, Trade):
+            if not isinstance(trade, WireTrade):
                 raise RuntimeError(f"unexpected frame: {trade}")
             previous = last.get(trade.symbol)
             if previous is not None and trade.trade_id != previous + 1:

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from binprice.errors import ConfigError
+from binprice.events import EventKind
 from binprice.exchange.subscriptions import URL_STREAMS_MAX
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.events import EventKind
 from binprice.ingest.recorder import Recorder
 from binprice.testing import market
 from binprice.testing.exchange import TestExchange

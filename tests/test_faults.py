@@ -17,10 +17,10 @@ import pytest
 
 from binprice.db.gaps import list_gaps
 from binprice.errors import GeoRestrictedError
+from binprice.events import EventKind, IngestEvent
 from binprice.exchange.backoff import no_wait
 from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, Recorder, run_ingest
-from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults

@@ -201,10 +201,10 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
 
     from binprice.db.copy import CopyEncoder
     from binprice.db.writer import TradeWriter
-    from binprice.exchange.protocol import Trade
+    from binprice.exchange.protocol import WireTrade
     from binprice.ingest.sink import is_conflict
 
-    t1, t2 = (Trade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
+    t1, t2 = (WireTrade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
               for i in (1, 2))  # fmt: skip
     encoder = CopyEncoder()
     other = await psycopg.AsyncConnection.connect(database_url)

@@ -59,10 +59,10 @@ if TYPE_CHECKING:
     from binprice.errors import SchemaOutdatedError as SchemaOutdatedError
     from binprice.errors import SymbolError as SymbolError
     from binprice.errors import UsageError as UsageError
+    from binprice.events import EventKind as EventKind
+    from binprice.events import IngestEvent as IngestEvent
+    from binprice.events import Severity as Severity
     from binprice.export import Trade as Trade
-    from binprice.ingest.events import EventKind as EventKind
-    from binprice.ingest.events import IngestEvent as IngestEvent
-    from binprice.ingest.events import Severity as Severity
     from binprice.ingest.stats import IngestSummary as IngestSummary
     from binprice.ingest.stats import SymbolStats as SymbolStats
     from binprice.trades import Trades as Trades
@@ -91,9 +91,9 @@ _WHERE = {
     "PruneResult": "binprice.db.partitions",
     "IngestSummary": "binprice.ingest.stats",
     "SymbolStats": "binprice.ingest.stats",
-    "IngestEvent": "binprice.ingest.events",
-    "EventKind": "binprice.ingest.events",
-    "Severity": "binprice.ingest.events",
+    "IngestEvent": "binprice.events",
+    "EventKind": "binprice.events",
+    "Severity": "binprice.events",
     **dict.fromkeys(
         (
             "BinpriceError",

@@ -36,11 +36,11 @@ if TYPE_CHECKING:
     from binprice.db.partitions import Partition, PruneResult
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
+    from binprice.events import IngestEvent
     from binprice.exchange.bans import BanBook
     from binprice.export import Format
     from binprice.history import ImportSummary
     from binprice.ingest.config import IngestConfig
-    from binprice.ingest.events import IngestEvent
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
 

@@ -161,7 +161,7 @@ def ingest(
     from binprice.cli._monitor import FORMATS, Monitor
     from binprice.db import describe
     from binprice.errors import AbortedError, ConfigError
-    from binprice.ingest.events import EventKind
+    from binprice.events import EventKind
     from binprice.ingest.spool import spool_root
 
     if log_format not in FORMATS:

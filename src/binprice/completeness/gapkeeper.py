@@ -36,10 +36,10 @@ from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.completeness.gapset import GapSet
 from binprice.db.gaprows import GapRows, GapSpan
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
-from binprice.exchange.protocol import Trade
+from binprice.events import EventKind
+from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import RestClient
 from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.events import EventKind
 from binprice.ingest.recorder import Recorder
 
 #: How often the keeper looks for gaps whose ids have all been committed.
@@ -346,7 +346,7 @@ class GapKeeper:
             first_id = page.trades[0].trade_id if page.trades else 0
             self._recorder.backfilled(symbol, taken, first_id)
 
-    def _take(self, missing: GapSet, trades: list[Trade]) -> int:
+    def _take(self, missing: GapSet, trades: list[WireTrade]) -> int:
         put = self._buffer.put
         taken = 0
         for trade in trades:

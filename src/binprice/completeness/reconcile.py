@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Iterable
 
 from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.events import EventKind
 from binprice.exchange.rest import RestClient
-from binprice.ingest.events import EventKind
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
 

@@ -30,7 +30,7 @@ from binprice.errors import (
 from binprice.exchange.bans import BanBook, Refusal
 from binprice.exchange.protocol import (
     SymbolInfo,
-    Trade,
+    WireTrade,
     decode_newest_agg_trade_id,
     decode_rest_trades,
     parse_exchange_info,
@@ -270,7 +270,7 @@ class RestClient:
             if s.is_trading and (not wanted or s.quote_asset in wanted) and s.symbol.isascii()
         )
 
-    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
         """Up to 1000 trades with id >= from_id, ascending."""
         body = await self.get(
             "/api/v3/historicalTrades",

@@ -31,7 +31,7 @@ from binprice.exchange.protocol import (
     Malformed,
     OtherEvent,
     ServerShutdown,
-    Trade,
+    WireTrade,
     decode_frame,
 )
 from binprice.exchange.rest import GEO_HINT
@@ -90,7 +90,7 @@ class _Connection:
     ended: str = ""
     #: While its predecessor is still catching up, a successor's trades wait here (and the
     #: first id per symbol in `held_first`), so the overlap never looks like a gap.
-    held: list[Trade] | None = None
+    held: list[WireTrade] | None = None
     held_first: dict[str, int] = field(default_factory=dict)
     #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
     outbox: Outbox = field(default_factory=Outbox)
@@ -110,7 +110,7 @@ class TradeReceiver(Protocol):
 
     def last_id(self, symbol: str) -> int | None: ...
 
-    def on_trade(self, trade: Trade, source: int = 0) -> None: ...
+    def on_trade(self, trade: WireTrade, source: int = 0) -> None: ...
 
 
 class StreamRecorder(Protocol):
@@ -372,7 +372,7 @@ class ConnectionGroup:
             if kind is text:
                 conn.frames += 1
                 item = decode(msg.data)
-                if type(item) is Trade:
+                if type(item) is WireTrade:
                     conn.trades += 1
                     held = conn.held
                     if held is None:
@@ -402,7 +402,7 @@ class ConnectionGroup:
                 return
 
     def _on_event(self, item: object, conn: _Connection) -> None:
-        if isinstance(item, Trade):
+        if isinstance(item, WireTrade):
             conn.trades += 1
             if conn.held is None:
                 self._tracker.on_trade(item, self._source)

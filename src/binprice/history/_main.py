@@ -29,12 +29,12 @@ from binprice.history._plan import (
     unavailable_runs,
 )
 from binprice.history._results import (
-    EventKind,
     FileProgress,
     FileResult,
     FileStatus,
     GapResult,
     ImportEvent,
+    ImportEventKind,
     ImportSummary,
     SymbolResult,
     file_event,
@@ -214,7 +214,7 @@ class _Ordered:
         if not self.pipeline.stop.is_set():
             span = _span(symbol, span_start, span_end, files, self.today)
 
-            def report(kind: EventKind, message: str) -> None:
+            def report(kind: ImportEventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
 
             timeline = Timeline(self.conn, span, self.rest, self.writer, report)
@@ -223,7 +223,7 @@ class _Ordered:
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
-        emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
+        emit(ImportEvent(ImportEventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
 
 

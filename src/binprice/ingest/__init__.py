@@ -10,13 +10,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from binprice.events import EventKind as EventKind
+    from binprice.events import IngestEvent as IngestEvent
+    from binprice.events import Severity as Severity
     from binprice.exchange.endpoints import DEFAULT_REST_URL as DEFAULT_REST_URL
     from binprice.exchange.endpoints import DEFAULT_WS_URL as DEFAULT_WS_URL
     from binprice.exchange.stream import StreamPolicy as StreamPolicy
     from binprice.ingest.config import IngestConfig as IngestConfig
-    from binprice.ingest.events import EventKind as EventKind
-    from binprice.ingest.events import IngestEvent as IngestEvent
-    from binprice.ingest.events import Severity as Severity
     from binprice.ingest.pipeline import run_ingest as run_ingest
     from binprice.ingest.recorder import Recorder as Recorder
     from binprice.ingest.recorder import RunSnapshot as RunSnapshot
@@ -32,9 +32,9 @@ _WHERE = {
     "DEFAULT_SYMBOLS": "binprice.symbols",
     "StreamPolicy": "binprice.exchange.stream",
     "IngestConfig": "binprice.ingest.config",
-    "EventKind": "binprice.ingest.events",
-    "IngestEvent": "binprice.ingest.events",
-    "Severity": "binprice.ingest.events",
+    "EventKind": "binprice.events",
+    "IngestEvent": "binprice.events",
+    "Severity": "binprice.events",
     "run_ingest": "binprice.ingest.pipeline",
     "Recorder": "binprice.ingest.recorder",
     "RunSnapshot": "binprice.ingest.recorder",

@@ -42,7 +42,7 @@ from binprice._fs import (
 )
 from binprice.db.copy import Batch
 from binprice.errors import BinpriceError
-from binprice.exchange.protocol import Trade
+from binprice.exchange.protocol import WireTrade
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"
@@ -207,7 +207,7 @@ class Spool:
         self._sizes[path] = len(data)
         return path
 
-    def peek(self) -> Iterator[list[Trade]]:
+    def peek(self) -> Iterator[list[WireTrade]]:
         """The trades of every waiting chunk, oldest first, without checking them out (start-up
         looks in them for gaps a crashed run may not have recorded)."""
         for path in list(self._chunks):
