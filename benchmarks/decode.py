@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from binprice.binance import Trade, decode_frame
+from binprice.exchange.protocol import WireTrade, decode_frame
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "binance"
 DEFAULT_FRAMES = 1_000_000
@@ -32,7 +32,7 @@ def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_FRAMES
     combined = (FIXTURES / "trade_combined.jsonl").read_bytes().splitlines()
     raw = (FIXTURES / "trade_raw.jsonl").read_bytes().splitlines()
-    assert all(isinstance(decode_frame(f), Trade) for f in combined + raw)
+    assert all(isinstance(decode_frame(f), WireTrade) for f in combined + raw)
     _measure("combined", combined, total)
     _measure("raw (slow)", raw, total // 4)
 

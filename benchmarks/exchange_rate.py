@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/exchange_rate.py [TOTAL_TRADES] [--in-process]``. The exchange runs in a
 child process (its own core) producing 2 symbols as fast as the client reads; the client
-decodes every frame with binprice.binance.decode_frame and discards it.
+decodes every frame with binprice.exchange.protocol.decode_frame and discards it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 
-from binprice.binance import Trade, decode_frame
+from binprice.exchange.protocol import WireTrade, decode_frame
 from binprice.testing import TestExchange
 from binprice.testing.process import ExchangeProcess
 
@@ -30,7 +30,7 @@ async def _consume(ws_url: str, total: int) -> float:
         for _ in range(total):
             msg = await ws.receive()
             trade = decode_frame(msg.data)
-            if not isinstance(trade, Trade):
+            if not isinstance(trade, WireTrade):
                 raise RuntimeError(f"unexpected frame: {trade}")
             previous = last.get(trade.symbol)
             if previous is not None and trade.trade_id != previous + 1:

@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from binprice.binance import Trade
+from binprice.events import EventKind, IngestEvent
+from binprice.exchange.protocol import WireTrade
 from binprice.ingest import IngestConfig
-from binprice.ingest.events import EventKind, IngestEvent
 from binprice.testing.exchange import TestExchange
 
 Row = tuple[str, int, Decimal, Decimal, int, bool]
@@ -31,7 +31,7 @@ def stored_rows(url: str) -> list[Row]:
     ]
 
 
-def as_rows(trades: list[Trade]) -> list[Row]:
+def as_rows(trades: list[WireTrade]) -> list[Row]:
     return sorted(
         (t.symbol, t.trade_id, t.price, t.quantity, t.time_ms, t.is_buyer_maker) for t in trades
     )

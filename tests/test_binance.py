@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from binprice import binance
-from binprice.binance import (
+from binprice.errors import ExchangeError
+from binprice.exchange import protocol as binance
+from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
     Malformed,
     OtherEvent,
     ServerShutdown,
-    Trade,
+    WireTrade,
     decode_frame,
     decode_rest_trades,
 )
-from binprice.errors import ExchangeError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "binance"
 
@@ -39,9 +39,9 @@ ERRORS = [json.loads(line) for line in _lines("errors.jsonl")]
 WS_ERRORS = [e for e in ERRORS if e["channel"] == "ws"]
 
 
-def _trade(frame: str | bytes) -> Trade:
+def _trade(frame: str | bytes) -> WireTrade:
     result = decode_frame(frame)
-    assert isinstance(result, Trade), result
+    assert isinstance(result, WireTrade), result
     return result
 
 
@@ -61,7 +61,7 @@ def test_combined_frame_decodes_to_the_trade_it_carries(line: str) -> None:
 
 def test_combined_fixture_matches_the_readme_table() -> None:
     """Counts, latest, high, low and summed quantity per symbol equal the README table."""
-    by_symbol: dict[str, list[Trade]] = defaultdict(list)
+    by_symbol: dict[str, list[WireTrade]] = defaultdict(list)
     for line in COMBINED:
         trade = _trade(line)
         by_symbol[trade.symbol].append(trade)
@@ -110,7 +110,7 @@ def test_variant_frames_old_spot_accepted_futures_refused(index: int, accepted: 
     """Old Spot frames (extra b/a) decode; futures look-alikes (X, no M) are refused."""
     result = decode_frame(VARIANTS[index])
     if accepted:
-        assert isinstance(result, Trade)
+        assert isinstance(result, WireTrade)
         assert result.trade_id == json.loads(VARIANTS[index])["data"]["t"]
     else:
         assert result == OtherEvent("futures_trade", json.loads(VARIANTS[index])["stream"])
@@ -248,7 +248,7 @@ def test_exchange_info_of_an_unexpected_shape_is_one_exchange_error(body: bytes)
 
 
 def test_weight_limit_is_read_from_exchange_info_rate_limits() -> None:
-    from binprice.binance import parse_weight_limit
+    from binprice.exchange.protocol import parse_weight_limit
 
     limits = [
         {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 10, "limit": 9},

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 
 from binprice.errors import ConfigError
+from binprice.events import EventKind
+from binprice.exchange.subscriptions import URL_STREAMS_MAX
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.events import EventKind
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.subscriptions import URL_STREAMS_MAX
 from binprice.testing import market
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import assert_complete, complete_from_first, wait_until

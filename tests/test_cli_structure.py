@@ -32,10 +32,10 @@ ALLOWED = frozenset({"binprice", "binprice._store", "binprice.errors", "binprice
                      "binprice.symbols"})  # fmt: skip
 
 #: Commands that are no Store call, and why. `exchange` runs the test exchange (no database);
-#: `gaps` resolves the --exchange preset to a REST URL with the ingest's table of presets.
+#: `gaps` resolves the --exchange preset to a REST URL with the exchange's table of presets.
 KNOWN_EXCEPTIONS = {
     ("_exchange", "binprice.testing.cli"),
-    ("_gaps", "binprice.ingest.config"),
+    ("_gaps", "binprice.exchange.endpoints"),
 }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 
 from binprice.db.gaps import list_gaps
+from binprice.exchange.backoff import Backoff, no_wait
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import run_ingest
-from binprice.ingest.backoff import Backoff, no_wait
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import assert_complete, complete_from_first, wait_until

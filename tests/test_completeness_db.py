@@ -18,10 +18,10 @@ import psycopg
 import pytest
 
 from binprice.db.gaps import list_gaps
+from binprice.exchange.backoff import no_wait
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import EventKind, IngestConfig, IngestEvent, run_ingest
-from binprice.ingest.backoff import no_wait
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import (
     assert_complete,

@@ -1,4 +1,4 @@
-"""The test exchange against a real aiohttp client, decoding with binprice.binance."""
+"""The test exchange against a real aiohttp client, decoding with binprice.exchange.protocol."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from binprice.binance import (
+from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
     ServerShutdown,
-    Trade,
+    WireTrade,
     decode_frame,
     decode_rest_trades,
     parse_exchange_info,
@@ -64,11 +64,11 @@ async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> list[Any]:
     return out
 
 
-def trades_of(items: list[Any], symbol: str | None = None) -> list[Trade]:
-    return [t for t in items if isinstance(t, Trade) and symbol in (None, t.symbol)]
+def trades_of(items: list[Any], symbol: str | None = None) -> list[WireTrade]:
+    return [t for t in items if isinstance(t, WireTrade) and symbol in (None, t.symbol)]
 
 
-def contiguous(trades: list[Trade]) -> bool:
+def contiguous(trades: list[WireTrade]) -> bool:
     return all(b.trade_id == a.trade_id + 1 for a, b in itertools.pairwise(trades))
 
 
@@ -400,7 +400,7 @@ async def test_duplicates_and_junk_are_interleaved(session: aiohttp.ClientSessio
     ):
         items = await frames(ws, 400)
         trades = trades_of(items)
-        junk = [i for i in items if not isinstance(i, Trade)]
+        junk = [i for i in items if not isinstance(i, WireTrade)]
         assert junk and len(junk) + len(trades) == 400
         assert trades[0::2] == trades[1::2][: len(trades[0::2])]  # each trade arrives twice
         assert contiguous(list(dict.fromkeys(trades)))
@@ -416,7 +416,7 @@ async def test_stall_silences_data_and_pings_then_resumes_with_a_gap(
         TestExchange(["BTCUSDT"], seed=17, rate=1000, limits=limits, faults=faults) as ex,
         session.ws_connect(ex.ws_url + "/ws/btcusdt@trade", autoping=False) as ws,
     ):
-        first: list[Trade] = []
+        first: list[WireTrade] = []
         while len(first) < 50:
             msg = await ws.receive(timeout=2)
             if msg.type == aiohttp.WSMsgType.PING:
@@ -429,7 +429,7 @@ async def test_stall_silences_data_and_pings_then_resumes_with_a_gap(
         while msg.type != aiohttp.WSMsgType.TEXT:
             msg = await ws.receive(timeout=2)
         resumed = decode_frame(msg.data)
-        assert isinstance(resumed, Trade) and resumed.trade_id > first[-1].trade_id + 1
+        assert isinstance(resumed, WireTrade) and resumed.trade_id > first[-1].trade_id + 1
 
 
 async def test_server_shutdown_then_1001(session: aiohttp.ClientSession) -> None:
@@ -441,7 +441,7 @@ async def test_server_shutdown_then_1001(session: aiohttp.ClientSession) -> None
     ):
         items = await until_closed(ws)
         kinds = [type(i) for i in items]
-        assert kinds[:20] == [Trade] * 20 and kinds[20] is ServerShutdown
+        assert kinds[:20] == [WireTrade] * 20 and kinds[20] is ServerShutdown
         assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from binprice.binance import decode_frame
+from binprice.exchange.protocol import decode_frame
 from binprice.testing import TradeGenerator
 
 NOW_US = 1_779_941_620_983_000

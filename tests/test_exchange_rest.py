@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from binprice.binance import decode_rest_trades, parse_exchange_info
+from binprice.exchange.protocol import decode_rest_trades, parse_exchange_info
 from binprice.testing import TestExchange
 from tests.test_exchange import session as session  # the fixture
 

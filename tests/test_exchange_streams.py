@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from binprice.binance import ControlResponse, ErrorFrame, Trade
+from binprice.exchange.protocol import ControlResponse, ErrorFrame, WireTrade
 from binprice.testing import TestExchange
 from binprice.testing.frames import Deflater
 from tests.test_exchange import CHATTY, contiguous, frames, trades_of
@@ -210,6 +210,6 @@ async def test_binprice_decoder_reads_every_form(session: aiohttp.ClientSession)
     async with TestExchange(["BTCUSDT"], seed=40, max_trades=60) as ex:
         for path, compress in forms:
             async with session.ws_connect(ex.ws_url + path, compress=compress) as ws:
-                got = [t for t in await frames(ws, 60) if isinstance(t, Trade)]
+                got = [t for t in await frames(ws, 60) if isinstance(t, WireTrade)]
                 assert got == ex.produced("BTCUSDT")[-60:]
             ex.max_trades = (ex.max_trades or 0) + 60

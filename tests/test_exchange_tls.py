@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from binprice.binance import decode_rest_trades
+from binprice.exchange.protocol import decode_rest_trades
 from binprice.testing import ExchangeProcess, TestExchange
 from binprice.testing.cli import exchange_from_args, parse_args
 from binprice.testing.tls import Method, client_context, self_signed

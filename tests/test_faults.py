@@ -17,11 +17,11 @@ import pytest
 
 from binprice.db.gaps import list_gaps
 from binprice.errors import GeoRestrictedError
+from binprice.events import EventKind, IngestEvent
+from binprice.exchange.backoff import no_wait
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, Recorder, run_ingest
-from binprice.ingest.backoff import no_wait
-from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.stats import IngestSummary
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import assert_complete, wait_until
@@ -150,7 +150,7 @@ async def test_rotation_hold_back_is_bounded_and_still_exactly_once(
 ) -> None:
     """With the successor allowed to hold back only 3 trades, a rotation may open a gap
     instead of holding more; it is backfilled and every trade is still stored once."""
-    from binprice.ingest import stream
+    from binprice.exchange import stream
 
     monkeypatch.setattr(stream, "ROTATION_HOLD_MAX", 3)
     faults = Faults(shutdown_after_frames=1500, shutdown_close_delay=0.5)

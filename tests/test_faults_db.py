@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import psycopg
 
+from binprice.exchange.backoff import Backoff
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import Backoff
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import (
     CommitReplyCutter,
@@ -199,12 +199,12 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
     and the retry stores the batch once the other writer is gone."""
     from decimal import Decimal
 
-    from binprice.binance import Trade
     from binprice.db.copy import CopyEncoder
+    from binprice.db.writer import TradeWriter
+    from binprice.exchange.protocol import WireTrade
     from binprice.ingest.sink import is_conflict
-    from binprice.ingest.writer import TradeWriter
 
-    t1, t2 = (Trade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
+    t1, t2 = (WireTrade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
               for i in (1, 2))  # fmt: skip
     encoder = CopyEncoder()
     other = await psycopg.AsyncConnection.connect(database_url)

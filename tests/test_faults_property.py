@@ -19,29 +19,29 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binprice.binance import Trade
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.completeness.gapset import GapSet
 from binprice.errors import ExchangeUnavailableError
-from binprice.ingest.gapkeeper import GapKeeper
-from binprice.ingest.gapset import GapSet
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.rest import RestClient
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 from binprice.ingest.tracker import Tracker
 
 BASE = 6_329_162_611
 SYMBOL = "BTCUSDT"
 
 
-def _trade(tid: int) -> Trade:
-    return Trade(SYMBOL, tid, Decimal("1.5"), Decimal("0.1"), 1_779_941_620_983, False)
+def _trade(tid: int) -> WireTrade:
+    return WireTrade(SYMBOL, tid, Decimal("1.5"), Decimal("0.1"), 1_779_941_620_983, False)
 
 
 class _Buffer:
     """Stands in for TradeBuffer: the tracker and the keeper only call put() here."""
 
     def __init__(self) -> None:
-        self.items: list[Trade] = []
+        self.items: list[WireTrade] = []
 
-    def put(self, trade: Trade) -> None:
+    def put(self, trade: WireTrade) -> None:
         self.items.append(trade)
 
 
@@ -50,7 +50,7 @@ class _Exchange:
 
     rate_limited = 0
 
-    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
         return [_trade(i) for i in range(from_id, from_id + 1000)]
 
 
@@ -169,7 +169,7 @@ class _FlakyExchange:
         self.flaky = flaky
         self.flaky_rate = flaky_rate
 
-    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
         if self.flaky.random() < self.flaky_rate:
             if self.flaky.random() < 0.5:
                 return []  # a glitch: no proof of anything

@@ -13,12 +13,12 @@ import pytest
 
 from binprice.db.gaps import list_gaps, uncovered, verify_gaps
 from binprice.errors import GeoRestrictedError
+from binprice.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent
+from binprice.exchange.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, AttemptBudget, Backoff
+from binprice.exchange.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, AttemptBudget, Backoff
-from binprice.ingest.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent
-from binprice.ingest.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
 from binprice.ingest.resume import spooled_extent
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from binprice.binance import Trade
-from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.events import EventKind
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.rest import RestClient
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 from tests.test_faults_property import SYMBOL, _Buffer, _trade
 
 
@@ -25,7 +25,7 @@ class _Exchange:
         self.hold: asyncio.Event | None = None
         self.called = asyncio.Event()
 
-    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
         self.called.set()
         if self.hold is not None:
             await self.hold.wait()

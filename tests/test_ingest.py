@@ -115,9 +115,9 @@ def test_copy_encoder_writes_exact_decimals_and_millisecond_utc() -> None:
     """Prices keep every digit; the timestamp text is UTC with milliseconds."""
     from decimal import Decimal
 
-    from binprice.binance import Trade
+    from binprice.exchange.protocol import WireTrade
 
-    trade = Trade(
+    trade = WireTrade(
         "BTCUSDT", 2**40, Decimal("0.00000001"), Decimal("12.50000000"), 1779941620983, True
     )
     assert CopyEncoder().encode([trade]) == (
@@ -130,10 +130,10 @@ def test_copy_encoder_refuses_symbols_that_would_break_copy(bad: str) -> None:
     """A control character in a symbol is refused rather than corrupting the COPY stream."""
     from decimal import Decimal
 
-    from binprice.binance import Trade
+    from binprice.exchange.protocol import WireTrade
 
     with pytest.raises(ValueError, match="COPY control character"):
-        CopyEncoder().encode([Trade(bad, 1, Decimal(1), Decimal(1), 0, False)])
+        CopyEncoder().encode([WireTrade(bad, 1, Decimal(1), Decimal(1), 0, False)])
 
 
 async def test_symbols_are_spread_over_connections_of_limited_size(
@@ -154,8 +154,10 @@ def test_trade_log_line_never_uses_exponent_notation() -> None:
     """-v prints a dust quantity as 0.00000001, not 1E-8."""
     from decimal import Decimal
 
-    from binprice.binance import Trade
     from binprice.cli._monitor import trade_line
+    from binprice.exchange.protocol import WireTrade
 
-    line = trade_line(Trade("BTCUSDT", 7, Decimal("0.00000010"), Decimal("0.00000001"), 0, True))
+    line = trade_line(
+        WireTrade("BTCUSDT", 7, Decimal("0.00000010"), Decimal("0.00000001"), 0, True)
+    )
     assert line.endswith("BTCUSDT #7 sell 0.00000001 @ 0.00000010")

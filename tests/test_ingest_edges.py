@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from binprice.errors import ExchangeError, SymbolError
+from binprice.exchange.backoff import no_wait
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import no_wait
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 
 

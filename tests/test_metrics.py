@@ -17,15 +17,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from binprice.db.copy import CopyEncoder
 from binprice.errors import ConfigError
+from binprice.events import EventKind, IngestEvent
+from binprice.exchange.backoff import Backoff
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import Backoff
 from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.events import EventKind, IngestEvent
 from binprice.ingest.health import RunProbe, health
 from binprice.ingest.metrics import MetricsServer
 from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.stats import IngestStats, IngestSummary
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import assert_complete, needs_embedded, postgres_down, wait_until
 

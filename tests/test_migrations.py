@@ -11,7 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from binprice.db import migrations
 from binprice.db.schema import SCHEMA_HEAD
-from binprice.models import Base, Trade
+from binprice.models import Base, TradeRow
 
 
 def _revisions_base_to_head() -> list[str]:
@@ -73,7 +73,7 @@ def test_models_and_migrations_do_not_drift(database_url: str) -> None:
         ).scalar()
     engine.dispose()
     assert diff == []
-    assert partition_key == Trade.__table__.dialect_options["postgresql"]["partition_by"]
+    assert partition_key == TradeRow.__table__.dialect_options["postgresql"]["partition_by"]
 
 
 def test_trades_columns_read_back_from_pg_catalog(database_url: str) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.binance import Trade
 from binprice.db import connect_async, migrations
 from binprice.db.copy import (
     COPY_STAGE,
@@ -28,11 +27,12 @@ from binprice.db.partitions import (
     ensure_partitions,
     list_partitions,
 )
+from binprice.db.writer import TradeWriter
 from binprice.errors import DatabaseBusyError
-from binprice.history import EventKind
+from binprice.exchange.protocol import WireTrade
+from binprice.history import ImportEventKind
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._load import NEXT_STORED_SQL
-from binprice.ingest.writer import TradeWriter
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
 from tests.test_import import expected_text, market_trades, options, run, stored_text
@@ -227,9 +227,9 @@ def _wait_for_advisory_wait(
     raise AssertionError("the second ensure never waited for the partition lock")
 
 
-def _trade(row: Row) -> Trade:
+def _trade(row: Row) -> WireTrade:
     ms = int(row.timestamp.timestamp() * 1000)
-    return Trade(row.symbol, row.trade_id, row.price, row.quantity, ms, row.is_buyer_maker)
+    return WireTrade(row.symbol, row.trade_id, row.price, row.quantity, ms, row.is_buyer_maker)
 
 
 async def test_a_redelivered_trade_is_stored_once_by_the_copy_and_staging_paths(
@@ -283,9 +283,9 @@ async def test_an_import_makes_its_months_and_stores_each_trade_once_beside_live
     assert sum(f.inserted for s in summary.symbols for f in s.files) == len(trades) - 300
     assert stored_text(database_url) == expected_text(trades)
     assert {"trades_2024_08", "trades_2024_09"} == set(where(database_url).values())
-    made = [e.message for e in events if e.kind is EventKind.PARTITION]
+    made = [e.message for e in events if e.kind is ImportEventKind.PARTITION]
     assert made == ["BTCUSDT-trades-2024-08-30.zip: made partition trades_2024_08"]
-    assert not [e for e in events if e.kind is EventKind.PARTITION_BUSY]
+    assert not [e for e in events if e.kind is ImportEventKind.PARTITION_BUSY]
     with psycopg.connect(database_url) as conn:
         assert verify_gaps(conn).ok
 

@@ -18,10 +18,10 @@ from binprice.db.partitions import (
     list_partitions,
     month_start,
 )
+from binprice.db.writer import TradeWriter
+from binprice.events import EventKind
 from binprice.ingest import run_ingest
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
-from binprice.ingest.events import EventKind
-from binprice.ingest.writer import TradeWriter
 from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import wait_until
 from tests.ingest_helpers import Events, as_rows, exchange_config, stored_rows

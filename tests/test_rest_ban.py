@@ -13,12 +13,12 @@ import pytest
 
 from binprice.db.gaps import list_gaps
 from binprice.errors import ExchangeBannedError, ExchangeUnavailableError
+from binprice.events import EventKind
+from binprice.exchange.backoff import no_wait
+from binprice.exchange.bans import FILE_NAME, BanBook, Refusal
+from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
+from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
-from binprice.ingest.backoff import no_wait
-from binprice.ingest.bans import FILE_NAME, BanBook, Refusal
-from binprice.ingest.events import EventKind
-from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
-from binprice.ingest.stream import StreamPolicy
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import wait_until

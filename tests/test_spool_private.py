@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from binprice.binance import Trade
 from binprice.db.copy import CopyEncoder
+from binprice.exchange.protocol import WireTrade
 from binprice.ingest.spool import Spool, spool_root
 from tests.test_embedded import as_user, os_user
 
@@ -39,7 +39,7 @@ def open_base() -> Iterator[Path]:
 
 
 def _chunk(spool: Spool) -> Path:
-    trade = Trade("BTCUSDT", 1, Decimal("64000.5"), Decimal("0.1"), 1_700_000_000_000, True)
+    trade = WireTrade("BTCUSDT", 1, Decimal("64000.5"), Decimal("0.1"), 1_700_000_000_000, True)
     return spool.append(CopyEncoder().batch([trade]))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.watch import SNAPSHOT_SQL
+from binprice.db.watch import SNAPSHOT_SQL
 from tests.test_candles_plans import reads
 from tests.test_query_plans import MIDDLE, SYMBOL_SETS
 

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from binprice._options import IngestOptions as IngestOptions
     from binprice._store import Store as Store
     from binprice._store import connect as connect
+    from binprice.completeness.repair import RepairedGap as RepairedGap
+    from binprice.completeness.repair import RepairProgress as RepairProgress
+    from binprice.completeness.repair import RepairResult as RepairResult
     from binprice.db.candles import Candle as Candle
     from binprice.db.gaps import Gap as Gap
     from binprice.db.gaps import Hole as Hole
@@ -58,17 +61,14 @@ if TYPE_CHECKING:
     from binprice.errors import SchemaOutdatedError as SchemaOutdatedError
     from binprice.errors import SymbolError as SymbolError
     from binprice.errors import UsageError as UsageError
+    from binprice.events import EventKind as EventKind
+    from binprice.events import IngestEvent as IngestEvent
+    from binprice.events import Severity as Severity
     from binprice.export import Trade as Trade
     from binprice.history import FileProgress as FileProgress
     from binprice.history import ImportEvent as ImportEvent
     from binprice.history import ImportOptions as ImportOptions
     from binprice.history import ImportSummary as ImportSummary
-    from binprice.ingest.events import EventKind as EventKind
-    from binprice.ingest.events import IngestEvent as IngestEvent
-    from binprice.ingest.events import Severity as Severity
-    from binprice.ingest.repair import RepairedGap as RepairedGap
-    from binprice.ingest.repair import RepairProgress as RepairProgress
-    from binprice.ingest.repair import RepairResult as RepairResult
     from binprice.ingest.stats import IngestSummary as IngestSummary
     from binprice.ingest.stats import SymbolStats as SymbolStats
     from binprice.trades import Trades as Trades
@@ -83,7 +83,7 @@ _WHERE = {
     "ImportEvent": "binprice.history",
     "ImportSummary": "binprice.history",
     "FileProgress": "binprice.history",
-    "RepairProgress": "binprice.ingest.repair",
+    "RepairProgress": "binprice.completeness.repair",
     "Latest": "binprice.db.queries",
     "At": "binprice.db.queries",
     "Range": "binprice.db.queries",
@@ -94,8 +94,8 @@ _WHERE = {
     "Hole": "binprice.db.gaps",
     "SymbolCheck": "binprice.db.gaps",
     "Verification": "binprice.db.gaps",
-    "RepairResult": "binprice.ingest.repair",
-    "RepairedGap": "binprice.ingest.repair",
+    "RepairResult": "binprice.completeness.repair",
+    "RepairedGap": "binprice.completeness.repair",
     "DatabaseInfo": "binprice.db.info",
     "Status": "binprice.db.status",
     "SymbolStatus": "binprice.db.status",
@@ -103,9 +103,9 @@ _WHERE = {
     "PruneResult": "binprice.db.partitions",
     "IngestSummary": "binprice.ingest.stats",
     "SymbolStats": "binprice.ingest.stats",
-    "IngestEvent": "binprice.ingest.events",
-    "EventKind": "binprice.ingest.events",
-    "Severity": "binprice.ingest.events",
+    "IngestEvent": "binprice.events",
+    "EventKind": "binprice.events",
+    "Severity": "binprice.events",
     **dict.fromkeys(
         (
             "BinpriceError",

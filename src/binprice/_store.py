@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     import psycopg
 
     from binprice._options import Duration, IngestOptions, When
-    from binprice.binance import Trade as WireTrade
     from binprice.charts import Chart
+    from binprice.completeness.repair import RepairProgress, RepairResult
     from binprice.db.candles import Candle, Interval
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
@@ -43,14 +43,14 @@ if TYPE_CHECKING:
     from binprice.db.queries import At, Latest, Range
     from binprice.db.status import Status
     from binprice.embedded import ServerInfo, StopResult
+    from binprice.events import IngestEvent
+    from binprice.exchange.bans import BanBook
+    from binprice.exchange.protocol import WireTrade
     from binprice.export import Format
     from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
-    from binprice.ingest.bans import BanBook
     from binprice.ingest.config import IngestConfig
-    from binprice.ingest.events import IngestEvent
     from binprice.ingest.recorder import Recorder
-    from binprice.ingest.repair import RepairProgress, RepairResult
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
     from binprice.watch import Snapshot
@@ -321,8 +321,8 @@ class Store:
         hi = as_time(end) if end is not None else None
         wanted = symbols_of(symbols)
         if rest_url is not None:
-            from binprice.ingest.config import rest_base
-            from binprice.ingest.repair import check_against_exchange
+            from binprice.completeness.repair import check_against_exchange
+            from binprice.exchange.endpoints import rest_base
 
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
             base = rest_base(rest_url)
@@ -347,8 +347,8 @@ class Store:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now."""
         from binprice._sync import run_sync
-        from binprice.ingest.config import rest_base
-        from binprice.ingest.repair import repair
+        from binprice.completeness.repair import repair
+        from binprice.exchange.endpoints import rest_base
 
         self.connection  # noqa: B018 - the schema check first
         lo = as_time(start) if start is not None else None
@@ -357,8 +357,8 @@ class Store:
                                progress=progress, bans=self._bans()))  # fmt: skip
 
     def _bans(self) -> BanBook:
-        """The exchange's refusals this data directory's processes share (`ingest.bans`)."""
-        from binprice.ingest.bans import BanBook
+        """The exchange's refusals this data directory's processes share (`exchange.bans`)."""
+        from binprice.exchange.bans import BanBook
 
         return BanBook.in_data_dir(self.settings.data_dir)
 
@@ -490,9 +490,10 @@ class Store:
         set by `ingest_async`, in this store's data directory."""
         from binprice._options import IngestOptions
         from binprice.errors import ConfigError
+        from binprice.exchange.bans import BanBook
+        from binprice.exchange.endpoints import endpoints
         from binprice.history import DEFAULT_ARCHIVE_URL
-        from binprice.ingest.bans import BanBook
-        from binprice.ingest.config import IngestConfig, endpoints
+        from binprice.ingest.config import IngestConfig
         from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
         given = options if options is not None else IngestOptions()
@@ -579,8 +580,8 @@ class Store:
         import asyncio
 
         from binprice.db import describe
+        from binprice.exchange.bans import BanBook
         from binprice.history import ImportOptions, import_history
-        from binprice.ingest.bans import BanBook
 
         given = ImportOptions(**fields) if options is None else replace(options, **fields)
         # Where the store keeps downloads and the exchange's refusals, unless the caller chose.

@@ -32,11 +32,14 @@ import psycopg
 
 from binprice.db.candles import as_utc
 from binprice.db.export import (
-    ORDER,
-    WINDOW_WHERE,
+    CSV_SELECT,
+    NDJSON_SELECT,
+    PARQUET_COLUMNS,
     Progress,
     ProgressCounter,
     copy_out,
+    decimal_extents,
+    trade_batches,
     window_params,
 )
 from binprice.errors import ExportError, MissingExtraError, UsageError
@@ -57,11 +60,6 @@ Connection = psycopg.Connection[Any]
 COLUMNS = ("symbol", "trade_id", "price", "quantity", "timestamp", "is_buyer_maker")
 #: decimal128 holds at most 38 digits.
 MAX_DECIMAL_PRECISION = 38
-#: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
-#: trips vanish, small enough that memory stays a few MB whatever the window.
-BATCH_ROWS = 50_000
-#: ISO 8601 UTC with milliseconds and Z, as binprice prints timestamps everywhere.
-ISO_MS = """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 
 class Format(enum.StrEnum):
@@ -85,20 +83,8 @@ class Trade:
     is_buyer_maker: bool
 
 
-_CSV_SELECT = f"SELECT symbol, trade_id, price, quantity, {ISO_MS}, is_buyer_maker::text"
-# Built by the server: symbols are upper-case letters and digits (checked by the table), numeric
-# text never has an exponent, so nothing needs escaping; COPY's text format would escape a
-# backslash, and there is none.
-_NDJSON_OBJECT = (
-    '{"symbol":%%s,"trade_id":%%s,"price":"%%s","quantity":"%%s","timestamp":"%%s",'
-    '"is_buyer_maker":%%s}'
-)
-_NDJSON_SELECT = (
-    f"SELECT format('{_NDJSON_OBJECT}', to_json(symbol), trade_id, price, quantity, {ISO_MS}, "
-    "is_buyer_maker::text)"
-)
 _COPY_OPTIONS = {Format.CSV: "(FORMAT csv)", Format.NDJSON: "(FORMAT text)"}
-_SELECTS = {Format.CSV: _CSV_SELECT, Format.NDJSON: _NDJSON_SELECT}
+_SELECTS = {Format.CSV: CSV_SELECT, Format.NDJSON: NDJSON_SELECT}
 
 
 def parse_format(name: str) -> Format:
@@ -147,7 +133,7 @@ def write_trades(
 def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Trade]:
     """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
     (wanted,) = normalize_symbols([symbol])
-    for batch in _batches(conn, wanted, start, end):
+    for batch in trade_batches(conn, wanted, start, end, ", ".join(COLUMNS)):
         for symbol_, trade_id, price, quantity, timestamp, is_buyer_maker in batch:
             # psycopg returns timestamptz in the session's zone; answers are UTC.
             yield Trade(symbol_, trade_id, price, quantity, as_utc(timestamp), is_buyer_maker)
@@ -164,12 +150,7 @@ def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
     """
     found = [(0, 0, 0, 0)]
     for symbol in symbols:
-        row = conn.execute(
-            "SELECT coalesce(max(scale(price)), 0), coalesce(max(length(trunc(abs(price))::text)),"
-            " 1), coalesce(max(scale(quantity)), 0), coalesce(max(length(trunc(abs(quantity))"
-            f"::text)), 1) FROM trades WHERE {WINDOW_WHERE}",
-            window_params(symbol, start, end),
-        ).fetchone()
+        row = decimal_extents(conn, symbol, start, end)
         if row is not None:
             found.append(row)
     types = []
@@ -184,18 +165,6 @@ def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
     return types[0], types[1]
 
 
-def _batches(conn: Connection, symbol: str, start: datetime, end: datetime,
-             columns: str = ", ".join(COLUMNS)) -> Iterator[list[tuple[Any, ...]]]:  # fmt: skip
-    params = window_params(symbol, start, end)
-    query = f"SELECT {columns} FROM trades WHERE {WINDOW_WHERE} {ORDER}"
-    # A named (server-side) cursor holds the result on the server; it needs a transaction.
-    with conn.transaction(), conn.cursor(name="binprice_export") as cur:
-        cur.itersize = BATCH_ROWS
-        cur.execute(query, params)
-        while batch := cur.fetchmany(BATCH_ROWS):
-            yield batch
-
-
 def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, end: datetime,
                    out: IO[bytes], counter: ProgressCounter) -> None:  # fmt: skip
     try:
@@ -207,7 +176,7 @@ def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, en
     schema = _schema(pa, price_type, quantity_type)
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for symbol in symbols:
-            for batch in _batches(conn, symbol, start, end, _PARQUET_COLUMNS):
+            for batch in trade_batches(conn, symbol, start, end, PARQUET_COLUMNS):
                 columns = [pa.array(values) for values in zip(*batch, strict=True)]
                 # Text to decimal128 in Arrow (it refuses any rounding), epoch ms to timestamps:
                 # no Decimal or datetime object per value, several times faster.
@@ -216,12 +185,6 @@ def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, en
                 ]
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
                 counter.add(len(batch))
-
-
-_PARQUET_COLUMNS = (
-    "symbol, trade_id, price::text, quantity::text, "
-    "(extract(epoch FROM timestamp) * 1000)::bigint, is_buyer_maker"
-)
 
 
 def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:

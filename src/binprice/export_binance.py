@@ -31,7 +31,7 @@ import psycopg
 
 from binprice._fs import sha256_file
 from binprice.db.candles import as_utc
-from binprice.db.export import Progress, ProgressCounter, copy_out, window_params
+from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -48,12 +48,7 @@ Connection = psycopg.Connection[Any]
 MICROSECONDS_FROM = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
 DAY = timedelta(days=1)
 QUOTE_DECIMALS = 8
-
-_BINANCE_SELECT = f"""SELECT trade_id, price, quantity, round(price * quantity, {QUOTE_DECIMALS}),
-       CASE WHEN timestamp >= '{MICROSECONDS_FROM.isoformat()}'
-            THEN (extract(epoch FROM timestamp) * 1000000)::bigint
-            ELSE (extract(epoch FROM timestamp) * 1000)::bigint END,
-       CASE WHEN is_buyer_maker THEN 'True' ELSE 'False' END, 'True'"""
+_BINANCE_SELECT = binance_select(MICROSECONDS_FROM, QUOTE_DECIMALS)
 
 
 def write_binance_csv(

@@ -37,8 +37,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Trade(Base):
-    """One Binance trade (`@trade` stream / `historicalTrades` row).
+class TradeRow(Base):
+    """A row of `trades`: one Binance trade as stored (the decoded frame is
+    `exchange.protocol.WireTrade`, the trade a query returns `binprice.Trade`).
 
     Binance trade ids are per symbol and consecutive, so `(symbol, trade_id)` identifies a
     trade. The table is partitioned by month of `timestamp` (see 0008), and a primary key of a

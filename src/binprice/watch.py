@@ -27,13 +27,13 @@ import psycopg
 
 from binprice.db.candles import as_utc
 from binprice.db.queries import VWAP_CONTEXT, recorded_symbols
+from binprice.db.watch import snapshot_rows
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_duration, parse_duration
 
 __all__ = [
     "MIN_EVERY",
-    "SNAPSHOT_SQL",
     "Snapshot",
     "SymbolSnapshot",
     "Watch",
@@ -55,37 +55,6 @@ DEFAULT_RATE_WINDOW = timedelta(seconds=10)
 DEFAULT_MINUTES = 30
 MINUTE = timedelta(minutes=1)
 PERCENT = Decimal(100)
-
-SNAPSHOT_SQL = """
-SELECT r.symbol, last.price, last.timestamp, coalesce(ref.price, since.price), rate.trades,
-       spark.minutes, spark.closes
-FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
-LEFT JOIN LATERAL (
-    SELECT price, timestamp FROM trades WHERE trades.symbol = r.symbol
-    ORDER BY trade_id DESC LIMIT 1
-) AS last ON true
-LEFT JOIN LATERAL (
-    SELECT price FROM trades
-    WHERE trades.symbol = r.symbol AND trades.timestamp <= %(reference)s
-    ORDER BY timestamp DESC, trade_id DESC LIMIT 1
-) AS ref ON true
-LEFT JOIN LATERAL (
-    SELECT price FROM trades
-    WHERE ref.price IS NULL AND trades.symbol = r.symbol AND trades.timestamp > %(reference)s
-    ORDER BY timestamp, trade_id LIMIT 1
-) AS since ON true
-CROSS JOIN LATERAL (
-    SELECT count(*) AS trades FROM trades
-    WHERE trades.symbol = r.symbol AND trades.timestamp > %(rate_since)s
-      AND trades.timestamp <= %(now)s
-) AS rate
-CROSS JOIN LATERAL (
-    SELECT array_agg(minute ORDER BY minute) AS minutes, array_agg(close ORDER BY minute) AS closes
-    FROM trade_minutes
-    WHERE trade_minutes.symbol = r.symbol AND minute >= %(spark_since)s AND minute <= %(now)s
-) AS spark
-ORDER BY r.position
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +107,7 @@ def snapshot(
         "rate_since": taken_at - rate_window,
         "spark_since": first_minute,
     }
-    rows = conn.execute(SNAPSHOT_SQL, params).fetchall()
+    rows = snapshot_rows(conn, params)
     spark = [first_minute + i * MINUTE for i in range(minutes)]
     found = tuple(_symbol(row, spark, rate_window) for row in rows)
     return Snapshot(taken_at, window, rate_window, found)

@@ -152,7 +152,7 @@ def _repair(
 
 
 def _rest(exchange: str, rest_url: str | None) -> str:
-    from binprice.ingest.config import endpoints
+    from binprice.exchange.endpoints import endpoints
 
     return endpoints(exchange, None, rest_url)[1]
 

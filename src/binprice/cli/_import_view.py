@@ -66,7 +66,8 @@ class ImportView:
             self._write(f"{_now()} {message}")
 
     def event(self, event: ImportEvent) -> None:
-        from binprice.history import EventKind, Severity
+        from binprice.history import ImportEventKind as EventKind
+        from binprice.history import Severity
 
         bar = self._bar(event.symbol)
         if event.kind is EventKind.PLANNED or event.kind is EventKind.DAILY_INSTEAD:

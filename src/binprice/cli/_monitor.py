@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
-from binprice.binance import Trade
-from binprice.ingest.events import EventKind, IngestEvent
+from binprice.events import EventKind, IngestEvent
+from binprice.exchange.protocol import WireTrade
 from binprice.ingest.stats import IngestSummary, SymbolStats
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def summary_line(summary: IngestSummary) -> str:
     return "; ".join(parts)
 
 
-def trade_line(trade: Trade) -> str:
+def trade_line(trade: WireTrade) -> str:
     """The original design's log of incoming trades (`-v`)."""
     side = "sell" if trade.is_buyer_maker else "buy"
     return (
@@ -249,7 +249,7 @@ class Monitor:
         else:
             self._write(f"{_iso(event.time)} {event.message}")
 
-    def stored(self, trades: list[Trade]) -> None:
+    def stored(self, trades: list[WireTrade]) -> None:
         """Called after each commit; prints the trades with -v."""
         if not self.verbose:
             return

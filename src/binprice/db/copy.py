@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import WireTrade
 
 COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
 COPY_TRADES = f"COPY trades ({COLUMNS}) FROM STDIN"
@@ -57,15 +57,15 @@ class Batch:
     counts: dict[str, int]
     #: Per symbol, the trade with the highest id: (trade_id, price text, time_ms).
     latest: dict[str, tuple[int, str, int]]
-    #: Trade times (epoch ms), for the trade-time → commit latency histogram.
+    #: WireTrade times (epoch ms), for the trade-time → commit latency histogram.
     times: array[int]
     #: The decoded trades while they are still in memory (for `-v`); None after the spool.
-    trades: list[Trade] | None = None
+    trades: list[WireTrade] | None = None
 
     def __len__(self) -> int:
         return len(self.times)
 
-    def decoded(self) -> list[Trade]:
+    def decoded(self) -> list[WireTrade]:
         """The trades, decoded back from the COPY text if they went through the spool."""
         if self.trades is not None:
             return self.trades
@@ -74,7 +74,7 @@ class Batch:
             symbol, tid, price, qty, stamp, maker = line.split("\t")
             moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f+00").replace(tzinfo=UTC)
             ms = int(moment.timestamp() * 1000 + 0.5)
-            out.append(Trade(symbol, int(tid), Decimal(price), Decimal(qty), ms, maker == "t"))
+            out.append(WireTrade(symbol, int(tid), Decimal(price), Decimal(qty), ms, maker == "t"))
         return out
 
 
@@ -103,14 +103,14 @@ class CopyEncoder:
             raise ValueError(f"symbol {symbol!r} contains a COPY control character")
         self._safe.add(symbol)
 
-    def batch(self, trades: list[Trade]) -> Batch:
+    def batch(self, trades: list[WireTrade]) -> Batch:
         """One pass over `trades`: the COPY rows and the per-batch bookkeeping."""
         seconds = self._seconds
         safe = self._safe
         rows: list[str] = []
         append = rows.append
         counts: dict[str, int] = {}
-        latest: dict[str, Trade] = {}
+        latest: dict[str, WireTrade] = {}
         times = array("q")
         add_time = times.append
         for t in trades:
@@ -137,6 +137,6 @@ class CopyEncoder:
             trades=trades,
         )
 
-    def encode(self, trades: list[Trade]) -> bytes:
+    def encode(self, trades: list[WireTrade]) -> bytes:
         """`symbol \\t id \\t price \\t qty \\t timestamptz \\t bool \\n` per trade, UTF-8."""
         return self.batch(trades).payload

@@ -1,13 +1,14 @@
-"""A window of one symbol's trades streamed out with ``COPY (SELECT …) TO STDOUT``, counted.
+"""A window of one symbol's trades read out: ``COPY (SELECT …) TO STDOUT``, or batches.
 
-Shared by the export writers (`binprice.export` for CSV and NDJSON, `binprice.export_binance`
-for Binance's archive layout): the window's query parameters, the statement around a writer's
-``SELECT`` list, and the row count reported to a progress callback.
+Every statement the export writers run (`binprice.export` for CSV, NDJSON and Parquet,
+`binprice.export_binance` for Binance's archive layout): each format's ``SELECT`` list, the
+window's query parameters, the COPY around a list, the server-side cursor Parquet and
+`store.trades` read in batches, and the row count reported to a progress callback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
@@ -26,6 +27,30 @@ PROGRESS_EVERY = 10_000
 
 WINDOW_WHERE = "symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
 ORDER = "ORDER BY timestamp, trade_id"
+
+#: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
+#: trips vanish, small enough that memory stays a few MB whatever the window.
+BATCH_ROWS = 50_000
+#: ISO 8601 UTC with milliseconds and Z, as binprice prints timestamps everywhere.
+ISO_MS = """to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+CSV_SELECT = f"SELECT symbol, trade_id, price, quantity, {ISO_MS}, is_buyer_maker::text"
+# Built by the server: symbols are upper-case letters and digits (checked by the table), numeric
+# text never has an exponent, so nothing needs escaping; COPY's text format would escape a
+# backslash, and there is none.
+_NDJSON_OBJECT = (
+    '{"symbol":%%s,"trade_id":%%s,"price":"%%s","quantity":"%%s","timestamp":"%%s",'
+    '"is_buyer_maker":%%s}'
+)
+NDJSON_SELECT = (
+    f"SELECT format('{_NDJSON_OBJECT}', to_json(symbol), trade_id, price, quantity, {ISO_MS}, "
+    "is_buyer_maker::text)"
+)
+#: Parquet's columns as text and epoch milliseconds, cast in Arrow (see `binprice.export`).
+PARQUET_COLUMNS = (
+    "symbol, trade_id, price::text, quantity::text, "
+    "(extract(epoch FROM timestamp) * 1000)::bigint, is_buyer_maker"
+)
 
 
 def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -69,3 +94,41 @@ class ProgressCounter:
         if self._progress is not None and self.rows != self._reported:
             self._progress(self.rows)
         return self.rows
+
+
+def binance_select(microseconds_from: datetime, quote_decimals: int) -> str:
+    """The SELECT list of Binance's archive CSV: quote quantity rounded to `quote_decimals`,
+    time in microseconds from `microseconds_from` on (milliseconds before), flags as text."""
+    return f"""SELECT trade_id, price, quantity, round(price * quantity, {quote_decimals}),
+       CASE WHEN timestamp >= '{microseconds_from.isoformat()}'
+            THEN (extract(epoch FROM timestamp) * 1000000)::bigint
+            ELSE (extract(epoch FROM timestamp) * 1000)::bigint END,
+       CASE WHEN is_buyer_maker THEN 'True' ELSE 'False' END, 'True'"""
+
+
+def decimal_extents(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> tuple[int, int, int, int] | None:
+    """Largest scale and most integer digits of price, then of quantity, in one symbol's window
+    (one index-only pass: the time index includes both columns)."""
+    row: tuple[int, int, int, int] | None = conn.execute(
+        "SELECT coalesce(max(scale(price)), 0), coalesce(max(length(trunc(abs(price))::text)),"
+        " 1), coalesce(max(scale(quantity)), 0), coalesce(max(length(trunc(abs(quantity))"
+        f"::text)), 1) FROM trades WHERE {WINDOW_WHERE}",
+        window_params(symbol, start, end),
+    ).fetchone()
+    return row
+
+
+def trade_batches(
+    conn: Connection, symbol: str, start: datetime, end: datetime, columns: str
+) -> Iterator[list[tuple[Any, ...]]]:
+    """`columns` of one symbol's window in time order, BATCH_ROWS rows at a time."""
+    params = window_params(symbol, start, end)
+    query = f"SELECT {columns} FROM trades WHERE {WINDOW_WHERE} {ORDER}"
+    # A named (server-side) cursor holds the result on the server; it needs a transaction.
+    with conn.transaction(), conn.cursor(name="binprice_export") as cur:
+        cur.itersize = BATCH_ROWS
+        cur.execute(query, params)
+        while batch := cur.fetchmany(BATCH_ROWS):
+            yield batch

@@ -77,6 +77,15 @@ UPDATE gaps SET state = 'open', filled_at = NULL
 WHERE symbol = %s AND first_id = %s AND last_id = %s AND state = 'hole'
 """
 
+#: The state of the row for exactly one range.
+STATE_SQL = "SELECT state FROM gaps WHERE symbol = %s AND first_id = %s AND last_id = %s"
+
+#: Ranges known to be absent on the exchange (holes and skipped ranges).
+ABSENT_SQL = """
+SELECT symbol, first_id, last_id FROM gaps
+WHERE state IN ('hole', 'skipped') AND symbol = ANY(%s)
+"""
+
 HOLES_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
 WHERE state = 'hole' AND symbol = ANY(%s)

@@ -13,30 +13,30 @@ Modules: `_archive` (layout, names, checksums), `_csv` (CSV lines → COPY text)
 pipeline), `_timeline` (gaps, REST tail), `_results` (events and results).
 """
 
+from binprice.events import Severity
 from binprice.history._archive import DEFAULT_ARCHIVE_URL, ArchiveFile, Period, parse_name, plan
 from binprice.history._main import import_history
 from binprice.history._options import ImportOptions
 from binprice.history._results import (
-    EventKind,
     FileProgress,
     FileResult,
     FileStatus,
     GapResult,
     ImportEvent,
+    ImportEventKind,
     ImportSummary,
     SymbolResult,
 )
-from binprice.ingest.events import Severity
 
 __all__ = [
     "DEFAULT_ARCHIVE_URL",
     "ArchiveFile",
-    "EventKind",
     "FileProgress",
     "FileResult",
     "FileStatus",
     "GapResult",
     "ImportEvent",
+    "ImportEventKind",
     "ImportOptions",
     "ImportSummary",
     "Period",

@@ -15,7 +15,10 @@ from typing import Any
 import aiohttp
 import psycopg
 
+from binprice.db.writer import TradeWriter
 from binprice.errors import ArchiveError
+from binprice.exchange.bans import BanBook
+from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
 from binprice.history._plan import (
@@ -26,12 +29,12 @@ from binprice.history._plan import (
     unavailable_runs,
 )
 from binprice.history._results import (
-    EventKind,
     FileProgress,
     FileResult,
     FileStatus,
     GapResult,
     ImportEvent,
+    ImportEventKind,
     ImportSummary,
     SymbolResult,
     file_event,
@@ -41,9 +44,6 @@ from binprice.history._results import (
 )
 from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline, last_stored
-from binprice.ingest.bans import BanBook
-from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
-from binprice.ingest.writer import TradeWriter
 
 _RECORDED = """
 SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end
@@ -214,7 +214,7 @@ class _Ordered:
         if not self.pipeline.stop.is_set():
             span = _span(symbol, span_start, span_end, files, self.today)
 
-            def report(kind: EventKind, message: str) -> None:
+            def report(kind: ImportEventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
 
             timeline = Timeline(self.conn, span, self.rest, self.writer, report)
@@ -223,7 +223,7 @@ class _Ordered:
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
-        emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
+        emit(ImportEvent(ImportEventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
 
 

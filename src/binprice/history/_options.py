@@ -7,10 +7,10 @@ from datetime import date
 from pathlib import Path
 
 from binprice.errors import ConfigError, UsageError
+from binprice.exchange.endpoints import DEFAULT_REST_URL, rest_base
 from binprice.history._archive import DEFAULT_ARCHIVE_URL
 from binprice.history._load import COMMIT_ROWS
 from binprice.history._zip import BLOCK_BYTES
-from binprice.ingest.config import DEFAULT_REST_URL, rest_base
 from binprice.symbols import normalize_symbols
 
 #: Files downloaded (or waiting, verified) ahead of the ones being loaded.
@@ -41,7 +41,7 @@ class ImportOptions:
     spool_dir: Path = field(default_factory=lambda: Path("downloads"))
     rest_url: str = DEFAULT_REST_URL
     #: The exchange's refusals shared with the other processes of the data directory
-    #: (`ingest.bans`); None: this run's own only.
+    #: (`exchange.bans`); None: this run's own only.
     bans_file: Path | None = None
     #: Fetch from REST what the archive lacks: days not published yet, holes in its files.
     rest_tail: bool = False

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
 
-from binprice.ingest.events import Severity
+from binprice.events import Severity
 
 
-class EventKind(Enum):
+class ImportEventKind(Enum):
     """Everything worth a line. The value is the `event` key of the JSON lines."""
 
     PLANNED = "planned"
@@ -39,13 +39,13 @@ class EventKind(Enum):
 
 
 _SEVERITY = {
-    EventKind.REPUBLISHED: Severity.WARNING,
-    EventKind.INTERRUPTED: Severity.WARNING,
-    EventKind.NOT_LOADED: Severity.WARNING,
-    EventKind.GAP: Severity.WARNING,
-    EventKind.PARTITION_BUSY: Severity.WARNING,
-    EventKind.REFUSED: Severity.ERROR,
-    EventKind.MISSING: Severity.ERROR,
+    ImportEventKind.REPUBLISHED: Severity.WARNING,
+    ImportEventKind.INTERRUPTED: Severity.WARNING,
+    ImportEventKind.NOT_LOADED: Severity.WARNING,
+    ImportEventKind.GAP: Severity.WARNING,
+    ImportEventKind.PARTITION_BUSY: Severity.WARNING,
+    ImportEventKind.REFUSED: Severity.ERROR,
+    ImportEventKind.MISSING: Severity.ERROR,
 }
 
 
@@ -53,7 +53,7 @@ _SEVERITY = {
 class ImportEvent:
     """One thing worth a log line; `file` is the archive file name when it is about one."""
 
-    kind: EventKind
+    kind: ImportEventKind
     symbol: str
     message: str
     file: str | None = None
@@ -179,20 +179,22 @@ _WHY = {
 }
 
 
-def file_event_of(kind: EventKind, result: FileResult, message: str) -> ImportEvent:
+def file_event_of(kind: ImportEventKind, result: FileResult, message: str) -> ImportEvent:
     return ImportEvent(kind, result.symbol, message, file=result.name, result=result)
 
 
 def file_event(r: FileResult) -> ImportEvent:
     if r.status is FileStatus.REFUSED:
-        return file_event_of(EventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
+        return file_event_of(ImportEventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
     if r.status is FileStatus.NOT_LOADED:
         return file_event_of(
-            EventKind.NOT_LOADED, r, f"{r.name}: not loaded: {r.reason}; the next run imports it"
+            ImportEventKind.NOT_LOADED,
+            r,
+            f"{r.name}: not loaded: {r.reason}; the next run imports it",
         )
     if r.status is FileStatus.INTERRUPTED:
         return file_event_of(
-            EventKind.INTERRUPTED,
+            ImportEventKind.INTERRUPTED,
             r,
             f"{r.name}: interrupted after trade id {r.last_id} ({r.rows:,} trades stored); "
             "the next run resumes there",
@@ -200,7 +202,7 @@ def file_event(r: FileResult) -> ImportEvent:
     rate = r.rows / r.seconds if r.seconds > 0 else 0.0
     ids = "" if r.first_id is None else f", ids {r.first_id}..{r.last_id}"
     return file_event_of(
-        EventKind.LOADED,
+        ImportEventKind.LOADED,
         r,
         f"{r.name}: {r.rows:,} trades ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
         f"({rate:,.0f}/s, {r.csv_bytes / 1e6 / max(r.seconds, 1e-9):.1f} MB/s)",
@@ -210,9 +212,9 @@ def file_event(r: FileResult) -> ImportEvent:
 def unavailable_event(run: list[FileResult]) -> ImportEvent:
     status = run[0].status
     kind = {
-        FileStatus.MISSING: EventKind.MISSING,
-        FileStatus.NOT_PUBLISHED: EventKind.NOT_PUBLISHED,
-        FileStatus.NOT_ARCHIVED: EventKind.NOT_ARCHIVED,
+        FileStatus.MISSING: ImportEventKind.MISSING,
+        FileStatus.NOT_PUBLISHED: ImportEventKind.NOT_PUBLISHED,
+        FileStatus.NOT_ARCHIVED: ImportEventKind.NOT_ARCHIVED,
     }[status]
     days = f"{run[0].start}" + ("" if len(run) == 1 else f" to {run[-1].end - timedelta(days=1)}")
     names = run[0].name if len(run) == 1 else f"{run[0].name} .. {run[-1].name}"

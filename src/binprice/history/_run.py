@@ -32,11 +32,11 @@ from binprice.history._load import LoadJob, Progress, Resume, load_file
 from binprice.history._options import ImportOptions
 from binprice.history._plan import Recorded, plan_text
 from binprice.history._results import (
-    EventKind,
     FileProgress,
     FileResult,
     FileStatus,
     ImportEvent,
+    ImportEventKind,
     file_event,
 )
 
@@ -70,7 +70,7 @@ class Settled:
 
     result: FileResult
     message: str
-    kind: EventKind | None
+    kind: ImportEventKind | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class Pipeline:
         try:
             for symbol, files in self.plans.items():
                 self.emit(
-                    ImportEvent(EventKind.PLANNED, symbol, plan_text(files), files=len(files))
+                    ImportEvent(ImportEventKind.PLANNED, symbol, plan_text(files), files=len(files))
                 )
                 for file in files:
                     if self.stopping:
@@ -149,17 +149,21 @@ class Pipeline:
         try:
             sha = await self._until_stop(self.source.checksum(file))
         except _Stopped:
-            await self._settle(file, FileStatus.NOT_LOADED, STOPPED_CHECKING, EventKind.NOT_LOADED)
+            await self._settle(
+                file, FileStatus.NOT_LOADED, STOPPED_CHECKING, ImportEventKind.NOT_LOADED
+            )
             return
         except ArchiveError as exc:
-            await self._settle(file, FileStatus.REFUSED, _reason(exc, file), EventKind.REFUSED)
+            await self._settle(
+                file, FileStatus.REFUSED, _reason(exc, file), ImportEventKind.REFUSED
+            )
             return
         if sha is None:
             if expand and file.period is Period.MONTHLY:
                 days = file.daily_files()
                 self.emit(
                     ImportEvent(
-                        EventKind.DAILY_INSTEAD,
+                        ImportEventKind.DAILY_INSTEAD,
                         file.symbol,
                         f"{file.name} is not in the archive; using its {len(days)} daily files",
                         file=file.name,
@@ -175,12 +179,14 @@ class Pipeline:
         covering = self._covered_by(file)
         if record is not None and record.state == "done" and record.sha256 == sha:
             result = _result(file, FileStatus.SKIPPED, "already imported", record)
-            await self._put(Settled(result, f"{file.name}: already imported", EventKind.SKIPPED))
+            await self._put(
+                Settled(result, f"{file.name}: already imported", ImportEventKind.SKIPPED)
+            )
             return
         if record is None and covering:
             reason = f"already imported as {covering}"
             result = _result(file, FileStatus.SKIPPED, reason)
-            await self._put(Settled(result, f"{file.name}: {reason}", EventKind.SKIPPED))
+            await self._put(Settled(result, f"{file.name}: {reason}", ImportEventKind.SKIPPED))
             return
         resume = None
         if (
@@ -213,7 +219,7 @@ class Pipeline:
             return await self.source.fetch(file, sha)
 
     async def _settle(
-        self, file: ArchiveFile, status: FileStatus, reason: str, kind: EventKind | None
+        self, file: ArchiveFile, status: FileStatus, reason: str, kind: ImportEventKind | None
     ) -> None:
         result = _result(file, status, reason)
         message = f"{file.name}: {'refused: ' if status is FileStatus.REFUSED else ''}{reason}"
@@ -240,7 +246,7 @@ class Pipeline:
         if ready.republished:
             self.emit(
                 ImportEvent(
-                    EventKind.REPUBLISHED,
+                    ImportEventKind.REPUBLISHED,
                     file.symbol,
                     f"{file.name}: republished with a new checksum; importing it again",
                     file=file.name,
@@ -249,7 +255,7 @@ class Pipeline:
         if ready.resume is not None:
             self.emit(
                 ImportEvent(
-                    EventKind.RESUMED,
+                    ImportEventKind.RESUMED,
                     file.symbol,
                     f"{file.name}: resuming after trade id {ready.resume.last_id} "
                     f"({ready.resume.rows:,} trades already stored)",
@@ -307,9 +313,9 @@ class Pipeline:
         try:
             made = await asyncio.to_thread(ensure_partitions, conn, *file.times)
         except DatabaseBusyError as exc:
-            kind, messages = EventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
+            kind, messages = ImportEventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
         else:
-            kind = EventKind.PARTITION
+            kind = ImportEventKind.PARTITION
             messages = [f"{file.name}: made partition {name}" for name in made]
         for message in messages:
             self.emit(ImportEvent(kind, file.symbol, message, file=file.name))

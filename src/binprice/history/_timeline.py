@@ -26,10 +26,10 @@ import psycopg
 
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaps import MISSING_IN_RANGE_SQL, SETTLE_SQL, UPSERT_SQL
+from binprice.db.writer import TradeWriter
 from binprice.errors import ExchangeError
-from binprice.history._results import EventKind, GapResult
-from binprice.ingest.rest import PAGE_LIMIT, RestClient
-from binprice.ingest.writer import TradeWriter
+from binprice.exchange.rest import PAGE_LIMIT, RestClient
+from binprice.history._results import GapResult, ImportEventKind
 
 #: Attempts per REST page before the fetch is given up (the gap then stays open).
 PAGE_ATTEMPTS = 5
@@ -38,7 +38,7 @@ REST_REPORT_PAGES = 50
 
 AsyncConnection = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
-Report = Callable[[EventKind, str], None]
+Report = Callable[[ImportEventKind, str], None]
 
 _PREV_STORED = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
 _NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id > %s"
@@ -118,7 +118,9 @@ class Timeline:
         try:
             return await work
         except ExchangeError as exc:
-            self.report(EventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open")
+            self.report(
+                ImportEventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open"
+            )
             return fallback
 
     async def _extents(self) -> list[tuple[int, int]]:
@@ -143,7 +145,7 @@ class Timeline:
         await self.conn.execute(UPSERT_SQL, (self.span.symbol, first, last, state))
         what = {"open": "to be fetched", "skipped": "outside the range", "hole": "absent"}
         self.report(
-            EventKind.GAP,
+            ImportEventKind.GAP,
             f"{self.span.symbol}: trades {first}..{last} ({last - first + 1:,}) missing; "
             f"recorded as {state} ({what.get(state, state)})",
         )
@@ -158,7 +160,8 @@ class Timeline:
         for a, b in holes:
             await self._record(a, b, "hole")
         self.report(
-            EventKind.REST, f"{self.span.symbol}: {stored:,} trades from REST after the archive"
+            ImportEventKind.REST,
+            f"{self.span.symbol}: {stored:,} trades from REST after the archive",
         )
         return top if top is not None else first - 1
 
@@ -199,7 +202,7 @@ class Timeline:
                 top = wanted[-1].trade_id
             if pages % REST_REPORT_PAGES == 0:
                 self.report(
-                    EventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
+                    ImportEventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
                 )
             if len(wanted) < len(page) or len(page) < PAGE_LIMIT:
                 break  # past the end of the range, or caught up with the exchange

@@ -23,7 +23,7 @@ import psycopg
 from binprice.db import connect_async, database_error
 from binprice.db.partitions import ENSURE_LOCK_TIMEOUT, ensure_ahead_async
 from binprice.errors import DatabaseError
-from binprice.ingest.events import Emit, EventKind
+from binprice.events import Emit, EventKind
 from binprice.timespec import format_duration
 
 __all__ = ["ENSURE_INTERVAL_SECONDS", "ensure_months_ahead", "keep_months_ahead"]

@@ -18,8 +18,8 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
-from binprice.binance import Trade
 from binprice.db.copy import Batch, CopyEncoder
+from binprice.exchange.protocol import WireTrade
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import Spool, SpoolError
 
@@ -44,7 +44,7 @@ class TradeBuffer:
     def __init__(self, spool: Spool | None, memory_limit: int, recorder: Recorder) -> None:
         self.spool = spool
         self.memory_limit = memory_limit
-        self.items: list[Trade] = []
+        self.items: list[WireTrade] = []
         self._recorder = recorder
         self._encoder = CopyEncoder()
         self._ready = asyncio.Event()
@@ -58,7 +58,7 @@ class TradeBuffer:
     def _spooled(self) -> int:
         return 0 if self.spool is None else len(self.spool)
 
-    def put(self, trade: Trade) -> None:
+    def put(self, trade: WireTrade) -> None:
         items = self.items
         items.append(trade)
         if len(items) >= self.memory_limit:
@@ -74,7 +74,7 @@ class TradeBuffer:
         if self.keep(batch, trades):
             self._recorder.spilled(len(trades))
 
-    def keep(self, batch: Batch, trades: list[Trade] | None = None) -> bool:
+    def keep(self, batch: Batch, trades: list[WireTrade] | None = None) -> bool:
         """Put an uncommitted batch in the spool; if that fails, record its ids as dropped.
         True if it was spooled."""
         if self.spool is not None:
@@ -90,7 +90,7 @@ class TradeBuffer:
         self._drop(batch.decoded() if trades is None else trades)
         return False
 
-    def _drop(self, trades: list[Trade]) -> None:
+    def _drop(self, trades: list[WireTrade]) -> None:
         by_symbol: dict[str, list[int]] = {}
         for trade in trades:
             by_symbol.setdefault(trade.symbol, []).append(trade.trade_id)

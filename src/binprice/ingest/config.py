@@ -7,18 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from binprice.errors import ConfigError
+from binprice.exchange.endpoints import DEFAULT_REST_URL, DEFAULT_WS_URL
 from binprice.symbols import DEFAULT_SYMBOLS, MAX_STREAMS_PER_CONNECTION
-
-DEFAULT_WS_URL = "wss://stream.binance.com:9443"
-DEFAULT_REST_URL = "https://api.binance.com"
-
-#: Named endpoint pairs for `--exchange`: (WebSocket base, REST base).
-PRESETS: dict[str, tuple[str, str]] = {
-    "binance": (DEFAULT_WS_URL, DEFAULT_REST_URL),
-    "binance-us": ("wss://stream.binance.us:9443", "https://api.binance.us"),
-    "testnet": ("wss://stream.testnet.binance.vision", "https://testnet.binance.vision"),
-    "data-stream": ("wss://data-stream.binance.vision", "https://data-api.binance.vision"),
-}
 
 #: Largest batch one transaction carries; bigger backlogs are written in several.
 MAX_BATCH = 10_000
@@ -76,7 +66,7 @@ class IngestConfig:
     #: Where archive downloads are spooled while verified (with `since`).
     downloads_dir: Path = field(default_factory=lambda: Path("downloads"))
     #: The exchange's refusals shared with the other processes of the data directory
-    #: (`ingest.bans`); None: this run's own only.
+    #: (`exchange.bans`); None: this run's own only.
     bans_file: Path | None = None
     #: `--all`: every symbol the exchange lists as TRADING (then `symbols` is not used),
     #: only those quoted in `quotes` if any are given, re-read every `listing_interval`.
@@ -120,31 +110,3 @@ class IngestConfig:
             raise ConfigError("--batch-wait must be between 0 and 1 s")
         if self.max_batch < 1 or self.memory_limit < self.max_batch:
             raise ConfigError("memory limit must be at least one batch")
-
-
-def endpoints(exchange: str, ws_url: str | None, rest_url: str | None) -> tuple[str, str]:
-    """The WebSocket and REST base URLs: explicit ones, else the `exchange` preset's."""
-    if exchange not in PRESETS:
-        raise ConfigError(f"unknown --exchange {exchange!r}; choose one of {', '.join(PRESETS)}")
-    preset_ws, preset_rest = PRESETS[exchange]
-    return ws_base(ws_url or preset_ws), rest_base(rest_url or preset_rest)
-
-
-def ws_base(url: str) -> str:
-    """The WebSocket base URL without a trailing `/`, `/ws` or `/stream` the user may have typed."""
-    url = url.strip().rstrip("/")
-    for suffix in ("/stream", "/ws"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    if not url.startswith(("ws://", "wss://")):
-        raise ConfigError(f"WebSocket URL must start with ws:// or wss://, got {url!r}")
-    return url
-
-
-def rest_base(url: str) -> str:
-    """The REST base URL without a trailing `/` or `/api`."""
-    url = url.strip().rstrip("/")
-    url = url.removesuffix("/api")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"REST URL must start with http:// or https://, got {url!r}")
-    return url

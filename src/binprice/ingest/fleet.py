@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from binprice.exchange.stream import ConnectionGroup, group_label
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.stream import ConnectionGroup, group_label
 
 #: make(symbols, source, replica) -> the group of one replica of a slot.
 MakeGroup = Callable[[list[str], int, int], ConnectionGroup]

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from binprice.ingest.recorder import Phase
 
 if TYPE_CHECKING:
+    from binprice.completeness.gapkeeper import GapKeeper
+    from binprice.exchange.rest import RestClient
     from binprice.ingest.buffer import TradeBuffer
-    from binprice.ingest.gapkeeper import GapKeeper
     from binprice.ingest.recorder import Recorder, RunSnapshot
-    from binprice.ingest.rest import RestClient
 
 
 @dataclass(slots=True)

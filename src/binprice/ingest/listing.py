@@ -12,9 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.events import Emit, EventKind
+from binprice.exchange.rest import RestClient
 from binprice.ingest.config import LISTING_INTERVAL_SECONDS
-from binprice.ingest.events import Emit, EventKind
-from binprice.ingest.rest import RestClient
 
 #: At most this many symbols are named in one event line.
 NAMED_MAX = 10

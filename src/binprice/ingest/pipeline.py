@@ -28,27 +28,27 @@ from contextlib import asynccontextmanager, suppress
 import aiohttp
 import psycopg
 
-from binprice.binance import Trade
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.completeness.reconcile import Reconciler
+from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
+from binprice.events import Emit, EventKind, IngestEvent, Severity
+from binprice.exchange.bans import BanBook
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.rest import RestClient
+from binprice.exchange.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
-from binprice.ingest.bans import BanBook
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
-from binprice.ingest.events import Emit, EventKind, IngestEvent, Severity
 from binprice.ingest.fleet import Fleet
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
-from binprice.ingest.reconcile import Reconciler
 from binprice.ingest.recorder import Phase, Recorder
-from binprice.ingest.rest import RestClient
 from binprice.ingest.resume import resume
 from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
-from binprice.ingest.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
 from binprice.ingest.tracker import Tracker
-from binprice.ingest.writer import TradeWriter
 
 #: How long a stop waits for the last commits before leaving the rest to the spool
 #: (Ctrl+C must end the run within 5 s whatever the database does).
@@ -70,7 +70,7 @@ async def run_ingest(
     on_event: Callable[[IngestEvent], None] | None = None,
     recorder: Recorder | None = None,
     policy: StreamPolicy | None = None,
-    on_stored: Callable[[list[Trade]], None] | None = None,
+    on_stored: Callable[[list[WireTrade]], None] | None = None,
 ) -> IngestSummary:
     """Ingest until `stop` is set, `config.duration` passes or `config.max_trades` are stored.
 
@@ -216,7 +216,7 @@ class _Run:
         self.listing: Listing | None = None
         self.probe = probe
 
-    async def run(self, on_stored: Callable[[list[Trade]], None] | None) -> IngestSummary:
+    async def run(self, on_stored: Callable[[list[WireTrade]], None] | None) -> IngestSummary:
         # The session timeout bounds WebSocket handshakes; REST calls set their own.
         timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
         try:

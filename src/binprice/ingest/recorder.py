@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from binprice.ingest.events import EventKind, EventSink, IngestEvent
+from binprice.events import EventKind, EventSink, IngestEvent
 from binprice.ingest.stats import IngestStats, IngestSummary, SymbolCounters
 
 if TYPE_CHECKING:

@@ -19,15 +19,15 @@ import asyncio
 from array import array
 from collections.abc import Iterable
 
-from binprice.binance import Trade
-from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
+from binprice.completeness.gapkeeper import GapKeeper
+from binprice.events import EventKind
+from binprice.exchange.protocol import WireTrade
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
 
 
 def spooled_extent(
-    chunks: Iterable[list[Trade]], last_stored: dict[str, int]
+    chunks: Iterable[list[WireTrade]], last_stored: dict[str, int]
 ) -> dict[str, tuple[int, list[tuple[int, int]]]]:
     """Per symbol, for spooled trades above the last stored id: the highest spooled id and the
     ranges between the last stored id and it that the spool does not hold."""
@@ -58,7 +58,7 @@ async def resume(
     recorder: Recorder,
     symbols: list[str],
     last_stored: dict[str, int],
-    spooled: Iterable[list[Trade]],
+    spooled: Iterable[list[WireTrade]],
 ) -> None:
     """Start tracking `symbols` where the last runs left them, every known gap queued: after
     the highest id stored, spooled, or inside a gap left open (a stop's recorded tail)."""

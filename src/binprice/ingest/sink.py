@@ -16,17 +16,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from binprice.binance import Trade
+from binprice._aio import first_of
+from binprice.completeness.gapkeeper import GapKeeper
 from binprice.db.copy import Batch
+from binprice.db.writer import TradeWriter, Unanswered
 from binprice.errors import DatabaseError
-from binprice.ingest.aio import first_of
+from binprice.events import EventKind
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.retry import write_retrying
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
-from binprice.ingest.events import EventKind
-from binprice.ingest.gapkeeper import GapKeeper
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.retry import write_retrying
-from binprice.ingest.writer import TradeWriter, Unanswered
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -47,7 +47,7 @@ class Sink:
         recorder: Recorder,
         config: IngestConfig,
         gaps: GapKeeper,
-        on_stored: Callable[[list[Trade]], None] | None = None,
+        on_stored: Callable[[list[WireTrade]], None] | None = None,
     ) -> None:
         #: Its rows are flushed before every batch commit (a gap's row goes in before any
         #: trade beyond it); database errors there count as a failed commit.

@@ -40,9 +40,9 @@ from binprice._fs import (
     make_private,
     make_private_dirs,
 )
-from binprice.binance import Trade
 from binprice.db.copy import Batch
 from binprice.errors import BinpriceError
+from binprice.exchange.protocol import WireTrade
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"
@@ -207,7 +207,7 @@ class Spool:
         self._sizes[path] = len(data)
         return path
 
-    def peek(self) -> Iterator[list[Trade]]:
+    def peek(self) -> Iterator[list[WireTrade]]:
         """The trades of every waiting chunk, oldest first, without checking them out (start-up
         looks in them for gaps a crashed run may not have recorded)."""
         for path in list(self._chunks):

@@ -21,7 +21,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import IO, Protocol
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import WireTrade
 from binprice.history._archive import ArchiveFile, Period, checksum_text, daily, monthly
 from binprice.testing.generator import US_PER_MS, TradeGenerator
 
@@ -38,17 +38,17 @@ class TradeRecord(Protocol):
 
     def __len__(self) -> int: ...
 
-    def trade(self, index: int) -> Trade: ...
+    def trade(self, index: int) -> WireTrade: ...
 
 
 @dataclass(frozen=True, slots=True)
 class _ListRecord:
-    trades: Sequence[Trade]
+    trades: Sequence[WireTrade]
 
     def __len__(self) -> int:
         return len(self.trades)
 
-    def trade(self, index: int) -> Trade:
+    def trade(self, index: int) -> WireTrade:
         return self.trades[index]
 
 
@@ -100,7 +100,7 @@ class ArchiveMarket:
         return cls(records, start, end, generators)
 
     @classmethod
-    def from_trades(cls, trades: dict[str, Sequence[Trade]]) -> ArchiveMarket:
+    def from_trades(cls, trades: dict[str, Sequence[WireTrade]]) -> ArchiveMarket:
         """An archive of given trades (each symbol's in id order), over the days they span."""
         times = [t.time_ms for ts in trades.values() for t in ts]
         first = datetime.fromtimestamp(min(times) / 1000, UTC).date()
@@ -127,7 +127,7 @@ class ArchiveMarket:
         hi = _first_at(record, day_ms(file.end))
         return range(lo, hi)
 
-    def trades(self, file: ArchiveFile) -> Iterator[Trade]:
+    def trades(self, file: ArchiveFile) -> Iterator[WireTrade]:
         record = self.records[file.symbol]
         for i in self.indexes(file):
             yield record.trade(i)
@@ -138,7 +138,7 @@ def _first_at(record: TradeRecord, time_ms: int) -> int:
     return bisect.bisect_left(range(len(record)), time_ms, key=lambda i: record.trade(i).time_ms)
 
 
-def csv_line(trade: Trade, micros: bool) -> str:
+def csv_line(trade: WireTrade, micros: bool) -> str:
     """One line as Binance writes it."""
     quote = (trade.price * trade.quantity).quantize(_QUOTE_STEP, rounding=ROUND_DOWN)
     stamp = trade.time_ms * 1000 + sub_millisecond(trade.trade_id) if micros else trade.time_ms
@@ -149,7 +149,7 @@ def csv_line(trade: Trade, micros: bool) -> str:
 def write_zip(
     out: IO[bytes],
     file: ArchiveFile,
-    trades: Iterable[Trade],
+    trades: Iterable[WireTrade],
     *,
     micros_from: date = MICROS_FROM,
     version: int = 0,
@@ -180,7 +180,7 @@ def _zip_time(version: int) -> tuple[int, int, int, int, int, int]:
     return (year, month, day, hour, minute + version, second)
 
 
-def zip_bytes(file: ArchiveFile, trades: Iterable[Trade], **kw: object) -> bytes:
+def zip_bytes(file: ArchiveFile, trades: Iterable[WireTrade], **kw: object) -> bytes:
     out = io.BytesIO()
     write_zip(out, file, trades, **kw)  # type: ignore[arg-type]
     return out.getvalue()

@@ -27,7 +27,7 @@ from array import array
 from dataclasses import dataclass
 from decimal import Decimal
 
-from binprice.binance import Trade, stream_name
+from binprice.exchange.protocol import WireTrade, stream_name
 from binprice.testing.agg import AggregateBook
 
 #: Prices and quantities are integers in units of 1e-8 (Spot strings have 8 decimals).
@@ -245,9 +245,9 @@ class TradeGenerator:
 
     # --- the record ------------------------------------------------------------------------
 
-    def trade(self, index: int) -> Trade:
-        """Recorded trade ``index`` (0-based) as the product's :class:`Trade`."""
-        return Trade(
+    def trade(self, index: int) -> WireTrade:
+        """Recorded trade ``index`` (0-based) as the product's :class:`WireTrade`."""
+        return WireTrade(
             self.symbol,
             self.spec.first_id + index,
             Decimal(format_units(self._prices[index])),
@@ -256,12 +256,12 @@ class TradeGenerator:
             bool(self._makers[index]),
         )
 
-    def trades(self, start: int = 0, stop: int | None = None) -> list[Trade]:
+    def trades(self, start: int = 0, stop: int | None = None) -> list[WireTrade]:
         """Recorded trades with indexes ``start`` ≤ i < ``stop``."""
         return [self.trade(i) for i in range(*slice(start, stop).indices(len(self)))]
 
     def time_us(self, index: int) -> int:
-        """Trade time of recorded trade ``index`` in µs (the archives' unit since 2025)."""
+        """WireTrade time of recorded trade ``index`` in µs (the archives' unit since 2025)."""
         return self._times[index]
 
     def index_of_time_us(self, time_us: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from binprice.binance import MICROSECOND_EPOCH_THRESHOLD
+from binprice.exchange.protocol import MICROSECOND_EPOCH_THRESHOLD
 from binprice.testing.exchange_info import (
     FILTERABLE_STATUSES,
     PERMISSIONS,

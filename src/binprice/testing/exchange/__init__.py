@@ -28,7 +28,7 @@ from types import TracebackType
 
 from aiohttp import WSCloseCode, web
 
-from binprice.binance import Trade
+from binprice.exchange.protocol import WireTrade
 from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
@@ -185,7 +185,7 @@ class TestExchange:
 
     # --- what the tests assert against ----------------------------------------------------
 
-    def produced(self, symbol: str) -> list[Trade]:
+    def produced(self, symbol: str) -> list[WireTrade]:
         """Every trade produced for ``symbol``, in id order (sent on the stream or not)."""
         return self.generators[symbol.upper()].trades()
 

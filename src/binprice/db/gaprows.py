@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from binprice.db.gaps import (
+    ABSENT_SQL,
     HOLES_SQL,
     MISSING_IN_RANGE_SQL,
     OPEN_GAPS_SQL,
     REOPEN_HOLE_SQL,
     SETTLE_SQL,
+    STATE_SQL,
     UPSERT_SQL,
     uncovered,
 )
@@ -27,7 +29,8 @@ from binprice.db.gaps import (
 if TYPE_CHECKING:
     import psycopg
 
-Range = tuple[str, int, int]
+#: One gap's range of ids: (symbol, first id, last id), both ends included.
+GapSpan = tuple[str, int, int]
 
 
 class GapRows:
@@ -90,14 +93,14 @@ class GapRows:
             del self._pending[:count]
             self.recorded += count
 
-    async def settle(self, candidates: Iterable[Range]) -> list[Range]:
+    async def settle(self, candidates: Iterable[GapSpan]) -> list[GapSpan]:
         """The candidates now marked filled (or no longer open). Database errors leave them
         for the next round."""
         import psycopg
 
         from binprice.errors import DatabaseError
 
-        done: list[Range] = []
+        done: list[GapSpan] = []
         try:
             await self.flush()
             conn = await self.connection()
@@ -119,14 +122,11 @@ class GapRows:
     async def state(self, symbol: str, first: int, last: int) -> str | None:
         """The state of the row for exactly `first..last`, None if there is none."""
         conn = await self.connection()
-        cur = await conn.execute(
-            "SELECT state FROM gaps WHERE symbol = %s AND first_id = %s AND last_id = %s",
-            (symbol, first, last),
-        )
+        cur = await conn.execute(STATE_SQL, (symbol, first, last))
         row = await cur.fetchone()
         return None if row is None else str(row[0])
 
-    async def holes(self, symbols: list[str]) -> list[Range]:
+    async def holes(self, symbols: list[str]) -> list[GapSpan]:
         """The recorded holes of `symbols`."""
         conn = await self.connection()
         cur = await conn.execute(HOLES_SQL, (symbols,))
@@ -139,18 +139,14 @@ class GapRows:
         conn = await self.connection()
         await conn.execute(REOPEN_HOLE_SQL, (symbol, first, last))
 
-    async def open_gaps(self, symbols: list[str]) -> list[tuple[Range, list[tuple[int, int]]]]:
+    async def open_gaps(self, symbols: list[str]) -> list[tuple[GapSpan, list[tuple[int, int]]]]:
         """Gaps an earlier run left open, each with the ids still neither stored nor known to
         be absent (so a half-filled gap resumes where it stopped)."""
         conn = await self.connection()
         cur = await conn.execute(OPEN_GAPS_SQL, (symbols,))
         gaps = [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
         absent: dict[str, list[tuple[int, int]]] = {}
-        cur = await conn.execute(
-            "SELECT symbol, first_id, last_id FROM gaps "
-            "WHERE state IN ('hole', 'skipped') AND symbol = ANY(%s)",
-            (symbols,),
-        )
+        cur = await conn.execute(ABSENT_SQL, (symbols,))
         for s, a, b in await cur.fetchall():
             absent.setdefault(str(s), []).append((int(a), int(b)))  # type: ignore[call-overload]
         out = []

@@ -32,15 +32,15 @@ from collections.abc import Callable, Iterable
 
 import psycopg
 
-from binprice.binance import Trade
+from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.completeness.gapset import GapSet
+from binprice.db.gaprows import GapRows, GapSpan
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
-from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.events import EventKind
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.rest import RestClient
 from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.events import EventKind
-from binprice.ingest.gaprows import GapRows
-from binprice.ingest.gapset import GapSet
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
@@ -54,8 +54,6 @@ EMPTY_RETRY_SECONDS = 1.0
 #: Recorded holes are asked about again one per this many seconds: 25 weight a minute at most,
 #: under 1 % of Binance's budget.
 HOLE_RECHECK_SECONDS = 60.0
-
-Range = tuple[str, int, int]
 
 
 class GapKeeper:
@@ -85,14 +83,14 @@ class GapKeeper:
         self._queue: deque[tuple[float, str, int, int]] = deque()
         self._wake = asyncio.Event()
         #: Open gaps (recorded or about to be) not yet known to be filled.
-        self._unsettled: list[Range] = []
+        self._unsettled: list[GapSpan] = []
         #: False once the run's last fetches are done (`drain`): gaps found later are recorded
         #: for the next run.
         self._fetching = True
         #: Failures in a row per queued gap, for its backoff.
-        self._failures: dict[Range, int] = {}
+        self._failures: dict[GapSpan, int] = {}
         #: Holes recorded by earlier runs, still to be asked about again in this one.
-        self._recheck: deque[Range] = deque()
+        self._recheck: deque[GapSpan] = deque()
 
     # --- detection: synchronous, called from the hot path and the detectors ------------------
 
@@ -348,7 +346,7 @@ class GapKeeper:
             first_id = page.trades[0].trade_id if page.trades else 0
             self._recorder.backfilled(symbol, taken, first_id)
 
-    def _take(self, missing: GapSet, trades: list[Trade]) -> int:
+    def _take(self, missing: GapSet, trades: list[WireTrade]) -> int:
         put = self._buffer.put
         taken = 0
         for trade in trades:

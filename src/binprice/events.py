@@ -1,4 +1,5 @@
-"""What an ingest run reports: one `EventKind` per kind of thing, each with a severity.
+"""What a run reports: one `EventKind` per kind of thing an ingest run reports, each with a
+severity; `Severity` is shared with the import's `ImportEventKind`.
 
 The run never prints; it reports events through one `EventSink`, and the output layer decides
 what to show. Filters derive from severity, so `-q` shows every problem (every WARNING and ERROR)

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterable
 
 from binprice.errors import ExchangeError, GeoRestrictedError
-from binprice.ingest.events import EventKind
+from binprice.events import EventKind
+from binprice.exchange.rest import RestClient
 from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import RestClient
 from binprice.ingest.tracker import Tracker
 
 #: A symbol that delivers a trade this soon after a connect needs no REST check.

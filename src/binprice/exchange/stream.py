@@ -19,25 +19,23 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 
-from binprice.binance import (
+from binprice._aio import first_of
+from binprice.errors import ExchangeError, GeoRestrictedError
+from binprice.exchange.backoff import AttemptBudget, Backoff
+from binprice.exchange.protocol import (
     ErrorFrame,
     Malformed,
     OtherEvent,
     ServerShutdown,
-    Trade,
+    WireTrade,
     decode_frame,
 )
-from binprice.errors import ExchangeError, GeoRestrictedError
-from binprice.ingest.aio import first_of
-from binprice.ingest.backoff import AttemptBudget, Backoff
-from binprice.ingest.reconcile import Reconciler
-from binprice.ingest.recorder import Recorder
-from binprice.ingest.rest import GEO_HINT
-from binprice.ingest.subscriptions import Outbox, connection_path
-from binprice.ingest.tracker import Tracker
+from binprice.exchange.rest import GEO_HINT
+from binprice.exchange.subscriptions import Outbox, connection_path
 from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
 #: Binance lets a connection live 24 h; rotate a little before that.
@@ -92,7 +90,7 @@ class _Connection:
     ended: str = ""
     #: While its predecessor is still catching up, a successor's trades wait here (and the
     #: first id per symbol in `held_first`), so the overlap never looks like a gap.
-    held: list[Trade] | None = None
+    held: list[WireTrade] | None = None
     held_first: dict[str, int] = field(default_factory=dict)
     #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
     outbox: Outbox = field(default_factory=Outbox)
@@ -105,6 +103,42 @@ def group_label(symbols: list[str], replica: int = 0, replicas: int = 1) -> str:
     """`BTCUSDT`, `BTCUSDT+1`; with redundancy `BTCUSDT+1#2` for the second connection."""
     label = symbols[0] if len(symbols) == 1 else f"{symbols[0]}+{len(symbols) - 1}"
     return f"{label}#{replica + 1}" if replicas > 1 else label
+
+
+class TradeReceiver(Protocol):
+    """Where a group's trades go (the ingest run's tracker): it never blocks the reader."""
+
+    def last_id(self, symbol: str) -> int | None: ...
+
+    def on_trade(self, trade: WireTrade, source: int = 0) -> None: ...
+
+
+class StreamRecorder(Protocol):
+    """What a group reports of its connections (the ingest run's recorder)."""
+
+    def connected(self, label: str, number: int) -> None: ...
+
+    def disconnected(self) -> None: ...
+
+    def connect_failed(self, reason: str) -> None: ...
+
+    def reconnecting(self, label: str, ended: str, delay: float, *, stale: bool) -> None: ...
+
+    def rotation_due(self, label: str, *, server_shutdown: bool) -> None: ...
+
+    def rotated(self) -> None: ...
+
+    def error_frame(self, label: str, code: object, msg: str) -> None: ...
+
+    def malformed_frame(self, label: str, reason: str) -> None: ...
+
+    def other_frame(self) -> None: ...
+
+
+class ConnectionWatcher(Protocol):
+    """Told when a connection completed its handshake (the run's reconciler)."""
+
+    def connected(self, symbols: Iterable[str]) -> None: ...
 
 
 class ConnectionGroup:
@@ -121,11 +155,11 @@ class ConnectionGroup:
         session: aiohttp.ClientSession,
         ws_url: str,
         symbols: list[str],
-        tracker: Tracker,
-        recorder: Recorder,
+        tracker: TradeReceiver,
+        recorder: StreamRecorder,
         stop: asyncio.Event,
         policy: StreamPolicy,
-        reconciler: Reconciler | None = None,
+        reconciler: ConnectionWatcher | None = None,
         *,
         source: int = 0,
         replica: int = 0,
@@ -338,7 +372,7 @@ class ConnectionGroup:
             if kind is text:
                 conn.frames += 1
                 item = decode(msg.data)
-                if type(item) is Trade:
+                if type(item) is WireTrade:
                     conn.trades += 1
                     held = conn.held
                     if held is None:
@@ -368,7 +402,7 @@ class ConnectionGroup:
                 return
 
     def _on_event(self, item: object, conn: _Connection) -> None:
-        if isinstance(item, Trade):
+        if isinstance(item, WireTrade):
             conn.trades += 1
             if conn.held is None:
                 self._tracker.on_trade(item, self._source)

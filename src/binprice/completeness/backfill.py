@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from binprice.binance import Trade
+from binprice.completeness.gapset import GapSet
 from binprice.errors import EmptyPageError
-from binprice.ingest.gapset import GapSet
-from binprice.ingest.rest import RestClient
+from binprice.exchange.protocol import WireTrade
+from binprice.exchange.rest import RestClient
 
 #: Attempts per page before the walk gives up (the caller retries the gap later).
 PAGE_ATTEMPTS = 5
@@ -34,7 +34,7 @@ class Page:
     """One answer of the walk: trades inside the range, and ids the exchange does not have."""
 
     symbol: str
-    trades: list[Trade]
+    trades: list[WireTrade]
     holes: list[tuple[int, int]]
 
 
@@ -65,7 +65,9 @@ async def fetch_missing(
             return
 
 
-def _skipped(missing: GapSet, page: list[Trade], from_id: int, last: int) -> list[tuple[int, int]]:
+def _skipped(
+    missing: GapSet, page: list[WireTrade], from_id: int, last: int
+) -> list[tuple[int, int]]:
     """The missing ids up to `last` the page steps over: before its first row, or between two
     rows (the exchange answers with consecutive ids it has, so those it skips it lacks)."""
     holes: list[tuple[int, int]] = []

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import aiohttp
 
-from binprice.binance import combined_stream_path, control_request, stream_name
+from binprice.exchange.protocol import combined_stream_path, control_request, stream_name
 
 #: Streams named in the URL itself; the rest are subscribed.
 URL_STREAMS_MAX = 200

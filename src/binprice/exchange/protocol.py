@@ -2,7 +2,7 @@
 
 Nothing here does I/O. The hot path is :func:`decode_frame` on a combined-stream ``@trade``
 frame: one typed msgspec decode straight from bytes, then a handful of cheap checks. Anything
-the fast path cannot turn into a :class:`Trade` is classified by a slower generic decode into
+the fast path cannot turn into a :class:`WireTrade` is classified by a slower generic decode into
 one of the :data:`Event` variants, so the reader never has to catch exceptions per frame.
 """
 
@@ -29,8 +29,11 @@ SERVER_SHUTDOWN_STREAM = "!serverShutdown"
 _ZERO = Decimal(0)
 
 
-class Trade(msgspec.Struct, frozen=True, gc=False):
-    """One Spot trade as binprice stores it.
+class WireTrade(msgspec.Struct, frozen=True, gc=False):
+    """One Spot trade as the exchange sends it (a stream frame or a REST row), decoded.
+
+    The stored trade a query returns is `binprice.Trade`; the table's model is
+    `binprice.models.TradeRow`.
 
     ``time_ms`` is the trade time ``T`` (matching engine), UTC epoch milliseconds.
     ``is_buyer_maker`` true means the aggressor sold.
@@ -152,7 +155,7 @@ def _positive_decimal(text: str) -> Decimal | None:
     return value
 
 
-def _trade_or_reason(d: _TradePayload, stream: str | None) -> Trade | Event:
+def _trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
     """Validate a typed payload; the fast path's only per-frame logic."""
     if d.e != "trade":
         return OtherEvent(d.e, stream)
@@ -167,13 +170,13 @@ def _trade_or_reason(d: _TradePayload, stream: str | None) -> Trade | Event:
     quantity = _positive_decimal(d.q)
     if quantity is None:
         return Malformed(f"quantity {d.q!r} is not a positive decimal")
-    return Trade(d.s, d.t, price, quantity, to_milliseconds(d.T), d.m)
+    return WireTrade(d.s, d.t, price, quantity, to_milliseconds(d.T), d.m)
 
 
-def decode_frame(frame: bytes | str) -> Trade | Event:
+def decode_frame(frame: bytes | str) -> WireTrade | Event:
     """Decode one text frame of a combined (``/stream``) or raw (``/ws``) connection.
 
-    Returns a :class:`Trade` or an :data:`Event`; never raises for bad input.
+    Returns a :class:`WireTrade` or an :data:`Event`; never raises for bad input.
     """
     try:
         combined = _COMBINED_DECODER.decode(frame)
@@ -182,7 +185,7 @@ def decode_frame(frame: bytes | str) -> Trade | Event:
     return _trade_or_reason(combined.data, combined.stream)
 
 
-def _decode_slow(frame: bytes | str) -> Trade | Event:
+def _decode_slow(frame: bytes | str) -> WireTrade | Event:
     """Classify a frame the combined fast path rejected."""
     try:
         return _trade_or_reason(_RAW_DECODER.decode(frame), None)
@@ -217,7 +220,7 @@ def _error_frame(error: dict[str, Any], request_id: Any) -> ErrorFrame:
     )
 
 
-def _classify_payload(data: dict[str, Any], stream: str | None) -> Event | Trade:
+def _classify_payload(data: dict[str, Any], stream: str | None) -> Event | WireTrade:
     event_type = data.get("e")
     if event_type == "serverShutdown":
         event_time = data.get("E")
@@ -239,7 +242,7 @@ def _classify_payload(data: dict[str, Any], stream: str | None) -> Event | Trade
 # --- REST ------------------------------------------------------------------------------------
 
 
-def decode_rest_trades(symbol: str, body: bytes | str) -> list[Trade]:
+def decode_rest_trades(symbol: str, body: bytes | str) -> list[WireTrade]:
     """Decode a ``/api/v3/trades`` or ``/api/v3/historicalTrades`` body for ``symbol``.
 
     Raises :class:`ExchangeError` if the body is an error object or violates the row schema.
@@ -251,14 +254,14 @@ def decode_rest_trades(symbol: str, body: bytes | str) -> list[Trade]:
             f"unexpected trades page for {symbol}: {_describe(body, exc)}"
         ) from None
     symbol = symbol.upper()
-    trades: list[Trade] = []
+    trades: list[WireTrade] = []
     for row in rows:
         price = _positive_decimal(row.price)
         quantity = _positive_decimal(row.qty)
         if price is None or quantity is None:
             raise ExchangeError(f"trade {row.id} of {symbol} has a non-positive price or quantity")
         trades.append(
-            Trade(symbol, row.id, price, quantity, to_milliseconds(row.time), row.isBuyerMaker)
+            WireTrade(symbol, row.id, price, quantity, to_milliseconds(row.time), row.isBuyerMaker)
         )
     return trades
 

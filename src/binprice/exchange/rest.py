@@ -20,14 +20,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from binprice.binance import (
-    SymbolInfo,
-    Trade,
-    decode_newest_agg_trade_id,
-    decode_rest_trades,
-    parse_exchange_info,
-    parse_weight_limit,
-)
 from binprice.errors import (
     ExchangeBannedError,
     ExchangeError,
@@ -35,8 +27,16 @@ from binprice.errors import (
     GeoRestrictedError,
     SymbolError,
 )
-from binprice.ingest.bans import BanBook, Refusal
-from binprice.ingest.retry import RateLimited, Sleep, Transient, rest_retrying
+from binprice.exchange.bans import BanBook, Refusal
+from binprice.exchange.protocol import (
+    SymbolInfo,
+    WireTrade,
+    decode_newest_agg_trade_id,
+    decode_rest_trades,
+    parse_exchange_info,
+    parse_weight_limit,
+)
+from binprice.exchange.retry import RateLimited, Sleep, Transient, rest_retrying
 
 WEIGHT_LIMIT_PER_MINUTE = 6000
 #: Stop spending at this share of the budget: other tools on the same IP need some too.
@@ -270,7 +270,7 @@ class RestClient:
             if s.is_trading and (not wanted or s.quote_asset in wanted) and s.symbol.isascii()
         )
 
-    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Trade]:
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
         """Up to 1000 trades with id >= from_id, ascending."""
         body = await self.get(
             "/api/v3/historicalTrades",

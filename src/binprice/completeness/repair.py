@@ -25,15 +25,15 @@ from datetime import datetime
 
 import aiohttp
 
+from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.completeness.gapset import GapSet
 from binprice.db.copy import CopyEncoder
+from binprice.db.gaprows import GapRows
 from binprice.db.gaps import Verification
+from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
-from binprice.ingest.backfill import PAGE_ATTEMPTS, fetch_missing
-from binprice.ingest.bans import BanBook
-from binprice.ingest.gaprows import GapRows
-from binprice.ingest.gapset import GapSet
-from binprice.ingest.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
-from binprice.ingest.writer import TradeWriter
+from binprice.exchange.bans import BanBook
+from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 
 
 @dataclass(frozen=True, slots=True)
