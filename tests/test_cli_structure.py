@@ -125,7 +125,7 @@ def test_a_command_module_calls_only_store_and_rendering(stem: str) -> None:
          ["line 2: from binprice.db import connect"]),
         ("import binprice.history", ["line 1: import binprice.history"]),
         ("def f(store):\n    return store.connection", ["line 2: reads .connection past Store"]),
-        ("from binprice.cli._render import to_json", []),
+        ("from binprice.cli.views.queries import to_json", []),
         ("from binprice.timespec import parse_window", []),
     ],
     ids=["public", "private-package", "in-function", "plain-import", "connection", "view",

@@ -102,7 +102,7 @@ def chart(
     a window of one interval or less is drawn as a line of its trades."""
     import shutil
 
-    from binprice.cli._chart import chart_png, chart_text, max_candles
+    from binprice.cli.views.chart import chart_png, chart_text, max_candles
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
@@ -135,7 +135,7 @@ def export(
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
-    from binprice.cli._export_view import ExportView
+    from binprice.cli.views.export import ExportView
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
@@ -177,7 +177,7 @@ def watch(
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
     terminal: one line per update."""
-    from binprice.cli._watch_view import show
+    from binprice.cli.views.watch import show
 
     store = store_from(ctx, database_url)
     with store:

@@ -111,7 +111,7 @@ def gaps(
 
 
 def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
-    from binprice.cli._render import gaps_json, gaps_text
+    from binprice.cli.views.queries import gaps_json, gaps_text
 
     found = store.gaps(symbols)
     if not found and not as_json:
@@ -128,7 +128,7 @@ def _verify(
     rest_url: str | None,
     as_json: bool,
 ) -> None:
-    from binprice.cli._render import verification_json, verification_text
+    from binprice.cli.views.queries import verification_json, verification_text
 
     result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)

@@ -143,7 +143,7 @@ def footer(result: Status) -> str:
     """The database's lines (each under 80 columns): totals and sizes, pruned history, rows
     waiting in the DEFAULT partition."""
     # The size format of `db info`, so both commands print sizes alike.
-    from binprice.cli._db_view import size_text
+    from binprice.cli.views.db import size_text
 
     count = len(result.symbols)
     lines = [
@@ -180,7 +180,7 @@ def _age_ms(s: SymbolStatus) -> int | None:
 
 
 def _age(s: SymbolStatus) -> str:
-    from binprice.cli._render import format_ago
+    from binprice.cli.views.queries import format_ago
 
     return _NONE if s.last_trade_age is None else format_ago(s.last_trade_age)
 
