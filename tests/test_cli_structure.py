@@ -31,11 +31,9 @@ CLI = Path(__file__).resolve().parents[1] / "src" / "binprice" / "cli"
 ALLOWED = frozenset({"binprice", "binprice._store", "binprice.errors", "binprice.timespec",
                      "binprice.symbols"})  # fmt: skip
 
-#: Commands that are no Store call, and why. `exchange` runs the test exchange (no database);
-#: `gaps` resolves the --exchange preset to a REST URL with the exchange's table of presets.
+#: Commands that are no Store call, and why. `exchange` runs the test exchange (no database).
 KNOWN_EXCEPTIONS = {
     ("_exchange", "binprice.testing.cli"),
-    ("_gaps", "binprice.exchange.endpoints"),
 }
 
 

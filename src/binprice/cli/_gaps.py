@@ -101,13 +101,20 @@ def gaps(
         from binprice.timespec import parse_window
 
         window_start, window_end = parse_window(last=last, start=start, end=end)
-    rest = _rest(exchange, rest_url) if repair or against_exchange else None
     with store_from(ctx, database_url) as store:
         if repair:
-            assert rest is not None
-            _repair(store, symbols, window_start, window_end, rest, as_json)
+            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json)
         else:
-            _verify(store, symbols, window_start, window_end, rest, as_json)
+            _verify(
+                store,
+                symbols,
+                window_start,
+                window_end,
+                against_exchange,
+                exchange,
+                rest_url,
+                as_json,
+            )
 
 
 def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
@@ -125,12 +132,21 @@ def _verify(
     symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
+    against_exchange: bool,
+    exchange: str,
     rest_url: str | None,
     as_json: bool,
 ) -> None:
     from binprice.cli.views.queries import verification_json, verification_text
 
-    result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
+    result = store.verify(
+        symbols,
+        start=start,
+        end=end,
+        against_exchange=against_exchange,
+        exchange=exchange,
+        rest_url=rest_url if against_exchange else None,
+    )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
         raise typer.Exit(1)
@@ -141,20 +157,17 @@ def _repair(
     symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
-    rest_url: str,
+    exchange: str,
+    rest_url: str | None,
     as_json: bool,
 ) -> None:
     with _RepairView(sys.stderr.isatty() and not as_json) as view:
-        result = store.repair(symbols, start=start, end=end, rest_url=rest_url, progress=view)
+        result = store.repair(
+            symbols, start=start, end=end, exchange=exchange, rest_url=rest_url, progress=view
+        )
     typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
         raise typer.Exit(1)
-
-
-def _rest(exchange: str, rest_url: str | None) -> str:
-    from binprice.exchange.endpoints import endpoints
-
-    return endpoints(exchange, None, rest_url)[1]
 
 
 class _RepairView:
