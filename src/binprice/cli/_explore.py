@@ -1,8 +1,9 @@
 """`binprice candles`, `chart`, `export` and `watch`: looking at the data.
 
 Each command parses its options, makes one `Store` call (candles, chart, export, watch) and
-renders; plotext, pyarrow, matplotlib and Rich are imported inside the
-commands that need them, so registering these commands costs `binprice latest` nothing (and
+hands the result to its view (`views.queries`, `views.chart`, `views.export`, `views.watch`);
+the views, plotext, pyarrow, matplotlib and Rich are imported inside the commands that need
+them, so registering these commands costs `binprice latest` nothing (and
 `main` only imports this module when one of them runs).
 """
 
