@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from binprice.charts import chart_data, price_path
-from binprice.cli._chart import chart_text, max_candles
+from binprice.cli.views.chart import chart_text, max_candles
 from binprice.db.candles import INTERVALS, candles
 from tests.trades_data import Row, load
 

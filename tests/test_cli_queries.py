@@ -182,7 +182,7 @@ def test_cli_import_does_not_load_heavy_modules() -> None:
     """Importing the CLI and running a query command's imports loads no aiohttp/alembic/etc."""
     code = (
         "import sys\n"
-        "import binprice.cli, binprice.db.queries, binprice.cli._render, binprice.timespec\n"
+        "import binprice.cli, binprice.db.queries, binprice.cli.views.queries, binprice.timespec\n"
         "heavy = {'aiohttp', 'alembic', 'sqlalchemy', 'rich', 'pydantic'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
@@ -199,9 +199,10 @@ def test_latest_command_run_loads_no_heavy_modules(url: str) -> None:
         f"sys.argv = ['binprice', '--database-url', {url!r}, 'latest', '--json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = {'aiohttp', 'alembic', 'sqlalchemy', 'rich', 'pydantic'}\n"
-        "ours = {'binprice.cli._app', 'binprice.cli._queries', 'binprice.cli._render'}\n"
+        "ours = {'binprice.cli._app', 'binprice.cli._queries',\n"
+        "        'binprice.cli.views', 'binprice.cli.views.queries'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
-        "             or m.startswith('binprice.cli._') and m not in ours), file=sys.stderr)\n"
+        "             or m.startswith('binprice.cli.') and m not in ours), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"

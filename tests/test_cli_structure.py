@@ -9,8 +9,9 @@ import from binprice only:
   dataclasses, result types, the error tree), `binprice._store` and `binprice.errors`;
 - the command line's own input language, pure functions without I/O: `binprice.timespec`
   (times, durations, windows) and `binprice.symbols` (symbol names);
-- the rest of `binprice.cli`: the app (`_app`), the views and renderers, the signal runner,
-  and other command modules (which obey this same rule).
+- rendering, `binprice.cli.views.*`: what a result looks like;
+- the rest of the command line: the app (`_app`), the signal runner (`_signals`) and other
+  command modules (which obey this same rule).
 
 And it never reaches past `Store` to the database: no `.connection` attribute is read.
 Everything else (the database, the pipeline, history, SQL) is the library's, behind `Store`.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import MISSING, fields
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -31,14 +33,13 @@ CLI = Path(__file__).resolve().parents[1] / "src" / "binprice" / "cli"
 ALLOWED = frozenset({"binprice", "binprice._store", "binprice.errors", "binprice.timespec",
                      "binprice.symbols"})  # fmt: skip
 
-#: Commands that are no Store call, and why. `exchange` runs the test exchange (no database);
-#: `gaps` resolves the --exchange preset to a REST URL with the exchange's table of presets.
+#: Commands that are no Store call, and why. `exchange` runs the test exchange (no database).
 KNOWN_EXCEPTIONS = {
     ("_exchange", "binprice.testing.cli"),
-    ("_gaps", "binprice.exchange.endpoints"),
 }
 
 
+@cache
 def command_modules() -> dict[str, ast.Module]:
     """Every module of binprice/cli that defines a command, by stem."""
     found = {}
@@ -93,11 +94,17 @@ def violations(stem: str, tree: ast.Module) -> list[str]:
     return found
 
 
+#: The command line's own modules a command module may use besides the views.
+CLI_MODULES = frozenset({"binprice.cli", "binprice.cli._app", "binprice.cli._signals"})
+
+
 def _allowed(stem: str, module: str) -> bool:
     return (
         module in ALLOWED
-        or module == "binprice.cli"
-        or module.startswith("binprice.cli.")
+        or module in CLI_MODULES
+        or module == "binprice.cli.views"
+        or module.startswith("binprice.cli.views.")
+        or module.removeprefix("binprice.cli.") in command_modules()
         or (stem, module) in KNOWN_EXCEPTIONS
     )
 
@@ -116,6 +123,22 @@ def test_a_command_module_calls_only_store_and_rendering(stem: str) -> None:
     assert violations(stem, command_modules()[stem]) == []
 
 
+#: What draws output; a command module hands its result to a view instead.
+DRAWING = frozenset({"rich", "plotext", "matplotlib"})
+
+
+@pytest.mark.parametrize("stem", sorted(command_modules()))
+def test_a_command_module_draws_nothing_itself(stem: str) -> None:
+    """Rendering lives in `binprice.cli.views`: no command module imports a drawing library."""
+    imported = set()
+    for node in ast.walk(command_modules()[stem]):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+    assert imported & DRAWING == set()
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -125,11 +148,13 @@ def test_a_command_module_calls_only_store_and_rendering(stem: str) -> None:
          ["line 2: from binprice.db import connect"]),
         ("import binprice.history", ["line 1: import binprice.history"]),
         ("def f(store):\n    return store.connection", ["line 2: reads .connection past Store"]),
-        ("from binprice.cli._render import to_json", []),
+        ("from binprice.cli.views.queries import to_json", []),
+        ("from binprice.cli._queries import emit", []),
+        ("from binprice.cli._helpers import x", ["line 1: from binprice.cli._helpers import x"]),
         ("from binprice.timespec import parse_window", []),
     ],
     ids=["public", "private-package", "in-function", "plain-import", "connection", "view",
-         "timespec"],
+         "command-module", "not-a-view", "timespec"],
 )  # fmt: skip
 def test_the_rule_catches_every_way_past_store(source: str, expected: list[str]) -> None:
     """Imports in functions, plain imports, private names and the raw connection all count."""

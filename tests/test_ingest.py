@@ -154,7 +154,7 @@ def test_trade_log_line_never_uses_exponent_notation() -> None:
     """-v prints a dust quantity as 0.00000001, not 1E-8."""
     from decimal import Decimal
 
-    from binprice.cli._monitor import trade_line
+    from binprice.cli.views.ingest import trade_line
     from binprice.exchange.protocol import WireTrade
 
     line = trade_line(

@@ -276,8 +276,8 @@ def test_json_log_format_turns_library_warnings_and_notices_into_json_lines() ->
     import io
     import logging
 
-    from binprice.cli._ingest_run import log_records_to
-    from binprice.cli._monitor import Monitor
+    from binprice.cli.views.ingest import Monitor
+    from binprice.cli.views.ingest_log import log_records_to
 
     out = io.StringIO()
     with log_records_to(Monitor("json", quiet=False, verbose=False, stream=out)):

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from binprice.cli import _render as render
-from binprice.cli._monitor import live_table
+from binprice.cli.views import queries as render
+from binprice.cli.views.ingest import live_table
 from binprice.db.queries import At, Latest, Range
 from binprice.ingest.stats import IngestStats
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from binprice.cli._status import TEXT_COLUMNS, status_json, status_table, status_text
+from binprice.cli.views.status import TEXT_COLUMNS, status_json, status_table, status_text
 from binprice.db.gaps import UPSERT_SQL
 from binprice.db.partitions import ensure_partitions, prune
 from binprice.db.status import STATUS_SQL, SYMBOLS_SQL, Status, SymbolStatus, database_status

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from rich.console import Console
 
-from binprice.cli._watch_view import sparkline, to_line, to_table
+from binprice.cli.views.watch import sparkline, to_line, to_table
 from binprice.watch import Snapshot, Watch, snapshot
 from tests.trades_data import Row, load
 

@@ -107,6 +107,13 @@ def symbols_of(value: Symbols) -> list[str]:
     return list(normalize_symbols(value if isinstance(value, str) else list(value)))
 
 
+def _rest_base(exchange: str, rest_url: str | None) -> str:
+    """The REST base URL: `rest_url`, else the `exchange` preset's (as `ingest` resolves it)."""
+    from binprice.exchange.endpoints import endpoints
+
+    return endpoints(exchange, None, rest_url)[1]
+
+
 class Store:
     """binprice's database. Use it as a context manager, or call `close()`."""
 
@@ -313,19 +320,21 @@ class Store:
         *,
         start: When | None = None,
         end: When | None = None,
+        against_exchange: bool = False,
+        exchange: str = "binance",
         rest_url: str | None = None,
     ) -> Verification:
-        """Check the stored ids (whole UTC minutes) against the recorded gaps; with `rest_url`
-        also each symbol's tail up to the exchange's newest trade."""
+        """Check the stored ids (whole UTC minutes) against the recorded gaps; with
+        `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
+        trade, asked of `rest_url`, else of the `exchange` preset's REST URL."""
         lo = as_time(start) if start is not None else None
         hi = as_time(end) if end is not None else None
         wanted = symbols_of(symbols)
-        if rest_url is not None:
+        if against_exchange or rest_url is not None:
             from binprice.completeness.repair import check_against_exchange
-            from binprice.exchange.endpoints import rest_base
 
+            base = _rest_base(exchange, rest_url)
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
-            base = rest_base(rest_url)
             from binprice._sync import run_sync
 
             return run_sync(check_against_exchange(self.url, base, wanted, start=lo, end=hi,
@@ -341,19 +350,20 @@ class Store:
         *,
         start: When | None = None,
         end: When | None = None,
-        rest_url: str = "https://api.binance.com",
+        exchange: str = "binance",
+        rest_url: str | None = None,
         progress: Callable[[RepairProgress], None] | None = None,
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
-        gap from REST now."""
+        gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
         from binprice._sync import run_sync
         from binprice.completeness.repair import repair
-        from binprice.exchange.endpoints import rest_base
 
+        base = _rest_base(exchange, rest_url)
         self.connection  # noqa: B018 - the schema check first
         lo = as_time(start) if start is not None else None
         hi = as_time(end) if end is not None else None
-        return run_sync(repair(self.url, rest_base(rest_url), symbols_of(symbols), start=lo, end=hi,
+        return run_sync(repair(self.url, base, symbols_of(symbols), start=lo, end=hi,
                                progress=progress, bans=self._bans()))  # fmt: skip
 
     def _bans(self) -> BanBook:

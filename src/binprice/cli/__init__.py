@@ -6,6 +6,7 @@ becomes one `error: …` line on stderr and a non-zero exit (see `_app.Root.main
 
 One module per group of commands: `_db` (migrations, embedded server), `_queries` (latest, at,
 range), `_ingest` (capture; the signals are `_signals`, shared with `_import`), and so on.
+What a command shows is its view, in `views/` (`views.queries`, `views.ingest`, …).
 Each module has its own Typer app; the root group imports a module only when one of its
 commands is looked up (`COMMAND_MODULES`) and converts it with `typer.main.get_command`:
 building every command costs more start-up than the query itself. `app`, read from this

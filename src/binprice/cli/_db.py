@@ -114,7 +114,7 @@ def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Show where the database is, the masked URL, server version, revision and row count; for
     the embedded server also whether it runs (a stopped one is not started), its pid, socket
     and data directories and size."""
-    from binprice.cli._db_view import embedded_rows
+    from binprice.cli.views.db import embedded_rows
 
     info = store_from(ctx, database_url).info()
     rows = [("database", info.location), ("configured by", info.source)]
@@ -138,7 +138,7 @@ def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
 @commands.command("start")
 def db_start(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     """Start the embedded PostgreSQL server (commands start it by themselves when needed)."""
-    from binprice.cli._db_view import server_notice
+    from binprice.cli.views.db import server_notice
 
     err(server_notice(store_from(ctx, database_url).start_server()))
 
@@ -203,7 +203,7 @@ _NAMES_SHOWN = 4
 
 
 def _prune_summary(result: PruneResult) -> str:
-    from binprice.cli._db_view import size_text
+    from binprice.cli.views.db import size_text
     from binprice.timespec import format_timestamp
 
     names = [p.name for p in result.partitions]
@@ -250,7 +250,7 @@ def db_partitions(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
-    from binprice.cli._db_view import size_text
+    from binprice.cli.views.db import size_text
     from binprice.timespec import format_timestamp
 
     with store_from(ctx, database_url) as store:

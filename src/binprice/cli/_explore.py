@@ -1,8 +1,9 @@
 """`binprice candles`, `chart`, `export` and `watch`: looking at the data.
 
 Each command parses its options, makes one `Store` call (candles, chart, export, watch) and
-renders; plotext, pyarrow, matplotlib and Rich are imported inside the
-commands that need them, so registering these commands costs `binprice latest` nothing (and
+hands the result to its view (`views.queries`, `views.chart`, `views.export`, `views.watch`);
+the views, plotext, pyarrow, matplotlib and Rich are imported inside the commands that need
+them, so registering these commands costs `binprice latest` nothing (and
 `main` only imports this module when one of them runs).
 """
 
@@ -102,7 +103,7 @@ def chart(
     a window of one interval or less is drawn as a line of its trades."""
     import shutil
 
-    from binprice.cli._chart import chart_png, chart_text, max_candles
+    from binprice.cli.views.chart import chart_png, chart_text, max_candles
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
@@ -135,7 +136,7 @@ def export(
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
     is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
-    from binprice.cli._export_view import ExportView
+    from binprice.cli.views.export import ExportView
     from binprice.timespec import parse_window
 
     window_start, window_end = parse_window(last=last, start=start, end=end)
@@ -177,7 +178,7 @@ def watch(
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
     (sparkline), polled from the database next to a running ingest. Ctrl+C stops it. Off a
     terminal: one line per update."""
-    from binprice.cli._watch_view import show
+    from binprice.cli.views.watch import show
 
     store = store_from(ctx, database_url)
     with store:

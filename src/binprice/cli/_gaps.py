@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from rich.progress import Progress, TaskID
-
-    from binprice import RepairProgress, RepairResult
     from binprice._store import Store
 
 commands = command_app()
@@ -101,17 +98,24 @@ def gaps(
         from binprice.timespec import parse_window
 
         window_start, window_end = parse_window(last=last, start=start, end=end)
-    rest = _rest(exchange, rest_url) if repair or against_exchange else None
     with store_from(ctx, database_url) as store:
         if repair:
-            assert rest is not None
-            _repair(store, symbols, window_start, window_end, rest, as_json)
+            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json)
         else:
-            _verify(store, symbols, window_start, window_end, rest, as_json)
+            _verify(
+                store,
+                symbols,
+                window_start,
+                window_end,
+                against_exchange,
+                exchange,
+                rest_url,
+                as_json,
+            )
 
 
 def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
-    from binprice.cli._render import gaps_json, gaps_text
+    from binprice.cli.views.gaps import gaps_json, gaps_text
 
     found = store.gaps(symbols)
     if not found and not as_json:
@@ -125,12 +129,21 @@ def _verify(
     symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
+    against_exchange: bool,
+    exchange: str,
     rest_url: str | None,
     as_json: bool,
 ) -> None:
-    from binprice.cli._render import verification_json, verification_text
+    from binprice.cli.views.gaps import verification_json, verification_text
 
-    result = store.verify(symbols, start=start, end=end, rest_url=rest_url)
+    result = store.verify(
+        symbols,
+        start=start,
+        end=end,
+        against_exchange=against_exchange,
+        exchange=exchange,
+        rest_url=rest_url if against_exchange else None,
+    )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
         raise typer.Exit(1)
@@ -141,91 +154,16 @@ def _repair(
     symbols: Sequence[str],
     start: datetime | None,
     end: datetime | None,
-    rest_url: str,
+    exchange: str,
+    rest_url: str | None,
     as_json: bool,
 ) -> None:
-    with _RepairView(sys.stderr.isatty() and not as_json) as view:
-        result = store.repair(symbols, start=start, end=end, rest_url=rest_url, progress=view)
-    typer.echo(_repair_json(result) if as_json else _repair_text(result), nl=as_json)
+    from binprice.cli.views.gaps import RepairView, repair_json, repair_text
+
+    with RepairView(sys.stderr.isatty() and not as_json) as view:
+        result = store.repair(
+            symbols, start=start, end=end, exchange=exchange, rest_url=rest_url, progress=view
+        )
+    typer.echo(repair_json(result) if as_json else repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
         raise typer.Exit(1)
-
-
-def _rest(exchange: str, rest_url: str | None) -> str:
-    from binprice.exchange.endpoints import endpoints
-
-    return endpoints(exchange, None, rest_url)[1]
-
-
-class _RepairView:
-    """A Rich progress bar per gap on a terminal; one line per finished gap elsewhere."""
-
-    def __init__(self, live: bool) -> None:
-        self._live = live
-        self._bar: Progress | None = None
-        self._tasks: dict[tuple[str, int, int], TaskID] = {}
-
-    def __enter__(self) -> _RepairView:
-        if self._live:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            self._bar = Progress(
-                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=False,
-            )  # fmt: skip
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def __call__(self, p: RepairProgress) -> None:
-        done = p.fetched + p.absent
-        if self._bar is None:
-            if p.done:
-                err(f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
-                    f"{p.absent:,} absent on the exchange")  # fmt: skip
-            return
-        key = (p.symbol, p.first_id, p.last_id)
-        if key not in self._tasks:
-            self._tasks[key] = self._bar.add_task(
-                f"{p.symbol} {p.first_id}..{p.last_id}", total=p.last_id - p.first_id + 1
-            )
-        self._bar.update(self._tasks[key], completed=done)
-
-
-def _repair_text(result: RepairResult) -> str:
-    if not result.gaps:
-        return "nothing to repair: every stored id and tail is accounted for\n"
-    lines = [
-        f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} trades "
-        f"stored, {g.absent:,} absent on the exchange"
-        for g in result.gaps
-    ]
-    lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} trades stored")
-    return "".join(line + "\n" for line in lines)
-
-
-def _repair_json(result: RepairResult) -> str:
-    import json
-
-    return json.dumps(
-        {
-            "stored": result.stored,
-            "gaps": [
-                {
-                    "symbol": g.symbol,
-                    "first_id": g.first_id,
-                    "last_id": g.last_id,
-                    "size": g.size,
-                    "state": g.state,
-                    "stored": g.stored,
-                    "absent": g.absent,
-                }
-                for g in result.gaps
-            ],
-        },
-        indent=2,
-    )

@@ -23,7 +23,7 @@ from binprice.cli._app import (
     store_from,
     url_option,
 )
-from binprice.cli._import_view import FORMATS, ImportView
+from binprice.cli.views.imports import FORMATS, ImportView
 
 if TYPE_CHECKING:
     import asyncio

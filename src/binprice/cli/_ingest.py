@@ -1,5 +1,5 @@
 """`binprice ingest`: the options → `IngestOptions` → one `Store.ingest_async` run, under the
-CLI's signals, shown by the monitor (`_monitor`)."""
+CLI's signals, shown by the monitor (`views.ingest`)."""
 
 from __future__ import annotations
 
@@ -158,9 +158,9 @@ def ingest(
     import os
 
     from binprice import ConfigError, EventKind, IngestOptions
-    from binprice.cli._ingest_run import log_records_to
-    from binprice.cli._monitor import FORMATS, Monitor
     from binprice.cli._signals import run_until_signalled
+    from binprice.cli.views.ingest import FORMATS, Monitor
+    from binprice.cli.views.ingest_log import log_records_to
 
     if log_format not in FORMATS:
         raise ConfigError(

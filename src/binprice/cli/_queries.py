@@ -31,7 +31,7 @@ from binprice.cli._app import (
 )
 
 if TYPE_CHECKING:
-    from binprice.cli._render import Result
+    from binprice.cli.views.queries import Result
 
 commands = command_app()
 
@@ -133,7 +133,7 @@ def emit(
 ) -> None:
     """Name the symbols without an answer on stderr, then print the results in the chosen
     format. Nothing at all is exit 1, with `nothing` (what was looked for) in the message."""
-    from binprice.cli import _render as render
+    from binprice.cli.views import queries as render
     from binprice.errors import NotFoundError
 
     missing = missing_symbols(asked, found)

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from binprice.cli._monitor import Monitor
+from binprice.cli.views.ingest import Monitor
 from binprice.ingest import EventKind
 
 

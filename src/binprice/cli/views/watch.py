@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from binprice.cli._render import format_ago
+from binprice.cli.views.queries import format_ago
 from binprice.timespec import format_duration, format_timestamp
 from binprice.watch import Snapshot, SymbolSnapshot
 

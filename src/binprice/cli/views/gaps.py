@@ -1,0 +1,209 @@
+"""What `binprice gaps` shows: recorded gaps, the completeness check and the repair (a Rich
+progress bar per gap on a terminal, one line per finished gap elsewhere).
+
+Machine formats have stable keys in a fixed order and timestamps as ISO 8601 UTC with
+milliseconds and ``Z``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from binprice.cli._app import err
+from binprice.timespec import format_timestamp
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from binprice import RepairProgress, RepairResult
+    from binprice.db.gaps import Gap, Verification
+
+
+def gaps_json(gaps: Sequence[Gap]) -> str:
+    """A JSON array, one object per gap, stable keys."""
+    return json.dumps(
+        [
+            {
+                "symbol": g.symbol,
+                "first_id": g.first_id,
+                "last_id": g.last_id,
+                "size": g.size,
+                "state": g.state,
+                "detected_at": format_timestamp(g.detected_at),
+                "filled_at": None if g.filled_at is None else format_timestamp(g.filled_at),
+            }
+            for g in gaps
+        ],
+        indent=2,
+    )
+
+
+def gaps_text(gaps: Sequence[Gap]) -> str:
+    """Aligned plain text, one gap per line."""
+    header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
+    rows = [header] + [
+        (
+            g.symbol,
+            str(g.first_id),
+            str(g.last_id),
+            f"{g.size:,}",
+            g.state,
+            format_timestamp(g.detected_at),
+            "-" if g.filled_at is None else format_timestamp(g.filled_at),
+        )
+        for g in gaps
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n"
+        for r in rows
+    )
+
+
+def verification_json(result: Verification) -> str:
+    """The check as one JSON object: ok, window, and per symbol its holes."""
+    return json.dumps(
+        {
+            "ok": result.ok,
+            "against_exchange": result.against_exchange,
+            "start": None if result.start is None else format_timestamp(result.start),
+            "end": None if result.end is None else format_timestamp(result.end),
+            "symbols": [
+                {
+                    "symbol": s.symbol,
+                    "trades": s.trades,
+                    "first_id": s.first_id,
+                    "last_id": s.last_id,
+                    "missing": s.missing,
+                    "unaccounted": s.unaccounted,
+                    "open_gaps": s.open_gaps,
+                    "exchange_last_id": s.exchange_last_id,
+                    "disproved_holes": [{"first_id": a, "last_id": b} for a, b in s.disproved],
+                    "tail": None
+                    if s.tail is None
+                    else {
+                        "first_id": s.tail.first_id,
+                        "last_id": s.tail.last_id,
+                        "size": s.tail.size,
+                        "accounted": s.tail.accounted,
+                    },
+                    "holes": [
+                        {
+                            "first_id": h.first_id,
+                            "last_id": h.last_id,
+                            "size": h.size,
+                            "accounted": h.accounted,
+                        }
+                        for h in s.holes
+                    ],
+                }
+                for s in result.symbols
+            ],
+        },
+        indent=2,
+    )
+
+
+def verification_text(result: Verification) -> str:
+    """One line per symbol, then one per unaccounted hole."""
+    lines = []
+    for s in result.symbols:
+        span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
+        verdict = "ok" if s.unaccounted == 0 and not s.disproved else "NOT OK"
+        tail = ""
+        if result.against_exchange:
+            if s.exchange_last_id is None:
+                tail = ", the exchange has no trades"
+            elif s.tail is None:
+                tail = f", up to date with the exchange (id {s.exchange_last_id})"
+            else:
+                tail = f", {s.tail.size:,} ids behind the exchange (id {s.exchange_last_id})"
+        lines.append(
+            f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
+            f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
+            f"{s.open_gaps} open gaps{tail}"
+        )
+        for a, b in s.unaccounted_ranges:
+            lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
+        for a, b in s.disproved:
+            lines.append(
+                f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
+                f"{a}..{b} (binprice gaps --repair fetches them)"
+            )
+    return "".join(line + "\n" for line in lines)
+
+
+class RepairView:
+    """A Rich progress bar per gap on a terminal; one line per finished gap elsewhere."""
+
+    def __init__(self, live: bool) -> None:
+        self._live = live
+        self._bar: Progress | None = None
+        self._tasks: dict[tuple[str, int, int], TaskID] = {}
+
+    def __enter__(self) -> RepairView:
+        if self._live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress(
+                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )  # fmt: skip
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, p: RepairProgress) -> None:
+        done = p.fetched + p.absent
+        if self._bar is None:
+            if p.done:
+                err(f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
+                    f"{p.absent:,} absent on the exchange")  # fmt: skip
+            return
+        key = (p.symbol, p.first_id, p.last_id)
+        if key not in self._tasks:
+            self._tasks[key] = self._bar.add_task(
+                f"{p.symbol} {p.first_id}..{p.last_id}", total=p.last_id - p.first_id + 1
+            )
+        self._bar.update(self._tasks[key], completed=done)
+
+
+def repair_text(result: RepairResult) -> str:
+    """One line per gap, then the totals."""
+    if not result.gaps:
+        return "nothing to repair: every stored id and tail is accounted for\n"
+    lines = [
+        f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} trades "
+        f"stored, {g.absent:,} absent on the exchange"
+        for g in result.gaps
+    ]
+    lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} trades stored")
+    return "".join(line + "\n" for line in lines)
+
+
+def repair_json(result: RepairResult) -> str:
+    """The repair as one JSON object: trades stored, and per gap its state."""
+    return json.dumps(
+        {
+            "stored": result.stored,
+            "gaps": [
+                {
+                    "symbol": g.symbol,
+                    "first_id": g.first_id,
+                    "last_id": g.last_id,
+                    "size": g.size,
+                    "state": g.state,
+                    "stored": g.stored,
+                    "absent": g.absent,
+                }
+                for g in result.gaps
+            ],
+        },
+        indent=2,
+    )
