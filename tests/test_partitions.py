@@ -21,6 +21,7 @@ from binprice.db.copy import (
     CopyEncoder,
 )
 from binprice.db.gaps import verify_gaps
+from binprice.db.imports import NEXT_STORED_SQL
 from binprice.db.partitions import (
     MONTHS_AHEAD,
     ensure_ahead,
@@ -32,7 +33,6 @@ from binprice.errors import DatabaseBusyError
 from binprice.exchange.protocol import WireTrade
 from binprice.history import ImportEventKind
 from binprice.history._archive import ArchiveFile, Period
-from binprice.history._load import NEXT_STORED_SQL
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
 from tests.test_import import expected_text, market_trades, options, run, stored_text

@@ -6,19 +6,26 @@ writers flush the pending rows before every commit, so no batch holding a trade 
 commit first. If the process dies before a row is written, the trades past it were not
 committed either: they are in the spool (whose ids the next start re-examines) or gone, and then
 the next start finds the same range again.
+
+The module's functions are the same statements on a caller's connection, for the archive
+import's timeline pass (`history/_timeline.py`): the stored ids around a range, the ids missing
+inside it, its open gaps, recording and settling them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from binprice.db.gaps import (
     ABSENT_SQL,
     HOLES_SQL,
     MISSING_IN_RANGE_SQL,
+    NEXT_STORED_SQL,
     OPEN_GAPS_SQL,
+    OPEN_WITHIN_SQL,
+    PREV_STORED_SQL,
     REOPEN_HOLE_SQL,
     SETTLE_SQL,
     STATE_SQL,
@@ -31,6 +38,66 @@ if TYPE_CHECKING:
 
 #: One gap's range of ids: (symbol, first id, last id), both ends included.
 GapSpan = tuple[str, int, int]
+#: Higher than any trade id (a PostgreSQL bigint).
+_ID_CEILING = 2**63 - 1
+
+
+async def stored_before(
+    conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
+) -> int | None:
+    """The highest stored id of `symbol` below `trade_id`, None if none."""
+    return await _scalar(conn, PREV_STORED_SQL, symbol, trade_id)
+
+
+async def stored_after(
+    conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
+) -> int | None:
+    """The lowest stored id of `symbol` above `trade_id`, None if none."""
+    return await _scalar(conn, NEXT_STORED_SQL, symbol, trade_id)
+
+
+async def last_stored(conn: psycopg.AsyncConnection[Any], symbol: str) -> int | None:
+    """The highest trade id stored for `symbol`, None if none."""
+    return await stored_before(conn, symbol, _ID_CEILING)
+
+
+async def _scalar(
+    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int
+) -> int | None:
+    cur = await conn.execute(sql, (symbol, trade_id))
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def missing_in_range(
+    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+) -> list[tuple[int, int]]:
+    """The ranges of `first..last` neither stored nor in a recorded hole or skip."""
+    cur = await conn.execute(MISSING_IN_RANGE_SQL, {"symbol": symbol, "first": first, "last": last})
+    return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
+
+async def open_within(
+    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+) -> list[tuple[int, int]]:
+    """The open gaps of `symbol` overlapping `first..last`, by first id."""
+    cur = await conn.execute(OPEN_WITHIN_SQL, (symbol, first, last))
+    return [(int(a), int(b)) for a, b in await cur.fetchall()]
+
+
+async def record_gap(
+    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int, state: str
+) -> None:
+    """Record (upsert) the gap `first..last` of `symbol` in `state`."""
+    await conn.execute(UPSERT_SQL, (symbol, first, last, state))
+
+
+async def settle_gap(
+    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+) -> bool:
+    """Mark the open gap `first..last` filled if all its ids are accounted for; True if it was."""
+    cur = await conn.execute(SETTLE_SQL, {"symbol": symbol, "first": first, "last": last})
+    return await cur.fetchone() is not None
 
 
 class GapRows:
@@ -105,10 +172,8 @@ class GapRows:
             await self.flush()
             conn = await self.connection()
             for symbol, first, last in candidates:
-                cur = await conn.execute(
-                    SETTLE_SQL, {"symbol": symbol, "first": first, "last": last}
-                )
-                if await cur.fetchone() is not None or await self._not_open(symbol, first, last):
+                settled = await settle_gap(conn, symbol, first, last)
+                if settled or await self._not_open(symbol, first, last):
                     done.append((symbol, first, last))
         except (psycopg.Error, DatabaseError):
             await self._reset()
@@ -151,12 +216,9 @@ class GapRows:
             absent.setdefault(str(s), []).append((int(a), int(b)))  # type: ignore[call-overload]
         out = []
         for symbol, first, last in gaps:
-            cur = await conn.execute(
-                MISSING_IN_RANGE_SQL, {"symbol": symbol, "first": first, "last": last}
-            )
             missing: list[tuple[int, int]] = []
-            for a, b in await cur.fetchall():
-                missing.extend(uncovered(int(a), int(b), absent.get(symbol, [])))  # type: ignore[call-overload]
+            for a, b in await missing_in_range(conn, symbol, first, last):
+                missing.extend(uncovered(a, b, absent.get(symbol, [])))
             out.append(((symbol, first, last), missing))
         return out
 

@@ -35,6 +35,7 @@ __all__ = [
     "hole_rows",
     "last_stored_ids",
     "list_gaps",
+    "record_gaps",
     "set_checkpoints",
     "uncovered",
     "verify_gaps",
@@ -120,6 +121,16 @@ ORDER BY symbol, first_id, last_id
 """
 
 GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps ORDER BY symbol"
+
+#: A symbol's open gaps that overlap a range of ids.
+OPEN_WITHIN_SQL = """
+SELECT first_id, last_id FROM gaps
+WHERE symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
+ORDER BY first_id
+"""
+#: The stored ids next to an id, below and above it (one primary-key probe each).
+PREV_STORED_SQL = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
+NEXT_STORED_SQL = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id > %s"
 
 #: Minutes of the rollup that cannot be whole, per symbol from its own start minute: a minute
 #: misses ids iff `trades <> last_id - first_id + 1`, and two minutes leave a hole between
@@ -270,6 +281,14 @@ def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
         Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
         for s, a, b, state, detected, filled in rows
     ]
+
+
+def record_gaps(
+    conn: Connection, symbol: str, ranges: Iterable[tuple[int, int]], state: str
+) -> None:
+    """Record (upsert) the gaps `ranges` of `symbol` in `state`, in the caller's transaction."""
+    with conn.cursor() as cur:
+        cur.executemany(UPSERT_SQL, [(symbol, a, b, state) for a, b in ranges])
 
 
 def hole_rows(conn: Connection, symbols: Sequence[str]) -> list[tuple[str, int, int]]:

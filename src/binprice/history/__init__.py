@@ -10,7 +10,9 @@ prints: progress arrives through callbacks as typed events.
 
 Modules: `_archive` (layout, names, checksums), `_csv` (CSV lines → COPY text), `_fetch`
 (downloads, local files), `_load` (COPY, chunks, the `imports` row), `_run` and `_main` (the
-pipeline), `_timeline` (gaps, REST tail), `_results` (events and results).
+pipeline), `_timeline` (gaps, REST tail), `_results` (events and results). Their SQL lives in
+`binprice.db.imports` (the `imports` rows, the import lock, the loader's COPY and staging) and
+`binprice.db.gaprows` / `binprice.db.gaps` (stored ids around a range, gap rows).
 """
 
 from binprice.events import Severity

@@ -28,8 +28,16 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
-from binprice.db.gaps import UPSERT_SQL
+from binprice.db.gaps import record_gaps
+from binprice.db.imports import (
+    ImportRow,
+    Resume,
+    StagedInsert,
+    copy_trades,
+    next_stored_id,
+    record_import,
+    resume_point,
+)
 from binprice.db.partitions import month_made_meanwhile
 from binprice.history._archive import ArchiveFile
 from binprice.history._csv import Block
@@ -38,40 +46,7 @@ from binprice.history._zip import BLOCK_BYTES, BlockReader
 #: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
 COMMIT_ROWS = 1_000_000
 
-#: Bounded to the file's period, which holds the times of all its trades (a stored trade of
-#: a later id is later, and cannot collide with the file): the probe then reads the file's
-#: month only, and its chunk's transaction locks no other partition, DEFAULT included, which
-#: the next file's loader may need to make its month.
-NEXT_STORED_SQL = (
-    "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s "
-    "AND timestamp >= %s AND timestamp < %s"
-)
-_INSERT_NEW = (
-    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
-    "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING"
-)
-_UPSERT_IMPORT = """
-INSERT INTO imports (name, symbol, period_start, period_end, sha256, state, rows, inserted,
-                     first_id, last_id, source)
-VALUES (%(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s, %(inserted)s,
-        %(first_id)s, %(last_id)s, %(source)s)
-ON CONFLICT (name) DO UPDATE SET
-    sha256 = EXCLUDED.sha256, state = EXCLUDED.state, rows = EXCLUDED.rows,
-    inserted = EXCLUDED.inserted, first_id = EXCLUDED.first_id, last_id = EXCLUDED.last_id,
-    source = EXCLUDED.source, imported_at = now()
-"""
-
 Connection = psycopg.Connection[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """What an earlier run committed of the same file (same checksum)."""
-
-    rows: int
-    inserted: int
-    first_id: int | None
-    last_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +100,13 @@ def load_file(
         except psycopg.errors.UniqueViolation:
             # Another writer stored ids of this chunk after the probe: redo it, staged.
             conn.rollback()
-            resume, staged = _recorded(conn, job), True
+            resume, staged = resume_point(conn, job.file.name, job.sha256), True
         except psycopg.errors.CheckViolation as exc:
             if not month_made_meanwhile(exc):
                 raise
             # Its rows were going to DEFAULT when their month was made: redo it, into the month.
             conn.rollback()
-            resume = _recorded(conn, job)
+            resume = resume_point(conn, job.file.name, job.sha256)
 
 
 class _Loader:
@@ -155,7 +130,7 @@ class _Loader:
                 resume.rows, resume.inserted, resume.first_id, resume.last_id
             )  # fmt: skip
         self.skip_through = None if resume is None else resume.last_id
-        self._stage_ready = False
+        self._staged = StagedInsert(conn)
 
     def run(self, block_bytes: int) -> Progress:
         with BlockReader(
@@ -195,15 +170,14 @@ class _Loader:
                     next_stored = self._next_stored(block.first_id)
                 if not self.staged_only and (next_stored is None or block.last_id < next_stored):
                     if copy is None:
-                        cursor = copying.enter_context(self.conn.cursor())
-                        copy = copying.enter_context(cursor.copy(COPY_TRADES))
+                        copy = copying.enter_context(copy_trades(self.conn))
                     copy.write(block.payload)
                     self.progress.inserted += block.rows
                 else:
                     if copy is not None:  # end the fast COPY; the next block probes again
                         copying.close()
                         copy = None
-                    self._stage(block)
+                    self.progress.inserted += self._staged.insert(block.payload)
                 self._advance(block)
                 rows += block.rows
         if not end and not self.stop.is_set():
@@ -211,7 +185,7 @@ class _Loader:
             pending = blocks.next()
             end = pending is None
         if jumps:
-            self._record_jumps(jumps)
+            record_gaps(self.conn, self.job.file.symbol, jumps, "open")
         return pending, end
 
     def _advance(self, block: Block) -> None:
@@ -225,51 +199,21 @@ class _Loader:
 
     def _next_stored(self, first_id: int) -> int | None:
         file = self.job.file
-        row = self.conn.execute(NEXT_STORED_SQL, (file.symbol, first_id, *file.times)).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    def _stage(self, block: Block) -> None:
-        conn = self.conn
-        if not self._stage_ready:
-            conn.execute(CREATE_STAGE)
-            self._stage_ready = True
-        with conn.cursor() as cur:
-            cur.execute(f"TRUNCATE {STAGE_TABLE}")
-            with cur.copy(COPY_STAGE) as copy:
-                copy.write(block.payload)
-            cur.execute(_INSERT_NEW)
-            self.progress.inserted += max(cur.rowcount, 0)
-
-    def _record_jumps(self, jumps: list[tuple[int, int]]) -> None:
-        symbol = self.job.file.symbol
-        with self.conn.cursor() as cur:
-            cur.executemany(UPSERT_SQL, [(symbol, a, b, "open") for a, b in jumps])
+        return next_stored_id(self.conn, file.symbol, first_id, *file.times)
 
     def _record(self, end: bool) -> None:
         job, p = self.job, self.progress
-        self.conn.execute(
-            _UPSERT_IMPORT,
-            {
-                "name": job.file.name,
-                "symbol": job.file.symbol,
-                "start": job.file.start,
-                "end": job.file.end,
-                "sha256": job.sha256,
-                "state": "done" if end else "partial",
-                "rows": p.rows,
-                "inserted": p.inserted,
-                "first_id": p.first_id,
-                "last_id": p.last_id,
-                "source": job.source,
-            },
+        row = ImportRow(
+            name=job.file.name,
+            symbol=job.file.symbol,
+            start=job.file.start,
+            end=job.file.end,
+            sha256=job.sha256,
+            state="done" if end else "partial",
+            rows=p.rows,
+            inserted=p.inserted,
+            first_id=p.first_id,
+            last_id=p.last_id,
+            source=job.source,
         )
-
-
-def _recorded(conn: Connection, job: LoadJob) -> Resume | None:
-    row = conn.execute(
-        "SELECT rows, inserted, first_id, last_id FROM imports WHERE name = %s AND sha256 = %s",
-        (job.file.name, job.sha256),
-    ).fetchone()
-    if row is None or row[3] is None:
-        return None
-    return Resume(int(row[0]), int(row[1]), row[2], int(row[3]))
+        record_import(self.conn, row)

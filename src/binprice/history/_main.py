@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import psycopg
 
+from binprice.db.gaprows import last_stored
+from binprice.db.imports import recorded_imports, try_lock_import
 from binprice.db.writer import TradeWriter
 from binprice.errors import ArchiveError
 from binprice.exchange.bans import BanBook
@@ -23,7 +25,6 @@ from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
 from binprice.history._plan import (
     UNPUBLISHED_DAYS,
-    Recorded,
     classify_unavailable,
     plan_files,
     unavailable_runs,
@@ -42,13 +43,8 @@ from binprice.history._results import (
     symbol_text,
     unavailable_event,
 )
-from binprice.history._run import IMPORT_LOCK_CLASS, Pipeline, Ready, Settled, SymbolEnd
-from binprice.history._timeline import Span, Timeline, last_stored
-
-_RECORDED = """
-SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end
-FROM imports WHERE symbol = ANY(%s)
-"""
+from binprice.history._run import Pipeline, Ready, Settled, SymbolEnd
+from binprice.history._timeline import Span, Timeline
 
 
 async def import_history(
@@ -98,7 +94,7 @@ async def import_history(
             if options.local:
                 source = LocalSource(options.folders, options.files, archive)
             plans = plan_files(options, source, end)
-            recorded = await _recorded(conn, list(plans))
+            recorded = await recorded_imports(conn, list(plans))
             await _lock(conn, list(plans))
             rest = writer = None
             if options.rest_tail:
@@ -232,21 +228,9 @@ async def _relay(stop: asyncio.Event, thread_stop: threading.Event) -> None:
     thread_stop.set()
 
 
-async def _recorded(conn: psycopg.AsyncConnection[Any], symbols: list[str]) -> dict[str, Recorded]:
-    cur = await conn.execute(_RECORDED, (symbols,))
-    return {
-        str(name): Recorded(str(sha), str(state), int(rows), int(ins), first, last, start, end)
-        for name, sha, state, rows, ins, first, last, start, end in await cur.fetchall()
-    }
-
-
 async def _lock(conn: psycopg.AsyncConnection[Any], symbols: list[str]) -> None:
     for symbol in symbols:
-        cur = await conn.execute(
-            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (IMPORT_LOCK_CLASS, symbol)
-        )
-        row = await cur.fetchone()
-        if row is None or not row[0]:
+        if not await try_lock_import(conn, symbol):
             raise ArchiveError(
                 f"another binprice import of {symbol} is running on this database; "
                 "wait for it to finish (a second one would only repeat its work)"

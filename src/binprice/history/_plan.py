@@ -3,7 +3,6 @@ local source's list of files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from binprice.errors import UsageError
@@ -15,23 +14,6 @@ from binprice.history._results import FileResult, FileStatus
 #: Days before today the archive may not have published yet (daily files appear the next
 #: day, sometimes two days late).
 UNPUBLISHED_DAYS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """A file's `imports` row at the start of the run."""
-
-    sha256: str
-    state: str
-    rows: int
-    inserted: int
-    first_id: int | None
-    last_id: int | None
-    start: date
-    end: date
-
-    def days(self) -> list[date]:
-        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days)]
 
 
 def plan_files(options: ImportOptions, source: Source, end: date) -> dict[str, list[ArchiveFile]]:

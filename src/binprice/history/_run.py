@@ -24,13 +24,14 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from binprice.db.imports import ImportRecord, Resume
 from binprice.db.partitions import ensure_partitions
 from binprice.errors import ArchiveError, ArchiveFileError, DatabaseBusyError
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._fetch import Source
-from binprice.history._load import LoadJob, Progress, Resume, load_file
+from binprice.history._load import LoadJob, Progress, load_file
 from binprice.history._options import ImportOptions
-from binprice.history._plan import Recorded, plan_text
+from binprice.history._plan import plan_text
 from binprice.history._results import (
     FileProgress,
     FileResult,
@@ -39,9 +40,6 @@ from binprice.history._results import (
     ImportEventKind,
     file_event,
 )
-
-#: pg_try_advisory_lock(class, hashtext(symbol)) key: one import per symbol at a time.
-IMPORT_LOCK_CLASS = 0x62696D70  # "bimp"
 
 #: Why a file was not loaded, by where the stop found it.
 STOPPED_CHECKING = "stopped while reading its checksum"
@@ -88,7 +86,7 @@ class Pipeline:
     options: ImportOptions
     source: Source
     plans: dict[str, list[ArchiveFile]]
-    recorded: dict[str, Recorded]
+    recorded: dict[str, ImportRecord]
     #: Idle loader connections; a file takes one for its load.
     loader_conns: asyncio.Queue[psycopg.Connection[Any]]
     emit: OnEvent
@@ -346,7 +344,7 @@ async def _in_thread(stop: threading.Event, work: Callable[[], Progress]) -> Pro
 
 
 def _result(
-    file: ArchiveFile, status: FileStatus, reason: str, record: Recorded | None = None
+    file: ArchiveFile, status: FileStatus, reason: str, record: ImportRecord | None = None
 ) -> FileResult:
     if record is None:
         return FileResult(file.symbol, file.name, file.start, file.end, status, reason)

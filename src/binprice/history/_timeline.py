@@ -25,7 +25,16 @@ from typing import Any, TypeVar
 import psycopg
 
 from binprice.db.copy import CopyEncoder
-from binprice.db.gaps import MISSING_IN_RANGE_SQL, SETTLE_SQL, UPSERT_SQL
+from binprice.db.gaprows import (
+    last_stored,
+    missing_in_range,
+    open_within,
+    record_gap,
+    settle_gap,
+    stored_after,
+    stored_before,
+)
+from binprice.db.imports import import_extents
 from binprice.db.writer import TradeWriter
 from binprice.errors import ExchangeError
 from binprice.exchange.rest import PAGE_LIMIT, RestClient
@@ -39,26 +48,6 @@ REST_REPORT_PAGES = 50
 AsyncConnection = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
 Report = Callable[[ImportEventKind, str], None]
-
-_PREV_STORED = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
-_NEXT_STORED = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id > %s"
-_EXTENTS = """
-SELECT first_id, last_id FROM imports
-WHERE symbol = %s AND period_start < %s AND period_end > %s AND first_id IS NOT NULL
-ORDER BY first_id
-"""
-_OPEN_WITHIN = """
-SELECT first_id, last_id FROM gaps
-WHERE symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
-ORDER BY first_id
-"""
-
-
-async def last_stored(conn: AsyncConnection, symbol: str) -> int | None:
-    """The highest trade id stored for `symbol`, None if none."""
-    cur = await conn.execute(_PREV_STORED, (symbol, 2**63 - 1))
-    row = await cur.fetchone()
-    return None if row is None or row[0] is None else int(row[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +78,7 @@ class Timeline:
     async def run(self) -> tuple[int | None, list[GapResult]]:
         """Record and fill the holes; return the highest stored id and the gaps recorded."""
         span, gaps = self.span, []
-        extents = await self._extents()
+        extents = await import_extents(self.conn, span.symbol, span.start, span.end)
         if not extents:
             return await self._last_stored(), []
         lo, hi = extents[0][0], extents[0][1]
@@ -98,13 +87,13 @@ class Timeline:
                 for a, b in await self._missing(hi + 1, first - 1):
                     gaps.append(await self._record(a, b, "open"))
             hi = max(hi, last)
-        before = await self._scalar(_PREV_STORED, lo)
+        before = await stored_before(self.conn, span.symbol, lo)
         if before is not None and before < lo - 1:
             state = "open" if span.failed_before else "skipped"
             gaps.append(await self._record(before + 1, lo - 1, state))
         if self.rest is not None and span.reaches_unpublished:
             hi = max(hi, await self._rest_or_report(self._tail(hi + 1), hi))
-        after = await self._scalar(_NEXT_STORED, hi)
+        after = await stored_after(self.conn, span.symbol, hi)
         if after is not None and after > hi + 1:
             state = "open" if span.failed_after or span.reaches_unpublished else "skipped"
             gaps.append(await self._record(hi + 1, after - 1, state))
@@ -123,26 +112,14 @@ class Timeline:
             )
             return fallback
 
-    async def _extents(self) -> list[tuple[int, int]]:
-        cur = await self.conn.execute(_EXTENTS, (self.span.symbol, self.span.end, self.span.start))
-        return [(int(a), int(b)) for a, b in await cur.fetchall()]
-
-    async def _scalar(self, sql: str, trade_id: int) -> int | None:
-        cur = await self.conn.execute(sql, (self.span.symbol, trade_id))
-        row = await cur.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
     async def _last_stored(self) -> int | None:
         return await last_stored(self.conn, self.span.symbol)
 
     async def _missing(self, first: int, last: int) -> list[tuple[int, int]]:
-        cur = await self.conn.execute(
-            MISSING_IN_RANGE_SQL, {"symbol": self.span.symbol, "first": first, "last": last}
-        )
-        return [(int(a), int(b)) for a, b in await cur.fetchall()]
+        return await missing_in_range(self.conn, self.span.symbol, first, last)
 
     async def _record(self, first: int, last: int, state: str) -> GapResult:
-        await self.conn.execute(UPSERT_SQL, (self.span.symbol, first, last, state))
+        await record_gap(self.conn, self.span.symbol, first, last, state)
         what = {"open": "to be fetched", "skipped": "outside the range", "hole": "absent"}
         self.report(
             ImportEventKind.GAP,
@@ -154,7 +131,7 @@ class Timeline:
     async def _tail(self, first: int) -> int:
         """Fetch the days not yet archived from REST, from `first` to the range's end."""
         end_ms = int(datetime.combine(self.span.end, datetime.min.time(), UTC).timestamp() * 1000)
-        upper = await self._scalar(_NEXT_STORED, first - 1)
+        upper = await stored_after(self.conn, self.span.symbol, first - 1)
         last = None if upper is None else upper - 1
         stored, holes, top = await self._fetch(first, last, end_ms)
         for a, b in holes:
@@ -167,10 +144,9 @@ class Timeline:
 
     async def _fill_open(self, lo: int, hi: int) -> list[GapResult]:
         """Fetch the open gaps in `lo..hi` from REST; what REST lacks too is a hole."""
-        cur = await self.conn.execute(_OPEN_WITHIN, (self.span.symbol, lo, hi))
         found = []
-        for first, last in await cur.fetchall():
-            _stored, holes, _top = await self._fetch(int(first), int(last), None)
+        for first, last in await open_within(self.conn, self.span.symbol, lo, hi):
+            _stored, holes, _top = await self._fetch(first, last, None)
             for a, b in holes:
                 found.append(await self._record(a, b, "hole"))
         return found
@@ -211,8 +187,5 @@ class Timeline:
         return stored, holes, top
 
     async def _settle(self, lo: int, hi: int) -> None:
-        cur = await self.conn.execute(_OPEN_WITHIN, (self.span.symbol, lo, hi))
-        for first, last in await cur.fetchall():
-            await self.conn.execute(
-                SETTLE_SQL, {"symbol": self.span.symbol, "first": first, "last": last}
-            )
+        for first, last in await open_within(self.conn, self.span.symbol, lo, hi):
+            await settle_gap(self.conn, self.span.symbol, first, last)
