@@ -8,6 +8,7 @@ module that owns the concept, which both sides then import.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -116,3 +117,69 @@ def test_a_cycle_through_a_lazy_import_is_found() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert list(cycles(graph)) == [["a", "b", "c"]]
     assert list(cycles({"a": {"b"}, "b": set()})) == []
+
+
+#: SQL keywords that start a statement: a string beginning with one is SQL text.
+SQL_TEXT = re.compile(
+    r"^\s*(SELECT|INSERT|UPDATE|DELETE|COPY|CREATE|TRUNCATE|WITH|ALTER|DROP|LOCK|SHOW|VACUUM)\b"
+)
+SQL_CALLS = frozenset({"execute", "executemany", "copy"})
+#: Where SQL may live besides db/: the embedded server creates the `binprice` database before
+#: there is one to connect to (server set-up, not the schema); the test exchange is no client.
+SQL_ELSEWHERE = ("binprice/db/", "binprice/embedded/", "binprice/testing/")
+
+
+def sql_sites(tree: ast.AST) -> list[int]:
+    """Lines of `tree` that run SQL (`.execute`/`.executemany`/`.copy`) or hold SQL text
+    (string literals and f-strings, docstrings aside)."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    lines = []
+    for node in ast.walk(tree):
+        calls_sql = (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SQL_CALLS
+        )
+        sql_text = (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and SQL_TEXT.match(node.value) is not None
+        )
+        if calls_sql or sql_text:
+            lines.append(getattr(node, "lineno", 0))
+    return sorted(set(lines))
+
+
+def test_sql_lives_in_db() -> None:
+    """No module outside db/ runs SQL or holds SQL text (server set-up and the test exchange
+    aside): one home for the SQL, where the storage format changes in one room."""
+    found = {
+        str(path.relative_to(SRC)): lines
+        for path in sorted(SRC.rglob("*.py"))
+        if not any(part in path.as_posix() for part in SQL_ELSEWHERE)
+        and (lines := sql_sites(ast.parse(path.read_text())))
+    }
+    assert found == {}
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("conn.execute('SELECT 1')", [1]),
+        ("await cur.copy(STATEMENT)", [1]),
+        ("QUERY = 'INSERT INTO trades VALUES (1)'", [1]),
+        ("'''Select what to show.'''\nx = 'select nothing'", []),
+        ("note = 'a bare COPY is faster'", []),
+    ],
+)
+def test_the_sql_finder_sees_calls_and_statements_not_prose(source: str, lines: list[int]) -> None:
+    """The rule's own reading: calls and statement text count; prose and docstrings do not."""
+    assert sql_sites(ast.parse(source)) == lines
