@@ -13,6 +13,10 @@ import pytest
 
 from binprice import embedded
 from binprice.db.gaps import Gap, list_gaps, verify_gaps
+from binprice.events import IngestEvent
+from binprice.exchange.stream import StreamPolicy
+from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
 from tests.ingest_helpers import Row, as_rows, stored_rows
@@ -102,6 +106,37 @@ async def wait_until(predicate: Callable[[], bool], seconds: float) -> None:
     async with asyncio.timeout(seconds):
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+#: Longest a run may take to reach what a test waits for, or to stop: a guard against a hang,
+#: not a measured duration (each run stops as soon as its condition holds).
+HANG_GUARD_SECONDS = 60
+
+
+async def ingest_until(
+    config: IngestConfig,
+    url: str,
+    done: Callable[[IngestSummary], bool],
+    *,
+    policy: StreamPolicy | None = None,
+    on_event: Callable[[IngestEvent], None] | None = None,
+) -> IngestSummary:
+    """Run until `done(summary so far)` holds, then stop; the final summary. A run that ends
+    first (an error) ends the wait too, with its error."""
+    recorder, stop = Recorder(), asyncio.Event()
+    run = asyncio.create_task(
+        run_ingest(config, url, stop=stop, policy=policy, recorder=recorder, on_event=on_event)
+    )
+    until = asyncio.create_task(wait_until(lambda: done(recorder.summary()), HANG_GUARD_SECONDS))
+    try:
+        first, _ = await asyncio.wait([until, run], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        until.cancel()
+    summary = await asyncio.wait_for(run, HANG_GUARD_SECONDS)
+    if until in first:
+        until.result()  # the guard's TimeoutError, if the condition never held
+    return summary
 
 
 def stored_count(url: str, symbol: str | None = None) -> int:

@@ -17,9 +17,10 @@ from binprice.exchange.backoff import Backoff, no_wait
 from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import run_ingest
 from binprice.ingest.recorder import Recorder
+from binprice.ingest.stats import IngestSummary
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
-from tests.fault_helpers import assert_complete, complete_from_first, wait_until
+from tests.fault_helpers import assert_complete, complete_from_first, ingest_until, wait_until
 from tests.ingest_helpers import exchange_config, stored_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -112,6 +113,12 @@ async def test_a_rare_symbol_with_drops_and_a_stop_right_after_a_drop(
     assert numbers["gaps_recorded"] >= 3
 
 
+def _both_delivered_through_drops(s: IngestSummary) -> bool:
+    """Six drops, and both replicas delivered first."""
+    firsts = s.delivered_first.values()
+    return s.reconnects >= 6 and len(firsts) == 2 and all(n > 0 for n in firsts)
+
+
 async def test_redundant_connections_under_drops_need_no_rest_call(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -121,8 +128,9 @@ async def test_redundant_connections_under_drops_need_no_rest_call(
     faults = Faults(close_after_frames=3000)
     policy = StreamPolicy(backoff=no_wait, replica_stagger=0.5)
     async with TestExchange(SYMBOLS, seed=53, rate=RATE, faults=faults) as ex:
-        config = exchange_config(ex, tmp_path, SYMBOLS, redundancy=2, duration=6.0)
-        summary = await asyncio.wait_for(run_ingest(config, database_url, policy=policy), 60)
+        config = exchange_config(ex, tmp_path, SYMBOLS, redundancy=2)
+        summary = await ingest_until(config, database_url, _both_delivered_through_drops,
+                                     policy=policy)  # fmt: skip
         numbers = assert_complete("redundancy-2-drop-every-3000", ex, database_url, SYMBOLS,
                                   summary)  # fmt: skip
     assert summary.reconnects >= 6

@@ -26,6 +26,7 @@ from binprice.testing.exchange import TestExchange
 from tests.fault_helpers import (
     assert_complete,
     complete_from_first,
+    ingest_until,
     needs_embedded,
     postgres_down,
     stored_count,
@@ -202,8 +203,9 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     symbols = ("BTCUSDT",)
     async with TestExchange(symbols, seed=63, rate=1000) as ex:
-        config = exchange_config(ex, tmp_path, symbols, duration=1.5)
-        await asyncio.wait_for(run_ingest(config, database_url), 30)
+        config = exchange_config(ex, tmp_path, symbols)
+        # Enough for the hole made by hand below (rows 100..400) to lie inside what is stored.
+        await ingest_until(config, database_url, lambda s: s.stored >= 500)
         await asyncio.wait_for(ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 300), 10)
         ex.paused.add("BTCUSDT")
         newest = ex.produced("BTCUSDT")[-1].trade_id

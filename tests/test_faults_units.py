@@ -17,13 +17,13 @@ from binprice.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, Ingest
 from binprice.exchange.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, AttemptBudget, Backoff
 from binprice.exchange.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
 from binprice.exchange.stream import StreamPolicy
-from binprice.ingest import IngestConfig, run_ingest
+from binprice.ingest import IngestConfig
 from binprice.ingest.resume import spooled_extent
 from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.conftest import run_binprice
-from tests.fault_helpers import assert_complete, tail_gaps
+from tests.fault_helpers import assert_complete, ingest_until, tail_gaps
 from tests.ingest_helpers import stored_rows
 from tests.test_faults_property import _trade
 
@@ -178,14 +178,23 @@ def test_spooled_extent_finds_the_gaps_inside_the_spool() -> None:
     assert spooled_extent(chunks, {}) == {"BTCUSDT": (15, [(4, 4), (8, 10), (13, 14)])}
 
 
+#: Trades a first run stores past the gap row it is given (the row must lie inside them).
+STORED_PAST_THE_GAP = 100
+
+
+def _gap_filled(url: str, first_id: int) -> bool:
+    with psycopg.connect(url) as conn:
+        return any(g.first_id == first_id and g.state == "filled" for g in list_gaps(conn))
+
+
 async def _run_then_unstore(
     ex: TestExchange, url: str, tmp_path: Path, state: str, extra: int
 ) -> tuple[IngestConfig, int, int]:
     """A first run; then 201 of its trades are deleted and a `state` gap row is recorded over
     them (and `extra` ids past them), as an earlier run could have left it."""
     config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                          spool_dir=tmp_path / "spool", duration=1.5)  # fmt: skip
-    await run_ingest(config, url)
+                          spool_dir=tmp_path / "spool")  # fmt: skip
+    await ingest_until(config, url, lambda s: s.stored >= 300 + extra + STORED_PAST_THE_GAP)
     with psycopg.connect(url) as conn:
         low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
         a, b = low + 100, low + 300
@@ -203,7 +212,8 @@ async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
     the table); the next start fetches just the missing ids and marks the gap filled."""
     async with TestExchange(["BTCUSDT"], seed=41, rate=1000) as ex:
         config, a, _ = await _run_then_unstore(ex, database_url, tmp_path, "open", 50)
-        await run_ingest(config, database_url, policy=StreamPolicy())
+        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
+                           policy=StreamPolicy())  # fmt: skip
         assert_complete("resume-open-gap", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.state) for g in list_gaps(conn)}
@@ -218,7 +228,8 @@ async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
     async with TestExchange(["BTCUSDT"], seed=43, rate=1000) as ex:
         config, a, b = await _run_then_unstore(ex, database_url, tmp_path, "hole", 0)
         events: list[IngestEvent] = []
-        await run_ingest(config, database_url, policy=StreamPolicy(), on_event=events.append)
+        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
+                           policy=StreamPolicy(), on_event=events.append)  # fmt: skip
         assert_complete("recheck-false-hole", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
@@ -282,6 +293,9 @@ def test_gaps_cli_says_so_when_no_gap_is_recorded(
     assert json.loads(as_json.stdout) == []
 
 
+BACKFILL_MAX = 500
+
+
 async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -289,8 +303,8 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
     rest recorded as skipped, and verify accounts for them."""
     async with TestExchange(["BTCUSDT"], seed=42, rate=1000) as ex:
         base = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                            spool_dir=tmp_path / "spool", duration=1.0)  # fmt: skip
-        await run_ingest(base, database_url)
+                            spool_dir=tmp_path / "spool")  # fmt: skip
+        await ingest_until(base, database_url, lambda s: s.stored >= BACKFILL_MAX)
         # A downtime of ~1500 ids (the exchange goes on at 1000/s).
         await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1500)
         again = IngestConfig(
@@ -298,10 +312,12 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
             ws_url=ex.ws_url,
             rest_url=ex.rest_url,
             spool_dir=tmp_path / "spool",
-            duration=1.0,
-            backfill_max=500,
+            backfill_max=BACKFILL_MAX,
         )
-        summary = await run_ingest(again, database_url)
+        # Until the newest 500 of the downtime are fetched and the rest recorded as skipped.
+        summary = await ingest_until(
+            again, database_url, lambda s: s.skipped > 0 and s.backfilled >= BACKFILL_MAX
+        )
     with psycopg.connect(database_url) as conn:
         recorded = list_gaps(conn)
         verification = verify_gaps(conn)
@@ -323,8 +339,8 @@ async def test_close_1008_is_retried_not_fatal(database_url: str, tmp_path: Path
     limits = ConnectionLimits(max_streams=1)
     async with TestExchange(["BTCUSDT", "ETHUSDT"], rate=100, limits=limits) as ex:
         config = IngestConfig(symbols=("BTCUSDT", "ETHUSDT"), ws_url=ex.ws_url,
-                              rest_url=ex.rest_url, spool_dir=tmp_path / "spool",
-                              duration=1.0)  # fmt: skip
+                              rest_url=ex.rest_url, spool_dir=tmp_path / "spool")  # fmt: skip
         policy = StreamPolicy(backoff=lambda: Backoff(initial=0.0, cap=0.05))
-        summary = await asyncio.wait_for(run_ingest(config, database_url, policy=policy), 20)
+        summary = await ingest_until(config, database_url, lambda s: s.reconnects >= 2,
+                                     policy=policy)  # fmt: skip
     assert summary.reconnects >= 2

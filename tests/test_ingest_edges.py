@@ -11,10 +11,12 @@ import pytest
 from aiohttp import web
 
 from binprice.errors import ExchangeError, SymbolError
+from binprice.events import EventKind, IngestEvent
 from binprice.exchange.backoff import no_wait
 from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
 from binprice.testing.exchange import TestExchange
+from tests.fault_helpers import HANG_GUARD_SECONDS
 
 
 class _Endpoint:
@@ -28,6 +30,8 @@ class _Endpoint:
         self.retries_wanted = 5
         self.retried = asyncio.Event()
         self.hung = asyncio.Event()
+        #: exchangeInfo requests left unanswered.
+        self.hung_requests = 0
         self.release = asyncio.Event()
         self.url = ""
 
@@ -38,6 +42,7 @@ class _Endpoint:
         return web.Response(status=self.status, text=self.body, content_type="text/html")
 
     async def _hang(self, request: web.Request) -> web.Response:
+        self.hung_requests += 1
         self.hung.set()
         await self.release.wait()  # answers nothing until the test is over
         return web.Response(status=500)
@@ -123,11 +128,17 @@ async def test_a_stop_while_the_exchange_check_hangs_ends_the_run_at_once(
     url = endpoint.url
     config = IngestConfig(symbols=("BTCUSDT",), ws_url=f"ws://{url}", rest_url=f"http://{url}",
                           spool_dir=tmp_path / "spool")  # fmt: skip
-    run = asyncio.create_task(run_ingest(config, database_url, stop=stop))
+    events: list[IngestEvent] = []
+    run = asyncio.create_task(run_ingest(config, database_url, stop=stop, on_event=events.append))
     await asyncio.wait_for(endpoint.hung.wait(), 10)
     stop.set()
-    summary = await asyncio.wait_for(run, 5)  # the CLI's stop budget
+    summary = await asyncio.wait_for(run, HANG_GUARD_SECONDS)
     assert summary.stored == 0
+    # The stop ended it (not the request's timeout, which would raise), and nothing retried.
+    assert [e.message for e in events if e.kind is EventKind.STOPPED] == [
+        "stopped before streaming began; nothing stored"
+    ]
+    assert endpoint.hung_requests == 1
 
 
 async def test_an_unknown_symbol_is_named(database_url: str, tmp_path: Path) -> None:
