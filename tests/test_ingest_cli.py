@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
+from binprice.exchange.stream import CLOSE_TIMEOUT_SECONDS
 from binprice.ingest.pipeline import (
+    READERS_DEADLINE_SECONDS,
     SETTLE_DEADLINE_SECONDS,
     SHUTDOWN_DEADLINE_SECONDS,
     STOP_BACKFILL_DEADLINE_SECONDS,
@@ -54,13 +56,21 @@ STOP_BUDGET_SECONDS = 5
 
 
 def test_the_deadlines_on_the_stop_path_add_up_to_the_stop_budget() -> None:
-    """A stop first fetches the gaps already seen, then asks for each symbol's tail while the
-    writers drain, then records and settles the gaps: each step bounded by its deadline, and
-    their sum within the 5 s promised (a writer gives up on a down database within the drain)."""
+    """A stop first lets the stream readers close, fetches the gaps already seen, then asks
+    for each symbol's tail while the writers drain, then records and settles the gaps: each
+    step bounded by its deadline, and their sum within the 5 s promised (a writer gives up on
+    a down database within the drain; a close frame is waited for no longer than the readers
+    are)."""
     tail_or_drain = max(TAIL_DEADLINE_SECONDS, SHUTDOWN_DEADLINE_SECONDS)
-    stop_path = STOP_BACKFILL_DEADLINE_SECONDS + tail_or_drain + SETTLE_DEADLINE_SECONDS
+    stop_path = (
+        READERS_DEADLINE_SECONDS
+        + STOP_BACKFILL_DEADLINE_SECONDS
+        + tail_or_drain
+        + SETTLE_DEADLINE_SECONDS
+    )
     assert stop_path <= STOP_BUDGET_SECONDS
     assert SHUTDOWN_GRACE_SECONDS < SHUTDOWN_DEADLINE_SECONDS
+    assert CLOSE_TIMEOUT_SECONDS <= READERS_DEADLINE_SECONDS
 
 
 def _assert_stopped_cleanly(proc: asyncio.subprocess.Process, stderr: bytes) -> None:

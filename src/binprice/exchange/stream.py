@@ -54,6 +54,9 @@ MAX_FRAME_BYTES = 1 << 20
 REFUSALS_BEFORE_GIVING_UP = 3
 REPLICA_STAGGER_SECONDS = 1.0
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+#: How long closing a connection waits for the exchange's close frame (then the socket is
+#: simply closed): a rotation or a stop never waits on an exchange that does not answer.
+CLOSE_TIMEOUT_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -310,7 +313,7 @@ class ConnectionGroup:
                 autoping=False,
                 heartbeat=None,
                 max_msg_size=MAX_FRAME_BYTES,
-                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_SECONDS),
             ) as ws:
                 conn.opened_at = self._policy.clock()
                 self._refusals = 0

@@ -36,7 +36,12 @@ from binprice.events import Emit, EventKind, IngestEvent, Severity
 from binprice.exchange.bans import BanBook
 from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import RestClient
-from binprice.exchange.stream import HANDSHAKE_TIMEOUT_SECONDS, ConnectionGroup, StreamPolicy
+from binprice.exchange.stream import (
+    CLOSE_TIMEOUT_SECONDS,
+    HANDSHAKE_TIMEOUT_SECONDS,
+    ConnectionGroup,
+    StreamPolicy,
+)
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
@@ -50,9 +55,12 @@ from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.tracker import Tracker
 
-#: How long a stop waits for the last commits before leaving the rest to the spool
-#: (Ctrl+C must end the run within 5 s whatever the database does).
-SHUTDOWN_DEADLINE_SECONDS = 2.5
+#: How long a stop waits for the stream readers to close their connections (a close frame the
+#: exchange never answers must not hold the stop; what they received is in the tracker) ...
+READERS_DEADLINE_SECONDS = CLOSE_TIMEOUT_SECONDS
+#: ... for the last commits before leaving the rest to the spool (Ctrl+C must end the run
+#: within 5 s whatever the database does) ...
+SHUTDOWN_DEADLINE_SECONDS = 2.25
 #: ... for the exchange's newest ids (the tail each symbol is missing) ...
 TAIL_DEADLINE_SECONDS = 1.5
 #: ... for fetching the gaps found before the stop, before those two (the rest are fetched by
@@ -361,8 +369,13 @@ class _Run:
             stop.set()
             for task in helpers:
                 task.cancel()  # the listing first: no connection opens while they stop
-            for task in list(fleet.tasks):
-                await task
+            readers = list(fleet.tasks)
+            if readers:
+                _, late = await asyncio.wait(readers, timeout=READERS_DEADLINE_SECONDS)
+                for task in late:
+                    task.cancel()
+                if late:
+                    await asyncio.wait(late)
             await asyncio.wait([fetching])  # its gap in flight, if any, is queued again
             banned = self._banned_at_stop(rest)
             await self._backfill_before_stop(rest, sink.writable, banned)
