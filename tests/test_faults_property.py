@@ -188,6 +188,7 @@ class _FlakyExchange:
     seed=st.integers(0, 2**32 - 1),
 )
 def test_empty_pages_and_errors_never_make_a_false_hole(
+    *,
     length: int,
     absent: list[int],
     gaps: list[tuple[int, int]],

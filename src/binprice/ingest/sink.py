@@ -46,6 +46,7 @@ class Sink:
         buffer: TradeBuffer,
         recorder: Recorder,
         config: IngestConfig,
+        *,
         gaps: GapKeeper,
         on_stored: Callable[[list[WireTrade]], None] | None = None,
     ) -> None:
