@@ -115,7 +115,8 @@ class Scrape:
             return cls(body, (time.perf_counter() - began) * 1000)
 
 
-async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:
+# A benchmark script: the scenario reads top to bottom, step by step.
+async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:  # noqa: PLR0915
     url = database(args.database_url, workdir)
     names = symbols(args.symbols)
     halted = statuses(names, not_trading=args.not_trading, seed=1)

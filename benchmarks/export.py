@@ -35,7 +35,7 @@ def run(url: str, fmt: str, days: float, directory: Path, runs: int) -> None:
     for _ in range(runs):
         with psycopg.connect(url, autocommit=True) as conn, target.open("wb") as out:
             began = time.perf_counter()
-            rows = write_trades(conn, [SYMBOL], start, END, fmt, out)
+            rows = write_trades(conn, [SYMBOL], start, END, fmt, out=out)
             out.flush()
             elapsed = time.perf_counter() - began
         rates.append(rows / elapsed)

@@ -157,8 +157,8 @@ def run_import(
     days: int,
     work: Path,
     rows: int,
-    loaders: int = 2,
     *,
+    loaders: int = 2,
     source: Path | None = None,
 ) -> tuple[float, float, float, int]:
     """The CLI, from spawn to exit; (wall s, importer CPU s, PostgreSQL CPU s, max RSS KiB).
@@ -258,7 +258,9 @@ def main() -> None:
                     if side == "bare":
                         out[side] = bare(url, text, rows)
                     else:
-                        out[side] = run_import(url, archive, args.days, work, rows, int(side))
+                        out[side] = run_import(
+                            url, archive, args.days, work, rows, loaders=int(side)
+                        )
                 bare_s, bare_pg = out["bare"]
                 bare_cpu = per_1000(bare_pg, rows)
                 line = (f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "

@@ -476,7 +476,7 @@ class Measured:
 
 
 def measure(conn: psycopg.Connection[Any], layout: Layout, source: str, count: int,
-            rollup_bytes: int, times: list[datetime], verify: bool) -> Measured:  # fmt: skip
+            rollup_bytes: int, *, times: list[datetime], verify: bool) -> Measured:  # fmt: skip
     table = "blocks_" + "".join(ch if ch.isalnum() else "_" for ch in layout.name.lower())[:40]
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(create_sql(table, layout))
@@ -584,7 +584,9 @@ def busy_part(admin: str, args: argparse.Namespace) -> None:
         for layout in layouts:
             if args.only and not any(key in layout.name for key in args.only.split("|")):
                 continue
-            results.append(measure(conn, layout, source, count, rollup, times, args.verify))
+            results.append(
+                measure(conn, layout, source, count, rollup, times=times, verify=args.verify)
+            )
             m = results[-1]
             print(f"  measured {m.name}: {m.bytes_per_trade:.2f} B/trade, differ {m.differ}",
                   flush=True)  # fmt: skip

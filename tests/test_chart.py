@@ -66,16 +66,22 @@ def test_interval_is_chosen_to_fit_and_one_interval_is_a_line(url: str) -> None:
     """Auto interval: a day at 80 columns is hourly candles; a 40 s window is a line."""
     assert max_candles(80) == 34
     with psycopg.connect(url) as conn:
-        title, data, interval = chart_data(conn, "btcusdt", T0, T0 + timedelta(days=1), None, 34)
+        title, data, interval = chart_data(
+            conn, "btcusdt", T0, T0 + timedelta(days=1), None, max_candles=34
+        )
         assert interval is not None and interval.name == "1h" and len(data) == 24
         assert title.startswith("BTCUSDT 1h candles")
         title, data, interval = chart_data(
-            conn, "BTCUSDT", T0, T0 + timedelta(seconds=40), None, 34
+            conn, "BTCUSDT", T0, T0 + timedelta(seconds=40), None, max_candles=34
         )
         assert interval is None and title.startswith("BTCUSDT trades")
-        _, data, interval = chart_data(conn, "BTCUSDT", T0, T0 + timedelta(minutes=2), None, 34)
+        _, data, interval = chart_data(
+            conn, "BTCUSDT", T0, T0 + timedelta(minutes=2), None, max_candles=34
+        )
         assert interval is None  # two 1m candles would say less than the trades
-        _, data, interval = chart_data(conn, "BTCUSDT", T0, T0 + timedelta(hours=1), "1h", 34)
+        _, data, interval = chart_data(
+            conn, "BTCUSDT", T0, T0 + timedelta(hours=1), "1h", max_candles=34
+        )
         assert interval is None  # one candle's worth, even when the interval is given
 
 

@@ -60,10 +60,10 @@ def stored(url: str, where: str = "true", params: Any = None) -> list[tuple[Any,
 
 
 def export(url: str, fmt: str, start: datetime, end: datetime, symbols: list[str] = SYMBOLS,
-           progress: Any = None) -> bytes:  # fmt: skip
+           *, progress: Any = None) -> bytes:  # fmt: skip
     out = io.BytesIO()
     with psycopg.connect(url, autocommit=True) as conn:
-        rows = write_trades(conn, symbols, start, end, fmt, out, progress=progress)
+        rows = write_trades(conn, symbols, start, end, fmt, out=out, progress=progress)
     data = out.getvalue()
     assert rows == len(stored(url, "timestamp >= %s AND timestamp < %s AND symbol = ANY(%s)",
                               [start, end, [s.upper() for s in symbols]]))  # fmt: skip
@@ -199,4 +199,4 @@ def test_trades_iterator_streams_the_window(url: str) -> None:
 def test_binance_format_refuses_several_symbols_in_one_stream(url: str) -> None:
     """The layout has no symbol column: one symbol per file."""
     with psycopg.connect(url) as conn, pytest.raises(UsageError, match="one symbol"):
-        write_trades(conn, SYMBOLS, *ALL, "binance", io.BytesIO())
+        write_trades(conn, SYMBOLS, *ALL, "binance", out=io.BytesIO())

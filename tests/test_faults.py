@@ -45,6 +45,7 @@ async def _run_until(
     tmp_path: Path,
     done: Callable[[IngestSummary], bool],
     policy: StreamPolicy,
+    *,
     fault: tuple[int, Callable[[], None]] | None = None,
 ) -> tuple[IngestSummary, list[IngestEvent]]:
     """Run until `done(summary so far)` holds, then stop (and return the final summary);

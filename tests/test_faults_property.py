@@ -64,7 +64,8 @@ segment = st.tuples(st.integers(0, 60), st.integers(0, 120))  # (start after pre
     dup_rate=st.sampled_from([0.0, 0.05, 0.5]),
     backfill_max=st.one_of(st.none(), st.integers(0, 40)),
 )
-def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(
+# The model of drops and resends reads best as one loop beside its assertions.
+def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(  # noqa: C901
     segments: list[tuple[int, int]], seed: int, dup_rate: float, backfill_max: int | None
 ) -> None:
     """Stored (+ skipped) ids equal the produced line from the first to the last delivered id."""
@@ -188,6 +189,7 @@ class _FlakyExchange:
     seed=st.integers(0, 2**32 - 1),
 )
 def test_empty_pages_and_errors_never_make_a_false_hole(
+    *,
     length: int,
     absent: list[int],
     gaps: list[tuple[int, int]],

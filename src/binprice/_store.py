@@ -261,7 +261,7 @@ class Store:
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         written: int = self._read(
-            lambda conn: export_to(conn, wanted, lo, hi, chosen, out, progress=progress,
+            lambda conn: export_to(conn, wanted, lo, hi, chosen, out=out, progress=progress,
                                    on_plan=on_plan, on_file=on_file)
         )  # fmt: skip
         return written
@@ -281,7 +281,7 @@ class Store:
 
         lo, hi = as_time(start), as_time(end or "now")
         result: Chart = self._read(
-            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles)
+            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles=max_candles)
         )
         return result
 

@@ -54,6 +54,7 @@ def chart_data(
     start: datetime,
     end: datetime,
     interval: str | None,
+    *,
     max_candles: int,
 ) -> Chart:
     """The chart of ``symbol``: candles at ``interval`` (default: the one that fits

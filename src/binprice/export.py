@@ -102,8 +102,8 @@ def write_trades(
     start: datetime,
     end: datetime,
     fmt: Format | str,
-    out: IO[bytes],
     *,
+    out: IO[bytes],
     progress: Progress | None = None,
 ) -> int:
     """Write every trade of ``symbols`` in ``[start, end)`` to ``out``; return the row count.
@@ -118,7 +118,7 @@ def write_trades(
             raise UsageError("the binance format holds one symbol per file: give a directory")
         return write_binance_csv(conn, wanted[0], start, end, out, progress=progress)
     if chosen is Format.PARQUET:
-        _write_parquet(conn, wanted, start, end, out, counter)
+        _write_parquet(conn, wanted, start, end, out, counter=counter)
         return counter.finish()
     if chosen is Format.CSV:
         out.write(",".join(COLUMNS).encode() + b"\n")
@@ -126,7 +126,7 @@ def write_trades(
     with conn.transaction():
         for symbol in wanted:
             params = window_params(symbol, start, end)
-            copy_out(conn, _SELECTS[chosen], _COPY_OPTIONS[chosen], params, out, counter)
+            copy_out(conn, _SELECTS[chosen], _COPY_OPTIONS[chosen], params, out, counter=counter)
     return counter.finish()
 
 
@@ -166,7 +166,7 @@ def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
 
 
 def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, end: datetime,
-                   out: IO[bytes], counter: ProgressCounter) -> None:  # fmt: skip
+                   out: IO[bytes], *, counter: ProgressCounter) -> None:  # fmt: skip
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -63,7 +63,14 @@ def write_binance_csv(
     """Write one symbol's trades in ``[start, end)`` as Binance's CSV; return the row count."""
     (wanted,) = normalize_symbols([symbol])
     counter = ProgressCounter(progress)
-    copy_out(conn, _BINANCE_SELECT, "(FORMAT csv)", window_params(wanted, start, end), out, counter)
+    copy_out(
+        conn,
+        _BINANCE_SELECT,
+        "(FORMAT csv)",
+        window_params(wanted, start, end),
+        out,
+        counter=counter,
+    )
     return counter.finish()
 
 

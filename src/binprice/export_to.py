@@ -52,8 +52,8 @@ def export_to(
     start: datetime,
     end: datetime,
     fmt: Format,
-    out: Target,
     *,
+    out: Target,
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
@@ -86,7 +86,7 @@ def export_to(
     if fmt is Format.BINANCE and target is not None:
         return write_binance_file(conn, found[0], start, end, target, progress=progress)
     with _open(stream, target) as sink:
-        return write_trades(conn, found, start, end, fmt, sink, progress=progress)
+        return write_trades(conn, found, start, end, fmt, out=sink, progress=progress)
 
 
 def _plan(conn: Connection, wanted: list[str], start: datetime, end: datetime) -> ExportPlan:

@@ -109,6 +109,7 @@ def verify_against(
     start: datetime | None,
     end: datetime | None,
     newest: dict[str, int],
+    *,
     disproved: dict[str, list[tuple[int, int]]] | None = None,
 ) -> Verification:
     from binprice.db import connect
@@ -167,7 +168,9 @@ async def check_against_exchange(
         rest = RestClient(session, rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)
         newest = await exchange_last_ids(rest, wanted)
         disproved = await disproved_holes(rest, holes)
-    return await asyncio.to_thread(verify_against, url, wanted, start, end, newest, disproved)
+    return await asyncio.to_thread(
+        verify_against, url, wanted, start, end, newest, disproved=disproved
+    )
 
 
 async def repair(
@@ -198,7 +201,8 @@ async def repair(
                 await rows.reopen(*hole)  # asked again below, like any open gap
             todo = await rows.open_gaps(wanted)
             done = [
-                await _fill(writer, rows, rest, gap, missing, progress) for gap, missing in todo
+                await _fill(writer, rows, rest, gap, missing, progress=progress)
+                for gap, missing in todo
             ]
         finally:
             await writer.close()
@@ -212,6 +216,7 @@ async def _fill(
     rest: RestClient,
     gap: tuple[str, int, int],
     ranges: list[tuple[int, int]],
+    *,
     progress: Callable[[RepairProgress], None] | None,
 ) -> RepairedGap:
     """Fetch the still-missing `ranges` of the open `gap`, then settle its row."""

@@ -64,7 +64,7 @@ def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]
 
 def copy_out(
     conn: Connection, select: str, options: str, params: dict[str, Any], out: IO[bytes],
-    counter: ProgressCounter,
+    *, counter: ProgressCounter,
 ) -> None:  # fmt: skip
     """Stream ``COPY (select FROM trades, one symbol's window) TO STDOUT options`` to ``out``."""
     # COPY takes no bind parameters: psycopg merges them into the statement client-side.

@@ -160,10 +160,10 @@ class ConnectionGroup:
         symbols: list[str],
         tracker: TradeReceiver,
         recorder: StreamRecorder,
+        *,
         stop: asyncio.Event,
         policy: StreamPolicy,
         reconciler: ConnectionWatcher | None = None,
-        *,
         source: int = 0,
         replica: int = 0,
         replicas: int = 1,
@@ -362,7 +362,11 @@ class ConnectionGroup:
                 f"row: {reason}; check --ws-url or --exchange"
             )
 
-    async def _consume(self, ws: aiohttp.ClientWebSocketResponse, conn: _Connection) -> None:
+    # The per-frame hot loop: the trade path is inlined (no call per trade), so its branches
+    # stay in one place on purpose; rarer frames go to `_on_event`.
+    async def _consume(  # noqa: C901, PLR0912
+        self, ws: aiohttp.ClientWebSocketResponse, conn: _Connection
+    ) -> None:
         on_trade = self._tracker.on_trade
         decode = decode_frame
         text = aiohttp.WSMsgType.TEXT

@@ -95,7 +95,9 @@ def load_file(
     resume, staged = job.resume, False
     while True:
         try:
-            loader = _Loader(conn, job, resume, staged, stop, on_progress, commit_rows)
+            loader = _Loader(
+                conn, job, resume, staged, stop, on_progress=on_progress, commit_rows=commit_rows
+            )
             return loader.run(block_bytes)
         except psycopg.errors.UniqueViolation:
             # Another writer stored ids of this chunk after the probe: redo it, staged.
@@ -117,6 +119,7 @@ class _Loader:
         resume: Resume | None,
         staged: bool,
         stop: threading.Event,
+        *,
         on_progress: OnProgress,
         commit_rows: int,
     ) -> None:

@@ -107,7 +107,9 @@ async def import_history(
                 options, source, plans, recorded, loaders, emit,
                 on_progress or _ignore, thread_stop, stop,
             )  # fmt: skip
-            results = await _consume(pipeline, conn, rest, writer, options, end, today, stop)
+            results = await _consume(
+                pipeline, conn, rest, writer, options, end=end, today=today, stop=stop
+            )
     finally:
         await conn.close()
         for loader in opened:
@@ -121,6 +123,7 @@ async def _consume(
     rest: RestClient | None,
     writer: TradeWriter | None,
     options: ImportOptions,
+    *,
     end: date,
     today: date,
     stop: asyncio.Event | None,

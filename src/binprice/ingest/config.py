@@ -79,34 +79,43 @@ class IngestConfig:
     health_threshold: float = HEALTH_THRESHOLD_SECONDS
 
     def __post_init__(self) -> None:
-        if not self.symbols and not self.all_symbols:
-            raise ConfigError("no symbols to ingest")
-        if self.quotes and not self.all_symbols:
-            raise ConfigError("--quote only applies with --all")
-        if self.all_symbols and self.since is not None:
-            raise ConfigError(
-                "--since cannot be combined with --all; import the history of chosen "
-                "symbols with `binprice import`, then run `binprice ingest --all`"
-            )
-        if self.listing_interval <= 0:
-            raise ConfigError("the listing interval must be positive")
-        if self.max_trades is not None and self.max_trades <= 0:
-            raise ConfigError("--max-trades must be positive")
-        if self.duration is not None and self.duration <= 0:
-            raise ConfigError("--duration must be positive")
-        if not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION:
-            raise ConfigError("streams per connection must be between 1 and 1024")
-        if self.backfill_max < 0:
-            raise ConfigError("--backfill-max must not be negative")
-        if not 1 <= self.redundancy <= MAX_REDUNDANCY:
-            raise ConfigError(f"--redundancy must be between 1 and {MAX_REDUNDANCY}")
-        if self.quiet_period <= 0:
-            raise ConfigError("--quiet-period must be positive")
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise ConfigError("--metrics-port must be between 0 and 65535")
-        if self.health_threshold <= 0:
-            raise ConfigError("--health-threshold must be positive")
-        if not 0 <= self.flush_interval <= 1:
-            raise ConfigError("--batch-wait must be between 0 and 1 s")
-        if self.max_batch < 1 or self.memory_limit < self.max_batch:
-            raise ConfigError("memory limit must be at least one batch")
+        for broken, message in self._checks():
+            if broken:
+                raise ConfigError(message)
+
+    def _checks(self) -> tuple[tuple[bool, str], ...]:
+        """(condition that makes this config invalid, its error message), in the order checked."""
+        return (
+            (not self.symbols and not self.all_symbols, "no symbols to ingest"),
+            (bool(self.quotes) and not self.all_symbols, "--quote only applies with --all"),
+            (
+                self.all_symbols and self.since is not None,
+                (
+                    "--since cannot be combined with --all; import the history of chosen "
+                    "symbols with `binprice import`, then run `binprice ingest --all`"
+                ),
+            ),
+            (self.listing_interval <= 0, "the listing interval must be positive"),
+            (self.max_trades is not None and self.max_trades <= 0, "--max-trades must be positive"),
+            (self.duration is not None and self.duration <= 0, "--duration must be positive"),
+            (
+                not 1 <= self.streams_per_connection <= MAX_STREAMS_PER_CONNECTION,
+                "streams per connection must be between 1 and 1024",
+            ),
+            (self.backfill_max < 0, "--backfill-max must not be negative"),
+            (
+                not 1 <= self.redundancy <= MAX_REDUNDANCY,
+                f"--redundancy must be between 1 and {MAX_REDUNDANCY}",
+            ),
+            (self.quiet_period <= 0, "--quiet-period must be positive"),
+            (
+                self.metrics_port is not None and not 0 <= self.metrics_port <= 65535,
+                "--metrics-port must be between 0 and 65535",
+            ),
+            (self.health_threshold <= 0, "--health-threshold must be positive"),
+            (not 0 <= self.flush_interval <= 1, "--batch-wait must be between 0 and 1 s"),
+            (
+                self.max_batch < 1 or self.memory_limit < self.max_batch,
+                "memory limit must be at least one batch",
+            ),
+        )

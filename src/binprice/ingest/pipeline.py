@@ -104,7 +104,7 @@ async def run_ingest(
                     recorder.stopped("stopped during the archive import, before streaming")
                     return recorder.summary()
                 recorder.phase(Phase.STARTING)
-            run = _Run(config, database_url, stop, recorder, policy, probe)
+            run = _Run(config, database_url, stop, recorder, policy, probe=probe)
             try:
                 return await run.run(on_stored)
             except BaseExceptionGroup as group:
@@ -205,6 +205,7 @@ class _Run:
         stop: asyncio.Event,
         recorder: Recorder,
         policy: StreamPolicy,
+        *,
         probe: RunProbe,
     ) -> None:
         self.config = config
@@ -242,7 +243,7 @@ class _Run:
                     self.recorder.stopped("stopped before streaming began; nothing stored")
                     return self.recorder.summary()
                 sink = Sink(writer, self.url, self.buffer, self.recorder, self.config,
-                            self.gaps, on_stored)  # fmt: skip
+                            gaps=self.gaps, on_stored=on_stored)  # fmt: skip
                 try:
                     reconciler = Reconciler(self.tracker, rest, self.recorder,
                                             quiet_after=self.config.quiet_period)  # fmt: skip
@@ -273,7 +274,8 @@ class _Run:
             self.recorder.carrying(len(self.symbols))
             spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
             await resume(self.url, self.tracker, self.gaps, self.recorder,
-                         self.symbols, last_ids, spooled)  # fmt: skip
+                         symbols=self.symbols, last_stored=last_ids,
+                         spooled=spooled)  # fmt: skip
         except BaseException:
             await writer.close()
             raise
@@ -289,9 +291,9 @@ class _Run:
                 symbols,
                 self.tracker,
                 self.recorder,
-                self.stop,
-                self.policy,
-                reconciler,
+                stop=self.stop,
+                policy=self.policy,
+                reconciler=reconciler,
                 source=source,
                 replica=replica,
                 replicas=config.redundancy,
@@ -314,7 +316,15 @@ class _Run:
             # As at start: after the last stored id, open gaps queued (the spool of this run
             # is not read again: what it holds is stored anyway, and a gap it would have
             # closed is fetched from REST).
-            await resume(self.url, self.tracker, self.gaps, self.recorder, symbols, last_ids, ())
+            await resume(
+                self.url,
+                self.tracker,
+                self.gaps,
+                self.recorder,
+                symbols=symbols,
+                last_stored=last_ids,
+                spooled=(),
+            )
             for symbol in symbols:
                 reconciler.track(symbol)
             fleet.add(symbols)

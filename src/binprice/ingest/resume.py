@@ -57,6 +57,7 @@ async def resume(
     gaps: GapKeeper,
     recorder: Recorder,
     symbols: list[str],
+    *,
     last_stored: dict[str, int],
     spooled: Iterable[list[WireTrade]],
 ) -> None:

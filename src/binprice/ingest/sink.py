@@ -46,6 +46,7 @@ class Sink:
         buffer: TradeBuffer,
         recorder: Recorder,
         config: IngestConfig,
+        *,
         gaps: GapKeeper,
         on_stored: Callable[[list[WireTrade]], None] | None = None,
     ) -> None:
@@ -92,7 +93,9 @@ class Sink:
                 return
             buffer.done(chunk)
 
-    async def _store(
+    # The fault-critical write path: its retry hooks close over this batch's state (the
+    # unanswered commits, when stopping began), which keeps every outcome in one view.
+    async def _store(  # noqa: C901, PLR0915
         self, slot: int, batch: Batch, spooled: bool, reading_done: asyncio.Event
     ) -> bool:
         """Commit `batch`, retrying through outages. False: gave up while stopping (the batch

@@ -199,10 +199,10 @@ class TradeGenerator:
         self._times.append(trade_time)
         self._makers.append(m)
         return self._format(
-            trade_id, price, quantity, trade_time // US_PER_MS, event_time // US_PER_MS, m
+            trade_id, price, quantity, trade_time // US_PER_MS, event_time // US_PER_MS, m=m
         )
 
-    def _format(self, trade_id: int, price: int, qty: int, t: int, e: int, m: bool) -> bytes:
+    def _format(self, trade_id: int, price: int, qty: int, t: int, e: int, *, m: bool) -> bytes:
         return (
             self._frame_prefix
             % (e, trade_id)
@@ -221,7 +221,7 @@ class TradeGenerator:
             self._quantities[index],
             t // unit,
             e // unit,
-            bool(self._makers[index]),
+            m=bool(self._makers[index]),
         )
 
     def agg_payload(self, agg: int, *, microseconds: bool = False) -> bytes:
