@@ -220,7 +220,7 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
     and the retry stores the batch once the other writer is gone."""
     from decimal import Decimal
 
-    from binprice.db.copy import CopyEncoder
+    from binprice.db.copy import COPY_TRADES, CopyEncoder
     from binprice.db.writer import TradeWriter
     from binprice.exchange.protocol import WireTrade
     from binprice.ingest.sink import is_conflict
@@ -233,26 +233,15 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
     try:
         # The other writer waits long before it looks for deadlocks, so ours is the victim.
         await other.execute("SET deadlock_timeout = '60s'")
-        async with (
-            other.cursor() as cur,
-            cur.copy(
-                "COPY trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
-                "FROM STDIN"
-            ) as copy,
-        ):
-            await copy.write(encoder.encode([t2]))
+
+        async def other_copies(trade: WireTrade) -> None:
+            async with other.cursor() as cur, cur.copy(COPY_TRADES) as copy:
+                await copy.write(encoder.encode([trade]))
+
+        await other_copies(t2)
         ours = asyncio.create_task(writer.write(encoder.batch([t1, t2])))
-        async with asyncio.timeout(20):
-            while not await _waiting_on_lock(database_url):  # noqa: ASYNC110 (no event to wait on)
-                await asyncio.sleep(0.02)
-        async with (
-            other.cursor() as cur,
-            cur.copy(
-                "COPY trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
-                "FROM STDIN"
-            ) as copy,
-        ):
-            await copy.write(encoder.encode([t1]))
+        await wait_until(lambda: _waiting_on_lock(database_url), 20)  # ours waits for t2's lock
+        await other_copies(t1)
         try:
             await asyncio.wait_for(ours, 30)
         except psycopg.Error as exc:
@@ -270,11 +259,11 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
         await writer.close()
 
 
-async def _waiting_on_lock(url: str) -> bool:
-    async with await psycopg.AsyncConnection.connect(url) as conn:
-        cur = await conn.execute(
+def _waiting_on_lock(url: str) -> bool:
+    """Whether a session of the test's database waits for a lock (a state with no event)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        row = await cur.fetchone()
+        ).fetchone()
     return bool(row and row[0])

@@ -394,23 +394,27 @@ async def test_a_stop_during_a_stalled_download_leaves_it_and_the_rest_not_loade
     market = ArchiveMarket.generate([SYMBOL], date(2024, 3, 1), date(2024, 3, 6), trades_per_day=5)
     names = [f"{SYMBOL}-trades-2024-03-0{d}.zip" for d in range(1, 6)]
     stop = asyncio.Event()
+    events: list[ImportEvent] = []
+    first_two = asyncio.Event()
+
+    def note(event: ImportEvent) -> None:
+        events.append(event)
+        loaded = {e.file for e in events if e.kind is ImportEventKind.LOADED}
+        if loaded >= set(names[:2]):
+            first_two.set()
+
     async with ArchiveServer(market, ArchiveFaults(stalled={names[2]})) as archive:
 
         async def stop_when_stalled() -> None:
             await archive.stalled.wait()
-            while True:
-                if {n for n, r in imports(database_url).items() if r[0] == "done"} >= set(
-                    names[:2]
-                ):
-                    stop.set()
-                    return
-                await asyncio.sleep(0.02)
+            await first_two.wait()  # their LOADED events come after their last commit
+            stop.set()
 
         # One loader: day 4 waits for day 3 (with two, it may load beside the stalled one).
         opts = options(archive, date(2024, 3, 1), date(2024, 3, 6), tmp_path, loaders=1)
         async with asyncio.timeout(30), asyncio.TaskGroup() as group:
             group.create_task(stop_when_stalled())
-            summary, events = await run(opts, database_url, stop=stop)
+            summary = await import_history(opts, database_url, on_event=note, stop=stop)
     assert summary.stopped and summary.ok
     assert [f.status for f in summary.symbols[0].files] == [FileStatus.LOADED] * 2 + [
         FileStatus.NOT_LOADED

@@ -225,13 +225,18 @@ async def test_an_import_stopped_mid_file_resumes_where_its_last_commit_ended(
     assert stored_text(database_url) == expected_text(market_trades(market))
 
 
-async def _wait_done(url: str, names: list[str]) -> None:
-    """Until every file of `names` has its `done` row in `imports` (bounded)."""
-    async with asyncio.timeout(60):
-        while True:
-            if {n for n, r in imports(url).items() if r[0] == "done"} >= set(names):
-                return
-            await asyncio.sleep(0.05)
+async def _until_loaded(proc: asyncio.subprocess.Process, names: list[str]) -> bytes:
+    """Read the import's lines until each file of `names` has its loaded line (printed after
+    the file's last commit); what was read, for the final assertions."""
+    assert proc.stderr is not None
+    read, waiting = [], set(names)
+    while waiting:
+        line = await proc.stderr.readline()
+        assert line, b"".join(read).decode()
+        read.append(line)
+        text = line.decode()
+        waiting -= {name for name in waiting if f"{name}: " in text and " trades (" in text}
+    return b"".join(read)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
@@ -254,11 +259,12 @@ async def test_a_stop_during_a_stalled_download_exits_at_once_and_says_what_is_s
         try:
             async with asyncio.timeout(60):
                 await archive.stalled.wait()
-            await _wait_done(database_url, loaded)
+                before = await _until_loaded(proc, loaded)
             proc.send_signal(signum)
             # Well inside the 60 s read timeout it used to wait out (three times over).
             async with asyncio.timeout(30):
-                _, raw = await proc.communicate()
+                _, rest = await proc.communicate()
+            raw = before + rest
         finally:
             if proc.returncode is None:
                 proc.kill()
