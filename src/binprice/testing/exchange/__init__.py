@@ -1,4 +1,6 @@
-"""A Binance-Spot-compatible test exchange: trade streams, REST backfill, fault injection.
+"""A Binance-compatible test exchange: trade and aggregate trade streams, REST backfill, fault
+injection, for Spot or one futures market (``market=Market.USDM``: ``/fapi/v1`` REST and the
+futures frame shapes; ``Market.COINM``: ``/dapi/v1``).
 
 In tests::
 
@@ -29,12 +31,13 @@ from types import TracebackType
 from aiohttp import WSCloseCode, web
 
 from binprice.exchange.protocol import WireTrade
+from binprice.markets import Market
 from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
 from binprice.testing.generator import TradeGenerator, wall_clock_us
-from binprice.testing.http import DEFAULT_WEIGHT_LIMIT, geo_blocked, json_response
+from binprice.testing.http import geo_blocked, json_response
 from binprice.testing.pacing import MIN_TICK_SECONDS, PacedSchedule
 from binprice.testing.rest import RestApi
 from binprice.testing.tls import TlsFiles, self_signed, server_context
@@ -59,7 +62,9 @@ class TestExchange:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(
+    # The market is the thirteenth option: the exchange's whole configuration is these keyword
+    # arguments (a dozen tests' worth of call sites), not worth a settings object of its own.
+    def __init__(  # noqa: PLR0913
         self,
         symbols: Iterable[str] = DEFAULT_SYMBOLS,
         *,
@@ -71,9 +76,10 @@ class TestExchange:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: ConnectionLimits | None = None,
-        weight_limit: int = DEFAULT_WEIGHT_LIMIT,
+        weight_limit: int | None = None,
         faults: Faults | None = None,
         tls: TlsFiles | bool = False,
+        market: Market = Market.SPOT,
     ) -> None:
         """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
 
@@ -84,8 +90,13 @@ class TestExchange:
 
         ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
         ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
+
+        ``market`` picks the REST prefix, weights and limits and the frame shapes;
+        ``weight_limit`` defaults to the market's. The futures ``historicalTrades`` takes any
+        well-formed API key unless ``rest.api_keys`` names the accepted ones.
         """
-        self.generators = {s.upper(): TradeGenerator(s, seed) for s in symbols}
+        self.market = market
+        self.generators = {s.upper(): TradeGenerator(s, seed, market=market) for s in symbols}
         self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
         self.rate = rate
         #: Paced trades/s of each symbol; the symbols missing here run at full speed.
@@ -103,7 +114,13 @@ class TestExchange:
         #: Multiplies every paced rate while set (20.0: a burst); change it at any time.
         self.speed = 1.0
         self.limits = limits or ConnectionLimits()
-        self.rest = RestApi(self.generators, self.statuses, self.faults, weight_limit)
+        self.rest = RestApi(
+            self.generators,
+            self.statuses,
+            self.faults,
+            weight_limit,
+            market=market,
+        )
         self.connections: set[StreamConnection] = set()
         self.connections_opened = 0
         self._host, self._port = host, port
