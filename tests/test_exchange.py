@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ from binprice.testing import (
 )
 from binprice.testing.cli import exchange_from_args
 from binprice.testing.cli import parse_args as exchange_args
+from binprice.testing.timeline import HISTORY_TRADES_PER_DAY, day_offset
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -86,7 +88,12 @@ async def test_combined_stream_delivers_the_produced_record_contiguously(
             assert mine == ex.produced(symbol)
             assert contiguous(mine) and len(mine) == 300
             assert all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(mine))
-        assert ex.produced("BTCUSDT")[0].trade_id == 6329162611
+        # The fixture market's ids, continued to today at the history's pace (timeline.py).
+        # (A day either side: the test may straddle midnight.)
+        today, day = datetime.now(UTC).date(), timedelta(days=1)
+        first = ex.produced("BTCUSDT")[0].trade_id
+        assert 6329162611 + day_offset(today - day, HISTORY_TRADES_PER_DAY) <= first
+        assert first < 6329162611 + day_offset(today + 2 * day, HISTORY_TRADES_PER_DAY)
 
 
 async def test_raw_stream_sends_bare_payloads(session: aiohttp.ClientSession) -> None:

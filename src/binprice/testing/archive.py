@@ -43,7 +43,15 @@ import msgspec
 from aiohttp import web
 
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, checksum_text, parse_name
-from binprice.testing.archive_files import MICROS_FROM, ArchiveMarket, sha256_hex, zip_bytes
+from binprice.markets import Market
+from binprice.testing.archive_files import (
+    MICROS_FROM,
+    ArchiveMarket,
+    lines_zip,
+    sha256_hex,
+    zip_bytes,
+)
+from binprice.testing.archive_kinds import ArchivePath, file_lines, parse_path
 from binprice.testing.faults import Faults
 from binprice.testing.rest import RestApi
 
@@ -117,10 +125,13 @@ class ArchiveServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/data/spot/{period}/trades/{symbol}/{name}", self._handle)
+        # Aggregate trades and the futures markets' files (testing/archive_kinds.py).
+        app.router.add_get("/data/{tail:.+}", self._handle_other)
         if self._rest:
             if self.market is None or not self.market.generators:
                 raise ValueError("REST needs a generated market")
-            app.router.add_routes(RestApi(self.market.generators, {}, Faults()).routes())
+            rest = RestApi(self.market.generators, {}, Faults(), market=self.market.market)
+            app.router.add_routes(rest.routes())
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
@@ -201,7 +212,9 @@ class ArchiveServer:
             if not path.is_file():
                 raise web.HTTPNotFound()
             return web.FileResponse(path)
-        if not self._published(file):
+        if not self._published(file) or (
+            self.market is not None and self.market.market is not Market.SPOT
+        ):
             raise web.HTTPNotFound()
         data, digest = self.content(zip_name)
         if name.endswith(CHECKSUM_SUFFIX):
@@ -209,6 +222,42 @@ class ArchiveServer:
         if zip_name in self.faults.stalled:
             return await self._stall(request, data)
         return web.Response(body=data, content_type="application/zip")
+
+    async def _handle_other(self, request: web.Request) -> web.StreamResponse:
+        """A file of another kind or market than Spot trades: served from the same market when
+        it is of the market's folder, with the same faults by name."""
+        self.requests.append(request.path)
+        key = parse_path(request.path.removesuffix(CHECKSUM_SUFFIX))
+        if self.directory is not None:
+            path = self.directory / request.path.lstrip("/")
+            if key is None or not path.is_file():
+                raise web.HTTPNotFound()
+            return web.FileResponse(path)
+        if (
+            key is None
+            or self.market is None
+            or key.market is not self.market.market
+            or key.name in self.faults.missing
+            or not self.market.generators
+            or not self._published(key.file)
+        ):
+            raise web.HTTPNotFound()
+        cached = self._files.get(key.name)
+        if cached is None:
+            cached = self._files[key.name] = self._build_other(key)
+        data, digest = cached
+        if request.path.endswith(CHECKSUM_SUFFIX):
+            return web.Response(body=checksum_text(digest, key.name).encode())
+        return web.Response(body=data, content_type="application/zip")
+
+    def _build_other(self, key: ArchivePath) -> tuple[bytes, str]:
+        assert self.market is not None
+        lines = file_lines(self.market, key, micros_from=self.faults.micros_from)
+        data = lines_zip(key.name, lines, version=self.versions.get(key.name, 0))
+        digest = sha256_hex(data)
+        if key.name in self.faults.wrong_checksum:
+            digest = sha256_hex(data + b"not these bytes")
+        return data, digest
 
     async def _stall(self, request: web.Request, data: bytes) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": str(len(data))})

@@ -168,8 +168,9 @@ class TradeGenerator:
         self.spec = spec or symbol_spec(self.symbol, market)
         # A futures series is another market than its Spot pair: its own random streams.
         name = self.symbol if market is Market.SPOT else f"{market.value}:{self.symbol}"
-        self._rng = random.Random(f"{seed}:{name}")
-        self._time_rng = random.Random(f"{seed}:{name}:time")
+        self._stream_key = f"{seed}:{name}"
+        self._rng = random.Random(self._stream_key)
+        self._time_rng = random.Random(f"{self._stream_key}:time")
         futures = market is not Market.SPOT
         #: Price and quantity strings: Spot always has 8 decimals, futures the grid's.
         self._price_decimals = decimals_of(self.spec.tick) if futures else 8
@@ -196,6 +197,15 @@ class TradeGenerator:
 
     def __len__(self) -> int:
         return len(self._times)
+
+    def reseed(self, period: str, price: int, since_us: int) -> None:
+        """From now on, trade from the random streams of ``period`` (e.g. a day), at ``price``,
+        at times after ``since_us``: what follows no longer depends on what came before
+        (testing/timeline.py)."""
+        self._rng = random.Random(f"{self._stream_key}:{period}")
+        self._time_rng = random.Random(f"{self._stream_key}:{period}:time")
+        self._mid = price
+        self._clock_us = since_us
 
     @property
     def first_id(self) -> int:
@@ -390,11 +400,12 @@ class TradeGenerator:
                 continue
             if limit is not None and len(rows) >= limit:
                 break
-            rows.append(self._rest_row(i, unit))
+            rows.append(self.rest_row(i, unit))
         return ("[" + ",".join(rows) + "]").encode()
 
-    def _rest_row(self, i: int, unit: int) -> str:
-        """One ``trades``/``historicalTrades`` row in the market's shape (docs/futures.md §4)."""
+    def rest_row(self, i: int, unit: int = US_PER_MS) -> str:
+        """One ``trades``/``historicalTrades`` row in the market's shape (docs/futures.md §4);
+        ``unit`` 1 gives times in µs."""
         price, quantity = self._prices[i], self._quantities[i]
         head = (
             f'{{"id":{self.spec.first_id + i},"price":"{self.price_text(price)}",'

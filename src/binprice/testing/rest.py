@@ -40,6 +40,7 @@ from binprice.testing.http import (
     geo_blocked,
     json_response,
 )
+from binprice.testing.timeline import History
 
 WEIGHT_PING = 1
 WEIGHT_TIME = 1
@@ -82,6 +83,9 @@ class RestApi:
         self._faults = faults
         self.market = market
         self.api: MarketApi = market_api(market)
+        #: The market's history before the exchange started (testing/timeline.py): REST
+        #: serves ids below the generators' first from it. None: those ids do not exist.
+        self.history: History | None = None
         #: The keys the futures ``historicalTrades`` accepts (None: any well-formed one).
         self.api_keys: frozenset[str] | None = None
         self.budget = WeightBudget(limit=weight_limit or self.api.weight_limit)
@@ -230,10 +234,22 @@ class RestApi:
         if from_id is None:
             start = max(0, len(generator) - limit)
             return generator.rest_rows(start, start + limit, microseconds=micro)
+        older: list[str] = []
+        if from_id < generator.first_id and self.history is not None:
+            # Before the exchange started: its market's history, as the archive has it.
+            older = self.history.rows(
+                generator.symbol, from_id, generator.first_id, limit, microseconds=micro
+            )
+            if len(older) == limit:
+                return ("[" + ",".join(older) + "]").encode()
         # From the first id >= fromId the exchange has: ids it never had are skipped over, so
         # the page begins past them (the client's evidence of a hole), and is still full.
         start = max(0, from_id - generator.first_id)
-        return generator.rest_rows(start, start, microseconds=micro, limit=limit)
+        page = generator.rest_rows(start, start, microseconds=micro, limit=limit - len(older))
+        if not older:
+            return page
+        rows = ",".join(older) + ("," + page[1:-1].decode() if len(page) > 2 else "")
+        return ("[" + rows + "]").encode()
 
     def _agg_trades(self, request: web.Request) -> bytes:
         generator, limit = self._generator(request), self._limit(request)

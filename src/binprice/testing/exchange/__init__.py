@@ -36,10 +36,11 @@ from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
-from binprice.testing.generator import TradeGenerator, wall_clock_us
+from binprice.testing.generator import TradeGenerator, symbol_spec, wall_clock_us
 from binprice.testing.http import geo_blocked, json_response
 from binprice.testing.pacing import MIN_TICK_SECONDS, PacedSchedule
 from binprice.testing.rest import RestApi
+from binprice.testing.timeline import live_spec
 from binprice.testing.tls import TlsFiles, self_signed, server_context
 
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
@@ -96,7 +97,14 @@ class TestExchange:
         well-formed API key unless ``rest.api_keys`` names the accepted ones.
         """
         self.market = market
-        self.generators = {s.upper(): TradeGenerator(s, seed, market=market) for s in symbols}
+        # The exchange continues its market's history from now on (testing/timeline.py).
+        now_us = wall_clock_us()
+        self.generators = {
+            s.upper(): TradeGenerator(
+                s, seed, spec=live_spec(symbol_spec(s.upper(), market), now_us), market=market
+            )
+            for s in symbols
+        }
         self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
         self.rate = rate
         #: Paced trades/s of each symbol; the symbols missing here run at full speed.
