@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from binprice.errors import UsageError
 from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
@@ -28,8 +29,7 @@ from binprice.testing import (
     Faults,
     TestExchange,
 )
-from binprice.testing.cli import exchange_from_args
-from binprice.testing.cli import parse_args as exchange_args
+from binprice.testing.cli import ExchangeOptions, build_exchange
 from binprice.testing.timeline import HISTORY_TRADES_PER_DAY, day_offset
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
@@ -486,7 +486,7 @@ async def test_overlapping_connections_both_get_every_later_trade(
 
 
 async def test_command_line_serves_and_announces_urls(session: aiohttp.ClientSession) -> None:
-    """python -m binprice.testing.exchange (via ExchangeProcess) announces URLs and serves."""
+    """`binprice exchange` (via ExchangeProcess) announces URLs and serves."""
     args = ["--rate", "500", "--symbols", "BTCUSDT", "--status", "BTCUSDT=TRADING"]
     async with ExchangeProcess(args) as proc:
         async with session.ws_connect(proc.ws_url + "/ws/btcusdt@trade") as ws:
@@ -532,7 +532,7 @@ def test_rates_must_name_listed_symbols_and_be_positive() -> None:
 
 def test_command_line_rate_of_overrides_the_rate_of_one_symbol() -> None:
     """--rate-of SYMBOL=RATE sets one symbol's paced rate; an unlisted symbol is an error."""
-    args = exchange_args(["--symbols", "BTCUSDT,ETHUSDT", "--rate", "5", "--rate-of", "ethusdt=.2"])
-    assert exchange_from_args(args).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
-    with pytest.raises(SystemExit):
-        exchange_args(["--symbols", "BTCUSDT", "--rate-of", "XRPUSDT=1"])
+    options = ExchangeOptions("BTCUSDT,ETHUSDT", rate="5", rate_of=["ethusdt=.2"])
+    assert build_exchange(options).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
+    with pytest.raises(UsageError, match="missing from --symbols: XRPUSDT"):
+        build_exchange(ExchangeOptions("BTCUSDT", rate_of=["XRPUSDT=1"]))

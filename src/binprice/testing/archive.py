@@ -18,28 +18,22 @@ hole in the archive), days not published yet, a download that stalls half way (u
 server stops; :attr:`ArchiveServer.stalled` is set once it does), and
 :meth:`ArchiveServer.republish`.
 
-From a shell::
+From a shell (an installed binprice)::
 
-    python -m binprice.testing.archive --port 8080 --symbols BTCUSDT --start 2024-12-01 \\
-        --end 2025-02-01 --trades-per-day 1000 --rest
+    binprice archive --port 8080 --symbols BTCUSDT --start 2024-12-01 --end 2025-02-01 --rest
 
 It prints one JSON line with ``url`` (and ``rest_url``) once it listens.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
-import sys
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import TracebackType
 
-import msgspec
 from aiohttp import web
 
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, checksum_text, parse_name
@@ -139,6 +133,10 @@ class ArchiveServer:
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
         self._port = runner.addresses[0][1]
+
+    @property
+    def serves_rest(self) -> bool:
+        return self._rest
 
     @property
     def url(self) -> str:
@@ -267,70 +265,3 @@ class ArchiveServer:
         self.stalled.set()
         await self._released.wait()
         return response
-
-
-# --- command line --------------------------------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m binprice.testing.archive", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    p.add_argument("--directory", type=Path, help="serve this tree instead of a market")
-    p.add_argument("--symbols", default="BTCUSDT", help="comma-separated")
-    p.add_argument("--start", type=date.fromisoformat, default=date(2024, 12, 1))
-    p.add_argument("--end", type=date.fromisoformat, default=date(2025, 2, 1),
-                   help="exclusive")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trades-per-day", type=int, default=1000)
-    p.add_argument("--rest", action="store_true", help="also serve REST from the same market")
-    faults = p.add_argument_group("faults (by file name, repeatable)")
-    for flag in ("wrong-checksum", "truncated", "corrupt", "missing", "stalled"):
-        faults.add_argument(f"--{flag}", action="append", default=[], metavar="NAME")
-    faults.add_argument("--unpublished-from", type=date.fromisoformat, metavar="DATE")
-    faults.add_argument("--micros-from", type=date.fromisoformat, default=MICROS_FROM)
-    return p.parse_args(argv)
-
-
-def server_from_args(args: argparse.Namespace) -> ArchiveServer:
-    faults = ArchiveFaults(
-        wrong_checksum=set(args.wrong_checksum),
-        truncated=set(args.truncated),
-        corrupt=set(args.corrupt),
-        missing=set(args.missing),
-        stalled=set(args.stalled),
-        unpublished_from=args.unpublished_from,
-        micros_from=args.micros_from,
-    )
-    if args.directory is not None:
-        return ArchiveServer(None, faults, directory=args.directory, host=args.host,
-                             port=args.port)  # fmt: skip
-    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-    market = ArchiveMarket.generate(
-        symbols, args.start, args.end, seed=args.seed, trades_per_day=args.trades_per_day
-    )
-    return ArchiveServer(market, faults, rest=args.rest, host=args.host, port=args.port)
-
-
-async def serve(server: ArchiveServer) -> None:
-    """Run until SIGINT/SIGTERM, announcing the URL as one JSON line on stdout."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        announcement = {"url": server.url}
-        if server.market is not None and server.market.generators and server._rest:
-            announcement["rest_url"] = server.url
-        sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
-        sys.stdout.flush()
-        await stop.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(server_from_args(_parse_args(argv))))
-
-
-if __name__ == "__main__":
-    main()

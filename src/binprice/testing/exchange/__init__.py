@@ -11,7 +11,7 @@ In tests::
 
 From a shell (benchmarks, curious users)::
 
-    python -m binprice.testing.exchange --port 9443 --seed 1 --rate 50 --symbols BTCUSDT,ETHUSDT
+    binprice exchange --port 9443 --seed 1 --rate 50 --symbols BTCUSDT,ETHUSDT
 
 It prints one JSON line with ``ws_url`` and ``rest_url`` once it listens.
 """
