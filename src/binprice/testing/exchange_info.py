@@ -149,6 +149,8 @@ FUTURES_STATUSES = (
     "PRE_SETTLE",
     "SETTLING",
     "CLOSE",
+    "TRADING_HALT",
+    "TRADING_CANCEL_ONLY",
 )
 #: A perpetual's deliveryDate in Binance's answers: 2100-12-25 08:00 UTC.
 PERPETUAL_DELIVERY_MS = 4133404800000
