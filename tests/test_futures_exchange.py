@@ -9,6 +9,7 @@ import pytest
 
 from binprice.errors import ExchangeError
 from binprice.exchange.protocol import (
+    NonMarketTrade,
     WireAggTrade,
     WireTrade,
     decode_agg_frame,
@@ -16,7 +17,7 @@ from binprice.exchange.protocol import (
 )
 from binprice.exchange.rest import RestClient
 from binprice.markets import Market
-from binprice.testing import TestExchange
+from binprice.testing import Faults, TestExchange
 
 KEY = "k3yWithLettersAndDigits0123456789"
 COUNT = 600
@@ -167,3 +168,32 @@ def test_a_futures_series_is_another_market_than_its_spot_pair() -> None:
     assert [t.price for t in spot.trades()] != [t.price for t in futures.trades()]
     assert all(isinstance(t, WireTrade) for t in futures.trades())
     assert isinstance(futures.agg(0), WireAggTrade)
+
+
+async def test_non_market_trades_reach_the_stream_only() -> None:
+    """Insurance-fund trades arrive with their X and their ids; REST and aggTrades never carry
+    them, so market trades plus non-market ids make the whole id line."""
+    faults = Faults(non_market_next=3, non_market_kind="ADL")
+    usdm = TestExchange(["BTCUSDT"], seed=4, max_trades=200, faults=faults, market=Market.USDM)
+    async with (
+        usdm as ex,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(ex.ws_url + "/stream?streams=btcusdt@trade") as ws,
+    ):
+        events = [decode_futures_frame((await ws.receive()).data) for _ in range(200)]
+        rest = RestClient(session, ex.rest_url, market=Market.USDM, api_key=KEY)
+        first = ex.generators["BTCUSDT"].first_id
+        served = await rest.historical_trades("BTCUSDT", first, attempts=1)
+        served += await rest.historical_trades("BTCUSDT", served[-1].trade_id + 1, 1)
+        first_agg = ex.generators["BTCUSDT"].aggregates.first_id
+        aggregates = await rest.agg_trades("BTCUSDT", from_id=first_agg)
+    odd = [e for e in events if isinstance(e, NonMarketTrade)]
+    assert [(e.kind, e.trade_id) for e in odd] == [("ADL", first + i) for i in range(3)]
+    trades = [e for e in events if isinstance(e, WireTrade)]
+    assert {t.trade_id for t in trades} | {e.trade_id for e in odd} == set(
+        range(first, first + 200)
+    )
+    assert served == trades
+    aggregated = {i for a in aggregates for i in range(a.first_trade_id, a.last_trade_id + 1)}
+    assert aggregated.isdisjoint(e.trade_id for e in odd)
+    assert ex.never_served("BTCUSDT") == {e.trade_id for e in odd}

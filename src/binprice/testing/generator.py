@@ -186,6 +186,9 @@ class TradeGenerator:
         self.aggregates = AggregateBook(self.spec.first_agg_id)
         #: Indexes of trades REST must not serve (see Faults.lose_next).
         self.lost: set[int] = set()
+        #: Futures: indexes of trades that are not market trades, with their ``X``
+        #: (Faults.non_market_next); they are in ``lost`` too.
+        self.non_market: dict[int, str] = {}
         # One prefix per symbol, so building a frame is a single format call.
         if futures:
             # Futures frames put T before s, carry X and no M (docs/futures.md §3).
@@ -284,13 +287,18 @@ class TradeGenerator:
             trade_id, price, quantity, trade_time // US_PER_MS, event_time // US_PER_MS, m=m
         )
 
-    def _format(self, trade_id: int, price: int, qty: int, t: int, e: int, *, m: bool) -> bytes:
+    def _format(
+        self, trade_id: int, price: int, qty: int, t: int, e: int, *, m: bool, kind: str = ""
+    ) -> bytes:
         if self.market is not Market.SPOT:
+            suffix = self._frame_suffix % _bool(m)
+            if kind:  # a non-market trade (Faults.non_market_next)
+                suffix = suffix.replace('"MARKET"', f'"{kind}"')
             return (
                 self._frame_prefix
                 % (e, t, trade_id)
                 + f'"p":"{format_grid(price, self._price_decimals)}",'
-                f'"q":"{format_grid(qty, self._qty_decimals)}",' + self._frame_suffix % _bool(m)
+                f'"q":"{format_grid(qty, self._qty_decimals)}",' + suffix
             ).encode()
         return (
             self._frame_prefix
@@ -317,6 +325,7 @@ class TradeGenerator:
             t // unit,
             e // unit,
             m=bool(self._makers[index]),
+            kind=self.non_market.get(index, ""),
         )
 
     def agg_payload(self, agg: int, *, microseconds: bool = False) -> bytes:

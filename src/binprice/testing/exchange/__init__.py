@@ -339,6 +339,14 @@ class TestExchange:
                 faults.lose_next -= 1
                 generator.lost.add(index)
                 withheld.add(index)
+            elif faults.non_market_next > 0 and generator.market is not Market.SPOT:
+                # On the trade stream with its kind, nowhere else (docs/futures.md §3).
+                faults.non_market_next -= 1
+                generator.lost.add(index)
+                generator.non_market[index] = faults.non_market_kind
+                withheld.add(index)
+                frame = generator.payload(index)
+                out.append(Outgoing(stream, frame, generator.time_us(index), render, index))
             elif faults.skip_next > 0:
                 faults.skip_next -= 1
                 withheld.add(index)
