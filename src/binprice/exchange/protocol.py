@@ -222,29 +222,13 @@ def _positive_decimal(text: str) -> Decimal | None:
 
 
 def _trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
-    """Validate a typed Spot payload; the fast path's only per-frame logic."""
+    """Validate a typed Spot payload; the fast path's only per-frame logic (inline on purpose:
+    a call per frame costs a few percent of the decode)."""
     if d.e != "trade":
         return OtherEvent(d.e, stream)
     if d.X is not None:
         # Futures trades share the event name; a Spot store must not take them.
         return OtherEvent("futures_trade", stream)
-    return _checked(d, stream)
-
-
-def _futures_trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
-    """Validate a typed futures payload: only ``X == MARKET`` is a trade to store."""
-    if d.e != "trade":
-        return OtherEvent(d.e, stream)
-    if d.X is None and d.M is not None:
-        # A Spot frame (it has "M", futures frames have "X"): wrong endpoint for this market.
-        return OtherEvent("spot_trade", stream)
-    checked = _checked(d, stream)
-    if d.X is None or d.X == MARKET_TRADE or type(checked) is not WireTrade:
-        return checked
-    return NonMarketTrade(d.s, d.t, d.X, to_milliseconds(d.T))
-
-
-def _checked(d: _TradePayload, stream: str | None) -> WireTrade | Event:
     if stream is not None and (stream[-6:] != TRADE_STREAM_SUFFIX or stream[:-6].upper() != d.s):
         return Malformed(f"stream {stream!r} does not match symbol {d.s!r}")
     price = _positive_decimal(d.p)
@@ -254,6 +238,21 @@ def _checked(d: _TradePayload, stream: str | None) -> WireTrade | Event:
     if quantity is None:
         return Malformed(f"quantity {d.q!r} is not a positive decimal")
     return WireTrade(d.s, d.t, price, quantity, to_milliseconds(d.T), d.m)
+
+
+def _futures_trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
+    """Validate a typed futures payload: only ``X == MARKET`` (or no ``X``) is a trade to
+    store; another kind keeps its id as a :class:`NonMarketTrade`."""
+    if d.e != "trade":
+        return OtherEvent(d.e, stream)
+    if d.X is None and d.M is not None:
+        # A Spot frame (it has "M", futures frames have "X"): wrong endpoint for this market.
+        return OtherEvent("spot_trade", stream)
+    kind, d.X = d.X, None  # the payload is this decode's own: Spot's checks apply from here
+    checked = _trade_or_reason(d, stream)
+    if kind is None or kind == MARKET_TRADE or type(checked) is not WireTrade:
+        return checked
+    return NonMarketTrade(d.s, d.t, kind, checked.time_ms)
 
 
 def decode_frame(frame: bytes | str) -> WireTrade | Event:
