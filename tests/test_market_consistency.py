@@ -83,6 +83,19 @@ async def test_history_runs_into_the_live_trades_without_a_hole() -> None:
             await ws.close()
         first = ex.produced("BTCUSDT")[0]
         page = await _history_page(ex, Market.SPOT, first.trade_id - 3)
+        first_agg = ex.generators["BTCUSDT"].aggregates.first_id
+        async with aiohttp.ClientSession() as session:
+            rest = RestClient(session, ex.rest_url)
+            aggregates = await rest.agg_trades("BTCUSDT", from_id=first_agg - 2)
+    # The aggregate ids run on too, and the history's aggregates are one trade each.
+    assert [a.agg_id for a in aggregates] == list(
+        range(first_agg - 2, first_agg - 2 + len(aggregates))
+    )
+    assert [(a.first_trade_id, a.last_trade_id) for a in aggregates[:2]] == [
+        (first.trade_id - 2, first.trade_id - 2),
+        (first.trade_id - 1, first.trade_id - 1),
+    ]
+    assert aggregates[2].first_trade_id == first.trade_id
     assert [t.trade_id for t in page] == list(range(first.trade_id - 3, first.trade_id + 5))
     assert page[3:] == ex.produced("BTCUSDT")
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -156,6 +169,18 @@ async def test_futures_archive_files_match_the_exchange_with_their_own_dialect()
         assert len(row[1].partition(".")[2]) == 1  # USD-M BTCUSDT: a 0.1 tick
     agg_rows = [line.split(",") for line in aggs[1:]]
     assert [(int(a[3]), int(a[4])) for a in agg_rows] == [(int(r[0]), int(r[0])) for r in rows]
+    async with TestExchange(["BTCUSDT"], seed=SEED, market=Market.USDM) as ex:
+        ex.rest.history = History(SEED, Market.USDM)
+        async with aiohttp.ClientSession() as session:
+            rest = RestClient(session, ex.rest_url, market=Market.USDM)
+            served_aggs = await rest.agg_trades("BTCUSDT", from_id=int(agg_rows[0][0]))
+    assert [
+        (a.agg_id, a.price, a.quantity, a.first_trade_id, a.time_ms, a.is_buyer_maker)
+        for a in served_aggs
+    ] == [
+        (int(r[0]), Decimal(r[1]), Decimal(r[2]), int(r[3]), int(r[5]), r[6] == "true")
+        for r in agg_rows
+    ]
 
 
 async def test_coinm_and_spot_aggregate_files_have_their_columns() -> None:

@@ -441,6 +441,10 @@ class TradeGenerator:
         Trades lost for good (``Faults.lose_next``) are left out of their aggregate, and an
         aggregate with nothing left is left out: the exchange never had those ids.
         """
+        return ("[" + ",".join(self.agg_row_list(first, stop, microseconds)) + "]").encode()
+
+    def agg_row_list(self, first: int, stop: int, microseconds: bool = False) -> list[str]:
+        """The rows of :meth:`agg_rows`, each a JSON object."""
         rows: list[str] = []
         unit = 1 if microseconds else US_PER_MS
         for agg in range(max(0, first), min(stop, len(self.aggregates))):
@@ -451,4 +455,4 @@ class TradeGenerator:
                     continue
                 start, end = kept[0], kept[-1] + 1
             rows.append("{" + self._agg_fields(agg, start, end, unit) + "}")
-        return ("[" + ",".join(rows) + "]").encode()
+        return rows

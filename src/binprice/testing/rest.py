@@ -277,10 +277,16 @@ class RestApi:
             first = self._agg_at_trade(generator, generator.index_of_time_us(start[0]))
         else:
             first = stop - limit  # the newest, up to endTime if given
+        micro = self._microseconds(request)
+        if from_id is not None and from_id < book.first_id and self.history is not None:
+            # Before the exchange started: the history's aggregates, one per trade.
+            older = self.history.agg_rows(
+                generator.symbol, from_id, book.first_id, limit, microseconds=micro
+            )
+            rows = older + generator.agg_row_list(0, min(stop, limit - len(older)), micro)
+            return ("[" + ",".join(rows) + "]").encode()
         first = max(0, first)
-        return generator.agg_rows(
-            first, min(stop, first + limit), microseconds=self._microseconds(request)
-        )
+        return generator.agg_rows(first, min(stop, first + limit), microseconds=micro)
 
     @staticmethod
     def _agg_at_trade(generator: TradeGenerator, index: int) -> int:

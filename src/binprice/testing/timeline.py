@@ -18,6 +18,7 @@ the exchange did not follow: start it with ``--end`` at the exchange's first day
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -109,9 +110,10 @@ class History:
         """The history's first id: that of :data:`HISTORY_FROM` (none exist before it)."""
         return symbol_spec(symbol, self.market).first_id + day_offset(HISTORY_FROM, self.per_day)
 
-    def day_of(self, symbol: str, trade_id: int) -> date:
+    def first_agg_id(self, symbol: str) -> int:
+        """The history's first aggregate id (each history trade is one aggregate)."""
         base = symbol_spec(symbol, self.market)
-        return ANCHOR_DAY + timedelta(days=(trade_id - base.first_id) // self.per_day)
+        return base.first_agg_id + day_offset(HISTORY_FROM, self.per_day)
 
     def day(self, symbol: str, day: date) -> TradeGenerator:
         """The generator holding ``day``'s history of ``symbol``."""
@@ -131,17 +133,58 @@ class History:
     def rows(
         self, symbol: str, from_id: int, before_id: int, limit: int, *, microseconds: bool
     ) -> list[str]:
-        """REST rows of the history's trades with ``from_id <= id < before_id``, at most
-        ``limit``, ascending."""
-        out: list[str] = []
+        """``historicalTrades`` rows of the history's trades with ``from_id <= id <
+        before_id``, at most ``limit``, ascending."""
         unit = 1 if microseconds else US_PER_MS
-        trade_id = max(from_id, self.first_id(symbol))
-        while trade_id < before_id and len(out) < limit:
-            generator = self.day(symbol, self.day_of(symbol, trade_id))
-            start = trade_id - generator.first_id
-            stop = min(len(generator), start + limit - len(out), before_id - generator.first_id)
-            out.extend(generator.rest_row(i, unit) for i in range(start, stop))
-            trade_id = generator.first_id + stop
+        first = max(from_id, self.first_id(symbol))
+        return self._walk(
+            symbol,
+            first,
+            before_id,
+            limit,
+            anchor_id=symbol_spec(symbol, self.market).first_id,
+            first_of=lambda g: g.first_id,
+            rows_of=lambda g, lo, hi: [g.rest_row(i, unit) for i in range(lo, hi)],
+        )
+
+    def agg_rows(
+        self, symbol: str, from_id: int, before_id: int, limit: int, *, microseconds: bool
+    ) -> list[str]:
+        """``aggTrades`` rows of the history with aggregate ids ``from_id <= a <
+        before_id``, at most ``limit``, ascending."""
+        first = max(from_id, self.first_agg_id(symbol))
+        return self._walk(
+            symbol,
+            first,
+            before_id,
+            limit,
+            anchor_id=symbol_spec(symbol, self.market).first_agg_id,
+            first_of=lambda g: g.aggregates.first_id,
+            rows_of=lambda g, lo, hi: g.agg_row_list(lo, hi, microseconds),
+        )
+
+    def _walk(
+        self,
+        symbol: str,
+        from_id: int,
+        before_id: int,
+        limit: int,
+        *,
+        anchor_id: int,
+        first_of: Callable[[TradeGenerator], int],
+        rows_of: Callable[[TradeGenerator, int, int], list[str]],
+    ) -> list[str]:
+        """Rows from ``from_id`` on, a day's generator at a time: ``anchor_id`` is the id
+        sequence's first on :data:`ANCHOR_DAY`, ``first_of`` a day's first id in it."""
+        out: list[str] = []
+        at = from_id
+        while at < before_id and len(out) < limit:
+            day = ANCHOR_DAY + timedelta(days=(at - anchor_id) // self.per_day)
+            generator = self.day(symbol, day)
+            lo = at - first_of(generator)
+            hi = min(self.per_day, lo + limit - len(out), before_id - first_of(generator))
+            out.extend(rows_of(generator, lo, hi))
+            at = first_of(generator) + hi
         return out
 
 
