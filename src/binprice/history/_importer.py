@@ -23,6 +23,7 @@ from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
+from binprice.history._pipeline import Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._plan import (
     UNPUBLISHED_DAYS,
     classify_unavailable,
@@ -43,7 +44,6 @@ from binprice.history._results import (
     symbol_text,
     unavailable_event,
 )
-from binprice.history._run import Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline
 
 
