@@ -192,15 +192,18 @@ async def _run_then_unstore(
 ) -> tuple[IngestConfig, int, int]:
     """A first run; then 201 of its trades are deleted and a `state` gap row is recorded over
     them (and `extra` ids past them), as an earlier run could have left it."""
-    config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                          spool_dir=tmp_path / "spool")  # fmt: skip
+    config = IngestConfig(
+        symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url, spool_dir=tmp_path / "spool"
+    )
     await ingest_until(config, url, lambda s: s.stored >= 300 + extra + STORED_PAST_THE_GAP)
     with psycopg.connect(url) as conn:
         low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
         a, b = low + 100, low + 300
         conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', %s, %s, %s)", (a, b + extra, state))  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) VALUES ('BTCUSDT', %s, %s, %s)",
+            (a, b + extra, state),
+        )
         assert not verify_gaps(conn).symbols[0].unaccounted  # the row accounts for the ids
     return config, a, b
 
@@ -212,8 +215,9 @@ async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
     the table); the next start fetches just the missing ids and marks the gap filled."""
     async with TestExchange(["BTCUSDT"], seed=41, rate=1000) as ex:
         config, a, _ = await _run_then_unstore(ex, database_url, tmp_path, "open", 50)
-        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
-                           policy=StreamPolicy())  # fmt: skip
+        await ingest_until(
+            config, database_url, lambda _: _gap_filled(database_url, a), policy=StreamPolicy()
+        )
         assert_complete("resume-open-gap", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.state) for g in list_gaps(conn)}
@@ -228,8 +232,13 @@ async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
     async with TestExchange(["BTCUSDT"], seed=43, rate=1000) as ex:
         config, a, b = await _run_then_unstore(ex, database_url, tmp_path, "hole", 0)
         events: list[IngestEvent] = []
-        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
-                           policy=StreamPolicy(), on_event=events.append)  # fmt: skip
+        await ingest_until(
+            config,
+            database_url,
+            lambda _: _gap_filled(database_url, a),
+            policy=StreamPolicy(),
+            on_event=events.append,
+        )
         assert_complete("recheck-false-hole", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
@@ -241,8 +250,10 @@ def _seed(url: str) -> None:
     with psycopg.connect(url) as conn:
         for tid in [*range(100, 110), *range(115, 120), *range(130, 140)]:
             conn.execute("INSERT INTO trades VALUES ('BTCUSDT', %s, 1, 1, now(), true)", (tid,))
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', 110, 114, 'hole')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 110, 114, 'hole')"
+        )
 
 
 def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
@@ -260,8 +271,10 @@ def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
     assert "unaccounted: BTCUSDT 120..129 (10 ids)" in bad.stdout
     assert "BTCUSDT: NOT OK" in bad.stdout
     with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', 120, 129, 'skipped')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 120, 129, 'skipped')"
+        )
     good = run_binprice(
         "--database-url",
         database_url,
@@ -302,8 +315,12 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
     """Restarted after ~1500 ids with --backfill-max 500: the newest 500 are fetched, the
     rest recorded as skipped, and verify accounts for them."""
     async with TestExchange(["BTCUSDT"], seed=42, rate=1000) as ex:
-        base = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                            spool_dir=tmp_path / "spool")  # fmt: skip
+        base = IngestConfig(
+            symbols=("BTCUSDT",),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+        )
         await ingest_until(base, database_url, lambda s: s.stored >= BACKFILL_MAX)
         # A downtime of ~1500 ids (the exchange goes on at 1000/s).
         await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1500)
@@ -338,9 +355,14 @@ async def test_close_1008_is_retried_not_fatal(database_url: str, tmp_path: Path
     """A policy-violation close (1008, e.g. too many streams) ends the connection, not the run."""
     limits = ConnectionLimits(max_streams=1)
     async with TestExchange(["BTCUSDT", "ETHUSDT"], rate=100, limits=limits) as ex:
-        config = IngestConfig(symbols=("BTCUSDT", "ETHUSDT"), ws_url=ex.ws_url,
-                              rest_url=ex.rest_url, spool_dir=tmp_path / "spool")  # fmt: skip
+        config = IngestConfig(
+            symbols=("BTCUSDT", "ETHUSDT"),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+        )
         policy = StreamPolicy(backoff=lambda: Backoff(initial=0.0, cap=0.05))
-        summary = await ingest_until(config, database_url, lambda s: s.reconnects >= 2,
-                                     policy=policy)  # fmt: skip
+        summary = await ingest_until(
+            config, database_url, lambda s: s.reconnects >= 2, policy=policy
+        )
     assert summary.reconnects >= 2

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -24,17 +23,15 @@ from binprice.ingest.sink import SHUTDOWN_GRACE_SECONDS
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import HANG_GUARD_SECONDS, stored_count, wait_until
-from tests.ingest_helpers import as_rows, stored_rows
+from tests.ingest_helpers import as_rows, spawn_ingest, stored_rows
 
 
 async def _ingest(
     ex: TestExchange, url: str, *args: str, env: dict[str, str]
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", url, "ingest",
-        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+    return await spawn_ingest(
+        url, "--log-format", "json", *args, ws_url=ex.ws_url, rest_url=ex.rest_url, env=env
+    )
 
 
 @contextlib.asynccontextmanager
@@ -172,11 +169,9 @@ async def test_unreachable_exchange_is_a_one_line_error(
     database_url: str, clean_env: dict[str, str]
 ) -> None:
     """Nothing listens at the REST URL: one line naming it, exit 1, no traceback."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
-        "--ws-url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9", "-q",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
-    )  # fmt: skip
+    proc = await spawn_ingest(
+        database_url, "-q", ws_url="ws://127.0.0.1:9", rest_url="http://127.0.0.1:9", env=clean_env
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 1
@@ -258,12 +253,13 @@ async def test_verbose_prints_every_stored_trade(
     """-v: one line per stored trade (the original design's log), with exact price and qty."""
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(["BTCUSDT"], seed=12, rate=None, max_trades=25) as ex:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
-            "BTCUSDT", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url,
-            "--log-format", "plain", "-v", "--max-trades", "25",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+        proc = await spawn_ingest(
+            database_url,
+            *("BTCUSDT", "--log-format", "plain", "-v", "--max-trades", "25"),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            env=env,
+        )
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         produced = ex.produced("BTCUSDT")
     assert proc.returncode == 0, err.decode()

@@ -177,12 +177,16 @@ def ingest(
         try:
             summary = run_until_signalled(
                 lambda stop: store.ingest_async(
-                    chosen or None, options, stop=stop, on_event=monitor.event,
-                    on_tick=monitor.tick, on_stored=monitor.stored if verbose else None,
+                    chosen or None,
+                    options,
+                    stop=stop,
+                    on_event=monitor.event,
+                    on_tick=monitor.tick,
+                    on_stored=monitor.stored if verbose else None,
                 ),
                 on_stop=lambda: monitor.message(EventKind.STOPPING, STOPPING),
                 aborted=ABORTED,
-            )  # fmt: skip
+            )
         finally:
             monitor.stop()
         monitor.final(summary)

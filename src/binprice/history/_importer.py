@@ -99,14 +99,22 @@ async def import_history(
             rest = writer = None
             if options.rest_tail:
                 bans = None if options.bans_file is None else BanBook(options.bans_file)
-                rest = RestClient(session, options.rest_url, bans=bans,
-                                  max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)  # fmt: skip
+                rest = RestClient(
+                    session, options.rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS
+                )
                 writer = await TradeWriter.connect(database_url)
                 stack.push_async_callback(writer.close)
             pipeline = Pipeline(
-                options, source, plans, recorded, loaders, emit,
-                on_progress or _ignore, thread_stop, stop,
-            )  # fmt: skip
+                options,
+                source,
+                plans,
+                recorded,
+                loaders,
+                emit,
+                on_progress or _ignore,
+                thread_stop,
+                stop,
+            )
             results = await _consume(
                 pipeline, conn, rest, writer, options, end=end, today=today, stop=stop
             )

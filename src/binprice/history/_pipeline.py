@@ -201,14 +201,16 @@ class Pipeline:
     def _covered_by(self, file: ArchiveFile) -> str:
         """Names of done files of the other period that cover all of `file`'s days."""
         done = [
-            (name, r) for name, r in self.recorded.items()
+            (name, r)
+            for name, r in self.recorded.items()
             if r.state == "done" and name.startswith(f"{file.symbol}-")
-        ]  # fmt: skip
+        ]
         days = set(file.days())
         covering = [
-            name for name, r in done
+            name
+            for name, r in done
             if name != file.name and r.start < file.end and r.end > file.start
-        ]  # fmt: skip
+        ]
         covered = {d for name in covering for d in self.recorded[name].days()}
         return ", ".join(sorted(covering)) if days <= covered else ""
 
@@ -296,12 +298,20 @@ class Pipeline:
         if done.complete:
             self.source.unlink(path)
         return FileResult(
-            file.symbol, file.name, file.start, file.end, status,
-            rows=done.rows, inserted=done.inserted, first_id=done.first_id,
-            last_id=done.last_id, csv_bytes=done.csv_bytes, seconds=seconds,
+            file.symbol,
+            file.name,
+            file.start,
+            file.end,
+            status,
+            rows=done.rows,
+            inserted=done.inserted,
+            first_id=done.first_id,
+            last_id=done.last_id,
+            csv_bytes=done.csv_bytes,
+            seconds=seconds,
             republished=ready.republished,
             resumed_after=None if ready.resume is None else ready.resume.last_id,
-        )  # fmt: skip
+        )
 
     async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:
         """The file's month gets its partition of trades before its trades come, on the
@@ -349,10 +359,17 @@ def _result(
     if record is None:
         return FileResult(file.symbol, file.name, file.start, file.end, status, reason)
     return FileResult(
-        file.symbol, file.name, file.start, file.end, status, reason,
-        rows=record.rows, inserted=record.inserted, first_id=record.first_id,
+        file.symbol,
+        file.name,
+        file.start,
+        file.end,
+        status,
+        reason,
+        rows=record.rows,
+        inserted=record.inserted,
+        first_id=record.first_id,
         last_id=record.last_id,
-    )  # fmt: skip
+    )
 
 
 def _reason(exc: ArchiveError, file: ArchiveFile) -> str:

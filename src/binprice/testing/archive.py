@@ -137,8 +137,12 @@ class ArchiveServer:
         """Publish ``name`` again, fixed: its faults cleared, new bytes, a new checksum."""
         faults = self.faults
         for names in (
-            faults.wrong_checksum, faults.truncated, faults.corrupt, faults.missing, faults.stalled
-        ):  # fmt: skip
+            faults.wrong_checksum,
+            faults.truncated,
+            faults.corrupt,
+            faults.missing,
+            faults.stalled,
+        ):
             names.discard(name)
         faults.malformed.pop(name, None)
         faults.dropped.pop(name, None)
@@ -224,15 +228,17 @@ class ArchiveServer:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m binprice.testing.archive", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m binprice.testing.archive",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--directory", type=Path, help="serve this tree instead of a market")
     p.add_argument("--symbols", default="BTCUSDT", help="comma-separated")
     p.add_argument("--start", type=date.fromisoformat, default=date(2024, 12, 1))
-    p.add_argument("--end", type=date.fromisoformat, default=date(2025, 2, 1),
-                   help="exclusive")  # fmt: skip
+    p.add_argument("--end", type=date.fromisoformat, default=date(2025, 2, 1), help="exclusive")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trades-per-day", type=int, default=1000)
     p.add_argument("--rest", action="store_true", help="also serve REST from the same market")
@@ -255,8 +261,7 @@ def server_from_args(args: argparse.Namespace) -> ArchiveServer:
         micros_from=args.micros_from,
     )
     if args.directory is not None:
-        return ArchiveServer(None, faults, directory=args.directory, host=args.host,
-                             port=args.port)  # fmt: skip
+        return ArchiveServer(None, faults, directory=args.directory, host=args.host, port=args.port)
     symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     market = ArchiveMarket.generate(
         symbols, args.start, args.end, seed=args.seed, trades_per_day=args.trades_per_day

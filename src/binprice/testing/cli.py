@@ -36,12 +36,22 @@ def parse_args(
     p.add_argument("--port", type=int, default=9443, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", default="max", help="trades/s per symbol, or 'max' (default)")
-    p.add_argument("--rate-of", action="append", default=[], metavar="SYMBOL=RATE",
-                   help="paced trades/s of one symbol, overriding --rate (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--rate-of",
+        action="append",
+        default=[],
+        metavar="SYMBOL=RATE",
+        help="paced trades/s of one symbol, overriding --rate (repeatable)",
+    )
     p.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="comma-separated")
     p.add_argument("--max-trades", type=int, help="per symbol, then the streams go quiet")
-    p.add_argument("--status", action="append", default=[], metavar="SYMBOL=STATUS",
-                   help="exchangeInfo status, e.g. ETHUSDT=BREAK (no trades then)")  # fmt: skip
+    p.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="SYMBOL=STATUS",
+        help="exchangeInfo status, e.g. ETHUSDT=BREAK (no trades then)",
+    )
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)
     p.add_argument("--weight-limit", type=int, default=DEFAULT_WEIGHT_LIMIT)
@@ -52,7 +62,7 @@ def parse_args(
         help="serve TLS with a self-signed certificate; its path is printed",
     )
     tls.add_argument("--cert", type=Path, help="serve TLS with this PEM certificate ...")
-    tls.add_argument("--key", type=Path, help="... and this PEM private key")  # fmt: skip
+    tls.add_argument("--key", type=Path, help="... and this PEM private key")
     faults = p.add_argument_group("faults")
     faults.add_argument("--close-after-frames", type=int)
     faults.add_argument("--skip-fraction", type=float, default=0.0)

@@ -88,8 +88,13 @@ class RestApi:
                 return geo_blocked()
             if self._faults.rest_503_next > 0:
                 self._faults.rest_503_next -= 1
-                return json_response(503, {"code": -1001, "msg": "Internal error; unable to "
-                                           "process your request. Please try again."})  # fmt: skip
+                return json_response(
+                    503,
+                    {
+                        "code": -1001,
+                        "msg": "Internal error; unable to process your request. Please try again.",
+                    },
+                )
             try:
                 self.budget.charge(weight, self._faults, time.time())
                 response = json_response(200, handler(request))
