@@ -16,7 +16,7 @@ order), `_timeline` (gaps, REST tail), `_results` (events and results). Their SQ
 `binprice.db.gaprows` / `binprice.db.gaps` (stored ids around a range, gap rows).
 """
 
-from binprice.events import Severity
+from binprice.events import EventKind, Severity
 from binprice.history._archive import DEFAULT_ARCHIVE_URL, ArchiveFile, Period, parse_name, plan
 from binprice.history._importer import import_history
 from binprice.history._options import ImportOptions
@@ -26,7 +26,6 @@ from binprice.history._results import (
     FileStatus,
     GapResult,
     ImportEvent,
-    ImportEventKind,
     ImportSummary,
     SymbolResult,
 )
@@ -34,12 +33,12 @@ from binprice.history._results import (
 __all__ = [
     "DEFAULT_ARCHIVE_URL",
     "ArchiveFile",
+    "EventKind",
     "FileProgress",
     "FileResult",
     "FileStatus",
     "GapResult",
     "ImportEvent",
-    "ImportEventKind",
     "ImportOptions",
     "ImportSummary",
     "Period",

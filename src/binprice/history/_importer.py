@@ -19,6 +19,7 @@ from binprice.db.gaprows import last_stored
 from binprice.db.imports import recorded_imports, try_lock_import
 from binprice.db.writer import TradeWriter
 from binprice.errors import ArchiveError
+from binprice.events import EventKind
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
@@ -36,7 +37,6 @@ from binprice.history._results import (
     FileStatus,
     GapResult,
     ImportEvent,
-    ImportEventKind,
     ImportSummary,
     SymbolResult,
     file_event,
@@ -221,7 +221,7 @@ class _Ordered:
         if not self.pipeline.stop.is_set():
             span = _span(symbol, span_start, span_end, files, self.today)
 
-            def report(kind: ImportEventKind, message: str) -> None:
+            def report(kind: EventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
 
             timeline = Timeline(self.conn, span, self.rest, self.writer, report)
@@ -230,7 +230,7 @@ class _Ordered:
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
-        emit(ImportEvent(ImportEventKind.DONE, symbol, symbol_text(self.out[-1])))
+        emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
 
 

@@ -67,7 +67,7 @@ class ImportView:
             self._write(f"{_now()} {message}")
 
     def event(self, event: ImportEvent) -> None:
-        from binprice.history import ImportEventKind as EventKind
+        from binprice.events import EventKind
         from binprice.history import Severity
 
         bar = self._bar(event.symbol)
@@ -81,7 +81,7 @@ class ImportView:
         self._draw(event.symbol)
         if self.quiet and event.severity < Severity.WARNING:
             return
-        record: dict[str, Any] = {"event": event.kind.value, "symbol": event.symbol}
+        record: dict[str, Any] = {"event": event.kind.label, "symbol": event.symbol}
         if event.file is not None:
             record["file"] = event.file
         if event.result is not None:
