@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psycopg
 import pytest
 
+from binprice.completeness.gapkeeper import HOLE_RECHECK_SECONDS, GapKeeper
 from binprice.db.gaps import list_gaps, uncovered, verify_gaps
 from binprice.errors import GeoRestrictedError
 from binprice.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent
@@ -18,14 +21,15 @@ from binprice.exchange.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, Att
 from binprice.exchange.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
 from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.resume import spooled_extent
 from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.conftest import run_binprice
-from tests.fault_helpers import assert_complete, ingest_until, tail_gaps
+from tests.fault_helpers import HANG_GUARD_SECONDS, assert_complete, ingest_until, tail_gaps
 from tests.ingest_helpers import stored_rows
-from tests.test_faults_property import _trade
+from tests.test_faults_property import _Buffer, _trade
 
 
 class _Clock:
@@ -244,6 +248,71 @@ async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
     assert states[(a, b)] == "filled"
     assert any(f"trades {a}..{b} were recorded as a hole" in e.message for e in events)
+
+
+class _QuietBuffer(_Buffer):
+    """The keeper's buffer with nothing ever dropped."""
+
+    spool_error = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped_ready = asyncio.Event()
+
+    def take_dropped(self) -> dict[str, list[tuple[int, int]]]:
+        return {}
+
+
+class _EmptyPages:
+    """historicalTrades that answers every page empty (proof of nothing), saying what it was
+    asked."""
+
+    rate_limited = 0
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Any]:
+        self.asked.append(from_id)
+        return []
+
+
+async def test_holes_are_asked_about_again_one_per_interval_of_the_injected_sleep(
+    database_url: str,
+) -> None:
+    """Holes earlier runs recorded are asked about again, one per HOLE_RECHECK_SECONDS, the
+    first at once; the keeper waits through the sleep it was given, never the real clock."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 110, 114, 'hole'), ('BTCUSDT', 130, 139, 'hole')"
+        )
+    slept: list[float] = []
+    both = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if slept.count(HOLE_RECHECK_SECONDS) == 2:
+            both.set()
+        await asyncio.sleep(0)
+
+    keeper = GapKeeper(database_url, _QuietBuffer(), Recorder(), backfill_max=None, sleep=sleep)
+    exchange = _EmptyPages()
+    writable = asyncio.Event()
+    writable.set()
+    try:
+        await keeper.resume(["BTCUSDT"])
+        running = asyncio.create_task(keeper.run(exchange, writable))  # type: ignore[arg-type]
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            await both.wait()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await keeper.close()
+    assert sorted(exchange.asked) == [110, 130]
+    with psycopg.connect(database_url) as conn:
+        assert {(g.first_id, g.state) for g in list_gaps(conn)} == {(110, "hole"), (130, "hole")}
 
 
 def _seed(url: str) -> None:
