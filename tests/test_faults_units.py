@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +100,18 @@ async def test_rest_honours_retry_after_on_429_and_418() -> None:
     """418 then 429: the client sleeps Retry-After each time (through the injected sleep),
     then succeeds."""
     sleeps: list[float] = []
+    clock = _Clock()
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        await asyncio.sleep(seconds)  # the test exchange's ban runs on real time
+        clock.now += seconds  # the exchange's ban and limit run on the same clock
 
     faults = Faults(rest_429_next=1, rest_418_next=1, retry_after_seconds=1)
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = clock
         await ex.wait_produced("BTCUSDT", 0)
         async with aiohttp.ClientSession() as session:
-            rest = RestClient(session, ex.rest_url, sleep=sleep)
+            rest = RestClient(session, ex.rest_url, sleep=sleep, clock=clock)
             page = await rest.historical_trades("BTCUSDT", 1, attempts=5)
     assert page == []  # nothing produced without a stream reader
     assert sleeps == [1, 1]
@@ -127,8 +128,9 @@ async def test_rest_pauses_before_the_used_weight_reaches_the_budget() -> None:
     clock = _Clock()
     clock.now = 60 * 1000 + 30.0  # half way through a minute
     async with TestExchange(["BTCUSDT"]) as ex, aiohttp.ClientSession() as session:
+        ex.rest.clock = clock
         ex.rest.budget.used = int(WEIGHT_LIMIT_PER_MINUTE * 0.8) - 10
-        ex.rest.budget.window = int(time.time() // 60)
+        ex.rest.budget.window = int(clock() // 60)
         rest = RestClient(session, ex.rest_url, sleep=sleep, clock=clock)
         await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
         assert sleeps == []
@@ -147,11 +149,12 @@ async def test_rest_budget_follows_the_limit_exchange_info_declares() -> None:
     clock = _Clock()
     clock.now = 60 * 1000 + 45.0
     async with TestExchange(["BTCUSDT"], weight_limit=1200) as ex, aiohttp.ClientSession() as s:
+        ex.rest.clock = clock
         rest = RestClient(s, ex.rest_url, sleep=sleep, clock=clock)
         await rest.validate_symbols(("BTCUSDT",))
         assert rest.weight_limit == 1200
         ex.rest.budget.used = int(1200 * 0.8) - 30
-        ex.rest.budget.window = int(time.time() // 60)
+        ex.rest.budget.window = int(clock() // 60)
         await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
         assert sleeps == []
         await rest.historical_trades("BTCUSDT", 1, attempts=1)

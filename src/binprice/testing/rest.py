@@ -59,8 +59,14 @@ class RestApi:
         statuses: Mapping[str, str],
         faults: Faults,
         weight_limit: int = DEFAULT_WEIGHT_LIMIT,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._generators = generators
+        #: The REST side's time in seconds since the epoch: the weight minute, a 429's
+        #: Retry-After, a 418 ban. Replace it at any time; a test that gives the client the same
+        #: clock, and a sleep that moves it, waits out a Retry-After without waiting.
+        self.clock = clock
         self._statuses = statuses
         self._faults = faults
         self.budget = WeightBudget(limit=weight_limit)
@@ -96,7 +102,7 @@ class RestApi:
                     },
                 )
             try:
-                self.budget.charge(weight, self._faults, time.time())
+                self.budget.charge(weight, self._faults, self.clock())
                 response = json_response(200, handler(request))
             except Refused as refused:
                 response = refused.response
