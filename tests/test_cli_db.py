@@ -178,7 +178,7 @@ def test_errors_mask_every_password_form(tmp_path: Path, clean_env: dict[str, st
         *(["--database-url", refused[form], "db", "info"] for form in ("userinfo", "query")),
         [*hardest, "db", "info"],
         [*hardest, "db", "upgrade"],
-        [*hardest, "ingest", "--duration", "1s"],
+        [*hardest, "ingest", "--max-trades", "1"],
     ]
     results = _run_together(*cases, env=clean_env, cwd=tmp_path)
     cases.append(["db", "info"])
