@@ -78,6 +78,8 @@ class EventKind(Enum):
     LIBRARY_WARNING = ("library_warning", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
+    #: The error that ended the run (`--log-format json`; the text format's `error: …` line).
+    FATAL = ("fatal", Severity.ERROR)
 
     # --- the import: per archive file, then per symbol ----------------------------------------
     PLANNED = ("planned", Severity.INFO)

@@ -15,6 +15,7 @@ from binprice.cli._app import (
     Exchange,
     RestUrl,
     command_app,
+    errors_written_by,
     store_from,
     url_option,
 )
@@ -170,6 +171,8 @@ def ingest(
     from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
     chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
+    if log_format == "json":
+        errors_written_by(monitor.fatal)  # stderr stays one JSON object per line
     # From here every log record is one of the run's lines, in its format.
     with log_records_to(monitor):
         store = store_from(ctx, database_url)

@@ -255,16 +255,7 @@ class Monitor:
         if self.quiet and not event.kind.is_problem:
             return
         if self.format == "json":
-            self._write(
-                json.dumps(
-                    {
-                        "time": _iso(event.time),
-                        "event": event.kind.label,
-                        "severity": event.kind.severity.name.lower(),
-                        "message": event.message,
-                    }
-                )
-            )
+            self._write(_record(event))
         elif self._live is not None:
             self._live.console.print(f"[dim]{_iso(event.time)}[/] {event.message}", markup=True)
         else:
@@ -314,6 +305,11 @@ class Monitor:
         else:
             self._write(f"{_iso(time.time())} {summary_line(summary)}")
 
+    def fatal(self, message: str) -> None:
+        """The error that ends the run, as the JSON log's last line (whatever `quiet` says)."""
+        self.stop()
+        self._write(_record(IngestEvent(time.time(), EventKind.FATAL, message)))
+
     def final(self, summary: IngestSummary) -> None:
         self.stop()
         if self.format == "json":
@@ -326,3 +322,15 @@ class Monitor:
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def _record(event: IngestEvent) -> str:
+    """An event as a line of the JSON log."""
+    return json.dumps(
+        {
+            "time": _iso(event.time),
+            "event": event.kind.label,
+            "severity": event.kind.severity.name.lower(),
+            "message": event.message,
+        }
+    )
