@@ -38,12 +38,12 @@ async def test_a_retry_after_holds_back_every_caller_until_its_time(status: int)
     seen_at_sleep: list[int] = []
     faults = Faults(retry_after_seconds=BAN_SECONDS)
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = lambda: clock[0]  # the exchange's ban runs on the client's clock
         await ex.wait_produced("BTCUSDT", 0)
 
         async def sleep(seconds: float) -> None:
             seen_at_sleep.append(ex.rest.requests.total())
             clock[0] += seconds
-            ex.rest.budget.banned_until = ex.rest.budget.limited_until = 0.0  # time has passed
 
         async with aiohttp.ClientSession() as session:
             rest = RestClient(session, ex.rest_url, sleep=sleep, clock=lambda: clock[0])
@@ -109,13 +109,13 @@ async def test_a_ban_one_process_saw_holds_back_another_with_the_same_data_dir(
     faults = Faults(retry_after_seconds=BAN_SECONDS)
     book_file = tmp_path / "data" / FILE_NAME
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = lambda: clock[0]  # the exchange's ban runs on the clients' clock
         await ex.wait_produced("BTCUSDT", 0)
         waits: list[tuple[float, int]] = []
 
         async def sleep(seconds: float) -> None:
             waits.append((seconds, ex.rest.requests.total()))
             clock[0] += seconds
-            ex.rest.budget.banned_until = 0.0
 
         async with aiohttp.ClientSession() as session:
 
