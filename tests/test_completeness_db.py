@@ -58,7 +58,13 @@ def _final(stderr: bytes) -> dict[str, object]:
 
 
 def _spool_files(data_dir: Path) -> list[Path]:
-    return list((data_dir / "spool").rglob("*.spool"))
+    """The spool chunks under `data_dir`. A run renames its directory while others list them
+    (its `.new` directory becomes its own), so a listing that meets a vanished one starts over."""
+    while True:
+        try:
+            return list((data_dir / "spool").rglob("*.spool"))
+        except FileNotFoundError:
+            continue
 
 
 @pytest.mark.slow
