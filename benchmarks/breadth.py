@@ -127,10 +127,13 @@ async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:  #
         port = _free_port()
         env = dict(os.environ, BINPRICE_DATA_DIR=str(workdir))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", url, "ingest", "--all",
-            "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", "-q",
-            "--metrics-port", str(port), "--batch-wait", args.batch_wait, stderr=log, env=env,
-        )  # fmt: skip
+            *(sys.executable, "-m", "binprice", "--database-url", url),
+            *("ingest", "--all", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url),
+            *("--log-format", "json", "-q", "--metrics-port", str(port)),
+            *("--batch-wait", args.batch_wait),
+            stderr=log,
+            env=env,
+        )
         began = time.monotonic()
         samples: list[tuple[float, int]] = []
         bursts = 0
@@ -178,8 +181,10 @@ async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:  #
     carried = scrape.totals["binprice_symbols"]
     wanted = scrape.totals["binprice_connections_wanted"]
     print(f"  carried {carried:.0f} symbols on {wanted:.0f} connections")
-    print(f"  produced {produced:,} (avg {produced / elapsed:,.0f}/s), stored {stored:,}: "
-          + ("exactly once" if complete else f"INCOMPLETE ({problem})"))  # fmt: skip
+    print(
+        f"  produced {produced:,} (avg {produced / elapsed:,.0f}/s), stored {stored:,}: "
+        + ("exactly once" if complete else f"INCOMPLETE ({problem})")
+    )
     print(
         f"  connections opened {scrape.totals['binprice_connections_opened_total']:.0f}, "
         f"reconnects {final['reconnects']}, "
@@ -205,10 +210,14 @@ async def run(args: argparse.Namespace, workdir: Path, log: IO[str]) -> None:  #
             f"{cpu / max(trades, 1) * 1e6:.1f} ms per 1,000 trades ({cpu / span * 100:.0f}% "
             "of one core)"
         )
-    print(f"  lag trade time -> commit: p50 {final['latency_p50_ms']:.0f} ms, "
-          f"p99 {final['latency_p99_ms']:.0f} ms, max {final['latency_max_ms']} ms")  # fmt: skip
-    print(f"  /metrics: {scrape.series:,} series, {scrape.bytes / 1024:.0f} KiB, "
-          f"scraped in {scrape.took_ms:.0f} ms")  # fmt: skip
+    print(
+        f"  lag trade time -> commit: p50 {final['latency_p50_ms']:.0f} ms, "
+        f"p99 {final['latency_p99_ms']:.0f} ms, max {final['latency_max_ms']} ms"
+    )
+    print(
+        f"  /metrics: {scrape.series:,} series, {scrape.bytes / 1024:.0f} KiB, "
+        f"scraped in {scrape.took_ms:.0f} ms"
+    )
 
 
 def main() -> None:

@@ -93,8 +93,9 @@ def build(cache: Path, per_day: int, days: int) -> Path:
     if (tree / "done").exists():
         return tree
     began = time.perf_counter()
-    market = ArchiveMarket.generate([SYMBOL], START, START + timedelta(days=days),
-                                    trades_per_day=per_day)  # fmt: skip
+    market = ArchiveMarket.generate(
+        [SYMBOL], START, START + timedelta(days=days), trades_per_day=per_day
+    )
     write_tree(market, tree)
     (tree / "done").touch()
     print(f"built {per_day * days:,} trades in {time.perf_counter() - began:.0f} s: {tree}")
@@ -144,8 +145,7 @@ def bare(url: str, text: Path, rows: int, *, triggers: bool = True) -> tuple[flo
 
 
 def serve(tree: Path) -> tuple[subprocess.Popen[str], str]:
-    args = [sys.executable, "-m", "binprice", "archive", "--port", "0", "--directory",
-            str(tree)]  # fmt: skip
+    args = [sys.executable, "-m", "binprice", "archive", "--port", "0", "--directory", str(tree)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())["url"]
@@ -166,9 +166,11 @@ def run_import(
     env = dict(os.environ, BINPRICE_DATA_DIR=str(work / "import-data"))
     if source is not None:
         env["PYTHONPATH"] = str(source)  # ahead of the editable install's path entry
-    cmd = [sys.executable, "-m", "binprice", "--database-url", url, "import", SYMBOL,
-           "--start", START.isoformat(), "--end", (START + timedelta(days=days)).isoformat(),
-           "--archive-url", archive, "--log-format", "json", "--loaders", str(loaders)]  # fmt: skip
+    cmd = [
+        *(sys.executable, "-m", "binprice", "--database-url", url, "import", SYMBOL),
+        *("--start", START.isoformat(), "--end", (START + timedelta(days=days)).isoformat()),
+        *("--archive-url", archive, "--log-format", "json", "--loaders", str(loaders)),
+    ]
     pg = ServerCpu(url)
     began = time.perf_counter()
     peak = 0
@@ -213,8 +215,10 @@ def report_first_runs(work: Path, text: Path, rows: int, archive: str, days: int
     wall, *_ = run_import(fresh_server(work, "fresh-import"), archive, days, work, rows)
     embedded.stop_server(work / "fresh-import")
     print("first run on a brand-new PostgreSQL server (each side its own):")
-    print(f"  bare COPY {rows / bare_s:,.0f} trades/s; import {rows / wall:,.0f} trades/s; "
-          f"ratio {bare_s / wall:.2f}")  # fmt: skip
+    print(
+        f"  bare COPY {rows / bare_s:,.0f} trades/s; import {rows / wall:,.0f} trades/s; "
+        f"ratio {bare_s / wall:.2f}"
+    )
 
 
 def per_1000(seconds: float, rows: int) -> str:
@@ -263,25 +267,33 @@ def main() -> None:
                         )
                 bare_s, bare_pg = out["bare"]
                 bare_cpu = per_1000(bare_pg, rows)
-                line = (f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
-                        f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})")  # fmt: skip
+                line = (
+                    f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
+                    f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})"
+                )
                 for loaders in (2, 1):
                     wall, cpu, pg, rss = out[loaders]
                     ratios[loaders].append(bare_s / wall)
-                    line += (f"; import --loaders {loaders} {rows / wall:,.0f} trades/s "
-                             f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
-                             f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
-                             f"{rss / 1024:.0f} MB)")  # fmt: skip
+                    line += (
+                        f"; import --loaders {loaders} {rows / wall:,.0f} trades/s "
+                        f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
+                        f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
+                        f"{rss / 1024:.0f} MB)"
+                    )
                 print(line)
             for loaders in (2, 1):
                 runs = ", ".join(f"{r:.2f}" for r in ratios[loaders])
-                print(f"median ratio import (--loaders {loaders}) / bare COPY, whole process: "
-                      f"{statistics.median(ratios[loaders]):.2f} (runs: {runs})")  # fmt: skip
+                print(
+                    f"median ratio import (--loaders {loaders}) / bare COPY, whole process: "
+                    f"{statistics.median(ratios[loaders]):.2f} (runs: {runs})"
+                )
             plain, _ = bare(database(args.database_url, work), text, rows, triggers=False)
             with_triggers, _ = bare(database(args.database_url, work), text, rows)
             cost = with_triggers / plain - 1
-            print(f"rollup triggers: bare COPY {rows / plain:,.0f}/s without them, "
-                  f"{rows / with_triggers:,.0f}/s with them (+{cost:.0%} time)")  # fmt: skip
+            print(
+                f"rollup triggers: bare COPY {rows / plain:,.0f}/s without them, "
+                f"{rows / with_triggers:,.0f}/s with them (+{cost:.0%} time)"
+            )
         finally:
             server.terminate()
             server.wait()

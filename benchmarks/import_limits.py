@@ -62,8 +62,10 @@ def long_line(url: str, megabytes: int) -> None:
         seconds = time.perf_counter() - began
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     refusals = [line for line in done.stderr.splitlines() if "refused" in line]
-    print(f"long line: {megabytes} MB, exit {done.returncode} in {seconds:.1f} s, "
-          f"peak RSS {peak_mb:,.0f} MB")  # fmt: skip
+    print(
+        f"long line: {megabytes} MB, exit {done.returncode} in {seconds:.1f} s, "
+        f"peak RSS {peak_mb:,.0f} MB"
+    )
     print("\n".join(refusals) or done.stderr[-2000:])
 
 

@@ -107,8 +107,11 @@ def run_ingest(
 ) -> tuple[dict[str, object], float, float, int, CpuSampler]:
     """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU."""
     env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
-    cmd = [sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS,
-           "--ws-url", ws, "--rest-url", rest, "--log-format", "json", "-q", *extra]  # fmt: skip
+    cmd = [
+        *(sys.executable, "-m", "binprice", "--database-url", url),
+        *("ingest", *SYMBOLS, "--ws-url", ws, "--rest-url", rest),
+        *("--log-format", "json", "-q", *extra),
+    ]
     sampler = CpuSampler()
     started = time.perf_counter()
     err = open(data_dir / "ingest.log", "w+")  # noqa: SIM115 - read back below
@@ -231,8 +234,10 @@ def naive(args: argparse.Namespace, workdir: Path) -> None:
         stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
         out = subprocess.run(
             [sys.executable, "-c", NAIVE, stream, url, str(args.seconds)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         ex.terminate()
         ex.wait()

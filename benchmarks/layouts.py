@@ -147,8 +147,14 @@ def rare_trades(start: date, days: int) -> Tape:
         price = max(1, price + rng.choice((-1, 0, 0, 1)))
         ticks.append(price)
     lots = [rng.choice(ROUND_LOTS) * rng.randint(1, 30) for _ in range(n)]
-    return Tape(RARE, list(range(700_000, 700_000 + n)), ticks, lots, ms,
-                [rng.random() < 0.5 for _ in range(n)])  # fmt: skip
+    return Tape(
+        RARE,
+        list(range(700_000, 700_000 + n)),
+        ticks,
+        lots,
+        ms,
+        [rng.random() < 0.5 for _ in range(n)],
+    )
 
 
 def fixed(units: int, decimals: int, width: int = WIRE_DECIMALS) -> str:
@@ -163,9 +169,11 @@ def copy_lines(tape: Tape) -> Iterator[str]:
         if sec not in stamps:
             stamps.clear()
             stamps[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        yield (f"{tape.symbol}\t{tid}\t{fixed(tape.ticks[i], PRICE_DECIMALS)}\t"
-               f"{fixed(tape.lots[i], QTY_DECIMALS)}\t{stamps[sec]}.{milli:03d}+00\t"
-               f"{'t' if tape.maker[i] else 'f'}\n")  # fmt: skip
+        yield (
+            f"{tape.symbol}\t{tid}\t{fixed(tape.ticks[i], PRICE_DECIMALS)}\t"
+            f"{fixed(tape.lots[i], QTY_DECIMALS)}\t{stamps[sec]}.{milli:03d}+00\t"
+            f"{'t' if tape.maker[i] else 'f'}\n"
+        )
 
 
 def archive_zip_bytes(tape: Tape, micros: bool) -> int:
@@ -320,11 +328,17 @@ def build_sql(table: str, source: str, layout: Layout) -> str:
     if layout.codec == "numeric":
         price, qty = "array_agg(price ORDER BY trade_id)", "array_agg(quantity ORDER BY trade_id)"
     else:
-        price = "array_agg(p ORDER BY trade_id)" if layout.codec == "plain" else (
-            "array_agg((p - coalesce(lag_p, p))::int4 ORDER BY trade_id)")  # fmt: skip
+        price = (
+            "array_agg(p ORDER BY trade_id)"
+            if layout.codec == "plain"
+            else "array_agg((p - coalesce(lag_p, p))::int4 ORDER BY trade_id)"
+        )
         qty = "array_agg(q ORDER BY trade_id)"
-    ms = "array_agg(off ORDER BY trade_id)" if layout.codec != "delta" else (
-        "array_agg((off - coalesce(lag_off, 0))::int4 ORDER BY trade_id)")  # fmt: skip
+    ms = (
+        "array_agg(off ORDER BY trade_id)"
+        if layout.codec != "delta"
+        else "array_agg((off - coalesce(lag_off, 0))::int4 ORDER BY trade_id)"
+    )
     rollup = ""
     if layout.rollup:
         rollup = """, sum(quantity), sum(price * quantity), max(price), min(price),
@@ -394,8 +408,11 @@ def at_sql(table: str, layout: Layout) -> str:
     if layout.codec == "numeric":
         price, qty = "b.price[p.i]", "b.qty[p.i]"
     else:
-        raw = "b.base_price + (SELECT sum(x) FROM unnest(b.price[1:p.i]) AS x)" if (
-            layout.codec == "delta") else "b.price[p.i]"  # fmt: skip
+        raw = (
+            "b.base_price + (SELECT sum(x) FROM unnest(b.price[1:p.i]) AS x)"
+            if layout.codec == "delta"
+            else "b.price[p.i]"
+        )
         price = f"round(({raw})::numeric / 10::numeric ^ b.price_scale, b.price_digits)"
         qty = "round(b.qty[p.i]::numeric / 10::numeric ^ b.qty_scale, b.qty_digits)"
     return f"""
@@ -419,8 +436,10 @@ FROM pick AS p JOIN blk AS b USING (first_id)"""
 
 
 def text_rows(query: str) -> str:
-    return (f"SELECT symbol, trade_id, price::text, quantity::text, timestamp, is_buyer_maker "
-            f"FROM ({query}) AS r")  # fmt: skip
+    return (
+        f"SELECT symbol, trade_id, price::text, quantity::text, timestamp, is_buyer_maker "
+        f"FROM ({query}) AS r"
+    )
 
 
 def timed(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> tuple[float, Any]:
@@ -437,8 +456,9 @@ def copy_out_seconds(conn: psycopg.Connection[Any], query: str) -> float:
     return time.perf_counter() - began
 
 
-def lookup_times(conn: psycopg.Connection[Any], sql: str, times: list[datetime],
-                 params: dict[str, Any]) -> tuple[float, float]:  # fmt: skip
+def lookup_times(
+    conn: psycopg.Connection[Any], sql: str, times: list[datetime], params: dict[str, Any]
+) -> tuple[float, float]:
     """p50 and p95 client round trip (ms) of `sql` at each time, prepared, warm."""
     samples = []
     for ts in times:
@@ -475,8 +495,16 @@ class Measured:
     blocks: int
 
 
-def measure(conn: psycopg.Connection[Any], layout: Layout, source: str, count: int,
-            rollup_bytes: int, *, times: list[datetime], verify: bool) -> Measured:  # fmt: skip
+def measure(
+    conn: psycopg.Connection[Any],
+    layout: Layout,
+    source: str,
+    count: int,
+    rollup_bytes: int,
+    *,
+    times: list[datetime],
+    verify: bool,
+) -> Measured:
     table = "blocks_" + "".join(ch if ch.isalnum() else "_" for ch in layout.name.lower())[:40]
     conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(create_sql(table, layout))
@@ -507,12 +535,23 @@ def measure(conn: psycopg.Connection[Any], layout: Layout, source: str, count: i
     differ = (differ or 0) + at_differences(conn, sql, times)
     conn.commit()
     with_rollup = size if layout.rollup else size + rollup_bytes
-    return Measured(layout.name, size / count, with_rollup / count, build_s, differ, read_s,
-                    copy_s, p50, p95, blocks)  # fmt: skip
+    return Measured(
+        layout.name,
+        size / count,
+        with_rollup / count,
+        build_s,
+        differ,
+        read_s,
+        copy_s,
+        p50,
+        p95,
+        blocks,
+    )
 
 
-def row_form(conn: psycopg.Connection[Any], source: str, count: int,
-             times: list[datetime]) -> Measured:  # fmt: skip
+def row_form(
+    conn: psycopg.Connection[Any], source: str, count: int, times: list[datetime]
+) -> Measured:
     heap, indexes, total, _ = conn.execute(SIZES_SQL).fetchone()  # type: ignore[misc]
     rollup = conn.execute("SELECT pg_total_relation_size('trade_minutes')").fetchone()[0]  # type: ignore[index]
     print(
@@ -523,13 +562,33 @@ def row_form(conn: psycopg.Connection[Any], source: str, count: int,
     copy_s = copy_out_seconds(conn, f"SELECT {COLUMNS} FROM {source}")
     params = {"symbols": [SYMBOL], "before": False}
     p50, p95 = lookup_times(conn, AT_SQL, times, params)
-    return Measured("row form (trades partition + 3 indexes)", total / count,
-                    (total + rollup) / count, 0.0, 0, read_s, copy_s, p50, p95, count)  # fmt: skip
+    return Measured(
+        "row form (trades partition + 3 indexes)",
+        total / count,
+        (total + rollup) / count,
+        0.0,
+        0,
+        read_s,
+        copy_s,
+        p50,
+        p95,
+        count,
+    )
 
 
 def print_table(results: list[Measured], count: int) -> None:
-    head = ("layout", "B/trade", "+rollup", "build s", "differ", "read s", "COPY s", "at p50",
-            "at p95", "trades/blk")  # fmt: skip
+    head = (
+        "layout",
+        "B/trade",
+        "+rollup",
+        "build s",
+        "differ",
+        "read s",
+        "COPY s",
+        "at p50",
+        "at p95",
+        "trades/blk",
+    )
     widths = (-42, 7, 7, 7, 6, 6, 6, 6, 6, 10)
     print(
         "\n  "
@@ -539,9 +598,11 @@ def print_table(results: list[Measured], count: int) -> None:
     )
     for m in results:
         differ = "-" if m.differ is None else str(m.differ)
-        print(f"  {m.name:<42} {m.bytes_per_trade:7.2f} {m.with_rollup:7.2f} {m.build_s:7.2f} "
-              f"{differ:>6} {m.read_s:6.2f} {m.copy_s:6.2f} {m.at_p50:6.2f} {m.at_p95:6.2f} "
-              f"{count / m.blocks:10.1f}")  # fmt: skip
+        print(
+            f"  {m.name:<42} {m.bytes_per_trade:7.2f} {m.with_rollup:7.2f} {m.build_s:7.2f} "
+            f"{differ:>6} {m.read_s:6.2f} {m.copy_s:6.2f} {m.at_p50:6.2f} {m.at_p95:6.2f} "
+            f"{count / m.blocks:10.1f}"
+        )
 
 
 def has_lz4(conn: psycopg.Connection[Any]) -> bool:
@@ -556,21 +617,27 @@ def has_lz4(conn: psycopg.Connection[Any]) -> bool:
 
 def random_times(tape: Tape, runs: int) -> list[datetime]:
     rng = random.Random(11)
-    return [datetime.fromtimestamp(rng.randrange(tape.ms[0], tape.ms[-1]) / 1000, UTC)
-            for _ in range(runs)]  # fmt: skip
+    return [
+        datetime.fromtimestamp(rng.randrange(tape.ms[0], tape.ms[-1]) / 1000, UTC)
+        for _ in range(runs)
+    ]
 
 
 def busy_part(admin: str, args: argparse.Namespace) -> None:
     began = time.perf_counter()
     tape = realistic_trades(args.trades, DAY, args.days)
     count = len(tape.ids)
-    print(f"{count:,} {SYMBOL} trades over {args.days} day(s) generated in "
-          f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+    print(
+        f"{count:,} {SYMBOL} trades over {args.days} day(s) generated in "
+        f"{time.perf_counter() - began:.1f} s"
+    )
     for micros in (False, True):
         size = archive_zip_bytes(tape, micros)
         unit = "µs" if micros else "ms"
-        print(f"  Binance daily zip(s), times in {unit}: {size / count:.2f} bytes/trade "
-              f"({size / MB:.1f} MB)")  # fmt: skip
+        print(
+            f"  Binance daily zip(s), times in {unit}: {size / count:.2f} bytes/trade "
+            f"({size / MB:.1f} MB)"
+        )
     url, rate = load_rows(admin, "bp_layouts", tape, args.days)
     print(f"  COPY into trades (head, rollup triggers on): {rate:,.0f} trades/s")
     times = random_times(tape, args.runs)
@@ -588,8 +655,10 @@ def busy_part(admin: str, args: argparse.Namespace) -> None:
                 measure(conn, layout, source, count, rollup, times=times, verify=args.verify)
             )
             m = results[-1]
-            print(f"  measured {m.name}: {m.bytes_per_trade:.2f} B/trade, differ {m.differ}",
-                  flush=True)  # fmt: skip
+            print(
+                f"  measured {m.name}: {m.bytes_per_trade:.2f} B/trade, differ {m.differ}",
+                flush=True,
+            )
     print(
         f"\n{count:,} trades; sizes after VACUUM ANALYZE; B/trade = pg_total_relation_size"
         " (heap + TOAST + index); +rollup adds trade_minutes; read = server-side aggregate of"
@@ -629,8 +698,10 @@ def rare_part(admin: str, args: argparse.Namespace) -> None:
                 f"SELECT (SELECT count(*) FROM ({rows} EXCEPT ALL {back}) AS a)"
                 f"     + (SELECT count(*) FROM ({back} EXCEPT ALL {rows}) AS b)"
             ).fetchone()[0]  # type: ignore[index]
-            print(f"  {layout.name:<26} {size / count:7.1f} bytes/trade "
-                  f"(row form {total / count:.1f}), differ {differ}")  # fmt: skip
+            print(
+                f"  {layout.name:<26} {size / count:7.1f} bytes/trade "
+                f"(row form {total / count:.1f}), differ {differ}"
+            )
 
 
 def main() -> None:
@@ -643,8 +714,12 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help="layouts whose name holds one of these, |-separated"
     )
-    parser.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="skip the trade-by-trade comparison")  # fmt: skip
+    parser.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip the trade-by-trade comparison",
+    )
     parser.add_argument("--parts", default="busy,rare")
     args = parser.parse_args()
     parts = set(args.parts.split(","))

@@ -257,8 +257,10 @@ def verify(url: str, runs: int) -> None:
         print(f"\ngaps --verify over {SPAN.days} days, every symbol, wall ms (median of {runs}):")
         print(f"  first call on this connection     {first:9.1f}")
         print(f"  through the rollup                {statistics.median(samples):9.1f}")
-        print(f"  with a 1,000-id hole              {statistics.median(t for t, _ in holed):9.1f}"
-              f"  (finds {holed[0][1]:,} missing ids)")  # fmt: skip
+        print(
+            f"  with a 1,000-id hole              {statistics.median(t for t, _ in holed):9.1f}"
+            f"  (finds {holed[0][1]:,} missing ids)"
+        )
         print(f"  raw scan of every id (server)     {raw:9.1f}")
 
 
@@ -305,11 +307,15 @@ def whole_process(url: str, runs: int) -> None:
     ratios = sorted(p / b for p, b in zip(piped, bare, strict=True))
     print(f"\nwhole process, {runs} interleaved runs (medians):")
     print(f"  minimal psycopg script            {median(bare) * 1000:7.1f} ms")
-    print(f"  binprice latest BTCUSDT (pipe)    {median(piped) * 1000:7.1f} ms  = "
-          f"{median(piped) / median(bare):.2f}x (run by run: median {median(ratios):.2f}x, "
-          f"p90 {ratios[int(len(ratios) * 0.9)]:.2f}x)")  # fmt: skip
-    print(f"  binprice latest BTCUSDT (tty)     {median(tty) * 1000:7.1f} ms  = "
-          f"{median(tty) / median(bare):.2f}x")  # fmt: skip
+    print(
+        f"  binprice latest BTCUSDT (pipe)    {median(piped) * 1000:7.1f} ms  = "
+        f"{median(piped) / median(bare):.2f}x (run by run: median {median(ratios):.2f}x, "
+        f"p90 {ratios[int(len(ratios) * 0.9)]:.2f}x)"
+    )
+    print(
+        f"  binprice latest BTCUSDT (tty)     {median(tty) * 1000:7.1f} ms  = "
+        f"{median(tty) / median(bare):.2f}x"
+    )
 
 
 def main() -> None:

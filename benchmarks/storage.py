@@ -251,8 +251,9 @@ def revision_url(admin: str, name: str, schema: str) -> str:
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +270,10 @@ class Imports:
 
     @classmethod
     def prepare(cls, archive: str, per_day: int, days: int, work: Path) -> Imports:
-        commit = git("rev-parse", git("log", "-1", "--format=%H", "--diff-filter=A", "--",
-                                      PARTITIONING) + "^")  # fmt: skip
+        commit = git(
+            "rev-parse",
+            git("log", "-1", "--format=%H", "--diff-filter=A", "--", PARTITIONING) + "^",
+        )
         tarball = work / "before.tar"
         git("archive", f"--output={tarball}", commit, "src", "alembic")
         (work / "before").mkdir()
@@ -284,15 +287,16 @@ class Imports:
         side = self.work / schema
         side.mkdir(exist_ok=True)
         source = self.before_src if schema == "0007" else None
-        wall, *_ = importer.run_import(url, self.archive, self.days, side, self.rows,
-                                       source=source)  # fmt: skip
+        wall, *_ = importer.run_import(url, self.archive, self.days, side, self.rows, source=source)
         return self.rows / wall
 
 
 def import_part(admin: str, imports: Imports, runs: int) -> None:
-    print(f"\n`binprice import` of {imports.rows:,} trades in {imports.days} daily files, "
-          f"{runs} runs, order alternating; 0007 by {imports.before[:7]} (before partitioning), "
-          "head by this checkout:")  # fmt: skip
+    print(
+        f"\n`binprice import` of {imports.rows:,} trades in {imports.days} daily files, "
+        f"{runs} runs, order alternating; 0007 by {imports.before[:7]} (before partitioning), "
+        "head by this checkout:"
+    )
     rates: dict[str, list[float]] = {"0007": [], "head": []}
     for run in range(runs):
         for schema in ("0007", "head") if run % 2 == 0 else ("head", "0007"):
@@ -300,9 +304,11 @@ def import_part(admin: str, imports: Imports, runs: int) -> None:
         old, new = rates["0007"][-1], rates["head"][-1]
         print(f"  run {run + 1}: 0007 {old:,.0f}/s, head {new:,.0f}/s, ratio {new / old:.2f}x")
     ratios = [n / o for n, o in zip(rates["head"], rates["0007"], strict=True)]
-    print(f"  import  0007 {statistics.median(rates['0007']):>9,.0f}/s  "
-          f"head {statistics.median(rates['head']):>9,.0f}/s  "
-          f"median ratio {statistics.median(ratios):.2f}x")  # fmt: skip
+    print(
+        f"  import  0007 {statistics.median(rates['0007']):>9,.0f}/s  "
+        f"head {statistics.median(rates['head']):>9,.0f}/s  "
+        f"median ratio {statistics.median(ratios):.2f}x"
+    )
 
 
 def fresh_part(count: int, imports: Imports) -> None:
@@ -314,8 +320,10 @@ def fresh_part(count: int, imports: Imports) -> None:
                 copy = copy_rows(conn, "trades", count)
         with server(None, "postgres") as admin:
             imported = imports.rate(admin, schema)
-        print(f"  {schema:<5} one COPY of {count:,} {copy:>9,.0f}/s; "
-              f"import of {imports.rows:,} {imported:>9,.0f}/s")  # fmt: skip
+        print(
+            f"  {schema:<5} one COPY of {count:,} {copy:>9,.0f}/s; "
+            f"import of {imports.rows:,} {imported:>9,.0f}/s"
+        )
 
 
 def main() -> None:

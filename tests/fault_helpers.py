@@ -58,8 +58,12 @@ def assert_complete(
         missing, extra = sorted(set(want) - set(rows)), sorted(set(rows) - set(want))
         with psycopg.connect(url) as conn:
             recorded = list_gaps(conn, symbols)
-        covering = [g for g in recorded for m in missing[:5]
-                    if g.symbol == m[0] and g.first_id <= m[1] <= g.last_id]  # fmt: skip
+        covering = [
+            g
+            for g in recorded
+            for m in missing[:5]
+            if g.symbol == m[0] and g.first_id <= m[1] <= g.last_id
+        ]
         raise AssertionError(
             f"{len(missing)} trades missing (first ids {[m[:2] for m in missing[:5]]}), "
             f"{len(extra)} not expected (first {extra[:5]}), {len(rows)} stored of {len(want)}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,43 @@ from binprice.ingest import IngestConfig
 from binprice.testing.exchange import TestExchange
 
 Row = tuple[str, int, Decimal, Decimal, int, bool]
+
+#: The real CLI, as a user runs it.
+BINPRICE = (sys.executable, "-m", "binprice")
+
+
+async def spawn_ingest(
+    url: str,
+    *args: str,
+    ws_url: str,
+    rest_url: str,
+    env: dict[str, str],
+    stdout: int = asyncio.subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """`binprice ingest ARGS` against the exchange at `ws_url`/`rest_url`, in a subprocess."""
+    return await asyncio.create_subprocess_exec(
+        *BINPRICE,
+        *("--database-url", url, "ingest", "--ws-url", ws_url, "--rest-url", rest_url),
+        *args,
+        stdout=stdout,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def spawn_logged_ingest(
+    ex: TestExchange, url: str, env: dict[str, str], *symbols: str
+) -> asyncio.subprocess.Process:
+    """`binprice ingest SYMBOLS` against `ex`, its JSON log on stderr, its stdout discarded."""
+    return await spawn_ingest(
+        url,
+        *symbols,
+        *("--log-format", "json"),
+        ws_url=ex.ws_url,
+        rest_url=ex.rest_url,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
 
 
 def stored_rows(url: str) -> list[Row]:

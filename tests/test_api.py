@@ -145,8 +145,9 @@ def test_ingest_from_python_migrates_and_stores_what_the_exchange_produced(
     try:
         assert ready.wait(30)
         with binprice.connect(empty_database_url, data_dir=tmp_path) as store:
-            summary = store.ingest("BTCUSDT", ws_url=urls["ws"], rest_url=urls["rest"],
-                                   max_trades=500)  # fmt: skip
+            summary = store.ingest(
+                "BTCUSDT", ws_url=urls["ws"], rest_url=urls["rest"], max_trades=500
+            )
             assert summary.stored == 500
             assert len(list(store.trades("BTCUSDT", "2000-01-01"))) == 500
     finally:

@@ -167,10 +167,14 @@ def test_rest_page_matches_the_streamed_trades_it_overlaps() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"code":-1121,"msg":"Invalid symbol."}', b'[{"id":1,"price":1.5}]', b"nope",
-     b'[{"id":1,"price":"0","qty":"1","time":1,"isBuyerMaker":true}]'],
+    [
+        b'{"code":-1121,"msg":"Invalid symbol."}',
+        b'[{"id":1,"price":1.5}]',
+        b"nope",
+        b'[{"id":1,"price":"0","qty":"1","time":1,"isBuyerMaker":true}]',
+    ],
     ids=["error-object", "numeric-price", "not-json", "zero-price"],
-)  # fmt: skip
+)
 def test_rest_page_that_is_not_a_trade_list_raises_exchange_error(body: bytes) -> None:
     """A bad REST page raises ExchangeError naming the symbol, never a raw decode error."""
     with pytest.raises(ExchangeError, match=r"BTCUSDT|trade"):
@@ -187,9 +191,10 @@ def test_smallest_decimal_survives_unchanged() -> None:
 
 
 @pytest.mark.parametrize(
-    "price", ['"NaN"', '"Infinity"', '"-1.00000000"', '"abc"', "null"],
+    "price",
+    ['"NaN"', '"Infinity"', '"-1.00000000"', '"abc"', "null"],
     ids=["nan", "infinity", "negative", "garbage", "null"],
-)  # fmt: skip
+)
 def test_non_positive_or_non_numeric_price_is_malformed(price: str) -> None:
     """Prices that are not finite positive decimal strings are refused."""
     frame = COMBINED[0].replace('"p":"73109.30000000"', f'"p":{price}')
@@ -212,12 +217,23 @@ def test_stream_helpers() -> None:
 
 def test_exchange_info_gives_status_and_filters() -> None:
     """exchangeInfo entries map to SymbolInfo with status, tick and step."""
-    body = json.dumps({"symbols": [
-        {"symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
-         "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01000000"},
-                     {"filterType": "LOT_SIZE", "stepSize": "0.00001000"}]},
-        {"symbol": "ETHUSDT", "status": "BREAK", "filters": []},
-    ]})  # fmt: skip
+    body = json.dumps(
+        {
+            "symbols": [
+                {
+                    "symbol": "BTCUSDT",
+                    "status": "TRADING",
+                    "baseAsset": "BTC",
+                    "quoteAsset": "USDT",
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "tickSize": "0.01000000"},
+                        {"filterType": "LOT_SIZE", "stepSize": "0.00001000"},
+                    ],
+                },
+                {"symbol": "ETHUSDT", "status": "BREAK", "filters": []},
+            ]
+        }
+    )
     info = binance.parse_exchange_info(body)
     assert info["BTCUSDT"].is_trading and info["BTCUSDT"].tick_size == Decimal("0.01")
     assert info["BTCUSDT"].step_size == Decimal("0.00001")

@@ -24,8 +24,14 @@ BUDGET_SECONDS = 60
 
 
 def _all_config(ex: TestExchange, tmp_path: Path, **kw: object) -> IngestConfig:
-    return IngestConfig(symbols=(), all_symbols=True, ws_url=ex.ws_url, rest_url=ex.rest_url,
-                        spool_dir=tmp_path / "spool", **kw)  # type: ignore[arg-type]  # fmt: skip
+    return IngestConfig(
+        symbols=(),
+        all_symbols=True,
+        ws_url=ex.ws_url,
+        rest_url=ex.rest_url,
+        spool_dir=tmp_path / "spool",
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 async def test_all_carries_every_trading_symbol_past_the_url_limit_exactly_once(
@@ -96,8 +102,9 @@ async def test_a_listing_that_changes_mid_run_adds_and_drops_symbols(
             await ex.wait_subscribed(lambda s: listed in s and halted not in s)
             await ex.wait_produced(listed, 5 + 40)
         ex.paused.update(names)
-        await wait_until(lambda: complete_from_first(ex, database_url, tuple(names)),
-                         BUDGET_SECONDS)  # fmt: skip
+        await wait_until(
+            lambda: complete_from_first(ex, database_url, tuple(names)), BUDGET_SECONDS
+        )
         stop.set()
         summary = await asyncio.wait_for(run, BUDGET_SECONDS)
         numbers = assert_complete("listing-change", ex, database_url, tuple(names), summary)
@@ -126,8 +133,9 @@ async def test_an_all_run_resumes_every_symbol_where_it_left_off(
             await wait_until(lambda s=stats: s.summary().stored >= 3 * len(names), BUDGET_SECONDS)
             if attempt == 1:
                 ex.paused.update(names)
-                await wait_until(lambda: complete_from_first(ex, database_url, tuple(names)),
-                                 BUDGET_SECONDS)  # fmt: skip
+                await wait_until(
+                    lambda: complete_from_first(ex, database_url, tuple(names)), BUDGET_SECONDS
+                )
             stop.set()
             summary = await asyncio.wait_for(run, BUDGET_SECONDS)
             if attempt == 0:  # downtime: every symbol trades while nobody listens
@@ -177,9 +185,11 @@ def _store(url: str, ex: TestExchange, symbol: str, count: int) -> None:
         conn.cursor().executemany(
             "INSERT INTO trades (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
             "VALUES (%s, %s, %s, %s, to_timestamp(%s / 1000.0), %s)",
-            [(t.symbol, t.trade_id, t.price, t.quantity, t.time_ms, t.is_buyer_maker)
-             for t in trades],
-        )  # fmt: skip
+            [
+                (t.symbol, t.trade_id, t.price, t.quantity, t.time_ms, t.is_buyer_maker)
+                for t in trades
+            ],
+        )
 
 
 def test_the_breadth_benchmark_runs_short_and_stores_every_trade_once(
@@ -192,10 +202,28 @@ def test_the_breadth_benchmark_runs_short_and_stores_every_trade_once(
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "breadth.py"
     done = subprocess.run(
-        [sys.executable, str(script), "--symbols", "200", "--minutes", "0.2", "--rate", "200",
-         "--burst-every", "4", "--burst-seconds", "1", "--database-url", database_url],
-        capture_output=True, text=True, env=clean_env, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(script),
+            "--symbols",
+            "200",
+            "--minutes",
+            "0.2",
+            "--rate",
+            "200",
+            "--burst-every",
+            "4",
+            "--burst-seconds",
+            "1",
+            "--database-url",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report = done.stdout
     trading = 200 - len(market.statuses(market.symbols(200), not_trading=0.05, seed=1))

@@ -25,8 +25,12 @@ from tests.trades_data import Row, load
 # Thursday 2026-01-22 to Tuesday 2026-03-10: three month boundaries' worth of weeks.
 START = datetime(2026, 1, 22, tzinfo=UTC)
 SPAN = timedelta(days=47)
-BOUNDARIES = [datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC),
-              datetime(2026, 2, 2, tzinfo=UTC), datetime(2026, 2, 9, tzinfo=UTC)]  # fmt: skip
+BOUNDARIES = [
+    datetime(2026, 2, 1, tzinfo=UTC),
+    datetime(2026, 3, 1, tzinfo=UTC),
+    datetime(2026, 2, 2, tzinfo=UTC),
+    datetime(2026, 2, 9, tzinfo=UTC),
+]
 SYMBOLS = ("BUSYUSDT", "RAREUSDT")
 
 BRUTE_SQL = """
@@ -79,28 +83,58 @@ def _windows(seed: int) -> list[tuple[datetime, datetime]]:
         )
     for _ in range(10):
         start = START + timedelta(milliseconds=rng.randrange(int(SPAN.total_seconds() * 1000)))
-        length = rng.choice([timedelta(seconds=50), timedelta(minutes=37), timedelta(hours=9),
-                             timedelta(days=4), timedelta(days=20)])  # fmt: skip
+        length = rng.choice(
+            [
+                timedelta(seconds=50),
+                timedelta(minutes=37),
+                timedelta(hours=9),
+                timedelta(days=4),
+                timedelta(days=20),
+            ]
+        )
         out.append((start, start + length + timedelta(milliseconds=rng.randrange(60_000))))
     return out
 
 
-def _brute(conn: psycopg.Connection[Any], name: str, symbol: str, start: datetime,
-           end: datetime) -> list[tuple[Any, ...]]:  # fmt: skip
+def _brute(
+    conn: psycopg.Connection[Any], name: str, symbol: str, start: datetime, end: datetime
+) -> list[tuple[Any, ...]]:
     sql = BRUTE_SQL.format(bucket=_bucket(name))
     rows = conn.execute(sql, {"symbol": symbol, "start": start, "end": end}).fetchall()
     interval = INTERVALS[name]
     return [
-        (symbol, b.astimezone(UTC), interval.close_time(b.astimezone(UTC)), o, hi, lo, c, v, q, n,
-         VWAP_CONTEXT.divide(q, v))
+        (
+            symbol,
+            b.astimezone(UTC),
+            interval.close_time(b.astimezone(UTC)),
+            o,
+            hi,
+            lo,
+            c,
+            v,
+            q,
+            n,
+            VWAP_CONTEXT.divide(q, v),
+        )
         for b, n, v, q, hi, lo, o, c in rows
-    ]  # fmt: skip
+    ]
 
 
 def _as_tuple(candle: Candle) -> tuple[Any, ...]:
     c = candle
-    return (c.symbol, c.open_time, c.close_time, c.open, c.high, c.low, c.close, c.volume,
-            c.quote_volume, c.trades, c.vwap)  # fmt: skip
+    return (
+        c.symbol,
+        c.open_time,
+        c.close_time,
+        c.open,
+        c.high,
+        c.low,
+        c.close,
+        c.volume,
+        c.quote_volume,
+        c.trades,
+        c.vwap,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +177,14 @@ def test_quiet_intervals_have_no_candle(database_url: str, rows: list[Row]) -> N
 def test_month_and_week_candles_split_at_the_boundary(database_url: str) -> None:
     """A trade at the last millisecond of January and one at 1 February 00:00 fall apart."""
     feb = BOUNDARIES[0]
-    load(database_url, [
-        Row("AAAUSDT", 1, Decimal("1.5"), Decimal("2"), feb - timedelta(milliseconds=1)),
-        Row("AAAUSDT", 2, Decimal("2.5"), Decimal("4"), feb),
-        Row("AAAUSDT", 3, Decimal("3.5"), Decimal("1"), feb + timedelta(days=1)),  # Monday
-    ])  # fmt: skip
+    load(
+        database_url,
+        [
+            Row("AAAUSDT", 1, Decimal("1.5"), Decimal("2"), feb - timedelta(milliseconds=1)),
+            Row("AAAUSDT", 2, Decimal("2.5"), Decimal("4"), feb),
+            Row("AAAUSDT", 3, Decimal("3.5"), Decimal("1"), feb + timedelta(days=1)),  # Monday
+        ],
+    )
     with psycopg.connect(database_url) as conn:
         months = candles(conn, ["aaausdt"], "1M", START, START + SPAN)
         weeks = candles(conn, ["AAAUSDT"], "1w", START, START + SPAN)

@@ -23,10 +23,15 @@ T0 = datetime(2026, 5, 20, tzinfo=UTC)
 def rows() -> list[Row]:
     """BTCUSDT every 20 s for two days, a zig-zag price."""
     return [
-        Row("BTCUSDT", i, Decimal(67000) + Decimal(i % 37) - Decimal(i % 11) / 4, Decimal("0.01"),
-            T0 + timedelta(seconds=20 * i))
+        Row(
+            "BTCUSDT",
+            i,
+            Decimal(67000) + Decimal(i % 37) - Decimal(i % 11) / 4,
+            Decimal("0.01"),
+            T0 + timedelta(seconds=20 * i),
+        )
         for i in range(2 * 4320)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
@@ -39,8 +44,12 @@ def binprice(url: str, *args: str, columns: int = 80) -> subprocess.CompletedPro
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "24"}
     return subprocess.run(
         [sys.executable, "-m", "binprice", "--database-url", url, "chart", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -54,8 +63,16 @@ def test_candles_and_lines_render_within_the_width(url: str, width: int) -> None
         (found, INTERVALS["1h"], end),
         (path, None, T0 + timedelta(minutes=1)),
     ):
-        text = chart_text("BTCUSDT", data, start=T0, end=stop, interval=interval, width=width,
-                          height=20, color=False)  # fmt: skip
+        text = chart_text(
+            "BTCUSDT",
+            data,
+            start=T0,
+            end=stop,
+            interval=interval,
+            width=width,
+            height=20,
+            color=False,
+        )
         lines = text.splitlines()
         assert len(lines) == 20 and all(len(line) <= width for line in lines)
         assert "BTCUSDT" in lines[0] and "670" in text

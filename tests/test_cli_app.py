@@ -114,3 +114,14 @@ def test_an_unreachable_database_is_one_line_exit_1() -> None:
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: cannot reach PostgreSQL at 127.0.0.1:1/none")
+
+
+def test_a_json_logged_error_does_not_change_how_the_next_command_reports() -> None:
+    """`ingest --log-format json` reports its error as a JSON line; the next command run in the
+    same process (as a CliRunner runs them) still says `error: …`."""
+    url = "postgresql://bob:Tr0ub?4dor@127.0.0.1/db"  # refused before any connection
+    logged = runner.invoke(cli, ["--database-url", url, "ingest", "--log-format", "json"])
+    plain = runner.invoke(cli, ["--database-url", url, "latest", "BTCUSDT"])
+    assert (logged.exit_code, plain.exit_code) == (2, 2)
+    assert logged.stderr.startswith('{"time": ') and '"event": "fatal"' in logged.stderr
+    assert plain.stderr.startswith("error: malformed database URL")

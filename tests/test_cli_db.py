@@ -16,6 +16,7 @@ from binprice import embedded
 from binprice.cli import app
 from binprice.db.schema import SCHEMA_HEAD
 from tests.conftest import run_binprice
+from tests.ingest_helpers import spawn_ingest
 
 
 def test_every_command_has_help_text() -> None:
@@ -116,18 +117,19 @@ def test_db_downgrade_takes_a_relative_revision_and_asks_before_base(
     with psycopg.connect(database_url) as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone() or ("",)
     assert revision != SCHEMA_HEAD
-    refused = run_binprice("--database-url", database_url, "db", "downgrade", "base",
-                           env=clean_env)  # fmt: skip
+    refused = run_binprice("--database-url", database_url, "db", "downgrade", "base", env=clean_env)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
     assert "--yes" in refused.stderr
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regclass('trades')::text").fetchone() == ("trades",)
-    bogus = run_binprice("--database-url", database_url, "db", "downgrade", "--bogus",
-                         env=clean_env)  # fmt: skip
+    bogus = run_binprice(
+        "--database-url", database_url, "db", "downgrade", "--bogus", env=clean_env
+    )
     assert bogus.returncode == 2 and "no such option: --bogus" in bogus.stderr
-    down = run_binprice("--database-url", database_url, "db", "downgrade", "-y", "base",
-                        env=clean_env)  # fmt: skip
+    down = run_binprice(
+        "--database-url", database_url, "db", "downgrade", "-y", "base", env=clean_env
+    )
     assert down.returncode == 0, down.stderr
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regclass('trades')").fetchone() == (None,)
@@ -152,8 +154,9 @@ def test_db_info_masks_every_password_form(database_url: str, clean_env: dict[st
     """`db info` connects with the URL as given (keyword/value strings too) and shows it without
     its password, whichever way the password was written."""
     forms = _password_forms(database_url)
-    results = _run_together(*[["--database-url", url, "db", "info"] for url in forms.values()],
-                            env=clean_env)  # fmt: skip
+    results = _run_together(
+        *[["--database-url", url, "db", "info"] for url in forms.values()], env=clean_env
+    )
     for form, (code, out, errors) in zip(forms, results, strict=True):
         assert code == 0, (form, errors)
         assert "hunter2" not in out + errors, form
@@ -175,7 +178,7 @@ def test_errors_mask_every_password_form(tmp_path: Path, clean_env: dict[str, st
         *(["--database-url", refused[form], "db", "info"] for form in ("userinfo", "query")),
         [*hardest, "db", "info"],
         [*hardest, "db", "upgrade"],
-        [*hardest, "ingest", "--duration", "1s"],
+        [*hardest, "ingest", "--max-trades", "1"],
     ]
     results = _run_together(*cases, env=clean_env, cwd=tmp_path)
     cases.append(["db", "info"])
@@ -261,15 +264,15 @@ def test_only_the_invoked_commands_module_is_imported(argv: list[str], loaded: l
         "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
         "             if m.startswith('binprice.cli._') and m != 'binprice.cli._app'))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == repr(loaded)
 
 
 def test_main_runs_a_command_with_only_its_group_registered(clean_env: dict[str, str]) -> None:
     """`binprice db current` works in a fresh process that loads only the db group."""
-    result = run_binprice("--database-url", "postgresql://u:p@127.0.0.1:9/x", "db", "current",
-                          env=clean_env)  # fmt: skip
+    result = run_binprice(
+        "--database-url", "postgresql://u:p@127.0.0.1:9/x", "db", "current", env=clean_env
+    )
     assert result.returncode == 1 and result.stderr.startswith("error: cannot reach PostgreSQL")
 
 
@@ -284,12 +287,13 @@ async def test_an_unwritable_spool_directory_is_one_line_and_the_run_goes_on(
     (tmp_path / "spool").write_text("not a directory")
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(["BTCUSDT"], seed=3, rate=10) as ex:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
-            "BTCUSDT", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--max-trades", "5",
-            "--log-format", "plain",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+        proc = await spawn_ingest(
+            database_url,
+            *("BTCUSDT", "--max-trades", "5", "--log-format", "plain"),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            env=env,
+        )
         _, errors = await asyncio.wait_for(proc.communicate(), 60)
     text = errors.decode()
     assert proc.returncode == 0, text

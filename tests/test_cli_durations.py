@@ -50,7 +50,8 @@ def test_the_longest_duration_and_the_shortest_watch_period_are_accepted(
     database_url: str,
 ) -> None:
     """5200w reaches back about a century; watch polls every 100ms."""
-    done = run_binprice("--database-url", database_url, "watch", "--window", "5200w",
-                        "--every", "100ms", "-n", "2")  # fmt: skip
+    done = run_binprice(
+        "--database-url", database_url, "watch", "--window", "5200w", "--every", "100ms", "-n", "2"
+    )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2

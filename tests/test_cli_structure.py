@@ -30,8 +30,9 @@ import binprice
 
 CLI = Path(__file__).resolve().parents[1] / "src" / "binprice" / "cli"
 
-ALLOWED = frozenset({"binprice", "binprice._store", "binprice.errors", "binprice.timespec",
-                     "binprice.symbols"})  # fmt: skip
+ALLOWED = frozenset(
+    {"binprice", "binprice._store", "binprice.errors", "binprice.timespec", "binprice.symbols"}
+)
 
 #: Commands that are no Store call, and why. `exchange` runs the test exchange (no database).
 KNOWN_EXCEPTIONS = {
@@ -87,8 +88,9 @@ def violations(stem: str, tree: ast.Module) -> list[str]:
         if not (module == "binprice" or module.startswith("binprice.")):
             continue
         if module == "binprice":
-            found += [f"line {node.lineno}: binprice.{n} is not public" for n in names
-                      if n not in public]  # fmt: skip
+            found += [
+                f"line {node.lineno}: binprice.{n} is not public" for n in names if n not in public
+            ]
         elif not _allowed(stem, module):
             found.append(f"line {node.lineno}: from {module} import {', '.join(names)}")
     return found
@@ -112,8 +114,15 @@ def _allowed(stem: str, module: str) -> bool:
 def test_the_command_modules_are_found() -> None:
     """The rule reads every module that defines a command (and only those)."""
     assert set(command_modules()) == {
-        "_db", "_exchange", "_explore", "_gaps", "_import", "_ingest", "_queries", "_status",
-    }  # fmt: skip
+        "_db",
+        "_exchange",
+        "_explore",
+        "_gaps",
+        "_import",
+        "_ingest",
+        "_queries",
+        "_status",
+    }
 
 
 @pytest.mark.parametrize("stem", sorted(command_modules()))

@@ -105,8 +105,7 @@ async def test_a_rare_symbol_with_drops_and_a_stop_right_after_a_drop(
         await wait_until(lambda: max(r[1] for r in stored_rows(database_url)) >= produced, 10)
         stop2.set()
         second = await asyncio.wait_for(run2, 30)
-        numbers = assert_complete("rare-symbol-stop-after-drop", ex, database_url, symbols,
-                                  second)  # fmt: skip
+        numbers = assert_complete("rare-symbol-stop-after-drop", ex, database_url, symbols, second)
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn, symbols)}
     assert states[(tail.first_id, tail.last_id)] == "filled"
@@ -129,10 +128,12 @@ async def test_redundant_connections_under_drops_need_no_rest_call(
     policy = StreamPolicy(backoff=no_wait, replica_stagger=0.5)
     async with TestExchange(SYMBOLS, seed=53, rate=RATE, faults=faults) as ex:
         config = exchange_config(ex, tmp_path, SYMBOLS, redundancy=2)
-        summary = await ingest_until(config, database_url, _both_delivered_through_drops,
-                                     policy=policy)  # fmt: skip
-        numbers = assert_complete("redundancy-2-drop-every-3000", ex, database_url, SYMBOLS,
-                                  summary)  # fmt: skip
+        summary = await ingest_until(
+            config, database_url, _both_delivered_through_drops, policy=policy
+        )
+        numbers = assert_complete(
+            "redundancy-2-drop-every-3000", ex, database_url, SYMBOLS, summary
+        )
     assert summary.reconnects >= 6
     assert summary.backfilled == 0
     assert set(summary.delivered_first) == {"BTCUSDT+1#1", "BTCUSDT+1#2"}

@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,28 +31,21 @@ from tests.fault_helpers import (
     stored_count,
     wait_until,
 )
-from tests.ingest_helpers import exchange_config, stored_rows
+from tests.ingest_helpers import BINPRICE, exchange_config, spawn_logged_ingest, stored_rows
 
 RATE = 500
 OUTAGE_SECONDS = 31.0
 
 
-async def _spawn(
-    ex: TestExchange, url: str, env: dict[str, str], *symbols: str
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", url, "ingest", *symbols,
-        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-
-
 async def _binprice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     """Run the CLI without blocking the event loop the test exchange runs on."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *BINPRICE,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -66,7 +58,13 @@ def _final(stderr: bytes) -> dict[str, object]:
 
 
 def _spool_files(data_dir: Path) -> list[Path]:
-    return list((data_dir / "spool").rglob("*.spool"))
+    """The spool chunks under `data_dir`. A run renames its directory while others list them
+    (its `.new` directory becomes its own), so a listing that meets a vanished one starts over."""
+    while True:
+        try:
+            return list((data_dir / "spool").rglob("*.spool"))
+        except FileNotFoundError:
+            continue
 
 
 @pytest.mark.slow
@@ -81,8 +79,8 @@ async def test_two_ingest_processes_through_a_long_outage_each_killed_or_stopped
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
     async with TestExchange(symbols, seed=61, rate=RATE) as ex:
-        a = await _spawn(ex, database_url, env, "BTCUSDT", "ETHUSDT")
-        b = await _spawn(ex, database_url, env, "BTCUSDT", "BNBUSDT")
+        a = await spawn_logged_ingest(ex, database_url, env, "BTCUSDT", "ETHUSDT")
+        b = await spawn_logged_ingest(ex, database_url, env, "BTCUSDT", "BNBUSDT")
         await wait_until(lambda: stored_count(database_url, "BNBUSDT") >= 200, 60)
         await wait_until(lambda: stored_count(database_url, "ETHUSDT") >= 200, 60)
         async with postgres_down(pg_data_dir):
@@ -101,7 +99,7 @@ async def test_two_ingest_processes_through_a_long_outage_each_killed_or_stopped
         assert b.returncode == 0, b_err.decode()[-3000:]
         assert b"Traceback" not in b_err
         before = stored_count(database_url)
-        c = await _spawn(ex, database_url, env, *symbols)
+        c = await spawn_logged_ingest(ex, database_url, env, *symbols)
         await wait_until(lambda: not _spool_files(tmp_path), 60)
         for symbol in symbols:
             await asyncio.wait_for(ex.wait_produced(symbol, ex.produced_count(symbol) + RATE), 30)
@@ -125,8 +123,10 @@ async def test_two_ingest_processes_through_a_long_outage_each_killed_or_stopped
     assert any(b'"spool_adopted"' in line for line in c_err.splitlines())
     assert not _spool_files(tmp_path)
     gained = stored_count(database_url) - before
-    print(f"  b stored {_final(b_err)['stored']}, c stored {c_final['stored']}, table gained "
-          f"{gained} after the outage; gaps {numbers['gaps_recorded']}")  # fmt: skip
+    print(
+        f"  b stored {_final(b_err)['stored']}, c stored {c_final['stored']}, table gained "
+        f"{gained} after the outage; gaps {numbers['gaps_recorded']}"
+    )
 
 
 @pytest.fixture
@@ -169,8 +169,16 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
             max_batch=500,
         )
         policy = StreamPolicy(backoff=no_wait)
-        run = asyncio.create_task(run_ingest(config, database_url, stop=stop, recorder=stats,
-                                             policy=policy, on_event=events.append))  # fmt: skip
+        run = asyncio.create_task(
+            run_ingest(
+                config,
+                database_url,
+                stop=stop,
+                recorder=stats,
+                policy=policy,
+                on_event=events.append,
+            )
+        )
         await wait_until(lambda: stats.summary().stored >= 1000, 20)
         async with postgres_down(pg_data_dir):
             await wait_until(lambda: stats.summary().dropped >= 2000, 30)
@@ -190,8 +198,9 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
     assert summary.dropped >= 2000
     assert summary.backfilled >= summary.dropped
     assert numbers["gaps_filled"] >= 1
-    print(f"  dropped {summary.dropped}, spooled {summary.spilled}, "
-          f"backfilled {summary.backfilled}")  # fmt: skip
+    print(
+        f"  dropped {summary.dropped}, spooled {summary.spilled}, backfilled {summary.backfilled}"
+    )
 
 
 async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_hand(
@@ -212,8 +221,9 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         base = ("--database-url", database_url, "gaps")
         rest = ("--rest-url", ex.rest_url)
 
-        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest,
-                                         "--json")  # fmt: skip
+        code, out, err = await _binprice(
+            env, *base, "--verify", "--against-exchange", *rest, "--json"
+        )
         assert code == 1, out + err
         (check,) = json.loads(out)["symbols"]
         assert check["exchange_last_id"] == newest
@@ -266,8 +276,11 @@ async def test_a_false_hole_is_disproved_by_verify_against_exchange_and_refetche
         low, high = rows[100][1], rows[400][1]
         with psycopg.connect(database_url) as conn:
             conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (low, high))
-            conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                         "VALUES ('BTCUSDT', %s, %s, 'hole')", (low, high))  # fmt: skip
+            conn.execute(
+                "INSERT INTO gaps (symbol, first_id, last_id, state) "
+                "VALUES ('BTCUSDT', %s, %s, 'hole')",
+                (low, high),
+            )
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
         assert states[(lost[0], lost[-1])] == "hole"
         base = ("--database-url", database_url, "gaps")

@@ -40,10 +40,20 @@ def os_user(name: str) -> pwd.struct_passwd:
     except KeyError:
         useradd = shutil.which("useradd", path=ADMIN_PATH) or "useradd"
         subprocess.run(
-            [useradd, "--system", "--user-group", "--no-create-home", "--home-dir",
-             "/nonexistent", "--shell", "/usr/sbin/nologin", name],
-            capture_output=True, check=False,
-        )  # fmt: skip
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            check=False,
+        )
         return pwd.getpwnam(name)  # created now, or by a concurrent run
 
 
@@ -53,9 +63,13 @@ def as_user(
     """Run `argv` as OS user `name` (its uid, group and groups), from /."""
     return subprocess.run(
         [shutil.which("runuser", path=ADMIN_PATH) or "runuser", "-u", name, "--", *argv],
-        capture_output=True, text=True, timeout=120, check=False, cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd="/",
         env=env if env is not None else {"PATH": os.defpath},
-    )  # fmt: skip
+    )
 
 
 def python_for(user: str) -> tuple[str, dict[str, str]]:
@@ -243,8 +257,14 @@ def test_root_runs_binaries_it_cannot_share_from_its_own_copy(closed_dir: Path) 
     try:
         assert copy.is_relative_to(_layout.SYSTEM_DIR / "postgresql")
         assert ancestors_state(fake_bin) == before
-        ran = subprocess.run([str(copy / "initdb"), "--version"], capture_output=True, text=True,
-                             check=False, cwd="/", **account.run_options())  # fmt: skip
+        ran = subprocess.run(
+            [str(copy / "initdb"), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd="/",
+            **account.run_options(),
+        )
         assert ran.returncode == 0 and "PostgreSQL" in ran.stdout, ran.stderr
         assert _binaries.bin_dir_for(account, fake_bin) == copy  # made once
     finally:

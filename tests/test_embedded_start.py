@@ -36,8 +36,10 @@ _cluster.create_database(partial, account, bin_dir)
 os.kill(os.getpid(), signal.SIGKILL)  # just before the rename
 """
 WAIT_SLICE_SECONDS = 0.001
-ENSURE = "import sys; from pathlib import Path; from binprice import embedded; " \
-    "embedded.ensure_server(Path(sys.argv[1]))"  # fmt: skip
+ENSURE = (
+    "import sys; from pathlib import Path; from binprice import embedded; "
+    "embedded.ensure_server(Path(sys.argv[1]))"
+)
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
@@ -74,23 +76,39 @@ def test_a_first_start_killed_at_any_step_never_leaves_a_broken_cluster(
     assert not pgdata.exists()
 
     # 2. After the database was made, just before the rename.
-    second = subprocess.run([sys.executable, "-c", STEPS, str(pgdata), "database"],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    second = subprocess.run(
+        [sys.executable, "-c", STEPS, str(pgdata), "database"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert second.returncode == -signal.SIGKILL, second.stderr
     assert (Path(second.stdout.strip()) / "base").is_dir()
     assert not pgdata.exists()
 
     # 3. While the single-user backend that creates the database runs.
-    third = subprocess.run([sys.executable, "-c", STEPS, str(pgdata), "rules"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    third = subprocess.run(
+        [sys.executable, "-c", STEPS, str(pgdata), "rules"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     partial = Path(third.stdout.strip())
     account = _account.for_cluster(None)
     backend = subprocess.Popen(
-        [str(_binaries.bin_dir_for(account) / "postgres"), "--single", "-D", str(partial),
-         "postgres"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
+        [
+            str(_binaries.bin_dir_for(account) / "postgres"),
+            "--single",
+            "-D",
+            str(partial),
+            "postgres",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd="/",
         **account.run_options(),
-    )  # fmt: skip
+    )
     assert backend.stdin is not None
     backend.stdin.write(f'CREATE DATABASE "{embedded.EMBEDDED_DATABASE}";\n'.encode())
     backend.stdin.flush()

@@ -56,9 +56,20 @@ async def test_binprice_exchange_help_lists_its_options() -> None:
 async def test_binprice_exchange_imitates_a_futures_market() -> None:
     """`--market usdm`: /fapi/v1 REST with USD-M's weight limit, futures frames (X, no M)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "exchange", "--market", "usdm", "--port", "0",
-        "--rate", "50", "--symbols", "BTCUSDT", stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "binprice",
+        "exchange",
+        "--market",
+        "usdm",
+        "--port",
+        "0",
+        "--rate",
+        "50",
+        "--symbols",
+        "BTCUSDT",
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     try:
         urls = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))

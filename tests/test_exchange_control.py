@@ -87,9 +87,18 @@ def test_bad_requests_get_binances_code_text_and_the_request_id(
 
 @pytest.mark.parametrize(
     "name",
-    ["btcusdt@trade", "btcusdt@aggTrade", "btcusdt@depth@100ms", "btcusdt@kline_1m@+08:00",
-     "!ticker@arr", "!miniTicker@arr", "!bookTicker", "!ticker_1h@arr", "币安usdt@trade"],
-)  # fmt: skip
+    [
+        "btcusdt@trade",
+        "btcusdt@aggTrade",
+        "btcusdt@depth@100ms",
+        "btcusdt@kline_1m@+08:00",
+        "!ticker@arr",
+        "!miniTicker@arr",
+        "!bookTicker",
+        "!ticker_1h@arr",
+        "币安usdt@trade",
+    ],
+)
 def test_stream_names_binance_knows_the_shape_of(name: str) -> None:
     assert STREAM_NAME.match(name)
 

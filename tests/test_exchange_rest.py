@@ -55,15 +55,19 @@ async def test_exchange_info_is_complete(
     """All rate limiters, filters with min/max, precisions, permissions and order types."""
     _, info, _ = await get(session, exchange.rest_url + "/api/v3/exchangeInfo?symbol=BTCUSDT")
     assert {(r["rateLimitType"], r["interval"]) for r in info["rateLimits"]} == {
-        ("REQUEST_WEIGHT", "MINUTE"), ("ORDERS", "SECOND"), ("ORDERS", "DAY"),
+        ("REQUEST_WEIGHT", "MINUTE"),
+        ("ORDERS", "SECOND"),
+        ("ORDERS", "DAY"),
         ("RAW_REQUESTS", "MINUTE"),
-    }  # fmt: skip
+    }
     [entry] = info["symbols"]
     filters = {f["filterType"]: f for f in entry["filters"]}
     assert filters["PRICE_FILTER"] == {
-        "filterType": "PRICE_FILTER", "minPrice": "0.01000000",
-        "maxPrice": "1000000.00000000", "tickSize": "0.01000000",
-    }  # fmt: skip
+        "filterType": "PRICE_FILTER",
+        "minPrice": "0.01000000",
+        "maxPrice": "1000000.00000000",
+        "tickSize": "0.01000000",
+    }
     assert filters["LOT_SIZE"]["minQty"] == filters["LOT_SIZE"]["stepSize"] == "0.00001000"
     assert Decimal(filters["NOTIONAL"]["minNotional"]) > 0
     assert {"MARKET_LOT_SIZE", "ICEBERG_PARTS", "MAX_NUM_ORDERS"} <= set(filters)

@@ -27,9 +27,17 @@ async def texts(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[Any]:
 
 @pytest.mark.parametrize(
     "path",
-    ["/ws/0", "/ws", "/ws/", "/stream", "/stream?streams=", "/ws/!ticker@arr",
-     "/stream?streams=!miniTicker@arr/nopeusdt@trade", "/ws/BTCUSDT@trade"],
-)  # fmt: skip
+    [
+        "/ws/0",
+        "/ws",
+        "/ws/",
+        "/stream",
+        "/stream?streams=",
+        "/ws/!ticker@arr",
+        "/stream?streams=!miniTicker@arr/nopeusdt@trade",
+        "/ws/BTCUSDT@trade",
+    ],
+)
 async def test_any_stream_path_is_accepted_and_filled_by_subscribe(
     session: aiohttp.ClientSession, path: str
 ) -> None:

@@ -59,14 +59,26 @@ def stored(url: str, where: str = "true", params: Any = None) -> list[tuple[Any,
         ).fetchall()
 
 
-def export(url: str, fmt: str, start: datetime, end: datetime, symbols: list[str] = SYMBOLS,
-           *, progress: Any = None) -> bytes:  # fmt: skip
+def export(
+    url: str,
+    fmt: str,
+    start: datetime,
+    end: datetime,
+    symbols: list[str] = SYMBOLS,
+    *,
+    progress: Any = None,
+) -> bytes:
     out = io.BytesIO()
     with psycopg.connect(url, autocommit=True) as conn:
         rows = write_trades(conn, symbols, start, end, fmt, out=out, progress=progress)
     data = out.getvalue()
-    assert rows == len(stored(url, "timestamp >= %s AND timestamp < %s AND symbol = ANY(%s)",
-                              [start, end, [s.upper() for s in symbols]]))  # fmt: skip
+    assert rows == len(
+        stored(
+            url,
+            "timestamp >= %s AND timestamp < %s AND symbol = ANY(%s)",
+            [start, end, [s.upper() for s in symbols]],
+        )
+    )
     return data
 
 
@@ -94,10 +106,16 @@ def test_ndjson_lines_carry_exact_strings(url: str) -> None:
     assert all(list(item) == list(COLUMNS) for item in parsed)
     expected = stored(url, "timestamp >= %s AND timestamp < %s", [start, end])
     got = [
-        (o["symbol"], o["trade_id"], o["price"], o["quantity"],
-         datetime.fromisoformat(o["timestamp"]), o["is_buyer_maker"])
+        (
+            o["symbol"],
+            o["trade_id"],
+            o["price"],
+            o["quantity"],
+            datetime.fromisoformat(o["timestamp"]),
+            o["is_buyer_maker"],
+        )
         for o in parsed
-    ]  # fmt: skip
+    ]
     assert got == expected
     assert any(o["price"] == "0.00000001" for o in parsed)
 
@@ -191,8 +209,10 @@ def test_trades_iterator_streams_the_window(url: str) -> None:
     expected = stored(
         url, "symbol = 'BTCUSDT' AND timestamp >= %s AND timestamp < %s", [start, end]
     )
-    assert [(t.symbol, t.trade_id, f"{t.price:f}", f"{t.quantity:f}", t.timestamp,
-             t.is_buyer_maker) for t in got] == expected  # fmt: skip
+    assert [
+        (t.symbol, t.trade_id, f"{t.price:f}", f"{t.quantity:f}", t.timestamp, t.is_buyer_maker)
+        for t in got
+    ] == expected
     assert got[0].timestamp.tzinfo is UTC
 
 

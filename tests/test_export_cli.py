@@ -142,14 +142,21 @@ def _without(modules: tuple[str, ...], *args: str) -> subprocess.CompletedProces
     )
 
 
+def _parquet_without_pyarrow(url: str, target: Path) -> subprocess.CompletedProcess[str]:
+    """`binprice export BTCUSDT -f parquet -o TARGET` where pyarrow cannot be imported."""
+    return _without(
+        ("pyarrow",),
+        *("--database-url", url, "export", "BTCUSDT", *WINDOW, "-f", "parquet", "-o", str(target)),
+    )
+
+
 def test_parquet_without_pyarrow_names_this_interpreters_pip_and_leaves_no_file(
     url: str, tmp_path: Path
 ) -> None:
     """A missing extra: one line with the command for this environment (never the package
     index's unrelated `binprice`), rc 1, and no empty file left where the export was going."""
     target = tmp_path / "btc.parquet"
-    done = _without(("pyarrow",), "--database-url", url, "export", "BTCUSDT", *WINDOW,
-                    "-f", "parquet", "-o", str(target))  # fmt: skip
+    done = _parquet_without_pyarrow(url, target)
     assert done.returncode == 1
     assert done.stderr == f"error: Parquet needs pyarrow: {sys.executable} -m pip install pyarrow\n"
     assert "binprice[" not in done.stderr
@@ -159,8 +166,9 @@ def test_parquet_without_pyarrow_names_this_interpreters_pip_and_leaves_no_file(
 def test_png_without_matplotlib_says_how_to_add_it(url: str, tmp_path: Path) -> None:
     """`chart --png` without matplotlib: the same one-line advice, no PNG written."""
     target = tmp_path / "btc.png"
-    done = _without(("matplotlib",), "--database-url", url, "chart", "BTCUSDT", *WINDOW,
-                    "--png", str(target))  # fmt: skip
+    done = _without(
+        ("matplotlib",), "--database-url", url, "chart", "BTCUSDT", *WINDOW, "--png", str(target)
+    )
     assert done.returncode == 1
     assert done.stderr.endswith(
         f"error: --png needs matplotlib: {sys.executable} -m pip install matplotlib\n"
@@ -172,8 +180,7 @@ def test_a_failed_export_leaves_the_previous_file_as_it_was(url: str, tmp_path: 
     """An export that fails after opening its output does not clobber an existing file."""
     target = tmp_path / "btc.parquet"
     target.write_bytes(b"yesterday's export")
-    done = _without(("pyarrow",), "--database-url", url, "export", "BTCUSDT", *WINDOW,
-                    "-f", "parquet", "-o", str(target))  # fmt: skip
+    done = _parquet_without_pyarrow(url, target)
     assert done.returncode == 1
     assert target.read_bytes() == b"yesterday's export"
     assert [p.name for p in tmp_path.iterdir()] == ["btc.parquet"]

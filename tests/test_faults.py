@@ -218,8 +218,10 @@ async def test_malformed_frames_cost_no_trade_and_are_logged_rate_limited(
     assert bad >= 50
     logged = [e for e in events if e.kind is EventKind.MALFORMED]
     assert 1 <= len(logged) <= 2  # one report per 10 s, not one per frame
-    print(f"  bad frames: malformed={summary.malformed} other={summary.other_frames} "
-          f"logged={len(logged)}")  # fmt: skip
+    print(
+        f"  bad frames: malformed={summary.malformed} other={summary.other_frames} "
+        f"logged={len(logged)}"
+    )
 
 
 async def test_rest_429_during_backfill_is_waited_out(database_url: str, tmp_path: Path) -> None:

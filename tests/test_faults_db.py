@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,6 +31,7 @@ from tests.fault_helpers import (
     postgres_down,
     wait_until,
 )
+from tests.ingest_helpers import spawn_logged_ingest
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RATE = 1000
@@ -138,19 +138,12 @@ async def test_spool_left_by_a_stop_during_an_outage_is_replayed_at_the_next_sta
             lambda s: _replayed_and_filled(s, tmp_path, database_url),
             policy=_policy(),
         )
-        numbers = assert_complete("stop-during-outage-then-restart", ex, database_url, SYMBOLS,
-                                  second)  # fmt: skip
+        numbers = assert_complete(
+            "stop-during-outage-then-restart", ex, database_url, SYMBOLS, second
+        )
     assert not list((tmp_path / "spool").rglob("*.spool"))
     assert second.backfilled > 0
     assert numbers["gaps_filled"] >= 1
-
-
-async def _spawn(ex: TestExchange, url: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS,
-        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
 
 
 async def test_sigkill_mid_stream_then_restart_resumes_and_backfills(
@@ -160,13 +153,13 @@ async def test_sigkill_mid_stream_then_restart_resumes_and_backfills(
     stored id, fetches the downtime from REST, and every id is stored exactly once."""
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(SYMBOLS, seed=33, rate=RATE) as ex:
-        first = await _spawn(ex, database_url, env)
+        first = await spawn_logged_ingest(ex, database_url, env, *SYMBOLS)
         await wait_until(lambda: _stored_count(database_url) >= 1500, 60)
         first.send_signal(signal.SIGKILL)
         await first.wait()
         killed_at = _stored_count(database_url)
         await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + int(1.5 * RATE))
-        second = await _spawn(ex, database_url, env)
+        second = await spawn_logged_ingest(ex, database_url, env, *SYMBOLS)
         await wait_until(lambda: _stored_count(database_url) >= killed_at + 4 * RATE, 60)
         second.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(second.communicate(), 20)
@@ -225,8 +218,9 @@ async def test_a_deadlock_between_two_writers_is_a_conflict_not_an_outage(
     from binprice.exchange.protocol import WireTrade
     from binprice.ingest.sink import is_conflict
 
-    t1, t2 = (WireTrade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True)
-              for i in (1, 2))  # fmt: skip
+    t1, t2 = (
+        WireTrade("BTCUSDT", i, Decimal("1"), Decimal("1"), 1_700_000_000_000, True) for i in (1, 2)
+    )
     encoder = CopyEncoder()
     other = await psycopg.AsyncConnection.connect(database_url)
     writer = await TradeWriter.connect(database_url)

@@ -72,8 +72,12 @@ def test_tracker_stores_every_id_once_whatever_the_drops_and_resends(  # noqa: C
     rng = random.Random(seed)
     buffer = _Buffer()
     stats = Recorder()
-    keeper = GapKeeper("unused", buffer, stats,  # type: ignore[arg-type]
-                       backfill_max=backfill_max)  # fmt: skip
+    keeper = GapKeeper(
+        "unused",
+        buffer,
+        stats,  # type: ignore[arg-type]
+        backfill_max=backfill_max,
+    )
     tracker = Tracker(keeper, buffer, stats)  # type: ignore[arg-type]
     tracker.start(SYMBOL, None)
     exchange: RestClient = _Exchange()  # type: ignore[assignment]
@@ -205,8 +209,13 @@ def test_empty_pages_and_errors_never_make_a_false_hole(
     ids = [i for i in line if i not in never]
     exchange = _FlakyExchange(ids, page, random.Random(seed), flaky_rate)
     buffer = _Buffer()
-    keeper = GapKeeper("unused", buffer, Recorder(),  # type: ignore[arg-type]
-                       backfill_max=None, clock=lambda: 0.0)  # fmt: skip
+    keeper = GapKeeper(
+        "unused",
+        buffer,
+        Recorder(),  # type: ignore[arg-type]
+        backfill_max=None,
+        clock=lambda: 0.0,
+    )
     opened: set[int] = set()
     for offset, width in gaps:
         first = BASE + min(offset, length - 1)

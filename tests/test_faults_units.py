@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psycopg
 import pytest
 
+from binprice.completeness.gapkeeper import HOLE_RECHECK_SECONDS, GapKeeper
 from binprice.db.gaps import list_gaps, uncovered, verify_gaps
 from binprice.errors import GeoRestrictedError
 from binprice.events import NOISY_INTERVAL_SECONDS, EventKind, EventSink, IngestEvent
@@ -18,14 +20,15 @@ from binprice.exchange.backoff import ATTEMPT_LIMIT, ATTEMPT_WINDOW_SECONDS, Att
 from binprice.exchange.rest import WEIGHT_LIMIT_PER_MINUTE, RestClient
 from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig
+from binprice.ingest.recorder import Recorder
 from binprice.ingest.resume import spooled_extent
 from binprice.testing.connection import ConnectionLimits
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.conftest import run_binprice
-from tests.fault_helpers import assert_complete, ingest_until, tail_gaps
+from tests.fault_helpers import HANG_GUARD_SECONDS, assert_complete, ingest_until, tail_gaps
 from tests.ingest_helpers import stored_rows
-from tests.test_faults_property import _trade
+from tests.test_faults_property import _Buffer, _trade
 
 
 class _Clock:
@@ -97,16 +100,18 @@ async def test_rest_honours_retry_after_on_429_and_418() -> None:
     """418 then 429: the client sleeps Retry-After each time (through the injected sleep),
     then succeeds."""
     sleeps: list[float] = []
+    clock = _Clock()
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
-        await asyncio.sleep(seconds)  # the test exchange's ban runs on real time
+        clock.now += seconds  # the exchange's ban and limit run on the same clock
 
     faults = Faults(rest_429_next=1, rest_418_next=1, retry_after_seconds=1)
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = clock
         await ex.wait_produced("BTCUSDT", 0)
         async with aiohttp.ClientSession() as session:
-            rest = RestClient(session, ex.rest_url, sleep=sleep)
+            rest = RestClient(session, ex.rest_url, sleep=sleep, clock=clock)
             page = await rest.historical_trades("BTCUSDT", 1, attempts=5)
     assert page == []  # nothing produced without a stream reader
     assert sleeps == [1, 1]
@@ -123,8 +128,9 @@ async def test_rest_pauses_before_the_used_weight_reaches_the_budget() -> None:
     clock = _Clock()
     clock.now = 60 * 1000 + 30.0  # half way through a minute
     async with TestExchange(["BTCUSDT"]) as ex, aiohttp.ClientSession() as session:
+        ex.rest.clock = clock
         ex.rest.budget.used = int(WEIGHT_LIMIT_PER_MINUTE * 0.8) - 10
-        ex.rest.budget.window = int(time.time() // 60)
+        ex.rest.budget.window = int(clock() // 60)
         rest = RestClient(session, ex.rest_url, sleep=sleep, clock=clock)
         await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
         assert sleeps == []
@@ -143,11 +149,12 @@ async def test_rest_budget_follows_the_limit_exchange_info_declares() -> None:
     clock = _Clock()
     clock.now = 60 * 1000 + 45.0
     async with TestExchange(["BTCUSDT"], weight_limit=1200) as ex, aiohttp.ClientSession() as s:
+        ex.rest.clock = clock
         rest = RestClient(s, ex.rest_url, sleep=sleep, clock=clock)
         await rest.validate_symbols(("BTCUSDT",))
         assert rest.weight_limit == 1200
         ex.rest.budget.used = int(1200 * 0.8) - 30
-        ex.rest.budget.window = int(time.time() // 60)
+        ex.rest.budget.window = int(clock() // 60)
         await rest.historical_trades("BTCUSDT", 1, attempts=1)  # learns the used weight
         assert sleeps == []
         await rest.historical_trades("BTCUSDT", 1, attempts=1)
@@ -192,15 +199,18 @@ async def _run_then_unstore(
 ) -> tuple[IngestConfig, int, int]:
     """A first run; then 201 of its trades are deleted and a `state` gap row is recorded over
     them (and `extra` ids past them), as an earlier run could have left it."""
-    config = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                          spool_dir=tmp_path / "spool")  # fmt: skip
+    config = IngestConfig(
+        symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url, spool_dir=tmp_path / "spool"
+    )
     await ingest_until(config, url, lambda s: s.stored >= 300 + extra + STORED_PAST_THE_GAP)
     with psycopg.connect(url) as conn:
         low, _ = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()  # type: ignore[misc]
         a, b = low + 100, low + 300
         conn.execute("DELETE FROM trades WHERE trade_id BETWEEN %s AND %s", (a, b))
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', %s, %s, %s)", (a, b + extra, state))  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) VALUES ('BTCUSDT', %s, %s, %s)",
+            (a, b + extra, state),
+        )
         assert not verify_gaps(conn).symbols[0].unaccounted  # the row accounts for the ids
     return config, a, b
 
@@ -212,8 +222,9 @@ async def test_open_gap_left_by_an_earlier_run_is_fetched_at_the_next_start(
     the table); the next start fetches just the missing ids and marks the gap filled."""
     async with TestExchange(["BTCUSDT"], seed=41, rate=1000) as ex:
         config, a, _ = await _run_then_unstore(ex, database_url, tmp_path, "open", 50)
-        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
-                           policy=StreamPolicy())  # fmt: skip
+        await ingest_until(
+            config, database_url, lambda _: _gap_filled(database_url, a), policy=StreamPolicy()
+        )
         assert_complete("resume-open-gap", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.state) for g in list_gaps(conn)}
@@ -228,8 +239,13 @@ async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
     async with TestExchange(["BTCUSDT"], seed=43, rate=1000) as ex:
         config, a, b = await _run_then_unstore(ex, database_url, tmp_path, "hole", 0)
         events: list[IngestEvent] = []
-        await ingest_until(config, database_url, lambda _: _gap_filled(database_url, a),
-                           policy=StreamPolicy(), on_event=events.append)  # fmt: skip
+        await ingest_until(
+            config,
+            database_url,
+            lambda _: _gap_filled(database_url, a),
+            policy=StreamPolicy(),
+            on_event=events.append,
+        )
         assert_complete("recheck-false-hole", ex, database_url, ("BTCUSDT",))
         with psycopg.connect(database_url) as conn:
             states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
@@ -237,12 +253,79 @@ async def test_a_false_hole_left_by_an_earlier_run_is_asked_again_and_fetched(
     assert any(f"trades {a}..{b} were recorded as a hole" in e.message for e in events)
 
 
+class _QuietBuffer(_Buffer):
+    """The keeper's buffer with nothing ever dropped."""
+
+    spool_error = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped_ready = asyncio.Event()
+
+    def take_dropped(self) -> dict[str, list[tuple[int, int]]]:
+        return {}
+
+
+class _EmptyPages:
+    """historicalTrades that answers every page empty (proof of nothing), saying what it was
+    asked."""
+
+    rate_limited = 0
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[Any]:
+        self.asked.append(from_id)
+        return []
+
+
+async def test_holes_are_asked_about_again_one_per_interval_of_the_injected_sleep(
+    database_url: str,
+) -> None:
+    """Holes earlier runs recorded are asked about again, one per HOLE_RECHECK_SECONDS, the
+    first at once; the keeper waits through the sleep it was given, never the real clock."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 110, 114, 'hole'), ('BTCUSDT', 130, 139, 'hole')"
+        )
+    slept: list[float] = []
+    both = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if slept.count(HOLE_RECHECK_SECONDS) == 2:
+            both.set()
+        await asyncio.sleep(0)
+
+    keeper = GapKeeper(database_url, _QuietBuffer(), Recorder(), backfill_max=None, sleep=sleep)
+    exchange = _EmptyPages()
+    writable = asyncio.Event()
+    writable.set()
+    try:
+        await keeper.resume(["BTCUSDT"])
+        running = asyncio.create_task(keeper.run(exchange, writable))  # type: ignore[arg-type]
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            await both.wait()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await keeper.close()
+    assert sorted(exchange.asked) == [110, 130]
+    with psycopg.connect(database_url) as conn:
+        assert {(g.first_id, g.state) for g in list_gaps(conn)} == {(110, "hole"), (130, "hole")}
+
+
 def _seed(url: str) -> None:
     with psycopg.connect(url) as conn:
         for tid in [*range(100, 110), *range(115, 120), *range(130, 140)]:
             conn.execute("INSERT INTO trades VALUES ('BTCUSDT', %s, 1, 1, now(), true)", (tid,))
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', 110, 114, 'hole')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 110, 114, 'hole')"
+        )
 
 
 def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
@@ -260,8 +343,10 @@ def test_gaps_cli_lists_and_verify_fails_on_an_unaccounted_hole(
     assert "unaccounted: BTCUSDT 120..129 (10 ids)" in bad.stdout
     assert "BTCUSDT: NOT OK" in bad.stdout
     with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO gaps (symbol, first_id, last_id, state) "
-                     "VALUES ('BTCUSDT', 120, 129, 'skipped')")  # fmt: skip
+        conn.execute(
+            "INSERT INTO gaps (symbol, first_id, last_id, state) "
+            "VALUES ('BTCUSDT', 120, 129, 'skipped')"
+        )
     good = run_binprice(
         "--database-url",
         database_url,
@@ -302,8 +387,12 @@ async def test_backfill_max_records_the_older_part_of_a_long_downtime_as_skipped
     """Restarted after ~1500 ids with --backfill-max 500: the newest 500 are fetched, the
     rest recorded as skipped, and verify accounts for them."""
     async with TestExchange(["BTCUSDT"], seed=42, rate=1000) as ex:
-        base = IngestConfig(symbols=("BTCUSDT",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                            spool_dir=tmp_path / "spool")  # fmt: skip
+        base = IngestConfig(
+            symbols=("BTCUSDT",),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+        )
         await ingest_until(base, database_url, lambda s: s.stored >= BACKFILL_MAX)
         # A downtime of ~1500 ids (the exchange goes on at 1000/s).
         await ex.wait_produced("BTCUSDT", ex.produced_count("BTCUSDT") + 1500)
@@ -338,9 +427,14 @@ async def test_close_1008_is_retried_not_fatal(database_url: str, tmp_path: Path
     """A policy-violation close (1008, e.g. too many streams) ends the connection, not the run."""
     limits = ConnectionLimits(max_streams=1)
     async with TestExchange(["BTCUSDT", "ETHUSDT"], rate=100, limits=limits) as ex:
-        config = IngestConfig(symbols=("BTCUSDT", "ETHUSDT"), ws_url=ex.ws_url,
-                              rest_url=ex.rest_url, spool_dir=tmp_path / "spool")  # fmt: skip
+        config = IngestConfig(
+            symbols=("BTCUSDT", "ETHUSDT"),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+        )
         policy = StreamPolicy(backoff=lambda: Backoff(initial=0.0, cap=0.05))
-        summary = await ingest_until(config, database_url, lambda s: s.reconnects >= 2,
-                                     policy=policy)  # fmt: skip
+        summary = await ingest_until(
+            config, database_url, lambda s: s.reconnects >= 2, policy=policy
+        )
     assert summary.reconnects >= 2

@@ -35,8 +35,14 @@ class _Exchange:
 def _keeper(buffer: _Buffer, events: list[tuple[EventKind, str]]) -> GapKeeper:
     # A minute of grace: the running backfill would not touch these gaps yet.
     recorder = Recorder(lambda e: events.append((e.kind, e.message)))
-    return GapKeeper("unused", buffer, recorder,  # type: ignore[arg-type]
-                     backfill_max=None, grace=60.0, clock=lambda: 0.0)  # fmt: skip
+    return GapKeeper(
+        "unused",
+        buffer,
+        recorder,  # type: ignore[arg-type]
+        backfill_max=None,
+        grace=60.0,
+        clock=lambda: 0.0,
+    )
 
 
 async def test_drain_fetches_every_queued_gap_whatever_its_grace() -> None:

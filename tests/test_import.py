@@ -19,9 +19,9 @@ from binprice.db.copy import COPY_TRADES, CopyEncoder
 from binprice.db.gaps import verify_gaps
 from binprice.exchange.protocol import WireTrade
 from binprice.history import (
+    EventKind,
     FileStatus,
     ImportEvent,
-    ImportEventKind,
     ImportOptions,
     ImportSummary,
     import_history,
@@ -136,8 +136,8 @@ async def test_archive_to_table_exact_for_every_field_across_the_microsecond_swi
     december = recorded[f"{SYMBOL}-trades-2024-12.zip"]
     assert (december[1], december[3]) == (31 * 9, market.generators[SYMBOL].first_id)
     assert gaps(database_url) == [] and verified(database_url)
-    assert next(e.kind for e in events if e.symbol == SYMBOL) is ImportEventKind.PLANNED
-    assert sum(e.kind is ImportEventKind.LOADED for e in events) == 6
+    assert next(e.kind for e in events if e.symbol == SYMBOL) is EventKind.PLANNED
+    assert sum(e.kind is EventKind.LOADED for e in events) == 6
     with psycopg.connect(database_url) as conn:  # the rollup triggers saw every row
         row = conn.execute(
             "SELECT sum(trades), min(first_id) FROM trade_minutes WHERE symbol = %s", (SYMBOL,)
@@ -171,7 +171,7 @@ async def test_a_damaged_file_is_refused_with_nothing_of_it_committed(
     assert not summary.ok
     [failed] = summary.failed
     assert (failed.name, failed.status) == (bad, FileStatus.REFUSED) and reason in failed.reason
-    refusal = next(e for e in events if e.kind is ImportEventKind.REFUSED)
+    refusal = next(e for e in events if e.kind is EventKind.REFUSED)
     assert refusal.message.startswith(f"{bad}: refused: ") and "\n" not in refusal.message
     trades = market_trades(market)
     assert stored_text(database_url) == expected_text(trades[:400] + trades[800:])
@@ -219,7 +219,7 @@ async def test_a_line_with_no_end_refuses_the_file_in_one_line_and_stores_nothin
         f"malformed line {line:,}: longer than {MAX_LINE_BYTES:,} bytes with no end (a trade "
         "line is under 200 bytes): not a Binance trades CSV; check where this zip came from"
     )
-    refusal = next(e for e in events if e.kind is ImportEventKind.REFUSED)
+    refusal = next(e for e in events if e.kind is EventKind.REFUSED)
     assert refusal.message == f"{path.name}: refused: {failed.reason}"
     assert stored_text(database_url) == [] and imports(database_url) == {}
 
@@ -237,7 +237,7 @@ async def test_a_re_run_skips_verified_files_without_downloading_them(
         requested = list(archive.requests)
     assert set(statuses(summary).values()) == {FileStatus.SKIPPED}
     assert requested and all(p.endswith(".CHECKSUM") for p in requested)
-    assert sum(e.kind is ImportEventKind.SKIPPED for e in events) == 3
+    assert sum(e.kind is EventKind.SKIPPED for e in events) == 3
     assert stored_text(database_url) == expected_text(market_trades(market))
 
 
@@ -257,7 +257,7 @@ async def test_a_republished_file_is_imported_again_and_reported(
         archive.republish(name)
         summary, events = await run(opts, database_url)
     assert statuses(summary)[name] is FileStatus.LOADED
-    assert any(e.kind is ImportEventKind.REPUBLISHED and e.file == name for e in events)
+    assert any(e.kind is EventKind.REPUBLISHED and e.file == name for e in events)
     state, rows, inserted, *_, sha = imports(database_url)[name]
     assert (state, rows, inserted) == ("done", 30, 3) and sha != first_sha
     assert stored_text(database_url) == expected_text(trades)
@@ -293,7 +293,7 @@ async def test_days_not_published_yet_are_noted_and_filled_from_rest_when_asked(
         )
         assert plain.ok
         assert [s for s in statuses(plain).values()].count(FileStatus.NOT_PUBLISHED) == 2
-        note = next(e for e in events if e.kind is ImportEventKind.NOT_PUBLISHED)
+        note = next(e for e in events if e.kind is EventKind.NOT_PUBLISHED)
         assert note.message == (
             f"{SYMBOL} 2024-06-04 to 2024-06-05: not published yet "
             f"({SYMBOL}-trades-2024-06-04.zip .. {SYMBOL}-trades-2024-06-05.zip)"
@@ -321,7 +321,7 @@ async def test_a_missing_day_is_a_failure_and_an_open_gap_until_it_appears(
         opts = options(archive, date(2024, 7, 1), date(2024, 7, 4), tmp_path)
         first, events = await run(opts, database_url)
         assert [f.name for f in first.failed] == [name]
-        assert any(e.kind is ImportEventKind.MISSING for e in events)
+        assert any(e.kind is EventKind.MISSING for e in events)
         trades = market_trades(market)
         assert gaps(database_url) == [(trades[10].trade_id, trades[19].trade_id, "open")]
         archive.republish(name)
@@ -340,7 +340,7 @@ async def test_a_missing_monthly_file_is_replaced_by_its_daily_files(
         summary, events = await run(
             options(archive, date(2024, 2, 1), date(2024, 3, 1), tmp_path), database_url
         )
-        assert any(e.kind is ImportEventKind.DAILY_INSTEAD for e in events)
+        assert any(e.kind is EventKind.DAILY_INSTEAD for e in events)
         assert len(statuses(summary)) == 29 and summary.ok
         assert stored_text(database_url) == expected_text(market_trades(market))
         archive.republish(monthly)  # now published: the dailies already cover it
@@ -380,7 +380,7 @@ async def test_a_stop_mid_file_commits_a_partial_record_and_the_next_run_resumes
         archive.requests.clear()
         second, events = await run(opts, database_url)
         assert not any(p.endswith(".zip") for p in archive.requests)  # the spooled zip reused
-    assert any(e.kind is ImportEventKind.RESUMED and str(last_id) in e.message for e in events)
+    assert any(e.kind is EventKind.RESUMED and str(last_id) in e.message for e in events)
     assert second.ok and imports(database_url)[name][:2] == ("done", 3000)
     assert stored_text(database_url) == expected_text(market_trades(market))
 
@@ -399,7 +399,7 @@ async def test_a_stop_during_a_stalled_download_leaves_it_and_the_rest_not_loade
 
     def note(event: ImportEvent) -> None:
         events.append(event)
-        loaded = {e.file for e in events if e.kind is ImportEventKind.LOADED}
+        loaded = {e.file for e in events if e.kind is EventKind.LOADED}
         if loaded >= set(names[:2]):
             first_two.set()
 
@@ -424,7 +424,7 @@ async def test_a_stop_during_a_stalled_download_leaves_it_and_the_rest_not_loade
     assert set(imports(database_url)) == set(names[:2])
     assert summary.last_trade_ids[SYMBOL] == stored_text(database_url)[-1][1]
     assert len(stored_text(database_url)) == 10
-    assert not any(e.kind is ImportEventKind.REFUSED for e in events)
+    assert not any(e.kind is EventKind.REFUSED for e in events)
     assert list((tmp_path / "downloads").glob("*.part")) == []
 
 

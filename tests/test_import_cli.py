@@ -26,13 +26,7 @@ RANGE = (SYMBOL, "--start", "2024-03-01", "--end", "2024-03-04")
 async def _binprice(url: str, *args: str, data_dir: Path) -> tuple[int, str, str]:
     env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "binprice",
-        "--database-url",
-        url,
-        "import",
-        *args,
+        *(sys.executable, "-m", "binprice", "--database-url", url, "import", *args),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -73,9 +67,14 @@ async def test_json_lines_and_a_refused_file_exit_non_zero_with_a_summary(
     bad = f"{SYMBOL}-trades-2024-03-02.zip"
     async with ArchiveServer(_market(), ArchiveFaults(wrong_checksum={bad})) as archive:
         code, _, err = await _binprice(
-            database_url, *RANGE, "--archive-url", archive.url, "--log-format", "json",
+            database_url,
+            *RANGE,
+            "--archive-url",
+            archive.url,
+            "--log-format",
+            "json",
             data_dir=tmp_path,
-        )  # fmt: skip
+        )
     assert code == 1
     lines = err.splitlines()
     records = [json.loads(line) for line in lines if line.startswith("{")]
@@ -196,10 +195,11 @@ async def test_an_import_stopped_mid_file_resumes_where_its_last_commit_ended(
     day = (SYMBOL, "--start", "2024-03-01", "--end", "2024-03-02")
     async with ArchiveServer(market) as archive:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", database_url, "import", *day,
-            "--commit-every", "1", "--archive-url", archive.url,
-            stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            *(sys.executable, "-m", "binprice", "--database-url", database_url, "import", *day),
+            *("--commit-every", "1", "--archive-url", archive.url),
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         with psycopg.connect(database_url) as watcher:
             held = await _hold_when_partial(watcher, name)
             proc.send_signal(signum)
@@ -253,9 +253,11 @@ async def test_a_stop_during_a_stalled_download_exits_at_once_and_says_what_is_s
     env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path))
     async with ArchiveServer(market, ArchiveFaults(stalled={stalled})) as archive:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", database_url, "import", *RANGE,
-            "--archive-url", archive.url, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            *(sys.executable, "-m", "binprice", "--database-url", database_url, "import", *RANGE),
+            *("--archive-url", archive.url),
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         try:
             async with asyncio.timeout(60):
                 await archive.stalled.wait()
@@ -313,9 +315,17 @@ async def test_a_256_mb_line_with_no_end_is_refused_in_bounded_memory(
     env = dict(os.environ, BINPRICE_DATA_DIR=str(tmp_path / "data"))
     binprice = (sys.executable, "-m", "binprice", "--database-url", database_url, "import")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _PEAK_RSS, *binprice, str(path), "--log-format", "json",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+        sys.executable,
+        "-c",
+        _PEAK_RSS,
+        *binprice,
+        str(path),
+        "--log-format",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     async with asyncio.timeout(600):
         out, err = await proc.communicate()
     peak_mb = int(out.decode().split()[-1]) / 1024

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sys
 from collections.abc import AsyncIterator
 
 import psycopg
@@ -24,17 +23,15 @@ from binprice.ingest.sink import SHUTDOWN_GRACE_SECONDS
 from binprice.testing.exchange import TestExchange
 from binprice.testing.faults import Faults
 from tests.fault_helpers import HANG_GUARD_SECONDS, stored_count, wait_until
-from tests.ingest_helpers import as_rows, stored_rows
+from tests.ingest_helpers import as_rows, spawn_ingest, stored_rows
 
 
 async def _ingest(
     ex: TestExchange, url: str, *args: str, env: dict[str, str]
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", url, "ingest",
-        "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
+    return await spawn_ingest(
+        url, "--log-format", "json", *args, ws_url=ex.ws_url, rest_url=ex.rest_url, env=env
+    )
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +76,14 @@ def _assert_stopped_cleanly(proc: asyncio.subprocess.Process, stderr: bytes) -> 
     assert proc.returncode == 0, text
     events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith("{")]
     assert "stopping" in events and "stopped" in events and events[-1] == "final", events
+    assert "fatal" not in events
     assert not [line for line in text.splitlines() if line.startswith("error:")], text
+
+
+def _fatal(stderr: bytes) -> list[str]:
+    """The JSON log's `fatal` messages; every line of it must be JSON."""
+    records = [json.loads(line) for line in stderr.decode().splitlines()]
+    return [r["message"] for r in records if r["event"] == "fatal"]
 
 
 async def _until_stored(url: str, count: int) -> None:
@@ -162,9 +166,9 @@ async def test_bad_symbols_are_a_one_line_error(
     async with TestExchange(["BTCUSDT", "XRPUSDT"], statuses={"XRPUSDT": "BREAK"}) as ex:
         proc = await _ingest(ex, database_url, *symbols, env=clean_env)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
-    lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
+    (message,) = _fatal(err)
     assert proc.returncode == code
-    assert len(lines) == 1 and lines[0].startswith(f"error: {expect}")
+    assert message.startswith(expect)
     assert ex.connections_opened == 0
 
 
@@ -172,16 +176,35 @@ async def test_unreachable_exchange_is_a_one_line_error(
     database_url: str, clean_env: dict[str, str]
 ) -> None:
     """Nothing listens at the REST URL: one line naming it, exit 1, no traceback."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
-        "--ws-url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9", "-q",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env,
-    )  # fmt: skip
+    proc = await spawn_ingest(
+        database_url, "-q", ws_url="ws://127.0.0.1:9", rest_url="http://127.0.0.1:9", env=clean_env
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 1
     assert lines[-1].startswith("error: cannot reach the exchange at http://127.0.0.1:9")
     assert "Traceback" not in err.decode()
+
+
+async def test_with_json_logs_a_fatal_error_is_a_json_line_too(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    """--log-format json: the error that ends the run is the last JSON line (event `fatal`,
+    severity `error`), every line of stderr is JSON, and the exit status is the text format's."""
+    proc = await spawn_ingest(
+        database_url,
+        *("--log-format", "json"),
+        ws_url="ws://127.0.0.1:9",
+        rest_url="http://127.0.0.1:9",
+        env=clean_env,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    records = [json.loads(line) for line in err.decode().splitlines()]
+    assert proc.returncode == 1
+    last = records[-1]
+    assert (last["event"], last["severity"]) == ("fatal", "error")
+    assert last["message"].startswith("cannot reach the exchange at http://127.0.0.1:9")
+    assert last["time"].endswith("Z")
 
 
 async def test_http_451_at_the_handshake_is_fatal_and_suggests_binance_us(
@@ -192,9 +215,9 @@ async def test_http_451_at_the_handshake_is_fatal_and_suggests_binance_us(
     async with TestExchange(["BTCUSDT"], faults=Faults(geo_block_ws=True)) as ex:
         proc = await _ingest(ex, database_url, "BTCUSDT", env=env)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
-    lines = [line for line in err.decode().splitlines() if line.startswith("error:")]
+    (message,) = _fatal(err)
     assert proc.returncode == 1
-    assert len(lines) == 1 and "451" in lines[0] and "binance-us" in lines[0]
+    assert "451" in message and "binance-us" in message
 
 
 async def test_stop_with_a_hung_database_exits_in_time_and_the_next_run_commits_the_spool(
@@ -246,8 +269,8 @@ async def test_a_second_ctrl_c_aborts_at_once_without_a_traceback(
     text = (b"".join(seen) + err).decode()
     assert proc.returncode == 130, text
     assert "Traceback" not in text
-    assert [line for line in text.splitlines() if line.startswith("error:")] == [
-        "error: aborted; trades received but not committed are in the spool and will be "
+    assert _fatal(b"".join(seen) + err) == [
+        "aborted; trades received but not committed are in the spool and will be "
         "committed by the next `binprice ingest`"
     ]
 
@@ -258,12 +281,13 @@ async def test_verbose_prints_every_stored_trade(
     """-v: one line per stored trade (the original design's log), with exact price and qty."""
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     async with TestExchange(["BTCUSDT"], seed=12, rate=None, max_trades=25) as ex:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "binprice", "--database-url", database_url, "ingest",
-            "BTCUSDT", "--ws-url", ex.ws_url, "--rest-url", ex.rest_url,
-            "--log-format", "plain", "-v", "--max-trades", "25",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+        proc = await spawn_ingest(
+            database_url,
+            *("BTCUSDT", "--log-format", "plain", "-v", "--max-trades", "25"),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            env=env,
+        )
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         produced = ex.produced("BTCUSDT")
     assert proc.returncode == 0, err.decode()

@@ -68,8 +68,13 @@ async def endpoint(request: pytest.FixtureRequest) -> AsyncIterator[_Endpoint]:
 
 
 def _config(ex: TestExchange, tmp_path: Path, ws_url: str, **kw: object) -> IngestConfig:
-    return IngestConfig(symbols=("BTCUSDT",), ws_url=ws_url, rest_url=ex.rest_url,
-                        spool_dir=tmp_path / "spool", **kw)  # type: ignore[arg-type]  # fmt: skip
+    return IngestConfig(
+        symbols=("BTCUSDT",),
+        ws_url=ws_url,
+        rest_url=ex.rest_url,
+        spool_dir=tmp_path / "spool",
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,8 +131,12 @@ async def test_a_stop_while_the_exchange_check_hangs_ends_the_run_at_once(
     ends the run without waiting for the request's timeouts and retries."""
     stop = asyncio.Event()
     url = endpoint.url
-    config = IngestConfig(symbols=("BTCUSDT",), ws_url=f"ws://{url}", rest_url=f"http://{url}",
-                          spool_dir=tmp_path / "spool")  # fmt: skip
+    config = IngestConfig(
+        symbols=("BTCUSDT",),
+        ws_url=f"ws://{url}",
+        rest_url=f"http://{url}",
+        spool_dir=tmp_path / "spool",
+    )
     events: list[IngestEvent] = []
     run = asyncio.create_task(run_ingest(config, database_url, stop=stop, on_event=events.append))
     await asyncio.wait_for(endpoint.hung.wait(), 10)
@@ -144,7 +153,11 @@ async def test_a_stop_while_the_exchange_check_hangs_ends_the_run_at_once(
 async def test_an_unknown_symbol_is_named(database_url: str, tmp_path: Path) -> None:
     """`binprice ingest FOOBAR`: the error says which symbol the exchange does not know."""
     async with TestExchange(["BTCUSDT"], rate=10) as ex:
-        config = IngestConfig(symbols=("FOOBAR",), ws_url=ex.ws_url, rest_url=ex.rest_url,
-                              spool_dir=tmp_path / "spool")  # fmt: skip
+        config = IngestConfig(
+            symbols=("FOOBAR",),
+            ws_url=ex.ws_url,
+            rest_url=ex.rest_url,
+            spool_dir=tmp_path / "spool",
+        )
         with pytest.raises(SymbolError, match="unknown symbol on the exchange: FOOBAR"):
             await asyncio.wait_for(run_ingest(config, database_url), 20)

@@ -139,9 +139,13 @@ async def test_futures_archive_files_match_the_exchange_with_their_own_dialect()
     trades the USD-M exchange serves for those ids; aggTrades one per history trade."""
     day = date(2025, 2, 1)
     market = ArchiveMarket.generate(
-        ["BTCUSDT"], day, day + timedelta(days=1), seed=SEED,
-        trades_per_day=HISTORY_TRADES_PER_DAY, market=Market.USDM,
-    )  # fmt: skip
+        ["BTCUSDT"],
+        day,
+        day + timedelta(days=1),
+        seed=SEED,
+        trades_per_day=HISTORY_TRADES_PER_DAY,
+        market=Market.USDM,
+    )
     async with ArchiveServer(market) as server:
         base = f"{server.url}/data/futures/um/daily"
         trades, member = await _zip_lines(f"{base}/trades/BTCUSDT/BTCUSDT-trades-2025-02-01.zip")

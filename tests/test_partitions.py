@@ -31,7 +31,7 @@ from binprice.db.partitions import (
 from binprice.db.writer import TradeWriter
 from binprice.errors import DatabaseBusyError
 from binprice.exchange.protocol import WireTrade
-from binprice.history import ImportEventKind
+from binprice.history import EventKind
 from binprice.history._archive import ArchiveFile, Period
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
@@ -283,11 +283,11 @@ async def test_an_import_makes_its_months_and_stores_each_trade_once_beside_live
     assert sum(f.inserted for s in summary.symbols for f in s.files) == len(trades) - 300
     assert stored_text(database_url) == expected_text(trades)
     assert {"trades_2024_08", "trades_2024_09"} == set(where(database_url).values())
-    made = [e.message for e in events if e.kind is ImportEventKind.PARTITION]
+    made = [e.message for e in events if e.kind is EventKind.PARTITION]
     # Made once, by whichever of August's two files a loader reached first (two loaders race).
     august = ("BTCUSDT-trades-2024-08-30.zip", "BTCUSDT-trades-2024-08-31.zip")
     assert made in ([f"{name}: made partition trades_2024_08"] for name in august)
-    assert not [e for e in events if e.kind is ImportEventKind.PARTITION_BUSY]
+    assert not [e for e in events if e.kind is EventKind.PARTITION_BUSY]
     with psycopg.connect(database_url) as conn:
         assert verify_gaps(conn).ok
 

@@ -53,9 +53,15 @@ def test_prune_with_yes_drops_and_reports_partitions_trades_and_bytes(
     """--yes drops both months and says so in one line: partitions, trades, bytes, rollup."""
     _old_months(database_url)
     done = run_binprice(
-        "--database-url", database_url, "db", "prune", "--older-than", OLDER_THAN, "--yes",
+        "--database-url",
+        database_url,
+        "db",
+        "prune",
+        "--older-than",
+        OLDER_THAN,
+        "--yes",
         env=clean_env,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip()
     assert line.startswith("dropped 2 partitions of trades (trades_2025_01, trades_2025_03)")
@@ -99,8 +105,13 @@ def _on_a_terminal(url: str, answer: str, env: dict[str, str]) -> subprocess.Com
     argv = [sys.executable, "-m", "binprice", "--database-url", url, "db", "prune"]
     done = subprocess.run(
         [*argv, "--older-than", OLDER_THAN, "--keep-rollup"],
-        stdin=slave, capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+        stdin=slave,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     os.close(master)
     os.close(slave)
     return done

@@ -3,6 +3,7 @@ output path, and neither it nor any piece of it is ever printed."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -25,7 +26,7 @@ IDS = ["question-mark", "at-sign", "question-mark-digits", "slash-and-hash", "ha
 #: Every output path the issue names: a plain error, ingest's JSON log, status and gaps JSON.
 COMMANDS = [
     ("latest", "BTCUSDT"),
-    ("ingest", "BTCUSDT", "--log-format", "json", "--duration", "1s"),
+    ("ingest", "BTCUSDT", "--log-format", "json", "--max-trades", "1"),
     ("status", "--json"),
     ("gaps", "--json"),
 ]
@@ -69,10 +70,14 @@ def test_encoded_passwords_and_query_users_are_still_accepted() -> None:
 def test_no_output_path_prints_the_password_or_a_piece_of_it(
     url: str, password: str, command: tuple[str, ...], clean_env: dict[str, str]
 ) -> None:
-    """One `error:` line, exit status 2, and no piece of the password on stdout or stderr."""
+    """One error line (`error: …`, or with a JSON log the `fatal` record), exit status 2, and no
+    piece of the password on stdout or stderr."""
     done = run_binprice("--database-url", url, *command, env=clean_env)
     output = done.stdout + done.stderr
     assert not [piece for piece in _pieces(password) if piece in output], output
     assert done.returncode == 2, output
-    assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1
-    assert "percent-encoded" in done.stderr
+    (line,) = done.stderr.splitlines()
+    logged = command[0] == "ingest"  # its errors are lines of its --log-format json
+    message = json.loads(line)["message"] if logged else line.removeprefix("error: ")
+    assert line.startswith("{" if logged else "error: ")
+    assert "percent-encoded" in message

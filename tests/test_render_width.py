@@ -46,8 +46,10 @@ def test_query_results_never_cut_a_value(
     one block per result."""
     results = RESULTS[kind]
     out = io.StringIO()
-    monkeypatch.setattr("rich.console.Console", lambda **kw: Console(
-        file=out, width=width, force_terminal=True, color_system=None))  # fmt: skip
+    monkeypatch.setattr(
+        "rich.console.Console",
+        lambda **kw: Console(file=out, width=width, force_terminal=True, color_system=None),
+    )
     render.print_terminal(results, now=NOW)
     text = out.getvalue()
     assert "…" not in text

@@ -38,12 +38,12 @@ async def test_a_retry_after_holds_back_every_caller_until_its_time(status: int)
     seen_at_sleep: list[int] = []
     faults = Faults(retry_after_seconds=BAN_SECONDS)
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = lambda: clock[0]  # the exchange's ban runs on the client's clock
         await ex.wait_produced("BTCUSDT", 0)
 
         async def sleep(seconds: float) -> None:
             seen_at_sleep.append(ex.rest.requests.total())
             clock[0] += seconds
-            ex.rest.budget.banned_until = ex.rest.budget.limited_until = 0.0  # time has passed
 
         async with aiohttp.ClientSession() as session:
             rest = RestClient(session, ex.rest_url, sleep=sleep, clock=lambda: clock[0])
@@ -71,8 +71,9 @@ async def test_a_stop_during_a_ban_sends_nothing_and_says_what_it_leaves_open(
     events = Events()
     stop = asyncio.Event()
     async with TestExchange(SYMBOLS, seed=31, rate=1500, faults=faults) as ex:
-        config = IngestConfig(symbols=SYMBOLS, ws_url=ex.ws_url, rest_url=ex.rest_url,
-                              spool_dir=tmp_path / "spool")  # fmt: skip
+        config = IngestConfig(
+            symbols=SYMBOLS, ws_url=ex.ws_url, rest_url=ex.rest_url, spool_dir=tmp_path / "spool"
+        )
         policy = StreamPolicy(backoff=no_wait)
         run = asyncio.create_task(
             run_ingest(config, database_url, stop=stop, on_event=events, policy=policy)
@@ -91,8 +92,10 @@ async def test_a_stop_during_a_ban_sends_nothing_and_says_what_it_leaves_open(
     assert ex.rest.budget.during_ban == 0
     (said,) = [e.message for e in events.seen if e.kind is EventKind.RATE_LIMITED]
     assert "HTTP 418, IP banned" in said and "stay recorded as open for the next run" in said
-    print(f"\nBAN requests at the 418: {at_ban}, after it until stopped: "
-          f"{ex.rest.requests.total() - at_ban}; stop said: {said}")  # fmt: skip
+    print(
+        f"\nBAN requests at the 418: {at_ban}, after it until stopped: "
+        f"{ex.rest.requests.total() - at_ban}; stop said: {said}"
+    )
     with psycopg.connect(database_url) as conn:
         assert [g for g in list_gaps(conn) if g.state == "open"]
 
@@ -106,19 +109,25 @@ async def test_a_ban_one_process_saw_holds_back_another_with_the_same_data_dir(
     faults = Faults(retry_after_seconds=BAN_SECONDS)
     book_file = tmp_path / "data" / FILE_NAME
     async with TestExchange(["BTCUSDT"], max_trades=100, faults=faults) as ex:
+        ex.rest.clock = lambda: clock[0]  # the exchange's ban runs on the clients' clock
         await ex.wait_produced("BTCUSDT", 0)
         waits: list[tuple[float, int]] = []
 
         async def sleep(seconds: float) -> None:
             waits.append((seconds, ex.rest.requests.total()))
             clock[0] += seconds
-            ex.rest.budget.banned_until = 0.0
 
         async with aiohttp.ClientSession() as session:
 
             def client(max_wait: float | None) -> RestClient:
-                return RestClient(session, ex.rest_url, sleep=sleep, clock=lambda: clock[0],
-                                  bans=BanBook(book_file), max_ban_wait=max_wait)  # fmt: skip
+                return RestClient(
+                    session,
+                    ex.rest_url,
+                    sleep=sleep,
+                    clock=lambda: clock[0],
+                    bans=BanBook(book_file),
+                    max_ban_wait=max_wait,
+                )
 
             faults.rest_418_next = 1
             with pytest.raises(ExchangeBannedError, match=r"banned this IP \(HTTP 418\) until"):

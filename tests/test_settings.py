@@ -113,8 +113,11 @@ def test_keyword_value_strings_become_urls(given: str, expected: str) -> None:
 def test_keyword_value_parser_follows_libpq_quoting() -> None:
     """Quoted values keep spaces; backslash escapes a quote or a backslash (libpq's parser)."""
     assert parse_keywords("dbname=1 user = 'x y' password='it\\'s' host=back\\\\slash") == {
-        "dbname": "1", "user": "x y", "password": "it's", "host": "back\\slash",
-    }  # fmt: skip
+        "dbname": "1",
+        "user": "x y",
+        "password": "it's",
+        "host": "back\\slash",
+    }
 
 
 def test_redact_finds_the_secret_of_a_string_libpq_refuses() -> None:

@@ -58,8 +58,12 @@ def test_status_per_symbol_first_last_count_gaps_and_age(database_url: str) -> N
     for symbol, (lo, first, hi, last, count) in expected.items():
         s = by_symbol[symbol]
         assert (s.first_id, s.first_at, s.last_id, s.last_at, s.trades) == (
-            lo, first, hi, last, count
-        )  # fmt: skip
+            lo,
+            first,
+            hi,
+            last,
+            count,
+        )
         assert s.last_trade_age == result.checked_at - last
     assert (by_symbol["BTCUSDT"].open_gaps, by_symbol["BTCUSDT"].open_gap_ids) == (1, 100)
     assert by_symbol["ETHUSDT"].open_gaps == 0
@@ -159,11 +163,18 @@ def _wide() -> Status:
     """The widest values a real database gives: a 12-letter symbol, ten-digit ids, billions."""
     symbols = (
         SymbolStatus(
-            "1000SATSUSDT", 6_300_000_001, AT - timedelta(days=400), 9_999_999_999, AT,
-            9_999_999_999, 1_234, 99_999, timedelta(days=3, hours=23, minutes=59),
+            "1000SATSUSDT",
+            6_300_000_001,
+            AT - timedelta(days=400),
+            9_999_999_999,
+            AT,
+            9_999_999_999,
+            1_234,
+            99_999,
+            timedelta(days=3, hours=23, minutes=59),
         ),
         SymbolStatus("XRPUSDT", None, None, None, None, 0, 1, 3, None),
-    )  # fmt: skip
+    )
     return Status(symbols, AT, 2**40, 2**39, 120, 5, AT - timedelta(days=400))
 
 
@@ -188,9 +199,16 @@ def test_status_text_is_one_aligned_line_per_symbol_then_the_database() -> None:
     lines = status_text(_wide()).splitlines()
     assert lines[0].split() == list(TEXT_COLUMNS)
     assert lines[1].split() == [
-        "1000SATSUSDT", "6300000001", format_timestamp(AT - timedelta(days=400)), "9999999999",
-        format_timestamp(AT), "9999999999", "1234", "99999", str(345_540_000),
-    ]  # fmt: skip
+        "1000SATSUSDT",
+        "6300000001",
+        format_timestamp(AT - timedelta(days=400)),
+        "9999999999",
+        format_timestamp(AT),
+        "9999999999",
+        "1234",
+        "99999",
+        str(345_540_000),
+    ]
     assert lines[2].split() == ["XRPUSDT", "-", "-", "-", "-", "0", "1", "3", "-"]
     assert lines[1].index(format_timestamp(AT)) == lines[0].index("last_at")  # aligned
     assert all(len(line) <= 80 for line in lines[3:])
@@ -201,14 +219,27 @@ def test_status_json_keys_and_values_are_stable() -> None:
     """One object; symbols with stable keys; times ISO 8601 with Z, ages in ms, nulls."""
     data = json.loads(status_json(_wide()))
     assert list(data) == [
-        "checked_at", "database_bytes", "trades_bytes", "partitions", "default_rows",
-        "pruned_before", "trades", "symbols",
-    ]  # fmt: skip
+        "checked_at",
+        "database_bytes",
+        "trades_bytes",
+        "partitions",
+        "default_rows",
+        "pruned_before",
+        "trades",
+        "symbols",
+    ]
     first, never = data["symbols"]
     assert list(first) == [
-        "symbol", "first_id", "first_at", "last_id", "last_at", "trades", "open_gaps",
-        "open_gap_ids", "last_trade_age_ms",
-    ]  # fmt: skip
+        "symbol",
+        "first_id",
+        "first_at",
+        "last_id",
+        "last_at",
+        "trades",
+        "open_gaps",
+        "open_gap_ids",
+        "last_trade_age_ms",
+    ]
     assert first["last_at"] == "2026-05-28T04:13:40.983Z"
     assert first["last_trade_age_ms"] == 345_540_000
     assert never["first_id"] is None and never["last_trade_age_ms"] is None
@@ -220,11 +251,16 @@ def test_status_command_in_a_pipe_and_as_json(database_url: str, clean_env: dict
     plain = run_binprice("--database-url", database_url, "status", env=clean_env)
     assert plain.returncode == 0, plain.stderr
     assert [line.split()[0] for line in plain.stdout.splitlines()[1:5]] == [
-        "BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT",
-    ]  # fmt: skip
+        "BTCUSDT",
+        "ETHUSDT",
+        "SOLUSDT",
+        "XRPUSDT",
+    ]
     as_json = run_binprice("--database-url", database_url, "status", "--json", env=clean_env)
     assert as_json.returncode == 0, as_json.stderr
     btc = json.loads(as_json.stdout)["symbols"][0]
     assert (btc["symbol"], btc["trades"], btc["first_at"]) == (
-        "BTCUSDT", 3 * MONTH_ROWS, format_timestamp(JAN),
-    )  # fmt: skip
+        "BTCUSDT",
+        3 * MONTH_ROWS,
+        format_timestamp(JAN),
+    )

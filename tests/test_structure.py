@@ -119,6 +119,48 @@ def test_a_cycle_through_a_lazy_import_is_found() -> None:
     assert list(cycles({"a": {"b"}, "b": set()})) == []
 
 
+#: Rooms that must not reach into others, beyond having no cycle: completeness serves the
+#: pipeline through small interfaces (`GapBuffer`, `GapRecorder`, `IdTracker`, …), and the
+#: exchange client knows neither the pipeline, nor completeness, nor the database.
+FORBIDDEN = {
+    "binprice.completeness": ("binprice.ingest",),
+    "binprice.exchange": ("binprice.ingest", "binprice.completeness", "binprice.db"),
+}
+
+
+def within(name: str, room: str) -> bool:
+    return name == room or name.startswith(f"{room}.")
+
+
+def forbidden_imports(graph: Mapping[str, set[str]]) -> list[str]:
+    """`a imports b` for each import `FORBIDDEN` rules out, at any level (functions too)."""
+    return sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        for room, banned in FORBIDDEN.items()
+        if within(name, room)
+        for target in targets
+        if any(within(target, other) for other in banned)
+    )
+
+
+def test_completeness_and_exchange_import_nothing_above_them() -> None:
+    """completeness imports nothing of ingest/; exchange nothing of ingest/, completeness/, db/."""
+    assert forbidden_imports(import_graph()) == []
+
+
+def test_the_room_rule_sees_a_forbidden_import() -> None:
+    """The rule's own reading: a submodule of a room importing into a banned room is found."""
+    graph = {
+        "binprice.completeness.gapkeeper": {"binprice.ingest.buffer", "binprice.db.gaprows"},
+        "binprice.exchange.rest": {"binprice.errors"},
+        "binprice.ingest.pipeline": {"binprice.completeness.gapkeeper"},
+    }
+    assert forbidden_imports(graph) == [
+        "binprice.completeness.gapkeeper imports binprice.ingest.buffer"
+    ]
+
+
 #: SQL keywords that start a statement: a string beginning with one is SQL text.
 SQL_TEXT = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|COPY|CREATE|TRUNCATE|WITH|ALTER|DROP|LOCK|SHOW|VACUUM)\b"

@@ -24,10 +24,14 @@ NOW = datetime(2026, 5, 28, 12, 0, 0, tzinfo=UTC)
 def rows() -> list[Row]:
     """BTCUSDT: one trade a minute for 90 minutes, price rising 1 a minute; 20 in the last 10 s."""
     minute, burst = timedelta(minutes=1), timedelta(seconds=9.5)
-    out = [Row("BTCUSDT", i, Decimal(100 + i), Decimal("0.5"), NOW - (90 - i) * minute)
-           for i in range(90)]  # fmt: skip
-    out += [Row("BTCUSDT", 100 + i, Decimal("190.5"), Decimal(1), NOW - burst + i * burst / 38)
-            for i in range(20)]  # fmt: skip
+    out = [
+        Row("BTCUSDT", i, Decimal(100 + i), Decimal("0.5"), NOW - (90 - i) * minute)
+        for i in range(90)
+    ]
+    out += [
+        Row("BTCUSDT", 100 + i, Decimal("190.5"), Decimal(1), NOW - burst + i * burst / 38)
+        for i in range(20)
+    ]
     out.append(Row("ETHUSDT", 1, Decimal("2000"), Decimal(1), NOW - timedelta(minutes=5)))
     return out
 
@@ -94,10 +98,24 @@ def test_line_for_a_pipe_and_sparkline() -> None:
 def test_watch_command_prints_count_lines_off_a_terminal(url: str) -> None:
     """--count 3 in a pipe: three lines, exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "binprice", "--database-url", url, "watch", "BTCUSDT",
-         "--count", "3", "--every", "100ms"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "binprice",
+            "--database-url",
+            url,
+            "watch",
+            "BTCUSDT",
+            "--count",
+            "3",
+            "--every",
+            "100ms",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and all(" BTCUSDT 190.5 " in line for line in lines)
@@ -107,8 +125,10 @@ def test_ctrl_c_exits_0(url: str) -> None:
     """SIGINT after the first update (read, not slept for) ends the watch with status 0."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "binprice", "--database-url", url, "watch", "--every", "100ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert "BTCUSDT" in proc.stdout.readline()
     proc.send_signal(signal.SIGINT)

@@ -261,9 +261,18 @@ class Store:
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         written: int = self._read(
-            lambda conn: export_to(conn, wanted, lo, hi, chosen, out=out, progress=progress,
-                                   on_plan=on_plan, on_file=on_file)
-        )  # fmt: skip
+            lambda conn: export_to(
+                conn,
+                wanted,
+                lo,
+                hi,
+                chosen,
+                out=out,
+                progress=progress,
+                on_plan=on_plan,
+                on_file=on_file,
+            )
+        )
         return written
 
     def chart(
@@ -301,8 +310,13 @@ class Store:
         def given(value: Duration) -> timedelta | str:  # a string is quoted back if refused
             return value if isinstance(value, str) else as_duration(value)
 
-        return watch(lambda: self.connection, symbols_of(symbols), window=given(window),
-                     every=given(every), count=count)  # fmt: skip
+        return watch(
+            lambda: self.connection,
+            symbols_of(symbols),
+            window=given(window),
+            every=given(every),
+            count=count,
+        )
 
     # --- completeness -----------------------------------------------------------------------
 
@@ -337,8 +351,9 @@ class Store:
             self.connection  # noqa: B018 - the schema check, before the exchange is asked
             from binprice._sync import run_sync
 
-            return run_sync(check_against_exchange(self.url, base, wanted, start=lo, end=hi,
-                                                   bans=self._bans()))  # fmt: skip
+            return run_sync(
+                check_against_exchange(self.url, base, wanted, start=lo, end=hi, bans=self._bans())
+            )
         from binprice.db.gaps import verify_gaps
 
         result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
@@ -363,8 +378,17 @@ class Store:
         self.connection  # noqa: B018 - the schema check first
         lo = as_time(start) if start is not None else None
         hi = as_time(end) if end is not None else None
-        return run_sync(repair(self.url, base, symbols_of(symbols), start=lo, end=hi,
-                               progress=progress, bans=self._bans()))  # fmt: skip
+        return run_sync(
+            repair(
+                self.url,
+                base,
+                symbols_of(symbols),
+                start=lo,
+                end=hi,
+                progress=progress,
+                bans=self._bans(),
+            )
+        )
 
     def _bans(self) -> BanBook:
         """The exchange's refusals this data directory's processes share (`exchange.bans`)."""
@@ -437,8 +461,15 @@ class Store:
         Runs its own event loop (in a thread if one is already running, as in a notebook)."""
         from binprice._sync import run_sync
 
-        coro = self.ingest_async(symbols, options, on_event=on_event, on_tick=on_tick,
-                                 on_stored=on_stored, _thread_stop=stop, **changes)  # fmt: skip
+        coro = self.ingest_async(
+            symbols,
+            options,
+            on_event=on_event,
+            on_tick=on_tick,
+            on_stored=on_stored,
+            _thread_stop=stop,
+            **changes,
+        )
         return run_sync(coro)
 
     async def ingest_async(
@@ -482,8 +513,14 @@ class Store:
             async with asyncio.TaskGroup() as tasks:
                 ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, recorder))
                 try:
-                    return await run_ingest(config, url, stop=stop, on_event=on_event,
-                                            recorder=recorder, on_stored=on_stored)  # fmt: skip
+                    return await run_ingest(
+                        config,
+                        url,
+                        stop=stop,
+                        on_event=on_event,
+                        recorder=recorder,
+                        on_stored=on_stored,
+                    )
                 finally:
                     if ticker is not None:
                         ticker.cancel()
@@ -565,9 +602,13 @@ class Store:
             watcher = None if stop is None else bridge(stop, event)
             try:
                 return await self.import_history_async(
-                    options, stop=event, on_event=on_event, on_progress=on_progress,
-                    on_migrated=on_migrated, **fields,
-                )  # fmt: skip
+                    options,
+                    stop=event,
+                    on_event=on_event,
+                    on_progress=on_progress,
+                    on_migrated=on_migrated,
+                    **fields,
+                )
             finally:
                 if watcher is not None:
                     watcher.cancel()
@@ -599,11 +640,14 @@ class Store:
             "spool_dir": self.settings.data_dir / "downloads",
             "bans_file": BanBook.in_data_dir(self.settings.data_dir).path,
         }
-        chosen = replace(given, **{
-            f.name: home[f.name]
-            for f in fields_of(ImportOptions)
-            if f.name in home and f.name not in fields and getattr(given, f.name) == _default(f)
-        })  # fmt: skip
+        chosen = replace(
+            given,
+            **{
+                f.name: home[f.name]
+                for f in fields_of(ImportOptions)
+                if f.name in home and f.name not in fields and getattr(given, f.name) == _default(f)
+            },
+        )
         migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
         url = self.url
         if migrated and on_migrated is not None:

@@ -1,5 +1,5 @@
-"""What a run reports: one `EventKind` per kind of thing an ingest run reports, each with a
-severity; `Severity` is shared with the import's `ImportEventKind`.
+"""What a run reports: one `EventKind` per kind of thing an ingest or an import run reports,
+each with its name in the JSON lines and a severity.
 
 The run never prints; it reports events through one `EventSink`, and the output layer decides
 what to show. Filters derive from severity, so `-q` shows every problem (every WARNING and ERROR)
@@ -25,7 +25,11 @@ class Severity(IntEnum):
 
 
 class EventKind(Enum):
-    """Every kind of event an ingest run reports: its name in JSON logs and its severity."""
+    """Every kind of event a run reports: its name in JSON logs (`label`) and its severity.
+
+    The ingest's kinds come first, then the import's (`binprice import`, and the archive part of
+    `ingest --since`); `GAP` is both's: ids the run knows exist and does not have.
+    """
 
     MIGRATED = ("migrated", Severity.INFO)
     CONNECTED = ("connected", Severity.INFO)
@@ -74,6 +78,29 @@ class EventKind(Enum):
     LIBRARY_WARNING = ("library_warning", Severity.WARNING)
     STOPPING = ("stopping", Severity.INFO)
     STOPPED = ("stopped", Severity.INFO)
+    #: The error that ended the run (`--log-format json`; the text format's `error: …` line).
+    FATAL = ("fatal", Severity.ERROR)
+
+    # --- the import: per archive file, then per symbol ----------------------------------------
+    PLANNED = ("planned", Severity.INFO)
+    SKIPPED = ("skipped", Severity.INFO)
+    REPUBLISHED = ("republished", Severity.WARNING)
+    RESUMED = ("resumed", Severity.INFO)
+    LOADED = ("loaded", Severity.INFO)
+    INTERRUPTED = ("interrupted", Severity.WARNING)
+    #: A file a stop left before any of it was stored (its download abandoned).
+    NOT_LOADED = ("not_loaded", Severity.WARNING)
+    REFUSED = ("refused", Severity.ERROR)
+    MISSING = ("missing", Severity.ERROR)
+    DAILY_INSTEAD = ("daily_instead", Severity.INFO)
+    NOT_PUBLISHED = ("not_published", Severity.INFO)
+    NOT_ARCHIVED = ("not_archived", Severity.INFO)
+    REST = ("rest", Severity.INFO)
+    #: A month's partition of trades, made before its first file loads ...
+    PARTITION = ("partition", Severity.INFO)
+    #: ... or not (a long query held the DEFAULT partition): its trades wait there.
+    PARTITION_BUSY = ("partition_busy", Severity.WARNING)
+    DONE = ("done", Severity.INFO)
 
     def __init__(self, label: str, severity: Severity) -> None:
         self.label = label

@@ -139,8 +139,9 @@ def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Ite
             yield Trade(symbol_, trade_id, price, quantity, as_utc(timestamp), is_buyer_maker)
 
 
-def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
-                  end: datetime) -> tuple[tuple[int, int], tuple[int, int]]:  # fmt: skip
+def decimal_types(
+    conn: Connection, symbols: Sequence[str], start: datetime, end: datetime
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """(precision, scale) of the exact decimal128 types for price and quantity in the window.
 
     ``numeric`` keeps each value's own scale (``70000.00`` next to ``0.00000001``); a Parquet
@@ -165,8 +166,15 @@ def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
     return types[0], types[1]
 
 
-def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, end: datetime,
-                   out: IO[bytes], *, counter: ProgressCounter) -> None:  # fmt: skip
+def _write_parquet(
+    conn: Connection,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    out: IO[bytes],
+    *,
+    counter: ProgressCounter,
+) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -188,11 +196,13 @@ def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, en
 
 
 def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:
-    return pa.schema([
-        ("symbol", pa.string()),
-        ("trade_id", pa.int64()),
-        ("price", pa.decimal128(*price)),
-        ("quantity", pa.decimal128(*quantity)),
-        ("timestamp", pa.timestamp("ms", tz="UTC")),
-        ("is_buyer_maker", pa.bool_()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("trade_id", pa.int64()),
+            ("price", pa.decimal128(*price)),
+            ("quantity", pa.decimal128(*quantity)),
+            ("timestamp", pa.timestamp("ms", tz="UTC")),
+            ("is_buyer_maker", pa.bool_()),
+        ]
+    )

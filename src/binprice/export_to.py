@@ -66,9 +66,11 @@ def export_to(
     text = "" if stream is not None else os.fspath(out)  # type: ignore[arg-type]
     target = None if stream is not None else Path(text)
     many_binance = fmt is Format.BINANCE and len(wanted) > 1
-    to_directory = fmt is Format.BINANCE and target is not None and (
-        target.is_dir() or text.endswith(("/", "\\")) or many_binance
-    )  # fmt: skip
+    to_directory = (
+        fmt is Format.BINANCE
+        and target is not None
+        and (target.is_dir() or text.endswith(("/", "\\")) or many_binance)
+    )
     if many_binance and not to_directory:
         raise UsageError("--format binance with several symbols needs --output DIRECTORY")
     if stream is not None and fmt is Format.PARQUET and stream.isatty():

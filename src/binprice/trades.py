@@ -49,8 +49,9 @@ class Trades:
         """A pyarrow Table with the trade columns; decimals exact."""
         pa = _require("to_arrow()", "pyarrow")
         conn = self._connect()
-        (price_p, price_s), (qty_p, qty_s) = decimal_types(conn, [self.symbol], self.start,
-                                                           self.end)  # fmt: skip
+        (price_p, price_s), (qty_p, qty_s) = decimal_types(
+            conn, [self.symbol], self.start, self.end
+        )
         columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         for trade in self:
             for name in COLUMNS:

@@ -134,9 +134,12 @@ class Watch:
     def poll(self) -> Snapshot:
         """The state now (re-reading the list of symbols when none were given)."""
         return snapshot(
-            self._conn, self._symbols, window=self._window, now=self._clock(),
+            self._conn,
+            self._symbols,
+            window=self._window,
+            now=self._clock(),
             minutes=self._minutes,
-        )  # fmt: skip
+        )
 
 
 def watch(

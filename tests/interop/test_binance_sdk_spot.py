@@ -82,5 +82,7 @@ async def test_rest_ping_time_and_exchange_info_parse() -> None:
         price_filter = info.symbols[0].filters[0].actual_instance
         assert (price_filter.min_price, price_filter.tick_size) == ("0.01000000", "0.01000000")
         assert {limit.rate_limit_type for limit in info.rate_limits} == {
-            "REQUEST_WEIGHT", "ORDERS", "RAW_REQUESTS"
-        }  # fmt: skip
+            "REQUEST_WEIGHT",
+            "ORDERS",
+            "RAW_REQUESTS",
+        }

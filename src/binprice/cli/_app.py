@@ -11,7 +11,9 @@ the query itself. Only Typer's public API is used.
 The funnel lives inside the app (the root group's `main`), so every way of running a command —
 the console script, `python -m binprice`, a `CliRunner` in the tests — turns a failure into one
 `error: …` line on stderr and an exit code: the library raises, the CLI decides how that reads
-and which code it gets (`EXIT_CODES`).
+and which code it gets (`EXIT_CODES`). A command whose output has a format of its own
+(`ingest --log-format json`) has the funnel write the line in that format instead
+(`errors_written_by`); the exit code is the same.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from __future__ import annotations
 import errno
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -64,6 +67,20 @@ def exit_code(exc: BinpriceError) -> int:
 def err(message: str) -> None:
     """One line on stderr."""
     typer.echo(message, err=True)
+
+
+def _plain_error(message: str) -> None:
+    err(f"error: {message}")
+
+
+#: How the funnel writes a BinpriceError: `error: …` unless the running command chose otherwise.
+_error_writer: ContextVar[Callable[[str], None]] = ContextVar("error_writer", default=_plain_error)
+
+
+def errors_written_by(write: Callable[[str], None]) -> None:
+    """From now until this command ends, the funnel hands an error's message to `write` (one
+    line in the command's log format) instead of printing `error: …`."""
+    _error_writer.set(write)
 
 
 #: Which module defines each top-level command, in the order `binprice --help` lists them.
@@ -147,6 +164,7 @@ class Root(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        _error_writer.set(_plain_error)  # a CliRunner runs many commands in one thread
         try:
             result = super().main(
                 args,
@@ -158,7 +176,7 @@ class Root(TyperGroup):
             )
             code = result if isinstance(result, int) else 0
         except BinpriceError as exc:
-            err(f"error: {exc}")
+            _error_writer.get()(str(exc))
             code = exit_code(exc)
         except (typer.Abort, KeyboardInterrupt):
             err("interrupted")

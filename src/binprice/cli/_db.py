@@ -259,11 +259,15 @@ def db_partitions(
                 err(f"created {name}")
         found = store.partitions()
     rows = [("partition", "from", "to", "rows (est.)", "size")] + [
-        (p.name, "DEFAULT" if p.start is None else format_timestamp(p.start),
-         "" if p.end is None else format_timestamp(p.end), f"~{p.rows_estimate:,}",
-         size_text(p.bytes))
+        (
+            p.name,
+            "DEFAULT" if p.start is None else format_timestamp(p.start),
+            "" if p.end is None else format_timestamp(p.end),
+            f"~{p.rows_estimate:,}",
+            size_text(p.bytes),
+        )
         for p in found
-    ]  # fmt: skip
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         left = "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False))

@@ -110,16 +110,25 @@ def chart(
     size = shutil.get_terminal_size()
     with store_from(ctx, database_url) as store:
         title, data, chosen = store.chart(
-            symbol, window_start, window_end, interval=interval,
+            symbol,
+            window_start,
+            window_end,
+            interval=interval,
             max_candles=max_candles(size.columns),
-        )  # fmt: skip
+        )
     if png is not None:
         chart_png(title, data, png, chosen)
         err(f"wrote {png}")
     text = chart_text(
-        title, data, start=window_start, end=window_end, interval=chosen,
-        width=size.columns, height=size.lines - 2, color=sys.stdout.isatty(),
-    )  # fmt: skip
+        title,
+        data,
+        start=window_start,
+        end=window_end,
+        interval=chosen,
+        width=size.columns,
+        height=size.lines - 2,
+        color=sys.stdout.isatty(),
+    )
     typer.echo(text)
 
 
@@ -143,9 +152,15 @@ def export(
     out = sys.stdout.buffer if output == STDOUT else output
     with store_from(ctx, database_url) as store, ExportView(sys.stderr.isatty()) as view:
         store.export(
-            symbols, window_start, window_end, fmt, out,
-            progress=view.progress, on_plan=view.plan, on_file=view.file,
-        )  # fmt: skip
+            symbols,
+            window_start,
+            window_end,
+            fmt,
+            out,
+            progress=view.progress,
+            on_plan=view.plan,
+            on_file=view.file,
+        )
     view.done(output)
 
 

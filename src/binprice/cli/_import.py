@@ -140,9 +140,12 @@ def import_(
     def run(stop: asyncio.Event) -> Coroutine[Any, Any, ImportSummary]:
         view.start()
         return store.import_history_async(
-            options, stop=stop, on_event=view.event, on_progress=view.progress,
+            options,
+            stop=stop,
+            on_event=view.event,
+            on_progress=view.progress,
             on_migrated=migrated,
-        )  # fmt: skip
+        )
 
     try:
         summary = run_until_signalled(run, on_stop=lambda: view.line(STOPPING), aborted=ABORTED)

@@ -15,6 +15,7 @@ from binprice.cli._app import (
     Exchange,
     RestUrl,
     command_app,
+    errors_written_by,
     store_from,
     url_option,
 )
@@ -170,6 +171,8 @@ def ingest(
     from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
     chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)
+    if log_format == "json":
+        errors_written_by(monitor.fatal)  # stderr stays one JSON object per line
     # From here every log record is one of the run's lines, in its format.
     with log_records_to(monitor):
         store = store_from(ctx, database_url)
@@ -177,12 +180,16 @@ def ingest(
         try:
             summary = run_until_signalled(
                 lambda stop: store.ingest_async(
-                    chosen or None, options, stop=stop, on_event=monitor.event,
-                    on_tick=monitor.tick, on_stored=monitor.stored if verbose else None,
+                    chosen or None,
+                    options,
+                    stop=stop,
+                    on_event=monitor.event,
+                    on_tick=monitor.tick,
+                    on_stored=monitor.stored if verbose else None,
                 ),
                 on_stop=lambda: monitor.message(EventKind.STOPPING, STOPPING),
                 aborted=ABORTED,
-            )  # fmt: skip
+            )
         finally:
             monitor.stop()
         monitor.final(summary)

@@ -80,8 +80,13 @@ def at(
     with store_from(ctx, database_url) as store:
         found = store.at(requested, asked, before=before, within=limit)
     where = f"within {format_duration(limit)} of" if limit is not None else "near"
-    emit(asked, found, f"no trade {where} {format_timestamp(requested)}", as_json=as_json,
-         as_csv=as_csv)  # fmt: skip
+    emit(
+        asked,
+        found,
+        f"no trade {where} {format_timestamp(requested)}",
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @commands.command("range")

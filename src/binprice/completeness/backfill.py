@@ -59,8 +59,11 @@ async def fetch_missing(
                 f"the exchange answered no trades from id {from_id} although it has later ones "
                 "(no proof they do not exist); they stay missing"
             )
-        yield Page(symbol, [t for t in page if first <= t.trade_id <= last],
-                   _skipped(missing, page, from_id, last))  # fmt: skip
+        yield Page(
+            symbol,
+            [t for t in page if first <= t.trade_id <= last],
+            _skipped(missing, page, from_id, last),
+        )
         if page[-1].trade_id >= last:
             return
 

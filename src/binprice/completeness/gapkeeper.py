@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 import psycopg
 
@@ -39,8 +40,6 @@ from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRes
 from binprice.events import EventKind
 from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import RestClient
-from binprice.ingest.buffer import TradeBuffer
-from binprice.ingest.recorder import Recorder
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
@@ -56,18 +55,58 @@ EMPTY_RETRY_SECONDS = 1.0
 HOLE_RECHECK_SECONDS = 60.0
 
 
+class GapBuffer(Protocol):
+    """Where fetched trades go, and the ids it could keep neither in memory nor on disk (the
+    ingest run's bounded buffer): it never blocks."""
+
+    @property
+    def spool_error(self) -> str | None: ...
+
+    @property
+    def dropped_ready(self) -> asyncio.Event: ...
+
+    def put(self, trade: WireTrade) -> None: ...
+
+    def take_dropped(self) -> Mapping[str, Sequence[tuple[int, int]]]: ...
+
+
+class GapRecorder(Protocol):
+    """What the keeper reports (the ingest run's recorder): each call counts and tells at once."""
+
+    def event(self, kind: EventKind, message: str) -> None: ...
+
+    def gap_opened(
+        self,
+        symbol: str,
+        first: int,
+        last: int,
+        *,
+        skipped_to: int | None = None,
+        kind: EventKind = EventKind.GAP,
+        why: str = "",
+        fetching: bool = True,
+    ) -> None: ...
+
+    def hole(self, symbol: str, first: int, last: int) -> None: ...
+
+    def backfilled(self, symbol: str, trades: int, from_id: int) -> None: ...
+
+    def rest_rate_limited(self, answers: int) -> None: ...
+
+
 class GapKeeper:
     """Owns every gap of a run: the missing ids in memory, their rows, their backfill."""
 
     def __init__(
         self,
         url: str,
-        buffer: TradeBuffer,
-        recorder: Recorder,
+        buffer: GapBuffer,
+        recorder: GapRecorder,
         *,
         backfill_max: int | None,
         grace: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._buffer = buffer
         self._recorder = recorder
@@ -77,6 +116,9 @@ class GapKeeper:
         #: still deliver it.
         self._grace = grace
         self._clock = clock
+        #: Every wait of the keeper's loops (settling, the hole rechecks, a gap's grace) is
+        #: this, so a test runs them without waiting on real time.
+        self._sleep = sleep
         self.rows = GapRows(url)
         self._missing: dict[str, GapSet] = {}
         #: Gaps to fetch, in order: (ready at, symbol, first, last).
@@ -229,7 +271,7 @@ class GapKeeper:
 
     async def _settle_forever(self) -> None:
         while True:
-            await asyncio.sleep(SETTLE_INTERVAL_SECONDS)
+            await self._sleep(SETTLE_INTERVAL_SECONDS)
             await self.settle()
 
     async def _watch_drops(self) -> None:
@@ -253,7 +295,7 @@ class GapKeeper:
                     f"{symbol}: cannot ask again about the hole {first}..{last}: {exc}; later",
                 )
                 self._recheck.append(hole)
-            await asyncio.sleep(HOLE_RECHECK_SECONDS)
+            await self._sleep(HOLE_RECHECK_SECONDS)
 
     async def recheck(self, rest: RestClient, symbol: str, first: int, last: int) -> bool:
         """Ask the exchange again about the recorded hole `first..last`; if it has trades
@@ -279,7 +321,7 @@ class GapKeeper:
                 continue
             wait = min(self._queue)[0] - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             if not writable.is_set():
                 await writable.wait()
             await self.fetch_next(rest)

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.events import EventKind
 from binprice.exchange.rest import RestClient
-from binprice.ingest.recorder import Recorder
-from binprice.ingest.tracker import Tracker
 
 #: A symbol that delivers a trade this soon after a connect needs no REST check.
 CONNECT_GRACE_SECONDS = 1.0
@@ -38,14 +37,34 @@ TICK_SECONDS = 0.5
 CONCURRENCY = 8
 
 
+class IdTracker(Protocol):
+    """The last id seen of each symbol (the ingest run's tracker), and the one way past it:
+    `advance` opens a gap up to an id the exchange has and returns how many ids it holds."""
+
+    @property
+    def symbols(self) -> Sequence[str]: ...
+
+    def last_id(self, symbol: str) -> int | None: ...
+
+    def advance(self, symbol: str, newest: int, why: str) -> int: ...
+
+
+class ReconcileRecorder(Protocol):
+    """What the reconciler reports (the ingest run's recorder)."""
+
+    def event(self, kind: EventKind, message: str) -> None: ...
+
+    def reconciled(self, found: int) -> None: ...
+
+
 class Reconciler:
     """Asks the exchange for newest ids when the stream cannot be trusted to show gaps."""
 
     def __init__(
         self,
-        tracker: Tracker,
+        tracker: IdTracker,
         rest: RestClient,
-        recorder: Recorder,
+        recorder: ReconcileRecorder,
         *,
         quiet_after: float = DEFAULT_QUIET_SECONDS,
         clock: Callable[[], float] = time.monotonic,

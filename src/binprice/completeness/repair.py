@@ -116,8 +116,9 @@ def verify_against(
     from binprice.db.gaps import verify_gaps
 
     with connect(url) as conn:
-        return verify_gaps(conn, symbols, start=start, end=end, exchange_last_ids=newest,
-                           disproved=disproved)  # fmt: skip
+        return verify_gaps(
+            conn, symbols, start=start, end=end, exchange_last_ids=newest, disproved=disproved
+        )
 
 
 def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:

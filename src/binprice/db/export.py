@@ -63,9 +63,14 @@ def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]
 
 
 def copy_out(
-    conn: Connection, select: str, options: str, params: dict[str, Any], out: IO[bytes],
-    *, counter: ProgressCounter,
-) -> None:  # fmt: skip
+    conn: Connection,
+    select: str,
+    options: str,
+    params: dict[str, Any],
+    out: IO[bytes],
+    *,
+    counter: ProgressCounter,
+) -> None:
     """Stream ``COPY (select FROM trades, one symbol's window) TO STDOUT options`` to ``out``."""
     # COPY takes no bind parameters: psycopg merges them into the statement client-side.
     statement = f"COPY ({select} FROM trades WHERE {WINDOW_WHERE} {ORDER}) TO STDOUT {options}"

@@ -2,7 +2,7 @@
 COPY into `trades` with its staging-table fallback.
 
 The loader (`history/_load.py`) runs on a sync connection in a worker thread; the planning and
-timeline passes (`history/_main.py`, `history/_timeline.py`) on the run's async connection.
+timeline passes (`history/_importer.py`, `history/_timeline.py`) on the run's async connection.
 Each statement sits next to the one function that runs it.
 """
 

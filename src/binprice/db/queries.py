@@ -118,8 +118,10 @@ _RAW_AGGREGATE = (
 
 def _first_at(column: str) -> str:
     """The first trade time at the window's `high` or `low`."""
-    edge = "SELECT timestamp, {part} AS part FROM trades WHERE {where} AND price = a.{col} " \
-        "ORDER BY timestamp, trade_id LIMIT 1"  # fmt: skip
+    edge = (
+        "SELECT timestamp, {part} AS part FROM trades WHERE {where} AND price = a.{col} "
+        "ORDER BY timestamp, trade_id LIMIT 1"
+    )
     left = edge.format(part=0, where=_RAW.format(lo="bounds.s", hi="bounds.ms"), col=column)
     right = edge.format(part=2, where=_RAW.format(lo="bounds.me", hi="bounds.e"), col=column)
     minute_where = _RAW.format(lo="m.minute", hi="m.minute + interval '1 minute'")

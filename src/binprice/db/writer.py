@@ -140,8 +140,9 @@ class TradeWriter:
             row = await cur.fetchone()
             status = None if row is None else row[0]
             if status == "in progress":
-                raise DatabaseError(f"an earlier write of this batch (transaction {sent.xid}) is "
-                                    "still in progress")  # fmt: skip
+                raise DatabaseError(
+                    f"an earlier write of this batch (transaction {sent.xid}) is still in progress"
+                )
             if status != "committed":
                 return None
             trades = batch.decoded()

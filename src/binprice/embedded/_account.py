@@ -104,10 +104,21 @@ def _create_server_user() -> None:
     shell = next((s for s in _NOLOGIN_SHELLS if os.path.exists(s)), "/bin/false")
     commands = (
         ["groupadd", "--system", SERVER_USER],
-        ["useradd", "--system", "--gid", SERVER_USER, "--no-create-home",
-         "--home-dir", "/nonexistent", "--shell", shell,
-         "--comment", "binprice embedded PostgreSQL", SERVER_USER],
-    )  # fmt: skip
+        [
+            "useradd",
+            "--system",
+            "--gid",
+            SERVER_USER,
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            shell,
+            "--comment",
+            "binprice embedded PostgreSQL",
+            SERVER_USER,
+        ],
+    )
     for command in commands:
         try:
             done = subprocess.run(

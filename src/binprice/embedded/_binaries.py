@@ -58,9 +58,12 @@ def _copy_for_others(site: Path) -> Path:
         shutil.rmtree(leftover, ignore_errors=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     try:
-        shutil.copytree(site / _PACKAGE / "pginstall", partial / _PACKAGE / "pginstall",
-                        copy_function=_link_or_copy,
-                        ignore=shutil.ignore_patterns("include"))  # fmt: skip
+        shutil.copytree(
+            site / _PACKAGE / "pginstall",
+            partial / _PACKAGE / "pginstall",
+            copy_function=_link_or_copy,
+            ignore=shutil.ignore_patterns("include"),
+        )
         if (site / _LIBS).is_dir():
             shutil.copytree(site / _LIBS, partial / _LIBS, copy_function=_link_or_copy)
         for directory, _dirs, _files in os.walk(partial):

@@ -76,11 +76,21 @@ def new_partial(pgdata: Path, account: Account) -> Path:
 def initdb(partial: Path, account: Account, bin_dir: Path) -> None:
     _run(
         account,
-        [str(bin_dir / "initdb"), "-D", str(partial), "-U", EMBEDDED_USER, "--auth-local=peer",
-         "--auth-host=reject", "--encoding=UTF8", "--no-locale", "--no-instructions"],
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(partial),
+            "-U",
+            EMBEDDED_USER,
+            "--auth-local=peer",
+            "--auth-host=reject",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-instructions",
+        ],
         what="initdb",
         timeout=INIT_TIMEOUT_SECONDS,
-    )  # fmt: skip
+    )
 
 
 def write_access_rules(pgdata: Path, account: Account, client: str) -> None:
@@ -96,12 +106,19 @@ def create_database(partial: Path, account: Account, bin_dir: Path) -> None:
     """Create the `binprice` database with a single-user backend: no socket, no listener."""
     _run(
         account,
-        [str(bin_dir / "postgres"), "--single", "-D", str(partial), "-c", "exit_on_error=on",
-         "postgres"],
+        [
+            str(bin_dir / "postgres"),
+            "--single",
+            "-D",
+            str(partial),
+            "-c",
+            "exit_on_error=on",
+            "postgres",
+        ],
         what="creating the binprice database",
         timeout=INIT_TIMEOUT_SECONDS,
         stdin=f'CREATE DATABASE "{EMBEDDED_DATABASE}";\n',
-    )  # fmt: skip
+    )
 
 
 def install(partial: Path, pgdata: Path) -> None:
@@ -129,12 +146,23 @@ def start(pgdata: Path, account: Account, bin_dir: Path, socket_dir: Path) -> No
     ]  # fmt: skip
     _run(
         account,
-        [str(bin_dir / "pg_ctl"), "start", "-w", "-t", str(START_TIMEOUT_SECONDS),
-         "-D", str(pgdata), "-l", str(pgdata / LOG_NAME), "-o", shlex.join(options)],
+        [
+            str(bin_dir / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "-D",
+            str(pgdata),
+            "-l",
+            str(pgdata / LOG_NAME),
+            "-o",
+            shlex.join(options),
+        ],
         what="starting the server",
         timeout=START_TIMEOUT_SECONDS + 10,
         log=pgdata / LOG_NAME,
-    )  # fmt: skip
+    )
 
 
 def stop(pgdata: Path, pid: int, mode: str) -> None:

@@ -61,8 +61,11 @@ def server_on(pgdata: Path, *, private_only: bool = True) -> ServerInfo | None:
 
 def running_notice(info: ServerInfo) -> str:
     """One line for the user: the server runs, keeps running, and how to stop it."""
-    what = "started the embedded PostgreSQL server" if info.started else (
-        "the embedded PostgreSQL server is running")  # fmt: skip
+    what = (
+        "started the embedded PostgreSQL server"
+        if info.started
+        else "the embedded PostgreSQL server is running"
+    )
     return (
         f"{what} (pid {info.pid}, data in {info.pgdata}); it keeps running after binprice "
         "exits — `binprice db stop` stops it"

@@ -41,8 +41,11 @@ def ensure_locked(data_dir: Path, root: bool) -> ServerInfo:
         pgdata = None
     account = _account.for_cluster(pgdata)
     if pgdata is None:
-        pgdata = _new_location(data_dir, account.uid, account.gid) if root else (
-            _layout.in_place(data_dir))  # fmt: skip
+        pgdata = (
+            _new_location(data_dir, account.uid, account.gid)
+            if root
+            else _layout.in_place(data_dir)
+        )
     _cluster.check_path(pgdata)
     if root and (blocked := _layout.unsearchable(pgdata.parent, account.uid, {account.gid})):
         raise EmbeddedServerError(

@@ -50,8 +50,9 @@ def _rest_wait(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCal
 
 def rest_retrying(attempts: int, sleep: Sleep) -> AsyncRetrying:
     """At most `attempts` tries of a REST request; `Transient` failures are retried."""
-    backoff = wait_random_exponential(multiplier=REST_WAIT_INITIAL_SECONDS,
-                                      max=REST_WAIT_MAX_SECONDS)  # fmt: skip
+    backoff = wait_random_exponential(
+        multiplier=REST_WAIT_INITIAL_SECONDS, max=REST_WAIT_MAX_SECONDS
+    )
     return AsyncRetrying(
         sleep=sleep,
         stop=stop_after_attempt(attempts),

@@ -9,15 +9,16 @@ recorded in `gaps`; with `rest_tail` the days not archived yet come from REST). 
 prints: progress arrives through callbacks as typed events.
 
 Modules: `_archive` (layout, names, checksums), `_csv` (CSV lines → COPY text), `_fetch`
-(downloads, local files), `_load` (COPY, chunks, the `imports` row), `_run` and `_main` (the
-pipeline), `_timeline` (gaps, REST tail), `_results` (events and results). Their SQL lives in
+(downloads, local files), `_load` (COPY, chunks, the `imports` row), `_pipeline` (the run's
+producer and loader, per file), `_importer` (`import_history`: connections, locks, the symbols in
+order), `_timeline` (gaps, REST tail), `_results` (events and results). Their SQL lives in
 `binprice.db.imports` (the `imports` rows, the import lock, the loader's COPY and staging) and
 `binprice.db.gaprows` / `binprice.db.gaps` (stored ids around a range, gap rows).
 """
 
-from binprice.events import Severity
+from binprice.events import EventKind, Severity
 from binprice.history._archive import DEFAULT_ARCHIVE_URL, ArchiveFile, Period, parse_name, plan
-from binprice.history._main import import_history
+from binprice.history._importer import import_history
 from binprice.history._options import ImportOptions
 from binprice.history._results import (
     FileProgress,
@@ -25,7 +26,6 @@ from binprice.history._results import (
     FileStatus,
     GapResult,
     ImportEvent,
-    ImportEventKind,
     ImportSummary,
     SymbolResult,
 )
@@ -33,12 +33,12 @@ from binprice.history._results import (
 __all__ = [
     "DEFAULT_ARCHIVE_URL",
     "ArchiveFile",
+    "EventKind",
     "FileProgress",
     "FileResult",
     "FileStatus",
     "GapResult",
     "ImportEvent",
-    "ImportEventKind",
     "ImportOptions",
     "ImportSummary",
     "Period",

@@ -130,8 +130,11 @@ class _Loader:
         if resume is not None:
             p = self.progress
             p.rows, p.inserted, p.first_id, p.last_id = (
-                resume.rows, resume.inserted, resume.first_id, resume.last_id
-            )  # fmt: skip
+                resume.rows,
+                resume.inserted,
+                resume.first_id,
+                resume.last_id,
+            )
         self.skip_through = None if resume is None else resume.last_id
         self._staged = StagedInsert(conn)
 

@@ -6,54 +6,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import Enum
 
-from binprice.events import Severity
-
-
-class ImportEventKind(Enum):
-    """Everything worth a line. The value is the `event` key of the JSON lines."""
-
-    PLANNED = "planned"
-    SKIPPED = "skipped"
-    REPUBLISHED = "republished"
-    RESUMED = "resumed"
-    LOADED = "loaded"
-    INTERRUPTED = "interrupted"
-    #: A file a stop left before any of it was stored (its download abandoned).
-    NOT_LOADED = "not_loaded"
-    REFUSED = "refused"
-    MISSING = "missing"
-    DAILY_INSTEAD = "daily_instead"
-    NOT_PUBLISHED = "not_published"
-    NOT_ARCHIVED = "not_archived"
-    GAP = "gap"
-    REST = "rest"
-    #: A month's partition of trades, made before its first file loads ...
-    PARTITION = "partition"
-    #: ... or not (a long query held the DEFAULT partition): its trades wait there.
-    PARTITION_BUSY = "partition_busy"
-    DONE = "done"
-
-    @property
-    def severity(self) -> Severity:
-        return _SEVERITY.get(self, Severity.INFO)
-
-
-_SEVERITY = {
-    ImportEventKind.REPUBLISHED: Severity.WARNING,
-    ImportEventKind.INTERRUPTED: Severity.WARNING,
-    ImportEventKind.NOT_LOADED: Severity.WARNING,
-    ImportEventKind.GAP: Severity.WARNING,
-    ImportEventKind.PARTITION_BUSY: Severity.WARNING,
-    ImportEventKind.REFUSED: Severity.ERROR,
-    ImportEventKind.MISSING: Severity.ERROR,
-}
+from binprice.events import EventKind, Severity
 
 
 @dataclass(frozen=True, slots=True)
 class ImportEvent:
     """One thing worth a log line; `file` is the archive file name when it is about one."""
 
-    kind: ImportEventKind
+    kind: EventKind
     symbol: str
     message: str
     file: str | None = None
@@ -179,22 +139,22 @@ _WHY = {
 }
 
 
-def file_event_of(kind: ImportEventKind, result: FileResult, message: str) -> ImportEvent:
+def file_event_of(kind: EventKind, result: FileResult, message: str) -> ImportEvent:
     return ImportEvent(kind, result.symbol, message, file=result.name, result=result)
 
 
 def file_event(r: FileResult) -> ImportEvent:
     if r.status is FileStatus.REFUSED:
-        return file_event_of(ImportEventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
+        return file_event_of(EventKind.REFUSED, r, f"{r.name}: refused: {r.reason}")
     if r.status is FileStatus.NOT_LOADED:
         return file_event_of(
-            ImportEventKind.NOT_LOADED,
+            EventKind.NOT_LOADED,
             r,
             f"{r.name}: not loaded: {r.reason}; the next run imports it",
         )
     if r.status is FileStatus.INTERRUPTED:
         return file_event_of(
-            ImportEventKind.INTERRUPTED,
+            EventKind.INTERRUPTED,
             r,
             f"{r.name}: interrupted after trade id {r.last_id} ({r.rows:,} trades stored); "
             "the next run resumes there",
@@ -202,7 +162,7 @@ def file_event(r: FileResult) -> ImportEvent:
     rate = r.rows / r.seconds if r.seconds > 0 else 0.0
     ids = "" if r.first_id is None else f", ids {r.first_id}..{r.last_id}"
     return file_event_of(
-        ImportEventKind.LOADED,
+        EventKind.LOADED,
         r,
         f"{r.name}: {r.rows:,} trades ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
         f"({rate:,.0f}/s, {r.csv_bytes / 1e6 / max(r.seconds, 1e-9):.1f} MB/s)",
@@ -212,9 +172,9 @@ def file_event(r: FileResult) -> ImportEvent:
 def unavailable_event(run: list[FileResult]) -> ImportEvent:
     status = run[0].status
     kind = {
-        FileStatus.MISSING: ImportEventKind.MISSING,
-        FileStatus.NOT_PUBLISHED: ImportEventKind.NOT_PUBLISHED,
-        FileStatus.NOT_ARCHIVED: ImportEventKind.NOT_ARCHIVED,
+        FileStatus.MISSING: EventKind.MISSING,
+        FileStatus.NOT_PUBLISHED: EventKind.NOT_PUBLISHED,
+        FileStatus.NOT_ARCHIVED: EventKind.NOT_ARCHIVED,
     }[status]
     days = f"{run[0].start}" + ("" if len(run) == 1 else f" to {run[-1].end - timedelta(days=1)}")
     names = run[0].name if len(run) == 1 else f"{run[0].name} .. {run[-1].name}"

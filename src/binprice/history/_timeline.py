@@ -37,8 +37,9 @@ from binprice.db.gaprows import (
 from binprice.db.imports import import_extents
 from binprice.db.writer import TradeWriter
 from binprice.errors import ExchangeError
+from binprice.events import EventKind
 from binprice.exchange.rest import PAGE_LIMIT, RestClient
-from binprice.history._results import GapResult, ImportEventKind
+from binprice.history._results import GapResult
 
 #: Attempts per REST page before the fetch is given up (the gap then stays open).
 PAGE_ATTEMPTS = 5
@@ -47,7 +48,7 @@ REST_REPORT_PAGES = 50
 
 AsyncConnection = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
-Report = Callable[[ImportEventKind, str], None]
+Report = Callable[[EventKind, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +108,7 @@ class Timeline:
         try:
             return await work
         except ExchangeError as exc:
-            self.report(
-                ImportEventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open"
-            )
+            self.report(EventKind.REST, f"{self.span.symbol}: REST failed ({exc}); gaps stay open")
             return fallback
 
     async def _last_stored(self) -> int | None:
@@ -122,7 +121,7 @@ class Timeline:
         await record_gap(self.conn, self.span.symbol, first, last, state)
         what = {"open": "to be fetched", "skipped": "outside the range", "hole": "absent"}
         self.report(
-            ImportEventKind.GAP,
+            EventKind.GAP,
             f"{self.span.symbol}: trades {first}..{last} ({last - first + 1:,}) missing; "
             f"recorded as {state} ({what.get(state, state)})",
         )
@@ -137,7 +136,7 @@ class Timeline:
         for a, b in holes:
             await self._record(a, b, "hole")
         self.report(
-            ImportEventKind.REST,
+            EventKind.REST,
             f"{self.span.symbol}: {stored:,} trades from REST after the archive",
         )
         return top if top is not None else first - 1
@@ -178,7 +177,7 @@ class Timeline:
                 top = wanted[-1].trade_id
             if pages % REST_REPORT_PAGES == 0:
                 self.report(
-                    ImportEventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
+                    EventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
                 )
             if len(wanted) < len(page) or len(page) < PAGE_LIMIT:
                 break  # past the end of the range, or caught up with the exchange

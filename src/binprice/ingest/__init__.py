@@ -1,13 +1,14 @@
 """Capture: stream readers → tracker → bounded buffer → COPY batch writer.
 
 The names below are imported on first use, so importing one module of the pipeline (the buffer,
-say, from `completeness.gapkeeper`) does not start importing the whole run, which imports it back.
+say) does not import the whole run with it.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from binprice._lazy import lazy_names
 
 if TYPE_CHECKING:
     from binprice.events import EventKind as EventKind
@@ -46,10 +47,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'binprice.ingest' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -48,8 +48,9 @@ async def keep_months_ahead(
     made them once already when it started, before its first write)."""
     while True:
         await asyncio.sleep(interval)
-        await ensure_months_ahead(url, emit, now=clock(), lock_timeout=lock_timeout,
-                                  retry_in=interval)  # fmt: skip
+        await ensure_months_ahead(
+            url, emit, now=clock(), lock_timeout=lock_timeout, retry_in=interval
+        )
 
 
 async def ensure_months_ahead(
@@ -68,8 +69,11 @@ async def ensure_months_ahead(
     except (DatabaseError, psycopg.Error) as exc:
         error = exc if isinstance(exc, DatabaseError) else database_error(url, exc)
         later = format_duration(timedelta(seconds=retry_in))
-        emit(EventKind.PARTITIONS_ERROR, f"the partitions ahead were not made: {error} (tried "
-             f"again in {later}; trades are stored meanwhile)")  # fmt: skip
+        emit(
+            EventKind.PARTITIONS_ERROR,
+            f"the partitions ahead were not made: {error} (tried "
+            f"again in {later}; trades are stored meanwhile)",
+        )
         return []
     if made:
         emit(EventKind.PARTITIONS, f"made the partitions ahead: {', '.join(made)}")

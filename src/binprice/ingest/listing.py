@@ -67,8 +67,10 @@ class Listing:
             except GeoRestrictedError:
                 raise
             except ExchangeError as exc:
-                self._emit(EventKind.LISTING_ERROR, f"cannot re-read the exchange's symbols: "
-                           f"{exc}; keeping the current ones")  # fmt: skip
+                self._emit(
+                    EventKind.LISTING_ERROR,
+                    f"cannot re-read the exchange's symbols: {exc}; keeping the current ones",
+                )
                 continue
             new, gone = changes(now, carried())
             if gone:

@@ -168,8 +168,11 @@ def _open_spool(config: IngestConfig, emit: Emit) -> Spool | None:
     try:
         spool = Spool.open(config.spool_dir)
     except SpoolError as exc:
-        emit(EventKind.DROPPED, f"{exc}; running without a spool: trades that cannot be "
-             "committed in time are recorded as gaps and fetched again later")  # fmt: skip
+        emit(
+            EventKind.DROPPED,
+            f"{exc}; running without a spool: trades that cannot be "
+            "committed in time are recorded as gaps and fetched again later",
+        )
         return None
     if spool.adopted_chunks:
         emit(
@@ -234,19 +237,28 @@ class _Run:
                 rest = RestClient(session, self.config.rest_url, bans=bans)
                 self.probe.rest = rest
                 if self.config.all_symbols:
-                    self.listing = Listing(rest, self.config.quotes, self.emit,
-                                           interval=self.config.listing_interval)  # fmt: skip
+                    self.listing = Listing(
+                        rest, self.config.quotes, self.emit, interval=self.config.listing_interval
+                    )
                 # Start-up (the database, the exchange's symbol check, the resume) may wait
                 # on a slow server: a stop must not wait for it.
                 writer = await _unless_stopped(self._prepare(rest), self.stop)
                 if writer is None:
                     self.recorder.stopped("stopped before streaming began; nothing stored")
                     return self.recorder.summary()
-                sink = Sink(writer, self.url, self.buffer, self.recorder, self.config,
-                            gaps=self.gaps, on_stored=on_stored)  # fmt: skip
+                sink = Sink(
+                    writer,
+                    self.url,
+                    self.buffer,
+                    self.recorder,
+                    self.config,
+                    gaps=self.gaps,
+                    on_stored=on_stored,
+                )
                 try:
-                    reconciler = Reconciler(self.tracker, rest, self.recorder,
-                                            quiet_after=self.config.quiet_period)  # fmt: skip
+                    reconciler = Reconciler(
+                        self.tracker, rest, self.recorder, quiet_after=self.config.quiet_period
+                    )
                     await self._stream(session, rest, reconciler, sink)
                 finally:
                     await sink.close()
@@ -266,16 +278,25 @@ class _Run:
                 self.symbols = await self.listing.current()
                 if not self.symbols:
                     raise ConfigError(f"the exchange lists no symbol as {self.listing.describe()}")
-                self.emit(EventKind.LISTING, f"{self.listing.describe()}: {len(self.symbols)} "
-                          f"symbols ({names(self.symbols)})")  # fmt: skip
+                self.emit(
+                    EventKind.LISTING,
+                    f"{self.listing.describe()}: {len(self.symbols)} "
+                    f"symbols ({names(self.symbols)})",
+                )
             else:
                 await rest.validate_symbols(config.symbols)
             last_ids = await self._last_trades(writer, self.symbols)
             self.recorder.carrying(len(self.symbols))
             spooled = self.buffer.spool.peek() if self.buffer.spool is not None else ()
-            await resume(self.url, self.tracker, self.gaps, self.recorder,
-                         symbols=self.symbols, last_stored=last_ids,
-                         spooled=spooled)  # fmt: skip
+            await resume(
+                self.url,
+                self.tracker,
+                self.gaps,
+                self.recorder,
+                symbols=self.symbols,
+                last_stored=last_ids,
+                spooled=spooled,
+            )
         except BaseException:
             await writer.close()
             raise
@@ -300,8 +321,9 @@ class _Run:
                 capacity=config.streams_per_connection,
             )
 
-        return Fleet(make, self.recorder, replicas=config.redundancy,
-                     capacity=config.streams_per_connection)  # fmt: skip
+        return Fleet(
+            make, self.recorder, replicas=config.redundancy, capacity=config.streams_per_connection
+        )
 
     async def _follow_listing(self, fleet: Fleet, reconciler: Reconciler) -> None:
         """`--all`: carry what the exchange starts listing, drop what it stops."""

@@ -277,8 +277,10 @@ class Recorder:
     def conflict(self, why: str) -> None:
         """A write lost a race with another writer, was rolled back, and is retried."""
         self._counts.conflict()
-        self._emit(EventKind.CONFLICT_RETRIED, "a write conflicted with another "
-                   f"writer's and was rolled back; retrying it: {why}")  # fmt: skip
+        self._emit(
+            EventKind.CONFLICT_RETRIED,
+            f"a write conflicted with another writer's and was rolled back; retrying it: {why}",
+        )
 
     def spilled(self, trades: int) -> None:
         self._counts.spilled_to_disk(trades)

@@ -142,9 +142,14 @@ class Sink:
             if writer is not None and not writer.closed:
                 await writer.close()
 
-        retrying = write_retrying(down, initial=DB_RETRY_INITIAL_SECONDS,
-                                  maximum=DB_RETRY_MAX_SECONDS, sleep=sleep, give_up=give_up,
-                                  before_sleep=failed)  # fmt: skip
+        retrying = write_retrying(
+            down,
+            initial=DB_RETRY_INITIAL_SECONDS,
+            maximum=DB_RETRY_MAX_SECONDS,
+            sleep=sleep,
+            give_up=give_up,
+            before_sleep=failed,
+        )
         try:
             async for attempt in retrying:
                 with attempt:

@@ -146,8 +146,12 @@ class ArchiveServer:
         """Publish ``name`` again, fixed: its faults cleared, new bytes, a new checksum."""
         faults = self.faults
         for names in (
-            faults.wrong_checksum, faults.truncated, faults.corrupt, faults.missing, faults.stalled
-        ):  # fmt: skip
+            faults.wrong_checksum,
+            faults.truncated,
+            faults.corrupt,
+            faults.missing,
+            faults.stalled,
+        ):
             names.discard(name)
         faults.malformed.pop(name, None)
         faults.dropped.pop(name, None)

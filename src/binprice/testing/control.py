@@ -91,8 +91,11 @@ def parse_request(text: str | bytes) -> Request:
         raise ControlError(INVALID_JSON, "Invalid JSON: " + _json_error(source)) from None
     if not isinstance(request, dict):
         kind = "sequence" if isinstance(request, list) else type(request).__name__
-        raise ControlError(INVALID_REQUEST, f"Invalid request: invalid type: {kind}, expected "
-                           f"struct Request at line 1 column {len(source)}")  # fmt: skip
+        raise ControlError(
+            INVALID_REQUEST,
+            f"Invalid request: invalid type: {kind}, expected "
+            f"struct Request at line 1 column {len(source)}",
+        )
     if "id" not in request or not valid_id(request["id"]):
         raise ControlError(INVALID_REQUEST, BAD_ID)
     request_id = request["id"]

@@ -6,7 +6,6 @@ Request weight is counted per fixed minute window, with Binance's 429 → 418 es
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +98,7 @@ class WeightBudget:
         )
 
     def _ban(self, now: float) -> None:
-        until_ms = int((time.time() + self.banned_until - now) * 1000)
+        until_ms = int(self.banned_until * 1000)  # `now` is seconds since the epoch
         raise Refused(
             418,
             -1003,

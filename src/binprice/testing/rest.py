@@ -76,9 +76,14 @@ class RestApi:
         weight_limit: int | None = None,
         *,
         market: Market = Market.SPOT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``weight_limit`` defaults to the market's (Spot 6000, futures 2400)."""
         self._generators = generators
+        #: The REST side's time in seconds since the epoch: the weight minute, a 429's
+        #: Retry-After, a 418 ban. Replace it at any time; a test that gives the client the same
+        #: clock, and a sleep that moves it, waits out a Retry-After without waiting.
+        self.clock = clock
         self._statuses = statuses
         self._faults = faults
         self.market = market
@@ -119,10 +124,15 @@ class RestApi:
                 return geo_blocked()
             if self._faults.rest_503_next > 0:
                 self._faults.rest_503_next -= 1
-                return json_response(503, {"code": -1001, "msg": "Internal error; unable to "
-                                           "process your request. Please try again."})  # fmt: skip
+                return json_response(
+                    503,
+                    {
+                        "code": -1001,
+                        "msg": "Internal error; unable to process your request. Please try again.",
+                    },
+                )
             try:
-                self.budget.charge(weight, self._faults, time.time())
+                self.budget.charge(weight, self._faults, self.clock())
                 response = json_response(200, handler(request))
             except Refused as refused:
                 response = refused.response

@@ -132,14 +132,33 @@ def _with_openssl(files: TlsFiles, names: Sequence[str]) -> None:
         )
     alt = ",".join(f"IP:{n}" if _is_ip(n) else f"DNS:{n}" for n in names)
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(files.key), "-out", str(files.cert),
-         "-days", str(VALID_DAYS), "-subj", f"/CN={names[0]}",
-         "-addext", f"subjectAltName={alt}", "-addext", "basicConstraints=critical,CA:TRUE",
-         "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(files.key),
+            "-out",
+            str(files.cert),
+            "-days",
+            str(VALID_DAYS),
+            "-subj",
+            f"/CN={names[0]}",
+            "-addext",
+            f"subjectAltName={alt}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,digitalSignature,keyCertSign",
+        ],
         check=True,
         capture_output=True,
-    )  # fmt: skip
+    )
 
 
 def _key_usage(x509: Any) -> Any:
@@ -156,4 +175,4 @@ def _key_usage(x509: Any) -> Any:
         "encipher_only",
         "decipher_only",
     )
-    return x509.KeyUsage(**{name: name in used for name in names})  # fmt: skip
+    return x509.KeyUsage(**{name: name in used for name in names})

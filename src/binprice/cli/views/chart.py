@@ -69,13 +69,17 @@ def chart_text(
         # Each candle stands in the middle of its part of the window (the first and last may
         # be partial), so no candle falls outside the time axis.
         xs = [_middle(c, start, end) for c in data]
-        figure.draw(figure.candlestick({
-            "date": xs,
-            "open": [float(c.open) for c in data],
-            "close": [float(c.close) for c in data],
-            "high": [float(c.high) for c in data],
-            "low": [float(c.low) for c in data],
-        }))  # fmt: skip
+        figure.draw(
+            figure.candlestick(
+                {
+                    "date": xs,
+                    "open": [float(c.open) for c in data],
+                    "close": [float(c.close) for c in data],
+                    "high": [float(c.high) for c in data],
+                    "low": [float(c.low) for c in data],
+                }
+            )
+        )
     ticks = _time_ticks(start, end, max(width, MIN_WIDTH))
     fmt = time_format(end - start, interval)
     labels = [tick.strftime(fmt) for tick in ticks]
@@ -123,8 +127,13 @@ def _png_candles(axes: Any, candles: Sequence[Candle], interval: Interval | None
         color = "tab:green" if candle.close >= candle.open else "tab:red"
         axes.vlines(candle.open_time + step / 2, float(candle.low), float(candle.high), color=color)
         low, high = sorted((float(candle.open), float(candle.close)))
-        axes.bar(candle.open_time + step / 2, max(high - low, 0.0) or 1e-12, body_width,
-                 bottom=low, color=color)  # fmt: skip
+        axes.bar(
+            candle.open_time + step / 2,
+            max(high - low, 0.0) or 1e-12,
+            body_width,
+            bottom=low,
+            color=color,
+        )
 
 
 def _middle(candle: Candle, start: datetime, end: datetime) -> float:

@@ -47,9 +47,13 @@ class ExportView:
         )
 
         columns = (
-            TextColumn("export"), BarColumn(), MofNCompleteColumn(), TextColumn("trades"),
-            TimeElapsedColumn(), TimeRemainingColumn(),
-        )  # fmt: skip
+            TextColumn("export"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("trades"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         self._bar = Progress(*columns, console=Console(stderr=True), transient=True)
         self._bar.start()
         self._task = self._bar.add_task("export", total=plan.trades or None)

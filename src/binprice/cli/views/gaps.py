@@ -149,9 +149,13 @@ class RepairView:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
             self._bar = Progress(
-                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=False,
-            )  # fmt: skip
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._bar.start()
         return self
 
@@ -163,8 +167,10 @@ class RepairView:
         done = p.fetched + p.absent
         if self._bar is None:
             if p.done:
-                err(f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
-                    f"{p.absent:,} absent on the exchange")  # fmt: skip
+                err(
+                    f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
+                    f"{p.absent:,} absent on the exchange"
+                )
             return
         key = (p.symbol, p.first_id, p.last_id)
         if key not in self._tasks:

@@ -58,15 +58,16 @@ class ImportView:
 
     def line(self, message: str, record: dict[str, Any] | None = None) -> None:
         if self.format == "json":
-            self._write(json.dumps({"time": _now(), **(record or {"event": "message"}),
-                                    "message": message}))  # fmt: skip
+            self._write(
+                json.dumps({"time": _now(), **(record or {"event": "message"}), "message": message})
+            )
         elif self._progress is not None:
             self._progress.console.print(message, markup=False, highlight=False)
         else:
             self._write(f"{_now()} {message}")
 
     def event(self, event: ImportEvent) -> None:
-        from binprice.history import ImportEventKind as EventKind
+        from binprice.events import EventKind
         from binprice.history import Severity
 
         bar = self._bar(event.symbol)
@@ -80,14 +81,19 @@ class ImportView:
         self._draw(event.symbol)
         if self.quiet and event.severity < Severity.WARNING:
             return
-        record: dict[str, Any] = {"event": event.kind.value, "symbol": event.symbol}
+        record: dict[str, Any] = {"event": event.kind.label, "symbol": event.symbol}
         if event.file is not None:
             record["file"] = event.file
         if event.result is not None:
             r = event.result
-            record |= {"status": r.status.value, "rows": r.rows, "inserted": r.inserted,
-                       "first_id": r.first_id, "last_id": r.last_id,
-                       "seconds": round(r.seconds, 3)}  # fmt: skip
+            record |= {
+                "status": r.status.value,
+                "rows": r.rows,
+                "inserted": r.inserted,
+                "first_id": r.first_id,
+                "last_id": r.last_id,
+                "seconds": round(r.seconds, 3),
+            }
         self.line(event.message, record)
 
     def progress(self, p: FileProgress) -> None:
@@ -205,8 +211,10 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         )
     lines.extend(f"not imported: {f.name}: {f.reason}" for f in summary.failed)
     if summary.not_loaded:
-        lines.append(f"not loaded (stopped): {_names(summary.not_loaded)}; the next run imports "
-                     f"{'it' if len(summary.not_loaded) == 1 else 'them'}")  # fmt: skip
+        lines.append(
+            f"not loaded (stopped): {_names(summary.not_loaded)}; the next run imports "
+            f"{'it' if len(summary.not_loaded) == 1 else 'them'}"
+        )
     state = "stopped" if summary.stopped else ("done" if summary.ok else "incomplete")
     lines.append(f"import {state} in {summary.elapsed:.1f} s")
     return lines

@@ -104,8 +104,18 @@ def trade_line(trade: WireTrade) -> str:
 
 #: Live columns, most important first: on a narrow terminal the last ones go (their totals stay
 #: in the title), so no value is ever cut to `…`.
-LIVE_COLUMNS = ("symbol", "stored", "last price", "lag", "gaps", "trades/s", "backfilled", "dups",
-                "missing", "skipped")  # fmt: skip
+LIVE_COLUMNS = (
+    "symbol",
+    "stored",
+    "last price",
+    "lag",
+    "gaps",
+    "trades/s",
+    "backfilled",
+    "dups",
+    "missing",
+    "skipped",
+)
 
 
 def _live_cells(s: SymbolStats) -> dict[str, str]:
@@ -188,8 +198,12 @@ def live_table(
     columns = live_columns(rows, width)
     hidden = [name for name in LIVE_COLUMNS if name not in columns]
     if hidden:
-        totals = {"backfilled": summary.backfilled, "dups": summary.duplicates,
-                  "missing": summary.missing, "skipped": summary.skipped}  # fmt: skip
+        totals = {
+            "backfilled": summary.backfilled,
+            "dups": summary.duplicates,
+            "missing": summary.missing,
+            "skipped": summary.skipped,
+        }
         shown = [f"{name} {totals[name]:,}" for name in hidden if name in totals]
         if shown:
             title += "; " + ", ".join(shown)
@@ -241,9 +255,7 @@ class Monitor:
         if self.quiet and not event.kind.is_problem:
             return
         if self.format == "json":
-            self._write(json.dumps({"time": _iso(event.time), "event": event.kind.label,
-                                    "severity": event.kind.severity.name.lower(),
-                                    "message": event.message}))  # fmt: skip
+            self._write(_record(event))
         elif self._live is not None:
             self._live.console.print(f"[dim]{_iso(event.time)}[/] {event.message}", markup=True)
         else:
@@ -285,19 +297,40 @@ class Monitor:
             return
         self._last_summary = now
         if self.format == "json":
-            self._write(json.dumps({"time": _iso(time.time()), "event": "summary",
-                                    **summary_record(summary)}))  # fmt: skip
+            self._write(
+                json.dumps(
+                    {"time": _iso(time.time()), "event": "summary", **summary_record(summary)}
+                )
+            )
         else:
             self._write(f"{_iso(time.time())} {summary_line(summary)}")
+
+    def fatal(self, message: str) -> None:
+        """The error that ends the run, as the JSON log's last line (whatever `quiet` says)."""
+        self.stop()
+        self._write(_record(IngestEvent(time.time(), EventKind.FATAL, message)))
 
     def final(self, summary: IngestSummary) -> None:
         self.stop()
         if self.format == "json":
-            self._write(json.dumps({"time": _iso(time.time()), "event": "final",
-                                    **summary_record(summary)}))  # fmt: skip
+            self._write(
+                json.dumps({"time": _iso(time.time()), "event": "final", **summary_record(summary)})
+            )
         else:
             self._write(summary_line(summary))
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def _record(event: IngestEvent) -> str:
+    """An event as a line of the JSON log."""
+    return json.dumps(
+        {
+            "time": _iso(event.time),
+            "event": event.kind.label,
+            "severity": event.kind.severity.name.lower(),
+            "message": event.message,
+        }
+    )

@@ -122,8 +122,9 @@ def show(snapshots: Iterator[Snapshot]) -> None:
             if first is None:
                 return
             # We redraw on every poll ourselves; Rich's own refresh thread would add nothing.
-            with Live(to_table(first, columns=console.width), console=console,
-                      auto_refresh=False) as live:  # fmt: skip
+            with Live(
+                to_table(first, columns=console.width), console=console, auto_refresh=False
+            ) as live:
                 for snapshot in snapshots:
                     live.update(to_table(snapshot, columns=console.width), refresh=True)
         else:

@@ -27,6 +27,7 @@ import psycopg
 from binprice.db.imports import ImportRecord, Resume
 from binprice.db.partitions import ensure_partitions
 from binprice.errors import ArchiveError, ArchiveFileError, DatabaseBusyError
+from binprice.events import EventKind
 from binprice.history._archive import ArchiveFile, Period
 from binprice.history._fetch import Source
 from binprice.history._load import LoadJob, Progress, load_file
@@ -37,7 +38,6 @@ from binprice.history._results import (
     FileResult,
     FileStatus,
     ImportEvent,
-    ImportEventKind,
     file_event,
 )
 
@@ -68,7 +68,7 @@ class Settled:
 
     result: FileResult
     message: str
-    kind: ImportEventKind | None
+    kind: EventKind | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ class Pipeline:
         try:
             for symbol, files in self.plans.items():
                 self.emit(
-                    ImportEvent(ImportEventKind.PLANNED, symbol, plan_text(files), files=len(files))
+                    ImportEvent(EventKind.PLANNED, symbol, plan_text(files), files=len(files))
                 )
                 for file in files:
                     if self.stopping:
@@ -147,21 +147,17 @@ class Pipeline:
         try:
             sha = await self._until_stop(self.source.checksum(file))
         except _Stopped:
-            await self._settle(
-                file, FileStatus.NOT_LOADED, STOPPED_CHECKING, ImportEventKind.NOT_LOADED
-            )
+            await self._settle(file, FileStatus.NOT_LOADED, STOPPED_CHECKING, EventKind.NOT_LOADED)
             return
         except ArchiveError as exc:
-            await self._settle(
-                file, FileStatus.REFUSED, _reason(exc, file), ImportEventKind.REFUSED
-            )
+            await self._settle(file, FileStatus.REFUSED, _reason(exc, file), EventKind.REFUSED)
             return
         if sha is None:
             if expand and file.period is Period.MONTHLY:
                 days = file.daily_files()
                 self.emit(
                     ImportEvent(
-                        ImportEventKind.DAILY_INSTEAD,
+                        EventKind.DAILY_INSTEAD,
                         file.symbol,
                         f"{file.name} is not in the archive; using its {len(days)} daily files",
                         file=file.name,
@@ -177,14 +173,12 @@ class Pipeline:
         covering = self._covered_by(file)
         if record is not None and record.state == "done" and record.sha256 == sha:
             result = _result(file, FileStatus.SKIPPED, "already imported", record)
-            await self._put(
-                Settled(result, f"{file.name}: already imported", ImportEventKind.SKIPPED)
-            )
+            await self._put(Settled(result, f"{file.name}: already imported", EventKind.SKIPPED))
             return
         if record is None and covering:
             reason = f"already imported as {covering}"
             result = _result(file, FileStatus.SKIPPED, reason)
-            await self._put(Settled(result, f"{file.name}: {reason}", ImportEventKind.SKIPPED))
+            await self._put(Settled(result, f"{file.name}: {reason}", EventKind.SKIPPED))
             return
         resume = None
         if (
@@ -201,14 +195,16 @@ class Pipeline:
     def _covered_by(self, file: ArchiveFile) -> str:
         """Names of done files of the other period that cover all of `file`'s days."""
         done = [
-            (name, r) for name, r in self.recorded.items()
+            (name, r)
+            for name, r in self.recorded.items()
             if r.state == "done" and name.startswith(f"{file.symbol}-")
-        ]  # fmt: skip
+        ]
         days = set(file.days())
         covering = [
-            name for name, r in done
+            name
+            for name, r in done
             if name != file.name and r.start < file.end and r.end > file.start
-        ]  # fmt: skip
+        ]
         covered = {d for name in covering for d in self.recorded[name].days()}
         return ", ".join(sorted(covering)) if days <= covered else ""
 
@@ -217,7 +213,7 @@ class Pipeline:
             return await self.source.fetch(file, sha)
 
     async def _settle(
-        self, file: ArchiveFile, status: FileStatus, reason: str, kind: ImportEventKind | None
+        self, file: ArchiveFile, status: FileStatus, reason: str, kind: EventKind | None
     ) -> None:
         result = _result(file, status, reason)
         message = f"{file.name}: {'refused: ' if status is FileStatus.REFUSED else ''}{reason}"
@@ -244,7 +240,7 @@ class Pipeline:
         if ready.republished:
             self.emit(
                 ImportEvent(
-                    ImportEventKind.REPUBLISHED,
+                    EventKind.REPUBLISHED,
                     file.symbol,
                     f"{file.name}: republished with a new checksum; importing it again",
                     file=file.name,
@@ -253,7 +249,7 @@ class Pipeline:
         if ready.resume is not None:
             self.emit(
                 ImportEvent(
-                    ImportEventKind.RESUMED,
+                    EventKind.RESUMED,
                     file.symbol,
                     f"{file.name}: resuming after trade id {ready.resume.last_id} "
                     f"({ready.resume.rows:,} trades already stored)",
@@ -296,12 +292,20 @@ class Pipeline:
         if done.complete:
             self.source.unlink(path)
         return FileResult(
-            file.symbol, file.name, file.start, file.end, status,
-            rows=done.rows, inserted=done.inserted, first_id=done.first_id,
-            last_id=done.last_id, csv_bytes=done.csv_bytes, seconds=seconds,
+            file.symbol,
+            file.name,
+            file.start,
+            file.end,
+            status,
+            rows=done.rows,
+            inserted=done.inserted,
+            first_id=done.first_id,
+            last_id=done.last_id,
+            csv_bytes=done.csv_bytes,
+            seconds=seconds,
             republished=ready.republished,
             resumed_after=None if ready.resume is None else ready.resume.last_id,
-        )  # fmt: skip
+        )
 
     async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:
         """The file's month gets its partition of trades before its trades come, on the
@@ -311,9 +315,9 @@ class Pipeline:
         try:
             made = await asyncio.to_thread(ensure_partitions, conn, *file.times)
         except DatabaseBusyError as exc:
-            kind, messages = ImportEventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
+            kind, messages = EventKind.PARTITION_BUSY, [f"{file.name}: {exc}"]
         else:
-            kind = ImportEventKind.PARTITION
+            kind = EventKind.PARTITION
             messages = [f"{file.name}: made partition {name}" for name in made]
         for message in messages:
             self.emit(ImportEvent(kind, file.symbol, message, file=file.name))
@@ -349,10 +353,17 @@ def _result(
     if record is None:
         return FileResult(file.symbol, file.name, file.start, file.end, status, reason)
     return FileResult(
-        file.symbol, file.name, file.start, file.end, status, reason,
-        rows=record.rows, inserted=record.inserted, first_id=record.first_id,
+        file.symbol,
+        file.name,
+        file.start,
+        file.end,
+        status,
+        reason,
+        rows=record.rows,
+        inserted=record.inserted,
+        first_id=record.first_id,
         last_id=record.last_id,
-    )  # fmt: skip
+    )
 
 
 def _reason(exc: ArchiveError, file: ArchiveFile) -> str:

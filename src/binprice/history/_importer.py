@@ -19,10 +19,12 @@ from binprice.db.gaprows import last_stored
 from binprice.db.imports import recorded_imports, try_lock_import
 from binprice.db.writer import TradeWriter
 from binprice.errors import ArchiveError
+from binprice.events import EventKind
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
+from binprice.history._pipeline import Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._plan import (
     UNPUBLISHED_DAYS,
     classify_unavailable,
@@ -35,7 +37,6 @@ from binprice.history._results import (
     FileStatus,
     GapResult,
     ImportEvent,
-    ImportEventKind,
     ImportSummary,
     SymbolResult,
     file_event,
@@ -43,7 +44,6 @@ from binprice.history._results import (
     symbol_text,
     unavailable_event,
 )
-from binprice.history._run import Pipeline, Ready, Settled, SymbolEnd
 from binprice.history._timeline import Span, Timeline
 
 
@@ -99,14 +99,22 @@ async def import_history(
             rest = writer = None
             if options.rest_tail:
                 bans = None if options.bans_file is None else BanBook(options.bans_file)
-                rest = RestClient(session, options.rest_url, bans=bans,
-                                  max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)  # fmt: skip
+                rest = RestClient(
+                    session, options.rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS
+                )
                 writer = await TradeWriter.connect(database_url)
                 stack.push_async_callback(writer.close)
             pipeline = Pipeline(
-                options, source, plans, recorded, loaders, emit,
-                on_progress or _ignore, thread_stop, stop,
-            )  # fmt: skip
+                options,
+                source,
+                plans,
+                recorded,
+                loaders,
+                emit,
+                on_progress or _ignore,
+                thread_stop,
+                stop,
+            )
             results = await _consume(
                 pipeline, conn, rest, writer, options, end=end, today=today, stop=stop
             )
@@ -213,7 +221,7 @@ class _Ordered:
         if not self.pipeline.stop.is_set():
             span = _span(symbol, span_start, span_end, files, self.today)
 
-            def report(kind: ImportEventKind, message: str) -> None:
+            def report(kind: EventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
 
             timeline = Timeline(self.conn, span, self.rest, self.writer, report)
@@ -222,7 +230,7 @@ class _Ordered:
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
-        emit(ImportEvent(ImportEventKind.DONE, symbol, symbol_text(self.out[-1])))
+        emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
 
 
