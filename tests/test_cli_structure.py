@@ -37,6 +37,10 @@ ALLOWED = frozenset(
 #: Commands that are no Store call, and why. `exchange` runs the test exchange (no database).
 KNOWN_EXCEPTIONS = {
     ("_exchange", "binprice.testing.cli"),
+    # `demo` chains `ingest` and `latest` (Store calls) around a local test exchange, in a data
+    # directory of its own: the default one's place comes from the settings.
+    ("_demo", "binprice.testing.process"),
+    ("_demo", "binprice.settings"),
 }
 
 
@@ -115,6 +119,7 @@ def test_the_command_modules_are_found() -> None:
     """The rule reads every module that defines a command (and only those)."""
     assert set(command_modules()) == {
         "_db",
+        "_demo",
         "_exchange",
         "_explore",
         "_gaps",

@@ -97,6 +97,7 @@ COMMAND_MODULES = {
     "watch": "_explore",
     "exchange": "_exchange",
     "archive": "_exchange",
+    "demo": "_demo",
     "status": "_status",
     "db": "_db",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -60,3 +61,45 @@ class ExchangeProcess:
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
             await self._process.wait()
+
+
+class LocalExchange:
+    """The synchronous twin of `ExchangeProcess`, for a command that is not async itself
+    (`binprice demo`): ``with LocalExchange(["--rate", "20"]) as ex: ex.ws_url``.
+
+    The child is ``python -m binprice exchange`` on a free port; it is stopped (SIGTERM, then
+    waited for) when the block ends, however it ends.
+    """
+
+    def __init__(self, args: Sequence[str] = ()) -> None:
+        self._args = [*args, "--port", "0"] if "--port" not in args else list(args)
+        self._process: subprocess.Popen[bytes] | None = None
+        self.ws_url = ""
+        self.rest_url = ""
+
+    def __enter__(self) -> LocalExchange:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "binprice", "exchange", *self._args],
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdout is not None
+        try:
+            line = self._process.stdout.readline()
+            if not line:
+                raise RuntimeError("the local test exchange exited before it announced its URLs")
+            urls = msgspec.json.decode(line, type=dict[str, str])
+        except BaseException:
+            self._terminate()
+            raise
+        self.ws_url, self.rest_url = urls["ws_url"], urls["rest_url"]
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._terminate()
+
+    def _terminate(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait()
