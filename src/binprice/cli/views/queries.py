@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from binprice.db.queries import At, Latest, Range
 
 __all__ = [
+    "at_notes",
     "format_ago",
     "records",
     "table_cells",
@@ -76,6 +77,9 @@ _LEFT_ALIGNED = frozenset(
     | {"open_time", "close_time"}  # candles
 )
 _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
+#: How far the nearest trade may be from `at --ts` before the answer says so: a quiet symbol
+#: can go minutes without a trade, but an hour away means the stored trades do not cover TS.
+AT_FAR = timedelta(hours=1)
 
 
 def records(results: Sequence[Result]) -> list[dict[str, Value]]:
@@ -174,6 +178,30 @@ def to_text(results: Sequence[Result], *, now: datetime) -> str:
         )
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def at_notes(found: Sequence[At], requested: datetime, *, now: datetime) -> list[str]:
+    """What `at` says beside its answer when the answer is far from TS: a TS in the future
+    (the nearest trades are then the last ones stored), or, per symbol, a nearest trade more
+    than `AT_FAR` away (nothing stored closer)."""
+    from binprice.timespec import format_duration
+
+    when = format_timestamp(requested)
+    if requested > now:
+        return [
+            f"note: {when} is in the future (now {format_timestamp(now)}): the trades shown "
+            "are the last ones stored"
+        ]
+    notes = []
+    for result in found:
+        offset = timedelta(milliseconds=result.offset_ms)
+        if abs(offset) > AT_FAR:
+            side = "before" if offset < timedelta(0) else "after"
+            notes.append(
+                f"note: {result.symbol}'s nearest stored trade is {format_duration(abs(offset))} "
+                f"{side} {when}: no trade is stored closer"
+            )
+    return notes
 
 
 def format_ago(elapsed: timedelta) -> str:
