@@ -6,9 +6,10 @@ The ingestor records every range of trade ids it found missing in the `gaps` tab
 (`skipped`). `verify_gaps` checks that promise against the stored ids: the per-minute rollup's
 first/last ids (migration 0005) point at every minute that misses ids or leaves a hole before
 the next one, only those id ranges are read from `trades`, and each hole must lie inside a
-recorded `open`, `hole` or `skipped` range. Asked with the exchange's newest ids, it also checks
-the tail past the last stored trade, which no scan of stored ids can see. Binance Spot ids are
-consecutive per symbol (protocol notes §8), so any other hole is a trade lost without a trace.
+recorded `open`, `hole` or `skipped` range; and no id may be stored twice (`db.duplicates`).
+Asked with the exchange's newest ids, it also checks the tail past the last stored trade, which
+no scan of stored ids can see. Binance Spot ids are consecutive per symbol (protocol notes §8),
+so any other hole is a trade lost without a trace.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import recorded_symbols
 from binprice.symbols import normalize_symbols
@@ -239,6 +241,17 @@ class SymbolCheck:
     #: Parts of recorded holes the exchange has trades in (asked with `--against-exchange`):
     #: they account for nothing.
     disproved: tuple[tuple[int, int], ...] = ()
+    #: Ids stored more than once (a conflicting copy at another time), if any.
+    duplicates: Duplicates | None = None
+
+    @property
+    def duplicate_ids(self) -> int:
+        return 0 if self.duplicates is None else self.duplicates.count
+
+    @property
+    def ok(self) -> bool:
+        """Every missing id accounted for, no recorded hole disproved, no id stored twice."""
+        return self.unaccounted == 0 and not self.disproved and not self.duplicate_ids
 
     def _all(self) -> tuple[Hole, ...]:
         return self.holes if self.tail is None else (*self.holes, self.tail)
@@ -268,9 +281,9 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """No missing id that a recorded gap does not account for, and no recorded hole the
-        exchange has trades in."""
-        return all(s.unaccounted == 0 and not s.disproved for s in self.symbols)
+        """No missing id that a recorded gap does not account for, no recorded hole the
+        exchange has trades in, and no id stored twice."""
+        return all(s.ok for s in self.symbols)
 
 
 def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
@@ -357,6 +370,7 @@ def verify_gaps(
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
     last_ids = last_stored_ids(conn, wanted) if exchange_last_ids is not None else {}
+    twice = find_duplicates(conn, wanted, per_symbol, params["end"])
     checks = []
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
@@ -372,7 +386,11 @@ def verify_gaps(
             tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
         opened = open_count.get(symbol, 0)
         wrong = tuple(false.get(symbol, ()))
-        checks.append(SymbolCheck(symbol, count or 0, lo, hi, holes, opened, newest, tail, wrong))
+        checks.append(
+            SymbolCheck(
+                symbol, count or 0, lo, hi, holes, opened, newest, tail, wrong, twice.get(symbol)
+            )
+        )
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
 
 

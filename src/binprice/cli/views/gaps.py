@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from binprice import RepairProgress, RepairResult
-    from binprice.db.gaps import Gap, Verification
+    from binprice.db.gaps import Gap, SymbolCheck, Verification
 
 
 def gaps_json(gaps: Sequence[Gap]) -> str:
@@ -81,6 +81,8 @@ def verification_json(result: Verification) -> str:
                     "open_gaps": s.open_gaps,
                     "exchange_last_id": s.exchange_last_id,
                     "disproved_holes": [{"first_id": a, "last_id": b} for a, b in s.disproved],
+                    "duplicate_ids": s.duplicate_ids,
+                    "duplicates": _duplicates_json(s),
                     "tail": None
                     if s.tail is None
                     else {
@@ -106,12 +108,44 @@ def verification_json(result: Verification) -> str:
     )
 
 
+def _duplicates_json(check: SymbolCheck) -> list[dict[str, object]]:
+    listed = () if check.duplicates is None else check.duplicates.listed
+    return [
+        {
+            "trade_id": d.trade_id,
+            "copies": [
+                {"timestamp": format_timestamp(t), "price": format(p, "f")} for t, p in d.copies
+            ],
+        }
+        for d in listed
+    ]
+
+
+#: How many ids stored twice the text names per symbol (--json lists more).
+DUPLICATES_SHOWN = 5
+
+
+def _duplicates_text(check: SymbolCheck) -> list[str]:
+    if check.duplicates is None:
+        return []
+    lines = [
+        f"  stored twice: {check.symbol} id {d.trade_id}: "
+        + ", ".join(f"{format_timestamp(t)} at {format(p, 'f')}" for t, p in d.copies)
+        for d in check.duplicates.listed[:DUPLICATES_SHOWN]
+    ]
+    more = check.duplicates.count - len(lines)
+    if more > 0:
+        lines.append(f"  ... and {more:,} more ids of {check.symbol} stored twice (--json lists "
+                     f"{len(check.duplicates.listed):,})")  # fmt: skip
+    return lines
+
+
 def verification_text(result: Verification) -> str:
     """One line per symbol, then one per unaccounted hole."""
     lines = []
     for s in result.symbols:
         span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
-        verdict = "ok" if s.unaccounted == 0 and not s.disproved else "NOT OK"
+        verdict = "ok" if s.ok else "NOT OK"
         tail = ""
         if result.against_exchange:
             if s.exchange_last_id is None:
@@ -124,7 +158,9 @@ def verification_text(result: Verification) -> str:
             f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
             f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
             f"{s.open_gaps} open gaps{tail}"
+            + (f", {s.duplicate_ids:,} ids stored twice" if s.duplicate_ids else "")
         )
+        lines.extend(_duplicates_text(s))
         for a, b in s.unaccounted_ranges:
             lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
         for a, b in s.disproved:
