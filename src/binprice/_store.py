@@ -216,15 +216,17 @@ class Store:
         self,
         symbols: Symbols,
         interval: str | Interval,
-        start: When,
+        start: When | None = None,
         end: When | None = None,
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
-        interval without trades has no candle."""
-        from binprice.db.candles import candles, parse_interval
+        interval without trades has no candle. Without `start`, the last `DEFAULT_CANDLES`
+        candles up to `end` (default now)."""
+        from binprice.db.candles import DEFAULT_CANDLES, candles, parse_interval
 
         chosen = parse_interval(interval) if isinstance(interval, str) else interval
-        lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        hi, wanted = as_time(end or "now"), symbols_of(symbols)
+        lo = as_time(start) if start is not None else chosen.opens_before(hi, DEFAULT_CANDLES)
         result: list[Candle] = self._read(lambda conn: candles(conn, wanted, chosen, lo, hi))
         return result
 
