@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from binprice.cli._app import err
+from binprice.cli.views.text import aligned
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
@@ -41,8 +43,9 @@ def gaps_json(gaps: Sequence[Gap]) -> str:
 
 
 def gaps_text(gaps: Sequence[Gap]) -> str:
-    """Aligned plain text, one gap per line."""
-    header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
+    """Aligned plain text, one gap per line, that fits 80 columns: detected to the minute
+    (UTC), filled as the time it took after that (--json has both times exactly)."""
+    header = ("symbol", "first_id", "last_id", "size", "state", "detected (UTC)", "filled")
     rows = [header] + [
         (
             g.symbol,
@@ -50,16 +53,19 @@ def gaps_text(gaps: Sequence[Gap]) -> str:
             str(g.last_id),
             f"{g.size:,}",
             g.state,
-            format_timestamp(g.detected_at),
-            "-" if g.filled_at is None else format_timestamp(g.filled_at),
+            g.detected_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            "-" if g.filled_at is None else _after(g.filled_at - g.detected_at),
         )
         for g in gaps
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n"
-        for r in rows
-    )
+    return aligned(rows, right={1, 2, 3})
+
+
+def _after(took: timedelta) -> str:
+    """How long after detection a gap was filled, in its two largest units: `+3m12s`."""
+    from binprice.cli.views.queries import format_ago
+
+    return "+" + format_ago(took).removesuffix(" ago")
 
 
 def verification_json(result: Verification) -> str:
