@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -23,6 +24,7 @@ from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import EventKind, IngestConfig, IngestEvent, run_ingest
 from binprice.ingest.recorder import Recorder
 from binprice.testing.exchange import TestExchange
+from binprice.timespec import format_timestamp
 from tests.fault_helpers import (
     assert_complete,
     complete_from_first,
@@ -197,9 +199,10 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
 async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_hand(
     database_url: str, clean_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """After a stopped run the exchange went on: `gaps --verify --against-exchange` reports the
-    missing tail and exits 1; rows deleted by hand from the middle are a hole `--verify`
-    reports; `gaps --repair` records and fetches both, and the check passes again."""
+    """After a stopped run the exchange went on: `gaps --verify --against-exchange` says the
+    exchange moved on since the last capture (how many trades, since when) and exits 0, for
+    that is no hole; rows deleted by hand from the middle are a hole `--verify` reports (exit
+    1); `gaps --repair` records and fetches both, and the check is up to date again."""
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     symbols = ("BTCUSDT",)
     async with TestExchange(symbols, seed=63, rate=1000) as ex:
@@ -214,11 +217,19 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
 
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest,
                                          "--json")  # fmt: skip
-        assert code == 1, out + err
+        assert code == 0, out + err
         (check,) = json.loads(out)["symbols"]
         assert check["exchange_last_id"] == newest
         assert check["tail"]["last_id"] == newest and not check["tail"]["accounted"]
-        assert check["unaccounted"] >= 300
+        assert check["behind"] >= 300 and check["unaccounted"] == 0
+        last_ms = stored_rows(database_url)[-1][4]
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
+        assert code == 0, out + err
+        assert "BTCUSDT: ok:" in out and "NOT OK" not in out
+        assert (
+            f"the exchange moved on since the last capture: {check['behind']:,} trades since "
+            f"{format_timestamp(datetime.fromtimestamp(last_ms / 1000, UTC))}, up to id {newest}"
+        ) in out
 
         rows = stored_rows(database_url)
         low, high = rows[100][1], rows[400][1]

@@ -82,8 +82,8 @@ def verification_json(result: Verification) -> str:
                     "trades": s.trades,
                     "first_id": s.first_id,
                     "last_id": s.last_id,
-                    "missing": s.missing,
-                    "unaccounted": s.unaccounted,
+                    "missing": sum(h.size for h in s.holes),
+                    "unaccounted": s.unaccounted_in_holes,
                     "open_gaps": s.open_gaps,
                     "exchange_last_id": s.exchange_last_id,
                     "disproved_holes": [{"first_id": a, "last_id": b} for a, b in s.disproved],
@@ -96,7 +96,9 @@ def verification_json(result: Verification) -> str:
                         "last_id": s.tail.last_id,
                         "size": s.tail.size,
                         "accounted": s.tail.accounted,
+                        "since": None if s.tail_since is None else format_timestamp(s.tail_since),
                     },
+                    "behind": s.behind,
                     "holes": [
                         {
                             "first_id": h.first_id,
@@ -156,18 +158,24 @@ def verification_text(result: Verification) -> str:
         if result.against_exchange:
             if s.exchange_last_id is None:
                 tail = ", the exchange has no trades"
-            elif s.tail is None:
+            elif not s.behind:
                 tail = f", up to date with the exchange (id {s.exchange_last_id})"
             else:
-                tail = f", {s.tail.size:,} ids behind the exchange (id {s.exchange_last_id})"
+                since = "" if s.tail_since is None else f" since {format_timestamp(s.tail_since)}"
+                tail = (
+                    f"; the exchange moved on since the last capture: {s.behind:,} trades"
+                    f"{since}, up to id {s.exchange_last_id} (`binprice ingest` or `binprice "
+                    "gaps --repair` fetches them)"
+                )
         lines.append(
             f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
-            f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
+            f"({sum(h.size for h in s.holes):,} ids missing, "
+            f"{s.unaccounted_in_holes:,} unaccounted), "
             f"{s.open_gaps} open gaps{tail}"
             + (f", {s.duplicate_ids:,} ids stored twice" if s.duplicate_ids else "")
         )
         lines.extend(_duplicates_text(s))
-        for a, b in s.unaccounted_ranges:
+        for a, b in (r for h in s.holes for r in h.unaccounted):
             lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
         for a, b in s.disproved:
             lines.append(
