@@ -4,7 +4,10 @@ an unreachable server, a time after every stored trade is not silently the last 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +21,9 @@ from typer.testing import CliRunner
 from binprice import embedded
 from binprice.cli import cli
 from binprice.cli.views.queries import at_notes
+from binprice.db.claims import claim_symbols
 from binprice.db.queries import At
+from binprice.testing.exchange import TestExchange
 from tests.trades_data import SMALL, load
 
 runner = CliRunner()
@@ -85,3 +90,42 @@ def test_at_far_from_every_stored_trade_says_how_far() -> None:
     assert "BTCUSDT's nearest stored trade is 3d2h before 2026-05-31T00:00:00.000Z" in note
     (future,) = at_notes([far], now + timedelta(seconds=1), now=now)
     assert "is in the future" in future
+
+
+async def test_a_second_ingest_of_the_same_symbols_says_so_in_one_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """While another run holds BTCUSDT (its claim, as a running ingest holds it), a new
+    `ingest BTCUSDT ETHUSDT` warns once, naming BTCUSDT only, and still stores every trade;
+    once the other run is gone, the next run says nothing of the kind."""
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    other = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        assert await claim_symbols(other, ["BTCUSDT"]) == []
+        async with TestExchange(["BTCUSDT", "ETHUSDT"], seed=3, rate=200) as ex:
+            args = ("--database-url", database_url, "ingest", "BTCUSDT", "ETHUSDT", "--ws-url",
+                    ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json")  # fmt: skip
+            # The exchange trades on: each run stores 40 trades and ends.
+            first = await _run(env, *args, "--max-trades", "40")
+            await other.close()
+            second = await _run(env, *args, "--max-trades", "40")
+    finally:
+        await other.close()
+    assert first.returncode == 0, first.stderr
+    (line,) = [json.loads(x) for x in first.stderr.splitlines() if '"shared"' in x]
+    assert line["severity"] == "warning"
+    assert line["message"].startswith(
+        "another binprice ingest is already capturing BTCUSDT into this database"
+    )
+    assert second.returncode == 0, second.stderr
+    assert '"shared"' not in second.stderr
+
+
+async def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binprice", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())

@@ -464,7 +464,8 @@ class Store:
         import time
 
         from binprice._sync import bridge
-        from binprice.db import describe
+        from binprice.db import connect_async, describe
+        from binprice.db.claims import ALL, claim_symbols
         from binprice.ingest import EventKind, IngestEvent, Recorder, run_ingest
         from binprice.ingest.spool import spool_root
 
@@ -480,7 +481,11 @@ class Store:
         stop = stop if stop is not None else asyncio.Event()
         recorder = Recorder()
         watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
+        claims = await connect_async(url)  # held for the run: its symbols' claims
         try:
+            shared = await claim_symbols(claims, config.symbols or [ALL])
+            if shared and on_event is not None:
+                on_event(IngestEvent(time.time(), EventKind.SHARED, shared_message(shared)))
             async with asyncio.TaskGroup() as tasks:
                 ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, recorder))
                 try:
@@ -492,6 +497,7 @@ class Store:
         except BaseExceptionGroup as group:  # the run's own error, as if awaited alone
             raise group.exceptions[0] from None
         finally:
+            await claims.close()
             if watcher is not None:
                 watcher.cancel()
 
@@ -710,6 +716,18 @@ def _default(field: Field[Any]) -> Any:
     if field.default_factory is not MISSING:
         return field.default_factory()
     return field.default
+
+
+def shared_message(shared: list[str]) -> str:
+    """The one line a run says when another run captures some of its symbols."""
+    from binprice.db.claims import ALL
+
+    what = "every symbol (--all)" if shared == [ALL] else ", ".join(shared)
+    return (
+        f"another binprice ingest is already capturing {what} into this database: each trade "
+        "is still stored once, but at twice the cost; stop one of them, unless two runs are "
+        "meant (for redundancy)"
+    )
 
 
 async def _tick(on_tick: Callable[[IngestSummary], None], recorder: Recorder) -> None:

@@ -28,6 +28,8 @@ class EventKind(Enum):
     """Every kind of event an ingest run reports: its name in JSON logs and its severity."""
 
     MIGRATED = ("migrated", Severity.INFO)
+    #: Another ingest captures some of the same symbols into the same database.
+    SHARED = ("shared", Severity.WARNING)
     CONNECTED = ("connected", Severity.INFO)
     RECONNECT = ("reconnect", Severity.WARNING)
     ROTATE = ("rotate", Severity.INFO)
