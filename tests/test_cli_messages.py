@@ -4,10 +4,7 @@ an unreachable server, a time after every stored trade is not silently the last 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +21,7 @@ from binprice.cli.views.queries import at_notes
 from binprice.db.claims import claim_symbols
 from binprice.db.queries import At
 from binprice.testing.exchange import TestExchange
+from tests.ingest_helpers import binprice_async
 from tests.trades_data import SMALL, load
 
 runner = CliRunner()
@@ -106,26 +104,16 @@ async def test_a_second_ingest_of_the_same_symbols_says_so_in_one_line(
             args = ("--database-url", database_url, "ingest", "BTCUSDT", "ETHUSDT", "--ws-url",
                     ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json")  # fmt: skip
             # The exchange trades on: each run stores 40 trades and ends.
-            first = await _run(env, *args, "--max-trades", "40")
+            first = await binprice_async(env, *args, "--max-trades", "40")
             await other.close()
-            second = await _run(env, *args, "--max-trades", "40")
+            second = await binprice_async(env, *args, "--max-trades", "40")
     finally:
         await other.close()
-    assert first.returncode == 0, first.stderr
-    (line,) = [json.loads(x) for x in first.stderr.splitlines() if '"shared"' in x]
+    assert first[0] == 0, first[2]
+    (line,) = [json.loads(x) for x in first[2].splitlines() if '"shared"' in x]
     assert line["severity"] == "warning"
     assert line["message"].startswith(
         "another binprice ingest is already capturing BTCUSDT into this database"
     )
-    assert second.returncode == 0, second.stderr
-    assert '"shared"' not in second.stderr
-
-
-async def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 90)
-    assert proc.returncode is not None
-    return subprocess.CompletedProcess(args, proc.returncode, out.decode(), err.decode())
+    assert second[0] == 0, second[2]
+    assert '"shared"' not in second[2]

@@ -34,6 +34,7 @@ from tests.fault_helpers import (
     stored_count,
     wait_until,
 )
+from tests.ingest_helpers import binprice_async as _binprice
 from tests.ingest_helpers import exchange_config, stored_rows
 
 RATE = 500
@@ -48,17 +49,6 @@ async def _spawn(
         "--ws-url", ex.ws_url, "--rest-url", ex.rest_url, "--log-format", "json",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
-
-
-async def _binprice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI without blocking the event loop the test exchange runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "binprice", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def _final(stderr: bytes) -> dict[str, object]:
