@@ -26,7 +26,7 @@ UPGRADE_HINT = "run `binprice db upgrade`"
 #: is just nothing yet. Reads do not migrate it themselves: a read-only role may run them.
 NEW_DATABASE_HINT = (
     "has no trades yet (binprice never wrote to it): `binprice ingest BTCUSDT` creates the "
-    "schema and captures trades until Ctrl+C"
+    "schema and captures trades until Ctrl+C (`binprice db upgrade` creates only the schema)"
 )
 
 
