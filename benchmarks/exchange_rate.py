@@ -47,7 +47,9 @@ async def main() -> None:
         async with TestExchange(SYMBOLS, seed=1, rate=None) as ex:
             seconds = await _consume(ex.ws_url, total)
     else:
-        async with ExchangeProcess(["--seed", "1", "--symbols", ",".join(SYMBOLS)]) as proc:
+        async with ExchangeProcess(
+            ["--seed", "1", "--rate", "max", "--symbols", ",".join(SYMBOLS)]
+        ) as proc:
             seconds = await _consume(proc.ws_url, total)
     where = "in-process" if in_process else "exchange in a child process"
     print(f"{total:,} trades in {seconds:.2f} s = {total / seconds:,.0f} trades/s ({where})")

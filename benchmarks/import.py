@@ -5,7 +5,7 @@
 
 Builds (once, cached under --cache) an archive of D daily files of N trades each from the test
 archive's deterministic market (µs times, like 2025 files), serves it with
-`python -m binprice.testing.archive --directory` on loopback, and alternates, R times:
+`binprice archive --directory` on loopback, and alternates, R times:
 
 - bare: the same rows, already decoded to COPY text, in one `COPY trades FROM STDIN` into a
   fresh database at head (its indexes and rollup triggers included), timed to the commit;
@@ -144,7 +144,7 @@ def bare(url: str, text: Path, rows: int, *, triggers: bool = True) -> tuple[flo
 
 
 def serve(tree: Path) -> tuple[subprocess.Popen[str], str]:
-    args = [sys.executable, "-m", "binprice.testing.archive", "--port", "0", "--directory",
+    args = [sys.executable, "-m", "binprice", "archive", "--port", "0", "--directory",
             str(tree)]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -92,7 +92,7 @@ def database(url: str | None, workdir: Path) -> str:
 
 
 def start_exchange(rate: str, max_trades: int | None) -> tuple[subprocess.Popen[str], str, str]:
-    args = [sys.executable, "-m", "binprice.testing.exchange", "--port", "0", "--rate", rate]
+    args = [sys.executable, "-m", "binprice", "exchange", "--port", "0", "--rate", rate]
     args += ["--symbols", ",".join(SYMBOLS)]
     if max_trades:
         args += ["--max-trades", str(max_trades)]

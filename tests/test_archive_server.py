@@ -146,11 +146,12 @@ async def test_a_directory_tree_is_served_as_it_is(tmp_path: Path) -> None:
 
 
 async def test_the_command_line_prints_its_url_and_serves() -> None:
-    """`python -m binprice.testing.archive --port 0` announces one JSON line, then serves."""
+    """`binprice archive --port 0` announces one JSON line, then serves."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "binprice.testing.archive",
+        "binprice",
+        "archive",
         "--port",
         "0",
         "--start",

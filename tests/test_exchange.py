@@ -6,12 +6,14 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
 
+from binprice.errors import UsageError
 from binprice.exchange.protocol import (
     ControlResponse,
     ErrorFrame,
@@ -27,8 +29,8 @@ from binprice.testing import (
     Faults,
     TestExchange,
 )
-from binprice.testing.cli import exchange_from_args
-from binprice.testing.cli import parse_args as exchange_args
+from binprice.testing.cli import ExchangeOptions, build_exchange
+from binprice.testing.timeline import HISTORY_TRADES_PER_DAY, day_offset
 
 BOTH = "/stream?streams=btcusdt@trade/ethusdt@trade"
 CHATTY = ConnectionLimits(max_incoming_per_second=100)
@@ -86,7 +88,12 @@ async def test_combined_stream_delivers_the_produced_record_contiguously(
             assert mine == ex.produced(symbol)
             assert contiguous(mine) and len(mine) == 300
             assert all(a.time_ms <= b.time_ms for a, b in itertools.pairwise(mine))
-        assert ex.produced("BTCUSDT")[0].trade_id == 6329162611
+        # The fixture market's ids, continued to today at the history's pace (timeline.py).
+        # (A day either side: the test may straddle midnight.)
+        today, day = datetime.now(UTC).date(), timedelta(days=1)
+        first = ex.produced("BTCUSDT")[0].trade_id
+        assert 6329162611 + day_offset(today - day, HISTORY_TRADES_PER_DAY) <= first
+        assert first < 6329162611 + day_offset(today + 2 * day, HISTORY_TRADES_PER_DAY)
 
 
 async def test_raw_stream_sends_bare_payloads(session: aiohttp.ClientSession) -> None:
@@ -479,7 +486,7 @@ async def test_overlapping_connections_both_get_every_later_trade(
 
 
 async def test_command_line_serves_and_announces_urls(session: aiohttp.ClientSession) -> None:
-    """python -m binprice.testing.exchange (via ExchangeProcess) announces URLs and serves."""
+    """`binprice exchange` (via ExchangeProcess) announces URLs and serves."""
     args = ["--rate", "500", "--symbols", "BTCUSDT", "--status", "BTCUSDT=TRADING"]
     async with ExchangeProcess(args) as proc:
         async with session.ws_connect(proc.ws_url + "/ws/btcusdt@trade") as ws:
@@ -525,7 +532,7 @@ def test_rates_must_name_listed_symbols_and_be_positive() -> None:
 
 def test_command_line_rate_of_overrides_the_rate_of_one_symbol() -> None:
     """--rate-of SYMBOL=RATE sets one symbol's paced rate; an unlisted symbol is an error."""
-    args = exchange_args(["--symbols", "BTCUSDT,ETHUSDT", "--rate", "5", "--rate-of", "ethusdt=.2"])
-    assert exchange_from_args(args).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
-    with pytest.raises(SystemExit):
-        exchange_args(["--symbols", "BTCUSDT", "--rate-of", "XRPUSDT=1"])
+    options = ExchangeOptions("BTCUSDT,ETHUSDT", rate="5", rate_of=["ethusdt=.2"])
+    assert build_exchange(options).rates == {"BTCUSDT": 5.0, "ETHUSDT": 0.2}
+    with pytest.raises(UsageError, match="missing from --symbols: XRPUSDT"):
+        build_exchange(ExchangeOptions("BTCUSDT", rate_of=["XRPUSDT=1"]))

@@ -9,9 +9,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from binprice.errors import UsageError
 from binprice.exchange.protocol import decode_rest_trades
 from binprice.testing import ExchangeProcess, TestExchange
-from binprice.testing.cli import exchange_from_args, parse_args
+from binprice.testing.cli import ExchangeOptions, build_exchange
 from binprice.testing.tls import Method, client_context, self_signed
 from tests.test_exchange import frames, trades_of
 
@@ -72,7 +73,7 @@ async def test_command_line_tls_announces_the_certificate() -> None:
 def test_command_line_cert_and_key_go_together(tmp_path: Path) -> None:
     """--cert/--key serve a given certificate; one without the other is an error."""
     files = self_signed(tmp_path)
-    args = parse_args(["--cert", str(files.cert), "--key", str(files.key)])
-    assert exchange_from_args(args).tls_files == files
-    with pytest.raises(SystemExit):
-        parse_args(["--cert", str(files.cert)])
+    options = ExchangeOptions("BTCUSDT", cert=files.cert, key=files.key)
+    assert build_exchange(options).tls_files == files
+    with pytest.raises(UsageError, match="--cert and --key go together"):
+        build_exchange(ExchangeOptions("BTCUSDT", cert=files.cert))

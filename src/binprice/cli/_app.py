@@ -79,6 +79,7 @@ COMMAND_MODULES = {
     "export": "_explore",
     "watch": "_explore",
     "exchange": "_exchange",
+    "archive": "_exchange",
     "status": "_status",
     "db": "_db",
 }

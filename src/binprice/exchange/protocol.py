@@ -1,6 +1,9 @@
-"""Pure Binance Spot protocol code: stream names, frame decoding, REST row decoding.
+"""Pure Binance protocol code: stream names, frame decoding, REST row decoding, per market.
 
-Nothing here does I/O. The hot path is :func:`decode_frame` on a combined-stream ``@trade``
+Nothing here does I/O. Spot and the futures markets share the frame shapes with small
+differences (docs/futures.md): a futures ``@trade`` frame carries ``X`` (the trade's kind) and
+no ``M``; aggregate trades (``@aggTrade``, REST ``aggTrades``) decode into
+:class:`WireAggTrade`. The hot path is :func:`decode_frame` on a combined-stream ``@trade``
 frame: one typed msgspec decode straight from bytes, then a handful of cheap checks. Anything
 the fast path cannot turn into a :class:`WireTrade` is classified by a slower generic decode into
 one of the :data:`Event` variants, so the reader never has to catch exceptions per frame.
@@ -8,14 +11,15 @@ one of the :data:`Event` variants, so the reader never has to catch exceptions p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from binprice.errors import ExchangeError
+from binprice.markets import Market
 from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
 #: A time field at or above this is a microsecond epoch (16 digits, ``timeUnit=MICROSECOND``).
@@ -23,10 +27,17 @@ from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 MICROSECOND_EPOCH_THRESHOLD = 10**14
 #: Suffix of the trade stream name: ``btcusdt@trade``.
 TRADE_STREAM_SUFFIX = "@trade"
+#: Suffix of the aggregate trade stream name: ``btcusdt@aggTrade``.
+AGG_TRADE_STREAM_SUFFIX = "@aggTrade"
+#: ``X`` of a futures trade filled in the order book: the only kind binprice stores, because it
+#: is the only kind REST (``trades``, ``historicalTrades``, ``aggTrades``) and the archives
+#: carry, so live capture, backfill and import agree (docs/futures.md §3).
+MARKET_TRADE = "MARKET"
 #: Stream name Binance puts on the combined ``serverShutdown`` event.
 SERVER_SHUTDOWN_STREAM = "!serverShutdown"
 
 _ZERO = Decimal(0)
+_T = TypeVar("_T")
 
 
 class WireTrade(msgspec.Struct, frozen=True, gc=False):
@@ -43,6 +54,23 @@ class WireTrade(msgspec.Struct, frozen=True, gc=False):
     trade_id: int
     price: Decimal
     quantity: Decimal
+    time_ms: int
+    is_buyer_maker: bool
+
+
+class WireAggTrade(msgspec.Struct, frozen=True, gc=False):
+    """One aggregate trade (``@aggTrade`` frame or REST ``aggTrades`` row), decoded.
+
+    ``agg_id`` is the aggregate id ``a``; ``first_trade_id``..``last_trade_id`` (``f``..``l``,
+    inclusive) the trades merged into it; ``quantity`` their summed ``q``; ``time_ms`` is ``T``.
+    """
+
+    symbol: str
+    agg_id: int
+    price: Decimal
+    quantity: Decimal
+    first_trade_id: int
+    last_trade_id: int
     time_ms: int
     is_buyer_maker: bool
 
@@ -76,6 +104,18 @@ class ErrorFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class NonMarketTrade:
+    """A futures trade that did not fill in the order book (``X``: ``INSURANCE_FUND``, ``ADL``,
+    ``NA``, …). It is not stored (REST and the archives never carry it), but its id is taken:
+    a consumer that tracks ids counts it as seen, so it does not open a gap."""
+
+    symbol: str
+    trade_id: int
+    kind: str
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class OtherEvent:
     """A well-formed frame that is not a Spot trade (aggTrade, bookTicker, futures trade...)."""
 
@@ -90,7 +130,7 @@ class Malformed:
     reason: str
 
 
-Event = ServerShutdown | ControlResponse | ErrorFrame | OtherEvent | Malformed
+Event = ServerShutdown | ControlResponse | ErrorFrame | NonMarketTrade | OtherEvent | Malformed
 
 
 # --- wire schema ------------------------------------------------------------------------------
@@ -132,10 +172,36 @@ class _AggRow(msgspec.Struct, gc=False):
     l: int  # noqa: E741 - Binance's field name
 
 
+class _AggRestRow(msgspec.Struct, gc=False):
+    a: int
+    p: str
+    q: str
+    f: int
+    l: int  # noqa: E741 - Binance's field name
+    T: int
+    m: bool
+
+
+class _AggPayload(_AggRestRow, gc=False):
+    """The ``data`` of an ``@aggTrade`` frame: a REST row with the event's name and symbol
+    (Spot adds ``M``, USD-M may add ``nq``; unknown fields are ignored)."""
+
+    e: str
+    s: str
+
+
+class _CombinedAgg(msgspec.Struct, gc=False):
+    stream: str
+    data: _AggPayload
+
+
 _COMBINED_DECODER = msgspec.json.Decoder(_CombinedTrade)
 _RAW_DECODER = msgspec.json.Decoder(_TradePayload)
 _REST_DECODER = msgspec.json.Decoder(list[_RestRow])
 _AGG_DECODER = msgspec.json.Decoder(list[_AggRow])
+_AGG_REST_DECODER = msgspec.json.Decoder(list[_AggRestRow])
+_COMBINED_AGG_DECODER = msgspec.json.Decoder(_CombinedAgg)
+_RAW_AGG_DECODER = msgspec.json.Decoder(_AggPayload)
 _ANY_DECODER = msgspec.json.Decoder()
 
 
@@ -156,7 +222,8 @@ def _positive_decimal(text: str) -> Decimal | None:
 
 
 def _trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
-    """Validate a typed payload; the fast path's only per-frame logic."""
+    """Validate a typed Spot payload; the fast path's only per-frame logic (inline on purpose:
+    a call per frame costs a few percent of the decode)."""
     if d.e != "trade":
         return OtherEvent(d.e, stream)
     if d.X is not None:
@@ -173,23 +240,87 @@ def _trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
     return WireTrade(d.s, d.t, price, quantity, to_milliseconds(d.T), d.m)
 
 
+def _futures_trade_or_reason(d: _TradePayload, stream: str | None) -> WireTrade | Event:
+    """Validate a typed futures payload: only ``X == MARKET`` (or no ``X``) is a trade to
+    store; another kind keeps its id as a :class:`NonMarketTrade`."""
+    if d.e != "trade":
+        return OtherEvent(d.e, stream)
+    if d.X is None and d.M is not None:
+        # A Spot frame (it has "M", futures frames have "X"): wrong endpoint for this market.
+        return OtherEvent("spot_trade", stream)
+    kind, d.X = d.X, None  # the payload is this decode's own: Spot's checks apply from here
+    checked = _trade_or_reason(d, stream)
+    if kind is None or kind == MARKET_TRADE or type(checked) is not WireTrade:
+        return checked
+    return NonMarketTrade(d.s, d.t, kind, checked.time_ms)
+
+
 def decode_frame(frame: bytes | str) -> WireTrade | Event:
-    """Decode one text frame of a combined (``/stream``) or raw (``/ws``) connection.
+    """Decode one text frame of a Spot combined (``/stream``) or raw (``/ws``) connection.
 
     Returns a :class:`WireTrade` or an :data:`Event`; never raises for bad input.
     """
     try:
         combined = _COMBINED_DECODER.decode(frame)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        return _decode_slow(frame)
+        return _decode_slow(frame, _trade_or_reason)
     return _trade_or_reason(combined.data, combined.stream)
 
 
+def decode_futures_frame(frame: bytes | str) -> WireTrade | Event:
+    """Decode one text frame of a USD-M or COIN-M connection: a ``MARKET`` trade is a
+    :class:`WireTrade`, any other ``X`` a :class:`NonMarketTrade`; never raises."""
+    try:
+        combined = _COMBINED_DECODER.decode(frame)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode_slow(frame, _futures_trade_or_reason)
+    return _futures_trade_or_reason(combined.data, combined.stream)
+
+
+def frame_decoder(market: Market) -> Callable[[bytes | str], WireTrade | Event]:
+    """The ``@trade`` frame decoder of ``market``."""
+    return decode_frame if market is Market.SPOT else decode_futures_frame
+
+
+def decode_agg_frame(frame: bytes | str) -> WireAggTrade | Event:
+    """Decode one ``@aggTrade`` frame (combined or raw) of any market; never raises."""
+    try:
+        combined = _COMBINED_AGG_DECODER.decode(frame)
+        return _agg_or_reason(combined.data, combined.stream)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        return _agg_or_reason(_RAW_AGG_DECODER.decode(frame), None)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    event = _decode_slow(frame, _trade_or_reason)
+    if isinstance(event, WireTrade):
+        return OtherEvent("trade", None)
+    return event
+
+
+def _agg_or_reason(d: _AggPayload, stream: str | None) -> WireAggTrade | Event:
+    if d.e != "aggTrade":
+        return OtherEvent(d.e, stream)
+    suffix = len(AGG_TRADE_STREAM_SUFFIX)
+    if stream is not None and (
+        stream[-suffix:] != AGG_TRADE_STREAM_SUFFIX or stream[:-suffix].upper() != d.s
+    ):
+        return Malformed(f"stream {stream!r} does not match symbol {d.s!r}")
+    price = _positive_decimal(d.p)
+    quantity = _positive_decimal(d.q)
+    if price is None or quantity is None or d.f < 0 or d.l < d.f:
+        return Malformed(f"aggregate {d.a} of {d.s} has an invalid price, quantity or id range")
+    return WireAggTrade(d.s, d.a, price, quantity, d.f, d.l, to_milliseconds(d.T), d.m)
+
+
 # One early return per kind of frame reads better than a ladder of elifs into a variable.
-def _decode_slow(frame: bytes | str) -> WireTrade | Event:  # noqa: PLR0911
+def _decode_slow(  # noqa: PLR0911
+    frame: bytes | str, validate: Callable[[_TradePayload, str | None], WireTrade | Event]
+) -> WireTrade | Event:
     """Classify a frame the combined fast path rejected."""
     try:
-        return _trade_or_reason(_RAW_DECODER.decode(frame), None)
+        return validate(_RAW_DECODER.decode(frame), None)
     except (msgspec.ValidationError, msgspec.DecodeError):
         pass
     try:
@@ -207,8 +338,8 @@ def _decode_slow(frame: bytes | str) -> WireTrade | Event:  # noqa: PLR0911
         return _error_frame(obj, obj.get("id"))
     stream = obj.get("stream")
     if isinstance(stream, str) and isinstance(obj.get("data"), dict):
-        return _classify_payload(obj["data"], stream)
-    return _classify_payload(obj, None)
+        return _classify_payload(obj["data"], stream, validate)
+    return _classify_payload(obj, None, validate)
 
 
 def _error_frame(error: dict[str, Any], request_id: Any) -> ErrorFrame:
@@ -221,7 +352,11 @@ def _error_frame(error: dict[str, Any], request_id: Any) -> ErrorFrame:
     )
 
 
-def _classify_payload(data: dict[str, Any], stream: str | None) -> Event | WireTrade:
+def _classify_payload(
+    data: dict[str, Any],
+    stream: str | None,
+    validate: Callable[[_TradePayload, str | None], WireTrade | Event],
+) -> Event | WireTrade:
     event_type = data.get("e")
     if event_type == "serverShutdown":
         event_time = data.get("E")
@@ -231,7 +366,7 @@ def _classify_payload(data: dict[str, Any], stream: str | None) -> Event | WireT
             payload = msgspec.convert(data, _TradePayload)
         except msgspec.ValidationError as exc:
             return Malformed(f"trade frame violates the schema: {exc}")
-        return _trade_or_reason(payload, stream)
+        return validate(payload, stream)
     if isinstance(event_type, str):
         return OtherEvent(event_type, stream)
     if stream is not None and "@" in stream:
@@ -248,12 +383,7 @@ def decode_rest_trades(symbol: str, body: bytes | str) -> list[WireTrade]:
 
     Raises :class:`ExchangeError` if the body is an error object or violates the row schema.
     """
-    try:
-        rows = _REST_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ExchangeError(
-            f"unexpected trades page for {symbol}: {_describe(body, exc)}"
-        ) from None
+    rows = _decode_body(_REST_DECODER, body, f"trades page for {symbol}")
     symbol = symbol.upper()
     trades: list[WireTrade] = []
     for row in rows:
@@ -272,14 +402,40 @@ def decode_newest_agg_trade_id(symbol: str, body: bytes | str) -> int | None:
 
     Rows of the 2022 data audit (``f = l = -1``) are skipped (protocol notes §6).
     """
-    try:
-        rows = _AGG_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise ExchangeError(
-            f"unexpected aggTrades answer for {symbol}: {_describe(body, exc)}"
-        ) from None
+    rows = _decode_body(_AGG_DECODER, body, f"aggTrades answer for {symbol}")
     ids = [row.l for row in rows if row.f >= 0 and row.l >= 0]
     return max(ids) if ids else None
+
+
+def decode_rest_agg_trades(symbol: str, body: bytes | str) -> list[WireAggTrade]:
+    """Decode an ``aggTrades`` body (any market) for ``symbol``, ascending.
+
+    Rows of the 2022 data audit (``p = q = 0``, ``f = l = -1``) are skipped (protocol notes §6).
+    Raises :class:`ExchangeError` if the body is an error object or violates the row schema.
+    """
+    rows = _decode_body(_AGG_REST_DECODER, body, f"aggTrades answer for {symbol}")
+    symbol = symbol.upper()
+    out: list[WireAggTrade] = []
+    for row in rows:
+        if row.f < 0 or row.l < 0:
+            continue
+        price, quantity = _positive_decimal(row.p), _positive_decimal(row.q)
+        if price is None or quantity is None or row.l < row.f:
+            raise ExchangeError(f"aggregate trade {row.a} of {symbol} is not a valid aggregate")
+        out.append(
+            WireAggTrade(
+                symbol, row.a, price, quantity, row.f, row.l, to_milliseconds(row.T), row.m
+            )
+        )
+    return out
+
+
+def _decode_body(decoder: msgspec.json.Decoder[_T], body: bytes | str, what: str) -> _T:
+    """Decode a REST body, or raise ExchangeError naming ``what`` and Binance's message."""
+    try:
+        return decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ExchangeError(f"unexpected {what}: {_describe(body, exc)}") from None
 
 
 def _describe(body: bytes | str, exc: Exception) -> str:
@@ -302,15 +458,25 @@ class SymbolInfo:
     quote_asset: str
     tick_size: Decimal | None
     step_size: Decimal | None
+    #: Futures only: ``PERPETUAL``, ``CURRENT_QUARTER``, ``NEXT_QUARTER``, … (None on Spot).
+    contract_type: str | None = None
+    #: Futures only: listing and delivery (expiry) times, epoch ms. A perpetual's delivery
+    #: date is far in the future (4133404800000 = 2100-12-25); a delisting moves it closer.
+    onboard_ms: int | None = None
+    delivery_ms: int | None = None
 
     @property
     def is_trading(self) -> bool:
         """Only TRADING symbols produce trades; expect silence from the others."""
         return self.status == "TRADING"
 
+    @property
+    def is_perpetual(self) -> bool:
+        return self.contract_type == "PERPETUAL"
+
 
 def parse_exchange_info(body: bytes | str) -> dict[str, SymbolInfo]:
-    """Map symbol → :class:`SymbolInfo` from an ``exchangeInfo`` body."""
+    """Map symbol → :class:`SymbolInfo` from an ``exchangeInfo`` body of any market."""
     try:
         obj = _ANY_DECODER.decode(body)
         entries = obj["symbols"]
@@ -321,11 +487,15 @@ def parse_exchange_info(body: bytes | str) -> dict[str, SymbolInfo]:
             step = filters.get("LOT_SIZE", {}).get("stepSize")
             result[entry["symbol"]] = SymbolInfo(
                 symbol=entry["symbol"],
-                status=entry["status"],
+                # COIN-M names it contractStatus; Spot and USD-M status.
+                status=entry["status"] if "status" in entry else entry["contractStatus"],
                 base_asset=entry.get("baseAsset", ""),
                 quote_asset=entry.get("quoteAsset", ""),
                 tick_size=Decimal(tick) if tick is not None else None,
                 step_size=Decimal(step) if step is not None else None,
+                contract_type=entry.get("contractType") or None,
+                onboard_ms=_int_or_none(entry.get("onboardDate")),
+                delivery_ms=_int_or_none(entry.get("deliveryDate")),
             )
     except (msgspec.DecodeError, KeyError, TypeError, AttributeError, InvalidOperation) as exc:
         # Whatever the shape, one line: the URL may point at something that is not Binance.
@@ -336,9 +506,13 @@ def parse_exchange_info(body: bytes | str) -> dict[str, SymbolInfo]:
     return result
 
 
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def parse_weight_limit(body: bytes | str) -> int | None:
     """The REQUEST_WEIGHT limit per minute an ``exchangeInfo`` body declares (Binance: 6000,
-    Binance.US: 1200), or None if it declares none."""
+    Binance.US: 1200, the futures markets: 2400), or None if it declares none."""
     try:
         limits = _ANY_DECODER.decode(body).get("rateLimits") or ()
         for entry in limits:
@@ -360,6 +534,11 @@ def parse_weight_limit(body: bytes | str) -> int | None:
 def stream_name(symbol: str) -> str:
     """``BTCUSDT`` → ``btcusdt@trade`` (stream names are lowercase)."""
     return symbol.lower() + TRADE_STREAM_SUFFIX
+
+
+def agg_stream_name(symbol: str) -> str:
+    """``BTCUSDT`` → ``btcusdt@aggTrade`` (the event name keeps its capital T)."""
+    return symbol.lower() + AGG_TRADE_STREAM_SUFFIX
 
 
 def combined_stream_path(symbols: Iterable[str]) -> str:

@@ -1,4 +1,8 @@
-"""Binance REST: symbol validation (`exchangeInfo`) and backfill pages (`historicalTrades`).
+"""Binance REST: symbol validation (`exchangeInfo`), backfill pages (`historicalTrades`) and
+aggregate trades (`aggTrades`), on Spot (`/api/v3`), USD-M (`/fapi/v1`) or COIN-M (`/dapi/v1`).
+
+The futures markets' `historicalTrades` needs an API key (MARKET_DATA, docs/futures.md §4): the
+client sends it in `X-MBX-APIKEY` when it has one, and never shows it (its repr masks it).
 
 Rate limits are per IP and shared with everything else the user runs, so the client reads
 `X-MBX-USED-WEIGHT-1M` from every answer and pauses before the budget runs out, and honours
@@ -28,24 +32,30 @@ from binprice.errors import (
     SymbolError,
 )
 from binprice.exchange.bans import BanBook, Refusal
+from binprice.exchange.endpoints import MarketApi, market_api
 from binprice.exchange.protocol import (
     SymbolInfo,
+    WireAggTrade,
     WireTrade,
     decode_newest_agg_trade_id,
+    decode_rest_agg_trades,
     decode_rest_trades,
     parse_exchange_info,
     parse_weight_limit,
 )
 from binprice.exchange.retry import RateLimited, Sleep, Transient, rest_retrying
+from binprice.markets import Market
 
-WEIGHT_LIMIT_PER_MINUTE = 6000
+_SPOT = market_api(Market.SPOT)
+#: Spot's values; a client reads its market's from `RestClient.api`.
+WEIGHT_LIMIT_PER_MINUTE = _SPOT.weight_limit
 #: Stop spending at this share of the budget: other tools on the same IP need some too.
 WEIGHT_SAFETY = 0.8
-WEIGHT_TRADES = 25
+WEIGHT_TRADES = _SPOT.weight_historical_trades
 #: `aggTrades`: how binprice learns a symbol's newest trade id (its `l`) at a sixth of the weight.
-WEIGHT_AGG_TRADES = 4
-WEIGHT_EXCHANGE_INFO = 20
-PAGE_LIMIT = 1000
+WEIGHT_AGG_TRADES = _SPOT.weight_agg_trades
+WEIGHT_EXCHANGE_INFO = _SPOT.weight_exchange_info
+PAGE_LIMIT = _SPOT.historical_page_limit
 RETRY_AFTER_DEFAULT_SECONDS = 60
 REQUEST_TIMEOUT_SECONDS = 15
 #: Attempts for requests whose failure should surface quickly (start-up validation).
@@ -56,6 +66,15 @@ ONE_OFF_BAN_WAIT_SECONDS = 30.0
 #: Binance's REQUEST_WEIGHT pool: every endpoint binprice calls draws on it (a 429 or a 418
 #: answer stops them all; a 418 bans the IP from everything anyway).
 REQUEST_WEIGHT = "REQUEST_WEIGHT"
+
+API_KEY_HEADER = "X-MBX-APIKEY"
+#: Binance's codes for a missing or refused API key (errors.md: -2014, -2015).
+API_KEY_CODES = (-2014, -2015)
+API_KEY_HINT = (
+    "{market}'s historicalTrades needs an API key (any key with read permission, no secret): "
+    "set BINPRICE_API_KEY; without one only the newest trades (trades) and aggregate trades "
+    "(aggTrades) can be fetched"
+)
 
 GEO_HINT = (
     "the exchange refuses this location (HTTP 451); use the Binance.US preset "
@@ -75,12 +94,21 @@ class RestClient:
         clock: Callable[[], float] = time.time,
         bans: BanBook | None = None,
         max_ban_wait: float | None = None,
+        market: Market = Market.SPOT,
+        api_key: str | None = None,
     ) -> None:
         """`bans` shares refusals with the other binprice processes of a data directory;
         `max_ban_wait` (seconds; None: no limit) is the longest a request waits for a refusal
-        to end before ExchangeBannedError is raised instead (one-off commands)."""
+        to end before ExchangeBannedError is raised instead (one-off commands). `market`
+        picks the paths, weights and page sizes; `api_key` goes in `X-MBX-APIKEY` (futures'
+        `historicalTrades` needs one)."""
         self._session = session
         self._base = base_url
+        self.market = market
+        self.api: MarketApi = market_api(market)
+        self._api_key = api_key or None
+        #: Rows per `historicalTrades` page: a shorter page is the newest one.
+        self.page_limit = self.api.historical_page_limit
         self._host = urlsplit(base_url).netloc
         self._sleep = sleep
         self._clock = clock
@@ -88,9 +116,9 @@ class RestClient:
         self._max_ban_wait = max_ban_wait
         #: The exchange's count of this minute's weight (X-MBX-USED-WEIGHT-1M), as last seen.
         self.used_weight = 0
-        #: The weight the exchange allows per minute: Binance's, until an exchangeInfo answer
-        #: declares its own (Binance.US: 1200).
-        self.weight_limit = WEIGHT_LIMIT_PER_MINUTE
+        #: The weight the exchange allows per minute: the market's, until an exchangeInfo
+        #: answer declares its own (Binance.US: 1200).
+        self.weight_limit = self.api.weight_limit
         self._weight_minute = 0
         self.rate_limited = 0
         #: Weight of every request sent (each attempt counts), since the client was made.
@@ -101,6 +129,14 @@ class RestClient:
         #: Per weight pool, the refusal (429/418 Retry-After) this client saw last: the clock
         #: time before which no request may be sent, and the HTTP status that set it.
         self._refusals: dict[str, Refusal] = {}
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"RestClient({self._base!r}, market={self.market.value}, api_key={key})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return self._api_key is not None
 
     def refusal(self, pool: str = REQUEST_WEIGHT) -> Refusal | None:
         """The refusal of `pool` that ends last, this client's own or another process's."""
@@ -155,10 +191,13 @@ class RestClient:
                 self._weight_minute, self.used_weight = minute + 1, 0
         self._in_flight += weight
 
-    async def get(self, path: str, params: dict[str, str], weight: int, attempts: int) -> bytes:
+    async def get(
+        self, path: str, params: dict[str, str], weight: int, attempts: int, *, keyed: bool = False
+    ) -> bytes:
         """GET `path`, at most `attempts` times: 429/418 after Retry-After, 5xx and network
-        errors after a jittered exponential wait (see retry.py)."""
+        errors after a jittered exponential wait (see retry.py). `keyed` sends the API key."""
         url = self._base + path
+        headers = {API_KEY_HEADER: self._api_key} if keyed and self._api_key else None
         try:
             async for attempt in rest_retrying(attempts, self._sleep):
                 with attempt:
@@ -167,7 +206,7 @@ class RestClient:
                     self.weight_spent += weight
                     self.requests += 1
                     try:
-                        return await self._get_once(url, params)
+                        return await self._get_once(url, params, headers)
                     except RateLimited as limited:
                         self._block(REQUEST_WEIGHT, limited.status, limited.retry_after)
                         if self._max_ban_wait is not None and (
@@ -185,10 +224,15 @@ class RestClient:
             ) from None
         raise AssertionError("unreachable: the retry loop returns or raises")
 
-    async def _get_once(self, url: str, params: dict[str, str]) -> bytes:
+    async def _get_once(
+        self, url: str, params: dict[str, str], headers: dict[str, str] | None = None
+    ) -> bytes:
         try:
             async with self._session.get(
-                url, params=params, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
+                url,
+                params=params,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
             ) as resp:
                 body = await resp.read()
                 used = resp.headers.get("X-MBX-USED-WEIGHT-1M")
@@ -208,15 +252,13 @@ class RestClient:
             raise GeoRestrictedError(GEO_HINT)
         if status >= 500:
             raise Transient(f"HTTP {status}")
-        raise _client_error(status, body, url)
+        raise _client_error(status, body, url, self.market)
 
     async def exchange_info(self, symbols: tuple[str, ...]) -> dict[str, SymbolInfo]:
         """exchangeInfo for `symbols`; unknown symbols raise SymbolError naming them."""
         param = json.dumps(list(symbols), separators=(",", ":"))
         try:
-            body = await self.get(
-                "/api/v3/exchangeInfo", {"symbols": param}, WEIGHT_EXCHANGE_INFO, QUICK_ATTEMPTS
-            )
+            body = await self._exchange_info_body({"symbols": param})
         except SymbolError:
             if len(symbols) == 1:
                 raise SymbolError(_unknown_message(list(symbols))) from None
@@ -230,6 +272,13 @@ class RestClient:
             raise SymbolError(_unknown_message(unknown)) from None
         self._learn_limit(body)
         return parse_exchange_info(body)
+
+    async def _exchange_info_body(self, params: dict[str, str]) -> bytes:
+        if self.market is not Market.SPOT:
+            params = {}  # fapi/dapi exchangeInfo has no parameters
+        return await self.get(
+            self.api.path("exchangeInfo"), params, self.api.weight_exchange_info, QUICK_ATTEMPTS
+        )
 
     def _learn_limit(self, body: bytes) -> None:
         declared = parse_weight_limit(body)
@@ -255,11 +304,9 @@ class RestClient:
     async def trading_symbols(self, quotes: tuple[str, ...] = ()) -> list[str]:
         """Every symbol the exchange lists as TRADING (quoted in one of `quotes`, if given),
         alphabetically: one exchangeInfo request (weight 20), only TRADING entries asked for."""
-        body = await self.get(
-            "/api/v3/exchangeInfo",
-            {"symbolStatus": "TRADING"},
-            WEIGHT_EXCHANGE_INFO,
-            QUICK_ATTEMPTS,
+        # The futures markets' exchangeInfo takes no filter: it always lists everything.
+        body = await self._exchange_info_body(
+            {"symbolStatus": "TRADING"} if self.market is Market.SPOT else {}
         )
         self._learn_limit(body)
         infos = parse_exchange_info(body)
@@ -271,20 +318,69 @@ class RestClient:
         )
 
     async def historical_trades(self, symbol: str, from_id: int, attempts: int) -> list[WireTrade]:
-        """Up to 1000 trades with id >= from_id, ascending."""
+        """Up to `page_limit` trades with id >= from_id, ascending (futures: with the API key;
+        without one the exchange refuses and ExchangeError says what to do)."""
         body = await self.get(
-            "/api/v3/historicalTrades",
-            {"symbol": symbol, "fromId": str(from_id), "limit": str(PAGE_LIMIT)},
-            WEIGHT_TRADES,
+            self.api.path("historicalTrades"),
+            {"symbol": symbol, "fromId": str(from_id), "limit": str(self.page_limit)},
+            self.api.weight_historical_trades,
+            attempts,
+            keyed=self.api.historical_needs_key,
+        )
+        return decode_rest_trades(symbol, body)
+
+    async def recent_trades(self, symbol: str, attempts: int = QUICK_ATTEMPTS) -> list[WireTrade]:
+        """The newest trades (up to 1000), ascending: what a futures market serves without a
+        key."""
+        body = await self.get(
+            self.api.path("trades"),
+            {"symbol": symbol, "limit": str(self.api.page_limit)},
+            self.api.weight_trades,
             attempts,
         )
         return decode_rest_trades(symbol, body)
 
+    async def agg_trades(
+        self,
+        symbol: str,
+        *,
+        from_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        attempts: int = QUICK_ATTEMPTS,
+    ) -> list[WireAggTrade]:
+        """Up to 1000 aggregate trades, ascending: from aggregate id `from_id`, or from
+        `start_ms` (to `end_ms`), or the newest. Binance takes `fromId` or the times, not both
+        (futures: both times within one hour)."""
+        if from_id is not None and (start_ms is not None or end_ms is not None):
+            raise ValueError("aggTrades takes fromId or startTime/endTime, not both")
+        params = {"symbol": symbol, "limit": str(self.api.page_limit)}
+        for name, value in (("fromId", from_id), ("startTime", start_ms), ("endTime", end_ms)):
+            if value is not None:
+                params[name] = str(value)
+        body = await self.get(
+            self.api.path("aggTrades"), params, self.api.weight_agg_trades, attempts
+        )
+        return decode_rest_agg_trades(symbol, body)
+
     async def newest_trade_id(self, symbol: str) -> int | None:
         """The exchange's newest trade id of `symbol` (None if it never traded): the last trade
-        id `l` of its newest aggregate trade, which costs 4 weight instead of `trades`' 25."""
+        id `l` of its newest aggregate trade, which costs 4 weight instead of `trades`' 25 on
+        Spot (on the futures markets `trades` is the cheaper, 5 against 20)."""
+        if self.market is not Market.SPOT:
+            newest = await self.get(
+                self.api.path("trades"),
+                {"symbol": symbol, "limit": "1"},
+                self.api.weight_trades,
+                QUICK_ATTEMPTS,
+            )
+            trades = decode_rest_trades(symbol, newest)
+            return trades[-1].trade_id if trades else None
         body = await self.get(
-            "/api/v3/aggTrades", {"symbol": symbol, "limit": "1"}, WEIGHT_AGG_TRADES, QUICK_ATTEMPTS
+            self.api.path("aggTrades"),
+            {"symbol": symbol, "limit": "1"},
+            self.api.weight_agg_trades,
+            QUICK_ATTEMPTS,
         )
         return decode_newest_agg_trade_id(symbol, body)
 
@@ -301,7 +397,7 @@ def _retry_after(value: str | None) -> float:
         return RETRY_AFTER_DEFAULT_SECONDS
 
 
-def _client_error(status: int, body: bytes, url: str) -> ExchangeError:
+def _client_error(status: int, body: bytes, url: str, market: Market) -> ExchangeError:
     try:
         obj = json.loads(body)
         code, msg = obj.get("code"), obj.get("msg", "")
@@ -309,4 +405,6 @@ def _client_error(status: int, body: bytes, url: str) -> ExchangeError:
         code, msg = None, body[:200].decode(errors="replace")
     if code == -1121:
         return SymbolError("unknown symbol on the exchange")
+    if code in API_KEY_CODES:
+        return ExchangeError(API_KEY_HINT.format(market=market.label))
     return ExchangeError(f"the exchange refused {url} with HTTP {status}: {msg} (code {code})")

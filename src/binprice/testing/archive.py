@@ -18,32 +18,34 @@ hole in the archive), days not published yet, a download that stalls half way (u
 server stops; :attr:`ArchiveServer.stalled` is set once it does), and
 :meth:`ArchiveServer.republish`.
 
-From a shell::
+From a shell (an installed binprice)::
 
-    python -m binprice.testing.archive --port 8080 --symbols BTCUSDT --start 2024-12-01 \\
-        --end 2025-02-01 --trades-per-day 1000 --rest
+    binprice archive --port 8080 --symbols BTCUSDT --start 2024-12-01 --end 2025-02-01 --rest
 
 It prints one JSON line with ``url`` (and ``rest_url``) once it listens.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
-import sys
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import TracebackType
 
-import msgspec
 from aiohttp import web
 
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, checksum_text, parse_name
-from binprice.testing.archive_files import MICROS_FROM, ArchiveMarket, sha256_hex, zip_bytes
+from binprice.markets import Market
+from binprice.testing.archive_files import (
+    MICROS_FROM,
+    ArchiveMarket,
+    lines_zip,
+    sha256_hex,
+    zip_bytes,
+)
+from binprice.testing.archive_kinds import ArchivePath, file_lines, parse_path
 from binprice.testing.faults import Faults
 from binprice.testing.rest import RestApi
 
@@ -117,10 +119,13 @@ class ArchiveServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/data/spot/{period}/trades/{symbol}/{name}", self._handle)
+        # Aggregate trades and the futures markets' files (testing/archive_kinds.py).
+        app.router.add_get("/data/{tail:.+}", self._handle_other)
         if self._rest:
             if self.market is None or not self.market.generators:
                 raise ValueError("REST needs a generated market")
-            app.router.add_routes(RestApi(self.market.generators, {}, Faults()).routes())
+            rest = RestApi(self.market.generators, {}, Faults(), market=self.market.market)
+            app.router.add_routes(rest.routes())
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
@@ -128,6 +133,10 @@ class ArchiveServer:
         site = web.TCPSite(runner, self._host, self._port)
         await site.start()
         self._port = runner.addresses[0][1]
+
+    @property
+    def serves_rest(self) -> bool:
+        return self._rest
 
     @property
     def url(self) -> str:
@@ -201,7 +210,9 @@ class ArchiveServer:
             if not path.is_file():
                 raise web.HTTPNotFound()
             return web.FileResponse(path)
-        if not self._published(file):
+        if not self._published(file) or (
+            self.market is not None and self.market.market is not Market.SPOT
+        ):
             raise web.HTTPNotFound()
         data, digest = self.content(zip_name)
         if name.endswith(CHECKSUM_SUFFIX):
@@ -209,6 +220,42 @@ class ArchiveServer:
         if zip_name in self.faults.stalled:
             return await self._stall(request, data)
         return web.Response(body=data, content_type="application/zip")
+
+    async def _handle_other(self, request: web.Request) -> web.StreamResponse:
+        """A file of another kind or market than Spot trades: served from the same market when
+        it is of the market's folder, with the same faults by name."""
+        self.requests.append(request.path)
+        key = parse_path(request.path.removesuffix(CHECKSUM_SUFFIX))
+        if self.directory is not None:
+            path = self.directory / request.path.lstrip("/")
+            if key is None or not path.is_file():
+                raise web.HTTPNotFound()
+            return web.FileResponse(path)
+        if (
+            key is None
+            or self.market is None
+            or key.market is not self.market.market
+            or key.name in self.faults.missing
+            or not self.market.generators
+            or not self._published(key.file)
+        ):
+            raise web.HTTPNotFound()
+        cached = self._files.get(key.name)
+        if cached is None:
+            cached = self._files[key.name] = self._build_other(key)
+        data, digest = cached
+        if request.path.endswith(CHECKSUM_SUFFIX):
+            return web.Response(body=checksum_text(digest, key.name).encode())
+        return web.Response(body=data, content_type="application/zip")
+
+    def _build_other(self, key: ArchivePath) -> tuple[bytes, str]:
+        assert self.market is not None
+        lines = file_lines(self.market, key, micros_from=self.faults.micros_from)
+        data = lines_zip(key.name, lines, version=self.versions.get(key.name, 0))
+        digest = sha256_hex(data)
+        if key.name in self.faults.wrong_checksum:
+            digest = sha256_hex(data + b"not these bytes")
+        return data, digest
 
     async def _stall(self, request: web.Request, data: bytes) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": str(len(data))})
@@ -218,70 +265,3 @@ class ArchiveServer:
         self.stalled.set()
         await self._released.wait()
         return response
-
-
-# --- command line --------------------------------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m binprice.testing.archive", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    p.add_argument("--directory", type=Path, help="serve this tree instead of a market")
-    p.add_argument("--symbols", default="BTCUSDT", help="comma-separated")
-    p.add_argument("--start", type=date.fromisoformat, default=date(2024, 12, 1))
-    p.add_argument("--end", type=date.fromisoformat, default=date(2025, 2, 1),
-                   help="exclusive")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trades-per-day", type=int, default=1000)
-    p.add_argument("--rest", action="store_true", help="also serve REST from the same market")
-    faults = p.add_argument_group("faults (by file name, repeatable)")
-    for flag in ("wrong-checksum", "truncated", "corrupt", "missing", "stalled"):
-        faults.add_argument(f"--{flag}", action="append", default=[], metavar="NAME")
-    faults.add_argument("--unpublished-from", type=date.fromisoformat, metavar="DATE")
-    faults.add_argument("--micros-from", type=date.fromisoformat, default=MICROS_FROM)
-    return p.parse_args(argv)
-
-
-def server_from_args(args: argparse.Namespace) -> ArchiveServer:
-    faults = ArchiveFaults(
-        wrong_checksum=set(args.wrong_checksum),
-        truncated=set(args.truncated),
-        corrupt=set(args.corrupt),
-        missing=set(args.missing),
-        stalled=set(args.stalled),
-        unpublished_from=args.unpublished_from,
-        micros_from=args.micros_from,
-    )
-    if args.directory is not None:
-        return ArchiveServer(None, faults, directory=args.directory, host=args.host,
-                             port=args.port)  # fmt: skip
-    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-    market = ArchiveMarket.generate(
-        symbols, args.start, args.end, seed=args.seed, trades_per_day=args.trades_per_day
-    )
-    return ArchiveServer(market, faults, rest=args.rest, host=args.host, port=args.port)
-
-
-async def serve(server: ArchiveServer) -> None:
-    """Run until SIGINT/SIGTERM, announcing the URL as one JSON line on stdout."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        announcement = {"url": server.url}
-        if server.market is not None and server.market.generators and server._rest:
-            announcement["rest_url"] = server.url
-        sys.stdout.write(msgspec.json.encode(announcement).decode() + "\n")
-        sys.stdout.flush()
-        await stop.wait()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(server_from_args(_parse_args(argv))))
-
-
-if __name__ == "__main__":
-    main()

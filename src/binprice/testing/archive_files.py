@@ -23,7 +23,9 @@ from typing import IO, Protocol
 
 from binprice.exchange.protocol import WireTrade
 from binprice.history._archive import ArchiveFile, Period, checksum_text, daily, monthly
-from binprice.testing.generator import US_PER_MS, TradeGenerator
+from binprice.markets import Market
+from binprice.testing.generator import TradeGenerator, symbol_spec
+from binprice.testing.timeline import day_spec, produce_day
 
 DAY_MS = 86_400_000
 #: Binance's spot files carry microseconds from this day on.
@@ -71,6 +73,8 @@ class ArchiveMarket:
     start: date
     end: date
     generators: dict[str, TradeGenerator] = field(default_factory=dict)
+    #: The market the files are of: `data/spot/...`, `data/futures/um/...`, `.../cm/...`.
+    market: Market = Market.SPOT
 
     @classmethod
     def generate(
@@ -81,23 +85,24 @@ class ArchiveMarket:
         *,
         seed: int = 0,
         trades_per_day: int = 20,
+        market: Market = Market.SPOT,
     ) -> ArchiveMarket:
-        """Days ``start <= day < end`` of the exchange's deterministic market."""
+        """Days ``start <= day < end`` of the exchange's deterministic market, ``trades_per_day``
+        each: the ids and trades of a day are the same whatever ``start`` is
+        (testing/timeline.py)."""
         generators: dict[str, TradeGenerator] = {}
         for symbol in symbols:
-            gen = TradeGenerator(symbol, seed)
+            base_spec = symbol_spec(symbol.upper(), market)
+            gen = TradeGenerator(
+                symbol, seed, spec=day_spec(base_spec, start, trades_per_day), market=market
+            )
             day = start
             while day < end:
-                base = day_ms(day)
-                for j in range(trades_per_day):
-                    # One trade per slot of the day (limit=1 cuts its order there), at a time
-                    # the generator spreads inside the slot: the end of the slot is `now`.
-                    slot_end_ms = base + (j + 1) * DAY_MS // trades_per_day - 1
-                    gen.produce(1, slot_end_ms * US_PER_MS, limit=1)
+                produce_day(gen, base_spec, day, trades_per_day)
                 day += timedelta(days=1)
             generators[gen.symbol] = gen
         records: dict[str, TradeRecord] = dict(generators)
-        return cls(records, start, end, generators)
+        return cls(records, start, end, generators, market)
 
     @classmethod
     def from_trades(cls, trades: dict[str, Sequence[WireTrade]]) -> ArchiveMarket:
@@ -186,6 +191,16 @@ def zip_bytes(file: ArchiveFile, trades: Iterable[WireTrade], **kw: object) -> b
     return out.getvalue()
 
 
+def lines_zip(name: str, lines: Iterable[str], *, version: int = 0) -> bytes:
+    """The bytes of a zip named ``name`` whose one CSV member holds ``lines``."""
+    out = io.BytesIO()
+    info = zipfile.ZipInfo(name.removesuffix(".zip") + ".csv", _zip_time(version))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(out, "w") as archive, archive.open(info, "w", force_zip64=True) as csv:
+        csv.write("".join(lines).encode())
+    return out.getvalue()
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -237,6 +252,7 @@ __all__ = [
     "TradeRecord",
     "csv_line",
     "day_ms",
+    "lines_zip",
     "sha256_hex",
     "sub_millisecond",
     "write_csv_zip",

@@ -1,4 +1,5 @@
-"""The test exchange's ``GET /api/v3/exchangeInfo`` body, shaped like Binance's in full.
+"""The test exchange's ``exchangeInfo`` bodies, shaped like Binance's in full: Spot's
+(``/api/v3``) and the futures markets' (``/fapi/v1``, ``/dapi/v1``).
 
 Clients parse more of it than binprice does: ccxt builds its markets from the filters' min/max
 values and the precisions, python-binance and binance-sdk-spot model every field. Values are
@@ -7,9 +8,17 @@ those of Binance's BTCUSDT (2026) except what the synthetic market defines (tick
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from binprice.testing.generator import UNITS_PER_ONE, TradeGenerator, format_units
+from binprice.markets import Market
+from binprice.testing.generator import (
+    UNITS_PER_ONE,
+    TradeGenerator,
+    contract_size,
+    decimals_of,
+    format_units,
+)
 
 #: The symbol statuses of enums.md (CANCEL_ONLY since 2026-07-07).
 STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
@@ -126,3 +135,112 @@ def symbol_entry(
 def _filter(kind: str, **units: int) -> dict[str, Any]:
     """A filter whose values are decimal strings, given in 1e-8 units."""
     return {"filterType": kind, **{name: format_units(value) for name, value in units.items()}}
+
+
+# --- the futures markets (docs/futures.md §5) -----------------------------------------------
+
+#: USD-M's contract statuses (COIN-M has the same under ``contractStatus``).
+FUTURES_STATUSES = (
+    "PENDING_TRADING",
+    "TRADING",
+    "PRE_DELIVERING",
+    "DELIVERING",
+    "DELIVERED",
+    "PRE_SETTLE",
+    "SETTLING",
+    "CLOSE",
+    "TRADING_HALT",
+    "TRADING_CANCEL_ONLY",
+)
+#: A perpetual's deliveryDate in Binance's answers: 2100-12-25 08:00 UTC.
+PERPETUAL_DELIVERY_MS = 4133404800000
+#: Contracts listed before the test market begins (2019-09-25, USD-M's first day).
+ONBOARD_MS = 1569398400000
+DELIVERY_HOUR_MS = 8 * 3_600_000
+FUTURES_ORDER_TYPES = (
+    "LIMIT",
+    "MARKET",
+    "STOP",
+    "STOP_MARKET",
+    "TAKE_PROFIT",
+    "TAKE_PROFIT_MARKET",
+    "TRAILING_STOP_MARKET",
+)
+
+
+def futures_rate_limits(weight_limit: int) -> list[dict[str, Any]]:
+    return [
+        _limit("REQUEST_WEIGHT", "MINUTE", 1, weight_limit),
+        _limit("ORDERS", "MINUTE", 1, 1200),
+        _limit("ORDERS", "SECOND", 10, 300),
+    ]
+
+
+def contract_of(symbol: str) -> tuple[str, str, int]:
+    """(pair, contractType, deliveryDate ms) a contract's name implies: ``BTCUSDT`` and
+    ``BTCUSD_PERP`` are perpetuals, ``BTCUSDT_250328`` delivers on 2025-03-28 at 08:00 UTC."""
+    pair, _, suffix = symbol.partition("_")
+    if not suffix or suffix == "PERP":
+        return pair, "PERPETUAL", PERPETUAL_DELIVERY_MS
+    try:
+        day = datetime.strptime(suffix, "%y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        return pair, "PERPETUAL", PERPETUAL_DELIVERY_MS
+    return pair, "CURRENT_QUARTER", int(day.timestamp() * 1000) + DELIVERY_HOUR_MS
+
+
+def futures_symbol_entry(generator: TradeGenerator, status: str) -> dict[str, Any]:
+    """One ``symbols`` entry of ``/fapi/v1/exchangeInfo`` or ``/dapi/v1/exchangeInfo``."""
+    market = generator.market
+    pair, contract_type, delivery = contract_of(generator.symbol)
+    tick, step = generator.spec.tick, generator.spec.step
+    if market is Market.COINM:
+        base, quote, margin = pair.removesuffix("USD"), "USD", pair.removesuffix("USD")
+    else:
+        base, quote = base_and_quote(pair)
+        margin = quote
+    entry: dict[str, Any] = {
+        "symbol": generator.symbol,
+        "pair": pair,
+        "contractType": contract_type,
+        "deliveryDate": delivery,
+        "onboardDate": ONBOARD_MS,
+    }
+    # COIN-M calls the status contractStatus and adds the contract's size.
+    if market is Market.COINM:
+        entry.update(contractStatus=status, contractSize=contract_size(generator.symbol))
+    else:
+        entry["status"] = status
+    entry.update(
+        {
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "marginAsset": margin,
+            "pricePrecision": decimals_of(tick),
+            "quantityPrecision": decimals_of(step),
+            "baseAssetPrecision": PRECISION,
+            "quotePrecision": PRECISION,
+            "underlyingType": "COIN",
+            "underlyingSubType": [],
+            "triggerProtect": "0.0500",
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": generator.price_text(tick),
+                    "maxPrice": generator.price_text(MAX_PRICE),
+                    "tickSize": generator.price_text(tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": generator.qty_text(step),
+                    "maxQty": generator.qty_text(MAX_QTY),
+                    "stepSize": generator.qty_text(step),
+                },
+            ],
+            "orderTypes": list(FUTURES_ORDER_TYPES),
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        }
+    )
+    return entry

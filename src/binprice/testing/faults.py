@@ -57,6 +57,11 @@ class Faults:
     #: The next K trades produced (any symbol) are served nowhere, not even by REST: ids the
     #: exchange never had, which a client can only record as a hole.
     lose_next: int = 0
+    #: Futures only: the next K trades are not market trades: their frames carry ``X`` =
+    #: ``non_market_kind``, REST, aggTrades and the aggregate stream never carry them (as on
+    #: Binance, docs/futures.md §3), so their ids are holes no source fills.
+    non_market_next: int = 0
+    non_market_kind: str = "INSURANCE_FUND"
     #: Each produced trade is withheld from the stream with this probability.
     skip_fraction: float = 0.0
     #: Each trade frame sent is sent again right after it with this probability.

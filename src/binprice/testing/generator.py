@@ -27,7 +27,8 @@ from array import array
 from dataclasses import dataclass
 from decimal import Decimal
 
-from binprice.exchange.protocol import WireTrade, stream_name
+from binprice.exchange.protocol import WireAggTrade, WireTrade, agg_stream_name, stream_name
+from binprice.markets import Market
 from binprice.testing.agg import AggregateBook
 
 #: Prices and quantities are integers in units of 1e-8 (Spot strings have 8 decimals).
@@ -63,8 +64,19 @@ KNOWN_SPECS = {
 }
 
 
-def symbol_spec(symbol: str) -> SymbolSpec:
+#: USD-M contracts trade on a coarser grid than Spot: BTCUSDT's tick is 0.1, its step 0.001.
+USDM_TICK, USDM_STEP = 10**7, 10**5
+#: COIN-M quantities are whole contracts (BTCUSD_PERP: 100 USD each), prices on a 0.1 tick.
+COINM_TICK, COINM_STEP = 10**7, UNITS_PER_ONE
+#: What one COIN-M contract is worth in the quote asset (BTC contracts: 100 USD, others: 10).
+COINM_CONTRACT_SIZE = {"BTC": 100}
+COINM_DEFAULT_CONTRACT_SIZE = 10
+
+
+def symbol_spec(symbol: str, market: Market = Market.SPOT) -> SymbolSpec:
     """Known spec, or one derived from a stable hash of the name (not ``hash()``: salted)."""
+    if market is not Market.SPOT:
+        return _futures_spec(symbol, market)
     known = KNOWN_SPECS.get(symbol)
     if known is not None:
         return known
@@ -78,6 +90,47 @@ def symbol_spec(symbol: str) -> SymbolSpec:
         step=10**6,  # 0.01
         first_agg_id=first_id // 2,
     )
+
+
+def _futures_spec(symbol: str, market: Market) -> SymbolSpec:
+    """A futures contract trades near its Spot pair, on the market's grid, with its own ids."""
+    pair = symbol.partition("_")[0]
+    spot = symbol_spec(pair if market is Market.USDM else pair + "T")
+    tick, step = (USDM_TICK, USDM_STEP) if market is Market.USDM else (COINM_TICK, COINM_STEP)
+    digest = zlib.crc32(f"{market.value}:{symbol}".encode())
+    first_id = 10**8 + digest % 10**9
+    return SymbolSpec(
+        first_id=first_id,
+        first_price=max(tick, spot.first_price // tick * tick),
+        tick=tick,
+        step=step,
+        first_agg_id=first_id // 2,
+    )
+
+
+def contract_size(symbol: str) -> int:
+    """Quote-asset value of one COIN-M contract of ``symbol``."""
+    base = symbol.partition("_")[0].removesuffix("USD")
+    return COINM_CONTRACT_SIZE.get(base, COINM_DEFAULT_CONTRACT_SIZE)
+
+
+def decimals_of(units: int) -> int:
+    """Decimals a grid of ``units`` (1e-8) needs: 10**7 → 1, 10**8 → 0, 10**3 → 5."""
+    digits = 8
+    while digits and units % 10 == 0:
+        units //= 10
+        digits -= 1
+    return digits
+
+
+def format_grid(units: int, decimals: int) -> str:
+    """1e-8 units → a decimal string with ``decimals`` places (futures' shorter strings)."""
+    if decimals >= 8:
+        return format_units(units)
+    whole, frac = divmod(units, UNITS_PER_ONE)
+    if decimals == 0:
+        return str(whole)
+    return f"{whole}.{frac // 10 ** (8 - decimals):0{decimals}d}"
 
 
 def format_units(units: int) -> str:
@@ -101,13 +154,27 @@ def _bool(value: int) -> str:
 class TradeGenerator:
     """One symbol's deterministic trade stream and its complete record."""
 
-    def __init__(self, symbol: str, seed: int = 0, spec: SymbolSpec | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        seed: int = 0,
+        spec: SymbolSpec | None = None,
+        market: Market = Market.SPOT,
+    ) -> None:
         self.symbol = symbol.upper()
+        self.market = market
         self.stream = stream_name(self.symbol)
-        self.agg_stream = self.symbol.lower() + "@aggTrade"
-        self.spec = spec or symbol_spec(self.symbol)
-        self._rng = random.Random(f"{seed}:{self.symbol}")
-        self._time_rng = random.Random(f"{seed}:{self.symbol}:time")
+        self.agg_stream = agg_stream_name(self.symbol)
+        self.spec = spec or symbol_spec(self.symbol, market)
+        # A futures series is another market than its Spot pair: its own random streams.
+        name = self.symbol if market is Market.SPOT else f"{market.value}:{self.symbol}"
+        self._stream_key = f"{seed}:{name}"
+        self._rng = random.Random(self._stream_key)
+        self._time_rng = random.Random(f"{self._stream_key}:time")
+        futures = market is not Market.SPOT
+        #: Price and quantity strings: Spot always has 8 decimals, futures the grid's.
+        self._price_decimals = decimals_of(self.spec.tick) if futures else 8
+        self._qty_decimals = decimals_of(self.spec.step) if futures else 8
         self._mid = self.spec.first_price
         self._clock_us: int | None = None
         self._last_time = 0
@@ -119,11 +186,29 @@ class TradeGenerator:
         self.aggregates = AggregateBook(self.spec.first_agg_id)
         #: Indexes of trades REST must not serve (see Faults.lose_next).
         self.lost: set[int] = set()
+        #: Futures: indexes of trades that are not market trades, with their ``X``
+        #: (Faults.non_market_next); they are in ``lost`` too.
+        self.non_market: dict[int, str] = {}
         # One prefix per symbol, so building a frame is a single format call.
-        self._frame_prefix = '{"e":"trade","E":%d,"s":"' + self.symbol + '","t":%d,'
+        if futures:
+            # Futures frames put T before s, carry X and no M (docs/futures.md §3).
+            self._frame_prefix = '{"e":"trade","E":%d,"T":%d,"s":"' + self.symbol + '","t":%d,'
+            self._frame_suffix = '"X":"MARKET","m":%s}'
+        else:
+            self._frame_prefix = '{"e":"trade","E":%d,"s":"' + self.symbol + '","t":%d,'
+            self._frame_suffix = ""
 
     def __len__(self) -> int:
         return len(self._times)
+
+    def reseed(self, period: str, price: int, since_us: int) -> None:
+        """From now on, trade from the random streams of ``period`` (e.g. a day), at ``price``,
+        at times after ``since_us``: what follows no longer depends on what came before
+        (testing/timeline.py)."""
+        self._rng = random.Random(f"{self._stream_key}:{period}")
+        self._time_rng = random.Random(f"{self._stream_key}:{period}:time")
+        self._mid = price
+        self._clock_us = since_us
 
     @property
     def first_id(self) -> int:
@@ -202,7 +287,19 @@ class TradeGenerator:
             trade_id, price, quantity, trade_time // US_PER_MS, event_time // US_PER_MS, m=m
         )
 
-    def _format(self, trade_id: int, price: int, qty: int, t: int, e: int, *, m: bool) -> bytes:
+    def _format(
+        self, trade_id: int, price: int, qty: int, t: int, e: int, *, m: bool, kind: str = ""
+    ) -> bytes:
+        if self.market is not Market.SPOT:
+            suffix = self._frame_suffix % _bool(m)
+            if kind:  # a non-market trade (Faults.non_market_next)
+                suffix = suffix.replace('"MARKET"', f'"{kind}"')
+            return (
+                self._frame_prefix
+                % (e, t, trade_id)
+                + f'"p":"{format_grid(price, self._price_decimals)}",'
+                f'"q":"{format_grid(qty, self._qty_decimals)}",' + suffix
+            ).encode()
         return (
             self._frame_prefix
             % (e, trade_id)
@@ -210,6 +307,12 @@ class TradeGenerator:
             f'"q":"{qty // UNITS_PER_ONE}.{qty % UNITS_PER_ONE:08d}",'
             f'"T":{t},"m":{_bool(m)},"M":true}}'
         ).encode()
+
+    def price_text(self, units: int) -> str:
+        return format_grid(units, self._price_decimals)
+
+    def qty_text(self, units: int) -> str:
+        return format_grid(units, self._qty_decimals)
 
     def payload(self, index: int, *, microseconds: bool = False) -> bytes:
         """Raw ``@trade`` payload of recorded trade ``index`` (0-based), as it was sent."""
@@ -222,6 +325,7 @@ class TradeGenerator:
             t // unit,
             e // unit,
             m=bool(self._makers[index]),
+            kind=self.non_market.get(index, ""),
         )
 
     def agg_payload(self, agg: int, *, microseconds: bool = False) -> bytes:
@@ -236,11 +340,27 @@ class TradeGenerator:
 
     def _agg_fields(self, agg: int, start: int, stop: int, unit: int) -> str:
         quantity = sum(self._quantities[start:stop])
+        # Futures aggregates have no "M" (docs/futures.md §3).
+        best_match = ',"M":true' if self.market is Market.SPOT else ""
         return (
-            f'"a":{self.aggregates.first_id + agg},"p":"{format_units(self._prices[start])}",'
-            f'"q":"{format_units(quantity)}","f":{self.first_id + start},'
+            f'"a":{self.aggregates.first_id + agg},"p":"{self.price_text(self._prices[start])}",'
+            f'"q":"{self.qty_text(quantity)}","f":{self.first_id + start},'
             f'"l":{self.first_id + stop - 1},"T":{self._times[start] // unit},'
-            f'"m":{_bool(self._makers[start])},"M":true'
+            f'"m":{_bool(self._makers[start])}{best_match}'
+        )
+
+    def agg(self, agg: int) -> WireAggTrade:
+        """Recorded aggregate ``agg`` (0-based index) as the product's :class:`WireAggTrade`."""
+        start, stop = self.aggregates.trades_of(agg, len(self))
+        return WireAggTrade(
+            self.symbol,
+            self.aggregates.first_id + agg,
+            Decimal(format_units(self._prices[start])),
+            Decimal(format_units(sum(self._quantities[start:stop]))),
+            self.first_id + start,
+            self.first_id + stop - 1,
+            self._times[start] // US_PER_MS,
+            bool(self._makers[start]),
         )
 
     # --- the record ------------------------------------------------------------------------
@@ -289,15 +409,31 @@ class TradeGenerator:
                 continue
             if limit is not None and len(rows) >= limit:
                 break
-            price, quantity = self._prices[i], self._quantities[i]
-            rows.append(
-                f'{{"id":{self.spec.first_id + i},"price":"{format_units(price)}",'
-                f'"qty":"{format_units(quantity)}",'
-                f'"quoteQty":"{format_units(price * quantity // UNITS_PER_ONE)}",'
-                f'"time":{self._times[i] // unit},'
-                f'"isBuyerMaker":{_bool(self._makers[i])},"isBestMatch":true}}'
-            )
+            rows.append(self.rest_row(i, unit))
         return ("[" + ",".join(rows) + "]").encode()
+
+    def rest_row(self, i: int, unit: int = US_PER_MS) -> str:
+        """One ``trades``/``historicalTrades`` row in the market's shape (docs/futures.md §4);
+        ``unit`` 1 gives times in µs."""
+        price, quantity = self._prices[i], self._quantities[i]
+        head = (
+            f'{{"id":{self.spec.first_id + i},"price":"{self.price_text(price)}",'
+            f'"qty":"{self.qty_text(quantity)}",'
+        )
+        tail = f'"time":{self._times[i] // unit},"isBuyerMaker":{_bool(self._makers[i])}'
+        if self.market is Market.COINM:
+            # Quantity in contracts; baseQty = contracts * contract size / price.
+            base = quantity * contract_size(self.symbol) * UNITS_PER_ONE // price
+            return head + f'"baseQty":"{format_units(base)}",' + tail + "}"
+        quote = format_units(price * quantity // UNITS_PER_ONE)
+        if self.market is Market.USDM:
+            return head + f'"quoteQty":"{quote}",' + tail + ',"isRPITrade":false}'
+        return head + f'"quoteQty":"{quote}",' + tail + ',"isBestMatch":true}'
+
+    def base_quantity(self, index: int) -> Decimal:
+        """COIN-M: the base-asset quantity of trade ``index`` (the archives' ``base_qty``)."""
+        price, quantity = self._prices[index], self._quantities[index]
+        return Decimal(format_units(quantity * contract_size(self.symbol) * UNITS_PER_ONE // price))
 
     def agg_rows(self, first: int, stop: int, *, microseconds: bool = False) -> bytes:
         """``aggTrades`` body for aggregates ``first`` ≤ k < ``stop`` (indexes, not ids).
@@ -305,6 +441,10 @@ class TradeGenerator:
         Trades lost for good (``Faults.lose_next``) are left out of their aggregate, and an
         aggregate with nothing left is left out: the exchange never had those ids.
         """
+        return ("[" + ",".join(self.agg_row_list(first, stop, microseconds)) + "]").encode()
+
+    def agg_row_list(self, first: int, stop: int, microseconds: bool = False) -> list[str]:
+        """The rows of :meth:`agg_rows`, each a JSON object."""
         rows: list[str] = []
         unit = 1 if microseconds else US_PER_MS
         for agg in range(max(0, first), min(stop, len(self.aggregates))):
@@ -315,4 +455,4 @@ class TradeGenerator:
                     continue
                 start, end = kept[0], kept[-1] + 1
             rows.append("{" + self._agg_fields(agg, start, end, unit) + "}")
-        return ("[" + ",".join(rows) + "]").encode()
+        return rows

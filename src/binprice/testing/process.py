@@ -16,8 +16,8 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 class ExchangeProcess:
     """``async with ExchangeProcess(["--rate", "max"]) as ex: ex.ws_url, ex.rest_url``.
 
-    ``args`` are command-line options of ``python -m binprice.testing.exchange``; the port
-    defaults to a free one.
+    ``args`` are command-line options of ``binprice exchange`` (run as ``python -m binprice
+    exchange``, so no console script is needed); the port defaults to a free one.
     """
 
     def __init__(self, args: Sequence[str] = ()) -> None:
@@ -34,7 +34,8 @@ class ExchangeProcess:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "binprice.testing.exchange",
+            "binprice",
+            "exchange",
             *self._args,
             stdout=asyncio.subprocess.PIPE,
         )

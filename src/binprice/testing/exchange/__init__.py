@@ -1,4 +1,6 @@
-"""A Binance-Spot-compatible test exchange: trade streams, REST backfill, fault injection.
+"""A Binance-compatible test exchange: trade and aggregate trade streams, REST backfill, fault
+injection, for Spot or one futures market (``market=Market.USDM``: ``/fapi/v1`` REST and the
+futures frame shapes; ``Market.COINM``: ``/dapi/v1``).
 
 In tests::
 
@@ -9,7 +11,7 @@ In tests::
 
 From a shell (benchmarks, curious users)::
 
-    python -m binprice.testing.exchange --port 9443 --seed 1 --rate 50 --symbols BTCUSDT,ETHUSDT
+    binprice exchange --port 9443 --seed 1 --rate 50 --symbols BTCUSDT,ETHUSDT
 
 It prints one JSON line with ``ws_url`` and ``rest_url`` once it listens.
 """
@@ -29,14 +31,16 @@ from types import TracebackType
 from aiohttp import WSCloseCode, web
 
 from binprice.exchange.protocol import WireTrade
+from binprice.markets import Market
 from binprice.symbols import DEFAULT_SYMBOLS
 from binprice.testing.connection import ConnectionLimits, StreamConnection
 from binprice.testing.faults import Faults
 from binprice.testing.frames import Outgoing, negotiated_deflater
-from binprice.testing.generator import TradeGenerator, wall_clock_us
-from binprice.testing.http import DEFAULT_WEIGHT_LIMIT, geo_blocked, json_response
+from binprice.testing.generator import TradeGenerator, symbol_spec, wall_clock_us
+from binprice.testing.http import geo_blocked, json_response
 from binprice.testing.pacing import MIN_TICK_SECONDS, PacedSchedule
 from binprice.testing.rest import RestApi
+from binprice.testing.timeline import live_spec
 from binprice.testing.tls import TlsFiles, self_signed, server_context
 
 #: Trades per symbol produced per step at full speed: big enough to amortise one transport
@@ -59,7 +63,9 @@ class TestExchange:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(
+    # The market is the thirteenth option: the exchange's whole configuration is these keyword
+    # arguments (a dozen tests' worth of call sites), not worth a settings object of its own.
+    def __init__(  # noqa: PLR0913
         self,
         symbols: Iterable[str] = DEFAULT_SYMBOLS,
         *,
@@ -71,9 +77,10 @@ class TestExchange:
         host: str = "127.0.0.1",
         port: int = 0,
         limits: ConnectionLimits | None = None,
-        weight_limit: int = DEFAULT_WEIGHT_LIMIT,
+        weight_limit: int | None = None,
         faults: Faults | None = None,
         tls: TlsFiles | bool = False,
+        market: Market = Market.SPOT,
     ) -> None:
         """``rate`` is trades/s per symbol; ``None`` = as fast as the slowest reader reads.
 
@@ -84,8 +91,20 @@ class TestExchange:
 
         ``max_trades`` caps each symbol, after which its stream goes quiet. Symbols whose
         ``statuses`` entry is not TRADING produce nothing (they still appear in exchangeInfo).
+
+        ``market`` picks the REST prefix, weights and limits and the frame shapes;
+        ``weight_limit`` defaults to the market's. The futures ``historicalTrades`` takes any
+        well-formed API key unless ``rest.api_keys`` names the accepted ones.
         """
-        self.generators = {s.upper(): TradeGenerator(s, seed) for s in symbols}
+        self.market = market
+        # The exchange continues its market's history from now on (testing/timeline.py).
+        now_us = wall_clock_us()
+        self.generators = {
+            s.upper(): TradeGenerator(
+                s, seed, spec=live_spec(symbol_spec(s.upper(), market), now_us), market=market
+            )
+            for s in symbols
+        }
         self.statuses = {s.upper(): v for s, v in (statuses or {}).items()}
         self.rate = rate
         #: Paced trades/s of each symbol; the symbols missing here run at full speed.
@@ -103,7 +122,13 @@ class TestExchange:
         #: Multiplies every paced rate while set (20.0: a burst); change it at any time.
         self.speed = 1.0
         self.limits = limits or ConnectionLimits()
-        self.rest = RestApi(self.generators, self.statuses, self.faults, weight_limit)
+        self.rest = RestApi(
+            self.generators,
+            self.statuses,
+            self.faults,
+            weight_limit,
+            market=market,
+        )
         self.connections: set[StreamConnection] = set()
         self.connections_opened = 0
         self._host, self._port = host, port
@@ -314,6 +339,14 @@ class TestExchange:
                 faults.lose_next -= 1
                 generator.lost.add(index)
                 withheld.add(index)
+            elif faults.non_market_next > 0 and generator.market is not Market.SPOT:
+                # On the trade stream with its kind, nowhere else (docs/futures.md §3).
+                faults.non_market_next -= 1
+                generator.lost.add(index)
+                generator.non_market[index] = faults.non_market_kind
+                withheld.add(index)
+                frame = generator.payload(index)
+                out.append(Outgoing(stream, frame, generator.time_us(index), render, index))
             elif faults.skip_next > 0:
                 faults.skip_next -= 1
                 withheld.add(index)
