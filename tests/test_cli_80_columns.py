@@ -173,18 +173,11 @@ def _flowing(text: str) -> str:
     return re.sub(r"- ", "-", " ".join(text.split()))
 
 
-#: `binprice exchange --help` is the test exchange's own (argparse) help, remade as a Typer
-#: command by the work on the test exchange (#19/#20 item 8), which brings its own check.
-NOT_YET = {("exchange",)}
-
-
 @pytest.mark.parametrize("path", [(), *_commands(app)], ids=lambda p: " ".join(p) or "binprice")
 def test_every_help_fits_80_columns_and_breaks_no_word(path: tuple[str, ...]) -> None:
     """At COLUMNS=80 no help line is wider than 80, and every help text reads whole (its
     words, joined by single spaces, are in the output joined the same way: a word broken as
     `DB_HO` / `ST` would not be)."""
-    if path in NOT_YET:
-        return
     result = runner.invoke(cli, [*path, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0, result.output
     _fits(result.stdout)
