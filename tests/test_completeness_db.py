@@ -215,6 +215,7 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         last_ms = stored_rows(database_url)[-1][4]
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
         assert code == 0, out + err
+        out = " ".join(out.split())  # the lines are folded at 80 columns
         assert "BTCUSDT: ok:" in out and "NOT OK" not in out
         assert (
             f"the exchange moved on since the last capture: {check['behind']:,} trades since "
@@ -233,7 +234,7 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         assert f"BTCUSDT {low}..{high} ({high - low + 1:,} ids): filled" in out
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
         assert code == 0, out + err
-        assert "up to date with the exchange" in out
+        assert "up to date with the exchange" in " ".join(out.split())
         numbers = assert_complete("repair-hand-made-hole", ex, database_url, symbols)
     with psycopg.connect(database_url) as conn:
         states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
@@ -278,6 +279,7 @@ async def test_a_false_hole_is_disproved_by_verify_against_exchange_and_refetche
 
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
         assert code == 1, out + err
+        out = " ".join(out.split())  # the lines are folded at 80 columns
         assert "BTCUSDT: NOT OK" in out and "up to date with the exchange" in out
         assert f"recorded as a hole, but the exchange has trades from {low}" in out
 

@@ -149,7 +149,7 @@ def _duplicates_text(check: SymbolCheck) -> list[str]:
 
 
 def verification_text(result: Verification) -> str:
-    """One line per symbol, then one per unaccounted hole."""
+    """One line per symbol, then one per unaccounted hole (each folded to 80 columns)."""
     lines = []
     for s in result.symbols:
         span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
@@ -182,7 +182,20 @@ def verification_text(result: Verification) -> str:
                 f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
                 f"{a}..{b} (binprice gaps --repair fetches them)"
             )
-    return "".join(line + "\n" for line in lines)
+    return "".join(_fold(line) + "\n" for line in lines)
+
+
+#: The width verification lines are folded to, so an 80-column terminal never breaks a word.
+TEXT_WIDTH = 80
+
+
+def _fold(line: str) -> str:
+    """A long line folded between words, continued with the first line's indent plus two."""
+    import textwrap
+
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.fill(line, TEXT_WIDTH, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False)  # fmt: skip
 
 
 class RepairView:
