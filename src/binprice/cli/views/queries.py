@@ -231,23 +231,20 @@ def to_text(results: Sequence[Result], *, now: datetime) -> str:
 def at_notes(found: Sequence[At], requested: datetime, *, now: datetime) -> list[str]:
     """What `at` says beside its answer when the answer is far from TS: a TS in the future
     (the nearest trades are then the last ones stored), or, per symbol, a nearest trade more
-    than `AT_FAR` away (nothing stored closer)."""
+    than `AT_FAR` away (nothing stored closer). Each note fits 80 columns."""
     from binprice.timespec import format_duration
 
     when = format_timestamp(requested)
     if requested > now:
-        return [
-            f"note: {when} is in the future (now {format_timestamp(now)}): the trades shown "
-            "are the last ones stored"
-        ]
+        return [f"note: {when} is in the future: showing the last trades stored"]
     notes = []
     for result in found:
         offset = timedelta(milliseconds=result.offset_ms)
         if abs(offset) > AT_FAR:
             side = "before" if offset < timedelta(0) else "after"
             notes.append(
-                f"note: {result.symbol}'s nearest stored trade is {format_duration(abs(offset))} "
-                f"{side} {when}: no trade is stored closer"
+                f"note: {result.symbol}'s nearest trade is {format_duration(abs(offset))} {side} "
+                f"{when}"
             )
     return notes
 
