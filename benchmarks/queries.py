@@ -229,6 +229,7 @@ SELECT count(*) FROM (
 def verify(url: str, runs: int) -> None:
     """`gaps --verify` over the whole 30 days (every symbol), through the rollup; beside it the
     raw window-function scan of every stored id it replaced; then again with a hole."""
+    from binprice.db.duplicates import find_duplicates
     from binprice.db.gaps import verify_gaps
 
     window = {"start": END - SPAN, "end": END}
@@ -237,6 +238,17 @@ def verify(url: str, runs: int) -> None:
         began = time.perf_counter()
         result = verify_gaps(conn, **window)
         return (time.perf_counter() - began) * 1000, sum(s.missing for s in result.symbols)
+
+    def timed_result(conn: psycopg.Connection[Any]) -> tuple[float, Any]:
+        began = time.perf_counter()
+        result = verify_gaps(conn, **window)
+        return (time.perf_counter() - began) * 1000, result
+
+    def duplicates_ms(conn: psycopg.Connection[Any]) -> float:
+        began = time.perf_counter()
+        symbols = [r[0] for r in conn.execute("SELECT DISTINCT symbol FROM trade_minutes")]
+        find_duplicates(conn, symbols, [window["start"]] * len(symbols), window["end"])
+        return (time.perf_counter() - began) * 1000
 
     with psycopg.connect(url, autocommit=True) as conn:
         first, _ = timed(conn)
@@ -254,6 +266,20 @@ def verify(url: str, runs: int) -> None:
             )
             holed = sorted(timed(conn) for _ in range(runs))
             raise psycopg.Rollback()  # the table stays as built
+        with conn.transaction():
+            # An archive of another market imported beside the live ids: 1,000 ids again, ten
+            # days earlier, at another price.
+            conn.execute(
+                "INSERT INTO trades SELECT symbol, trade_id, price + 1, quantity, "
+                "timestamp - interval '10 days', is_buyer_maker FROM trades "
+                "WHERE symbol = 'BTCUSDT' ORDER BY trade_id OFFSET 3000000 LIMIT 1000"
+            )
+            twice = sorted(
+                (t, sum(s.duplicate_ids for s in r.symbols))
+                for t, r in (timed_result(conn) for _ in range(runs))
+            )
+            raise psycopg.Rollback()
+        clean = statistics.median(duplicates_ms(conn) for _ in range(runs))
         print(f"\ngaps --verify over {SPAN.days} days, every symbol, wall ms (median of {runs}):")
         print(f"  first call on this connection     {first:9.1f}")
         print(f"  through the rollup                {statistics.median(samples):9.1f}")
@@ -262,6 +288,9 @@ def verify(url: str, runs: int) -> None:
             f"  (finds {holed[0][1]:,} missing ids)"
         )
         print(f"  raw scan of every id (server)     {raw:9.1f}")
+        print(f"  of which the duplicate-id check   {clean:9.1f}")
+        print(f"  with 1,000 ids stored twice       {statistics.median(t for t, _ in twice):9.1f}"
+              f"  (finds {twice[0][1]:,} ids stored twice)")  # fmt: skip
 
 
 def _run(argv: list[str], env: dict[str, str], *, terminal: bool = False) -> float:

@@ -113,3 +113,20 @@ class Events:
             if sum(text in message for message in self.of(kind)) >= count:
                 return
             await self._changed.wait()
+
+
+async def binprice_async(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI without blocking the event loop the test exchange runs on: exit code,
+    stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "binprice",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

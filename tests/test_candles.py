@@ -101,3 +101,21 @@ def test_choose_interval_is_the_finest_that_fits(
     """The chart's automatic interval: the finest with at most max_candles candles."""
     start = utc(2026, 1, 1)
     assert choose_interval(start, start + span, max_candles).name == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "moment", "count", "first"),
+    [
+        ("1m", "2026-05-28T04:13:41Z", 60, "2026-05-28T03:14:00Z"),
+        ("1h", "2026-05-28T04:13:41Z", 1, "2026-05-28T04:00:00Z"),
+        ("1w", "2026-05-28T04:13:41Z", 2, "2026-05-18T00:00:00Z"),
+        ("1M", "2026-02-10T00:00:00Z", 3, "2025-12-01T00:00:00Z"),
+        ("1M", "2026-01-31T23:59:59Z", 13, "2025-01-01T00:00:00Z"),
+    ],
+)
+def test_opens_before_is_where_the_last_count_candles_begin(
+    name: str, moment: str, count: int, first: str
+) -> None:
+    """The default window of `candles`: `count` candles, the last one holding `moment`."""
+    start = INTERVALS[name].opens_before(datetime.fromisoformat(moment), count)
+    assert start == datetime.fromisoformat(first)

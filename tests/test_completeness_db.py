@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -24,6 +25,7 @@ from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import EventKind, IngestConfig, IngestEvent, run_ingest
 from binprice.ingest.recorder import Recorder
 from binprice.testing.exchange import TestExchange
+from binprice.timespec import format_timestamp
 from tests.fault_helpers import (
     assert_complete,
     complete_from_first,
@@ -33,24 +35,11 @@ from tests.fault_helpers import (
     stored_count,
     wait_until,
 )
-from tests.ingest_helpers import BINPRICE, exchange_config, spawn_logged_ingest, stored_rows
+from tests.ingest_helpers import binprice_async as _binprice
+from tests.ingest_helpers import exchange_config, spawn_logged_ingest, stored_rows
 
 RATE = 500
 OUTAGE_SECONDS = 31.0
-
-
-async def _binprice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run the CLI without blocking the event loop the test exchange runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        *BINPRICE,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def _final(stderr: bytes) -> dict[str, object]:
@@ -212,9 +201,10 @@ async def test_a_full_spool_disk_while_the_database_is_down_drops_nothing_silent
 async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_hand(
     database_url: str, clean_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """After a stopped run the exchange went on: `gaps --verify --against-exchange` reports the
-    missing tail and exits 1; rows deleted by hand from the middle are a hole `--verify`
-    reports; `gaps --repair` records and fetches both, and the check passes again."""
+    """After a stopped run the exchange went on: `gaps --verify --against-exchange` says the
+    exchange moved on since the last capture (how many trades, since when) and exits 0, for
+    that is no hole; rows deleted by hand from the middle are a hole `--verify` reports (exit
+    1); `gaps --repair` records and fetches both, and the check is up to date again."""
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
     symbols = ("BTCUSDT",)
     async with TestExchange(symbols, seed=63, rate=1000) as ex:
@@ -230,11 +220,20 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         code, out, err = await _binprice(
             env, *base, "--verify", "--against-exchange", *rest, "--json"
         )
-        assert code == 1, out + err
+        assert code == 0, out + err
         (check,) = json.loads(out)["symbols"]
         assert check["exchange_last_id"] == newest
         assert check["tail"]["last_id"] == newest and not check["tail"]["accounted"]
-        assert check["unaccounted"] >= 300
+        assert check["behind"] >= 300 and check["unaccounted"] == 0
+        last_ms = stored_rows(database_url)[-1][4]
+        code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
+        assert code == 0, out + err
+        out = " ".join(out.split())  # the lines are folded at 80 columns
+        assert "BTCUSDT: ok:" in out and "NOT OK" not in out
+        assert (
+            f"the exchange moved on since the last capture: {check['behind']:,} trades since "
+            f"{format_timestamp(datetime.fromtimestamp(last_ms / 1000, UTC))}, up to id {newest}"
+        ) in out
 
         rows = stored_rows(database_url)
         low, high = rows[100][1], rows[400][1]
@@ -248,7 +247,7 @@ async def test_against_exchange_finds_the_tail_and_repair_fills_a_hole_made_by_h
         assert f"BTCUSDT {low}..{high} ({high - low + 1:,} ids): filled" in out
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
         assert code == 0, out + err
-        assert "up to date with the exchange" in out
+        assert "up to date with the exchange" in " ".join(out.split())
         numbers = assert_complete("repair-hand-made-hole", ex, database_url, symbols)
     with psycopg.connect(database_url) as conn:
         states = {(g.first_id, g.last_id): g.state for g in list_gaps(conn)}
@@ -296,6 +295,7 @@ async def test_a_false_hole_is_disproved_by_verify_against_exchange_and_refetche
 
         code, out, err = await _binprice(env, *base, "--verify", "--against-exchange", *rest)
         assert code == 1, out + err
+        out = " ".join(out.split())  # the lines are folded at 80 columns
         assert "BTCUSDT: NOT OK" in out and "up to date with the exchange" in out
         assert f"recorded as a hole, but the exchange has trades from {low}" in out
 

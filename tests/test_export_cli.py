@@ -47,6 +47,21 @@ def test_candles_json_keys_and_exact_values(url: str) -> None:
     assert sum(item["trades"] for item in data) == 500
 
 
+def test_candles_takes_the_interval_as_an_argument_and_defaults_to_the_last_60(url: str) -> None:
+    """`candles BTCUSDT 1h` (no -i, no window): the last 60 candles up to --end (default now),
+    the same candles -i and a window holding them give; 60 candles ending at 02:00 reach back
+    to 2024-12-29T07:00Z."""
+    with_option = binprice(url, "candles", "btcusdt", "-i", "1h", *WINDOW, "--json")
+    done = binprice(url, "candles", "btcusdt", "1h", "--end", "2025-01-01T02:00:00Z", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(with_option.stdout)
+    later = binprice(url, "candles", "btcusdt", "1h", "--end", "2025-01-03T11:00:00Z", "--json")
+    assert [c["open_time"] for c in json.loads(later.stdout)][:1] == ["2025-01-01T00:00:00.000Z"]
+    now = binprice(url, "candles", "BTCUSDT", "1m")
+    assert now.returncode == 1
+    assert now.stderr.startswith("error: no trades in the last 60 1m candles up to ")
+
+
 def test_candles_csv_and_missing_symbols(url: str) -> None:
     """--csv has the header; a symbol without trades is named on stderr; exit 0."""
     done = binprice(url, "candles", "NOPEUSDT", "ETHUSDT", "-i", "1d", *WINDOW, "--csv")
@@ -63,7 +78,9 @@ def test_candles_csv_and_missing_symbols(url: str) -> None:
     "args",
     [
         ("candles", "BTCUSDT", "-i", "1x", "--last", "1d"),
-        ("candles", "BTCUSDT", "-i", "1h"),
+        ("candles", "BTCUSDT", "--last", "1d"),
+        ("candles", "BTCUSDT", "1h", "-i", "1h"),
+        ("candles", "1h", "--last", "1d"),
         ("candles", "BTCUSDT", "-i", "1h", "--last", "1d", "--json", "--csv"),
         ("export", "BTCUSDT", "-f", "xlsx", "--last", "1d"),
         ("export", "BTCUSDT", "ETHUSDT", "-f", "binance", *WINDOW),

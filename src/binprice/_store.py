@@ -216,15 +216,17 @@ class Store:
         self,
         symbols: Symbols,
         interval: str | Interval,
-        start: When,
+        start: When | None = None,
         end: When | None = None,
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
-        interval without trades has no candle."""
-        from binprice.db.candles import candles, parse_interval
+        interval without trades has no candle. Without `start`, the last `DEFAULT_CANDLES`
+        candles up to `end` (default now)."""
+        from binprice.db.candles import DEFAULT_CANDLES, candles, parse_interval
 
         chosen = parse_interval(interval) if isinstance(interval, str) else interval
-        lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        hi, wanted = as_time(end or "now"), symbols_of(symbols)
+        lo = as_time(start) if start is not None else chosen.opens_before(hi, DEFAULT_CANDLES)
         result: list[Candle] = self._read(lambda conn: candles(conn, wanted, chosen, lo, hi))
         return result
 
@@ -493,7 +495,8 @@ class Store:
         import time
 
         from binprice._sync import bridge
-        from binprice.db import describe
+        from binprice.db import connect_async, describe
+        from binprice.db.claims import ALL, claim_symbols
         from binprice.ingest import EventKind, IngestEvent, Recorder, run_ingest
         from binprice.ingest.spool import spool_root
 
@@ -509,7 +512,11 @@ class Store:
         stop = stop if stop is not None else asyncio.Event()
         recorder = Recorder()
         watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
+        claims = await connect_async(url)  # held for the run: its symbols' claims
         try:
+            shared = await claim_symbols(claims, config.symbols or [ALL])
+            if shared and on_event is not None:
+                on_event(IngestEvent(time.time(), EventKind.SHARED, shared_message(shared)))
             async with asyncio.TaskGroup() as tasks:
                 ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, recorder))
                 try:
@@ -527,6 +534,7 @@ class Store:
         except BaseExceptionGroup as group:  # the run's own error, as if awaited alone
             raise group.exceptions[0] from None
         finally:
+            await claims.close()
             if watcher is not None:
                 watcher.cancel()
 
@@ -752,6 +760,18 @@ def _default(field: Field[Any]) -> Any:
     if field.default_factory is not MISSING:
         return field.default_factory()
     return field.default
+
+
+def shared_message(shared: list[str]) -> str:
+    """The one line a run says when another run captures some of its symbols."""
+    from binprice.db.claims import ALL
+
+    what = "every symbol (--all)" if shared == [ALL] else ", ".join(shared)
+    return (
+        f"another binprice ingest is already capturing {what} into this database: each trade "
+        "is still stored once, but at twice the cost; stop one of them, unless two runs are "
+        "meant (for redundancy)"
+    )
 
 
 async def _tick(on_tick: Callable[[IngestSummary], None], recorder: Recorder) -> None:

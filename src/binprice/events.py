@@ -32,6 +32,8 @@ class EventKind(Enum):
     """
 
     MIGRATED = ("migrated", Severity.INFO)
+    #: Another ingest captures some of the same symbols into the same database.
+    SHARED = ("shared", Severity.WARNING)
     CONNECTED = ("connected", Severity.INFO)
     RECONNECT = ("reconnect", Severity.WARNING)
     ROTATE = ("rotate", Severity.INFO)

@@ -250,25 +250,11 @@ def db_partitions(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the partitions of trades: months, estimated rows (as of the last ANALYZE), size."""
-    from binprice.cli.views.db import size_text
-    from binprice.timespec import format_timestamp
+    from binprice.cli.views.db import partitions_text
 
     with store_from(ctx, database_url) as store:
         if ensure:
             for name in store.ensure_partitions():
                 err(f"created {name}")
         found = store.partitions()
-    rows = [("partition", "from", "to", "rows (est.)", "size")] + [
-        (
-            p.name,
-            "DEFAULT" if p.start is None else format_timestamp(p.start),
-            "" if p.end is None else format_timestamp(p.end),
-            f"~{p.rows_estimate:,}",
-            size_text(p.bytes),
-        )
-        for p in found
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        left = "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False))
-        typer.echo(f"{left}  {row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}")
+    typer.echo(partitions_text(found), nl=False)

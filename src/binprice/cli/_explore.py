@@ -52,11 +52,24 @@ commands = command_app()
 STDOUT = "-"
 
 
+#: How many candles the window holds when none is given (the library's `DEFAULT_CANDLES`).
+DEFAULT_CANDLES_SHOWN = 60
+
+
 @commands.command()
 def candles(
     ctx: typer.Context,
-    symbols: RequiredSymbols,
-    interval: Annotated[str, typer.Option("--interval", "-i", metavar=TEXT, help=INTERVAL_HELP)],
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SYMBOL... [INTERVAL]",
+            help="Symbols, any case, then the interval: `candles BTCUSDT 1m` (or give -i).",
+            show_default=False,
+        ),
+    ],
+    interval: Annotated[
+        str | None, typer.Option("--interval", "-i", metavar=TEXT, help=INTERVAL_HELP)
+    ] = None,
     last: Last = None,
     start: Start = None,
     end: End = None,
@@ -68,16 +81,44 @@ def candles(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
-    VWAP. An interval without trades has no candle; the first and last candle hold only the
-    window's part of their interval."""
-    from binprice.timespec import format_timestamp, parse_window
+    VWAP. Without --last/--start, the last 60 candles up to --end (default now). An interval
+    without trades has no candle; the first and last candle hold only the window's part of
+    their interval."""
+    from binprice.timespec import format_timestamp, parse_timestamp, parse_window
 
     check_format(as_json, as_csv)
-    window_start, window_end = parse_window(last=last, start=start, end=end)
+    symbols, chosen = symbols_and_interval(args, interval)
+    if last is None and start is None:
+        window_start, window_end = None, parse_timestamp(end or "now")
+        up_to = format_timestamp(window_end)
+        window = f"in the last {DEFAULT_CANDLES_SHOWN} {chosen} candles up to {up_to}"
+    else:
+        window_start, window_end = parse_window(last=last, start=start, end=end)
+        window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     with store_from(ctx, database_url) as store:
-        found = store.candles(symbols, interval, window_start, window_end)
-    window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
+        found = store.candles(symbols, chosen, window_start, window_end)
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
+
+
+def symbols_and_interval(args: list[str], option: str | None) -> tuple[list[str], str]:
+    """`candles BTCUSDT ETHUSDT 1m`: the symbols, and the interval given among them (a name
+    of Binance's intervals, which no symbol is) or with -i, exactly once."""
+    from binprice.errors import UsageError
+
+    names = INTERVAL_NAMES.split()
+    given = [a for a in args if a.strip() in names]
+    symbols = [a for a in args if a.strip() not in names]
+    if option is not None:
+        given.append(option)
+    if len(given) > 1:
+        raise UsageError(f"give the interval once, not {' and '.join(given)}")
+    if not given:
+        raise UsageError(
+            f"give an interval: `binprice candles BTCUSDT 1m` (one of {INTERVAL_NAMES})"
+        )
+    if not symbols:
+        raise UsageError("give a symbol: `binprice candles BTCUSDT 1m`")
+    return symbols, given[0]
 
 
 @commands.command()

@@ -79,6 +79,10 @@ def at(
     limit = parse_duration(within) if within is not None else None
     with store_from(ctx, database_url) as store:
         found = store.at(requested, asked, before=before, within=limit)
+    from binprice.cli.views.queries import at_notes
+
+    for note in at_notes(found, requested, now=datetime.now(UTC)):
+        err(note)
     where = f"within {format_duration(limit)} of" if limit is not None else "near"
     emit(
         asked,

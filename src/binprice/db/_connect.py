@@ -53,11 +53,26 @@ def describe(url: str) -> str:
     return redact(f"{host}:{port}/{database}", url)
 
 
+#: How libpq words a failure the server itself reported while we connected (it answered).
+_SERVER_SAID = "FATAL:"
+
+
 def database_error(url: str, exc: BaseException) -> DatabaseUnavailableError:
-    """Turn a driver error into one line naming where we tried to connect."""
+    """Turn a driver error into one line naming where we tried to connect: "cannot reach" only
+    when nothing answered; a server that answered and refused says so (and what to check)."""
     # libpq never echoes passwords, but a URL the user typed may end up in the text.
     reason = redact(" ".join(str(exc).split()) or exc.__class__.__name__, url)
-    return DatabaseUnavailableError(f"cannot reach PostgreSQL at {describe(url)}: {reason}")
+    where = describe(url)
+    said = reason.partition(_SERVER_SAID)[2].strip()
+    if not said:
+        return DatabaseUnavailableError(f"cannot reach PostgreSQL at {where}: {reason}")
+    pgconn = getattr(exc, "pgconn", None)
+    if getattr(pgconn, "used_password", False) and "authentication failed" in said:
+        return DatabaseUnavailableError(
+            f"PostgreSQL at {where} refused the password ({said}): check the user and password "
+            "in the database URL (or POSTGRES_USER/POSTGRES_PASSWORD)"
+        )
+    return DatabaseUnavailableError(f"PostgreSQL at {where} refused the connection: {said}")
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:

@@ -43,6 +43,7 @@ from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
 __all__ = [
+    "DEFAULT_CANDLES",
     "FIXED_CANDLES_SQL",
     "INTERVALS",
     "MONTHLY_CANDLES_SQL",
@@ -60,6 +61,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FIRST_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 MONTHS_PER_YEAR = 12
+#: How many candles `candles` gives without a window: a screenful, as Binance's chart opens.
+DEFAULT_CANDLES = 60
 #: Average month length, used only to estimate how many ``1M`` candles a window holds.
 _MONTH_ESTIMATE = timedelta(days=30.436875)
 
@@ -91,6 +94,15 @@ class Interval:
         months = open_time.year * MONTHS_PER_YEAR + open_time.month  # month index, 1-based
         year, month = divmod(months, MONTHS_PER_YEAR)
         return open_time.replace(year=year, month=month + 1)
+
+    def opens_before(self, moment: datetime, count: int) -> datetime:
+        """Where the last ``count`` candles up to ``moment`` begin: the open time of the candle
+        ``count - 1`` before the one holding ``moment``."""
+        first = self.floor(moment)
+        if self.width is not None:
+            return first - (count - 1) * self.width
+        year, month = divmod(first.year * MONTHS_PER_YEAR + first.month - count, MONTHS_PER_YEAR)
+        return first.replace(year=year, month=month + 1)
 
     def close_time(self, open_time: datetime) -> datetime:
         """Binance's close time: the next open time minus one millisecond."""

@@ -6,9 +6,10 @@ The ingestor records every range of trade ids it found missing in the `gaps` tab
 (`skipped`). `verify_gaps` checks that promise against the stored ids: the per-minute rollup's
 first/last ids (migration 0005) point at every minute that misses ids or leaves a hole before
 the next one, only those id ranges are read from `trades`, and each hole must lie inside a
-recorded `open`, `hole` or `skipped` range. Asked with the exchange's newest ids, it also checks
-the tail past the last stored trade, which no scan of stored ids can see. Binance Spot ids are
-consecutive per symbol (protocol notes §8), so any other hole is a trade lost without a trace.
+recorded `open`, `hole` or `skipped` range; and no id may be stored twice (`db.duplicates`).
+Asked with the exchange's newest ids, it also checks the tail past the last stored trade, which
+no scan of stored ids can see. Binance Spot ids are consecutive per symbol (protocol notes §8),
+so any other hole is a trade lost without a trace.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import recorded_symbols
 from binprice.symbols import normalize_symbols
@@ -159,6 +161,10 @@ CROSS JOIN LATERAL (
 ) AS e
 WHERE e.trades IS NOT NULL
 """
+#: The time of one stored trade (the newest copy, should an id be stored twice).
+STORED_AT_SQL = """
+SELECT max(timestamp) FROM trades WHERE symbol = %s AND trade_id = %s HAVING count(*) > 0
+"""
 #: The highest stored id of each symbol (one primary-key probe each).
 LAST_IDS_SQL = """
 SELECT s, (SELECT max(trade_id) FROM trades WHERE symbol = s) FROM unnest(%s::text[]) AS s
@@ -239,6 +245,31 @@ class SymbolCheck:
     #: Parts of recorded holes the exchange has trades in (asked with `--against-exchange`):
     #: they account for nothing.
     disproved: tuple[tuple[int, int], ...] = ()
+    #: Ids stored more than once (a conflicting copy at another time), if any.
+    duplicates: Duplicates | None = None
+    #: The time of the last stored trade, when there is a tail: the exchange has traded since.
+    tail_since: datetime | None = None
+
+    @property
+    def duplicate_ids(self) -> int:
+        return 0 if self.duplicates is None else self.duplicates.count
+
+    @property
+    def ok(self) -> bool:
+        """Every id missing between stored ones accounted for, no recorded hole disproved, no
+        id stored twice. The tail is not a hole: it is what the exchange traded after the last
+        capture (`--repair` or the next ingest fetches it)."""
+        return not self.unaccounted_in_holes and not self.disproved and not self.duplicate_ids
+
+    @property
+    def unaccounted_in_holes(self) -> int:
+        """Ids missing between stored ones that no recorded gap accounts for."""
+        return sum(b - a + 1 for h in self.holes for a, b in h.unaccounted)
+
+    @property
+    def behind(self) -> int:
+        """Ids past the last stored one that the exchange has and no recorded gap covers."""
+        return 0 if self.tail is None else sum(b - a + 1 for a, b in self.tail.unaccounted)
 
     def _all(self) -> tuple[Hole, ...]:
         return self.holes if self.tail is None else (*self.holes, self.tail)
@@ -268,9 +299,9 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """No missing id that a recorded gap does not account for, and no recorded hole the
-        exchange has trades in."""
-        return all(s.unaccounted == 0 and not s.disproved for s in self.symbols)
+        """No missing id that a recorded gap does not account for, no recorded hole the
+        exchange has trades in, and no id stored twice."""
+        return all(s.ok for s in self.symbols)
 
 
 def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
@@ -328,7 +359,8 @@ def verify_gaps(
     gaps. `starts` gives some symbols a later start of their own (an ingest's checkpoints).
 
     With `exchange_last_ids` (the exchange's newest id per symbol), the ids past each symbol's
-    last stored one are checked too: a tail that no recorded gap covers is unaccounted.
+    last stored one are checked too: a tail that no recorded gap covers is unaccounted (what
+    `--repair` fetches), though not a hole: the exchange traded on after the last capture.
     `disproved` (per symbol, id ranges of recorded holes where the exchange has trades) is
     taken out of what the holes account for.
     """
@@ -357,6 +389,7 @@ def verify_gaps(
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
     last_ids = last_stored_ids(conn, wanted) if exchange_last_ids is not None else {}
+    twice = find_duplicates(conn, wanted, per_symbol, params["end"])
     checks = []
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
@@ -365,15 +398,36 @@ def verify_gaps(
             Hole(symbol, a, b, uncovered(a, b, covered))
             for a, b in _missing_in(conn, symbol, suspects.get(symbol, []))
         )
-        tail = None
+        tail = since = None
         newest = None if exchange_last_ids is None else exchange_last_ids.get(symbol)
         stored = last_ids.get(symbol)
         if newest is not None and stored is not None and newest > stored:
             tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
+            since = _stored_at(conn, symbol, stored)
         opened = open_count.get(symbol, 0)
         wrong = tuple(false.get(symbol, ()))
-        checks.append(SymbolCheck(symbol, count or 0, lo, hi, holes, opened, newest, tail, wrong))
+        checks.append(
+            SymbolCheck(
+                symbol,
+                count or 0,
+                lo,
+                hi,
+                holes,
+                opened,
+                newest,
+                tail,
+                wrong,
+                twice.get(symbol),
+                since,
+            )
+        )
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
+
+
+def _stored_at(conn: Connection, symbol: str, trade_id: int) -> datetime | None:
+    """When the stored trade `trade_id` of `symbol` happened (a primary-key probe)."""
+    row = conn.execute(STORED_AT_SQL, (symbol, trade_id)).fetchone()
+    return None if row is None else row[0].astimezone(UTC)
 
 
 def _missing_in(

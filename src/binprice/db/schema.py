@@ -22,6 +22,12 @@ SCHEMA_HEAD = "0009_prunes"
 #: pg_advisory_xact_lock key taken around every migration ("binprice" in ASCII, truncated).
 MIGRATION_LOCK_KEY = 0x62696E7072696365
 UPGRADE_HINT = "run `binprice db upgrade`"
+#: What a brand-new database (binprice never wrote to it) says to a read: nothing is wrong, there
+#: is just nothing yet. Reads do not migrate it themselves: a read-only role may run them.
+NEW_DATABASE_HINT = (
+    "has no trades yet (binprice never wrote to it): `binprice ingest BTCUSDT` creates the "
+    "schema and captures trades until Ctrl+C (`binprice db upgrade` creates only the schema)"
+)
 
 
 def script_location() -> Path:
@@ -59,7 +65,7 @@ def check_schema(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None
         return
     where = describe(url)
     if revision is None:
-        raise SchemaOutdatedError(f"the database at {where} has no binprice schema; {UPGRADE_HINT}")
+        raise SchemaOutdatedError(f"the database at {where} {NEW_DATABASE_HINT}")
     known = {p.stem for p in (script_location() / "versions").glob("*.py")}
     if revision in known:
         raise SchemaOutdatedError(

@@ -265,7 +265,7 @@ class _Run:
         finally:
             await self.gaps.close()
         summary = self.recorder.summary()
-        self.recorder.stopped(f"stored {summary.stored} trades")
+        self.recorder.stopped(f"stored {summary.stored:,} trades")
         return summary
 
     async def _prepare(self, rest: RestClient) -> TradeWriter:

@@ -245,7 +245,7 @@ class Recorder:
     def backfilled(self, symbol: str, trades: int, from_id: int) -> None:
         self._counts.backfilled_trades(symbol, trades)
         if trades:
-            self._emit(EventKind.BACKFILL, f"{symbol}: backfilled {trades} trades from {from_id}")
+            self._emit(EventKind.BACKFILL, f"{symbol}: backfilled {trades:,} trades from {from_id}")
 
     def rest_rate_limited(self, answers: int) -> None:
         """The REST client has now waited out `answers` 429/418 answers in all."""

@@ -98,6 +98,8 @@ class IngestSummary:
     latency_p99_ms: float | None
     latency_max_ms: int | None
     symbols: tuple[SymbolStats, ...]
+    #: How many committed trades the latency percentiles are measured over.
+    latency_samples: int = 0
 
 
 @dataclass(slots=True)
@@ -400,6 +402,7 @@ class IngestStats:
             latency_p99_ms=self.percentile(0.99),
             latency_max_ms=self.latency_max_ms,
             symbols=per_symbol,
+            latency_samples=sum(self.latency),
         )
 
 

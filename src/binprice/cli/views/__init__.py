@@ -6,7 +6,8 @@ functions plus, where output is live, one small class that owns it.
 - `status`: coverage per symbol and for the database;
 - `ingest`: the live monitor of `binprice ingest`, and `ingest_log` its log records;
 - `imports`: the progress of `binprice import`;
-- `export`, `watch`, `chart` (plotext, or a PNG with matplotlib) and `db`.
+- `export`, `watch`, `chart` (plotext, or a PNG with matplotlib) and `db`;
+- `text`: plain aligned tables (a pipe's, and those that fit 80 columns as they are).
 
 Command modules (`binprice.cli._*`) parse, make one `Store` call and hand the result here.
 Nothing is imported by this package itself: Rich, plotext and matplotlib are imported inside

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from binprice import DatabaseInfo
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from binprice import DatabaseInfo, Partition
     from binprice.embedded import ServerInfo
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
@@ -48,3 +51,31 @@ def server_notice(server: ServerInfo) -> str:
     from binprice.embedded import running_notice
 
     return running_notice(server)
+
+
+def partitions_text(found: Sequence[Partition]) -> str:
+    """`db partitions`: one line per partition, bounds as UTC dates (months start at midnight),
+    so the table fits 80 columns."""
+    from binprice.cli.views.text import aligned
+
+    rows = [("partition", "from", "to", "rows (est.)", "size")] + [
+        (
+            p.name,
+            "DEFAULT" if p.start is None else _bound(p.start),
+            "" if p.end is None else _bound(p.end),
+            f"~{p.rows_estimate:,}",
+            size_text(p.bytes),
+        )
+        for p in found
+    ]
+    return aligned(rows, right={3, 4})
+
+
+def _bound(moment: datetime) -> str:
+    """A partition bound: the date, or the whole time when it is not midnight UTC."""
+    from datetime import UTC
+
+    from binprice.timespec import format_timestamp
+
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d") if utc.time() == utc.time().min else format_timestamp(utc)

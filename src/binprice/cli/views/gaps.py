@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from binprice.cli._app import err
+from binprice.cli.views.text import aligned
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from binprice import RepairProgress, RepairResult
-    from binprice.db.gaps import Gap, Verification
+    from binprice.db.gaps import Gap, SymbolCheck, Verification
 
 
 def gaps_json(gaps: Sequence[Gap]) -> str:
@@ -41,8 +43,9 @@ def gaps_json(gaps: Sequence[Gap]) -> str:
 
 
 def gaps_text(gaps: Sequence[Gap]) -> str:
-    """Aligned plain text, one gap per line."""
-    header = ("symbol", "first_id", "last_id", "size", "state", "detected_at", "filled_at")
+    """Aligned plain text, one gap per line, that fits 80 columns: detected to the minute
+    (UTC), filled as the time it took after that (--json has both times exactly)."""
+    header = ("symbol", "first_id", "last_id", "size", "state", "detected (UTC)", "filled")
     rows = [header] + [
         (
             g.symbol,
@@ -50,16 +53,19 @@ def gaps_text(gaps: Sequence[Gap]) -> str:
             str(g.last_id),
             f"{g.size:,}",
             g.state,
-            format_timestamp(g.detected_at),
-            "-" if g.filled_at is None else format_timestamp(g.filled_at),
+            g.detected_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            "-" if g.filled_at is None else _after(g.filled_at - g.detected_at),
         )
         for g in gaps
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() + "\n"
-        for r in rows
-    )
+    return aligned(rows, right={1, 2, 3})
+
+
+def _after(took: timedelta) -> str:
+    """How long after detection a gap was filled, in its two largest units: `+3m12s`."""
+    from binprice.cli.views.queries import format_ago
+
+    return "+" + format_ago(took).removesuffix(" ago")
 
 
 def verification_json(result: Verification) -> str:
@@ -76,11 +82,13 @@ def verification_json(result: Verification) -> str:
                     "trades": s.trades,
                     "first_id": s.first_id,
                     "last_id": s.last_id,
-                    "missing": s.missing,
-                    "unaccounted": s.unaccounted,
+                    "missing": sum(h.size for h in s.holes),
+                    "unaccounted": s.unaccounted_in_holes,
                     "open_gaps": s.open_gaps,
                     "exchange_last_id": s.exchange_last_id,
                     "disproved_holes": [{"first_id": a, "last_id": b} for a, b in s.disproved],
+                    "duplicate_ids": s.duplicate_ids,
+                    "duplicates": _duplicates_json(s),
                     "tail": None
                     if s.tail is None
                     else {
@@ -88,7 +96,9 @@ def verification_json(result: Verification) -> str:
                         "last_id": s.tail.last_id,
                         "size": s.tail.size,
                         "accounted": s.tail.accounted,
+                        "since": None if s.tail_since is None else format_timestamp(s.tail_since),
                     },
+                    "behind": s.behind,
                     "holes": [
                         {
                             "first_id": h.first_id,
@@ -106,33 +116,89 @@ def verification_json(result: Verification) -> str:
     )
 
 
+def _duplicates_json(check: SymbolCheck) -> list[dict[str, object]]:
+    listed = () if check.duplicates is None else check.duplicates.listed
+    return [
+        {
+            "trade_id": d.trade_id,
+            "copies": [
+                {"timestamp": format_timestamp(t), "price": format(p, "f")} for t, p in d.copies
+            ],
+        }
+        for d in listed
+    ]
+
+
+#: How many ids stored twice the text names per symbol (--json lists more).
+DUPLICATES_SHOWN = 5
+
+
+def _duplicates_text(check: SymbolCheck) -> list[str]:
+    if check.duplicates is None:
+        return []
+    lines = [
+        f"  stored twice: {check.symbol} id {d.trade_id}: "
+        + ", ".join(f"{format_timestamp(t)} at {format(p, 'f')}" for t, p in d.copies)
+        for d in check.duplicates.listed[:DUPLICATES_SHOWN]
+    ]
+    more = check.duplicates.count - len(lines)
+    if more > 0:
+        lines.append(
+            f"  ... and {more:,} more ids of {check.symbol} stored twice (--json lists "
+            f"{len(check.duplicates.listed):,})"
+        )
+    return lines
+
+
 def verification_text(result: Verification) -> str:
-    """One line per symbol, then one per unaccounted hole."""
+    """One line per symbol, then one per unaccounted hole (each folded to 80 columns)."""
     lines = []
     for s in result.symbols:
         span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
-        verdict = "ok" if s.unaccounted == 0 and not s.disproved else "NOT OK"
+        verdict = "ok" if s.ok else "NOT OK"
         tail = ""
         if result.against_exchange:
             if s.exchange_last_id is None:
                 tail = ", the exchange has no trades"
-            elif s.tail is None:
+            elif not s.behind:
                 tail = f", up to date with the exchange (id {s.exchange_last_id})"
             else:
-                tail = f", {s.tail.size:,} ids behind the exchange (id {s.exchange_last_id})"
+                since = "" if s.tail_since is None else f" since {format_timestamp(s.tail_since)}"
+                tail = (
+                    f"; the exchange moved on since the last capture: {s.behind:,} trades"
+                    f"{since}, up to id {s.exchange_last_id} (`binprice ingest` or `binprice "
+                    "gaps --repair` fetches them)"
+                )
         lines.append(
             f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
-            f"({s.missing:,} ids missing, {s.unaccounted:,} unaccounted), "
+            f"({sum(h.size for h in s.holes):,} ids missing, "
+            f"{s.unaccounted_in_holes:,} unaccounted), "
             f"{s.open_gaps} open gaps{tail}"
+            + (f", {s.duplicate_ids:,} ids stored twice" if s.duplicate_ids else "")
         )
-        for a, b in s.unaccounted_ranges:
+        lines.extend(_duplicates_text(s))
+        for a, b in (r for h in s.holes for r in h.unaccounted):
             lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
         for a, b in s.disproved:
             lines.append(
                 f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
                 f"{a}..{b} (binprice gaps --repair fetches them)"
             )
-    return "".join(line + "\n" for line in lines)
+    return "".join(_fold(line) + "\n" for line in lines)
+
+
+#: The width verification lines are folded to, so an 80-column terminal never breaks a word.
+TEXT_WIDTH = 80
+
+
+def _fold(line: str) -> str:
+    """A long line folded between words, continued with the first line's indent plus two."""
+    import textwrap
+
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.fill(
+        line, TEXT_WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 class RepairView:

@@ -13,6 +13,7 @@ it reports events and exposes counters, and this module decides how they look:
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -61,36 +62,68 @@ def summary_record(summary: IngestSummary) -> dict[str, Any]:
     return data
 
 
-def summary_line(summary: IngestSummary) -> str:
-    """One human line: what was stored, how fast, what went wrong."""
+def summary_parts(summary: IngestSummary) -> list[str]:
+    """The summary's phrases: what was stored, how fast, what went wrong. Every count with
+    thousands separators; the lag only as measured (with how many trades it is measured over)."""
     rate = summary.stored / summary.elapsed if summary.elapsed > 0 else 0.0
     parts = [
-        f"stored {summary.stored:,} trades in {summary.elapsed:.1f} s ({rate:,.0f}/s)",
+        f"stored {summary.stored:,} trades in {summary.elapsed:,.1f} s ({rate:,.0f}/s)",
         f"duplicates {summary.duplicates:,}",
-        f"reconnects {summary.reconnects} (rotations {summary.rotations}, stale {summary.stale})",
-        f"gaps {summary.gaps} (backfilled {summary.backfilled:,}, missing {summary.missing:,}, "
+        f"reconnects {summary.reconnects:,} (rotations {summary.rotations:,}, "
+        f"stale {summary.stale:,})",
+        f"gaps {summary.gaps:,} (backfilled {summary.backfilled:,}, missing {summary.missing:,}, "
         f"skipped {summary.skipped:,})",
     ]
     if summary.connect_problem:
         parts.insert(1, f"not connected: {summary.connect_problem}")
     if summary.rate_limited:
-        parts.append(f"rate limited {summary.rate_limited}")
+        parts.append(f"rate limited {summary.rate_limited:,}")
     if summary.db_errors:
-        parts.append(f"db errors {summary.db_errors}")
+        parts.append(f"db errors {summary.db_errors:,}")
     if summary.malformed or summary.error_frames:
-        parts.append(f"bad frames {summary.malformed + summary.error_frames}")
+        parts.append(f"bad frames {summary.malformed + summary.error_frames:,}")
     if summary.spilled:
         parts.append(f"spooled {summary.spilled:,}")
     if summary.dropped:
         parts.append(f"dropped {summary.dropped:,} (recorded as gaps)")
     if summary.reconcile_found:
-        parts.append(f"behind the exchange {summary.reconcile_found:,} ids (fetched)")
+        # Found missing and recorded as gaps; whether each is filled yet is the gaps table's
+        # to say (`binprice gaps`), not this line's.
+        parts.append(f"behind the exchange {summary.reconcile_found:,} ids (recorded as gaps)")
     if len(summary.delivered_first) > 1:
         firsts = ", ".join(f"{k} {v:,}" for k, v in summary.delivered_first.items())
         parts.append(f"first from {firsts}")
-    if summary.latency_p50_ms is not None:
-        parts.append(f"lag p50 {summary.latency_p50_ms:.0f} ms p99 {summary.latency_p99_ms:.0f} ms")
-    return "; ".join(parts)
+    parts.append(lag_text(summary))
+    return parts
+
+
+def lag_text(summary: IngestSummary) -> str:
+    """Trade time → commit, as measured: percentiles over the committed trades, or n/a."""
+    if not summary.latency_samples or summary.latency_p50_ms is None:
+        return "lag n/a (no trade committed)"
+    return (
+        f"lag p50 {summary.latency_p50_ms:,.0f} ms, p99 {summary.latency_p99_ms or 0:,.0f} ms "
+        f"(of {summary.latency_samples:,} trades)"
+    )
+
+
+def summary_line(summary: IngestSummary) -> str:
+    """One human line (a log, a pipe): the phrases joined."""
+    return "; ".join(summary_parts(summary))
+
+
+def summary_lines(summary: IngestSummary, width: int) -> list[str]:
+    """The summary for a terminal `width` columns wide: phrases joined while they fit, so no
+    line wraps in the middle of one (a phrase wider than the terminal stands alone)."""
+    lines: list[str] = []
+    for part in summary_parts(summary):
+        if lines and len(lines[-1]) + 2 + len(part) + 1 <= width:
+            lines[-1] += f"; {part}"
+        else:
+            if lines:
+                lines[-1] += ";"
+            lines.append(part)
+    return lines
 
 
 def trade_line(trade: WireTrade) -> str:
@@ -232,6 +265,9 @@ class Monitor:
         self.verbose = verbose
         self._live: Live | None = None
         self._last_summary = time.monotonic()
+        #: On a terminal, the newest backfill page: one line under the table, not one per page.
+        self._progress: str | None = None
+        self._summary: IngestSummary | None = None
 
     def start(self) -> None:
         if self.format == "live" and not self.quiet:
@@ -244,6 +280,10 @@ class Monitor:
 
     def stop(self) -> None:
         if self._live is not None:
+            if self._progress is not None:  # where the backfill got to stays on the screen
+                self._live.console.print(self._progress, markup=False, highlight=False)
+                self._progress = None
+                self._refresh()
             self._live.stop()
             self._live = None
 
@@ -256,6 +296,9 @@ class Monitor:
             return
         if self.format == "json":
             self._write(_record(event))
+        elif self._live is not None and event.kind is EventKind.BACKFILL:
+            self._progress = f"{_iso(event.time)} {event.message}"
+            self._refresh()
         elif self._live is not None:
             self._live.console.print(f"[dim]{_iso(event.time)}[/] {event.message}", markup=True)
         else:
@@ -287,10 +330,8 @@ class Monitor:
         if self.quiet:
             return
         if self._live is not None:
-            console = self._live.console
-            self._live.update(
-                live_table(summary.symbols, summary, width=console.width, height=console.height)
-            )
+            self._summary = summary
+            self._refresh()
             return
         now = time.monotonic()
         if now - self._last_summary < SUMMARY_INTERVAL_SECONDS:
@@ -310,12 +351,35 @@ class Monitor:
         self.stop()
         self._write(_record(IngestEvent(time.time(), EventKind.FATAL, message)))
 
+    def _refresh(self) -> None:
+        """Redraw the live view: the table, and under it the backfill's progress line."""
+        if self._live is None or self._summary is None:
+            return
+        console = self._live.console
+        summary = self._summary
+        table = live_table(summary.symbols, summary, width=console.width, height=console.height)
+        if self._progress is None:
+            self._live.update(table)
+            return
+        from rich.console import Group
+        from rich.text import Text
+
+        self._live.update(Group(table, Text(self._progress, no_wrap=True, overflow="ellipsis")))
+
     def final(self, summary: IngestSummary) -> None:
+        # On a terminal the summary is wrapped between its phrases, never inside one.
+        if self._live is not None:
+            width = self._live.console.width
+        else:
+            width = shutil.get_terminal_size().columns if self.format == "live" else 0
         self.stop()
         if self.format == "json":
             self._write(
                 json.dumps({"time": _iso(time.time()), "event": "final", **summary_record(summary)})
             )
+        elif width:
+            for line in summary_lines(summary, width):
+                self._write(line)
         else:
             self._write(summary_line(summary))
 

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from binprice.db.queries import At, Latest, Range
 
 __all__ = [
+    "at_notes",
     "format_ago",
     "records",
     "table_cells",
@@ -76,6 +77,9 @@ _LEFT_ALIGNED = frozenset(
     | {"open_time", "close_time"}  # candles
 )
 _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
+#: How far the nearest trade may be from `at --ts` before the answer says so: a quiet symbol
+#: can go minutes without a trade, but an hour away means the stored trades do not cover TS.
+AT_FAR = timedelta(hours=1)
 
 
 def records(results: Sequence[Result]) -> list[dict[str, Value]]:
@@ -139,6 +143,11 @@ def print_terminal(results: Sequence[Result], *, now: datetime) -> None:
     from rich.console import Console
 
     console = Console()
+    if type(results[0]).__name__ == "Candle":
+        candles = candles_text(results, width=console.width)  # type: ignore[arg-type]
+        if candles is not None:
+            console.print(candles, end="", markup=False, highlight=False)
+            return
     header, cells = table_cells(results, now=now)
     # Rich's table (no box) pads each cell with a space on either side; it would shrink the
     # columns to fit, cutting values, so the natural width decides.
@@ -147,6 +156,49 @@ def print_terminal(results: Sequence[Result], *, now: datetime) -> None:
         console.print(to_table(results, now=now))
     else:
         console.print(to_blocks(results, now=now), end="", markup=False, highlight=False)
+
+
+#: The candle columns a terminal shows, most important last to go: time, OHLC, trades, volume
+#: (close time, quote volume and VWAP are in --json, --csv and a pipe's table).
+CANDLE_COLUMNS = ("open (UTC)", "open", "high", "low", "close", "trades", "volume")
+
+
+def candles_text(candles: Sequence[Candle], *, width: int) -> str | None:
+    """Candles for a terminal: per symbol a title line and one line per candle (prices with
+    as many decimals as the column needs), as many columns of `CANDLE_COLUMNS` as fit
+    `width`; None if even time and OHLC do not fit."""
+    from binprice.cli.views.text import aligned
+
+    by_symbol: dict[str, list[Candle]] = {}
+    for candle in candles:
+        by_symbol.setdefault(candle.symbol, []).append(candle)
+    daily = all(c.open_time.astimezone(UTC).time() == time.min for c in candles)
+    when = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
+    for keep in range(len(CANDLE_COLUMNS), 4, -1):
+        blocks = []
+        for symbol, rows in by_symbol.items():
+            # One number of decimals for the four prices: they share the symbol's tick size.
+            prices = _decimals([p for c in rows for p in (c.open, c.high, c.low, c.close)])
+            columns = [
+                [c.open_time.astimezone(UTC).strftime(when) for c in rows],
+                *(prices[k::4] for k in range(4)),
+                [f"{c.trades:,}" for c in rows],
+                _decimals([c.volume for c in rows]),
+            ]
+            table = [list(CANDLE_COLUMNS[:keep])] + [
+                list(r) for r in zip(*columns[:keep], strict=True)
+            ]
+            blocks.append(f"{symbol}\n" + aligned(table, right=range(1, keep)))
+        text = "\n".join(blocks)
+        if max(len(line) for line in text.splitlines()) <= width:
+            return text
+    return None
+
+
+def _decimals(values: Sequence[Decimal]) -> list[str]:
+    """Exact decimals with the fewest places that show every value of the column exactly."""
+    places = max(max(0, -int(v.normalize().as_tuple().exponent)) for v in values)
+    return [f"{v:.{places}f}" for v in values]
 
 
 def to_blocks(results: Sequence[Result], *, now: datetime) -> str:
@@ -174,6 +226,27 @@ def to_text(results: Sequence[Result], *, now: datetime) -> str:
         )
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def at_notes(found: Sequence[At], requested: datetime, *, now: datetime) -> list[str]:
+    """What `at` says beside its answer when the answer is far from TS: a TS in the future
+    (the nearest trades are then the last ones stored), or, per symbol, a nearest trade more
+    than `AT_FAR` away (nothing stored closer). Each note fits 80 columns."""
+    from binprice.timespec import format_duration
+
+    when = format_timestamp(requested)
+    if requested > now:
+        return [f"note: {when} is in the future: showing the last trades stored"]
+    notes = []
+    for result in found:
+        offset = timedelta(milliseconds=result.offset_ms)
+        if abs(offset) > AT_FAR:
+            side = "before" if offset < timedelta(0) else "after"
+            notes.append(
+                f"note: {result.symbol}'s nearest trade is {format_duration(abs(offset))} {side} "
+                f"{when}"
+            )
+    return notes
 
 
 def format_ago(elapsed: timedelta) -> str:
