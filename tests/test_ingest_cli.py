@@ -175,7 +175,8 @@ async def test_bad_symbols_are_a_one_line_error(
 async def test_unreachable_exchange_is_a_one_line_error(
     database_url: str, clean_env: dict[str, str]
 ) -> None:
-    """Nothing listens at the REST URL: one line naming it, exit 1, no traceback."""
+    """Nothing listens at the REST URL: one line naming it and the way to try binprice
+    offline, exit 1, no traceback."""
     proc = await spawn_ingest(
         database_url, "-q", ws_url="ws://127.0.0.1:9", rest_url="http://127.0.0.1:9", env=clean_env
     )
@@ -183,6 +184,7 @@ async def test_unreachable_exchange_is_a_one_line_error(
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 1
     assert lines[-1].startswith("error: cannot reach the exchange at http://127.0.0.1:9")
+    assert lines[-1].endswith("`binprice demo` tries binprice offline, on a local test exchange")
     assert "Traceback" not in err.decode()
 
 

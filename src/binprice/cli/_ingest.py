@@ -58,6 +58,9 @@ REDUNDANCY_MAX = 3
 
 commands = command_app()
 
+#: Where the default exchange cannot be reached: the way in that needs no network.
+OFFLINE_HINT = "no network here? `binprice demo` tries binprice offline, on a local test exchange"
+
 
 @commands.command()
 def ingest(
@@ -158,7 +161,7 @@ def ingest(
     database until stopped (Ctrl+C flushes and exits)."""
     import os
 
-    from binprice import ConfigError, EventKind, IngestOptions
+    from binprice import ConfigError, EventKind, ExchangeUnavailableError, IngestOptions
     from binprice.cli._signals import run_until_signalled
     from binprice.cli.views.ingest import FORMATS, Monitor
     from binprice.cli.views.ingest_log import log_records_to
@@ -190,6 +193,8 @@ def ingest(
                 on_stop=lambda: monitor.message(EventKind.STOPPING, STOPPING),
                 aborted=ABORTED,
             )
+        except ExchangeUnavailableError as exc:
+            raise ExchangeUnavailableError(f"{exc}; {OFFLINE_HINT}") from None
         finally:
             monitor.stop()
         monitor.final(summary)
