@@ -114,3 +114,37 @@ def test_a_rollup_that_disagrees_stops_compress_with_nothing_changed(database_ur
         assert _all(conn, "trades") == rows
         assert conn.execute("SELECT to_regclass('trade_blocks_2026_04')").fetchone() == (None,)
         assert compressed_months(conn) == []
+
+
+def test_prune_drops_a_compressed_month_with_its_blocks(database_url: str) -> None:
+    """`db prune` of a compressed month drops its rows, its blocks and its catalog row, and
+    counts the trades and bytes of both."""
+    from binprice.db.partitions import prune
+
+    with _filled(database_url) as conn:
+        compress(conn, MAY)
+        result = prune(conn, MAY)
+        assert result.trades == 10_301
+        assert result.bytes > sum(p.bytes for p in result.partitions)
+        assert conn.execute("SELECT to_regclass('trade_blocks_2026_04')").fetchone() == (None,)
+        assert compressed_months(conn) == []
+        assert conn.execute("SELECT count(*) FROM trades_all").fetchone() == (0,)
+
+
+def test_db_compress_command_plans_then_compresses(database_url: str, clean_env: Any) -> None:
+    """`db compress --dry-run --json` plans, `db compress` does it, months only once closed."""
+    import json
+
+    from tests.conftest import run_binprice
+
+    _filled(database_url).close()
+    env = {**clean_env, "BINPRICE_DATABASE_URL": database_url}
+    planned = run_binprice("db", "compress", "--dry-run", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert (plan["done"], plan["trades"], plan["months"][0]["month"]) == (False, 10_301, "2026-04")
+    early = run_binprice("db", "compress", "--before", "2026-04", env=env)
+    assert early.stdout.startswith("nothing to compress")
+    done = run_binprice("db", "compress", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("compressed 2026-04: 10,301 trades")
