@@ -47,7 +47,7 @@ from binprice.db.blocks import (
     write_blocks,
 )
 from binprice.db.partitions import add_months, list_partitions
-from binprice.errors import BinpriceError, DatabaseBusyError
+from binprice.errors import AbortedError, BinpriceError, DatabaseBusyError
 
 __all__ = [
     "COMPRESS_LOCK_TIMEOUT",
@@ -171,12 +171,14 @@ def compress(
     *,
     lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT,
     progress: Callable[[MonthCompression], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> CompressResult:
     """Compress (or merge late rows into) every eligible month before `before`, oldest first,
-    one transaction each; `progress` learns each month done."""
+    one transaction each; `progress` learns each month done. `stopping` is asked between
+    symbol-days: once true, the month under way rolls back and AbortedError is raised."""
     months = []
     for planned in plan_compress(conn, before).months:
-        done = compress_month(conn, planned.month, lock_timeout=lock_timeout)
+        done = compress_month(conn, planned.month, lock_timeout=lock_timeout, stopping=stopping)
         months.append(done)
         if progress is not None:
             progress(done)
@@ -184,7 +186,11 @@ def compress(
 
 
 def compress_month(
-    conn: Connection, month: datetime, *, lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT
+    conn: Connection,
+    month: datetime,
+    *,
+    lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> MonthCompression:
     """Compress one UTC month's rows (or merge its late rows into its blocks), in one
     transaction; see the module's docstring. CompressionCheckError (nothing changed) when the
@@ -203,10 +209,11 @@ def compress_month(
             row_bytes = _size(conn, rows_table)
             merging = _is_compressed(conn, month)
             if merging:
-                trades, table = _merge(conn, month, rows_table), block_month_name(month)
+                trades = _merge(conn, month, rows_table, stopping)
+                table = block_month_name(month)
             else:
                 table = new_month_table(conn, month)
-                trades = _build(conn, month, rows_table, table)
+                trades = _build(conn, month, rows_table, table, stopping)
             _check(conn, month, rows_table, table, merging=merging)
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(rows_table)))
             if not merging:
@@ -266,13 +273,16 @@ def _days(month: datetime) -> list[datetime]:
     return days
 
 
-def _build(conn: Connection, month: datetime, rows_table: str, table: str) -> int:
+def _build(
+    conn: Connection, month: datetime, rows_table: str, table: str, stopping: Callable[[], bool]
+) -> int:
     """Every row of the month as blocks in `table`; the number of trades."""
     total = 0
     query = sql.SQL(_SYMBOLS_SQL).format(sql.Identifier(rows_table))
     for symbol, count in conn.execute(query).fetchall():
         dense = is_dense(int(count), _minutes(month))
         for day in _days(month):
+            _stop_if(stopping, month)
             trades = _day_rows(conn, rows_table, symbol, day)
             if trades:
                 write_blocks(conn, encode_blocks(symbol, trades, dense=dense), table)
@@ -290,13 +300,19 @@ _DELETE_DAY_SQL = """
 DELETE FROM trade_blocks WHERE market = %s AND symbol = %s AND first_ts >= %s AND first_ts < %s"""
 
 
-def _merge(conn: Connection, month: datetime, rows_table: str) -> int:
+def _stop_if(stopping: Callable[[], bool], month: datetime) -> None:
+    if stopping():
+        raise AbortedError(f"compressing {month:%Y-%m} was stopped; nothing was changed")
+
+
+def _merge(conn: Connection, month: datetime, rows_table: str, stopping: Callable[[], bool]) -> int:
     """The late rows of a compressed month merged into its blocks, day by day; the rows that
     were new (not already in the blocks). The rollup of the touched days is recomputed."""
     added = 0
     touched = conn.execute(sql.SQL(_TOUCHED_SQL).format(sql.Identifier(rows_table))).fetchall()
     end = add_months(month, 1)
     for symbol, day in touched:
+        _stop_if(stopping, month)
         day = day.astimezone(UTC)
         held = conn.execute(_MONTH_TRADES_SQL, (MARKET_SPOT, symbol, month, end)).fetchone()
         old = [
