@@ -273,8 +273,14 @@ def _days(month: datetime) -> list[datetime]:
 def _build(
     conn: Connection, month: datetime, rows_table: str, table: str, stopping: Callable[[], bool]
 ) -> int:
-    """Every row of the month as blocks in `table`; the number of trades."""
+    """Every row of the month as blocks in `table`; the number of trades.
+
+    The blocks are COPYed into a temporary table first and moved with one INSERT … SELECT
+    (the compressed values move as they are): COPY's multi-row inserts left ~12 % of the
+    heap's pages unused (6.95 against 6.1 bytes a trade on the 1M-trade day, measured by
+    benchmarks/compressed.py)."""
     total = 0
+    conn.execute(_STAGING_SQL)
     query = sql.SQL(_SYMBOLS_SQL).format(sql.Identifier(rows_table))
     for symbol, count in conn.execute(query).fetchall():
         for day in _days(month):
@@ -282,9 +288,21 @@ def _build(
             trades = _day_rows(conn, rows_table, symbol, day)
             if trades:
                 dense = is_dense(len(trades), DAY_MINUTES)
-                write_blocks(conn, encode_blocks(symbol, trades, dense=dense), table)
+                write_blocks(conn, encode_blocks(symbol, trades, dense=dense), _STAGING)
         total += int(count)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} SELECT * FROM {} ORDER BY market, symbol, first_ts, first_id"
+        ).format(sql.Identifier(table), sql.Identifier(_STAGING))
+    )
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(_STAGING)))
     return total
+
+
+_STAGING = "binprice_compress_staging"
+_STAGING_SQL = f"""
+CREATE TEMP TABLE {_STAGING} (LIKE trade_blocks INCLUDING STORAGE INCLUDING COMPRESSION)
+WITH (toast_tuple_target = 128) ON COMMIT DROP"""
 
 
 _TOUCHED_SQL = """
