@@ -17,6 +17,7 @@ from binprice.compressed.codec import (
     CodecTrade,
     UnencodableTrade,
     decode_block,
+    decode_blocks,
     encode_blocks,
 )
 
@@ -119,3 +120,11 @@ def test_a_quantity_beyond_int8_at_its_own_scale_is_refused() -> None:
     """Nothing is coded lossily: such a trade raises instead."""
     with pytest.raises(UnencodableTrade, match="trade 7"):
         encode_blocks("X", [(7, "1", "123456789012.12345678", START, True)], dense=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(tapes(), min_size=1, max_size=4))
+def test_decode_blocks_sharing_texts_equals_decode_block(tapes_: list[list[CodecTrade]]) -> None:
+    """The shared text cache of decode_blocks changes nothing in what comes back."""
+    blocks = [b for trades in tapes_ for b in encode_blocks("X", trades, dense=False)]
+    assert list(decode_blocks(blocks)) == [decode_block(b) for b in blocks]

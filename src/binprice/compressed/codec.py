@@ -49,6 +49,7 @@ __all__ = [
     "CodecTrade",
     "UnencodableTrade",
     "decode_block",
+    "decode_blocks",
     "encode_blocks",
     "is_dense",
 ]
@@ -299,6 +300,25 @@ def _cut(columns: _Columns, market: int, symbol: str, lo: int, hi: int) -> Itera
 
 def decode_block(block: Block) -> list[CodecTrade]:
     """The block's trades, in (time, id) order, with the texts they were stored with."""
+    return _decode(block, {})
+
+
+def decode_blocks(blocks: Iterable[Block]) -> Iterator[list[CodecTrade]]:
+    """`decode_block` of each block, sharing the formatted texts between them: a day repeats
+    its prices and round quantities block after block, so most are formatted once."""
+    texts: _TextCache = {}
+    for block in blocks:
+        yield _decode(block, texts)
+
+
+#: Per (scale, digits), the texts of the integers formatted so far.
+_TextCache = dict[tuple[int, int], dict[int, str]]
+#: A shared cache is dropped past this many texts of one (scale, digits) (memory stays bounded
+#: when decoding a whole month of a coin with ever-new quantities).
+_CACHE_LIMIT = 500_000
+
+
+def _decode(block: Block, texts: _TextCache) -> list[CodecTrade]:
     count = block.trades
     first = block.first_id
     ids: Iterable[int] = (
@@ -311,8 +331,8 @@ def decode_block(block: Block) -> list[CodecTrade]:
     return list(
         zip(
             ids,
-            _texts(list(prices), block.price_scale, block.price_digits),
-            _texts(block.qty, block.qty_scale, block.qty_digits),
+            _texts(list(prices), block.price_scale, block.price_digits, texts),
+            _texts(block.qty, block.qty_scale, block.qty_digits, texts),
             times,
             map("1".__eq__, block.side),
             strict=True,
@@ -320,12 +340,20 @@ def decode_block(block: Block) -> list[CodecTrade]:
     )
 
 
-def _texts(values: Sequence[int], scale: int, digits: int) -> list[str]:
-    """Each scaled integer as the decimal text with `digits` decimals; a block repeats a few
-    hundred distinct values, so each is formatted once."""
+def _texts(values: Sequence[int], scale: int, digits: int, cache: _TextCache) -> list[str]:
+    """Each scaled integer as the decimal text with `digits` decimals, each distinct value
+    formatted once."""
+    table = cache.setdefault((scale, digits), {})
+    try:  # once the cache is warm, every value is in it: one pass in C
+        return list(map(table.__getitem__, values))
+    except KeyError:
+        pass
+    if len(table) > _CACHE_LIMIT:
+        table.clear()
     pad = "0" * (digits - scale)
-    table = {v: _fixed(v, scale, digits, pad) for v in set(values)}
-    return [table[v] for v in values]
+    for v in set(values).difference(table):
+        table[v] = _fixed(v, scale, digits, pad)
+    return list(map(table.__getitem__, values))
 
 
 def _fixed(value: int, scale: int, digits: int, pad: str) -> str:
