@@ -179,3 +179,22 @@ def test_status_and_db_info_show_each_month_as_rows_or_compressed(
     assert re.search(r"2026-04 compressed +10,301 trades", info.stdout)
     text = run_binprice("status", env=env).stdout
     assert re.search(r"2026-05 rows +1 trades", text)
+
+
+def test_a_busy_day_in_a_quiet_month_gets_minute_blocks(database_url: str) -> None:
+    """Density is decided per symbol and UTC day: one day of ~70 trades a minute is dense
+    (a block per minute) even though the month averages ~2 a minute."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ensure_partitions(conn, APRIL, MAY)
+        conn.execute(
+            "INSERT INTO trades SELECT 'BTCUSDT', i, 100.5, 0.001, "
+            "%s + interval '3 days' + i * interval '860 ms', mod(i, 2) = 0 "
+            "FROM generate_series(0, 99999) AS i",
+            (APRIL,),
+        )
+        compress(conn, MAY)
+        blocks, in_one_minute = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE date_trunc('minute', first_ts) = "
+            "date_trunc('minute', last_ts)) FROM trade_blocks"
+        ).fetchone()  # type: ignore[misc]
+    assert blocks == in_one_minute == 1434  # 100,000 trades 860 ms apart: 1,434 minutes

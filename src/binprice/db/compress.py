@@ -143,6 +143,11 @@ def compressed_months(conn: Connection) -> list[CompressedMonth]:
     ]
 
 
+def _holds_rows(conn: Connection, table: str) -> bool:
+    query = sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table))
+    return bool(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+
 def _rows_of(conn: Connection, table: str) -> int:
     row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
     return int(row.fetchone()[0])  # type: ignore[index]
@@ -157,10 +162,12 @@ def plan_compress(conn: Connection, before: datetime) -> CompressResult:
     for part in list_partitions(conn):
         if part.start is None or part.end is None or part.end > before:
             continue
-        rows = _rows_of(conn, part.name)
-        if not rows:
+        if not _holds_rows(conn, part.name):
             continue
-        action = "merge" if part.start in done else "compress"
+        merge = part.start in done
+        action = "merge" if merge else "compress"
+        # Late rows are few (counted); a month of rows is counted from its rollup, not scanned.
+        rows = _rows_of(conn, part.name) if merge else _rollup_trades(conn, part.start, part.end)
         estimate = int(rows * ESTIMATED_BYTES_PER_TRADE)
         months.append(MonthCompression(part.start, action, rows, part.bytes, estimate))
     return CompressResult(before, tuple(months), done=False)
