@@ -227,6 +227,7 @@ def test_status_json_keys_and_values_are_stable() -> None:
         "pruned_before",
         "trades",
         "symbols",
+        "months",
     ]
     first, never = data["symbols"]
     assert list(first) == [
