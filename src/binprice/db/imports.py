@@ -8,14 +8,19 @@ Each statement sits next to the one function that runs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import struct
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
+from binprice.compressed.codec import MARKET_SPOT, Block
 from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 
 Connection = psycopg.Connection[Any]
@@ -197,3 +202,271 @@ class StagedInsert:
                 copy.write(payload)
             cur.execute(_INSERT_NEW_SQL)
             return max(cur.rowcount, 0)
+
+
+# --- the compressed form: a closed month's file written as blocks (history/_compact.py) ----
+
+#: The rollup rows of a chunk's blocks, staged by COPY, then merged into `trade_minutes` the
+#: way the insert trigger on `trades` merges rows (migrations 0004/0005): counts and sums
+#: add, high and low widen, open and close come from the lowest and highest id. Grouped first,
+#: so a minute staged twice (its trades in two runs of different decimals) is one upsert.
+_MINUTE_STAGE = "binprice_minutes_stage"
+_CREATE_MINUTE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_MINUTE_STAGE} (
+    symbol text, minute_ms bigint, trades bigint, volume numeric, notional numeric,
+    high numeric, low numeric, first_id bigint, last_id bigint, open numeric, close numeric
+) ON COMMIT DELETE ROWS
+"""
+_COPY_MINUTE_STAGE = (
+    f"COPY {_MINUTE_STAGE} (symbol, minute_ms, trades, volume, notional, high, low, "
+    "first_id, last_id, open, close) FROM STDIN"
+)
+_MERGE_MINUTES_SQL = f"""
+INSERT INTO trade_minutes AS m (symbol, minute, trades, volume, notional, high, low,
+                                first_id, last_id, open, close)
+SELECT symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume), sum(notional),
+       max(high), min(low), min(first_id), max(last_id),
+       (array_agg(open ORDER BY first_id))[1], (array_agg(close ORDER BY last_id DESC))[1]
+FROM {_MINUTE_STAGE} GROUP BY symbol, minute_ms ORDER BY symbol, minute_ms
+ON CONFLICT (symbol, minute) DO UPDATE SET
+    trades = m.trades + EXCLUDED.trades,
+    volume = m.volume + EXCLUDED.volume,
+    notional = m.notional + EXCLUDED.notional,
+    high = greatest(m.high, EXCLUDED.high),
+    low = least(m.low, EXCLUDED.low),
+    open = CASE WHEN EXCLUDED.first_id < m.first_id THEN EXCLUDED.open ELSE m.open END,
+    close = CASE WHEN EXCLUDED.last_id > m.last_id THEN EXCLUDED.close ELSE m.close END,
+    first_id = least(m.first_id, EXCLUDED.first_id),
+    last_id = greatest(m.last_id, EXCLUDED.last_id)
+"""
+
+
+def add_minutes(conn: Connection, rows: Iterable[Sequence[str]]) -> None:
+    """Add the rollup of trades written as blocks (text rows in `trade_minutes`' columns,
+    the minute as epoch ms) to `trade_minutes`, in the caller's transaction."""
+    conn.execute(_CREATE_MINUTE_STAGE)
+    with conn.cursor() as cur:
+        with cur.copy(_COPY_MINUTE_STAGE) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_MERGE_MINUTES_SQL)
+
+
+#: pg_advisory_xact_lock(class, hashtext(symbol || day)) key: the writers of one symbol's UTC
+#: day into blocks, one at a time ("bblk").
+BLOCK_DAY_LOCK_CLASS = 0x62626C6B
+_LOCK_DAY_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+_BLOCK_FIELDS = (
+    "market, symbol, first_ts, first_id, last_id, trades, last_ts, base_price, price_scale, "
+    "qty_scale, price_digits, qty_digits, ids, side, ms, price, qty"
+)
+_COPY_BLOCKS = f"COPY trade_blocks ({_BLOCK_FIELDS}) FROM STDIN (FORMAT BINARY)"
+#: The blocks of a symbol holding trades of `lo..hi` (epoch ms, both included). A block never
+#: crosses a UTC day, so its start is bounded by `lo`'s day: a range scan of the primary key.
+_BLOCKS_BETWEEN_SQL = """
+SELECT market, symbol, (extract(epoch FROM first_ts) * 1000)::bigint, first_id, last_id, trades,
+       (extract(epoch FROM last_ts) * 1000)::bigint, base_price, price_scale, qty_scale,
+       price_digits, qty_digits, ids, side::text, ms, price, qty
+FROM trade_blocks
+WHERE market = %(market)s AND symbol = %(symbol)s
+  AND first_ts >= to_timestamp(%(day)s / 1000.0) AND first_ts <= to_timestamp(%(hi)s / 1000.0)
+  AND last_ts >= to_timestamp(%(lo)s / 1000.0)
+ORDER BY first_ts, first_id
+"""
+#: Two probes of the primary key: a block holding `lo` (it starts on `lo`'s day, since a block
+#: never crosses one), else the first block starting after `lo`.
+_NEXT_BLOCK_SQL = """
+SELECT least(
+    (SELECT %(lo)s::bigint WHERE EXISTS (
+        SELECT FROM trade_blocks
+        WHERE market = %(market)s AND symbol = %(symbol)s
+          AND first_ts >= to_timestamp(%(day)s / 1000.0)
+          AND first_ts <= to_timestamp(%(lo)s / 1000.0)
+          AND last_ts >= to_timestamp(%(lo)s / 1000.0))),
+    (SELECT (extract(epoch FROM min(first_ts)) * 1000)::bigint FROM trade_blocks
+     WHERE market = %(market)s AND symbol = %(symbol)s
+       AND first_ts > to_timestamp(%(lo)s / 1000.0) AND first_ts < %(end)s))
+"""
+_DELETE_BLOCK_SQL = (
+    "DELETE FROM trade_blocks WHERE market = %s AND symbol = %s "
+    "AND first_ts = to_timestamp(%s / 1000.0) AND first_id = %s"
+)
+_STORED_ROW_IDS_SQL = (
+    "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s "
+    "AND timestamp >= %s AND timestamp < %s"
+)
+#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for binary timestamptz.
+_PG_EPOCH_MS = 946_684_800_000
+_DAY_MS = 86_400_000
+_INT4_OID, _INT8_OID = 23, 20
+
+
+def lock_block_day(conn: Connection, symbol: str, day: int) -> None:
+    """Wait for, then hold until the transaction ends, the lock on writing `symbol`'s blocks
+    of UTC day `day` (days since the epoch). Take them in day order."""
+    conn.execute(_LOCK_DAY_SQL, (BLOCK_DAY_LOCK_CLASS, f"{symbol}:{day}"))
+
+
+def next_block_time(conn: Connection, symbol: str, lo: int, end: datetime) -> int | None:
+    """The earliest time (epoch ms) of `symbol`'s spot blocks holding a trade at or after
+    `lo` (epoch ms) and starting before `end`; `lo` itself if one holds it."""
+    row = conn.execute(
+        _NEXT_BLOCK_SQL,
+        {"market": MARKET_SPOT, "symbol": symbol, "day": lo // _DAY_MS * _DAY_MS, "lo": lo,
+         "end": end},
+    ).fetchone()  # fmt: skip
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def blocks_between(
+    conn: Connection, symbol: str, lo: int, hi: int, *, limit: int | None = None
+) -> list[Block]:
+    """`symbol`'s spot blocks holding trades of `lo..hi` (epoch ms), in (time, id) order."""
+    sql = _BLOCKS_BETWEEN_SQL + (f" LIMIT {int(limit)}" if limit is not None else "")
+    params = {"market": MARKET_SPOT, "symbol": symbol, "day": lo // _DAY_MS * _DAY_MS,
+              "lo": lo, "hi": hi}  # fmt: skip
+    rows = conn.execute(sql, params).fetchall()
+    return [Block(*row) for row in rows]
+
+
+def delete_blocks(conn: Connection, blocks: Iterable[Block]) -> None:
+    """Delete `blocks` (by their key), in the caller's transaction."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            _DELETE_BLOCK_SQL, [(b.market, b.symbol, b.first_ms, b.first_id) for b in blocks]
+        )
+
+
+def stored_row_ids(
+    conn: Connection, symbol: str, ids: tuple[int, int], times: tuple[datetime, datetime]
+) -> set[int]:
+    """The ids of `ids` (first, last) stored as rows of `trades` with a time in `times`."""
+    rows = conn.execute(_STORED_ROW_IDS_SQL, (symbol, *ids, *times)).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+class BlockWriter:
+    """Blocks streamed into `trade_blocks` by one binary COPY, opened at the first write and
+    ended by `close` (the caller's transaction commits them)."""
+
+    __slots__ = ("_conn", "_copy", "_stack")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._stack = ExitStack()
+        self._copy: psycopg.Copy | None = None
+
+    @property
+    def open(self) -> bool:
+        """Whether a COPY is in progress (no other statement can run on the connection)."""
+        return self._copy is not None
+
+    def write(self, blocks: Iterable[Block]) -> None:
+        rows = b"".join(block_row(block) for block in blocks)
+        if not rows:
+            return
+        if self._copy is None:
+            cursor = self._stack.enter_context(self._conn.cursor())
+            self._copy = self._stack.enter_context(cursor.copy(_COPY_BLOCKS))
+            self._copy.write(_COPY_SIGNATURE)
+        self._copy.write(rows)
+
+    def close(self) -> None:
+        """End the COPY (raises, e.g. UniqueViolation, if the server refuses a row)."""
+        if self._copy is not None:
+            self._copy.write(_COPY_TRAILER)
+            self._copy = None
+        self._stack.close()
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_I2 = struct.Struct(">ih").pack  # length 2, int2
+_I4 = struct.Struct(">ii").pack
+_I8 = struct.Struct(">iq").pack
+_NULL = b"\xff\xff\xff\xff"
+
+
+def _field(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _int_array(values: Sequence[int], size: int, oid: int) -> bytes:
+    """A one-dimensional array of int4 (`size` 4) or int8 (8), binary, as a COPY field."""
+    count = len(values)
+    raw = array("i" if size == 4 else "q", values)
+    if sys.byteorder == "little":
+        raw.byteswap()
+    data = raw.tobytes()
+    width = size + 4
+    out = bytearray(20 + count * width)
+    struct.pack_into(">iiiii", out, 0, 1, 0, oid, count, 1)
+    # Each element is its length (`size`) then its bytes: fill the two strided views.
+    out[20 + 3 :: width] = bytes([size]) * count
+    for k in range(size):
+        out[20 + 4 + k :: width] = data[k::size]
+    return _field(bytes(out))
+
+
+def _bits(side: str) -> bytes:
+    """A bit varying, binary: its length in bits, then the bits, first one highest."""
+    count = len(side)
+    pad = -count % 8
+    value = int(side + "0" * pad, 2) if count else 0
+    return _field(count.to_bytes(4, "big") + value.to_bytes((count + pad) // 8, "big"))
+
+
+def _timestamp(ms: int) -> bytes:
+    return _I8(8, (ms - _PG_EPOCH_MS) * 1000)
+
+
+def block_row(b: Block) -> bytes:
+    """One block as a row of `COPY trade_blocks (…) FROM STDIN (FORMAT BINARY)`."""
+    symbol = b.symbol.encode()
+    return b"".join(
+        (
+            (17).to_bytes(2, "big"),
+            _I2(2, b.market),
+            _field(symbol),
+            _timestamp(b.first_ms),
+            _I8(8, b.first_id),
+            _I8(8, b.last_id),
+            _I4(4, b.trades),
+            _timestamp(b.last_ms),
+            _I8(8, b.base_price),
+            _I2(2, b.price_scale),
+            _I2(2, b.qty_scale),
+            _I2(2, b.price_digits),
+            _I2(2, b.qty_digits),
+            _NULL if b.ids is None else _int_array(b.ids, 4, _INT4_OID),
+            _bits(b.side),
+            _int_array(b.ms, 4, _INT4_OID),
+            _int_array(b.price, 4, _INT4_OID),
+            _int_array(b.qty, 8, _INT8_OID),
+        )
+    )
+
+
+_LOCK_MONTHS_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext('months'))"
+_CREATE_BLOCK_MONTH_SQL = (
+    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF trade_blocks "
+    "FOR VALUES FROM ({start}) TO ({end}) WITH (toast_tuple_target = 128)"
+)
+_CATALOG_MONTH_SQL = (
+    "INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes) "
+    "VALUES (%s, %s, 0, 0, 0, 0) ON CONFLICT DO NOTHING"
+)
+
+
+def ensure_block_month(conn: Connection, month: datetime, next_month: datetime) -> None:
+    """Make `month`'s partition of `trade_blocks` and its `compressed_months` row if missing,
+    in a transaction of its own."""
+    create = sql.SQL(_CREATE_BLOCK_MONTH_SQL).format(
+        name=sql.Identifier(f"trade_blocks_{month:%Y_%m}"),
+        start=sql.Literal(month),
+        end=sql.Literal(next_month),
+    )
+    with conn.transaction():
+        conn.execute(_LOCK_MONTHS_SQL, (BLOCK_DAY_LOCK_CLASS,))
+        conn.execute(create)
+        conn.execute(_CATALOG_MONTH_SQL, (MARKET_SPOT, month))

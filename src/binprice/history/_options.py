@@ -20,6 +20,9 @@ DOWNLOADS_AHEAD = 2
 #: file in parallel makes the import faster than a single bare COPY, and keeps PostgreSQL's
 #: share of a busy machine's CPU while Python decodes.
 LOADERS = 2
+#: Days after a month ends before `import` writes its trades compressed (`trade_blocks`)
+#: instead of as rows: the rule `db compress` follows, so late backfills land as rows first.
+COMPRESS_AFTER_DAYS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +53,12 @@ class ImportOptions:
     commit_rows: int = COMMIT_ROWS
     #: CSV bytes decoded at a time (a chunk is at least one block).
     block_bytes: int = BLOCK_BYTES
-    #: "Today" (UTC): decides which days may not be published yet; None = the real today.
+    #: "Today" (UTC): decides which days may not be published yet and which months are
+    #: closed; None = the real today.
     today: date | None = None
+    #: A month that ended this many days before today is imported compressed (blocks); None:
+    #: every month as rows.
+    compress_after: int | None = COMPRESS_AFTER_DAYS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", normalize_symbols(self.symbols))
@@ -66,6 +73,8 @@ class ImportOptions:
             raise UsageError(f"--end {self.end} must be after --start {self.start}")
         if self.downloads < 1 or self.loaders < 1:
             raise ConfigError("downloads ahead and loaders must be at least 1")
+        if self.compress_after is not None and self.compress_after < 0:
+            raise ConfigError("days before a month is imported compressed must be 0 or more")
         if self.commit_rows < 1 or self.block_bytes < 1:
             raise ConfigError("rows per commit and bytes per block must be at least 1")
 

@@ -84,6 +84,16 @@ def _with(r: FileResult, status: FileStatus, reason: str) -> FileResult:
     return FileResult(r.symbol, r.name, r.start, r.end, status, reason)
 
 
+def compressed_month(file: ArchiveFile, today: date, after_days: int | None) -> bool:
+    """Whether `file` is written compressed: its month ended at least `after_days` days
+    before `today` (None: never)."""
+    if after_days is None:
+        return False
+    start = file.start
+    month_end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return month_end + timedelta(days=after_days) <= today
+
+
 def plan_text(files: list[ArchiveFile]) -> str:
     if not files:
         return "nothing to import"
