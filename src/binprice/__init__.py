@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from binprice.completeness.repair import RepairProgress as RepairProgress
     from binprice.completeness.repair import RepairResult as RepairResult
     from binprice.db.candles import Candle as Candle
+    from binprice.db.compress import CompressResult as CompressResult
+    from binprice.db.compress import MonthCompression as MonthCompression
     from binprice.db.gaps import Gap as Gap
     from binprice.db.gaps import Hole as Hole
     from binprice.db.gaps import SymbolCheck as SymbolCheck
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from binprice.db.queries import At as At
     from binprice.db.queries import Latest as Latest
     from binprice.db.queries import Range as Range
+    from binprice.db.status import MonthStatus as MonthStatus
     from binprice.db.status import Status as Status
     from binprice.db.status import SymbolStatus as SymbolStatus
     from binprice.errors import AbortedError as AbortedError
@@ -98,9 +101,12 @@ _WHERE = {
     "RepairedGap": "binprice.completeness.repair",
     "DatabaseInfo": "binprice.db.info",
     "Status": "binprice.db.status",
+    "MonthStatus": "binprice.db.status",
     "SymbolStatus": "binprice.db.status",
     "Partition": "binprice.db.partitions",
     "PruneResult": "binprice.db.partitions",
+    "CompressResult": "binprice.db.compress",
+    "MonthCompression": "binprice.db.compress",
     "IngestSummary": "binprice.ingest.stats",
     "SymbolStats": "binprice.ingest.stats",
     "IngestEvent": "binprice.events",
@@ -140,6 +146,7 @@ __all__ = [
     "At",
     "BinpriceError",
     "Candle",
+    "CompressResult",
     "ConfigError",
     "DatabaseBusyError",
     "DatabaseError",
@@ -162,6 +169,8 @@ __all__ = [
     "IngestOptions",
     "IngestSummary",
     "Latest",
+    "MonthCompression",
+    "MonthStatus",
     "NotFoundError",
     "Partition",
     "PruneResult",

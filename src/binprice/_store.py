@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from binprice.charts import Chart
     from binprice.completeness.repair import RepairProgress, RepairResult
     from binprice.db.candles import Candle, Interval
+    from binprice.db.compress import CompressResult
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
     from binprice.db.migrations import Revision
@@ -418,6 +419,30 @@ class Store:
         result: PruneResult = self._read(lambda conn: prune(conn, cut, keep_rollup=keep_rollup))
         return result
 
+    def compress(
+        self,
+        before: When | None = None,
+        *,
+        dry_run: bool = False,
+        settle: Duration = "3d",
+        now: datetime | None = None,
+    ) -> CompressResult:
+        """`binprice db compress`: every closed month that ended at or before `before` and at
+        least `settle` before `now` (the current month never) becomes blocks of trade_blocks,
+        one transaction each; late rows of compressed months merge into their blocks. With
+        `dry_run`, the plan (trades, estimated bytes); nothing changes."""
+        from binprice.db.compress import compress, plan_compress
+
+        moment = now or datetime.now(UTC)
+        cut = moment - as_duration(settle)
+        if before is not None:
+            cut = min(cut, as_time(before, now=moment))
+        if dry_run:
+            planned: CompressResult = self._read(lambda conn: plan_compress(conn, cut))
+            return planned
+        result: CompressResult = self._read(lambda conn: compress(conn, cut))
+        return result
+
     # --- capture and history ----------------------------------------------------------------
 
     def ingest(
@@ -540,6 +565,7 @@ class Store:
             metrics_port=opts.metrics_port,
             metrics_host=opts.metrics_host,
             health_threshold=seconds(opts.health_threshold),
+            compress_after=_compress_after(opts.compress_after),
         )
 
     def import_history(
@@ -701,6 +727,14 @@ class Store:
                 f"a database is configured ({self.settings.source}); `db start`/`db stop` "
                 "manage only the embedded server"
             )
+
+
+def _compress_after(value: Duration | None) -> float | None:
+    """`--compress-after` in seconds; None for never (None, 0, "0" or "off")."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0")):
+        return None
+    seconds = as_duration(value).total_seconds()
+    return seconds if seconds > 0 else None
 
 
 def _default(field: Field[Any]) -> Any:
