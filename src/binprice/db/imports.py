@@ -8,19 +8,17 @@ Each statement sits next to the one function that runs it.
 
 from __future__ import annotations
 
-import struct
-import sys
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from binprice.compressed.codec import MARKET_SPOT, Block
+from binprice.db.blocks import ensure_block_month
+from binprice.db.compress import PARTITION_LOCK_KEY
 from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 
 Connection = psycopg.Connection[Any]
@@ -256,23 +254,6 @@ def add_minutes(conn: Connection, rows: Iterable[Sequence[str]]) -> None:
 #: day into blocks, one at a time ("bblk").
 BLOCK_DAY_LOCK_CLASS = 0x62626C6B
 _LOCK_DAY_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
-_BLOCK_FIELDS = (
-    "market, symbol, first_ts, first_id, last_id, trades, last_ts, base_price, price_scale, "
-    "qty_scale, price_digits, qty_digits, ids, side, ms, price, qty"
-)
-_COPY_BLOCKS = f"COPY trade_blocks ({_BLOCK_FIELDS}) FROM STDIN (FORMAT BINARY)"
-#: The blocks of a symbol holding trades of `lo..hi` (epoch ms, both included). A block never
-#: crosses a UTC day, so its start is bounded by `lo`'s day: a range scan of the primary key.
-_BLOCKS_BETWEEN_SQL = """
-SELECT market, symbol, (extract(epoch FROM first_ts) * 1000)::bigint, first_id, last_id, trades,
-       (extract(epoch FROM last_ts) * 1000)::bigint, base_price, price_scale, qty_scale,
-       price_digits, qty_digits, ids, side::text, ms, price, qty
-FROM trade_blocks
-WHERE market = %(market)s AND symbol = %(symbol)s
-  AND first_ts >= to_timestamp(%(day)s / 1000.0) AND first_ts <= to_timestamp(%(hi)s / 1000.0)
-  AND last_ts >= to_timestamp(%(lo)s / 1000.0)
-ORDER BY first_ts, first_id
-"""
 #: Two probes of the primary key: a block holding `lo` (it starts on `lo`'s day, since a block
 #: never crosses one), else the first block starting after `lo`.
 _NEXT_BLOCK_SQL = """
@@ -295,10 +276,7 @@ _STORED_ROW_IDS_SQL = (
     "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s "
     "AND timestamp >= %s AND timestamp < %s"
 )
-#: Microseconds from the Unix epoch to PostgreSQL's (2000-01-01), for binary timestamptz.
-_PG_EPOCH_MS = 946_684_800_000
 _DAY_MS = 86_400_000
-_INT4_OID, _INT8_OID = 23, 20
 
 
 def lock_block_day(conn: Connection, symbol: str, day: int) -> None:
@@ -318,17 +296,6 @@ def next_block_time(conn: Connection, symbol: str, lo: int, end: datetime) -> in
     return None if row is None or row[0] is None else int(row[0])
 
 
-def blocks_between(
-    conn: Connection, symbol: str, lo: int, hi: int, *, limit: int | None = None
-) -> list[Block]:
-    """`symbol`'s spot blocks holding trades of `lo..hi` (epoch ms), in (time, id) order."""
-    sql = _BLOCKS_BETWEEN_SQL + (f" LIMIT {int(limit)}" if limit is not None else "")
-    params = {"market": MARKET_SPOT, "symbol": symbol, "day": lo // _DAY_MS * _DAY_MS,
-              "lo": lo, "hi": hi}  # fmt: skip
-    rows = conn.execute(sql, params).fetchall()
-    return [Block(*row) for row in rows]
-
-
 def delete_blocks(conn: Connection, blocks: Iterable[Block]) -> None:
     """Delete `blocks` (by their key), in the caller's transaction."""
     with conn.cursor() as cur:
@@ -345,128 +312,29 @@ def stored_row_ids(
     return {int(row[0]) for row in rows}
 
 
-class BlockWriter:
-    """Blocks streamed into `trade_blocks` by one binary COPY, opened at the first write and
-    ended by `close` (the caller's transaction commits them)."""
-
-    __slots__ = ("_conn", "_copy", "_stack")
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._stack = ExitStack()
-        self._copy: psycopg.Copy | None = None
-
-    @property
-    def open(self) -> bool:
-        """Whether a COPY is in progress (no other statement can run on the connection)."""
-        return self._copy is not None
-
-    def write(self, blocks: Iterable[Block]) -> None:
-        rows = b"".join(block_row(block) for block in blocks)
-        if not rows:
-            return
-        if self._copy is None:
-            cursor = self._stack.enter_context(self._conn.cursor())
-            self._copy = self._stack.enter_context(cursor.copy(_COPY_BLOCKS))
-            self._copy.write(_COPY_SIGNATURE)
-        self._copy.write(rows)
-
-    def close(self) -> None:
-        """End the COPY (raises, e.g. UniqueViolation, if the server refuses a row)."""
-        if self._copy is not None:
-            self._copy.write(_COPY_TRAILER)
-            self._copy = None
-        self._stack.close()
-
-
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + bytes(8)
-_COPY_TRAILER = b"\xff\xff"
-_I2 = struct.Struct(">ih").pack  # length 2, int2
-_I4 = struct.Struct(">ii").pack
-_I8 = struct.Struct(">iq").pack
-_NULL = b"\xff\xff\xff\xff"
-
-
-def _field(data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + data
-
-
-def _int_array(values: Sequence[int], size: int, oid: int) -> bytes:
-    """A one-dimensional array of int4 (`size` 4) or int8 (8), binary, as a COPY field."""
-    count = len(values)
-    raw = array("i" if size == 4 else "q", values)
-    if sys.byteorder == "little":
-        raw.byteswap()
-    data = raw.tobytes()
-    width = size + 4
-    out = bytearray(20 + count * width)
-    struct.pack_into(">iiiii", out, 0, 1, 0, oid, count, 1)
-    # Each element is its length (`size`) then its bytes: fill the two strided views.
-    out[20 + 3 :: width] = bytes([size]) * count
-    for k in range(size):
-        out[20 + 4 + k :: width] = data[k::size]
-    return _field(bytes(out))
-
-
-def _bits(side: str) -> bytes:
-    """A bit varying, binary: its length in bits, then the bits, first one highest."""
-    count = len(side)
-    pad = -count % 8
-    value = int(side + "0" * pad, 2) if count else 0
-    return _field(count.to_bytes(4, "big") + value.to_bytes((count + pad) // 8, "big"))
-
-
-def _timestamp(ms: int) -> bytes:
-    return _I8(8, (ms - _PG_EPOCH_MS) * 1000)
-
-
-def block_row(b: Block) -> bytes:
-    """One block as a row of `COPY trade_blocks (…) FROM STDIN (FORMAT BINARY)`."""
-    symbol = b.symbol.encode()
-    return b"".join(
-        (
-            (17).to_bytes(2, "big"),
-            _I2(2, b.market),
-            _field(symbol),
-            _timestamp(b.first_ms),
-            _I8(8, b.first_id),
-            _I8(8, b.last_id),
-            _I4(4, b.trades),
-            _timestamp(b.last_ms),
-            _I8(8, b.base_price),
-            _I2(2, b.price_scale),
-            _I2(2, b.qty_scale),
-            _I2(2, b.price_digits),
-            _I2(2, b.qty_digits),
-            _NULL if b.ids is None else _int_array(b.ids, 4, _INT4_OID),
-            _bits(b.side),
-            _int_array(b.ms, 4, _INT4_OID),
-            _int_array(b.price, 4, _INT4_OID),
-            _int_array(b.qty, 8, _INT8_OID),
-        )
-    )
-
-
-_LOCK_MONTHS_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext('months'))"
-_CREATE_BLOCK_MONTH_SQL = (
-    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF trade_blocks "
-    "FOR VALUES FROM ({start}) TO ({end}) WITH (toast_tuple_target = 128)"
-)
+#: The month's row in the catalog readers route by; its counts are what `db compress` sets,
+#: so an import adds the trades it stores and leaves the sizes to the next compress run.
 _CATALOG_MONTH_SQL = (
     "INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes) "
     "VALUES (%s, %s, 0, 0, 0, 0) ON CONFLICT DO NOTHING"
 )
+_COUNT_MONTH_SQL = (
+    "UPDATE compressed_months SET trades = trades + %s WHERE market = %s AND month = %s"
+)
 
 
-def ensure_block_month(conn: Connection, month: datetime, next_month: datetime) -> None:
-    """Make `month`'s partition of `trade_blocks` and its `compressed_months` row if missing,
-    in a transaction of its own."""
-    create = sql.SQL(_CREATE_BLOCK_MONTH_SQL).format(
-        name=sql.Identifier(f"trade_blocks_{month:%Y_%m}"),
-        start=sql.Literal(month),
-        end=sql.Literal(next_month),
-    )
+def open_block_month(conn: Connection, month: datetime) -> None:
+    """Make `month` a compressed month if it is not one: its partition of `trade_blocks` and
+    its `compressed_months` row, in a transaction of its own (the partition lock that `db
+    compress` and `prune` take keeps them from racing). Its rows of `trades`, if any, stay
+    (readers read both) until `db compress` merges them."""
     with conn.transaction():
-        conn.execute(_LOCK_MONTHS_SQL, (BLOCK_DAY_LOCK_CLASS,))
-        conn.execute(create)
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+        ensure_block_month(conn, month)
         conn.execute(_CATALOG_MONTH_SQL, (MARKET_SPOT, month))
+
+
+def count_block_month(conn: Connection, month: datetime, trades: int) -> None:
+    """Add `trades` stored as blocks to `month`'s catalog row, in the caller's transaction."""
+    if trades:
+        conn.execute(_COUNT_MONTH_SQL, (trades, MARKET_SPOT, month))

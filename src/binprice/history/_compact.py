@@ -16,9 +16,9 @@ The same guarantees as rows:
 - **Chunks, resume.** A chunk of about `commit_rows` trades is one transaction with its blocks,
   its rollup, the holes found in the file (`gaps`) and the file's `imports` row (`partial` with
   its last committed id, `done` with the last chunk). A chunk ends on a block boundary (the
-  trades of a block not complete yet wait for the next chunk), so a killed import leaves whole
-  blocks of the file, recorded, or nothing of the chunk; the next run resumes after the
-  recorded id and starts a new block there.
+  trades of a block not complete yet wait for the next chunk; a stop ends the open block), so
+  a killed import leaves the chunk's blocks, recorded, or nothing of the chunk; the next run
+  resumes after the recorded id and starts a new block there.
 - **Never a trade twice.** Before the blocks of a run of lines are written, two index probes
   ask whether anything of them is stored: blocks of the symbol overlapping their time (an
   earlier run of a republished file, a gap filled meanwhile) or rows in `trades` (live capture
@@ -47,13 +47,13 @@ from binprice.compressed.codec import (
     is_dense,
 )
 from binprice.compressed.columns import Columns, encode_columns
+from binprice.db.blocks import from_ms, read_blocks, write_blocks
 from binprice.db.gaps import record_gaps
 from binprice.db.imports import (
-    BlockWriter,
     ImportRow,
     Resume,
     add_minutes,
-    blocks_between,
+    count_block_month,
     delete_blocks,
     lock_block_day,
     next_block_time,
@@ -71,8 +71,6 @@ Connection = psycopg.Connection[Any]
 #: A Binance spot line is about 70-80 bytes: enough to tell a busy file from a quiet one
 #: (the codec's rule, `is_dense`, is 64 trades a minute) before its trades are counted.
 LINE_BYTES = 75
-#: Above every trade id and time.
-NEVER = 2**63 - 1
 
 
 def load_blocks(
@@ -143,8 +141,6 @@ class _BlockLoader:
         self.carry: list[Columns] = []
         start, end = (int(t.timestamp()) * 1000 // DAY_MS for t in job.file.times)
         self._days = range(start, end)
-        #: The lowest stored row id and block time ahead of the COPY run (see `_probe`).
-        self._free = (NEVER, NEVER)
 
     def run(self, block_bytes: int) -> Progress:
         file = self.job.file
@@ -177,22 +173,21 @@ class _BlockLoader:
         """Write blocks until the chunk is full, the file ends or a stop; return the chunk and
         the next block read (None at the end of the file)."""
         chunk = _Chunk()
-        writer = BlockWriter(self.conn)
-        try:
-            while pending is not None:
-                block, pending = pending, reader.next()
-                chunk.jumps.extend(block.jumps)
-                self.progress.csv_bytes += block.size
-                ready = self._ready(to_columns(block.fields or []), pending is None)
-                if ready:
-                    self._write(chunk, writer, ready)
-                self.on_progress(self.progress)
-                if chunk.rows >= self.commit_rows or self.stop.is_set():
-                    break
-        finally:
-            writer.close()
-        if pending is None or self.stop.is_set():
-            self.carry = []  # a stop: the open block's trades are read again next time
+        while pending is not None:
+            block, pending = pending, reader.next()
+            chunk.jumps.extend(block.jumps)
+            self.progress.csv_bytes += block.size
+            for columns in self._ready(to_columns(block.fields or []), pending is None):
+                self._write(chunk, columns)
+            self.on_progress(self.progress)
+            if self.stop.is_set():
+                # A stop commits what was read, as rows would: the open block ends here (the
+                # next run starts a new one, or merges into it if they share a millisecond).
+                for columns in self._ready([], last=True):
+                    self._write(chunk, columns)
+                break
+            if chunk.rows >= self.commit_rows:
+                break
         return chunk, pending
 
     def _ready(self, parts: list[Columns], last: bool) -> list[Columns]:
@@ -223,34 +218,34 @@ class _BlockLoader:
             joined.append(tail.cut(0, start))
         return joined
 
-    def _write(self, chunk: _Chunk, writer: BlockWriter, ready: list[Columns]) -> None:
-        for columns in ready:
-            if not writer.open:  # a COPY run starts: what is stored ahead bounds it
-                self._free = self._probe(columns)
-            ids, times = columns.ids, columns.times
-            if ids[-1] < self._free[0] and times[-1] < self._free[1]:
-                writer.write(encode_columns(self.symbol, columns, dense=self.dense))
-                chunk.minutes.extend(minute_rows(self.symbol, columns))
-                chunk.inserted += len(columns)
-            else:
-                writer.close()  # no query can run on the connection while a COPY is open
-                self._merge(chunk, writer, columns)
-            chunk.rows += len(columns)
-            chunk.first_id = ids[0] if chunk.first_id is None else chunk.first_id
-            chunk.last_id = ids[-1]
+    def _write(self, chunk: _Chunk, columns: Columns) -> None:
+        ids = columns.ids
+        if self._stored(columns):
+            self._merge(chunk, columns)
+        else:
+            write_blocks(self.conn, encode_columns(self.symbol, columns, dense=self.dense))
+            chunk.minutes.extend(minute_rows(self.symbol, columns))
+            chunk.inserted += len(columns)
+        chunk.rows += len(columns)
+        chunk.first_id = ids[0] if chunk.first_id is None else chunk.first_id
+        chunk.last_id = ids[-1]
 
-    def _probe(self, columns: Columns) -> tuple[int, int]:
-        """From `columns`' first trade on, the lowest id stored as a row and the earliest time
-        of a stored block of the file's period: trades below both can be written at once."""
+    def _stored(self, columns: Columns) -> bool:
+        """Whether anything of `columns` may be stored already: a block holding a trade of
+        their time, or a row with one of their ids (two probes of primary keys)."""
         start, end = self.job.file.times
-        row = next_stored_id(self.conn, self.symbol, columns.ids[0], start, end)
         block = next_block_time(self.conn, self.symbol, columns.times[0], end)
-        return (NEVER if row is None else row, NEVER if block is None else block)
+        if block is not None and block <= columns.times[-1]:
+            return True
+        row = next_stored_id(self.conn, self.symbol, columns.ids[0], start, end)
+        return row is not None and row <= columns.ids[-1]
 
-    def _merge(self, chunk: _Chunk, writer: BlockWriter, columns: Columns) -> None:
-        """Add the trades of `columns` not stored yet to the blocks they overlap."""
+    def _merge(self, chunk: _Chunk, columns: Columns) -> None:
+        """Add the trades of `columns` not stored yet to the blocks they overlap (the rows
+        stay rows: the next `db compress` merges them)."""
         lo, hi = columns.times[0], columns.times[-1]
-        old = blocks_between(self.conn, self.symbol, lo, hi)
+        old = read_blocks(self.conn, self.symbol, from_ms(lo), from_ms(hi + 1))
+        old = [b for b in old if b.last_ms >= lo and b.first_ms <= hi]
         kept = [t for b in old for t in decode_block(b)]
         start, end = self.job.file.times
         ids = (columns.ids[0], columns.ids[-1])
@@ -260,14 +255,14 @@ class _BlockLoader:
             return
         delete_blocks(self.conn, old)
         trades: list[CodecTrade] = [*kept, *new.trades()]
-        writer.write(encode_blocks(self.symbol, trades, dense=self.dense))
-        writer.close()
+        write_blocks(self.conn, encode_blocks(self.symbol, trades, dense=self.dense))
         chunk.minutes.extend(minute_rows(self.symbol, new))
         chunk.inserted += len(new)
 
     def _commit(self, chunk: _Chunk, end: bool) -> None:
         if chunk.minutes:
             add_minutes(self.conn, chunk.minutes)
+        count_block_month(self.conn, self.job.file.times[0].replace(day=1), chunk.inserted)
         if chunk.jumps:
             record_gaps(self.conn, self.symbol, chunk.jumps, "open")
         p = self.progress

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from binprice.db.imports import ImportRecord, Resume, ensure_block_month
+from binprice.db.imports import ImportRecord, Resume, open_block_month
 from binprice.db.partitions import ensure_partitions
 from binprice.errors import ArchiveError, ArchiveFileError, DatabaseBusyError
 from binprice.history._archive import ArchiveFile, Period
@@ -316,7 +316,7 @@ class Pipeline:
         await self._ensure_month(conn, file)
         if not compressed_month(file, self.today, self.options.compress_after):
             return load_file
-        await asyncio.to_thread(ensure_block_month, conn, *_month_of(file))
+        await asyncio.to_thread(open_block_month, conn, _month_of(file))
         return load_blocks
 
     async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:
@@ -371,10 +371,9 @@ def _result(
     )  # fmt: skip
 
 
-def _month_of(file: ArchiveFile) -> tuple[datetime, datetime]:
-    """The UTC month `file` lies in: its first moment and the next month's."""
-    start = file.times[0].replace(day=1)
-    return start, start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+def _month_of(file: ArchiveFile) -> datetime:
+    """The first moment of the UTC month `file` lies in."""
+    return file.times[0].replace(day=1)
 
 
 def _reason(exc: ArchiveError, file: ArchiveFile) -> str:
