@@ -102,7 +102,7 @@ async def test_a_closed_month_is_stored_as_blocks_equal_to_rows(
     )
     market.records.update(quiet.records)
     async with ArchiveServer(market) as archive:
-        for url, after in ((rows_url, None), (database_url, 3)):
+        for url, after in ((rows_url, None), (database_url, "3d")):
             opts = ImportOptions(
                 (SYMBOL, "ETHUSDT"),
                 start=date(2024, 5, 30),
@@ -148,7 +148,7 @@ async def test_a_month_not_closed_long_enough_is_stored_as_rows(
             date(2024, 5, 31),
             tmp_path,
             today=date(2024, 6, 3),
-            compress_after=3,
+            compress_after="3d",
         )
         summary, _ = await run(opts, database_url)
     assert summary.ok and counts(database_url) == (50, 0)
@@ -202,7 +202,7 @@ async def test_a_republished_day_adds_only_its_new_trades_to_the_blocks(
     )
     trades = market_trades(market)
     holed = ArchiveMarket.from_trades({SYMBOL: trades[:200] + trades[260:]})
-    for url, after in ((rows_url, None), (database_url, 3)):
+    for url, after in ((rows_url, None), (database_url, "3d")):
         for version in (holed, market):
             async with ArchiveServer(version) as archive:
                 opts = options(
@@ -229,7 +229,7 @@ async def test_rows_already_in_a_closed_month_stay_rows_and_are_not_stored_twice
         [SYMBOL], date(2024, 9, 1), date(2024, 9, 2), trades_per_day=2000
     )
     trades = market_trades(market)
-    for url, after in ((rows_url, None), (database_url, 3)):
+    for url, after in ((rows_url, None), (database_url, "3d")):
         with psycopg.connect(url) as conn:
             conn.execute("SELECT binprice_ensure_trade_partitions('2024-09-01', '2024-10-01')")
             with conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:

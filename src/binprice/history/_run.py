@@ -314,7 +314,7 @@ class Pipeline:
         """Make the file's month ready; return how to load it: as blocks when the month is
         closed (`compressed_month`), else as rows."""
         await self._ensure_month(conn, file)
-        if not compressed_month(file, self.today, self.options.compress_after):
+        if not compressed_month(file, self.today, self.options.compress_delay):
             return load_file
         await asyncio.to_thread(open_block_month, conn, _month_of(file))
         return load_blocks
