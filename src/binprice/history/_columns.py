@@ -43,12 +43,15 @@ def digits(values: Sequence[str]) -> list[int]:
     return [len(v) - v.find(".") - 1 if "." in v else 0 for v in values]
 
 
-def to_columns(fields: Sequence[Fields]) -> list[Columns]:
+def to_columns(fields: Sequence[Fields], ids: list[int] | None = None) -> list[Columns]:
     """`fields` (from `CsvDecoder(fields=True)`, in id order) as integer columns: one
-    `Columns`, or more where the number of decimals of prices or quantities changes."""
+    `Columns`, or more where the number of decimals of prices or quantities changes. `ids`:
+    the fields' ids as integers, if the decoder has them already."""
     if not fields:
         return []
-    ids, prices, qtys, seconds, millis, makers = zip(*fields, strict=True)
+    texts, prices, qtys, seconds, millis, makers = zip(*fields, strict=True)
+    if ids is None:
+        ids = list(map(int, texts))
     pdig, qdig = digits(prices), digits(qtys)
     times = list(map(int, map(operator.add, seconds, millis)))
     side = "".join(makers)
@@ -59,21 +62,43 @@ def to_columns(fields: Sequence[Fields]) -> list[Columns]:
         breaks = [
             i for i in range(1, len(fields)) if (pdig[i], qdig[i]) != (pdig[i - 1], qdig[i - 1])
         ]
+    if not breaks:
+        return [_columns(ids, times, prices, qtys, side, places=(pdig[0], qdig[0]))]
     out, start = [], 0
     for end in [*breaks, len(fields)]:
+        part = slice(start, end)
         out.append(
-            Columns(
-                list(map(int, ids[start:end])),
-                times[start:end],
-                [int(p.replace(".", "")) for p in prices[start:end]],
-                [int(q.replace(".", "")) for q in qtys[start:end]],
-                side[start:end],
-                pdig[start],
-                qdig[start],
+            _columns(
+                ids[part],
+                times[part],
+                prices[part],
+                qtys[part],
+                side[part],
+                places=(pdig[start], qdig[start]),
             )
         )
         start = end
     return out
+
+
+def _columns(
+    ids: list[int],
+    times: list[int],
+    prices: Sequence[str],
+    qtys: Sequence[str],
+    side: str,
+    *,
+    places: tuple[int, int],
+) -> Columns:
+    """One run of equal decimals: the texts' points removed."""
+    return Columns(
+        ids,
+        times,
+        [int(p.replace(".", "")) for p in prices],
+        [int(q.replace(".", "")) for q in qtys],
+        side,
+        *places,
+    )
 
 
 def minute_rows(symbol: str, columns: Columns) -> Iterator[tuple[str, ...]]:

@@ -177,7 +177,7 @@ class _BlockLoader:
             block, pending = pending, reader.next()
             chunk.jumps.extend(block.jumps)
             self.progress.csv_bytes += block.size
-            for columns in self._ready(to_columns(block.fields or []), pending is None):
+            for columns in self._ready(to_columns(block.fields or [], block.ids), pending is None):
                 self._write(chunk, columns)
             self.on_progress(self.progress)
             if self.stop.is_set():

@@ -87,8 +87,10 @@ class Block:
     jumps: tuple[tuple[int, int], ...]
     #: CSV bytes this block consumed (skipped lines included), for progress.
     size: int
-    #: With `CsvDecoder(fields=True)`: each trade's text fields instead of a payload.
+    #: With `CsvDecoder(fields=True)`: each trade's text fields instead of a payload, and
+    #: their ids as integers (decoded for the order check already).
     fields: list[Fields] | None = None
+    ids: list[int] | None = None
 
 
 @dataclass(slots=True)
@@ -174,7 +176,7 @@ class CsvDecoder:
             if not rows:
                 return Block(b"", 0, None, None, jumps, size)
         if self.fields:
-            return Block(b"", len(rows), ids[0], ids[-1], jumps, size, rows)
+            return Block(b"", len(rows), ids[0], ids[-1], jumps, size, rows, ids)
         return Block(self._encode(rows), len(rows), ids[0], ids[-1], jumps, size)
 
     def _skip_header(self, text: str) -> str:
