@@ -13,10 +13,12 @@ archive's deterministic market (µs times, like 2025 files), serves it with
   (checksums, downloads, decoding and every commit included).
 
 Each run measures bare, `import --loaders 2` (the default) and `import --loaders 1` (one
-connection, like the bare COPY), in alternating order. Prints trades/s and MB/s (CSV bytes),
-the ratio import / bare per run and the median, PostgreSQL CPU per 1,000 trades (only this
-server's processes), the importer's CPU and max RSS, and what the rollup triggers cost (the
-bare COPY with them disabled). `--fresh` first measures each on its own
+connection, like the bare COPY) into rows (`--compress-after off`), and the same two writing
+the closed month compressed (`trade_blocks`, the default for a month closed 3 days ago: the
+issue #18 target is >= 1.0x the bare COPY), in alternating order. Prints trades/s and MB/s
+(CSV bytes), the ratio import / bare per run and the median, PostgreSQL CPU per 1,000
+trades (only this server's processes), the importer's CPU and max RSS, and what the rollup
+triggers cost (the bare COPY with them disabled). `--fresh` first measures each on its own
 brand-new embedded server (a new cluster creates its WAL files on first use). `--monthly`
 imports one monthly file instead (D days in one zip: the constant-memory check).
 Prints numbers; asserts nothing.
@@ -49,6 +51,13 @@ from binprice.history._csv import CsvDecoder
 SYMBOL = "BTCUSDT"
 START = date(2025, 1, 1)  # µs files, the format of everything Binance publishes now
 BLOCK = 1 << 20
+#: The imports each run measures: (loaders, written as blocks).
+IMPORTS = {
+    "rows --loaders 2": (2, False),
+    "rows --loaders 1": (1, False),
+    "blocks --loaders 2": (2, True),
+    "blocks --loaders 1": (1, True),
+}
 
 
 class ServerCpu:
@@ -160,6 +169,7 @@ def run_import(
     *,
     loaders: int = 2,
     source: Path | None = None,
+    blocks: bool = False,
 ) -> tuple[float, float, float, int]:
     """The CLI, from spawn to exit; (wall s, importer CPU s, PostgreSQL CPU s, max RSS KiB).
     `source`: the `src` directory of another checkout of binprice, run instead of this one."""
@@ -167,10 +177,26 @@ def run_import(
     if source is not None:
         env["PYTHONPATH"] = str(source)  # ahead of the editable install's path entry
     cmd = [
-        *(sys.executable, "-m", "binprice", "--database-url", url, "import", SYMBOL),
-        *("--start", START.isoformat(), "--end", (START + timedelta(days=days)).isoformat()),
-        *("--archive-url", archive, "--log-format", "json", "--loaders", str(loaders)),
+        sys.executable,
+        "-m",
+        "binprice",
+        "--database-url",
+        url,
+        "import",
+        SYMBOL,
+        "--start",
+        START.isoformat(),
+        "--end",
+        (START + timedelta(days=days)).isoformat(),
+        "--archive-url",
+        archive,
+        "--log-format",
+        "json",
+        "--loaders",
+        str(loaders),
     ]
+    if source is None:  # another checkout may predate the option (and the compressed form)
+        cmd += ["--compress-after", "3d" if blocks else "off"]
     pg = ServerCpu(url)
     began = time.perf_counter()
     peak = 0
@@ -225,6 +251,43 @@ def per_1000(seconds: float, rows: int) -> str:
     return f"{seconds / rows * 1e6:.2f} ms/1000"
 
 
+def measure_runs(
+    args: argparse.Namespace, work: Path, text: Path, size: tuple[int, float], archive: str
+) -> None:
+    """The alternating runs: bare COPY and each import, on fresh databases; their ratios."""
+    rows, mb = size
+    ratios: dict[str, list[float]] = {s: [] for s in IMPORTS}
+    for run in range(args.runs):
+        sides = ["bare", *IMPORTS]
+        order = sides if run % 2 == 0 else sides[::-1]
+        out = {}
+        for side in order:
+            url = database(args.database_url, work)
+            if side == "bare":
+                out[side] = bare(url, text, rows)
+            else:
+                loaders, blocks = IMPORTS[side]
+                out[side] = run_import(
+                    url, archive, args.days, work, rows, loaders=loaders, blocks=blocks
+                )
+        bare_s, bare_pg = out["bare"]
+        bare_cpu = per_1000(bare_pg, rows)
+        line = (f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
+                f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})")  # fmt: skip
+        for side in IMPORTS:
+            wall, cpu, pg, rss = out[side]
+            ratios[side].append(bare_s / wall)
+            line += (f"; import {side} {rows / wall:,.0f} trades/s "
+                     f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
+                     f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
+                     f"{rss / 1024:.0f} MB)")  # fmt: skip
+        print(line)
+    for side in IMPORTS:
+        runs = ", ".join(f"{r:.2f}" for r in ratios[side])
+        print(f"median ratio import ({side}) / bare COPY, whole process: "
+              f"{statistics.median(ratios[side]):.2f} (runs: {runs})")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--database-url", help="a server to create databases on (default: embedded)")
@@ -252,41 +315,7 @@ def main() -> None:
             )
             if args.fresh:
                 report_first_runs(work, text, rows, archive, args.days)
-            ratios: dict[int, list[float]] = {1: [], 2: []}
-            for run in range(args.runs):
-                sides = ["bare", 2, 1]
-                order = sides if run % 2 == 0 else sides[::-1]
-                out = {}
-                for side in order:
-                    url = database(args.database_url, work)
-                    if side == "bare":
-                        out[side] = bare(url, text, rows)
-                    else:
-                        out[side] = run_import(
-                            url, archive, args.days, work, rows, loaders=int(side)
-                        )
-                bare_s, bare_pg = out["bare"]
-                bare_cpu = per_1000(bare_pg, rows)
-                line = (
-                    f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
-                    f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})"
-                )
-                for loaders in (2, 1):
-                    wall, cpu, pg, rss = out[loaders]
-                    ratios[loaders].append(bare_s / wall)
-                    line += (
-                        f"; import --loaders {loaders} {rows / wall:,.0f} trades/s "
-                        f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
-                        f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
-                        f"{rss / 1024:.0f} MB)"
-                    )
-                print(line)
-            for loaders in (2, 1):
-                runs = ", ".join(f"{r:.2f}" for r in ratios[loaders])
-                print(
-                    f"median ratio import (--loaders {loaders}) / bare COPY, whole process: "
-                    f"{statistics.median(ratios[loaders]):.2f} (runs: {runs})"
-                )
+            measure_runs(args, work, text, (rows, mb), archive)
             plain, _ = bare(database(args.database_url, work), text, rows, triggers=False)
             with_triggers, _ = bare(database(args.database_url, work), text, rows)
             cost = with_triggers / plain - 1

@@ -38,13 +38,17 @@ LATER = date(2026, 1, 1)
 TextRow = tuple[str, int, str, str, int, bool]
 
 
-def stored_text(url: str, symbol: str | None = None) -> list[TextRow]:
-    """Stored trades as text (price and quantity exactly as PostgreSQL prints them)."""
+def stored_text(url: str, symbol: str | None = None, table: str = "trades_all") -> list[TextRow]:
+    """Stored trades as text (price and quantity exactly as PostgreSQL prints them): rows
+    and compressed blocks (`trades_all`), or one of them (`trades`, `trade_blocks`)."""
+    if table == "trade_blocks":
+        table = "trades_all WHERE (symbol, trade_id) NOT IN (SELECT symbol, trade_id FROM trades)"
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT symbol, trade_id, price::text, quantity::text, "
-            "floor(extract(epoch FROM timestamp) * 1000)::bigint, is_buyer_maker FROM trades "
-            "WHERE %(s)s::text IS NULL OR symbol = %(s)s ORDER BY symbol, trade_id",
+            "SELECT * FROM (SELECT symbol, trade_id, price::text, quantity::text, "
+            "floor(extract(epoch FROM timestamp) * 1000)::bigint, is_buyer_maker "
+            f"FROM {table}) AS t "
+            "WHERE %(s)s::text IS NULL OR t.symbol = %(s)s ORDER BY 1, 2",
             {"s": symbol},
         ).fetchall()
     return [(s, i, p, q, int(t), m) for s, i, p, q, t, m in rows]

@@ -19,6 +19,7 @@ import typer
 from binprice.cli._app import (
     ARCHIVE_URL_SHOWN,
     DatabaseUrl,
+    DurationMeta,
     command_app,
     store_from,
     url_option,
@@ -105,6 +106,15 @@ def import_(
     commit_every: Annotated[
         int, typer.Option(hidden=True, min=1, help="Trades per commit.")
     ] = 1_000_000,
+    compress_after: Annotated[
+        str,
+        typer.Option(
+            envvar="BINPRICE_COMPRESS_AFTER",
+            metavar=DurationMeta,
+            help="Write a month compressed (as `db compress` would) when it closed at least "
+            "this long ago; 0 or `off`: every month as rows.",
+        ),
+    ] = "3d",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Import every trade of SYMBOLS from --start to --end from Binance's public archives
@@ -129,6 +139,7 @@ def import_(
         downloads=downloads,
         loaders=loaders,
         commit_rows=commit_every,
+        compress_after=compress_after,
         **{name: url for name, url in services.items() if url is not None},
     )
     view = ImportView(log_format, quiet=quiet)

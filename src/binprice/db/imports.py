@@ -8,7 +8,7 @@ Each statement sits next to the one function that runs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,6 +16,9 @@ from typing import Any
 
 import psycopg
 
+from binprice.compressed.codec import MARKET_SPOT, Block
+from binprice.db.blocks import ensure_block_month
+from binprice.db.compress import PARTITION_LOCK_KEY
 from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
 
 Connection = psycopg.Connection[Any]
@@ -197,3 +200,141 @@ class StagedInsert:
                 copy.write(payload)
             cur.execute(_INSERT_NEW_SQL)
             return max(cur.rowcount, 0)
+
+
+# --- the compressed form: a closed month's file written as blocks (history/_compact.py) ----
+
+#: The rollup rows of a chunk's blocks, staged by COPY, then merged into `trade_minutes` the
+#: way the insert trigger on `trades` merges rows (migrations 0004/0005): counts and sums
+#: add, high and low widen, open and close come from the lowest and highest id. Grouped first,
+#: so a minute staged twice (its trades in two runs of different decimals) is one upsert.
+_MINUTE_STAGE = "binprice_minutes_stage"
+_CREATE_MINUTE_STAGE = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_MINUTE_STAGE} (
+    symbol text, minute_ms bigint, trades bigint, volume numeric, notional numeric,
+    high numeric, low numeric, first_id bigint, last_id bigint, open numeric, close numeric
+) ON COMMIT DELETE ROWS
+"""
+_COPY_MINUTE_STAGE = (
+    f"COPY {_MINUTE_STAGE} (symbol, minute_ms, trades, volume, notional, high, low, "
+    "first_id, last_id, open, close) FROM STDIN"
+)
+_MERGE_MINUTES_SQL = f"""
+INSERT INTO trade_minutes AS m (symbol, minute, trades, volume, notional, high, low,
+                                first_id, last_id, open, close)
+SELECT symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume), sum(notional),
+       max(high), min(low), min(first_id), max(last_id),
+       (array_agg(open ORDER BY first_id))[1], (array_agg(close ORDER BY last_id DESC))[1]
+FROM {_MINUTE_STAGE} GROUP BY symbol, minute_ms ORDER BY symbol, minute_ms
+ON CONFLICT (symbol, minute) DO UPDATE SET
+    trades = m.trades + EXCLUDED.trades,
+    volume = m.volume + EXCLUDED.volume,
+    notional = m.notional + EXCLUDED.notional,
+    high = greatest(m.high, EXCLUDED.high),
+    low = least(m.low, EXCLUDED.low),
+    open = CASE WHEN EXCLUDED.first_id < m.first_id THEN EXCLUDED.open ELSE m.open END,
+    close = CASE WHEN EXCLUDED.last_id > m.last_id THEN EXCLUDED.close ELSE m.close END,
+    first_id = least(m.first_id, EXCLUDED.first_id),
+    last_id = greatest(m.last_id, EXCLUDED.last_id)
+"""
+
+
+def add_minutes(conn: Connection, rows: Iterable[Sequence[str]]) -> None:
+    """Add the rollup of trades written as blocks (text rows in `trade_minutes`' columns,
+    the minute as epoch ms) to `trade_minutes`, in the caller's transaction."""
+    conn.execute(_CREATE_MINUTE_STAGE)
+    with conn.cursor() as cur:
+        with cur.copy(_COPY_MINUTE_STAGE) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_MERGE_MINUTES_SQL)
+
+
+#: pg_advisory_xact_lock(class, hashtext(symbol || day)) key: the writers of one symbol's UTC
+#: day into blocks, one at a time ("bblk").
+BLOCK_DAY_LOCK_CLASS = 0x62626C6B
+_LOCK_DAY_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+#: Two probes of the primary key: a block holding `lo` (it starts on `lo`'s day, since a block
+#: never crosses one), else the first block starting after `lo`.
+_NEXT_BLOCK_SQL = """
+SELECT least(
+    (SELECT %(lo)s::bigint WHERE EXISTS (
+        SELECT FROM trade_blocks
+        WHERE market = %(market)s AND symbol = %(symbol)s
+          AND first_ts >= to_timestamp(%(day)s / 1000.0)
+          AND first_ts <= to_timestamp(%(lo)s / 1000.0)
+          AND last_ts >= to_timestamp(%(lo)s / 1000.0))),
+    (SELECT (extract(epoch FROM min(first_ts)) * 1000)::bigint FROM trade_blocks
+     WHERE market = %(market)s AND symbol = %(symbol)s
+       AND first_ts > to_timestamp(%(lo)s / 1000.0) AND first_ts < %(end)s))
+"""
+_DELETE_BLOCK_SQL = (
+    "DELETE FROM trade_blocks WHERE market = %s AND symbol = %s "
+    "AND first_ts = to_timestamp(%s / 1000.0) AND first_id = %s"
+)
+_STORED_ROW_IDS_SQL = (
+    "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s "
+    "AND timestamp >= %s AND timestamp < %s"
+)
+_DAY_MS = 86_400_000
+
+
+def lock_block_day(conn: Connection, symbol: str, day: int) -> None:
+    """Wait for, then hold until the transaction ends, the lock on writing `symbol`'s blocks
+    of UTC day `day` (days since the epoch). Take them in day order."""
+    conn.execute(_LOCK_DAY_SQL, (BLOCK_DAY_LOCK_CLASS, f"{symbol}:{day}"))
+
+
+def next_block_time(conn: Connection, symbol: str, lo: int, end: datetime) -> int | None:
+    """The earliest time (epoch ms) of `symbol`'s spot blocks holding a trade at or after
+    `lo` (epoch ms) and starting before `end`; `lo` itself if one holds it."""
+    row = conn.execute(
+        _NEXT_BLOCK_SQL,
+        {"market": MARKET_SPOT, "symbol": symbol, "day": lo // _DAY_MS * _DAY_MS, "lo": lo,
+         "end": end},
+    ).fetchone()  # fmt: skip
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def delete_blocks(conn: Connection, blocks: Iterable[Block]) -> None:
+    """Delete `blocks` (by their key), in the caller's transaction."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            _DELETE_BLOCK_SQL, [(b.market, b.symbol, b.first_ms, b.first_id) for b in blocks]
+        )
+
+
+def stored_row_ids(
+    conn: Connection, symbol: str, ids: tuple[int, int], times: tuple[datetime, datetime]
+) -> set[int]:
+    """The ids of `ids` (first, last) stored as rows of `trades` with a time in `times`."""
+    rows = conn.execute(_STORED_ROW_IDS_SQL, (symbol, *ids, *times)).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+#: The month's row in the catalog readers route by; its counts are what `db compress` sets,
+#: so an import adds the trades it stores and leaves the sizes to the next compress run.
+_CATALOG_MONTH_SQL = (
+    "INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes) "
+    "VALUES (%s, %s, 0, 0, 0, 0) ON CONFLICT DO NOTHING"
+)
+_COUNT_MONTH_SQL = (
+    "UPDATE compressed_months SET trades = trades + %s WHERE market = %s AND month = %s"
+)
+
+
+def open_block_month(conn: Connection, month: datetime) -> None:
+    """Make `month` a compressed month if it is not one: its partition of `trade_blocks` and
+    its `compressed_months` row, in a transaction of its own (the partition lock that `db
+    compress` and `prune` take keeps them from racing). Its rows of `trades`, if any, stay
+    (readers read both) until `db compress` merges them."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+        ensure_block_month(conn, month)
+        conn.execute(_CATALOG_MONTH_SQL, (MARKET_SPOT, month))
+
+
+def count_block_month(conn: Connection, month: datetime, trades: int) -> None:
+    """Add `trades` stored as blocks to `month`'s catalog row, in the caller's transaction."""
+    if trades:
+        conn.execute(_COUNT_MONTH_SQL, (trades, MARKET_SPOT, month))

@@ -69,6 +69,10 @@ class MalformedLine(ValueError):
         self.line_number = line_number
 
 
+#: One line's fields as text: id, price, quantity, epoch seconds, milliseconds, maker.
+Fields = tuple[str, str, str, str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """Whole lines of one file, decoded."""
@@ -83,17 +87,24 @@ class Block:
     jumps: tuple[tuple[int, int], ...]
     #: CSV bytes this block consumed (skipped lines included), for progress.
     size: int
+    #: With `CsvDecoder(fields=True)`: each trade's text fields instead of a payload, and
+    #: their ids as integers (decoded for the order check already).
+    fields: list[Fields] | None = None
+    ids: list[int] | None = None
 
 
 @dataclass(slots=True)
 class CsvDecoder:
     """Decodes one file's CSV, fed in arbitrary chunks; keeps the id order across chunks.
 
-    Lines with ids up to ``skip_through`` are validated and dropped (a resumed file).
+    Lines with ids up to ``skip_through`` are validated and dropped (a resumed file). With
+    ``fields`` the blocks carry each line's fields (for the compressed form, `_compact`)
+    instead of COPY text.
     """
 
     symbol: str
     skip_through: int | None = None
+    fields: bool = False
     lines: int = 0
     last_id: int | None = None
     _rest: bytes = b""
@@ -164,6 +175,8 @@ class CsvDecoder:
             jumps = tuple((a, b) for a, b in jumps if b > self.skip_through)
             if not rows:
                 return Block(b"", 0, None, None, jumps, size)
+        if self.fields:
+            return Block(b"", len(rows), ids[0], ids[-1], jumps, size, rows, ids)
         return Block(self._encode(rows), len(rows), ids[0], ids[-1], jumps, size)
 
     def _skip_header(self, text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from binprice.errors import ConfigError, UsageError
@@ -12,6 +12,7 @@ from binprice.history._archive import DEFAULT_ARCHIVE_URL
 from binprice.history._load import COMMIT_ROWS
 from binprice.history._zip import BLOCK_BYTES
 from binprice.symbols import normalize_symbols
+from binprice.timespec import parse_duration
 
 #: Files downloaded (or waiting, verified) ahead of the ones being loaded.
 DOWNLOADS_AHEAD = 2
@@ -20,6 +21,9 @@ DOWNLOADS_AHEAD = 2
 #: file in parallel makes the import faster than a single bare COPY, and keeps PostgreSQL's
 #: share of a busy machine's CPU while Python decodes.
 LOADERS = 2
+#: How long after a month ends `import` writes its trades compressed (`trade_blocks`) instead
+#: of as rows: the delay of `ingest --compress-after`, so late backfills land as rows first.
+COMPRESS_AFTER = timedelta(days=3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +54,12 @@ class ImportOptions:
     commit_rows: int = COMMIT_ROWS
     #: CSV bytes decoded at a time (a chunk is at least one block).
     block_bytes: int = BLOCK_BYTES
-    #: "Today" (UTC): decides which days may not be published yet; None = the real today.
+    #: "Today" (UTC): decides which days may not be published yet and which months are
+    #: closed; None = the real today.
     today: date | None = None
+    #: A month that ended at least this long before today is imported compressed (blocks);
+    #: None (or 0, "0", "off"): every month as rows. A duration text ("3d") is parsed.
+    compress_after: timedelta | str | None = COMPRESS_AFTER
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "symbols", normalize_symbols(self.symbols))
@@ -66,12 +74,29 @@ class ImportOptions:
             raise UsageError(f"--end {self.end} must be after --start {self.start}")
         if self.downloads < 1 or self.loaders < 1:
             raise ConfigError("downloads ahead and loaders must be at least 1")
+        object.__setattr__(self, "compress_after", _delay(self.compress_after))
         if self.commit_rows < 1 or self.block_bytes < 1:
             raise ConfigError("rows per commit and bytes per block must be at least 1")
 
     @property
+    def compress_delay(self) -> timedelta | None:
+        """`compress_after` as parsed: None when every month is imported as rows."""
+        return self.compress_after if isinstance(self.compress_after, timedelta) else None
+
+    @property
     def local(self) -> bool:
         return bool(self.folders or self.files)
+
+
+def _delay(value: timedelta | str | None) -> timedelta | None:
+    """`compress_after` as a duration; None for never (None, 0, "0", "off")."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("off", "0"):
+            return None
+        value = parse_duration(value)
+    if value is None or value <= timedelta(0):
+        return None
+    return value
 
 
 def archive_base(url: str) -> str:

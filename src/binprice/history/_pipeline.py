@@ -19,20 +19,22 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 
-from binprice.db.imports import ImportRecord, Resume
+from binprice.db.imports import ImportRecord, Resume, open_block_month
 from binprice.db.partitions import ensure_partitions
 from binprice.errors import ArchiveError, ArchiveFileError, DatabaseBusyError
 from binprice.events import EventKind
 from binprice.history._archive import ArchiveFile, Period
+from binprice.history._compact import load_blocks
 from binprice.history._fetch import Source
 from binprice.history._load import LoadJob, Progress, load_file
 from binprice.history._options import ImportOptions
-from binprice.history._plan import plan_text
+from binprice.history._plan import compressed_month, plan_text
 from binprice.history._results import (
     FileProgress,
     FileResult,
@@ -95,9 +97,12 @@ class Pipeline:
     #: The caller's stop event, checked after every progress report.
     user_stop: asyncio.Event | None = None
     queue: asyncio.Queue[Item] = field(init=False)
+    #: Decides which months are closed (written compressed).
+    today: date = field(init=False)
     semaphore: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.today = self.options.today or datetime.now(UTC).date()
         self.queue = asyncio.Queue(self.options.downloads)
         self.semaphore = asyncio.Semaphore(self.options.downloads)
 
@@ -268,10 +273,10 @@ class Pipeline:
         conn = await self.loader_conns.get()
         began = time.monotonic()
         try:
-            await self._ensure_month(conn, file)
+            load = await self._prepare_month(conn, file)
             done = await _in_thread(
                 self.stop,
-                lambda: load_file(
+                lambda: load(
                     conn,
                     job,
                     stop=self.stop,
@@ -306,6 +311,17 @@ class Pipeline:
             republished=ready.republished,
             resumed_after=None if ready.resume is None else ready.resume.last_id,
         )
+
+    async def _prepare_month(
+        self, conn: psycopg.Connection[Any], file: ArchiveFile
+    ) -> Callable[..., Progress]:
+        """Make the file's month ready; return how to load it: as blocks when the month is
+        closed (`compressed_month`), else as rows."""
+        await self._ensure_month(conn, file)
+        if not compressed_month(file, self.today, self.options.compress_delay):
+            return load_file
+        await asyncio.to_thread(open_block_month, conn, _month_of(file))
+        return load_blocks
 
     async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:
         """The file's month gets its partition of trades before its trades come, on the
@@ -364,6 +380,11 @@ def _result(
         first_id=record.first_id,
         last_id=record.last_id,
     )
+
+
+def _month_of(file: ArchiveFile) -> datetime:
+    """The first moment of the UTC month `file` lies in."""
+    return file.times[0].replace(day=1)
 
 
 def _reason(exc: ArchiveError, file: ArchiveFile) -> str:

@@ -3,7 +3,7 @@ local source's list of files."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from binprice.errors import UsageError
 from binprice.history._archive import ArchiveFile, Period, parse_name, plan
@@ -82,6 +82,20 @@ def unavailable_runs(results: list[FileResult]) -> list[list[FileResult]]:
 
 def _with(r: FileResult, status: FileStatus, reason: str) -> FileResult:
     return FileResult(r.symbol, r.name, r.start, r.end, status, reason)
+
+
+def compressed_month(file: ArchiveFile, today: date, after: timedelta | None) -> bool:
+    """Whether `file` is written compressed: its month ended at least `after` before the
+    start of `today` (None: never)."""
+    if after is None:
+        return False
+    start = file.start
+    month_end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    return _midnight(month_end) + after <= _midnight(today)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def plan_text(files: list[ArchiveFile]) -> str:

@@ -29,14 +29,20 @@ class BlockReader:
     """Inflates and decodes the zip's CSV in a thread, a few blocks ahead of COPY."""
 
     def __init__(
-        self, path: Path, file: ArchiveFile, skip_through: int | None, block_bytes: int
+        self,
+        path: Path,
+        file: ArchiveFile,
+        skip_through: int | None,
+        block_bytes: int,
+        *,
+        fields: bool = False,
     ) -> None:
         self._name = file.name
         self._block_bytes = block_bytes
         self._zip = _open_zip(path, self._name)
         self._member = _csv_member(self._zip, self._name)
         self.csv_total = self._member.file_size
-        self._decoder = CsvDecoder(file.symbol, skip_through)
+        self._decoder = CsvDecoder(file.symbol, skip_through, fields=fields)
         self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(QUEUE_BLOCKS)
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._read, name=f"decode {self._name}")
