@@ -1,0 +1,273 @@
+"""Reading compressed months: which blocks a question needs, fetched by primary key, decoded here.
+
+A compressed month keeps its trades in `trade_blocks` (migration 0010; one row per block of one
+symbol's trades in id order, times and prices as deltas, see `docs/storage-design.md`), and
+late writes into it land as rows in `trades` until it is compressed again. Readers therefore
+read rows and blocks for a month in the catalog `compressed_months`, and rows alone otherwise.
+
+Blocks of one symbol never overlap in time except at one shared millisecond (ids grow with
+time), so every question needs few of them, all found by the key `(market, symbol, first_ts,
+first_id)`:
+
+- a window `[start, end)`: the block that starts last before `start` (if it ends at or after
+  `start`) and every block starting inside the window;
+- the trades around a time: the block that starts last at or before it and the one after;
+- the last trade: the block that starts last.
+
+Decoding is exact integer work (running sums of the deltas, the decimal point put in by text),
+so a price reads back as the same `Decimal`, with the same number of decimals, as its row.
+The SQL is kept apart from the row side's (`queries`, `candles`, `export`, …), which reads
+`trades` as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import accumulate
+from typing import Any, NamedTuple
+
+import psycopg
+
+__all__ = [
+    "Block",
+    "BlockTrade",
+    "Compressed",
+    "compressed_months",
+    "decode",
+    "window_blocks",
+]
+
+Connection = psycopg.Connection[Any]
+
+#: Spot; futures markets (issue #19) get their own number in the same key.
+MARKET_SPOT = 0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+
+BLOCK_COLUMNS = (
+    "symbol, first_ts, first_id, last_id, trades, last_ts, base_price, price_scale, qty_scale, "
+    "price_digits, qty_digits, ids, side::text, ms, price, qty"
+)
+
+MONTHS_SQL = "SELECT month FROM compressed_months WHERE market = %s ORDER BY month"
+
+_ONE_SYMBOL = f"market = {MARKET_SPOT} AND symbol = %(symbol)s"
+#: The blocks of one symbol holding trades of `[start, end)`, in trade order.
+WINDOW_BLOCKS_SQL = f"""
+SELECT * FROM (
+    SELECT {BLOCK_COLUMNS} FROM trade_blocks WHERE {_ONE_SYMBOL} AND first_ts < %(start)s
+    ORDER BY first_ts DESC, first_id DESC LIMIT 1
+) AS straddling WHERE last_ts >= %(start)s
+UNION ALL
+(SELECT {BLOCK_COLUMNS} FROM trade_blocks
+ WHERE {_ONE_SYMBOL} AND first_ts >= %(start)s AND first_ts < %(end)s
+ ORDER BY first_ts, first_id)
+"""
+
+#: Per symbol, the block starting last at or before `ts` and the block after it: every trade
+#: at or before `ts` that is nearest, and the first one after it, are in these two.
+AROUND_SQL = f"""
+SELECT b.* FROM unnest(%(symbols)s::text[]) AS r(symbol)
+CROSS JOIN LATERAL (
+    (SELECT {BLOCK_COLUMNS} FROM trade_blocks
+     WHERE market = {MARKET_SPOT} AND symbol = r.symbol AND first_ts <= %(ts)s
+     ORDER BY first_ts DESC, first_id DESC LIMIT 1)
+    UNION ALL
+    (SELECT {BLOCK_COLUMNS} FROM trade_blocks
+     WHERE market = {MARKET_SPOT} AND symbol = r.symbol AND first_ts > %(ts)s
+       AND NOT %(before)s
+     ORDER BY first_ts, first_id LIMIT 1)
+) AS b
+"""
+
+#: Per symbol, its last block when that holds a higher id than `above` (the rows' last id).
+LAST_BLOCKS_SQL = f"""
+SELECT b.* FROM unnest(%(symbols)s::text[], %(above)s::bigint[]) AS r(symbol, above)
+CROSS JOIN LATERAL (
+    SELECT {BLOCK_COLUMNS} FROM trade_blocks
+    WHERE market = {MARKET_SPOT} AND symbol = r.symbol
+    ORDER BY first_ts DESC, first_id DESC LIMIT 1
+) AS b
+WHERE b.last_id > coalesce(r.above, -1)
+"""
+
+#: Symbols with blocks, by a loose index scan of the key (one probe per symbol).
+BLOCK_SYMBOLS_SQL = f"""
+WITH RECURSIVE known(symbol) AS (
+    (SELECT symbol FROM trade_blocks WHERE market = {MARKET_SPOT} ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT b.symbol FROM trade_blocks AS b
+            WHERE b.market = {MARKET_SPOT} AND b.symbol > k.symbol ORDER BY b.symbol LIMIT 1)
+    FROM known AS k
+    WHERE k.symbol IS NOT NULL
+)
+SELECT symbol FROM known WHERE symbol IS NOT NULL
+"""
+
+
+class BlockTrade(NamedTuple):
+    """One decoded trade; ordered as trades are, by ``(timestamp, trade_id)``."""
+
+    timestamp: datetime
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    is_buyer_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One stored block as fetched: its key, extent and coded columns."""
+
+    symbol: str
+    first_ts: datetime
+    first_id: int
+    last_id: int
+    trades: int
+    last_ts: datetime
+    base_price: int
+    price_scale: int
+    qty_scale: int
+    price_digits: int
+    qty_digits: int
+    ids: list[int] | None
+    side: str
+    ms: list[int]
+    price: list[int]
+    qty: list[int]
+
+    def trade_ids(self) -> list[int]:
+        """Every id of the block, in order (consecutive unless `ids` says otherwise)."""
+        if self.ids is None:
+            return list(range(self.first_id, self.first_id + self.trades))
+        return [self.first_id + offset for offset in self.ids]
+
+    def epoch_ms(self) -> list[int]:
+        """Every trade's time in milliseconds since the epoch."""
+        first = (self.first_ts - EPOCH) // MILLISECOND
+        return list(accumulate(self.ms, initial=first))[1:]
+
+    def scaled_prices(self) -> list[int]:
+        """Every price times ``10 ** price_digits`` (exact integers)."""
+        factor = 10 ** (self.price_digits - self.price_scale)
+        return [p * factor for p in accumulate(self.price, initial=self.base_price)][1:]
+
+    def scaled_quantities(self) -> list[int]:
+        """Every quantity times ``10 ** qty_digits``."""
+        factor = 10 ** (self.qty_digits - self.qty_scale)
+        return [q * factor for q in self.qty]
+
+
+def decode(block: Block) -> list[BlockTrade]:
+    """The block's trades, in order, with exact decimals at the stored number of decimals."""
+    times = [EPOCH + ms * MILLISECOND for ms in block.epoch_ms()]
+    prices = [_decimal(p, block.price_digits) for p in block.scaled_prices()]
+    quantities = [_decimal(q, block.qty_digits) for q in block.scaled_quantities()]
+    sides = [bit == "1" for bit in block.side]
+    return [
+        BlockTrade(*trade)
+        for trade in zip(times, block.trade_ids(), prices, quantities, sides, strict=True)
+    ]
+
+
+def _decimal(scaled: int, digits: int) -> Decimal:
+    # A string is read exactly whatever the decimal context: 12345e-2 is 123.45, two decimals.
+    return Decimal(f"{scaled}e-{digits}")
+
+
+def decimal_text(scaled: int, digits: int) -> str:
+    """``scaled / 10 ** digits`` as PostgreSQL prints the numeric (no exponent, all digits)."""
+    if digits == 0:
+        return str(scaled)
+    text = str(scaled).rjust(digits + 1, "0")
+    return f"{text[:-digits]}.{text[-digits:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """The compressed months (their first instants, UTC), from the catalog."""
+
+    months: tuple[datetime, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.months)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """Whether any compressed month shares an instant with ``[start, end)``."""
+        return any(month < end and _next_month(month) > start for month in self.months)
+
+
+def compressed_months(conn: Connection) -> Compressed:
+    """Which months have blocks (a few catalog rows; no table is read)."""
+    rows = conn.execute(MONTHS_SQL, (MARKET_SPOT,)).fetchall()
+    return Compressed(tuple(row[0].astimezone(UTC) for row in rows))
+
+
+def _next_month(month: datetime) -> datetime:
+    if month.month == 12:
+        return month.replace(year=month.year + 1, month=1)
+    return month.replace(month=month.month + 1)
+
+
+def _block(row: Sequence[Any]) -> Block:
+    return Block(*row)
+
+
+def window_blocks(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Block]:
+    """The blocks of ``symbol`` holding trades of ``[start, end)``, in trade order, through a
+    server-side cursor (a month of blocks is hundreds of MB): call it in a transaction."""
+    params = {"symbol": symbol, "start": start, "end": end}
+    with conn.cursor(name="binprice_blocks") as cur:
+        cur.execute(WINDOW_BLOCKS_SQL, params)
+        while rows := cur.fetchmany(WINDOW_FETCH):
+            yield from (_block(row) for row in rows)
+
+
+#: Blocks fetched per round trip when a window is read (a busy minute each).
+WINDOW_FETCH = 256
+
+
+def block_trades(block: Block, start: datetime, end: datetime) -> list[BlockTrade]:
+    """The block's decoded trades in ``[start, end)``."""
+    trades = decode(block)
+    if block.first_ts < start or block.last_ts >= end:
+        trades = [t for t in trades if start <= t.timestamp < end]
+    return trades
+
+
+def blocks_around(
+    conn: Connection, symbols: Sequence[str], ts: datetime, *, before: bool
+) -> dict[str, list[Block]]:
+    """Per symbol, the (at most two) blocks holding its nearest trades on each side of ``ts``."""
+    found: dict[str, list[Block]] = {}
+    params = {"symbols": list(symbols), "ts": ts, "before": before}
+    for row in conn.execute(AROUND_SQL, params).fetchall():
+        block = _block(row)
+        found.setdefault(block.symbol, []).append(block)
+    return found
+
+
+def last_blocks(conn: Connection, above: dict[str, int | None]) -> dict[str, Block]:
+    """Per symbol of ``above``, its last block if that holds an id higher than ``above``'s."""
+    params = {"symbols": list(above), "above": list(above.values())}
+    rows = conn.execute(LAST_BLOCKS_SQL, params).fetchall()
+    return {row[0]: _block(row) for row in rows}
+
+
+def block_symbols(conn: Connection) -> list[str]:
+    """Every symbol with at least one block, alphabetically."""
+    return [row[0] for row in conn.execute(BLOCK_SYMBOLS_SQL).fetchall()]
+
+
+def merged(rows: Iterable[BlockTrade], blocks: Iterable[BlockTrade]) -> Iterator[BlockTrade]:
+    """Two trade streams, each in trade order, as one; an id in both is given once."""
+    import heapq
+
+    previous: int | None = None
+    for trade in heapq.merge(rows, blocks):
+        if trade.trade_id != previous:
+            yield trade
+        previous = trade.trade_id

@@ -1,0 +1,269 @@
+"""Exports of windows that touch a compressed month: blocks decoded here, formatted as text.
+
+`binprice.export` streams a window that lies in row months with ``COPY … TO STDOUT`` (the
+server formats). A compressed month's trades are in `trade_blocks`; formatting them on the server
+would first rebuild every ``numeric`` from its integers, which caps the rate well below a
+million trades a second (docs/storage-design.md). So the blocks are fetched as they are stored
+(integers) and each trade is formatted here, by integer and string work only: a decimal is its
+scaled integer with the point put in (exact, the stored number of decimals), a time is a
+cached second plus its milliseconds. Late rows of a compressed month (and the row months of a
+window that spans both) come from `trades` as text and are merged in trade order
+``(timestamp, trade_id)``; an id found in both is written once.
+
+Every format gives the same bytes as the row path: tests/test_compressed_reads.py compares them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+import psycopg
+
+from binprice.db.blockreads import (
+    EPOCH,
+    MILLISECOND,
+    Block,
+    BlockTrade,
+    block_trades,
+    decimal_text,
+    merged,
+    window_blocks,
+)
+from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
+
+Connection = psycopg.Connection[Any]
+
+#: One trade as text fields: (epoch ms, id, price, quantity, is_buyer_maker).
+TextTrade = tuple[int, int, str, str, bool]
+#: Formats one symbol's trades into lines.
+Lines = Callable[[str, list[TextTrade]], list[str]]
+
+#: Trades decoded per write: a few blocks, so memory stays small and writes stay large.
+CHUNK_TRADES = 20_000
+
+
+class _Iso:
+    """ISO 8601 UTC with milliseconds and Z, as ``to_char(…'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')``;
+    the text of each second is made once (a busy second holds hundreds of trades)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, ms: int) -> str:
+        second, millis = divmod(ms, 1000)
+        if second != self._second:
+            moment = EPOCH + second * 1000 * MILLISECOND
+            self._second, self._prefix = second, f"{moment:%Y-%m-%dT%H:%M:%S}."
+        return f"{self._prefix}{millis:03d}Z"
+
+
+def block_texts(block: Block, lo_ms: int, hi_ms: int) -> list[TextTrade]:
+    """The block's trades in ``[lo_ms, hi_ms)`` as text fields, in trade order."""
+    times = block.epoch_ms()
+    prices = _texts(block.scaled_prices(), block.price_digits)
+    quantities = _texts(block.scaled_quantities(), block.qty_digits)
+    sides = [bit == "1" for bit in block.side]
+    rows = list(zip(times, block.trade_ids(), prices, quantities, sides, strict=True))
+    if times[0] < lo_ms or times[-1] >= hi_ms:
+        rows = [row for row in rows if lo_ms <= row[0] < hi_ms]
+    return rows
+
+
+def _texts(scaled: list[int], digits: int) -> list[str]:
+    # Prices repeat (a few ticks a minute) and quantities often do: format each value once.
+    cache: dict[int, str] = {}
+    out = []
+    for value in scaled:
+        text = cache.get(value)
+        if text is None:
+            text = cache[value] = decimal_text(value, digits)
+        out.append(text)
+    return out
+
+
+def window_texts(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[list[TextTrade]]:
+    """Chunks of one symbol's trades in ``[start, end)`` from rows and blocks, in trade order."""
+    lo_ms, hi_ms = _ms(start), _ms(end)
+    blocks = _block_chunks(conn, symbol, start, end, lo_ms=lo_ms, hi_ms=hi_ms)
+    rows = _row_chunks(conn, symbol, start, end)
+    first_rows = next(rows, None)
+    if first_rows is None:  # the usual case: a compressed month without late rows
+        yield from blocks
+        return
+    previous = None
+    chunk: list[TextTrade] = []
+    for trade in heapq.merge(_chain(first_rows, rows), _flat(blocks), key=_order):
+        if trade[1] == previous:
+            continue
+        previous = trade[1]
+        chunk.append(trade)
+        if len(chunk) >= CHUNK_TRADES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _order(trade: TextTrade) -> tuple[int, int]:
+    return trade[0], trade[1]
+
+
+def _flat(chunks: Iterator[list[TextTrade]]) -> Iterator[TextTrade]:
+    for chunk in chunks:
+        yield from chunk
+
+
+def _chain(first: list[TextTrade], rest: Iterator[list[TextTrade]]) -> Iterator[TextTrade]:
+    yield from first
+    yield from _flat(rest)
+
+
+def _block_chunks(
+    conn: Connection, symbol: str, start: datetime, end: datetime, *, lo_ms: int, hi_ms: int
+) -> Iterator[list[TextTrade]]:
+    chunk: list[TextTrade] = []
+    for block in window_blocks(conn, symbol, start, end):
+        chunk.extend(block_texts(block, lo_ms, hi_ms))
+        if len(chunk) >= CHUNK_TRADES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _row_chunks(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[list[TextTrade]]:
+    for batch in window_rows(conn, symbol, start, end, ROW_TEXT_COLUMNS, cursor="binprice_rows"):
+        yield [(int(ms), int(i), p, q, bool(m)) for ms, i, p, q, m in batch]
+
+
+def _ms(moment: datetime) -> int:
+    # Times are stored to the millisecond: a window edge inside one is the next whole one.
+    micros = (moment.astimezone(UTC) - EPOCH) // (MILLISECOND / 1000)
+    return -(-micros // 1000)
+
+
+def csv_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+    """``symbol,trade_id,price,quantity,timestamp,is_buyer_maker`` lines."""
+    iso = _Iso()
+    return [
+        f"{symbol},{i},{p},{q},{iso(ms)},{'true' if m else 'false'}\n" for ms, i, p, q, m in trades
+    ]
+
+
+def ndjson_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+    """One JSON object a line, keys as the CSV's, decimals as strings."""
+    iso = _Iso()
+    head = f'{{"symbol":"{symbol}","trade_id":'
+    return [
+        f'{head}{i},"price":"{p}","quantity":"{q}","timestamp":"{iso(ms)}",'
+        f'"is_buyer_maker":{"true" if m else "false"}}}\n'
+        for ms, i, p, q, m in trades
+    ]
+
+
+def binance_lines(microseconds_from: datetime, quote_decimals: int) -> Lines:
+    """Binance's archive CSV lines (see `binprice.export_binance`): quote quantity rounded half
+    away from zero to `quote_decimals`, time in µs from `microseconds_from` on."""
+    micros_from = _ms(microseconds_from)
+
+    def lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+        del symbol  # the layout has no symbol column
+        return [
+            f"{i},{p},{q},{_quote(p, q, quote_decimals)},"
+            f"{ms * 1000 if ms >= micros_from else ms},{'True' if m else 'False'},True\n"
+            for ms, i, p, q, m in trades
+        ]
+
+    return lines
+
+
+def _quote(price: str, quantity: str, decimals: int) -> str:
+    """``round(price * quantity, decimals)`` as PostgreSQL prints it, by integer arithmetic."""
+    p_int, _, p_frac = price.partition(".")
+    q_int, _, q_frac = quantity.partition(".")
+    scale = len(p_frac) + len(q_frac)
+    product = int(p_int + p_frac) * int(q_int + q_frac)
+    if scale > decimals:
+        drop = 10 ** (scale - decimals)
+        product = (product + drop // 2) // drop  # positive: half up is half away from zero
+    else:
+        product *= 10 ** (decimals - scale)
+    return decimal_text(product, decimals)
+
+
+def write_texts(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    *,
+    lines: Lines,
+    out: IO[bytes],
+    counter: ProgressCounter,
+) -> None:
+    """Write one symbol's window (rows and blocks) formatted by ``lines`` to ``out``."""
+    # The rows' and the blocks' server-side cursors live in this one transaction.
+    with conn.transaction():
+        for chunk in window_texts(conn, symbol, start, end):
+            out.write("".join(lines(symbol, chunk)).encode())
+            counter.add(len(chunk))
+
+
+def window_trades(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[BlockTrade]:
+    """One symbol's trades in ``[start, end)`` from rows and blocks, in trade order, exact."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    with conn.transaction():
+        rows = (
+            BlockTrade(ts.astimezone(UTC), i, p, q, m)
+            for batch in window_rows(conn, symbol, start, end, _ROW_COLUMNS, cursor="binprice_rows")
+            for ts, i, p, q, m in batch
+        )
+        blocks = (
+            trade
+            for block in window_blocks(conn, symbol, start, end)
+            for trade in block_trades(block, start, end)
+        )
+        yield from merged(rows, blocks)
+
+
+_ROW_COLUMNS = "timestamp, trade_id, price, quantity, is_buyer_maker"
+
+
+def window_extents(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> tuple[int, int, int, int] | None:
+    """As `binprice.db.export.decimal_extents`, over rows and blocks: the largest scale and most
+    integer digits of price, then of quantity (None without trades)."""
+    found: tuple[int, int, int, int] | None = None
+    for trade in window_trades(conn, symbol, start, end):
+        (price_scale, price_digits), (qty_scale, qty_digits) = (
+            _extent(trade.price),
+            _extent(trade.quantity),
+        )
+        if found is None:
+            found = (price_scale, price_digits, qty_scale, qty_digits)
+        else:
+            found = (
+                max(found[0], price_scale),
+                max(found[1], price_digits),
+                max(found[2], qty_scale),
+                max(found[3], qty_digits),
+            )
+    return found
+
+
+def _extent(value: Decimal) -> tuple[int, int]:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(-exponent, 0), len(str(int(abs(value))))
