@@ -18,10 +18,11 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, BIT, TIMESTAMP
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -208,3 +209,75 @@ class Prune(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     #: Whether the rollup minutes of the dropped months were kept (`--keep-rollup`).
     rollup_kept: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class TradeBlockRow(Base):
+    """A block of `trade_blocks` (see 0010): one symbol's trades of a closed month, as column
+    arrays. `binprice.compressed.codec.Block` is the same row in Python (times as epoch ms) and
+    `encode_blocks`/`decode_block` say what each column holds.
+
+    The table is partitioned by UTC month of `first_ts`; the months (`trade_blocks_YYYY_MM`)
+    are made by `binprice.db.blocks` when a month is compressed, not declared here.
+    """
+
+    __tablename__ = "trade_blocks"
+
+    #: 0 spot, 1 USD-M futures, 2 COIN-M futures.
+    market: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: The block's first trade's time (the partition key); `ms[0]` is 0.
+    first_ts: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), primary_key=True
+    )
+    #: The lowest and highest trade id in the block.
+    first_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    trades: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_ts: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True, precision=3), nullable=False)
+    #: The first trade's price times 10^price_scale.
+    base_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    price_scale: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    qty_scale: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    #: The stored numerics' own number of decimals (8 from Binance), restored on reading.
+    price_digits: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    qty_digits: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    #: Trade i's id minus `first_id`; NULL when it is `i` for every trade (consecutive ids).
+    ids: Mapped[list[int] | None] = mapped_column(ARRAY(Integer), nullable=True)
+    #: is_buyer_maker, bit i for trade i.
+    side: Mapped[str] = mapped_column(BIT(varying=True), nullable=False)
+    #: Milliseconds since the previous trade (the first: 0).
+    ms: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    #: Scaled price minus the previous trade's (the first: 0).
+    price: Mapped[list[int]] = mapped_column(ARRAY(Integer), nullable=False)
+    #: Scaled quantity.
+    qty: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
+        CheckConstraint("first_id <= last_id", name="ids"),
+        CheckConstraint("trades > 0", name="trades"),
+        {"postgresql_partition_by": "RANGE (first_ts)"},
+    )
+
+
+class CompressedMonth(Base):
+    """A (market, UTC month) whose trades were compressed into `trade_blocks` (see 0010).
+
+    Readers look here to know that a month has blocks; its row partition of `trades` then
+    holds only late writes, until the next `db compress` merges them into the blocks.
+    """
+
+    __tablename__ = "compressed_months"
+
+    market: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    month: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True, precision=3), primary_key=True)
+    #: Trades in the month's blocks, as of the last compress.
+    trades: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    blocks: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The month's partition of trade_blocks (heap, TOAST, index) after the last compress.
+    bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: The row partition it replaced (heap, TOAST, indexes), as first compressed.
+    row_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    compressed_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
+    )
