@@ -30,9 +30,10 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months
+from binprice.db.blockreads import compressed_months, window_trades
 from binprice.db.candles import as_utc
 from binprice.db.export import (
+    BATCH_ROWS,
     CSV_SELECT,
     NDJSON_SELECT,
     PARQUET_COLUMNS,
@@ -50,7 +51,6 @@ from binprice.export_blocks import (
     ndjson_lines,
     window_extents,
     window_texts,
-    window_trades,
     write_texts,
 )
 from binprice.symbols import normalize_symbols
@@ -234,9 +234,16 @@ def _parquet_batches(
         yield from trade_batches(conn, symbol, start, end, PARQUET_COLUMNS)
         return
     params = window_params(symbol, start, end)
+    batch: list[tuple[Any, ...]] = []
     with conn.transaction():
         for chunk in window_texts(conn, symbol, params["start"], params["end"]):
-            yield [(symbol, i, p, q, ms, m) for ms, i, p, q, m in chunk]
+            batch.extend((symbol, i, p, q, ms, m) for ms, i, p, q, m in chunk)
+            # Batches as the rows' cursor gives them, so the file is the same byte for byte.
+            while len(batch) >= BATCH_ROWS:
+                yield batch[:BATCH_ROWS]
+                batch = batch[BATCH_ROWS:]
+    if batch:
+        yield batch
 
 
 def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:

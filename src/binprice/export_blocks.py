@@ -27,11 +27,9 @@ from binprice.db.blockreads import (
     EPOCH,
     MILLISECOND,
     Block,
-    BlockTrade,
-    block_trades,
     decimal_text,
-    merged,
     window_blocks,
+    window_trades,
 )
 from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
 
@@ -216,28 +214,6 @@ def write_texts(
         for chunk in window_texts(conn, symbol, start, end):
             out.write("".join(lines(symbol, chunk)).encode())
             counter.add(len(chunk))
-
-
-def window_trades(
-    conn: Connection, symbol: str, start: datetime, end: datetime
-) -> Iterator[BlockTrade]:
-    """One symbol's trades in ``[start, end)`` from rows and blocks, in trade order, exact."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    with conn.transaction():
-        rows = (
-            BlockTrade(ts.astimezone(UTC), i, p, q, m)
-            for batch in window_rows(conn, symbol, start, end, _ROW_COLUMNS, cursor="binprice_rows")
-            for ts, i, p, q, m in batch
-        )
-        blocks = (
-            trade
-            for block in window_blocks(conn, symbol, start, end)
-            for trade in block_trades(block, start, end)
-        )
-        yield from merged(rows, blocks)
-
-
-_ROW_COLUMNS = "timestamp, trade_id, price, quantity, is_buyer_maker"
 
 
 def window_extents(

@@ -22,6 +22,7 @@ The SQL is kept apart from the row side's (`queries`, `candles`, `export`, …),
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,22 @@ class Block:
         factor = 10 ** (self.price_digits - self.price_scale)
         return [p * factor for p in accumulate(self.price, initial=self.base_price)][1:]
 
+    def trade(self, index: int, times: list[int] | None = None) -> BlockTrade:
+        """The trade at ``index`` alone (a prefix sum of the price deltas up to it)."""
+        ms = (times or self.epoch_ms())[index]
+        price = (self.base_price + sum(self.price[: index + 1])) * 10 ** (
+            self.price_digits - self.price_scale
+        )
+        quantity = self.qty[index] * 10 ** (self.qty_digits - self.qty_scale)
+        trade_id = self.first_id + (index if self.ids is None else self.ids[index])
+        return BlockTrade(
+            EPOCH + ms * MILLISECOND,
+            trade_id,
+            _decimal(price, self.price_digits),
+            _decimal(quantity, self.qty_digits),
+            self.side[index] == "1",
+        )
+
     def scaled_quantities(self) -> list[int]:
         """Every quantity times ``10 ** qty_digits``."""
         factor = 10 ** (self.qty_digits - self.qty_scale)
@@ -236,6 +253,68 @@ def block_trades(block: Block, start: datetime, end: datetime) -> list[BlockTrad
     if block.first_ts < start or block.last_ts >= end:
         trades = [t for t in trades if start <= t.timestamp < end]
     return trades
+
+
+#: One symbol's rows of a window in trade order (late rows of a compressed month, or row
+#: months of a window that spans both kinds).
+WINDOW_ROWS_SQL = """
+SELECT timestamp, trade_id, price, quantity, is_buyer_maker FROM trades
+WHERE symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s
+ORDER BY timestamp, trade_id
+"""
+#: Rows per fetch of a window's rows.
+ROW_FETCH = 10_000
+
+
+def window_trades(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[BlockTrade]:
+    """One symbol's trades in ``[start, end)`` from rows and blocks, in trade order, exact;
+    through server-side cursors, so it runs in a transaction of its own."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    params = {"symbol": symbol, "start": start, "end": end}
+    with conn.transaction(), conn.cursor(name="binprice_window_rows") as cur:
+        cur.execute(WINDOW_ROWS_SQL, params)
+        rows = (
+            BlockTrade(ts.astimezone(UTC), i, p, q, m)
+            for batch in iter(lambda: cur.fetchmany(ROW_FETCH), [])
+            for ts, i, p, q, m in batch
+        )
+        blocks = (
+            trade
+            for block in window_blocks(conn, symbol, start, end)
+            for trade in block_trades(block, start, end)
+        )
+        yield from merged(rows, blocks)
+
+
+def window_list(conn: Connection, symbol: str, start: datetime, end: datetime) -> list[BlockTrade]:
+    """`window_trades` as a list (for the short windows at the ends of a range)."""
+    if start >= end:
+        return []
+    return list(window_trades(conn, symbol, start, end))
+
+
+def nearest_in(
+    blocks: Iterable[Block], ts: datetime
+) -> tuple[BlockTrade | None, BlockTrade | None]:
+    """The last trade at or before ``ts`` and the first after it, in ``blocks``; only the times
+    are decoded in full, the two trades alone otherwise."""
+    limit = (ts.astimezone(UTC) - EPOCH) // timedelta(microseconds=1) // 1000
+    earlier: BlockTrade | None = None
+    later: BlockTrade | None = None
+    for block in blocks:
+        times = block.epoch_ms()
+        cut = bisect_right(times, limit)  # times[:cut] are at or before ts
+        if cut:
+            found = block.trade(cut - 1, times)
+            if earlier is None or found > earlier:
+                earlier = found
+        if cut < len(times):
+            found = block.trade(cut, times)
+            if later is None or found < later:
+                later = found
+    return earlier, later
 
 
 def blocks_around(
