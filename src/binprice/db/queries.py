@@ -397,7 +397,7 @@ def minute_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 @dataclass(slots=True)
-class _Part:
+class Part:
     """Trades of one symbol folded together, in trade order (parts fold left to right)."""
 
     trades: int
@@ -408,10 +408,10 @@ class _Part:
     open: Decimal
     close: Decimal
 
-    def then(self, later: _Part | None) -> _Part:
+    def then(self, later: Part | None) -> Part:
         if later is None:
             return self
-        return _Part(
+        return Part(
             self.trades + later.trades,
             EXACT.add(self.volume, later.volume),
             EXACT.add(self.notional, later.notional),
@@ -422,7 +422,7 @@ class _Part:
         )
 
 
-def fold(trades: Sequence[BlockTrade]) -> _Part | None:
+def fold(trades: Sequence[BlockTrade]) -> Part | None:
     """The part made of `trades` (in trade order); None for no trade."""
     if not trades:
         return None
@@ -432,7 +432,7 @@ def fold(trades: Sequence[BlockTrade]) -> _Part | None:
         product = EXACT.multiply(trade.price, trade.quantity)
         notional = EXACT.add(notional, product) if notional else product
     prices = [trade.price for trade in trades]
-    return _Part(len(trades), volume, notional, max(prices), min(prices), prices[0], prices[-1])
+    return Part(len(trades), volume, notional, max(prices), min(prices), prices[0], prices[-1])
 
 
 def _range_with_blocks(
@@ -449,7 +449,7 @@ def _range_with_blocks(
         row = middles.get(symbol)
         middle = None
         if row is not None and row[1]:
-            middle = _Part(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+            middle = Part(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
         parts = [part for part in (fold(left), middle, fold(right)) if part is not None]
         if not parts:
             continue
