@@ -265,6 +265,20 @@ def price_at(
     """
     _require_aware(ts)
     wanted = _resolve(conn, symbols)
+    sides = trades_around(conn, ts, wanted, before=before)
+    results: list[At] = []
+    for symbol in wanted:
+        earlier, later = sides.get(symbol, (None, None))
+        chosen = choose_nearest(ts, earlier, later, within=within)
+        if chosen is not None:
+            results.append(chosen)
+    return results
+
+
+def trades_around(
+    conn: Connection, ts: datetime, wanted: list[str], *, before: bool = False
+) -> dict[str, tuple[Latest | None, Latest | None]]:
+    """Per symbol, the last trade at or before ``ts`` and (unless ``before``) the first after."""
     rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
     sides: dict[str, tuple[Latest | None, Latest | None]] = {}
     for row in rows:
@@ -273,13 +287,7 @@ def price_at(
         sides[row[0]] = (earlier, later)
     if compressed_months(conn):
         _around_in_blocks(conn, ts, sides, before=before)
-    results: list[At] = []
-    for symbol in wanted:
-        earlier, later = sides.get(symbol, (None, None))
-        chosen = choose_nearest(ts, earlier, later, within=within)
-        if chosen is not None:
-            results.append(chosen)
-    return results
+    return sides
 
 
 def _around_in_blocks(
