@@ -22,7 +22,7 @@ The SQL is kept apart from the row side's (`queries`, `candles`, `export`, …),
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -315,6 +315,30 @@ def nearest_in(
             if later is None or found < later:
                 later = found
     return earlier, later
+
+
+#: The block holding a trade id whose trade is in the minute before `before`: the block
+#: starting last before then among those starting at or below the id (ids grow with time).
+ID_BLOCK_SQL = f"""
+SELECT {BLOCK_COLUMNS} FROM trade_blocks
+WHERE market = {MARKET_SPOT} AND symbol = %(symbol)s AND first_ts < %(before)s
+  AND first_id <= %(id)s
+ORDER BY first_ts DESC, first_id DESC LIMIT 1
+"""
+
+
+def time_of(conn: Connection, symbol: str, trade_id: int, minute: datetime) -> datetime | None:
+    """The time of a trade stored in a block, known to be in the UTC minute ``minute``."""
+    params = {"symbol": symbol, "id": trade_id, "before": minute + timedelta(minutes=1)}
+    row = conn.execute(ID_BLOCK_SQL, params).fetchone()
+    if row is None:
+        return None
+    block = _block(row)
+    ids = block.trade_ids()
+    index = bisect_left(ids, trade_id)
+    if index == len(ids) or ids[index] != trade_id:
+        return None
+    return EPOCH + block.epoch_ms()[index] * MILLISECOND
 
 
 def blocks_around(

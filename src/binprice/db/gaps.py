@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import psycopg
 
+from binprice.db.blockreads import compressed_months, window_blocks
 from binprice.db.partitions import pruned_before
-from binprice.db.queries import recorded_symbols
+from binprice.db.queries import latest_prices, recorded_symbols
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -309,6 +311,8 @@ def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
 
 def last_stored_ids(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
     """The highest stored id of each symbol that has trades."""
+    if symbols and compressed_months(conn):
+        return {point.symbol: point.trade_id for point in latest_prices(conn, list(symbols))}
     rows = conn.execute(LAST_IDS_SQL, (list(symbols),)).fetchall()
     return {str(s): int(m) for s, m in rows if m is not None}
 
@@ -338,13 +342,8 @@ def verify_gaps(
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
     params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
     extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
-    suspects: dict[str, list[tuple[int, int]]] = {}
-    for symbol, trades, lo, hi, prev in conn.execute(SUSPECT_MINUTES_SQL, params).fetchall():
-        ranges = suspects.setdefault(symbol, [])
-        if trades != hi - lo + 1:
-            ranges.append((lo, hi))
-        if prev is not None and lo != prev + 1:
-            ranges.append((min(prev, lo), max(prev, lo)))
+    spans = _suspect_spans(conn, params) if compressed_months(conn) else None
+    suspects = _suspects(conn, params) if spans is None else {}
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
     false = disproved or {}
@@ -361,10 +360,12 @@ def verify_gaps(
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
         covered = accounted.get(symbol, [])
-        holes = tuple(
-            Hole(symbol, a, b, uncovered(a, b, covered))
-            for a, b in _missing_in(conn, symbol, suspects.get(symbol, []))
+        missing = (
+            _missing_in(conn, symbol, suspects.get(symbol, []))
+            if spans is None
+            else _missing_with_blocks(conn, symbol, spans.get(symbol, []))
         )
+        holes = tuple(Hole(symbol, a, b, uncovered(a, b, covered)) for a, b in missing)
         tail = None
         newest = None if exchange_last_ids is None else exchange_last_ids.get(symbol)
         stored = last_ids.get(symbol)
@@ -374,6 +375,76 @@ def verify_gaps(
         wrong = tuple(false.get(symbol, ()))
         checks.append(SymbolCheck(symbol, count or 0, lo, hi, holes, opened, newest, tail, wrong))
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
+
+
+# --- compressed months -----------------------------------------------------------------------
+# A compressed month's ids are in blocks, which have no index by id: each suspect range keeps
+# the rollup minutes it came from, so its blocks are found by time.
+
+#: SUSPECT_MINUTES_SQL with each minute and the one before it.
+SUSPECT_TIMED_SQL = """
+SELECT w.symbol, m.trades, m.first_id, m.last_id, m.prev_last, m.minute, m.prev_minute
+FROM unnest(%(symbols)s::text[], %(starts)s::timestamptz[]) AS w(symbol, start)
+CROSS JOIN LATERAL (
+    SELECT trades, first_id, last_id, minute,
+           lag(last_id) OVER (ORDER BY minute) AS prev_last,
+           lag(minute) OVER (ORDER BY minute) AS prev_minute
+    FROM trade_minutes
+    WHERE trade_minutes.symbol = w.symbol
+      AND minute >= w.start AND minute < %(end)s
+) AS m
+WHERE m.trades <> m.last_id - m.first_id + 1 OR m.first_id <> m.prev_last + 1
+"""
+#: The stored row ids of a range (the primary key).
+ROW_IDS_SQL = "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s"
+_MINUTE = timedelta(minutes=1)
+#: A suspect id range and the time its trades lie in.
+Span = tuple[int, int, datetime, datetime]
+
+
+def _suspect_spans(conn: Connection, params: dict[str, Any]) -> dict[str, list[Span]]:
+    """As SUSPECT_MINUTES_SQL's ranges, each with the minutes its ids were stored in."""
+    spans: dict[str, list[Span]] = {}
+    for row in conn.execute(SUSPECT_TIMED_SQL, params).fetchall():
+        symbol, trades, lo, hi, prev, minute, prev_minute = row
+        ranges = spans.setdefault(symbol, [])
+        if trades != hi - lo + 1:
+            ranges.append((lo, hi, minute, minute + _MINUTE))
+        if prev is not None and lo != prev + 1:
+            ranges.append((min(prev, lo), max(prev, lo), prev_minute, minute + _MINUTE))
+    return spans
+
+
+def _missing_with_blocks(conn: Connection, symbol: str, spans: list[Span]) -> list[tuple[int, int]]:
+    """The ids of the suspect ranges that neither a row nor a block holds."""
+    merged: list[Span] = []
+    for a, b, since, until in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], b), min(last[2], since), max(last[3], until))
+        else:
+            merged.append((a, b, since, until))
+    out: list[tuple[int, int]] = []
+    for a, b, since, until in merged:
+        ids = {int(row[0]) for row in conn.execute(ROW_IDS_SQL, (symbol, a, b))}
+        with conn.transaction():
+            for block in window_blocks(conn, symbol, since, until):
+                ids.update(i for i in block.trade_ids() if a <= i <= b)
+        stored = sorted({a - 1, b + 1, *ids})
+        out.extend((x + 1, y - 1) for x, y in pairwise(stored) if y > x + 1)
+    return out
+
+
+def _suspects(conn: Connection, params: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
+    """Per symbol, the id ranges the rollup says may miss ids (see SUSPECT_MINUTES_SQL)."""
+    suspects: dict[str, list[tuple[int, int]]] = {}
+    for symbol, trades, lo, hi, prev in conn.execute(SUSPECT_MINUTES_SQL, params).fetchall():
+        ranges = suspects.setdefault(symbol, [])
+        if trades != hi - lo + 1:
+            ranges.append((lo, hi))
+        if prev is not None and lo != prev + 1:
+            ranges.append((min(prev, lo), max(prev, lo)))
+    return suspects
 
 
 def _missing_in(
