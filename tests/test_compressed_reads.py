@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import random
+from itertools import pairwise
 from collections.abc import Iterator
 from dataclasses import astuple, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -105,7 +106,7 @@ def _late_fill(trades: list[Row]) -> list[Row]:
     holes = [r for r in trades if r.symbol == "HOLEUSDT" and r.timestamp >= FEB]
     have = {r.trade_id for r in holes}
     late = []
-    for a, b in zip(holes, holes[1:], strict=False):
+    for a, b in pairwise(holes):
         if b.trade_id > a.trade_id + 1 and len(late) < 5:
             missing = a.trade_id + 1
             assert missing not in have

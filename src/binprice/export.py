@@ -237,7 +237,7 @@ def _parquet_batches(
     batch: list[tuple[Any, ...]] = []
     with conn.transaction():
         for chunk in window_texts(conn, symbol, params["start"], params["end"]):
-            batch.extend((symbol, i, p, q, ms, m) for ms, i, p, q, m in chunk)
+            batch.extend((symbol, i, p, q, ms, m) for i, p, q, ms, m in chunk)
             # Batches as the rows' cursor gives them, so the file is the same byte for byte.
             while len(batch) >= BATCH_ROWS:
                 yield batch[:BATCH_ROWS]

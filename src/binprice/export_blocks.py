@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
 import psycopg
 
+from binprice.compressed.codec import Block, CodecTrade, decode_block
 from binprice.db.blockreads import (
     EPOCH,
     MILLISECOND,
-    Block,
     decimal_text,
+    to_ms,
     window_blocks,
     window_trades,
 )
@@ -35,8 +36,8 @@ from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
 
 Connection = psycopg.Connection[Any]
 
-#: One trade as text fields: (epoch ms, id, price, quantity, is_buyer_maker).
-TextTrade = tuple[int, int, str, str, bool]
+#: One trade as text fields, the codec's trade: (id, price, quantity, epoch ms, is_buyer_maker).
+TextTrade = CodecTrade
 #: Formats one symbol's trades into lines.
 Lines = Callable[[str, list[TextTrade]], list[str]]
 
@@ -61,34 +62,19 @@ class _Iso:
 
 
 def block_texts(block: Block, lo_ms: int, hi_ms: int) -> list[TextTrade]:
-    """The block's trades in ``[lo_ms, hi_ms)`` as text fields, in trade order."""
-    times = block.epoch_ms()
-    prices = _texts(block.scaled_prices(), block.price_digits)
-    quantities = _texts(block.scaled_quantities(), block.qty_digits)
-    sides = [bit == "1" for bit in block.side]
-    rows = list(zip(times, block.trade_ids(), prices, quantities, sides, strict=True))
-    if times[0] < lo_ms or times[-1] >= hi_ms:
-        rows = [row for row in rows if lo_ms <= row[0] < hi_ms]
+    """The block's trades in ``[lo_ms, hi_ms)`` as text fields, in trade order (the codec's
+    decoding: integers and strings only)."""
+    rows = decode_block(block)
+    if block.first_ms < lo_ms or block.last_ms >= hi_ms:
+        rows = [row for row in rows if lo_ms <= row[3] < hi_ms]
     return rows
-
-
-def _texts(scaled: list[int], digits: int) -> list[str]:
-    # Prices repeat (a few ticks a minute) and quantities often do: format each value once.
-    cache: dict[int, str] = {}
-    out = []
-    for value in scaled:
-        text = cache.get(value)
-        if text is None:
-            text = cache[value] = decimal_text(value, digits)
-        out.append(text)
-    return out
 
 
 def window_texts(
     conn: Connection, symbol: str, start: datetime, end: datetime
 ) -> Iterator[list[TextTrade]]:
     """Chunks of one symbol's trades in ``[start, end)`` from rows and blocks, in trade order."""
-    lo_ms, hi_ms = _ms(start), _ms(end)
+    lo_ms, hi_ms = to_ms(start), to_ms(end)
     blocks = _block_chunks(conn, symbol, start, end, lo_ms=lo_ms, hi_ms=hi_ms)
     rows = _row_chunks(conn, symbol, start, end)
     first_rows = next(rows, None)
@@ -98,9 +84,9 @@ def window_texts(
     previous = None
     chunk: list[TextTrade] = []
     for trade in heapq.merge(_chain(first_rows, rows), _flat(blocks), key=_order):
-        if trade[1] == previous:
+        if trade[0] == previous:
             continue
-        previous = trade[1]
+        previous = trade[0]
         chunk.append(trade)
         if len(chunk) >= CHUNK_TRADES:
             yield chunk
@@ -110,7 +96,7 @@ def window_texts(
 
 
 def _order(trade: TextTrade) -> tuple[int, int]:
-    return trade[0], trade[1]
+    return trade[3], trade[0]
 
 
 def _flat(chunks: Iterator[list[TextTrade]]) -> Iterator[TextTrade]:
@@ -140,20 +126,14 @@ def _row_chunks(
     conn: Connection, symbol: str, start: datetime, end: datetime
 ) -> Iterator[list[TextTrade]]:
     for batch in window_rows(conn, symbol, start, end, ROW_TEXT_COLUMNS, cursor="binprice_rows"):
-        yield [(int(ms), int(i), p, q, bool(m)) for ms, i, p, q, m in batch]
-
-
-def _ms(moment: datetime) -> int:
-    # Times are stored to the millisecond: a window edge inside one is the next whole one.
-    micros = (moment.astimezone(UTC) - EPOCH) // (MILLISECOND / 1000)
-    return -(-micros // 1000)
+        yield [(int(i), p, q, int(ms), bool(m)) for ms, i, p, q, m in batch]
 
 
 def csv_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
     """``symbol,trade_id,price,quantity,timestamp,is_buyer_maker`` lines."""
     iso = _Iso()
     return [
-        f"{symbol},{i},{p},{q},{iso(ms)},{'true' if m else 'false'}\n" for ms, i, p, q, m in trades
+        f"{symbol},{i},{p},{q},{iso(ms)},{'true' if m else 'false'}\n" for i, p, q, ms, m in trades
     ]
 
 
@@ -164,21 +144,21 @@ def ndjson_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
     return [
         f'{head}{i},"price":"{p}","quantity":"{q}","timestamp":"{iso(ms)}",'
         f'"is_buyer_maker":{"true" if m else "false"}}}\n'
-        for ms, i, p, q, m in trades
+        for i, p, q, ms, m in trades
     ]
 
 
 def binance_lines(microseconds_from: datetime, quote_decimals: int) -> Lines:
     """Binance's archive CSV lines (see `binprice.export_binance`): quote quantity rounded half
     away from zero to `quote_decimals`, time in µs from `microseconds_from` on."""
-    micros_from = _ms(microseconds_from)
+    micros_from = to_ms(microseconds_from)
 
     def lines(symbol: str, trades: list[TextTrade]) -> list[str]:
         del symbol  # the layout has no symbol column
         return [
             f"{i},{p},{q},{_quote(p, q, quote_decimals)},"
             f"{ms * 1000 if ms >= micros_from else ms},{'True' if m else 'False'},True\n"
-            for ms, i, p, q, m in trades
+            for i, p, q, ms, m in trades
         ]
 
     return lines

@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 
 import psycopg
 
+from binprice.compressed.codec import Block, decode_block
+
 __all__ = [
-    "Block",
     "BlockTrade",
     "Compressed",
     "compressed_months",
@@ -48,8 +49,11 @@ MARKET_SPOT = 0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
+#: The columns of `binprice.compressed.codec.Block`, in its order: times as epoch ms, the bit
+#: string as text (as `binprice.db.blocks` reads them).
 BLOCK_COLUMNS = (
-    "symbol, first_ts, first_id, last_id, trades, last_ts, base_price, price_scale, qty_scale, "
+    "market, symbol, (extract(epoch FROM first_ts) * 1000)::int8, first_id, last_id, trades, "
+    "(extract(epoch FROM last_ts) * 1000)::int8, base_price, price_scale, qty_scale, "
     "price_digits, qty_digits, ids, side::text, ms, price, qty"
 )
 
@@ -58,8 +62,8 @@ MONTHS_SQL = "SELECT month FROM compressed_months WHERE market = %s ORDER BY mon
 _ONE_SYMBOL = f"market = {MARKET_SPOT} AND symbol = %(symbol)s"
 #: The blocks of one symbol holding trades of `[start, end)`, in trade order.
 WINDOW_BLOCKS_SQL = f"""
-SELECT * FROM (
-    SELECT {BLOCK_COLUMNS} FROM trade_blocks WHERE {_ONE_SYMBOL} AND first_ts < %(start)s
+SELECT {BLOCK_COLUMNS} FROM (
+    SELECT * FROM trade_blocks WHERE {_ONE_SYMBOL} AND first_ts < %(start)s
     ORDER BY first_ts DESC, first_id DESC LIMIT 1
 ) AS straddling WHERE last_ts >= %(start)s
 UNION ALL
@@ -119,74 +123,40 @@ class BlockTrade(NamedTuple):
     is_buyer_maker: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One stored block as fetched: its key, extent and coded columns."""
+def trade_ids(block: Block) -> list[int]:
+    """Every id of the block, in order (consecutive unless `ids` says otherwise)."""
+    if block.ids is None:
+        return list(range(block.first_id, block.first_id + block.trades))
+    return [block.first_id + offset for offset in block.ids]
 
-    symbol: str
-    first_ts: datetime
-    first_id: int
-    last_id: int
-    trades: int
-    last_ts: datetime
-    base_price: int
-    price_scale: int
-    qty_scale: int
-    price_digits: int
-    qty_digits: int
-    ids: list[int] | None
-    side: str
-    ms: list[int]
-    price: list[int]
-    qty: list[int]
 
-    def trade_ids(self) -> list[int]:
-        """Every id of the block, in order (consecutive unless `ids` says otherwise)."""
-        if self.ids is None:
-            return list(range(self.first_id, self.first_id + self.trades))
-        return [self.first_id + offset for offset in self.ids]
+def epoch_ms(block: Block) -> list[int]:
+    """Every trade's time in milliseconds since the epoch."""
+    return list(accumulate(block.ms, initial=block.first_ms))[1:]
 
-    def epoch_ms(self) -> list[int]:
-        """Every trade's time in milliseconds since the epoch."""
-        first = (self.first_ts - EPOCH) // MILLISECOND
-        return list(accumulate(self.ms, initial=first))[1:]
 
-    def scaled_prices(self) -> list[int]:
-        """Every price times ``10 ** price_digits`` (exact integers)."""
-        factor = 10 ** (self.price_digits - self.price_scale)
-        return [p * factor for p in accumulate(self.price, initial=self.base_price)][1:]
-
-    def trade(self, index: int, times: list[int] | None = None) -> BlockTrade:
-        """The trade at ``index`` alone (a prefix sum of the price deltas up to it)."""
-        ms = (times or self.epoch_ms())[index]
-        price = (self.base_price + sum(self.price[: index + 1])) * 10 ** (
-            self.price_digits - self.price_scale
-        )
-        quantity = self.qty[index] * 10 ** (self.qty_digits - self.qty_scale)
-        trade_id = self.first_id + (index if self.ids is None else self.ids[index])
-        return BlockTrade(
-            EPOCH + ms * MILLISECOND,
-            trade_id,
-            _decimal(price, self.price_digits),
-            _decimal(quantity, self.qty_digits),
-            self.side[index] == "1",
-        )
-
-    def scaled_quantities(self) -> list[int]:
-        """Every quantity times ``10 ** qty_digits``."""
-        factor = 10 ** (self.qty_digits - self.qty_scale)
-        return [q * factor for q in self.qty]
+def trade_at(block: Block, index: int, times: list[int] | None = None) -> BlockTrade:
+    """The trade at ``index`` alone (a prefix sum of the price deltas up to it)."""
+    ms = (times or epoch_ms(block))[index]
+    price = (block.base_price + sum(block.price[: index + 1])) * 10 ** (
+        block.price_digits - block.price_scale
+    )
+    quantity = block.qty[index] * 10 ** (block.qty_digits - block.qty_scale)
+    trade_id = block.first_id + (index if block.ids is None else block.ids[index])
+    return BlockTrade(
+        EPOCH + ms * MILLISECOND,
+        trade_id,
+        _decimal(price, block.price_digits),
+        _decimal(quantity, block.qty_digits),
+        block.side[index] == "1",
+    )
 
 
 def decode(block: Block) -> list[BlockTrade]:
-    """The block's trades, in order, with exact decimals at the stored number of decimals."""
-    times = [EPOCH + ms * MILLISECOND for ms in block.epoch_ms()]
-    prices = [_decimal(p, block.price_digits) for p in block.scaled_prices()]
-    quantities = [_decimal(q, block.qty_digits) for q in block.scaled_quantities()]
-    sides = [bit == "1" for bit in block.side]
+    """The block's trades, in order, as exact Decimals (the stored decimals) and UTC times."""
     return [
-        BlockTrade(*trade)
-        for trade in zip(times, block.trade_ids(), prices, quantities, sides, strict=True)
+        BlockTrade(EPOCH + ms * MILLISECOND, trade_id, Decimal(price), Decimal(qty), maker)
+        for trade_id, price, qty, ms, maker in decode_block(block)
     ]
 
 
@@ -223,6 +193,13 @@ def compressed_months(conn: Connection) -> Compressed:
     return Compressed(tuple(row[0].astimezone(UTC) for row in rows))
 
 
+def to_ms(moment: datetime) -> int:
+    """An aware time as epoch milliseconds, rounded up: the first stored time at or after it
+    (stored times are whole milliseconds)."""
+    micros = (moment - EPOCH) // timedelta(microseconds=1)
+    return -(-micros // 1000)
+
+
 def _next_month(month: datetime) -> datetime:
     if month.month == 12:
         return month.replace(year=month.year + 1, month=1)
@@ -250,7 +227,7 @@ WINDOW_FETCH = 256
 def block_trades(block: Block, start: datetime, end: datetime) -> list[BlockTrade]:
     """The block's decoded trades in ``[start, end)``."""
     trades = decode(block)
-    if block.first_ts < start or block.last_ts >= end:
+    if block.first_ms < to_ms(start) or block.last_ms >= to_ms(end):
         trades = [t for t in trades if start <= t.timestamp < end]
     return trades
 
@@ -304,14 +281,14 @@ def nearest_in(
     earlier: BlockTrade | None = None
     later: BlockTrade | None = None
     for block in blocks:
-        times = block.epoch_ms()
+        times = epoch_ms(block)
         cut = bisect_right(times, limit)  # times[:cut] are at or before ts
         if cut:
-            found = block.trade(cut - 1, times)
+            found = trade_at(block, cut - 1, times)
             if earlier is None or found > earlier:
                 earlier = found
         if cut < len(times):
-            found = block.trade(cut, times)
+            found = trade_at(block, cut, times)
             if later is None or found < later:
                 later = found
     return earlier, later
@@ -334,11 +311,11 @@ def time_of(conn: Connection, symbol: str, trade_id: int, minute: datetime) -> d
     if row is None:
         return None
     block = _block(row)
-    ids = block.trade_ids()
+    ids = trade_ids(block)
     index = bisect_left(ids, trade_id)
     if index == len(ids) or ids[index] != trade_id:
         return None
-    return EPOCH + block.epoch_ms()[index] * MILLISECOND
+    return EPOCH + epoch_ms(block)[index] * MILLISECOND
 
 
 def blocks_around(
@@ -357,7 +334,7 @@ def last_blocks(conn: Connection, above: dict[str, int | None]) -> dict[str, Blo
     """Per symbol of ``above``, its last block if that holds an id higher than ``above``'s."""
     params = {"symbols": list(above), "above": list(above.values())}
     rows = conn.execute(LAST_BLOCKS_SQL, params).fetchall()
-    return {row[0]: _block(row) for row in rows}
+    return {row[1]: _block(row) for row in rows}
 
 
 def block_symbols(conn: Connection) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, window_blocks
+from binprice.db.blockreads import compressed_months, trade_ids, window_blocks
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import latest_prices, recorded_symbols
 from binprice.symbols import normalize_symbols
@@ -429,7 +429,7 @@ def _missing_with_blocks(conn: Connection, symbol: str, spans: list[Span]) -> li
         ids = {int(row[0]) for row in conn.execute(ROW_IDS_SQL, (symbol, a, b))}
         with conn.transaction():
             for block in window_blocks(conn, symbol, since, until):
-                ids.update(i for i in block.trade_ids() if a <= i <= b)
+                ids.update(i for i in trade_ids(block) if a <= i <= b)
         stored = sorted({a - 1, b + 1, *ids})
         out.extend((x + 1, y - 1) for x, y in pairwise(stored) if y > x + 1)
     return out

@@ -35,6 +35,7 @@ from binprice.db.blockreads import (
     compressed_months,
     last_blocks,
     nearest_in,
+    trade_at,
     window_list,
 )
 from binprice.errors import UsageError
@@ -246,7 +247,7 @@ def _latest_in_blocks(conn: Connection, wanted: list[str], found: dict[str, Late
     """Replace a symbol's row answer by its last block's last trade where that is newer."""
     above = {symbol: found[symbol].trade_id if symbol in found else None for symbol in wanted}
     for symbol, block in last_blocks(conn, above).items():
-        last = block.trade(block.trades - 1)
+        last = trade_at(block, block.trades - 1)
         found[symbol] = Latest(symbol, last.price, last.timestamp, last.trade_id)
 
 
