@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import io
 import random
-from itertools import pairwise
 from collections.abc import Iterator
 from dataclasses import astuple, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import psycopg
 import pytest
 
 import binprice
+from binprice.compressed.codec import CodecTrade, encode_blocks
+from binprice.db.blocks import ensure_block_month, write_blocks
 from binprice.db.partitions import ensure_partitions
 from binprice.watch import snapshot
 from tests.trades_data import Row, load
@@ -117,63 +119,34 @@ def _late_fill(trades: list[Row]) -> list[Row]:
 
 LATE = [*LATE_FEB, *_late_fill(TRADES)]
 
-# --- an interim compressor: the storage-design layout, built in SQL from a row month ----------
+# --- compressing: the codec's blocks written by binprice.db.blocks ----------------------------
 
-#: Busy symbols: a block per UTC minute; the others: 40 trades at most, within a UTC day.
-_BLOCK_KEY = """CASE WHEN symbol IN ('BUSYUSDT', 'HOLEUSDT')
-    THEN extract(epoch FROM date_trunc('minute', timestamp, 'UTC'))::bigint
-    ELSE extract(epoch FROM date_trunc('day', timestamp, 'UTC'))::bigint * 100000
-         + (row_number() OVER (PARTITION BY symbol, date_trunc('day', timestamp, 'UTC')
-                               ORDER BY trade_id) - 1) / 40 END"""
-
-BUILD_SQL = f"""
-WITH keyed AS (
-    SELECT symbol, trade_id, price, quantity, timestamp, is_buyer_maker, {_BLOCK_KEY} AS blk
-    FROM {{source}}
-), scaled AS (
-    SELECT k.*, min(timestamp) OVER w AS first_ts, max(timestamp) OVER w AS last_ts,
-           min(trade_id) OVER w AS first_id,
-           max(min_scale(price)) OVER w AS ps, max(min_scale(quantity)) OVER w AS qs,
-           max(scale(price)) OVER w AS pd, max(scale(quantity)) OVER w AS qd
-    FROM keyed AS k WINDOW w AS (PARTITION BY symbol, blk)
-), coded AS (
-    SELECT s.*, (price * 10::numeric ^ ps)::int8 AS p, (quantity * 10::numeric ^ qs)::int8 AS q,
-           (extract(epoch FROM timestamp - first_ts) * 1000)::int4 AS off
-    FROM scaled AS s
-), lagged AS (
-    SELECT c.*, lag(p) OVER w AS lag_p, lag(off) OVER w AS lag_off
-    FROM coded AS c WINDOW w AS (PARTITION BY symbol, blk ORDER BY trade_id)
-)
-INSERT INTO trade_blocks (market, symbol, first_ts, first_id, last_id, trades, last_ts,
-    base_price, price_scale, qty_scale, price_digits, qty_digits, ids, side, ms, price, qty)
-SELECT 0, symbol, first_ts, first_id, max(trade_id), count(*), last_ts,
-       (array_agg(p ORDER BY trade_id))[1], ps, qs, pd, qd,
-       CASE WHEN max(trade_id) - min(trade_id) + 1 = count(*) THEN NULL
-            ELSE array_agg((trade_id - first_id)::int4 ORDER BY trade_id) END,
-       string_agg(CASE WHEN is_buyer_maker THEN '1' ELSE '0' END, '' ORDER BY trade_id)::varbit,
-       array_agg((off - coalesce(lag_off, 0))::int4 ORDER BY trade_id),
-       array_agg((p - coalesce(lag_p, p))::int4 ORDER BY trade_id),
-       array_agg(q ORDER BY trade_id)
-FROM lagged
-GROUP BY symbol, blk, first_ts, last_ts, first_id, ps, qs, pd, qd
+#: Busy symbols get minute blocks; the others blocks of up to 1,000 trades within a UTC day.
+DENSE = {"BUSYUSDT", "HOLEUSDT"}
+MONTH_ROWS_SQL = """
+SELECT symbol, trade_id, price::text, quantity::text,
+       (extract(epoch FROM timestamp) * 1000)::int8, is_buyer_maker
+FROM {table} ORDER BY symbol, timestamp, trade_id
 """
 
 
 def compress_month(url: str, month: datetime) -> None:
-    """Replace the month's row partition by blocks (the rollup stays as it is)."""
+    """Replace the month's row partition by the codec's blocks (the rollup stays as it is),
+    in one transaction, as `db compress` does."""
     name = f"{month:%Y_%m}"
     after = (month + timedelta(days=32)).replace(day=1)
     with psycopg.connect(url) as conn:
-        conn.execute(
-            f"CREATE TABLE trade_blocks_{name} PARTITION OF trade_blocks "
-            f"FOR VALUES FROM ('{month.isoformat()}') TO ('{after.isoformat()}')"
-        )
-        conn.execute(BUILD_SQL.format(source=f"trades_{name}"))
+        by_symbol: dict[str, list[CodecTrade]] = {}
+        for symbol, *trade in conn.execute(MONTH_ROWS_SQL.format(table=f"trades_{name}")):
+            by_symbol.setdefault(symbol, []).append(tuple(trade))  # type: ignore[arg-type]
+        ensure_block_month(conn, month)
+        for symbol, trades in by_symbol.items():
+            write_blocks(conn, encode_blocks(symbol, trades, dense=symbol in DENSE))
         conn.execute(f"ALTER TABLE trades DETACH PARTITION trades_{name}")
         conn.execute(f"DROP TABLE trades_{name}")
         conn.execute(
             "INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes) "
-            "SELECT 0, %s, sum(trades), count(*), 0, 0 FROM trade_blocks_" + name,
+            f"SELECT 0, %s, sum(trades), count(*), 0, 0 FROM trade_blocks_{name}",
             (month,),
         )
     with psycopg.connect(url, autocommit=True) as conn:
