@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from binprice.completeness.repair import RepairProgress as RepairProgress
     from binprice.completeness.repair import RepairResult as RepairResult
     from binprice.db.candles import Candle as Candle
+    from binprice.db.compress import CompressResult as CompressResult
+    from binprice.db.compress import MonthCompression as MonthCompression
     from binprice.db.gaps import Gap as Gap
     from binprice.db.gaps import Hole as Hole
     from binprice.db.gaps import SymbolCheck as SymbolCheck
@@ -101,6 +103,8 @@ _WHERE = {
     "SymbolStatus": "binprice.db.status",
     "Partition": "binprice.db.partitions",
     "PruneResult": "binprice.db.partitions",
+    "CompressResult": "binprice.db.compress",
+    "MonthCompression": "binprice.db.compress",
     "IngestSummary": "binprice.ingest.stats",
     "SymbolStats": "binprice.ingest.stats",
     "IngestEvent": "binprice.events",
@@ -140,6 +144,7 @@ __all__ = [
     "At",
     "BinpriceError",
     "Candle",
+    "CompressResult",
     "ConfigError",
     "DatabaseBusyError",
     "DatabaseError",
@@ -162,6 +167,7 @@ __all__ = [
     "IngestOptions",
     "IngestSummary",
     "Latest",
+    "MonthCompression",
     "NotFoundError",
     "Partition",
     "PruneResult",

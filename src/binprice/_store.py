@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from binprice.charts import Chart
     from binprice.completeness.repair import RepairProgress, RepairResult
     from binprice.db.candles import Candle, Interval
+    from binprice.db.compress import CompressResult
     from binprice.db.gaps import Gap, Verification
     from binprice.db.info import DatabaseInfo
     from binprice.db.migrations import Revision
@@ -416,6 +417,30 @@ class Store:
 
         cut = as_time(before)
         result: PruneResult = self._read(lambda conn: prune(conn, cut, keep_rollup=keep_rollup))
+        return result
+
+    def compress(
+        self,
+        before: When | None = None,
+        *,
+        dry_run: bool = False,
+        settle: Duration = "3d",
+        now: datetime | None = None,
+    ) -> CompressResult:
+        """`binprice db compress`: every closed month that ended at or before `before` and at
+        least `settle` before `now` (the current month never) becomes blocks of trade_blocks,
+        one transaction each; late rows of compressed months merge into their blocks. With
+        `dry_run`, the plan (trades, estimated bytes); nothing changes."""
+        from binprice.db.compress import compress, plan_compress
+
+        moment = now or datetime.now(UTC)
+        cut = moment - as_duration(settle)
+        if before is not None:
+            cut = min(cut, as_time(before, now=moment))
+        if dry_run:
+            planned: CompressResult = self._read(lambda conn: plan_compress(conn, cut))
+            return planned
+        result: CompressResult = self._read(lambda conn: compress(conn, cut))
         return result
 
     # --- capture and history ----------------------------------------------------------------

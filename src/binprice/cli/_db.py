@@ -236,6 +236,47 @@ def _confirm_prune(plan: PruneResult, keep_rollup: bool) -> None:
         raise typer.Exit(1)
 
 
+@commands.command("compress")
+def db_compress(
+    ctx: typer.Context,
+    before: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MONTH",
+            help="Only months that ended by then: YYYY-MM (the month's start) or a time "
+            "(UTC if naive). Default: every closed month.",
+        ),
+    ] = None,
+    settle: Annotated[
+        str,
+        typer.Option(
+            metavar=TEXT,
+            help=f"Leave months that closed less than this long ago (late backfills land "
+            f"first): {DURATION_HELP}",
+        ),
+    ] = "3d",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (trades, estimated bytes) only.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Compress closed months of trades into blocks (about 6 bytes a trade instead of ~200),
+    one transaction per month; rows written into a compressed month later are merged in."""
+    import re
+
+    from binprice.cli.views.db import compress_json, compress_lines
+
+    if before is not None and re.fullmatch(r"\d{4}-\d{2}", before):
+        before += "-01"
+    result = store_from(ctx, database_url).compress(before, dry_run=dry_run, settle=settle)
+    if as_json:
+        typer.echo(compress_json(result))
+        return
+    for line in compress_lines(result):
+        typer.echo(line)
+
+
 @commands.command("partitions")
 def db_partitions(
     ctx: typer.Context,

@@ -325,6 +325,7 @@ def prune(
             result = _result(conn, older_than, doomed, counted, keep_rollup=keep_rollup, done=True)
             for partition in doomed:
                 conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
+                _drop_blocks(conn, partition)
                 if not keep_rollup:
                     conn.execute(_DELETE_ROLLUP_SQL, {"lo": partition.start, "hi": partition.end})
             if doomed:
@@ -343,8 +344,29 @@ def prune(
     return result
 
 
+#: A compressed month's blocks (migration 0010), dropped with its row partition.
+_BLOCKS_BYTES_SQL = "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)"
+_UNCOMPRESS_SQL = "DELETE FROM compressed_months WHERE month >= %s AND month < %s"
+
+
+def _blocks_name(partition: Partition) -> str:
+    return "trade_blocks_" + partition.name.removeprefix("trades_")
+
+
+def _drop_blocks(conn: Connection, partition: Partition) -> None:
+    """Drop the month's partition of trade_blocks, if it was compressed, and its catalog row."""
+    name = _blocks_name(partition)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    conn.execute(_UNCOMPRESS_SQL, (partition.start, partition.end))
+
+
 def _doomed(partitions: Sequence[Partition], older_than: datetime) -> tuple[Partition, ...]:
     return tuple(p for p in partitions if p.end is not None and p.end <= older_than)
+
+
+def _blocks_bytes(conn: Connection, partition: Partition) -> int:
+    row = conn.execute(_BLOCKS_BYTES_SQL, (_blocks_name(partition),)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _count(conn: Connection, table: str) -> int:
@@ -376,7 +398,7 @@ def _result(
         older_than=older_than,
         partitions=doomed,
         trades=trades,
-        bytes=sum(p.bytes for p in doomed),
+        bytes=sum(p.bytes + _blocks_bytes(conn, p) for p in doomed),
         rollup_kept=keep_rollup,
         done=done,
         from_default=sum(counted.values()),

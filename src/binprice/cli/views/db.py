@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from binprice import DatabaseInfo
+    from binprice import CompressResult, DatabaseInfo
     from binprice.embedded import ServerInfo
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
@@ -48,3 +48,53 @@ def server_notice(server: ServerInfo) -> str:
     from binprice.embedded import running_notice
 
     return running_notice(server)
+
+
+def compress_lines(result: CompressResult) -> list[str]:
+    """`db compress`'s lines: one per month, what was (or would be) done, trades, bytes."""
+    from binprice.timespec import format_timestamp
+
+    if not result.months:
+        return [f"nothing to compress: no closed month before {format_timestamp(result.before)}"]
+    lines = []
+    for m in result.months:
+        verb = {"compress": "compressed", "merge": "merged late rows of"}[m.action]
+        if not result.done:
+            verb = {"compress": "would compress", "merge": "would merge late rows of"}[m.action]
+        size = f"~{size_text(m.bytes)} (estimate)" if not result.done else size_text(m.bytes)
+        per = "" if m.bytes_per_trade is None else f", {m.bytes_per_trade:.1f} B/trade"
+        took = f" in {m.seconds:.1f} s" if result.done else ""
+        lines.append(
+            f"{verb} {m.month:%Y-%m}: {m.trades:,} trades, rows {size_text(m.row_bytes)} -> "
+            f"blocks {size}{per}{took}"
+        )
+    return lines
+
+
+def compress_json(result: CompressResult) -> str:
+    """`db compress --json`: one object, a month per entry, stable keys."""
+    import json
+
+    from binprice.timespec import format_timestamp
+
+    return json.dumps(
+        {
+            "before": format_timestamp(result.before),
+            "done": result.done,
+            "trades": result.trades,
+            "months": [
+                {
+                    "month": f"{m.month:%Y-%m}",
+                    "action": m.action,
+                    "trades": m.trades,
+                    "row_bytes": m.row_bytes,
+                    "bytes": m.bytes,
+                    "estimated": not result.done,
+                    "bytes_per_trade": m.bytes_per_trade,
+                    "blocks": m.blocks,
+                    "seconds": m.seconds,
+                }
+                for m in result.months
+            ],
+        }
+    )
