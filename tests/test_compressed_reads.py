@@ -29,6 +29,7 @@ import pytest
 import binprice
 from binprice.compressed.codec import CodecTrade, encode_blocks
 from binprice.db.blocks import ensure_block_month, write_blocks
+from binprice.db.compress import compress_month as compress_one
 from binprice.db.partitions import ensure_partitions
 from binprice.watch import snapshot
 from tests.trades_data import Row, load
@@ -156,11 +157,22 @@ def compress_month(url: str, month: datetime) -> None:
 # --- the two databases -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pair(pg_admin_url: str, template_url: str) -> Iterator[tuple[str, str]]:
-    """(rows URL, compressed URL): the same trades, stored as rows and as blocks."""
+def db_compress(url: str, month: datetime) -> None:
+    """`db compress` of one month (the product's path: its block rule, checks and swap)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        compress_one(conn, month)
+
+
+@pytest.fixture(scope="module", params=["db-compress", "minute-blocks"])
+def pair(
+    request: pytest.FixtureRequest, pg_admin_url: str, template_url: str
+) -> Iterator[tuple[str, str]]:
+    """(rows URL, compressed URL): the same trades, stored as rows and as blocks; compressed
+    by `db compress` (every symbol here is sparse by its rule: 1,000-trade blocks), or with
+    minute blocks for the busy symbols."""
     from tests.conftest import _create_database, _drop_database, _with_database
 
+    compress = db_compress if request.param == "db-compress" else compress_month
     names = [_create_database(pg_admin_url, "binprice_test_template") for _ in range(2)]
     urls = [_with_database(pg_admin_url, name) for name in names]
     try:
@@ -168,8 +180,8 @@ def pair(pg_admin_url: str, template_url: str) -> Iterator[tuple[str, str]]:
             with psycopg.connect(url, autocommit=True) as conn:
                 ensure_partitions(conn, JAN, MAR)
             load(url, TRADES)
-        compress_month(urls[1], JAN)
-        compress_month(urls[1], FEB)
+        compress(urls[1], JAN)
+        compress(urls[1], FEB)
         for url in urls:
             load(url, LATE)
         yield urls[0], urls[1]
@@ -188,6 +200,8 @@ def test_the_compressed_database_holds_blocks_for_both_months(pair: tuple[str, s
         assert conn.execute("SELECT count(*) FROM trades").fetchone() == (len(LATE),)
         ids = conn.execute("SELECT count(*) FROM trade_blocks WHERE ids IS NOT NULL").fetchone()
         assert ids is not None and ids[0] > 0
+        months = conn.execute("SELECT count(*) FROM compressed_months").fetchone()
+        assert months == (2,)
     with psycopg.connect(rows_url) as conn:
         assert conn.execute("SELECT count(*) FROM trade_blocks").fetchone() == (0,)
 
