@@ -148,3 +148,34 @@ def test_db_compress_command_plans_then_compresses(database_url: str, clean_env:
     done = run_binprice("db", "compress", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("compressed 2026-04: 10,301 trades")
+
+
+def test_status_and_db_info_show_each_month_as_rows_or_compressed(
+    database_url: str, clean_env: Any
+) -> None:
+    """Per month: storage, trades (exact), bytes and bytes per trade, in text and JSON."""
+    import json
+    import re
+
+    from tests.conftest import run_binprice
+
+    with _filled(database_url) as conn:
+        ensure_partitions(conn, MAY, datetime(2026, 5, 2, tzinfo=UTC))
+        conn.execute(  # a trade in May, which stays rows
+            "INSERT INTO trades VALUES ('BTCUSDT', 99999, 1, 1, '2026-05-02', true)"
+        )
+        compress(conn, MAY)
+    env = {**clean_env, "BINPRICE_DATABASE_URL": database_url}
+    status = run_binprice("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    months = json.loads(status.stdout)["months"]
+    assert [(m["month"], m["storage"], m["trades"]) for m in months] == [
+        ("2026-04", "compressed", 10_301),
+        ("2026-05", "rows", 1),
+    ]
+    assert months[0]["bytes_per_trade"] < months[1]["bytes_per_trade"]
+    info = run_binprice("db", "info", env=env)
+    assert info.returncode == 0, info.stderr
+    assert re.search(r"2026-04 compressed +10,301 trades", info.stdout)
+    text = run_binprice("status", env=env).stdout
+    assert re.search(r"2026-05 rows +1 trades", text)

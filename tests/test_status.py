@@ -202,7 +202,7 @@ def test_status_json_keys_and_values_are_stable() -> None:
     data = json.loads(status_json(_wide()))
     assert list(data) == [
         "checked_at", "database_bytes", "trades_bytes", "partitions", "default_rows",
-        "pruned_before", "trades", "symbols",
+        "pruned_before", "trades", "symbols", "months",
     ]  # fmt: skip
     first, never = data["symbols"]
     assert list(first) == [

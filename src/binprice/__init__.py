@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from binprice.db.queries import At as At
     from binprice.db.queries import Latest as Latest
     from binprice.db.queries import Range as Range
+    from binprice.db.status import MonthStatus as MonthStatus
     from binprice.db.status import Status as Status
     from binprice.db.status import SymbolStatus as SymbolStatus
     from binprice.errors import AbortedError as AbortedError
@@ -100,6 +101,7 @@ _WHERE = {
     "RepairedGap": "binprice.completeness.repair",
     "DatabaseInfo": "binprice.db.info",
     "Status": "binprice.db.status",
+    "MonthStatus": "binprice.db.status",
     "SymbolStatus": "binprice.db.status",
     "Partition": "binprice.db.partitions",
     "PruneResult": "binprice.db.partitions",
@@ -168,6 +170,7 @@ __all__ = [
     "IngestSummary",
     "Latest",
     "MonthCompression",
+    "MonthStatus",
     "NotFoundError",
     "Partition",
     "PruneResult",

@@ -58,6 +58,8 @@ class IngestOptions:
     metrics_port: int | None = None
     metrics_host: str = METRICS_HOST
     health_threshold: Duration = f"{HEALTH_THRESHOLD_SECONDS:g}s"
+    #: Compress each month this long after it closes (`db compress`); None, 0 or "off": never.
+    compress_after: Duration | None = "3d"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quotes", tuple(self.quotes or ()))

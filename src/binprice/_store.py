@@ -565,6 +565,7 @@ class Store:
             metrics_port=opts.metrics_port,
             metrics_host=opts.metrics_host,
             health_threshold=seconds(opts.health_threshold),
+            compress_after=_compress_after(opts.compress_after),
         )
 
     def import_history(
@@ -726,6 +727,14 @@ class Store:
                 f"a database is configured ({self.settings.source}); `db start`/`db stop` "
                 "manage only the embedded server"
             )
+
+
+def _compress_after(value: Duration | None) -> float | None:
+    """`--compress-after` in seconds; None for never (None, 0, "0" or "off")."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0")):
+        return None
+    seconds = as_duration(value).total_seconds()
+    return seconds if seconds > 0 else None
 
 
 def _default(field: Field[Any]) -> Any:

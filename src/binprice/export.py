@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, window_trades
+from binprice.db.blockreads import compressed_catalog, window_trades
 from binprice.db.candles import as_utc
 from binprice.db.export import (
     BATCH_ROWS,
@@ -133,7 +133,7 @@ def write_trades(
         out.write(",".join(COLUMNS).encode() + b"\n")
     # One snapshot for all symbols, so an ingest running meanwhile cannot skew them.
     with conn.transaction():
-        compressed = compressed_months(conn).overlaps(as_utc(start), as_utc(end))
+        compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
         for symbol in wanted:
             params = window_params(symbol, start, end)
             if compressed:
@@ -158,7 +158,7 @@ def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Ite
     """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
     (wanted,) = normalize_symbols([symbol])
     params = window_params(wanted, start, end)
-    if compressed_months(conn).overlaps(params["start"], params["end"]):
+    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
         for trade in window_trades(conn, wanted, params["start"], params["end"]):
             yield Trade(
                 wanted,
@@ -185,7 +185,7 @@ def decimal_types(conn: Connection, symbols: Sequence[str], start: datetime,
     the per-symbol time index), so no value is rounded and none overflows.
     """
     found = [(0, 0, 0, 0)]
-    compressed = compressed_months(conn).overlaps(as_utc(start), as_utc(end))
+    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
     extents = window_extents if compressed else decimal_extents
     for symbol in symbols:
         row = extents(conn, symbol, as_utc(start), as_utc(end))
@@ -212,7 +212,7 @@ def _write_parquet(conn: Connection, symbols: Sequence[str], start: datetime, en
         raise MissingExtraError("Parquet", ("pyarrow",)) from None
     price_type, quantity_type = decimal_types(conn, symbols, start, end)
     schema = _schema(pa, price_type, quantity_type)
-    compressed = compressed_months(conn).overlaps(as_utc(start), as_utc(end))
+    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for symbol in symbols:
             for batch in _parquet_batches(conn, symbol, start, end, compressed=compressed):

@@ -30,7 +30,7 @@ from typing import IO, Any
 import psycopg
 
 from binprice._fs import sha256_file
-from binprice.db.blockreads import compressed_months
+from binprice.db.blockreads import compressed_catalog
 from binprice.db.candles import as_utc
 from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
 from binprice.export_blocks import binance_lines, write_texts
@@ -67,7 +67,7 @@ def write_binance_csv(
     (wanted,) = normalize_symbols([symbol])
     counter = ProgressCounter(progress)
     params = window_params(wanted, start, end)
-    if compressed_months(conn).overlaps(params["start"], params["end"]):
+    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
         write_texts(
             conn,
             wanted,

@@ -133,6 +133,12 @@ def db_info(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key:<{width}}  {value}")
+    if info.months:
+        from binprice.cli.views.status import month_lines
+
+        typer.echo("months")
+        for line in month_lines(info.months):
+            typer.echo(f"  {line}")
 
 
 @commands.command("start")

@@ -151,6 +151,15 @@ def ingest(
     health_threshold: Annotated[
         str, typer.Option(metavar=DurationMeta, help=HEALTH_THRESHOLD_HELP)
     ] = "30s",
+    compress_after: Annotated[
+        str,
+        typer.Option(
+            envvar="BINPRICE_COMPRESS_AFTER",
+            metavar=DurationMeta,
+            help="Compress each month of trades this long after it closes (as `db compress`; "
+            "late backfills land first); 0 or `off`: never.",
+        ),
+    ] = "3d",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the

@@ -11,9 +11,10 @@ and quantity as the exact decimal text PostgreSQL prints for the stored `numeric
 arithmetic and no datetimes on the hot path, which is what lets `export` decode a million
 trades a second (`binprice.db.blocks` makes `Decimal`s and datetimes where a reader needs them).
 
-**The block rule** (per symbol and month, `dense` chosen by `is_dense`):
+**The block rule** (per symbol and UTC day, `dense` chosen by `is_dense` from the day's
+count: docs/storage-design.md measured why a day, not the month):
 
-- dense (a busy symbol-month, ≥ `DENSE_TRADES_PER_MINUTE` on average): one block per UTC
+- dense (a busy symbol-day, ≥ `DENSE_TRADES_PER_MINUTE` on average): one block per UTC
   minute;
 - sparse: blocks of up to `SPARSE_BLOCK_TRADES` trades that never cross a UTC day;
 - in both, a block is also cut before a trade whose decimals have another number of digits
@@ -100,7 +101,8 @@ class Block:
 
 
 def is_dense(trades: int, minutes: int) -> bool:
-    """Whether a symbol's `trades` in a month of `minutes` minutes get minute blocks."""
+    """Whether a symbol's `trades` over `minutes` minutes (a UTC day's 1,440) get minute
+    blocks."""
     return trades >= DENSE_TRADES_PER_MINUTE * minutes
 
 

@@ -37,7 +37,7 @@ from binprice.compressed.codec import Block, decode_block
 __all__ = [
     "BlockTrade",
     "Compressed",
-    "compressed_months",
+    "compressed_catalog",
     "decode",
     "window_blocks",
 ]
@@ -187,7 +187,7 @@ class Compressed:
         return any(month < end and _next_month(month) > start for month in self.months)
 
 
-def compressed_months(conn: Connection) -> Compressed:
+def compressed_catalog(conn: Connection) -> Compressed:
     """Which months have blocks (a few catalog rows; no table is read)."""
     rows = conn.execute(MONTHS_SQL, (MARKET_SPOT,)).fetchall()
     return Compressed(tuple(row[0].astimezone(UTC) for row in rows))

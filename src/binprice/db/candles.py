@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, window_list
+from binprice.db.blockreads import compressed_catalog, window_list
 from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
@@ -251,7 +251,7 @@ def candles(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = list(normalize_symbols(symbols))
-    if compressed_months(conn).overlaps(start, end):
+    if compressed_catalog(conn).overlaps(start, end):
         return _candles_with_blocks(conn, wanted, chosen, start, end)
     sql, params = candle_query(chosen)
     params.update(symbols=wanted, start=start, end=end)

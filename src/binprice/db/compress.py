@@ -5,7 +5,7 @@ in one transaction per month (docs/storage-design.md, "SIGKILL safety").
 
 1. the partition advisory lock (no month is made or pruned meanwhile), then `LOCK` the month's
    row partition `IN SHARE MODE`: late writers of that month wait, readers go on;
-2. per symbol (dense or sparse by its count in the month) and UTC day, read the rows, encode
+2. per symbol and UTC day (dense or sparse by the day's count), read the rows, encode
    them (`binprice.compressed.codec`) and COPY the blocks into a new plain table shaped as the
    month's partition of trade_blocks;
 3. check in SQL: the blocks hold as many trades as the rows, and the per-minute aggregate of
@@ -47,7 +47,7 @@ from binprice.db.blocks import (
     write_blocks,
 )
 from binprice.db.partitions import add_months, list_partitions
-from binprice.errors import BinpriceError, DatabaseBusyError
+from binprice.errors import AbortedError, BinpriceError, DatabaseBusyError
 
 __all__ = [
     "COMPRESS_LOCK_TIMEOUT",
@@ -72,6 +72,7 @@ ESTIMATED_BYTES_PER_TRADE = 6.0
 #: pg_advisory_xact_lock key of partition management (migration 0008's).
 PARTITION_LOCK_KEY = 0x62696E7070617274
 DAY = timedelta(days=1)
+DAY_MINUTES = 1440
 _MS_EXPR = '(extract(epoch FROM "timestamp") * 1000)::int8'
 
 
@@ -171,12 +172,14 @@ def compress(
     *,
     lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT,
     progress: Callable[[MonthCompression], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> CompressResult:
     """Compress (or merge late rows into) every eligible month before `before`, oldest first,
-    one transaction each; `progress` learns each month done."""
+    one transaction each; `progress` learns each month done. `stopping` is asked between
+    symbol-days: once true, the month under way rolls back and AbortedError is raised."""
     months = []
     for planned in plan_compress(conn, before).months:
-        done = compress_month(conn, planned.month, lock_timeout=lock_timeout)
+        done = compress_month(conn, planned.month, lock_timeout=lock_timeout, stopping=stopping)
         months.append(done)
         if progress is not None:
             progress(done)
@@ -184,7 +187,11 @@ def compress(
 
 
 def compress_month(
-    conn: Connection, month: datetime, *, lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT
+    conn: Connection,
+    month: datetime,
+    *,
+    lock_timeout: timedelta = COMPRESS_LOCK_TIMEOUT,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> MonthCompression:
     """Compress one UTC month's rows (or merge its late rows into its blocks), in one
     transaction; see the module's docstring. CompressionCheckError (nothing changed) when the
@@ -203,10 +210,11 @@ def compress_month(
             row_bytes = _size(conn, rows_table)
             merging = _is_compressed(conn, month)
             if merging:
-                trades, table = _merge(conn, month, rows_table), block_month_name(month)
+                trades = _merge(conn, month, rows_table, stopping)
+                table = block_month_name(month)
             else:
                 table = new_month_table(conn, month)
-                trades = _build(conn, month, rows_table, table)
+                trades = _build(conn, month, rows_table, table, stopping)
             _check(conn, month, rows_table, table, merging=merging)
             conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(rows_table)))
             if not merging:
@@ -241,10 +249,6 @@ def _blocks_and_size(conn: Connection, table: str) -> tuple[int, int]:
     return count, _size(conn, table)
 
 
-def _minutes(month: datetime) -> int:
-    return int((add_months(month, 1) - month) / timedelta(minutes=1))
-
-
 _SYMBOLS_SQL = "SELECT symbol, count(*) FROM {} GROUP BY symbol ORDER BY symbol"
 _DAY_ROWS_SQL = f"""
 SELECT trade_id, price::text, quantity::text, {_MS_EXPR}, is_buyer_maker FROM {{}}
@@ -266,15 +270,18 @@ def _days(month: datetime) -> list[datetime]:
     return days
 
 
-def _build(conn: Connection, month: datetime, rows_table: str, table: str) -> int:
+def _build(
+    conn: Connection, month: datetime, rows_table: str, table: str, stopping: Callable[[], bool]
+) -> int:
     """Every row of the month as blocks in `table`; the number of trades."""
     total = 0
     query = sql.SQL(_SYMBOLS_SQL).format(sql.Identifier(rows_table))
     for symbol, count in conn.execute(query).fetchall():
-        dense = is_dense(int(count), _minutes(month))
         for day in _days(month):
+            _stop_if(stopping, month)
             trades = _day_rows(conn, rows_table, symbol, day)
             if trades:
+                dense = is_dense(len(trades), DAY_MINUTES)
                 write_blocks(conn, encode_blocks(symbol, trades, dense=dense), table)
         total += int(count)
     return total
@@ -283,22 +290,23 @@ def _build(conn: Connection, month: datetime, rows_table: str, table: str) -> in
 _TOUCHED_SQL = """
 SELECT symbol, date_trunc('day', "timestamp", 'UTC') AS day FROM {}
 GROUP BY 1, 2 ORDER BY 1, 2"""
-_MONTH_TRADES_SQL = """
-SELECT coalesce(sum(trades), 0) FROM trade_blocks
-WHERE market = %s AND symbol = %s AND first_ts >= %s AND first_ts < %s"""
 _DELETE_DAY_SQL = """
 DELETE FROM trade_blocks WHERE market = %s AND symbol = %s AND first_ts >= %s AND first_ts < %s"""
 
 
-def _merge(conn: Connection, month: datetime, rows_table: str) -> int:
+def _stop_if(stopping: Callable[[], bool], month: datetime) -> None:
+    if stopping():
+        raise AbortedError(f"compressing {month:%Y-%m} was stopped; nothing was changed")
+
+
+def _merge(conn: Connection, month: datetime, rows_table: str, stopping: Callable[[], bool]) -> int:
     """The late rows of a compressed month merged into its blocks, day by day; the rows that
     were new (not already in the blocks). The rollup of the touched days is recomputed."""
     added = 0
     touched = conn.execute(sql.SQL(_TOUCHED_SQL).format(sql.Identifier(rows_table))).fetchall()
-    end = add_months(month, 1)
     for symbol, day in touched:
+        _stop_if(stopping, month)
         day = day.astimezone(UTC)
-        held = conn.execute(_MONTH_TRADES_SQL, (MARKET_SPOT, symbol, month, end)).fetchone()
         old = [
             t
             for b in read_blocks(conn, symbol, day, day + DAY)
@@ -308,8 +316,8 @@ def _merge(conn: Connection, month: datetime, rows_table: str) -> int:
         have = {t[0] for t in old}
         late = [t for t in _day_rows(conn, rows_table, symbol, day) if t[0] not in have]
         added += len(late)
-        count = int(held[0]) + len(late)  # type: ignore[index]
-        blocks = encode_blocks(symbol, old + late, dense=is_dense(count, _minutes(month)))
+        merged = old + late
+        blocks = encode_blocks(symbol, merged, dense=is_dense(len(merged), DAY_MINUTES))
         conn.execute(_DELETE_DAY_SQL, (MARKET_SPOT, symbol, day, day + DAY))
         write_blocks(conn, blocks)
         _recompute_rollup(conn, symbol, day)

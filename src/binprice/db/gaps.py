@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, trade_ids, window_blocks
+from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import latest_prices, recorded_symbols
 from binprice.symbols import normalize_symbols
@@ -311,7 +311,7 @@ def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
 
 def last_stored_ids(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
     """The highest stored id of each symbol that has trades."""
-    if symbols and compressed_months(conn):
+    if symbols and compressed_catalog(conn):
         return {point.symbol: point.trade_id for point in latest_prices(conn, list(symbols))}
     rows = conn.execute(LAST_IDS_SQL, (list(symbols),)).fetchall()
     return {str(s): int(m) for s, m in rows if m is not None}
@@ -342,7 +342,7 @@ def verify_gaps(
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
     params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
     extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
-    spans = _suspect_spans(conn, params) if compressed_months(conn) else None
+    spans = _suspect_spans(conn, params) if compressed_catalog(conn) else None
     suspects = _suspects(conn, params) if spans is None else {}
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}

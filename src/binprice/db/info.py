@@ -13,6 +13,7 @@ from binprice.settings import Settings
 if TYPE_CHECKING:
     import psycopg
 
+    from binprice.db.status import MonthStatus
     from binprice.embedded import ServerStatus
 
 
@@ -30,6 +31,8 @@ class DatabaseInfo:
     trades: int | None
     trades_exact: bool
     embedded: ServerStatus | None = None
+    #: Per month with trades: rows or compressed, trades, bytes (see `db.status`).
+    months: tuple[MonthStatus, ...] = ()
 
 
 #: Above this estimated size, `db info` reports the planner's estimate instead of count(*).
@@ -57,6 +60,7 @@ def database_info(settings: Settings) -> DatabaseInfo:
         version = conn.execute("SHOW server_version").fetchone()
         revision = current_revision(conn)
         trades, exact = _trade_count(conn)
+        months = _months(conn) if revision == SCHEMA_HEAD else ()
     return DatabaseInfo(
         source=settings.source,
         url=redact(url),
@@ -67,7 +71,14 @@ def database_info(settings: Settings) -> DatabaseInfo:
         trades=trades,
         trades_exact=exact,
         embedded=status,
+        months=months,
     )
+
+
+def _months(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[MonthStatus, ...]:
+    from binprice.db.status import month_states
+
+    return tuple(month_states(conn))
 
 
 def _trade_count(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int | None, bool]:

@@ -32,7 +32,7 @@ from binprice.db.blockreads import (
     BlockTrade,
     block_symbols,
     blocks_around,
-    compressed_months,
+    compressed_catalog,
     last_blocks,
     nearest_in,
     trade_at,
@@ -227,7 +227,7 @@ def recorded_symbols(conn: Connection) -> list[str]:
     """Every symbol with at least one trade, in alphabetical order (a loose index scan, of the
     blocks too when months are compressed)."""
     found = [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
-    if compressed_months(conn):
+    if compressed_catalog(conn):
         return sorted({*found, *block_symbols(conn)})
     return found
 
@@ -238,7 +238,7 @@ def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]
     wanted = _resolve(conn, symbols)
     rows = conn.execute(LATEST_SQL, {"symbols": wanted}).fetchall()
     found = {row[0]: Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows}
-    if compressed_months(conn):
+    if compressed_catalog(conn):
         _latest_in_blocks(conn, wanted, found)
     return [found[symbol] for symbol in wanted if symbol in found]
 
@@ -286,7 +286,7 @@ def trades_around(
         earlier = Latest(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
         later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
         sides[row[0]] = (earlier, later)
-    if compressed_months(conn):
+    if compressed_catalog(conn):
         _around_in_blocks(conn, ts, sides, before=before)
     return sides
 
@@ -353,7 +353,7 @@ def price_range(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = _resolve(conn, symbols)
-    if compressed_months(conn).overlaps(start, end):
+    if compressed_catalog(conn).overlaps(start, end):
         return _range_with_blocks(conn, wanted, start, end)
     rows = conn.execute(RANGE_SQL, {"symbols": wanted, "start": start, "end": end}).fetchall()
     return [_summary(row, start, end) for row in rows]

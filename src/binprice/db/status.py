@@ -26,11 +26,19 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, time_of
+from binprice.db.blockreads import compressed_catalog, time_of
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
 from binprice.symbols import normalize_symbols
 
-__all__ = ["STATUS_SQL", "Status", "SymbolStatus", "database_status", "status_symbols"]
+__all__ = [
+    "STATUS_SQL",
+    "MonthStatus",
+    "Status",
+    "SymbolStatus",
+    "database_status",
+    "month_states",
+    "status_symbols",
+]
 
 Connection = psycopg.Connection[Any]
 
@@ -106,6 +114,27 @@ class SymbolStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MonthStatus:
+    """One UTC month of stored trades: as rows of `trades`, or compressed into `trade_blocks`
+    by `db compress` (rows written into it since then are counted with it)."""
+
+    month: datetime
+    compressed: bool
+    #: Exact, from the rollup.
+    trades: int
+    #: The month's row partition and, compressed, its blocks (heap, TOAST, indexes).
+    bytes: int
+
+    @property
+    def storage(self) -> str:
+        return "compressed" if self.compressed else "rows"
+
+    @property
+    def bytes_per_trade(self) -> float | None:
+        return self.bytes / self.trades if self.trades else None
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """Coverage of the whole database, as of `checked_at` (the database's clock)."""
 
@@ -120,6 +149,8 @@ class Status:
     default_rows: int
     #: Where `db prune` cut the history off, if it ever did.
     pruned_before: datetime | None
+    #: Per month with trades, oldest first: rows or compressed, trades, bytes.
+    months: tuple[MonthStatus, ...] = ()
 
     @property
     def trades(self) -> int:
@@ -142,7 +173,7 @@ def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
     size, checked_at = conn.execute(_SIZE_SQL).fetchone()  # type: ignore[misc]
     checked_at = checked_at.astimezone(UTC)
     rows = conn.execute(STATUS_SQL, {"symbols": wanted, "since": cut or _EPOCH}).fetchall()
-    if compressed_months(conn):
+    if compressed_catalog(conn):
         rows = [_times_from_blocks(conn, row, cut or _EPOCH) for row in rows]
     partitions = list_partitions(conn)
     waiting = conn.execute(_DEFAULT_ROWS_SQL, (DEFAULT_COUNT_LIMIT,)).fetchone()
@@ -154,6 +185,7 @@ def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
         partitions=sum(1 for p in partitions if not p.is_default),
         default_rows=int(waiting[0]) if waiting else 0,
         pruned_before=cut,
+        months=tuple(month_states(conn, cut or _EPOCH)),
     )
 
 
@@ -177,6 +209,28 @@ def _times_from_blocks(conn: Connection, row: tuple[Any, ...], since: datetime) 
         minute = conn.execute(LAST_MINUTE_SQL, params).fetchone()
         last_at = minute and time_of(conn, symbol, last_id, minute[0])
     return (symbol, first_id, first_at, last_id, last_at, *rest)
+
+
+#: Trades per UTC month from the rollup (one pass over its rows since `since`).
+_MONTH_TRADES_SQL = """
+SELECT date_trunc('month', minute, 'UTC'), sum(trades)::bigint FROM trade_minutes
+WHERE minute >= %s GROUP BY 1 ORDER BY 1"""
+_COMPRESSED_SQL = """
+SELECT month, coalesce(pg_total_relation_size(
+    to_regclass('trade_blocks_' || to_char(month AT TIME ZONE 'UTC', 'YYYY_MM'))), 0)
+FROM compressed_months"""
+
+
+def month_states(conn: Connection, since: datetime = _EPOCH) -> list[MonthStatus]:
+    """Every month with trades since `since`, oldest first: stored as rows or compressed, its
+    trades (from the rollup) and bytes (its row partition, plus its blocks if compressed)."""
+    trades = {m.astimezone(UTC): int(n) for m, n in conn.execute(_MONTH_TRADES_SQL, (since,))}
+    blocks = {m.astimezone(UTC): int(b) for m, b in conn.execute(_COMPRESSED_SQL)}
+    rows = {p.start: p.bytes for p in list_partitions(conn) if p.start is not None}
+    return [
+        MonthStatus(month, month in blocks, count, rows.get(month, 0) + blocks.get(month, 0))
+        for month, count in sorted(trades.items())
+    ]
 
 
 def _symbol(row: tuple[Any, ...], checked_at: datetime) -> SymbolStatus:

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_months, window_list
+from binprice.db.blockreads import compressed_catalog, window_list
 from binprice.db.queries import latest_prices, trades_around
 
 Connection = psycopg.Connection[Any]
@@ -53,7 +53,7 @@ def snapshot_rows(conn: Connection, params: dict[str, Any]) -> list[tuple[Any, .
     """One row per symbol of `params["symbols"]`, in that order: symbol, last price, its time,
     reference price, trades since `rate_since`, sparkline minutes and closes."""
     rows = conn.execute(SNAPSHOT_SQL, params).fetchall()
-    if compressed_months(conn):
+    if compressed_catalog(conn):
         return _with_blocks(conn, rows, params)
     return rows
 

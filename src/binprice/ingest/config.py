@@ -77,6 +77,9 @@ class IngestConfig:
     metrics_port: int | None = None
     metrics_host: str = METRICS_HOST
     health_threshold: float = HEALTH_THRESHOLD_SECONDS
+    #: Seconds after a month closes when the run compresses it (None: never); see
+    #: `ingest.compressing`.
+    compress_after: float | None = None
 
     def __post_init__(self) -> None:
         for broken, message in self._checks():

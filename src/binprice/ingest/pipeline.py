@@ -44,6 +44,7 @@ from binprice.exchange.stream import (
 )
 from binprice.ingest.ahead import ensure_months_ahead, keep_months_ahead
 from binprice.ingest.buffer import TradeBuffer
+from binprice.ingest.compressing import keep_compressing
 from binprice.ingest.config import REDUNDANT_GRACE_SECONDS, IngestConfig
 from binprice.ingest.fleet import Fleet
 from binprice.ingest.health import RunProbe
@@ -367,6 +368,9 @@ class _Run:
                 tg.create_task(reconciler.run()),
                 tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
+            if self.config.compress_after is not None:
+                after = self.config.compress_after
+                helpers.append(tg.create_task(keep_compressing(self.url, self.emit, after=after)))
             if self.listing is not None:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:

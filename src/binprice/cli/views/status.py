@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.table import Table
 
-    from binprice import Status, SymbolStatus
+    from binprice import MonthStatus, Status, SymbolStatus
 
 #: Columns of the plain text (a pipe): one line per symbol, the JSON keys of a symbol.
 TEXT_COLUMNS = (
@@ -81,6 +83,16 @@ def status_json(result: Status) -> str:
                 }
                 for s in result.symbols
             ],
+            "months": [
+                {
+                    "month": f"{m.month:%Y-%m}",
+                    "storage": m.storage,
+                    "trades": m.trades,
+                    "bytes": m.bytes,
+                    "bytes_per_trade": m.bytes_per_trade,
+                }
+                for m in result.months
+            ],
         },
         indent=2,
     )
@@ -137,6 +149,7 @@ def footer(result: Status) -> str:
         f"{size_text(result.trades_bytes)} in {result.partitions} monthly partitions",
         f"database {size_text(result.database_bytes)} at {_time(result.checked_at)}",
     ]
+    lines += month_lines(result.months)
     if result.pruned_before is not None:
         lines.append(f"history before {_time(result.pruned_before)} was pruned (`db prune`)")
     if result.default_rows:
@@ -145,6 +158,17 @@ def footer(result: Status) -> str:
             "`binprice db partitions --ensure` moves them to monthly partitions"
         )
     return "\n".join(lines)
+
+
+def month_lines(months: Sequence[MonthStatus]) -> list[str]:
+    """One line per month (status and `db info`): rows or compressed, trades, size, B/trade."""
+    from binprice.cli.views.db import size_text
+
+    return [
+        f"{m.month:%Y-%m} {m.storage:<10} {m.trades:>13,} trades {size_text(m.bytes):>9}"
+        + ("" if m.bytes_per_trade is None else f" {m.bytes_per_trade:7.1f} B/trade")
+        for m in months
+    ]
 
 
 def _text_row(s: SymbolStatus) -> list[str]:
