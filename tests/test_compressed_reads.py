@@ -63,8 +63,16 @@ def _busy(rng: random.Random) -> list[Row]:
 def _rare(rng: random.Random) -> list[Row]:
     rows, moment = [], datetime(2026, 1, 20, 0, 3, 17, 123000, tzinfo=UTC)
     for trade_id in range(1, 3000):
-        rows.append(Row("RAREUSDT", trade_id, _price(rng.randint(150, 160) * 10**6),
-                        _price(rng.randint(1, 10**9)), moment, rng.random() < 0.3))  # fmt: skip
+        rows.append(
+            Row(
+                "RAREUSDT",
+                trade_id,
+                _price(rng.randint(150, 160) * 10**6),
+                _price(rng.randint(1, 10**9)),
+                moment,
+                rng.random() < 0.3,
+            )
+        )
         moment += timedelta(seconds=rng.randint(60, 800))
         if moment >= datetime(2026, 2, 3, tzinfo=UTC):
             break
@@ -75,8 +83,16 @@ def _holes(rng: random.Random) -> list[Row]:
     rows, trade_id = [], 500
     moment = EDGE - timedelta(minutes=7, milliseconds=1)
     while moment < EDGE + timedelta(minutes=7):
-        rows.append(Row("HOLEUSDT", trade_id, _price(rng.randint(1990, 2010) * 10**6, 8),
-                        Decimal("0.50000000"), moment, trade_id % 3 == 0))  # fmt: skip
+        rows.append(
+            Row(
+                "HOLEUSDT",
+                trade_id,
+                _price(rng.randint(1990, 2010) * 10**6, 8),
+                Decimal("0.50000000"),
+                moment,
+                trade_id % 3 == 0,
+            )
+        )
         trade_id += rng.choice((1, 1, 1, 1, 2, 7))  # ids missing here and there
         moment += timedelta(milliseconds=rng.choice((0, 5, 700, 4000)))
     return rows
@@ -85,8 +101,16 @@ def _holes(rng: random.Random) -> list[Row]:
 def _dust(rng: random.Random) -> list[Row]:
     rows, moment = [], EDGE - timedelta(hours=3)
     for trade_id in range(77, 1077):
-        rows.append(Row("DUSTUSDT", trade_id, _price(rng.randint(1, 40)),
-                        _price(rng.randint(10**16, 9 * 10**17)), moment, False))  # fmt: skip
+        rows.append(
+            Row(
+                "DUSTUSDT",
+                trade_id,
+                _price(rng.randint(1, 40)),
+                _price(rng.randint(10**16, 9 * 10**17)),
+                moment,
+                False,
+            )
+        )
         moment += timedelta(seconds=rng.randint(1, 20))
     return rows
 
@@ -113,8 +137,7 @@ def _late_fill(trades: list[Row]) -> list[Row]:
         if b.trade_id > a.trade_id + 1 and len(late) < 5:
             missing = a.trade_id + 1
             assert missing not in have
-            late.append(Row("HOLEUSDT", missing, a.price, Decimal("0.25000000"), a.timestamp,
-                            True))  # fmt: skip
+            late.append(Row("HOLEUSDT", missing, a.price, Decimal("0.25000000"), a.timestamp, True))
     return late
 
 
@@ -325,9 +348,9 @@ def test_binance_archive(pair: tuple[str, str], tmp_path: Any) -> None:
         target = tmp_path / f"out{n}"
         with binprice.connect(url) as store:
             store.export(["BUSYUSDT", "RAREUSDT"], JAN, MAR, "binance", target)
-        contents.append({
-            p.name: zipfile.ZipFile(p).read(p.stem + ".csv") for p in sorted(target.glob("*.zip"))
-        })  # fmt: skip
+        contents.append(
+            {p.name: zipfile.ZipFile(p).read(p.stem + ".csv") for p in sorted(target.glob("*.zip"))}
+        )
     assert contents[0] == contents[1]
     assert len(contents[0]) > 3
 

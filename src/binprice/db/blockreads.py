@@ -22,6 +22,7 @@ The SQL is kept apart from the row side's (`queries`, `candles`, `export`, …),
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from binprice.compressed.codec import Block, decode_block
+from binprice.compressed.codec import MARKET_SPOT, Block, decode_block
+from binprice.db.partitions import add_months
 
 __all__ = [
     "BlockTrade",
@@ -44,8 +46,6 @@ __all__ = [
 
 Connection = psycopg.Connection[Any]
 
-#: Spot; futures markets (issue #19) get their own number in the same key.
-MARKET_SPOT = 0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
 
@@ -184,7 +184,7 @@ class Compressed:
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         """Whether any compressed month shares an instant with ``[start, end)``."""
-        return any(month < end and _next_month(month) > start for month in self.months)
+        return any(month < end and add_months(month, 1) > start for month in self.months)
 
 
 def compressed_catalog(conn: Connection) -> Compressed:
@@ -198,12 +198,6 @@ def to_ms(moment: datetime) -> int:
     (stored times are whole milliseconds)."""
     micros = (moment - EPOCH) // timedelta(microseconds=1)
     return -(-micros // 1000)
-
-
-def _next_month(month: datetime) -> datetime:
-    if month.month == 12:
-        return month.replace(year=month.year + 1, month=1)
-    return month.replace(month=month.month + 1)
 
 
 def _block(row: Sequence[Any]) -> Block:
@@ -344,8 +338,6 @@ def block_symbols(conn: Connection) -> list[str]:
 
 def merged(rows: Iterable[BlockTrade], blocks: Iterable[BlockTrade]) -> Iterator[BlockTrade]:
     """Two trade streams, each in trade order, as one; an id in both is given once."""
-    import heapq
-
     previous: int | None = None
     for trade in heapq.merge(rows, blocks):
         if trade.trade_id != previous:
