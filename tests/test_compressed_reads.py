@@ -393,3 +393,35 @@ def test_chart(pair: tuple[str, str]) -> None:
     """`chart` of a window inside a candle draws the trades themselves."""
     window = (EDGE - timedelta(seconds=30), EDGE + timedelta(seconds=30))
     assert_same(pair, lambda s: s.chart("BUSYUSDT", *window))
+
+
+def test_gap_keeper_reads(pair: tuple[str, str]) -> None:
+    """What `gaps --repair` and backfills read (stored ids around and inside a range, and
+    whether a gap is filled) is the same over blocks as over rows."""
+    import asyncio
+
+    from binprice.db import gaprows
+
+    holes = sorted(r.trade_id for r in [*TRADES, *LATE] if r.symbol == "HOLEUSDT")
+    probes = [holes[0] - 5, holes[0], holes[0] + 1, holes[-1], holes[-1] + 9]
+    probes += random.Random(9).sample(range(holes[0], holes[-1]), 40)
+    ranges = [(holes[0] - 3, holes[-1] + 3), (holes[10], holes[60]), (holes[5] + 1, holes[5] + 1)]
+
+    async def ask(url: str) -> list[Any]:
+        answers: list[Any] = []
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            for symbol in ("HOLEUSDT", "RAREUSDT", "BUSYUSDT", "NONEUSDT"):
+                for probe in probes:
+                    answers.append(await gaprows.stored_before(conn, symbol, probe))
+                    answers.append(await gaprows.stored_after(conn, symbol, probe))
+                answers.append(await gaprows.last_stored(conn, symbol))
+            for first, last in ranges:
+                answers.append(await gaprows.missing_in_range(conn, "HOLEUSDT", first, last))
+                await gaprows.record_gap(conn, "HOLEUSDT", first, last, "open")
+                answers.append(await gaprows.settle_gap(conn, "HOLEUSDT", first, last))
+            await conn.rollback()
+        return answers
+
+    rows, blocks = (asyncio.run(ask(url)) for url in pair)
+    assert blocks == rows
+    assert any(rows) and any(isinstance(a, list) and a for a in rows)

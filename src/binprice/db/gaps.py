@@ -116,6 +116,82 @@ WHERE trade_id > prev + 1
 ORDER BY 1
 """
 
+# The same four questions where months are compressed: ids stored in rows or in blocks. Blocks
+# have no index by id, but ids grow with time, so the block holding an id is the one starting
+# last among those whose first id is at or below it (an index-only walk of the key).
+_BLOCKS = "trade_blocks AS b WHERE b.market = 0 AND b.symbol = %(symbol)s"
+#: The newest block whose first id is at or below `id` (the block that would hold `id`).
+_HOLDING = """(SELECT {columns} FROM trade_blocks AS c
+      WHERE c.market = 0 AND c.symbol = %(symbol)s AND c.first_id <= {id}
+      ORDER BY c.first_ts DESC, c.first_id DESC LIMIT 1)"""
+#: A block's ids within `lo..hi` (a series when consecutive, else its offsets).
+_IDS_OF_B = """CROSS JOIN LATERAL (
+    SELECT generate_series(greatest(b.first_id, {lo}), least(b.last_id, {hi})) WHERE b.ids IS NULL
+    UNION ALL
+    SELECT b.first_id + o FROM unnest(b.ids) AS o WHERE b.first_id + o BETWEEN {lo} AND {hi}
+) AS x(trade_id)"""
+#: The ids of `first..last` held by blocks: from the block holding `first` on, by first id.
+_BLOCK_IDS = f"""
+SELECT x.trade_id FROM trade_blocks AS b
+{_IDS_OF_B.format(lo="%(first)s", hi="%(last)s")}
+WHERE b.market = 0 AND b.symbol = %(symbol)s AND b.first_id <= %(last)s
+  AND b.first_id >= coalesce({_HOLDING.format(columns="c.first_id", id="%(first)s")}, %(first)s)
+  AND b.last_id >= %(first)s"""
+MISSING_IN_RANGE_ALL_SQL = f"""
+SELECT prev + 1, trade_id - 1 FROM (
+    SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_id) AS prev FROM (
+        SELECT trade_id FROM trades
+        WHERE symbol = %(symbol)s AND trade_id BETWEEN %(first)s AND %(last)s
+        UNION ALL {_BLOCK_IDS}
+        UNION ALL SELECT %(first)s - 1
+        UNION ALL SELECT %(last)s + 1
+    ) AS ids
+) AS pairs
+WHERE trade_id > prev + 1
+ORDER BY 1
+"""
+#: The highest id below `id`: the newest block starting below it holds it, if a block does.
+PREV_STORED_ALL_SQL = f"""
+SELECT greatest(
+    (SELECT max(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id < %(id)s),
+    (SELECT CASE WHEN b.ids IS NULL THEN least(b.last_id, %(id)s - 1)
+                 ELSE (SELECT max(b.first_id + o) FROM unnest(b.ids) AS o
+                       WHERE b.first_id + o < %(id)s) END
+     FROM {_BLOCKS} AND b.first_id < %(id)s
+     ORDER BY b.first_ts DESC, b.first_id DESC LIMIT 1))
+"""
+#: The lowest id above `id`: in the block that would hold `id + 1` or in the one after it
+#: (or, with none starting at or below it, in the symbol's first block).
+NEXT_STORED_ALL_SQL = f"""
+WITH holding AS {_HOLDING.format(columns="c.first_ts, c.first_id", id="%(id)s + 1")},
+candidates AS (
+    (SELECT b.* FROM trade_blocks AS b, holding AS h
+     WHERE b.market = 0 AND b.symbol = %(symbol)s
+       AND (b.first_ts, b.first_id) >= (h.first_ts, h.first_id)
+     ORDER BY b.first_ts, b.first_id LIMIT 2)
+    UNION ALL
+    (SELECT b.* FROM {_BLOCKS} AND NOT EXISTS (SELECT FROM holding)
+     ORDER BY b.first_ts, b.first_id LIMIT 1)
+)
+SELECT least(
+    (SELECT min(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id > %(id)s),
+    (SELECT min(CASE WHEN b.ids IS NULL THEN
+                    CASE WHEN b.last_id > %(id)s THEN greatest(b.first_id, %(id)s + 1) END
+                ELSE (SELECT min(b.first_id + o) FROM unnest(b.ids) AS o
+                      WHERE b.first_id + o > %(id)s) END)
+     FROM candidates AS b))
+"""
+SETTLE_ALL_SQL = SETTLE_SQL.replace(
+    """(SELECT count(*) FROM trades AS t
+       WHERE t.symbol = g.symbol AND t.trade_id BETWEEN g.first_id AND g.last_id)""",
+    f"""(SELECT count(DISTINCT trade_id) FROM (
+           SELECT trade_id FROM trades AS t
+           WHERE t.symbol = %(symbol)s AND t.trade_id BETWEEN %(first)s AND %(last)s
+           UNION ALL {_BLOCK_IDS}) AS stored)""",
+)
+#: Whether any month is compressed (the four questions above are needed then).
+ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market = 0)"
+
 LIST_SQL = """
 SELECT symbol, first_id, last_id, state, detected_at, filled_at FROM gaps
 WHERE %(all)s OR symbol = ANY(%(symbols)s)
