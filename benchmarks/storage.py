@@ -31,6 +31,10 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
 - `latency`: `queries.py`'s latency table for both databases.
 - `months`: `latest` and `at` server time on a head database whose `--trades` span
   `--months` monthly partitions, beside the same trades in one partition.
+- `reads`: the same `--trades` in two head databases, one left as rows and one whose months
+  were compressed (`db compress`); the library's `latest`, `at` (at `--latency-runs` random
+  times: p50/p95), `range` and `candles` (30 days, unaligned ends) and `export -f csv` of
+  BTCUSDT's 30 days, client wall time, median of `--runs`, row vs compressed and their ratio.
 
 Prints numbers; asserts nothing.
 """
@@ -39,13 +43,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import random
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import queries
@@ -241,6 +248,74 @@ def months_part(admin: str, count: int, months: int, runs: int) -> None:
         print(f"  {label:<24} " + "  ".join(cells))
 
 
+def _wall_ms(call: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    call()
+    return (time.perf_counter() - began) * 1000
+
+
+def reads_part(admin: str, count: int, runs: int, latency_runs: int) -> None:
+    """Row months vs the same trades compressed: the library's read calls, timed."""
+    from datetime import UTC, datetime
+
+    from binprice.db.candles import candles
+    from binprice.db.compress import compress_month
+    from binprice.db.partitions import month_start
+    from binprice.db.queries import latest_prices, price_at, price_range
+    from binprice.export import write_trades
+
+    rows_url, _ = build_at(admin, "bp_storage_reads_rows", "head", count)
+    blocks_url, _ = build_at(admin, "bp_storage_reads_blocks", "head", count)
+    start = END - queries.SPAN
+    with psycopg.connect(blocks_url, autocommit=True) as conn:
+        month = month_start(start)
+        while month < END:
+            done = compress_month(conn, month)
+            print(f"compressed {month:%Y-%m}: {done.trades:,} trades in {done.seconds:.1f} s")
+            month = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+        conn.execute("VACUUM ANALYZE trade_blocks")
+    rng = random.Random(11)
+    times = [start + rng.random() * queries.SPAN for _ in range(latency_runs)]
+    window = (start + timedelta(minutes=7, seconds=13.5), END - timedelta(seconds=41.25))
+    target = Path(tempfile.gettempdir()) / "binprice-reads-bench.csv"
+    symbol = ["BTCUSDT"]
+    print(f"\nreads of {count:,} trades (BTCUSDT, 30 days), client ms, median of {runs}:")
+    print(f"  {'':<26} {'rows':>12} {'compressed':>12} {'ratio':>7}")
+    found: dict[str, list[float]] = {}
+    exported = 0
+    for label, url in (("rows", rows_url), ("compressed", blocks_url)):
+        with psycopg.connect(url, autocommit=True) as conn:
+
+            def export(conn: psycopg.Connection[Any] = conn) -> int:
+                with target.open("wb") as out:
+                    return write_trades(conn, symbol, *window, "csv", out=out)
+
+            ats = sorted(_wall_ms(lambda t=t: price_at(conn, t, symbol)) for t in times)
+            found[label] = [
+                statistics.median(
+                    _wall_ms(lambda: latest_prices(conn, symbol)) for _ in range(runs)
+                ),
+                ats[len(ats) // 2],
+                ats[int(len(ats) * 0.95)],
+                statistics.median(
+                    _wall_ms(lambda: price_range(conn, *window, symbol)) for _ in range(runs)
+                ),
+                statistics.median(
+                    _wall_ms(lambda: candles(conn, symbol, "1h", *window)) for _ in range(runs)
+                ),
+                statistics.median(_wall_ms(export) for _ in range(runs)),
+            ]
+            exported = export()
+    target.unlink(missing_ok=True)
+    names = ["latest", "at p50", "at p95", "range 30 d", "candles 1h 30 d", "export csv 30 d"]
+    for i, name in enumerate(names):
+        row, block = found["rows"][i], found["compressed"][i]
+        print(f"  {name:<26} {row:>12.2f} {block:>12.2f} {block / row:>6.2f}x")
+    for label in ("rows", "compressed"):
+        rate = exported / (found[label][-1] / 1000)
+        print(f"  export csv {label}: {exported:,} trades, {rate:,.0f} trades/s")
+
+
 def revision_url(admin: str, name: str, schema: str) -> str:
     """An empty database `name` at 0007, or at head with the months of `queries.py`'s trades
     made first (as writers that call `ensure_partitions` do)."""
@@ -326,6 +401,14 @@ def fresh_part(count: int, imports: Imports) -> None:
         )
 
 
+def query_parts(admin: str, args: argparse.Namespace, parts: set[str]) -> None:
+    """The parts that time queries on their own databases: `months`, `reads`."""
+    if "months" in parts:
+        months_part(admin, args.trades, args.months, args.latency_runs)
+    if "reads" in parts:
+        reads_part(admin, args.trades, args.runs, args.latency_runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a superuser URL; default: a throwaway server")
@@ -340,7 +423,9 @@ def main() -> None:
     )
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--months", type=int, default=36)
-    parser.add_argument("--only", default="size,reindex,migrate,copy,import,fresh,latency,months")
+    parser.add_argument(
+        "--only", default="size,reindex,migrate,copy,import,fresh,latency,months,reads"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     with server(args.database_url, "postgres") as admin:
@@ -370,8 +455,7 @@ def main() -> None:
             finally:
                 archive_server.terminate()
                 archive_server.wait()
-        if "months" in parts:
-            months_part(admin, args.trades, args.months, args.latency_runs)
+        query_parts(admin, args, parts)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ from typing import IO, Any
 
 import psycopg
 
+from binprice.db.blockreads import compressed_catalog, window_trades
 from binprice.db.candles import as_utc
 from binprice.db.export import (
+    BATCH_ROWS,
     CSV_SELECT,
     NDJSON_SELECT,
     PARQUET_COLUMNS,
@@ -44,6 +46,13 @@ from binprice.db.export import (
 )
 from binprice.errors import ExportError, MissingExtraError, UsageError
 from binprice.export_binance import write_binance_csv
+from binprice.export_blocks import (
+    csv_lines,
+    ndjson_lines,
+    window_extents,
+    window_texts,
+    write_texts,
+)
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -124,15 +133,42 @@ def write_trades(
         out.write(",".join(COLUMNS).encode() + b"\n")
     # One snapshot for all symbols, so an ingest running meanwhile cannot skew them.
     with conn.transaction():
+        compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
         for symbol in wanted:
             params = window_params(symbol, start, end)
-            copy_out(conn, _SELECTS[chosen], _COPY_OPTIONS[chosen], params, out, counter=counter)
+            if compressed:
+                lines = csv_lines if chosen is Format.CSV else ndjson_lines
+                write_texts(
+                    conn,
+                    symbol,
+                    params["start"],
+                    params["end"],
+                    lines=lines,
+                    out=out,
+                    counter=counter,
+                )
+            else:
+                copy_out(
+                    conn, _SELECTS[chosen], _COPY_OPTIONS[chosen], params, out, counter=counter
+                )
     return counter.finish()
 
 
 def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Trade]:
     """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
     (wanted,) = normalize_symbols([symbol])
+    params = window_params(wanted, start, end)
+    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
+        for trade in window_trades(conn, wanted, params["start"], params["end"]):
+            yield Trade(
+                wanted,
+                trade.trade_id,
+                trade.price,
+                trade.quantity,
+                trade.timestamp,
+                trade.is_buyer_maker,
+            )
+        return
     for batch in trade_batches(conn, wanted, start, end, ", ".join(COLUMNS)):
         for symbol_, trade_id, price, quantity, timestamp, is_buyer_maker in batch:
             # psycopg returns timestamptz in the session's zone; answers are UTC.
@@ -150,8 +186,10 @@ def decimal_types(
     the per-symbol time index), so no value is rounded and none overflows.
     """
     found = [(0, 0, 0, 0)]
+    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
+    extents = window_extents if compressed else decimal_extents
     for symbol in symbols:
-        row = decimal_extents(conn, symbol, start, end)
+        row = extents(conn, symbol, as_utc(start), as_utc(end))
         if row is not None:
             found.append(row)
     types = []
@@ -182,9 +220,10 @@ def _write_parquet(
         raise MissingExtraError("Parquet", ("pyarrow",)) from None
     price_type, quantity_type = decimal_types(conn, symbols, start, end)
     schema = _schema(pa, price_type, quantity_type)
+    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for symbol in symbols:
-            for batch in trade_batches(conn, symbol, start, end, PARQUET_COLUMNS):
+            for batch in _parquet_batches(conn, symbol, start, end, compressed=compressed):
                 columns = [pa.array(values) for values in zip(*batch, strict=True)]
                 # Text to decimal128 in Arrow (it refuses any rounding), epoch ms to timestamps:
                 # no Decimal or datetime object per value, several times faster.
@@ -193,6 +232,26 @@ def _write_parquet(
                 ]
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
                 counter.add(len(batch))
+
+
+def _parquet_batches(
+    conn: Connection, symbol: str, start: datetime, end: datetime, *, compressed: bool
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of PARQUET_COLUMNS: from the rows, or from rows and blocks decoded as text."""
+    if not compressed:
+        yield from trade_batches(conn, symbol, start, end, PARQUET_COLUMNS)
+        return
+    params = window_params(symbol, start, end)
+    batch: list[tuple[Any, ...]] = []
+    with conn.transaction():
+        for chunk in window_texts(conn, symbol, params["start"], params["end"]):
+            batch.extend((symbol, i, p, q, ms, m) for i, p, q, ms, m in chunk)
+            # Batches as the rows' cursor gives them, so the file is the same byte for byte.
+            while len(batch) >= BATCH_ROWS:
+                yield batch[:BATCH_ROWS]
+                batch = batch[BATCH_ROWS:]
+    if batch:
+        yield batch
 
 
 def _schema(pa: Any, price: tuple[int, int], quantity: tuple[int, int]) -> Any:

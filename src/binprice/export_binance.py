@@ -30,8 +30,10 @@ from typing import IO, Any
 import psycopg
 
 from binprice._fs import sha256_file
+from binprice.db.blockreads import compressed_catalog
 from binprice.db.candles import as_utc
 from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
+from binprice.export_blocks import binance_lines, write_texts
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -49,6 +51,7 @@ MICROSECONDS_FROM = datetime.fromisoformat("2025-01-01T00:00:00+00:00")
 DAY = timedelta(days=1)
 QUOTE_DECIMALS = 8
 _BINANCE_SELECT = binance_select(MICROSECONDS_FROM, QUOTE_DECIMALS)
+_BINANCE_LINES = binance_lines(MICROSECONDS_FROM, QUOTE_DECIMALS)
 
 
 def write_binance_csv(
@@ -63,14 +66,19 @@ def write_binance_csv(
     """Write one symbol's trades in ``[start, end)`` as Binance's CSV; return the row count."""
     (wanted,) = normalize_symbols([symbol])
     counter = ProgressCounter(progress)
-    copy_out(
-        conn,
-        _BINANCE_SELECT,
-        "(FORMAT csv)",
-        window_params(wanted, start, end),
-        out,
-        counter=counter,
-    )
+    params = window_params(wanted, start, end)
+    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
+        write_texts(
+            conn,
+            wanted,
+            params["start"],
+            params["end"],
+            lines=_BINANCE_LINES,
+            out=out,
+            counter=counter,
+        )
+    else:
+        copy_out(conn, _BINANCE_SELECT, "(FORMAT csv)", params, out, counter=counter)
     return counter.finish()
 
 

@@ -37,7 +37,8 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT
+from binprice.db.blockreads import compressed_catalog, window_list
+from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
@@ -262,9 +263,64 @@ def candles(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = list(normalize_symbols(symbols))
+    if compressed_catalog(conn).overlaps(start, end):
+        return _candles_with_blocks(conn, wanted, chosen, start, end)
     sql, params = candle_query(chosen)
     params.update(symbols=wanted, start=start, end=end)
     return [_candle(row, chosen) for row in conn.execute(sql, params)]
+
+
+def _candles_with_blocks(
+    conn: Connection, wanted: list[str], interval: Interval, start: datetime, end: datetime
+) -> list[Candle]:
+    """The same candles when the window touches a compressed month: the whole minutes from the
+    rollup by the query above (an aligned window has no raw edges), the partial minutes at the
+    ends from rows and blocks, folded in trade order into their candles."""
+    ms, me = minute_bounds(start, end)
+    middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
+    if ms < me:
+        sql, params = candle_query(interval)
+        params.update(symbols=wanted, start=ms, end=me)
+        for row in conn.execute(sql, params):
+            symbol, bucket, *values = row
+            middle[symbol][bucket.astimezone(UTC)] = Part(*values)
+    found: list[Candle] = []
+    for symbol in wanted:
+        merged: dict[datetime, Part] = {}
+        for parts in (
+            _bucketed(window_list(conn, symbol, start, ms), interval),
+            middle[symbol],
+            _bucketed(window_list(conn, symbol, me, end), interval),
+        ):
+            for bucket, part in parts.items():
+                merged[bucket] = merged[bucket].then(part) if bucket in merged else part
+        found.extend(
+            _from_part(symbol, bucket, merged[bucket], interval) for bucket in sorted(merged)
+        )
+    return found
+
+
+def _bucketed(trades: list[Any], interval: Interval) -> dict[datetime, Part]:
+    by_bucket: dict[datetime, list[Any]] = {}
+    for trade in trades:
+        by_bucket.setdefault(interval.floor(trade.timestamp), []).append(trade)
+    return {bucket: part for bucket, part in ((b, fold(t)) for b, t in by_bucket.items()) if part}
+
+
+def _from_part(symbol: str, open_time: datetime, part: Part, interval: Interval) -> Candle:
+    return Candle(
+        symbol=symbol,
+        open_time=open_time,
+        close_time=interval.close_time(open_time),
+        open=part.open,
+        high=part.high,
+        low=part.low,
+        close=part.close,
+        volume=part.volume,
+        quote_volume=part.notional,
+        trades=part.trades,
+        vwap=VWAP_CONTEXT.divide(part.notional, part.volume),
+    )
 
 
 def missing_symbols(symbols: Sequence[str], found: Iterable[Candle]) -> list[str]:

@@ -46,6 +46,11 @@ NDJSON_SELECT = (
     f"SELECT format('{_NDJSON_OBJECT}', to_json(symbol), trade_id, price, quantity, {ISO_MS}, "
     "is_buyer_maker::text)"
 )
+#: A row as the block exports' text fields: epoch ms, id, decimals as stored, side.
+ROW_TEXT_COLUMNS = (
+    "(extract(epoch FROM timestamp) * 1000)::bigint, trade_id, price::text, quantity::text, "
+    "is_buyer_maker"
+)
 #: Parquet's columns as text and epoch milliseconds, cast in Arrow (see `binprice.export`).
 PARQUET_COLUMNS = (
     "symbol, trade_id, price::text, quantity::text, "
@@ -129,10 +134,19 @@ def trade_batches(
     conn: Connection, symbol: str, start: datetime, end: datetime, columns: str
 ) -> Iterator[list[tuple[Any, ...]]]:
     """`columns` of one symbol's window in time order, BATCH_ROWS rows at a time."""
+    # A named (server-side) cursor holds the result on the server; it needs a transaction.
+    with conn.transaction():
+        yield from window_rows(conn, symbol, start, end, columns, cursor="binprice_export")
+
+
+def window_rows(
+    conn: Connection, symbol: str, start: datetime, end: datetime, columns: str, *, cursor: str
+) -> Iterator[list[tuple[Any, ...]]]:
+    """`columns` of one symbol's window in time order, BATCH_ROWS rows at a time, through the
+    server-side cursor named `cursor`, in the caller's transaction."""
     params = window_params(symbol, start, end)
     query = f"SELECT {columns} FROM trades WHERE {WINDOW_WHERE} {ORDER}"
-    # A named (server-side) cursor holds the result on the server; it needs a transaction.
-    with conn.transaction(), conn.cursor(name="binprice_export") as cur:
+    with conn.cursor(name=cursor) as cur:
         cur.itersize = BATCH_ROWS
         cur.execute(query, params)
         while batch := cur.fetchmany(BATCH_ROWS):

@@ -20,13 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from binprice.db.gaps import (
     ABSENT_SQL,
+    ANY_COMPRESSED_SQL,
     HOLES_SQL,
+    MISSING_IN_RANGE_ALL_SQL,
     MISSING_IN_RANGE_SQL,
+    NEXT_STORED_ALL_SQL,
     NEXT_STORED_SQL,
     OPEN_GAPS_SQL,
     OPEN_WITHIN_SQL,
+    PREV_STORED_ALL_SQL,
     PREV_STORED_SQL,
     REOPEN_HOLE_SQL,
+    SETTLE_ALL_SQL,
     SETTLE_SQL,
     STATE_SQL,
     UPSERT_SQL,
@@ -45,14 +50,18 @@ _ID_CEILING = 2**63 - 1
 async def stored_before(
     conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
 ) -> int | None:
-    """The highest stored id of `symbol` below `trade_id`, None if none."""
+    """The highest stored id of `symbol` below `trade_id` (in rows or blocks), None if none."""
+    if await _any_compressed(conn):
+        return await _scalar_all(conn, PREV_STORED_ALL_SQL, symbol, trade_id)
     return await _scalar(conn, PREV_STORED_SQL, symbol, trade_id)
 
 
 async def stored_after(
     conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
 ) -> int | None:
-    """The lowest stored id of `symbol` above `trade_id`, None if none."""
+    """The lowest stored id of `symbol` above `trade_id` (in rows or blocks), None if none."""
+    if await _any_compressed(conn):
+        return await _scalar_all(conn, NEXT_STORED_ALL_SQL, symbol, trade_id)
     return await _scalar(conn, NEXT_STORED_SQL, symbol, trade_id)
 
 
@@ -69,11 +78,27 @@ async def _scalar(
     return None if row is None or row[0] is None else int(row[0])
 
 
+async def _any_compressed(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether stored ids may be in blocks too (a month is compressed)."""
+    cur = await conn.execute(ANY_COMPRESSED_SQL)
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _scalar_all(
+    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int
+) -> int | None:
+    cur = await conn.execute(sql, {"symbol": symbol, "id": trade_id})
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 async def missing_in_range(
     conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
 ) -> list[tuple[int, int]]:
     """The ranges of `first..last` neither stored nor in a recorded hole or skip."""
-    cur = await conn.execute(MISSING_IN_RANGE_SQL, {"symbol": symbol, "first": first, "last": last})
+    sql = MISSING_IN_RANGE_ALL_SQL if await _any_compressed(conn) else MISSING_IN_RANGE_SQL
+    cur = await conn.execute(sql, {"symbol": symbol, "first": first, "last": last})
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
@@ -96,7 +121,8 @@ async def settle_gap(
     conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
 ) -> bool:
     """Mark the open gap `first..last` filled if all its ids are accounted for; True if it was."""
-    cur = await conn.execute(SETTLE_SQL, {"symbol": symbol, "first": first, "last": last})
+    sql = SETTLE_ALL_SQL if await _any_compressed(conn) else SETTLE_SQL
+    cur = await conn.execute(sql, {"symbol": symbol, "first": first, "last": last})
     return await cur.fetchone() is not None
 
 

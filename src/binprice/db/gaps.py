@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import psycopg
 
+from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
-from binprice.db.queries import recorded_symbols
+from binprice.db.queries import latest_prices, recorded_symbols
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -115,6 +117,82 @@ SELECT prev + 1, trade_id - 1 FROM (
 WHERE trade_id > prev + 1
 ORDER BY 1
 """
+
+# The same four questions where months are compressed: ids stored in rows or in blocks. Blocks
+# have no index by id, but ids grow with time, so the block holding an id is the one starting
+# last among those whose first id is at or below it (an index-only walk of the key).
+_BLOCKS = "trade_blocks AS b WHERE b.market = 0 AND b.symbol = %(symbol)s"
+#: The newest block whose first id is at or below `id` (the block that would hold `id`).
+_HOLDING = """(SELECT {columns} FROM trade_blocks AS c
+      WHERE c.market = 0 AND c.symbol = %(symbol)s AND c.first_id <= {id}
+      ORDER BY c.first_ts DESC, c.first_id DESC LIMIT 1)"""
+#: A block's ids within `lo..hi` (a series when consecutive, else its offsets).
+_IDS_OF_B = """CROSS JOIN LATERAL (
+    SELECT generate_series(greatest(b.first_id, {lo}), least(b.last_id, {hi})) WHERE b.ids IS NULL
+    UNION ALL
+    SELECT b.first_id + o FROM unnest(b.ids) AS o WHERE b.first_id + o BETWEEN {lo} AND {hi}
+) AS x(trade_id)"""
+#: The ids of `first..last` held by blocks: from the block holding `first` on, by first id.
+_BLOCK_IDS = f"""
+SELECT x.trade_id FROM trade_blocks AS b
+{_IDS_OF_B.format(lo="%(first)s", hi="%(last)s")}
+WHERE b.market = 0 AND b.symbol = %(symbol)s AND b.first_id <= %(last)s
+  AND b.first_id >= coalesce({_HOLDING.format(columns="c.first_id", id="%(first)s")}, %(first)s)
+  AND b.last_id >= %(first)s"""
+MISSING_IN_RANGE_ALL_SQL = f"""
+SELECT prev + 1, trade_id - 1 FROM (
+    SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_id) AS prev FROM (
+        SELECT trade_id FROM trades
+        WHERE symbol = %(symbol)s AND trade_id BETWEEN %(first)s AND %(last)s
+        UNION ALL {_BLOCK_IDS}
+        UNION ALL SELECT %(first)s - 1
+        UNION ALL SELECT %(last)s + 1
+    ) AS ids
+) AS pairs
+WHERE trade_id > prev + 1
+ORDER BY 1
+"""
+#: The highest id below `id`: the newest block starting below it holds it, if a block does.
+PREV_STORED_ALL_SQL = f"""
+SELECT greatest(
+    (SELECT max(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id < %(id)s),
+    (SELECT CASE WHEN b.ids IS NULL THEN least(b.last_id, %(id)s - 1)
+                 ELSE (SELECT max(b.first_id + o) FROM unnest(b.ids) AS o
+                       WHERE b.first_id + o < %(id)s) END
+     FROM {_BLOCKS} AND b.first_id < %(id)s
+     ORDER BY b.first_ts DESC, b.first_id DESC LIMIT 1))
+"""
+#: The lowest id above `id`: in the block that would hold `id + 1` or in the one after it
+#: (or, with none starting at or below it, in the symbol's first block).
+NEXT_STORED_ALL_SQL = f"""
+WITH holding AS {_HOLDING.format(columns="c.first_ts, c.first_id", id="%(id)s + 1")},
+candidates AS (
+    (SELECT b.* FROM trade_blocks AS b, holding AS h
+     WHERE b.market = 0 AND b.symbol = %(symbol)s
+       AND (b.first_ts, b.first_id) >= (h.first_ts, h.first_id)
+     ORDER BY b.first_ts, b.first_id LIMIT 2)
+    UNION ALL
+    (SELECT b.* FROM {_BLOCKS} AND NOT EXISTS (SELECT FROM holding)
+     ORDER BY b.first_ts, b.first_id LIMIT 1)
+)
+SELECT least(
+    (SELECT min(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id > %(id)s),
+    (SELECT min(CASE WHEN b.ids IS NULL THEN
+                    CASE WHEN b.last_id > %(id)s THEN greatest(b.first_id, %(id)s + 1) END
+                ELSE (SELECT min(b.first_id + o) FROM unnest(b.ids) AS o
+                      WHERE b.first_id + o > %(id)s) END)
+     FROM candidates AS b))
+"""
+SETTLE_ALL_SQL = SETTLE_SQL.replace(
+    """(SELECT count(*) FROM trades AS t
+       WHERE t.symbol = g.symbol AND t.trade_id BETWEEN g.first_id AND g.last_id)""",
+    f"""(SELECT count(DISTINCT trade_id) FROM (
+           SELECT trade_id FROM trades AS t
+           WHERE t.symbol = %(symbol)s AND t.trade_id BETWEEN %(first)s AND %(last)s
+           UNION ALL {_BLOCK_IDS}) AS stored)""",
+)
+#: Whether any month is compressed (the four questions above are needed then).
+ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market = 0)"
 
 LIST_SQL = """
 SELECT symbol, first_id, last_id, state, detected_at, filled_at FROM gaps
@@ -340,6 +418,8 @@ def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
 
 def last_stored_ids(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
     """The highest stored id of each symbol that has trades."""
+    if symbols and compressed_catalog(conn):
+        return {point.symbol: point.trade_id for point in latest_prices(conn, list(symbols))}
     rows = conn.execute(LAST_IDS_SQL, (list(symbols),)).fetchall()
     return {str(s): int(m) for s, m in rows if m is not None}
 
@@ -370,13 +450,8 @@ def verify_gaps(
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
     params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
     extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
-    suspects: dict[str, list[tuple[int, int]]] = {}
-    for symbol, trades, lo, hi, prev in conn.execute(SUSPECT_MINUTES_SQL, params).fetchall():
-        ranges = suspects.setdefault(symbol, [])
-        if trades != hi - lo + 1:
-            ranges.append((lo, hi))
-        if prev is not None and lo != prev + 1:
-            ranges.append((min(prev, lo), max(prev, lo)))
+    spans = _suspect_spans(conn, params) if compressed_catalog(conn) else None
+    suspects = _suspects(conn, params) if spans is None else {}
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
     false = disproved or {}
@@ -394,10 +469,12 @@ def verify_gaps(
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
         covered = accounted.get(symbol, [])
-        holes = tuple(
-            Hole(symbol, a, b, uncovered(a, b, covered))
-            for a, b in _missing_in(conn, symbol, suspects.get(symbol, []))
+        missing = (
+            _missing_in(conn, symbol, suspects.get(symbol, []))
+            if spans is None
+            else _missing_with_blocks(conn, symbol, spans.get(symbol, []))
         )
+        holes = tuple(Hole(symbol, a, b, uncovered(a, b, covered)) for a, b in missing)
         tail = since = None
         newest = None if exchange_last_ids is None else exchange_last_ids.get(symbol)
         stored = last_ids.get(symbol)
@@ -428,6 +505,76 @@ def _stored_at(conn: Connection, symbol: str, trade_id: int) -> datetime | None:
     """When the stored trade `trade_id` of `symbol` happened (a primary-key probe)."""
     row = conn.execute(STORED_AT_SQL, (symbol, trade_id)).fetchone()
     return None if row is None else row[0].astimezone(UTC)
+
+
+# --- compressed months -----------------------------------------------------------------------
+# A compressed month's ids are in blocks, which have no index by id: each suspect range keeps
+# the rollup minutes it came from, so its blocks are found by time.
+
+#: SUSPECT_MINUTES_SQL with each minute and the one before it.
+SUSPECT_TIMED_SQL = """
+SELECT w.symbol, m.trades, m.first_id, m.last_id, m.prev_last, m.minute, m.prev_minute
+FROM unnest(%(symbols)s::text[], %(starts)s::timestamptz[]) AS w(symbol, start)
+CROSS JOIN LATERAL (
+    SELECT trades, first_id, last_id, minute,
+           lag(last_id) OVER (ORDER BY minute) AS prev_last,
+           lag(minute) OVER (ORDER BY minute) AS prev_minute
+    FROM trade_minutes
+    WHERE trade_minutes.symbol = w.symbol
+      AND minute >= w.start AND minute < %(end)s
+) AS m
+WHERE m.trades <> m.last_id - m.first_id + 1 OR m.first_id <> m.prev_last + 1
+"""
+#: The stored row ids of a range (the primary key).
+ROW_IDS_SQL = "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s"
+_MINUTE = timedelta(minutes=1)
+#: A suspect id range and the time its trades lie in.
+Span = tuple[int, int, datetime, datetime]
+
+
+def _suspect_spans(conn: Connection, params: dict[str, Any]) -> dict[str, list[Span]]:
+    """As SUSPECT_MINUTES_SQL's ranges, each with the minutes its ids were stored in."""
+    spans: dict[str, list[Span]] = {}
+    for row in conn.execute(SUSPECT_TIMED_SQL, params).fetchall():
+        symbol, trades, lo, hi, prev, minute, prev_minute = row
+        ranges = spans.setdefault(symbol, [])
+        if trades != hi - lo + 1:
+            ranges.append((lo, hi, minute, minute + _MINUTE))
+        if prev is not None and lo != prev + 1:
+            ranges.append((min(prev, lo), max(prev, lo), prev_minute, minute + _MINUTE))
+    return spans
+
+
+def _missing_with_blocks(conn: Connection, symbol: str, spans: list[Span]) -> list[tuple[int, int]]:
+    """The ids of the suspect ranges that neither a row nor a block holds."""
+    merged: list[Span] = []
+    for a, b, since, until in sorted(spans):
+        if merged and a <= merged[-1][1] + 1:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], b), min(last[2], since), max(last[3], until))
+        else:
+            merged.append((a, b, since, until))
+    out: list[tuple[int, int]] = []
+    for a, b, since, until in merged:
+        ids = {int(row[0]) for row in conn.execute(ROW_IDS_SQL, (symbol, a, b))}
+        with conn.transaction():
+            for block in window_blocks(conn, symbol, since, until):
+                ids.update(i for i in trade_ids(block) if a <= i <= b)
+        stored = sorted({a - 1, b + 1, *ids})
+        out.extend((x + 1, y - 1) for x, y in pairwise(stored) if y > x + 1)
+    return out
+
+
+def _suspects(conn: Connection, params: dict[str, Any]) -> dict[str, list[tuple[int, int]]]:
+    """Per symbol, the id ranges the rollup says may miss ids (see SUSPECT_MINUTES_SQL)."""
+    suspects: dict[str, list[tuple[int, int]]] = {}
+    for symbol, trades, lo, hi, prev in conn.execute(SUSPECT_MINUTES_SQL, params).fetchall():
+        ranges = suspects.setdefault(symbol, [])
+        if trades != hi - lo + 1:
+            ranges.append((lo, hi))
+        if prev is not None and lo != prev + 1:
+            ranges.append((min(prev, lo), max(prev, lo)))
+    return suspects
 
 
 def _missing_in(

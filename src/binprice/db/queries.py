@@ -23,11 +23,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from typing import Any
 
 import psycopg
 
+from binprice.db.blockreads import (
+    BlockTrade,
+    block_symbols,
+    blocks_around,
+    compressed_catalog,
+    last_blocks,
+    nearest_in,
+    trade_at,
+    window_list,
+)
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
@@ -216,8 +226,12 @@ class Range:
 
 
 def recorded_symbols(conn: Connection) -> list[str]:
-    """Every symbol with at least one trade, in alphabetical order (a loose index scan)."""
-    return [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
+    """Every symbol with at least one trade, in alphabetical order (a loose index scan, of the
+    blocks too when months are compressed)."""
+    found = [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
+    if compressed_catalog(conn):
+        return sorted({*found, *block_symbols(conn)})
+    return found
 
 
 def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]:
@@ -225,7 +239,18 @@ def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]
     asked; a symbol without trades is left out."""
     wanted = _resolve(conn, symbols)
     rows = conn.execute(LATEST_SQL, {"symbols": wanted}).fetchall()
-    return [Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows]
+    found = {row[0]: Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows}
+    if compressed_catalog(conn):
+        _latest_in_blocks(conn, wanted, found)
+    return [found[symbol] for symbol in wanted if symbol in found]
+
+
+def _latest_in_blocks(conn: Connection, wanted: list[str], found: dict[str, Latest]) -> None:
+    """Replace a symbol's row answer by its last block's last trade where that is newer."""
+    above = {symbol: found[symbol].trade_id if symbol in found else None for symbol in wanted}
+    for symbol, block in last_blocks(conn, above).items():
+        last = trade_at(block, block.trades - 1)
+        found[symbol] = Latest(symbol, last.price, last.timestamp, last.trade_id)
 
 
 def price_at(
@@ -243,15 +268,61 @@ def price_at(
     """
     _require_aware(ts)
     wanted = _resolve(conn, symbols)
-    rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
+    sides = trades_around(conn, ts, wanted, before=before)
     results: list[At] = []
-    for row in rows:
-        earlier = Latest(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
-        later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
+    for symbol in wanted:
+        earlier, later = sides.get(symbol, (None, None))
         chosen = choose_nearest(ts, earlier, later, within=within)
         if chosen is not None:
             results.append(chosen)
     return results
+
+
+def trades_around(
+    conn: Connection, ts: datetime, wanted: list[str], *, before: bool = False
+) -> dict[str, tuple[Latest | None, Latest | None]]:
+    """Per symbol, the last trade at or before ``ts`` and (unless ``before``) the first after."""
+    rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
+    sides: dict[str, tuple[Latest | None, Latest | None]] = {}
+    for row in rows:
+        earlier = Latest(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
+        later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
+        sides[row[0]] = (earlier, later)
+    if compressed_catalog(conn):
+        _around_in_blocks(conn, ts, sides, before=before)
+    return sides
+
+
+def _around_in_blocks(
+    conn: Connection,
+    ts: datetime,
+    sides: dict[str, tuple[Latest | None, Latest | None]],
+    *,
+    before: bool,
+) -> None:
+    """Merge into each symbol's (earlier, later) pair the nearest block trades on each side."""
+    for symbol, blocks in blocks_around(conn, list(sides), ts, before=before).items():
+        earlier, later = sides.get(symbol, (None, None))
+        in_earlier, in_later = nearest_in(blocks, ts)
+        if in_earlier is not None and (
+            earlier is None or (in_earlier.timestamp, in_earlier.trade_id) > _key(earlier)
+        ):
+            earlier = _as_latest(symbol, in_earlier)
+        if (
+            not before
+            and in_later is not None
+            and (later is None or (in_later.timestamp, in_later.trade_id) < _key(later))
+        ):
+            later = _as_latest(symbol, in_later)
+        sides[symbol] = (earlier, later)
+
+
+def _key(point: Latest) -> tuple[datetime, int]:
+    return point.timestamp, point.trade_id
+
+
+def _as_latest(symbol: str, trade: BlockTrade) -> Latest:
+    return Latest(symbol, trade.price, trade.timestamp, trade.trade_id)
 
 
 def choose_nearest(
@@ -284,8 +355,162 @@ def price_range(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = _resolve(conn, symbols)
+    if compressed_catalog(conn).overlaps(start, end):
+        return _range_with_blocks(conn, wanted, start, end)
     rows = conn.execute(RANGE_SQL, {"symbols": wanted, "start": start, "end": end}).fetchall()
     return [_summary(row, start, end) for row in rows]
+
+
+# --- range over compressed months -------------------------------------------------------------
+#
+# The same answer as RANGE_SQL, put together here: whole minutes from the rollup (which
+# compression keeps), the partial minutes at the ends from rows and blocks (one or two blocks
+# each), and the minute holding the first trade at the high or low read the same way.
+
+#: Exact decimal arithmetic (a trap, never a rounding): numeric sums and products keep every
+#: digit, and so must the sums made here.
+EXACT = Context(prec=1000, traps=[Inexact, Rounded])
+
+#: The rollup's whole minutes [ms, me) per symbol: the sums, and the open of the first minute
+#: and the close of the last (ids grow with time: the lowest id is the first trade).
+RANGE_MINUTES_SQL = """
+SELECT r.symbol, m.trades, m.volume, m.notional, m.high, m.low, f.open, l.close
+FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+CROSS JOIN LATERAL (
+    SELECT sum(trades)::bigint AS trades, sum(volume) AS volume, sum(notional) AS notional,
+           max(high) AS high, min(low) AS low, min(minute) AS first_minute,
+           max(minute) AS last_minute
+    FROM trade_minutes
+    WHERE symbol = r.symbol AND minute >= %(ms)s AND minute < %(me)s
+) AS m
+LEFT JOIN trade_minutes AS f ON f.symbol = r.symbol AND f.minute = m.first_minute
+LEFT JOIN trade_minutes AS l ON l.symbol = r.symbol AND l.minute = m.last_minute
+ORDER BY r.position
+"""
+#: The first whole minute of [ms, me) whose high (or low) is the given price.
+_MINUTE_AT = """
+SELECT minute FROM trade_minutes
+WHERE symbol = %(symbol)s AND minute >= %(ms)s AND minute < %(me)s AND {column} = %(price)s
+ORDER BY minute LIMIT 1
+"""
+MINUTE_AT_HIGH_SQL = _MINUTE_AT.format(column="high")
+MINUTE_AT_LOW_SQL = _MINUTE_AT.format(column="low")
+MINUTE = timedelta(minutes=1)
+
+
+def minute_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """RANGE_BOUNDS in Python: the whole minutes ``[ms, me)`` inside ``[start, end)``, or
+    ``(end, end)`` when there are none to take from the rollup."""
+    floor_s = start.replace(second=0, microsecond=0)
+    floor_e = end.replace(second=0, microsecond=0)
+    first = start if floor_s == start else floor_s + MINUTE
+    return (first, floor_e) if first < floor_e else (end, end)
+
+
+@dataclass(slots=True)
+class Part:
+    """Trades of one symbol folded together, in trade order (parts fold left to right)."""
+
+    trades: int
+    volume: Decimal
+    notional: Decimal
+    high: Decimal
+    low: Decimal
+    open: Decimal
+    close: Decimal
+
+    def then(self, later: Part | None) -> Part:
+        if later is None:
+            return self
+        return Part(
+            self.trades + later.trades,
+            EXACT.add(self.volume, later.volume),
+            EXACT.add(self.notional, later.notional),
+            max(self.high, later.high),
+            min(self.low, later.low),
+            self.open,
+            later.close,
+        )
+
+
+def fold(trades: Sequence[BlockTrade]) -> Part | None:
+    """The part made of `trades` (in trade order); None for no trade."""
+    if not trades:
+        return None
+    volume = notional = Decimal(0)
+    for trade in trades:
+        volume = EXACT.add(volume, trade.quantity) if volume else trade.quantity
+        product = EXACT.multiply(trade.price, trade.quantity)
+        notional = EXACT.add(notional, product) if notional else product
+    prices = [trade.price for trade in trades]
+    return Part(len(trades), volume, notional, max(prices), min(prices), prices[0], prices[-1])
+
+
+def _range_with_blocks(
+    conn: Connection, wanted: list[str], start: datetime, end: datetime
+) -> list[Range]:
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    ms, me = minute_bounds(start, end)
+    params = {"symbols": wanted, "ms": ms, "me": me}
+    middles = {row[0]: row for row in conn.execute(RANGE_MINUTES_SQL, params).fetchall()}
+    found = []
+    for symbol in wanted:
+        left = window_list(conn, symbol, start, ms)
+        right = window_list(conn, symbol, me, end)
+        row = middles.get(symbol)
+        middle = None
+        if row is not None and row[1]:
+            middle = Part(row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+        parts = [part for part in (fold(left), middle, fold(right)) if part is not None]
+        if not parts:
+            continue
+        total = parts[0]
+        for part in parts[1:]:
+            total = total.then(part)
+        edges = (left, right, (symbol, ms, me))
+        found.append(
+            Range(
+                symbol=symbol,
+                start=start,
+                end=end,
+                open=total.open,
+                high=total.high,
+                low=total.low,
+                close=total.close,
+                high_at=_first_at_price(conn, total.high, edges, MINUTE_AT_HIGH_SQL),
+                low_at=_first_at_price(conn, total.low, edges, MINUTE_AT_LOW_SQL),
+                trades=total.trades,
+                volume=total.volume,
+                vwap=VWAP_CONTEXT.divide(total.notional, total.volume),
+            )
+        )
+    return found
+
+
+def _first_at_price(
+    conn: Connection,
+    price: Decimal,
+    edges: tuple[list[BlockTrade], list[BlockTrade], tuple[str, datetime, datetime]],
+    minute_sql: str,
+) -> datetime:
+    """The time of the window's first trade at `price`: in the left edge, else in the first
+    whole minute whose high/low it is, else in the right edge."""
+    left, right, (symbol, ms, me) = edges
+    for trade in left:
+        if trade.price == price:
+            return trade.timestamp
+    if ms < me:
+        params = {"symbol": symbol, "ms": ms, "me": me, "price": price}
+        minute = conn.execute(minute_sql, params).fetchone()
+        if minute is not None:
+            moment = minute[0].astimezone(UTC)
+            for trade in window_list(conn, symbol, moment, moment + MINUTE):
+                if trade.price == price:
+                    return trade.timestamp
+    for trade in right:
+        if trade.price == price:
+            return trade.timestamp
+    raise AssertionError(f"no trade of {symbol} at {price}: the rollup disagrees with trades")
 
 
 def _summary(row: Sequence[Any], start: datetime, end: datetime) -> Range:

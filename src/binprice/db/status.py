@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.blockreads import compressed_catalog, time_of
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
 from binprice.symbols import normalize_symbols
 
@@ -172,6 +173,8 @@ def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
     size, checked_at = conn.execute(_SIZE_SQL).fetchone()  # type: ignore[misc]
     checked_at = checked_at.astimezone(UTC)
     rows = conn.execute(STATUS_SQL, {"symbols": wanted, "since": cut or _EPOCH}).fetchall()
+    if compressed_catalog(conn):
+        rows = [_times_from_blocks(conn, row, cut or _EPOCH) for row in rows]
     partitions = list_partitions(conn)
     waiting = conn.execute(_DEFAULT_ROWS_SQL, (DEFAULT_COUNT_LIMIT,)).fetchone()
     return Status(
@@ -184,6 +187,28 @@ def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
         pruned_before=cut,
         months=tuple(month_states(conn, cut or _EPOCH)),
     )
+
+
+#: A symbol's first (ASC) or last (DESC) rollup minute.
+_EDGE_MINUTE_SQL = """
+SELECT minute FROM trade_minutes WHERE symbol = %(symbol)s AND minute >= %(since)s
+ORDER BY minute {direction} LIMIT 1
+"""
+FIRST_MINUTE_SQL = _EDGE_MINUTE_SQL.format(direction="ASC")
+LAST_MINUTE_SQL = _EDGE_MINUTE_SQL.format(direction="DESC")
+
+
+def _times_from_blocks(conn: Connection, row: tuple[Any, ...], since: datetime) -> tuple[Any, ...]:
+    """The first and last trade's times where those trades are in blocks, not rows."""
+    symbol, first_id, first_at, last_id, last_at, *rest = row
+    params = {"symbol": symbol, "since": since}
+    if first_id is not None and first_at is None:
+        minute = conn.execute(FIRST_MINUTE_SQL, params).fetchone()
+        first_at = minute and time_of(conn, symbol, first_id, minute[0])
+    if last_id is not None and last_at is None:
+        minute = conn.execute(LAST_MINUTE_SQL, params).fetchone()
+        last_at = minute and time_of(conn, symbol, last_id, minute[0])
+    return (symbol, first_id, first_at, last_id, last_at, *rest)
 
 
 #: Trades per UTC month from the rollup (one pass over its rows since `since`).

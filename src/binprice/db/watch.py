@@ -3,11 +3,16 @@ sparkline in a single round trip."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
+from binprice.db.blockreads import compressed_catalog, window_list
+from binprice.db.queries import latest_prices, trades_around
+
 Connection = psycopg.Connection[Any]
+MILLISECOND = timedelta(milliseconds=1)
 
 #: One LATERAL lookup per part and symbol (the last trade by id, the price at the window's
 #: start by time, the per-minute rollup for the sparkline); tests/test_watch_plans.py checks
@@ -47,4 +52,30 @@ ORDER BY r.position
 def snapshot_rows(conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """One row per symbol of `params["symbols"]`, in that order: symbol, last price, its time,
     reference price, trades since `rate_since`, sparkline minutes and closes."""
-    return conn.execute(SNAPSHOT_SQL, params).fetchall()
+    rows = conn.execute(SNAPSHOT_SQL, params).fetchall()
+    if compressed_catalog(conn):
+        return _with_blocks(conn, rows, params)
+    return rows
+
+
+def _with_blocks(
+    conn: Connection, rows: list[tuple[Any, ...]], params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows' answers with the blocks' trades taken in: the last trade, the reference price
+    and the recent trades' count read from rows and blocks (the sparkline is the rollup's)."""
+    wanted = [row[0] for row in rows]
+    last = {point.symbol: point for point in latest_prices(conn, wanted)}
+    sides = trades_around(conn, params["reference"], wanted)
+    since, now = params["rate_since"], params["now"]
+    out = []
+    for symbol, _price, _at, _reference, _rows, minutes, closes in rows:
+        earlier, later = sides.get(symbol, (None, None))
+        reference = earlier or later
+        recent = window_list(conn, symbol, since, now + MILLISECOND)
+        count = sum(1 for trade in recent if since < trade.timestamp <= now)
+        point = last.get(symbol)
+        price = point.price if point is not None else None
+        at = point.timestamp if point is not None else None
+        reference_price = reference.price if reference is not None else None
+        out.append((symbol, price, at, reference_price, count, minutes, closes))
+    return out

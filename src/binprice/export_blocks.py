@@ -1,0 +1,237 @@
+"""Exports of windows that touch a compressed month: blocks decoded here, formatted as text.
+
+`binprice.export` streams a window that lies in row months with ``COPY … TO STDOUT`` (the
+server formats). A compressed month's trades are in `trade_blocks`; formatting them on the server
+would first rebuild every ``numeric`` from its integers, which caps the rate well below a
+million trades a second (docs/storage-design.md). So the blocks are fetched as they are stored
+(integers) and each trade is formatted here, by integer and string work only: a decimal is its
+scaled integer with the point put in (exact, the stored number of decimals), a time is a
+cached second plus its milliseconds. Late rows of a compressed month (and the row months of a
+window that spans both) come from `trades` as text and are merged in trade order
+``(timestamp, trade_id)``; an id found in both is written once.
+
+Every format gives the same bytes as the row path: tests/test_compressed_reads.py compares them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from typing import IO, Any
+
+import psycopg
+
+from binprice.compressed.codec import Block, CodecTrade, decode_block
+from binprice.db.blockreads import (
+    EPOCH,
+    MILLISECOND,
+    decimal_text,
+    to_ms,
+    window_blocks,
+    window_trades,
+)
+from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
+
+Connection = psycopg.Connection[Any]
+
+#: One trade as text fields, the codec's trade: (id, price, quantity, epoch ms, is_buyer_maker).
+TextTrade = CodecTrade
+#: Formats one symbol's trades into lines.
+Lines = Callable[[str, list[TextTrade]], list[str]]
+
+#: Trades decoded per write: a few blocks, so memory stays small and writes stay large.
+CHUNK_TRADES = 20_000
+
+
+MINUTE_MS = 60_000
+
+
+@cache
+def _minute_tail() -> list[str]:
+    """``SS.mmmZ`` for each millisecond of a minute (made once, on the first export)."""
+    return [f"{s:02d}.{m:03d}Z" for s in range(60) for m in range(1000)]
+
+
+class _Iso:
+    """ISO 8601 UTC with milliseconds and Z, as ``to_char(…'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')``:
+    the minute's text made once per minute, the rest (``SS.mmmZ``) looked up in a table of a
+    minute's 60,000 milliseconds, so a trade's time costs two lookups."""
+
+    def __init__(self) -> None:
+        self._tail = _minute_tail()
+        self._minutes: dict[int, str] = {}
+
+    def __call__(self, ms: int) -> str:
+        minute, rest = divmod(ms, MINUTE_MS)
+        prefix = self._minutes.get(minute)
+        if prefix is None:
+            moment = EPOCH + minute * MINUTE_MS * MILLISECOND
+            prefix = self._minutes[minute] = f"{moment:%Y-%m-%dT%H:%M:}"
+        return prefix + self._tail[rest]
+
+
+def block_texts(block: Block, lo_ms: int, hi_ms: int) -> list[TextTrade]:
+    """The block's trades in ``[lo_ms, hi_ms)`` as text fields, in trade order (the codec's
+    decoding: integers and strings only)."""
+    rows = decode_block(block)
+    if block.first_ms < lo_ms or block.last_ms >= hi_ms:
+        rows = [row for row in rows if lo_ms <= row[3] < hi_ms]
+    return rows
+
+
+def window_texts(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[list[TextTrade]]:
+    """Chunks of one symbol's trades in ``[start, end)`` from rows and blocks, in trade order."""
+    lo_ms, hi_ms = to_ms(start), to_ms(end)
+    blocks = _block_chunks(conn, symbol, start, end, lo_ms=lo_ms, hi_ms=hi_ms)
+    rows = _row_chunks(conn, symbol, start, end)
+    first_rows = next(rows, None)
+    if first_rows is None:  # the usual case: a compressed month without late rows
+        yield from blocks
+        return
+    previous = None
+    chunk: list[TextTrade] = []
+    for trade in heapq.merge(_chain(first_rows, rows), _flat(blocks), key=_order):
+        if trade[0] == previous:
+            continue
+        previous = trade[0]
+        chunk.append(trade)
+        if len(chunk) >= CHUNK_TRADES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _order(trade: TextTrade) -> tuple[int, int]:
+    return trade[3], trade[0]
+
+
+def _flat(chunks: Iterator[list[TextTrade]]) -> Iterator[TextTrade]:
+    for chunk in chunks:
+        yield from chunk
+
+
+def _chain(first: list[TextTrade], rest: Iterator[list[TextTrade]]) -> Iterator[TextTrade]:
+    yield from first
+    yield from _flat(rest)
+
+
+def _block_chunks(
+    conn: Connection, symbol: str, start: datetime, end: datetime, *, lo_ms: int, hi_ms: int
+) -> Iterator[list[TextTrade]]:
+    chunk: list[TextTrade] = []
+    for block in window_blocks(conn, symbol, start, end):
+        chunk.extend(block_texts(block, lo_ms, hi_ms))
+        if len(chunk) >= CHUNK_TRADES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _row_chunks(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> Iterator[list[TextTrade]]:
+    for batch in window_rows(conn, symbol, start, end, ROW_TEXT_COLUMNS, cursor="binprice_rows"):
+        yield [(int(i), p, q, int(ms), bool(m)) for ms, i, p, q, m in batch]
+
+
+def csv_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+    """``symbol,trade_id,price,quantity,timestamp,is_buyer_maker`` lines."""
+    iso = _Iso()
+    return [
+        f"{symbol},{i},{p},{q},{iso(ms)},{'true' if m else 'false'}\n" for i, p, q, ms, m in trades
+    ]
+
+
+def ndjson_lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+    """One JSON object a line, keys as the CSV's, decimals as strings."""
+    iso = _Iso()
+    head = f'{{"symbol":"{symbol}","trade_id":'
+    return [
+        f'{head}{i},"price":"{p}","quantity":"{q}","timestamp":"{iso(ms)}",'
+        f'"is_buyer_maker":{"true" if m else "false"}}}\n'
+        for i, p, q, ms, m in trades
+    ]
+
+
+def binance_lines(microseconds_from: datetime, quote_decimals: int) -> Lines:
+    """Binance's archive CSV lines (see `binprice.export_binance`): quote quantity rounded half
+    away from zero to `quote_decimals`, time in µs from `microseconds_from` on."""
+    micros_from = to_ms(microseconds_from)
+
+    def lines(symbol: str, trades: list[TextTrade]) -> list[str]:
+        del symbol  # the layout has no symbol column
+        return [
+            f"{i},{p},{q},{_quote(p, q, quote_decimals)},"
+            f"{ms * 1000 if ms >= micros_from else ms},{'True' if m else 'False'},True\n"
+            for i, p, q, ms, m in trades
+        ]
+
+    return lines
+
+
+def _quote(price: str, quantity: str, decimals: int) -> str:
+    """``round(price * quantity, decimals)`` as PostgreSQL prints it, by integer arithmetic."""
+    p_int, _, p_frac = price.partition(".")
+    q_int, _, q_frac = quantity.partition(".")
+    scale = len(p_frac) + len(q_frac)
+    product = int(p_int + p_frac) * int(q_int + q_frac)
+    if scale > decimals:
+        drop = 10 ** (scale - decimals)
+        product = (product + drop // 2) // drop  # positive: half up is half away from zero
+    else:
+        product *= 10 ** (decimals - scale)
+    return decimal_text(product, decimals)
+
+
+def write_texts(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    *,
+    lines: Lines,
+    out: IO[bytes],
+    counter: ProgressCounter,
+) -> None:
+    """Write one symbol's window (rows and blocks) formatted by ``lines`` to ``out``."""
+    # The rows' and the blocks' server-side cursors live in this one transaction.
+    with conn.transaction():
+        for chunk in window_texts(conn, symbol, start, end):
+            out.write("".join(lines(symbol, chunk)).encode())
+            counter.add(len(chunk))
+
+
+def window_extents(
+    conn: Connection, symbol: str, start: datetime, end: datetime
+) -> tuple[int, int, int, int] | None:
+    """As `binprice.db.export.decimal_extents`, over rows and blocks: the largest scale and most
+    integer digits of price, then of quantity (None without trades)."""
+    found: tuple[int, int, int, int] | None = None
+    for trade in window_trades(conn, symbol, start, end):
+        (price_scale, price_digits), (qty_scale, qty_digits) = (
+            _extent(trade.price),
+            _extent(trade.quantity),
+        )
+        if found is None:
+            found = (price_scale, price_digits, qty_scale, qty_digits)
+        else:
+            found = (
+                max(found[0], price_scale),
+                max(found[1], price_digits),
+                max(found[2], qty_scale),
+                max(found[3], qty_digits),
+            )
+    return found
+
+
+def _extent(value: Decimal) -> tuple[int, int]:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(-exponent, 0), len(str(int(abs(value))))
