@@ -7,6 +7,7 @@ Numbers are printed, never asserted.
     python benchmarks/ingest.py throughput --trades 1000000 --runs 5
     python benchmarks/ingest.py latency --rate 5000 --seconds 60
     python benchmarks/ingest.py naive --seconds 20
+    python benchmarks/ingest.py versus --trades 1000000 --runs 5
 
 throughput: the exchange at full speed, 2 symbols, N trades; reports trades/s (stored / time
 from the first to the last commit, from the ingestor's own summary, and stored / wall time of the
@@ -16,6 +17,15 @@ latency: the exchange paced at RATE trades/s in total for SECONDS; reports trade
 committed p50/p99/max from the ingestor's histogram, and RSS.
 naive: a one-INSERT-per-trade ingestor (what a tutorial would write) on the same exchange at full
 speed for SECONDS; reports its trades/s, for the ratio.
+versus (issue #18, "a lean live month"): `binprice ingest` against a bare WebSocket -> COPY path
+into the seed design's table (`trades(symbol, trade_id, price numeric, quantity numeric,
+timestamp timestamptz(3), is_buyer_maker)` with only the index `(timestamp DESC, symbol)`), each
+on a brand-new embedded server (a new cluster per measurement), N trades from the exchange at
+full speed, order alternating, RUNS times. The bare path reads the same frames, decodes them
+with binprice's own pure decoder and COPY encoder, and COPYs and commits every 10,000 trades
+(ingest's batch limit); its rate is trades / (first frame -> last commit), ingest's its own
+summary's (first -> last commit). Prints both rates, the ratio per run and the median ratio,
+and the live month's bytes per trade (partition with its indexes, rollup) after the ingest.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -246,9 +257,139 @@ def naive(args: argparse.Namespace, workdir: Path) -> None:
         print(f"  the exchange dropped its connection after {seconds:.0f} s (pings answered late)")
 
 
+SEED_TABLE = """
+CREATE TABLE trades_seed (
+    symbol text NOT NULL, trade_id bigint NOT NULL, price numeric NOT NULL,
+    quantity numeric NOT NULL, "timestamp" timestamptz(3) NOT NULL, is_buyer_maker boolean NOT NULL
+);
+CREATE INDEX ix_trades_seed_timestamp_symbol ON trades_seed ("timestamp" DESC, symbol);
+"""
+
+BARE = r"""
+import asyncio, json, sys, time
+import aiohttp, psycopg
+from binprice.db.copy import CopyEncoder
+from binprice.exchange.protocol import WireTrade, decode_frame
+
+BATCH = 10_000
+
+async def main(ws_url, db_url, total):
+    # The least a capture can do: frames -> decode -> COPY text -> COPY + COMMIT per batch.
+    conn = await psycopg.AsyncConnection.connect(db_url)
+    encoder = CopyEncoder()
+    stored, pending, first = 0, [], None
+    async def flush():
+        nonlocal stored, pending
+        async with conn.cursor() as cur, cur.copy(
+            "COPY trades_seed (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
+            "FROM STDIN"
+        ) as copy:
+            await copy.write(encoder.encode(pending))
+        await conn.commit()
+        stored += len(pending)
+        pending = []
+    async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, max_msg_size=0) as ws:
+        async for msg in ws:
+            trade = decode_frame(msg.data)
+            if not isinstance(trade, WireTrade):
+                continue
+            if first is None:
+                first = time.perf_counter()
+            pending.append(trade)
+            if len(pending) >= BATCH or stored + len(pending) >= total:
+                await flush()
+                if stored >= total:
+                    break
+    print(json.dumps({"stored": stored, "elapsed": time.perf_counter() - first}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+#: The live month's bytes: its partitions of `trades` (heap, indexes, TOAST) and the rollup.
+LIVE_BYTES_SQL = """
+SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+        WHERE inhparent = 'trades'::regclass),
+       (SELECT sum(pg_relation_size(inhrelid)) FROM pg_inherits
+        WHERE inhparent = 'trades'::regclass),
+       pg_total_relation_size('trade_minutes')
+"""
+
+
+def bare(url: str, trades: int) -> float:
+    """Trades per second of the bare WebSocket -> COPY path into the seed table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED_TABLE)
+    per_symbol = trades // len(SYMBOLS)
+    ex, ws, _ = start_exchange("max", per_symbol)
+    try:
+        stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
+        out = subprocess.run(
+            [sys.executable, "-c", BARE, stream, url, str(per_symbol * len(SYMBOLS))],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        ex.terminate()
+        ex.wait()
+    result = json.loads(out.stdout)
+    return float(result["stored"]) / float(result["elapsed"])
+
+
+def ingest_rate(url: str, workdir: Path, trades: int) -> tuple[float, str]:
+    """`binprice ingest`'s own rate (first to last commit) of `trades` at full speed, and the
+    live month's bytes per trade afterwards."""
+    per_symbol = trades // len(SYMBOLS)
+    ex, ws, rest = start_exchange("max", per_symbol)
+    try:
+        final, *_ = run_ingest(
+            url, ws, rest, workdir, ["--max-trades", str(per_symbol * len(SYMBOLS))]
+        )
+    finally:
+        ex.terminate()
+        ex.wait()
+    stored = int(final["stored"])  # type: ignore[call-overload]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE trades")
+        conn.execute("VACUUM ANALYZE trade_minutes")
+        total, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
+    sizes = (f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
+             f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}")  # fmt: skip
+    return stored / float(final["elapsed"]), sizes  # type: ignore[arg-type]
+
+
+def versus(args: argparse.Namespace, workdir: Path) -> None:
+    """`binprice ingest` against the bare path, each on a brand-new server, alternating."""
+    from binprice import embedded
+
+    print(f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
+          f"2 symbols, a new server per measurement, {args.runs} runs:")  # fmt: skip
+    ratios, rates = [], {"bare": [], "ingest": []}
+    for run in range(args.runs):
+        found: dict[str, float] = {}
+        sizes = ""
+        for side in ("bare", "ingest") if run % 2 == 0 else ("ingest", "bare"):
+            side_dir = workdir / f"{side}-{run}"
+            side_dir.mkdir()
+            side_dir.chmod(0o711)
+            try:
+                url = database(None, side_dir)
+                if side == "bare":
+                    found[side] = bare(url, args.trades)
+                else:
+                    found[side], sizes = ingest_rate(url, side_dir, args.trades)
+            finally:
+                embedded.stop_server(side_dir / "data")
+            rates[side].append(found[side])
+        ratios.append(found["ingest"] / found["bare"])
+        print(f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
+              f"ratio {ratios[-1]:.2f}; {sizes}", flush=True)  # fmt: skip
+    print(f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
+          f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
+          f"median ratio {statistics.median(ratios):.2f}")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", choices=["throughput", "latency", "naive", "all"])
+    p.add_argument("mode", choices=["throughput", "latency", "naive", "versus", "all"])
     p.add_argument("--database-url", help="default: a throwaway embedded server")
     p.add_argument("--trades", type=int, default=1_000_000)
     p.add_argument("--rate", type=int, default=5000, help="latency: total trades/s")
@@ -259,6 +400,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="binprice-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o711)  # as root, the server's own user must reach the cluster below
+        if args.mode == "versus":
+            versus(args, workdir)
+            return
         try:
             modes = ["throughput", "latency", "naive"] if args.mode == "all" else [args.mode]
             if args.warmup and "throughput" in modes:
