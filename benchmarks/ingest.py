@@ -22,10 +22,11 @@ into the seed design's table (`trades(symbol, trade_id, price numeric, quantity 
 timestamp timestamptz(3), is_buyer_maker)` with only the index `(timestamp DESC, symbol)`), each
 on a brand-new embedded server (a new cluster per measurement), N trades from the exchange at
 full speed, order alternating, RUNS times. The bare path reads the same frames, decodes them
-with binprice's own pure decoder and COPY encoder, and COPYs and commits every 10,000 trades
-(ingest's batch limit); its rate is trades / (first frame -> last commit), ingest's its own
-summary's (first -> last commit). Prints both rates, the ratio per run and the median ratio,
-and the live month's bytes per trade (partition with its indexes, rollup) after the ingest.
+with binprice's own pure decoder and COPY encoder, and, while it goes on reading, COPYs and
+commits what has accumulated, at most 10,000 trades at a time (ingest's batch limit). Its rate
+is trades / (first frame -> last commit), ingest's its own summary's (first -> last commit).
+Prints both rates, the ratio per run and the median ratio, and the live month's bytes per
+trade (partition with its indexes, rollup) after the ingest.
 """
 
 from __future__ import annotations
@@ -66,15 +67,38 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
-class CpuSampler:
-    """Tracks the CPU of every postgres process (backends come and go) and of one pid."""
+def _server_pids(postmaster: int) -> list[int]:
+    """The postmaster and its children (backends, walwriter, checkpointer…)."""
+    pids = [postmaster]
+    for pid in _postgres_pids():
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if parent == postmaster:
+            pids.append(pid)
+    return pids
 
-    def __init__(self) -> None:
-        self.start = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The postmaster of the embedded server in `data_dir` (see `database`)."""
+    return int((data_dir / "data" / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+class CpuSampler:
+    """Tracks the CPU of postgres processes (backends come and go): every one on the machine,
+    or those of one server, given its postmaster."""
+
+    def __init__(self, postmaster: int | None = None) -> None:
+        self.postmaster = postmaster
+        self.start = {pid: _cpu_seconds(pid) for pid in self._pids()}
         self.last = dict(self.start)
 
+    def _pids(self) -> list[int]:
+        return _postgres_pids() if self.postmaster is None else _server_pids(self.postmaster)
+
     def sample(self) -> None:
-        for pid in _postgres_pids():
+        for pid in self._pids():
             self.last[pid] = _cpu_seconds(pid)
 
     def total(self) -> float:
@@ -114,13 +138,14 @@ def start_exchange(rate: str, max_trades: int | None) -> tuple[subprocess.Popen[
 
 
 def run_ingest(
-    url: str, ws: str, rest: str, data_dir: Path, extra: list[str]
+    url: str, ws: str, rest: str, data_dir: Path, extra: list[str], *, postmaster: int | None = None
 ) -> tuple[dict[str, object], float, float, int, CpuSampler]:
-    """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU."""
+    """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU
+    (of the server of `postmaster`, else of every postgres process)."""
     env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
     cmd = [sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS,
            "--ws-url", ws, "--rest-url", rest, "--log-format", "json", "-q", *extra]  # fmt: skip
-    sampler = CpuSampler()
+    sampler = CpuSampler(postmaster)
     started = time.perf_counter()
     err = open(data_dir / "ingest.log", "w+")  # noqa: SIM115 - read back below
     proc = subprocess.Popen(cmd, stderr=err, text=True, env=env)
@@ -274,33 +299,55 @@ from binprice.exchange.protocol import WireTrade, decode_frame
 BATCH = 10_000
 
 async def main(ws_url, db_url, total):
-    # The least a capture can do: frames -> decode -> COPY text -> COPY + COMMIT per batch.
+    # The least a capture can do, with reading and writing overlapped as ingest does them:
+    # a reader decodes frames into a list; a writer COPYs and commits what has accumulated
+    # (at most BATCH trades) while the reader goes on.
     conn = await psycopg.AsyncConnection.connect(db_url)
     encoder = CopyEncoder()
-    stored, pending, first = 0, [], None
-    async def flush():
-        nonlocal stored, pending
-        async with conn.cursor() as cur, cur.copy(
-            "COPY trades_seed (symbol, trade_id, price, quantity, timestamp, is_buyer_maker) "
-            "FROM STDIN"
-        ) as copy:
-            await copy.write(encoder.encode(pending))
-        await conn.commit()
-        stored += len(pending)
-        pending = []
-    async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, max_msg_size=0) as ws:
-        async for msg in ws:
-            trade = decode_frame(msg.data)
-            if not isinstance(trade, WireTrade):
-                continue
-            if first is None:
-                first = time.perf_counter()
-            pending.append(trade)
-            if len(pending) >= BATCH or stored + len(pending) >= total:
-                await flush()
-                if stored >= total:
+    pending, ready, done = [], asyncio.Event(), asyncio.Event()
+    first = None
+
+    async def read():
+        nonlocal first
+        received = 0
+        async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, max_msg_size=0) as ws:
+            async for msg in ws:
+                trade = decode_frame(msg.data)
+                if not isinstance(trade, WireTrade):
+                    continue
+                if first is None:
+                    first = time.perf_counter()
+                pending.append(trade)
+                ready.set()
+                received += 1
+                if received >= total:
                     break
-    print(json.dumps({"stored": stored, "elapsed": time.perf_counter() - first}))
+        done.set()
+        ready.set()
+
+    async def write():
+        stored = 0
+        while stored < total:
+            await ready.wait()
+            ready.clear()
+            while pending:
+                batch = pending[:BATCH]
+                del pending[:BATCH]
+                async with conn.cursor() as cur, cur.copy(
+                    "COPY trades_seed (symbol, trade_id, price, quantity, timestamp, "
+                    "is_buyer_maker) FROM STDIN"
+                ) as copy:
+                    await copy.write(encoder.encode(batch))
+                await conn.commit()
+                stored += len(batch)
+            if done.is_set() and not pending:
+                break
+        return stored
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(read())
+        writer = group.create_task(write())
+    print(json.dumps({"stored": writer.result(), "elapsed": time.perf_counter() - first}))
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
@@ -315,33 +362,45 @@ SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
 """
 
 
-def bare(url: str, trades: int) -> float:
-    """Trades per second of the bare WebSocket -> COPY path into the seed table."""
+def bare(url: str, trades: int, postmaster: int) -> tuple[float, float]:
+    """Trades per second of the bare WebSocket -> COPY path into the seed table, and the
+    PostgreSQL CPU seconds it took."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED_TABLE)
     per_symbol = trades // len(SYMBOLS)
     ex, ws, _ = start_exchange("max", per_symbol)
     try:
         stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
-        out = subprocess.run(
+        sampler = CpuSampler(postmaster)
+        proc = subprocess.Popen(
             [sys.executable, "-c", BARE, stream, url, str(per_symbol * len(SYMBOLS))],
-            capture_output=True, text=True, check=True,
+            stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+        while proc.poll() is None:
+            sampler.sample()
+            time.sleep(0.2)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
     finally:
         ex.terminate()
         ex.wait()
-    result = json.loads(out.stdout)
-    return float(result["stored"]) / float(result["elapsed"])
+    result = json.loads(out)
+    return float(result["stored"]) / float(result["elapsed"]), sampler.total()
 
 
-def ingest_rate(url: str, workdir: Path, trades: int) -> tuple[float, str]:
-    """`binprice ingest`'s own rate (first to last commit) of `trades` at full speed, and the
-    live month's bytes per trade afterwards."""
+def ingest_rate(url: str, workdir: Path, trades: int, postmaster: int) -> tuple[float, float, str]:
+    """`binprice ingest`'s own rate (first to last commit) of `trades` at full speed, the
+    PostgreSQL CPU seconds it took, and the live month's bytes per trade afterwards."""
     per_symbol = trades // len(SYMBOLS)
     ex, ws, rest = start_exchange("max", per_symbol)
     try:
-        final, *_ = run_ingest(
-            url, ws, rest, workdir, ["--max-trades", str(per_symbol * len(SYMBOLS))]
+        final, _wall, _cpu, _rss, pg = run_ingest(
+            url,
+            ws,
+            rest,
+            workdir,
+            ["--max-trades", str(per_symbol * len(SYMBOLS))],
+            postmaster=postmaster,
         )
     finally:
         ex.terminate()
@@ -353,7 +412,7 @@ def ingest_rate(url: str, workdir: Path, trades: int) -> tuple[float, str]:
         total, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
     sizes = (f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
              f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}")  # fmt: skip
-    return stored / float(final["elapsed"]), sizes  # type: ignore[arg-type]
+    return stored / float(final["elapsed"]), pg.total(), sizes  # type: ignore[arg-type]
 
 
 def versus(args: argparse.Namespace, workdir: Path) -> None:
@@ -363,6 +422,7 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
     print(f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
           f"2 symbols, a new server per measurement, {args.runs} runs:")  # fmt: skip
     ratios, rates = [], {"bare": [], "ingest": []}
+    pg_cpu: dict[str, list[float]] = {"bare": [], "ingest": []}
     for run in range(args.runs):
         found: dict[str, float] = {}
         sizes = ""
@@ -372,19 +432,25 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
             side_dir.chmod(0o711)
             try:
                 url = database(None, side_dir)
+                postmaster = postmaster_pid(side_dir)
                 if side == "bare":
-                    found[side] = bare(url, args.trades)
+                    found[side], cpu = bare(url, args.trades, postmaster)
                 else:
-                    found[side], sizes = ingest_rate(url, side_dir, args.trades)
+                    found[side], cpu, sizes = ingest_rate(url, side_dir, args.trades, postmaster)
+                pg_cpu[side].append(cpu / args.trades * 1e6)
             finally:
                 embedded.stop_server(side_dir / "data")
             rates[side].append(found[side])
         ratios.append(found["ingest"] / found["bare"])
         print(f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
-              f"ratio {ratios[-1]:.2f}; {sizes}", flush=True)  # fmt: skip
+              f"ratio {ratios[-1]:.2f}; PostgreSQL CPU per trade: bare "
+              f"{pg_cpu['bare'][-1]:.1f} us, ingest {pg_cpu['ingest'][-1]:.1f} us; {sizes}",
+              flush=True)  # fmt: skip
     print(f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
           f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
-          f"median ratio {statistics.median(ratios):.2f}")  # fmt: skip
+          f"median ratio {statistics.median(ratios):.2f}; PostgreSQL CPU per trade: bare "
+          f"{statistics.median(pg_cpu['bare']):.1f} us, "
+          f"ingest {statistics.median(pg_cpu['ingest']):.1f} us")  # fmt: skip
 
 
 def main() -> None:

@@ -86,6 +86,13 @@ $$;
 """
 
 
+#: The index 0002 made, as the downgrade builds it again.
+COVERING_INDEX = """
+CREATE INDEX ix_trades_symbol_timestamp ON trades (symbol, "timestamp", trade_id)
+    INCLUDE (price, quantity)
+"""
+
+
 def upgrade() -> None:
     op.drop_index("ix_trades_symbol_timestamp", table_name="trades")
     op.execute(LEAN_ADD)
@@ -93,9 +100,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(SORTED_ADD)
-    op.create_index(
-        "ix_trades_symbol_timestamp",
-        "trades",
-        ["symbol", "timestamp", "trade_id"],
-        postgresql_include=["price", "quantity"],
-    )
+    op.execute(COVERING_INDEX)
