@@ -36,11 +36,13 @@ from binprice.timespec import format_timestamp
 
 __all__ = [
     "LATEST_SQL",
+    "ROW_SPAN",
     "At",
     "Latest",
     "Range",
     "choose_nearest",
     "latest_prices",
+    "nearest_trade_sql",
     "price_at",
     "price_range",
     "recorded_symbols",
@@ -98,7 +100,7 @@ ROW_SPAN = """CROSS JOIN LATERAL (
 ) AS span"""
 
 
-def _nearest(where: str, order: str, *, minutes: str) -> str:
+def nearest_trade_sql(where: str, order: str, *, minutes: str) -> str:
     """The first trade in `order` (ASC or DESC by time, then id) among the symbol's trades `t`
     that satisfy `where`, in the rollup minutes that satisfy `minutes`: minute by minute in
     that order, so the walk stops at the first minute that holds one."""
@@ -115,9 +117,9 @@ def _nearest(where: str, order: str, *, minutes: str) -> str:
     ORDER BY m.minute {order} LIMIT 1"""
 
 
-_BEFORE = _nearest("t.timestamp <= %(ts)s", "DESC", minutes="m.minute <= %(ts)s")
+_BEFORE = nearest_trade_sql("t.timestamp <= %(ts)s", "DESC", minutes="m.minute <= %(ts)s")
 # The "after" walk is skipped (a constant-false filter) for --before, so as-of costs one walk.
-_AFTER = _nearest(
+_AFTER = nearest_trade_sql(
     "t.timestamp > %(ts)s",
     "ASC",
     minutes="m.minute > %(ts)s - interval '1 minute' AND NOT %(before)s",
@@ -208,8 +210,8 @@ CROSS JOIN LATERAL (
         {_RAW_AGGREGATE}{_raw("bounds.me", "bounds.e")}
     ) AS p
 ) AS a
-LEFT JOIN LATERAL ({_nearest(_IN_WINDOW, "ASC", minutes=_WINDOW_MINUTES)}) AS o ON true
-LEFT JOIN LATERAL ({_nearest(_IN_WINDOW, "DESC", minutes=_WINDOW_MINUTES)}) AS c ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "ASC", minutes=_WINDOW_MINUTES)}) AS o ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "DESC", minutes=_WINDOW_MINUTES)}) AS c ON true
 LEFT JOIN LATERAL ({_first_at("high")}) AS h ON true
 LEFT JOIN LATERAL ({_first_at("low")}) AS l ON true
 WHERE a.trades > 0
