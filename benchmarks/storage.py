@@ -54,6 +54,7 @@ import os
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -433,6 +434,7 @@ def _queries_before_lean() -> Any:
     added = git("log", "-1", "--format=%H", "--diff-filter=A", "--", LEAN)
     text = git("show", f"{added}^:src/binprice/db/queries.py")
     module = types.ModuleType("queries_before_lean")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
     exec(compile(text, "queries_before_lean", "exec"), module.__dict__)
     return module
 
@@ -440,8 +442,8 @@ def _queries_before_lean() -> Any:
 def lean_at_part(admin: str, count: int, runs: int) -> None:
     """`at` and `range` on the same head database: lean, then with the covering index again
     and the queries before 0011."""
-    url, _ = build_at(admin, "bp_storage_leanat", "head", count)
     before = _queries_before_lean()
+    url, _ = build_at(admin, "bp_storage_leanat", "head", count)
     rng = random.Random(5)
     moments = [END - queries.SPAN + (queries.SPAN * rng.random()) for _ in range(runs)]
     print(f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE, planning "
