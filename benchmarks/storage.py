@@ -446,8 +446,8 @@ def lean_at_part(admin: str, count: int, runs: int) -> None:
     url, _ = build_at(admin, "bp_storage_leanat", "head", count)
     rng = random.Random(5)
     moments = [END - queries.SPAN + (queries.SPAN * rng.random()) for _ in range(runs)]
-    print(f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE, planning "
-          f"included) median / p95 of {runs} random times:")  # fmt: skip
+    print(f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE execution "
+          f"time, planning not included) median / p95 of {runs} random times:")  # fmt: skip
     for label, module in (("lean (0011)", None), ("covering index (0002)", before)):
         if module is not None:
             with psycopg.connect(url, autocommit=True) as conn:
