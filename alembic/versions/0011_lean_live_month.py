@@ -1,11 +1,12 @@
 """A lean live month: no covering per-symbol time index, a cheaper rollup insert trigger.
 
 Live capture writes every trade into the current month's partition of `trades`, and each
-index and trigger on it costs every COPY. Measured on one server, 300,000 trades in committed
-10,000-trade COPYs (`benchmarks/storage.py --only lean`), backend CPU per trade: the seed
-design's bare table 3.1 µs; this schema before 0011 9.6 µs, of which the covering index
+index and trigger on it costs every COPY. Measured with `benchmarks/storage.py --only lean`
+(300,000 trades at ~1,000 a minute in committed 10,000-trade COPYs), the writing backend's CPU
+per trade: the seed design's bare table 2.1 µs; 0009 7.5 µs; without the covering index
 `ix_trades_symbol_timestamp (symbol, timestamp, trade_id) INCLUDE (price, quantity)` (0002)
-~1.5 µs and 82 of its 264 bytes per trade, and the rollup's insert trigger ~4 µs.
+5.8 µs, and 211 instead of 316 bytes a trade; with this one-pass rollup trigger as well 5.1 µs
+(no trigger at all: 3.6). See docs/storage-design.md, "Live month".
 
 **The covering index goes.** `at` and the partial minutes of `range` find a symbol's trades
 near a time through the rollup instead: `trade_minutes` holds, per symbol and minute, the
