@@ -7,6 +7,7 @@ Numbers are printed, never asserted.
     python benchmarks/ingest.py throughput --trades 1000000 --runs 5
     python benchmarks/ingest.py latency --rate 5000 --seconds 60
     python benchmarks/ingest.py naive --seconds 20
+    python benchmarks/ingest.py versus --trades 1000000 --runs 5
 
 throughput: the exchange at full speed, 2 symbols, N trades; reports trades/s (stored / time
 from the first to the last commit, from the ingestor's own summary, and stored / wall time of the
@@ -16,6 +17,16 @@ latency: the exchange paced at RATE trades/s in total for SECONDS; reports trade
 committed p50/p99/max from the ingestor's histogram, and RSS.
 naive: a one-INSERT-per-trade ingestor (what a tutorial would write) on the same exchange at full
 speed for SECONDS; reports its trades/s, for the ratio.
+versus (issue #18, "a lean live month"): `binprice ingest` against a bare WebSocket -> COPY path
+into the seed design's table (`trades(symbol, trade_id, price numeric, quantity numeric,
+timestamp timestamptz(3), is_buyer_maker)` with only the index `(timestamp DESC, symbol)`), each
+on a brand-new embedded server (a new cluster per measurement), N trades from the exchange at
+full speed, order alternating, RUNS times. The bare path reads the same frames, decodes them
+with binprice's own pure decoder and COPY encoder, and, while it goes on reading, COPYs and
+commits what has accumulated, at most 10,000 trades at a time (ingest's batch limit). Its rate
+is trades / (first frame -> last commit), ingest's its own summary's (first -> last commit).
+Prints both rates, the ratio per run and the median ratio, and the live month's bytes per
+trade (partition with its indexes, rollup) after the ingest.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,15 +67,38 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
-class CpuSampler:
-    """Tracks the CPU of every postgres process (backends come and go) and of one pid."""
+def _server_pids(postmaster: int) -> list[int]:
+    """The postmaster and its children (backends, walwriter, checkpointer…)."""
+    pids = [postmaster]
+    for pid in _postgres_pids():
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+        if parent == postmaster:
+            pids.append(pid)
+    return pids
 
-    def __init__(self) -> None:
-        self.start = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The postmaster of the embedded server in `data_dir` (see `database`)."""
+    return int((data_dir / "data" / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+class CpuSampler:
+    """Tracks the CPU of postgres processes (backends come and go): every one on the machine,
+    or those of one server, given its postmaster."""
+
+    def __init__(self, postmaster: int | None = None) -> None:
+        self.postmaster = postmaster
+        self.start = {pid: _cpu_seconds(pid) for pid in self._pids()}
         self.last = dict(self.start)
 
+    def _pids(self) -> list[int]:
+        return _postgres_pids() if self.postmaster is None else _server_pids(self.postmaster)
+
     def sample(self) -> None:
-        for pid in _postgres_pids():
+        for pid in self._pids():
             self.last[pid] = _cpu_seconds(pid)
 
     def total(self) -> float:
@@ -103,16 +138,29 @@ def start_exchange(rate: str, max_trades: int | None) -> tuple[subprocess.Popen[
 
 
 def run_ingest(
-    url: str, ws: str, rest: str, data_dir: Path, extra: list[str]
+    url: str, ws: str, rest: str, data_dir: Path, extra: list[str], *, postmaster: int | None = None
 ) -> tuple[dict[str, object], float, float, int, CpuSampler]:
-    """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU."""
+    """Run `binprice ingest`; return its final summary, wall time, CPU s, max RSS KiB, PG CPU
+    (of the server of `postmaster`, else of every postgres process)."""
     env = dict(os.environ, BINPRICE_DATA_DIR=str(data_dir))
     cmd = [
-        *(sys.executable, "-m", "binprice", "--database-url", url),
-        *("ingest", *SYMBOLS, "--ws-url", ws, "--rest-url", rest),
-        *("--log-format", "json", "-q", *extra),
+        sys.executable,
+        "-m",
+        "binprice",
+        "--database-url",
+        url,
+        "ingest",
+        *SYMBOLS,
+        "--ws-url",
+        ws,
+        "--rest-url",
+        rest,
+        "--log-format",
+        "json",
+        "-q",
+        *extra,
     ]
-    sampler = CpuSampler()
+    sampler = CpuSampler(postmaster)
     started = time.perf_counter()
     err = open(data_dir / "ingest.log", "w+")  # noqa: SIM115 - read back below
     proc = subprocess.Popen(cmd, stderr=err, text=True, env=env)
@@ -251,9 +299,180 @@ def naive(args: argparse.Namespace, workdir: Path) -> None:
         print(f"  the exchange dropped its connection after {seconds:.0f} s (pings answered late)")
 
 
+SEED_TABLE = """
+CREATE TABLE trades_seed (
+    symbol text NOT NULL, trade_id bigint NOT NULL, price numeric NOT NULL,
+    quantity numeric NOT NULL, "timestamp" timestamptz(3) NOT NULL, is_buyer_maker boolean NOT NULL
+);
+CREATE INDEX ix_trades_seed_timestamp_symbol ON trades_seed ("timestamp" DESC, symbol);
+"""
+
+BARE = r"""
+import asyncio, json, sys, time
+import aiohttp, psycopg
+from binprice.db.copy import CopyEncoder
+from binprice.exchange.protocol import WireTrade, decode_frame
+
+BATCH = 10_000
+
+async def main(ws_url, db_url, total):
+    # The least a capture can do, with reading and writing overlapped as ingest does them:
+    # a reader decodes frames into a list; a writer COPYs and commits what has accumulated
+    # (at most BATCH trades) while the reader goes on.
+    conn = await psycopg.AsyncConnection.connect(db_url)
+    encoder = CopyEncoder()
+    pending, ready, done = [], asyncio.Event(), asyncio.Event()
+    first = None
+
+    async def read():
+        nonlocal first
+        received = 0
+        async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, max_msg_size=0) as ws:
+            async for msg in ws:
+                trade = decode_frame(msg.data)
+                if not isinstance(trade, WireTrade):
+                    continue
+                if first is None:
+                    first = time.perf_counter()
+                pending.append(trade)
+                ready.set()
+                received += 1
+                if received >= total:
+                    break
+        done.set()
+        ready.set()
+
+    async def write():
+        stored = 0
+        while stored < total:
+            await ready.wait()
+            ready.clear()
+            while pending:
+                batch = pending[:BATCH]
+                del pending[:BATCH]
+                async with conn.cursor() as cur, cur.copy(
+                    "COPY trades_seed (symbol, trade_id, price, quantity, timestamp, "
+                    "is_buyer_maker) FROM STDIN"
+                ) as copy:
+                    await copy.write(encoder.encode(batch))
+                await conn.commit()
+                stored += len(batch)
+            if done.is_set() and not pending:
+                break
+        return stored
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(read())
+        writer = group.create_task(write())
+    print(json.dumps({"stored": writer.result(), "elapsed": time.perf_counter() - first}))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+#: The live month's bytes: its partitions of `trades` (heap, indexes, TOAST) and the rollup.
+LIVE_BYTES_SQL = """
+SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
+        WHERE inhparent = 'trades'::regclass),
+       (SELECT sum(pg_relation_size(inhrelid)) FROM pg_inherits
+        WHERE inhparent = 'trades'::regclass),
+       pg_total_relation_size('trade_minutes')
+"""
+
+
+def bare(url: str, trades: int, postmaster: int) -> tuple[float, float]:
+    """Trades per second of the bare WebSocket -> COPY path into the seed table, and the
+    PostgreSQL CPU seconds it took."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED_TABLE)
+    per_symbol = trades // len(SYMBOLS)
+    ex, ws, _ = start_exchange("max", per_symbol)
+    try:
+        stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
+        sampler = CpuSampler(postmaster)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BARE, stream, url, str(per_symbol * len(SYMBOLS))],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        while proc.poll() is None:
+            sampler.sample()
+            time.sleep(0.2)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+    finally:
+        ex.terminate()
+        ex.wait()
+    result = json.loads(out)
+    return float(result["stored"]) / float(result["elapsed"]), sampler.total()
+
+
+def ingest_rate(url: str, workdir: Path, trades: int, postmaster: int) -> tuple[float, float, str]:
+    """`binprice ingest`'s own rate (first to last commit) of `trades` at full speed, the
+    PostgreSQL CPU seconds it took, and the live month's bytes per trade afterwards."""
+    per_symbol = trades // len(SYMBOLS)
+    ex, ws, rest = start_exchange("max", per_symbol)
+    try:
+        final, _wall, _cpu, _rss, pg = run_ingest(
+            url,
+            ws,
+            rest,
+            workdir,
+            ["--max-trades", str(per_symbol * len(SYMBOLS))],
+            postmaster=postmaster,
+        )
+    finally:
+        ex.terminate()
+        ex.wait()
+    stored = int(final["stored"])  # type: ignore[call-overload]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE trades")
+        conn.execute("VACUUM ANALYZE trade_minutes")
+        total, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
+    sizes = (f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
+             f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}")  # fmt: skip
+    return stored / float(final["elapsed"]), pg.total(), sizes  # type: ignore[arg-type]
+
+
+def versus(args: argparse.Namespace, workdir: Path) -> None:
+    """`binprice ingest` against the bare path, each on a brand-new server, alternating."""
+    from binprice import embedded
+
+    print(f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
+          f"2 symbols, a new server per measurement, {args.runs} runs:")  # fmt: skip
+    ratios, rates = [], {"bare": [], "ingest": []}
+    pg_cpu: dict[str, list[float]] = {"bare": [], "ingest": []}
+    for run in range(args.runs):
+        found: dict[str, float] = {}
+        sizes = ""
+        for side in ("bare", "ingest") if run % 2 == 0 else ("ingest", "bare"):
+            side_dir = workdir / f"{side}-{run}"
+            side_dir.mkdir()
+            side_dir.chmod(0o711)
+            try:
+                url = database(None, side_dir)
+                postmaster = postmaster_pid(side_dir)
+                if side == "bare":
+                    found[side], cpu = bare(url, args.trades, postmaster)
+                else:
+                    found[side], cpu, sizes = ingest_rate(url, side_dir, args.trades, postmaster)
+                pg_cpu[side].append(cpu / args.trades * 1e6)
+            finally:
+                embedded.stop_server(side_dir / "data")
+            rates[side].append(found[side])
+        ratios.append(found["ingest"] / found["bare"])
+        print(f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
+              f"ratio {ratios[-1]:.2f}; PostgreSQL CPU per trade: bare "
+              f"{pg_cpu['bare'][-1]:.1f} us, ingest {pg_cpu['ingest'][-1]:.1f} us; {sizes}",
+              flush=True)  # fmt: skip
+    print(f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
+          f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
+          f"median ratio {statistics.median(ratios):.2f}; PostgreSQL CPU per trade: bare "
+          f"{statistics.median(pg_cpu['bare']):.1f} us, "
+          f"ingest {statistics.median(pg_cpu['ingest']):.1f} us")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", choices=["throughput", "latency", "naive", "all"])
+    p.add_argument("mode", choices=["throughput", "latency", "naive", "versus", "all"])
     p.add_argument("--database-url", help="default: a throwaway embedded server")
     p.add_argument("--trades", type=int, default=1_000_000)
     p.add_argument("--rate", type=int, default=5000, help="latency: total trades/s")
@@ -264,6 +483,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="binprice-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o711)  # as root, the server's own user must reach the cluster below
+        if args.mode == "versus":
+            versus(args, workdir)
+            return
         try:
             modes = ["throughput", "latency", "naive"] if args.mode == "all" else [args.mode]
             if args.warmup and "throughput" in modes:

@@ -3,7 +3,8 @@ table of `benchmarks/queries.py`.
 
     python benchmarks/storage.py [--database-url URL] [--trades N] [--copy-trades N] [--runs N]
                                  [--import-runs N] [--trades-per-day N] [--days D]
-                                 [--only size,reindex,migrate,copy,import,fresh,latency,months]
+                                 [--only size,reindex,migrate,copy,import,fresh,latency,months,
+                                         lean,leanat]
 
 Every part runs in one server (default: a throwaway embedded one) and compares the two schemas
 in the same run: "0007" is the unpartitioned table of revision 0007, "head" the partitioned one.
@@ -35,6 +36,15 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   were compressed (`db compress`); the library's `latest`, `at` (at `--latency-runs` random
   times: p50/p95), `range` and `candles` (30 days, unaligned ends) and `export -f csv` of
   BTCUSDT's 30 days, client wall time, median of `--runs`, row vs compressed and their ratio.
+- `lean` (issue #18, a lean live month, migration 0011): `--copy-trades` trades COPYed in
+  committed 10,000-trade batches (ingest's batch limit) into empty databases: the seed
+  design's bare table (`(timestamp DESC, symbol)` only), 0009 (before 0011), head with 0009's
+  rollup trigger (the index drop alone), head, and head without the rollup trigger (the floor);
+  order alternating, `--runs` times. Prints the writing backend's CPU per trade (robust on a
+  shared machine, unlike wall time), the wall rate and bytes per trade after VACUUM.
+- `leanat`: `at` and `range` latency on one head database of `--trades` trades (the 10M table
+  of `queries.py`): this checkout's queries, then the covering index of 0002 built again and
+  the queries of the commit before 0011 (extracted from git), same database, same run.
 
 Prints numbers; asserts nothing.
 """
@@ -43,11 +53,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import os
 import random
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +82,9 @@ importer = importlib.import_module("import")
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "0007_imports"
+#: The revision that made the live month lean; its parent revision, and the commit before it.
+LEAN = "alembic/versions/0011_lean_live_month.py"
+BEFORE_LEAN = "0009_prunes"
 #: The revision that partitions `trades`; the commit before the one that added it is "before".
 PARTITIONING = "alembic/versions/0008_trades_partitioned.py"
 BATCH = 1_000
@@ -409,6 +426,147 @@ def query_parts(admin: str, args: argparse.Namespace, parts: set[str]) -> None:
         reads_part(admin, args.trades, args.runs, args.latency_runs)
 
 
+def _lean_revision() -> Any:
+    spec = importlib.util.spec_from_file_location("lean_revision", ROOT / LEAN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SEED_TABLE = """
+CREATE TABLE trades_seed (LIKE trades INCLUDING DEFAULTS);
+CREATE INDEX ix_trades_seed_timestamp_symbol ON trades_seed ("timestamp" DESC, symbol);
+"""
+LEAN_VARIANTS = ("seed", "0009", "head, 0009 trigger", "head", "head, no trigger")
+LEAN_BATCH = 10_000
+
+
+def _lean_database(admin: str, variant: str) -> tuple[str, str]:
+    """An empty database for `variant` (its months made) and the table to COPY into."""
+    url = scratch(admin, "bp_storage_lean", BEFORE_LEAN if variant == "0009" else "head")
+    make_months(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        if variant == "seed":
+            conn.execute(SEED_TABLE)
+            return url, "trades_seed"
+        if variant == "head, 0009 trigger":
+            conn.execute(_lean_revision().SORTED_ADD)
+        if variant == "head, no trigger":
+            conn.execute("DROP TRIGGER trades_minutes_insert ON trades")
+    return url, "trades"
+
+
+def _backend_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, int]:
+    """Backend CPU seconds, wall seconds and bytes (table, indexes, rollup) of COPYing
+    `blocks`, each committed, then VACUUM."""
+    with psycopg.connect(url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+        conn.commit()
+        cpu, began = _backend_cpu(pid), time.perf_counter()
+        for block in blocks:
+            with conn.cursor() as cur, cur.copy(f"COPY {table} ({queries.COPY_COLUMNS}) "
+                                                "FROM STDIN") as copy:  # fmt: skip
+                copy.write(block)
+            conn.commit()
+        cpu, wall = _backend_cpu(pid) - cpu, time.perf_counter() - began
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"VACUUM {table}")
+        size = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c "
+            "WHERE c.oid = %(t)s::regclass "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass)",
+            {"t": table},
+        ).fetchone()[0]  # type: ignore[index]
+        rollup = conn.execute("SELECT pg_total_relation_size('trade_minutes')").fetchone()[0]  # type: ignore[index]
+    return cpu, wall, int(size) + int(rollup)
+
+
+#: Trades a minute in the dense run of `lean`: about BTCUSDT's (1.0-1.5 M trades a day).
+LEAN_DENSE_PER_MINUTE = 1_000
+
+
+def lean_part(admin: str, count: int, runs: int) -> None:
+    dense = timedelta(minutes=count / LEAN_DENSE_PER_MINUTE)
+    for label, span in ((f"{LEAN_DENSE_PER_MINUTE:,} trades a minute", dense),
+                        ("spread over 30 days (most minutes of a quiet symbol hold one trade)",
+                         queries.SPAN)):  # fmt: skip
+        saved, queries.SPAN = queries.SPAN, span
+        try:
+            lines = "".join(queries.trade_lines(count)).splitlines(keepends=True)
+        finally:
+            queries.SPAN = saved
+        print(f"\nthe live month's write cost, {label}: {count:,} trades in committed "
+              f"{LEAN_BATCH:,}-trade COPYs, {runs} runs, order alternating; backend CPU per "
+              "trade (median), wall rate, bytes per trade (table, indexes, rollup):")  # fmt: skip
+        blocks = ["".join(lines[i : i + LEAN_BATCH]) for i in range(0, len(lines), LEAN_BATCH)]
+        found: dict[str, list[tuple[float, float, int]]] = {v: [] for v in LEAN_VARIANTS}
+        for run in range(runs):
+            for variant in LEAN_VARIANTS if run % 2 == 0 else LEAN_VARIANTS[::-1]:
+                found[variant].append(_lean_copy(*_lean_database(admin, variant), blocks))
+        seed = statistics.median(cpu for cpu, _, _ in found["seed"])
+        for variant, samples in found.items():
+            cpu = statistics.median(c for c, _, _ in samples)
+            wall = statistics.median(w for _, w, _ in samples)
+            size = statistics.median(b for _, _, b in samples)
+            print(f"  {variant:<20} {cpu / count * 1e6:6.2f} us/trade ({cpu / seed:.2f}x seed)  "
+                  f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade")  # fmt: skip
+
+
+def _queries_before_lean() -> Any:
+    """`binprice.db.queries` as of the commit before 0011, loaded from git."""
+    added = git("log", "-1", "--format=%H", "--diff-filter=A", "--", LEAN)
+    text = git("show", f"{added}^:src/binprice/db/queries.py")
+    module = types.ModuleType("queries_before_lean")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(text, "queries_before_lean", "exec"), module.__dict__)
+    return module
+
+
+def lean_at_part(admin: str, count: int, runs: int) -> None:
+    """`at` and `range` on the same head database: lean, then with the covering index again
+    and the queries before 0011."""
+    before = _queries_before_lean()
+    url, _ = build_at(admin, "bp_storage_leanat", "head", count)
+    rng = random.Random(5)
+    moments = [END - queries.SPAN + (queries.SPAN * rng.random()) for _ in range(runs)]
+    print(f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE execution "
+          f"time, planning not included) median / p95 of {runs} random times:")  # fmt: skip
+    for label, module in (("lean (0011)", None), ("covering index (0002)", before)):
+        if module is not None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(_lean_revision().COVERING_INDEX)
+                conn.execute("VACUUM ANALYZE trades")
+        at_sql = (module or importlib.import_module("binprice.db.queries")).AT_SQL
+        range_sql = (module or importlib.import_module("binprice.db.queries")).RANGE_SQL
+        with psycopg.connect(url, autocommit=True) as conn:
+            cells = []
+            for symbol in ("BTCUSDT", queries.QUIET[-1]):
+                for name, sql, make in (
+                    ("at", at_sql, lambda t: {"ts": t, "before": False}),
+                    ("range 1h", range_sql,
+                     lambda t: {"start": t, "end": t + timedelta(hours=1, seconds=7)}),
+                ):  # fmt: skip
+                    samples = sorted(
+                        server_ms(conn, sql, {"symbols": [symbol], **make(t)}) for t in moments
+                    )
+                    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
+                    cells.append(f"{name} {symbol} {statistics.median(samples):.3f} / {p95:.3f}")
+        print(f"  {label:<22} " + "  ".join(cells))
+
+
+def lean_parts(admin: str, args: argparse.Namespace, parts: set[str]) -> None:
+    if "lean" in parts:
+        lean_part(admin, args.copy_trades, args.runs)
+    if "leanat" in parts:
+        lean_at_part(admin, args.trades, args.latency_runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a superuser URL; default: a throwaway server")
@@ -456,6 +614,9 @@ def main() -> None:
                 archive_server.terminate()
                 archive_server.wait()
         query_parts(admin, args, parts)
+        if "months" in parts:
+            months_part(admin, args.trades, args.months, args.latency_runs)
+        lean_parts(admin, args, parts)
 
 
 if __name__ == "__main__":

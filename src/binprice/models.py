@@ -71,14 +71,8 @@ class TradeRow(Base):
         CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
         # The design's composite index: "what traded around time X" across symbols.
         Index("ix_trades_timestamp_symbol", text("timestamp DESC"), "symbol"),
-        # Per-symbol lookups by time (`at`, `range`), index-only thanks to INCLUDE: see 0002.
-        Index(
-            "ix_trades_symbol_timestamp",
-            "symbol",
-            "timestamp",
-            "trade_id",
-            postgresql_include=["price", "quantity"],
-        ),
+        # Per-symbol lookups by time go through the rollup's per-minute id ranges and the
+        # primary key: the covering (symbol, timestamp) index of 0002 was dropped by 0011.
         {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
 

@@ -6,11 +6,13 @@ costs one empty probe:
 
 - ``latest`` walks the primary key ``(symbol, trade_id)`` backwards: the highest trade id is the
   last trade (Binance ids increase with time within a symbol).
-- ``at`` uses ``ix_trades_symbol_timestamp (symbol, timestamp, trade_id) INCLUDE (price,
-  quantity)``, added by migration 0002: one index-only probe on each side of the time.
+- ``at`` finds the rollup minute (``trade_minutes``, one row per symbol and minute with its lowest
+  and highest trade id, migration 0005) holding the last trade at or before the time and the
+  one holding the first after it, and reads each minute's trades as a range of the primary key
+  (migration 0011 dropped the per-symbol time index this took before).
 - ``range`` adds up the whole minutes of the window from ``trade_minutes`` (migration 0004, kept
-  by triggers) and scans the same index only for the partial minutes at its two ends, so a day
-  or a month costs about as much as a few minutes.
+  by triggers) and reads raw trades the same way only for the partial minutes at its two ends,
+  so a day or a month costs about as much as a few minutes.
 - "All recorded symbols" is found by a recursive CTE that hops from one symbol to the next in the
   primary key (a loose index scan): one probe per distinct symbol instead of reading every row.
 
@@ -44,11 +46,13 @@ from binprice.timespec import format_timestamp
 
 __all__ = [
     "LATEST_SQL",
+    "ROW_SPAN",
     "At",
     "Latest",
     "Range",
     "choose_nearest",
     "latest_prices",
+    "nearest_trade_sql",
     "price_at",
     "price_range",
     "recorded_symbols",
@@ -80,27 +84,69 @@ CROSS JOIN LATERAL (
 ORDER BY r.position
 """
 
-# The "after" probe is skipped (a constant-false filter) for --before, so as-of costs one probe.
-AT_SQL = """
+# The row side of `at` and `range` (migration 0011): a symbol's trades near a time are found
+# through the rollup, whose minutes carry their lowest and highest trade id, so the trades of a
+# minute `m` are one range of the primary key (symbol, trade_id, timestamp): `_MINUTE_ROWS`.
+# Its upper time bound lets PostgreSQL skip the partitions after the minute. The lower one
+# stays outside (OFFSET 0 keeps the planner from moving it in): given a minute's whole time
+# range, the planner would rather walk the seed index (timestamp DESC, symbol), which holds
+# every symbol's trades of that minute.
+_MINUTE_ROWS = """CROSS JOIN LATERAL (
+        SELECT price, quantity, timestamp, trade_id FROM trades
+        WHERE trades.symbol = r.symbol AND trades.trade_id BETWEEN m.first_id AND m.last_id
+          AND trades.timestamp < m.minute + interval '1 minute'
+        OFFSET 0
+    ) AS {t}"""
+#: With the bound inside, a trade counts in its own minute only (exact whatever the ids).
+_OWN_MINUTE = "{t}.timestamp >= m.minute"
+#: Per symbol, the times of its first and last row by id (one primary-key probe each): a walk
+#: over rollup minutes in search of a trade stops at them instead of crossing minutes whose
+#: trades are not rows (pruned with the rollup kept, or compressed). Ids grow with time.
+ROW_SPAN = """CROSS JOIN LATERAL (
+    SELECT (SELECT timestamp FROM trades WHERE trades.symbol = r.symbol
+            ORDER BY trade_id LIMIT 1) AS first_ts,
+           (SELECT timestamp FROM trades WHERE trades.symbol = r.symbol
+            ORDER BY trade_id DESC LIMIT 1) AS last_ts
+) AS span"""
+
+
+def nearest_trade_sql(where: str, order: str, *, minutes: str) -> str:
+    """The first trade in `order` (ASC or DESC by time, then id) among the symbol's trades `t`
+    that satisfy `where`, in the rollup minutes that satisfy `minutes`: minute by minute in
+    that order, so the walk stops at the first minute that holds one."""
+    return f"""SELECT k.price, k.timestamp, k.trade_id
+    FROM trade_minutes AS m
+    CROSS JOIN LATERAL (
+        SELECT t.price, t.timestamp, t.trade_id FROM (SELECT 1) AS one
+        {_MINUTE_ROWS.format(t="t")}
+        WHERE {_OWN_MINUTE.format(t="t")} AND {where}
+        ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1
+    ) AS k
+    WHERE m.symbol = r.symbol AND {minutes}
+      AND m.minute > span.first_ts - interval '1 minute' AND m.minute <= span.last_ts
+    ORDER BY m.minute {order} LIMIT 1"""
+
+
+_BEFORE = nearest_trade_sql("t.timestamp <= %(ts)s", "DESC", minutes="m.minute <= %(ts)s")
+# The "after" walk is skipped (a constant-false filter) for --before, so as-of costs one walk.
+_AFTER = nearest_trade_sql(
+    "t.timestamp > %(ts)s",
+    "ASC",
+    minutes="m.minute > %(ts)s - interval '1 minute' AND NOT %(before)s",
+)
+AT_SQL = f"""
 SELECT r.symbol, b.price, b.timestamp, b.trade_id, a.price, a.timestamp, a.trade_id
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
-LEFT JOIN LATERAL (
-    SELECT price, timestamp, trade_id FROM trades
-    WHERE trades.symbol = r.symbol AND trades.timestamp <= %(ts)s
-    ORDER BY timestamp DESC, trade_id DESC LIMIT 1
-) AS b ON true
-LEFT JOIN LATERAL (
-    SELECT price, timestamp, trade_id FROM trades
-    WHERE trades.symbol = r.symbol AND trades.timestamp > %(ts)s AND NOT %(before)s
-    ORDER BY timestamp, trade_id LIMIT 1
-) AS a ON true
+{ROW_SPAN}
+LEFT JOIN LATERAL ({_BEFORE}) AS b ON true
+LEFT JOIN LATERAL ({_AFTER}) AS a ON true
 ORDER BY r.position
 """
 
 # `range` splits the window [s, e) into the whole UTC minutes inside it, [ms, me), read from the
 # trigger-maintained rollup `trade_minutes`, and the partial minutes at its ends, [s, ms) and
 # [me, e), read from raw trades (a window shorter than two minutes is all raw: ms = me = e).
-# Open and close are the window's first and last trades (two index probes); high_at/low_at are
+# Open and close are the window's first and last trades (a walk each); high_at/low_at are
 # the first trade at that price: in the left edge if it is there, else in the first rollup minute
 # with that high/low (then scanned raw, at most one minute), else in the right edge.
 RANGE_BOUNDS = """
@@ -119,58 +165,65 @@ WITH b AS (
            CASE WHEN first_m < end_m THEN end_m ELSE e END AS me
     FROM inner_minutes
 )"""
-_RAW = "trades.symbol = r.symbol AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"
+
+
+def _raw(lo: str, hi: str) -> str:
+    """FROM and WHERE of the symbol's raw trades `t` in [lo, hi): those of the rollup minutes
+    that overlap it (the edges of a window: at most two minutes)."""
+    return f"""FROM trade_minutes AS m {_MINUTE_ROWS.format(t="t")}
+        WHERE m.symbol = r.symbol AND m.minute > {lo} - interval '1 minute' AND m.minute < {hi}
+          AND {_OWN_MINUTE.format(t="t")} AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
+
+
 _RAW_AGGREGATE = (
-    "SELECT count(*) AS trades, sum(quantity) AS volume, sum(price * quantity) AS notional, "
-    "max(price) AS high, min(price) AS low FROM trades WHERE "
+    "SELECT count(*) AS trades, sum(t.quantity) AS volume, sum(t.price * t.quantity) AS notional, "
+    "max(t.price) AS high, min(t.price) AS low "
 )
 
 
 def _first_at(column: str) -> str:
     """The first trade time at the window's `high` or `low`."""
     edge = (
-        "SELECT timestamp, {part} AS part FROM trades WHERE {where} AND price = a.{col} "
-        "ORDER BY timestamp, trade_id LIMIT 1"
+        "SELECT t.timestamp, {part} AS part {raw} AND t.price = a.{col} "
+        "ORDER BY t.timestamp, t.trade_id LIMIT 1"
     )
-    left = edge.format(part=0, where=_RAW.format(lo="bounds.s", hi="bounds.ms"), col=column)
-    right = edge.format(part=2, where=_RAW.format(lo="bounds.me", hi="bounds.e"), col=column)
-    minute_where = _RAW.format(lo="m.minute", hi="m.minute + interval '1 minute'")
+    left = edge.format(part=0, raw=_raw("bounds.s", "bounds.ms"), col=column)
+    right = edge.format(part=2, raw=_raw("bounds.me", "bounds.e"), col=column)
     middle = f"""SELECT t.timestamp, 1 AS part FROM (
-            SELECT minute FROM trade_minutes
+            SELECT minute, first_id, last_id FROM trade_minutes
             WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
               AND {column} = a.{column}
             ORDER BY minute LIMIT 1
         ) AS m CROSS JOIN LATERAL (
-            SELECT timestamp FROM trades WHERE {minute_where} AND price = a.{column}
-            ORDER BY timestamp, trade_id LIMIT 1
+            SELECT t.timestamp FROM (SELECT 1) AS one {_MINUTE_ROWS.format(t="t")}
+            WHERE {_OWN_MINUTE.format(t="t")} AND t.price = a.{column}
+            ORDER BY t.timestamp, t.trade_id LIMIT 1
         ) AS t"""
     return f"""SELECT x.timestamp FROM (({left}) UNION ALL ({middle}) UNION ALL ({right})) AS x
     ORDER BY x.part LIMIT 1"""
 
 
-_WINDOW = _RAW.format(lo="bounds.s", hi="bounds.e")
+_IN_WINDOW = "t.timestamp >= bounds.s AND t.timestamp < bounds.e"
+_WINDOW_MINUTES = "m.minute > bounds.s - interval '1 minute' AND m.minute < bounds.e"
 RANGE_SQL = f"""{RANGE_BOUNDS}
 SELECT r.symbol, a.trades, a.volume, a.notional, a.high, a.low,
        o.price, c.price, h.timestamp, l.timestamp
 FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
+{ROW_SPAN}
 CROSS JOIN LATERAL (
     SELECT sum(p.trades)::bigint AS trades, sum(p.volume) AS volume, sum(p.notional) AS notional,
            max(p.high) AS high, min(p.low) AS low
     FROM (
-        {_RAW_AGGREGATE}{_RAW.format(lo="bounds.s", hi="bounds.ms")}
+        {_RAW_AGGREGATE}{_raw("bounds.s", "bounds.ms")}
         UNION ALL
         SELECT sum(trades), sum(volume), sum(notional), max(high), min(low) FROM trade_minutes
         WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
         UNION ALL
-        {_RAW_AGGREGATE}{_RAW.format(lo="bounds.me", hi="bounds.e")}
+        {_RAW_AGGREGATE}{_raw("bounds.me", "bounds.e")}
     ) AS p
 ) AS a
-LEFT JOIN LATERAL (
-    SELECT price FROM trades WHERE {_WINDOW} ORDER BY timestamp, trade_id LIMIT 1
-) AS o ON true
-LEFT JOIN LATERAL (
-    SELECT price FROM trades WHERE {_WINDOW} ORDER BY timestamp DESC, trade_id DESC LIMIT 1
-) AS c ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "ASC", minutes=_WINDOW_MINUTES)}) AS o ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "DESC", minutes=_WINDOW_MINUTES)}) AS c ON true
 LEFT JOIN LATERAL ({_first_at("high")}) AS h ON true
 LEFT JOIN LATERAL ({_first_at("low")}) AS l ON true
 WHERE a.trades > 0
