@@ -61,22 +61,28 @@ def measure(admin: str, name: str, tape: Tape, days: int, runs: int) -> None:
         conn.execute(f"CREATE TABLE saved AS SELECT {COLUMNS} FROM {rows_part}")
     print(f"\n{tape.symbol}: {count:,} trades over {days} day(s); COPY {rate:,.0f} trades/s")
     print(f"  Binance daily zips (ms times): {zipped / count:7.2f} bytes/trade")
-    print(f"  rows:       partition {rows_bytes / count:7.2f} + rollup {rollup / count:6.2f} = "
-          f"{(rows_bytes + rollup) / count:7.2f} bytes/trade")  # fmt: skip
+    print(
+        f"  rows:       partition {rows_bytes / count:7.2f} + rollup {rollup / count:6.2f} = "
+        f"{(rows_bytes + rollup) / count:7.2f} bytes/trade"
+    )
     with binprice.connect(url) as store:
         began = time.perf_counter()
         result = store.compress(settle=timedelta(0))
         spent = time.perf_counter() - began
-    print(f"  compress: {spent:.1f} s, {count / spent:,.0f} trades/s "
-          f"({[f'{m.month:%Y-%m} {m.trades:,}' for m in result.months]})")  # fmt: skip
+    print(
+        f"  compress: {spent:.1f} s, {count / spent:,.0f} trades/s "
+        f"({[f'{m.month:%Y-%m} {m.trades:,}' for m in result.months]})"
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         blocks, empty, rollup = (size(conn, n) for n in (blocks_part, rows_part, "trade_minutes"))
         (nblocks,) = conn.execute(f"SELECT count(*) FROM {blocks_part}").fetchone()  # type: ignore[misc]
         total = blocks + empty + rollup
-        print(f"  compressed: blocks {blocks / count:7.2f} + empty row partition "
-              f"{empty / count:5.2f} + rollup {rollup / count:6.2f} = {total / count:7.2f} "
-              f"bytes/trade ({count / nblocks:,.0f} trades/block)")  # fmt: skip
+        print(
+            f"  compressed: blocks {blocks / count:7.2f} + empty row partition "
+            f"{empty / count:5.2f} + rollup {rollup / count:6.2f} = {total / count:7.2f} "
+            f"bytes/trade ({count / nblocks:,.0f} trades/block)"
+        )
         back = f"SELECT {COLUMNS} FROM trades_all"
         (differ,) = conn.execute(
             f"SELECT (SELECT count(*) FROM (SELECT * FROM saved EXCEPT ALL {back}) AS a) + "
@@ -86,11 +92,15 @@ def measure(admin: str, name: str, tape: Tape, days: int, runs: int) -> None:
         rates = []
         for _ in range(runs):
             began = time.perf_counter()
-            decoded = sum(len(decode_block(b)) for b in read_blocks(
-                conn, tape.symbol, MONTH, MONTH + timedelta(days=days + 1)))  # fmt: skip
+            decoded = sum(
+                len(decode_block(b))
+                for b in read_blocks(conn, tape.symbol, MONTH, MONTH + timedelta(days=days + 1))
+            )
             rates.append(decoded / (time.perf_counter() - began))
-        print(f"  read_blocks + decode_block: {statistics.median(rates):,.0f} trades/s "
-              f"(median of {runs}; {decoded:,} trades)")  # fmt: skip
+        print(
+            f"  read_blocks + decode_block: {statistics.median(rates):,.0f} trades/s "
+            f"(median of {runs}; {decoded:,} trades)"
+        )
 
 
 def main() -> None:
@@ -104,10 +114,16 @@ def main() -> None:
     with server(args.database_url, "postgres") as admin:
         with psycopg.connect(admin) as conn:
             print(conn.execute("SELECT version()").fetchone()[0])  # type: ignore[index]
-        measure(admin, "bp_compress_busy", realistic_trades(args.trades, DAY, args.days),
-                args.days, args.runs)  # fmt: skip
-        measure(admin, "bp_compress_rare", rare_trades(DAY, args.rare_days), args.rare_days,
-                args.runs)  # fmt: skip
+        measure(
+            admin,
+            "bp_compress_busy",
+            realistic_trades(args.trades, DAY, args.days),
+            args.days,
+            args.runs,
+        )
+        measure(
+            admin, "bp_compress_rare", rare_trades(DAY, args.rare_days), args.rare_days, args.runs
+        )
 
 
 if __name__ == "__main__":

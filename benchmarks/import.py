@@ -272,20 +272,26 @@ def measure_runs(
                 )
         bare_s, bare_pg = out["bare"]
         bare_cpu = per_1000(bare_pg, rows)
-        line = (f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
-                f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})")  # fmt: skip
+        line = (
+            f"run {run + 1}: bare COPY {rows / bare_s:,.0f} trades/s "
+            f"{mb / bare_s:.1f} MB/s (PostgreSQL CPU {bare_cpu})"
+        )
         for side in IMPORTS:
             wall, cpu, pg, rss = out[side]
             ratios[side].append(bare_s / wall)
-            line += (f"; import {side} {rows / wall:,.0f} trades/s "
-                     f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
-                     f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
-                     f"{rss / 1024:.0f} MB)")  # fmt: skip
+            line += (
+                f"; import {side} {rows / wall:,.0f} trades/s "
+                f"{mb / wall:.1f} MB/s, ratio {bare_s / wall:.2f} (PostgreSQL CPU "
+                f"{per_1000(pg, rows)}, importer CPU {per_1000(cpu, rows)}, max RSS "
+                f"{rss / 1024:.0f} MB)"
+            )
         print(line)
     for side in IMPORTS:
         runs = ", ".join(f"{r:.2f}" for r in ratios[side])
-        print(f"median ratio import ({side}) / bare COPY, whole process: "
-              f"{statistics.median(ratios[side]):.2f} (runs: {runs})")  # fmt: skip
+        print(
+            f"median ratio import ({side}) / bare COPY, whole process: "
+            f"{statistics.median(ratios[side]):.2f} (runs: {runs})"
+        )
 
 
 def main() -> None:

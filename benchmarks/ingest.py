@@ -391,8 +391,9 @@ def bare(url: str, trades: int, postmaster: int) -> tuple[float, float]:
         sampler = CpuSampler(postmaster)
         proc = subprocess.Popen(
             [sys.executable, "-c", BARE, stream, url, str(per_symbol * len(SYMBOLS))],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         while proc.poll() is None:
             sampler.sample()
             time.sleep(0.2)
@@ -427,8 +428,10 @@ def ingest_rate(url: str, workdir: Path, trades: int, postmaster: int) -> tuple[
         conn.execute("VACUUM ANALYZE trades")
         conn.execute("VACUUM ANALYZE trade_minutes")
         total, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
-    sizes = (f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
-             f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}")  # fmt: skip
+    sizes = (
+        f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
+        f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}"
+    )
     return stored / float(final["elapsed"]), pg.total(), sizes  # type: ignore[arg-type]
 
 
@@ -436,8 +439,10 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
     """`binprice ingest` against the bare path, each on a brand-new server, alternating."""
     from binprice import embedded
 
-    print(f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
-          f"2 symbols, a new server per measurement, {args.runs} runs:")  # fmt: skip
+    print(
+        f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
+        f"2 symbols, a new server per measurement, {args.runs} runs:"
+    )
     ratios, rates = [], {"bare": [], "ingest": []}
     pg_cpu: dict[str, list[float]] = {"bare": [], "ingest": []}
     for run in range(args.runs):
@@ -459,15 +464,19 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
                 embedded.stop_server(side_dir / "data")
             rates[side].append(found[side])
         ratios.append(found["ingest"] / found["bare"])
-        print(f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
-              f"ratio {ratios[-1]:.2f}; PostgreSQL CPU per trade: bare "
-              f"{pg_cpu['bare'][-1]:.1f} us, ingest {pg_cpu['ingest'][-1]:.1f} us; {sizes}",
-              flush=True)  # fmt: skip
-    print(f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
-          f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
-          f"median ratio {statistics.median(ratios):.2f}; PostgreSQL CPU per trade: bare "
-          f"{statistics.median(pg_cpu['bare']):.1f} us, "
-          f"ingest {statistics.median(pg_cpu['ingest']):.1f} us")  # fmt: skip
+        print(
+            f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
+            f"ratio {ratios[-1]:.2f}; PostgreSQL CPU per trade: bare "
+            f"{pg_cpu['bare'][-1]:.1f} us, ingest {pg_cpu['ingest'][-1]:.1f} us; {sizes}",
+            flush=True,
+        )
+    print(
+        f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
+        f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
+        f"median ratio {statistics.median(ratios):.2f}; PostgreSQL CPU per trade: bare "
+        f"{statistics.median(pg_cpu['bare']):.1f} us, "
+        f"ingest {statistics.median(pg_cpu['ingest']):.1f} us"
+    )
 
 
 def main() -> None:

@@ -289,8 +289,10 @@ def verify(url: str, runs: int) -> None:
         )
         print(f"  raw scan of every id (server)     {raw:9.1f}")
         print(f"  of which the duplicate-id check   {clean:9.1f}")
-        print(f"  with 1,000 ids stored twice       {statistics.median(t for t, _ in twice):9.1f}"
-              f"  (finds {twice[0][1]:,} ids stored twice)")  # fmt: skip
+        print(
+            f"  with 1,000 ids stored twice       {statistics.median(t for t, _ in twice):9.1f}"
+            f"  (finds {twice[0][1]:,} ids stored twice)"
+        )
 
 
 def _run(argv: list[str], env: dict[str, str], *, terminal: bool = False) -> float:

@@ -470,8 +470,10 @@ def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, i
         conn.commit()
         cpu, began = _backend_cpu(pid), time.perf_counter()
         for block in blocks:
-            with conn.cursor() as cur, cur.copy(f"COPY {table} ({queries.COPY_COLUMNS}) "
-                                                "FROM STDIN") as copy:  # fmt: skip
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({queries.COPY_COLUMNS}) FROM STDIN") as copy,
+            ):
                 copy.write(block)
             conn.commit()
         cpu, wall = _backend_cpu(pid) - cpu, time.perf_counter() - began
@@ -493,17 +495,20 @@ LEAN_DENSE_PER_MINUTE = 1_000
 
 def lean_part(admin: str, count: int, runs: int) -> None:
     dense = timedelta(minutes=count / LEAN_DENSE_PER_MINUTE)
-    for label, span in ((f"{LEAN_DENSE_PER_MINUTE:,} trades a minute", dense),
-                        ("spread over 30 days (most minutes of a quiet symbol hold one trade)",
-                         queries.SPAN)):  # fmt: skip
+    for label, span in (
+        (f"{LEAN_DENSE_PER_MINUTE:,} trades a minute", dense),
+        ("spread over 30 days (most minutes of a quiet symbol hold one trade)", queries.SPAN),
+    ):
         saved, queries.SPAN = queries.SPAN, span
         try:
             lines = "".join(queries.trade_lines(count)).splitlines(keepends=True)
         finally:
             queries.SPAN = saved
-        print(f"\nthe live month's write cost, {label}: {count:,} trades in committed "
-              f"{LEAN_BATCH:,}-trade COPYs, {runs} runs, order alternating; backend CPU per "
-              "trade (median), wall rate, bytes per trade (table, indexes, rollup):")  # fmt: skip
+        print(
+            f"\nthe live month's write cost, {label}: {count:,} trades in committed "
+            f"{LEAN_BATCH:,}-trade COPYs, {runs} runs, order alternating; backend CPU per "
+            "trade (median), wall rate, bytes per trade (table, indexes, rollup):"
+        )
         blocks = ["".join(lines[i : i + LEAN_BATCH]) for i in range(0, len(lines), LEAN_BATCH)]
         found: dict[str, list[tuple[float, float, int]]] = {v: [] for v in LEAN_VARIANTS}
         for run in range(runs):
@@ -514,8 +519,10 @@ def lean_part(admin: str, count: int, runs: int) -> None:
             cpu = statistics.median(c for c, _, _ in samples)
             wall = statistics.median(w for _, w, _ in samples)
             size = statistics.median(b for _, _, b in samples)
-            print(f"  {variant:<20} {cpu / count * 1e6:6.2f} us/trade ({cpu / seed:.2f}x seed)  "
-                  f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade")  # fmt: skip
+            print(
+                f"  {variant:<20} {cpu / count * 1e6:6.2f} us/trade ({cpu / seed:.2f}x seed)  "
+                f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade"
+            )
 
 
 def _queries_before_lean() -> Any:
@@ -535,8 +542,10 @@ def lean_at_part(admin: str, count: int, runs: int) -> None:
     url, _ = build_at(admin, "bp_storage_leanat", "head", count)
     rng = random.Random(5)
     moments = [END - queries.SPAN + (queries.SPAN * rng.random()) for _ in range(runs)]
-    print(f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE execution "
-          f"time, planning not included) median / p95 of {runs} random times:")  # fmt: skip
+    print(
+        f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE execution "
+        f"time, planning not included) median / p95 of {runs} random times:"
+    )
     for label, module in (("lean (0011)", None), ("covering index (0002)", before)):
         if module is not None:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -549,9 +558,12 @@ def lean_at_part(admin: str, count: int, runs: int) -> None:
             for symbol in ("BTCUSDT", queries.QUIET[-1]):
                 for name, sql, make in (
                     ("at", at_sql, lambda t: {"ts": t, "before": False}),
-                    ("range 1h", range_sql,
-                     lambda t: {"start": t, "end": t + timedelta(hours=1, seconds=7)}),
-                ):  # fmt: skip
+                    (
+                        "range 1h",
+                        range_sql,
+                        lambda t: {"start": t, "end": t + timedelta(hours=1, seconds=7)},
+                    ),
+                ):
                     samples = sorted(
                         server_ms(conn, sql, {"symbols": [symbol], **make(t)}) for t in moments
                     )

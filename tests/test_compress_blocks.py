@@ -44,8 +44,11 @@ def test_blocks_written_read_back_equal_by_time_and_by_id(database_url: str) -> 
         every = read_blocks(conn, "BTCUSDT", MONTH, MONTH + timedelta(days=31))
         assert every == blocks
         day2 = read_blocks(conn, "BTCUSDT", MONTH + timedelta(days=1), MONTH + timedelta(days=2))
-        assert day2 == [b for b in blocks if b.last_ms >= START + 86_400_000
-                        and b.first_ms < START + 2 * 86_400_000]  # fmt: skip
+        assert day2 == [
+            b
+            for b in blocks
+            if b.last_ms >= START + 86_400_000 and b.first_ms < START + 2 * 86_400_000
+        ]
         by_id = read_blocks_by_id(conn, "BTCUSDT", 2_600, 2_700)
         assert by_id == [b for b in blocks if b.first_id <= 2_700 and b.last_id >= 2_600]
         assert read_blocks(conn, "ETHUSDT", MONTH, MONTH + timedelta(days=31)) == []

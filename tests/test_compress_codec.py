@@ -53,8 +53,9 @@ def tapes(draw: st.DrawFn) -> list[CodecTrade]:
             digits = draw(st.sampled_from((0, 1, 2, 8, 12)))
         price = draw(st.integers(0, 10**15))
         qty = draw(st.one_of(st.integers(0, 10**9), st.integers(10**17, 9 * 10**18)))
-        trades.append((tid, decimal_text(price, digits), decimal_text(qty, digits), ms,
-                       draw(st.booleans())))  # fmt: skip
+        trades.append(
+            (tid, decimal_text(price, digits), decimal_text(qty, digits), ms, draw(st.booleans()))
+        )
     return trades
 
 
@@ -79,15 +80,20 @@ def test_blocks_respect_their_integer_widths(trades: list[CodecTrade]) -> None:
 
 def test_dense_blocks_are_utc_minutes_and_consecutive_ids_are_not_stored() -> None:
     """A busy tape: one block per minute, `ids` None, offsets from the block's first time."""
-    trades = [(100 + i, "73109.30000000", "0.00100000", START + i * 100, i % 3 == 0)
-              for i in range(1800)]  # fmt: skip
+    trades = [
+        (100 + i, "73109.30000000", "0.00100000", START + i * 100, i % 3 == 0) for i in range(1800)
+    ]
     blocks = encode_blocks("BTCUSDT", trades, dense=True)
     assert [b.trades for b in blocks] == [600, 600, 600]
     assert {b.first_ms // MINUTE_MS for b in blocks} == {START // MINUTE_MS + k for k in range(3)}
     assert all(b.ids is None for b in blocks)
     first = blocks[0]
     assert (first.first_id, first.last_id, first.price_scale, first.price_digits) == (
-        100, 699, 1, 8)  # fmt: skip
+        100,
+        699,
+        1,
+        8,
+    )
     assert (first.base_price, set(first.price), first.qty_scale) == (731093, {0}, 3)
     assert first.ms[:3] == [0, 100, 100]
     assert first.side[:4] == "1001"

@@ -29,8 +29,9 @@ def test_a_month_is_compressed_once_it_closed_long_enough_ago(database_url: str)
         events.append((kind, text))
 
     async def at(now_after_may: timedelta) -> None:
-        await compress_closed_months(database_url, emit, now=MAY + now_after_may,
-                                     after=DAYS_3, retry_in=3600)  # fmt: skip
+        await compress_closed_months(
+            database_url, emit, now=MAY + now_after_may, after=DAYS_3, retry_in=3600
+        )
 
     asyncio.run(at(timedelta(days=2)))
     assert events == []
@@ -76,9 +77,15 @@ def test_stopping_mid_month_rolls_it_back_before_the_task_ends(database_url: str
     holder.execute("LOCK TABLE trade_minutes IN ACCESS EXCLUSIVE MODE")
 
     async def run() -> None:
-        task = asyncio.create_task(compress_closed_months(
-            database_url, lambda kind, text: None, now=MAY + timedelta(days=9), after=DAYS_3,
-            retry_in=3600))  # fmt: skip
+        task = asyncio.create_task(
+            compress_closed_months(
+                database_url,
+                lambda kind, text: None,
+                now=MAY + timedelta(days=9),
+                after=DAYS_3,
+                retry_in=3600,
+            )
+        )
 
         def waiting() -> bool:
             return holder.execute(WAITING_SQL, ("trade_minutes",)).fetchone() is not None

@@ -34,14 +34,17 @@ POINTS = {
     "swapped-not-committed": ("compressed_months", "SHARE"),
 }
 WAIT_SLICE_SECONDS = 0.01
-COMPRESS = "import sys; from binprice.db.compress import compress; import psycopg, datetime; " \
-    "compress(psycopg.connect(sys.argv[1], autocommit=True), " \
-    "datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC))"  # fmt: skip
+COMPRESS = (
+    "import sys; from binprice.db.compress import compress; import psycopg, datetime; "
+    "compress(psycopg.connect(sys.argv[1], autocommit=True), "
+    "datetime.datetime(2026, 5, 1, tzinfo=datetime.UTC))"
+)
 WAITING_SQL = "SELECT pid FROM pg_locks WHERE NOT granted AND relation = to_regclass(%s)"
 
 
-def _wait_for_waiter(conn: psycopg.Connection[Any], relation: str,
-                     process: subprocess.Popen[bytes]) -> int:  # fmt: skip
+def _wait_for_waiter(
+    conn: psycopg.Connection[Any], relation: str, process: subprocess.Popen[bytes]
+) -> int:
     """The pid of the backend queued for `relation`, once it is; fails if `process` ends."""
     while True:
         row = conn.execute(WAITING_SQL, (relation,)).fetchone()

@@ -48,9 +48,24 @@ Connection = psycopg.Connection[Any]
 
 #: The columns of trade_blocks, in the order of `Block`'s fields.
 BLOCK_COLUMNS = (
-    "market", "symbol", "first_ts", "first_id", "last_id", "trades", "last_ts", "base_price",
-    "price_scale", "qty_scale", "price_digits", "qty_digits", "ids", "side", "ms", "price", "qty",
-)  # fmt: skip
+    "market",
+    "symbol",
+    "first_ts",
+    "first_id",
+    "last_id",
+    "trades",
+    "last_ts",
+    "base_price",
+    "price_scale",
+    "qty_scale",
+    "price_digits",
+    "qty_digits",
+    "ids",
+    "side",
+    "ms",
+    "price",
+    "qty",
+)
 #: Above this, a compressed block is still moved out of line (TOAST); see docs/storage-design.md.
 TOAST_TUPLE_TARGET = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -172,24 +187,42 @@ def _row(b: Block) -> bytes:
     head = struct.pack(
         f">hih i{len(symbol)}s iq iq iq ii iq iq ih ih ih ih",
         len(BLOCK_COLUMNS),
-        2, b.market,
-        len(symbol), symbol,
-        8, (b.first_ms - _PG_EPOCH_MS) * 1000,
-        8, b.first_id,
-        8, b.last_id,
-        4, b.trades,
-        8, (b.last_ms - _PG_EPOCH_MS) * 1000,
-        8, b.base_price,
-        2, b.price_scale,
-        2, b.qty_scale,
-        2, b.price_digits,
-        2, b.qty_digits,
-    )  # fmt: skip
+        2,
+        b.market,
+        len(symbol),
+        symbol,
+        8,
+        (b.first_ms - _PG_EPOCH_MS) * 1000,
+        8,
+        b.first_id,
+        8,
+        b.last_id,
+        4,
+        b.trades,
+        8,
+        (b.last_ms - _PG_EPOCH_MS) * 1000,
+        8,
+        b.base_price,
+        2,
+        b.price_scale,
+        2,
+        b.qty_scale,
+        2,
+        b.price_digits,
+        2,
+        b.qty_digits,
+    )
     ids = _NULL if b.ids is None else _array(b.ids, _INT4_OID)
     return b"".join(
-        (head, ids, _bits(b.side), _array(b.ms, _INT4_OID), _array(b.price, _INT4_OID),
-         _array(b.qty, _INT8_OID))
-    )  # fmt: skip
+        (
+            head,
+            ids,
+            _bits(b.side),
+            _array(b.ms, _INT4_OID),
+            _array(b.price, _INT4_OID),
+            _array(b.qty, _INT8_OID),
+        )
+    )
 
 
 _NULL = struct.pack(">i", -1)

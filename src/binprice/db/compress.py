@@ -234,9 +234,14 @@ def compress_month(
             f"{lock_timeout.total_seconds():g} s; nothing was compressed; try again"
         ) from None
     return MonthCompression(
-        month, "merge" if merging else "compress", trades, row_bytes, size, blocks,
+        month,
+        "merge" if merging else "compress",
+        trades,
+        row_bytes,
+        size,
+        blocks,
         time.perf_counter() - began,
-    )  # fmt: skip
+    )
 
 
 def _size(conn: Connection, table: str) -> int:

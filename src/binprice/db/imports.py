@@ -290,9 +290,14 @@ def next_block_time(conn: Connection, symbol: str, lo: int, end: datetime) -> in
     `lo` (epoch ms) and starting before `end`; `lo` itself if one holds it."""
     row = conn.execute(
         _NEXT_BLOCK_SQL,
-        {"market": MARKET_SPOT, "symbol": symbol, "day": lo // _DAY_MS * _DAY_MS, "lo": lo,
-         "end": end},
-    ).fetchone()  # fmt: skip
+        {
+            "market": MARKET_SPOT,
+            "symbol": symbol,
+            "day": lo // _DAY_MS * _DAY_MS,
+            "lo": lo,
+            "end": end,
+        },
+    ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 

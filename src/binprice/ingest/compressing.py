@@ -85,8 +85,10 @@ async def compress_closed_months(
             return None
         error = database_error(url, exc) if isinstance(exc, psycopg.Error) else exc
         later = format_duration(timedelta(seconds=retry_in))
-        emit(EventKind.PARTITIONS_ERROR, f"closed months were not compressed: {error} "
-             f"(tried again in {later})")  # fmt: skip
+        emit(
+            EventKind.PARTITIONS_ERROR,
+            f"closed months were not compressed: {error} (tried again in {later})",
+        )
         return None
 
 
