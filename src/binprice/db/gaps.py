@@ -103,13 +103,16 @@ WHERE state = 'open' AND symbol = ANY(%s)
 ORDER BY symbol, first_id
 """
 
-#: Ids of `first..last` that are neither stored nor in a recorded hole/skip, as ranges: the
-#: stored ids plus two sentinels, consecutive pairs compared with lag() over the primary key.
-MISSING_IN_RANGE_SQL = """
+
+def _missing_in_range(also: str = "") -> str:
+    """Ids of `first..last` that are neither stored nor in a recorded hole/skip, as ranges: the
+    stored ids (rows, and `also`'s) plus two sentinels, consecutive pairs compared with lag()."""
+    return f"""
 SELECT prev + 1, trade_id - 1 FROM (
     SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_id) AS prev FROM (
         SELECT trade_id FROM trades
         WHERE symbol = %(symbol)s AND trade_id BETWEEN %(first)s AND %(last)s
+        {also}
         UNION ALL SELECT %(first)s - 1
         UNION ALL SELECT %(last)s + 1
     ) AS ids
@@ -117,6 +120,10 @@ SELECT prev + 1, trade_id - 1 FROM (
 WHERE trade_id > prev + 1
 ORDER BY 1
 """
+
+
+#: The row ids' version (over the primary key).
+MISSING_IN_RANGE_SQL = _missing_in_range()
 
 # The same four questions where months are compressed: ids stored in rows or in blocks. Blocks
 # have no index by id, but ids grow with time, so the block holding an id is the one starting
@@ -139,19 +146,7 @@ SELECT x.trade_id FROM trade_blocks AS b
 WHERE b.market = 0 AND b.symbol = %(symbol)s AND b.first_id <= %(last)s
   AND b.first_id >= coalesce({_HOLDING.format(columns="c.first_id", id="%(first)s")}, %(first)s)
   AND b.last_id >= %(first)s"""
-MISSING_IN_RANGE_ALL_SQL = f"""
-SELECT prev + 1, trade_id - 1 FROM (
-    SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_id) AS prev FROM (
-        SELECT trade_id FROM trades
-        WHERE symbol = %(symbol)s AND trade_id BETWEEN %(first)s AND %(last)s
-        UNION ALL {_BLOCK_IDS}
-        UNION ALL SELECT %(first)s - 1
-        UNION ALL SELECT %(last)s + 1
-    ) AS ids
-) AS pairs
-WHERE trade_id > prev + 1
-ORDER BY 1
-"""
+MISSING_IN_RANGE_ALL_SQL = _missing_in_range(f"UNION ALL {_BLOCK_IDS}")
 #: The highest id below `id`: the newest block starting below it holds it, if a block does.
 PREV_STORED_ALL_SQL = f"""
 SELECT greatest(

@@ -126,15 +126,7 @@ class _BlockLoader:
         self.conn, self.job, self.stop = conn, job, stop
         self.on_progress, self.commit_rows = on_progress, commit_rows
         self.symbol = job.file.symbol
-        self.progress = Progress()
-        if resume is not None:
-            p = self.progress
-            p.rows, p.inserted, p.first_id, p.last_id = (
-                resume.rows,
-                resume.inserted,
-                resume.first_id,
-                resume.last_id,
-            )
+        self.progress = Progress.resumed(resume)
         self.skip_through = None if resume is None else resume.last_id
         self.dense = False
         #: Trades read whose block may not be complete yet (at most one run of decimals).

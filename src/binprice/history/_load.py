@@ -74,6 +74,18 @@ class Progress:
     jumps: int = 0
     complete: bool = False
 
+    @classmethod
+    def resumed(cls, resume: Resume | None) -> Progress:
+        """A file's progress at the start of a run: an earlier run's committed part, if any."""
+        if resume is None:
+            return cls()
+        return cls(
+            rows=resume.rows,
+            inserted=resume.inserted,
+            first_id=resume.first_id,
+            last_id=resume.last_id,
+        )
+
 
 OnProgress = Callable[[Progress], None]
 
@@ -126,15 +138,7 @@ class _Loader:
         self.conn, self.job, self.stop = conn, job, stop
         self.on_progress, self.commit_rows = on_progress, commit_rows
         self.staged_only = staged
-        self.progress = Progress()
-        if resume is not None:
-            p = self.progress
-            p.rows, p.inserted, p.first_id, p.last_id = (
-                resume.rows,
-                resume.inserted,
-                resume.first_id,
-                resume.last_id,
-            )
+        self.progress = Progress.resumed(resume)
         self.skip_through = None if resume is None else resume.last_id
         self._staged = StagedInsert(conn)
 
