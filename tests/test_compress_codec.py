@@ -134,3 +134,12 @@ def test_decode_blocks_sharing_texts_equals_decode_block(tapes_: list[list[Codec
     """The shared text cache of decode_blocks changes nothing in what comes back."""
     blocks = [b for trades in tapes_ for b in encode_blocks("X", trades, dense=False)]
     assert list(decode_blocks(blocks)) == [decode_block(b) for b in blocks]
+
+
+def test_the_catalog_names_spot_as_the_codec_does() -> None:
+    """`db.catalog` keeps its own copy of Spot's market number, so that the questions over row
+    months import nothing of the codec; the two must agree."""
+    from binprice.compressed import codec
+    from binprice.db import catalog
+
+    assert catalog.MARKET_SPOT == codec.MARKET_SPOT

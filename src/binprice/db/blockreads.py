@@ -25,7 +25,6 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
@@ -34,7 +33,7 @@ from typing import Any, NamedTuple
 import psycopg
 
 from binprice.compressed.codec import MARKET_SPOT, Block, decode_block
-from binprice.db.partitions import add_months
+from binprice.db.catalog import Compressed, compressed_catalog
 
 __all__ = [
     "BlockTrade",
@@ -57,7 +56,6 @@ BLOCK_COLUMNS = (
     "price_digits, qty_digits, ids, side::text, ms, price, qty"
 )
 
-MONTHS_SQL = "SELECT month FROM compressed_months WHERE market = %s ORDER BY month"
 
 _ONE_SYMBOL = f"market = {MARKET_SPOT} AND symbol = %(symbol)s"
 #: The blocks of one symbol holding trades of `[start, end)`, in trade order.
@@ -171,26 +169,6 @@ def decimal_text(scaled: int, digits: int) -> str:
         return str(scaled)
     text = str(scaled).rjust(digits + 1, "0")
     return f"{text[:-digits]}.{text[-digits:]}"
-
-
-@dataclass(frozen=True, slots=True)
-class Compressed:
-    """The compressed months (their first instants, UTC), from the catalog."""
-
-    months: tuple[datetime, ...]
-
-    def __bool__(self) -> bool:
-        return bool(self.months)
-
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        """Whether any compressed month shares an instant with ``[start, end)``."""
-        return any(month < end and add_months(month, 1) > start for month in self.months)
-
-
-def compressed_catalog(conn: Connection) -> Compressed:
-    """Which months have blocks (a few catalog rows; no table is read)."""
-    rows = conn.execute(MONTHS_SQL, (MARKET_SPOT,)).fetchall()
-    return Compressed(tuple(row[0].astimezone(UTC) for row in rows))
 
 
 def to_ms(moment: datetime) -> int:

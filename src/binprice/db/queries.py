@@ -26,23 +26,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, Inexact, Rounded
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from binprice.db.blockreads import (
-    BlockTrade,
-    block_symbols,
-    blocks_around,
-    compressed_catalog,
-    last_blocks,
-    nearest_in,
-    trade_at,
-    window_list,
-)
+from binprice.db.catalog import compressed_catalog
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
+
+if TYPE_CHECKING:
+    # The compressed format is imported only where a compressed month is read.
+    from binprice.db.blockreads import BlockTrade
 
 __all__ = [
     "LATEST_SQL",
@@ -283,6 +278,8 @@ def recorded_symbols(conn: Connection) -> list[str]:
     blocks too when months are compressed)."""
     found = [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
     if compressed_catalog(conn):
+        from binprice.db.blockreads import block_symbols
+
         return sorted({*found, *block_symbols(conn)})
     return found
 
@@ -300,6 +297,8 @@ def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]
 
 def _latest_in_blocks(conn: Connection, wanted: list[str], found: dict[str, Latest]) -> None:
     """Replace a symbol's row answer by its last block's last trade where that is newer."""
+    from binprice.db.blockreads import last_blocks, trade_at
+
     above = {symbol: found[symbol].trade_id if symbol in found else None for symbol in wanted}
     for symbol, block in last_blocks(conn, above).items():
         last = trade_at(block, block.trades - 1)
@@ -354,6 +353,8 @@ def _around_in_blocks(
     before: bool,
 ) -> None:
     """Merge into each symbol's (earlier, later) pair the nearest block trades on each side."""
+    from binprice.db.blockreads import blocks_around, nearest_in
+
     for symbol, blocks in blocks_around(conn, list(sides), ts, before=before).items():
         earlier, later = sides.get(symbol, (None, None))
         in_earlier, in_later = nearest_in(blocks, ts)
@@ -502,6 +503,8 @@ def fold(trades: Sequence[BlockTrade]) -> Part | None:
 def _range_with_blocks(
     conn: Connection, wanted: list[str], start: datetime, end: datetime
 ) -> list[Range]:
+    from binprice.db.blockreads import window_list
+
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     ms, me = minute_bounds(start, end)
     params = {"symbols": wanted, "ms": ms, "me": me}
@@ -548,6 +551,8 @@ def _first_at_price(
 ) -> datetime:
     """The time of the window's first trade at `price`: in the left edge, else in the first
     whole minute whose high/low it is, else in the right edge."""
+    from binprice.db.blockreads import window_list
+
     left, right, (symbol, ms, me) = edges
     for trade in left:
         if trade.price == price:
