@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
 from typing import Any, Self
 
+from binprice._args import Duration as Duration
+from binprice._args import When as When
 from binprice.ingest.config import (
     BACKFILL_MAX,
     HEALTH_THRESHOLD_SECONDS,
     LISTING_INTERVAL_SECONDS,
     METRICS_HOST,
 )
-
-When = datetime | str
-Duration = timedelta | str | float
 
 
 @dataclass(frozen=True, slots=True)

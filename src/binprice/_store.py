@@ -16,14 +16,22 @@ the strings the command line takes (`"5m ago"`, ISO 8601, epoch seconds or ms). 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import MISSING, Field, replace
-from dataclasses import fields as fields_of
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from binprice._args import (
+    Duration,
+    Symbols,
+    When,
+    as_duration,
+    as_time,
+    as_time_or_none,
+    compress_cut,
+    symbols_of,
+)
 from binprice.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
 
     import psycopg
 
-    from binprice._options import Duration, IngestOptions, When
+    from binprice._options import IngestOptions
     from binprice.charts import Chart
     from binprice.completeness.repair import RepairProgress, RepairResult
     from binprice.db.candles import Candle, Interval
@@ -45,18 +53,15 @@ if TYPE_CHECKING:
     from binprice.db.status import Status
     from binprice.embedded import ServerInfo, StopResult
     from binprice.events import IngestEvent
-    from binprice.exchange.bans import BanBook
     from binprice.exchange.protocol import WireTrade
     from binprice.export import Format
     from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.config import IngestConfig
-    from binprice.ingest.recorder import Recorder
     from binprice.ingest.stats import IngestSummary
     from binprice.trades import Trades
     from binprice.watch import Snapshot
 
-Symbols = str | Iterable[str] | None
 #: Candles in a chart when the caller does not say (an 80-column terminal's worth).
 DEFAULT_CHART_CANDLES = 34
 #: How often `ingest(on_tick=...)` is given a summary of the run so far (a live view's refresh).
@@ -76,43 +81,6 @@ def connect(url: str | None = None, *, data_dir: Path | None = None) -> Store:
     if data_dir is not None:
         settings = Settings(settings.database_url, settings.source, Path(data_dir))
     return Store(settings)
-
-
-def as_time(value: When, *, now: datetime | None = None) -> datetime:
-    """An aware UTC datetime from what a caller may pass: naive datetimes are UTC."""
-    from binprice.timespec import parse_timestamp, truncate_to_ms
-
-    if isinstance(value, str):
-        return parse_timestamp(value, now=now)
-    moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return truncate_to_ms(moment.astimezone(UTC))
-
-
-def as_duration(value: Duration) -> timedelta:
-    """A timedelta from a timedelta, seconds, or the CLI's durations (`500ms`, `1h30m`)."""
-    from binprice.timespec import parse_duration
-
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        return parse_duration(value)
-    return timedelta(seconds=value)
-
-
-def symbols_of(value: Symbols) -> list[str]:
-    """`"BTCUSDT"`, `"btcusdt ethusdt"` or any iterable of symbols, normalised; [] for None."""
-    from binprice.symbols import normalize_symbols
-
-    if value is None:
-        return []
-    return list(normalize_symbols(value if isinstance(value, str) else list(value)))
-
-
-def _rest_base(exchange: str, rest_url: str | None) -> str:
-    """The REST base URL: `rest_url`, else the `exchange` preset's (as `ingest` resolves it)."""
-    from binprice.exchange.endpoints import endpoints
-
-    return endpoints(exchange, None, rest_url)[1]
 
 
 class Store:
@@ -344,18 +312,18 @@ class Store:
         """Check the stored ids (whole UTC minutes) against the recorded gaps; with
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
         trade, asked of `rest_url`, else of the `exchange` preset's REST URL."""
-        lo = as_time(start) if start is not None else None
-        hi = as_time(end) if end is not None else None
-        wanted = symbols_of(symbols)
+        lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
         if against_exchange or rest_url is not None:
-            from binprice.completeness.repair import check_against_exchange
+            from binprice.completeness.oneoff import verify_with_exchange
 
-            base = _rest_base(exchange, rest_url)
-            self.connection  # noqa: B018 - the schema check, before the exchange is asked
-            from binprice._sync import run_sync
-
-            return run_sync(
-                check_against_exchange(self.url, base, wanted, start=lo, end=hi, bans=self._bans())
+            return verify_with_exchange(
+                self._checked_url,
+                self.settings.data_dir,
+                exchange,
+                rest_url,
+                wanted,
+                start=lo,
+                end=hi,
             )
         from binprice.db.gaps import verify_gaps
 
@@ -374,30 +342,23 @@ class Store:
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
-        from binprice._sync import run_sync
-        from binprice.completeness.repair import repair
+        from binprice.completeness.oneoff import repair_now
 
-        base = _rest_base(exchange, rest_url)
-        self.connection  # noqa: B018 - the schema check first
-        lo = as_time(start) if start is not None else None
-        hi = as_time(end) if end is not None else None
-        return run_sync(
-            repair(
-                self.url,
-                base,
-                symbols_of(symbols),
-                start=lo,
-                end=hi,
-                progress=progress,
-                bans=self._bans(),
-            )
+        return repair_now(
+            self._checked_url,
+            self.settings.data_dir,
+            exchange,
+            rest_url,
+            symbols,
+            start=start,
+            end=end,
+            progress=progress,
         )
 
-    def _bans(self) -> BanBook:
-        """The exchange's refusals this data directory's processes share (`exchange.bans`)."""
-        from binprice.exchange.bans import BanBook
-
-        return BanBook.in_data_dir(self.settings.data_dir)
+    def _checked_url(self) -> str:
+        """The URL, once the read connection checked the schema (before the exchange is asked)."""
+        self.connection  # noqa: B018 - the schema check
+        return self.url
 
     # --- storage ----------------------------------------------------------------------------
 
@@ -459,10 +420,7 @@ class Store:
         `dry_run`, the plan (trades, estimated bytes); nothing changes."""
         from binprice.db.compress import compress, plan_compress
 
-        moment = now or datetime.now(UTC)
-        cut = moment - as_duration(settle)
-        if before is not None:
-            cut = min(cut, as_time(before, now=moment))
+        cut = compress_cut(before, settle, now)
         if dry_run:
             planned: CompressResult = self._read(lambda conn: plan_compress(conn, cut))
             return planned
@@ -517,101 +475,33 @@ class Store:
         `on_event` gets every event of the run, the schema check first; `on_tick` a summary of the
         run so far every `TICK_SECONDS` (a live view); `on_stored` each committed batch."""
         import asyncio
-        import time
 
-        from binprice._sync import bridge
-        from binprice.db import connect_async, describe
-        from binprice.db.claims import ALL, claim_symbols
-        from binprice.ingest import EventKind, IngestEvent, Recorder, run_ingest
-        from binprice.ingest.spool import spool_root
+        from binprice.ingest.claimed import run_claimed
 
         # Everything the caller asked for is checked before the database is touched.
         config = self.ingest_config(symbols, options, **changes)
         migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
-        url = self.url
-        if on_event is not None:
-            state = "migrated to" if migrated else "is at"
-            where = f"database at {describe(url)} {state} the newest schema"
-            on_event(IngestEvent(time.time(), EventKind.MIGRATED, where))
-        config = replace(config, spool_dir=spool_root(self.settings.data_dir, url))
-        stop = stop if stop is not None else asyncio.Event()
-        recorder = Recorder()
-        watcher = None if _thread_stop is None else bridge(_thread_stop, stop)
-        claims = await connect_async(url)  # held for the run: its symbols' claims
-        try:
-            shared = await claim_symbols(claims, config.symbols or [ALL])
-            if shared and on_event is not None:
-                on_event(IngestEvent(time.time(), EventKind.SHARED, shared_message(shared)))
-            async with asyncio.TaskGroup() as tasks:
-                ticker = None if on_tick is None else tasks.create_task(_tick(on_tick, recorder))
-                try:
-                    return await run_ingest(
-                        config,
-                        url,
-                        stop=stop,
-                        on_event=on_event,
-                        recorder=recorder,
-                        on_stored=on_stored,
-                    )
-                finally:
-                    if ticker is not None:
-                        ticker.cancel()
-        except BaseExceptionGroup as group:  # the run's own error, as if awaited alone
-            raise group.exceptions[0] from None
-        finally:
-            await claims.close()
-            if watcher is not None:
-                watcher.cancel()
+        return await run_claimed(
+            config,
+            self.url,
+            self.settings.data_dir,
+            migrated=migrated,
+            tick_seconds=TICK_SECONDS,
+            stop=stop,
+            thread_stop=_thread_stop,
+            on_event=on_event,
+            on_tick=on_tick,
+            on_stored=on_stored,
+        )
 
     def ingest_config(
         self, symbols: Symbols = None, options: IngestOptions | None = None, **changes: Any
     ) -> IngestConfig:
         """The `IngestConfig` of a run, checked (before any database is touched); its spool is
         set by `ingest_async`, in this store's data directory."""
-        from binprice._options import IngestOptions
-        from binprice.errors import ConfigError
-        from binprice.exchange.bans import BanBook
-        from binprice.exchange.endpoints import endpoints
-        from binprice.history import DEFAULT_ARCHIVE_URL
-        from binprice.ingest.config import IngestConfig
-        from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
+        from binprice.ingest.from_options import ingest_config
 
-        given = options if options is not None else IngestOptions()
-        try:
-            opts = replace(given, **changes)
-        except TypeError:
-            unknown = set(changes) - {f.name for f in fields_of(IngestOptions)}
-            raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}") from None
-        ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url)
-        named = tuple(symbols_of(symbols))
-        if opts.all_symbols and named:
-            raise ConfigError("name symbols or use --all, not both")
-
-        def seconds(value: Duration) -> float:
-            return as_duration(value).total_seconds()
-
-        return IngestConfig(
-            symbols=() if opts.all_symbols else named or DEFAULT_SYMBOLS,
-            ws_url=ws,
-            rest_url=rest,
-            max_trades=opts.max_trades,
-            duration=None if opts.duration is None else seconds(opts.duration),
-            redundancy=opts.redundancy,
-            quiet_period=seconds(opts.quiet_period),
-            backfill_max=opts.backfill_max,
-            since=None if opts.since is None else as_time(opts.since).date(),
-            archive_url=opts.archive_url or DEFAULT_ARCHIVE_URL,
-            downloads_dir=self.settings.data_dir / "downloads",
-            bans_file=BanBook.in_data_dir(self.settings.data_dir).path,
-            all_symbols=opts.all_symbols,
-            quotes=normalize_assets(opts.quotes),
-            listing_interval=seconds(opts.listing_interval),
-            flush_interval=seconds(opts.batch_wait),
-            metrics_port=opts.metrics_port,
-            metrics_host=opts.metrics_host,
-            health_threshold=seconds(opts.health_threshold),
-            compress_after=_compress_after(opts.compress_after),
-        )
+        return ingest_config(self.settings.data_dir, symbols, options, changes)
 
     def import_history(
         self,
@@ -627,27 +517,21 @@ class Store:
         `options` (or its fields as keywords: `symbols=("BTCUSDT",), start=date(2024, 1, 1)`)
         as `binprice.ImportOptions`; the downloads spool and the exchange's refusals are the
         data directory's unless the options name others."""
-        from binprice._sync import bridge, run_sync
+        from binprice._sync import run_sync, stoppable
 
-        async def run() -> ImportSummary:
-            import asyncio
-
-            event = asyncio.Event()
-            watcher = None if stop is None else bridge(stop, event)
-            try:
-                return await self.import_history_async(
+        return run_sync(
+            stoppable(
+                stop,
+                lambda event: self.import_history_async(
                     options,
                     stop=event,
                     on_event=on_event,
                     on_progress=on_progress,
                     on_migrated=on_migrated,
                     **fields,
-                )
-            finally:
-                if watcher is not None:
-                    watcher.cancel()
-
-        return run_sync(run())
+                ),
+            )
+        )
 
     async def import_history_async(
         self,
@@ -662,32 +546,17 @@ class Store:
         """`import_history` on the caller's event loop, stopped by an `asyncio.Event` (the
         chunk being loaded is committed; the next run resumes there). `on_migrated` gets where
         the database is when this run migrated it to the newest schema."""
-        import asyncio
+        from binprice.history._in_data_dir import import_migrated, options_in
 
-        from binprice.db import describe
-        from binprice.exchange.bans import BanBook
-        from binprice.history import ImportOptions, import_history
-
-        given = ImportOptions(**fields) if options is None else replace(options, **fields)
-        # Where the store keeps downloads and the exchange's refusals, unless the caller chose.
-        home: dict[str, Any] = {
-            "spool_dir": self.settings.data_dir / "downloads",
-            "bans_file": BanBook.in_data_dir(self.settings.data_dir).path,
-        }
-        chosen = replace(
-            given,
-            **{
-                f.name: home[f.name]
-                for f in fields_of(ImportOptions)
-                if f.name in home and f.name not in fields and getattr(given, f.name) == _default(f)
-            },
-        )
-        migrated = await asyncio.to_thread(self.upgrade_if_behind)  # may start the server
-        url = self.url
-        if migrated and on_migrated is not None:
-            on_migrated(describe(url))
-        return await import_history(
-            chosen, url, stop=stop, on_event=on_event, on_progress=on_progress
+        chosen = options_in(self.settings.data_dir, options, fields)
+        return await import_migrated(
+            chosen,
+            self.upgrade_if_behind,
+            lambda: self.url,
+            stop=stop,
+            on_event=on_event,
+            on_progress=on_progress,
+            on_migrated=on_migrated,
         )
 
     # --- the schema -------------------------------------------------------------------------
@@ -779,38 +648,3 @@ class Store:
                 f"a database is configured ({self.settings.source}); `db start`/`db stop` "
                 "manage only the embedded server"
             )
-
-
-def _compress_after(value: Duration | None) -> float | None:
-    """`--compress-after` in seconds; None for never (None, 0, "0" or "off")."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0")):
-        return None
-    seconds = as_duration(value).total_seconds()
-    return seconds if seconds > 0 else None
-
-
-def _default(field: Field[Any]) -> Any:
-    """A dataclass field's default value."""
-    if field.default_factory is not MISSING:
-        return field.default_factory()
-    return field.default
-
-
-def shared_message(shared: list[str]) -> str:
-    """The one line a run says when another run captures some of its symbols."""
-    from binprice.db.claims import ALL
-
-    what = "every symbol (--all)" if shared == [ALL] else ", ".join(shared)
-    return (
-        f"another binprice ingest is already capturing {what} into this database: each trade "
-        "is still stored once, but at twice the cost; stop one of them, unless two runs are "
-        "meant (for redundancy)"
-    )
-
-
-async def _tick(on_tick: Callable[[IngestSummary], None], recorder: Recorder) -> None:
-    import asyncio
-
-    while True:
-        await asyncio.sleep(TICK_SECONDS)
-        on_tick(recorder.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,6 +46,19 @@ def bridge(source: threading.Event, target: asyncio.Event) -> asyncio.Task[None]
             released.set()
 
     return asyncio.ensure_future(watch())
+
+
+async def stoppable(
+    source: threading.Event | None, run: Callable[[asyncio.Event], Awaitable[T]]
+) -> T:
+    """`run(stop)` with an `asyncio.Event` that is set once `source` (any thread) is."""
+    event = asyncio.Event()
+    watcher = None if source is None else bridge(source, event)
+    try:
+        return await run(event)
+    finally:
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _wait_either(a: threading.Event, b: threading.Event) -> None:
