@@ -297,7 +297,7 @@ async def test_holes_are_asked_about_again_one_per_interval_of_the_injected_slee
         slept.append(seconds)
         if slept.count(HOLE_RECHECK_SECONDS) == 2:
             both.set()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a yield, not a wait: no time passes; without it the keeper spins
 
     keeper = GapKeeper(database_url, _QuietBuffer(), Recorder(), backfill_max=None, sleep=sleep)
     exchange = _EmptyPages()
