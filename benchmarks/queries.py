@@ -17,6 +17,7 @@ import argparse
 import os
 import pty
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -295,12 +296,23 @@ def verify(url: str, runs: int) -> None:
         )
 
 
-def _run(argv: list[str], env: dict[str, str], *, terminal: bool = False) -> float:
-    """Wall-clock seconds of one run, stdout to a pipe or to a pseudo-terminal."""
+def _cpu_of_children() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _run(
+    argv: list[str], env: dict[str, str], *, terminal: bool = False, cpu: list[float] | None = None
+) -> float:
+    """Wall-clock seconds of one run, stdout to a pipe or to a pseudo-terminal; its CPU
+    seconds (user + system, the kernel's count for the finished child) go to `cpu`."""
     master, slave = pty.openpty() if terminal else (-1, subprocess.PIPE)
+    cpu_before = _cpu_of_children()
     began = time.perf_counter()
     done = subprocess.run(argv, stdout=slave, stderr=subprocess.PIPE, env=env, check=False)
     took = time.perf_counter() - began
+    if cpu is not None:
+        cpu.append(_cpu_of_children() - cpu_before)
     if terminal:
         os.close(master)
         os.close(slave)
@@ -310,8 +322,10 @@ def _run(argv: list[str], env: dict[str, str], *, terminal: bool = False) -> flo
 
 
 def whole_process(url: str, runs: int) -> None:
-    """`binprice latest BTCUSDT` against the minimal psycopg script: the three interleaved, run
-    after run, so that the machine's load falls on each alike; medians and per-run ratios.
+    """`binprice latest BTCUSDT` against the minimal psycopg script: the four interleaved, run
+    after run, so that the machine's load falls on each alike; medians and per-run ratios. The
+    fourth is the same command with Python's cycle collector left as it is (the console
+    script's one-shot policy, `binprice.cli.ONE_SHOT`, skipped).
 
     Bytecode as an installed binprice has it: an editable checkout under
     PYTHONDONTWRITEBYTECODE would recompile binprice's modules on every run (psycopg's are
@@ -327,15 +341,23 @@ def whole_process(url: str, runs: int) -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     bare_argv = [sys.executable, "-c", script, url]
     latest_argv = [binprice, "latest", "BTCUSDT"]
-    for argv in (bare_argv, latest_argv):
+    # The same command without `binprice.cli.main`'s collector policy (ONE_SHOT), for comparison.
+    collected = "import sys; sys.argv[0] = 'binprice'; from binprice.cli._app import main; main()"
+    collected_argv = [sys.executable, "-c", collected, "latest", "BTCUSDT"]
+    for argv in (bare_argv, latest_argv, collected_argv):
         _run(argv, env)
-    bare, piped, tty = [], [], []
+    bare, piped, tty, with_gc = [], [], [], []
+    bare_cpu: list[float] = []
+    piped_cpu: list[float] = []
+    with_gc_cpu: list[float] = []
     for _ in range(runs):
-        bare.append(_run(bare_argv, env))
-        piped.append(_run(latest_argv, env))
+        bare.append(_run(bare_argv, env, cpu=bare_cpu))
+        piped.append(_run(latest_argv, env, cpu=piped_cpu))
         tty.append(_run(latest_argv, env, terminal=True))
+        with_gc.append(_run(collected_argv, env, cpu=with_gc_cpu))
     median = statistics.median
     ratios = sorted(p / b for p, b in zip(piped, bare, strict=True))
+    cpu_ratios = sorted(p / b for p, b in zip(piped_cpu, bare_cpu, strict=True))
     print(f"\nwhole process, {runs} interleaved runs (medians):")
     print(f"  minimal psycopg script            {median(bare) * 1000:7.1f} ms")
     print(
@@ -346,6 +368,16 @@ def whole_process(url: str, runs: int) -> None:
     print(
         f"  binprice latest BTCUSDT (tty)     {median(tty) * 1000:7.1f} ms  = "
         f"{median(tty) / median(bare):.2f}x"
+    )
+    print(
+        f"  CPU (user + system), pipe         {median(piped_cpu) * 1000:7.1f} ms  = "
+        f"{median(piped_cpu) / median(bare_cpu):.2f}x of the script's "
+        f"{median(bare_cpu) * 1000:.1f} ms (run by run: median {median(cpu_ratios):.2f}x)"
+    )
+    print(
+        f"  the same, collector as Python's   {median(with_gc) * 1000:7.1f} ms  = "
+        f"{median(with_gc) / median(bare):.2f}x; CPU {median(with_gc_cpu) * 1000:.1f} ms = "
+        f"{median(with_gc_cpu) / median(bare_cpu):.2f}x (no ONE_SHOT policy)"
     )
 
 

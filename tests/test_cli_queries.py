@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from binprice.cli import app
+from binprice.cli import app, command_named
 from tests.conftest import run_binprice
 from tests.trades_data import SMALL, load
 
@@ -208,3 +208,36 @@ def test_latest_command_run_loads_no_heavy_modules(url: str) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (["latest", "BTCUSDT"], "latest"),
+        (["--database-url", "postgresql://h/db", "at", "--ts", "now"], "at"),
+        (["--database-url=postgresql://h/db", "range"], "range"),
+        (["--version"], None),
+        (["ingest", "latest"], "ingest"),
+    ],
+)
+def test_the_command_of_a_command_line_skips_the_root_options(
+    args: list[str], command: str | None
+) -> None:
+    assert command_named(args) == command
+
+
+@pytest.mark.parametrize(("command", "one_shot"), [("latest", True), ("status", False)])
+def test_a_one_shot_command_runs_without_the_cycle_collector_and_freezes_at_exit(
+    command: str, one_shot: bool
+) -> None:
+    """`latest`, `at` and `range` turn the collector off for the run and freeze every object when
+    done, so the exit's last full collection walks nothing; other commands keep it as it is."""
+    code = (
+        "import gc, sys\n"
+        "from binprice.cli import main\n"
+        f"sys.argv = ['binprice', '--database-url', 'postgresql://h/db', {command!r}, '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == f"{not one_shot} {one_shot}"

@@ -16,14 +16,61 @@ Typer's `CliRunner` invokes).
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from binprice.cli._app import cli, main
+if TYPE_CHECKING:
+    from binprice.cli._app import cli
 
-__all__ = ["app", "cli", "main"]
+__all__ = ["ONE_SHOT", "app", "cli", "command_named", "main"]
+
+#: The commands that ask one question and exit: they run without Python's cycle collector.
+#: Importing Typer, psycopg and binprice makes tens of thousands of objects that all live until
+#: exit. The collector would walk them again and again while they are made (~5 % of `binprice
+#: latest`'s CPU), and once more at exit, where the interpreter's last full collection frees
+#: nothing the end of the process would not (~15 %; `python benchmarks/queries.py --only
+#: process`). So the collector is off for the run and every object is frozen (`gc.freeze`: left
+#: out of collections, the exit's included) when the command is done; the interpreter still
+#: shuts down as usual (atexit handlers, flushed streams). A one-shot read makes few cycles.
+#: Every other command (capture, import, watch, export, …) runs long or builds much, and keeps
+#: the collector.
+ONE_SHOT = frozenset({"latest", "at", "range"})
+
+
+def main() -> None:
+    """Console-script entry point (`binprice …`, `python -m binprice …`); the process ends
+    after it."""
+    one_shot = command_named(sys.argv[1:]) in ONE_SHOT
+    if one_shot:
+        gc.disable()
+    try:
+        from binprice.cli._app import main as run
+
+        run()
+    finally:
+        if one_shot:
+            gc.freeze()
+
+
+def command_named(args: Sequence[str]) -> str | None:
+    """The command of a command line: the first argument after the root's own options (only
+    `--database-url URL` takes a value); None when there is none."""
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--database-url":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def __getattr__(name: str) -> Any:
+    if name == "cli":
+        from binprice.cli._app import cli as typer_app
+
+        return typer_app
     if name == "app":
         import typer
 
