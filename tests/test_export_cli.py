@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -127,6 +130,31 @@ def test_export_binance_to_a_directory(url: str, tmp_path: Path) -> None:
     single = tmp_path / "one.csv"
     done = binprice(url, "export", "ETHUSDT", *WINDOW, "-f", "binance", "-o", str(single))
     assert done.returncode == 0 and len(single.read_text().splitlines()) == 500
+
+
+@pytest.mark.parametrize("fmt", ["csv", "binance"])
+def test_export_into_a_named_pipe_writes_into_it_and_leaves_it_a_pipe(
+    url: str, tmp_path: Path, fmt: str
+) -> None:
+    """`-o` naming a device or a pipe (`/dev/null`, a FIFO) writes into it: the whole-or-nothing
+    rename of a regular file would replace the device with a regular file."""
+    fifo = tmp_path / "trades.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read() -> None:
+        with fifo.open("rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    done = binprice(url, "export", "BTCUSDT", *WINDOW, "-f", fmt, "-o", str(fifo))
+    assert done.returncode == 0, done.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    reader.join(timeout=60)  # a hang guard: the reader ends when the export closes the pipe
+    lines = received[0].decode().splitlines()
+    assert len(lines) == 500 + (fmt == "csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trades.fifo"]
 
 
 @pytest.mark.parametrize("command", ["candles", "chart", "export", "watch"])

@@ -58,3 +58,15 @@ def sha256_file(path: Path) -> str:
     gigabyte archive zip never sits in memory)."""
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def written_in_place(path: Path) -> bool:
+    """Whether `path` is a device, a FIFO or a socket (`/dev/null`, `/dev/stdout`, a named
+    pipe): output goes straight into it. A regular file (or a new one) is written whole or not
+    at all instead, through a `.part` file renamed over it; renaming over a device would
+    replace it with a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)

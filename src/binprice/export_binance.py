@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice._fs import sha256_file
+from binprice._fs import sha256_file, written_in_place
 from binprice.db.blockreads import compressed_catalog
 from binprice.db.candles import as_utc
 from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
@@ -97,7 +97,11 @@ def write_binance_file(
     progress: Progress | None = None,
 ) -> int:
     """Write ``path``: a plain CSV, or for a ``.zip`` name a zip holding ``<stem>.csv`` and a
-    ``<name>.CHECKSUM`` beside it. Returns the row count; nothing is left when it fails."""
+    ``<name>.CHECKSUM`` beside it. Returns the row count; nothing is left when it fails. A
+    device or a pipe (`/dev/null`) gets the CSV straight, with no checksum beside it."""
+    if written_in_place(path):
+        with path.open("wb") as raw:
+            return write_binance_csv(conn, symbol, start, end, raw, progress=progress)
     part = path.with_name(path.name + ".part")
     try:
         with part.open("wb") as raw:

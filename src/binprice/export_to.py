@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import psycopg
 
+from binprice._fs import written_in_place
 from binprice.db.export import Progress
 from binprice.db.queries import price_range
 from binprice.errors import ExportError, NotFoundError, UsageError
@@ -109,6 +110,14 @@ def _open(stream: IO[bytes] | None, target: Path | None) -> Iterator[IO[bytes]]:
         assert stream is not None
         yield stream
         stream.flush()
+        return
+    if written_in_place(target):
+        try:
+            opened = target.open("wb")
+        except OSError as exc:
+            raise ExportError(f"cannot write {target}: {exc.strerror}") from None
+        with opened:
+            yield opened
         return
     part = target.with_name(target.name + ".part")
     try:
