@@ -121,7 +121,7 @@ def test_status_reads_trades_only_through_indexes(big: psycopg.Connection[Any]) 
         ).fetchall()
     )
     failures = []
-    params: dict[str, Any] = {"since": START - timedelta(days=1)}
+    params: dict[str, Any] = {"since": START - timedelta(days=1), "market": 0}
     for label, symbols in SYMBOL_SETS.items():
         row = big.execute(
             "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + STATUS_SQL,
@@ -149,7 +149,7 @@ TINY = 100
 
 
 def _plan(conn: psycopg.Connection[Any], sql: str) -> dict[str, Any]:
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql).fetchone()
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, {"market": 0}).fetchone()
     assert row is not None
     return row[0][0]["Plan"]  # type: ignore[no-any-return]
 

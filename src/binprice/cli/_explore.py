@@ -23,10 +23,12 @@ from binprice.cli._app import (
     DurationMeta,
     End,
     Last,
+    MarketOption,
     RequiredSymbols,
     Start,
     command_app,
     err,
+    market_from,
     store_from,
 )
 from binprice.cli._queries import check_format, emit
@@ -78,6 +80,7 @@ def candles(
         typer.Option("--json", help="Print a JSON array: one object per candle, stable keys."),
     ] = False,
     as_csv: Csv = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
@@ -96,7 +99,7 @@ def candles(
         window_start, window_end = parse_window(last=last, start=start, end=end)
         window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     with store_from(ctx, database_url) as store:
-        found = store.candles(symbols, chosen, window_start, window_end)
+        found = store.candles(symbols, chosen, window_start, window_end, market=market_from(market))
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
@@ -229,6 +232,7 @@ def watch(
     count: Annotated[
         int | None, typer.Option("--count", "-n", metavar="N", help="Stop after this many updates.")
     ] = None,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
@@ -238,4 +242,5 @@ def watch(
 
     store = store_from(ctx, database_url)
     with store:
-        show(store.watch(symbols, window=window, every=every, count=count))
+        chosen = market_from(market)
+        show(store.watch(symbols, window=window, every=every, count=count, market=chosen))

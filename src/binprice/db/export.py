@@ -16,6 +16,7 @@ import psycopg
 
 from binprice.db.candles import as_utc
 from binprice.errors import UsageError
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.timespec import format_timestamp
 
 Connection = psycopg.Connection[Any]
@@ -25,7 +26,9 @@ Progress = Callable[[int], None]
 #: Progress is reported about this often (rows), so a callback costs nothing per row.
 PROGRESS_EVERY = 10_000
 
-WINDOW_WHERE = "symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+WINDOW_WHERE = (
+    "market = %(market)s AND symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+)
 ORDER = "ORDER BY timestamp, trade_id"
 
 #: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
@@ -58,13 +61,15 @@ PARQUET_COLUMNS = (
 )
 
 
-def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Query parameters of one symbol's window (naive times are UTC)."""
+def window_params(
+    symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
+) -> dict[str, Any]:
+    """Query parameters of one symbol's window in `market` (naive times are UTC)."""
     start, end = as_utc(start), as_utc(end)
     if start >= end:
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
-    return {"symbol": symbol, "start": start, "end": end}
+    return {"symbol": symbol, "start": start, "end": end, "market": market.number}
 
 
 def copy_out(

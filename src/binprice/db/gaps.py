@@ -26,6 +26,7 @@ from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import latest_prices, recorded_symbols
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -54,7 +55,7 @@ ACCOUNTED_STATES = ("open", "hole", "skipped")
 #: absent on the exchange becomes a `hole`). Re-recording an existing range is a no-op.
 UPSERT_SQL = """
 INSERT INTO gaps (symbol, first_id, last_id, state) VALUES (%s, %s, %s, %s)
-ON CONFLICT (symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
+ON CONFLICT (market, symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
 WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 """
 
@@ -191,7 +192,7 @@ ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market 
 
 LIST_SQL = """
 SELECT symbol, first_id, last_id, state, detected_at, filled_at FROM gaps
-WHERE %(all)s OR symbol = ANY(%(symbols)s)
+WHERE market = %(market)s AND (%(all)s OR symbol = ANY(%(symbols)s))
 ORDER BY symbol, first_id, last_id
 """
 
@@ -256,7 +257,7 @@ WHERE c.symbol = ANY(%s)
 """
 SET_CHECKPOINT_SQL = """
 INSERT INTO checkpoints (symbol, verified_through) VALUES (%s, %s)
-ON CONFLICT (symbol) DO UPDATE
+ON CONFLICT (market, symbol) DO UPDATE
 SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_through),
     verified_at = now()
 """
@@ -377,10 +378,13 @@ class Verification:
         return all(s.ok for s in self.symbols)
 
 
-def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
-    """Recorded gaps of `symbols` (all symbols if none), by symbol and first id."""
+def list_gaps(
+    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+) -> list[Gap]:
+    """Recorded gaps of `symbols` (all symbols if none) in `market`, by symbol and first id."""
     wanted = list(normalize_symbols(symbols))
-    rows = conn.execute(LIST_SQL, {"all": not wanted, "symbols": wanted}).fetchall()
+    params = {"all": not wanted, "symbols": wanted, "market": market.number}
+    rows = conn.execute(LIST_SQL, params).fetchall()
     return [
         Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
         for s, a, b, state, detected, filled in rows
