@@ -4,6 +4,7 @@ rows and with spot's month compressed."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,25 @@ def test_latest_at_and_range_answer_from_their_own_market(store: binprice.Store)
     assert store.range(USDM[0].timestamp, USDM[0].timestamp + timedelta(seconds=1), "BTCUSDT") == []
 
 
+def test_export_and_trades_read_their_own_market(store: binprice.Store) -> None:
+    """`export -f ndjson` and `store.trades` give each market's trades exactly."""
+    hour = (NOON, NOON + timedelta(hours=1))
+    for market, rows in (("spot", SPOT), ("usdm", USDM)):
+        out = io.BytesIO()
+        assert store.export("BTCUSDT", *hour, "ndjson", out, market=market) == len(rows)
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [(t["trade_id"], t["price"]) for t in lines] == [
+            (r.trade_id, str(r.price)) for r in rows
+        ]
+        got = [
+            (t.trade_id, t.price, t.timestamp)
+            for t in store.trades("BTCUSDT", *hour, market=market)
+        ]
+        assert got == [(r.trade_id, r.price, r.timestamp) for r in rows]
+    with pytest.raises(binprice.NotFoundError):
+        store.export("BTCUSDT", *hour, "csv", io.BytesIO(), market="coinm")
+
+
 def test_status_gaps_and_watch_answer_from_their_own_market(store: binprice.Store) -> None:
     """Status counts, recorded gaps and the watch snapshot are per market."""
     spot, usdm = store.status(market="spot"), store.status(market="usdm")
@@ -158,6 +178,11 @@ def test_the_commands_take_market_from_the_flag_or_the_environment(url: str) -> 
         )
     )
     assert ranged[0]["open"] == str(USDM[0].price)
+    window = ["--start", NOON.isoformat(), "--end", (NOON + timedelta(hours=1)).isoformat()]
+    exported = _run(url, "export", "BTCUSDT", "--market", "usdm", "-f", "ndjson", *window)
+    assert [json.loads(line)["price"] for line in exported.splitlines()] == [
+        str(r.price) for r in USDM
+    ]
     status = json.loads(_run(url, "status", "--json", "--market", "usdm"))
     assert [s["trades"] for s in status["symbols"]] == [10]
     refused = CliRunner().invoke(cli, ["latest", "--market", "options", "--database-url", url])

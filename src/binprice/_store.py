@@ -219,13 +219,16 @@ class Store:
         )
         return result
 
-    def trades(self, symbol: str, start: When, end: When | None = None) -> Trades:
-        """Every trade of `symbol` in `[start, end)`, in time order, read through a
+    def trades(
+        self, symbol: str, start: When, end: When | None = None, *, market: MarketArg = "spot"
+    ) -> Trades:
+        """Every trade of `symbol` of `market` in `[start, end)`, in time order, read through a
         server-side cursor (constant memory). `.to_pandas()` / `.to_polars()` with the extras."""
         from binprice.trades import Trades
 
         (wanted,) = symbols_of([symbol])
-        return Trades(lambda: self.connection, wanted, as_time(start), as_time(end or "now"))
+        lo, hi = as_time(start), as_time(end or "now")
+        return Trades(lambda: self.connection, wanted, lo, hi, market_of(market))
 
     def export(
         self,
@@ -238,6 +241,7 @@ class Store:
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[ExportPlan], None] | None = None,
         on_file: Callable[[Path], None] | None = None,
+        market: MarketArg = "spot",
     ) -> int:
         """`binprice export`: write every trade of the window as csv, ndjson, parquet or
         Binance's archive CSV to `out` (a binary stream, or a path: a file written whole or not
@@ -251,6 +255,7 @@ class Store:
 
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        where = market_of(market)
         written: int = self._read(
             lambda conn: export_to(
                 conn,
@@ -262,6 +267,7 @@ class Store:
                 progress=progress,
                 on_plan=on_plan,
                 on_file=on_file,
+                market=where,
             )
         )
         return written
@@ -274,14 +280,17 @@ class Store:
         *,
         interval: str | None = None,
         max_candles: int = DEFAULT_CHART_CANDLES,
+        market: MarketArg = "spot",
     ) -> Chart:
         """`binprice chart`'s data: candles at `interval` (default: the one that fits
         `max_candles`), or, for a window inside one candle, its trades as a price path."""
         from binprice.charts import chart_data
 
-        lo, hi = as_time(start), as_time(end or "now")
+        lo, hi, where = as_time(start), as_time(end or "now"), market_of(market)
         result: Chart = self._read(
-            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles=max_candles)
+            lambda conn: chart_data(
+                conn, symbol, lo, hi, interval, max_candles=max_candles, market=where
+            )
         )
         return result
 

@@ -141,6 +141,7 @@ def chart(
         Path | None,
         typer.Option(metavar="FILE", help="Also write the chart to this PNG (needs matplotlib)."),
     ] = None,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
@@ -159,6 +160,7 @@ def chart(
             window_end,
             interval=interval,
             max_candles=max_candles(size.columns),
+            market=market_from(market),
         )
     if png is not None:
         chart_png(title, data, png, chosen)
@@ -185,6 +187,7 @@ def export(
     start: Start = None,
     end: End = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="PATH", help=OUTPUT_HELP)] = "-",
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
@@ -204,6 +207,7 @@ def export(
             progress=view.progress,
             on_plan=view.plan,
             on_file=view.file,
+            market=market_from(market),
         )
     view.done(output)
 
