@@ -28,9 +28,9 @@ def _filled(url: str) -> None:
         ensure_partitions(conn, JAN, APR)
     load(url, [*three_months(), *month_rows("SOLUSDT", 40, datetime(2021, 5, 1, tzinfo=UTC))])
     with psycopg.connect(url) as conn:
-        conn.execute(UPSERT_SQL, ("BTCUSDT", 1000, 1099, "open"))
-        conn.execute(UPSERT_SQL, ("XRPUSDT", 7, 9, "open"))
-        conn.execute(UPSERT_SQL, ("ETHUSDT", 1, 5, "hole"))
+        conn.execute(UPSERT_SQL, (0, "BTCUSDT", 1000, 1099, "open"))
+        conn.execute(UPSERT_SQL, (0, "XRPUSDT", 7, 9, "open"))
+        conn.execute(UPSERT_SQL, (0, "ETHUSDT", 1, 5, "hole"))
 
 
 def _brute_force(url: str) -> dict[str, tuple[Any, ...]]:
