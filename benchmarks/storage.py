@@ -4,7 +4,7 @@ table of `benchmarks/queries.py`.
     python benchmarks/storage.py [--database-url URL] [--trades N] [--copy-trades N] [--runs N]
                                  [--import-runs N] [--trades-per-day N] [--days D]
                                  [--only size,reindex,migrate,copy,import,fresh,latency,months,
-                                         lean,leanat]
+                                         lean,leanat,market]
 
 Every part runs in one server (default: a throwaway embedded one) and compares the two schemas
 in the same run: "0007" is the unpartitioned table of revision 0007, "head" the partitioned one.
@@ -45,6 +45,9 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
 - `leanat`: `at` and `range` latency on one head database of `--trades` trades (the 10M table
   of `queries.py`): this checkout's queries, then the covering index of 0002 built again and
   the queries of the commit before 0011 (extracted from git), same database, same run.
+- `market` (issue #19, migration 0012): the live month's bytes per trade at 0011 and at head
+  (the `market` column and the keys that hold it): `--copy-trades` trades at 1,000 a minute
+  COPYed in committed 10,000-trade batches, then VACUUM; heap, each index, the rollup.
 
 Prints numbers; asserts nothing.
 """
@@ -572,7 +575,55 @@ def lean_at_part(admin: str, count: int, runs: int) -> None:
         print(f"  {label:<22} " + "  ".join(cells))
 
 
+#: The revision before the market dimension (0012).
+BEFORE_MARKET = "0011_lean_live_month"
+#: Bytes of the month's trades: the heap with its TOAST, each index, the rollup.
+MARKET_BYTES_SQL = """
+SELECT 'heap', sum(pg_table_size(h.inhrelid)) FROM pg_inherits AS h
+WHERE h.inhparent = 'trades'::regclass
+UNION ALL
+SELECT parent.relname, sum(pg_relation_size(x.indexrelid))
+FROM pg_inherits AS h JOIN pg_index AS x ON x.indrelid = h.inhrelid
+JOIN pg_inherits AS xi ON xi.inhrelid = x.indexrelid
+JOIN pg_class AS parent ON parent.oid = xi.inhparent
+WHERE h.inhparent = 'trades'::regclass GROUP BY parent.relname
+UNION ALL
+SELECT 'trade_minutes', pg_total_relation_size('trade_minutes')
+"""
+
+
+def market_part(admin: str, count: int, runs: int) -> None:
+    saved, queries.SPAN = queries.SPAN, timedelta(minutes=count / LEAN_DENSE_PER_MINUTE)
+    try:
+        lines = "".join(queries.trade_lines(count)).splitlines(keepends=True)
+    finally:
+        queries.SPAN = saved
+    blocks = ["".join(lines[i : i + LEAN_BATCH]) for i in range(0, len(lines), LEAN_BATCH)]
+    print(
+        f"\nthe live month's bytes per trade before and after the market column (0012): "
+        f"{count:,} trades at {LEAN_DENSE_PER_MINUTE:,} a minute in committed "
+        f"{LEAN_BATCH:,}-trade COPYs, VACUUMed; median of {runs} runs:"
+    )
+    found: dict[str, dict[str, list[int]]] = {}
+    for run in range(runs):
+        for revision in (BEFORE_MARKET, "head")[:: 1 if run % 2 == 0 else -1]:
+            url = scratch(admin, "bp_storage_market", revision)
+            make_months(url)
+            _lean_copy(url, "trades", blocks)
+            with psycopg.connect(url) as conn:
+                for part, size in conn.execute(MARKET_BYTES_SQL).fetchall():
+                    found.setdefault(revision, {}).setdefault(part, []).append(int(size))
+    for revision, parts in found.items():
+        total = sum(statistics.median(v) for v in parts.values())
+        detail = "  ".join(
+            f"{part} {statistics.median(v) / count:.1f}" for part, v in sorted(parts.items())
+        )
+        print(f"  {revision:<22} {total / count:6.1f} bytes/trade  ({detail})")
+
+
 def lean_parts(admin: str, args: argparse.Namespace, parts: set[str]) -> None:
+    if "market" in parts:
+        market_part(admin, args.copy_trades, args.runs)
     if "lean" in parts:
         lean_part(admin, args.copy_trades, args.runs)
     if "leanat" in parts:

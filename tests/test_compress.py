@@ -42,8 +42,9 @@ ROLLUP_SQL = "SELECT * FROM trade_minutes ORDER BY symbol, minute"
 ROLLUP_OF_ALL_SQL = """
 SELECT symbol, date_trunc('minute', "timestamp", 'UTC'), count(*), sum(quantity),
        sum(price * quantity), max(price), min(price), min(trade_id), max(trade_id),
-       (array_agg(price ORDER BY trade_id))[1], (array_agg(price ORDER BY trade_id DESC))[1]
-FROM trades_all GROUP BY 1, 2 ORDER BY 1, 2"""
+       (array_agg(price ORDER BY trade_id))[1], (array_agg(price ORDER BY trade_id DESC))[1],
+       market
+FROM trades_all GROUP BY 1, 2, market ORDER BY 1, 2"""
 
 
 def _filled(url: str) -> psycopg.Connection[Any]:

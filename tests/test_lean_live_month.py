@@ -40,9 +40,17 @@ def _index_names(url: str) -> dict[str, set[str]]:
     return found
 
 
+#: The rollup's columns since 0005 (0012 adds the market after them).
+MINUTE_COLUMNS = (
+    "symbol, minute, trades, volume, notional, high, low, first_id, last_id, open, close"
+)
+
+
 def _minutes(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT * FROM trade_minutes ORDER BY symbol, minute").fetchall()
+        return conn.execute(
+            f"SELECT {MINUTE_COLUMNS} FROM trade_minutes ORDER BY symbol, minute"
+        ).fetchall()
 
 
 def _random_rows(seed: int) -> list[Row]:

@@ -94,12 +94,14 @@ def test_trades_columns_read_back_from_pg_catalog(database_url: str) -> None:
         ("quantity", "numeric", True),
         ("timestamp", "timestamp(3) with time zone", True),
         ("is_buyer_maker", "boolean", True),
+        ("market", "smallint", True),
     ]
 
 
 def test_trades_primary_key_and_index_definitions(database_url: str) -> None:
-    """PRIMARY KEY (symbol, trade_id, timestamp) (a partitioned table's key holds the partition
-    key) and the B-tree index on (timestamp DESC, symbol), on the table partitioned by time."""
+    """PRIMARY KEY (market, symbol, trade_id, timestamp) (a partitioned table's key holds the
+    partition key) and the B-tree index on (timestamp DESC, symbol), on the table partitioned
+    by time."""
     with psycopg.connect(database_url) as conn:
         pk = conn.execute(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
@@ -110,7 +112,7 @@ def test_trades_primary_key_and_index_definitions(database_url: str) -> None:
             "WHERE tablename = 'trades' AND indexname = 'ix_trades_timestamp_symbol'"
         ).fetchone()
         key = conn.execute("SELECT pg_get_partkeydef('trades'::regclass)").fetchone()
-    assert pk == [('PRIMARY KEY (symbol, trade_id, "timestamp")',)]
+    assert pk == [('PRIMARY KEY (market, symbol, trade_id, "timestamp")',)]
     assert index == (
         "CREATE INDEX ix_trades_timestamp_symbol ON ONLY public.trades "
         'USING btree ("timestamp" DESC, symbol)',

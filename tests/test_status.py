@@ -28,9 +28,9 @@ def _filled(url: str) -> None:
         ensure_partitions(conn, JAN, APR)
     load(url, [*three_months(), *month_rows("SOLUSDT", 40, datetime(2021, 5, 1, tzinfo=UTC))])
     with psycopg.connect(url) as conn:
-        conn.execute(UPSERT_SQL, ("BTCUSDT", 1000, 1099, "open"))
-        conn.execute(UPSERT_SQL, ("XRPUSDT", 7, 9, "open"))
-        conn.execute(UPSERT_SQL, ("ETHUSDT", 1, 5, "hole"))
+        conn.execute(UPSERT_SQL, (0, "BTCUSDT", 1000, 1099, "open"))
+        conn.execute(UPSERT_SQL, (0, "XRPUSDT", 7, 9, "open"))
+        conn.execute(UPSERT_SQL, (0, "ETHUSDT", 1, 5, "hole"))
 
 
 def _brute_force(url: str) -> dict[str, tuple[Any, ...]]:
@@ -121,7 +121,7 @@ def test_status_reads_trades_only_through_indexes(big: psycopg.Connection[Any]) 
         ).fetchall()
     )
     failures = []
-    params: dict[str, Any] = {"since": START - timedelta(days=1)}
+    params: dict[str, Any] = {"since": START - timedelta(days=1), "market": 0}
     for label, symbols in SYMBOL_SETS.items():
         row = big.execute(
             "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + STATUS_SQL,
@@ -149,7 +149,7 @@ TINY = 100
 
 
 def _plan(conn: psycopg.Connection[Any], sql: str) -> dict[str, Any]:
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql).fetchone()
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + sql, {"market": 0}).fetchone()
     assert row is not None
     return row[0][0]["Plan"]  # type: ignore[no-any-return]
 

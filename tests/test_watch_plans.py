@@ -22,6 +22,7 @@ def test_snapshot_query_reads_only_through_indexes(big: psycopg.Connection[Any])
         "reference": MIDDLE - timedelta(hours=1),
         "rate_since": MIDDLE - timedelta(seconds=10),
         "spark_since": MIDDLE - timedelta(minutes=29),
+        "market": 0,
     }
     small, names = small_partitions(big), parents(big)
     failures = []
@@ -60,6 +61,7 @@ def test_reference_price_never_walks_the_time_index(big: psycopg.Connection[Any]
         "rate_since": MIDDLE - timedelta(seconds=10),
         "spark_since": MIDDLE - timedelta(minutes=29),
         "symbols": ["RAREUSDT"],
+        "market": 0,
     }
     plan = big.execute("EXPLAIN (FORMAT JSON) " + SNAPSHOT_SQL, params).fetchone()
     assert plan is not None

@@ -62,13 +62,17 @@ def combined_fixture() -> list[Row]:
     return rows
 
 
-def load(url: str, rows: Iterable[Row]) -> None:
-    """COPY rows into trades."""
+def load(url: str, rows: Iterable[Row], market: int | None = None) -> None:
+    """COPY rows into trades (in `market`, a stored market number, when given; the column is
+    left to its default, spot, otherwise, as before migration 0012 there was none)."""
     columns = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
+    extra: tuple[int, ...] = ()
+    if market is not None:
+        columns, extra = f"{columns}, market", (market,)
     with (
         psycopg.connect(url) as conn,
         conn.cursor() as cur,
         cur.copy(f"COPY trades ({columns}) FROM STDIN") as copy,
     ):
         for row in rows:
-            copy.write_row(astuple(row))
+            copy.write_row((*astuple(row), *extra))

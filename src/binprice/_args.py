@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from binprice.markets import Market, parse_market
+
 #: A moment: an aware datetime, a naive one (UTC), or what the command line takes
 #: (`"5m ago"`, ISO 8601, epoch seconds or ms).
 When = datetime | str
@@ -15,6 +17,8 @@ When = datetime | str
 Duration = timedelta | str | float
 #: One symbol, several in a string, any iterable of them; None for "every one".
 Symbols = str | Iterable[str] | None
+#: A market as the API takes it: `Market.USDM` or its name, `"usdm"`.
+MarketArg = Market | str
 
 
 def as_time(value: When, *, now: datetime | None = None) -> datetime:
@@ -41,6 +45,11 @@ def as_duration(value: Duration) -> timedelta:
     if isinstance(value, str):
         return parse_duration(value)
     return timedelta(seconds=value)
+
+
+def market_of(value: MarketArg) -> Market:
+    """`"usdm"` or `Market.USDM` → `Market.USDM`; ConfigError names the choices otherwise."""
+    return parse_market(value)
 
 
 def symbols_of(value: Symbols) -> list[str]:

@@ -24,12 +24,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from binprice._args import (
     Duration,
+    MarketArg,
     Symbols,
     When,
     as_duration,
     as_time,
     as_time_or_none,
     compress_cut,
+    market_of,
     symbols_of,
 )
 from binprice.settings import Settings, load_settings
@@ -145,12 +147,13 @@ class Store:
 
     # --- questions ------------------------------------------------------------------------
 
-    def latest(self, symbols: Symbols = None) -> list[Latest]:
-        """The last trade of each symbol (every recorded symbol if none are given)."""
+    def latest(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> list[Latest]:
+        """The last trade of each symbol of `market` (every recorded symbol if none are
+        given)."""
         from binprice.db.queries import latest_prices
 
-        wanted = symbols_of(symbols)
-        result: list[Latest] = self._read(lambda conn: latest_prices(conn, wanted))
+        wanted, chosen = symbols_of(symbols), market_of(market)
+        result: list[Latest] = self._read(lambda conn: latest_prices(conn, wanted, market=chosen))
         return result
 
     def at(
@@ -160,25 +163,37 @@ class Store:
         *,
         before: bool = False,
         within: Duration | None = None,
+        market: MarketArg = "spot",
     ) -> list[At]:
-        """The trade nearest to `ts` per symbol (a tie goes to the earlier one); `before=True`
-        for the last trade at or before it; `within` leaves out trades farther away."""
+        """The trade nearest to `ts` per symbol of `market` (a tie goes to the earlier one);
+        `before=True` for the last trade at or before it; `within` leaves out trades farther
+        away."""
         from binprice.db.queries import price_at
 
-        moment, wanted = as_time(ts), symbols_of(symbols)
+        moment, wanted, chosen = as_time(ts), symbols_of(symbols), market_of(market)
         limit = as_duration(within) if within is not None else None
         result: list[At] = self._read(
-            lambda conn: price_at(conn, moment, wanted, before=before, within=limit)
+            lambda conn: price_at(conn, moment, wanted, before=before, within=limit, market=chosen)
         )
         return result
 
-    def range(self, start: When, end: When | None = None, symbols: Symbols = None) -> list[Range]:
-        """Open, high, low, close (with when), trades, volume and VWAP in `[start, end)`;
-        `end` defaults to now."""
+    def range(
+        self,
+        start: When,
+        end: When | None = None,
+        symbols: Symbols = None,
+        *,
+        market: MarketArg = "spot",
+    ) -> list[Range]:
+        """Open, high, low, close (with when), trades, volume and VWAP in `[start, end)` per
+        symbol of `market`; `end` defaults to now."""
         from binprice.db.queries import price_range
 
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
-        result: list[Range] = self._read(lambda conn: price_range(conn, lo, hi, wanted))
+        chosen = market_of(market)
+        result: list[Range] = self._read(
+            lambda conn: price_range(conn, lo, hi, wanted, market=chosen)
+        )
         return result
 
     def candles(
@@ -187,6 +202,8 @@ class Store:
         interval: str | Interval,
         start: When | None = None,
         end: When | None = None,
+        *,
+        market: MarketArg = "spot",
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
         interval without trades has no candle. Without `start`, the last `DEFAULT_CANDLES`
@@ -196,16 +213,22 @@ class Store:
         chosen = parse_interval(interval) if isinstance(interval, str) else interval
         hi, wanted = as_time(end or "now"), symbols_of(symbols)
         lo = as_time(start) if start is not None else chosen.opens_before(hi, DEFAULT_CANDLES)
-        result: list[Candle] = self._read(lambda conn: candles(conn, wanted, chosen, lo, hi))
+        where = market_of(market)
+        result: list[Candle] = self._read(
+            lambda conn: candles(conn, wanted, chosen, lo, hi, market=where)
+        )
         return result
 
-    def trades(self, symbol: str, start: When, end: When | None = None) -> Trades:
-        """Every trade of `symbol` in `[start, end)`, in time order, read through a
+    def trades(
+        self, symbol: str, start: When, end: When | None = None, *, market: MarketArg = "spot"
+    ) -> Trades:
+        """Every trade of `symbol` of `market` in `[start, end)`, in time order, read through a
         server-side cursor (constant memory). `.to_pandas()` / `.to_polars()` with the extras."""
         from binprice.trades import Trades
 
         (wanted,) = symbols_of([symbol])
-        return Trades(lambda: self.connection, wanted, as_time(start), as_time(end or "now"))
+        lo, hi = as_time(start), as_time(end or "now")
+        return Trades(lambda: self.connection, wanted, lo, hi, market_of(market))
 
     def export(
         self,
@@ -218,6 +241,7 @@ class Store:
         progress: Callable[[int], None] | None = None,
         on_plan: Callable[[ExportPlan], None] | None = None,
         on_file: Callable[[Path], None] | None = None,
+        market: MarketArg = "spot",
     ) -> int:
         """`binprice export`: write every trade of the window as csv, ndjson, parquet or
         Binance's archive CSV to `out` (a binary stream, or a path: a file written whole or not
@@ -231,6 +255,7 @@ class Store:
 
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
+        where = market_of(market)
         written: int = self._read(
             lambda conn: export_to(
                 conn,
@@ -242,6 +267,7 @@ class Store:
                 progress=progress,
                 on_plan=on_plan,
                 on_file=on_file,
+                market=where,
             )
         )
         return written
@@ -254,14 +280,17 @@ class Store:
         *,
         interval: str | None = None,
         max_candles: int = DEFAULT_CHART_CANDLES,
+        market: MarketArg = "spot",
     ) -> Chart:
         """`binprice chart`'s data: candles at `interval` (default: the one that fits
         `max_candles`), or, for a window inside one candle, its trades as a price path."""
         from binprice.charts import chart_data
 
-        lo, hi = as_time(start), as_time(end or "now")
+        lo, hi, where = as_time(start), as_time(end or "now"), market_of(market)
         result: Chart = self._read(
-            lambda conn: chart_data(conn, symbol, lo, hi, interval, max_candles=max_candles)
+            lambda conn: chart_data(
+                conn, symbol, lo, hi, interval, max_candles=max_candles, market=where
+            )
         )
         return result
 
@@ -272,6 +301,7 @@ class Store:
         window: Duration = "1h",
         every: Duration = "1s",
         count: int | None = None,
+        market: MarketArg = "spot",
     ) -> Iterator[Snapshot]:
         """`binprice watch`: a snapshot of each symbol (every recorded one if none are given)
         now and then every `every` (`count` of them, or for ever): last price, change over
@@ -287,16 +317,17 @@ class Store:
             window=given(window),
             every=given(every),
             count=count,
+            market=market_of(market),
         )
 
     # --- completeness -----------------------------------------------------------------------
 
-    def gaps(self, symbols: Symbols = None) -> list[Gap]:
-        """The recorded gaps (missing trade ids) and their state."""
+    def gaps(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> list[Gap]:
+        """The recorded gaps (missing trade ids) of `market` and their state."""
         from binprice.db.gaps import list_gaps
 
-        wanted = symbols_of(symbols)
-        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted))
+        wanted, chosen = symbols_of(symbols), market_of(market)
+        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted, market=chosen))
         return result
 
     def verify(
@@ -362,14 +393,14 @@ class Store:
 
     # --- storage ----------------------------------------------------------------------------
 
-    def status(self, symbols: Symbols = None) -> Status:
-        """Per symbol (default: every one with trades or open gaps) the first and last stored
-        trade, the count, open gaps and the last trade's age; the database's size, its
-        partitions and where history was pruned. Reads the rollup and probes indexes."""
+    def status(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> Status:
+        """Per symbol of `market` (default: every one with trades or open gaps) the first and
+        last stored trade, the count, open gaps and the last trade's age; the database's size,
+        its partitions and where history was pruned. Reads the rollup and probes indexes."""
         from binprice.db.status import database_status
 
-        wanted = symbols_of(symbols)
-        result: Status = self._read(lambda conn: database_status(conn, wanted))
+        wanted, chosen = symbols_of(symbols), market_of(market)
+        result: Status = self._read(lambda conn: database_status(conn, wanted, market=chosen))
         return result
 
     def partitions(self) -> list[Partition]:

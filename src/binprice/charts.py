@@ -21,6 +21,7 @@ from binprice.db.candles import (
 )
 from binprice.errors import NotFoundError, UsageError
 from binprice.export import trades
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
@@ -56,6 +57,7 @@ def chart_data(
     interval: str | None,
     *,
     max_candles: int,
+    market: Market = DEFAULT_MARKET,
 ) -> Chart:
     """The chart of ``symbol``: candles at ``interval`` (default: the one that fits
     ``max_candles``), or the window's trades when it lies inside one candle (or a few)."""
@@ -67,23 +69,30 @@ def chart_data(
     one_candle = chosen.floor(start) == chosen.floor(end - MILLISECOND)  # the last instant
     if one_candle or (interval is None and chosen.estimate(start, end) < MIN_CANDLES):
         # The whole window is inside one candle (or a few): draw its trades instead.
-        path = price_path(conn, names[0], start, end, max_candles * POINTS_PER_COLUMN)
+        points = max_candles * POINTS_PER_COLUMN
+        path = price_path(conn, names[0], start, end, points, market=market)
         if not path.times:
             raise NotFoundError(f"no trades from {window} for {names[0]}")
         return Chart(f"{names[0]} trades, {window} UTC", path, None)
-    found = candles(conn, names, chosen, start, end)
+    found = candles(conn, names, chosen, start, end, market=market)
     if not found:
         raise NotFoundError(f"no trades from {window} for {names[0]}")
     return Chart(f"{names[0]} {chosen.name} candles, {window} UTC", found, chosen)
 
 
 def price_path(
-    conn: psycopg.Connection[Any], symbol: str, start: datetime, end: datetime, points: int
+    conn: psycopg.Connection[Any],
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    points: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> PricePath:
     """The window's trades thinned to at most ``points``: the last trade of each time slot."""
     slot = (end - start) / max(points, 1)
     kept: dict[int, tuple[datetime, Decimal]] = {}
-    for trade in trades(conn, symbol, start, end):
+    for trade in trades(conn, symbol, start, end, market):
         kept[(trade.timestamp - start) // slot] = (trade.timestamp, trade.price)
     ordered = [kept[key] for key in sorted(kept)]
     return PricePath(tuple(t for t, _ in ordered), tuple(p for _, p in ordered))

@@ -53,6 +53,7 @@ from binprice.export_blocks import (
     window_texts,
     write_texts,
 )
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -114,8 +115,10 @@ def write_trades(
     *,
     out: IO[bytes],
     progress: Progress | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> int:
-    """Write every trade of ``symbols`` in ``[start, end)`` to ``out``; return the row count.
+    """Write every trade of ``symbols`` of ``market`` in ``[start, end)`` to ``out``; return
+    the row count.
 
     ``binance`` takes exactly one symbol (the layout has no symbol column).
     """
@@ -125,17 +128,17 @@ def write_trades(
     if chosen is Format.BINANCE:
         if len(wanted) != 1:
             raise UsageError("the binance format holds one symbol per file: give a directory")
-        return write_binance_csv(conn, wanted[0], start, end, out, progress=progress)
+        return write_binance_csv(conn, wanted[0], start, end, out, progress=progress, market=market)
     if chosen is Format.PARQUET:
-        _write_parquet(conn, wanted, start, end, out, counter=counter)
+        _write_parquet(conn, wanted, (start, end), out, counter=counter, market=market)
         return counter.finish()
     if chosen is Format.CSV:
         out.write(",".join(COLUMNS).encode() + b"\n")
     # One snapshot for all symbols, so an ingest running meanwhile cannot skew them.
     with conn.transaction():
-        compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
+        compressed = compressed_catalog(conn, market).overlaps(as_utc(start), as_utc(end))
         for symbol in wanted:
-            params = window_params(symbol, start, end)
+            params = window_params(symbol, start, end, market)
             if compressed:
                 lines = csv_lines if chosen is Format.CSV else ndjson_lines
                 write_texts(
@@ -146,6 +149,7 @@ def write_trades(
                     lines=lines,
                     out=out,
                     counter=counter,
+                    market=market,
                 )
             else:
                 copy_out(
@@ -154,12 +158,15 @@ def write_trades(
     return counter.finish()
 
 
-def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Trade]:
-    """Every trade of ``symbol`` in ``[start, end)`` in time order, read in batches."""
+def trades(
+    conn: Connection, symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
+) -> Iterator[Trade]:
+    """Every trade of ``symbol`` of ``market`` in ``[start, end)`` in time order, read in
+    batches."""
     (wanted,) = normalize_symbols([symbol])
-    params = window_params(wanted, start, end)
-    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
-        for trade in window_trades(conn, wanted, params["start"], params["end"]):
+    params = window_params(wanted, start, end, market)
+    if compressed_catalog(conn, market).overlaps(params["start"], params["end"]):
+        for trade in window_trades(conn, wanted, params["start"], params["end"], market):
             yield Trade(
                 wanted,
                 trade.trade_id,
@@ -169,14 +176,18 @@ def trades(conn: Connection, symbol: str, start: datetime, end: datetime) -> Ite
                 trade.is_buyer_maker,
             )
         return
-    for batch in trade_batches(conn, wanted, start, end, ", ".join(COLUMNS)):
+    for batch in trade_batches(conn, wanted, start, end, ", ".join(COLUMNS), market=market):
         for symbol_, trade_id, price, quantity, timestamp, is_buyer_maker in batch:
             # psycopg returns timestamptz in the session's zone; answers are UTC.
             yield Trade(symbol_, trade_id, price, quantity, as_utc(timestamp), is_buyer_maker)
 
 
 def decimal_types(
-    conn: Connection, symbols: Sequence[str], start: datetime, end: datetime
+    conn: Connection,
+    symbols: Sequence[str],
+    start: datetime,
+    end: datetime,
+    market: Market = DEFAULT_MARKET,
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """(precision, scale) of the exact decimal128 types for price and quantity in the window.
 
@@ -186,10 +197,10 @@ def decimal_types(
     the per-symbol time index), so no value is rounded and none overflows.
     """
     found = [(0, 0, 0, 0)]
-    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
+    compressed = compressed_catalog(conn, market).overlaps(as_utc(start), as_utc(end))
     extents = window_extents if compressed else decimal_extents
     for symbol in symbols:
-        row = extents(conn, symbol, as_utc(start), as_utc(end))
+        row = extents(conn, symbol, as_utc(start), as_utc(end), market)
         if row is not None:
             found.append(row)
     types = []
@@ -207,23 +218,25 @@ def decimal_types(
 def _write_parquet(
     conn: Connection,
     symbols: Sequence[str],
-    start: datetime,
-    end: datetime,
+    window: tuple[datetime, datetime],
     out: IO[bytes],
     *,
     counter: ProgressCounter,
+    market: Market,
 ) -> None:
+    start, end = window
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingExtraError("Parquet", ("pyarrow",)) from None
-    price_type, quantity_type = decimal_types(conn, symbols, start, end)
+    price_type, quantity_type = decimal_types(conn, symbols, start, end, market)
     schema = _schema(pa, price_type, quantity_type)
-    compressed = compressed_catalog(conn).overlaps(as_utc(start), as_utc(end))
+    compressed = compressed_catalog(conn, market).overlaps(as_utc(start), as_utc(end))
     with pq.ParquetWriter(out, schema, compression="zstd") as writer:
         for symbol in symbols:
-            for batch in _parquet_batches(conn, symbol, start, end, compressed=compressed):
+            batches = _parquet_batches(conn, symbol, (start, end), compressed, market)
+            for batch in batches:
                 columns = [pa.array(values) for values in zip(*batch, strict=True)]
                 # Text to decimal128 in Arrow (it refuses any rounding), epoch ms to timestamps:
                 # no Decimal or datetime object per value, several times faster.
@@ -235,16 +248,21 @@ def _write_parquet(
 
 
 def _parquet_batches(
-    conn: Connection, symbol: str, start: datetime, end: datetime, *, compressed: bool
+    conn: Connection,
+    symbol: str,
+    window: tuple[datetime, datetime],
+    compressed: bool,
+    market: Market,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Batches of PARQUET_COLUMNS: from the rows, or from rows and blocks decoded as text."""
+    start, end = window
     if not compressed:
-        yield from trade_batches(conn, symbol, start, end, PARQUET_COLUMNS)
+        yield from trade_batches(conn, symbol, start, end, PARQUET_COLUMNS, market=market)
         return
-    params = window_params(symbol, start, end)
+    params = window_params(symbol, start, end, market)
     batch: list[tuple[Any, ...]] = []
     with conn.transaction():
-        for chunk in window_texts(conn, symbol, params["start"], params["end"]):
+        for chunk in window_texts(conn, symbol, params["start"], params["end"], market):
             batch.extend((symbol, i, p, q, ms, m) for i, p, q, ms, m in chunk)
             # Batches as the rows' cursor gives them, so the file is the same byte for byte.
             while len(batch) >= BATCH_ROWS:

@@ -34,6 +34,7 @@ from binprice.db.blockreads import compressed_catalog
 from binprice.db.candles import as_utc
 from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
 from binprice.export_blocks import binance_lines, write_texts
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -62,12 +63,13 @@ def write_binance_csv(
     out: IO[bytes],
     *,
     progress: Progress | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> int:
     """Write one symbol's trades in ``[start, end)`` as Binance's CSV; return the row count."""
     (wanted,) = normalize_symbols([symbol])
     counter = ProgressCounter(progress)
-    params = window_params(wanted, start, end)
-    if compressed_catalog(conn).overlaps(params["start"], params["end"]):
+    params = window_params(wanted, start, end, market)
+    if compressed_catalog(conn, market).overlaps(params["start"], params["end"]):
         write_texts(
             conn,
             wanted,
@@ -76,6 +78,7 @@ def write_binance_csv(
             lines=_BINANCE_LINES,
             out=out,
             counter=counter,
+            market=market,
         )
     else:
         copy_out(conn, _BINANCE_SELECT, "(FORMAT csv)", params, out, counter=counter)
@@ -95,6 +98,7 @@ def write_binance_file(
     path: Path,
     *,
     progress: Progress | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> int:
     """Write ``path``: a plain CSV, or for a ``.zip`` name a zip holding ``<stem>.csv`` and a
     ``<name>.CHECKSUM`` beside it. Returns the row count; nothing is left when it fails. A
@@ -106,13 +110,17 @@ def write_binance_file(
     try:
         with part.open("wb") as raw:
             if path.suffix.lower() != ".zip":
-                rows = write_binance_csv(conn, symbol, start, end, raw, progress=progress)
+                rows = write_binance_csv(
+                    conn, symbol, start, end, raw, progress=progress, market=market
+                )
             else:
                 with (
                     zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive,
                     archive.open(f"{path.stem}.csv", "w", force_zip64=True) as member,
                 ):
-                    rows = write_binance_csv(conn, symbol, start, end, member, progress=progress)
+                    rows = write_binance_csv(
+                        conn, symbol, start, end, member, progress=progress, market=market
+                    )
         if path.suffix.lower() == ".zip":
             checksum = f"{sha256_file(part)}  {path.name}\n"
             path.with_name(path.name + ".CHECKSUM").write_text(checksum)
@@ -130,6 +138,7 @@ def write_binance_archive(
     directory: Path,
     *,
     progress: Progress | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> list[Path]:
     """One ``<SYM>-trades-YYYY-MM-DD.zip`` (and ``.CHECKSUM``) per symbol and UTC day of the
     window that has trades, in ``directory`` (created if needed); returns the zips written."""
@@ -148,7 +157,7 @@ def write_binance_archive(
         while day < end:
             path = directory / f"{archive_name(symbol, day)}.zip"
             window = (max(start, day), min(end, day + DAY))
-            rows = write_binance_file(conn, symbol, *window, path, progress=report)
+            rows = write_binance_file(conn, symbol, *window, path, progress=report, market=market)
             if rows:
                 written.append(path)
                 done += rows

@@ -34,6 +34,7 @@ from binprice.db.blockreads import (
     window_trades,
 )
 from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
+from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
 
@@ -83,12 +84,12 @@ def block_texts(block: Block, lo_ms: int, hi_ms: int) -> list[TextTrade]:
 
 
 def window_texts(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection, symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
 ) -> Iterator[list[TextTrade]]:
     """Chunks of one symbol's trades in ``[start, end)`` from rows and blocks, in trade order."""
     lo_ms, hi_ms = to_ms(start), to_ms(end)
-    blocks = _block_chunks(conn, symbol, start, end, lo_ms=lo_ms, hi_ms=hi_ms)
-    rows = _row_chunks(conn, symbol, start, end)
+    blocks = _block_chunks(conn, symbol, (start, end), (lo_ms, hi_ms), market)
+    rows = _row_chunks(conn, symbol, start, end, market)
     first_rows = next(rows, None)
     if first_rows is None:  # the usual case: a compressed month without late rows
         yield from blocks
@@ -122,10 +123,15 @@ def _chain(first: list[TextTrade], rest: Iterator[list[TextTrade]]) -> Iterator[
 
 
 def _block_chunks(
-    conn: Connection, symbol: str, start: datetime, end: datetime, *, lo_ms: int, hi_ms: int
+    conn: Connection,
+    symbol: str,
+    window: tuple[datetime, datetime],
+    bounds_ms: tuple[int, int],
+    market: Market,
 ) -> Iterator[list[TextTrade]]:
+    (start, end), (lo_ms, hi_ms) = window, bounds_ms
     chunk: list[TextTrade] = []
-    for block in window_blocks(conn, symbol, start, end):
+    for block in window_blocks(conn, symbol, start, end, market):
         chunk.extend(block_texts(block, lo_ms, hi_ms))
         if len(chunk) >= CHUNK_TRADES:
             yield chunk
@@ -135,9 +141,12 @@ def _block_chunks(
 
 
 def _row_chunks(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection, symbol: str, start: datetime, end: datetime, market: Market
 ) -> Iterator[list[TextTrade]]:
-    for batch in window_rows(conn, symbol, start, end, ROW_TEXT_COLUMNS, cursor="binprice_rows"):
+    batches = window_rows(
+        conn, symbol, start, end, ROW_TEXT_COLUMNS, cursor="binprice_rows", market=market
+    )
+    for batch in batches:
         yield [(int(i), p, q, int(ms), bool(m)) for ms, i, p, q, m in batch]
 
 
@@ -199,22 +208,23 @@ def write_texts(
     lines: Lines,
     out: IO[bytes],
     counter: ProgressCounter,
+    market: Market = DEFAULT_MARKET,
 ) -> None:
     """Write one symbol's window (rows and blocks) formatted by ``lines`` to ``out``."""
     # The rows' and the blocks' server-side cursors live in this one transaction.
     with conn.transaction():
-        for chunk in window_texts(conn, symbol, start, end):
+        for chunk in window_texts(conn, symbol, start, end, market):
             out.write("".join(lines(symbol, chunk)).encode())
             counter.add(len(chunk))
 
 
 def window_extents(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection, symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
 ) -> tuple[int, int, int, int] | None:
     """As `binprice.db.export.decimal_extents`, over rows and blocks: the largest scale and most
     integer digits of price, then of quantity (None without trades)."""
     found: tuple[int, int, int, int] | None = None
-    for trade in window_trades(conn, symbol, start, end):
+    for trade in window_trades(conn, symbol, start, end, market):
         (price_scale, price_digits), (qty_scale, qty_digits) = (
             _extent(trade.price),
             _extent(trade.quantity),

@@ -30,6 +30,7 @@ from binprice.db.queries import price_range
 from binprice.errors import ExportError, NotFoundError, UsageError
 from binprice.export import Format, write_trades
 from binprice.export_binance import write_binance_archive, write_binance_file
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
@@ -58,6 +59,7 @@ def export_to(
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> int:
     """Write every trade of the window to `out`; return how many. Symbols without trades are
     left out (`on_plan` names them); none with any is NotFoundError. `on_file` gets each of
@@ -76,30 +78,39 @@ def export_to(
         raise UsageError("--format binance with several symbols needs --output DIRECTORY")
     if stream is not None and fmt is Format.PARQUET and stream.isatty():
         raise UsageError("refusing to write Parquet to a terminal: give --output FILE")
-    plan = _plan(conn, wanted, start, end)
+    plan = _plan(conn, wanted, (start, end), market)
     if on_plan is not None:
         on_plan(plan)
     found = list(plan.symbols)
     if to_directory and target is not None:
-        written = write_binance_archive(conn, found, start, end, target, progress=progress)
+        written = write_binance_archive(
+            conn, found, start, end, target, progress=progress, market=market
+        )
         for path in written:
             if on_file is not None:
                 on_file(path)
         return plan.trades
     if fmt is Format.BINANCE and target is not None:
-        return write_binance_file(conn, found[0], start, end, target, progress=progress)
+        return write_binance_file(
+            conn, found[0], start, end, target, progress=progress, market=market
+        )
     with _open(stream, target) as sink:
-        return write_trades(conn, found, start, end, fmt, out=sink, progress=progress)
+        return write_trades(
+            conn, found, start, end, fmt, out=sink, progress=progress, market=market
+        )
 
 
-def _plan(conn: Connection, wanted: list[str], start: datetime, end: datetime) -> ExportPlan:
+def _plan(
+    conn: Connection, wanted: list[str], window: tuple[datetime, datetime], market: Market
+) -> ExportPlan:
     # The rollup counts the window's trades in milliseconds: no pass over the trades.
-    summaries = price_range(conn, start, end, wanted)
+    start, end = window
+    summaries = price_range(conn, start, end, wanted, market=market)
     have = {summary.symbol for summary in summaries}
     missing = tuple(symbol for symbol in wanted if symbol not in have)
     if not summaries:
-        window = f"from {format_timestamp(start)} to {format_timestamp(end)}"
-        raise NotFoundError(f"no trades {window} for {', '.join(missing)}")
+        asked = f"from {format_timestamp(start)} to {format_timestamp(end)}"
+        raise NotFoundError(f"no trades {asked} for {', '.join(missing)}")
     total = sum(summary.trades for summary in summaries)
     return ExportPlan(tuple(summary.symbol for summary in summaries), missing, total)
 

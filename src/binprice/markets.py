@@ -33,10 +33,24 @@ class Market(StrEnum):
         """How the docs and messages name the market."""
         return _TITLES[self]
 
+    @property
+    def number(self) -> int:
+        """The market as stored: the `market` smallint of every table that keys by symbol."""
+        return _NUMBERS[self]
+
 
 _TITLES = {Market.SPOT: "Spot", Market.USDM: "USD-M futures", Market.COINM: "COIN-M futures"}
+#: The one mapping of markets to their stored numbers (migrations 0010 and 0012 use the same:
+#: existing rows are 0, spot). A number is never reused for another market.
+_NUMBERS = {Market.SPOT: 0, Market.USDM: 1, Market.COINM: 2}
+_BY_NUMBER = {number: market for market, number in _NUMBERS.items()}
 
 DEFAULT_MARKET = Market.SPOT
+
+
+def market_of_number(number: int) -> Market:
+    """The market a stored `market` number stands for."""
+    return _BY_NUMBER[number]
 
 
 def parse_market(text: str | Market) -> Market:
@@ -50,4 +64,4 @@ def parse_market(text: str | Market) -> Market:
         raise ConfigError(f"unknown market {text!r}; choose one of {choices}") from None
 
 
-__all__ = ["DEFAULT_MARKET", "Market", "parse_market"]
+__all__ = ["DEFAULT_MARKET", "Market", "market_of_number", "parse_market"]

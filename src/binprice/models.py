@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     Text,
     text,
@@ -38,15 +39,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _market_column() -> Mapped[int]:
+    """The market (`binprice.markets.Market.number`: 0 spot, 1 USD-M, 2 COIN-M; see 0012).
+
+    Last in `trades`, where it fits the padding after `is_buyer_maker`; rows written before
+    0012, and writers that name none, are spot."""
+    return mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+
+
 class TradeRow(Base):
     """A row of `trades`: one Binance trade as stored (the decoded frame is
     `exchange.protocol.WireTrade`, the trade a query returns `binprice.Trade`).
 
-    Binance trade ids are per symbol and consecutive, so `(symbol, trade_id)` identifies a
-    trade. The table is partitioned by month of `timestamp` (see 0008), and a primary key of a
-    partitioned table must contain the partition key, so the key is `(symbol, trade_id,
-    timestamp)`: a trade's time never changes, so a re-delivered trade still collides with
-    itself, in the same partition, and stays a no-op.
+    Binance trade ids are per symbol of a market and consecutive, so `(market, symbol,
+    trade_id)` identifies a trade. The table is partitioned by month of `timestamp` (see 0008),
+    and a primary key of a partitioned table must contain the partition key, so the key is
+    `(market, symbol, trade_id, timestamp)`: a trade's time never changes, so a re-delivered
+    trade still collides with itself, in the same partition, and stays a no-op.
 
     The partitions (`trades_YYYY_MM`, `trades_default`) are made at run time by
     `binprice.db.partitions`, not declared here; the drift test leaves them out.
@@ -54,19 +63,19 @@ class TradeRow(Base):
 
     __tablename__ = "trades"
 
-    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
     # Binance ids are past 2**32 (BTCUSDT passed 6.3e9 in 2026), hence BIGINT.
-    trade_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    trade_id: Mapped[int] = mapped_column(BigInteger)
     # Exact decimals, parsed from Binance's strings: never float.
     price: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     quantity: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     # The trade time `T` (matching engine), millisecond precision like Binance's.
-    timestamp: Mapped[datetime] = mapped_column(
-        TIMESTAMP(timezone=True, precision=3), primary_key=True
-    )
+    timestamp: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True, precision=3))
     is_buyer_maker: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    market: Mapped[int] = _market_column()
 
     __table_args__ = (
+        PrimaryKeyConstraint("market", "symbol", "trade_id", "timestamp"),
         # Binance symbols are upper case; one spelling per symbol keeps the key unique.
         CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
         # The design's composite index: "what traded around time X" across symbols.
@@ -86,9 +95,9 @@ class Gap(Base):
 
     __tablename__ = "gaps"
 
-    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
-    first_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    last_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
     detected_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
     )
@@ -96,12 +105,16 @@ class Gap(Base):
         TIMESTAMP(timezone=True, precision=3), nullable=True
     )
     state: Mapped[str] = mapped_column(Text, nullable=False)
+    market: Mapped[int] = _market_column()
 
     __table_args__ = (
+        PrimaryKeyConstraint("market", "symbol", "first_id", "last_id"),
         CheckConstraint("first_id <= last_id", name="range"),
         CheckConstraint("state IN ('open', 'filled', 'hole', 'skipped')", name="state_known"),
         # Start-up looks up the open gaps of the symbols it ingests.
-        Index("ix_gaps_open", "symbol", "first_id", postgresql_where=text("state = 'open'")),
+        Index(
+            "ix_gaps_open", "market", "symbol", "first_id", postgresql_where=text("state = 'open'")
+        ),
     )
 
 
@@ -114,8 +127,8 @@ class TradeMinute(Base):
 
     __tablename__ = "trade_minutes"
 
-    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
-    minute: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True), primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    minute: Mapped[datetime] = mapped_column(TIMESTAMP(timezone=True))
     trades: Mapped[int] = mapped_column(BigInteger, nullable=False)
     volume: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     notional: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
@@ -125,6 +138,9 @@ class TradeMinute(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     open: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
     close: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    market: Mapped[int] = _market_column()
+
+    __table_args__ = (PrimaryKeyConstraint("market", "symbol", "minute"),)
 
 
 class Checkpoint(Base):
@@ -135,11 +151,14 @@ class Checkpoint(Base):
 
     __tablename__ = "checkpoints"
 
-    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
     verified_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
     verified_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
     )
+    market: Mapped[int] = _market_column()
+
+    __table_args__ = (PrimaryKeyConstraint("market", "symbol"),)
 
 
 #: Import states: some chunks committed (resume after `last_id`), or the whole file.
@@ -151,8 +170,9 @@ class Import(Base):
 
     __tablename__ = "imports"
 
-    #: The archive's file name, e.g. `BTCUSDT-trades-2024-01.zip` (symbol and period in it).
-    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: The archive's file name, e.g. `BTCUSDT-trades-2024-01.zip` (symbol and period in it;
+    #: the same name in every market, hence the key with the market).
+    name: Mapped[str] = mapped_column(Text)
     symbol: Mapped[str] = mapped_column(Text, nullable=False)
     #: The UTC days the file covers, `[period_start, period_end)`.
     period_start: Mapped[date] = mapped_column(Date, nullable=False)
@@ -171,13 +191,15 @@ class Import(Base):
     imported_at: Mapped[datetime] = mapped_column(
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
     )
+    market: Mapped[int] = _market_column()
 
     __table_args__ = (
+        PrimaryKeyConstraint("market", "name"),
         CheckConstraint("state IN ('partial', 'done')", name="state_known"),
         CheckConstraint("period_start < period_end", name="period"),
         CheckConstraint("first_id <= last_id", name="ids"),
         # The planner reads a symbol's imported files by period.
-        Index("ix_imports_symbol_period_start", "symbol", "period_start"),
+        Index("ix_imports_market_symbol_period_start", "market", "symbol", "period_start"),
     )
 
 

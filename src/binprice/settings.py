@@ -15,6 +15,10 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit, urlun
 
 from binprice.conninfo import is_keyword_form, keywords_to_url, parse_keywords, redact
 from binprice.errors import ConfigError
+from binprice.markets import DEFAULT_MARKET
+
+#: The market a command works on when no `--market` is given (environment or `.env`).
+MARKET_VAR = "BINPRICE_MARKET"
 
 #: Environment variables naming the database, in order of preference.
 DATABASE_URL_VARS = ("BINPRICE_DATABASE_URL", "DATABASE_URL")
@@ -227,3 +231,15 @@ def read_dotenv(path: Path) -> dict[str, str]:
     finally:
         logger.disabled = was_disabled
     return {key: value for key, value in values.items() if value is not None}
+
+
+def market_setting(given: str | None, *, dotenv_path: Path | None = None) -> str:
+    """The market a command works on, as text: `--market` (Typer reads `BINPRICE_MARKET` from
+    the environment into it), else `BINPRICE_MARKET` in `.env`, else spot. Checked by
+    `binprice.markets.parse_market` where it is used."""
+    if given:
+        return given
+    if os.environ.get(MARKET_VAR):
+        return os.environ[MARKET_VAR]
+    dotenv = read_dotenv(Path(".env") if dotenv_path is None else dotenv_path)
+    return dotenv.get(MARKET_VAR) or DEFAULT_MARKET.value

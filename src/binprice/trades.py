@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from binprice.errors import MissingExtraError
 from binprice.export import COLUMNS, Trade, decimal_types, trades
+from binprice.markets import DEFAULT_MARKET, Market
 
 if TYPE_CHECKING:
     import psycopg
@@ -36,21 +37,29 @@ def _require(feature: str, module: str, *also: str) -> Any:
 class Trades:
     """The trades of one symbol in `[start, end)`, in time order. Iterate, or convert."""
 
-    def __init__(self, connect: Connect, symbol: str, start: datetime, end: datetime) -> None:
+    def __init__(
+        self,
+        connect: Connect,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        market: Market = DEFAULT_MARKET,
+    ) -> None:
         self._connect = connect
         self.symbol = symbol
         self.start = start
         self.end = end
+        self.market = market
 
     def __iter__(self) -> Iterator[Trade]:
-        return trades(self._connect(), self.symbol, self.start, self.end)
+        return trades(self._connect(), self.symbol, self.start, self.end, self.market)
 
     def to_arrow(self) -> Any:
         """A pyarrow Table with the trade columns; decimals exact."""
         pa = _require("to_arrow()", "pyarrow")
         conn = self._connect()
         (price_p, price_s), (qty_p, qty_s) = decimal_types(
-            conn, [self.symbol], self.start, self.end
+            conn, [self.symbol], self.start, self.end, self.market
         )
         columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         for trade in self:

@@ -29,6 +29,7 @@ from binprice.db.candles import as_utc
 from binprice.db.queries import VWAP_CONTEXT, recorded_symbols
 from binprice.db.watch import snapshot_rows
 from binprice.errors import UsageError
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_duration, parse_duration
 
@@ -95,10 +96,12 @@ def snapshot(
     now: datetime | None = None,
     rate_window: timedelta = DEFAULT_RATE_WINDOW,
     minutes: int = DEFAULT_MINUTES,
+    market: Market = DEFAULT_MARKET,
 ) -> Snapshot:
-    """One poll: each symbol (all recorded symbols if none are given) as of ``now``."""
+    """One poll: each symbol of `market` (all its recorded symbols if none are given) as of
+    ``now``."""
     taken_at = as_utc(now) if now is not None else datetime.now(UTC)
-    wanted = list(normalize_symbols(symbols)) or recorded_symbols(conn)
+    wanted = list(normalize_symbols(symbols)) or recorded_symbols(conn, market)
     first_minute = taken_at.replace(second=0, microsecond=0) - (minutes - 1) * MINUTE
     params = {
         "symbols": wanted,
@@ -106,6 +109,7 @@ def snapshot(
         "reference": taken_at - window,
         "rate_since": taken_at - rate_window,
         "spark_since": first_minute,
+        "market": market,
     }
     rows = snapshot_rows(conn, params)
     spark = [first_minute + i * MINUTE for i in range(minutes)]
@@ -124,8 +128,10 @@ class Watch:
         window: timedelta = DEFAULT_WINDOW,
         clock: Clock | None = None,
         minutes: int = DEFAULT_MINUTES,
+        market: Market = DEFAULT_MARKET,
     ) -> None:
         self._conn = conn
+        self._market = market
         self._symbols = list(normalize_symbols(symbols))
         self._window = window
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -139,6 +145,7 @@ class Watch:
             window=self._window,
             now=self._clock(),
             minutes=self._minutes,
+            market=self._market,
         )
 
 
@@ -151,6 +158,7 @@ def watch(
     count: int | None = None,
     clock: Clock | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    market: Market = DEFAULT_MARKET,
 ) -> Iterator[Snapshot]:
     """A snapshot now, then one every ``every`` (``count`` of them, or for ever), each on the
     connection ``connection()`` gives at that poll. The durations are checked at once, before
@@ -169,7 +177,7 @@ def watch(
         while count is None or done < count:
             if done:
                 sleep(period.total_seconds())
-            yield snapshot(connection(), wanted, window=change_window, now=now())
+            yield snapshot(connection(), wanted, window=change_window, now=now(), market=market)
             done += 1
 
     return polls()

@@ -296,6 +296,28 @@ def store_from(ctx: typer.Context, database_url: str | None = None) -> Store:
     return Store(settings_from(ctx, database_url))
 
 
+MARKET_HELP = (
+    "The Binance market: spot, usdm (USD-M futures) or coinm (COIN-M futures). Default: "
+    "$BINPRICE_MARKET, from the environment or a .env file, else spot."
+)
+#: `--market`: BTCUSDT on Spot and the BTCUSDT USD-M perpetual are different series.
+MarketOption = Annotated[
+    str | None,
+    typer.Option(
+        "--market", envvar="BINPRICE_MARKET", metavar="MARKET", help=MARKET_HELP, show_default=False
+    ),
+]
+
+
+def market_from(given: str | None) -> str:
+    """The market of this invocation (`spot`, `usdm` or `coinm`): the flag or environment,
+    else `.env`, else spot; an unknown name is refused before anything is read."""
+    from binprice.markets import parse_market
+    from binprice.settings import market_setting
+
+    return parse_market(market_setting(given)).value
+
+
 #: Metavars people read in --help (not Python types).
 TimeMeta = "TS"
 DurationMeta = "DURATION"

@@ -23,10 +23,12 @@ from binprice.cli._app import (
     DurationMeta,
     End,
     Last,
+    MarketOption,
     RequiredSymbols,
     Start,
     command_app,
     err,
+    market_from,
     store_from,
 )
 from binprice.cli._queries import check_format, emit
@@ -78,6 +80,7 @@ def candles(
         typer.Option("--json", help="Print a JSON array: one object per candle, stable keys."),
     ] = False,
     as_csv: Csv = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
@@ -96,7 +99,7 @@ def candles(
         window_start, window_end = parse_window(last=last, start=start, end=end)
         window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     with store_from(ctx, database_url) as store:
-        found = store.candles(symbols, chosen, window_start, window_end)
+        found = store.candles(symbols, chosen, window_start, window_end, market=market_from(market))
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
@@ -138,6 +141,7 @@ def chart(
         Path | None,
         typer.Option(metavar="FILE", help="Also write the chart to this PNG (needs matplotlib)."),
     ] = None,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """A candlestick chart of the window at the terminal's size (price axis, UTC time axis);
@@ -156,6 +160,7 @@ def chart(
             window_end,
             interval=interval,
             max_candles=max_candles(size.columns),
+            market=market_from(market),
         )
     if png is not None:
         chart_png(title, data, png, chosen)
@@ -182,6 +187,7 @@ def export(
     start: Start = None,
     end: End = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="PATH", help=OUTPUT_HELP)] = "-",
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
@@ -201,6 +207,7 @@ def export(
             progress=view.progress,
             on_plan=view.plan,
             on_file=view.file,
+            market=market_from(market),
         )
     view.done(output)
 
@@ -229,6 +236,7 @@ def watch(
     count: Annotated[
         int | None, typer.Option("--count", "-n", metavar="N", help="Stop after this many updates.")
     ] = None,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """A live view of the last price, change over --window, trades/s and the last 30 minutes
@@ -238,4 +246,5 @@ def watch(
 
     store = store_from(ctx, database_url)
     with store:
-        show(store.watch(symbols, window=window, every=every, count=count))
+        chosen = market_from(market)
+        show(store.watch(symbols, window=window, every=every, count=count, market=chosen))

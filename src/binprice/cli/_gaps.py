@@ -13,11 +13,13 @@ from binprice.cli._app import (
     DatabaseUrl,
     DurationMeta,
     Exchange,
+    MarketOption,
     RestUrl,
     Symbols,
     TimeMeta,
     command_app,
     err,
+    market_from,
     store_from,
 )
 
@@ -73,6 +75,7 @@ def gaps(
     rest_url: RestUrl = None,
     exchange: Exchange = "binance",
     as_json: Annotated[bool, typer.Option("--json", help=GAPS_JSON_HELP)] = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
@@ -85,12 +88,16 @@ def gaps(
 
     symbols = symbols or []
     window = last or start or end
+    chosen = market_from(market)
     if not (verify or repair):
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
         with store_from(ctx, database_url) as store:
-            _list(store, symbols, as_json=as_json)
+            _list(store, symbols, chosen, as_json=as_json)
         return
+    if chosen != "spot":
+        # Verify and repair read Spot's ids and Spot's REST history only, so far (#19).
+        raise UsageError(f"--verify and --repair check spot only so far, not --market {chosen}")
     if verify and repair:
         raise UsageError("choose --verify or --repair (--repair verifies first)")
     window_start = window_end = None
@@ -114,10 +121,10 @@ def gaps(
             )
 
 
-def _list(store: Store, symbols: Sequence[str], *, as_json: bool) -> None:
+def _list(store: Store, symbols: Sequence[str], market: str, *, as_json: bool) -> None:
     from binprice.cli.views.gaps import gaps_json, gaps_text
 
-    found = store.gaps(symbols)
+    found = store.gaps(symbols, market=market)
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return

@@ -22,11 +22,13 @@ from binprice.cli._app import (
     End,
     Json,
     Last,
+    MarketOption,
     Start,
     Symbols,
     TimeMeta,
     command_app,
     err,
+    market_from,
     store_from,
 )
 
@@ -42,13 +44,14 @@ def latest(
     symbols: Symbols = None,
     as_json: Json = False,
     as_csv: Csv = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
     check_format(as_json, as_csv)
     asked = tuple(symbols or ())
     with store_from(ctx, database_url) as store:
-        found = store.latest(asked)
+        found = store.latest(asked, market=market_from(market))
     emit(asked, found, "no trades", as_json=as_json, as_csv=as_csv)
 
 
@@ -68,6 +71,7 @@ def at(
     ] = None,
     as_json: Json = False,
     as_csv: Csv = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
@@ -78,7 +82,7 @@ def at(
     requested = parse_timestamp(ts)
     limit = parse_duration(within) if within is not None else None
     with store_from(ctx, database_url) as store:
-        found = store.at(requested, asked, before=before, within=limit)
+        found = store.at(requested, asked, before=before, within=limit, market=market_from(market))
     from binprice.cli.views.queries import at_notes
 
     for note in at_notes(found, requested, now=datetime.now(UTC)):
@@ -102,6 +106,7 @@ def range_(
     end: End = None,
     as_json: Json = False,
     as_csv: Csv = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
@@ -111,7 +116,7 @@ def range_(
     asked = tuple(symbols or ())
     window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
-        found = store.range(window_start, window_end, asked)
+        found = store.range(window_start, window_end, asked, market=market_from(market))
     window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     emit(asked, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import typer
 
-from binprice.cli._app import DatabaseUrl, Json, Symbols, command_app, store_from
+from binprice.cli._app import (
+    DatabaseUrl,
+    Json,
+    MarketOption,
+    Symbols,
+    command_app,
+    market_from,
+    store_from,
+)
 
 commands = command_app()
 
@@ -15,6 +23,7 @@ def status(
     ctx: typer.Context,
     symbols: Symbols = None,
     as_json: Json = False,
+    market: MarketOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """What is stored: per symbol the first and last trade (id and time), the count, open gaps
@@ -22,5 +31,5 @@ def status(
     from binprice.cli.views.status import show
 
     with store_from(ctx, database_url) as store:
-        result = store.status(tuple(symbols or ()))
+        result = store.status(tuple(symbols or ()), market=market_from(market))
     show(result, as_json=as_json)

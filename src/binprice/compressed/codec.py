@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter, sub
 
+from binprice.markets import Market
+
 __all__ = [
     "DENSE_TRADES_PER_MINUTE",
     "MARKET_COINM",
@@ -54,8 +56,11 @@ __all__ = [
     "is_dense",
 ]
 
-#: The `market` of a block: Binance Spot, USD-M futures, COIN-M futures.
-MARKET_SPOT, MARKET_USDM, MARKET_COINM = 0, 1, 2
+#: The `market` of a block: Binance Spot, USD-M futures, COIN-M futures (`Market.number`, the
+#: one mapping).
+MARKET_SPOT, MARKET_USDM, MARKET_COINM = (
+    m.number for m in (Market.SPOT, Market.USDM, Market.COINM)
+)
 #: A symbol-month averaging at least this many trades a minute gets minute blocks: a block
 #: row's fixed part (~60 bytes) is then under ~1 byte a trade.
 DENSE_TRADES_PER_MINUTE = 64

@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from binprice.compressed.codec import MARKET_SPOT, Block, decode_block
+from binprice.compressed.codec import Block, decode_block
 from binprice.db.catalog import Compressed, compressed_catalog
+from binprice.markets import DEFAULT_MARKET, Market
 
 __all__ = [
     "BlockTrade",
@@ -57,7 +58,7 @@ BLOCK_COLUMNS = (
 )
 
 
-_ONE_SYMBOL = f"market = {MARKET_SPOT} AND symbol = %(symbol)s"
+_ONE_SYMBOL = "market = %(market)s AND symbol = %(symbol)s"
 #: The blocks of one symbol holding trades of `[start, end)`, in trade order.
 WINDOW_BLOCKS_SQL = f"""
 SELECT {BLOCK_COLUMNS} FROM (
@@ -76,11 +77,11 @@ AROUND_SQL = f"""
 SELECT b.* FROM unnest(%(symbols)s::text[]) AS r(symbol)
 CROSS JOIN LATERAL (
     (SELECT {BLOCK_COLUMNS} FROM trade_blocks
-     WHERE market = {MARKET_SPOT} AND symbol = r.symbol AND first_ts <= %(ts)s
+     WHERE market = %(market)s AND symbol = r.symbol AND first_ts <= %(ts)s
      ORDER BY first_ts DESC, first_id DESC LIMIT 1)
     UNION ALL
     (SELECT {BLOCK_COLUMNS} FROM trade_blocks
-     WHERE market = {MARKET_SPOT} AND symbol = r.symbol AND first_ts > %(ts)s
+     WHERE market = %(market)s AND symbol = r.symbol AND first_ts > %(ts)s
        AND NOT %(before)s
      ORDER BY first_ts, first_id LIMIT 1)
 ) AS b
@@ -91,19 +92,19 @@ LAST_BLOCKS_SQL = f"""
 SELECT b.* FROM unnest(%(symbols)s::text[], %(above)s::bigint[]) AS r(symbol, above)
 CROSS JOIN LATERAL (
     SELECT {BLOCK_COLUMNS} FROM trade_blocks
-    WHERE market = {MARKET_SPOT} AND symbol = r.symbol
+    WHERE market = %(market)s AND symbol = r.symbol
     ORDER BY first_ts DESC, first_id DESC LIMIT 1
 ) AS b
 WHERE b.last_id > coalesce(r.above, -1)
 """
 
 #: Symbols with blocks, by a loose index scan of the key (one probe per symbol).
-BLOCK_SYMBOLS_SQL = f"""
+BLOCK_SYMBOLS_SQL = """
 WITH RECURSIVE known(symbol) AS (
-    (SELECT symbol FROM trade_blocks WHERE market = {MARKET_SPOT} ORDER BY symbol LIMIT 1)
+    (SELECT symbol FROM trade_blocks WHERE market = %(market)s ORDER BY symbol LIMIT 1)
     UNION ALL
     SELECT (SELECT b.symbol FROM trade_blocks AS b
-            WHERE b.market = {MARKET_SPOT} AND b.symbol > k.symbol ORDER BY b.symbol LIMIT 1)
+            WHERE b.market = %(market)s AND b.symbol > k.symbol ORDER BY b.symbol LIMIT 1)
     FROM known AS k
     WHERE k.symbol IS NOT NULL
 )
@@ -182,10 +183,16 @@ def _block(row: Sequence[Any]) -> Block:
     return Block(*row)
 
 
-def window_blocks(conn: Connection, symbol: str, start: datetime, end: datetime) -> Iterator[Block]:
+def window_blocks(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    market: Market = DEFAULT_MARKET,
+) -> Iterator[Block]:
     """The blocks of ``symbol`` holding trades of ``[start, end)``, in trade order, through a
     server-side cursor (a month of blocks is hundreds of MB): call it in a transaction."""
-    params = {"symbol": symbol, "start": start, "end": end}
+    params = {"symbol": symbol, "start": start, "end": end, "market": market.number}
     with conn.cursor(name="binprice_blocks") as cur:
         cur.execute(WINDOW_BLOCKS_SQL, params)
         while rows := cur.fetchmany(WINDOW_FETCH):
@@ -208,7 +215,8 @@ def block_trades(block: Block, start: datetime, end: datetime) -> list[BlockTrad
 #: months of a window that spans both kinds).
 WINDOW_ROWS_SQL = """
 SELECT timestamp, trade_id, price, quantity, is_buyer_maker FROM trades
-WHERE symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s
+WHERE market = %(market)s AND symbol = %(symbol)s
+  AND timestamp >= %(start)s AND timestamp < %(end)s
 ORDER BY timestamp, trade_id
 """
 #: Rows per fetch of a window's rows.
@@ -216,12 +224,16 @@ ROW_FETCH = 10_000
 
 
 def window_trades(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    market: Market = DEFAULT_MARKET,
 ) -> Iterator[BlockTrade]:
     """One symbol's trades in ``[start, end)`` from rows and blocks, in trade order, exact;
     through server-side cursors, so it runs in a transaction of its own."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    params = {"symbol": symbol, "start": start, "end": end}
+    params = {"symbol": symbol, "start": start, "end": end, "market": market.number}
     with conn.transaction(), conn.cursor(name="binprice_window_rows") as cur:
         cur.execute(WINDOW_ROWS_SQL, params)
         rows = (
@@ -231,17 +243,23 @@ def window_trades(
         )
         blocks = (
             trade
-            for block in window_blocks(conn, symbol, start, end)
+            for block in window_blocks(conn, symbol, start, end, market)
             for trade in block_trades(block, start, end)
         )
         yield from merged(rows, blocks)
 
 
-def window_list(conn: Connection, symbol: str, start: datetime, end: datetime) -> list[BlockTrade]:
+def window_list(
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    market: Market = DEFAULT_MARKET,
+) -> list[BlockTrade]:
     """`window_trades` as a list (for the short windows at the ends of a range)."""
     if start >= end:
         return []
-    return list(window_trades(conn, symbol, start, end))
+    return list(window_trades(conn, symbol, start, end, market))
 
 
 def nearest_in(
@@ -270,15 +288,26 @@ def nearest_in(
 #: starting last before then among those starting at or below the id (ids grow with time).
 ID_BLOCK_SQL = f"""
 SELECT {BLOCK_COLUMNS} FROM trade_blocks
-WHERE market = {MARKET_SPOT} AND symbol = %(symbol)s AND first_ts < %(before)s
+WHERE market = %(market)s AND symbol = %(symbol)s AND first_ts < %(before)s
   AND first_id <= %(id)s
 ORDER BY first_ts DESC, first_id DESC LIMIT 1
 """
 
 
-def time_of(conn: Connection, symbol: str, trade_id: int, minute: datetime) -> datetime | None:
+def time_of(
+    conn: Connection,
+    symbol: str,
+    trade_id: int,
+    minute: datetime,
+    market: Market = DEFAULT_MARKET,
+) -> datetime | None:
     """The time of a trade stored in a block, known to be in the UTC minute ``minute``."""
-    params = {"symbol": symbol, "id": trade_id, "before": minute + timedelta(minutes=1)}
+    params = {
+        "symbol": symbol,
+        "id": trade_id,
+        "before": minute + timedelta(minutes=1),
+        "market": market.number,
+    }
     row = conn.execute(ID_BLOCK_SQL, params).fetchone()
     if row is None:
         return None
@@ -291,27 +320,35 @@ def time_of(conn: Connection, symbol: str, trade_id: int, minute: datetime) -> d
 
 
 def blocks_around(
-    conn: Connection, symbols: Sequence[str], ts: datetime, *, before: bool
+    conn: Connection,
+    symbols: Sequence[str],
+    ts: datetime,
+    *,
+    before: bool,
+    market: Market = DEFAULT_MARKET,
 ) -> dict[str, list[Block]]:
     """Per symbol, the (at most two) blocks holding its nearest trades on each side of ``ts``."""
     found: dict[str, list[Block]] = {}
-    params = {"symbols": list(symbols), "ts": ts, "before": before}
+    params = {"symbols": list(symbols), "ts": ts, "before": before, "market": market.number}
     for row in conn.execute(AROUND_SQL, params).fetchall():
         block = _block(row)
         found.setdefault(block.symbol, []).append(block)
     return found
 
 
-def last_blocks(conn: Connection, above: dict[str, int | None]) -> dict[str, Block]:
+def last_blocks(
+    conn: Connection, above: dict[str, int | None], market: Market = DEFAULT_MARKET
+) -> dict[str, Block]:
     """Per symbol of ``above``, its last block if that holds an id higher than ``above``'s."""
-    params = {"symbols": list(above), "above": list(above.values())}
+    params = {"symbols": list(above), "above": list(above.values()), "market": market.number}
     rows = conn.execute(LAST_BLOCKS_SQL, params).fetchall()
     return {row[1]: _block(row) for row in rows}
 
 
-def block_symbols(conn: Connection) -> list[str]:
-    """Every symbol with at least one block, alphabetically."""
-    return [row[0] for row in conn.execute(BLOCK_SYMBOLS_SQL).fetchall()]
+def block_symbols(conn: Connection, market: Market = DEFAULT_MARKET) -> list[str]:
+    """Every symbol of `market` with at least one block, alphabetically."""
+    rows = conn.execute(BLOCK_SYMBOLS_SQL, {"market": market.number}).fetchall()
+    return [row[0] for row in rows]
 
 
 def merged(rows: Iterable[BlockTrade], blocks: Iterable[BlockTrade]) -> Iterator[BlockTrade]:

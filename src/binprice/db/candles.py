@@ -40,6 +40,7 @@ import psycopg
 from binprice.db.blockreads import compressed_catalog, window_list
 from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
 from binprice.errors import UsageError
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
@@ -189,7 +190,8 @@ def _raw_edge(bucket: str, lo: str, hi: str) -> str:
                quantity AS volume, price * quantity AS notional, price AS high, price AS low,
                trade_id AS first_id, price AS open, trade_id AS last_id, price AS close
         FROM trades
-        WHERE trades.symbol = r.symbol AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"""
+        WHERE trades.market = %(market)s AND trades.symbol = r.symbol
+          AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"""
 
 
 def _candles_sql(bucket: str) -> str:
@@ -217,11 +219,14 @@ CROSS JOIN LATERAL (
                    sum(volume) AS volume, sum(notional) AS notional, max(high) AS high,
                    min(low) AS low, min(minute) AS first_minute, max(minute) AS last_minute
             FROM trade_minutes
-            WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+            WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
+              AND minute < bounds.me
             GROUP BY 1
         ) AS m
-        JOIN trade_minutes AS f ON f.symbol = r.symbol AND f.minute = m.first_minute
-        JOIN trade_minutes AS l ON l.symbol = r.symbol AND l.minute = m.last_minute
+        JOIN trade_minutes AS f ON f.market = %(market)s AND f.symbol = r.symbol
+          AND f.minute = m.first_minute
+        JOIN trade_minutes AS l ON l.market = %(market)s AND l.symbol = r.symbol
+          AND l.minute = m.last_minute
         UNION ALL
         {_raw_edge(bucket, "bounds.me", "bounds.e")}
     ) AS p
@@ -238,11 +243,13 @@ FIXED_CANDLES_SQL = _candles_sql("date_bin(%(width)s::interval, {column}, %(orig
 MONTHLY_CANDLES_SQL = _candles_sql("date_trunc('month', {column}, 'UTC')")
 
 
-def candle_query(interval: Interval) -> tuple[str, dict[str, Any]]:
-    """The SQL and interval parameters for ``interval`` (the window and symbols are added)."""
+def candle_query(interval: Interval, market: Market = DEFAULT_MARKET) -> tuple[str, dict[str, Any]]:
+    """The SQL and the interval's and market's parameters for ``interval`` (the window and
+    symbols are added)."""
     if interval.width is None:
-        return MONTHLY_CANDLES_SQL, {}
-    return FIXED_CANDLES_SQL, {"width": interval.width, "origin": interval.origin}
+        return MONTHLY_CANDLES_SQL, {"market": market.number}
+    params = {"width": interval.width, "origin": interval.origin, "market": market.number}
+    return FIXED_CANDLES_SQL, params
 
 
 def candles(
@@ -251,8 +258,11 @@ def candles(
     interval: str | Interval,
     start: datetime,
     end: datetime,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> list[Candle]:
-    """The candles of each symbol in ``[start, end)``, by symbol (as given) then open time.
+    """The candles of each symbol of `market` in ``[start, end)``, by symbol (as given) then
+    open time.
 
     Naive datetimes are UTC. Intervals without trades, and symbols without any, have no
     candles: an empty list means nothing traded.
@@ -263,23 +273,28 @@ def candles(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = list(normalize_symbols(symbols))
-    if compressed_catalog(conn).overlaps(start, end):
-        return _candles_with_blocks(conn, wanted, chosen, start, end)
-    sql, params = candle_query(chosen)
+    if compressed_catalog(conn, market).overlaps(start, end):
+        return _candles_with_blocks(conn, wanted, chosen, (start, end), market)
+    sql, params = candle_query(chosen, market)
     params.update(symbols=wanted, start=start, end=end)
     return [_candle(row, chosen) for row in conn.execute(sql, params)]
 
 
 def _candles_with_blocks(
-    conn: Connection, wanted: list[str], interval: Interval, start: datetime, end: datetime
+    conn: Connection,
+    wanted: list[str],
+    interval: Interval,
+    window: tuple[datetime, datetime],
+    market: Market,
 ) -> list[Candle]:
     """The same candles when the window touches a compressed month: the whole minutes from the
     rollup by the query above (an aligned window has no raw edges), the partial minutes at the
     ends from rows and blocks, folded in trade order into their candles."""
+    start, end = window
     ms, me = minute_bounds(start, end)
     middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
     if ms < me:
-        sql, params = candle_query(interval)
+        sql, params = candle_query(interval, market)
         params.update(symbols=wanted, start=ms, end=me)
         for row in conn.execute(sql, params):
             symbol, bucket, *values = row
@@ -288,9 +303,9 @@ def _candles_with_blocks(
     for symbol in wanted:
         merged: dict[datetime, Part] = {}
         for parts in (
-            _bucketed(window_list(conn, symbol, start, ms), interval),
+            _bucketed(window_list(conn, symbol, start, ms, market), interval),
             middle[symbol],
-            _bucketed(window_list(conn, symbol, me, end), interval),
+            _bucketed(window_list(conn, symbol, me, end, market), interval),
         ):
             for bucket, part in parts.items():
                 merged[bucket] = merged[bucket].then(part) if bucket in merged else part

@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 
-#: Spot's market number in `trade_blocks` and `compressed_months` (the codec's
-#: `MARKET_SPOT`; a test holds the two equal).
-MARKET_SPOT = 0
+from binprice.markets import Market
+
+#: Spot's market number in `trade_blocks` and `compressed_months` (`Market.number`).
+MARKET_SPOT = Market.SPOT.number
 
 MONTHS_SQL = "SELECT month FROM compressed_months WHERE market = %s ORDER BY month"
 
@@ -38,7 +39,7 @@ class Compressed:
         return any(month < end and _next_month(month) > start for month in self.months)
 
 
-def compressed_catalog(conn: psycopg.Connection[Any]) -> Compressed:
-    """Which months have blocks (a few catalog rows; no table is read)."""
-    rows = conn.execute(MONTHS_SQL, (MARKET_SPOT,)).fetchall()
+def compressed_catalog(conn: psycopg.Connection[Any], market: Market = Market.SPOT) -> Compressed:
+    """Which months of `market` have blocks (a few catalog rows; no table is read)."""
+    rows = conn.execute(MONTHS_SQL, (market.number,)).fetchall()
     return Compressed(tuple(row[0].astimezone(UTC) for row in rows))

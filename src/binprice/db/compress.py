@@ -261,7 +261,9 @@ def _blocks_and_size(conn: Connection, table: str) -> tuple[int, int]:
     return count, _size(conn, table)
 
 
-_SYMBOLS_SQL = "SELECT symbol, count(*) FROM {} GROUP BY symbol ORDER BY symbol"
+_SYMBOLS_SQL = (
+    "SELECT market, symbol, count(*) FROM {} GROUP BY market, symbol ORDER BY market, symbol"
+)
 _DAY_ROWS_SQL = f"""
 SELECT trade_id, price::text, quantity::text, {_MS_EXPR}, is_buyer_maker FROM {{}}
 WHERE symbol = %s AND "timestamp" >= %s AND "timestamp" < %s"""
@@ -294,7 +296,8 @@ def _build(
     total = 0
     conn.execute(_STAGING_SQL)
     query = sql.SQL(_SYMBOLS_SQL).format(sql.Identifier(rows_table))
-    for symbol, count in conn.execute(query).fetchall():
+    for market, symbol, count in conn.execute(query).fetchall():
+        _spot_only(market, month)
         for day in _days(month):
             _stop_if(stopping, month)
             trades = _day_rows(conn, rows_table, symbol, day)
@@ -318,10 +321,20 @@ WITH (toast_tuple_target = 128) ON COMMIT DROP"""
 
 
 _TOUCHED_SQL = """
-SELECT symbol, date_trunc('day', "timestamp", 'UTC') AS day FROM {}
-GROUP BY 1, 2 ORDER BY 1, 2"""
+SELECT market, symbol, date_trunc('day', "timestamp", 'UTC') AS day FROM {}
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
 _DELETE_DAY_SQL = """
 DELETE FROM trade_blocks WHERE market = %s AND symbol = %s AND first_ts >= %s AND first_ts < %s"""
+
+
+def _spot_only(market: int, month: datetime) -> None:
+    """Blocks are written for spot only so far (#19): a month holding futures rows is left as
+    it is, rolled back before anything changed, rather than folded into spot's blocks."""
+    if market != MARKET_SPOT:
+        raise CompressionCheckError(
+            f"{month:%Y-%m} holds futures trades (market {market}); `db compress` compresses "
+            "spot-only months so far; nothing was changed"
+        )
 
 
 def _stop_if(stopping: Callable[[], bool], month: datetime) -> None:
@@ -334,7 +347,8 @@ def _merge(conn: Connection, month: datetime, rows_table: str, stopping: Callabl
     were new (not already in the blocks). The rollup of the touched days is recomputed."""
     added = 0
     touched = conn.execute(sql.SQL(_TOUCHED_SQL).format(sql.Identifier(rows_table))).fetchall()
-    for symbol, day in touched:
+    for market, symbol, day in touched:
+        _spot_only(market, month)
         _stop_if(stopping, month)
         day = day.astimezone(UTC)
         old = [

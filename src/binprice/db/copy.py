@@ -3,7 +3,8 @@
 One pass over the trades builds the COPY rows and the per-batch bookkeeping the writers need
 after commit (counts, newest trade per symbol, trade times). The staging-table statements are
 the fallback for batches that hold a stored trade: `INSERT … ON CONFLICT DO NOTHING` on the
-primary key `(symbol, trade_id, timestamp)` (it holds the partition key, see migration 0008).
+primary key `(market, symbol, trade_id, timestamp)` (it holds the partition key, see migration 0008;
+the market, 0012, comes from the staged rows: their default is spot).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ CREATE_STAGE = (
 )
 COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
 INSERT_FROM_STAGE = (
-    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
-    "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING RETURNING symbol"
+    f"INSERT INTO trades ({COLUMNS}, market) SELECT {COLUMNS}, market FROM {STAGE_TABLE} "
+    "ON CONFLICT (market, symbol, trade_id, timestamp) DO NOTHING RETURNING symbol"
 )
 #: The writing transaction's id (with its epoch, so it never wraps), asked before COMMIT is sent.
 CURRENT_XID = "SELECT txid_current()"

@@ -28,6 +28,8 @@ from typing import Any
 
 import psycopg
 
+from binprice.markets import DEFAULT_MARKET, Market
+
 __all__ = ["DUPLICATES_LISTED", "Duplicate", "Duplicates", "find_duplicates"]
 
 Connection = psycopg.Connection[Any]
@@ -49,7 +51,8 @@ WITH suspect AS (
                max(last_id) OVER (ORDER BY first_id, minute
                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS max_before
         FROM trade_minutes
-        WHERE trade_minutes.symbol = w.symbol AND minute >= w.start AND minute < %(end)s
+        WHERE trade_minutes.market = %(market)s AND trade_minutes.symbol = w.symbol
+          AND minute >= w.start AND minute < %(end)s
     ) AS m
     WHERE m.first_id <= m.max_before OR m.trades > m.last_id - m.first_id + 1
 ), merged AS (
@@ -64,7 +67,7 @@ WITH suspect AS (
         SELECT trade_id, array_agg(timestamp ORDER BY timestamp) AS times,
                array_agg(price ORDER BY timestamp) AS prices
         FROM trades
-        WHERE trades.symbol = m.symbol
+        WHERE trades.market = %(market)s AND trades.symbol = m.symbol
           AND trade_id >= lower(m.ids) AND trade_id < upper(m.ids)
         GROUP BY trade_id
         HAVING count(*) > 1
@@ -95,7 +98,12 @@ class Duplicates:
 
 
 def find_duplicates(
-    conn: Connection, symbols: Sequence[str], starts: Sequence[datetime], end: datetime
+    conn: Connection,
+    symbols: Sequence[str],
+    starts: Sequence[datetime],
+    end: datetime,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> dict[str, Duplicates]:
     """Per symbol of `symbols` with an id stored twice in the minutes from its start in
     `starts` up to `end`, what was found (symbols without any are left out)."""
@@ -104,6 +112,7 @@ def find_duplicates(
         "starts": list(starts),
         "end": end,
         "listed": DUPLICATES_LISTED,
+        "market": market.number,
     }
     counts: dict[str, int] = {}
     listed: dict[str, list[Duplicate]] = {}

@@ -16,6 +16,7 @@ import psycopg
 
 from binprice.db.candles import as_utc
 from binprice.errors import UsageError
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.timespec import format_timestamp
 
 Connection = psycopg.Connection[Any]
@@ -25,7 +26,9 @@ Progress = Callable[[int], None]
 #: Progress is reported about this often (rows), so a callback costs nothing per row.
 PROGRESS_EVERY = 10_000
 
-WINDOW_WHERE = "symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+WINDOW_WHERE = (
+    "market = %(market)s AND symbol = %(symbol)s AND timestamp >= %(start)s AND timestamp < %(end)s"
+)
 ORDER = "ORDER BY timestamp, trade_id"
 
 #: Rows per server-side cursor fetch and per Parquet row group slice: big enough that the round
@@ -58,13 +61,15 @@ PARQUET_COLUMNS = (
 )
 
 
-def window_params(symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Query parameters of one symbol's window (naive times are UTC)."""
+def window_params(
+    symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
+) -> dict[str, Any]:
+    """Query parameters of one symbol's window in `market` (naive times are UTC)."""
     start, end = as_utc(start), as_utc(end)
     if start >= end:
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
-    return {"symbol": symbol, "start": start, "end": end}
+    return {"symbol": symbol, "start": start, "end": end, "market": market.number}
 
 
 def copy_out(
@@ -117,7 +122,7 @@ def binance_select(microseconds_from: datetime, quote_decimals: int) -> str:
 
 
 def decimal_extents(
-    conn: Connection, symbol: str, start: datetime, end: datetime
+    conn: Connection, symbol: str, start: datetime, end: datetime, market: Market = DEFAULT_MARKET
 ) -> tuple[int, int, int, int] | None:
     """Largest scale and most integer digits of price, then of quantity, in one symbol's window
     (one index-only pass: the time index includes both columns)."""
@@ -125,26 +130,41 @@ def decimal_extents(
         "SELECT coalesce(max(scale(price)), 0), coalesce(max(length(trunc(abs(price))::text)),"
         " 1), coalesce(max(scale(quantity)), 0), coalesce(max(length(trunc(abs(quantity))"
         f"::text)), 1) FROM trades WHERE {WINDOW_WHERE}",
-        window_params(symbol, start, end),
+        window_params(symbol, start, end, market),
     ).fetchone()
     return row
 
 
 def trade_batches(
-    conn: Connection, symbol: str, start: datetime, end: datetime, columns: str
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    columns: str,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """`columns` of one symbol's window in time order, BATCH_ROWS rows at a time."""
     # A named (server-side) cursor holds the result on the server; it needs a transaction.
     with conn.transaction():
-        yield from window_rows(conn, symbol, start, end, columns, cursor="binprice_export")
+        yield from window_rows(
+            conn, symbol, start, end, columns, cursor="binprice_export", market=market
+        )
 
 
 def window_rows(
-    conn: Connection, symbol: str, start: datetime, end: datetime, columns: str, *, cursor: str
+    conn: Connection,
+    symbol: str,
+    start: datetime,
+    end: datetime,
+    columns: str,
+    *,
+    cursor: str,
+    market: Market = DEFAULT_MARKET,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """`columns` of one symbol's window in time order, BATCH_ROWS rows at a time, through the
     server-side cursor named `cursor`, in the caller's transaction."""
-    params = window_params(symbol, start, end)
+    params = window_params(symbol, start, end, market)
     query = f"SELECT {columns} FROM trades WHERE {WINDOW_WHERE} {ORDER}"
     with conn.cursor(name=cursor) as cur:
         cur.itersize = BATCH_ROWS

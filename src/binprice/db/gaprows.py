@@ -37,6 +37,7 @@ from binprice.db.gaps import (
     UPSERT_SQL,
     uncovered,
 )
+from binprice.markets import DEFAULT_MARKET, Market
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,89 +49,124 @@ _ID_CEILING = 2**63 - 1
 
 
 async def stored_before(
-    conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    trade_id: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> int | None:
     """The highest stored id of `symbol` below `trade_id` (in rows or blocks), None if none."""
-    if await _any_compressed(conn):
-        return await _scalar_all(conn, PREV_STORED_ALL_SQL, symbol, trade_id)
-    return await _scalar(conn, PREV_STORED_SQL, symbol, trade_id)
+    if await _any_compressed(conn, market):
+        return await _scalar_all(conn, PREV_STORED_ALL_SQL, symbol, trade_id, market)
+    return await _scalar(conn, PREV_STORED_SQL, symbol, trade_id, market)
 
 
 async def stored_after(
-    conn: psycopg.AsyncConnection[Any], symbol: str, trade_id: int
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    trade_id: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> int | None:
     """The lowest stored id of `symbol` above `trade_id` (in rows or blocks), None if none."""
-    if await _any_compressed(conn):
-        return await _scalar_all(conn, NEXT_STORED_ALL_SQL, symbol, trade_id)
-    return await _scalar(conn, NEXT_STORED_SQL, symbol, trade_id)
+    if await _any_compressed(conn, market):
+        return await _scalar_all(conn, NEXT_STORED_ALL_SQL, symbol, trade_id, market)
+    return await _scalar(conn, NEXT_STORED_SQL, symbol, trade_id, market)
 
 
-async def last_stored(conn: psycopg.AsyncConnection[Any], symbol: str) -> int | None:
+async def last_stored(
+    conn: psycopg.AsyncConnection[Any], symbol: str, *, market: Market = DEFAULT_MARKET
+) -> int | None:
     """The highest trade id stored for `symbol`, None if none."""
-    return await stored_before(conn, symbol, _ID_CEILING)
+    return await stored_before(conn, symbol, _ID_CEILING, market=market)
 
 
 async def _scalar(
-    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int
+    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int, market: Market
 ) -> int | None:
-    cur = await conn.execute(sql, (symbol, trade_id))
+    cur = await conn.execute(sql, (market.number, symbol, trade_id))
     row = await cur.fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 
-async def _any_compressed(conn: psycopg.AsyncConnection[Any]) -> bool:
-    """Whether stored ids may be in blocks too (a month is compressed)."""
-    cur = await conn.execute(ANY_COMPRESSED_SQL)
+async def _any_compressed(conn: psycopg.AsyncConnection[Any], market: Market) -> bool:
+    """Whether stored ids may be in blocks too (a month of `market` is compressed)."""
+    cur = await conn.execute(ANY_COMPRESSED_SQL, (market.number,))
     row = await cur.fetchone()
     return bool(row and row[0])
 
 
 async def _scalar_all(
-    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int
+    conn: psycopg.AsyncConnection[Any], sql: str, symbol: str, trade_id: int, market: Market
 ) -> int | None:
-    cur = await conn.execute(sql, {"symbol": symbol, "id": trade_id})
+    cur = await conn.execute(sql, {"symbol": symbol, "id": trade_id, "market": market.number})
     row = await cur.fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 
 async def missing_in_range(
-    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    first: int,
+    last: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> list[tuple[int, int]]:
     """The ranges of `first..last` neither stored nor in a recorded hole or skip."""
-    sql = MISSING_IN_RANGE_ALL_SQL if await _any_compressed(conn) else MISSING_IN_RANGE_SQL
-    cur = await conn.execute(sql, {"symbol": symbol, "first": first, "last": last})
+    compressed = await _any_compressed(conn, market)
+    sql = MISSING_IN_RANGE_ALL_SQL if compressed else MISSING_IN_RANGE_SQL
+    params = {"symbol": symbol, "first": first, "last": last, "market": market.number}
+    cur = await conn.execute(sql, params)
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
 async def open_within(
-    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    first: int,
+    last: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> list[tuple[int, int]]:
     """The open gaps of `symbol` overlapping `first..last`, by first id."""
-    cur = await conn.execute(OPEN_WITHIN_SQL, (symbol, first, last))
+    cur = await conn.execute(OPEN_WITHIN_SQL, (market.number, symbol, first, last))
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
 async def record_gap(
-    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int, state: str
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    first: int,
+    last: int,
+    state: str,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> None:
     """Record (upsert) the gap `first..last` of `symbol` in `state`."""
-    await conn.execute(UPSERT_SQL, (symbol, first, last, state))
+    await conn.execute(UPSERT_SQL, (market.number, symbol, first, last, state))
 
 
 async def settle_gap(
-    conn: psycopg.AsyncConnection[Any], symbol: str, first: int, last: int
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    first: int,
+    last: int,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> bool:
     """Mark the open gap `first..last` filled if all its ids are accounted for; True if it was."""
-    sql = SETTLE_ALL_SQL if await _any_compressed(conn) else SETTLE_SQL
-    cur = await conn.execute(sql, {"symbol": symbol, "first": first, "last": last})
+    sql = SETTLE_ALL_SQL if await _any_compressed(conn, market) else SETTLE_SQL
+    params = {"symbol": symbol, "first": first, "last": last, "market": market.number}
+    cur = await conn.execute(sql, params)
     return await cur.fetchone() is not None
 
 
 class GapRows:
-    """Pending gap rows and the connection that writes them."""
+    """Pending gap rows of one market and the connection that writes them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, market: Market = DEFAULT_MARKET) -> None:
         self._url = url
+        self.market = market
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._pending: list[tuple[str, int, int, str]] = []
         self._lock = asyncio.Lock()
@@ -179,7 +215,7 @@ class GapRows:
             try:
                 conn = await self.connection()
                 async with conn.transaction(), conn.cursor() as cur:
-                    await cur.executemany(UPSERT_SQL, rows)
+                    await cur.executemany(UPSERT_SQL, [(self.market.number, *r) for r in rows])
             except psycopg.Error:
                 await self._reset()
                 raise
@@ -198,7 +234,7 @@ class GapRows:
             await self.flush()
             conn = await self.connection()
             for symbol, first, last in candidates:
-                settled = await settle_gap(conn, symbol, first, last)
+                settled = await settle_gap(conn, symbol, first, last, market=self.market)
                 if settled or await self._not_open(symbol, first, last):
                     done.append((symbol, first, last))
         except (psycopg.Error, DatabaseError):
@@ -213,14 +249,14 @@ class GapRows:
     async def state(self, symbol: str, first: int, last: int) -> str | None:
         """The state of the row for exactly `first..last`, None if there is none."""
         conn = await self.connection()
-        cur = await conn.execute(STATE_SQL, (symbol, first, last))
+        cur = await conn.execute(STATE_SQL, (self.market.number, symbol, first, last))
         row = await cur.fetchone()
         return None if row is None else str(row[0])
 
     async def holes(self, symbols: list[str]) -> list[GapSpan]:
         """The recorded holes of `symbols`."""
         conn = await self.connection()
-        cur = await conn.execute(HOLES_SQL, (symbols,))
+        cur = await conn.execute(HOLES_SQL, (self.market.number, symbols))
         return [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
 
     async def reopen(self, symbol: str, first: int, last: int) -> None:
@@ -228,22 +264,22 @@ class GapRows:
         inside it is stored: a hole must never count ids that are stored)."""
         await self.flush()
         conn = await self.connection()
-        await conn.execute(REOPEN_HOLE_SQL, (symbol, first, last))
+        await conn.execute(REOPEN_HOLE_SQL, (self.market.number, symbol, first, last))
 
     async def open_gaps(self, symbols: list[str]) -> list[tuple[GapSpan, list[tuple[int, int]]]]:
         """Gaps an earlier run left open, each with the ids still neither stored nor known to
         be absent (so a half-filled gap resumes where it stopped)."""
         conn = await self.connection()
-        cur = await conn.execute(OPEN_GAPS_SQL, (symbols,))
+        cur = await conn.execute(OPEN_GAPS_SQL, (self.market.number, symbols))
         gaps = [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
         absent: dict[str, list[tuple[int, int]]] = {}
-        cur = await conn.execute(ABSENT_SQL, (symbols,))
+        cur = await conn.execute(ABSENT_SQL, (self.market.number, symbols))
         for s, a, b in await cur.fetchall():
             absent.setdefault(str(s), []).append((int(a), int(b)))  # type: ignore[call-overload]
         out = []
         for symbol, first, last in gaps:
             missing: list[tuple[int, int]] = []
-            for a, b in await missing_in_range(conn, symbol, first, last):
+            for a, b in await missing_in_range(conn, symbol, first, last, market=self.market):
                 missing.extend(uncovered(a, b, absent.get(symbol, [])))
             out.append(((symbol, first, last), missing))
         return out

@@ -26,6 +26,7 @@ from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import latest_prices, recorded_symbols
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -53,8 +54,8 @@ ACCOUNTED_STATES = ("open", "hole", "skipped")
 #: Insert a gap, or move a still-open one to its new state (an open gap found to be wholly
 #: absent on the exchange becomes a `hole`). Re-recording an existing range is a no-op.
 UPSERT_SQL = """
-INSERT INTO gaps (symbol, first_id, last_id, state) VALUES (%s, %s, %s, %s)
-ON CONFLICT (symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
+INSERT INTO gaps (market, symbol, first_id, last_id, state) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (market, symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
 WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 """
 
@@ -62,13 +63,14 @@ WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 #: in the database (not in memory) makes `filled` mean "committed", whatever crashed before.
 SETTLE_SQL = """
 UPDATE gaps AS g SET state = 'filled', filled_at = now()
-WHERE g.symbol = %(symbol)s AND g.first_id = %(first)s AND g.last_id = %(last)s
-  AND g.state = 'open'
+WHERE g.market = %(market)s AND g.symbol = %(symbol)s AND g.first_id = %(first)s
+  AND g.last_id = %(last)s AND g.state = 'open'
   AND (SELECT count(*) FROM trades AS t
-       WHERE t.symbol = g.symbol AND t.trade_id BETWEEN g.first_id AND g.last_id)
+       WHERE t.market = g.market AND t.symbol = g.symbol
+         AND t.trade_id BETWEEN g.first_id AND g.last_id)
     + (SELECT coalesce(sum(least(h.last_id, g.last_id) - greatest(h.first_id, g.first_id) + 1), 0)
        FROM gaps AS h
-       WHERE h.symbol = g.symbol AND h.state IN ('hole', 'skipped')
+       WHERE h.market = g.market AND h.symbol = g.symbol AND h.state IN ('hole', 'skipped')
          AND h.first_id <= g.last_id AND h.last_id >= g.first_id
          AND (h.first_id, h.last_id) <> (g.first_id, g.last_id))
     = g.last_id - g.first_id + 1
@@ -79,27 +81,29 @@ RETURNING g.symbol
 #: it (or a repair re-asks it). The walk then records what is truly absent as holes again.
 REOPEN_HOLE_SQL = """
 UPDATE gaps SET state = 'open', filled_at = NULL
-WHERE symbol = %s AND first_id = %s AND last_id = %s AND state = 'hole'
+WHERE market = %s AND symbol = %s AND first_id = %s AND last_id = %s AND state = 'hole'
 """
 
 #: The state of the row for exactly one range.
-STATE_SQL = "SELECT state FROM gaps WHERE symbol = %s AND first_id = %s AND last_id = %s"
+STATE_SQL = (
+    "SELECT state FROM gaps WHERE market = %s AND symbol = %s AND first_id = %s AND last_id = %s"
+)
 
 #: Ranges known to be absent on the exchange (holes and skipped ranges).
 ABSENT_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE state IN ('hole', 'skipped') AND symbol = ANY(%s)
+WHERE market = %s AND state IN ('hole', 'skipped') AND symbol = ANY(%s)
 """
 
 HOLES_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE state = 'hole' AND symbol = ANY(%s)
+WHERE market = %s AND state = 'hole' AND symbol = ANY(%s)
 ORDER BY symbol, first_id
 """
 
 OPEN_GAPS_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE state = 'open' AND symbol = ANY(%s)
+WHERE market = %s AND state = 'open' AND symbol = ANY(%s)
 ORDER BY symbol, first_id
 """
 
@@ -111,7 +115,8 @@ def _missing_in_range(also: str = "") -> str:
 SELECT prev + 1, trade_id - 1 FROM (
     SELECT trade_id, lag(trade_id) OVER (ORDER BY trade_id) AS prev FROM (
         SELECT trade_id FROM trades
-        WHERE symbol = %(symbol)s AND trade_id BETWEEN %(first)s AND %(last)s
+        WHERE market = %(market)s AND symbol = %(symbol)s
+          AND trade_id BETWEEN %(first)s AND %(last)s
         {also}
         UNION ALL SELECT %(first)s - 1
         UNION ALL SELECT %(last)s + 1
@@ -128,10 +133,10 @@ MISSING_IN_RANGE_SQL = _missing_in_range()
 # The same four questions where months are compressed: ids stored in rows or in blocks. Blocks
 # have no index by id, but ids grow with time, so the block holding an id is the one starting
 # last among those whose first id is at or below it (an index-only walk of the key).
-_BLOCKS = "trade_blocks AS b WHERE b.market = 0 AND b.symbol = %(symbol)s"
+_BLOCKS = "trade_blocks AS b WHERE b.market = %(market)s AND b.symbol = %(symbol)s"
 #: The newest block whose first id is at or below `id` (the block that would hold `id`).
 _HOLDING = """(SELECT {columns} FROM trade_blocks AS c
-      WHERE c.market = 0 AND c.symbol = %(symbol)s AND c.first_id <= {id}
+      WHERE c.market = %(market)s AND c.symbol = %(symbol)s AND c.first_id <= {id}
       ORDER BY c.first_ts DESC, c.first_id DESC LIMIT 1)"""
 #: A block's ids within `lo..hi` (a series when consecutive, else its offsets).
 _IDS_OF_B = """CROSS JOIN LATERAL (
@@ -143,14 +148,15 @@ _IDS_OF_B = """CROSS JOIN LATERAL (
 _BLOCK_IDS = f"""
 SELECT x.trade_id FROM trade_blocks AS b
 {_IDS_OF_B.format(lo="%(first)s", hi="%(last)s")}
-WHERE b.market = 0 AND b.symbol = %(symbol)s AND b.first_id <= %(last)s
+WHERE b.market = %(market)s AND b.symbol = %(symbol)s AND b.first_id <= %(last)s
   AND b.first_id >= coalesce({_HOLDING.format(columns="c.first_id", id="%(first)s")}, %(first)s)
   AND b.last_id >= %(first)s"""
 MISSING_IN_RANGE_ALL_SQL = _missing_in_range(f"UNION ALL {_BLOCK_IDS}")
 #: The highest id below `id`: the newest block starting below it holds it, if a block does.
 PREV_STORED_ALL_SQL = f"""
 SELECT greatest(
-    (SELECT max(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id < %(id)s),
+    (SELECT max(trade_id) FROM trades
+     WHERE market = %(market)s AND symbol = %(symbol)s AND trade_id < %(id)s),
     (SELECT CASE WHEN b.ids IS NULL THEN least(b.last_id, %(id)s - 1)
                  ELSE (SELECT max(b.first_id + o) FROM unnest(b.ids) AS o
                        WHERE b.first_id + o < %(id)s) END
@@ -163,7 +169,7 @@ NEXT_STORED_ALL_SQL = f"""
 WITH holding AS {_HOLDING.format(columns="c.first_ts, c.first_id", id="%(id)s + 1")},
 candidates AS (
     (SELECT b.* FROM trade_blocks AS b, holding AS h
-     WHERE b.market = 0 AND b.symbol = %(symbol)s
+     WHERE b.market = %(market)s AND b.symbol = %(symbol)s
        AND (b.first_ts, b.first_id) >= (h.first_ts, h.first_id)
      ORDER BY b.first_ts, b.first_id LIMIT 2)
     UNION ALL
@@ -171,7 +177,8 @@ candidates AS (
      ORDER BY b.first_ts, b.first_id LIMIT 1)
 )
 SELECT least(
-    (SELECT min(trade_id) FROM trades WHERE symbol = %(symbol)s AND trade_id > %(id)s),
+    (SELECT min(trade_id) FROM trades
+     WHERE market = %(market)s AND symbol = %(symbol)s AND trade_id > %(id)s),
     (SELECT min(CASE WHEN b.ids IS NULL THEN
                     CASE WHEN b.last_id > %(id)s THEN greatest(b.first_id, %(id)s + 1) END
                 ELSE (SELECT min(b.first_id + o) FROM unnest(b.ids) AS o
@@ -180,32 +187,38 @@ SELECT least(
 """
 SETTLE_ALL_SQL = SETTLE_SQL.replace(
     """(SELECT count(*) FROM trades AS t
-       WHERE t.symbol = g.symbol AND t.trade_id BETWEEN g.first_id AND g.last_id)""",
+       WHERE t.market = g.market AND t.symbol = g.symbol
+         AND t.trade_id BETWEEN g.first_id AND g.last_id)""",
     f"""(SELECT count(DISTINCT trade_id) FROM (
            SELECT trade_id FROM trades AS t
-           WHERE t.symbol = %(symbol)s AND t.trade_id BETWEEN %(first)s AND %(last)s
+           WHERE t.market = %(market)s AND t.symbol = %(symbol)s
+             AND t.trade_id BETWEEN %(first)s AND %(last)s
            UNION ALL {_BLOCK_IDS}) AS stored)""",
 )
 #: Whether any month is compressed (the four questions above are needed then).
-ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market = 0)"
+ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market = %s)"
 
 LIST_SQL = """
 SELECT symbol, first_id, last_id, state, detected_at, filled_at FROM gaps
-WHERE %(all)s OR symbol = ANY(%(symbols)s)
+WHERE market = %(market)s AND (%(all)s OR symbol = ANY(%(symbols)s))
 ORDER BY symbol, first_id, last_id
 """
 
-GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps ORDER BY symbol"
+GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps WHERE market = %s ORDER BY symbol"
 
 #: A symbol's open gaps that overlap a range of ids.
 OPEN_WITHIN_SQL = """
 SELECT first_id, last_id FROM gaps
-WHERE symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
+WHERE market = %s AND symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
 ORDER BY first_id
 """
 #: The stored ids next to an id, below and above it (one primary-key probe each).
-PREV_STORED_SQL = "SELECT max(trade_id) FROM trades WHERE symbol = %s AND trade_id < %s"
-NEXT_STORED_SQL = "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id > %s"
+PREV_STORED_SQL = (
+    "SELECT max(trade_id) FROM trades WHERE market = %s AND symbol = %s AND trade_id < %s"
+)
+NEXT_STORED_SQL = (
+    "SELECT min(trade_id) FROM trades WHERE market = %s AND symbol = %s AND trade_id > %s"
+)
 
 #: Minutes of the rollup that cannot be whole, per symbol from its own start minute: a minute
 #: misses ids iff `trades <> last_id - first_id + 1`, and two minutes leave a hole between
@@ -219,7 +232,7 @@ CROSS JOIN LATERAL (
     SELECT trades, first_id, last_id,
            lag(last_id) OVER (ORDER BY minute) AS prev_last
     FROM trade_minutes
-    WHERE trade_minutes.symbol = w.symbol
+    WHERE trade_minutes.market = %(market)s AND trade_minutes.symbol = w.symbol
       AND minute >= w.start AND minute < %(end)s
 ) AS m
 WHERE m.trades <> m.last_id - m.first_id + 1 OR m.first_id <> m.prev_last + 1
@@ -230,17 +243,20 @@ FROM unnest(%(symbols)s::text[], %(starts)s::timestamptz[]) AS w(symbol, start)
 CROSS JOIN LATERAL (
     SELECT sum(trades)::bigint AS trades, min(first_id) AS first_id, max(last_id) AS last_id
     FROM trade_minutes
-    WHERE trade_minutes.symbol = w.symbol AND minute >= w.start AND minute < %(end)s
+    WHERE trade_minutes.market = %(market)s AND trade_minutes.symbol = w.symbol
+      AND minute >= w.start AND minute < %(end)s
 ) AS e
 WHERE e.trades IS NOT NULL
 """
 #: The time of one stored trade (the newest copy, should an id be stored twice).
 STORED_AT_SQL = """
-SELECT max(timestamp) FROM trades WHERE symbol = %s AND trade_id = %s HAVING count(*) > 0
+SELECT max(timestamp) FROM trades WHERE market = %s AND symbol = %s AND trade_id = %s
+HAVING count(*) > 0
 """
 #: The highest stored id of each symbol (one primary-key probe each).
 LAST_IDS_SQL = """
-SELECT s, (SELECT max(trade_id) FROM trades WHERE symbol = s) FROM unnest(%s::text[]) AS s
+SELECT s, (SELECT max(trade_id) FROM trades WHERE market = %s AND symbol = s)
+FROM unnest(%s::text[]) AS s
 """
 #: Where a check that starts after a verified id begins: the minute of the last stored trade
 #: at or below it (a primary-key probe backwards).
@@ -249,14 +265,15 @@ SELECT c.symbol, date_trunc('minute', t.timestamp, 'UTC')
 FROM checkpoints AS c
 CROSS JOIN LATERAL (
     SELECT timestamp FROM trades
-    WHERE trades.symbol = c.symbol AND trade_id <= c.verified_through
+    WHERE trades.market = c.market AND trades.symbol = c.symbol
+      AND trade_id <= c.verified_through
     ORDER BY trade_id DESC LIMIT 1
 ) AS t
-WHERE c.symbol = ANY(%s)
+WHERE c.market = %s AND c.symbol = ANY(%s)
 """
 SET_CHECKPOINT_SQL = """
-INSERT INTO checkpoints (symbol, verified_through) VALUES (%s, %s)
-ON CONFLICT (symbol) DO UPDATE
+INSERT INTO checkpoints (market, symbol, verified_through) VALUES (%s, %s, %s)
+ON CONFLICT (market, symbol) DO UPDATE
 SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_through),
     verified_at = now()
 """
@@ -377,10 +394,13 @@ class Verification:
         return all(s.ok for s in self.symbols)
 
 
-def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
-    """Recorded gaps of `symbols` (all symbols if none), by symbol and first id."""
+def list_gaps(
+    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+) -> list[Gap]:
+    """Recorded gaps of `symbols` (all symbols if none) in `market`, by symbol and first id."""
     wanted = list(normalize_symbols(symbols))
-    rows = conn.execute(LIST_SQL, {"all": not wanted, "symbols": wanted}).fetchall()
+    params = {"all": not wanted, "symbols": wanted, "market": market.number}
+    rows = conn.execute(LIST_SQL, params).fetchall()
     return [
         Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
         for s, a, b, state, detected, filled in rows
@@ -388,34 +408,47 @@ def list_gaps(conn: Connection, symbols: Iterable[str] = ()) -> list[Gap]:
 
 
 def record_gaps(
-    conn: Connection, symbol: str, ranges: Iterable[tuple[int, int]], state: str
+    conn: Connection,
+    symbol: str,
+    ranges: Iterable[tuple[int, int]],
+    state: str,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> None:
     """Record (upsert) the gaps `ranges` of `symbol` in `state`, in the caller's transaction."""
+    rows = [(market.number, symbol, a, b, state) for a, b in ranges]
     with conn.cursor() as cur:
-        cur.executemany(UPSERT_SQL, [(symbol, a, b, state) for a, b in ranges])
+        cur.executemany(UPSERT_SQL, rows)
 
 
-def hole_rows(conn: Connection, symbols: Sequence[str]) -> list[tuple[str, int, int]]:
+def hole_rows(
+    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+) -> list[tuple[str, int, int]]:
     """The recorded holes of `symbols`: (symbol, first id, last id)."""
-    rows = conn.execute(HOLES_SQL, (list(symbols),)).fetchall()
+    rows = conn.execute(HOLES_SQL, (market.number, list(symbols))).fetchall()
     return [(str(sym), int(a), int(b)) for sym, a, b in rows]
 
 
-def gap_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
-    """`symbols` normalised, or every symbol with trades or recorded gaps."""
+def gap_symbols(
+    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+) -> list[str]:
+    """`symbols` normalised, or every symbol of `market` with trades or recorded gaps."""
     wanted = list(normalize_symbols(symbols))
     if wanted:
         return wanted
-    known = set(recorded_symbols(conn))
-    known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL).fetchall())
+    known = set(recorded_symbols(conn, market))
+    known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL, (market.number,)).fetchall())
     return sorted(known)
 
 
-def last_stored_ids(conn: Connection, symbols: Sequence[str]) -> dict[str, int]:
+def last_stored_ids(
+    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+) -> dict[str, int]:
     """The highest stored id of each symbol that has trades."""
-    if symbols and compressed_catalog(conn):
-        return {point.symbol: point.trade_id for point in latest_prices(conn, list(symbols))}
-    rows = conn.execute(LAST_IDS_SQL, (list(symbols),)).fetchall()
+    if symbols and compressed_catalog(conn, market):
+        found = latest_prices(conn, list(symbols), market=market)
+        return {point.symbol: point.trade_id for point in found}
+    rows = conn.execute(LAST_IDS_SQL, (market.number, list(symbols))).fetchall()
     return {str(s): int(m) for s, m in rows if m is not None}
 
 
@@ -428,6 +461,7 @@ def verify_gaps(
     starts: dict[str, datetime] | None = None,
     exchange_last_ids: dict[str, int] | None = None,
     disproved: dict[str, list[tuple[int, int]]] | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> Verification:
     """Find every stored-id hole of `symbols` (default: every symbol with trades or gaps) in the
     UTC minutes overlapping `[start, end)` (default: all), and match each against the recorded
@@ -439,18 +473,23 @@ def verify_gaps(
     `disproved` (per symbol, id ranges of recorded holes where the exchange has trades) is
     taken out of what the holes account for.
     """
-    wanted = gap_symbols(conn, symbols)
+    wanted = gap_symbols(conn, symbols, market=market)
     # History `db prune` dropped is not missing: the check starts where the stored one does.
     first = max(start or _EPOCH, pruned_before(conn) or _EPOCH)
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
-    params: dict[str, Any] = {"symbols": wanted, "starts": per_symbol, "end": end or _FAR_FUTURE}
+    params: dict[str, Any] = {
+        "symbols": wanted,
+        "starts": per_symbol,
+        "end": end or _FAR_FUTURE,
+        "market": market.number,
+    }
     extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
-    spans = _suspect_spans(conn, params) if compressed_catalog(conn) else None
+    spans = _suspect_spans(conn, params) if compressed_catalog(conn, market) else None
     suspects = _suspects(conn, params) if spans is None else {}
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
     false = disproved or {}
-    for gap in list_gaps(conn, wanted):
+    for gap in list_gaps(conn, wanted, market=market):
         if gap.state == "hole" and false.get(gap.symbol):
             parts = uncovered(gap.first_id, gap.last_id, false[gap.symbol])
             accounted.setdefault(gap.symbol, []).extend(parts)
@@ -458,16 +497,16 @@ def verify_gaps(
             accounted.setdefault(gap.symbol, []).append((gap.first_id, gap.last_id))
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
-    last_ids = last_stored_ids(conn, wanted) if exchange_last_ids is not None else {}
-    twice = find_duplicates(conn, wanted, per_symbol, params["end"])
+    last_ids = last_stored_ids(conn, wanted, market=market) if exchange_last_ids is not None else {}
+    twice = find_duplicates(conn, wanted, per_symbol, params["end"], market=market)
     checks = []
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
         covered = accounted.get(symbol, [])
         missing = (
-            _missing_in(conn, symbol, suspects.get(symbol, []))
+            _missing_in(conn, symbol, suspects.get(symbol, []), market)
             if spans is None
-            else _missing_with_blocks(conn, symbol, spans.get(symbol, []))
+            else _missing_with_blocks(conn, symbol, spans.get(symbol, []), market)
         )
         holes = tuple(Hole(symbol, a, b, uncovered(a, b, covered)) for a, b in missing)
         tail = since = None
@@ -475,7 +514,7 @@ def verify_gaps(
         stored = last_ids.get(symbol)
         if newest is not None and stored is not None and newest > stored:
             tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
-            since = _stored_at(conn, symbol, stored)
+            since = _stored_at(conn, symbol, stored, market)
         opened = open_count.get(symbol, 0)
         wrong = tuple(false.get(symbol, ()))
         checks.append(
@@ -496,9 +535,9 @@ def verify_gaps(
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
 
 
-def _stored_at(conn: Connection, symbol: str, trade_id: int) -> datetime | None:
+def _stored_at(conn: Connection, symbol: str, trade_id: int, market: Market) -> datetime | None:
     """When the stored trade `trade_id` of `symbol` happened (a primary-key probe)."""
-    row = conn.execute(STORED_AT_SQL, (symbol, trade_id)).fetchone()
+    row = conn.execute(STORED_AT_SQL, (market.number, symbol, trade_id)).fetchone()
     return None if row is None else row[0].astimezone(UTC)
 
 
@@ -515,13 +554,15 @@ CROSS JOIN LATERAL (
            lag(last_id) OVER (ORDER BY minute) AS prev_last,
            lag(minute) OVER (ORDER BY minute) AS prev_minute
     FROM trade_minutes
-    WHERE trade_minutes.symbol = w.symbol
+    WHERE trade_minutes.market = %(market)s AND trade_minutes.symbol = w.symbol
       AND minute >= w.start AND minute < %(end)s
 ) AS m
 WHERE m.trades <> m.last_id - m.first_id + 1 OR m.first_id <> m.prev_last + 1
 """
 #: The stored row ids of a range (the primary key).
-ROW_IDS_SQL = "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s"
+ROW_IDS_SQL = (
+    "SELECT trade_id FROM trades WHERE market = %s AND symbol = %s AND trade_id BETWEEN %s AND %s"
+)
 _MINUTE = timedelta(minutes=1)
 #: A suspect id range and the time its trades lie in.
 Span = tuple[int, int, datetime, datetime]
@@ -540,7 +581,9 @@ def _suspect_spans(conn: Connection, params: dict[str, Any]) -> dict[str, list[S
     return spans
 
 
-def _missing_with_blocks(conn: Connection, symbol: str, spans: list[Span]) -> list[tuple[int, int]]:
+def _missing_with_blocks(
+    conn: Connection, symbol: str, spans: list[Span], market: Market
+) -> list[tuple[int, int]]:
     """The ids of the suspect ranges that neither a row nor a block holds."""
     merged: list[Span] = []
     for a, b, since, until in sorted(spans):
@@ -551,9 +594,9 @@ def _missing_with_blocks(conn: Connection, symbol: str, spans: list[Span]) -> li
             merged.append((a, b, since, until))
     out: list[tuple[int, int]] = []
     for a, b, since, until in merged:
-        ids = {int(row[0]) for row in conn.execute(ROW_IDS_SQL, (symbol, a, b))}
+        ids = {int(row[0]) for row in conn.execute(ROW_IDS_SQL, (market.number, symbol, a, b))}
         with conn.transaction():
-            for block in window_blocks(conn, symbol, since, until):
+            for block in window_blocks(conn, symbol, since, until, market):
                 ids.update(i for i in trade_ids(block) if a <= i <= b)
         stored = sorted({a - 1, b + 1, *ids})
         out.extend((x + 1, y - 1) for x, y in pairwise(stored) if y > x + 1)
@@ -573,12 +616,12 @@ def _suspects(conn: Connection, params: dict[str, Any]) -> dict[str, list[tuple[
 
 
 def _missing_in(
-    conn: Connection, symbol: str, ranges: list[tuple[int, int]]
+    conn: Connection, symbol: str, ranges: list[tuple[int, int]], market: Market
 ) -> list[tuple[int, int]]:
     """The ids not stored inside the suspect id ranges (both ends of each are stored ids)."""
     out: list[tuple[int, int]] = []
     for a, b in _merge(ranges):
-        params = {"symbol": symbol, "first": a, "last": b}
+        params = {"symbol": symbol, "first": a, "last": b, "market": market.number}
         out.extend((int(x), int(y)) for x, y in conn.execute(MISSING_IN_RANGE_SQL, params))
     return out
 
@@ -593,16 +636,21 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def checkpoint_starts(conn: Connection, symbols: Sequence[str]) -> dict[str, datetime]:
+def checkpoint_starts(
+    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+) -> dict[str, datetime]:
     """Per symbol with a checkpoint, the minute a check of what came after it starts at."""
-    rows = conn.execute(CHECKPOINT_START_SQL, (list(symbols),)).fetchall()
+    rows = conn.execute(CHECKPOINT_START_SQL, (market.number, list(symbols))).fetchall()
     return {str(s): minute for s, minute in rows}
 
 
-def set_checkpoints(conn: Connection, through: dict[str, int]) -> None:
+def set_checkpoints(
+    conn: Connection, through: dict[str, int], *, market: Market = DEFAULT_MARKET
+) -> None:
     """Every id up to `through[symbol]` is stored or accounted for by a recorded gap."""
+    rows = [(market.number, symbol, last) for symbol, last in through.items()]
     with conn.cursor() as cur:
-        cur.executemany(SET_CHECKPOINT_SQL, list(through.items()))
+        cur.executemany(SET_CHECKPOINT_SQL, rows)
 
 
 def uncovered(

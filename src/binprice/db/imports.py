@@ -40,7 +40,7 @@ INSERT INTO imports (name, symbol, period_start, period_end, sha256, state, rows
                      first_id, last_id, source)
 VALUES (%(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s, %(inserted)s,
         %(first_id)s, %(last_id)s, %(source)s)
-ON CONFLICT (name) DO UPDATE SET
+ON CONFLICT (market, name) DO UPDATE SET
     sha256 = EXCLUDED.sha256, state = EXCLUDED.state, rows = EXCLUDED.rows,
     inserted = EXCLUDED.inserted, first_id = EXCLUDED.first_id, last_id = EXCLUDED.last_id,
     source = EXCLUDED.source, imported_at = now()
@@ -62,7 +62,7 @@ NEXT_STORED_SQL = (
 _TRUNCATE_STAGE_SQL = f"TRUNCATE {STAGE_TABLE}"
 _INSERT_NEW_SQL = (
     f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
-    "ON CONFLICT (symbol, trade_id, timestamp) DO NOTHING"
+    "ON CONFLICT (market, symbol, trade_id, timestamp) DO NOTHING"
 )
 
 
@@ -226,7 +226,7 @@ SELECT symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume), sum(n
        max(high), min(low), min(first_id), max(last_id),
        (array_agg(open ORDER BY first_id))[1], (array_agg(close ORDER BY last_id DESC))[1]
 FROM {_MINUTE_STAGE} GROUP BY symbol, minute_ms ORDER BY symbol, minute_ms
-ON CONFLICT (symbol, minute) DO UPDATE SET
+ON CONFLICT (market, symbol, minute) DO UPDATE SET
     trades = m.trades + EXCLUDED.trades,
     volume = m.volume + EXCLUDED.volume,
     notional = m.notional + EXCLUDED.notional,

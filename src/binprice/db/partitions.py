@@ -81,25 +81,30 @@ WHERE i.inhparent = 'trades'::regclass
 ORDER BY 2 NULLS LAST, 1
 """
 
-#: The symbols of the rollup, one probe of its primary key per symbol (a loose index scan).
+#: The (market, symbol) series of the rollup, one probe of its primary key per series (a loose
+#: index scan).
 ROLLUP_SYMBOLS_CTE = """
-rolled(symbol) AS (
-    (SELECT symbol FROM trade_minutes ORDER BY symbol LIMIT 1)
+rolled(market, symbol) AS (
+    (SELECT market, symbol FROM trade_minutes ORDER BY market, symbol LIMIT 1)
     UNION ALL
-    SELECT (SELECT m.symbol FROM trade_minutes AS m WHERE m.symbol > r.symbol
-            ORDER BY m.symbol LIMIT 1)
-    FROM rolled AS r WHERE r.symbol IS NOT NULL
+    SELECT n.market, n.symbol FROM rolled AS r
+    CROSS JOIN LATERAL (
+        SELECT m.market, m.symbol FROM trade_minutes AS m
+        WHERE (m.market, m.symbol) > (r.market, r.symbol)
+        ORDER BY m.market, m.symbol LIMIT 1
+    ) AS n
 )"""
 #: Exact trades of a time range, from the rollup (per symbol: a range of its primary key).
 _ROLLUP_TRADES_SQL = f"""
 WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
 SELECT coalesce(sum(m.trades), 0)::bigint FROM rolled AS r
-JOIN trade_minutes AS m ON m.symbol = r.symbol AND m.minute >= %(lo)s AND m.minute < %(hi)s
+JOIN trade_minutes AS m ON m.market = r.market AND m.symbol = r.symbol AND m.minute >= %(lo)s
+  AND m.minute < %(hi)s
 """
 _DELETE_ROLLUP_SQL = f"""
 WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
 DELETE FROM trade_minutes AS m USING rolled AS r
-WHERE m.symbol = r.symbol AND m.minute >= %(lo)s AND m.minute < %(hi)s
+WHERE m.market = r.market AND m.symbol = r.symbol AND m.minute >= %(lo)s AND m.minute < %(hi)s
 """
 _RECORD_SQL = """
 INSERT INTO prunes (pruned_before, partitions, trades, bytes, rollup_kept)

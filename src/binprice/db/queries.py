@@ -32,6 +32,7 @@ import psycopg
 
 from binprice.db.catalog import compressed_catalog
 from binprice.errors import UsageError
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
 
@@ -59,9 +60,10 @@ VWAP_CONTEXT = Context(prec=28)
 
 RECORDED_SYMBOLS_SQL = """
 WITH RECURSIVE known(symbol) AS (
-    (SELECT symbol FROM trades ORDER BY symbol LIMIT 1)
+    (SELECT symbol FROM trades WHERE market = %(market)s ORDER BY symbol LIMIT 1)
     UNION ALL
-    SELECT (SELECT t.symbol FROM trades AS t WHERE t.symbol > k.symbol ORDER BY t.symbol LIMIT 1)
+    SELECT (SELECT t.symbol FROM trades AS t WHERE t.market = %(market)s AND t.symbol > k.symbol
+            ORDER BY t.symbol LIMIT 1)
     FROM known AS k
     WHERE k.symbol IS NOT NULL
 )
@@ -73,7 +75,7 @@ SELECT r.symbol, t.price, t.timestamp, t.trade_id
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
 CROSS JOIN LATERAL (
     SELECT price, timestamp, trade_id FROM trades
-    WHERE trades.symbol = r.symbol
+    WHERE trades.market = %(market)s AND trades.symbol = r.symbol
     ORDER BY trade_id DESC LIMIT 1
 ) AS t
 ORDER BY r.position
@@ -88,7 +90,8 @@ ORDER BY r.position
 # every symbol's trades of that minute.
 _MINUTE_ROWS = """CROSS JOIN LATERAL (
         SELECT price, quantity, timestamp, trade_id FROM trades
-        WHERE trades.symbol = r.symbol AND trades.trade_id BETWEEN m.first_id AND m.last_id
+        WHERE trades.market = m.market AND trades.symbol = r.symbol
+          AND trades.trade_id BETWEEN m.first_id AND m.last_id
           AND trades.timestamp < m.minute + interval '1 minute'
         OFFSET 0
     ) AS {t}"""
@@ -98,9 +101,11 @@ _OWN_MINUTE = "{t}.timestamp >= m.minute"
 #: over rollup minutes in search of a trade stops at them instead of crossing minutes whose
 #: trades are not rows (pruned with the rollup kept, or compressed). Ids grow with time.
 ROW_SPAN = """CROSS JOIN LATERAL (
-    SELECT (SELECT timestamp FROM trades WHERE trades.symbol = r.symbol
+    SELECT (SELECT timestamp FROM trades
+            WHERE trades.market = %(market)s AND trades.symbol = r.symbol
             ORDER BY trade_id LIMIT 1) AS first_ts,
-           (SELECT timestamp FROM trades WHERE trades.symbol = r.symbol
+           (SELECT timestamp FROM trades
+            WHERE trades.market = %(market)s AND trades.symbol = r.symbol
             ORDER BY trade_id DESC LIMIT 1) AS last_ts
 ) AS span"""
 
@@ -117,7 +122,7 @@ def nearest_trade_sql(where: str, order: str, *, minutes: str) -> str:
         WHERE {_OWN_MINUTE.format(t="t")} AND {where}
         ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1
     ) AS k
-    WHERE m.symbol = r.symbol AND {minutes}
+    WHERE m.market = %(market)s AND m.symbol = r.symbol AND {minutes}
       AND m.minute > span.first_ts - interval '1 minute' AND m.minute <= span.last_ts
     ORDER BY m.minute {order} LIMIT 1"""
 
@@ -166,7 +171,8 @@ def _raw(lo: str, hi: str) -> str:
     """FROM and WHERE of the symbol's raw trades `t` in [lo, hi): those of the rollup minutes
     that overlap it (the edges of a window: at most two minutes)."""
     return f"""FROM trade_minutes AS m {_MINUTE_ROWS.format(t="t")}
-        WHERE m.symbol = r.symbol AND m.minute > {lo} - interval '1 minute' AND m.minute < {hi}
+        WHERE m.market = %(market)s AND m.symbol = r.symbol
+          AND m.minute > {lo} - interval '1 minute' AND m.minute < {hi}
           AND {_OWN_MINUTE.format(t="t")} AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
 
 
@@ -185,8 +191,9 @@ def _first_at(column: str) -> str:
     left = edge.format(part=0, raw=_raw("bounds.s", "bounds.ms"), col=column)
     right = edge.format(part=2, raw=_raw("bounds.me", "bounds.e"), col=column)
     middle = f"""SELECT t.timestamp, 1 AS part FROM (
-            SELECT minute, first_id, last_id FROM trade_minutes
-            WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+            SELECT market, minute, first_id, last_id FROM trade_minutes
+            WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
+              AND minute < bounds.me
               AND {column} = a.{column}
             ORDER BY minute LIMIT 1
         ) AS m CROSS JOIN LATERAL (
@@ -212,7 +219,8 @@ CROSS JOIN LATERAL (
         {_RAW_AGGREGATE}{_raw("bounds.s", "bounds.ms")}
         UNION ALL
         SELECT sum(trades), sum(volume), sum(notional), max(high), min(low) FROM trade_minutes
-        WHERE symbol = r.symbol AND minute >= bounds.ms AND minute < bounds.me
+        WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
+          AND minute < bounds.me
         UNION ALL
         {_RAW_AGGREGATE}{_raw("bounds.me", "bounds.e")}
     ) AS p
@@ -273,34 +281,39 @@ class Range:
     vwap: Decimal
 
 
-def recorded_symbols(conn: Connection) -> list[str]:
-    """Every symbol with at least one trade, in alphabetical order (a loose index scan, of the
-    blocks too when months are compressed)."""
-    found = [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL).fetchall()]
-    if compressed_catalog(conn):
+def recorded_symbols(conn: Connection, market: Market = DEFAULT_MARKET) -> list[str]:
+    """Every symbol of `market` with at least one trade, in alphabetical order (a loose index
+    scan, of the blocks too when months are compressed)."""
+    params = {"market": market.number}
+    found = [row[0] for row in conn.execute(RECORDED_SYMBOLS_SQL, params).fetchall()]
+    if compressed_catalog(conn, market):
         from binprice.db.blockreads import block_symbols
 
-        return sorted({*found, *block_symbols(conn)})
+        return sorted({*found, *block_symbols(conn, market)})
     return found
 
 
-def latest_prices(conn: Connection, symbols: Iterable[str] = ()) -> list[Latest]:
-    """The last trade of each symbol (all recorded symbols if none are given), in the order
-    asked; a symbol without trades is left out."""
-    wanted = _resolve(conn, symbols)
-    rows = conn.execute(LATEST_SQL, {"symbols": wanted}).fetchall()
+def latest_prices(
+    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+) -> list[Latest]:
+    """The last trade of each symbol of `market` (all its recorded symbols if none are given),
+    in the order asked; a symbol without trades is left out."""
+    wanted = _resolve(conn, symbols, market)
+    rows = conn.execute(LATEST_SQL, {"symbols": wanted, "market": market.number}).fetchall()
     found = {row[0]: Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows}
-    if compressed_catalog(conn):
-        _latest_in_blocks(conn, wanted, found)
+    if compressed_catalog(conn, market):
+        _latest_in_blocks(conn, wanted, found, market)
     return [found[symbol] for symbol in wanted if symbol in found]
 
 
-def _latest_in_blocks(conn: Connection, wanted: list[str], found: dict[str, Latest]) -> None:
+def _latest_in_blocks(
+    conn: Connection, wanted: list[str], found: dict[str, Latest], market: Market
+) -> None:
     """Replace a symbol's row answer by its last block's last trade where that is newer."""
     from binprice.db.blockreads import last_blocks, trade_at
 
     above = {symbol: found[symbol].trade_id if symbol in found else None for symbol in wanted}
-    for symbol, block in last_blocks(conn, above).items():
+    for symbol, block in last_blocks(conn, above, market).items():
         last = trade_at(block, block.trades - 1)
         found[symbol] = Latest(symbol, last.price, last.timestamp, last.trade_id)
 
@@ -312,6 +325,7 @@ def price_at(
     *,
     before: bool = False,
     within: timedelta | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> list[At]:
     """The trade nearest to ``ts`` for each symbol; a tie goes to the earlier trade.
 
@@ -319,8 +333,8 @@ def price_at(
     trades farther than that from ``ts``; such symbols count as missing.
     """
     _require_aware(ts)
-    wanted = _resolve(conn, symbols)
-    sides = trades_around(conn, ts, wanted, before=before)
+    wanted = _resolve(conn, symbols, market)
+    sides = trades_around(conn, ts, wanted, before=before, market=market)
     results: list[At] = []
     for symbol in wanted:
         earlier, later = sides.get(symbol, (None, None))
@@ -331,17 +345,23 @@ def price_at(
 
 
 def trades_around(
-    conn: Connection, ts: datetime, wanted: list[str], *, before: bool = False
+    conn: Connection,
+    ts: datetime,
+    wanted: list[str],
+    *,
+    before: bool = False,
+    market: Market = DEFAULT_MARKET,
 ) -> dict[str, tuple[Latest | None, Latest | None]]:
     """Per symbol, the last trade at or before ``ts`` and (unless ``before``) the first after."""
-    rows = conn.execute(AT_SQL, {"symbols": wanted, "ts": ts, "before": before}).fetchall()
+    params = {"symbols": wanted, "ts": ts, "before": before, "market": market.number}
+    rows = conn.execute(AT_SQL, params).fetchall()
     sides: dict[str, tuple[Latest | None, Latest | None]] = {}
     for row in rows:
         earlier = Latest(row[0], row[1], _utc(row[2]), row[3]) if row[3] is not None else None
         later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
         sides[row[0]] = (earlier, later)
-    if compressed_catalog(conn):
-        _around_in_blocks(conn, ts, sides, before=before)
+    if compressed_catalog(conn, market):
+        _around_in_blocks(conn, ts, sides, before=before, market=market)
     return sides
 
 
@@ -351,11 +371,13 @@ def _around_in_blocks(
     sides: dict[str, tuple[Latest | None, Latest | None]],
     *,
     before: bool,
+    market: Market,
 ) -> None:
     """Merge into each symbol's (earlier, later) pair the nearest block trades on each side."""
     from binprice.db.blockreads import blocks_around, nearest_in
 
-    for symbol, blocks in blocks_around(conn, list(sides), ts, before=before).items():
+    found = blocks_around(conn, list(sides), ts, before=before, market=market)
+    for symbol, blocks in found.items():
         earlier, later = sides.get(symbol, (None, None))
         in_earlier, in_later = nearest_in(blocks, ts)
         if in_earlier is not None and (
@@ -400,7 +422,12 @@ def choose_nearest(
 
 
 def price_range(
-    conn: Connection, start: datetime, end: datetime, symbols: Iterable[str] = ()
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    symbols: Iterable[str] = (),
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> list[Range]:
     """Summarise each symbol's trades in ``[start, end)``; symbols without trades are left out."""
     _require_aware(start)
@@ -408,10 +435,11 @@ def price_range(
     if start >= end:
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
-    wanted = _resolve(conn, symbols)
-    if compressed_catalog(conn).overlaps(start, end):
-        return _range_with_blocks(conn, wanted, start, end)
-    rows = conn.execute(RANGE_SQL, {"symbols": wanted, "start": start, "end": end}).fetchall()
+    wanted = _resolve(conn, symbols, market)
+    if compressed_catalog(conn, market).overlaps(start, end):
+        return _range_with_blocks(conn, wanted, start, end, market)
+    params = {"symbols": wanted, "start": start, "end": end, "market": market.number}
+    rows = conn.execute(RANGE_SQL, params).fetchall()
     return [_summary(row, start, end) for row in rows]
 
 
@@ -435,16 +463,19 @@ CROSS JOIN LATERAL (
            max(high) AS high, min(low) AS low, min(minute) AS first_minute,
            max(minute) AS last_minute
     FROM trade_minutes
-    WHERE symbol = r.symbol AND minute >= %(ms)s AND minute < %(me)s
+    WHERE market = %(market)s AND symbol = r.symbol AND minute >= %(ms)s AND minute < %(me)s
 ) AS m
-LEFT JOIN trade_minutes AS f ON f.symbol = r.symbol AND f.minute = m.first_minute
-LEFT JOIN trade_minutes AS l ON l.symbol = r.symbol AND l.minute = m.last_minute
+LEFT JOIN trade_minutes AS f ON f.market = %(market)s AND f.symbol = r.symbol
+  AND f.minute = m.first_minute
+LEFT JOIN trade_minutes AS l ON l.market = %(market)s AND l.symbol = r.symbol
+  AND l.minute = m.last_minute
 ORDER BY r.position
 """
 #: The first whole minute of [ms, me) whose high (or low) is the given price.
 _MINUTE_AT = """
 SELECT minute FROM trade_minutes
-WHERE symbol = %(symbol)s AND minute >= %(ms)s AND minute < %(me)s AND {column} = %(price)s
+WHERE market = %(market)s AND symbol = %(symbol)s AND minute >= %(ms)s AND minute < %(me)s
+  AND {column} = %(price)s
 ORDER BY minute LIMIT 1
 """
 MINUTE_AT_HIGH_SQL = _MINUTE_AT.format(column="high")
@@ -501,18 +532,18 @@ def fold(trades: Sequence[BlockTrade]) -> Part | None:
 
 
 def _range_with_blocks(
-    conn: Connection, wanted: list[str], start: datetime, end: datetime
+    conn: Connection, wanted: list[str], start: datetime, end: datetime, market: Market
 ) -> list[Range]:
     from binprice.db.blockreads import window_list
 
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     ms, me = minute_bounds(start, end)
-    params = {"symbols": wanted, "ms": ms, "me": me}
+    params = {"symbols": wanted, "ms": ms, "me": me, "market": market.number}
     middles = {row[0]: row for row in conn.execute(RANGE_MINUTES_SQL, params).fetchall()}
     found = []
     for symbol in wanted:
-        left = window_list(conn, symbol, start, ms)
-        right = window_list(conn, symbol, me, end)
+        left = window_list(conn, symbol, start, ms, market)
+        right = window_list(conn, symbol, me, end, market)
         row = middles.get(symbol)
         middle = None
         if row is not None and row[1]:
@@ -523,7 +554,7 @@ def _range_with_blocks(
         total = parts[0]
         for part in parts[1:]:
             total = total.then(part)
-        edges = (left, right, (symbol, ms, me))
+        edges = (left, right, (symbol, ms, me), market)
         found.append(
             Range(
                 symbol=symbol,
@@ -546,23 +577,23 @@ def _range_with_blocks(
 def _first_at_price(
     conn: Connection,
     price: Decimal,
-    edges: tuple[list[BlockTrade], list[BlockTrade], tuple[str, datetime, datetime]],
+    edges: tuple[list[BlockTrade], list[BlockTrade], tuple[str, datetime, datetime], Market],
     minute_sql: str,
 ) -> datetime:
     """The time of the window's first trade at `price`: in the left edge, else in the first
     whole minute whose high/low it is, else in the right edge."""
     from binprice.db.blockreads import window_list
 
-    left, right, (symbol, ms, me) = edges
+    left, right, (symbol, ms, me), market = edges
     for trade in left:
         if trade.price == price:
             return trade.timestamp
     if ms < me:
-        params = {"symbol": symbol, "ms": ms, "me": me, "price": price}
+        params = {"symbol": symbol, "ms": ms, "me": me, "price": price, "market": market.number}
         minute = conn.execute(minute_sql, params).fetchone()
         if minute is not None:
             moment = minute[0].astimezone(UTC)
-            for trade in window_list(conn, symbol, moment, moment + MINUTE):
+            for trade in window_list(conn, symbol, moment, moment + MINUTE, market):
                 if trade.price == price:
                     return trade.timestamp
     for trade in right:
@@ -589,8 +620,8 @@ def _summary(row: Sequence[Any], start: datetime, end: datetime) -> Range:
     )
 
 
-def _resolve(conn: Connection, symbols: Iterable[str]) -> list[str]:
-    return list(normalize_symbols(symbols)) or recorded_symbols(conn)
+def _resolve(conn: Connection, symbols: Iterable[str], market: Market) -> list[str]:
+    return list(normalize_symbols(symbols)) or recorded_symbols(conn, market)
 
 
 def _utc(value: datetime) -> datetime:

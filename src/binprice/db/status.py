@@ -28,6 +28,7 @@ import psycopg
 
 from binprice.db.blockreads import compressed_catalog, time_of
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
 __all__ = [
@@ -46,9 +47,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SYMBOLS_SQL = f"""
 WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
-SELECT symbol FROM rolled WHERE symbol IS NOT NULL
+SELECT symbol FROM rolled WHERE market = %(market)s
 UNION
-SELECT symbol FROM gaps WHERE state = 'open'
+SELECT symbol FROM gaps WHERE market = %(market)s AND state = 'open'
 ORDER BY 1
 """
 
@@ -60,12 +61,13 @@ def _edge(direction: str) -> str:
     return f"""
     SELECT m.{column} AS trade_id, t.timestamp FROM (
         SELECT minute, {column} FROM trade_minutes
-        WHERE symbol = r.symbol AND minute >= %(since)s
+        WHERE market = %(market)s AND symbol = r.symbol AND minute >= %(since)s
         ORDER BY minute {direction} LIMIT 1
     ) AS m
     LEFT JOIN LATERAL (
         SELECT timestamp FROM trades
-        WHERE trades.symbol = r.symbol AND trades.trade_id = m.{column}
+        WHERE trades.market = %(market)s AND trades.symbol = r.symbol
+          AND trades.trade_id = m.{column}
           AND trades.timestamp >= m.minute AND trades.timestamp < m.minute + interval '1 minute'
         LIMIT 1
     ) AS t ON true"""
@@ -79,11 +81,11 @@ LEFT JOIN LATERAL ({_edge("ASC")}) AS f ON true
 LEFT JOIN LATERAL ({_edge("DESC")}) AS l ON true
 CROSS JOIN LATERAL (
     SELECT sum(trades)::bigint AS trades FROM trade_minutes
-    WHERE symbol = r.symbol AND minute >= %(since)s
+    WHERE market = %(market)s AND symbol = r.symbol AND minute >= %(since)s
 ) AS c
 CROSS JOIN LATERAL (
     SELECT count(*) AS open, sum(last_id - first_id + 1)::bigint AS missing FROM gaps
-    WHERE gaps.symbol = r.symbol AND gaps.state = 'open'
+    WHERE gaps.market = %(market)s AND gaps.symbol = r.symbol AND gaps.state = 'open'
 ) AS g
 ORDER BY r.symbol
 """
@@ -157,24 +159,31 @@ class Status:
         return sum(s.trades for s in self.symbols)
 
 
-def status_symbols(conn: Connection, symbols: Iterable[str] = ()) -> list[str]:
-    """`symbols` normalised, or every symbol with stored trades or open gaps."""
+def status_symbols(
+    conn: Connection, symbols: Iterable[str] = (), market: Market = DEFAULT_MARKET
+) -> list[str]:
+    """`symbols` normalised, or every symbol of `market` with stored trades or open gaps."""
     wanted = list(normalize_symbols(list(symbols)))
     if wanted:
         return wanted
-    return [str(row[0]) for row in conn.execute(SYMBOLS_SQL).fetchall()]
+    rows = conn.execute(SYMBOLS_SQL, {"market": market.number}).fetchall()
+    return [str(row[0]) for row in rows]
 
 
-def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
-    """Per symbol (default: every symbol with trades or open gaps) the first and last stored
-    trade, the stored count, open gaps and the last trade's age; and the database's size."""
-    wanted = status_symbols(conn, symbols)
+def database_status(
+    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+) -> Status:
+    """Per symbol of `market` (default: every symbol with trades or open gaps) the first and
+    last stored trade, the stored count, open gaps and the last trade's age; and the
+    database's size."""
+    wanted = status_symbols(conn, symbols, market)
     cut = pruned_before(conn)
     size, checked_at = conn.execute(_SIZE_SQL).fetchone()  # type: ignore[misc]
     checked_at = checked_at.astimezone(UTC)
-    rows = conn.execute(STATUS_SQL, {"symbols": wanted, "since": cut or _EPOCH}).fetchall()
-    if compressed_catalog(conn):
-        rows = [_times_from_blocks(conn, row, cut or _EPOCH) for row in rows]
+    params = {"symbols": wanted, "since": cut or _EPOCH, "market": market.number}
+    rows = conn.execute(STATUS_SQL, params).fetchall()
+    if compressed_catalog(conn, market):
+        rows = [_times_from_blocks(conn, row, cut or _EPOCH, market) for row in rows]
     partitions = list_partitions(conn)
     waiting = conn.execute(_DEFAULT_ROWS_SQL, (DEFAULT_COUNT_LIMIT,)).fetchone()
     return Status(
@@ -191,23 +200,26 @@ def database_status(conn: Connection, symbols: Iterable[str] = ()) -> Status:
 
 #: A symbol's first (ASC) or last (DESC) rollup minute.
 _EDGE_MINUTE_SQL = """
-SELECT minute FROM trade_minutes WHERE symbol = %(symbol)s AND minute >= %(since)s
+SELECT minute FROM trade_minutes
+WHERE market = %(market)s AND symbol = %(symbol)s AND minute >= %(since)s
 ORDER BY minute {direction} LIMIT 1
 """
 FIRST_MINUTE_SQL = _EDGE_MINUTE_SQL.format(direction="ASC")
 LAST_MINUTE_SQL = _EDGE_MINUTE_SQL.format(direction="DESC")
 
 
-def _times_from_blocks(conn: Connection, row: tuple[Any, ...], since: datetime) -> tuple[Any, ...]:
+def _times_from_blocks(
+    conn: Connection, row: tuple[Any, ...], since: datetime, market: Market
+) -> tuple[Any, ...]:
     """The first and last trade's times where those trades are in blocks, not rows."""
     symbol, first_id, first_at, last_id, last_at, *rest = row
-    params = {"symbol": symbol, "since": since}
+    params = {"symbol": symbol, "since": since, "market": market.number}
     if first_id is not None and first_at is None:
         minute = conn.execute(FIRST_MINUTE_SQL, params).fetchone()
-        first_at = minute and time_of(conn, symbol, first_id, minute[0])
+        first_at = minute and time_of(conn, symbol, first_id, minute[0], market)
     if last_id is not None and last_at is None:
         minute = conn.execute(LAST_MINUTE_SQL, params).fetchone()
-        last_at = minute and time_of(conn, symbol, last_id, minute[0])
+        last_at = minute and time_of(conn, symbol, last_id, minute[0], market)
     return (symbol, first_id, first_at, last_id, last_at, *rest)
 
 

@@ -27,27 +27,35 @@ _SINCE = nearest_trade_sql(
 
 #: One LATERAL lookup per part and symbol (the last trade by id, the price at the window's
 #: start by time, the per-minute rollup for the sparkline); tests/test_watch_plans.py checks
-#: the plan.
+#: the plan. The recent trades are counted through the seed index (timestamp DESC, symbol),
+#: a few seconds of it, with the market checked on the rows found (OFFSET 0 keeps it out of
+#: the scan): given `market = …` as a key condition, the planner would rather read the
+#: primary key (market, symbol, …), which is every trade of the symbol's month.
 SNAPSHOT_SQL = f"""
 SELECT r.symbol, last.price, last.timestamp, coalesce(ref.price, since.price), rate.trades,
        spark.minutes, spark.closes
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
 {ROW_SPAN}
 LEFT JOIN LATERAL (
-    SELECT price, timestamp FROM trades WHERE trades.symbol = r.symbol
+    SELECT price, timestamp FROM trades WHERE trades.market = %(market)s
+      AND trades.symbol = r.symbol
     ORDER BY trade_id DESC LIMIT 1
 ) AS last ON true
 LEFT JOIN LATERAL ({_REFERENCE}) AS ref ON true
 LEFT JOIN LATERAL ({_SINCE}) AS since ON true
 CROSS JOIN LATERAL (
-    SELECT count(*) AS trades FROM trades
-    WHERE trades.symbol = r.symbol AND trades.timestamp > %(rate_since)s
-      AND trades.timestamp <= %(now)s
+    SELECT count(*) FILTER (WHERE w.market = %(market)s) AS trades FROM (
+        SELECT market FROM trades
+        WHERE trades.symbol = r.symbol AND trades.timestamp > %(rate_since)s
+          AND trades.timestamp <= %(now)s
+        OFFSET 0
+    ) AS w
 ) AS rate
 CROSS JOIN LATERAL (
     SELECT array_agg(minute ORDER BY minute) AS minutes, array_agg(close ORDER BY minute) AS closes
     FROM trade_minutes
-    WHERE trade_minutes.symbol = r.symbol AND minute >= %(spark_since)s AND minute <= %(now)s
+    WHERE trade_minutes.market = %(market)s AND trade_minutes.symbol = r.symbol
+      AND minute >= %(spark_since)s AND minute <= %(now)s
 ) AS spark
 ORDER BY r.position
 """
@@ -55,9 +63,11 @@ ORDER BY r.position
 
 def snapshot_rows(conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """One row per symbol of `params["symbols"]`, in that order: symbol, last price, its time,
-    reference price, trades since `rate_since`, sparkline minutes and closes."""
-    rows = conn.execute(SNAPSHOT_SQL, params).fetchall()
-    if compressed_catalog(conn):
+    reference price, trades since `rate_since`, sparkline minutes and closes; of the market
+    `params["market"]` (a `Market`)."""
+    market = params["market"]
+    rows = conn.execute(SNAPSHOT_SQL, {**params, "market": market.number}).fetchall()
+    if compressed_catalog(conn, market):
         return _with_blocks(conn, rows, params)
     return rows
 
@@ -67,15 +77,15 @@ def _with_blocks(
 ) -> list[tuple[Any, ...]]:
     """The rows' answers with the blocks' trades taken in: the last trade, the reference price
     and the recent trades' count read from rows and blocks (the sparkline is the rollup's)."""
-    wanted = [row[0] for row in rows]
-    last = {point.symbol: point for point in latest_prices(conn, wanted)}
-    sides = trades_around(conn, params["reference"], wanted)
+    wanted, market = [row[0] for row in rows], params["market"]
+    last = {point.symbol: point for point in latest_prices(conn, wanted, market=market)}
+    sides = trades_around(conn, params["reference"], wanted, market=market)
     since, now = params["rate_since"], params["now"]
     out = []
     for symbol, _price, _at, _reference, _rows, minutes, closes in rows:
         earlier, later = sides.get(symbol, (None, None))
         reference = earlier or later
-        recent = window_list(conn, symbol, since, now + MILLISECOND)
+        recent = window_list(conn, symbol, since, now + MILLISECOND, market)
         count = sum(1 for trade in recent if since < trade.timestamp <= now)
         point = last.get(symbol)
         price = point.price if point is not None else None
