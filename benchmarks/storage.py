@@ -40,8 +40,10 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   committed 10,000-trade batches (ingest's batch limit) into empty databases: the seed
   design's bare table (`(timestamp DESC, symbol)` only), 0009 (before 0011), head with 0009's
   rollup trigger (the index drop alone), head, and head without the rollup trigger (the floor);
-  order alternating, `--runs` times. Prints the writing backend's CPU per trade (robust on a
-  shared machine, unlike wall time), the wall rate and bytes per trade after VACUUM.
+  "grouped": the seed table and head with each batch's rows grouped by symbol, as ingest's
+  COPY encoder sends them; order alternating, `--runs` times. Prints the writing backend's CPU
+  per trade (robust on a shared machine, unlike wall time), the wall rate and bytes per trade
+  after VACUUM, and each index's bytes per trade (first run).
 - `leanat`: `at` and `range` latency on one head database of `--trades` trades (the 10M table
   of `queries.py`): this checkout's queries, then the covering index of 0002 built again and
   the queries of the commit before 0011 (extracted from git), same database, same run.
@@ -438,7 +440,26 @@ SEED_TABLE = """
 CREATE TABLE trades_seed (LIKE trades INCLUDING DEFAULTS);
 CREATE INDEX ix_trades_seed_timestamp_symbol ON trades_seed ("timestamp" DESC, symbol);
 """
-LEAN_VARIANTS = ("seed", "0009", "head, 0009 trigger", "head", "head, no trigger")
+LEAN_VARIANTS = (
+    "seed",
+    "seed, grouped",
+    "0009",
+    "head, 0009 trigger",
+    "head",
+    "head, grouped",
+    "head, no trigger",
+)
+
+
+def _grouped(block: str) -> str:
+    """The block's rows grouped by symbol, each symbol's in order: what ingest's COPY encoder
+    sends since #18 item 4 (`CopyEncoder.batch`)."""
+    by_symbol: dict[str, list[str]] = {}
+    for line in block.splitlines(keepends=True):
+        by_symbol.setdefault(line[: line.index("\t")], []).append(line)
+    return "".join("".join(lines) for lines in by_symbol.values())
+
+
 LEAN_BATCH = 10_000
 
 
@@ -447,7 +468,7 @@ def _lean_database(admin: str, variant: str) -> tuple[str, str]:
     url = scratch(admin, "bp_storage_lean", BEFORE_LEAN if variant == "0009" else "head")
     make_months(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        if variant == "seed":
+        if variant.startswith("seed"):
             conn.execute(SEED_TABLE)
             return url, "trades_seed"
         if variant == "head, 0009 trigger":
@@ -462,9 +483,9 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, int]:
+def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, int, str]:
     """Backend CPU seconds, wall seconds and bytes (table, indexes, rollup) of COPYing
-    `blocks`, each committed, then VACUUM."""
+    `blocks`, each committed, then VACUUM; and each index's bytes per trade."""
     with psycopg.connect(url) as conn:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         conn.commit()
@@ -486,7 +507,10 @@ def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, i
             {"t": table},
         ).fetchone()[0]  # type: ignore[index]
         rollup = conn.execute("SELECT pg_total_relation_size('trade_minutes')").fetchone()[0]  # type: ignore[index]
-    return cpu, wall, int(size) + int(rollup)
+        count = sum(block.count("\n") for block in blocks)
+        indexes = conn.execute(INDEX_SIZES_SQL.replace("'trades'", f"'{table}'")).fetchall()
+    each = ", ".join(f"{name} {float(b) / count:.1f}" for name, b in indexes)
+    return cpu, wall, int(size) + int(rollup), each
 
 
 #: Trades a minute in the dense run of `lean`: about BTCUSDT's (1.0-1.5 M trades a day).
@@ -510,18 +534,21 @@ def lean_part(admin: str, count: int, runs: int) -> None:
             "trade (median), wall rate, bytes per trade (table, indexes, rollup):"
         )
         blocks = ["".join(lines[i : i + LEAN_BATCH]) for i in range(0, len(lines), LEAN_BATCH)]
-        found: dict[str, list[tuple[float, float, int]]] = {v: [] for v in LEAN_VARIANTS}
+        grouped = [_grouped(block) for block in blocks]
+        found: dict[str, list[tuple[float, float, int, str]]] = {v: [] for v in LEAN_VARIANTS}
         for run in range(runs):
             for variant in LEAN_VARIANTS if run % 2 == 0 else LEAN_VARIANTS[::-1]:
-                found[variant].append(_lean_copy(*_lean_database(admin, variant), blocks))
-        seed = statistics.median(cpu for cpu, _, _ in found["seed"])
+                rows = grouped if variant.endswith("grouped") else blocks
+                found[variant].append(_lean_copy(*_lean_database(admin, variant), rows))
+        seed = statistics.median(sample[0] for sample in found["seed"])
         for variant, samples in found.items():
-            cpu = statistics.median(c for c, _, _ in samples)
-            wall = statistics.median(w for _, w, _ in samples)
-            size = statistics.median(b for _, _, b in samples)
+            cpu = statistics.median(sample[0] for sample in samples)
+            wall = statistics.median(sample[1] for sample in samples)
+            size = statistics.median(sample[2] for sample in samples)
             print(
                 f"  {variant:<20} {cpu / count * 1e6:6.2f} us/trade ({cpu / seed:.2f}x seed)  "
-                f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade"
+                f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade "
+                f"(indexes: {samples[0][3]})"
             )
 
 
