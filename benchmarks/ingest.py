@@ -20,13 +20,17 @@ speed for SECONDS; reports its trades/s, for the ratio.
 versus (issue #18, "a lean live month"): `binprice ingest` against a bare WebSocket -> COPY path
 into the seed design's table (`trades(symbol, trade_id, price numeric, quantity numeric,
 timestamp timestamptz(3), is_buyer_maker)` with only the index `(timestamp DESC, symbol)`), each
-on a brand-new embedded server (a new cluster per measurement), N trades from the exchange at
-full speed, order alternating, RUNS times. The bare path reads the same frames, decodes them
-with binprice's own pure decoder and COPY encoder, and, while it goes on reading, COPYs and
-commits what has accumulated, at most 10,000 trades at a time (ingest's batch limit). Its rate
-is trades / (first frame -> last commit), ingest's its own summary's (first -> last commit).
-Prints both rates, the ratio per run and the median ratio, and the live month's bytes per
-trade (partition with its indexes, rollup) after the ingest.
+on a brand-new embedded server (a new cluster per measurement, `track_commit_timestamp` on for
+both), N trades from the same exchange at full speed over the same 2 symbols, order alternating,
+RUNS times. The bare path reads the same frames, decodes them with binprice's own pure decoder
+and COPY encoder, and, while it goes on reading, COPYs and commits what has accumulated, at most
+10,000 trades at a time (ingest's batch limit). Both rates are measured alike, by the server:
+trades committed after the first COMMIT / (last COMMIT - first COMMIT), from the rows' commit
+timestamps (each client's own rate is printed beside it: ingest's summary also counts its
+connecting and closing). Per side it prints PostgreSQL CPU per trade (the backends, exact even
+for backends that have exited, and the whole server) and the CPU of the client and of the
+exchange as a share of one core (near 100 %: that process sets the pace); per run the ratio and
+the live month's bytes per trade (heap, each index, rollup) after the ingest; then medians.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -103,6 +108,84 @@ class CpuSampler:
 
     def total(self) -> float:
         return sum(v - self.start.get(pid, 0.0) for pid, v in self.last.items())
+
+
+#: The server's own processes, not backends (`postgres: <name>` in their command line).
+AUX_PROCESSES = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+    "io worker",
+    "walsummarizer",
+)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+class ServerCpu:
+    """CPU seconds of one server, exact even for backends that come and go: a backend that has
+    exited is in its postmaster's reaped-children time (cutime + cstime), one still running is
+    read directly. `backend` leaves out the server's own processes (walwriter, checkpointer…)."""
+
+    def __init__(self, postmaster: int) -> None:
+        self.postmaster = postmaster
+        self.start = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        f = _stat_fields(self.postmaster)
+        reaped = (int(f[13]) + int(f[14])) / tick
+        own = (int(f[11]) + int(f[12])) / tick
+        backends, aux = reaped, own
+        for pid in _server_pids(self.postmaster)[1:]:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(name in cmd for name in AUX_PROCESSES):
+                aux += _cpu_seconds(pid)
+            else:
+                backends += _cpu_seconds(pid)
+        return backends, aux
+
+    def _backends_alive(self) -> int:
+        alive = 0
+        for pid in _server_pids(self.postmaster)[1:]:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            alive += not any(name in cmd for name in AUX_PROCESSES)
+        return alive
+
+    def finish(self) -> tuple[float, float]:
+        """(backend, server total) CPU seconds since start, once the client's backends are gone."""
+        for _ in range(100):  # a backend exits just after its client disconnects
+            if not self._backends_alive():
+                break
+            time.sleep(0.02)
+        backends, aux = self._read()
+        b = backends - self.start[0]
+        return b, b + aux - self.start[1]
+
+
+def commit_rate(url: str, table: str) -> float:
+    """Trades per second between the run's first and last COMMIT, from the server's commit
+    timestamps (`track_commit_timestamp`): the same clock and the same definition for any
+    writer. The first transaction's rows are left out (they are the start of the interval)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            f"SELECT pg_xact_commit_timestamp(xmin) AS ts, count(*) FROM {table} "
+            "GROUP BY xmin ORDER BY ts"
+        ).fetchall()
+    seconds = (rows[-1][0] - rows[0][0]).total_seconds()
+    if not seconds:
+        return float("nan")  # one commit: no interval to measure
+    return (sum(n for _, n in rows) - rows[0][1]) / seconds
 
 
 def database(url: str | None, workdir: Path) -> str:
@@ -377,62 +460,164 @@ SELECT (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits
         WHERE inhparent = 'trades'::regclass),
        pg_total_relation_size('trade_minutes')
 """
+#: Each index of the live month's partitions, by the parent's index name.
+INDEX_BYTES_SQL = """
+SELECT parent.relname, sum(pg_relation_size(child.oid))
+FROM pg_inherits AS i
+JOIN pg_class AS child ON child.oid = i.inhrelid
+JOIN pg_class AS parent ON parent.oid = i.inhparent
+WHERE parent.relkind = 'I' AND parent.relname IN (
+    SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'trades'::regclass)
+GROUP BY parent.relname ORDER BY parent.relname
+"""
 
 
-def bare(url: str, trades: int, postmaster: int) -> tuple[float, float]:
-    """Trades per second of the bare WebSocket -> COPY path into the seed table, and the
-    PostgreSQL CPU seconds it took."""
+@dataclass
+class Side:
+    """One measurement of one path."""
+
+    #: Trades/s between first and last COMMIT (server commit timestamps), and the client's own.
+    rate: float
+    client_rate: float
+    #: PostgreSQL CPU µs per trade: the backends, and the whole server (+ walwriter, …).
+    backend_us: float
+    server_us: float
+    #: CPU of the client and of the test exchange, as a share of one core over the client's run.
+    client_load: float
+    exchange_load: float
+    #: The client's CPU µs per trade (ingest's includes its start-up: imports, migration check).
+    client_us: float
+    sizes: str = ""
+
+    def line(self) -> str:
+        return (
+            f"rate {self.rate:8,.0f}/s (client {self.client_rate:8,.0f}/s); PG "
+            f"{self.backend_us:.2f} / {self.server_us:.2f} us; load client "
+            f"{self.client_load:.0%}, exchange {self.exchange_load:.0%}; client CPU "
+            f"{self.client_us:.2f} us/trade"
+        )
+
+
+FIELDS = (
+    "rate",
+    "client_rate",
+    "backend_us",
+    "server_us",
+    "client_load",
+    "exchange_load",
+    "client_us",
+)
+
+
+def _run_client(
+    cmd: list[str], env: dict[str, str] | None, stdout: int | None, stderr: object
+) -> tuple[subprocess.Popen[str], float, float]:
+    """Run the client to its end: the process, its wall seconds and CPU seconds."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)  # type: ignore[arg-type]
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc, time.perf_counter() - started, usage.ru_utime + usage.ru_stime
+
+
+def bare(url: str, trades: int, postmaster: int) -> Side:
+    """The bare WebSocket -> COPY path into the seed table."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED_TABLE)
     per_symbol = trades // len(SYMBOLS)
     ex, ws, _ = start_exchange("max", per_symbol)
     try:
         stream = ws + "/stream?streams=" + "/".join(s.lower() + "@trade" for s in SYMBOLS)
-        sampler = CpuSampler(postmaster)
-        proc = subprocess.Popen(
+        server = ServerCpu(postmaster)
+        ex_cpu0 = _cpu_seconds(ex.pid)
+        proc, wall, cpu = _run_client(
             [sys.executable, "-c", BARE, stream, url, str(per_symbol * len(SYMBOLS))],
-            stdout=subprocess.PIPE,
-            text=True,
+            None,
+            subprocess.PIPE,
+            None,
         )
-        while proc.poll() is None:
-            sampler.sample()
-            time.sleep(0.2)
+        ex_cpu = _cpu_seconds(ex.pid) - ex_cpu0
+        backend, total = server.finish()
         assert proc.stdout is not None
         out = proc.stdout.read()
     finally:
         ex.terminate()
         ex.wait()
     result = json.loads(out)
-    return float(result["stored"]) / float(result["elapsed"]), sampler.total()
+    stored = int(result["stored"])
+    return Side(
+        rate=commit_rate(url, "trades_seed"),
+        client_rate=stored / float(result["elapsed"]),
+        backend_us=backend / stored * 1e6,
+        server_us=total / stored * 1e6,
+        client_load=cpu / wall,
+        exchange_load=ex_cpu / wall,
+        client_us=cpu / stored * 1e6,
+    )
 
 
-def ingest_rate(url: str, workdir: Path, trades: int, postmaster: int) -> tuple[float, float, str]:
-    """`binprice ingest`'s own rate (first to last commit) of `trades` at full speed, the
-    PostgreSQL CPU seconds it took, and the live month's bytes per trade afterwards."""
+def ingest_side(url: str, workdir: Path, trades: int, postmaster: int) -> Side:
+    """`binprice ingest` of `trades` at full speed, and the live month's bytes afterwards."""
     per_symbol = trades // len(SYMBOLS)
     ex, ws, rest = start_exchange("max", per_symbol)
+    env = dict(os.environ, BINPRICE_DATA_DIR=str(workdir))
+    cmd = [sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS]
+    cmd += ["--ws-url", ws, "--rest-url", rest, "--log-format", "json", "-q"]
+    cmd += ["--max-trades", str(per_symbol * len(SYMBOLS))]
     try:
-        final, _wall, _cpu, _rss, pg = run_ingest(
-            url,
-            ws,
-            rest,
-            workdir,
-            ["--max-trades", str(per_symbol * len(SYMBOLS))],
-            postmaster=postmaster,
-        )
+        server = ServerCpu(postmaster)
+        ex_cpu0 = _cpu_seconds(ex.pid)
+        with open(workdir / "ingest.log", "w+") as err:
+            _, wall, cpu = _run_client(cmd, env, None, err)
+            err.seek(0)
+            lines = err.read().splitlines()
+        ex_cpu = _cpu_seconds(ex.pid) - ex_cpu0
+        backend, total = server.finish()
     finally:
         ex.terminate()
         ex.wait()
-    stored = int(final["stored"])  # type: ignore[call-overload]
+    finals = [json.loads(x) for x in lines if x.startswith("{") and '"final"' in x]
+    if not finals:
+        raise SystemExit("ingest failed:\n" + "\n".join(lines[-20:]))
+    stored = int(finals[-1]["stored"])
+    rate = commit_rate(url, "trades")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE trades")
         conn.execute("VACUUM ANALYZE trade_minutes")
-        total, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
-    sizes = (
-        f"live month {total / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
-        f"indexes {(total - heap) / stored:.1f}) + rollup {rollup / stored:.2f}"
+        size, heap, rollup = conn.execute(LIVE_BYTES_SQL).fetchone()  # type: ignore[misc]
+        indexes = conn.execute(INDEX_BYTES_SQL).fetchall()
+    each = ", ".join(f"{name} {b / stored:.1f}" for name, b in indexes)
+    return Side(
+        rate=rate,
+        client_rate=stored / float(finals[-1]["elapsed"]),
+        backend_us=backend / stored * 1e6,
+        server_us=total / stored * 1e6,
+        client_load=cpu / wall,
+        exchange_load=ex_cpu / wall,
+        client_us=cpu / stored * 1e6,
+        sizes=(
+            f"live month {size / stored:.1f} bytes/trade (heap {heap / stored:.1f}, "
+            f"indexes {(size - heap) / stored:.1f}: {each}) + rollup {rollup / stored:.2f}; "
+            f"{finals[-1]['batches']} batches, {finals[-1]['spilled']:,} trades spooled"
+        ),
     )
-    return stored / float(final["elapsed"]), pg.total(), sizes  # type: ignore[arg-type]
+
+
+def fresh_server(side_dir: Path) -> tuple[str, int]:
+    """A brand-new embedded cluster with a migrated database, keeping commit timestamps (both
+    paths pay for them alike): its URL and postmaster."""
+    from binprice import embedded
+
+    url = database(None, side_dir)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+    embedded.stop_server(side_dir / "data")
+    embedded.ensure_server(side_dir / "data")
+    return url, postmaster_pid(side_dir)
+
+
+def _median(sides: list[Side], name: str) -> float:
+    return statistics.median(getattr(side, name) for side in sides)
 
 
 def versus(args: argparse.Namespace, workdir: Path) -> None:
@@ -441,42 +626,38 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
 
     print(
         f"ingest vs bare WebSocket -> COPY into the seed table, {args.trades:,} trades, "
-        f"2 symbols, a new server per measurement, {args.runs} runs:"
+        f"2 symbols, exchange at full speed, a new server per measurement, {args.runs} runs.\n"
+        "rate: trades/s between first and last COMMIT (server commit timestamps); client: "
+        "the client's own rate; PG: PostgreSQL CPU us/trade, backends / whole server; "
+        "load: CPU of client / exchange as a share of one core",
+        flush=True,
     )
-    ratios, rates = [], {"bare": [], "ingest": []}
-    pg_cpu: dict[str, list[float]] = {"bare": [], "ingest": []}
+    ratios: list[float] = []
+    sides: dict[str, list[Side]] = {"bare": [], "ingest": []}
     for run in range(args.runs):
-        found: dict[str, float] = {}
-        sizes = ""
-        for side in ("bare", "ingest") if run % 2 == 0 else ("ingest", "bare"):
-            side_dir = workdir / f"{side}-{run}"
+        found: dict[str, Side] = {}
+        for name in ("bare", "ingest") if run % 2 == 0 else ("ingest", "bare"):
+            side_dir = workdir / f"{name}-{run}"
             side_dir.mkdir()
             side_dir.chmod(0o711)
             try:
-                url = database(None, side_dir)
-                postmaster = postmaster_pid(side_dir)
-                if side == "bare":
-                    found[side], cpu = bare(url, args.trades, postmaster)
+                url, postmaster = fresh_server(side_dir)
+                if name == "bare":
+                    found[name] = bare(url, args.trades, postmaster)
                 else:
-                    found[side], cpu, sizes = ingest_rate(url, side_dir, args.trades, postmaster)
-                pg_cpu[side].append(cpu / args.trades * 1e6)
+                    found[name] = ingest_side(url, side_dir, args.trades, postmaster)
             finally:
                 embedded.stop_server(side_dir / "data")
-            rates[side].append(found[side])
-        ratios.append(found["ingest"] / found["bare"])
-        print(
-            f"  run {run + 1}: bare {found['bare']:,.0f}/s, ingest {found['ingest']:,.0f}/s, "
-            f"ratio {ratios[-1]:.2f}; PostgreSQL CPU per trade: bare "
-            f"{pg_cpu['bare'][-1]:.1f} us, ingest {pg_cpu['ingest'][-1]:.1f} us; {sizes}",
-            flush=True,
-        )
-    print(
-        f"  median: bare {statistics.median(rates['bare']):,.0f}/s, "
-        f"ingest {statistics.median(rates['ingest']):,.0f}/s, "
-        f"median ratio {statistics.median(ratios):.2f}; PostgreSQL CPU per trade: bare "
-        f"{statistics.median(pg_cpu['bare']):.1f} us, "
-        f"ingest {statistics.median(pg_cpu['ingest']):.1f} us"
-    )
+            sides[name].append(found[name])
+        ratios.append(found["ingest"].rate / found["bare"].rate)
+        print(f"  run {run + 1}: ratio {ratios[-1]:.2f}")
+        for name in ("bare", "ingest"):
+            print(f"    {name:6} {found[name].line()}", flush=True)
+        print(f"    {found['ingest'].sizes}", flush=True)
+    print(f"  median ratio {statistics.median(ratios):.2f}")
+    for name in ("bare", "ingest"):
+        median = Side(*(_median(sides[name], f) for f in FIELDS))
+        print(f"    {name:6} {median.line()}")
 
 
 def main() -> None:

@@ -40,8 +40,14 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   committed 10,000-trade batches (ingest's batch limit) into empty databases: the seed
   design's bare table (`(timestamp DESC, symbol)` only), 0009 (before 0011), head with 0009's
   rollup trigger (the index drop alone), head, and head without the rollup trigger (the floor);
-  order alternating, `--runs` times. Prints the writing backend's CPU per trade (robust on a
-  shared machine, unlike wall time), the wall rate and bytes per trade after VACUUM.
+  "grouped": the seed table and head with each batch's rows grouped by symbol, as ingest's
+  COPY encoder sends them; order alternating, `--runs` times. Prints the writing backend's CPU
+  per trade (robust on a shared machine, unlike wall time), the wall rate and bytes per trade
+  after VACUUM, and each index's bytes per trade (first run) as the COPYs grew it and after
+  `REINDEX` (built in one pass; "fillfactor 100": the partition's indexes set to pack full).
+  The last three take the rollup trigger apart: a trigger function that reads nothing (the
+  transition table's capture alone), one without open and close, and open and close taken by
+  joining the transition table back on the first and last id.
 - `leanat`: `at` and `range` latency on one head database of `--trades` trades (the 10M table
   of `queries.py`): this checkout's queries, then the covering index of 0002 built again and
   the queries of the commit before 0011 (extracted from git), same database, same run.
@@ -441,8 +447,70 @@ SEED_TABLE = """
 CREATE TABLE trades_seed (LIKE trades INCLUDING DEFAULTS);
 CREATE INDEX ix_trades_seed_timestamp_symbol ON trades_seed ("timestamp" DESC, symbol);
 """
-LEAN_VARIANTS = ("seed", "0009", "head, 0009 trigger", "head", "head, no trigger")
+LEAN_VARIANTS = (
+    "seed",
+    "seed, grouped",
+    "0009",
+    "head, 0009 trigger",
+    "head",
+    "head, grouped",
+    "head, no trigger",
+    "head, grouped, fillfactor 100",
+    "head, trigger reads nothing",
+    "head, no open/close",
+    "head, open/close by join",
+)
+#: The live month's partition indexes (fillfactor is set on each partition's index).
+PARTITION_INDEXES_SQL = """
+SELECT c.relname FROM pg_inherits AS i
+JOIN pg_class AS c ON c.oid = i.inhrelid JOIN pg_class AS p ON p.oid = i.inhparent
+WHERE p.relname IN ('pk_trades', 'ix_trades_timestamp_symbol')
+"""
+
+
+def _grouped(block: str) -> str:
+    """The block's rows grouped by symbol, each symbol's in order: what ingest's COPY encoder
+    sends since #18 item 4 (`CopyEncoder.batch`)."""
+    by_symbol: dict[str, list[str]] = {}
+    for line in block.splitlines(keepends=True):
+        by_symbol.setdefault(line[: line.index("\t")], []).append(line)
+    return "".join("".join(lines) for lines in by_symbol.values())
+
+
 LEAN_BATCH = 10_000
+
+
+def _trigger_variants() -> dict[str, str]:
+    """What the rollup's insert trigger costs, part by part: a function that reads nothing
+    (the transition table's capture alone), one without open and close, and open and close
+    taken by joining the transition table back on the first and last id."""
+    lean = _lean_revision().LEAN_ADD
+    arrays = "(min(ARRAY[trade_id::numeric, price]))[2], (max(ARRAY[trade_id::numeric, price]))[2]"
+    assert arrays in lean
+    head, _, tail = lean.partition("    INSERT INTO")
+    merge = tail[tail.index("    ON CONFLICT") :]
+    return {
+        "head, trigger reads nothing": head + "    RETURN NULL;\nEND\n$$;\n",
+        "head, no open/close": lean.replace(arrays, "min(price), max(price)"),
+        "head, open/close by join": head
+        + """    INSERT INTO trade_minutes AS m (symbol, minute, trades, volume, notional, high,
+                                    low, first_id, last_id, open, close)
+    SELECT g.symbol, g.minute, g.n, g.volume, g.notional, g.high, g.low, g.first_id,
+           g.last_id, o.price, c.price
+    FROM (SELECT symbol, date_bin('1 minute', timestamp, '2000-01-01 00:00+00') AS minute,
+                 count(*) AS n, sum(quantity) AS volume, sum(price * quantity) AS notional,
+                 max(price) AS high, min(price) AS low, min(trade_id) AS first_id,
+                 max(trade_id) AS last_id
+          FROM new_trades GROUP BY 1, 2) AS g
+    JOIN new_trades AS o ON o.symbol = g.symbol AND o.trade_id = g.first_id
+    JOIN new_trades AS c ON c.symbol = g.symbol AND c.trade_id = g.last_id
+    ORDER BY 1, 2
+"""
+        + merge,
+    }
+
+
+TRIGGER_VARIANTS: dict[str, str] = {}
 
 
 def _lean_database(admin: str, variant: str) -> tuple[str, str]:
@@ -450,11 +518,16 @@ def _lean_database(admin: str, variant: str) -> tuple[str, str]:
     url = scratch(admin, "bp_storage_lean", BEFORE_LEAN if variant == "0009" else "head")
     make_months(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        if variant == "seed":
+        if variant.startswith("seed"):
             conn.execute(SEED_TABLE)
             return url, "trades_seed"
         if variant == "head, 0009 trigger":
             conn.execute(_lean_revision().SORTED_ADD)
+        if variant.endswith("fillfactor 100"):
+            for (name,) in conn.execute(PARTITION_INDEXES_SQL).fetchall():
+                conn.execute(f'ALTER INDEX "{name}" SET (fillfactor = 100)')
+        if variant in TRIGGER_VARIANTS:
+            conn.execute(TRIGGER_VARIANTS[variant])
         if variant == "head, no trigger":
             conn.execute("DROP TRIGGER trades_minutes_insert ON trades")
     return url, "trades"
@@ -465,9 +538,9 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, int]:
+def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, int, str]:
     """Backend CPU seconds, wall seconds and bytes (table, indexes, rollup) of COPYing
-    `blocks`, each committed, then VACUUM."""
+    `blocks`, each committed, then VACUUM; and each index's bytes per trade."""
     with psycopg.connect(url) as conn:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
         conn.commit()
@@ -489,7 +562,17 @@ def _lean_copy(url: str, table: str, blocks: list[str]) -> tuple[float, float, i
             {"t": table},
         ).fetchone()[0]  # type: ignore[index]
         rollup = conn.execute("SELECT pg_total_relation_size('trade_minutes')").fetchone()[0]  # type: ignore[index]
-    return cpu, wall, int(size) + int(rollup)
+        count = sum(block.count("\n") for block in blocks)
+        index_sql = INDEX_SIZES_SQL.replace("'trades'", f"'{table}'")
+        grown = conn.execute(index_sql).fetchall()
+        # What the same indexes take built in one pass (packed to their fillfactor).
+        conn.execute(f"REINDEX TABLE {table}")
+        built = dict(conn.execute(index_sql).fetchall())
+    each = ", ".join(
+        f"{name} {float(b) / count:.1f} ({float(built[name]) / count:.1f} after REINDEX)"
+        for name, b in grown
+    )
+    return cpu, wall, int(size) + int(rollup), each
 
 
 #: Trades a minute in the dense run of `lean`: about BTCUSDT's (1.0-1.5 M trades a day).
@@ -497,6 +580,7 @@ LEAN_DENSE_PER_MINUTE = 1_000
 
 
 def lean_part(admin: str, count: int, runs: int) -> None:
+    TRIGGER_VARIANTS.update(_trigger_variants())
     dense = timedelta(minutes=count / LEAN_DENSE_PER_MINUTE)
     for label, span in (
         (f"{LEAN_DENSE_PER_MINUTE:,} trades a minute", dense),
@@ -513,18 +597,21 @@ def lean_part(admin: str, count: int, runs: int) -> None:
             "trade (median), wall rate, bytes per trade (table, indexes, rollup):"
         )
         blocks = ["".join(lines[i : i + LEAN_BATCH]) for i in range(0, len(lines), LEAN_BATCH)]
-        found: dict[str, list[tuple[float, float, int]]] = {v: [] for v in LEAN_VARIANTS}
+        grouped = [_grouped(block) for block in blocks]
+        found: dict[str, list[tuple[float, float, int, str]]] = {v: [] for v in LEAN_VARIANTS}
         for run in range(runs):
             for variant in LEAN_VARIANTS if run % 2 == 0 else LEAN_VARIANTS[::-1]:
-                found[variant].append(_lean_copy(*_lean_database(admin, variant), blocks))
-        seed = statistics.median(cpu for cpu, _, _ in found["seed"])
+                rows = grouped if "grouped" in variant else blocks
+                found[variant].append(_lean_copy(*_lean_database(admin, variant), rows))
+        seed = statistics.median(sample[0] for sample in found["seed"])
         for variant, samples in found.items():
-            cpu = statistics.median(c for c, _, _ in samples)
-            wall = statistics.median(w for _, w, _ in samples)
-            size = statistics.median(b for _, _, b in samples)
+            cpu = statistics.median(sample[0] for sample in samples)
+            wall = statistics.median(sample[1] for sample in samples)
+            size = statistics.median(sample[2] for sample in samples)
             print(
                 f"  {variant:<20} {cpu / count * 1e6:6.2f} us/trade ({cpu / seed:.2f}x seed)  "
-                f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade"
+                f"{count / wall:>9,.0f} trades/s  {size / count:6.1f} bytes/trade "
+                f"(indexes: {samples[0][3]})"
             )
 
 

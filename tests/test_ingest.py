@@ -125,6 +125,48 @@ def test_copy_encoder_writes_exact_decimals_and_millisecond_utc() -> None:
     )
 
 
+def test_copy_batch_groups_rows_by_symbol_in_arrival_order() -> None:
+    """Interleaved symbols go out one symbol after another (first seen first), each symbol's
+    trades in the order they arrived, with the same counts and newest trades."""
+    from decimal import Decimal
+
+    from binprice.exchange.protocol import WireTrade
+
+    order = [
+        "ETHUSDT 7",
+        "BTCUSDT 3",
+        "ETHUSDT 9",
+        "BTCUSDT 2",
+        "BNBUSDT 5",
+        "ETHUSDT 8",
+        "BTCUSDT 4",
+    ]
+    arrived = [
+        WireTrade(symbol, int(tid), Decimal(tid), Decimal(1), 1779941620000 + int(tid), False)
+        for symbol, tid in (key.split() for key in order)
+    ]
+    batch = CopyEncoder().batch(arrived)
+    keys = [tuple(line.split("\t")[:2]) for line in batch.payload.decode().splitlines()]
+    assert keys == [
+        ("ETHUSDT", "7"),
+        ("ETHUSDT", "9"),
+        ("ETHUSDT", "8"),
+        ("BTCUSDT", "3"),
+        ("BTCUSDT", "2"),
+        ("BTCUSDT", "4"),
+        ("BNBUSDT", "5"),
+    ]
+    assert batch.counts == {"ETHUSDT": 3, "BTCUSDT": 3, "BNBUSDT": 1}
+    assert {s: tid for s, (tid, _, _) in batch.latest.items()} == {
+        "ETHUSDT": 9,
+        "BTCUSDT": 4,
+        "BNBUSDT": 5,
+    }
+    assert sorted(batch.decoded(), key=lambda t: (t.symbol, t.trade_id)) == sorted(
+        arrived, key=lambda t: (t.symbol, t.trade_id)
+    )
+
+
 @pytest.mark.parametrize("bad", ["BTC\tUSDT", "BTC\nUSDT"], ids=["tab", "newline"])
 def test_copy_encoder_refuses_symbols_that_would_break_copy(bad: str) -> None:
     """A control character in a symbol is refused rather than corrupting the COPY stream."""
