@@ -238,11 +238,25 @@ def fresh_server(work: Path, name: str) -> str:
 
 
 def report_first_runs(
-    work: Path, text: Path, rows: int, archive: str, *, days: int, runs: int
+    work: Path,
+    text: Path,
+    rows: int,
+    archive: str,
+    *,
+    days: int,
+    runs: int,
+    against: Path | None = None,
 ) -> None:
     """Import-blocks vs bare COPY on brand-new servers: each measurement on a new cluster
-    (bare, then the import as blocks with 2 and 1 loaders, then as rows), `runs` times."""
-    kinds = {"blocks --loaders 2": (2, True), "blocks --loaders 1": (1, True), "rows": (2, False)}
+    (bare, then the import as blocks with 2 and 1 loaders, then as rows; with `against`, that
+    checkout's import as blocks too), `runs` times."""
+    kinds: dict[str, tuple[int, bool, Path | None]] = {
+        "blocks --loaders 2": (2, True, None),
+        "blocks --loaders 1": (1, True, None),
+        "rows": (2, False, None),
+    }
+    if against is not None:  # its default for a month closed 3 days ago: blocks, 2 loaders
+        kinds[f"blocks --loaders 2 of {against}"] = (2, True, against)
     ratios: dict[str, list[float]] = {kind: [] for kind in kinds}
     print("first run on a brand-new PostgreSQL server (each measurement its own):")
     for run in range(runs):
@@ -250,10 +264,11 @@ def report_first_runs(
         bare_s, _ = bare(fresh_server(work, name), text, rows)
         embedded.stop_server(work / name)
         cells = [f"bare COPY {rows / bare_s:,.0f}/s"]
-        for kind, (loaders, blocks) in kinds.items():
-            name = f"fresh-{kind.replace(' ', '')}-{run}"
+        for number, (kind, (loaders, blocks, source)) in enumerate(kinds.items()):
+            name = f"fresh-{number}-{run}"
+            url = fresh_server(work, name)
             wall, *_ = run_import(
-                fresh_server(work, name), archive, days, work, rows, loaders=loaders, blocks=blocks
+                url, archive, days, work, rows, loaders=loaders, blocks=blocks, source=source
             )
             embedded.stop_server(work / name)
             ratios[kind].append(bare_s / wall)
@@ -321,6 +336,9 @@ def main() -> None:
     p.add_argument("--monthly", action="store_true", help="one monthly file (use --days 31)")
     p.add_argument("--fresh", action="store_true", help="also first runs on new servers")
     p.add_argument(
+        "--against", type=Path, help="with --fresh: another checkout's src/, imported too"
+    )
+    p.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "binprice-import-bench"
     )
     args = p.parse_args()
@@ -338,7 +356,9 @@ def main() -> None:
                 f"{rows:,} trades in {len(files)} file(s): {zip_mb:.0f} MB zipped, {mb:.0f} MB CSV"
             )
             if args.fresh:
-                report_first_runs(work, text, rows, archive, days=args.days, runs=args.runs)
+                report_first_runs(
+                    work, text, rows, archive, days=args.days, runs=args.runs, against=args.against
+                )
             measure_runs(args, work, text, (rows, mb), archive)
             plain, _ = bare(database(args.database_url, work), text, rows, triggers=False)
             with_triggers, _ = bare(database(args.database_url, work), text, rows)

@@ -618,8 +618,10 @@ def lean_at_part(admin: str, count: int, runs: int) -> None:
         done = compress_month(conn, month)
         print(f"compressed {month:%Y-%m}: {done.trades:,} trades in {done.seconds:.1f} s")
         conn.execute("VACUUM ANALYZE trade_blocks")
-        inside = [t for t in moments if month_start(t) == month] or [month + timedelta(days=1)]
-        walls = [_wall_ms(lambda t=t: price_at(conn, t, ["BTCUSDT"])) for t in inside * 3]
+        first = END - queries.SPAN
+        ahead = month_start(month + timedelta(days=32)) - first  # the rest of that month
+        inside = [first + ahead * rng.random() for _ in range(runs)]
+        walls = [_wall_ms(lambda t=t: price_at(conn, t, ["BTCUSDT"])) for t in inside]
         print(
             f"  `at` BTCUSDT in the compressed month, library call, client ms: "
             f"{_percentiles(walls)} ({len(walls)} calls)"
