@@ -46,8 +46,8 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   of `queries.py`): this checkout's queries and main's (extracted from git), alternating,
   twice; then the covering index of 0002 built again and the queries of the commit before
   0011 (extracted from git), same database, same run. Server execution time, its planning
-  time and the client's wall time, median / p95. Then the first month is compressed and the
-  library's `at` timed on it.
+  time and the client's wall time, median / p95, one-shot and as a prepared statement. Then
+  the first month is compressed and the library's `at` timed on it.
 
 Prints numbers; asserts nothing.
 """
@@ -575,9 +575,15 @@ def _lean_at_cells(conn: psycopg.Connection[Any], module: Any, moments: list[Any
             run = [float(p[0][0]["Execution Time"]) for p in plans if p is not None]
             plan = [float(p[0][0]["Planning Time"]) for p in plans if p is not None]
             wall = [client_ms(conn, sql, {"symbols": [symbol], **make(t)}) for t in moments]
+            prepared = []
+            for t in moments:
+                began = time.perf_counter()
+                conn.execute(sql, {"symbols": [symbol], **make(t)}, prepare=True).fetchall()
+                prepared.append((time.perf_counter() - began) * 1000)
             cells.append(
                 f"    {name:<9}{symbol:<9} server {_percentiles(run)}  planning "
-                f"{_percentiles(plan)}  client {_percentiles(wall)}"
+                f"{_percentiles(plan)}  client {_percentiles(wall)}  prepared "
+                f"{_percentiles(prepared)}"
             )
     return cells
 
