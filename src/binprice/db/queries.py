@@ -6,13 +6,13 @@ costs one empty probe:
 
 - ``latest`` walks the primary key ``(symbol, trade_id)`` backwards: the highest trade id is the
   last trade (Binance ids increase with time within a symbol).
-- ``at`` finds the rollup minute (``trade_minutes``, one row per symbol and minute with its lowest
-  and highest trade id, migration 0005) holding the last trade at or before the time and the
-  one holding the first after it, and reads each minute's trades as a range of the primary key
-  (migration 0011 dropped the per-symbol time index this took before).
+- ``at`` reads, on each side of the time, at most two rollup minutes (``trade_minutes``, one row
+  per symbol and minute with its lowest and highest trade id, migration 0005): the one holding
+  the time, else the previous (next) one, each as a range of the primary key (migration 0011
+  dropped the per-symbol time index this took before).
 - ``range`` adds up the whole minutes of the window from ``trade_minutes`` (migration 0004, kept
   by triggers) and reads raw trades the same way only for the partial minutes at its two ends,
-  so a day or a month costs about as much as a few minutes.
+  once each, so a day or a month costs about as much as a few minutes.
 - "All recorded symbols" is found by a recursive CTE that hops from one symbol to the next in the
   primary key (a loose index scan): one probe per distinct symbol instead of reading every row.
 
