@@ -18,8 +18,10 @@ the closed month compressed (`trade_blocks`, the default for a month closed 3 da
 issue #18 target is >= 1.0x the bare COPY), in alternating order. Prints trades/s and MB/s
 (CSV bytes), the ratio import / bare per run and the median, PostgreSQL CPU per 1,000
 trades (only this server's processes), the importer's CPU and max RSS, and what the rollup
-triggers cost (the bare COPY with them disabled). `--fresh` first measures each on its own
-brand-new embedded server (a new cluster creates its WAL files on first use). `--monthly`
+triggers cost (the bare COPY with them disabled). `--fresh` first measures, `--runs` times, the
+bare COPY and the imports as blocks (2 and 1 loaders) and as rows, each on its own brand-new
+embedded server (a new cluster creates its WAL files on first use): the issue #18 item 2
+"import-blocks vs bare COPY" on a fresh server, beside the warm runs below. `--monthly`
 imports one monthly file instead (D days in one zip: the constant-memory check).
 Prints numbers; asserts nothing.
 """
@@ -235,16 +237,47 @@ def fresh_server(work: Path, name: str) -> str:
     return database(info.url("postgres"), work)
 
 
-def report_first_runs(work: Path, text: Path, rows: int, archive: str, days: int) -> None:
-    bare_s, _ = bare(fresh_server(work, "fresh-bare"), text, rows)
-    embedded.stop_server(work / "fresh-bare")
-    wall, *_ = run_import(fresh_server(work, "fresh-import"), archive, days, work, rows)
-    embedded.stop_server(work / "fresh-import")
-    print("first run on a brand-new PostgreSQL server (each side its own):")
-    print(
-        f"  bare COPY {rows / bare_s:,.0f} trades/s; import {rows / wall:,.0f} trades/s; "
-        f"ratio {bare_s / wall:.2f}"
-    )
+def report_first_runs(
+    work: Path,
+    text: Path,
+    rows: int,
+    archive: str,
+    *,
+    days: int,
+    runs: int,
+    against: Path | None = None,
+) -> None:
+    """Import-blocks vs bare COPY on brand-new servers: each measurement on a new cluster
+    (bare, then the import as blocks with 2 and 1 loaders, then as rows; with `against`, that
+    checkout's import as blocks too), `runs` times."""
+    kinds: dict[str, tuple[int, bool, Path | None]] = {
+        "blocks --loaders 2": (2, True, None),
+        "blocks --loaders 1": (1, True, None),
+        "rows": (2, False, None),
+    }
+    if against is not None:  # its default for a month closed 3 days ago: blocks, 2 loaders
+        kinds[f"blocks --loaders 2 of {against}"] = (2, True, against)
+    ratios: dict[str, list[float]] = {kind: [] for kind in kinds}
+    print("first run on a brand-new PostgreSQL server (each measurement its own):")
+    for run in range(runs):
+        name = f"fresh-bare-{run}"
+        bare_s, _ = bare(fresh_server(work, name), text, rows)
+        embedded.stop_server(work / name)
+        cells = [f"bare COPY {rows / bare_s:,.0f}/s"]
+        for number, (kind, (loaders, blocks, source)) in enumerate(kinds.items()):
+            name = f"fresh-{number}-{run}"
+            url = fresh_server(work, name)
+            wall, *_ = run_import(
+                url, archive, days, work, rows, loaders=loaders, blocks=blocks, source=source
+            )
+            embedded.stop_server(work / name)
+            ratios[kind].append(bare_s / wall)
+            cells.append(f"{kind} {rows / wall:,.0f}/s ({bare_s / wall:.2f}x)")
+        print(f"  run {run + 1}: " + "; ".join(cells))
+    for kind, found in ratios.items():
+        shown = ", ".join(f"{r:.2f}" for r in found)
+        median = statistics.median(found)
+        print(f"  {kind} / bare COPY, brand-new servers: median {median:.2f} ({shown})")
 
 
 def per_1000(seconds: float, rows: int) -> str:
@@ -303,6 +336,9 @@ def main() -> None:
     p.add_argument("--monthly", action="store_true", help="one monthly file (use --days 31)")
     p.add_argument("--fresh", action="store_true", help="also first runs on new servers")
     p.add_argument(
+        "--against", type=Path, help="with --fresh: another checkout's src/, imported too"
+    )
+    p.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "binprice-import-bench"
     )
     args = p.parse_args()
@@ -320,7 +356,9 @@ def main() -> None:
                 f"{rows:,} trades in {len(files)} file(s): {zip_mb:.0f} MB zipped, {mb:.0f} MB CSV"
             )
             if args.fresh:
-                report_first_runs(work, text, rows, archive, args.days)
+                report_first_runs(
+                    work, text, rows, archive, days=args.days, runs=args.runs, against=args.against
+                )
             measure_runs(args, work, text, (rows, mb), archive)
             plain, _ = bare(database(args.database_url, work), text, rows, triggers=False)
             with_triggers, _ = bare(database(args.database_url, work), text, rows)

@@ -49,8 +49,11 @@ in the same run: "0007" is the unpartitioned table of revision 0007, "head" the 
   transition table's capture alone), one without open and close, and open and close taken by
   joining the transition table back on the first and last id.
 - `leanat`: `at` and `range` latency on one head database of `--trades` trades (the 10M table
-  of `queries.py`): this checkout's queries, then the covering index of 0002 built again and
-  the queries of the commit before 0011 (extracted from git), same database, same run.
+  of `queries.py`): this checkout's queries and main's (extracted from git), alternating,
+  twice; then the covering index of 0002 built again and the queries of the commit before
+  0011 (extracted from git), same database, same run. Server execution time, its planning
+  time and the client's wall time, median / p95, one-shot and as a prepared statement. Then
+  the first month is compressed and the library's `at` timed on it.
 - `market` (issue #19, migration 0012): the live month's bytes per trade at 0011 and at head
   (the `market` column and the keys that hold it): `--copy-trades` trades at 1,000 a minute
   COPYed in committed 10,000-trade batches, then VACUUM; heap, each index, the rollup.
@@ -625,41 +628,104 @@ def _queries_before_lean() -> Any:
     return module
 
 
+def _queries_at(ref: str) -> Any:
+    """`binprice.db.queries` as of git `ref`, loaded from git."""
+    text = git("show", f"{ref}:src/binprice/db/queries.py")
+    module = types.ModuleType(f"queries_at_{ref}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(text, module.__name__, "exec"), module.__dict__)
+    return module
+
+
+def _percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return f"{statistics.median(ordered):.3f} / {p95:.3f}"
+
+
+def _lean_at_cells(conn: psycopg.Connection[Any], module: Any, moments: list[Any]) -> list[str]:
+    """Per query and symbol: server execution, planning and client wall ms, p50 / p95."""
+    cells = []
+    for symbol in ("BTCUSDT", queries.QUIET[-1]):
+        for name, sql, make in (
+            ("at", module.AT_SQL, lambda t: {"ts": t, "before": False}),
+            (
+                "range 1h",
+                module.RANGE_SQL,
+                lambda t: {"start": t, "end": t + timedelta(hours=1, seconds=7)},
+            ),
+        ):
+            plans = [
+                conn.execute(
+                    "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) " + sql,
+                    {"symbols": [symbol], "market": 0, **make(t)},
+                ).fetchone()
+                for t in moments
+            ]
+            run = [float(p[0][0]["Execution Time"]) for p in plans if p is not None]
+            plan = [float(p[0][0]["Planning Time"]) for p in plans if p is not None]
+            wall = [
+                client_ms(conn, sql, {"symbols": [symbol], "market": 0, **make(t)}) for t in moments
+            ]
+            prepared = []
+            for t in moments:
+                began = time.perf_counter()
+                conn.execute(
+                    sql, {"symbols": [symbol], "market": 0, **make(t)}, prepare=True
+                ).fetchall()
+                prepared.append((time.perf_counter() - began) * 1000)
+            cells.append(
+                f"    {name:<9}{symbol:<9} server {_percentiles(run)}  planning "
+                f"{_percentiles(plan)}  client {_percentiles(wall)}  prepared "
+                f"{_percentiles(prepared)}"
+            )
+    return cells
+
+
 def lean_at_part(admin: str, count: int, runs: int) -> None:
-    """`at` and `range` on the same head database: lean, then with the covering index again
-    and the queries before 0011."""
-    before = _queries_before_lean()
+    """`at` and `range` on the same head database: this checkout's queries, main's (0011, the
+    walk bounded by ROW_SPAN), then with the covering index again and the queries before
+    0011; then `at` after the first month was compressed."""
+    from binprice.db.compress import compress_month
+    from binprice.db.partitions import month_start
+    from binprice.db.queries import price_at
+
+    variants = [
+        ("this checkout", importlib.import_module("binprice.db.queries")),
+        ("main (0011)", _queries_at("main")),
+        ("covering index (0002)", _queries_before_lean()),
+    ]
     url, _ = build_at(admin, "bp_storage_leanat", "head", count)
     rng = random.Random(5)
     moments = [END - queries.SPAN + (queries.SPAN * rng.random()) for _ in range(runs)]
     print(
-        f"\n`at` and `range` on {count:,} trades, server ms (EXPLAIN ANALYZE execution "
-        f"time, planning not included) median / p95 of {runs} random times:"
+        f"\n`at` and `range` on {count:,} trades, ms, median / p95 of {runs} random times: "
+        "server (EXPLAIN ANALYZE execution), its planning, client wall (execute + fetch):"
     )
-    for label, module in (("lean (0011)", None), ("covering index (0002)", before)):
-        if module is not None:
+    for round_ in (1, 2):  # twice, alternating, so that the machine's load hits both
+        for label, module in variants:
+            if module is variants[-1][1]:
+                continue
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(_lean_revision().COVERING_INDEX)
-                conn.execute("VACUUM ANALYZE trades")
-        at_sql = (module or importlib.import_module("binprice.db.queries")).AT_SQL
-        range_sql = (module or importlib.import_module("binprice.db.queries")).RANGE_SQL
-        with psycopg.connect(url, autocommit=True) as conn:
-            cells = []
-            for symbol in ("BTCUSDT", queries.QUIET[-1]):
-                for name, sql, make in (
-                    ("at", at_sql, lambda t: {"ts": t, "before": False}),
-                    (
-                        "range 1h",
-                        range_sql,
-                        lambda t: {"start": t, "end": t + timedelta(hours=1, seconds=7)},
-                    ),
-                ):
-                    samples = sorted(
-                        server_ms(conn, sql, {"symbols": [symbol], **make(t)}) for t in moments
-                    )
-                    p95 = samples[min(len(samples) - 1, int(0.95 * len(samples)))]
-                    cells.append(f"{name} {symbol} {statistics.median(samples):.3f} / {p95:.3f}")
-        print(f"  {label:<22} " + "  ".join(cells))
+                print(f"  {label} (round {round_})")
+                print("\n".join(_lean_at_cells(conn, module, moments)))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(_lean_revision().COVERING_INDEX)
+        conn.execute("VACUUM ANALYZE trades")
+        print(f"  {variants[-1][0]}")
+        print("\n".join(_lean_at_cells(conn, variants[-1][1], moments)))
+        month = month_start(END - queries.SPAN)
+        done = compress_month(conn, month)
+        print(f"compressed {month:%Y-%m}: {done.trades:,} trades in {done.seconds:.1f} s")
+        conn.execute("VACUUM ANALYZE trade_blocks")
+        first = END - queries.SPAN
+        ahead = month_start(month + timedelta(days=32)) - first  # the rest of that month
+        inside = [first + ahead * rng.random() for _ in range(runs)]
+        walls = [_wall_ms(lambda t=t: price_at(conn, t, ["BTCUSDT"])) for t in inside]
+        print(
+            f"  `at` BTCUSDT in the compressed month, library call, client ms: "
+            f"{_percentiles(walls)} ({len(walls)} calls)"
+        )
 
 
 #: The revision before the market dimension (0012).

@@ -250,3 +250,39 @@ async def test_rows_already_in_a_closed_month_stay_rows_and_are_not_stored_twice
     assert counts(database_url) == (200, 1800)
     assert stored_text(database_url) == expected_text(trades) == stored_text(rows_url)
     assert rollup(database_url) == rollup(rows_url)
+
+
+def _reference_columns(prices: list[str], qtys: list[str]) -> list[tuple[Any, ...]]:
+    """Each run of equal decimals as (prices, quantities, their decimals), value by value."""
+    out: list[tuple[Any, ...]] = []
+    for price, qty in zip(prices, qtys, strict=True):
+        places = tuple(len(v) - v.find(".") - 1 if "." in v else 0 for v in (price, qty))
+        values = (int(price.replace(".", "")), int(qty.replace(".", "")))
+        if out and out[-1][2] == places:
+            out[-1][0].append(values[0])
+            out[-1][1].append(values[1])
+        else:
+            out.append(([values[0]], [values[1]], places))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("prices", "qtys"),
+    [
+        (["64647.57000000", "64647.55000000", "0.00000001"], ["0.01873000"] * 3),
+        (["5", "17", "123456789"], ["2", "3", "4"]),
+        (["5", "1.50000000", "2.50000000"], ["1.0", "2.0", "3.0"]),
+        (["1.50000000", "123456789", "2.5"], ["1.00"] * 3),
+        (["12.5", "1.25", "12.5"], ["7"] * 3),
+    ],
+    ids=["binance", "integers", "short-first", "no-point-same-length", "point-moves"],
+)
+def test_to_columns_scales_each_run_of_equal_decimals(prices: list[str], qtys: list[str]) -> None:
+    """The column-at-once path gives the integers and decimals of the value-by-value one,
+    including where a value has no point, or its point elsewhere, at the first one's length."""
+    fields = [
+        (str(i), p, q, "1735689600", "000", "True")
+        for i, (p, q) in enumerate(zip(prices, qtys, strict=True))
+    ]
+    found = [(c.prices, c.qtys, (c.price_digits, c.qty_digits)) for c in to_columns(fields)]
+    assert found == _reference_columns(prices, qtys)

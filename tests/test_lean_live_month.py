@@ -157,3 +157,29 @@ def test_at_walks_minutes_across_months_and_past_pruned_minutes(database_url: st
         (after_cut,) = price_at(conn, old, ["QUIETUSDT"])
         assert price_at(conn, datetime(2026, 1, 5, tzinfo=UTC), ["QUIETUSDT"], before=True) == []
     assert after_cut.trade_id == 3
+
+
+def test_range_takes_open_close_and_extremes_by_time_in_whole_minutes(database_url: str) -> None:
+    """Open, close and the first trade at the high and low come from the trades' times (then
+    ids) in the whole minutes of a window too, where the ends of the window hold no trade and
+    the ids of those minutes do not follow their times."""
+    first = JAN + timedelta(minutes=20)
+    last = first + timedelta(minutes=2)
+    load(
+        database_url,
+        [
+            Row("ODDUSDT", 20, Decimal("5.0"), Decimal(1), first + timedelta(seconds=40)),
+            Row("ODDUSDT", 21, Decimal("9.0"), Decimal(1), first + timedelta(seconds=10)),
+            Row("ODDUSDT", 22, Decimal("1.0"), Decimal(1), first + timedelta(seconds=50)),
+            Row("ODDUSDT", 23, Decimal("9.0"), Decimal(1), first + timedelta(seconds=5)),
+            Row("ODDUSDT", 30, Decimal("7.0"), Decimal(1), last + timedelta(seconds=50)),
+            Row("ODDUSDT", 31, Decimal("6.0"), Decimal(1), last + timedelta(seconds=20)),
+            Row("ODDUSDT", 32, Decimal("1.0"), Decimal(1), last + timedelta(seconds=30)),
+        ],
+    )
+    start, end = first - timedelta(seconds=30), last + timedelta(minutes=1, seconds=30)
+    with psycopg.connect(database_url) as conn:
+        (window,) = price_range(conn, start, end, ["ODDUSDT"])
+    assert (window.open, window.close, window.trades) == (Decimal("9.0"), Decimal("7.0"), 7)
+    assert window.high_at == first + timedelta(seconds=5)
+    assert window.low_at == first + timedelta(seconds=50)

@@ -133,3 +133,80 @@ def test_recorded_symbols_is_a_loose_index_scan(big: psycopg.Connection[Any]) ->
     nodes = trades_nodes(big, RECORDED_SYMBOLS_SQL, {"market": 0})
     assert nodes
     assert all(node.startswith("Index Only Scan") and index == KEY for node, index in nodes)
+
+
+def trades_reads(plan: dict[str, Any], names: dict[str, str], under: bool = False) -> int:
+    """How many reads of trades a plan holds: an Append or Merge Append over its partitions
+    counts once, as does a scan of one partition on its own."""
+    children = plan.get("Plans", [])
+    relation = names.get(plan.get("Relation Name") or "", plan.get("Relation Name"))
+    over_trades = plan["Node Type"] in {"Append", "Merge Append"} and any(
+        names.get(c.get("Relation Name") or "", c.get("Relation Name")) == "trades"
+        for c in children
+    )
+    own = 1 if over_trades or (relation == "trades" and not under) else 0
+    return own + sum(trades_reads(c, names, over_trades) for c in children)
+
+
+def test_at_reads_two_minutes_at_most_per_side(big: psycopg.Connection[Any]) -> None:
+    """`at` holds four reads of trades (the minute holding the time, else the previous or
+    next rollup minute, on each side) and no per-partition probes for the symbol's first and
+    last row."""
+    row = big.execute(
+        "EXPLAIN (FORMAT JSON) " + AT_SQL,
+        {"symbols": ["BTCUSDT"], "ts": MIDDLE, "before": False, "market": 0},
+    ).fetchone()
+    assert row is not None
+    assert trades_reads(row[0][0]["Plan"], parents(big)) == 4
+
+
+def test_range_reads_each_end_of_the_window_once(big: psycopg.Connection[Any]) -> None:
+    """`range` reads each partial minute at the window's ends once (sums, open, close and the
+    first trade at the high and low all come from that read), and one whole minute for each of
+    open, close, high and low only where the ends do not hold them: six reads of trades."""
+    params = {
+        "symbols": ["BTCUSDT"],
+        "start": MIDDLE,
+        "end": MIDDLE + timedelta(days=1),
+        "market": 0,
+    }
+    row = big.execute("EXPLAIN (FORMAT JSON) " + RANGE_SQL, params).fetchone()
+    assert row is not None
+    assert trades_reads(row[0][0]["Plan"], parents(big)) == 6
+
+
+def test_at_reads_no_further_minute_when_its_own_minute_answers(
+    big: psycopg.Connection[Any],
+) -> None:
+    """When the rollup minute holding the time has a trade on each side of it, the previous
+    and next minutes are never read (the walk stops at once)."""
+    found = big.execute(
+        "SELECT minute FROM trade_minutes WHERE symbol = 'BTCUSDT' AND trades >= 2 "
+        "AND minute >= %s ORDER BY minute LIMIT 1",
+        (MIDDLE,),
+    ).fetchone()
+    assert found is not None
+    first, last = big.execute(
+        "SELECT min(timestamp), max(timestamp) FROM trades WHERE symbol = 'BTCUSDT' "
+        "AND timestamp >= %(m)s AND timestamp < %(m)s + interval '1 minute'",
+        {"m": found[0]},
+    ).fetchone() or (None, None)
+    assert first is not None and last is not None and first < last
+    params = {"symbols": ["BTCUSDT"], "ts": first, "before": False, "market": 0}
+    row = big.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + AT_SQL, params).fetchone()
+    assert row is not None
+    names = parents(big)
+    executed = [
+        node
+        for node in _nodes(row[0][0]["Plan"])
+        if node["Node Type"] == "Append"
+        and any(names.get(c.get("Relation Name") or "") == "trades" for c in node["Plans"])
+        and node.get("Actual Loops", 0) > 0
+    ]
+    assert len(executed) == 2  # the minute holding the time, read by each side
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)

@@ -130,6 +130,15 @@ def _zeros(value: int, limit: int) -> int:
     return zeros
 
 
+def _unscaled(values: list[int], zeros: int) -> list[int]:
+    """`values` divided by 10^zeros (exact: `zeros` trailing zeros are common to all), the
+    power computed once (per value it doubles the time)."""
+    if not zeros:
+        return values
+    divisor = 10**zeros
+    return [value // divisor for value in values]
+
+
 def _block(market: int, symbol: str, part: Columns) -> Block | None:
     """`part` as one block, None if the codec would cut it (its integers would overflow)."""
     ids, times = part.ids, part.times
@@ -137,8 +146,8 @@ def _block(market: int, symbol: str, part: Columns) -> Block | None:
         return None
     pz = _zeros(math.gcd(*part.prices), part.price_digits)
     qz = _zeros(math.gcd(*part.qtys), part.qty_digits)
-    prices = part.prices if pz == 0 else [p // 10**pz for p in part.prices]
-    qtys = part.qtys if qz == 0 else [q // 10**qz for q in part.qtys]
+    prices = _unscaled(part.prices, pz)
+    qtys = _unscaled(part.qtys, qz)
     deltas = [0, *map(operator.sub, prices[1:], prices[:-1])]
     if (
         max(prices) > INT8_MAX

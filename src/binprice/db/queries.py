@@ -6,13 +6,13 @@ costs one empty probe:
 
 - ``latest`` walks the primary key ``(symbol, trade_id)`` backwards: the highest trade id is the
   last trade (Binance ids increase with time within a symbol).
-- ``at`` finds the rollup minute (``trade_minutes``, one row per symbol and minute with its lowest
-  and highest trade id, migration 0005) holding the last trade at or before the time and the
-  one holding the first after it, and reads each minute's trades as a range of the primary key
-  (migration 0011 dropped the per-symbol time index this took before).
+- ``at`` reads, on each side of the time, at most two rollup minutes (``trade_minutes``, one row
+  per symbol and minute with its lowest and highest trade id, migration 0005): the one holding
+  the time, else the previous (next) one, each as a range of the primary key (migration 0011
+  dropped the per-symbol time index this took before).
 - ``range`` adds up the whole minutes of the window from ``trade_minutes`` (migration 0004, kept
   by triggers) and reads raw trades the same way only for the partial minutes at its two ends,
-  so a day or a month costs about as much as a few minutes.
+  once each, so a day or a month costs about as much as a few minutes.
 - "All recorded symbols" is found by a recursive CTE that hops from one symbol to the next in the
   primary key (a loose index scan): one probe per distinct symbol instead of reading every row.
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LATEST_SQL",
-    "ROW_SPAN",
     "At",
     "Latest",
     "Range",
@@ -83,72 +82,76 @@ ORDER BY r.position
 
 # The row side of `at` and `range` (migration 0011): a symbol's trades near a time are found
 # through the rollup, whose minutes carry their lowest and highest trade id, so the trades of a
-# minute `m` are one range of the primary key (symbol, trade_id, timestamp): `_MINUTE_ROWS`.
+# minute `m` are one range of the primary key (symbol, trade_id, timestamp): `_minute_rows`.
 # Its upper time bound lets PostgreSQL skip the partitions after the minute. The lower one
 # stays outside (OFFSET 0 keeps the planner from moving it in): given a minute's whole time
 # range, the planner would rather walk the seed index (timestamp DESC, symbol), which holds
-# every symbol's trades of that minute.
-_MINUTE_ROWS = """CROSS JOIN LATERAL (
+# every symbol's trades of that minute. For the same reason the bounds come from the rollup
+# row, not from the query's constants: with a constant upper bound the planner walks the seed
+# index down from it (measured: 72,639 other trades read for one minute of BTCUSDT).
+
+
+def _minute_rows(m: str, t: str = "t") -> str:
+    """The symbol's trades of rollup minute `m` (lower time bound left to the caller)."""
+    return f"""(
         SELECT price, quantity, timestamp, trade_id FROM trades
-        WHERE trades.market = m.market AND trades.symbol = r.symbol
-          AND trades.trade_id BETWEEN m.first_id AND m.last_id
-          AND trades.timestamp < m.minute + interval '1 minute'
+        WHERE trades.market = {m}.market AND trades.symbol = r.symbol
+          AND trades.trade_id BETWEEN {m}.first_id AND {m}.last_id
+          AND trades.timestamp < {m}.minute + interval '1 minute'
         OFFSET 0
     ) AS {t}"""
-#: With the bound inside, a trade counts in its own minute only (exact whatever the ids).
-_OWN_MINUTE = "{t}.timestamp >= m.minute"
-#: Per symbol, the times of its first and last row by id (one primary-key probe each): a walk
-#: over rollup minutes in search of a trade stops at them instead of crossing minutes whose
-#: trades are not rows (pruned with the rollup kept, or compressed). Ids grow with time.
-ROW_SPAN = """CROSS JOIN LATERAL (
-    SELECT (SELECT timestamp FROM trades
-            WHERE trades.market = %(market)s AND trades.symbol = r.symbol
-            ORDER BY trade_id LIMIT 1) AS first_ts,
-           (SELECT timestamp FROM trades
-            WHERE trades.market = %(market)s AND trades.symbol = r.symbol
-            ORDER BY trade_id DESC LIMIT 1) AS last_ts
-) AS span"""
 
 
-def nearest_trade_sql(where: str, order: str, *, minutes: str) -> str:
-    """The first trade in `order` (ASC or DESC by time, then id) among the symbol's trades `t`
-    that satisfy `where`, in the rollup minutes that satisfy `minutes`: minute by minute in
-    that order, so the walk stops at the first minute that holds one."""
-    return f"""SELECT k.price, k.timestamp, k.trade_id
-    FROM trade_minutes AS m
-    CROSS JOIN LATERAL (
-        SELECT t.price, t.timestamp, t.trade_id FROM (SELECT 1) AS one
-        {_MINUTE_ROWS.format(t="t")}
-        WHERE {_OWN_MINUTE.format(t="t")} AND {where}
-        ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1
-    ) AS k
-    WHERE m.market = %(market)s AND m.symbol = r.symbol AND {minutes}
-      AND m.minute > span.first_ts - interval '1 minute' AND m.minute <= span.last_ts
-    ORDER BY m.minute {order} LIMIT 1"""
+#: The minute holding a time, as the rollup trigger computes it (immutable, no zone lookup).
+_FLOOR = "date_bin('1 minute', {ts}, '2000-01-01 00:00+00')"
 
 
-_BEFORE = nearest_trade_sql("t.timestamp <= %(ts)s", "DESC", minutes="m.minute <= %(ts)s")
-# The "after" walk is skipped (a constant-false filter) for --before, so as-of costs one walk.
-_AFTER = nearest_trade_sql(
-    "t.timestamp > %(ts)s",
-    "ASC",
-    minutes="m.minute > %(ts)s - interval '1 minute' AND NOT %(before)s",
-)
+def nearest_trade_sql(ts: str, *, before: bool, skip: str = "false") -> str:
+    """The symbol's last trade at or before `ts` (`before`), else its first trade after `ts`,
+    by (time, id); nothing when `skip` is true.
+
+    Two minutes at most: the rollup minute holding `ts` (its trades on the right side of
+    `ts`), else the symbol's previous (next) rollup minute, however far, whose trades are all
+    on the right side: its last (first) trade. If that minute's trades are not rows (pruned
+    with the rollup kept, or compressed) the answer is not a row: the walk never crosses such
+    minutes (the blocks are asked separately). Exact whatever the ids' order within a minute.
+    """
+    order, cmp, step = ("DESC", "<=", "<") if before else ("ASC", ">", ">")
+    floor = _FLOOR.format(ts=ts)
+    return f"""(SELECT t.price, t.timestamp, t.trade_id
+        FROM trade_minutes AS c CROSS JOIN LATERAL {_minute_rows("c")}
+        WHERE c.market = %(market)s AND c.symbol = r.symbol AND c.minute = {floor}
+          AND NOT ({skip})
+          AND t.timestamp >= c.minute AND t.timestamp {cmp} {ts}
+        ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)
+    UNION ALL
+    (SELECT t.price, t.timestamp, t.trade_id FROM (
+            SELECT market, minute, first_id, last_id FROM trade_minutes
+            WHERE market = %(market)s AND symbol = r.symbol AND minute {step} {floor}
+              AND NOT ({skip})
+            ORDER BY minute {order} LIMIT 1
+        ) AS n CROSS JOIN LATERAL {_minute_rows("n")}
+        WHERE t.timestamp >= n.minute
+        ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)
+    LIMIT 1"""
+
+
+_TS = "%(ts)s::timestamptz"
 AT_SQL = f"""
 SELECT r.symbol, b.price, b.timestamp, b.trade_id, a.price, a.timestamp, a.trade_id
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
-{ROW_SPAN}
-LEFT JOIN LATERAL ({_BEFORE}) AS b ON true
-LEFT JOIN LATERAL ({_AFTER}) AS a ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_TS, before=True)}) AS b ON true
+LEFT JOIN LATERAL ({nearest_trade_sql(_TS, before=False, skip="%(before)s")}) AS a ON true
 ORDER BY r.position
 """
 
 # `range` splits the window [s, e) into the whole UTC minutes inside it, [ms, me), read from the
 # trigger-maintained rollup `trade_minutes`, and the partial minutes at its ends, [s, ms) and
 # [me, e), read from raw trades (a window shorter than two minutes is all raw: ms = me = e).
-# Open and close are the window's first and last trades (a walk each); high_at/low_at are
-# the first trade at that price: in the left edge if it is there, else in the first rollup minute
-# with that high/low (then scanned raw, at most one minute), else in the right edge.
+# Each end is read once (`_edge`): its sums, and its prices and times in trade order, from which
+# the window's open and close and the first trade at the high and the low are taken. Only when
+# an end does not hold them is one whole minute read raw (`_middle_first`): the first or last
+# rollup minute of [ms, me), or the first whose high/low is the window's.
 RANGE_BOUNDS = """
 WITH b AS (
     SELECT %(start)s::timestamptz AS s, %(end)s::timestamptz AS e,
@@ -167,68 +170,67 @@ WITH b AS (
 )"""
 
 
-def _raw(lo: str, hi: str) -> str:
-    """FROM and WHERE of the symbol's raw trades `t` in [lo, hi): those of the rollup minutes
-    that overlap it (the edges of a window: at most two minutes)."""
-    return f"""FROM trade_minutes AS m {_MINUTE_ROWS.format(t="t")}
+def _edge(lo: str, hi: str) -> str:
+    """The symbol's raw trades in [lo, hi) (an end of the window: at most two rollup minutes),
+    read once: their sums, and their prices and times in trade order."""
+    return f"""SELECT count(*) AS trades, sum(t.quantity) AS volume,
+           sum(t.price * t.quantity) AS notional, max(t.price) AS high, min(t.price) AS low,
+           array_agg(t.price ORDER BY t.timestamp, t.trade_id) AS prices,
+           array_agg(t.timestamp ORDER BY t.timestamp, t.trade_id) AS times
+        FROM trade_minutes AS m CROSS JOIN LATERAL {_minute_rows("m")}
         WHERE m.market = %(market)s AND m.symbol = r.symbol
           AND m.minute > {lo} - interval '1 minute' AND m.minute < {hi}
-          AND {_OWN_MINUTE.format(t="t")} AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
+          AND t.timestamp >= m.minute AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
 
 
-_RAW_AGGREGATE = (
-    "SELECT count(*) AS trades, sum(t.quantity) AS volume, sum(t.price * t.quantity) AS notional, "
-    "max(t.price) AS high, min(t.price) AS low "
-)
+def _middle_first(column: str, order: str = "ASC", *, minutes: str = "", trades: str = "") -> str:
+    """`column` of the first (`order` ASC) or last trade of the first (last) rollup minute of
+    [ms, me) that satisfies `minutes`, among its trades that satisfy `trades`, read raw: one
+    minute."""
+    return f"""(SELECT t.{column} FROM (
+            SELECT market, minute, first_id, last_id FROM trade_minutes
+            WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
+              AND minute < bounds.me {minutes}
+            ORDER BY minute {order} LIMIT 1
+        ) AS m CROSS JOIN LATERAL {_minute_rows("m")}
+        WHERE t.timestamp >= m.minute {trades}
+        ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)"""
 
 
 def _first_at(column: str) -> str:
-    """The first trade time at the window's `high` or `low`."""
-    edge = (
-        "SELECT t.timestamp, {part} AS part {raw} AND t.price = a.{col} "
-        "ORDER BY t.timestamp, t.trade_id LIMIT 1"
+    """The time of the window's first trade at its `high` or `low`: in the left end, else in
+    the first rollup minute with that high/low, else in the right end (COALESCE reads the
+    middle minute only when the left end does not hold the price)."""
+    middle = _middle_first(
+        "timestamp", minutes=f"AND {column} = a.{column}", trades=f"AND t.price = a.{column}"
     )
-    left = edge.format(part=0, raw=_raw("bounds.s", "bounds.ms"), col=column)
-    right = edge.format(part=2, raw=_raw("bounds.me", "bounds.e"), col=column)
-    middle = f"""SELECT t.timestamp, 1 AS part FROM (
-            SELECT market, minute, first_id, last_id FROM trade_minutes
-            WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
-              AND minute < bounds.me
-              AND {column} = a.{column}
-            ORDER BY minute LIMIT 1
-        ) AS m CROSS JOIN LATERAL (
-            SELECT t.timestamp FROM (SELECT 1) AS one {_MINUTE_ROWS.format(t="t")}
-            WHERE {_OWN_MINUTE.format(t="t")} AND t.price = a.{column}
-            ORDER BY t.timestamp, t.trade_id LIMIT 1
-        ) AS t"""
-    return f"""SELECT x.timestamp FROM (({left}) UNION ALL ({middle}) UNION ALL ({right})) AS x
-    ORDER BY x.part LIMIT 1"""
+    at = "{e}.times[array_position({e}.prices, a.{col})]"
+    return f"""coalesce({at.format(e="le", col=column)}, {middle},
+        {at.format(e="re", col=column)})"""
 
 
-_IN_WINDOW = "t.timestamp >= bounds.s AND t.timestamp < bounds.e"
-_WINDOW_MINUTES = "m.minute > bounds.s - interval '1 minute' AND m.minute < bounds.e"
 RANGE_SQL = f"""{RANGE_BOUNDS}
 SELECT r.symbol, a.trades, a.volume, a.notional, a.high, a.low,
-       o.price, c.price, h.timestamp, l.timestamp
+       coalesce(le.prices[1], {_middle_first("price")}, re.prices[1]),
+       coalesce(re.prices[re.trades], {_middle_first("price", order="DESC")},
+                le.prices[le.trades]),
+       {_first_at("high")}, {_first_at("low")}
 FROM bounds CROSS JOIN unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
-{ROW_SPAN}
+CROSS JOIN LATERAL ({_edge("bounds.s", "bounds.ms")}) AS le
+CROSS JOIN LATERAL ({_edge("bounds.me", "bounds.e")}) AS re
 CROSS JOIN LATERAL (
     SELECT sum(p.trades)::bigint AS trades, sum(p.volume) AS volume, sum(p.notional) AS notional,
            max(p.high) AS high, min(p.low) AS low
     FROM (
-        {_RAW_AGGREGATE}{_raw("bounds.s", "bounds.ms")}
+        SELECT le.trades, le.volume, le.notional, le.high, le.low
         UNION ALL
         SELECT sum(trades), sum(volume), sum(notional), max(high), min(low) FROM trade_minutes
         WHERE market = %(market)s AND symbol = r.symbol AND minute >= bounds.ms
           AND minute < bounds.me
         UNION ALL
-        {_RAW_AGGREGATE}{_raw("bounds.me", "bounds.e")}
+        SELECT re.trades, re.volume, re.notional, re.high, re.low
     ) AS p
 ) AS a
-LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "ASC", minutes=_WINDOW_MINUTES)}) AS o ON true
-LEFT JOIN LATERAL ({nearest_trade_sql(_IN_WINDOW, "DESC", minutes=_WINDOW_MINUTES)}) AS c ON true
-LEFT JOIN LATERAL ({_first_at("high")}) AS h ON true
-LEFT JOIN LATERAL ({_first_at("low")}) AS l ON true
 WHERE a.trades > 0
 ORDER BY r.position
 """

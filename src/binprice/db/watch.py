@@ -9,21 +9,15 @@ from typing import Any
 import psycopg
 
 from binprice.db.blockreads import compressed_catalog, window_list
-from binprice.db.queries import ROW_SPAN, latest_prices, nearest_trade_sql, trades_around
+from binprice.db.queries import latest_prices, nearest_trade_sql, trades_around
 
 Connection = psycopg.Connection[Any]
 MILLISECOND = timedelta(milliseconds=1)
 
 #: The price at the window's start: the last trade at or before it, else the first after it,
 #: found as `at` finds them (through the rollup's per-minute id ranges, see `db.queries`).
-_REFERENCE = nearest_trade_sql(
-    "t.timestamp <= %(reference)s", "DESC", minutes="m.minute <= %(reference)s"
-)
-_SINCE = nearest_trade_sql(
-    "t.timestamp > %(reference)s",
-    "ASC",
-    minutes="ref.price IS NULL AND m.minute > %(reference)s - interval '1 minute'",
-)
+_REFERENCE = nearest_trade_sql("%(reference)s::timestamptz", before=True)
+_SINCE = nearest_trade_sql("%(reference)s::timestamptz", before=False, skip="ref.price IS NOT NULL")
 
 #: One LATERAL lookup per part and symbol (the last trade by id, the price at the window's
 #: start by time, the per-minute rollup for the sparkline); tests/test_watch_plans.py checks
@@ -35,7 +29,6 @@ SNAPSHOT_SQL = f"""
 SELECT r.symbol, last.price, last.timestamp, coalesce(ref.price, since.price), rate.trades,
        spark.minutes, spark.closes
 FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS r(symbol, position)
-{ROW_SPAN}
 LEFT JOIN LATERAL (
     SELECT price, timestamp FROM trades WHERE trades.market = %(market)s
       AND trades.symbol = r.symbol
