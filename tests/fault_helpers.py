@@ -18,6 +18,7 @@ from binprice.exchange.stream import StreamPolicy
 from binprice.ingest import IngestConfig, run_ingest
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import IngestSummary
+from binprice.markets import Market
 from binprice.testing.exchange import TestExchange
 from tests.ingest_helpers import Row, as_rows, stored_rows
 
@@ -30,6 +31,7 @@ def assert_complete(
     summary: IngestSummary | None = None,
     *,
     from_first_stored: bool = True,
+    market: Market = Market.SPOT,
 ) -> dict[str, int]:
     """Every produced id is stored exactly once; the only holes are ids the exchange never
     served, and each is recorded as a `hole` gap; `gaps --verify` agrees. Returns (and prints)
@@ -38,7 +40,7 @@ def assert_complete(
     `from_first_stored`: the exchange produced before the first connection and after the last
     (paced runs), so only ids between the first and last stored one are expected.
     """
-    rows = stored_rows(url)
+    rows = stored_rows(url, market)
     expected = []
     lost: dict[str, set[int]] = {}
     produced = 0
@@ -57,7 +59,7 @@ def assert_complete(
     if rows != want:
         missing, extra = sorted(set(want) - set(rows)), sorted(set(rows) - set(want))
         with psycopg.connect(url) as conn:
-            recorded = list_gaps(conn, symbols)
+            recorded = list_gaps(conn, symbols, market=market)
         covering = [
             g
             for g in recorded
@@ -70,8 +72,8 @@ def assert_complete(
             f"gaps covering them: {covering}"
         )
     with psycopg.connect(url) as conn:
-        gaps = list_gaps(conn, symbols)
-        verification = verify_gaps(conn, symbols)
+        gaps = list_gaps(conn, symbols, market=market)
+        verification = verify_gaps(conn, symbols, market=market)
     assert verification.ok, verification
     holes = {
         (g.symbol, i) for g in gaps if g.state == "hole" for i in range(g.first_id, g.last_id + 1)

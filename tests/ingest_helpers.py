@@ -14,6 +14,7 @@ import psycopg
 from binprice.events import EventKind, IngestEvent
 from binprice.exchange.protocol import WireTrade
 from binprice.ingest import IngestConfig
+from binprice.markets import Market
 from binprice.testing.exchange import TestExchange
 
 Row = tuple[str, int, Decimal, Decimal, int, bool]
@@ -56,12 +57,14 @@ async def spawn_logged_ingest(
     )
 
 
-def stored_rows(url: str) -> list[Row]:
-    """Every stored trade as (symbol, id, price, qty, time_ms, is_buyer_maker), sorted."""
+def stored_rows(url: str, market: Market = Market.SPOT) -> list[Row]:
+    """Every stored trade of `market` as (symbol, id, price, qty, time_ms, is_buyer_maker),
+    sorted."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT symbol, trade_id, price, quantity, timestamp, is_buyer_maker "
-            "FROM trades ORDER BY symbol, trade_id"
+            "FROM trades WHERE market = %s ORDER BY symbol, trade_id",
+            (market.number,),
         ).fetchall()
     return [
         (s, i, p, q, int(ts.astimezone(UTC).timestamp() * 1000 + 0.5), m)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import binprice
 from binprice.cli import cli
-from binprice.db.compress import CompressionCheckError, compress
+from binprice.db.compress import compress, compressed_months
 from binprice.db.partitions import ensure_partitions
 from binprice.errors import ConfigError
 from binprice.markets import Market
@@ -141,13 +141,39 @@ def test_an_unknown_market_is_refused_with_the_choices(store: binprice.Store) ->
         store.latest(["BTCUSDT"], market="options")
 
 
-def test_compress_leaves_a_month_with_futures_rows_unchanged(url: str) -> None:
-    """Blocks are spot's only so far: a month holding USD-M rows is refused, nothing changed."""
+def test_compress_compresses_every_markets_month_and_merges_late_rows_per_market(
+    url: str,
+) -> None:
+    """A month holding spot and USD-M rows of BTCUSDT becomes blocks of each market (one
+    `compressed_months` row each); every trade answers from its own market as before, the
+    rollup unchanged; late USD-M rows and a first COIN-M series merge into the month's blocks."""
+    columns = 'market, symbol, trade_id, price::text, quantity::text, "timestamp"'
+    every = f"SELECT {columns} FROM trades_all ORDER BY market, symbol, trade_id"
+    rollup = "SELECT * FROM trade_minutes ORDER BY market, symbol, minute"
     with psycopg.connect(url, autocommit=True) as conn:
-        with pytest.raises(CompressionCheckError, match="holds futures trades"):
-            compress(conn, MAY)
-        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (20,)
-        assert conn.execute("SELECT count(*) FROM compressed_months").fetchone() == (0,)
+        rows, minutes = conn.execute(every).fetchall(), conn.execute(rollup).fetchall()
+        (month,) = compress(conn, MAY).months
+        assert (month.action, month.trades) == ("compress", 20)
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)
+        assert conn.execute(every).fetchall() == rows
+        assert conn.execute(rollup).fetchall() == minutes
+        assert [(c.market, c.trades) for c in compressed_months(conn)] == [(0, 10), (1, 10)]
+        late = _series(USDM_PRICE, 1010, timedelta(minutes=10, seconds=20))[:3]
+        _copy(url, late, Market.USDM.number)
+        _copy(url, SPOT[:2], Market.COINM.number)  # COIN-M's first rows, ids spot has too
+        (merged,) = compress(conn, MAY).months
+        assert (merged.action, merged.trades) == ("merge", 5)
+        assert [(c.market, c.trades) for c in compressed_months(conn)] == [
+            (0, 10),
+            (1, 13),
+            (2, 2),
+        ]
+    with binprice.connect(url) as store:
+        hour = (NOON, NOON + timedelta(hours=1))
+        for market, want in (("spot", SPOT), ("usdm", USDM + late), ("coinm", SPOT[:2])):
+            got = [(t.trade_id, t.price) for t in store.trades("BTCUSDT", *hour, market=market)]
+            assert got == [(r.trade_id, r.price) for r in want]
+        assert store.latest(["BTCUSDT"], market="usdm")[0].price == late[-1].price
 
 
 def _run(url: str, *args: str, env: dict[str, str] | None = None) -> str:

@@ -9,10 +9,11 @@ options are `binprice.history.ImportOptions`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
 from binprice._args import Duration as Duration
+from binprice._args import MarketArg
 from binprice._args import When as When
 from binprice.ingest.config import (
     BACKFILL_MAX,
@@ -26,6 +27,11 @@ from binprice.ingest.config import (
 class IngestOptions:
     """One capture run, besides its symbols (see `binprice ingest --help` for each option)."""
 
+    #: The market captured: spot, usdm or coinm (a `Market` or its name).
+    market: MarketArg = "spot"
+    #: An API key for the futures' `historicalTrades` (backfill of gaps older than the newest
+    #: 1000 trades); never shown (kept out of the repr).
+    api_key: str | None = field(default=None, repr=False)
     #: Stop after this long (None: until stopped).
     duration: Duration | None = None
     #: Stop after storing this many new trades.

@@ -11,9 +11,11 @@ from binprice.errors import UsageError
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 #: Binance closes a connection (1008) that carries more streams than this.
 MAX_STREAMS_PER_CONNECTION = 1024
-#: Binance Spot symbols are ASCII letters and digits (the REST rule also admits "-_." but no
-#: Spot symbol uses them; refusing them catches BTC-USDT, another venue's spelling, at once).
-_SYMBOL = re.compile(r"[A-Z0-9]{1,20}")
+#: Binance symbols are ASCII letters and digits; the futures' dated contracts and COIN-M's
+#: perpetuals add one `_` and a suffix (`BTCUSDT_250328`, `BTCUSD_PERP`, docs/futures.md §5).
+#: The REST rule also admits "-." but no symbol uses them; refusing them catches BTC-USDT,
+#: another venue's spelling, at once.
+_SYMBOL = re.compile(r"(?=.{1,20}$)[A-Z0-9]+(?:_[A-Z0-9]+)?")
 
 
 def normalize_symbols(
@@ -29,8 +31,8 @@ def normalize_symbols(
             symbol = part.upper()
             if not _SYMBOL.fullmatch(symbol):
                 raise UsageError(
-                    f"invalid {what} {part!r}: Binance {what}s are 1-20 letters A-Z and digits, "
-                    f"e.g. {example}"
+                    f"invalid {what} {part!r}: Binance {what}s are 1-20 letters A-Z and digits "
+                    f"(futures contracts with one _), e.g. {example}"
                 )
             out.setdefault(symbol)
     return tuple(out)

@@ -13,9 +13,11 @@ from binprice.cli._app import (
     DatabaseUrl,
     DurationMeta,
     Exchange,
+    MarketOption,
     RestUrl,
     command_app,
     errors_written_by,
+    market_from,
     store_from,
     url_option,
 )
@@ -52,6 +54,11 @@ METRICS_PORT_HELP = (
 HEALTH_THRESHOLD_HELP = (
     "/healthz answers 503 once received trades wait this long uncommitted or a connection stays "
     "down this long (and at once while the database is down)."
+)
+API_KEY_HELP = (
+    "A Binance API key (read permission, no secret) for the futures markets' historicalTrades: "
+    "without one a gap older than the newest 1000 trades cannot be fetched and is recorded as "
+    "skipped. Never printed."
 )
 PORT_MAX = 65535
 REDUNDANCY_MAX = 3
@@ -93,6 +100,17 @@ def ingest(
     ] = None,
     rest_url: RestUrl = None,
     exchange: Exchange = "binance",
+    market: MarketOption = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BINPRICE_API_KEY",
+            metavar="KEY",
+            help=API_KEY_HELP,
+            show_default=False,
+            show_envvar=True,
+        ),
+    ] = None,
     duration: Annotated[
         str | None,
         typer.Option(
@@ -179,7 +197,7 @@ def ingest(
         raise ConfigError(
             f"unknown --log-format {log_format!r}; choose one of {', '.join(FORMATS)}"
         )
-    options = IngestOptions.from_params(ctx.params)
+    options = IngestOptions.from_params(ctx.params | {"market": market_from(market)})
     from_env = os.environ.get("BINPRICE_SYMBOLS", "").split()
     chosen = tuple(symbols or ()) or (None if all_symbols else from_env)
     monitor = Monitor(log_format, quiet=quiet, verbose=verbose)

@@ -38,8 +38,10 @@ from binprice.completeness.gapset import GapSet
 from binprice.db.gaprows import GapRows, GapSpan
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
 from binprice.events import EventKind
+from binprice.exchange.endpoints import market_api
 from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import RestClient
+from binprice.markets import DEFAULT_MARKET, Market
 
 #: How often the keeper looks for gaps whose ids have all been committed.
 SETTLE_INTERVAL_SECONDS = 1.0
@@ -107,6 +109,7 @@ class GapKeeper:
         grace: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        market: Market = DEFAULT_MARKET,
     ) -> None:
         self._buffer = buffer
         self._recorder = recorder
@@ -119,7 +122,10 @@ class GapKeeper:
         #: Every wait of the keeper's loops (settling, the hole rechecks, a gap's grace) is
         #: this, so a test runs them without waiting on real time.
         self._sleep = sleep
-        self.rows = GapRows(url)
+        #: The gap rows are of the run's market.
+        self.rows = GapRows(url, market)
+        #: The market's historicalTrades needs an API key (the futures'): see `_keyless`.
+        self._needs_key = market_api(market).historical_needs_key
         self._missing: dict[str, GapSet] = {}
         #: Gaps to fetch, in order: (ready at, symbol, first, last).
         self._queue: deque[tuple[float, str, int, int]] = deque()
@@ -173,6 +179,11 @@ class GapKeeper:
         """A trade at or below the last id seen arrived: True if it fills a gap."""
         missing = self._missing.get(symbol)
         return missing is not None and bool(missing) and missing.claim(trade_id)
+
+    def not_stored(self, symbol: str, trade_id: int) -> None:
+        """`trade_id` went to a futures trade binprice does not store (docs/futures.md §3): a
+        hole of one id, recorded with the next flush (no REST answer or archive holds it)."""
+        self.rows.add(symbol, trade_id, trade_id, "hole")
 
     def missing(self, symbol: str) -> int:
         """How many ids of `symbol` are still to be fetched."""
@@ -232,6 +243,10 @@ class GapKeeper:
         counts = Counter(symbol for symbol, _, _ in self._unsettled)
         return {symbol: (n, self.missing(symbol)) for symbol, n in counts.items()}
 
+    def _keyless(self, rest: RestClient) -> bool:
+        """True if this market's `historicalTrades` needs an API key and `rest` has none."""
+        return self._needs_key and not rest.has_api_key
+
     # --- start-up -------------------------------------------------------------------------
 
     async def resume(self, symbols: Iterable[str]) -> dict[str, int]:
@@ -280,6 +295,8 @@ class GapKeeper:
             self._absorb_drops()
 
     async def _recheck_holes(self, rest: RestClient, writable: asyncio.Event) -> None:
+        if self._keyless(rest):
+            return  # nothing to ask: historicalTrades needs the key this run does not have
         while self._recheck:
             if not writable.is_set():
                 await writable.wait()
@@ -379,6 +396,9 @@ class GapKeeper:
 
     async def _fetch(self, rest: RestClient, symbol: str, first: int, last: int) -> None:
         missing = self._missing.setdefault(symbol, GapSet())
+        if self._keyless(rest):
+            await self._fetch_recent(rest, symbol, missing, first, last)
+            return
         async for page in fetch_missing(rest, symbol, missing, first, last):
             for a, b in page.holes:
                 missing.remove(a, b)
@@ -387,6 +407,35 @@ class GapKeeper:
             taken = self._take(missing, page.trades)
             first_id = page.trades[0].trade_id if page.trades else 0
             self._recorder.backfilled(symbol, taken, first_id)
+
+    async def _fetch_recent(
+        self, rest: RestClient, symbol: str, missing: GapSet, first: int, last: int
+    ) -> None:
+        """A futures gap without an API key: what the newest trades (`trades`, no key) hold of
+        it is taken; the ids older than the oldest of them are recorded as skipped, with why
+        (docs/futures.md §4: only `historicalTrades` reaches them, and it needs a key); ids
+        inside their window they lack are holes (non-market trades)."""
+        recent = await rest.recent_trades(symbol, PAGE_ATTEMPTS)
+        oldest = recent[0].trade_id if recent else last + 1
+        newest = recent[-1].trade_id if recent else last
+        taken = self._take(missing, [t for t in recent if first <= t.trade_id <= last])
+        # What is still missing up to the newest trade served, the taken ids out already.
+        for a, b in missing.within(first, min(last, newest)):
+            missing.remove(a, b)
+            if a < oldest:
+                old = min(b, oldest - 1)
+                self.rows.add(symbol, a, old, "skipped")
+                self._emit(
+                    EventKind.GAP_SKIPPED,
+                    f"{symbol}: trades {a}..{old} are older than the newest {len(recent):,} the "
+                    "exchange serves without an API key; recorded as skipped (set "
+                    "BINPRICE_API_KEY to fetch them, or import the day's archive file)",
+                )
+                a = old + 1
+            if a <= b:  # inside the window served: trades not stored anywhere (§3)
+                self.rows.add(symbol, a, b, "hole")
+                self._recorder.hole(symbol, a, b)
+        self._recorder.backfilled(symbol, taken, recent[0].trade_id if recent else 0)
 
     def _take(self, missing: GapSet, trades: list[WireTrade]) -> int:
         put = self._buffer.put

@@ -6,7 +6,9 @@ purpose is a way to survive one's host going down); but by accident it doubles t
 nothing said so. Each run takes `pg_try_advisory_lock` for each of its symbols on a connection
 it holds for the run: a lock another session holds means another run captures that symbol. The
 locks go with the connection, so a run that dies leaves none behind. An `--all` run takes one
-lock for "every symbol" (`ALL`); it is not compared with runs of named symbols.
+lock for "every symbol" (`ALL`); it is not compared with runs of named symbols. A claim is of a
+symbol in a market: a futures run locks `usdm:BTCUSDT` (spot's keys are the bare names, as before
+markets), so a spot and a USD-M capture of BTCUSDT are not taken for the same one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+
+from binprice.markets import DEFAULT_MARKET, Market
 
 __all__ = ["ALL", "CLAIM_CLASS", "claim_symbols"]
 
@@ -27,13 +31,21 @@ ALL = "*"
 #: taken again, which PostgreSQL allows).
 CLAIM_SQL = """
 SELECT s FROM unnest(%(symbols)s::text[]) AS s
-WHERE NOT pg_try_advisory_lock(%(class)s, hashtext(s))
+WHERE NOT pg_try_advisory_lock(%(class)s, hashtext(%(prefix)s || s))
 ORDER BY s
 """
 
 
-async def claim_symbols(conn: psycopg.AsyncConnection[Any], symbols: Sequence[str]) -> list[str]:
-    """Claim `symbols` for the session of `conn` (autocommit, held for the run); return those
-    another session holds, which this one could not claim."""
-    cursor = await conn.execute(CLAIM_SQL, {"symbols": list(symbols), "class": CLAIM_CLASS})
+def claim_prefix(market: Market) -> str:
+    """What a claim key starts with: nothing for spot, `usdm:` / `coinm:` for futures."""
+    return "" if market is DEFAULT_MARKET else f"{market.value}:"
+
+
+async def claim_symbols(
+    conn: psycopg.AsyncConnection[Any], symbols: Sequence[str], market: Market = DEFAULT_MARKET
+) -> list[str]:
+    """Claim `symbols` of `market` for the session of `conn` (autocommit, held for the run);
+    return those another session holds, which this one could not claim."""
+    params = {"symbols": list(symbols), "class": CLAIM_CLASS, "prefix": claim_prefix(market)}
+    cursor = await conn.execute(CLAIM_SQL, params)
     return [str(row[0]) for row in await cursor.fetchall()]

@@ -25,6 +25,11 @@ added (an id already in the blocks is the same trade delivered twice: the block'
 kept), the day re-encoded and its blocks replaced; the rollup minutes of those days are then
 recomputed from the blocks (a duplicate row was counted twice by the insert trigger); then the
 rows are truncated. The same checks run before the commit.
+
+**Markets.** A month's row partition holds every market's rows: its blocks are encoded per
+(market, symbol, day), checked per (market, symbol, minute), and `compressed_months` gets a row
+per market. A market whose first rows land in a month compressed without it is merged as late
+rows are (its days have no old blocks).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from binprice.compressed.codec import MARKET_SPOT, CodecTrade, decode_block, encode_blocks, is_dense
+from binprice.compressed.codec import CodecTrade, decode_block, encode_blocks, is_dense
 from binprice.db.blocks import (
     attach_month,
     block_month_name,
@@ -157,7 +162,7 @@ def plan_compress(conn: Connection, before: datetime) -> CompressResult:
     """The months `compress(conn, before)` would work on now; changes nothing. A month is
     eligible when it ends at or before `before`: never compressed and holding rows, or
     compressed and holding late rows."""
-    done = {c.month for c in compressed_months(conn) if c.market == MARKET_SPOT}
+    done = {c.month for c in compressed_months(conn)}  # the month's blocks exist: merge
     months = []
     for part in list_partitions(conn):
         if part.start is None or part.end is None or part.end > before:
@@ -227,7 +232,7 @@ def compress_month(
             if not merging:
                 table = attach_month(conn, table, month)
             blocks, size = _blocks_and_size(conn, table)
-            _record(conn, month, blocks, size, row_bytes, merged=trades if merging else None)
+            _record(conn, month, size, row_bytes)
     except psycopg.errors.LockNotAvailable:
         raise DatabaseBusyError(
             f"{rows_table} stayed locked by other sessions for "
@@ -250,9 +255,9 @@ def _size(conn: Connection, table: str) -> int:
 
 
 def _is_compressed(conn: Connection, month: datetime) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM compressed_months WHERE market = %s AND month = %s", (MARKET_SPOT, month)
-    ).fetchone()
+    """True if the month has blocks (of any market): its block partition is attached, and
+    rows of every market are merged into it."""
+    row = conn.execute("SELECT 1 FROM compressed_months WHERE month = %s", (month,)).fetchone()
     return row is not None
 
 
@@ -266,12 +271,14 @@ _SYMBOLS_SQL = (
 )
 _DAY_ROWS_SQL = f"""
 SELECT trade_id, price::text, quantity::text, {_MS_EXPR}, is_buyer_maker FROM {{}}
-WHERE symbol = %s AND "timestamp" >= %s AND "timestamp" < %s"""
+WHERE market = %s AND symbol = %s AND "timestamp" >= %s AND "timestamp" < %s"""
 
 
-def _day_rows(conn: Connection, table: str, symbol: str, day: datetime) -> list[CodecTrade]:
+def _day_rows(
+    conn: Connection, table: str, market: int, symbol: str, day: datetime
+) -> list[CodecTrade]:
     query = sql.SQL(_DAY_ROWS_SQL).format(sql.Identifier(table))
-    rows: list[CodecTrade] = conn.execute(query, (symbol, day, day + DAY)).fetchall()
+    rows: list[CodecTrade] = conn.execute(query, (market, symbol, day, day + DAY)).fetchall()
     return rows
 
 
@@ -297,13 +304,13 @@ def _build(
     conn.execute(_STAGING_SQL)
     query = sql.SQL(_SYMBOLS_SQL).format(sql.Identifier(rows_table))
     for market, symbol, count in conn.execute(query).fetchall():
-        _spot_only(market, month)
         for day in _days(month):
             _stop_if(stopping, month)
-            trades = _day_rows(conn, rows_table, symbol, day)
+            trades = _day_rows(conn, rows_table, market, symbol, day)
             if trades:
                 dense = is_dense(len(trades), DAY_MINUTES)
-                write_blocks(conn, encode_blocks(symbol, trades, dense=dense), _STAGING)
+                blocks = encode_blocks(symbol, trades, dense=dense, market=market)
+                write_blocks(conn, blocks, _STAGING)
         total += int(count)
     conn.execute(
         sql.SQL(
@@ -327,16 +334,6 @@ _DELETE_DAY_SQL = """
 DELETE FROM trade_blocks WHERE market = %s AND symbol = %s AND first_ts >= %s AND first_ts < %s"""
 
 
-def _spot_only(market: int, month: datetime) -> None:
-    """Blocks are written for spot only so far (#19): a month holding futures rows is left as
-    it is, rolled back before anything changed, rather than folded into spot's blocks."""
-    if market != MARKET_SPOT:
-        raise CompressionCheckError(
-            f"{month:%Y-%m} holds futures trades (market {market}); `db compress` compresses "
-            "spot-only months so far; nothing was changed"
-        )
-
-
 def _stop_if(stopping: Callable[[], bool], month: datetime) -> None:
     if stopping():
         raise AbortedError(f"compressing {month:%Y-%m} was stopped; nothing was changed")
@@ -348,23 +345,24 @@ def _merge(conn: Connection, month: datetime, rows_table: str, stopping: Callabl
     added = 0
     touched = conn.execute(sql.SQL(_TOUCHED_SQL).format(sql.Identifier(rows_table))).fetchall()
     for market, symbol, day in touched:
-        _spot_only(market, month)
         _stop_if(stopping, month)
         day = day.astimezone(UTC)
         old = [
             t
-            for b in read_blocks(conn, symbol, day, day + DAY)
+            for b in read_blocks(conn, symbol, day, day + DAY, market=market)
             if day <= from_ms(b.first_ms) < day + DAY
             for t in decode_block(b)
         ]
         have = {t[0] for t in old}
-        late = [t for t in _day_rows(conn, rows_table, symbol, day) if t[0] not in have]
+        rows = _day_rows(conn, rows_table, market, symbol, day)
+        late = [t for t in rows if t[0] not in have]
         added += len(late)
         merged = old + late
-        blocks = encode_blocks(symbol, merged, dense=is_dense(len(merged), DAY_MINUTES))
-        conn.execute(_DELETE_DAY_SQL, (MARKET_SPOT, symbol, day, day + DAY))
+        dense = is_dense(len(merged), DAY_MINUTES)
+        blocks = encode_blocks(symbol, merged, dense=dense, market=market)
+        conn.execute(_DELETE_DAY_SQL, (market, symbol, day, day + DAY))
         write_blocks(conn, blocks)
-        _recompute_rollup(conn, symbol, day)
+        _recompute_rollup(conn, market, symbol, day)
     return added
 
 
@@ -372,7 +370,7 @@ def _merge(conn: Connection, month: datetime, rows_table: str, stopping: Callabl
 #: symbol and UTC minute the rollup's columns.
 _BLOCK_MINUTES_SQL = """
 WITH d AS (
-    SELECT b.symbol, b.first_id + coalesce(b.ids[u.i], u.i - 1) AS trade_id,
+    SELECT b.market, b.symbol, b.first_id + coalesce(b.ids[u.i], u.i - 1) AS trade_id,
            round((b.base_price + sum(u.p) OVER w)::numeric / 10::numeric ^ b.price_scale,
                  b.price_digits) AS price,
            round(u.q::numeric / 10::numeric ^ b.qty_scale, b.qty_digits) AS quantity,
@@ -382,14 +380,14 @@ WITH d AS (
     WHERE b.first_ts >= %(lo)s AND b.first_ts < %(hi)s {symbol_filter}
     WINDOW w AS (PARTITION BY b.market, b.symbol, b.first_ts, b.first_id ORDER BY u.i)
 )
-SELECT symbol, date_trunc('minute', ts, 'UTC') AS minute, count(*) AS trades,
+SELECT market, symbol, date_trunc('minute', ts, 'UTC') AS minute, count(*) AS trades,
        sum(quantity) AS volume, sum(price * quantity) AS notional,
        max(price) AS high, min(price) AS low, min(trade_id) AS first_id,
        max(trade_id) AS last_id, (array_agg(price ORDER BY trade_id))[1] AS open,
        (array_agg(price ORDER BY trade_id DESC))[1] AS close
-FROM d GROUP BY 1, 2"""
+FROM d GROUP BY 1, 2, 3"""
 _ROLLUP_COLUMNS = (
-    "symbol, minute, trades, volume, notional, high, low, first_id, last_id, open, close"
+    "market, symbol, minute, trades, volume, notional, high, low, first_id, last_id, open, close"
 )
 _CHECK_SQL = f"""
 WITH blocks AS ({_BLOCK_MINUTES_SQL}),
@@ -430,34 +428,41 @@ def _rollup_trades(conn: Connection, lo: datetime, hi: datetime) -> int:
     return int(row[0])  # type: ignore[index]
 
 
-def _recompute_rollup(conn: Connection, symbol: str, day: datetime) -> None:
-    """The rollup minutes of `symbol`'s UTC `day`, recomputed from its blocks."""
+def _recompute_rollup(conn: Connection, market: int, symbol: str, day: datetime) -> None:
+    """The rollup minutes of `symbol`'s UTC `day` in `market`, recomputed from its blocks."""
     conn.execute(
-        "DELETE FROM trade_minutes WHERE symbol = %s AND minute >= %s AND minute < %s",
-        (symbol, day, day + DAY),
+        "DELETE FROM trade_minutes WHERE market = %s AND symbol = %s AND minute >= %s "
+        "AND minute < %s",
+        (market, symbol, day, day + DAY),
     )
     query = _BLOCK_MINUTES_SQL.format(
-        table="trade_blocks", symbol_filter="AND b.symbol = %(symbol)s"
+        table="trade_blocks",
+        symbol_filter="AND b.market = %(market)s AND b.symbol = %(symbol)s",
     )
     conn.execute(
         f"INSERT INTO trade_minutes ({_ROLLUP_COLUMNS}) {query}",
-        {"lo": day, "hi": day + DAY, "symbol": symbol},
+        {"lo": day, "hi": day + DAY, "market": market, "symbol": symbol},
     )
 
 
-def _record(
-    conn: Connection, month: datetime, blocks: int, size: int, row_bytes: int, *, merged: int | None
-) -> None:
-    if merged is None:
-        conn.execute(
-            "INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes) "
-            "SELECT %s, %s, coalesce(sum(trades), 0), %s, %s, %s FROM trade_blocks "
-            "WHERE market = %s AND first_ts >= %s AND first_ts < %s",
-            (MARKET_SPOT, month, blocks, size, row_bytes, MARKET_SPOT, month, add_months(month, 1)),
-        )
-        return
-    conn.execute(
-        "UPDATE compressed_months SET trades = trades + %s, blocks = %s, bytes = %s, "
-        "compressed_at = now() WHERE market = %s AND month = %s",
-        (merged, blocks, size, MARKET_SPOT, month),
-    )
+#: Per market with blocks in a month: its blocks, trades and the blocks' own bytes.
+_MARKET_SHARES_SQL = """
+SELECT market, count(*), coalesce(sum(trades), 0), sum(pg_column_size(b.*))
+FROM trade_blocks AS b WHERE first_ts >= %s AND first_ts < %s GROUP BY market ORDER BY market"""
+_RECORD_SQL = """
+INSERT INTO compressed_months (market, month, trades, blocks, bytes, row_bytes)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (market, month) DO UPDATE SET trades = EXCLUDED.trades, blocks = EXCLUDED.blocks,
+    bytes = EXCLUDED.bytes, compressed_at = now()"""
+
+
+def _record(conn: Connection, month: datetime, size: int, row_bytes: int) -> None:
+    """A `compressed_months` row per market with blocks in the month (new, or updated after a
+    merge; a merge keeps its `row_bytes`): its blocks and trades, and its share, by its blocks'
+    own bytes, of the month's size and of the rows' (a month of one market: all of both)."""
+    markets = conn.execute(_MARKET_SHARES_SQL, (month, add_months(month, 1))).fetchall()
+    total = sum(int(own) for *_, own in markets)
+    for market, blocks, trades, own in markets:
+        share = int(own) / total if len(markets) > 1 else 1.0
+        values = (round(size * share), round(row_bytes * share))
+        conn.execute(_RECORD_SQL, (market, month, int(trades), int(blocks), *values))

@@ -5,6 +5,10 @@ after commit (counts, newest trade per symbol, trade times). The staging-table s
 the fallback for batches that hold a stored trade: `INSERT … ON CONFLICT DO NOTHING` on the
 primary key `(market, symbol, trade_id, timestamp)` (it holds the partition key, see migration 0008;
 the market, 0012, comes from the staged rows: their default is spot).
+
+Spot's rows leave the market out (the column's default, 0, is spot), so its COPY text is what it
+was before markets; a futures encoder starts each row with the market's number and its COPY
+names the column (`copy_columns(market)`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from binprice.exchange.protocol import WireTrade
+from binprice.markets import DEFAULT_MARKET, Market
 
 COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
 COPY_TRADES = f"COPY trades ({COLUMNS}) FROM STDIN"
@@ -24,6 +29,29 @@ CREATE_STAGE = (
     "(LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 COPY_STAGE = f"COPY {STAGE_TABLE} ({COLUMNS}) FROM STDIN"
+
+
+def copy_columns(market: Market) -> str:
+    """The columns of `market`'s COPY rows: spot's leave the market to its default."""
+    return COLUMNS if market is DEFAULT_MARKET else f"market, {COLUMNS}"
+
+
+def copy_trades(market: Market) -> str:
+    return (
+        COPY_TRADES
+        if market is DEFAULT_MARKET
+        else f"COPY trades ({copy_columns(market)}) FROM STDIN"
+    )
+
+
+def copy_stage(market: Market) -> str:
+    return (
+        COPY_STAGE
+        if market is DEFAULT_MARKET
+        else f"COPY {STAGE_TABLE} ({copy_columns(market)}) FROM STDIN"
+    )
+
+
 INSERT_FROM_STAGE = (
     f"INSERT INTO trades ({COLUMNS}, market) SELECT {COLUMNS}, market FROM {STAGE_TABLE} "
     "ON CONFLICT (market, symbol, trade_id, timestamp) DO NOTHING RETURNING symbol"
@@ -72,7 +100,10 @@ class Batch:
             return self.trades
         out = []
         for line in self.payload.decode().splitlines():
-            symbol, tid, price, qty, stamp, maker = line.split("\t")
+            fields = line.split("\t")
+            symbol, tid, price, qty, stamp, maker = fields[
+                -6:
+            ]  # a futures row starts with its market
             moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f+00").replace(tzinfo=UTC)
             ms = int(moment.timestamp() * 1000 + 0.5)
             out.append(WireTrade(symbol, int(tid), Decimal(price), Decimal(qty), ms, maker == "t"))
@@ -80,13 +111,17 @@ class Batch:
 
 
 class CopyEncoder:
-    """Encodes trades as COPY text rows. Pure apart from a memo of formatted seconds."""
+    """Encodes trades as COPY text rows of one market (`copy_columns(market)`). Pure apart from
+    a memo of formatted seconds."""
 
-    __slots__ = ("_safe", "_seconds")
+    __slots__ = ("_lead", "_safe", "_seconds", "market")
 
-    def __init__(self) -> None:
+    def __init__(self, market: Market = DEFAULT_MARKET) -> None:
         self._seconds: dict[int, str] = {}
         self._safe: set[str] = set()
+        self.market = market
+        #: What starts every row: nothing for spot, the market's number and a tab otherwise.
+        self._lead = "" if market is DEFAULT_MARKET else f"{market.number}\t"
 
     def _second(self, second: int) -> str:
         text = self._seconds.get(second)
@@ -117,6 +152,7 @@ class CopyEncoder:
         latest: dict[str, WireTrade] = {}
         times = array("q")
         add_time = times.append
+        lead = self._lead
         for t in trades:
             symbol = t.symbol
             rows = by_symbol.get(symbol)
@@ -128,7 +164,7 @@ class CopyEncoder:
             sec, milli = divmod(ms, 1000)
             stamp = seconds.get(sec) or self._second(sec)
             rows.append(
-                f"{symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
+                f"{lead}{symbol}\t{t.trade_id}\t{t.price:f}\t{t.quantity:f}\t{stamp}.{milli:03d}+00\t"
                 f"{'t' if t.is_buyer_maker else 'f'}\n"
             )
             add_time(ms)

@@ -20,16 +20,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from binprice.db.copy import (
-    COPY_STAGE,
-    COPY_TRADES,
     CREATE_STAGE,
     CURRENT_XID,
     INSERT_FROM_STAGE,
     ROWS_OF_XID,
     XID_STATUS,
     Batch,
+    copy_stage,
+    copy_trades,
 )
 from binprice.errors import DatabaseError
+from binprice.markets import DEFAULT_MARKET, Market
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,21 +47,35 @@ class Unanswered:
     inserted: dict[str, int]
 
 
-class TradeWriter:
-    """Owns one psycopg async connection and writes batches through it."""
+#: Per symbol, the highest stored id of one market and its time (epoch ms).
+LAST_TRADES_SQL = (
+    "SELECT s, t.trade_id, (extract(epoch FROM t.timestamp) * 1000)::bigint "
+    "FROM unnest(%s::text[]) AS s CROSS JOIN LATERAL (SELECT trade_id, timestamp "
+    "FROM trades WHERE market = %s AND symbol = s ORDER BY trade_id DESC LIMIT 1) AS t"
+)
 
-    def __init__(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+
+class TradeWriter:
+    """Owns one psycopg async connection and writes batches of one market through it (the
+    batches' COPY rows are that market's, see `CopyEncoder`)."""
+
+    def __init__(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]], market: Market = DEFAULT_MARKET
+    ) -> None:
         self._conn = conn
+        self.market = market
+        self._copy = copy_trades(market)
+        self._copy_stage = copy_stage(market)
         self._stage_ready = False
         #: The transaction whose COMMIT was sent and not yet answered (kept if it never is),
         #: and the rows per symbol it inserted.
         self.unanswered: Unanswered | None = None
 
     @classmethod
-    async def connect(cls, url: str) -> TradeWriter:
+    async def connect(cls, url: str, market: Market = DEFAULT_MARKET) -> TradeWriter:
         from binprice.db import connect_async
 
-        return cls(await connect_async(url))
+        return cls(await connect_async(url), market)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -95,7 +110,7 @@ class TradeWriter:
         try:
             async with conn.transaction(), conn.cursor() as cur:
                 xid = await self._xid(cur)
-                async with cur.copy(COPY_TRADES) as copy:
+                async with cur.copy(self._copy) as copy:
                     await copy.write(batch.payload)
                 self.unanswered = Unanswered(xid, batch.counts)
             self.unanswered = None
@@ -107,7 +122,7 @@ class TradeWriter:
             self._stage_ready = True
         async with conn.transaction(), conn.cursor() as cur:
             xid = await self._xid(cur)
-            async with cur.copy(COPY_STAGE) as copy:
+            async with cur.copy(self._copy_stage) as copy:
                 await copy.write(batch.payload)
             await cur.execute(INSERT_FROM_STAGE)
             inserted = dict(Counter(str(row[0]) for row in await cur.fetchall()))
@@ -156,14 +171,9 @@ class TradeWriter:
         return wanted if found == wanted else None
 
     async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-        """Per symbol with stored trades, the highest stored id and its trade time (epoch
-        ms): one backward primary-key probe per symbol."""
+        """Per symbol with stored trades of this writer's market, the highest stored id and its
+        trade time (epoch ms): one backward primary-key probe per symbol."""
         async with self._conn.cursor() as cur:
-            await cur.execute(
-                "SELECT s, t.trade_id, (extract(epoch FROM t.timestamp) * 1000)::bigint "
-                "FROM unnest(%s::text[]) AS s CROSS JOIN LATERAL (SELECT trade_id, timestamp "
-                "FROM trades WHERE symbol = s ORDER BY trade_id DESC LIMIT 1) AS t",
-                (list(symbols),),
-            )
+            await cur.execute(LAST_TRADES_SQL, (list(symbols), self.market.number))
             rows = await cur.fetchall()
         return {str(s): (int(i), int(t)) for s, i, t in rows}  # type: ignore[call-overload]

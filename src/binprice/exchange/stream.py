@@ -26,9 +26,12 @@ import aiohttp
 from binprice._aio import first_of
 from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.exchange.backoff import AttemptBudget, Backoff
+from binprice.exchange.endpoints import market_api
 from binprice.exchange.protocol import (
     ErrorFrame,
+    Event,
     Malformed,
+    NonMarketTrade,
     OtherEvent,
     ServerShutdown,
     WireTrade,
@@ -36,6 +39,7 @@ from binprice.exchange.protocol import (
 )
 from binprice.exchange.rest import GEO_HINT
 from binprice.exchange.subscriptions import Outbox, connection_path
+from binprice.markets import Market
 from binprice.symbols import MAX_STREAMS_PER_CONNECTION
 
 #: Binance lets a connection live 24 h; rotate a little before that.
@@ -43,6 +47,8 @@ DEFAULT_LIFETIME_SECONDS = 23.5 * 3600
 #: No frame and no ping for this long means the connection is dead even if TCP says otherwise.
 #: Binance pings every 20 s, so a healthy connection is never silent for a minute.
 DEFAULT_STALE_SECONDS = 60.0
+#: ... that is, three of the server's pings (docs/futures.md §2 for the futures markets').
+STALE_PINGS = 3
 #: How long a retiring connection may keep reading while its successor gets going.
 ROTATION_OVERLAP_MAX_SECONDS = 30.0
 #: Most trades a successor holds back while its predecessor catches up.
@@ -77,6 +83,13 @@ class StreamPolicy:
     #: Monotonic seconds: what the watchdog, the lifetime and the hand-over deadline read.
     clock: Callable[[], float] = time.monotonic
 
+    @classmethod
+    def of_market(cls, market: Market) -> StreamPolicy:
+        """The timing for `market`'s streams: stale after three of its server's ping intervals
+        without a frame (Spot pings every 20 s: 60 s; the futures every 3 minutes: 9 minutes,
+        so a quiet contract's connection is not taken for dead)."""
+        return cls(stale_after=STALE_PINGS * market_api(market).ping_interval)
+
 
 @dataclass(slots=True, eq=False)
 class _Connection:
@@ -93,7 +106,7 @@ class _Connection:
     ended: str = ""
     #: While its predecessor is still catching up, a successor's trades wait here (and the
     #: first id per symbol in `held_first`), so the overlap never looks like a gap.
-    held: list[WireTrade] | None = None
+    held: list[WireTrade | NonMarketTrade] | None = None
     held_first: dict[str, int] = field(default_factory=dict)
     #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
     outbox: Outbox = field(default_factory=Outbox)
@@ -114,6 +127,9 @@ class TradeReceiver(Protocol):
     def last_id(self, symbol: str) -> int | None: ...
 
     def on_trade(self, trade: WireTrade, source: int = 0) -> None: ...
+
+    def skip(self, symbol: str, trade_id: int) -> None:
+        """A futures trade that is not stored (`NonMarketTrade`) took this id."""
 
 
 class StreamRecorder(Protocol):
@@ -153,7 +169,7 @@ class ConnectionGroup:
     replicas' 24 h rotations never coincide.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the market's decoder is the 13th)
         self,
         session: aiohttp.ClientSession,
         ws_url: str,
@@ -168,8 +184,11 @@ class ConnectionGroup:
         replica: int = 0,
         replicas: int = 1,
         capacity: int = MAX_STREAMS_PER_CONNECTION,
+        decode: Callable[[bytes | str], WireTrade | Event] = decode_frame,
     ) -> None:
         self._session = session
+        #: The market's frame decoder (`protocol.frame_decoder`).
+        self._decode = decode
         self._capacity = capacity
         self._symbols = list(symbols)
         self._ws_url = ws_url
@@ -300,7 +319,10 @@ class ConnectionGroup:
             on_trade = self._tracker.on_trade
             source = self._source
             for trade in held:
-                on_trade(trade, source)
+                if type(trade) is WireTrade:
+                    on_trade(trade, source)
+                else:
+                    self._tracker.skip(trade.symbol, trade.trade_id)
 
     async def _connection(self, conn: _Connection) -> None:
         """One WebSocket connection from handshake to close; errors end it, never the group."""
@@ -368,7 +390,7 @@ class ConnectionGroup:
         self, ws: aiohttp.ClientWebSocketResponse, conn: _Connection
     ) -> None:
         on_trade = self._tracker.on_trade
-        decode = decode_frame
+        decode = self._decode
         text = aiohttp.WSMsgType.TEXT
         receive = ws.receive
         first = conn.first_frame
@@ -409,15 +431,8 @@ class ConnectionGroup:
                 return
 
     def _on_event(self, item: object, conn: _Connection) -> None:
-        if isinstance(item, WireTrade):
-            conn.trades += 1
-            if conn.held is None:
-                self._tracker.on_trade(item, self._source)
-            else:
-                conn.held.append(item)
-                conn.held_first.setdefault(item.symbol, item.trade_id)
-            if conn.nudge is not None:
-                conn.nudge.set()
+        if isinstance(item, WireTrade | NonMarketTrade):
+            self._on_id(item, conn)
         elif isinstance(item, ServerShutdown):
             self._recorder.rotation_due(self._label, server_shutdown=True)
             conn.rotate.set()
@@ -427,6 +442,21 @@ class ConnectionGroup:
             self._recorder.malformed_frame(self._label, item.reason)
         elif isinstance(item, OtherEvent):
             self._recorder.other_frame()
+
+    def _on_id(self, item: WireTrade | NonMarketTrade, conn: _Connection) -> None:
+        """A trade, or a futures trade that is not stored but took its id (handed over in
+        order with the trades around it: held with them during a rotation)."""
+        if conn.held is not None:
+            conn.held.append(item)
+            conn.held_first.setdefault(item.symbol, item.trade_id)
+        elif type(item) is WireTrade:
+            self._tracker.on_trade(item, self._source)
+        else:
+            self._tracker.skip(item.symbol, item.trade_id)
+        if type(item) is WireTrade:
+            conn.trades += 1
+        if conn.nudge is not None:
+            conn.nudge.set()
 
     async def _subscribed(self, conn: _Connection, symbols: list[str]) -> None:
         """Once the connection asked for all its streams, the reconciler may judge silence."""

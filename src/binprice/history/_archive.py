@@ -1,9 +1,11 @@
 """The layout of Binance's public trade archive (data.binance.vision): file names, URLs, plans.
 
-Pure: no I/O. A spot trades file covers one UTC month or one UTC day of one symbol::
+Pure: no I/O. A trades file covers one UTC month or one UTC day of one symbol of a market::
 
     data/spot/monthly/trades/BTCUSDT/BTCUSDT-trades-2024-01.zip
     data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-02-03.zip
+    data/futures/um/daily/trades/BTCUSDT/BTCUSDT-trades-2025-01-01.zip      (USD-M)
+    data/futures/cm/daily/trades/BTCUSD_PERP/BTCUSD_PERP-trades-2025-01-01.zip  (COIN-M)
 
 and has a ``<name>.CHECKSUM`` beside it holding ``<sha256>  <name>`` (what ``sha256sum``
 prints). Monthly files are published on the first Monday of the next month, daily ones the next
@@ -19,12 +21,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 
 from binprice.errors import UsageError
+from binprice.exchange.endpoints import market_api
+from binprice.markets import Market
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 CHECKSUM_SUFFIX = ".CHECKSUM"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _NAME = re.compile(
-    r"(?P<symbol>[A-Z0-9]+)-trades-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?\.zip"
+    r"(?P<symbol>[A-Z0-9]+(?:_[A-Z0-9]+)?)-trades-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?\.zip"
 )
 
 
@@ -41,11 +45,12 @@ class Period(Enum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class ArchiveFile:
-    """One file of the archive: a symbol's trades over one UTC month or day."""
+    """One file of the archive: a symbol's trades in a market over one UTC month or day."""
 
     symbol: str
     start: date
     period: Period
+    market: Market = Market.SPOT
 
     @property
     def end(self) -> date:
@@ -67,7 +72,8 @@ class ArchiveFile:
     @property
     def path(self) -> str:
         """Path below the archive's base URL (and below a downloaded copy of it)."""
-        return f"data/spot/{self.period.value}/trades/{self.symbol}/{self.name}"
+        folder = market_api(self.market).archive_folder  # spot, futures/um, futures/cm
+        return f"data/{folder}/{self.period.value}/trades/{self.symbol}/{self.name}"
 
     @property
     def checksum_path(self) -> str:
@@ -79,32 +85,32 @@ class ArchiveFile:
 
     def daily_files(self) -> list[ArchiveFile]:
         """The daily files covering the same days (what replaces a missing monthly file)."""
-        return [ArchiveFile(self.symbol, d, Period.DAILY) for d in self.days()]
+        return [ArchiveFile(self.symbol, d, Period.DAILY, self.market) for d in self.days()]
 
 
-def monthly(symbol: str, year: int, month: int) -> ArchiveFile:
-    return ArchiveFile(symbol, date(year, month, 1), Period.MONTHLY)
+def monthly(symbol: str, year: int, month: int, market: Market = Market.SPOT) -> ArchiveFile:
+    return ArchiveFile(symbol, date(year, month, 1), Period.MONTHLY, market)
 
 
-def daily(symbol: str, day: date) -> ArchiveFile:
-    return ArchiveFile(symbol, day, Period.DAILY)
+def daily(symbol: str, day: date, market: Market = Market.SPOT) -> ArchiveFile:
+    return ArchiveFile(symbol, day, Period.DAILY, market)
 
 
-def parse_name(name: str) -> ArchiveFile | None:
-    """The file a Binance spot trades file name stands for, or None if it is not one."""
+def parse_name(name: str, market: Market = Market.SPOT) -> ArchiveFile | None:
+    """The file a Binance trades file name of `market` stands for, or None if it is not one."""
     match = _NAME.fullmatch(name)
     if match is None:
         return None
     year, month = int(match["year"]), int(match["month"])
     try:
         if match["day"] is None:
-            return monthly(match["symbol"], year, month)
-        return daily(match["symbol"], date(year, month, int(match["day"])))
+            return monthly(match["symbol"], year, month, market)
+        return daily(match["symbol"], date(year, month, int(match["day"])), market)
     except ValueError:  # month 13, February 30th
         return None
 
 
-def plan(symbol: str, start: date, end: date) -> list[ArchiveFile]:
+def plan(symbol: str, start: date, end: date, market: Market = Market.SPOT) -> list[ArchiveFile]:
     """Files covering the UTC days ``start <= day < end``: monthly for whole months, daily
     for the days before the first and after the last whole month."""
     if end <= start:
@@ -112,12 +118,12 @@ def plan(symbol: str, start: date, end: date) -> list[ArchiveFile]:
     files: list[ArchiveFile] = []
     day = start
     while day < end:
-        month = monthly(symbol, day.year, day.month)
+        month = monthly(symbol, day.year, day.month, market)
         if day.day == 1 and month.end <= end:
             files.append(month)
             day = month.end
         else:
-            files.append(daily(symbol, day))
+            files.append(daily(symbol, day, market))
             day += timedelta(days=1)
     return files
 

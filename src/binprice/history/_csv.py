@@ -9,6 +9,12 @@ the fields into ``trades`` COPY rows. Nothing goes through Decimal or float: pri
 are kept verbatim, which is exactly what live capture stores (the stream's ``"73109.30000000"``
 becomes ``numeric`` ``73109.30000000``, scale kept). Blank lines are skipped.
 
+The futures archives (docs/futures.md §6) write ``id,price,qty,quote_qty,time,is_buyer_maker``
+(USD-M) or ``id,price,qty,base_qty,time,is_buyer_maker`` (COIN-M: ``qty`` in contracts, as
+stored live; ``base_qty`` the coins, not stored), ``true``/``false``, times in ms, and a header
+row in recent files: `CsvDecoder(market=...)` reads them with the same machinery, one field
+fewer, and leads each COPY row with the market's number (`binprice.db.copy.copy_columns`).
+
 The time unit is decided per value by magnitude, never by date: a 13-digit epoch is
 milliseconds, a 16-digit one microseconds, floored to its millisecond by dropping the last three
 digits (``floor(µs / 1000)``, what the stream's ``timeUnit=MICROSECOND`` maps to). Any other
@@ -26,6 +32,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from binprice.markets import Market
 
 #: The longest line carried from one chunk to the next. A Binance trade line is under 200
 #: bytes (seven fields, the longest a 20-digit decimal); 4 KiB leaves room for any header or
@@ -48,7 +56,14 @@ _LINE = re.compile(
     rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL}),{_BOOL}\r?$",
     re.MULTILINE,
 )
+#: A futures line: id, price > 0, qty > 0, quote_qty or base_qty, time (ms), maker.
+_FUTURES_LINE = re.compile(
+    rf"^({_ID}),({_POSITIVE}),({_POSITIVE}),{_DECIMAL},"
+    rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL})\r?$",
+    re.MULTILINE,
+)
 _FIELDS = ("id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch")
+_FUTURES_FIELDS = ("id", "price", "qty", "quote_qty or base_qty", "time", "is_buyer_maker")
 _CHECKS = (
     (_ID, "a trade id (up to 19 digits)"),
     (_POSITIVE, "a positive decimal"),
@@ -105,15 +120,23 @@ class CsvDecoder:
     symbol: str
     skip_through: int | None = None
     fields: bool = False
+    #: The archive's market: its line shape, and the market number leading each COPY row.
+    market: Market = Market.SPOT
     lines: int = 0
     last_id: int | None = None
     _rest: bytes = b""
     _seconds: dict[str, str] = field(default_factory=dict)
     _days: dict[int, str] = field(default_factory=dict)
+    _line: re.Pattern[str] = field(default=_LINE, init=False)
+    _lead: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        if not self.symbol.isalnum():  # COPY control characters must never reach the stream
+        # COPY control characters must never reach the stream (`_` is in futures contracts).
+        if not self.symbol.replace("_", "").isalnum():
             raise ValueError(f"invalid symbol {self.symbol!r}")
+        if self.market is not Market.SPOT:
+            self._line = _FUTURES_LINE
+            self._lead = f"{self.market.number}\t"
 
     def feed(self, data: bytes) -> Block:
         """Decode the whole lines in what has arrived so far; keep a partial last line.
@@ -155,7 +178,7 @@ class CsvDecoder:
             return Block(b"", 0, None, None, (), size)
         if self.lines == 0 and text[:1].isalpha():
             text = self._skip_header(text)
-        rows = _LINE.findall(text)
+        rows = self._line.findall(text)
         count = text.count("\n")
         # Every other line blank? Then its words are the trades (a bad line adds one at least).
         if len(rows) != count and len(rows) != len(text.split()):
@@ -209,7 +232,8 @@ class CsvDecoder:
         seconds = self._seconds
         if len(seconds) > _SECOND_CACHE_LIMIT:
             seconds.clear()
-        get, second, symbol = seconds.get, self._second, self.symbol
+        # A futures row leads with its market: the lead goes in front of the symbol, once.
+        get, second, symbol = seconds.get, self._second, self._lead + self.symbol
         return "".join(
             [
                 f"{symbol}\t{tid}\t{price}\t{qty}\t{get(sec) or second(sec)}.{ms}+00\t{maker}\n"
@@ -232,17 +256,18 @@ class CsvDecoder:
     def _first_bad_line(self, text: str) -> MalformedLine | None:
         """The first line that is not a trade; None if the others are only blank lines."""
         for offset, line in enumerate(text.split("\n")[:-1]):
-            if line.strip() and not _LINE.fullmatch(line):
-                return MalformedLine(self.lines + offset + 1, diagnose(line))
+            if line.strip() and not self._line.fullmatch(line):
+                return MalformedLine(self.lines + offset + 1, diagnose(line, self.market))
         return None
 
 
-def diagnose(line: str) -> str:
-    """Why ``line`` is not a trade, in words."""
+def diagnose(line: str, market: Market = Market.SPOT) -> str:
+    """Why ``line`` is not a trade of `market`'s archive, in words."""
     fields = line.rstrip("\r").split(",")
-    if len(fields) != len(_FIELDS):
-        return f"{len(fields)} fields instead of {len(_FIELDS)}: {_excerpt(line)}"
-    for name, value, (pattern, wanted) in zip(_FIELDS, fields, _CHECKS, strict=True):
+    names, checks = (_FIELDS, _CHECKS) if market is Market.SPOT else (_FUTURES_FIELDS, _CHECKS[:6])
+    if len(fields) != len(names):
+        return f"{len(fields)} fields instead of {len(names)}: {_excerpt(line)}"
+    for name, value, (pattern, wanted) in zip(names, fields, checks, strict=True):
         if not re.fullmatch(pattern, value):
             return f"{name} {_excerpt(value)} is not {wanted}"
     return f"not a trade: {_excerpt(line)}"  # pragma: no cover

@@ -22,6 +22,7 @@ from binprice.db.copy import Batch, CopyEncoder
 from binprice.exchange.protocol import WireTrade
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import Spool, SpoolError
+from binprice.markets import DEFAULT_MARKET, Market
 
 #: Per symbol, inclusive id ranges of trades that had to be dropped.
 Dropped = dict[str, list[tuple[int, int]]]
@@ -41,12 +42,19 @@ def id_ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
 class TradeBuffer:
     """Reader-side `put`, writer-side `take`; single event loop, no locks."""
 
-    def __init__(self, spool: Spool | None, memory_limit: int, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        spool: Spool | None,
+        memory_limit: int,
+        recorder: Recorder,
+        market: Market = DEFAULT_MARKET,
+    ) -> None:
         self.spool = spool
         self.memory_limit = memory_limit
         self.items: list[WireTrade] = []
         self._recorder = recorder
-        self._encoder = CopyEncoder()
+        #: Batches are encoded as COPY rows of the run's market (see `TradeWriter`).
+        self._encoder = CopyEncoder(market)
         self._ready = asyncio.Event()
         #: Why the last spool write failed (None while the spool works).
         self.spool_error: str | None = None

@@ -42,13 +42,16 @@ async def run_claimed(
         state = "migrated to" if migrated else "is at"
         where = f"database at {describe(url)} {state} the newest schema"
         on_event(IngestEvent(time.time(), EventKind.MIGRATED, where))
-    config = replace(config, spool_dir=spool_root(data_dir, url))
+    spool_dir = spool_root(data_dir, url)
+    if config.market.is_futures:  # a market's COPY rows are its own: never replayed in another
+        spool_dir = spool_dir / config.market.value
+    config = replace(config, spool_dir=spool_dir)
     stop = stop if stop is not None else asyncio.Event()
     recorder = Recorder()
     watcher = None if thread_stop is None else bridge(thread_stop, stop)
     claims = await connect_async(url)  # held for the run: its symbols' claims
     try:
-        shared = await claim_symbols(claims, config.symbols or [ALL])
+        shared = await claim_symbols(claims, config.symbols or [ALL], config.market)
         if shared and on_event is not None:
             on_event(IngestEvent(time.time(), EventKind.SHARED, shared_message(shared)))
         async with asyncio.TaskGroup() as tasks, _ticking(tasks, on_tick, recorder, tick_seconds):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from binprice.errors import ConfigError
 from binprice.exchange.endpoints import DEFAULT_REST_URL, DEFAULT_WS_URL
+from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import DEFAULT_SYMBOLS, MAX_STREAMS_PER_CONNECTION
 
 #: Largest batch one transaction carries; bigger backlogs are written in several.
@@ -37,6 +38,12 @@ class IngestConfig:
     """One ingest run. Times are seconds; None means "no limit"."""
 
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    #: The market captured: its streams and REST paths (`ws_url`/`rest_url` are its hosts),
+    #: its frames, and the `market` of every row written.
+    market: Market = DEFAULT_MARKET
+    #: `--api-key` / BINPRICE_API_KEY: sent on the futures' historicalTrades only; never shown
+    #: (not in the repr, so not in any log).
+    api_key: str | None = field(default=None, repr=False)
     ws_url: str = DEFAULT_WS_URL
     rest_url: str = DEFAULT_REST_URL
     spool_dir: Path = field(default_factory=lambda: Path("spool"))
@@ -96,6 +103,13 @@ class IngestConfig:
                 (
                     "--since cannot be combined with --all; import the history of chosen "
                     "symbols with `binprice import`, then run `binprice ingest --all`"
+                ),
+            ),
+            (
+                self.market.is_futures and self.since is not None,
+                (
+                    f"--since cannot be combined with --market {self.market.value} yet; capture "
+                    "from now, the archives of futures are not imported by binprice yet"
                 ),
             ),
             (self.listing_interval <= 0, "the listing interval must be positive"),

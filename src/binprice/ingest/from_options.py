@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from binprice._args import Duration, Symbols, as_duration, as_time, symbols_of
+from binprice._args import Duration, Symbols, as_duration, as_time, market_of, symbols_of
 from binprice._options import IngestOptions
 from binprice.errors import ConfigError
 from binprice.exchange.bans import BanBook
@@ -32,7 +32,8 @@ def ingest_config(
     except TypeError:
         unknown = set(changes or {}) - {f.name for f in fields(IngestOptions)}
         raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}") from None
-    ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url)
+    market = market_of(opts.market)
+    ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url, market)
     named = tuple(symbols_of(symbols))
     if opts.all_symbols and named:
         raise ConfigError("name symbols or use --all, not both")
@@ -42,6 +43,8 @@ def ingest_config(
 
     return IngestConfig(
         symbols=() if opts.all_symbols else named or DEFAULT_SYMBOLS,
+        market=market,
+        api_key=opts.api_key or None,
         ws_url=ws,
         rest_url=rest,
         max_trades=opts.max_trades,

@@ -34,7 +34,7 @@ from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.events import Emit, EventKind, IngestEvent, Severity
 from binprice.exchange.bans import BanBook
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import WireTrade, frame_decoder
 from binprice.exchange.rest import RestClient
 from binprice.exchange.stream import (
     CLOSE_TIMEOUT_SECONDS,
@@ -89,12 +89,19 @@ async def run_ingest(
     if on_event is not None:
         recorder.listen(on_event)
     stop = stop if stop is not None else asyncio.Event()
-    policy = policy if policy is not None else StreamPolicy()
+    policy = policy if policy is not None else StreamPolicy.of_market(config.market)
     emit = recorder.event
     spool = _open_spool(config, emit)
-    buffer = TradeBuffer(spool, config.memory_limit, recorder)
+    buffer = TradeBuffer(spool, config.memory_limit, recorder, config.market)
     grace = REDUNDANT_GRACE_SECONDS if config.redundancy > 1 else 0.0
-    gaps = GapKeeper(database_url, buffer, recorder, backfill_max=config.backfill_max, grace=grace)
+    gaps = GapKeeper(
+        database_url,
+        buffer,
+        recorder,
+        backfill_max=config.backfill_max,
+        grace=grace,
+        market=config.market,
+    )
     probe = RunProbe(recorder, buffer, config.health_threshold, gaps)
     try:
         async with _serving(config, probe, emit):
@@ -235,7 +242,13 @@ class _Run:
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 bans = None if self.config.bans_file is None else BanBook(self.config.bans_file)
-                rest = RestClient(session, self.config.rest_url, bans=bans)
+                rest = RestClient(
+                    session,
+                    self.config.rest_url,
+                    bans=bans,
+                    market=self.config.market,
+                    api_key=self.config.api_key,
+                )
                 self.probe.rest = rest
                 if self.config.all_symbols:
                     self.listing = Listing(
@@ -272,7 +285,7 @@ class _Run:
     async def _prepare(self, rest: RestClient) -> TradeWriter:
         """Connect, settle the symbols with the exchange, and resume where the last runs left."""
         config = self.config
-        writer = await TradeWriter.connect(self.url)
+        writer = await TradeWriter.connect(self.url, config.market)
         try:
             await ensure_months_ahead(self.url, self.emit)
             if self.listing is not None:
@@ -320,6 +333,7 @@ class _Run:
                 replica=replica,
                 replicas=config.redundancy,
                 capacity=config.streams_per_connection,
+                decode=frame_decoder(config.market),
             )
 
         return Fleet(
@@ -331,7 +345,7 @@ class _Run:
         assert self.listing is not None
 
         async def add(symbols: list[str]) -> None:
-            writer = await TradeWriter.connect(self.url)
+            writer = await TradeWriter.connect(self.url, self.config.market)
             try:
                 last_ids = await self._last_trades(writer, symbols)
             finally:

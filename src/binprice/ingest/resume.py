@@ -24,6 +24,7 @@ from binprice.events import EventKind
 from binprice.exchange.protocol import WireTrade
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
+from binprice.markets import Market
 
 
 def spooled_extent(
@@ -74,7 +75,8 @@ async def resume(
     for symbol in symbols:
         for first, last in extent.get(symbol, (None, []))[1]:
             gaps.open(symbol, first, last, why=" (found in the spool of an earlier run)")
-    holes = await asyncio.to_thread(_unaccounted_since_checkpoints, url, symbols)
+    market = gaps.rows.market
+    holes = await asyncio.to_thread(_unaccounted_since_checkpoints, url, symbols, market)
     for symbol, first, last in holes:
         gaps.open(
             symbol,
@@ -85,23 +87,25 @@ async def resume(
         )
     # The holes' rows are committed before the checkpoint moves past them.
     await gaps.flush()
-    await asyncio.to_thread(_move_checkpoints, url, last_stored)
+    await asyncio.to_thread(_move_checkpoints, url, last_stored, market)
 
 
-def _unaccounted_since_checkpoints(url: str, symbols: list[str]) -> list[tuple[str, int, int]]:
+def _unaccounted_since_checkpoints(
+    url: str, symbols: list[str], market: Market
+) -> list[tuple[str, int, int]]:
     from binprice.db import connect
     from binprice.db.gaps import checkpoint_starts, verify_gaps
 
     with connect(url) as conn:
-        starts = checkpoint_starts(conn, symbols)
-        result = verify_gaps(conn, symbols, starts=starts)
+        starts = checkpoint_starts(conn, symbols, market=market)
+        result = verify_gaps(conn, symbols, starts=starts, market=market)
     return [(s.symbol, a, b) for s in result.symbols for a, b in s.unaccounted_ranges]
 
 
-def _move_checkpoints(url: str, last_stored: dict[str, int]) -> None:
+def _move_checkpoints(url: str, last_stored: dict[str, int], market: Market) -> None:
     from binprice.db import connect
     from binprice.db.gaps import set_checkpoints
 
     if last_stored:
         with connect(url) as conn:
-            set_checkpoints(conn, last_stored)
+            set_checkpoints(conn, last_stored, market=market)

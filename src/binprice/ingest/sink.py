@@ -155,7 +155,9 @@ class Sink:
                 with attempt:
                     writer = self.writers[slot]
                     if writer is None or writer.closed:
-                        writer = self.writers[slot] = await TradeWriter.connect(self._url)
+                        writer = self.writers[slot] = await TradeWriter.connect(
+                            self._url, self._config.market
+                        )
                     await self._gaps.flush()
                     began = clock()
                     settled = await _settle(writer, unanswered, batch)

@@ -86,6 +86,23 @@ class Tracker:
         track.last_id = tid
         self._accept(track, trade, source)
 
+    def skip(self, symbol: str, trade_id: int) -> None:
+        """A futures trade that is not stored (`X` other than MARKET, docs/futures.md §3) took
+        `trade_id`: it counts as seen (it opens no gap; the ids before it that never came do)
+        and is recorded as a hole, since no REST answer or archive will ever hold it."""
+        track = self._tracks.get(symbol)
+        if track is None or not self.accepting:
+            return
+        last = track.last_id
+        if last is not None and trade_id <= last:
+            if self._gaps.claim(symbol, trade_id):  # a gap waited for it: it never will come
+                self._gaps.not_stored(symbol, trade_id)
+            return
+        if last is not None and trade_id > last + 1:
+            self._gaps.open(symbol, last + 1, trade_id - 1)
+        track.last_id = trade_id
+        self._gaps.not_stored(symbol, trade_id)
+
     def advance(self, symbol: str, newest: int, why: str) -> int:
         """The exchange says `symbol`'s newest id is `newest`: open a gap for everything past
         the last id seen; return how many ids that is (0 if the stream is already there)."""
