@@ -26,7 +26,7 @@ import binprice
 from binprice.compressed.codec import Block, CodecTrade, encode_blocks
 from binprice.compressed.texts import BinanceLines, csv_format, ndjson_format
 from binprice.db.blockcopy import WINDOW_BLOCKS_COPY, copied_blocks, parse_blocks
-from binprice.db.blockreads import to_ms, window_blocks
+from binprice.db.blockreads import to_ms, window_blocks, window_lists, window_trades
 from binprice.db.compress import compress_month
 from binprice.export_binance import MICROSECONDS_FROM, QUOTE_DECIMALS
 from binprice.export_blocks import binance_lines, block_texts, csv_lines, ndjson_lines
@@ -165,3 +165,23 @@ def test_a_window_across_a_compressed_and_a_row_month_is_exported_alike(
         outs.append(out.getvalue())
     assert outs[0] == outs[1]
     assert outs[0].count(b"\n") > 500
+
+
+def test_short_windows_read_together_are_the_windows_read_one_by_one(
+    pair: tuple[str, str],
+) -> None:
+    """`window_lists` (candles' partial end minutes, one round trip) gives each window's
+    trades as `window_trades` does: blocks, rows, both, an empty and a reversed window."""
+    edge = FEB - timedelta(seconds=70)
+    windows = [
+        ("BTCUSDT", edge, edge + timedelta(seconds=50)),  # blocks (January)
+        ("BTCUSDT", FEB - timedelta(seconds=20), FEB + timedelta(seconds=40)),  # both
+        ("BTCUSDT", FEB + timedelta(seconds=61), FEB + timedelta(seconds=119)),  # rows
+        ("ETHUSDT", edge, FEB),  # no trades
+        ("BTCUSDT", FEB, edge),  # empty
+    ]
+    with psycopg.connect(pair[1], autocommit=True) as conn:
+        together = window_lists(conn, windows)
+        one_by_one = [list(window_trades(conn, s, a, b)) if a < b else [] for s, a, b in windows]
+    assert together == one_by_one
+    assert all(together[:3]) and not any(together[3:])

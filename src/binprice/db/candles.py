@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_catalog, window_list
+from binprice.db.blockreads import compressed_catalog, window_lists
 from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
 from binprice.errors import UsageError
 from binprice.symbols import normalize_symbols
@@ -278,19 +278,25 @@ def _candles_with_blocks(
     ends from rows and blocks, folded in trade order into their candles."""
     ms, me = minute_bounds(start, end)
     middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
-    if ms < me:
-        sql, params = candle_query(interval)
-        params.update(symbols=wanted, start=ms, end=me)
-        for row in conn.execute(sql, params):
+    # The whole minutes and every symbol's two partial end minutes (rows and blocks) are
+    # asked together: one round trip.
+    with conn.pipeline():
+        cur = None
+        if ms < me:
+            sql, params = candle_query(interval)
+            params.update(symbols=wanted, start=ms, end=me)
+            cur = conn.execute(sql, params)
+        edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))])
+        for row in cur.fetchall() if cur is not None else []:
             symbol, bucket, *values = row
             middle[symbol][bucket.astimezone(UTC)] = Part(*values)
     found: list[Candle] = []
-    for symbol in wanted:
+    for position, symbol in enumerate(wanted):
         merged: dict[datetime, Part] = {}
         for parts in (
-            _bucketed(window_list(conn, symbol, start, ms), interval),
+            _bucketed(edges[2 * position], interval),
             middle[symbol],
-            _bucketed(window_list(conn, symbol, me, end), interval),
+            _bucketed(edges[2 * position + 1], interval),
         ):
             for bucket, part in parts.items():
                 merged[bucket] = merged[bucket].then(part) if bucket in merged else part
@@ -302,8 +308,13 @@ def _candles_with_blocks(
 
 def _bucketed(trades: list[Any], interval: Interval) -> dict[datetime, Part]:
     by_bucket: dict[datetime, list[Any]] = {}
+    following = None  # trades are in time order: a bucket is found once, then compared with
     for trade in trades:
-        by_bucket.setdefault(interval.floor(trade.timestamp), []).append(trade)
+        if following is None or trade.timestamp >= following:
+            bucket = interval.floor(trade.timestamp)
+            following = interval.following(bucket)
+            in_bucket = by_bucket.setdefault(bucket, [])
+        in_bucket.append(trade)
     return {bucket: part for bucket, part in ((b, fold(t)) for b, t in by_bucket.items()) if part}
 
 
