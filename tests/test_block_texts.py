@@ -13,11 +13,15 @@ from both forms.
 from __future__ import annotations
 
 import io
+import os
 import random
+import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -185,3 +189,26 @@ def test_short_windows_read_together_are_the_windows_read_one_by_one(
         one_by_one = [list(window_trades(conn, s, a, b)) if a < b else [] for s, a, b in windows]
     assert together == one_by_one
     assert all(together[:3]) and not any(together[3:])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "binance"])
+def test_an_export_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(
+    pair: tuple[str, str], fmt: str, tmp_path: Path
+) -> None:
+    """`-o /dev/null` or a FIFO: written in place; a finished `.part` renamed over it would
+    have left a regular file where /dev/null was (the benchmark's export did that)."""
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    keeper = os.open(fifo, os.O_RDWR)  # a writer until the end: the reader never blocks
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    try:
+        with binprice.connect(pair[1]) as store:
+            count = store.export(["BTCUSDT"], JAN, MAR, fmt, str(fifo))
+    finally:
+        os.close(keeper)
+    reader.join()
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert count == len(ROWS) and got[0].count(b"\n") >= len(ROWS)
+    assert not (tmp_path / "out.part").exists()

@@ -58,3 +58,14 @@ def sha256_file(path: Path) -> str:
     gigabyte archive zip never sits in memory)."""
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def written_in_place(path: Path) -> bool:
+    """Whether `path` exists and is neither a regular file nor a directory (a device such as
+    /dev/null, a FIFO): an export writes into it as it is, never renames a finished
+    ``.part`` file over it (which would put a regular file in place of /dev/null)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import psycopg
 
-from binprice._fs import sha256_file
+from binprice._fs import sha256_file, written_in_place
 from binprice.compressed.texts import BinanceLines
 from binprice.db.blockreads import compressed_catalog, to_ms
 from binprice.db.candles import as_utc
@@ -101,6 +101,9 @@ def write_binance_file(
 ) -> int:
     """Write ``path``: a plain CSV, or for a ``.zip`` name a zip holding ``<stem>.csv`` and a
     ``<name>.CHECKSUM`` beside it. Returns the row count; nothing is left when it fails."""
+    if path.suffix.lower() != ".zip" and written_in_place(path):  # /dev/null, a FIFO
+        with path.open("wb") as special:
+            return write_binance_csv(conn, symbol, start, end, special, progress=progress)
     part = path.with_name(path.name + ".part")
     try:
         with part.open("wb") as raw:

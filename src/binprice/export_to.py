@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import psycopg
 
+from binprice._fs import written_in_place
 from binprice.db.export import Progress
 from binprice.db.queries import price_range
 from binprice.errors import ExportError, NotFoundError, UsageError
@@ -109,6 +110,13 @@ def _open(stream: IO[bytes] | None, target: Path | None) -> Iterator[IO[bytes]]:
         assert stream is not None
         yield stream
         stream.flush()
+        return
+    if written_in_place(target):  # -o /dev/null, a FIFO: no .part renamed over it
+        try:
+            with target.open("wb") as special:
+                yield special
+        except OSError as exc:
+            raise ExportError(f"cannot write {target}: {exc.strerror}") from None
         return
     part = target.with_name(target.name + ".part")
     try:
