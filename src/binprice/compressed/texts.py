@@ -74,14 +74,27 @@ class _Decimals:
         return texts
 
 
+#: ``HH:MM:`` of each minute of a day.
+_DAY_MINUTES = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+
+
 class _Minutes(dict[int, str]):
-    """Minutes since the epoch → ``YYYY-MM-DDTHH:MM:`` (as ``to_char`` prints them, UTC)."""
+    """Minutes since the epoch → ``YYYY-MM-DDTHH:MM:`` (as ``to_char`` prints them, UTC): a
+    day's date made once, its minutes from a table (a sparse block has a minute per trade)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._days: dict[int, str] = {}
 
     def __missing__(self, minute: int) -> str:
         if len(self) > CACHE_LIMIT:
             self.clear()
-        moment = _EPOCH + timedelta(minutes=minute)
-        text = self[minute] = f"{moment:%Y-%m-%dT%H:%M:}"
+            self._days.clear()
+        day, rest = divmod(minute, len(_DAY_MINUTES))
+        date = self._days.get(day)
+        if date is None:
+            date = self._days[day] = f"{_EPOCH + timedelta(days=day):%Y-%m-%d}T"
+        text = self[minute] = date + _DAY_MINUTES[rest]
         return text
 
 

@@ -278,18 +278,14 @@ def _candles_with_blocks(
     ends from rows and blocks, folded in trade order into their candles."""
     ms, me = minute_bounds(start, end)
     middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
-    # The whole minutes and every symbol's two partial end minutes (rows and blocks) are
-    # asked together: one round trip.
-    with conn.pipeline():
-        cur = None
-        if ms < me:
-            sql, params = candle_query(interval)
-            params.update(symbols=wanted, start=ms, end=me)
-            cur = conn.execute(sql, params)
-        edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))])
-        for row in cur.fetchall() if cur is not None else []:
+    if ms < me:
+        sql, params = candle_query(interval)
+        params.update(symbols=wanted, start=ms, end=me)
+        for row in conn.execute(sql, params):
             symbol, bucket, *values = row
             middle[symbol][bucket.astimezone(UTC)] = Part(*values)
+    # Every symbol's two partial end minutes, rows and blocks, in one round trip.
+    edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))])
     found: list[Candle] = []
     for position, symbol in enumerate(wanted):
         merged: dict[datetime, Part] = {}
