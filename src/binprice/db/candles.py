@@ -278,14 +278,17 @@ def _candles_with_blocks(
     ends from rows and blocks, folded in trade order into their candles."""
     ms, me = minute_bounds(start, end)
     middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
+    rows: list[Any] = []
     if ms < me:
         sql, params = candle_query(interval)
         params.update(symbols=wanted, start=ms, end=me)
-        for row in conn.execute(sql, params):
-            symbol, bucket, *values = row
-            middle[symbol][bucket.astimezone(UTC)] = Part(*values)
+        rows = conn.execute(sql, params).fetchall()
     # Every symbol's two partial end minutes, rows and blocks, in one round trip.
     edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))])
+    if not any(edges):  # no trade in a partial minute: the rollup's candles as they are
+        return [_candle(row, interval) for row in rows]
+    for symbol, bucket, *values in rows:
+        middle[symbol][bucket.astimezone(UTC)] = Part(*values)
     found: list[Candle] = []
     for position, symbol in enumerate(wanted):
         merged: dict[datetime, Part] = {}
