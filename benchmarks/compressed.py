@@ -17,7 +17,12 @@ archive, `--trades` over `--days` UTC days) and its rare symbol (one trade a min
 3. every trade read back through the `trades_all` view compared with a copy of the rows taken
    before, by text, both ways (`differ` must be 0); and the month's blocks read with
    `binprice.db.blocks.read_blocks` and decoded in Python (`decode_block`), trades/s, median
-   of `--runs`.
+   of `--runs`;
+4. reading the same trades from the rows (a second database loaded alike and not
+   compressed) and from the blocks, alternating, median of `--runs` each: `binprice export
+   SYMBOL -f csv|ndjson|binance -o /dev/null` end to end (a process each, start-up included)
+   and `write_trades` in this process; `Store.trades()`; `candles` 1m and 1h over the tape's
+   first day, aligned to minutes and not (17 s after the first minute, 19 s before the last).
 
 Prints numbers; asserts nothing.
 """
@@ -25,9 +30,12 @@ Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +48,7 @@ from queries import server
 import binprice
 from binprice.compressed.codec import decode_block
 from binprice.db.blocks import read_blocks
+from binprice.export import write_trades
 
 MONTH = datetime(DAY.year, DAY.month, 1, tzinfo=UTC)
 COLUMNS = 'symbol, trade_id, price::text, quantity::text, "timestamp", is_buyer_maker'
@@ -54,6 +63,7 @@ def size(conn: psycopg.Connection[tuple[object, ...]], name: str) -> int:
 def measure(admin: str, name: str, tape: Tape, days: int, runs: int) -> None:
     count = len(tape.ids)
     zipped = archive_zip_bytes(tape, micros=False)
+    rows_url, _ = load_rows(admin, f"{name}_rows", tape, days)
     url, rate = load_rows(admin, name, tape, days)
     rows_part, blocks_part = f"trades_{MONTH:%Y_%m}", f"trade_blocks_{MONTH:%Y_%m}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -101,6 +111,85 @@ def measure(admin: str, name: str, tape: Tape, days: int, runs: int) -> None:
             f"  read_blocks + decode_block: {statistics.median(rates):,.0f} trades/s "
             f"(median of {runs}; {decoded:,} trades)"
         )
+    reads(rows_url, url, tape.symbol, days, runs)
+
+
+def _median_pair(
+    runs: int, urls: tuple[str, str], once: Callable[[str], float]
+) -> tuple[float, float]:
+    """Median seconds of `once(url)` for the rows' and the blocks' database, alternating."""
+    spent: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for took, url in zip(spent, urls, strict=True):
+            took.append(once(url))
+    return statistics.median(spent[0]), statistics.median(spent[1])
+
+
+def reads(rows_url: str, blocks_url: str, symbol: str, days: int, runs: int) -> None:
+    """Export, `Store.trades()` and candles of the same trades from rows and from blocks."""
+    start, end = MONTH, MONTH + timedelta(days=days + 1)
+    urls = (rows_url, blocks_url)
+    with psycopg.connect(rows_url) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM trades").fetchone()  # type: ignore[misc]
+    window = ["--start", f"{start:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}", "-o", os.devnull]
+    binprice_cli = str(Path(sys.executable).with_name("binprice"))
+    print(f"  reads of the same {count:,} trades, rows | blocks (ratio), median of {runs}:")
+    for fmt in ("csv", "ndjson", "binance"):
+
+        def command(url: str, fmt: str = fmt) -> float:
+            began = time.perf_counter()
+            argv = [binprice_cli, "export", symbol, "-f", fmt, *window, "--database-url", url]
+            subprocess.run(argv, check=True)
+            return time.perf_counter() - began
+
+        def library(url: str, fmt: str = fmt) -> float:
+            with psycopg.connect(url, autocommit=True) as conn, open(os.devnull, "wb") as out:
+                began = time.perf_counter()
+                write_trades(conn, [symbol], start, end, fmt, out=out)
+                return time.perf_counter() - began
+
+        for label, once in (("binprice export", command), ("write_trades", library)):
+            rows, blocks = _median_pair(runs, urls, once)
+            print(
+                f"    {label + ' -f ' + fmt:26} {count / rows:11,.0f} | {count / blocks:11,.0f} "
+                f"trades/s ({rows / blocks:.2f}x)"
+            )
+
+    def trades(url: str) -> float:
+        with binprice.connect(url) as store:
+            began = time.perf_counter()
+            sum(1 for _ in store.trades(symbol, start, end))
+            return time.perf_counter() - began
+
+    rows, blocks = _median_pair(runs, urls, trades)
+    print(
+        f"    {'Store.trades()':26} {count / rows:11,.0f} | {count / blocks:11,.0f} "
+        f"trades/s ({rows / blocks:.2f}x)"
+    )
+    first, last = (
+        MONTH + timedelta(seconds=17),
+        MONTH + timedelta(days=days) - timedelta(seconds=19),
+    )
+    for interval in ("1m", "1h"):
+        for label, lo, hi in (
+            ("minutes", MONTH, MONTH + timedelta(days=days)),
+            ("unaligned", first, last),
+        ):
+
+            def candles(
+                url: str, interval: str = interval, lo: datetime = lo, hi: datetime = hi
+            ) -> float:
+                with binprice.connect(url) as store:
+                    store.candles([symbol], interval, lo, hi)  # warm: the first call connects
+                    began = time.perf_counter()
+                    store.candles([symbol], interval, lo, hi)
+                    return time.perf_counter() - began
+
+            rows, blocks = _median_pair(max(runs, 9), urls, candles)
+            print(
+                f"    {'candles ' + interval + ' ' + label:26} {rows * 1000:8.1f} ms | "
+                f"{blocks * 1000:8.1f} ms ({blocks / rows:.2f}x the rows' time)"
+            )
 
 
 def main() -> None:

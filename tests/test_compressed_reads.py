@@ -32,7 +32,7 @@ from binprice.db.blocks import ensure_block_month, write_blocks
 from binprice.db.compress import compress_month as compress_one
 from binprice.db.partitions import ensure_partitions
 from binprice.watch import snapshot
-from tests.trades_data import Row, load
+from tests.trades_data import Row, load, twin_databases
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
@@ -193,24 +193,13 @@ def pair(
     """(rows URL, compressed URL): the same trades, stored as rows and as blocks; compressed
     by `db compress` (every symbol here is sparse by its rule: 1,000-trade blocks), or with
     minute blocks for the busy symbols."""
-    from tests.conftest import _create_database, _drop_database, _with_database
-
     compress = db_compress if request.param == "db-compress" else compress_month
-    names = [_create_database(pg_admin_url, "binprice_test_template") for _ in range(2)]
-    urls = [_with_database(pg_admin_url, name) for name in names]
-    try:
-        for url in urls:
-            with psycopg.connect(url, autocommit=True) as conn:
-                ensure_partitions(conn, JAN, MAR)
-            load(url, TRADES)
+    with twin_databases(pg_admin_url, JAN, MAR, TRADES) as urls:
         compress(urls[1], JAN)
         compress(urls[1], FEB)
         for url in urls:
             load(url, LATE)
-        yield urls[0], urls[1]
-    finally:
-        for name in names:
-            _drop_database(pg_admin_url, name)
+        yield urls
 
 
 def test_the_compressed_database_holds_blocks_for_both_months(pair: tuple[str, str]) -> None:

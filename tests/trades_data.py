@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
+
+from binprice.db.partitions import ensure_partitions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "binance"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -76,3 +79,24 @@ def load(url: str, rows: Iterable[Row], market: int | None = None) -> None:
     ):
         for row in rows:
             copy.write_row((*astuple(row), *extra))
+
+
+@contextmanager
+def twin_databases(
+    admin_url: str, start: datetime, end: datetime, rows: list[Row]
+) -> Iterator[tuple[str, str]]:
+    """Two databases at head with the months of ``[start, end)`` made and ``rows`` in both
+    (one to stay rows, one to compress); dropped afterwards."""
+    from tests.conftest import _create_database, _drop_database, _with_database
+
+    names = [_create_database(admin_url, "binprice_test_template") for _ in range(2)]
+    urls = [_with_database(admin_url, name) for name in names]
+    try:
+        for url in urls:
+            with psycopg.connect(url, autocommit=True) as conn:
+                ensure_partitions(conn, start, end)
+            load(url, rows)
+        yield urls[0], urls[1]
+    finally:
+        for name in names:
+            _drop_database(admin_url, name)

@@ -30,6 +30,7 @@ from typing import IO, Any
 
 import psycopg
 
+from binprice.compressed.texts import csv_format, ndjson_format
 from binprice.db.blockreads import compressed_catalog, window_trades
 from binprice.db.candles import as_utc
 from binprice.db.export import (
@@ -137,16 +138,18 @@ def write_trades(
     # One snapshot for all symbols, so an ingest running meanwhile cannot skew them.
     with conn.transaction():
         compressed = compressed_catalog(conn, market).overlaps(as_utc(start), as_utc(end))
+        block_lines = csv_format() if chosen is Format.CSV else ndjson_format()
         for symbol in wanted:
             params = window_params(symbol, start, end, market)
             if compressed:
-                lines = csv_lines if chosen is Format.CSV else ndjson_lines
                 write_texts(
                     conn,
                     symbol,
                     params["start"],
                     params["end"],
-                    lines=lines,
+                    lines=csv_lines if chosen is Format.CSV else ndjson_lines,
+                    blocks=block_lines,
+                    rows=(_SELECTS[chosen], _COPY_OPTIONS[chosen]),
                     out=out,
                     counter=counter,
                     market=market,

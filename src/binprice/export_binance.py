@@ -30,7 +30,8 @@ from typing import IO, Any
 import psycopg
 
 from binprice._fs import sha256_file, written_in_place
-from binprice.db.blockreads import compressed_catalog
+from binprice.compressed.texts import BinanceLines
+from binprice.db.blockreads import compressed_catalog, to_ms
 from binprice.db.candles import as_utc
 from binprice.db.export import Progress, ProgressCounter, binance_select, copy_out, window_params
 from binprice.export_blocks import binance_lines, write_texts
@@ -76,6 +77,8 @@ def write_binance_csv(
             params["start"],
             params["end"],
             lines=_BINANCE_LINES,
+            blocks=BinanceLines(to_ms(MICROSECONDS_FROM), QUOTE_DECIMALS),
+            rows=(_BINANCE_SELECT, "(FORMAT csv)"),
             out=out,
             counter=counter,
             market=market,

@@ -16,8 +16,8 @@ Every format gives the same bytes as the row path: tests/test_compressed_reads.p
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import IO, Any
@@ -25,15 +25,18 @@ from typing import IO, Any
 import psycopg
 
 from binprice.compressed.codec import Block, CodecTrade, decode_block
+from binprice.compressed.texts import BinanceLines, LineFormat
+from binprice.db.blockcopy import copied_blocks, rows_exist
 from binprice.db.blockreads import (
     EPOCH,
     MILLISECOND,
+    compressed_catalog,
     decimal_text,
     to_ms,
     window_blocks,
     window_trades,
 )
-from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, window_rows
+from binprice.db.export import ROW_TEXT_COLUMNS, ProgressCounter, copy_out, window_rows
 from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
@@ -42,6 +45,9 @@ Connection = psycopg.Connection[Any]
 TextTrade = CodecTrade
 #: Formats one symbol's trades into lines.
 Lines = Callable[[str, list[TextTrade]], list[str]]
+
+#: Formats a block's trades of a window at once (`binprice.compressed.texts`).
+BlockLines = LineFormat | BinanceLines
 
 #: Trades decoded per write: a few blocks, so memory stays small and writes stay large.
 CHUNK_TRADES = 20_000
@@ -199,6 +205,10 @@ def _quote(price: str, quantity: str, decimals: int) -> str:
     return decimal_text(product, decimals)
 
 
+#: The row path's ``COPY``: a format's SELECT list and COPY options (`binprice.db.export`).
+RowCopy = tuple[str, str]
+
+
 def write_texts(
     conn: Connection,
     symbol: str,
@@ -206,16 +216,53 @@ def write_texts(
     end: datetime,
     *,
     lines: Lines,
+    blocks: BlockLines,
+    rows: RowCopy | None = None,
     out: IO[bytes],
     counter: ProgressCounter,
     market: Market = DEFAULT_MARKET,
 ) -> None:
-    """Write one symbol's window (rows and blocks) formatted by ``lines`` to ``out``."""
-    # The rows' and the blocks' server-side cursors live in this one transaction.
+    """Write one symbol's window (rows and blocks) to ``out``, month by month: a compressed
+    month without late rows of the symbol whole blocks at a time (``blocks``, read by one
+    binary COPY), a compressed month with late rows trade by trade merged with them
+    (``lines``), and the months between compressed ones by ``rows`` (the row path's COPY,
+    the server formats) when given, else as the late rows."""
+    months = compressed_catalog(conn, market).months
+    # The rows' and the blocks' reads all see this one snapshot.
     with conn.transaction():
-        for chunk in window_texts(conn, symbol, start, end, market):
-            out.write("".join(lines(symbol, chunk)).encode())
-            counter.add(len(chunk))
+        for lo, hi, compressed in _segments(months, start, end):
+            if compressed and not rows_exist(conn, symbol, lo, hi, market):
+                lo_ms, hi_ms = to_ms(lo), to_ms(hi)
+                for block in copied_blocks(conn, symbol, lo, hi, market):
+                    text, count = blocks.lines(block, lo_ms, hi_ms)
+                    out.write(text.encode())
+                    counter.add(count)
+            elif not compressed and rows is not None:
+                params = {"symbol": symbol, "start": lo, "end": hi, "market": market.number}
+                copy_out(conn, *rows, params, out, counter=counter)
+            else:
+                for chunk in window_texts(conn, symbol, lo, hi, market):
+                    out.write("".join(lines(symbol, chunk)).encode())
+                    counter.add(len(chunk))
+
+
+def _segments(
+    months: Iterable[datetime], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, bool]]:
+    """``[start, end)`` cut at the edges of the compressed ``months``: (from, to, compressed)."""
+    spans: list[tuple[datetime, datetime, bool]] = []
+    at = start
+    for month in sorted(months):
+        following = (month + timedelta(days=32)).replace(day=1)
+        if following <= at or month >= end:
+            continue
+        if month > at:
+            spans.append((at, month, False))
+        spans.append((max(month, at), min(following, end), True))
+        at = min(following, end)
+    if at < end:
+        spans.append((at, end, False))
+    return spans
 
 
 def window_extents(

@@ -54,6 +54,7 @@ __all__ = [
     "decode_blocks",
     "encode_blocks",
     "is_dense",
+    "scaled_text",
 ]
 
 #: The `market` of a block: Binance Spot, USD-M futures, COIN-M futures (`Market.number`, the
@@ -357,13 +358,15 @@ def _texts(values: Sequence[int], scale: int, digits: int, cache: _TextCache) ->
         table.clear()
     pad = "0" * (digits - scale)
     for v in set(values).difference(table):
-        table[v] = _fixed(v, scale, digits, pad)
+        table[v] = scaled_text(v, scale, digits, pad)
     return list(map(table.__getitem__, values))
 
 
-def _fixed(value: int, scale: int, digits: int, pad: str) -> str:
+def scaled_text(value: int, scale: int, digits: int, pad: str) -> str:
+    """`value` at `scale` decimals as the text with `digits` decimals (`pad` is the zeros
+    after the scale's digits)."""
     if value < 0:
-        return "-" + _fixed(-value, scale, digits, pad)
+        return "-" + scaled_text(-value, scale, digits, pad)
     if digits == 0:
         return str(value)
     if scale == 0:

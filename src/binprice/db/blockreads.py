@@ -42,6 +42,7 @@ __all__ = [
     "compressed_catalog",
     "decode",
     "window_blocks",
+    "window_lists",
 ]
 
 Connection = psycopg.Connection[Any]
@@ -204,11 +205,16 @@ WINDOW_FETCH = 256
 
 
 def block_trades(block: Block, start: datetime, end: datetime) -> list[BlockTrade]:
-    """The block's decoded trades in ``[start, end)``."""
-    trades = decode(block)
-    if block.first_ms < to_ms(start) or block.last_ms >= to_ms(end):
-        trades = [t for t in trades if start <= t.timestamp < end]
-    return trades
+    """The block's decoded trades in ``[start, end)`` (only those made Decimals and times)."""
+    texts = decode_block(block)
+    lo, hi = to_ms(start), to_ms(end)
+    if block.first_ms < lo or block.last_ms >= hi:  # times are in order
+        times = [text[3] for text in texts]
+        texts = texts[bisect_left(times, lo) : bisect_left(times, hi)]
+    return [
+        BlockTrade(EPOCH + ms * MILLISECOND, trade_id, Decimal(price), Decimal(qty), maker)
+        for trade_id, price, qty, ms, maker in texts
+    ]
 
 
 #: One symbol's rows of a window in trade order (late rows of a compressed month, or row
@@ -257,9 +263,74 @@ def window_list(
     market: Market = DEFAULT_MARKET,
 ) -> list[BlockTrade]:
     """`window_trades` as a list (for the short windows at the ends of a range)."""
-    if start >= end:
-        return []
-    return list(window_trades(conn, symbol, start, end, market))
+    return window_lists(conn, [(symbol, start, end)], market)[0]
+
+
+#: Short windows `w(symbol, lo, hi, n)` of several symbols, given as arrays.
+_WINDOWS = (
+    "unnest(%(symbols)s::text[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]) "
+    "WITH ORDINALITY AS w(symbol, lo, hi, n)"
+)
+#: The blocks holding trades of each short window (`WINDOW_BLOCKS_SQL` per window), numbered
+#: by window, in trade order.
+WINDOWS_BLOCKS_SQL = f"""
+SELECT w.n, b.* FROM {_WINDOWS}
+CROSS JOIN LATERAL (
+    SELECT {BLOCK_COLUMNS} FROM (
+        SELECT * FROM trade_blocks
+        WHERE market = %(market)s AND symbol = w.symbol AND first_ts < w.lo
+        ORDER BY first_ts DESC, first_id DESC LIMIT 1
+    ) AS straddling WHERE last_ts >= w.lo
+    UNION ALL
+    SELECT {BLOCK_COLUMNS} FROM trade_blocks
+    WHERE market = %(market)s AND symbol = w.symbol AND first_ts >= w.lo AND first_ts < w.hi
+) AS b
+ORDER BY 1, 4, 5
+"""
+#: The rows of each short window (`WINDOW_ROWS_SQL` per window), numbered, in trade order.
+WINDOWS_ROWS_SQL = f"""
+SELECT w.n, t.timestamp, t.trade_id, t.price, t.quantity, t.is_buyer_maker FROM {_WINDOWS}
+CROSS JOIN LATERAL (
+    SELECT * FROM trades
+    WHERE market = %(market)s AND symbol = w.symbol AND timestamp >= w.lo AND timestamp < w.hi
+) AS t
+ORDER BY 1, 2, 3
+"""
+
+
+def window_lists(
+    conn: Connection,
+    windows: Sequence[tuple[str, datetime, datetime]],
+    market: Market = DEFAULT_MARKET,
+) -> list[list[BlockTrade]]:
+    """`window_list` of several short windows ``(symbol, start, end)`` (a minute or two each:
+    read whole, not through cursors), their blocks and rows in one round trip."""
+    found: list[list[BlockTrade]] = [[] for _ in windows]
+    asked = [(i, w) for i, w in enumerate(windows) if w[1] < w[2]]
+    if not asked:
+        return found
+    params = {
+        "symbols": [symbol for _, (symbol, _, _) in asked],
+        "starts": [start.astimezone(UTC) for _, (_, start, _) in asked],
+        "ends": [end.astimezone(UTC) for _, (_, _, end) in asked],
+        "market": market.number,
+    }
+    with conn.pipeline():
+        blocks_cur = conn.execute(WINDOWS_BLOCKS_SQL, params)
+        rows_cur = conn.execute(WINDOWS_ROWS_SQL, params)
+        block_rows, row_rows = blocks_cur.fetchall(), rows_cur.fetchall()
+    blocks: dict[int, list[BlockTrade]] = {}
+    rows: dict[int, list[BlockTrade]] = {}
+    for n, *columns in block_rows:
+        _, start, end = asked[n - 1][1]
+        blocks.setdefault(n, []).extend(block_trades(_block(columns), start, end))
+    for n, ts, trade_id, price, quantity, maker in row_rows:
+        rows.setdefault(n, []).append(
+            BlockTrade(ts.astimezone(UTC), trade_id, price, quantity, maker)
+        )
+    for n, (index, _) in enumerate(asked, start=1):
+        found[index] = list(merged(rows.get(n, []), blocks.get(n, [])))
+    return found
 
 
 def nearest_in(

@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_catalog, window_list
+from binprice.db.blockreads import compressed_catalog, window_lists
 from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
 from binprice.errors import UsageError
 from binprice.markets import DEFAULT_MARKET, Market
@@ -293,19 +293,24 @@ def _candles_with_blocks(
     start, end = window
     ms, me = minute_bounds(start, end)
     middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
+    rows: list[Any] = []
     if ms < me:
         sql, params = candle_query(interval, market)
         params.update(symbols=wanted, start=ms, end=me)
-        for row in conn.execute(sql, params):
-            symbol, bucket, *values = row
-            middle[symbol][bucket.astimezone(UTC)] = Part(*values)
+        rows = conn.execute(sql, params).fetchall()
+    # Every symbol's two partial end minutes, rows and blocks, in one round trip.
+    edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))], market)
+    if not any(edges):  # no trade in a partial minute: the rollup's candles as they are
+        return [_candle(row, interval) for row in rows]
+    for symbol, bucket, *values in rows:
+        middle[symbol][bucket.astimezone(UTC)] = Part(*values)
     found: list[Candle] = []
-    for symbol in wanted:
+    for position, symbol in enumerate(wanted):
         merged: dict[datetime, Part] = {}
         for parts in (
-            _bucketed(window_list(conn, symbol, start, ms, market), interval),
+            _bucketed(edges[2 * position], interval),
             middle[symbol],
-            _bucketed(window_list(conn, symbol, me, end, market), interval),
+            _bucketed(edges[2 * position + 1], interval),
         ):
             for bucket, part in parts.items():
                 merged[bucket] = merged[bucket].then(part) if bucket in merged else part
@@ -317,8 +322,13 @@ def _candles_with_blocks(
 
 def _bucketed(trades: list[Any], interval: Interval) -> dict[datetime, Part]:
     by_bucket: dict[datetime, list[Any]] = {}
+    following = None  # trades are in time order: a bucket is found once, then compared with
     for trade in trades:
-        by_bucket.setdefault(interval.floor(trade.timestamp), []).append(trade)
+        if following is None or trade.timestamp >= following:
+            bucket = interval.floor(trade.timestamp)
+            following = interval.following(bucket)
+            in_bucket = by_bucket.setdefault(bucket, [])
+        in_bucket.append(trade)
     return {bucket: part for bucket, part in ((b, fold(t)) for b, t in by_bucket.items()) if part}
 
 
