@@ -119,10 +119,10 @@ async def test_usdm_without_a_key_fills_recent_gaps_from_trades_and_skips_older_
     with the reason, and the run goes on (no error, no retry loop)."""
     symbols = ("BTCUSDT",)
     faults = Faults(skip_fraction=0.01)
-    async with TestExchange(symbols, seed=32, rate=200, faults=faults, market=Market.USDM) as ex:
+    async with TestExchange(symbols, seed=32, rate=100, faults=faults, market=Market.USDM) as ex:
         config = exchange_config(ex, tmp_path, symbols, market=Market.USDM)
         first, _ = await _run_until(
-            config, database_url, lambda s: s.backfilled > 0 and s.stored > 400
+            config, database_url, lambda s: s.backfilled > 0 and s.stored > 300
         )
         assert_complete("usdm-keyless", ex, database_url, symbols, first, market=Market.USDM)
         # Trades stored before the next run: pretend the run was down long (its last 2000
@@ -138,6 +138,8 @@ async def test_usdm_without_a_key_fills_recent_gaps_from_trades_and_skips_older_
     skipped = [e.message for e in events if e.kind is EventKind.GAP_SKIPPED]
     assert skipped and "set BINPRICE_API_KEY" in skipped[0], events
     assert not [e for e in events if e.kind is EventKind.BACKFILL_ERROR]
+    # The newest 1000 trades are 10 s of this market: a gap the stream shows is fetched well
+    # within them, so only the downtime's older ids are skipped.
     with psycopg.connect(database_url) as conn:
         gaps = list_gaps(conn, symbols, market=Market.USDM)
     assert [g for g in gaps if g.state == "skipped"]

@@ -300,7 +300,7 @@ def test_the_import_probe_locks_only_the_files_month(database_url: str) -> None:
         ensure_partitions(conn, JAN, MAR)
     day = ArchiveFile("BTCUSDT", date(2025, 1, 31), Period.DAILY)
     with psycopg.connect(database_url) as conn:  # not autocommit: a transaction, as a chunk's
-        conn.execute(NEXT_STORED_SQL, ("BTCUSDT", 1, *day.times)).fetchone()
+        conn.execute(NEXT_STORED_SQL, (0, "BTCUSDT", 1, *day.times)).fetchone()  # spot
         locked = conn.execute(
             "SELECT relation::regclass::text FROM pg_locks "
             "WHERE pid = pg_backend_pid() AND locktype = 'relation'"

@@ -309,6 +309,23 @@ MarketOption = Annotated[
 ]
 
 
+API_KEY_HELP = (
+    "A Binance API key (read permission, no secret) for the futures markets' historicalTrades: "
+    "without one, history older than the newest 1000 trades is not fetched. Never printed."
+)
+#: `--api-key`: sent on the futures' historicalTrades only, never shown.
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="BINPRICE_API_KEY",
+        metavar="KEY",
+        help=API_KEY_HELP,
+        show_default=False,
+        show_envvar=True,
+    ),
+]
+
+
 def market_from(given: str | None) -> str:
     """The market of this invocation (`spot`, `usdm` or `coinm`): the flag or environment,
     else `.env`, else spot; an unknown name is refused before anything is read."""

@@ -18,9 +18,12 @@ import typer
 
 from binprice.cli._app import (
     ARCHIVE_URL_SHOWN,
+    ApiKeyOption,
     DatabaseUrl,
     DurationMeta,
+    MarketOption,
     command_app,
+    market_from,
     store_from,
     url_option,
 )
@@ -106,6 +109,8 @@ def import_(
     commit_every: Annotated[
         int, typer.Option(hidden=True, min=1, help="Trades per commit.")
     ] = 1_000_000,
+    market: MarketOption = None,
+    api_key: ApiKeyOption = None,
     compress_after: Annotated[
         str,
         typer.Option(
@@ -140,6 +145,8 @@ def import_(
         loaders=loaders,
         commit_rows=commit_every,
         compress_after=compress_after,
+        market=market_from(market),
+        api_key=api_key or None,
         **{name: url for name, url in services.items() if url is not None},
     )
     view = ImportView(log_format, quiet=quiet)

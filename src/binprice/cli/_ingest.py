@@ -10,6 +10,7 @@ import typer
 from binprice.cli._app import (
     ARCHIVE_URL_SHOWN,
     DURATION_HELP,
+    ApiKeyOption,
     DatabaseUrl,
     DurationMeta,
     Exchange,
@@ -55,11 +56,6 @@ HEALTH_THRESHOLD_HELP = (
     "/healthz answers 503 once received trades wait this long uncommitted or a connection stays "
     "down this long (and at once while the database is down)."
 )
-API_KEY_HELP = (
-    "A Binance API key (read permission, no secret) for the futures markets' historicalTrades: "
-    "without one a gap older than the newest 1000 trades cannot be fetched and is recorded as "
-    "skipped. Never printed."
-)
 PORT_MAX = 65535
 REDUNDANCY_MAX = 3
 
@@ -101,16 +97,7 @@ def ingest(
     rest_url: RestUrl = None,
     exchange: Exchange = "binance",
     market: MarketOption = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            envvar="BINPRICE_API_KEY",
-            metavar="KEY",
-            help=API_KEY_HELP,
-            show_default=False,
-            show_envvar=True,
-        ),
-    ] = None,
+    api_key: ApiKeyOption = None,
     duration: Annotated[
         str | None,
         typer.Option(

@@ -18,8 +18,11 @@ import psycopg
 
 from binprice.compressed.codec import MARKET_SPOT, Block
 from binprice.db.blocks import ensure_block_month
+from binprice.db.claims import claim_prefix
 from binprice.db.compress import PARTITION_LOCK_KEY
-from binprice.db.copy import COLUMNS, COPY_STAGE, COPY_TRADES, CREATE_STAGE, STAGE_TABLE
+from binprice.db.copy import COLUMNS, CREATE_STAGE, STAGE_TABLE, copy_stage
+from binprice.db.copy import copy_trades as copy_trades_sql
+from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
 AsyncConnection = psycopg.AsyncConnection[Any]
@@ -29,17 +32,18 @@ IMPORT_LOCK_CLASS = 0x62696D70
 
 _RECORDED_SQL = """
 SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end
-FROM imports WHERE symbol = ANY(%s)
+FROM imports WHERE market = %s AND symbol = ANY(%s)
 """
 _TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
 _RESUME_SQL = (
-    "SELECT rows, inserted, first_id, last_id FROM imports WHERE name = %s AND sha256 = %s"
+    "SELECT rows, inserted, first_id, last_id FROM imports "
+    "WHERE market = %s AND name = %s AND sha256 = %s"
 )
 _UPSERT_IMPORT_SQL = """
-INSERT INTO imports (name, symbol, period_start, period_end, sha256, state, rows, inserted,
-                     first_id, last_id, source)
-VALUES (%(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s, %(inserted)s,
-        %(first_id)s, %(last_id)s, %(source)s)
+INSERT INTO imports (market, name, symbol, period_start, period_end, sha256, state, rows,
+                     inserted, first_id, last_id, source)
+VALUES (%(market)s, %(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s,
+        %(inserted)s, %(first_id)s, %(last_id)s, %(source)s)
 ON CONFLICT (market, name) DO UPDATE SET
     sha256 = EXCLUDED.sha256, state = EXCLUDED.state, rows = EXCLUDED.rows,
     inserted = EXCLUDED.inserted, first_id = EXCLUDED.first_id, last_id = EXCLUDED.last_id,
@@ -48,7 +52,8 @@ ON CONFLICT (market, name) DO UPDATE SET
 #: The id extents of a symbol's stored files whose period overlaps a range of days.
 _EXTENTS_SQL = """
 SELECT first_id, last_id FROM imports
-WHERE symbol = %s AND period_start < %s AND period_end > %s AND first_id IS NOT NULL
+WHERE market = %s AND symbol = %s AND period_start < %s AND period_end > %s
+  AND first_id IS NOT NULL
 ORDER BY first_id
 """
 #: Bounded to the file's period, which holds the times of all its trades (a stored trade of
@@ -56,12 +61,12 @@ ORDER BY first_id
 #: month only, and its chunk's transaction locks no other partition, DEFAULT included, which
 #: the next file's loader may need to make its month.
 NEXT_STORED_SQL = (
-    "SELECT min(trade_id) FROM trades WHERE symbol = %s AND trade_id >= %s "
+    "SELECT min(trade_id) FROM trades WHERE market = %s AND symbol = %s AND trade_id >= %s "
     "AND timestamp >= %s AND timestamp < %s"
 )
 _TRUNCATE_STAGE_SQL = f"TRUNCATE {STAGE_TABLE}"
 _INSERT_NEW_SQL = (
-    f"INSERT INTO trades ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE_TABLE} "
+    f"INSERT INTO trades ({COLUMNS}, market) SELECT {COLUMNS}, market FROM {STAGE_TABLE} "
     "ON CONFLICT (market, symbol, trade_id, timestamp) DO NOTHING"
 )
 
@@ -109,35 +114,44 @@ class ImportRow:
     first_id: int | None
     last_id: int | None
     source: str
+    market: Market = DEFAULT_MARKET
 
 
-async def recorded_imports(conn: AsyncConnection, symbols: list[str]) -> dict[str, ImportRecord]:
-    """The `imports` rows of `symbols`, by file name."""
-    cur = await conn.execute(_RECORDED_SQL, (symbols,))
+async def recorded_imports(
+    conn: AsyncConnection, symbols: list[str], market: Market = DEFAULT_MARKET
+) -> dict[str, ImportRecord]:
+    """The `imports` rows of `symbols` in `market`, by file name."""
+    cur = await conn.execute(_RECORDED_SQL, (market.number, symbols))
     return {
         str(name): ImportRecord(str(sha), str(state), int(rows), int(ins), first, last, start, end)
         for name, sha, state, rows, ins, first, last, start, end in await cur.fetchall()
     }
 
 
-async def try_lock_import(conn: AsyncConnection, symbol: str) -> bool:
-    """Take the session's advisory lock on importing `symbol`; False if another session has it."""
-    cur = await conn.execute(_TRY_LOCK_SQL, (IMPORT_LOCK_CLASS, symbol))
+async def try_lock_import(
+    conn: AsyncConnection, symbol: str, market: Market = DEFAULT_MARKET
+) -> bool:
+    """Take the session's advisory lock on importing `symbol` of `market` (futures keys as the
+    claims': `usdm:BTCUSDT`); False if another session has it."""
+    cur = await conn.execute(_TRY_LOCK_SQL, (IMPORT_LOCK_CLASS, claim_prefix(market) + symbol))
     row = await cur.fetchone()
     return row is not None and bool(row[0])
 
 
 async def import_extents(
-    conn: AsyncConnection, symbol: str, start: date, end: date
+    conn: AsyncConnection, symbol: str, start: date, end: date, market: Market = DEFAULT_MARKET
 ) -> list[tuple[int, int]]:
-    """(first id, last id) of each stored file of `symbol` overlapping `start..end`, by first id."""
-    cur = await conn.execute(_EXTENTS_SQL, (symbol, end, start))
+    """(first id, last id) of each stored file of `symbol` in `market` overlapping
+    `start..end`, by first id."""
+    cur = await conn.execute(_EXTENTS_SQL, (market.number, symbol, end, start))
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
-def resume_point(conn: Connection, name: str, sha256: str) -> Resume | None:
-    """What is committed of file `name` with this checksum, None if nothing."""
-    row = conn.execute(_RESUME_SQL, (name, sha256)).fetchone()
+def resume_point(
+    conn: Connection, name: str, sha256: str, market: Market = DEFAULT_MARKET
+) -> Resume | None:
+    """What is committed of file `name` of `market` with this checksum, None if nothing."""
+    row = conn.execute(_RESUME_SQL, (market.number, name, sha256)).fetchone()
     if row is None or row[3] is None:
         return None
     return Resume(int(row[0]), int(row[1]), row[2], int(row[3]))
@@ -148,6 +162,7 @@ def record_import(conn: Connection, row: ImportRow) -> None:
     conn.execute(
         _UPSERT_IMPORT_SQL,
         {
+            "market": row.market.number,
             "name": row.name,
             "symbol": row.symbol,
             "start": row.start,
@@ -164,29 +179,38 @@ def record_import(conn: Connection, row: ImportRow) -> None:
 
 
 def next_stored_id(
-    conn: Connection, symbol: str, first_id: int, start: datetime, end: datetime
+    conn: Connection,
+    symbol: str,
+    first_id: int,
+    start: datetime,
+    end: datetime,
+    *,
+    market: Market = DEFAULT_MARKET,
 ) -> int | None:
-    """The lowest stored id of `symbol` from `first_id` on with a time in `start..end`."""
-    row = conn.execute(NEXT_STORED_SQL, (symbol, first_id, start, end)).fetchone()
+    """The lowest stored id of `symbol` in `market` from `first_id` on with a time in
+    `start..end`."""
+    params = (market.number, symbol, first_id, start, end)
+    row = conn.execute(NEXT_STORED_SQL, params).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 
 @contextmanager
-def copy_trades(conn: Connection) -> Iterator[psycopg.Copy]:
-    """A `COPY trades FROM STDIN` to `write` COPY text blocks into; it ends on exit (a stored
-    id then raises UniqueViolation)."""
-    with conn.cursor() as cur, cur.copy(COPY_TRADES) as copy:
+def copy_trades(conn: Connection, market: Market = DEFAULT_MARKET) -> Iterator[psycopg.Copy]:
+    """A `COPY trades FROM STDIN` of `market`'s rows to `write` COPY text blocks into; it ends
+    on exit (a stored id then raises UniqueViolation)."""
+    with conn.cursor() as cur, cur.copy(copy_trades_sql(market)) as copy:
         yield copy
 
 
 class StagedInsert:
     """COPY text blocks inserted through a temporary staging table, skipping stored ids."""
 
-    __slots__ = ("_conn", "_ready")
+    __slots__ = ("_conn", "_copy", "_ready")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, market: Market = DEFAULT_MARKET) -> None:
         self._conn = conn
         self._ready = False
+        self._copy = copy_stage(market)
 
     def insert(self, payload: bytes) -> int:
         """Insert the trades of `payload` not stored yet; return how many were new."""
@@ -196,7 +220,7 @@ class StagedInsert:
             self._ready = True
         with conn.cursor() as cur:
             cur.execute(_TRUNCATE_STAGE_SQL)
-            with cur.copy(COPY_STAGE) as copy:
+            with cur.copy(self._copy) as copy:
                 copy.write(payload)
             cur.execute(_INSERT_NEW_SQL)
             return max(cur.rowcount, 0)

@@ -22,6 +22,7 @@ import aiohttp
 from binprice._fs import sha256_file
 from binprice.errors import ArchiveFileError, ArchiveUnavailableError
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, parse_checksum, parse_name
+from binprice.markets import Market
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 REQUEST_TIMEOUT_SECONDS = 30
@@ -148,8 +149,14 @@ class LocalSource:
     """
 
     def __init__(
-        self, folders: Iterable[Path], paths: Iterable[Path], fallback: ArchiveSource | None
+        self,
+        folders: Iterable[Path],
+        paths: Iterable[Path],
+        fallback: ArchiveSource | None,
+        market: Market = Market.SPOT,
     ) -> None:
+        #: The market the files are taken to be of (their names do not say).
+        self.market = market
         self.files: dict[str, Path] = {}
         self.unrecognised: list[Path] = []
         for folder in folders:
@@ -164,14 +171,14 @@ class LocalSource:
         self._fallback = fallback
 
     def _add(self, path: Path) -> None:
-        if parse_name(path.name) is None:
+        if parse_name(path.name, self.market) is None:
             self.unrecognised.append(path)
         else:
             self.files.setdefault(path.name, path)
 
     def available(self) -> list[ArchiveFile]:
         """Every recognised file, by symbol and date."""
-        found = (parse_name(name) for name in self.files)
+        found = (parse_name(name, self.market) for name in self.files)
         return sorted(f for f in found if f is not None)
 
     async def checksum(self, file: ArchiveFile) -> str | None:

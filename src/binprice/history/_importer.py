@@ -45,6 +45,7 @@ from binprice.history._results import (
     unavailable_event,
 )
 from binprice.history._timeline import Span, Timeline
+from binprice.markets import Market
 
 
 async def import_history(
@@ -69,6 +70,7 @@ async def import_history(
     emit = on_event or _ignore
     today = options.today or datetime.now(UTC).date()
     end = options.end or today
+    market = options.market_of
     thread_stop = threading.Event()
     loaders: asyncio.Queue[psycopg.Connection[Any]] = asyncio.Queue()
     opened: list[psycopg.Connection[Any]] = []
@@ -92,17 +94,22 @@ async def import_history(
             archive = ArchiveSource(session, options.archive_url, options.spool_dir)
             source: Source = archive
             if options.local:
-                source = LocalSource(options.folders, options.files, archive)
+                source = LocalSource(options.folders, options.files, archive, market)
             plans = plan_files(options, source, end)
-            recorded = await recorded_imports(conn, list(plans))
-            await _lock(conn, list(plans))
+            recorded = await recorded_imports(conn, list(plans), market)
+            await _lock(conn, list(plans), market)
             rest = writer = None
             if options.rest_tail:
                 bans = None if options.bans_file is None else BanBook(options.bans_file)
                 rest = RestClient(
-                    session, options.rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS
+                    session,
+                    options.rest_url,
+                    bans=bans,
+                    max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS,
+                    market=market,
+                    api_key=options.api_key,
                 )
-                writer = await TradeWriter.connect(database_url)
+                writer = await TradeWriter.connect(database_url, market)
                 stack.push_async_callback(writer.close)
             pipeline = Pipeline(
                 options,
@@ -219,7 +226,7 @@ class _Ordered:
         last_id, rest_trades = None, 0
         gaps: tuple[GapResult, ...] = ()
         if not self.pipeline.stop.is_set():
-            span = _span(symbol, span_start, span_end, files, self.today)
+            span = _span(symbol, span_start, span_end, files, self.today, market=options.market_of)
 
             def report(kind: EventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
@@ -228,7 +235,7 @@ class _Ordered:
             last_id, found = await timeline.run()
             gaps, rest_trades = tuple(found), timeline.rest_trades
         else:  # the timeline pass waits for the next run; what is stored is said all the same
-            last_id = await last_stored(self.conn, symbol)
+            last_id = await last_stored(self.conn, symbol, market=options.market_of)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
         emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
@@ -239,16 +246,18 @@ async def _relay(stop: asyncio.Event, thread_stop: threading.Event) -> None:
     thread_stop.set()
 
 
-async def _lock(conn: psycopg.AsyncConnection[Any], symbols: list[str]) -> None:
+async def _lock(conn: psycopg.AsyncConnection[Any], symbols: list[str], market: Market) -> None:
     for symbol in symbols:
-        if not await try_lock_import(conn, symbol):
+        if not await try_lock_import(conn, symbol, market):
             raise ArchiveError(
                 f"another binprice import of {symbol} is running on this database; "
                 "wait for it to finish (a second one would only repeat its work)"
             )
 
 
-def _span(symbol: str, start: date, end: date, files: list[FileResult], today: date) -> Span:
+def _span(
+    symbol: str, start: date, end: date, files: list[FileResult], today: date, *, market: Market
+) -> Span:
     stored = [f.start for f in files if f.status in (FileStatus.LOADED, FileStatus.SKIPPED)]
     failed = [f.start for f in files if f.status.failed]
     first, last = (min(stored), max(stored)) if stored else (None, None)
@@ -260,6 +269,7 @@ def _span(symbol: str, start: date, end: date, files: list[FileResult], today: d
         failed_after=last is not None and any(d > last for d in failed),
         reaches_unpublished=any(f.status is FileStatus.NOT_PUBLISHED for f in files)
         or end > today - timedelta(days=UNPUBLISHED_DAYS),
+        market=market,
     )
 
 

@@ -114,13 +114,13 @@ def load_file(
         except psycopg.errors.UniqueViolation:
             # Another writer stored ids of this chunk after the probe: redo it, staged.
             conn.rollback()
-            resume, staged = resume_point(conn, job.file.name, job.sha256), True
+            resume, staged = resume_point(conn, job.file.name, job.sha256, job.file.market), True
         except psycopg.errors.CheckViolation as exc:
             if not month_made_meanwhile(exc):
                 raise
             # Its rows were going to DEFAULT when their month was made: redo it, into the month.
             conn.rollback()
-            resume = resume_point(conn, job.file.name, job.sha256)
+            resume = resume_point(conn, job.file.name, job.sha256, job.file.market)
 
 
 class _Loader:
@@ -140,7 +140,7 @@ class _Loader:
         self.staged_only = staged
         self.progress = Progress.resumed(resume)
         self.skip_through = None if resume is None else resume.last_id
-        self._staged = StagedInsert(conn)
+        self._staged = StagedInsert(conn, job.file.market)
 
     def run(self, block_bytes: int) -> Progress:
         with BlockReader(
@@ -180,7 +180,8 @@ class _Loader:
                     next_stored = self._next_stored(block.first_id)
                 if not self.staged_only and (next_stored is None or block.last_id < next_stored):
                     if copy is None:
-                        copy = copying.enter_context(copy_trades(self.conn))
+                        market = self.job.file.market
+                        copy = copying.enter_context(copy_trades(self.conn, market))
                     copy.write(block.payload)
                     self.progress.inserted += block.rows
                 else:
@@ -195,7 +196,8 @@ class _Loader:
             pending = blocks.next()
             end = pending is None
         if jumps:
-            record_gaps(self.conn, self.job.file.symbol, jumps, "open")
+            file = self.job.file
+            record_gaps(self.conn, file.symbol, jumps, "open", market=file.market)
         return pending, end
 
     def _advance(self, block: Block) -> None:
@@ -209,7 +211,7 @@ class _Loader:
 
     def _next_stored(self, first_id: int) -> int | None:
         file = self.job.file
-        return next_stored_id(self.conn, file.symbol, first_id, *file.times)
+        return next_stored_id(self.conn, file.symbol, first_id, *file.times, market=file.market)
 
     def _record(self, end: bool) -> None:
         job, p = self.job, self.progress
@@ -225,5 +227,6 @@ class _Loader:
             first_id=p.first_id,
             last_id=p.last_id,
             source=job.source,
+            market=job.file.market,
         )
         record_import(self.conn, row)

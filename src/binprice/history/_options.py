@@ -7,10 +7,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from binprice.errors import ConfigError, UsageError
-from binprice.exchange.endpoints import DEFAULT_REST_URL, rest_base
+from binprice.exchange.endpoints import DEFAULT_REST_URL, presets, rest_base
 from binprice.history._archive import DEFAULT_ARCHIVE_URL
 from binprice.history._load import COMMIT_ROWS
 from binprice.history._zip import BLOCK_BYTES
+from binprice.markets import Market, parse_market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import parse_duration
 
@@ -60,8 +61,17 @@ class ImportOptions:
     #: A month that ended at least this long before today is imported compressed (blocks);
     #: None (or 0, "0", "off"): every month as rows. A duration text ("3d") is parsed.
     compress_after: timedelta | str | None = COMPRESS_AFTER
+    #: The archive's market: `data/spot/...`, `data/futures/um/...` or `.../cm/...`, its CSV
+    #: dialect, and the `market` of every row, gap and `imports` row written (a name is taken).
+    market: Market | str = Market.SPOT
+    #: An API key for the futures' historicalTrades (`rest_tail`); never shown.
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        market = parse_market(self.market)
+        object.__setattr__(self, "market", market)
+        if market.is_futures and self.rest_url == DEFAULT_REST_URL:
+            object.__setattr__(self, "rest_url", presets(market)["binance"][1])
         object.__setattr__(self, "symbols", normalize_symbols(self.symbols))
         object.__setattr__(self, "archive_url", archive_base(self.archive_url))
         object.__setattr__(self, "rest_url", rest_base(self.rest_url))
@@ -80,8 +90,16 @@ class ImportOptions:
 
     @property
     def compress_delay(self) -> timedelta | None:
-        """`compress_after` as parsed: None when every month is imported as rows."""
+        """`compress_after` as parsed: None when every month is imported as rows (a futures
+        market's always, for now: its months are compressed by `db compress`)."""
+        if self.market_of is not Market.SPOT:
+            return None
         return self.compress_after if isinstance(self.compress_after, timedelta) else None
+
+    @property
+    def market_of(self) -> Market:
+        """`market` as parsed (a `Market` after construction)."""
+        return parse_market(self.market)
 
     @property
     def local(self) -> bool:

@@ -27,7 +27,7 @@ def plan_files(options: ImportOptions, source: Source, end: date) -> dict[str, l
         symbols = options.symbols
         if not symbols and isinstance(source, LocalSource):
             symbols = tuple(sorted({f.symbol for f in source.available()}))
-        return {s: plan(s, options.start, end) for s in symbols}
+        return {s: plan(s, options.start, end, options.market_of) for s in symbols}
     assert isinstance(source, LocalSource)
     found = [f for f in source.available() if not options.symbols or f.symbol in options.symbols]
     months = {(f.symbol, f.start) for f in found if f.period is Period.MONTHLY}

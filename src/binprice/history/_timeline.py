@@ -38,8 +38,9 @@ from binprice.db.imports import import_extents
 from binprice.db.writer import TradeWriter
 from binprice.errors import ExchangeError
 from binprice.events import EventKind
-from binprice.exchange.rest import PAGE_LIMIT, RestClient
+from binprice.exchange.rest import RestClient
 from binprice.history._results import GapResult
+from binprice.markets import Market
 
 #: Attempts per REST page before the fetch is given up (the gap then stays open).
 PAGE_ATTEMPTS = 5
@@ -63,6 +64,8 @@ class Span:
     failed_after: bool
     #: The range reaches days the archive has not published yet.
     reaches_unpublished: bool
+    #: The market the symbol's ids, gaps and REST pages are of.
+    market: Market = Market.SPOT
 
 
 @dataclass(slots=True)
@@ -79,7 +82,7 @@ class Timeline:
     async def run(self) -> tuple[int | None, list[GapResult]]:
         """Record and fill the holes; return the highest stored id and the gaps recorded."""
         span, gaps = self.span, []
-        extents = await import_extents(self.conn, span.symbol, span.start, span.end)
+        extents = await import_extents(self.conn, span.symbol, span.start, span.end, span.market)
         if not extents:
             return await self._last_stored(), []
         lo, hi = extents[0][0], extents[0][1]
@@ -88,13 +91,13 @@ class Timeline:
                 for a, b in await self._missing(hi + 1, first - 1):
                     gaps.append(await self._record(a, b, "open"))
             hi = max(hi, last)
-        before = await stored_before(self.conn, span.symbol, lo)
+        before = await stored_before(self.conn, span.symbol, lo, market=span.market)
         if before is not None and before < lo - 1:
             state = "open" if span.failed_before else "skipped"
             gaps.append(await self._record(before + 1, lo - 1, state))
         if self.rest is not None and span.reaches_unpublished:
             hi = max(hi, await self._rest_or_report(self._tail(hi + 1), hi))
-        after = await stored_after(self.conn, span.symbol, hi)
+        after = await stored_after(self.conn, span.symbol, hi, market=span.market)
         if after is not None and after > hi + 1:
             state = "open" if span.failed_after or span.reaches_unpublished else "skipped"
             gaps.append(await self._record(hi + 1, after - 1, state))
@@ -112,13 +115,14 @@ class Timeline:
             return fallback
 
     async def _last_stored(self) -> int | None:
-        return await last_stored(self.conn, self.span.symbol)
+        return await last_stored(self.conn, self.span.symbol, market=self.span.market)
 
     async def _missing(self, first: int, last: int) -> list[tuple[int, int]]:
-        return await missing_in_range(self.conn, self.span.symbol, first, last)
+        span = self.span
+        return await missing_in_range(self.conn, span.symbol, first, last, market=span.market)
 
     async def _record(self, first: int, last: int, state: str) -> GapResult:
-        await record_gap(self.conn, self.span.symbol, first, last, state)
+        await record_gap(self.conn, self.span.symbol, first, last, state, market=self.span.market)
         what = {"open": "to be fetched", "skipped": "outside the range", "hole": "absent"}
         self.report(
             EventKind.GAP,
@@ -130,7 +134,7 @@ class Timeline:
     async def _tail(self, first: int) -> int:
         """Fetch the days not yet archived from REST, from `first` to the range's end."""
         end_ms = int(datetime.combine(self.span.end, datetime.min.time(), UTC).timestamp() * 1000)
-        upper = await stored_after(self.conn, self.span.symbol, first - 1)
+        upper = await stored_after(self.conn, self.span.symbol, first - 1, market=self.span.market)
         last = None if upper is None else upper - 1
         stored, holes, top = await self._fetch(first, last, end_ms)
         for a, b in holes:
@@ -144,7 +148,7 @@ class Timeline:
     async def _fill_open(self, lo: int, hi: int) -> list[GapResult]:
         """Fetch the open gaps in `lo..hi` from REST; what REST lacks too is a hole."""
         found = []
-        for first, last in await open_within(self.conn, self.span.symbol, lo, hi):
+        for first, last in await self._open_within(lo, hi):
             _stored, holes, _top = await self._fetch(first, last, None)
             for a, b in holes:
                 found.append(await self._record(a, b, "hole"))
@@ -156,7 +160,7 @@ class Timeline:
         """Page `historicalTrades` from `first` up to `last` (None: until caught up) and
         before `end_ms`; store the trades; return (stored, holes, highest id stored)."""
         assert self.rest is not None and self.writer is not None
-        symbol, encoder = self.span.symbol, CopyEncoder()
+        symbol, encoder = self.span.symbol, CopyEncoder(self.span.market)
         stored, holes, top, from_id, pages = 0, [], None, first, 0
         while last is None or from_id <= last:
             page = await self.rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
@@ -179,12 +183,16 @@ class Timeline:
                 self.report(
                     EventKind.REST, f"{symbol}: {stored:,} trades from REST, up to id {top}"
                 )
-            if len(wanted) < len(page) or len(page) < PAGE_LIMIT:
+            if len(wanted) < len(page) or len(page) < self.rest.page_limit:
                 break  # past the end of the range, or caught up with the exchange
             from_id = page[-1].trade_id + 1
         self.rest_trades += stored
         return stored, holes, top
 
     async def _settle(self, lo: int, hi: int) -> None:
-        for first, last in await open_within(self.conn, self.span.symbol, lo, hi):
-            await settle_gap(self.conn, self.span.symbol, first, last)
+        span = self.span
+        for first, last in await self._open_within(lo, hi):
+            await settle_gap(self.conn, span.symbol, first, last, market=span.market)
+
+    async def _open_within(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        return await open_within(self.conn, self.span.symbol, lo, hi, market=self.span.market)
