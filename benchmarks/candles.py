@@ -83,7 +83,12 @@ def table(url: str, runs: int) -> None:
                 samples = [measure(conn, name, symbol, *window()) for _ in range(runs)]
                 report(f"{symbol} {label}", samples)
             # The same run's `range` over the 30 days: a yardstick when the machine is busy.
-            params = {"symbols": [symbol], "start": first_day + RAGGED, "end": END - RAGGED}
+            params = {
+                "symbols": [symbol],
+                "start": first_day + RAGGED,
+                "end": END - RAGGED,
+                "market": 0,
+            }
             samples = [server_ms(conn, RANGE_SQL, params) for _ in range(runs)]
             report(f"{symbol} (reference: range over 30 days)", samples)
 

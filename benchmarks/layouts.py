@@ -473,7 +473,9 @@ def at_differences(conn: psycopg.Connection[Any], sql: str, times: list[datetime
     """Times at which the blocks' last trade at or before differs from the row form's."""
     wrong = 0
     for ts in times:
-        rows = conn.execute(AT_SQL, {"symbols": [SYMBOL], "ts": ts, "before": True}).fetchall()
+        rows = conn.execute(
+            AT_SQL, {"symbols": [SYMBOL], "ts": ts, "before": True, "market": 0}
+        ).fetchall()
         mine = conn.execute(sql, {"symbol": SYMBOL, "ts": ts}).fetchall()
         want = rows[0][1:4]  # price, timestamp, trade_id of the trade at or before
         got = next(((r[2], r[4], r[1]) for r in mine if r[4] <= ts), None)
@@ -560,7 +562,7 @@ def row_form(
     )
     read_s, _ = timed(conn, f"SELECT count(*), sum(price), sum(quantity) FROM {source}")
     copy_s = copy_out_seconds(conn, f"SELECT {COLUMNS} FROM {source}")
-    params = {"symbols": [SYMBOL], "before": False}
+    params = {"symbols": [SYMBOL], "before": False, "market": 0}
     p50, p95 = lookup_times(conn, AT_SQL, times, params)
     return Measured(
         "row form (trades partition + 3 indexes)",

@@ -193,14 +193,20 @@ def latency(url: str, runs: int) -> None:
         def window(size: timedelta) -> Callable[[str], dict[str, Any]]:
             def params(symbol: str) -> dict[str, Any]:
                 start = END - SPAN if size >= SPAN else when() - size
-                return {"symbols": [symbol], "start": start, "end": start + size}
+                return {"symbols": [symbol], "start": start, "end": start + size, "market": 0}
 
             return params
 
         queries: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
-            "latest": (LATEST_SQL, lambda s: {"symbols": [s]}),
-            "at (nearest)": (AT_SQL, lambda s: {"symbols": [s], "ts": when(), "before": False}),
-            "at --before": (AT_SQL, lambda s: {"symbols": [s], "ts": when(), "before": True}),
+            "latest": (LATEST_SQL, lambda s: {"symbols": [s], "market": 0}),
+            "at (nearest)": (
+                AT_SQL,
+                lambda s: {"symbols": [s], "ts": when(), "before": False, "market": 0},
+            ),
+            "at --before": (
+                AT_SQL,
+                lambda s: {"symbols": [s], "ts": when(), "before": True, "market": 0},
+            ),
             "range 1 min": (RANGE_SQL, window(timedelta(minutes=1))),
             "range 1 day": (RANGE_SQL, window(timedelta(days=1))),
             "range 30 days": (RANGE_SQL, window(SPAN)),
@@ -333,7 +339,7 @@ def whole_process(url: str, runs: int) -> None:
     script = (
         "import sys, psycopg\n"
         "conn = psycopg.connect(sys.argv[1], autocommit=True)\n"
-        f"rows = conn.execute({LATEST_SQL!r}, {{'symbols': ['BTCUSDT']}}).fetchall()\n"
+        f"rows = conn.execute({LATEST_SQL!r}, {{'symbols': ['BTCUSDT'], 'market': 0}}).fetchall()\n"
         "print(rows)\n"
     )
     binprice = shutil.which("binprice", path=str(Path(sys.executable).parent)) or "binprice"

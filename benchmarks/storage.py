@@ -269,7 +269,7 @@ def months_part(admin: str, count: int, months: int, runs: int) -> None:
             conn.execute("VACUUM ANALYZE trades")
             cells = []
             for symbol in ("BTCUSDT", queries.QUIET[-1]):
-                p = {"symbols": [symbol], "ts": END - span / 2, "before": True}
+                p = {"symbols": [symbol], "ts": END - span / 2, "before": True, "market": 0}
                 for name, sql in (("latest", LATEST_SQL), ("at --before", AT_SQL)):
                     ms = statistics.median(server_ms(conn, sql, p) for _ in range(runs))
                     trip = statistics.median(client_ms(conn, sql, p) for _ in range(runs))
