@@ -292,12 +292,17 @@ async def test_holes_are_asked_about_again_one_per_interval_of_the_injected_slee
         )
     slept: list[float] = []
     both = asyncio.Event()
+    never = asyncio.Event()  # what a sleep that must not end waits on
 
     async def sleep(seconds: float) -> None:
+        """No time passes: a recheck interval ends at once until both holes were asked about;
+        then, like every other interval (the settle loop's), it never ends."""
         slept.append(seconds)
-        if slept.count(HOLE_RECHECK_SECONDS) == 2:
+        if seconds == HOLE_RECHECK_SECONDS and slept.count(seconds) < 2:
+            return
+        if seconds == HOLE_RECHECK_SECONDS:
             both.set()
-        await asyncio.sleep(0)  # a yield, not a wait: no time passes; without it the keeper spins
+        await never.wait()
 
     keeper = GapKeeper(database_url, _QuietBuffer(), Recorder(), backfill_max=None, sleep=sleep)
     exchange = _EmptyPages()
