@@ -12,10 +12,12 @@ import pytest
 
 from binprice.db import migrations
 from binprice.db.partitions import ensure_partitions
+from binprice.db.schema import SCHEMA_HEAD
 from binprice.markets import Market, market_of_number
 from tests.trades_data import Row, load
 
 BEFORE = "0011_lean_live_month"
+AFTER = "0012_market"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 USDM = Market.USDM.number
 #: The tables that key by symbol, and each one's key after 0012.
@@ -84,7 +86,7 @@ def test_upgrade_from_0011_keeps_every_row_as_spot(empty_database_url: str) -> N
     minutes = _fetch(url, "SELECT * FROM trade_minutes ORDER BY minute")
     others = {t: _fetch(url, f"SELECT * FROM {t}") for t in ("gaps", "checkpoints", "imports")}
 
-    migrations.upgrade(url, "head")
+    migrations.upgrade(url, AFTER)
 
     assert _fetch(url, "SELECT * FROM trades ORDER BY trade_id") == [(*r, 0) for r in trades]
     assert _fetch(url, "SELECT * FROM trade_minutes ORDER BY minute") == [(*r, 0) for r in minutes]
@@ -170,7 +172,7 @@ def test_downgrade_refuses_futures_rows_and_goes_back_without_them(database_url:
     _copy(url, _rows(count=1), USDM)
     with pytest.raises(Exception, match="futures market"):
         migrations.downgrade(url, BEFORE)
-    assert _fetch(url, "SELECT version_num FROM alembic_version") == [("0012_market",)]
+    assert _fetch(url, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
     with psycopg.connect(url) as conn:
         conn.execute("DELETE FROM trades WHERE market <> 0")
     migrations.downgrade(url, BEFORE)

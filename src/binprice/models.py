@@ -47,6 +47,12 @@ def _market_column() -> Mapped[int]:
     return mapped_column(SmallInteger, nullable=False, server_default=text("0"))
 
 
+def _kind_column() -> Mapped[int]:
+    """The kind of series (`binprice.kinds.TradeKind.number`: 0 trades, 1 aggregate trades;
+    see 0013). Rows written before 0013, and writers that name none, are of trades."""
+    return mapped_column(SmallInteger, nullable=False, server_default=text("0"))
+
+
 class TradeRow(Base):
     """A row of `trades`: one Binance trade as stored (the decoded frame is
     `exchange.protocol.WireTrade`, the trade a query returns `binprice.Trade`).
@@ -90,6 +96,38 @@ class TradeRow(Base):
 GAP_STATES = ("open", "filled", "hole", "skipped")
 
 
+class AggTradeRow(Base):
+    """A row of `agg_trades` (see 0013): one Binance aggregate trade as stored (the decoded
+    frame is `exchange.protocol.WireAggTrade`).
+
+    Aggregate ids are per symbol of a market and consecutive, so `(market, symbol, agg_id)`
+    identifies one; `first_trade_id`..`last_trade_id` are the trades it merges.
+    """
+
+    __tablename__ = "agg_trades"
+
+    symbol: Mapped[str] = mapped_column(Text)
+    agg_id: Mapped[int] = mapped_column(BigInteger)
+    price: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    #: The merged trades' summed quantity.
+    quantity: Mapped[Decimal] = mapped_column(Numeric, nullable=False)
+    first_trade_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_trade_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    #: `T`: the time of the aggregate's trades.
+    timestamp: Mapped[datetime] = mapped_column(
+        TIMESTAMP(timezone=True, precision=3), nullable=False
+    )
+    is_buyer_maker: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    market: Mapped[int] = _market_column()
+
+    __table_args__ = (
+        PrimaryKeyConstraint("market", "symbol", "agg_id"),
+        CheckConstraint("symbol = upper(symbol)", name="symbol_upper"),
+        CheckConstraint("first_trade_id <= last_trade_id", name="trade_ids"),
+        Index("ix_agg_trades_market_symbol_timestamp", "market", "symbol", "timestamp"),
+    )
+
+
 class Gap(Base):
     """A range of trade ids the ingestor found missing, and what became of it (see 0003)."""
 
@@ -106,14 +144,20 @@ class Gap(Base):
     )
     state: Mapped[str] = mapped_column(Text, nullable=False)
     market: Mapped[int] = _market_column()
+    kind: Mapped[int] = _kind_column()
 
     __table_args__ = (
-        PrimaryKeyConstraint("market", "symbol", "first_id", "last_id"),
+        PrimaryKeyConstraint("market", "kind", "symbol", "first_id", "last_id"),
         CheckConstraint("first_id <= last_id", name="range"),
         CheckConstraint("state IN ('open', 'filled', 'hole', 'skipped')", name="state_known"),
         # Start-up looks up the open gaps of the symbols it ingests.
         Index(
-            "ix_gaps_open", "market", "symbol", "first_id", postgresql_where=text("state = 'open'")
+            "ix_gaps_open",
+            "market",
+            "kind",
+            "symbol",
+            "first_id",
+            postgresql_where=text("state = 'open'"),
         ),
     )
 
@@ -157,8 +201,9 @@ class Checkpoint(Base):
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
     )
     market: Mapped[int] = _market_column()
+    kind: Mapped[int] = _kind_column()
 
-    __table_args__ = (PrimaryKeyConstraint("market", "symbol"),)
+    __table_args__ = (PrimaryKeyConstraint("market", "kind", "symbol"),)
 
 
 #: Import states: some chunks committed (resume after `last_id`), or the whole file.
@@ -192,6 +237,7 @@ class Import(Base):
         TIMESTAMP(timezone=True, precision=3), nullable=False, server_default=text("now()")
     )
     market: Mapped[int] = _market_column()
+    kind: Mapped[int] = _kind_column()
 
     __table_args__ = (
         PrimaryKeyConstraint("market", "name"),
@@ -199,7 +245,13 @@ class Import(Base):
         CheckConstraint("period_start < period_end", name="period"),
         CheckConstraint("first_id <= last_id", name="ids"),
         # The planner reads a symbol's imported files by period.
-        Index("ix_imports_market_symbol_period_start", "market", "symbol", "period_start"),
+        Index(
+            "ix_imports_market_kind_symbol_period_start",
+            "market",
+            "kind",
+            "symbol",
+            "period_start",
+        ),
     )
 
 

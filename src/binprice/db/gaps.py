@@ -55,7 +55,7 @@ ACCOUNTED_STATES = ("open", "hole", "skipped")
 #: absent on the exchange becomes a `hole`). Re-recording an existing range is a no-op.
 UPSERT_SQL = """
 INSERT INTO gaps (market, symbol, first_id, last_id, state) VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (market, symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
+ON CONFLICT (market, kind, symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
 WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 """
 
@@ -273,7 +273,7 @@ WHERE c.market = %s AND c.symbol = ANY(%s)
 """
 SET_CHECKPOINT_SQL = """
 INSERT INTO checkpoints (market, symbol, verified_through) VALUES (%s, %s, %s)
-ON CONFLICT (market, symbol) DO UPDATE
+ON CONFLICT (market, kind, symbol) DO UPDATE
 SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_through),
     verified_at = now()
 """

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 #: The newest revision this binprice knows. Read commands compare the database with it without
 #: importing Alembic; a test keeps it equal to the head of `alembic/versions`.
-SCHEMA_HEAD = "0012_market"
+SCHEMA_HEAD = "0013_agg_trades"
 #: pg_advisory_xact_lock key taken around every migration ("binprice" in ASCII, truncated).
 MIGRATION_LOCK_KEY = 0x62696E7072696365
 UPGRADE_HINT = "run `binprice db upgrade`"
