@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from binprice.db.liverollup import MinuteRow, roll_up
 from binprice.exchange.protocol import WireTrade
 from binprice.markets import DEFAULT_MARKET, Market
 
@@ -90,6 +91,9 @@ class Batch:
     times: array[int]
     #: The decoded trades while they are still in memory (for `-v`); None after the spool.
     trades: list[WireTrade] | None = None
+    #: The live writer's rollup of these trades per (symbol, minute) (`liverollup.roll_up`),
+    #: kept through the spool; None where the trigger rolls them up (imports, old chunks).
+    minutes: list[MinuteRow] | None = None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -114,12 +118,15 @@ class CopyEncoder:
     """Encodes trades as COPY text rows of one market (`copy_columns(market)`). Pure apart from
     a memo of formatted seconds."""
 
-    __slots__ = ("_lead", "_safe", "_seconds", "market")
+    __slots__ = ("_lead", "_safe", "_seconds", "market", "rollup")
 
-    def __init__(self, market: Market = DEFAULT_MARKET) -> None:
+    def __init__(self, market: Market = DEFAULT_MARKET, *, rollup: bool = False) -> None:
         self._seconds: dict[int, str] = {}
         self._safe: set[str] = set()
         self.market = market
+        #: Whether each batch carries its per-minute rollup: the live writer's (ingest's)
+        #: batches do, so it can write them past the rollup trigger (`TradeWriter`).
+        self.rollup = rollup
         #: What starts every row: nothing for spot, the market's number and a tab otherwise.
         self._lead = "" if market is DEFAULT_MARKET else f"{market.number}\t"
 
@@ -177,6 +184,7 @@ class CopyEncoder:
             latest={s: (t.trade_id, f"{t.price:f}", t.time_ms) for s, t in latest.items()},
             times=times,
             trades=trades,
+            minutes=roll_up(trades) if self.rollup else None,
         )
 
     def encode(self, trades: list[WireTrade]) -> bytes:

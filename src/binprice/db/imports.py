@@ -22,6 +22,7 @@ from binprice.db.claims import claim_prefix
 from binprice.db.compress import PARTITION_LOCK_KEY
 from binprice.db.copy import COLUMNS, CREATE_STAGE, STAGE_TABLE, copy_stage
 from binprice.db.copy import copy_trades as copy_trades_sql
+from binprice.db.liverollup import MINUTE_MERGE
 from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
@@ -250,16 +251,7 @@ SELECT symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume), sum(n
        max(high), min(low), min(first_id), max(last_id),
        (array_agg(open ORDER BY first_id))[1], (array_agg(close ORDER BY last_id DESC))[1]
 FROM {_MINUTE_STAGE} GROUP BY symbol, minute_ms ORDER BY symbol, minute_ms
-ON CONFLICT (market, symbol, minute) DO UPDATE SET
-    trades = m.trades + EXCLUDED.trades,
-    volume = m.volume + EXCLUDED.volume,
-    notional = m.notional + EXCLUDED.notional,
-    high = greatest(m.high, EXCLUDED.high),
-    low = least(m.low, EXCLUDED.low),
-    open = CASE WHEN EXCLUDED.first_id < m.first_id THEN EXCLUDED.open ELSE m.open END,
-    close = CASE WHEN EXCLUDED.last_id > m.last_id THEN EXCLUDED.close ELSE m.close END,
-    first_id = least(m.first_id, EXCLUDED.first_id),
-    last_id = greatest(m.last_id, EXCLUDED.last_id)
+ON CONFLICT (market, symbol, minute) DO UPDATE SET{MINUTE_MERGE}
 """
 
 

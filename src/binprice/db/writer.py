@@ -6,6 +6,13 @@ does (another ingestor, a restart race, a backfill overlap) the primary key reje
 the batch is written again through a temporary staging table with `INSERT … ON CONFLICT DO
 NOTHING`. Either way a re-delivered trade never creates a second row.
 
+A batch that carries its own rollup (ingest's, `Batch.minutes`) skips the parent table: its
+rows are COPYed into their month's partition, one COPY per month the batch touches, and its
+minutes upserted into `trade_minutes` in the same transaction (`binprice.db.liverollup`); a
+statement on a partition fires no trigger of `trades`, so nothing is counted twice. Rows of a
+month without a partition (they go to DEFAULT), and the staging fallback, go through `trades`
+and its rollup trigger as before.
+
 A COMMIT whose answer never came (the connection or the server died in between) may have
 committed or not. The writer notes the transaction's id before it sends COMMIT; before the
 batch is written again, `settle` asks the server what became of that transaction and, if it
@@ -17,6 +24,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from binprice.db.copy import (
@@ -28,6 +36,13 @@ from binprice.db.copy import (
     Batch,
     copy_stage,
     copy_trades,
+)
+from binprice.db.liverollup import (
+    ATTACHED_MONTHS,
+    MINUTE_MS,
+    UPSERT_MINUTES,
+    MinuteRow,
+    minute_columns,
 )
 from binprice.errors import DatabaseError
 from binprice.markets import DEFAULT_MARKET, Market
@@ -55,6 +70,11 @@ LAST_TRADES_SQL = (
 )
 
 
+def _month_of(ms: int) -> str:
+    """'YYYY_MM' of an epoch-ms time (UTC), as in the partitions' names."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y_%m")
+
+
 class TradeWriter:
     """Owns one psycopg async connection and writes batches of one market through it (the
     batches' COPY rows are that market's, see `CopyEncoder`)."""
@@ -67,6 +87,9 @@ class TradeWriter:
         self._copy = copy_trades(market)
         self._copy_stage = copy_stage(market)
         self._stage_ready = False
+        #: The month partitions of `trades` last seen attached (read when a batch needs one
+        #: that is not in here, cleared when one has gone).
+        self._months: set[str] = set()
         #: The transaction whose COMMIT was sent and not yet answered (kept if it never is),
         #: and the rows per symbol it inserted.
         self.unanswered: Unanswered | None = None
@@ -101,17 +124,26 @@ class TradeWriter:
         except psycopg.errors.CheckViolation as exc:
             if not month_made_meanwhile(exc):
                 raise
+        except psycopg.errors.UndefinedTable:
+            # A month partition this writer had seen was dropped (prune) meanwhile.
+            self._months.clear()
         return await self._write(batch)
 
     async def _write(self, batch: Batch) -> tuple[dict[str, int], int]:
         import psycopg
 
         conn = self._conn
+        parts = await self._parts(batch)
         try:
             async with conn.transaction(), conn.cursor() as cur:
                 xid = await self._xid(cur)
-                async with cur.copy(self._copy) as copy:
-                    await copy.write(batch.payload)
+                rolled: list[MinuteRow] = []
+                for month, payload, minutes in parts:
+                    async with cur.copy(self._copy_into(month)) as copy:
+                        await copy.write(payload)
+                    rolled += minutes
+                if rolled:
+                    await cur.execute(UPSERT_MINUTES, [self.market.number, *minute_columns(rolled)])
                 self.unanswered = Unanswered(xid, batch.counts)
             self.unanswered = None
             return batch.counts, time.time_ns() // 1_000_000
@@ -129,6 +161,44 @@ class TradeWriter:
             self.unanswered = Unanswered(xid, inserted)
         self.unanswered = None
         return inserted, time.time_ns() // 1_000_000
+
+    def _copy_into(self, month: str | None) -> str:
+        if month is None:
+            return self._copy
+        return self._copy.replace("COPY trades ", f"COPY {month} ", 1)
+
+    async def _parts(self, batch: Batch) -> list[tuple[str | None, bytes, list[MinuteRow]]]:
+        """What to COPY where: (month partition, its rows, their minutes) for the months of
+        `batch` that have a partition, (None, rows, []) for the rest (through `trades` and its
+        trigger). Without a rollup of its own, the whole batch goes through `trades`."""
+        minutes = batch.minutes
+        if minutes is None or not batch.times:
+            return [(None, batch.payload, [])]
+        first, last = _month_of(min(batch.times)), _month_of(max(batch.times))
+        if first == last:
+            name = await self._partition(first)
+            return [(name, batch.payload, minutes if name else [])]
+        lines: dict[str, list[bytes]] = {}
+        for line in batch.payload.splitlines(keepends=True):
+            stamp = line.rsplit(b"\t", 2)[1]  # 'YYYY-MM-DD HH:MM:SS.mmm+00'
+            lines.setdefault(f"{stamp[:4].decode()}_{stamp[5:7].decode()}", []).append(line)
+        by_month: dict[str, list[MinuteRow]] = {}
+        for row in minutes:
+            by_month.setdefault(_month_of(row[1] * MINUTE_MS), []).append(row)
+        parts: list[tuple[str | None, bytes, list[MinuteRow]]] = []
+        for month, rows in lines.items():
+            name = await self._partition(month)
+            parts.append((name, b"".join(rows), by_month.get(month, []) if name else []))
+        return parts
+
+    async def _partition(self, month: str) -> str | None:
+        """`trades_<month>` if that partition is attached, else None."""
+        name = f"trades_{month}"
+        if name not in self._months:
+            async with self._conn.cursor() as cur:
+                await cur.execute(ATTACHED_MONTHS)
+                self._months = {str(row[0]) for row in await cur.fetchall()}
+        return name if name in self._months else None
 
     @staticmethod
     async def _xid(cur: psycopg.AsyncCursor[tuple[object, ...]]) -> int:

@@ -53,8 +53,9 @@ class TradeBuffer:
         self.memory_limit = memory_limit
         self.items: list[WireTrade] = []
         self._recorder = recorder
-        #: Batches are encoded as COPY rows of the run's market (see `TradeWriter`).
-        self._encoder = CopyEncoder(market)
+        #: Batches are encoded as COPY rows of the run's market with their per-minute rollup
+        #: (see `TradeWriter`).
+        self._encoder = CopyEncoder(market, rollup=True)
         self._ready = asyncio.Event()
         #: Why the last spool write failed (None while the spool works).
         self.spool_error: str | None = None

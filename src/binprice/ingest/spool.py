@@ -41,6 +41,7 @@ from binprice._fs import (
     make_private_dirs,
 )
 from binprice.db.copy import Batch
+from binprice.db.liverollup import MinuteRow
 from binprice.errors import BinpriceError
 from binprice.exchange.protocol import WireTrade
 
@@ -59,10 +60,14 @@ class _Header(msgspec.Struct, array_like=True):
     counts: dict[str, int]
     latest: dict[str, tuple[int, str, int]]
     times: bytes
+    #: The batch's rollup (`Batch.minutes`); absent from a chunk an earlier version wrote.
+    minutes: list[MinuteRow] | None = None
 
 
 def encode_chunk(batch: Batch) -> bytes:
-    header = msgspec.msgpack.encode(_Header(batch.counts, batch.latest, batch.times.tobytes()))
+    header = msgspec.msgpack.encode(
+        _Header(batch.counts, batch.latest, batch.times.tobytes(), batch.minutes)
+    )
     return _HEADER_LEN.pack(MAGIC, len(header)) + header + batch.payload
 
 
@@ -74,7 +79,7 @@ def decode_chunk(data: bytes) -> Batch:
     header = msgspec.msgpack.decode(data[start : start + size], type=_Header)
     times = array("q")
     times.frombytes(header.times)
-    return Batch(data[start + size :], header.counts, header.latest, times)
+    return Batch(data[start + size :], header.counts, header.latest, times, minutes=header.minutes)
 
 
 def _one_line(exc: OSError) -> str:
