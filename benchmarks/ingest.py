@@ -31,6 +31,10 @@ connecting and closing). Per side it prints PostgreSQL CPU per trade (the backen
 for backends that have exited, and the whole server) and the CPU of the client and of the
 exchange as a share of one core (near 100 %: that process sets the pace); per run the ratio and
 the live month's bytes per trade (heap, each index, rollup) after the ingest; then medians.
+`--baseline-src DIR` adds a third side to every run, `baseline`: the same ingest run from the
+binprice package under DIR (e.g. `git archive <commit> src alembic | tar -x -C /tmp/base`, then
+DIR=/tmp/base/src), on a fresh server of its own, so a change is measured against the code
+before it in the same runs (its ratio to the bare path is printed beside ingest's).
 """
 
 from __future__ import annotations
@@ -556,11 +560,16 @@ def bare(url: str, trades: int, postmaster: int) -> Side:
     )
 
 
-def ingest_side(url: str, workdir: Path, trades: int, postmaster: int) -> Side:
-    """`binprice ingest` of `trades` at full speed, and the live month's bytes afterwards."""
+def ingest_side(
+    url: str, workdir: Path, trades: int, postmaster: int, src: str | None = None
+) -> Side:
+    """`binprice ingest` of `trades` at full speed, and the live month's bytes afterwards;
+    `src`: run the binprice package of that source tree instead of this checkout's."""
     per_symbol = trades // len(SYMBOLS)
     ex, ws, rest = start_exchange("max", per_symbol)
     env = dict(os.environ, BINPRICE_DATA_DIR=str(workdir))
+    if src is not None:
+        env["PYTHONPATH"] = src
     cmd = [sys.executable, "-m", "binprice", "--database-url", url, "ingest", *SYMBOLS]
     cmd += ["--ws-url", ws, "--rest-url", rest, "--log-format", "json", "-q"]
     cmd += ["--max-trades", str(per_symbol * len(SYMBOLS))]
@@ -633,10 +642,12 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
         flush=True,
     )
     ratios: list[float] = []
-    sides: dict[str, list[Side]] = {"bare": [], "ingest": []}
+    names = ("bare", "ingest") + (("baseline",) if args.baseline_src else ())
+    baseline_ratios: list[float] = []
+    sides: dict[str, list[Side]] = {name: [] for name in names}
     for run in range(args.runs):
         found: dict[str, Side] = {}
-        for name in ("bare", "ingest") if run % 2 == 0 else ("ingest", "bare"):
+        for name in names if run % 2 == 0 else names[::-1]:
             side_dir = workdir / f"{name}-{run}"
             side_dir.mkdir()
             side_dir.chmod(0o711)
@@ -645,19 +656,26 @@ def versus(args: argparse.Namespace, workdir: Path) -> None:
                 if name == "bare":
                     found[name] = bare(url, args.trades, postmaster)
                 else:
-                    found[name] = ingest_side(url, side_dir, args.trades, postmaster)
+                    src = args.baseline_src if name == "baseline" else None
+                    found[name] = ingest_side(url, side_dir, args.trades, postmaster, src)
             finally:
                 embedded.stop_server(side_dir / "data")
             sides[name].append(found[name])
         ratios.append(found["ingest"].rate / found["bare"].rate)
-        print(f"  run {run + 1}: ratio {ratios[-1]:.2f}")
-        for name in ("bare", "ingest"):
-            print(f"    {name:6} {found[name].line()}", flush=True)
-        print(f"    {found['ingest'].sizes}", flush=True)
-    print(f"  median ratio {statistics.median(ratios):.2f}")
-    for name in ("bare", "ingest"):
+        also = ""
+        if "baseline" in found:
+            baseline_ratios.append(found["baseline"].rate / found["bare"].rate)
+            also = f" (baseline {baseline_ratios[-1]:.2f})"
+        print(f"  run {run + 1}: ratio {ratios[-1]:.2f}{also}")
+        for name in names:
+            print(f"    {name:8} {found[name].line()}", flush=True)
+        for name in names[1:]:
+            print(f"    {name:8} {found[name].sizes}", flush=True)
+    also = f" (baseline {statistics.median(baseline_ratios):.2f})" if baseline_ratios else ""
+    print(f"  median ratio {statistics.median(ratios):.2f}{also}")
+    for name in names:
         median = Side(*(_median(sides[name], f) for f in FIELDS))
-        print(f"    {name:6} {median.line()}")
+        print(f"    {name:8} {median.line()}")
 
 
 def main() -> None:
@@ -668,6 +686,11 @@ def main() -> None:
     p.add_argument("--rate", type=int, default=5000, help="latency: total trades/s")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument(
+        "--baseline-src",
+        help="versus: also run the ingest of the binprice package under this src directory "
+        "(e.g. an extracted earlier commit), in the same runs, as 'baseline'",
+    )
     p.add_argument("--warmup", type=int, default=1_000_000, help="trades, 0 for none")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="binprice-bench-") as tmp:

@@ -140,6 +140,11 @@ async def test_the_live_writer_rolls_up_its_batches_itself_and_the_trigger_not_a
         await writer.close()
     assert len(_recompute(database_url)) > 60
     assert _rollup(database_url) == _recompute(database_url)
+    with psycopg.connect(database_url) as conn:  # statement triggers are not cloned
+        found = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'trades_2026_01'::regclass"
+        ).fetchone()
+    assert found == (0,)
 
 
 async def test_live_rollup_stays_exact_through_duplicates_concurrent_writers_and_month_ends(
