@@ -45,6 +45,12 @@ def copy_trades(market: Market) -> str:
     )
 
 
+def copy_partition(partition: str, market: Market) -> str:
+    """COPY straight into one month partition of `trades` (the live writer's, see
+    `TradeWriter`): a name `trades_YYYY_MM` binprice made, never user input."""
+    return f"COPY {partition} ({copy_columns(market)}) FROM STDIN"
+
+
 def copy_stage(market: Market) -> str:
     return (
         COPY_STAGE

@@ -34,6 +34,7 @@ from binprice.db.copy import (
     ROWS_OF_XID,
     XID_STATUS,
     Batch,
+    copy_partition,
     copy_stage,
     copy_trades,
 )
@@ -138,8 +139,8 @@ class TradeWriter:
             async with conn.transaction(), conn.cursor() as cur:
                 xid = await self._xid(cur)
                 rolled: list[MinuteRow] = []
-                for month, payload, minutes in parts:
-                    async with cur.copy(self._copy_into(month)) as copy:
+                for partition, payload, minutes in parts:
+                    async with cur.copy(self._copy_into(partition)) as copy:
                         await copy.write(payload)
                     rolled += minutes
                 if rolled:
@@ -162,10 +163,8 @@ class TradeWriter:
         self.unanswered = None
         return inserted, time.time_ns() // 1_000_000
 
-    def _copy_into(self, month: str | None) -> str:
-        if month is None:
-            return self._copy
-        return self._copy.replace("COPY trades ", f"COPY {month} ", 1)
+    def _copy_into(self, partition: str | None) -> str:
+        return self._copy if partition is None else copy_partition(partition, self.market)
 
     async def _parts(self, batch: Batch) -> list[tuple[str | None, bytes, list[MinuteRow]]]:
         """What to COPY where: (month partition, its rows, their minutes) for the months of
