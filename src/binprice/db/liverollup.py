@@ -31,7 +31,7 @@ MinuteRow: TypeAlias = tuple[
 ]
 
 #: PostgreSQL's numeric is exact; the default context (28 digits) would round a notional
-#: such as 123456.12345678 * 1234.12345678.
+#: such as 123456.12345678 * 9876543.87654321 (tests/test_live_rollup.py).
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
