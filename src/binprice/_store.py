@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from binprice.db.status import Status
     from binprice.embedded import ServerInfo, StopResult
     from binprice.events import IngestEvent
-    from binprice.exchange.protocol import WireTrade
+    from binprice.exchange.protocol import SeriesRecord
     from binprice.export import Format
     from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
@@ -322,12 +322,16 @@ class Store:
 
     # --- completeness -----------------------------------------------------------------------
 
-    def gaps(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> list[Gap]:
-        """The recorded gaps (missing trade ids) of `market` and their state."""
+    def gaps(
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: str = "trades"
+    ) -> list[Gap]:
+        """The recorded gaps of `market` and their state: of trade ids, or with
+        `kind="aggTrades"` of aggregate ids (`ingest --stream aggTrade`)."""
         from binprice.db.gaps import list_gaps
+        from binprice.kinds import parse_kind
 
-        wanted, chosen = symbols_of(symbols), market_of(market)
-        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted, market=chosen))
+        wanted, chosen, of = symbols_of(symbols), market_of(market), parse_kind(kind)
+        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted, market=chosen, kind=of))
         return result
 
     def verify(
@@ -339,11 +343,31 @@ class Store:
         against_exchange: bool = False,
         exchange: str = "binance",
         rest_url: str | None = None,
+        market: MarketArg = "spot",
+        kind: str = "trades",
     ) -> Verification:
         """Check the stored ids (whole UTC minutes) against the recorded gaps; with
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
-        trade, asked of `rest_url`, else of the `exchange` preset's REST URL."""
+        trade, asked of `rest_url`, else of the `exchange` preset's REST URL. With
+        `kind="aggTrades"`, the stored aggregate ids of `market` against the aggregate gaps."""
+        from binprice.kinds import TradeKind, parse_kind
+
         lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
+        chosen, of = market_of(market), parse_kind(kind)
+        if of is TradeKind.AGG_TRADES:
+            if against_exchange or rest_url is not None:
+                from binprice.errors import ConfigError
+
+                raise ConfigError(
+                    "--against-exchange checks trades only so far; verify aggregate trades "
+                    "without it (`binprice gaps --verify --kind aggTrades`)"
+                )
+            from binprice.db.gaps import verify_gaps
+
+            found: Verification = self._read(
+                lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen, kind=of)
+            )
+            return found
         if against_exchange or rest_url is not None:
             from binprice.completeness.oneoff import verify_with_exchange
 
@@ -358,7 +382,9 @@ class Store:
             )
         from binprice.db.gaps import verify_gaps
 
-        result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
+        result: Verification = self._read(
+            lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen)
+        )
         return result
 
     def repair(
@@ -370,10 +396,20 @@ class Store:
         exchange: str = "binance",
         rest_url: str | None = None,
         progress: Callable[[RepairProgress], None] | None = None,
+        kind: str = "trades",
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
         from binprice.completeness.oneoff import repair_now
+        from binprice.kinds import TradeKind, parse_kind
+
+        if parse_kind(kind) is TradeKind.AGG_TRADES:
+            from binprice.errors import ConfigError
+
+            raise ConfigError(
+                "--repair fetches trades only so far; a running `binprice ingest --stream "
+                "aggTrade` fetches the open aggregate gaps of its symbols"
+            )
 
         return repair_now(
             self._checked_url,
@@ -468,7 +504,7 @@ class Store:
         stop: threading.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         on_tick: Callable[[IngestSummary], None] | None = None,
-        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        on_stored: Callable[[list[SeriesRecord]], None] | None = None,
         **changes: Any,
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
@@ -496,7 +532,7 @@ class Store:
         stop: asyncio.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         on_tick: Callable[[IngestSummary], None] | None = None,
-        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        on_stored: Callable[[list[SeriesRecord]], None] | None = None,
         _thread_stop: threading.Event | None = None,
         **changes: Any,
     ) -> IngestSummary:

@@ -42,6 +42,10 @@ AGAINST_EXCHANGE_HELP = (
 REPAIR_HELP = (
     "Record every unaccounted hole (and missing tail) as an open gap and fetch it from REST now."
 )
+KIND_HELP = (
+    "Whose ids: trades (the default) or aggTrades, the aggregate ids `ingest --stream aggTrade` "
+    "records (listed and --verify'd; --against-exchange and --repair are for trades)."
+)
 GAPS_JSON_HELP = (
     "JSON: an array with one object per recorded gap; with --verify one object (ok, window, per "
     "symbol its holes); with --repair one object with the repaired gaps."
@@ -76,6 +80,7 @@ def gaps(
     exchange: Exchange = "binance",
     as_json: Annotated[bool, typer.Option("--json", help=GAPS_JSON_HELP)] = False,
     market: MarketOption = None,
+    kind: Annotated[str, typer.Option("--kind", metavar="KIND", help=KIND_HELP)] = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
@@ -93,7 +98,24 @@ def gaps(
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
         with store_from(ctx, database_url) as store:
-            _list(store, symbols, chosen, as_json=as_json)
+            _list(store, symbols, chosen, kind, as_json=as_json)
+        return
+    if verify and not against_exchange and kind != "trades":
+        # Aggregate ids, any market: read from `agg_trades` (their gaps are of kind 1).
+        window_start, window_end = _window(last, start, end) if window else (None, None)
+        with store_from(ctx, database_url) as store:
+            _verify(
+                store,
+                symbols,
+                window_start,
+                window_end,
+                False,
+                exchange,
+                None,
+                as_json,
+                market=chosen,
+                kind=kind,
+            )
         return
     if chosen != "spot":
         # Verify and repair read Spot's ids and Spot's REST history only, so far (#19).
@@ -107,7 +129,7 @@ def gaps(
         window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
         if repair:
-            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json)
+            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json, kind)
         else:
             _verify(
                 store,
@@ -121,10 +143,18 @@ def gaps(
             )
 
 
-def _list(store: Store, symbols: Sequence[str], market: str, *, as_json: bool) -> None:
+def _window(
+    last: str | None, start: str | None, end: str | None
+) -> tuple[datetime | None, datetime | None]:
+    from binprice.timespec import parse_window
+
+    return parse_window(last=last, start=start, end=end)
+
+
+def _list(store: Store, symbols: Sequence[str], market: str, kind: str, *, as_json: bool) -> None:
     from binprice.cli.views.gaps import gaps_json, gaps_text
 
-    found = store.gaps(symbols, market=market)
+    found = store.gaps(symbols, market=market, kind=kind)
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return
@@ -140,6 +170,9 @@ def _verify(
     exchange: str,
     rest_url: str | None,
     as_json: bool,
+    *,
+    market: str = "spot",
+    kind: str = "trades",
 ) -> None:
     from binprice.cli.views.gaps import verification_json, verification_text
 
@@ -150,6 +183,8 @@ def _verify(
         against_exchange=against_exchange,
         exchange=exchange,
         rest_url=rest_url if against_exchange else None,
+        market=market,
+        kind=kind,
     )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
@@ -164,12 +199,19 @@ def _repair(
     exchange: str,
     rest_url: str | None,
     as_json: bool,
+    kind: str,
 ) -> None:
     from binprice.cli.views.gaps import RepairView, repair_json, repair_text
 
     with RepairView(sys.stderr.isatty() and not as_json) as view:
         result = store.repair(
-            symbols, start=start, end=end, exchange=exchange, rest_url=rest_url, progress=view
+            symbols,
+            start=start,
+            end=end,
+            exchange=exchange,
+            rest_url=rest_url,
+            progress=view,
+            kind=kind,
         )
     typer.echo(repair_json(result) if as_json else repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):

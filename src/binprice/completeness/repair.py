@@ -33,6 +33,7 @@ from binprice.db.gaps import Verification
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
+from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 
 
@@ -234,7 +235,10 @@ async def _fill(
                 absent += b - a + 1
                 rows.add(symbol, a, b, "hole")
             await rows.flush()
-            trades = [t for t in page.trades if missing.claim(t.trade_id)]
+            # A trade walk's pages hold trades (`WireTrade`): the default kind of `fetch_missing`.
+            trades = [
+                t for t in page.trades if isinstance(t, WireTrade) and missing.claim(t.trade_id)
+            ]
             if trades:
                 inserted, _ = await writer.write(encoder.batch(trades))
                 stored += inserted.get(symbol, 0)

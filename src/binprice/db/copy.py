@@ -14,11 +14,12 @@ names the column (`copy_columns(market)`).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord, WireTrade
 from binprice.markets import DEFAULT_MARKET, Market
 
 COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
@@ -89,16 +90,17 @@ class Batch:
     #: WireTrade times (epoch ms), for the trade-time → commit latency histogram.
     times: array[int]
     #: The decoded trades while they are still in memory (for `-v`); None after the spool.
-    trades: list[WireTrade] | None = None
+    #: (`db.aggcopy.AggBatch` holds aggregate trades.)
+    trades: Sequence[SeriesRecord] | None = None
 
     def __len__(self) -> int:
         return len(self.times)
 
-    def decoded(self) -> list[WireTrade]:
+    def decoded(self) -> list[SeriesRecord]:
         """The trades, decoded back from the COPY text if they went through the spool."""
         if self.trades is not None:
-            return self.trades
-        out = []
+            return list(self.trades)
+        out: list[SeriesRecord] = []
         for line in self.payload.decode().splitlines():
             fields = line.split("\t")
             symbol, tid, price, qty, stamp, maker = fields[

@@ -1,0 +1,233 @@
+"""`binprice ingest --stream aggTrade` against the test exchange and real PostgreSQL (#19 item 4):
+every aggregate trade stored once with its exact fields through drops, withheld frames and
+reconnects (spot and USD-M), completeness by aggregate id (gaps of kind 1, backfill through
+`aggTrades?fromId=`, checkpoints per kind), a trade run and an aggregate run of one symbol side by
+side, and a restart that resumes after the stored aggregate id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from binprice.db.gaps import list_gaps, verify_gaps
+from binprice.events import EventKind, IngestEvent
+from binprice.exchange.backoff import no_wait
+from binprice.exchange.stream import StreamPolicy
+from binprice.ingest import IngestConfig, Recorder, run_ingest
+from binprice.ingest.stats import IngestSummary
+from binprice.kinds import TradeKind
+from binprice.markets import Market
+from binprice.testing import Faults, TestExchange
+from tests.fault_helpers import assert_complete, wait_until
+from tests.ingest_helpers import exchange_config, stored_rows
+
+AggRow = tuple[str, int, Decimal, Decimal, int, int, int, bool]
+RATE = 1000
+#: A guard against a hang, not a measured duration: each run stops once its condition holds.
+UNTIL_GUARD_SECONDS = 60
+AGG = TradeKind.AGG_TRADES
+
+
+async def _run_until(
+    config: IngestConfig,
+    url: str,
+    done: Callable[[IngestSummary], bool],
+    *,
+    during: Callable[[], None] | None = None,
+) -> tuple[IngestSummary, list[IngestEvent]]:
+    """Run until `done(summary so far)` holds, then stop; `during()` once the run stored its
+    first records."""
+    events: list[IngestEvent] = []
+    recorder, stop = Recorder(), asyncio.Event()
+    run = asyncio.create_task(
+        run_ingest(
+            config,
+            url,
+            stop=stop,
+            policy=StreamPolicy(backoff=no_wait),
+            recorder=recorder,
+            on_event=events.append,
+        )
+    )
+    try:
+        if during is not None:
+            await wait_until(lambda: recorder.summary().stored > 0, UNTIL_GUARD_SECONDS)
+            during()
+        await wait_until(lambda: done(recorder.summary()) or run.done(), UNTIL_GUARD_SECONDS)
+    finally:
+        stop.set()
+    return await asyncio.wait_for(run, UNTIL_GUARD_SECONDS), events
+
+
+def stored_aggs(url: str, market: Market) -> list[AggRow]:
+    """Every stored aggregate trade of `market`, by symbol and aggregate id."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT symbol, agg_id, price, quantity, first_trade_id, last_trade_id, timestamp, "
+            "is_buyer_maker FROM agg_trades WHERE market = %s ORDER BY symbol, agg_id",
+            (market.number,),
+        ).fetchall()
+    return [
+        (s, a, p, q, f, lt, int(ts.astimezone(UTC).timestamp() * 1000 + 0.5), m)
+        for s, a, p, q, f, lt, ts, m in rows
+    ]
+
+
+def served_aggs(ex: TestExchange, symbol: str, first: int, last: int) -> list[AggRow]:
+    """The exchange's aggregates `first..last` of `symbol` (its timeline), field by field."""
+    generator = ex.generators[symbol]
+    base = generator.aggregates.first_id
+    out = []
+    for agg_id in range(first, last + 1):
+        a = generator.agg(agg_id - base)
+        out.append(
+            (
+                a.symbol,
+                a.agg_id,
+                a.price,
+                a.quantity,
+                a.first_trade_id,
+                a.last_trade_id,
+                a.time_ms,
+                a.is_buyer_maker,
+            )
+        )
+    return out
+
+
+def assert_aggs_complete(
+    ex: TestExchange, url: str, symbols: tuple[str, ...], market: Market
+) -> list[AggRow]:
+    """Every aggregate between the first and the last stored one is stored once, exactly as the
+    exchange has it; `gaps --verify --kind aggTrades` agrees; no aggregate gap is left open
+    below the last stored id. Returns the stored rows."""
+    rows = stored_aggs(url, market)
+    assert len({(r[0], r[1]) for r in rows}) == len(rows)
+    for symbol in symbols:
+        mine = [r for r in rows if r[0] == symbol]
+        assert mine, f"no aggregate stored for {symbol}"
+        assert mine == served_aggs(ex, symbol, mine[0][1], mine[-1][1])
+    with psycopg.connect(url) as conn:
+        verification = verify_gaps(conn, symbols, market=market, kind=AGG)
+        gaps = list_gaps(conn, symbols, market=market, kind=AGG)
+    assert verification.ok, verification
+    assert [c.trades for c in verification.symbols] == [
+        len([r for r in rows if r[0] == s]) for s in symbols
+    ]
+    last = {s: max(r[1] for r in rows if r[0] == s) for s in symbols}
+    assert not [g for g in gaps if g.state == "open" and g.last_id <= last[g.symbol]], gaps
+    return rows
+
+
+@pytest.mark.parametrize("market", [Market.SPOT, Market.USDM], ids=["spot", "usdm"])
+async def test_aggregate_trades_exactly_once_through_drops_withheld_frames_and_reconnects(
+    market: Market, database_url: str, tmp_path: Path
+) -> None:
+    """Connections cut every 300 frames, 1 % of trades withheld from the stream (so are the
+    aggregates holding them; REST has them), and one hard drop: every aggregate between the
+    first and the last stored one is stored once with the exchange's exact fields, the gaps are
+    of aggregate ids (kind 1) and filled through `aggTrades?fromId=`; nothing lands in `trades`
+    and no gap or checkpoint of trades is written."""
+    symbols = ("BTCUSDT", "ETHUSDT")
+    faults = Faults(close_after_frames=300, skip_fraction=0.01)
+    async with TestExchange(symbols, seed=41, rate=RATE, faults=faults, market=market) as ex:
+        config = exchange_config(ex, tmp_path, symbols, market=market, kind=AGG)
+        summary, events = await _run_until(
+            config,
+            database_url,
+            lambda s: s.reconnects >= 4 and s.backfilled > 0 and s.stored > 1500,
+            during=ex.drop_connections,
+        )
+        rows = assert_aggs_complete(ex, database_url, symbols, market)
+    assert summary.backfilled > 0 and summary.reconnects >= 4
+    assert summary.stored == len(rows)
+    assert [e for e in events if e.kind is EventKind.GAP]
+    assert stored_rows(database_url, market) == []
+    with psycopg.connect(database_url) as conn:
+        kinds = conn.execute("SELECT DISTINCT kind FROM gaps").fetchall()
+        checkpoints = conn.execute("SELECT DISTINCT kind FROM checkpoints").fetchall()
+    assert kinds == [(1,)]
+    assert checkpoints in ([], [(1,)])
+
+
+async def test_a_restart_resumes_after_the_stored_aggregate_id(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A second run starts after the last stored aggregate id: the aggregates traded while no
+    run was up are a gap of aggregate ids, fetched from REST, so the two runs' rows join
+    without a hole or a duplicate; the checkpoint of aggregates moves to the first run's last
+    id."""
+    symbols = ("BTCUSDT",)
+    async with TestExchange(symbols, seed=42, rate=RATE, market=Market.USDM) as ex:
+        config = exchange_config(ex, tmp_path, symbols, market=Market.USDM, kind=AGG)
+        first, _ = await _run_until(config, database_url, lambda s: s.stored > 300)
+        before = stored_aggs(database_url, Market.USDM)
+        assert first.stored == len(before)
+        top = before[-1][1]
+        generator = ex.generators["BTCUSDT"]
+        # The exchange goes on while nothing runs: 200 more aggregates at least.
+        await wait_until(
+            lambda: len(generator.aggregates) + generator.aggregates.first_id > top + 200,
+            UNTIL_GUARD_SECONDS,
+        )
+        second, events = await _run_until(
+            config, database_url, lambda s: s.backfilled >= 200 and s.stored > 500
+        )
+        rows = assert_aggs_complete(ex, database_url, symbols, Market.USDM)
+    assert rows[: len(before)] == before
+    assert second.backfilled >= 200
+    # The downtime starts right after the first run's last stored aggregate (the first part
+    # of it may be the tail that run recorded at its stop, resumed as an open gap).
+    opened = [e.message for e in events if e.kind in (EventKind.GAP, EventKind.GAP_RESUMED)]
+    assert [m for m in opened if f" {top + 1}.." in m], opened
+    assert {r[1] for r in rows} >= set(range(top + 1, top + 201))
+    with psycopg.connect(database_url) as conn:
+        checkpoint = conn.execute(
+            "SELECT kind, verified_through FROM checkpoints WHERE market = 1"
+        ).fetchall()
+    assert checkpoint == [(1, top)]
+
+
+async def test_a_trade_run_and_an_aggregate_run_of_one_symbol_never_mix(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A trade run and an aggregate run of BTCUSDT at once, each through drops and withheld
+    frames: each series is complete on its own, each gap row and checkpoint carries its own
+    kind, and `gaps --verify` of either kind is ok (a gap of aggregate ids never accounts for
+    trade ids, nor the other way round)."""
+    symbols = ("BTCUSDT",)
+    faults = Faults(close_after_frames=400, skip_fraction=0.01)
+    async with TestExchange(symbols, seed=43, rate=RATE, faults=faults) as ex:
+        trades, aggs = await asyncio.gather(
+            _run_until(
+                exchange_config(ex, tmp_path / "trades", symbols),
+                database_url,
+                lambda s: s.reconnects >= 3 and s.backfilled > 0 and s.stored > 2000,
+            ),
+            _run_until(
+                exchange_config(ex, tmp_path / "aggs", symbols, kind=AGG),
+                database_url,
+                lambda s: s.reconnects >= 3 and s.backfilled > 0 and s.stored > 500,
+            ),
+        )
+        assert_complete("agg-side-by-side", ex, database_url, symbols, trades[0])
+        rows = assert_aggs_complete(ex, database_url, symbols, Market.SPOT)
+    assert aggs[0].stored == len(rows) and aggs[0].backfilled > 0
+    with psycopg.connect(database_url) as conn:
+        trade_gaps = list_gaps(conn, symbols)
+        agg_gaps = list_gaps(conn, symbols, kind=AGG)
+        by_kind = dict(conn.execute("SELECT kind, count(*) FROM gaps GROUP BY kind").fetchall())
+        trade_ids = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()
+        agg_ids = conn.execute("SELECT min(agg_id), max(agg_id) FROM agg_trades").fetchone()
+    assert trade_gaps and agg_gaps
+    assert by_kind == {0: len(trade_gaps), 1: len(agg_gaps)}
+    assert trade_ids is not None and agg_ids is not None
+    # The two series' ids are different numbers: each kind's gaps lie in its own id range.
+    assert all(trade_ids[0] <= g.first_id <= trade_ids[1] + 1 for g in trade_gaps)
+    assert all(agg_ids[0] <= g.first_id <= agg_ids[1] + 1 for g in agg_gaps)
