@@ -231,3 +231,25 @@ async def test_a_trade_run_and_an_aggregate_run_of_one_symbol_never_mix(
     # The two series' ids are different numbers: each kind's gaps lie in its own id range.
     assert all(trade_ids[0] <= g.first_id <= trade_ids[1] + 1 for g in trade_gaps)
     assert all(agg_ids[0] <= g.first_id <= agg_ids[1] + 1 for g in agg_gaps)
+
+
+async def test_aggregate_streams_rotate_make_before_break_with_redundant_connections(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`serverShutdown` every 800 frames on two redundant connections per group: a successor
+    takes over before its predecessor closes, each aggregate is taken from whichever connection
+    delivers it first and the rest are dropped as duplicates, and no gap is fetched."""
+    symbols = ("BTCUSDT",)
+    faults = Faults(shutdown_after_frames=800, shutdown_close_delay=3.0)
+    async with TestExchange(symbols, seed=45, rate=RATE, faults=faults) as ex:
+        config = exchange_config(ex, tmp_path, symbols, kind=AGG, redundancy=2)
+        summary, _ = await _run_until(
+            config,
+            database_url,
+            lambda s: s.rotations >= 2 and s.duplicates > 0 and s.stored > 500,
+        )
+        rows = assert_aggs_complete(ex, database_url, symbols, Market.SPOT)
+    assert summary.rotations >= 2 and summary.duplicates > 0
+    assert summary.stored == len(rows)
+    assert summary.backfilled == 0
+    assert len(summary.delivered_first) == 2
