@@ -100,7 +100,7 @@ def gaps(
         with store_from(ctx, database_url) as store:
             _list(store, symbols, chosen, kind, as_json=as_json)
         return
-    if verify and not against_exchange and kind != "trades":
+    if verify and not (against_exchange or repair) and kind != "trades":
         # Aggregate ids, any market: read from `agg_trades` (their gaps are of kind 1).
         window_start, window_end = _window(last, start, end) if window else (None, None)
         with store_from(ctx, database_url) as store:
