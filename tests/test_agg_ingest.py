@@ -147,7 +147,8 @@ async def test_aggregate_trades_exactly_once_through_drops_withheld_frames_and_r
         rows = assert_aggs_complete(ex, database_url, symbols, market)
     assert summary.backfilled > 0 and summary.reconnects >= 4
     assert summary.stored == len(rows)
-    assert [e for e in events if e.kind is EventKind.GAP]
+    opened = [e.message for e in events if e.kind is EventKind.GAP]
+    assert opened and all(": aggregate trades " in m for m in opened), opened
     assert stored_rows(database_url, market) == []
     with psycopg.connect(database_url) as conn:
         kinds = conn.execute("SELECT DISTINCT kind FROM gaps").fetchall()

@@ -93,6 +93,7 @@ async def run_ingest(
     `recorder` (one per run; a new one by default) counts what happens and reports it to
     `on_event`; read it while the run goes on with `recorder.snapshot()`."""
     recorder = recorder if recorder is not None else Recorder()
+    recorder.records = f"{config.kind.label}s"
     if on_event is not None:
         recorder.listen(on_event)
     stop = stop if stop is not None else asyncio.Event()
@@ -291,7 +292,7 @@ class _Run:
         finally:
             await self.gaps.close()
         summary = self.recorder.summary()
-        self.recorder.stopped(f"stored {summary.stored:,} trades")
+        self.recorder.stopped(f"stored {summary.stored:,} {self.recorder.records}")
         return summary
 
     async def _prepare(self, rest: RestClient) -> TradeWriter:
