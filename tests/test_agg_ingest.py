@@ -254,3 +254,31 @@ async def test_aggregate_streams_rotate_make_before_break_with_redundant_connect
     assert summary.stored == len(rows)
     assert summary.backfilled == 0
     assert len(summary.delivered_first) == 2
+
+
+async def test_spooled_aggregates_of_a_stopped_run_are_committed_by_the_next(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Aggregates a run could not commit wait in its spool as aggregate chunks; the next
+    aggregate run adopts them, commits them to `agg_trades` (decoded back exactly), and fetches
+    what was traded between them and its stream."""
+    from binprice.db.aggcopy import AggCopyEncoder
+    from binprice.ingest.spool import Spool
+
+    symbols = ("BTCUSDT",)
+    async with TestExchange(symbols, seed=46, rate=RATE) as ex:
+        generator = ex.generators["BTCUSDT"]
+        await wait_until(lambda: len(generator.aggregates) >= 50, UNTIL_GUARD_SECONDS)
+        spooled = [generator.agg(k) for k in range(40)]
+        batch = AggCopyEncoder(Market.SPOT).batch(spooled)
+        left = Spool.open(tmp_path / "spool")
+        left.append(batch)
+        left.close()  # its chunk stays for the next run
+        config = exchange_config(ex, tmp_path, symbols, kind=AGG)
+        summary, events = await _run_until(
+            config, database_url, lambda s: s.stored > 300 and s.backfilled > 0
+        )
+        rows = assert_aggs_complete(ex, database_url, symbols, Market.SPOT)
+    assert [e for e in events if e.kind is EventKind.SPOOL_ADOPTED]
+    assert rows[0][1] == spooled[0].agg_id
+    assert summary.stored == len(rows)
