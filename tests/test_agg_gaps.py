@@ -128,7 +128,11 @@ def test_gaps_kind_on_the_command_line(database_url: str, clean_env: dict[str, s
         "--database-url", database_url, "gaps", "--repair", "--kind", "aggTrades", env=clean_env
     )
     assert repair.returncode != 0
-    assert repair.stderr.startswith("error: --repair fetches trades only so far"), repair.stderr
+    assert repair.stderr.startswith("error: --repair and --against-exchange check trades only")
+    assert "binprice ingest --stream aggTrade" in repair.stderr
+    empty = run_binprice(*base, "--kind", "aggTrades", "ETHUSDT", env=clean_env)
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert empty.stderr.startswith("no gaps of aggregate ids recorded"), empty.stderr
 
 
 async def test_ingest_stream_aggtrade_on_the_command_line(

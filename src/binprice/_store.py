@@ -396,20 +396,10 @@ class Store:
         exchange: str = "binance",
         rest_url: str | None = None,
         progress: Callable[[RepairProgress], None] | None = None,
-        kind: str = "trades",
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
         gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
         from binprice.completeness.oneoff import repair_now
-        from binprice.kinds import TradeKind, parse_kind
-
-        if parse_kind(kind) is TradeKind.AGG_TRADES:
-            from binprice.errors import ConfigError
-
-            raise ConfigError(
-                "--repair fetches trades only so far; a running `binprice ingest --stream "
-                "aggTrade` fetches the open aggregate gaps of its symbols"
-            )
 
         return repair_now(
             self._checked_url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -94,28 +95,15 @@ def gaps(
     symbols = symbols or []
     window = last or start or end
     chosen = market_from(market)
+    if kind != "trades":
+        asked = _Aggregates(symbols, chosen, kind, last, start, end)
+        _aggregates(ctx, database_url, asked, verify, repair or against_exchange, as_json)
+        return
     if not (verify or repair):
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
         with store_from(ctx, database_url) as store:
-            _list(store, symbols, chosen, kind, as_json=as_json)
-        return
-    if verify and not (against_exchange or repair) and kind != "trades":
-        # Aggregate ids, any market: read from `agg_trades` (their gaps are of kind 1).
-        window_start, window_end = _window(last, start, end) if window else (None, None)
-        with store_from(ctx, database_url) as store:
-            _verify(
-                store,
-                symbols,
-                window_start,
-                window_end,
-                False,
-                exchange,
-                None,
-                as_json,
-                market=chosen,
-                kind=kind,
-            )
+            _list(store, symbols, chosen, as_json=as_json)
         return
     if chosen != "spot":
         # Verify and repair read Spot's ids and Spot's REST history only, so far (#19).
@@ -129,7 +117,7 @@ def gaps(
         window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
         if repair:
-            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json, kind)
+            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json)
         else:
             _verify(
                 store,
@@ -143,18 +131,63 @@ def gaps(
             )
 
 
-def _window(
-    last: str | None, start: str | None, end: str | None
-) -> tuple[datetime | None, datetime | None]:
-    from binprice.timespec import parse_window
+@dataclass(frozen=True, slots=True)
+class _Aggregates:
+    """`gaps --kind aggTrades`: the symbols, market and window asked about."""
 
-    return parse_window(last=last, start=start, end=end)
+    symbols: Sequence[str]
+    market: str
+    kind: str
+    last: str | None
+    start: str | None
+    end: str | None
 
 
-def _list(store: Store, symbols: Sequence[str], market: str, kind: str, *, as_json: bool) -> None:
+def _aggregates(
+    ctx: typer.Context,
+    database_url: str | None,
+    asked: _Aggregates,
+    verify: bool,
+    with_exchange: bool,
+    as_json: bool,
+) -> None:
+    """The gaps of aggregate ids (`ingest --stream aggTrade`), listed or verified, any market."""
+    from binprice.cli.views.gaps import gaps_json, gaps_text, verification_json, verification_text
+    from binprice.errors import UsageError
+
+    if with_exchange:
+        raise UsageError(
+            "--repair and --against-exchange check trades only so far; `binprice gaps --verify "
+            "--kind aggTrades` checks the stored aggregate ids, and a running `binprice ingest "
+            "--stream aggTrade` fetches their open gaps"
+        )
+    window = asked.last or asked.start or asked.end
+    if not verify:
+        if window:
+            raise UsageError("--last/--start/--end go with --verify or --repair")
+        with store_from(ctx, database_url) as store:
+            found = store.gaps(asked.symbols, market=asked.market, kind=asked.kind)
+        if not found and not as_json:
+            err("no gaps of aggregate ids recorded (`--verify` checks the stored aggregate ids)")
+            return
+        typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+        return
+    lo = hi = None
+    if window:
+        from binprice.timespec import parse_window
+
+        lo, hi = parse_window(last=asked.last, start=asked.start, end=asked.end)
+    with store_from(ctx, database_url) as store:
+        result = store.verify(asked.symbols, start=lo, end=hi, market=asked.market, kind=asked.kind)
+    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _list(store: Store, symbols: Sequence[str], market: str, *, as_json: bool) -> None:
     from binprice.cli.views.gaps import gaps_json, gaps_text
 
-    found = store.gaps(symbols, market=market, kind=kind)
+    found = store.gaps(symbols, market=market)
     if not found and not as_json:
         err("no gaps recorded (`binprice gaps --verify` checks the stored trade ids)")
         return
@@ -170,9 +203,6 @@ def _verify(
     exchange: str,
     rest_url: str | None,
     as_json: bool,
-    *,
-    market: str = "spot",
-    kind: str = "trades",
 ) -> None:
     from binprice.cli.views.gaps import verification_json, verification_text
 
@@ -183,8 +213,6 @@ def _verify(
         against_exchange=against_exchange,
         exchange=exchange,
         rest_url=rest_url if against_exchange else None,
-        market=market,
-        kind=kind,
     )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
@@ -199,19 +227,12 @@ def _repair(
     exchange: str,
     rest_url: str | None,
     as_json: bool,
-    kind: str,
 ) -> None:
     from binprice.cli.views.gaps import RepairView, repair_json, repair_text
 
     with RepairView(sys.stderr.isatty() and not as_json) as view:
         result = store.repair(
-            symbols,
-            start=start,
-            end=end,
-            exchange=exchange,
-            rest_url=rest_url,
-            progress=view,
-            kind=kind,
+            symbols, start=start, end=end, exchange=exchange, rest_url=rest_url, progress=view
         )
     typer.echo(repair_json(result) if as_json else repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):
