@@ -162,3 +162,18 @@ async def test_ingest_stream_aggtrade_on_the_command_line(
     )
     assert code == 0, out + err
     assert json.loads(out)["ok"] is True
+
+
+def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+    """`stream="aggTrade"` (any case) captures aggregate trades, `trade` trades; an unknown
+    stream, and `--since` with aggregates (the trades' archive import), are refused before
+    anything is touched, each in one line that says what to do."""
+    from binprice import ConfigError, IngestOptions
+    from binprice.ingest.from_options import ingest_config
+
+    assert ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="aggtrade")).kind is AGG
+    assert ingest_config(tmp_path, ["BTCUSDT"]).kind is TradeKind.TRADES
+    with pytest.raises(ConfigError, match="unknown --stream 'depth'; choose trade or aggTrade"):
+        ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="depth"))
+    with pytest.raises(ConfigError, match="binprice import --kind aggTrades"):
+        ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="aggTrade", since="2025-01-01"))
