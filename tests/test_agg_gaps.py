@@ -78,9 +78,9 @@ async def test_gap_rows_and_settling_are_of_their_own_kind(database_url: str) ->
     rows = GapRows(database_url, kind=AGG)
     trade_rows = GapRows(database_url)
     try:
-        conn = await rows.connection()
-        assert not await settle_gap(conn, "BTCUSDT", 4, 5)
-        assert await settle_gap(conn, "BTCUSDT", 4, 5, kind=AGG)
+        live = await rows.connection()
+        assert not await settle_gap(live, "BTCUSDT", 4, 5)
+        assert await settle_gap(live, "BTCUSDT", 4, 5, kind=AGG)
         assert await rows.open_gaps(["BTCUSDT"]) == [(("BTCUSDT", 12, 13), [(12, 13)])]
         assert await trade_rows.open_gaps(["BTCUSDT"]) == [(("BTCUSDT", 4, 5), [(4, 5)])]
         assert await rows.state("BTCUSDT", 4, 5) == "filled"

@@ -19,12 +19,12 @@ from binprice.db.gaps import list_gaps, verify_gaps
 from binprice.events import EventKind, IngestEvent
 from binprice.exchange.backoff import no_wait
 from binprice.exchange.stream import StreamPolicy
-from binprice.ingest import IngestConfig, Recorder, run_ingest
+from binprice.ingest import IngestConfig
 from binprice.ingest.stats import IngestSummary
 from binprice.kinds import TradeKind
 from binprice.markets import Market
 from binprice.testing import Faults, TestExchange
-from tests.fault_helpers import assert_complete, wait_until
+from tests.fault_helpers import assert_complete, ingest_until, wait_until
 from tests.ingest_helpers import exchange_config, stored_rows
 
 AggRow = tuple[str, int, Decimal, Decimal, int, int, int, bool]
@@ -35,34 +35,19 @@ AGG = TradeKind.AGG_TRADES
 
 
 async def _run_until(
-    config: IngestConfig,
-    url: str,
-    done: Callable[[IngestSummary], bool],
-    *,
-    during: Callable[[], None] | None = None,
+    config: IngestConfig, url: str, done: Callable[[IngestSummary], bool]
 ) -> tuple[IngestSummary, list[IngestEvent]]:
-    """Run until `done(summary so far)` holds, then stop; `during()` once the run stored its
-    first records."""
+    """Run until `done(summary so far)` holds, then stop: the summary and the run's events."""
     events: list[IngestEvent] = []
-    recorder, stop = Recorder(), asyncio.Event()
-    run = asyncio.create_task(
-        run_ingest(
-            config,
-            url,
-            stop=stop,
-            policy=StreamPolicy(backoff=no_wait),
-            recorder=recorder,
-            on_event=events.append,
-        )
-    )
-    try:
-        if during is not None:
-            await wait_until(lambda: recorder.summary().stored > 0, UNTIL_GUARD_SECONDS)
-            during()
-        await wait_until(lambda: done(recorder.summary()) or run.done(), UNTIL_GUARD_SECONDS)
-    finally:
-        stop.set()
-    return await asyncio.wait_for(run, UNTIL_GUARD_SECONDS), events
+    policy = StreamPolicy(backoff=no_wait)
+    summary = await ingest_until(config, url, done, policy=policy, on_event=events.append)
+    return summary, events
+
+
+async def _drop_after(ex: TestExchange, symbol: str, trades: int) -> None:
+    """Drop every open connection once `trades` more trades of `symbol` were produced."""
+    await wait_until(lambda: ex.produced_count(symbol) >= trades, UNTIL_GUARD_SECONDS)
+    ex.drop_connections()
 
 
 def stored_aggs(url: str, market: Market) -> list[AggRow]:
@@ -138,11 +123,13 @@ async def test_aggregate_trades_exactly_once_through_drops_withheld_frames_and_r
     faults = Faults(close_after_frames=300, skip_fraction=0.01)
     async with TestExchange(symbols, seed=41, rate=RATE, faults=faults, market=market) as ex:
         config = exchange_config(ex, tmp_path, symbols, market=market, kind=AGG)
-        summary, events = await _run_until(
-            config,
-            database_url,
-            lambda s: s.reconnects >= 4 and s.backfilled > 0 and s.stored > 1500,
-            during=ex.drop_connections,
+        (summary, events), _ = await asyncio.gather(
+            _run_until(
+                config,
+                database_url,
+                lambda s: s.reconnects >= 4 and s.backfilled > 0 and s.stored > 1500,
+            ),
+            _drop_after(ex, "BTCUSDT", ex.produced_count("BTCUSDT") + 2000),
         )
         rows = assert_aggs_complete(ex, database_url, symbols, market)
     assert summary.backfilled > 0 and summary.reconnects >= 4
@@ -223,7 +210,9 @@ async def test_a_trade_run_and_an_aggregate_run_of_one_symbol_never_mix(
     with psycopg.connect(database_url) as conn:
         trade_gaps = list_gaps(conn, symbols)
         agg_gaps = list_gaps(conn, symbols, kind=AGG)
-        by_kind = dict(conn.execute("SELECT kind, count(*) FROM gaps GROUP BY kind").fetchall())
+        by_kind: dict[int, int] = dict(
+            conn.execute("SELECT kind, count(*) FROM gaps GROUP BY kind").fetchall()
+        )
         trade_ids = conn.execute("SELECT min(trade_id), max(trade_id) FROM trades").fetchone()
         agg_ids = conn.execute("SELECT min(agg_id), max(agg_id) FROM agg_trades").fetchone()
     assert trade_gaps and agg_gaps
