@@ -14,6 +14,7 @@ so any other hole is a trade lost without a trace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -289,7 +290,7 @@ SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_
 def of_aggregates(sql: str) -> str:
     """`sql`, a question of stored trade ids, asked of the aggregate trades: `agg_trades` keys
     its series as `trades` does, `(market, symbol, id)`, with `agg_id` for `trade_id`."""
-    return sql.replace("FROM trades", "FROM agg_trades").replace("trade_id", "agg_id")
+    return re.sub(r"\btrades\b", "agg_trades", sql).replace("trade_id", "agg_id")
 
 
 AGG_SETTLE_SQL = of_aggregates(SETTLE_SQL)
@@ -298,17 +299,7 @@ AGG_PREV_STORED_SQL = of_aggregates(PREV_STORED_SQL)
 AGG_NEXT_STORED_SQL = of_aggregates(NEXT_STORED_SQL)
 AGG_LAST_IDS_SQL = of_aggregates(LAST_IDS_SQL)
 AGG_STORED_AT_SQL = of_aggregates(STORED_AT_SQL)
-AGG_CHECKPOINT_START_SQL = """
-SELECT c.symbol, date_trunc('minute', a.timestamp, 'UTC')
-FROM checkpoints AS c
-CROSS JOIN LATERAL (
-    SELECT timestamp FROM agg_trades
-    WHERE agg_trades.market = c.market AND agg_trades.symbol = c.symbol
-      AND agg_id <= c.verified_through
-    ORDER BY agg_id DESC LIMIT 1
-) AS a
-WHERE c.market = %s AND c.kind = %s AND c.symbol = ANY(%s)
-"""
+AGG_CHECKPOINT_START_SQL = of_aggregates(CHECKPOINT_START_SQL)
 #: Symbols with aggregate trades: a loose index scan of the primary key.
 AGG_SYMBOLS_SQL = """
 WITH RECURSIVE known(symbol) AS (
