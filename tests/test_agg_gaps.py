@@ -128,7 +128,7 @@ def test_gaps_kind_on_the_command_line(database_url: str, clean_env: dict[str, s
         "--database-url", database_url, "gaps", "--repair", "--kind", "aggTrades", env=clean_env
     )
     assert repair.returncode != 0
-    assert repair.stderr.startswith("error: --repair and --against-exchange check trades only")
+    assert repair.stderr.startswith("error: --repair fetches trades only so far"), repair.stderr
     assert "binprice ingest --stream aggTrade" in repair.stderr
     empty = run_binprice(*base, "--kind", "aggTrades", "ETHUSDT", env=clean_env)
     assert empty.returncode == 0 and empty.stdout == ""

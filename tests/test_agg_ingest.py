@@ -7,6 +7,7 @@ side, and a restart that resumes after the stored aggregate id."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC
 from decimal import Decimal
@@ -15,7 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from binprice.db.gaps import list_gaps, verify_gaps
+import binprice
+from binprice.db.gaps import Verification, list_gaps, record_gaps, verify_gaps
 from binprice.events import EventKind, IngestEvent
 from binprice.exchange.backoff import no_wait
 from binprice.exchange.stream import StreamPolicy
@@ -25,7 +27,7 @@ from binprice.kinds import TradeKind
 from binprice.markets import Market
 from binprice.testing import Faults, TestExchange
 from tests.fault_helpers import assert_complete, ingest_until, wait_until
-from tests.ingest_helpers import exchange_config, stored_rows
+from tests.ingest_helpers import binprice_async, exchange_config, stored_rows
 
 AggRow = tuple[str, int, Decimal, Decimal, int, int, int, bool]
 RATE = 1000
@@ -271,3 +273,59 @@ async def test_spooled_aggregates_of_a_stopped_run_are_committed_by_the_next(
     assert [e for e in events if e.kind is EventKind.SPOOL_ADOPTED]
     assert rows[0][1] == spooled[0].agg_id
     assert summary.stored == len(rows)
+
+
+async def test_verify_against_the_exchange_sees_the_tail_and_disproves_a_false_hole(
+    database_url: str, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    """After an aggregate run of USD-M, `verify(kind="aggTrades", against_exchange=True)`:
+    the aggregates the exchange traded since are a tail up to its newest aggregate id (no
+    hole: ok); a hole recorded over aggregates the exchange does have (their rows deleted) is
+    disproved by `aggTrades?fromId=` (not ok), though without the exchange it accounts."""
+    symbols = ("BTCUSDT",)
+    async with TestExchange(symbols, seed=47, rate=RATE, market=Market.USDM) as ex:
+        config = exchange_config(ex, tmp_path, symbols, market=Market.USDM, kind=AGG)
+        await _run_until(config, database_url, lambda s: s.stored > 300)
+        generator = ex.generators["BTCUSDT"]
+        top = stored_aggs(database_url, Market.USDM)[-1][1]
+        await wait_until(
+            lambda: generator.aggregates.first_id + len(generator.aggregates) > top + 50,
+            UNTIL_GUARD_SECONDS,
+        )
+        ex.paused.add("BTCUSDT")
+        newest = generator.aggregates.first_id + len(generator.aggregates) - 1
+        with binprice.connect(database_url) as store:
+
+            def verify(against: bool) -> Verification:
+                return store.verify(
+                    symbols,
+                    against_exchange=against,
+                    rest_url=ex.rest_url if against else None,
+                    market="usdm",
+                    kind="aggTrades",
+                )
+
+            ahead = await asyncio.to_thread(verify, True)
+            (symbol,) = ahead.symbols
+            assert ahead.ok and ahead.against_exchange, ahead
+            assert symbol.exchange_last_id == newest
+            assert symbol.tail is not None and symbol.tail.last_id == newest
+            first, last = top - 100, top - 90
+            with psycopg.connect(database_url) as conn:
+                conn.execute(
+                    "DELETE FROM agg_trades WHERE market = 1 AND agg_id BETWEEN %s AND %s",
+                    (first, last),
+                )
+                record_gaps(conn, "BTCUSDT", [(first, last)], "hole", market=Market.USDM, kind=AGG)
+            assert (await asyncio.to_thread(verify, False)).ok
+            false_hole = await asyncio.to_thread(verify, True)
+        code, out, err = await binprice_async(
+            clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)},
+            *("--database-url", database_url, "gaps", "--verify", "--against-exchange"),
+            *("--kind", "aggTrades", "--market", "usdm", "--rest-url", ex.rest_url, "--json"),
+        )
+    assert code == 1, out + err
+    disproved = json.loads(out)["symbols"][0]["disproved_holes"]
+    assert disproved == [{"first_id": first, "last_id": last}]
+    assert not false_hole.ok
+    assert false_hole.symbols[0].disproved == ((first, last),)

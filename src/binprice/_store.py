@@ -350,24 +350,10 @@ class Store:
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
         trade, asked of `rest_url`, else of the `exchange` preset's REST URL. With
         `kind="aggTrades"`, the stored aggregate ids of `market` against the aggregate gaps."""
-        from binprice.kinds import TradeKind, parse_kind
+        from binprice.kinds import parse_kind
 
         lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
         chosen, of = market_of(market), parse_kind(kind)
-        if of is TradeKind.AGG_TRADES:
-            if against_exchange or rest_url is not None:
-                from binprice.errors import ConfigError
-
-                raise ConfigError(
-                    "--against-exchange checks trades only so far; verify aggregate trades "
-                    "without it (`binprice gaps --verify --kind aggTrades`)"
-                )
-            from binprice.db.gaps import verify_gaps
-
-            found: Verification = self._read(
-                lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen, kind=of)
-            )
-            return found
         if against_exchange or rest_url is not None:
             from binprice.completeness.oneoff import verify_with_exchange
 
@@ -379,11 +365,13 @@ class Store:
                 wanted,
                 start=lo,
                 end=hi,
+                market=chosen,
+                kind=of,
             )
         from binprice.db.gaps import verify_gaps
 
         result: Verification = self._read(
-            lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen)
+            lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen, kind=of)
         )
         return result
 

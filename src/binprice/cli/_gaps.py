@@ -45,7 +45,7 @@ REPAIR_HELP = (
 )
 KIND_HELP = (
     "Whose ids: trades (the default) or aggTrades, the aggregate ids `ingest --stream aggTrade` "
-    "records (listed and --verify'd; --against-exchange and --repair are for trades)."
+    "records (listed, --verify'd, --against-exchange; --repair is for trades)."
 )
 GAPS_JSON_HELP = (
     "JSON: an array with one object per recorded gap; with --verify one object (ok, window, per "
@@ -96,8 +96,13 @@ def gaps(
     window = last or start or end
     chosen = market_from(market)
     if kind != "trades":
-        asked = _Aggregates(symbols, chosen, kind, last, start, end)
-        _aggregates(ctx, database_url, asked, verify, repair or against_exchange, as_json)
+        if repair:
+            raise UsageError(
+                "--repair fetches trades only so far; a running `binprice ingest --stream "
+                "aggTrade` fetches the open gaps of aggregate ids"
+            )
+        asked = _Aggregates(symbols, chosen, kind, last, start, end, exchange, rest_url)
+        _aggregates(ctx, database_url, asked, verify, against_exchange, as_json)
         return
     if not (verify or repair):
         if window or against_exchange:
@@ -141,6 +146,8 @@ class _Aggregates:
     last: str | None
     start: str | None
     end: str | None
+    exchange: str
+    rest_url: str | None
 
 
 def _aggregates(
@@ -148,23 +155,17 @@ def _aggregates(
     database_url: str | None,
     asked: _Aggregates,
     verify: bool,
-    with_exchange: bool,
+    against_exchange: bool,
     as_json: bool,
 ) -> None:
     """The gaps of aggregate ids (`ingest --stream aggTrade`), listed or verified, any market."""
     from binprice.cli.views.gaps import gaps_json, gaps_text, verification_json, verification_text
     from binprice.errors import UsageError
 
-    if with_exchange:
-        raise UsageError(
-            "--repair and --against-exchange check trades only so far; `binprice gaps --verify "
-            "--kind aggTrades` checks the stored aggregate ids, and a running `binprice ingest "
-            "--stream aggTrade` fetches their open gaps"
-        )
     window = asked.last or asked.start or asked.end
     if not verify:
-        if window:
-            raise UsageError("--last/--start/--end go with --verify or --repair")
+        if window or against_exchange:
+            raise UsageError("--last/--start/--end/--against-exchange go with --verify")
         with store_from(ctx, database_url) as store:
             found = store.gaps(asked.symbols, market=asked.market, kind=asked.kind)
         if not found and not as_json:
@@ -178,7 +179,16 @@ def _aggregates(
 
         lo, hi = parse_window(last=asked.last, start=asked.start, end=asked.end)
     with store_from(ctx, database_url) as store:
-        result = store.verify(asked.symbols, start=lo, end=hi, market=asked.market, kind=asked.kind)
+        result = store.verify(
+            asked.symbols,
+            start=lo,
+            end=hi,
+            against_exchange=against_exchange,
+            exchange=asked.exchange,
+            rest_url=asked.rest_url if against_exchange else None,
+            market=asked.market,
+            kind=asked.kind,
+        )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
         raise typer.Exit(1)
