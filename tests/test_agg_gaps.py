@@ -177,3 +177,22 @@ def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: 
         ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="depth"))
     with pytest.raises(ConfigError, match="binprice import --kind aggTrades"):
         ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="aggTrade", since="2025-01-01"))
+
+
+async def test_a_trade_capture_and_an_aggregate_capture_of_one_symbol_are_not_shared(
+    database_url: str,
+) -> None:
+    """The symbol claims of a run are per kind: a trade run and an aggregate run of BTCUSDT
+    are two series (no "another ingest is capturing" warning), two aggregate runs are one."""
+    from binprice.db import connect_async
+    from binprice.db.claims import claim_symbols
+
+    trades, aggs, again = [await connect_async(database_url) for _ in range(3)]
+    try:
+        assert await claim_symbols(trades, ["BTCUSDT"]) == []
+        assert await claim_symbols(aggs, ["BTCUSDT"], kind=AGG) == []
+        assert await claim_symbols(again, ["BTCUSDT"], kind=AGG) == ["BTCUSDT"]
+        assert await claim_symbols(again, ["BTCUSDT"], Market.USDM, AGG) == []
+    finally:
+        for conn in (trades, aggs, again):
+            await conn.close()
