@@ -23,14 +23,17 @@ from tests.trades_data import load
 
 def _filled(url: str) -> None:
     """Three months of BTCUSDT and one of ETHUSDT in monthly partitions, SOLUSDT waiting in
-    DEFAULT, an open gap of BTCUSDT and one of XRPUSDT, which has no trades."""
+    DEFAULT, an open gap of BTCUSDT and one of XRPUSDT, which has no trades; and open gaps of
+    aggregate ids (kind 1), which are not status's (it reports trades)."""
     with psycopg.connect(url) as conn:
         ensure_partitions(conn, JAN, APR)
     load(url, [*three_months(), *month_rows("SOLUSDT", 40, datetime(2021, 5, 1, tzinfo=UTC))])
     with psycopg.connect(url) as conn:
-        conn.execute(UPSERT_SQL, (0, "BTCUSDT", 1000, 1099, "open"))
-        conn.execute(UPSERT_SQL, (0, "XRPUSDT", 7, 9, "open"))
-        conn.execute(UPSERT_SQL, (0, "ETHUSDT", 1, 5, "hole"))
+        conn.execute(UPSERT_SQL, (0, 0, "BTCUSDT", 1000, 1099, "open"))
+        conn.execute(UPSERT_SQL, (0, 0, "XRPUSDT", 7, 9, "open"))
+        conn.execute(UPSERT_SQL, (0, 0, "ETHUSDT", 1, 5, "hole"))
+        conn.execute(UPSERT_SQL, (0, 1, "BTCUSDT", 10, 19, "open"))
+        conn.execute(UPSERT_SQL, (0, 1, "ADAUSDT", 1, 2, "open"))
 
 
 def _brute_force(url: str) -> dict[str, tuple[Any, ...]]:

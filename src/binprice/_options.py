@@ -29,6 +29,9 @@ class IngestOptions:
 
     #: The market captured: spot, usdm or coinm (a `Market` or its name).
     market: MarketArg = "spot"
+    #: The stream captured: `trade` (trades, into `trades`) or `aggTrade` (aggregate trades,
+    #: into `agg_trades`, with completeness by aggregate id).
+    stream: str = "trade"
     #: An API key for the futures' `historicalTrades` (backfill of gaps older than the newest
     #: 1000 trades); never shown (kept out of the repr).
     api_key: str | None = field(default=None, repr=False)

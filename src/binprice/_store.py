@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from binprice.db.status import Status
     from binprice.embedded import ServerInfo, StopResult
     from binprice.events import IngestEvent
-    from binprice.exchange.protocol import WireTrade
+    from binprice.exchange.protocol import SeriesRecord
     from binprice.export import Format
     from binprice.export_to import ExportPlan
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
@@ -322,12 +322,16 @@ class Store:
 
     # --- completeness -----------------------------------------------------------------------
 
-    def gaps(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> list[Gap]:
-        """The recorded gaps (missing trade ids) of `market` and their state."""
+    def gaps(
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: str = "trades"
+    ) -> list[Gap]:
+        """The recorded gaps of `market` and their state: of trade ids, or with
+        `kind="aggTrades"` of aggregate ids (`ingest --stream aggTrade`)."""
         from binprice.db.gaps import list_gaps
+        from binprice.kinds import parse_kind
 
-        wanted, chosen = symbols_of(symbols), market_of(market)
-        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted, market=chosen))
+        wanted, chosen, of = symbols_of(symbols), market_of(market), parse_kind(kind)
+        result: list[Gap] = self._read(lambda conn: list_gaps(conn, wanted, market=chosen, kind=of))
         return result
 
     def verify(
@@ -339,11 +343,17 @@ class Store:
         against_exchange: bool = False,
         exchange: str = "binance",
         rest_url: str | None = None,
+        market: MarketArg = "spot",
+        kind: str = "trades",
     ) -> Verification:
         """Check the stored ids (whole UTC minutes) against the recorded gaps; with
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
-        trade, asked of `rest_url`, else of the `exchange` preset's REST URL."""
+        trade, asked of `rest_url`, else of the `exchange` preset's REST URL. With
+        `kind="aggTrades"`, the stored aggregate ids of `market` against the aggregate gaps."""
+        from binprice.kinds import parse_kind
+
         lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
+        chosen, of = market_of(market), parse_kind(kind)
         if against_exchange or rest_url is not None:
             from binprice.completeness.oneoff import verify_with_exchange
 
@@ -355,10 +365,14 @@ class Store:
                 wanted,
                 start=lo,
                 end=hi,
+                market=chosen,
+                kind=of,
             )
         from binprice.db.gaps import verify_gaps
 
-        result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
+        result: Verification = self._read(
+            lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen, kind=of)
+        )
         return result
 
     def repair(
@@ -468,7 +482,7 @@ class Store:
         stop: threading.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         on_tick: Callable[[IngestSummary], None] | None = None,
-        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        on_stored: Callable[[list[SeriesRecord]], None] | None = None,
         **changes: Any,
     ) -> IngestSummary:
         """Capture trades as `binprice ingest` does (the schema migrated to head, the spool in
@@ -496,7 +510,7 @@ class Store:
         stop: asyncio.Event | None = None,
         on_event: Callable[[IngestEvent], None] | None = None,
         on_tick: Callable[[IngestSummary], None] | None = None,
-        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        on_stored: Callable[[list[SeriesRecord]], None] | None = None,
         _thread_stop: threading.Event | None = None,
         **changes: Any,
     ) -> IngestSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -42,6 +43,10 @@ AGAINST_EXCHANGE_HELP = (
 REPAIR_HELP = (
     "Record every unaccounted hole (and missing tail) as an open gap and fetch it from REST now."
 )
+KIND_HELP = (
+    "Whose ids: trades (the default) or aggTrades, the aggregate ids `ingest --stream aggTrade` "
+    "records (listed, --verify'd, --against-exchange; --repair is for trades)."
+)
 GAPS_JSON_HELP = (
     "JSON: an array with one object per recorded gap; with --verify one object (ok, window, per "
     "symbol its holes); with --repair one object with the repaired gaps."
@@ -76,6 +81,7 @@ def gaps(
     exchange: Exchange = "binance",
     as_json: Annotated[bool, typer.Option("--json", help=GAPS_JSON_HELP)] = False,
     market: MarketOption = None,
+    kind: Annotated[str, typer.Option("--kind", metavar="KIND", help=KIND_HELP)] = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
@@ -89,6 +95,15 @@ def gaps(
     symbols = symbols or []
     window = last or start or end
     chosen = market_from(market)
+    if kind != "trades":
+        if repair:
+            raise UsageError(
+                "--repair fetches trades only so far; a running `binprice ingest --stream "
+                "aggTrade` fetches the open gaps of aggregate ids"
+            )
+        asked = _Aggregates(symbols, chosen, kind, last, start, end, exchange, rest_url)
+        _aggregates(ctx, database_url, asked, verify, against_exchange, as_json)
+        return
     if not (verify or repair):
         if window or against_exchange:
             raise UsageError("--last/--start/--end/--against-exchange go with --verify or --repair")
@@ -119,6 +134,64 @@ def gaps(
                 rest_url,
                 as_json,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Aggregates:
+    """`gaps --kind aggTrades`: the symbols, market and window asked about."""
+
+    symbols: Sequence[str]
+    market: str
+    kind: str
+    last: str | None
+    start: str | None
+    end: str | None
+    exchange: str
+    rest_url: str | None
+
+
+def _aggregates(
+    ctx: typer.Context,
+    database_url: str | None,
+    asked: _Aggregates,
+    verify: bool,
+    against_exchange: bool,
+    as_json: bool,
+) -> None:
+    """The gaps of aggregate ids (`ingest --stream aggTrade`), listed or verified, any market."""
+    from binprice.cli.views.gaps import gaps_json, gaps_text, verification_json, verification_text
+    from binprice.errors import UsageError
+
+    window = asked.last or asked.start or asked.end
+    if not verify:
+        if window or against_exchange:
+            raise UsageError("--last/--start/--end/--against-exchange go with --verify")
+        with store_from(ctx, database_url) as store:
+            found = store.gaps(asked.symbols, market=asked.market, kind=asked.kind)
+        if not found and not as_json:
+            err("no gaps of aggregate ids recorded (`--verify` checks the stored aggregate ids)")
+            return
+        typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
+        return
+    lo = hi = None
+    if window:
+        from binprice.timespec import parse_window
+
+        lo, hi = parse_window(last=asked.last, start=asked.start, end=asked.end)
+    with store_from(ctx, database_url) as store:
+        result = store.verify(
+            asked.symbols,
+            start=lo,
+            end=hi,
+            against_exchange=against_exchange,
+            exchange=asked.exchange,
+            rest_url=asked.rest_url if against_exchange else None,
+            market=asked.market,
+            kind=asked.kind,
+        )
+    typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def _list(store: Store, symbols: Sequence[str], market: str, *, as_json: bool) -> None:

@@ -31,6 +31,10 @@ BACKFILL_MAX_HELP = (
     "Most trade ids fetched from REST per gap (the downtime since the last run included); the "
     "older part of a larger gap is recorded as skipped."
 )
+STREAM_HELP = (
+    "What to capture: trade (every trade, into trades) or aggTrade (aggregate trades, into "
+    "agg_trades, complete by aggregate id: gaps --kind aggTrades)."
+)
 REDUNDANCY_HELP = (
     "Independent connections per group of streams (1-3); each trade is taken from whichever "
     "delivers it first, so a dropped connection costs no REST call."
@@ -97,6 +101,7 @@ def ingest(
     rest_url: RestUrl = None,
     exchange: Exchange = "binance",
     market: MarketOption = None,
+    stream: Annotated[str, typer.Option("--stream", metavar="STREAM", help=STREAM_HELP)] = "trade",
     api_key: ApiKeyOption = None,
     duration: Annotated[
         str | None,

@@ -17,13 +17,15 @@ on an empty page.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from binprice.completeness.gapset import GapSet
+from binprice.completeness.series import page_from
 from binprice.errors import EmptyPageError
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.exchange.rest import RestClient
+from binprice.kinds import DEFAULT_KIND, TradeKind
 
 #: Attempts per page before the walk gives up (the caller retries the gap later).
 PAGE_ATTEMPTS = 5
@@ -34,26 +36,33 @@ class Page:
     """One answer of the walk: trades inside the range, and ids the exchange does not have."""
 
     symbol: str
-    trades: list[WireTrade]
+    trades: list[SeriesRecord]
     holes: list[tuple[int, int]]
 
 
 async def fetch_missing(
-    rest: RestClient, symbol: str, missing: GapSet, first: int, last: int
+    rest: RestClient,
+    symbol: str,
+    missing: GapSet,
+    first: int,
+    last: int,
+    *,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> AsyncIterator[Page]:
     """Pages covering the ids of `first..last` that are in `missing`.
 
     The consumer must take each page's trades and holes out of `missing` (claim and remove)
     before asking for the next page: that is how the walk moves on. Raises ExchangeError when
     a page cannot be had after PAGE_ATTEMPTS, EmptyPageError (after yielding what came
-    before) when the exchange answers nothing for ids it has.
+    before) when the exchange answers nothing for ids it has. Of `kind` aggregate trades the
+    ids are aggregate ids, and the pages `aggTrades?fromId=` (series.py).
     """
     while True:
         todo = missing.within(first, last)
         if not todo:
             return
         from_id = todo[0][0]
-        page = await rest.historical_trades(symbol, from_id, PAGE_ATTEMPTS)
+        page = await page_from(rest, kind, symbol, from_id, PAGE_ATTEMPTS)
         if not page:
             raise EmptyPageError(
                 f"the exchange answered no trades from id {from_id} although it has later ones "
@@ -69,7 +78,7 @@ async def fetch_missing(
 
 
 def _skipped(
-    missing: GapSet, page: list[WireTrade], from_id: int, last: int
+    missing: GapSet, page: Sequence[SeriesRecord], from_id: int, last: int
 ) -> list[tuple[int, int]]:
     """The missing ids up to `last` the page steps over: before its first row, or between two
     rows (the exchange answers with consecutive ids it has, so those it skips it lacks)."""

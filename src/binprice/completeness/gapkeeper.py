@@ -35,12 +35,14 @@ import psycopg
 
 from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.completeness.gapset import GapSet
+from binprice.completeness.series import page_from
 from binprice.db.gaprows import GapRows, GapSpan
 from binprice.errors import DatabaseError, EmptyPageError, ExchangeError, GeoRestrictedError
 from binprice.events import EventKind
 from binprice.exchange.endpoints import market_api
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.exchange.rest import RestClient
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 
 #: How often the keeper looks for gaps whose ids have all been committed.
@@ -67,7 +69,7 @@ class GapBuffer(Protocol):
     @property
     def dropped_ready(self) -> asyncio.Event: ...
 
-    def put(self, trade: WireTrade) -> None: ...
+    def put(self, trade: SeriesRecord) -> None: ...
 
     def take_dropped(self) -> Mapping[str, Sequence[tuple[int, int]]]: ...
 
@@ -110,6 +112,7 @@ class GapKeeper:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         market: Market = DEFAULT_MARKET,
+        kind: TradeKind = DEFAULT_KIND,
     ) -> None:
         self._buffer = buffer
         self._recorder = recorder
@@ -122,10 +125,13 @@ class GapKeeper:
         #: Every wait of the keeper's loops (settling, the hole rechecks, a gap's grace) is
         #: this, so a test runs them without waiting on real time.
         self._sleep = sleep
-        #: The gap rows are of the run's market.
-        self.rows = GapRows(url, market)
+        #: The gap rows are of the run's market and kind (ids of trades, or of aggregates).
+        self.rows = GapRows(url, market, kind)
+        #: Which series' pages fill the gaps (series.py).
+        self.kind = kind
         #: The market's historicalTrades needs an API key (the futures'): see `_keyless`.
-        self._needs_key = market_api(market).historical_needs_key
+        #: Aggregate trades never do (`aggTrades` is public on every market).
+        self._needs_key = kind is TradeKind.TRADES and market_api(market).historical_needs_key
         self._missing: dict[str, GapSet] = {}
         #: Gaps to fetch, in order: (ready at, symbol, first, last).
         self._queue: deque[tuple[float, str, int, int]] = deque()
@@ -318,7 +324,7 @@ class GapKeeper:
         """Ask the exchange again about the recorded hole `first..last`; if it has trades
         inside (its page for `fromId=first` begins inside the hole), reopen the gap and fetch
         it. An empty page proves nothing: the hole is left as it is."""
-        page = await rest.historical_trades(symbol, first, PAGE_ATTEMPTS)
+        page = await page_from(rest, self.kind, symbol, first, PAGE_ATTEMPTS)
         if not page or page[0].trade_id > last:
             return False
         await self.rows.reopen(symbol, first, last)
@@ -399,7 +405,7 @@ class GapKeeper:
         if self._keyless(rest):
             await self._fetch_recent(rest, symbol, missing, first, last)
             return
-        async for page in fetch_missing(rest, symbol, missing, first, last):
+        async for page in fetch_missing(rest, symbol, missing, first, last, kind=self.kind):
             for a, b in page.holes:
                 missing.remove(a, b)
                 self.rows.add(symbol, a, b, "hole")
@@ -437,7 +443,7 @@ class GapKeeper:
                 self._recorder.hole(symbol, a, b)
         self._recorder.backfilled(symbol, taken, recent[0].trade_id if recent else 0)
 
-    def _take(self, missing: GapSet, trades: list[WireTrade]) -> int:
+    def _take(self, missing: GapSet, trades: Sequence[SeriesRecord]) -> int:
         put = self._buffer.put
         taken = 0
         for trade in trades:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from binprice._args import Symbols, When, as_time_or_none, symbols_of
 from binprice._sync import run_sync
+from binprice.completeness.aggcheck import check_aggregates
 from binprice.completeness.repair import (
     RepairProgress,
     RepairResult,
@@ -19,6 +20,8 @@ from binprice.completeness.repair import (
 from binprice.db.gaps import Verification
 from binprice.exchange.bans import BanBook
 from binprice.exchange.endpoints import endpoints
+from binprice.kinds import DEFAULT_KIND, TradeKind
+from binprice.markets import DEFAULT_MARKET, Market
 
 
 def verify_with_exchange(
@@ -30,12 +33,18 @@ def verify_with_exchange(
     *,
     start: datetime | None,
     end: datetime | None,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> Verification:
-    """The stored ids checked, each symbol's tail against the exchange's newest trade.
+    """The stored ids checked, each symbol's tail against the exchange's newest trade (of
+    `kind` aggregate trades: the stored aggregate ids of `market`, `completeness.aggcheck`).
     `checked_url` gives the database's URL once its schema is checked."""
-    base = rest_base(exchange, rest_url)
+    base = rest_base(exchange, rest_url, market)
     url = checked_url()
     bans = BanBook.in_data_dir(data_dir)
+    if kind is TradeKind.AGG_TRADES:
+        window = {"start": start, "end": end}
+        return run_sync(check_aggregates(url, base, symbols, **window, bans=bans, market=market))
     return run_sync(check_against_exchange(url, base, symbols, start=start, end=end, bans=bans))
 
 
@@ -58,6 +67,7 @@ def repair_now(
     return run_sync(repair(url, base, wanted, start=lo, end=hi, progress=progress, bans=bans))
 
 
-def rest_base(exchange: str, rest_url: str | None) -> str:
-    """The REST base URL: `rest_url`, else the `exchange` preset's (as `ingest` resolves it)."""
-    return endpoints(exchange, None, rest_url)[1]
+def rest_base(exchange: str, rest_url: str | None, market: Market = DEFAULT_MARKET) -> str:
+    """The REST base URL: `rest_url`, else the `exchange` preset's of `market` (as `ingest`
+    resolves it)."""
+    return endpoints(exchange, None, rest_url, market)[1]

@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from binprice.completeness.series import newest_id
 from binprice.errors import ExchangeError, GeoRestrictedError
 from binprice.events import EventKind
 from binprice.exchange.rest import RestClient
+from binprice.kinds import DEFAULT_KIND, TradeKind
 
 #: A symbol that delivers a trade this soon after a connect needs no REST check.
 CONNECT_GRACE_SECONDS = 1.0
@@ -68,8 +70,11 @@ class Reconciler:
         *,
         quiet_after: float = DEFAULT_QUIET_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        kind: TradeKind = DEFAULT_KIND,
     ) -> None:
         self._tracker = tracker
+        #: Whose newest id is asked: the trades' or (`--stream aggTrade`) the aggregates'.
+        self._kind = kind
         self._rest = rest
         self._recorder = recorder
         self._emit = recorder.event
@@ -152,7 +157,7 @@ class Reconciler:
             nonlocal found
             async with semaphore:
                 try:
-                    newest = await self._rest.newest_trade_id(symbol)
+                    newest = await newest_id(self._rest, self._kind, symbol)
                 except GeoRestrictedError:
                     raise
                 except ExchangeError as exc:

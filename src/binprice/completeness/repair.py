@@ -27,13 +27,16 @@ import aiohttp
 
 from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
 from binprice.completeness.gapset import GapSet
+from binprice.completeness.series import newest_id, page_from
 from binprice.db.copy import CopyEncoder
 from binprice.db.gaprows import GapRows
 from binprice.db.gaps import Verification
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
+from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
+from binprice.kinds import DEFAULT_KIND, TradeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,15 @@ class RepairResult:
         return sum(g.stored for g in self.gaps)
 
 
-async def exchange_last_ids(rest: RestClient, symbols: Sequence[str]) -> dict[str, int]:
-    """The exchange's newest trade id of each symbol that has traded."""
+async def exchange_last_ids(
+    rest: RestClient, symbols: Sequence[str], kind: TradeKind = DEFAULT_KIND
+) -> dict[str, int]:
+    """The exchange's newest trade id (or aggregate id, by `kind`) of each symbol that has
+    traded."""
     found: dict[str, int] = {}
 
     async def one(symbol: str) -> None:
-        newest = await rest.newest_trade_id(symbol)
+        newest = await newest_id(rest, kind, symbol)
         if newest is not None:
             found[symbol] = newest
 
@@ -139,14 +145,15 @@ def recorded_holes(url: str, symbols: Sequence[str]) -> list[tuple[str, int, int
 
 
 async def disproved_holes(
-    rest: RestClient, holes: Sequence[tuple[str, int, int]]
+    rest: RestClient, holes: Sequence[tuple[str, int, int]], kind: TradeKind = DEFAULT_KIND
 ) -> dict[str, list[tuple[int, int]]]:
     """Per symbol, the parts of `holes` the exchange has trades in: each hole's first id is
     asked for (one page, weight 25); a page that begins inside the hole disproves it from
-    there on. An empty page proves nothing either way."""
+    there on. An empty page proves nothing either way. (Of `kind` aggregate trades: holes of
+    aggregate ids, asked of `aggTrades`.)"""
     found: dict[str, list[tuple[int, int]]] = {}
     for symbol, first, last in holes:
-        page = await rest.historical_trades(symbol, first, PAGE_ATTEMPTS)
+        page = await page_from(rest, kind, symbol, first, PAGE_ATTEMPTS)
         if page and page[0].trade_id <= last:
             found.setdefault(symbol, []).append((page[0].trade_id, last))
     return found
@@ -234,7 +241,10 @@ async def _fill(
                 absent += b - a + 1
                 rows.add(symbol, a, b, "hole")
             await rows.flush()
-            trades = [t for t in page.trades if missing.claim(t.trade_id)]
+            # A trade walk's pages hold trades (`WireTrade`): the default kind of `fetch_missing`.
+            trades = [
+                t for t in page.trades if isinstance(t, WireTrade) and missing.claim(t.trade_id)
+            ]
             if trades:
                 inserted, _ = await writer.write(encoder.batch(trades))
                 stored += inserted.get(symbol, 0)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 
 __all__ = ["ALL", "CLAIM_CLASS", "claim_symbols"]
@@ -36,16 +37,22 @@ ORDER BY s
 """
 
 
-def claim_prefix(market: Market) -> str:
-    """What a claim key starts with: nothing for spot, `usdm:` / `coinm:` for futures."""
-    return "" if market is DEFAULT_MARKET else f"{market.value}:"
+def claim_prefix(market: Market, kind: TradeKind = DEFAULT_KIND) -> str:
+    """What a claim key starts with: nothing for spot, `usdm:` / `coinm:` for futures; and
+    `aggTrades:` before it for a capture of aggregate trades (another series of the symbol)."""
+    prefix = "" if market is DEFAULT_MARKET else f"{market.value}:"
+    return prefix if kind is DEFAULT_KIND else f"{kind.value}:{prefix}"
 
 
 async def claim_symbols(
-    conn: psycopg.AsyncConnection[Any], symbols: Sequence[str], market: Market = DEFAULT_MARKET
+    conn: psycopg.AsyncConnection[Any],
+    symbols: Sequence[str],
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[str]:
     """Claim `symbols` of `market` for the session of `conn` (autocommit, held for the run);
     return those another session holds, which this one could not claim."""
-    params = {"symbols": list(symbols), "class": CLAIM_CLASS, "prefix": claim_prefix(market)}
+    prefix = claim_prefix(market, kind)
+    params = {"symbols": list(symbols), "class": CLAIM_CLASS, "prefix": prefix}
     cursor = await conn.execute(CLAIM_SQL, params)
     return [str(row[0]) for row in await cursor.fetchall()]

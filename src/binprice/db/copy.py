@@ -14,12 +14,13 @@ names the column (`copy_columns(market)`).
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from binprice.db.liverollup import MinuteRow, roll_up
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord, WireTrade
 from binprice.markets import DEFAULT_MARKET, Market
 
 COLUMNS = "symbol, trade_id, price, quantity, timestamp, is_buyer_maker"
@@ -96,19 +97,21 @@ class Batch:
     #: WireTrade times (epoch ms), for the trade-time → commit latency histogram.
     times: array[int]
     #: The decoded trades while they are still in memory (for `-v`); None after the spool.
-    trades: list[WireTrade] | None = None
+    #: (`db.aggcopy.AggBatch` holds aggregate trades.)
+    trades: Sequence[SeriesRecord] | None = None
     #: The live writer's rollup of these trades per (symbol, minute) (`liverollup.roll_up`),
-    #: kept through the spool; None where the trigger rolls them up (imports, old chunks).
+    #: kept through the spool; None where the trigger rolls them up (imports, old chunks,
+    #: aggregate trades).
     minutes: list[MinuteRow] | None = None
 
     def __len__(self) -> int:
         return len(self.times)
 
-    def decoded(self) -> list[WireTrade]:
+    def decoded(self) -> list[SeriesRecord]:
         """The trades, decoded back from the COPY text if they went through the spool."""
         if self.trades is not None:
-            return self.trades
-        out = []
+            return list(self.trades)
+        out: list[SeriesRecord] = []
         for line in self.payload.decode().splitlines():
             fields = line.split("\t")
             symbol, tid, price, qty, stamp, maker = fields[

@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from binprice.db.gaps import (
     ABSENT_SQL,
+    AGG_MISSING_IN_RANGE_SQL,
+    AGG_NEXT_STORED_SQL,
+    AGG_PREV_STORED_SQL,
+    AGG_SETTLE_SQL,
     ANY_COMPRESSED_SQL,
     HOLES_SQL,
     MISSING_IN_RANGE_ALL_SQL,
@@ -37,6 +41,7 @@ from binprice.db.gaps import (
     UPSERT_SQL,
     uncovered,
 )
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 
 if TYPE_CHECKING:
@@ -54,8 +59,11 @@ async def stored_before(
     trade_id: int,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> int | None:
     """The highest stored id of `symbol` below `trade_id` (in rows or blocks), None if none."""
+    if kind is TradeKind.AGG_TRADES:
+        return await _scalar(conn, AGG_PREV_STORED_SQL, symbol, trade_id, market)
     if await _any_compressed(conn, market):
         return await _scalar_all(conn, PREV_STORED_ALL_SQL, symbol, trade_id, market)
     return await _scalar(conn, PREV_STORED_SQL, symbol, trade_id, market)
@@ -67,18 +75,25 @@ async def stored_after(
     trade_id: int,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> int | None:
     """The lowest stored id of `symbol` above `trade_id` (in rows or blocks), None if none."""
+    if kind is TradeKind.AGG_TRADES:
+        return await _scalar(conn, AGG_NEXT_STORED_SQL, symbol, trade_id, market)
     if await _any_compressed(conn, market):
         return await _scalar_all(conn, NEXT_STORED_ALL_SQL, symbol, trade_id, market)
     return await _scalar(conn, NEXT_STORED_SQL, symbol, trade_id, market)
 
 
 async def last_stored(
-    conn: psycopg.AsyncConnection[Any], symbol: str, *, market: Market = DEFAULT_MARKET
+    conn: psycopg.AsyncConnection[Any],
+    symbol: str,
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> int | None:
-    """The highest trade id stored for `symbol`, None if none."""
-    return await stored_before(conn, symbol, _ID_CEILING, market=market)
+    """The highest trade id (or aggregate id) stored for `symbol`, None if none."""
+    return await stored_before(conn, symbol, _ID_CEILING, market=market, kind=kind)
 
 
 async def _scalar(
@@ -111,10 +126,15 @@ async def missing_in_range(
     last: int,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[tuple[int, int]]:
     """The ranges of `first..last` neither stored nor in a recorded hole or skip."""
-    compressed = await _any_compressed(conn, market)
-    sql = MISSING_IN_RANGE_ALL_SQL if compressed else MISSING_IN_RANGE_SQL
+    if kind is TradeKind.AGG_TRADES:
+        sql = AGG_MISSING_IN_RANGE_SQL
+    elif await _any_compressed(conn, market):
+        sql = MISSING_IN_RANGE_ALL_SQL
+    else:
+        sql = MISSING_IN_RANGE_SQL
     params = {"symbol": symbol, "first": first, "last": last, "market": market.number}
     cur = await conn.execute(sql, params)
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
@@ -127,9 +147,11 @@ async def open_within(
     last: int,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[tuple[int, int]]:
     """The open gaps of `symbol` overlapping `first..last`, by first id."""
-    cur = await conn.execute(OPEN_WITHIN_SQL, (market.number, symbol, first, last))
+    params = (market.number, kind.number, symbol, first, last)
+    cur = await conn.execute(OPEN_WITHIN_SQL, params)
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
@@ -141,9 +163,10 @@ async def record_gap(
     state: str,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> None:
     """Record (upsert) the gap `first..last` of `symbol` in `state`."""
-    await conn.execute(UPSERT_SQL, (market.number, symbol, first, last, state))
+    await conn.execute(UPSERT_SQL, (market.number, kind.number, symbol, first, last, state))
 
 
 async def settle_gap(
@@ -153,24 +176,42 @@ async def settle_gap(
     last: int,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> bool:
     """Mark the open gap `first..last` filled if all its ids are accounted for; True if it was."""
-    sql = SETTLE_ALL_SQL if await _any_compressed(conn, market) else SETTLE_SQL
-    params = {"symbol": symbol, "first": first, "last": last, "market": market.number}
+    if kind is TradeKind.AGG_TRADES:
+        sql = AGG_SETTLE_SQL
+    else:
+        sql = SETTLE_ALL_SQL if await _any_compressed(conn, market) else SETTLE_SQL
+    params = {
+        "symbol": symbol,
+        "first": first,
+        "last": last,
+        "market": market.number,
+        "kind": kind.number,
+    }
     cur = await conn.execute(sql, params)
     return await cur.fetchone() is not None
 
 
 class GapRows:
-    """Pending gap rows of one market and the connection that writes them."""
+    """Pending gap rows of one market and kind, and the connection that writes them."""
 
-    def __init__(self, url: str, market: Market = DEFAULT_MARKET) -> None:
+    def __init__(
+        self, url: str, market: Market = DEFAULT_MARKET, kind: TradeKind = DEFAULT_KIND
+    ) -> None:
         self._url = url
         self.market = market
+        self.kind = kind
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._pending: list[tuple[str, int, int, str]] = []
         self._lock = asyncio.Lock()
         self.recorded = 0
+
+    @property
+    def _keys(self) -> tuple[int, int]:
+        """The market and kind every statement on `gaps` is filtered by."""
+        return self.market.number, self.kind.number
 
     def add(self, symbol: str, first: int, last: int, state: str) -> None:
         """Note a row to write with the next flush (state open, hole or skipped)."""
@@ -215,7 +256,7 @@ class GapRows:
             try:
                 conn = await self.connection()
                 async with conn.transaction(), conn.cursor() as cur:
-                    await cur.executemany(UPSERT_SQL, [(self.market.number, *r) for r in rows])
+                    await cur.executemany(UPSERT_SQL, [(*self._keys, *r) for r in rows])
             except psycopg.Error:
                 await self._reset()
                 raise
@@ -234,7 +275,9 @@ class GapRows:
             await self.flush()
             conn = await self.connection()
             for symbol, first, last in candidates:
-                settled = await settle_gap(conn, symbol, first, last, market=self.market)
+                settled = await settle_gap(
+                    conn, symbol, first, last, market=self.market, kind=self.kind
+                )
                 if settled or await self._not_open(symbol, first, last):
                     done.append((symbol, first, last))
         except (psycopg.Error, DatabaseError):
@@ -249,14 +292,14 @@ class GapRows:
     async def state(self, symbol: str, first: int, last: int) -> str | None:
         """The state of the row for exactly `first..last`, None if there is none."""
         conn = await self.connection()
-        cur = await conn.execute(STATE_SQL, (self.market.number, symbol, first, last))
+        cur = await conn.execute(STATE_SQL, (*self._keys, symbol, first, last))
         row = await cur.fetchone()
         return None if row is None else str(row[0])
 
     async def holes(self, symbols: list[str]) -> list[GapSpan]:
         """The recorded holes of `symbols`."""
         conn = await self.connection()
-        cur = await conn.execute(HOLES_SQL, (self.market.number, symbols))
+        cur = await conn.execute(HOLES_SQL, (*self._keys, symbols))
         return [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
 
     async def reopen(self, symbol: str, first: int, last: int) -> None:
@@ -264,22 +307,25 @@ class GapRows:
         inside it is stored: a hole must never count ids that are stored)."""
         await self.flush()
         conn = await self.connection()
-        await conn.execute(REOPEN_HOLE_SQL, (self.market.number, symbol, first, last))
+        await conn.execute(REOPEN_HOLE_SQL, (*self._keys, symbol, first, last))
 
     async def open_gaps(self, symbols: list[str]) -> list[tuple[GapSpan, list[tuple[int, int]]]]:
         """Gaps an earlier run left open, each with the ids still neither stored nor known to
         be absent (so a half-filled gap resumes where it stopped)."""
         conn = await self.connection()
-        cur = await conn.execute(OPEN_GAPS_SQL, (self.market.number, symbols))
+        cur = await conn.execute(OPEN_GAPS_SQL, (*self._keys, symbols))
         gaps = [(str(s), int(a), int(b)) for s, a, b in await cur.fetchall()]  # type: ignore[call-overload]
         absent: dict[str, list[tuple[int, int]]] = {}
-        cur = await conn.execute(ABSENT_SQL, (self.market.number, symbols))
+        cur = await conn.execute(ABSENT_SQL, (*self._keys, symbols))
         for s, a, b in await cur.fetchall():
             absent.setdefault(str(s), []).append((int(a), int(b)))  # type: ignore[call-overload]
         out = []
         for symbol, first, last in gaps:
             missing: list[tuple[int, int]] = []
-            for a, b in await missing_in_range(conn, symbol, first, last, market=self.market):
+            found = await missing_in_range(
+                conn, symbol, first, last, market=self.market, kind=self.kind
+            )
+            for a, b in found:
                 missing.extend(uncovered(a, b, absent.get(symbol, [])))
             out.append(((symbol, first, last), missing))
         return out

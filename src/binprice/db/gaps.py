@@ -14,6 +14,7 @@ so any other hole is a trade lost without a trace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
 from binprice.db.queries import latest_prices, recorded_symbols
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
@@ -54,7 +56,8 @@ ACCOUNTED_STATES = ("open", "hole", "skipped")
 #: Insert a gap, or move a still-open one to its new state (an open gap found to be wholly
 #: absent on the exchange becomes a `hole`). Re-recording an existing range is a no-op.
 UPSERT_SQL = """
-INSERT INTO gaps (market, symbol, first_id, last_id, state) VALUES (%s, %s, %s, %s, %s)
+INSERT INTO gaps (market, kind, symbol, first_id, last_id, state)
+VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (market, kind, symbol, first_id, last_id) DO UPDATE SET state = EXCLUDED.state
 WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 """
@@ -63,14 +66,16 @@ WHERE gaps.state = 'open' AND EXCLUDED.state <> 'open'
 #: in the database (not in memory) makes `filled` mean "committed", whatever crashed before.
 SETTLE_SQL = """
 UPDATE gaps AS g SET state = 'filled', filled_at = now()
-WHERE g.market = %(market)s AND g.symbol = %(symbol)s AND g.first_id = %(first)s
+WHERE g.market = %(market)s AND g.kind = %(kind)s AND g.symbol = %(symbol)s
+  AND g.first_id = %(first)s
   AND g.last_id = %(last)s AND g.state = 'open'
   AND (SELECT count(*) FROM trades AS t
        WHERE t.market = g.market AND t.symbol = g.symbol
          AND t.trade_id BETWEEN g.first_id AND g.last_id)
     + (SELECT coalesce(sum(least(h.last_id, g.last_id) - greatest(h.first_id, g.first_id) + 1), 0)
        FROM gaps AS h
-       WHERE h.market = g.market AND h.symbol = g.symbol AND h.state IN ('hole', 'skipped')
+       WHERE h.market = g.market AND h.kind = g.kind AND h.symbol = g.symbol
+         AND h.state IN ('hole', 'skipped')
          AND h.first_id <= g.last_id AND h.last_id >= g.first_id
          AND (h.first_id, h.last_id) <> (g.first_id, g.last_id))
     = g.last_id - g.first_id + 1
@@ -81,29 +86,31 @@ RETURNING g.symbol
 #: it (or a repair re-asks it). The walk then records what is truly absent as holes again.
 REOPEN_HOLE_SQL = """
 UPDATE gaps SET state = 'open', filled_at = NULL
-WHERE market = %s AND symbol = %s AND first_id = %s AND last_id = %s AND state = 'hole'
+WHERE market = %s AND kind = %s AND symbol = %s AND first_id = %s AND last_id = %s
+  AND state = 'hole'
 """
 
 #: The state of the row for exactly one range.
 STATE_SQL = (
-    "SELECT state FROM gaps WHERE market = %s AND symbol = %s AND first_id = %s AND last_id = %s"
+    "SELECT state FROM gaps "
+    "WHERE market = %s AND kind = %s AND symbol = %s AND first_id = %s AND last_id = %s"
 )
 
 #: Ranges known to be absent on the exchange (holes and skipped ranges).
 ABSENT_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE market = %s AND state IN ('hole', 'skipped') AND symbol = ANY(%s)
+WHERE market = %s AND kind = %s AND state IN ('hole', 'skipped') AND symbol = ANY(%s)
 """
 
 HOLES_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE market = %s AND state = 'hole' AND symbol = ANY(%s)
+WHERE market = %s AND kind = %s AND state = 'hole' AND symbol = ANY(%s)
 ORDER BY symbol, first_id
 """
 
 OPEN_GAPS_SQL = """
 SELECT symbol, first_id, last_id FROM gaps
-WHERE market = %s AND state = 'open' AND symbol = ANY(%s)
+WHERE market = %s AND kind = %s AND state = 'open' AND symbol = ANY(%s)
 ORDER BY symbol, first_id
 """
 
@@ -200,16 +207,17 @@ ANY_COMPRESSED_SQL = "SELECT EXISTS (SELECT FROM compressed_months WHERE market 
 
 LIST_SQL = """
 SELECT symbol, first_id, last_id, state, detected_at, filled_at FROM gaps
-WHERE market = %(market)s AND (%(all)s OR symbol = ANY(%(symbols)s))
+WHERE market = %(market)s AND kind = %(kind)s AND (%(all)s OR symbol = ANY(%(symbols)s))
 ORDER BY symbol, first_id, last_id
 """
 
-GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps WHERE market = %s ORDER BY symbol"
+GAP_SYMBOLS_SQL = "SELECT DISTINCT symbol FROM gaps WHERE market = %s AND kind = %s ORDER BY symbol"
 
 #: A symbol's open gaps that overlap a range of ids.
 OPEN_WITHIN_SQL = """
 SELECT first_id, last_id FROM gaps
-WHERE market = %s AND symbol = %s AND state = 'open' AND last_id >= %s AND first_id <= %s
+WHERE market = %s AND kind = %s AND symbol = %s AND state = 'open'
+  AND last_id >= %s AND first_id <= %s
 ORDER BY first_id
 """
 #: The stored ids next to an id, below and above it (one primary-key probe each).
@@ -269,13 +277,56 @@ CROSS JOIN LATERAL (
       AND trade_id <= c.verified_through
     ORDER BY trade_id DESC LIMIT 1
 ) AS t
-WHERE c.market = %s AND c.symbol = ANY(%s)
+WHERE c.market = %s AND c.kind = %s AND c.symbol = ANY(%s)
 """
 SET_CHECKPOINT_SQL = """
-INSERT INTO checkpoints (market, symbol, verified_through) VALUES (%s, %s, %s)
+INSERT INTO checkpoints (market, kind, symbol, verified_through) VALUES (%s, %s, %s, %s)
 ON CONFLICT (market, kind, symbol) DO UPDATE
 SET verified_through = greatest(checkpoints.verified_through, EXCLUDED.verified_through),
     verified_at = now()
+"""
+
+
+def of_aggregates(sql: str) -> str:
+    """`sql`, a question of stored trade ids, asked of the aggregate trades: `agg_trades` keys
+    its series as `trades` does, `(market, symbol, id)`, with `agg_id` for `trade_id`."""
+    return re.sub(r"\btrades\b", "agg_trades", sql).replace("trade_id", "agg_id")
+
+
+AGG_SETTLE_SQL = of_aggregates(SETTLE_SQL)
+AGG_MISSING_IN_RANGE_SQL = of_aggregates(MISSING_IN_RANGE_SQL)
+AGG_PREV_STORED_SQL = of_aggregates(PREV_STORED_SQL)
+AGG_NEXT_STORED_SQL = of_aggregates(NEXT_STORED_SQL)
+AGG_LAST_IDS_SQL = of_aggregates(LAST_IDS_SQL)
+AGG_STORED_AT_SQL = of_aggregates(STORED_AT_SQL)
+AGG_CHECKPOINT_START_SQL = of_aggregates(CHECKPOINT_START_SQL)
+#: Symbols with aggregate trades: a loose index scan of the primary key.
+AGG_SYMBOLS_SQL = """
+WITH RECURSIVE known(symbol) AS (
+    (SELECT symbol FROM agg_trades WHERE market = %(market)s ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT a.symbol FROM agg_trades AS a WHERE a.market = %(market)s
+            AND a.symbol > k.symbol ORDER BY a.symbol LIMIT 1)
+    FROM known AS k WHERE k.symbol IS NOT NULL
+)
+SELECT symbol FROM known WHERE symbol IS NOT NULL
+"""
+#: One symbol's stored aggregates in a window: how many, the first and the last id. There is no
+#: rollup of aggregates: the window's ids are read by the time index (a tenth of the trades).
+AGG_EXTENT_SQL = """
+SELECT count(*), min(agg_id), max(agg_id) FROM agg_trades
+WHERE market = %(market)s AND symbol = %(symbol)s
+  AND timestamp >= %(start)s AND timestamp < %(end)s
+"""
+#: The aggregate ids missing between stored ones in a window (consecutive ids compared).
+AGG_HOLES_SQL = """
+SELECT prev + 1, agg_id - 1 FROM (
+    SELECT agg_id, lag(agg_id) OVER (ORDER BY agg_id) AS prev FROM agg_trades
+    WHERE market = %(market)s AND symbol = %(symbol)s
+      AND timestamp >= %(start)s AND timestamp < %(end)s
+) AS pairs
+WHERE agg_id > prev + 1
+ORDER BY 1
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -395,11 +446,16 @@ class Verification:
 
 
 def list_gaps(
-    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    symbols: Iterable[str] = (),
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[Gap]:
-    """Recorded gaps of `symbols` (all symbols if none) in `market`, by symbol and first id."""
+    """Recorded gaps of `symbols` (all symbols if none) of `kind` in `market`, by symbol and
+    first id."""
     wanted = list(normalize_symbols(symbols))
-    params = {"all": not wanted, "symbols": wanted, "market": market.number}
+    params = {"all": not wanted, "symbols": wanted, "market": market.number, "kind": kind.number}
     rows = conn.execute(LIST_SQL, params).fetchall()
     return [
         Gap(s, a, b, state, detected.astimezone(UTC), filled and filled.astimezone(UTC))
@@ -414,37 +470,59 @@ def record_gaps(
     state: str,
     *,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> None:
     """Record (upsert) the gaps `ranges` of `symbol` in `state`, in the caller's transaction."""
-    rows = [(market.number, symbol, a, b, state) for a, b in ranges]
+    rows = [(market.number, kind.number, symbol, a, b, state) for a, b in ranges]
     with conn.cursor() as cur:
         cur.executemany(UPSERT_SQL, rows)
 
 
 def hole_rows(
-    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    symbols: Sequence[str],
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[tuple[str, int, int]]:
     """The recorded holes of `symbols`: (symbol, first id, last id)."""
-    rows = conn.execute(HOLES_SQL, (market.number, list(symbols))).fetchall()
+    rows = conn.execute(HOLES_SQL, (market.number, kind.number, list(symbols))).fetchall()
     return [(str(sym), int(a), int(b)) for sym, a, b in rows]
 
 
 def gap_symbols(
-    conn: Connection, symbols: Iterable[str] = (), *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    symbols: Iterable[str] = (),
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> list[str]:
-    """`symbols` normalised, or every symbol of `market` with trades or recorded gaps."""
+    """`symbols` normalised, or every symbol of `market` with records of `kind` or recorded
+    gaps of it."""
     wanted = list(normalize_symbols(symbols))
     if wanted:
         return wanted
-    known = set(recorded_symbols(conn, market))
-    known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL, (market.number,)).fetchall())
+    if kind is TradeKind.AGG_TRADES:
+        found = conn.execute(AGG_SYMBOLS_SQL, {"market": market.number}).fetchall()
+        known = {str(row[0]) for row in found}
+    else:
+        known = set(recorded_symbols(conn, market))
+    params = (market.number, kind.number)
+    known.update(row[0] for row in conn.execute(GAP_SYMBOLS_SQL, params).fetchall())
     return sorted(known)
 
 
 def last_stored_ids(
-    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    symbols: Sequence[str],
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> dict[str, int]:
-    """The highest stored id of each symbol that has trades."""
+    """The highest stored id of each symbol that has trades (or aggregates, by `kind`)."""
+    if kind is TradeKind.AGG_TRADES:
+        rows = conn.execute(AGG_LAST_IDS_SQL, (market.number, list(symbols))).fetchall()
+        return {str(s): int(m) for s, m in rows if m is not None}
     if symbols and compressed_catalog(conn, market):
         found = latest_prices(conn, list(symbols), market=market)
         return {point.symbol: point.trade_id for point in found}
@@ -462,6 +540,7 @@ def verify_gaps(
     exchange_last_ids: dict[str, int] | None = None,
     disproved: dict[str, list[tuple[int, int]]] | None = None,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> Verification:
     """Find every stored-id hole of `symbols` (default: every symbol with trades or gaps) in the
     UTC minutes overlapping `[start, end)` (default: all), and match each against the recorded
@@ -472,8 +551,11 @@ def verify_gaps(
     `--repair` fetches), though not a hole: the exchange traded on after the last capture.
     `disproved` (per symbol, id ranges of recorded holes where the exchange has trades) is
     taken out of what the holes account for.
+
+    Of `kind` aggregate trades, the ids are aggregate ids, checked against the aggregate gaps
+    (there is no rollup of aggregates: the window's ids are read from `agg_trades`).
     """
-    wanted = gap_symbols(conn, symbols, market=market)
+    wanted = gap_symbols(conn, symbols, market=market, kind=kind)
     # History `db prune` dropped is not missing: the check starts where the stored one does.
     first = max(start or _EPOCH, pruned_before(conn) or _EPOCH)
     per_symbol = [max(first, (starts or {}).get(s, first)) for s in wanted]
@@ -483,13 +565,18 @@ def verify_gaps(
         "end": end or _FAR_FUTURE,
         "market": market.number,
     }
-    extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
-    spans = _suspect_spans(conn, params) if compressed_catalog(conn, market) else None
-    suspects = _suspects(conn, params) if spans is None else {}
+    aggregates = kind is TradeKind.AGG_TRADES
+    if aggregates:
+        extents, agg_missing = _aggregate_ids(conn, wanted, per_symbol, params["end"], market)
+        spans, suspects = None, {}
+    else:
+        extents = {row[0]: row[1:] for row in conn.execute(EXTENT_SQL, params).fetchall()}
+        spans = _suspect_spans(conn, params) if compressed_catalog(conn, market) else None
+        suspects = _suspects(conn, params) if spans is None else {}
     accounted: dict[str, list[tuple[int, int]]] = {}
     open_count: dict[str, int] = {}
     false = disproved or {}
-    for gap in list_gaps(conn, wanted, market=market):
+    for gap in list_gaps(conn, wanted, market=market, kind=kind):
         if gap.state == "hole" and false.get(gap.symbol):
             parts = uncovered(gap.first_id, gap.last_id, false[gap.symbol])
             accounted.setdefault(gap.symbol, []).extend(parts)
@@ -497,14 +584,25 @@ def verify_gaps(
             accounted.setdefault(gap.symbol, []).append((gap.first_id, gap.last_id))
         if gap.state == "open":
             open_count[gap.symbol] = open_count.get(gap.symbol, 0) + 1
-    last_ids = last_stored_ids(conn, wanted, market=market) if exchange_last_ids is not None else {}
-    twice = find_duplicates(conn, wanted, per_symbol, params["end"], market=market)
+    last_ids = (
+        last_stored_ids(conn, wanted, market=market, kind=kind)
+        if exchange_last_ids is not None
+        else {}
+    )
+    # The primary key of `agg_trades` is (market, symbol, agg_id): no aggregate twice.
+    twice = (
+        {}
+        if aggregates
+        else find_duplicates(conn, wanted, per_symbol, params["end"], market=market)
+    )
     checks = []
     for symbol in wanted:
         count, lo, hi = extents.get(symbol, (0, None, None))
         covered = accounted.get(symbol, [])
         missing = (
-            _missing_in(conn, symbol, suspects.get(symbol, []), market)
+            agg_missing.get(symbol, [])
+            if aggregates
+            else _missing_in(conn, symbol, suspects.get(symbol, []), market)
             if spans is None
             else _missing_with_blocks(conn, symbol, spans.get(symbol, []), market)
         )
@@ -514,7 +612,7 @@ def verify_gaps(
         stored = last_ids.get(symbol)
         if newest is not None and stored is not None and newest > stored:
             tail = Hole(symbol, stored + 1, newest, uncovered(stored + 1, newest, covered))
-            since = _stored_at(conn, symbol, stored, market)
+            since = _stored_at(conn, symbol, stored, market, kind)
         opened = open_count.get(symbol, 0)
         wrong = tuple(false.get(symbol, ()))
         checks.append(
@@ -535,10 +633,31 @@ def verify_gaps(
     return Verification(start, end, tuple(checks), exchange_last_ids is not None)
 
 
-def _stored_at(conn: Connection, symbol: str, trade_id: int, market: Market) -> datetime | None:
+def _stored_at(
+    conn: Connection, symbol: str, trade_id: int, market: Market, kind: TradeKind
+) -> datetime | None:
     """When the stored trade `trade_id` of `symbol` happened (a primary-key probe)."""
-    row = conn.execute(STORED_AT_SQL, (market.number, symbol, trade_id)).fetchone()
+    sql = AGG_STORED_AT_SQL if kind is TradeKind.AGG_TRADES else STORED_AT_SQL
+    row = conn.execute(sql, (market.number, symbol, trade_id)).fetchone()
     return None if row is None else row[0].astimezone(UTC)
+
+
+def _aggregate_ids(
+    conn: Connection, symbols: list[str], starts: list[datetime], end: datetime, market: Market
+) -> tuple[dict[str, tuple[int, int, int]], dict[str, list[tuple[int, int]]]]:
+    """Per symbol with aggregates in its window: (count, first id, last id), and the aggregate
+    ids missing between its stored ones."""
+    extents: dict[str, tuple[int, int, int]] = {}
+    missing: dict[str, list[tuple[int, int]]] = {}
+    for symbol, start in zip(symbols, starts, strict=True):
+        params = {"market": market.number, "symbol": symbol, "start": start, "end": end}
+        row = conn.execute(AGG_EXTENT_SQL, params).fetchone()
+        if row is None or not row[0]:
+            continue
+        extents[symbol] = (int(row[0]), int(row[1]), int(row[2]))
+        found = conn.execute(AGG_HOLES_SQL, params).fetchall()
+        missing[symbol] = [(int(a), int(b)) for a, b in found]
+    return extents, missing
 
 
 # --- compressed months -----------------------------------------------------------------------
@@ -637,18 +756,28 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def checkpoint_starts(
-    conn: Connection, symbols: Sequence[str], *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    symbols: Sequence[str],
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> dict[str, datetime]:
     """Per symbol with a checkpoint, the minute a check of what came after it starts at."""
-    rows = conn.execute(CHECKPOINT_START_SQL, (market.number, list(symbols))).fetchall()
+    sql = AGG_CHECKPOINT_START_SQL if kind is TradeKind.AGG_TRADES else CHECKPOINT_START_SQL
+    rows = conn.execute(sql, (market.number, kind.number, list(symbols))).fetchall()
     return {str(s): minute for s, minute in rows}
 
 
 def set_checkpoints(
-    conn: Connection, through: dict[str, int], *, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    through: dict[str, int],
+    *,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> None:
-    """Every id up to `through[symbol]` is stored or accounted for by a recorded gap."""
-    rows = [(market.number, symbol, last) for symbol, last in through.items()]
+    """Every id (of `kind`) up to `through[symbol]` is stored or accounted for by a recorded
+    gap."""
+    rows = [(market.number, kind.number, symbol, last) for symbol, last in through.items()]
     with conn.cursor() as cur:
         cur.executemany(SET_CHECKPOINT_SQL, rows)
 

@@ -28,6 +28,7 @@ import psycopg
 
 from binprice.db.blockreads import compressed_catalog, time_of
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
+from binprice.kinds import TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 
@@ -44,12 +45,14 @@ __all__ = [
 Connection = psycopg.Connection[Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Status reports trades: the gaps it counts are of trade ids, never aggregate ids.
+_TRADES = TradeKind.TRADES.number
 
 SYMBOLS_SQL = f"""
 WITH RECURSIVE {ROLLUP_SYMBOLS_CTE}
 SELECT symbol FROM rolled WHERE market = %(market)s
 UNION
-SELECT symbol FROM gaps WHERE market = %(market)s AND state = 'open'
+SELECT symbol FROM gaps WHERE market = %(market)s AND kind = {_TRADES} AND state = 'open'
 ORDER BY 1
 """
 
@@ -85,7 +88,8 @@ CROSS JOIN LATERAL (
 ) AS c
 CROSS JOIN LATERAL (
     SELECT count(*) AS open, sum(last_id - first_id + 1)::bigint AS missing FROM gaps
-    WHERE gaps.market = %(market)s AND gaps.symbol = r.symbol AND gaps.state = 'open'
+    WHERE gaps.market = %(market)s AND gaps.kind = {_TRADES} AND gaps.symbol = r.symbol
+      AND gaps.state = 'open'
 ) AS g
 ORDER BY r.symbol
 """

@@ -229,15 +229,21 @@ class TradeWriter:
                 )
             if status != "committed":
                 return None
-            trades = batch.decoded()
             # The rows that transaction inserted carry its id (32 bits of it) as xmin. After a
             # crash that lost this commit the server may hand the id out again; that other
             # transaction is taken for this one only if it inserted exactly these rows.
-            keys = ([t.symbol for t in trades], [t.trade_id for t in trades])
-            await cur.execute(ROWS_OF_XID, (*keys, sent.xid % XID_MODULUS))
-            found = {str(s): int(n) for s, n in await cur.fetchall()}  # type: ignore[call-overload]
+            found = await self._rows_of(cur, batch, sent.xid % XID_MODULUS)
         wanted = {s: n for s, n in sent.inserted.items() if n}
         return wanted if found == wanted else None
+
+    async def _rows_of(
+        self, cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch, xmin: int
+    ) -> dict[str, int]:
+        """Per symbol, how many rows of `batch` the transaction `xmin` inserted."""
+        trades = batch.decoded()
+        keys = ([t.symbol for t in trades], [t.trade_id for t in trades])
+        await cur.execute(ROWS_OF_XID, (*keys, xmin))
+        return {str(s): int(n) for s, n in await cur.fetchall()}  # type: ignore[call-overload]
 
     async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
         """Per symbol with stored trades of this writer's market, the highest stored id and its

@@ -74,6 +74,17 @@ class WireAggTrade(msgspec.Struct, frozen=True, gc=False):
     time_ms: int
     is_buyer_maker: bool
 
+    @property
+    def trade_id(self) -> int:
+        """The aggregate's id in its own series, `agg_id`: what `ingest --stream aggTrade`
+        tracks, as a trade run tracks trade ids (duplicates, gaps, backfill pages)."""
+        return self.agg_id
+
+
+#: One record of a captured series: a trade, or an aggregate trade (`ingest --stream`). Both
+#: carry `symbol`, `trade_id` (the id in their series), `price`, `quantity` and `time_ms`.
+SeriesRecord = WireTrade | WireAggTrade
+
 
 # --- events: everything a stream connection can send that is not a trade -------------------
 
@@ -541,9 +552,10 @@ def agg_stream_name(symbol: str) -> str:
     return symbol.lower() + AGG_TRADE_STREAM_SUFFIX
 
 
-def combined_stream_path(symbols: Iterable[str]) -> str:
-    """Path of a combined connection carrying the trade streams of ``symbols``."""
-    return "/stream?streams=" + "/".join(stream_name(s) for s in symbols)
+def combined_stream_path(symbols: Iterable[str], name: Callable[[str], str] = stream_name) -> str:
+    """Path of a combined connection carrying the trade streams of ``symbols`` (or the
+    streams ``name`` gives them: ``agg_stream_name``)."""
+    return "/stream?streams=" + "/".join(name(s) for s in symbols)
 
 
 def split_into_connections(

@@ -384,6 +384,18 @@ class RestClient:
         )
         return decode_newest_agg_trade_id(symbol, body)
 
+    async def newest_agg_id(self, symbol: str) -> int | None:
+        """The exchange's newest aggregate id of `symbol` (None if it never traded):
+        `aggTrades?limit=1`, public on every market."""
+        body = await self.get(
+            self.api.path("aggTrades"),
+            {"symbol": symbol, "limit": "1"},
+            self.api.weight_agg_trades,
+            QUICK_ATTEMPTS,
+        )
+        rows = decode_rest_agg_trades(symbol, body)
+        return rows[-1].agg_id if rows else None
+
 
 def _unknown_message(unknown: list[str]) -> str:
     names = ", ".join(unknown)

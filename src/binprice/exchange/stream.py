@@ -33,9 +33,12 @@ from binprice.exchange.protocol import (
     Malformed,
     NonMarketTrade,
     OtherEvent,
+    SeriesRecord,
     ServerShutdown,
+    WireAggTrade,
     WireTrade,
     decode_frame,
+    stream_name,
 )
 from binprice.exchange.rest import GEO_HINT
 from binprice.exchange.subscriptions import Outbox, connection_path
@@ -106,7 +109,7 @@ class _Connection:
     ended: str = ""
     #: While its predecessor is still catching up, a successor's trades wait here (and the
     #: first id per symbol in `held_first`), so the overlap never looks like a gap.
-    held: list[WireTrade | NonMarketTrade] | None = None
+    held: list[SeriesRecord | NonMarketTrade] | None = None
     held_first: dict[str, int] = field(default_factory=dict)
     #: SUBSCRIBE/UNSUBSCRIBE requests waiting to go out on this connection.
     outbox: Outbox = field(default_factory=Outbox)
@@ -126,7 +129,7 @@ class TradeReceiver(Protocol):
 
     def last_id(self, symbol: str) -> int | None: ...
 
-    def on_trade(self, trade: WireTrade, source: int = 0) -> None: ...
+    def on_trade(self, trade: SeriesRecord, source: int = 0) -> None: ...
 
     def skip(self, symbol: str, trade_id: int) -> None:
         """A futures trade that is not stored (`NonMarketTrade`) took this id."""
@@ -184,10 +187,14 @@ class ConnectionGroup:
         replica: int = 0,
         replicas: int = 1,
         capacity: int = MAX_STREAMS_PER_CONNECTION,
-        decode: Callable[[bytes | str], WireTrade | Event] = decode_frame,
+        decode: Callable[[bytes | str], SeriesRecord | Event] = decode_frame,
+        stream: Callable[[str], str] = stream_name,
     ) -> None:
         self._session = session
-        #: The market's frame decoder (`protocol.frame_decoder`).
+        #: A symbol's stream name: `@trade`, or `protocol.agg_stream_name` with `decode_agg_frame`.
+        self._stream = stream
+        #: The market's frame decoder (`protocol.frame_decoder`), or `decode_agg_frame` for
+        #: aggregate trades (which take `_on_event`'s path: `_consume` inlines trades only).
         self._decode = decode
         self._capacity = capacity
         self._symbols = list(symbols)
@@ -264,7 +271,7 @@ class ConnectionGroup:
     def _new_connection(self) -> _Connection:
         self._numbers += 1
         lifetime = self._first_lifetime if self._numbers == 1 else self._policy.lifetime
-        return _Connection(self._numbers, lifetime)
+        return _Connection(self._numbers, lifetime, outbox=Outbox(self._stream))
 
     async def _retire(
         self,
@@ -319,15 +326,15 @@ class ConnectionGroup:
             on_trade = self._tracker.on_trade
             source = self._source
             for trade in held:
-                if type(trade) is WireTrade:
-                    on_trade(trade, source)
-                else:
+                if isinstance(trade, NonMarketTrade):
                     self._tracker.skip(trade.symbol, trade.trade_id)
+                else:
+                    on_trade(trade, source)
 
     async def _connection(self, conn: _Connection) -> None:
         """One WebSocket connection from handshake to close; errors end it, never the group."""
         self._policy.budget.record()
-        path, to_subscribe = connection_path(self._symbols)
+        path, to_subscribe = connection_path(self._symbols, self._stream)
         carried = list(self._symbols)
         try:
             async with self._session.ws_connect(
@@ -431,7 +438,7 @@ class ConnectionGroup:
                 return
 
     def _on_event(self, item: object, conn: _Connection) -> None:
-        if isinstance(item, WireTrade | NonMarketTrade):
+        if isinstance(item, WireTrade | WireAggTrade | NonMarketTrade):
             self._on_id(item, conn)
         elif isinstance(item, ServerShutdown):
             self._recorder.rotation_due(self._label, server_shutdown=True)
@@ -443,18 +450,23 @@ class ConnectionGroup:
         elif isinstance(item, OtherEvent):
             self._recorder.other_frame()
 
-    def _on_id(self, item: WireTrade | NonMarketTrade, conn: _Connection) -> None:
-        """A trade, or a futures trade that is not stored but took its id (handed over in
-        order with the trades around it: held with them during a rotation)."""
+    def _on_id(self, item: SeriesRecord | NonMarketTrade, conn: _Connection) -> None:
+        """A trade or an aggregate trade, or a futures trade that is not stored but took its
+        id (handed over in order with the trades around it: held with them during a
+        rotation)."""
         if conn.held is not None:
             conn.held.append(item)
             conn.held_first.setdefault(item.symbol, item.trade_id)
-        elif type(item) is WireTrade:
-            self._tracker.on_trade(item, self._source)
-        else:
+            if len(conn.held) >= ROTATION_HOLD_MAX:
+                self._release(conn)  # memory stays bounded, as in `_consume`
+        elif isinstance(item, NonMarketTrade):
             self._tracker.skip(item.symbol, item.trade_id)
-        if type(item) is WireTrade:
+        else:
+            self._tracker.on_trade(item, self._source)
+        if not isinstance(item, NonMarketTrade):
             conn.trades += 1
+            if not conn.first_frame.is_set():
+                conn.first_frame.set()
         if conn.nudge is not None:
             conn.nudge.set()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 
@@ -30,16 +30,21 @@ PER_SECOND = 3
 _ids = itertools.count(1)
 
 
-def connection_path(symbols: list[str]) -> tuple[str, list[str]]:
-    """The path to connect to, and the symbols still to subscribe once connected."""
+def connection_path(
+    symbols: list[str], name: Callable[[str], str] = stream_name
+) -> tuple[str, list[str]]:
+    """The path to connect to, and the symbols still to subscribe once connected; `name` is
+    a symbol's stream (`@trade`, or `protocol.agg_stream_name`)."""
     named, rest = symbols[:URL_STREAMS_MAX], symbols[URL_STREAMS_MAX:]
-    return (combined_stream_path(named) if named else "/stream"), rest
+    return (combined_stream_path(named, name) if named else "/stream"), rest
 
 
 class Outbox:
     """Control requests waiting to go out on one connection, sent at a safe pace."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: Callable[[str], str] = stream_name) -> None:
+        #: A symbol's stream name (`@trade`, or `@aggTrade` with `protocol.agg_stream_name`).
+        self._name = name
         self._pending: deque[tuple[str, list[str]]] = deque()
         self._ready = asyncio.Event()
         self.idle = asyncio.Event()
@@ -67,7 +72,7 @@ class Outbox:
                 await self._ready.wait()
                 continue
             method, symbols = self._pending.popleft()
-            streams = [stream_name(s) for s in symbols]
+            streams = [self._name(s) for s in symbols]
             try:
                 await ws.send_str(control_request(method, streams, next(_ids)).decode())
             except (aiohttp.ClientError, ConnectionError):

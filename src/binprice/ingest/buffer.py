@@ -15,17 +15,34 @@ anything beyond them is committed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
+from binprice.db.aggcopy import AggCopyEncoder
 from binprice.db.copy import Batch, CopyEncoder
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import Spool, SpoolError
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 
 #: Per symbol, inclusive id ranges of trades that had to be dropped.
 Dropped = dict[str, list[tuple[int, int]]]
+
+
+class RecordEncoder(Protocol):
+    """Encodes a run's records as one COPY batch (`CopyEncoder`, `AggCopyEncoder`)."""
+
+    # Any: each encoder takes the records of its own kind (trades, or aggregates).
+    def batch(self, trades: Any) -> Batch: ...
+
+
+def encoder_of(market: Market, kind: TradeKind) -> RecordEncoder:
+    """The COPY encoder of a run capturing `kind` in `market`."""
+    if kind is TradeKind.AGG_TRADES:
+        return AggCopyEncoder(market)
+    return CopyEncoder(market, rollup=True)
 
 
 def id_ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
@@ -48,14 +65,15 @@ class TradeBuffer:
         memory_limit: int,
         recorder: Recorder,
         market: Market = DEFAULT_MARKET,
+        kind: TradeKind = DEFAULT_KIND,
     ) -> None:
         self.spool = spool
         self.memory_limit = memory_limit
-        self.items: list[WireTrade] = []
+        self.items: list[SeriesRecord] = []
         self._recorder = recorder
-        #: Batches are encoded as COPY rows of the run's market with their per-minute rollup
-        #: (see `TradeWriter`).
-        self._encoder = CopyEncoder(market, rollup=True)
+        #: Batches are encoded as COPY rows of the run's market and kind, a trade batch with
+        #: its per-minute rollup (see `TradeWriter`, `AggTradeWriter`).
+        self._encoder = encoder_of(market, kind)
         self._ready = asyncio.Event()
         #: Why the last spool write failed (None while the spool works).
         self.spool_error: str | None = None
@@ -67,7 +85,7 @@ class TradeBuffer:
     def _spooled(self) -> int:
         return 0 if self.spool is None else len(self.spool)
 
-    def put(self, trade: WireTrade) -> None:
+    def put(self, trade: SeriesRecord) -> None:
         items = self.items
         items.append(trade)
         if len(items) >= self.memory_limit:
@@ -83,7 +101,7 @@ class TradeBuffer:
         if self.keep(batch, trades):
             self._recorder.spilled(len(trades))
 
-    def keep(self, batch: Batch, trades: list[WireTrade] | None = None) -> bool:
+    def keep(self, batch: Batch, trades: Sequence[SeriesRecord] | None = None) -> bool:
         """Put an uncommitted batch in the spool; if that fails, record its ids as dropped.
         True if it was spooled."""
         if self.spool is not None:
@@ -99,7 +117,7 @@ class TradeBuffer:
         self._drop(batch.decoded() if trades is None else trades)
         return False
 
-    def _drop(self, trades: list[WireTrade]) -> None:
+    def _drop(self, trades: Sequence[SeriesRecord]) -> None:
         by_symbol: dict[str, list[int]] = {}
         for trade in trades:
             by_symbol.setdefault(trade.symbol, []).append(trade.trade_id)

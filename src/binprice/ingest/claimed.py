@@ -15,12 +15,13 @@ from binprice._sync import bridge
 from binprice.db import connect_async, describe
 from binprice.db.claims import ALL, claim_symbols
 from binprice.events import EventKind, IngestEvent
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.pipeline import run_ingest
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.spool import spool_root
 from binprice.ingest.stats import IngestSummary
+from binprice.kinds import TradeKind
 
 
 async def run_claimed(
@@ -34,7 +35,7 @@ async def run_claimed(
     thread_stop: threading.Event | None = None,
     on_event: Callable[[IngestEvent], None] | None = None,
     on_tick: Callable[[IngestSummary], None] | None = None,
-    on_stored: Callable[[list[WireTrade]], None] | None = None,
+    on_stored: Callable[[list[SeriesRecord]], None] | None = None,
 ) -> IngestSummary:
     """Run `config` against `url` (whose schema is at head: `migrated` says whether this run
     put it there) until `stop` or `thread_stop` is set or a limit is reached."""
@@ -45,13 +46,15 @@ async def run_claimed(
     spool_dir = spool_root(data_dir, url)
     if config.market.is_futures:  # a market's COPY rows are its own: never replayed in another
         spool_dir = spool_dir / config.market.value
+    if config.kind is TradeKind.AGG_TRADES:  # ... and so are a kind's (`agg_trades`' columns)
+        spool_dir = spool_dir / config.kind.value
     config = replace(config, spool_dir=spool_dir)
     stop = stop if stop is not None else asyncio.Event()
     recorder = Recorder()
     watcher = None if thread_stop is None else bridge(thread_stop, stop)
     claims = await connect_async(url)  # held for the run: its symbols' claims
     try:
-        shared = await claim_symbols(claims, config.symbols or [ALL], config.market)
+        shared = await claim_symbols(claims, config.symbols or [ALL], config.market, config.kind)
         if shared and on_event is not None:
             on_event(IngestEvent(time.time(), EventKind.SHARED, shared_message(shared)))
         async with asyncio.TaskGroup() as tasks, _ticking(tasks, on_tick, recorder, tick_seconds):

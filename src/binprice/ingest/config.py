@@ -8,6 +8,7 @@ from pathlib import Path
 
 from binprice.errors import ConfigError
 from binprice.exchange.endpoints import DEFAULT_REST_URL, DEFAULT_WS_URL
+from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import DEFAULT_SYMBOLS, MAX_STREAMS_PER_CONNECTION
 
@@ -41,6 +42,9 @@ class IngestConfig:
     #: The market captured: its streams and REST paths (`ws_url`/`rest_url` are its hosts),
     #: its frames, and the `market` of every row written.
     market: Market = DEFAULT_MARKET
+    #: `--stream`: what is captured, Binance's trades (`@trade` → `trades`) or its aggregate
+    #: trades (`@aggTrade` → `agg_trades`, completeness by aggregate id).
+    kind: TradeKind = DEFAULT_KIND
     #: `--api-key` / BINPRICE_API_KEY: sent on the futures' historicalTrades only; never shown
     #: (not in the repr, so not in any log).
     api_key: str | None = field(default=None, repr=False)
@@ -110,6 +114,14 @@ class IngestConfig:
                 (
                     f"--since cannot be combined with --market {self.market.value} yet; capture "
                     "from now, the archives of futures are not imported by binprice yet"
+                ),
+            ),
+            (
+                self.kind is TradeKind.AGG_TRADES and self.since is not None,
+                (
+                    "--since cannot be combined with --stream aggTrade yet; import the aggregate "
+                    "trades' archives with `binprice import --kind aggTrades`, then run "
+                    "`binprice ingest --stream aggTrade`"
                 ),
             ),
             (self.listing_interval <= 0, "the listing interval must be positive"),

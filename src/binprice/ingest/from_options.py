@@ -14,6 +14,7 @@ from binprice.exchange.bans import BanBook
 from binprice.exchange.endpoints import endpoints
 from binprice.history import DEFAULT_ARCHIVE_URL
 from binprice.ingest.config import IngestConfig
+from binprice.kinds import TradeKind
 from binprice.symbols import DEFAULT_SYMBOLS, normalize_assets
 
 
@@ -33,6 +34,7 @@ def ingest_config(
         unknown = set(changes or {}) - {f.name for f in fields(IngestOptions)}
         raise TypeError(f"unknown ingest options: {', '.join(sorted(unknown))}") from None
     market = market_of(opts.market)
+    kind = stream_kind(opts.stream)
     ws, rest = endpoints(opts.exchange, opts.ws_url, opts.rest_url, market)
     named = tuple(symbols_of(symbols))
     if opts.all_symbols and named:
@@ -44,6 +46,7 @@ def ingest_config(
     return IngestConfig(
         symbols=() if opts.all_symbols else named or DEFAULT_SYMBOLS,
         market=market,
+        kind=kind,
         api_key=opts.api_key or None,
         ws_url=ws,
         rest_url=rest,
@@ -65,6 +68,14 @@ def ingest_config(
         health_threshold=seconds(opts.health_threshold),
         compress_after=compress_after(opts.compress_after),
     )
+
+
+def stream_kind(stream: str) -> TradeKind:
+    """`--stream trade|aggTrade` → the kind captured; ConfigError names the choices."""
+    kind = {k.stream.lower(): k for k in TradeKind}.get(stream.strip().lower())
+    if kind is None:
+        raise ConfigError(f"unknown --stream {stream!r}; choose trade or aggTrade")
+    return kind
 
 
 def compress_after(value: Duration | None) -> float | None:

@@ -34,7 +34,13 @@ from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.events import Emit, EventKind, IngestEvent, Severity
 from binprice.exchange.bans import BanBook
-from binprice.exchange.protocol import WireTrade, frame_decoder
+from binprice.exchange.protocol import (
+    SeriesRecord,
+    agg_stream_name,
+    decode_agg_frame,
+    frame_decoder,
+    stream_name,
+)
 from binprice.exchange.rest import RestClient
 from binprice.exchange.stream import (
     CLOSE_TIMEOUT_SECONDS,
@@ -51,10 +57,11 @@ from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.resume import resume
-from binprice.ingest.sink import Sink
+from binprice.ingest.sink import Sink, writer_class
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.tracker import Tracker
+from binprice.kinds import TradeKind
 
 #: How long a stop waits for the stream readers to close their connections (a close frame the
 #: exchange never answers must not hold the stop; what they received is in the tracker) ...
@@ -79,20 +86,21 @@ async def run_ingest(
     on_event: Callable[[IngestEvent], None] | None = None,
     recorder: Recorder | None = None,
     policy: StreamPolicy | None = None,
-    on_stored: Callable[[list[WireTrade]], None] | None = None,
+    on_stored: Callable[[list[SeriesRecord]], None] | None = None,
 ) -> IngestSummary:
     """Ingest until `stop` is set, `config.duration` passes or `config.max_trades` are stored.
 
     `recorder` (one per run; a new one by default) counts what happens and reports it to
     `on_event`; read it while the run goes on with `recorder.snapshot()`."""
     recorder = recorder if recorder is not None else Recorder()
+    recorder.records = f"{config.kind.label}s"
     if on_event is not None:
         recorder.listen(on_event)
     stop = stop if stop is not None else asyncio.Event()
     policy = policy if policy is not None else StreamPolicy.of_market(config.market)
     emit = recorder.event
     spool = _open_spool(config, emit)
-    buffer = TradeBuffer(spool, config.memory_limit, recorder, config.market)
+    buffer = TradeBuffer(spool, config.memory_limit, recorder, config.market, config.kind)
     grace = REDUNDANT_GRACE_SECONDS if config.redundancy > 1 else 0.0
     gaps = GapKeeper(
         database_url,
@@ -101,6 +109,7 @@ async def run_ingest(
         backfill_max=config.backfill_max,
         grace=grace,
         market=config.market,
+        kind=config.kind,
     )
     probe = RunProbe(recorder, buffer, config.health_threshold, gaps)
     try:
@@ -236,7 +245,7 @@ class _Run:
         self.listing: Listing | None = None
         self.probe = probe
 
-    async def run(self, on_stored: Callable[[list[WireTrade]], None] | None) -> IngestSummary:
+    async def run(self, on_stored: Callable[[list[SeriesRecord]], None] | None) -> IngestSummary:
         # The session timeout bounds WebSocket handshakes; REST calls set their own.
         timeout = aiohttp.ClientTimeout(total=HANDSHAKE_TIMEOUT_SECONDS)
         try:
@@ -271,7 +280,11 @@ class _Run:
                 )
                 try:
                     reconciler = Reconciler(
-                        self.tracker, rest, self.recorder, quiet_after=self.config.quiet_period
+                        self.tracker,
+                        rest,
+                        self.recorder,
+                        quiet_after=self.config.quiet_period,
+                        kind=self.config.kind,
                     )
                     await self._stream(session, rest, reconciler, sink)
                 finally:
@@ -279,13 +292,13 @@ class _Run:
         finally:
             await self.gaps.close()
         summary = self.recorder.summary()
-        self.recorder.stopped(f"stored {summary.stored:,} trades")
+        self.recorder.stopped(f"stored {summary.stored:,} {self.recorder.records}")
         return summary
 
     async def _prepare(self, rest: RestClient) -> TradeWriter:
         """Connect, settle the symbols with the exchange, and resume where the last runs left."""
         config = self.config
-        writer = await TradeWriter.connect(self.url, config.market)
+        writer = await writer_class(config.kind).connect(self.url, config.market)
         try:
             await ensure_months_ahead(self.url, self.emit)
             if self.listing is not None:
@@ -319,6 +332,8 @@ class _Run:
     def _fleet(self, session: aiohttp.ClientSession, reconciler: Reconciler) -> Fleet:
         config = self.config
 
+        aggregates = config.kind is TradeKind.AGG_TRADES
+
         def make(symbols: list[str], source: int, replica: int) -> ConnectionGroup:
             return ConnectionGroup(
                 session,
@@ -333,7 +348,8 @@ class _Run:
                 replica=replica,
                 replicas=config.redundancy,
                 capacity=config.streams_per_connection,
-                decode=frame_decoder(config.market),
+                decode=decode_agg_frame if aggregates else frame_decoder(config.market),
+                stream=agg_stream_name if aggregates else stream_name,
             )
 
         return Fleet(
@@ -345,7 +361,7 @@ class _Run:
         assert self.listing is not None
 
         async def add(symbols: list[str]) -> None:
-            writer = await TradeWriter.connect(self.url, self.config.market)
+            writer = await writer_class(self.config.kind).connect(self.url, self.config.market)
             try:
                 last_ids = await self._last_trades(writer, symbols)
             finally:
@@ -404,7 +420,8 @@ class _Run:
                 tg.create_task(reconciler.run()),
                 tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
-            if self.config.compress_after is not None:
+            # Months of trades are compressed by a trade run (aggregates are not compressed).
+            if self.config.compress_after is not None and self.config.kind is TradeKind.TRADES:
                 after = self.config.compress_after
                 helpers.append(tg.create_task(keep_compressing(self.url, self.emit, after=after)))
             if self.listing is not None:

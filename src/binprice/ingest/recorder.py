@@ -87,6 +87,9 @@ class Recorder:
         self._emit = EventSink(on_event, clock=wall_clock)
         self._phase = Phase.STARTING
         self._symbols_carried = 0
+        #: What the events call the run's records: "trades", or "aggregate trades" in a run of
+        #: `--stream aggTrade` (whose ids are aggregate ids); set by `run_ingest`.
+        self.records = "trades"
 
     def listen(self, on_event: Callable[[IngestEvent], None] | None) -> None:
         """Report events to `on_event` from now on (before the run starts)."""
@@ -224,7 +227,8 @@ class Recorder:
             skipped = skipped_to - first + 1
             self._emit(
                 EventKind.GAP_SKIPPED,
-                f"{symbol}: trades {first}..{skipped_to} ({skipped:,}) are over --backfill-max; "
+                f"{symbol}: {self.records} {first}..{skipped_to} ({skipped:,}) are over "
+                "--backfill-max; "
                 "recorded as skipped",
             )
             first = skipped_to + 1
@@ -233,19 +237,24 @@ class Recorder:
             return
         then = "fetching them" if fetching else "recorded; the next run fetches them"
         count = last - first + 1
-        self._emit(kind, f"{symbol}: trades {first}..{last} ({count:,}) missing{why}; {then}")
+        records = self.records
+        self._emit(kind, f"{symbol}: {records} {first}..{last} ({count:,}) missing{why}; {then}")
 
     def hole(self, symbol: str, first: int, last: int) -> None:
         """The exchange has no trades `first..last` of `symbol`."""
         self._counts.hole(symbol, last - first + 1)
         self._emit(
-            EventKind.HOLE, f"{symbol}: the exchange has no trades {first}..{last}; recorded"
+            EventKind.HOLE,
+            f"{symbol}: the exchange has no {self.records} {first}..{last}; recorded",
         )
 
     def backfilled(self, symbol: str, trades: int, from_id: int) -> None:
         self._counts.backfilled_trades(symbol, trades)
         if trades:
-            self._emit(EventKind.BACKFILL, f"{symbol}: backfilled {trades:,} trades from {from_id}")
+            self._emit(
+                EventKind.BACKFILL,
+                f"{symbol}: backfilled {trades:,} {self.records} from {from_id}",
+            )
 
     def rest_rate_limited(self, answers: int) -> None:
         """The REST client has now waited out `answers` 429/418 answers in all."""

@@ -21,14 +21,15 @@ from collections.abc import Iterable
 
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.events import EventKind
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.tracker import Tracker
+from binprice.kinds import TradeKind
 from binprice.markets import Market
 
 
 def spooled_extent(
-    chunks: Iterable[list[WireTrade]], last_stored: dict[str, int]
+    chunks: Iterable[list[SeriesRecord]], last_stored: dict[str, int]
 ) -> dict[str, tuple[int, list[tuple[int, int]]]]:
     """Per symbol, for spooled trades above the last stored id: the highest spooled id and the
     ranges between the last stored id and it that the spool does not hold."""
@@ -60,7 +61,7 @@ async def resume(
     symbols: list[str],
     *,
     last_stored: dict[str, int],
-    spooled: Iterable[list[WireTrade]],
+    spooled: Iterable[list[SeriesRecord]],
 ) -> None:
     """Start tracking `symbols` where the last runs left them, every known gap queued: after
     the highest id stored, spooled, or inside a gap left open (a stop's recorded tail)."""
@@ -75,8 +76,8 @@ async def resume(
     for symbol in symbols:
         for first, last in extent.get(symbol, (None, []))[1]:
             gaps.open(symbol, first, last, why=" (found in the spool of an earlier run)")
-    market = gaps.rows.market
-    holes = await asyncio.to_thread(_unaccounted_since_checkpoints, url, symbols, market)
+    market, kind = gaps.rows.market, gaps.rows.kind
+    holes = await asyncio.to_thread(_unaccounted_since_checkpoints, url, symbols, market, kind)
     for symbol, first, last in holes:
         gaps.open(
             symbol,
@@ -87,25 +88,27 @@ async def resume(
         )
     # The holes' rows are committed before the checkpoint moves past them.
     await gaps.flush()
-    await asyncio.to_thread(_move_checkpoints, url, last_stored, market)
+    await asyncio.to_thread(_move_checkpoints, url, last_stored, market, kind)
 
 
 def _unaccounted_since_checkpoints(
-    url: str, symbols: list[str], market: Market
+    url: str, symbols: list[str], market: Market, kind: TradeKind
 ) -> list[tuple[str, int, int]]:
     from binprice.db import connect
     from binprice.db.gaps import checkpoint_starts, verify_gaps
 
     with connect(url) as conn:
-        starts = checkpoint_starts(conn, symbols, market=market)
-        result = verify_gaps(conn, symbols, starts=starts, market=market)
+        starts = checkpoint_starts(conn, symbols, market=market, kind=kind)
+        result = verify_gaps(conn, symbols, starts=starts, market=market, kind=kind)
     return [(s.symbol, a, b) for s in result.symbols for a, b in s.unaccounted_ranges]
 
 
-def _move_checkpoints(url: str, last_stored: dict[str, int], market: Market) -> None:
+def _move_checkpoints(
+    url: str, last_stored: dict[str, int], market: Market, kind: TradeKind
+) -> None:
     from binprice.db import connect
     from binprice.db.gaps import set_checkpoints
 
     if last_stored:
         with connect(url) as conn:
-            set_checkpoints(conn, last_stored, market=market)
+            set_checkpoints(conn, last_stored, market=market, kind=kind)

@@ -18,15 +18,17 @@ from collections.abc import Callable
 
 from binprice._aio import first_of
 from binprice.completeness.gapkeeper import GapKeeper
+from binprice.db.aggwriter import AggTradeWriter
 from binprice.db.copy import Batch
 from binprice.db.writer import TradeWriter, Unanswered
 from binprice.errors import DatabaseError
 from binprice.events import EventKind
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.exchange.retry import write_retrying
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.recorder import Recorder
+from binprice.kinds import TradeKind
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -34,6 +36,11 @@ DB_RETRY_INITIAL_SECONDS = 0.2
 DB_RETRY_MAX_SECONDS = 5.0
 #: serialization_failure and deadlock_detected: a transaction lost a race and was rolled back.
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def writer_class(kind: TradeKind) -> type[TradeWriter]:
+    """The writer of a run capturing `kind`: trades, or aggregate trades."""
+    return AggTradeWriter if kind is TradeKind.AGG_TRADES else TradeWriter
 
 
 class Sink:
@@ -48,7 +55,7 @@ class Sink:
         config: IngestConfig,
         *,
         gaps: GapKeeper,
-        on_stored: Callable[[list[WireTrade]], None] | None = None,
+        on_stored: Callable[[list[SeriesRecord]], None] | None = None,
     ) -> None:
         #: Its rows are flushed before every batch commit (a gap's row goes in before any
         #: trade beyond it); database errors there count as a failed commit.
@@ -155,7 +162,7 @@ class Sink:
                 with attempt:
                     writer = self.writers[slot]
                     if writer is None or writer.closed:
-                        writer = self.writers[slot] = await TradeWriter.connect(
+                        writer = self.writers[slot] = await writer_class(self._config.kind).connect(
                             self._url, self._config.market
                         )
                     await self._gaps.flush()

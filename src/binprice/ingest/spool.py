@@ -40,13 +40,16 @@ from binprice._fs import (
     make_private,
     make_private_dirs,
 )
+from binprice.db.aggcopy import AggBatch
 from binprice.db.copy import Batch
 from binprice.db.liverollup import MinuteRow
 from binprice.errors import BinpriceError
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 
 SUFFIX = ".spool"
 MAGIC = b"BPS1"
+#: A chunk of aggregate trades (`ingest --stream aggTrade`): its COPY rows are `agg_trades`'.
+AGG_MAGIC = b"BPA1"
 RUN_PREFIX = "run-"
 LOCK_NAME = "lock"
 _HEADER_LEN = struct.Struct("!4sI")
@@ -68,18 +71,20 @@ def encode_chunk(batch: Batch) -> bytes:
     header = msgspec.msgpack.encode(
         _Header(batch.counts, batch.latest, batch.times.tobytes(), batch.minutes)
     )
-    return _HEADER_LEN.pack(MAGIC, len(header)) + header + batch.payload
+    magic = AGG_MAGIC if isinstance(batch, AggBatch) else MAGIC
+    return _HEADER_LEN.pack(magic, len(header)) + header + batch.payload
 
 
 def decode_chunk(data: bytes) -> Batch:
     magic, size = _HEADER_LEN.unpack_from(data)
-    if magic != MAGIC:
+    if magic not in (MAGIC, AGG_MAGIC):
         raise ValueError("not a binprice spool chunk")
     start = _HEADER_LEN.size
     header = msgspec.msgpack.decode(data[start : start + size], type=_Header)
     times = array("q")
     times.frombytes(header.times)
-    return Batch(data[start + size :], header.counts, header.latest, times, minutes=header.minutes)
+    kind = AggBatch if magic == AGG_MAGIC else Batch
+    return kind(data[start + size :], header.counts, header.latest, times, minutes=header.minutes)
 
 
 def _one_line(exc: OSError) -> str:
@@ -212,7 +217,7 @@ class Spool:
         self._sizes[path] = len(data)
         return path
 
-    def peek(self) -> Iterator[list[WireTrade]]:
+    def peek(self) -> Iterator[list[SeriesRecord]]:
         """The trades of every waiting chunk, oldest first, without checking them out (start-up
         looks in them for gaps a crashed run may not have recorded)."""
         for path in list(self._chunks):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.events import EventKind
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.recorder import Recorder
 from binprice.ingest.stats import SymbolCounters
@@ -68,7 +68,7 @@ class Tracker:
         track = self._tracks.get(symbol)
         return None if track is None else track.last_id
 
-    def on_trade(self, trade: WireTrade, source: int = 0) -> None:
+    def on_trade(self, trade: SeriesRecord, source: int = 0) -> None:
         """The hot path: called for every trade frame of every connection."""
         track = self._tracks.get(trade.symbol)
         if track is None or not self.accepting:
@@ -114,7 +114,7 @@ class Tracker:
         self._gaps.open(symbol, first, newest, why=why, kind=EventKind.RECONCILED)
         return newest - first + 1
 
-    def _accept(self, track: SymbolTrack, trade: WireTrade, source: int) -> None:
+    def _accept(self, track: SymbolTrack, trade: SeriesRecord, source: int) -> None:
         track.counters.received += 1
         self._first[source] += 1
         self._buffer.put(trade)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 from binprice.events import EventKind, IngestEvent
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord
 from binprice.ingest.stats import IngestSummary, SymbolStats
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def summary_lines(summary: IngestSummary, width: int) -> list[str]:
     return lines
 
 
-def trade_line(trade: WireTrade) -> str:
+def trade_line(trade: SeriesRecord) -> str:
     """The original design's log of incoming trades (`-v`)."""
     side = "sell" if trade.is_buyer_maker else "buy"
     return (
@@ -304,7 +304,7 @@ class Monitor:
         else:
             self._write(f"{_iso(event.time)} {event.message}")
 
-    def stored(self, trades: list[WireTrade]) -> None:
+    def stored(self, trades: list[SeriesRecord]) -> None:
         """Called after each commit; prints the trades with -v."""
         if not self.verbose:
             return

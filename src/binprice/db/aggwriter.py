@@ -1,0 +1,79 @@
+"""The aggregate trade writer (`ingest --stream aggTrade`): aggregates → `agg_trades`, exactly once.
+
+`TradeWriter`'s way, on the aggregate table: `COPY agg_trades FROM STDIN` in one transaction per
+batch; when the primary key `(market, symbol, agg_id)` rejects it (an aggregate already stored),
+the batch goes through a staging table with `INSERT … ON CONFLICT DO NOTHING`. A COMMIT whose
+answer was lost is settled by `TradeWriter.settle` (the transaction's status, then the rows it
+inserted, counted here in `agg_trades`). The table is not partitioned, so there is no month to
+wait for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from binprice.db.aggcopy import (
+    AGG_ROWS_OF_XID,
+    COPY_AGG_STAGE,
+    COPY_AGG_TRADES,
+    CREATE_AGG_STAGE,
+    INSERT_AGG_FROM_STAGE,
+    LAST_AGG_TRADES_SQL,
+)
+from binprice.db.copy import Batch
+from binprice.db.writer import TradeWriter, Unanswered
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+class AggTradeWriter(TradeWriter):
+    """Owns one psycopg async connection and writes batches of aggregate trades of one market
+    (`db.aggcopy.AggCopyEncoder`'s rows) through it."""
+
+    async def write(self, batch: Batch) -> tuple[dict[str, int], int]:
+        """Store `batch`; return new rows per symbol and the commit time (epoch ms). Raises
+        psycopg.Error as `TradeWriter.write` does (`unanswered` set if COMMIT was sent)."""
+        import psycopg
+
+        conn = self._conn
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                xid = await self._xid(cur)
+                async with cur.copy(COPY_AGG_TRADES) as copy:
+                    await copy.write(batch.payload)
+                self.unanswered = Unanswered(xid, batch.counts)
+            self.unanswered = None
+            return batch.counts, time.time_ns() // 1_000_000
+        except psycopg.errors.UniqueViolation:
+            pass
+        if not self._stage_ready:
+            await conn.execute(CREATE_AGG_STAGE)
+            self._stage_ready = True
+        async with conn.transaction(), conn.cursor() as cur:
+            xid = await self._xid(cur)
+            async with cur.copy(COPY_AGG_STAGE) as copy:
+                await copy.write(batch.payload)
+            await cur.execute(INSERT_AGG_FROM_STAGE)
+            inserted = dict(Counter(str(row[0]) for row in await cur.fetchall()))
+            self.unanswered = Unanswered(xid, inserted)
+        self.unanswered = None
+        return inserted, time.time_ns() // 1_000_000
+
+    async def _rows_of(
+        self, cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch, xmin: int
+    ) -> dict[str, int]:
+        records = batch.decoded()
+        keys = ([r.symbol for r in records], [r.trade_id for r in records])
+        await cur.execute(AGG_ROWS_OF_XID, (*keys, self.market.number, xmin))
+        return {str(s): int(n) for s, n in await cur.fetchall()}  # type: ignore[call-overload]
+
+    async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+        """Per symbol with stored aggregates of this writer's market, the highest stored
+        aggregate id and its time (epoch ms): one backward primary-key probe per symbol."""
+        async with self._conn.cursor() as cur:
+            await cur.execute(LAST_AGG_TRADES_SQL, (list(symbols), self.market.number))
+            rows = await cur.fetchall()
+        return {str(s): (int(i), int(t)) for s, i, t in rows}  # type: ignore[call-overload]
