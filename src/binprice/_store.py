@@ -339,11 +339,15 @@ class Store:
         against_exchange: bool = False,
         exchange: str = "binance",
         rest_url: str | None = None,
+        market: MarketArg = "spot",
+        api_key: str | None = None,
     ) -> Verification:
-        """Check the stored ids (whole UTC minutes) against the recorded gaps; with
+        """Check the stored ids of `market` (whole UTC minutes) against the recorded gaps; with
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
-        trade, asked of `rest_url`, else of the `exchange` preset's REST URL."""
+        trade, asked of `rest_url`, else of the `exchange` preset's REST URL of the market.
+        `api_key` (futures) lets recorded holes be asked about again (`historicalTrades`)."""
         lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
+        chosen = market_of(market)
         if against_exchange or rest_url is not None:
             from binprice.completeness.oneoff import verify_with_exchange
 
@@ -355,10 +359,14 @@ class Store:
                 wanted,
                 start=lo,
                 end=hi,
+                market=chosen,
+                api_key=api_key,
             )
         from binprice.db.gaps import verify_gaps
 
-        result: Verification = self._read(lambda conn: verify_gaps(conn, wanted, start=lo, end=hi))
+        result: Verification = self._read(
+            lambda conn: verify_gaps(conn, wanted, start=lo, end=hi, market=chosen)
+        )
         return result
 
     def repair(
@@ -370,9 +378,13 @@ class Store:
         exchange: str = "binance",
         rest_url: str | None = None,
         progress: Callable[[RepairProgress], None] | None = None,
+        market: MarketArg = "spot",
+        api_key: str | None = None,
     ) -> RepairResult:
-        """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
-        gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
+        """Record every unaccounted hole (and missing tail) of `market` as an open gap and
+        fetch every open gap from REST now: from `rest_url`, else from the `exchange` preset's
+        REST URL of the market. On a futures market `historicalTrades` needs `api_key`:
+        without one, ids older than the newest trades stay open (`RepairResult.needs_key`)."""
         from binprice.completeness.oneoff import repair_now
 
         return repair_now(
@@ -384,6 +396,8 @@ class Store:
             start=start,
             end=end,
             progress=progress,
+            market=market_of(market),
+            api_key=api_key or None,
         )
 
     def _checked_url(self) -> str:

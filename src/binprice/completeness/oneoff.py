@@ -1,6 +1,6 @@
 """`gaps --verify --against-exchange` and `gaps --repair` run to completion from synchronous
-code: the REST URL from a preset or the caller, the data directory's record of the exchange's
-refusals, the schema checked before the exchange is asked."""
+code: the REST URL from the market's preset or the caller, the data directory's record of the
+exchange's refusals, the schema checked before the exchange is asked."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from binprice.completeness.repair import (
 from binprice.db.gaps import Verification
 from binprice.exchange.bans import BanBook
 from binprice.exchange.endpoints import endpoints
+from binprice.markets import DEFAULT_MARKET, Market
 
 
 def verify_with_exchange(
@@ -30,13 +31,19 @@ def verify_with_exchange(
     *,
     start: datetime | None,
     end: datetime | None,
+    market: Market = DEFAULT_MARKET,
+    api_key: str | None = None,
 ) -> Verification:
-    """The stored ids checked, each symbol's tail against the exchange's newest trade.
-    `checked_url` gives the database's URL once its schema is checked."""
-    base = rest_base(exchange, rest_url)
+    """The stored ids of `market` checked, each symbol's tail against the exchange's newest
+    trade. `checked_url` gives the database's URL once its schema is checked."""
+    base = rest_base(exchange, rest_url, market)
     url = checked_url()
     bans = BanBook.in_data_dir(data_dir)
-    return run_sync(check_against_exchange(url, base, symbols, start=start, end=end, bans=bans))
+    return run_sync(
+        check_against_exchange(
+            url, base, symbols, start=start, end=end, bans=bans, market=market, api_key=api_key
+        )
+    )
 
 
 def repair_now(
@@ -49,15 +56,31 @@ def repair_now(
     start: When | None,
     end: When | None,
     progress: Callable[[RepairProgress], None] | None,
+    market: Market = DEFAULT_MARKET,
+    api_key: str | None = None,
 ) -> RepairResult:
-    """Every unaccounted hole recorded as an open gap and every open gap fetched from REST."""
-    base = rest_base(exchange, rest_url)
+    """Every unaccounted hole of `market` recorded as an open gap and every open gap fetched
+    from REST."""
+    base = rest_base(exchange, rest_url, market)
     url = checked_url()
     lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
     bans = BanBook.in_data_dir(data_dir)
-    return run_sync(repair(url, base, wanted, start=lo, end=hi, progress=progress, bans=bans))
+    return run_sync(
+        repair(
+            url,
+            base,
+            wanted,
+            start=lo,
+            end=hi,
+            progress=progress,
+            bans=bans,
+            market=market,
+            api_key=api_key,
+        )
+    )
 
 
-def rest_base(exchange: str, rest_url: str | None) -> str:
-    """The REST base URL: `rest_url`, else the `exchange` preset's (as `ingest` resolves it)."""
-    return endpoints(exchange, None, rest_url)[1]
+def rest_base(exchange: str, rest_url: str | None, market: Market = DEFAULT_MARKET) -> str:
+    """The REST base URL: `rest_url`, else the `exchange` preset's of `market` (as `ingest`
+    resolves it)."""
+    return endpoints(exchange, None, rest_url, market)[1]
