@@ -105,13 +105,6 @@ class IngestConfig:
                     "symbols with `binprice import`, then run `binprice ingest --all`"
                 ),
             ),
-            (
-                self.market.is_futures and self.since is not None,
-                (
-                    f"--since cannot be combined with --market {self.market.value} yet; capture "
-                    "from now, the archives of futures are not imported by binprice yet"
-                ),
-            ),
             (self.listing_interval <= 0, "the listing interval must be positive"),
             (self.max_trades is not None and self.max_trades <= 0, "--max-trades must be positive"),
             (self.duration is not None and self.duration <= 0, "--duration must be positive"),
