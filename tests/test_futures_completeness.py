@@ -101,15 +101,16 @@ async def test_futures_verify_finds_a_missing_range_and_the_tail_and_repair_fill
     print(f"  repaired {high - low + 1} ids and the tail; {numbers}")
 
 
-async def test_usdm_repair_without_a_key_fills_from_the_newest_trades_and_says_what_needs_one(
-    database_url: str, clean_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("market", [Market.USDM, Market.COINM], ids=["usdm", "coinm"])
+async def test_futures_repair_without_a_key_fills_from_the_newest_trades_and_says_what_needs_one(
+    market: Market, database_url: str, clean_env: dict[str, str], tmp_path: Path
 ) -> None:
     """No API key: a missing range inside the newest 1000 trades is repaired from `trades`
     (no key needed); an older one stays open (exit 1) and one line says the key is what is
     missing; a recorded hole (an insurance-fund trade) is not asked about again, said in the
     same line. With the key, the rest is repaired and the hole confirmed."""
     env = _env(clean_env, tmp_path)
-    market, symbol = Market.USDM, "BTCUSDT"
+    symbol = SYMBOL[market]
     faults = Faults()
     async with TestExchange((symbol,), seed=72, rate=1000, faults=faults, market=market) as ex:
         config = exchange_config(ex, tmp_path, (symbol,), market=market, api_key=KEY)
@@ -162,5 +163,5 @@ async def test_usdm_repair_without_a_key_fills_from_the_newest_trades_and_says_w
         assert f"{symbol} {old[0]}..{old[1]} ({old[1] - old[0] + 1:,} ids): filled" in out
         assert f"{symbol} {hole}..{hole} (1 ids): hole" in out
         assert "BINPRICE_API_KEY" not in out
-        assert_complete("usdm-keyless-repair", ex, database_url, (symbol,), market=market)
+        assert_complete(f"{market.value}-keyless", ex, database_url, (symbol,), market=market)
     assert stored_rows(database_url, Market.SPOT) == []
