@@ -82,8 +82,6 @@ class RecentPage:
     #: Missing ids older than the oldest trade served: only `historicalTrades` (with the key
     #: on the futures markets) or the archive reaches them.
     older: list[tuple[int, int]]
-    #: How many trades the exchange served (its window, for the message).
-    served: int
 
 
 async def fetch_recent(
@@ -94,13 +92,13 @@ async def fetch_recent(
     missing ids older than their oldest trade. An empty answer reaches nothing."""
     recent = await rest.recent_trades(symbol, PAGE_ATTEMPTS)
     if not recent:
-        return RecentPage(Page(symbol, [], []), missing.within(first, last), 0)
+        return RecentPage(Page(symbol, [], []), missing.within(first, last))
     oldest, newest = recent[0].trade_id, recent[-1].trade_id
     inside = [t for t in recent if first <= t.trade_id <= last]
     start = max(first, oldest)
     holes = _skipped(missing, [t for t in recent if t.trade_id >= start], start, min(last, newest))
     older = missing.within(first, min(last, oldest - 1))
-    return RecentPage(Page(symbol, inside, holes), older, len(recent))
+    return RecentPage(Page(symbol, inside, holes), older)
 
 
 def _skipped(
