@@ -345,10 +345,12 @@ class Store:
         rest_url: str | None = None,
         market: MarketArg = "spot",
         kind: str = "trades",
+        api_key: str | None = None,
     ) -> Verification:
-        """Check the stored ids (whole UTC minutes) against the recorded gaps; with
+        """Check the stored ids of `market` (whole UTC minutes) against the recorded gaps; with
         `against_exchange` (or a `rest_url`) also each symbol's tail up to the exchange's newest
-        trade, asked of `rest_url`, else of the `exchange` preset's REST URL. With
+        trade, asked of `rest_url`, else of the `exchange` preset's REST URL of the market.
+        `api_key` (futures) lets recorded holes be asked about again (`historicalTrades`). With
         `kind="aggTrades"`, the stored aggregate ids of `market` against the aggregate gaps."""
         from binprice.kinds import parse_kind
 
@@ -367,6 +369,7 @@ class Store:
                 end=hi,
                 market=chosen,
                 kind=of,
+                api_key=api_key,
             )
         from binprice.db.gaps import verify_gaps
 
@@ -384,9 +387,13 @@ class Store:
         exchange: str = "binance",
         rest_url: str | None = None,
         progress: Callable[[RepairProgress], None] | None = None,
+        market: MarketArg = "spot",
+        api_key: str | None = None,
     ) -> RepairResult:
-        """Record every unaccounted hole (and missing tail) as an open gap and fetch every open
-        gap from REST now: from `rest_url`, else from the `exchange` preset's REST URL."""
+        """Record every unaccounted hole (and missing tail) of `market` as an open gap and
+        fetch every open gap from REST now: from `rest_url`, else from the `exchange` preset's
+        REST URL of the market. On a futures market `historicalTrades` needs `api_key`:
+        without one, ids older than the newest trades stay open (`RepairResult.needs_key`)."""
         from binprice.completeness.oneoff import repair_now
 
         return repair_now(
@@ -398,6 +405,8 @@ class Store:
             start=start,
             end=end,
             progress=progress,
+            market=market_of(market),
+            api_key=api_key or None,
         )
 
     def _checked_url(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +11,7 @@ import typer
 from binprice.cli._app import (
     DURATION_HELP,
     TIME_HELP,
+    ApiKeyOption,
     DatabaseUrl,
     DurationMeta,
     Exchange,
@@ -82,6 +83,7 @@ def gaps(
     as_json: Annotated[bool, typer.Option("--json", help=GAPS_JSON_HELP)] = False,
     market: MarketOption = None,
     kind: Annotated[str, typer.Option("--kind", metavar="KIND", help=KIND_HELP)] = "trades",
+    api_key: ApiKeyOption = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """List recorded gaps (missing trade ids) and their state: open, filled, hole, skipped.
@@ -101,8 +103,8 @@ def gaps(
                 "--repair fetches trades only so far; a running `binprice ingest --stream "
                 "aggTrade` fetches the open gaps of aggregate ids"
             )
-        asked = _Aggregates(symbols, chosen, kind, last, start, end, exchange, rest_url)
-        _aggregates(ctx, database_url, asked, verify, against_exchange, as_json)
+        aggregates = _Aggregates(symbols, chosen, kind, last, start, end, exchange, rest_url)
+        _aggregates(ctx, database_url, aggregates, verify, against_exchange, as_json)
         return
     if not (verify or repair):
         if window or against_exchange:
@@ -110,9 +112,6 @@ def gaps(
         with store_from(ctx, database_url) as store:
             _list(store, symbols, chosen, as_json=as_json)
         return
-    if chosen != "spot":
-        # Verify and repair read Spot's ids and Spot's REST history only, so far (#19).
-        raise UsageError(f"--verify and --repair check spot only so far, not --market {chosen}")
     if verify and repair:
         raise UsageError("choose --verify or --repair (--repair verifies first)")
     window_start = window_end = None
@@ -120,20 +119,12 @@ def gaps(
         from binprice.timespec import parse_window
 
         window_start, window_end = parse_window(last=last, start=start, end=end)
+    asked = _Asked(symbols, window_start, window_end, exchange, rest_url, chosen, api_key)
     with store_from(ctx, database_url) as store:
         if repair:
-            _repair(store, symbols, window_start, window_end, exchange, rest_url, as_json)
+            _repair(store, asked, as_json)
         else:
-            _verify(
-                store,
-                symbols,
-                window_start,
-                window_end,
-                against_exchange,
-                exchange,
-                rest_url,
-                as_json,
-            )
+            _verify(store, asked, against_exchange, as_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,45 +195,50 @@ def _list(store: Store, symbols: Sequence[str], market: str, *, as_json: bool) -
     typer.echo(gaps_json(found) if as_json else gaps_text(found), nl=as_json)
 
 
-def _verify(
-    store: Store,
-    symbols: Sequence[str],
-    start: datetime | None,
-    end: datetime | None,
-    against_exchange: bool,
-    exchange: str,
-    rest_url: str | None,
-    as_json: bool,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What --verify and --repair check: the symbols, the window, the exchange and market."""
+
+    symbols: Sequence[str]
+    start: datetime | None
+    end: datetime | None
+    exchange: str
+    rest_url: str | None
+    market: str
+    api_key: str | None = field(repr=False)
+
+
+def _verify(store: Store, asked: _Asked, against_exchange: bool, as_json: bool) -> None:
     from binprice.cli.views.gaps import verification_json, verification_text
 
     result = store.verify(
-        symbols,
-        start=start,
-        end=end,
+        asked.symbols,
+        start=asked.start,
+        end=asked.end,
         against_exchange=against_exchange,
-        exchange=exchange,
-        rest_url=rest_url if against_exchange else None,
+        exchange=asked.exchange,
+        rest_url=asked.rest_url if against_exchange else None,
+        market=asked.market,
+        api_key=asked.api_key,
     )
     typer.echo(verification_json(result) if as_json else verification_text(result), nl=as_json)
     if not result.ok:
         raise typer.Exit(1)
 
 
-def _repair(
-    store: Store,
-    symbols: Sequence[str],
-    start: datetime | None,
-    end: datetime | None,
-    exchange: str,
-    rest_url: str | None,
-    as_json: bool,
-) -> None:
+def _repair(store: Store, asked: _Asked, as_json: bool) -> None:
     from binprice.cli.views.gaps import RepairView, repair_json, repair_text
 
     with RepairView(sys.stderr.isatty() and not as_json) as view:
         result = store.repair(
-            symbols, start=start, end=end, exchange=exchange, rest_url=rest_url, progress=view
+            asked.symbols,
+            start=asked.start,
+            end=asked.end,
+            exchange=asked.exchange,
+            rest_url=asked.rest_url,
+            progress=view,
+            market=asked.market,
+            api_key=asked.api_key,
         )
     typer.echo(repair_json(result) if as_json else repair_text(result), nl=as_json)
     if any(g.state == "open" for g in result.gaps):

@@ -13,6 +13,12 @@ every id of a gap is at or below an id the exchange has shown (on the stream, or
 newest), so an empty answer is a glitch, an outage or a lagging node. The walk then raises
 EmptyPageError and the ids stay missing, to be asked for again later; it never records a hole
 on an empty page.
+
+A futures market's `historicalTrades` needs an API key (docs/futures.md §4). Without one,
+`fetch_recent` takes what the newest trades (`trades`, the newest 1000, no key) hold of a gap:
+their ids are consecutive market trades, so ids inside their window they step over are holes
+(non-market trades); the ids older than their oldest trade are out of reach, and the caller
+says so.
 """
 
 from __future__ import annotations
@@ -75,6 +81,33 @@ async def fetch_missing(
         )
         if page[-1].trade_id >= last:
             return
+
+
+@dataclass(frozen=True, slots=True)
+class RecentPage:
+    """What the newest trades hold of a gap, and what they cannot reach."""
+
+    page: Page
+    #: Missing ids older than the oldest trade served: only `historicalTrades` (with the key
+    #: on the futures markets) or the archive reaches them.
+    older: list[tuple[int, int]]
+
+
+async def fetch_recent(
+    rest: RestClient, symbol: str, missing: GapSet, first: int, last: int
+) -> RecentPage:
+    """The ids of `first..last` in `missing` as far as the newest trades (`trades`, no API
+    key) reach: the trades among them, the ids inside their window they lack (holes), and the
+    missing ids older than their oldest trade. An empty answer reaches nothing."""
+    recent = await rest.recent_trades(symbol, PAGE_ATTEMPTS)
+    if not recent:
+        return RecentPage(Page(symbol, [], []), missing.within(first, last))
+    oldest, newest = recent[0].trade_id, recent[-1].trade_id
+    inside: list[SeriesRecord] = [t for t in recent if first <= t.trade_id <= last]
+    start = max(first, oldest)
+    holes = _skipped(missing, [t for t in recent if t.trade_id >= start], start, min(last, newest))
+    older = missing.within(first, min(last, oldest - 1))
+    return RecentPage(Page(symbol, inside, holes), older)
 
 
 def _skipped(

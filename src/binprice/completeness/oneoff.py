@@ -1,6 +1,6 @@
 """`gaps --verify --against-exchange` and `gaps --repair` run to completion from synchronous
-code: the REST URL from a preset or the caller, the data directory's record of the exchange's
-refusals, the schema checked before the exchange is asked."""
+code: the REST URL from the market's preset or the caller, the data directory's record of the
+exchange's refusals, the schema checked before the exchange is asked."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def verify_with_exchange(
     end: datetime | None,
     market: Market = DEFAULT_MARKET,
     kind: TradeKind = DEFAULT_KIND,
+    api_key: str | None = None,
 ) -> Verification:
-    """The stored ids checked, each symbol's tail against the exchange's newest trade (of
-    `kind` aggregate trades: the stored aggregate ids of `market`, `completeness.aggcheck`).
+    """The stored ids of `market` checked, each symbol's tail against the exchange's newest
+    trade (of `kind` aggregate trades: the stored aggregate ids, `completeness.aggcheck`).
     `checked_url` gives the database's URL once its schema is checked."""
     base = rest_base(exchange, rest_url, market)
     url = checked_url()
@@ -45,7 +46,11 @@ def verify_with_exchange(
     if kind is TradeKind.AGG_TRADES:
         window = {"start": start, "end": end}
         return run_sync(check_aggregates(url, base, symbols, **window, bans=bans, market=market))
-    return run_sync(check_against_exchange(url, base, symbols, start=start, end=end, bans=bans))
+    return run_sync(
+        check_against_exchange(
+            url, base, symbols, start=start, end=end, bans=bans, market=market, api_key=api_key
+        )
+    )
 
 
 def repair_now(
@@ -58,13 +63,28 @@ def repair_now(
     start: When | None,
     end: When | None,
     progress: Callable[[RepairProgress], None] | None,
+    market: Market = DEFAULT_MARKET,
+    api_key: str | None = None,
 ) -> RepairResult:
-    """Every unaccounted hole recorded as an open gap and every open gap fetched from REST."""
-    base = rest_base(exchange, rest_url)
+    """Every unaccounted hole of `market` recorded as an open gap and every open gap fetched
+    from REST."""
+    base = rest_base(exchange, rest_url, market)
     url = checked_url()
     lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
     bans = BanBook.in_data_dir(data_dir)
-    return run_sync(repair(url, base, wanted, start=lo, end=hi, progress=progress, bans=bans))
+    return run_sync(
+        repair(
+            url,
+            base,
+            wanted,
+            start=lo,
+            end=hi,
+            progress=progress,
+            bans=bans,
+            market=market,
+            api_key=api_key,
+        )
+    )
 
 
 def rest_base(exchange: str, rest_url: str | None, market: Market = DEFAULT_MARKET) -> str:

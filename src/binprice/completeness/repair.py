@@ -13,6 +13,12 @@ and a hole is only as good as the exchange's word. Each is reopened and walked l
 again, what it serves is stored, and an empty answer leaves the gap open (exit 1), not lost.
 `gaps --verify --against-exchange` asks the same question without writing: a hole the exchange
 has trades in accounts for nothing.
+
+Each market is checked against its own API (`MarketApi`): on the futures markets the newest id
+comes from `trades?limit=1`, and `historicalTrades` needs an API key (docs/futures.md §4).
+Without one, a gap is filled as far as the newest trades reach (`fetch_recent`); older ids stay
+open and the result counts them (`needs_key`), and recorded holes are not asked about again
+(`unasked_holes`): both say the key is what is missing, never an error.
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import aiohttp
 
-from binprice.completeness.backfill import PAGE_ATTEMPTS, fetch_missing
+from binprice.completeness.backfill import PAGE_ATTEMPTS, Page, fetch_missing, fetch_recent
 from binprice.completeness.gapset import GapSet
 from binprice.completeness.series import newest_id, page_from
 from binprice.db.copy import CopyEncoder
@@ -34,9 +40,11 @@ from binprice.db.gaps import Verification
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
+from binprice.exchange.endpoints import market_api
 from binprice.exchange.protocol import WireTrade
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.kinds import DEFAULT_KIND, TradeKind
+from binprice.markets import DEFAULT_MARKET, Market
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,9 @@ class RepairedGap:
     #: Ids the exchange does not have (recorded as a hole).
     absent: int
     state: str
+    #: Ids left open because only `historicalTrades`, which needs the API key this repair
+    #: did not have, reaches them (older than the newest trades; futures markets).
+    needs_key: int = 0
 
     @property
     def size(self) -> int:
@@ -75,10 +86,18 @@ class RepairResult:
 
     before: Verification
     gaps: tuple[RepairedGap, ...]
+    #: Recorded holes not asked about again: that needs `historicalTrades`, and its API key
+    #: (futures markets) was not given.
+    unasked_holes: int = 0
 
     @property
     def stored(self) -> int:
         return sum(g.stored for g in self.gaps)
+
+    @property
+    def needs_key(self) -> int:
+        """Ids left open for want of an API key."""
+        return sum(g.needs_key for g in self.gaps)
 
 
 async def exchange_last_ids(
@@ -117,31 +136,62 @@ def verify_against(
     newest: dict[str, int],
     *,
     disproved: dict[str, list[tuple[int, int]]] | None = None,
+    market: Market = DEFAULT_MARKET,
 ) -> Verification:
     from binprice.db import connect
     from binprice.db.gaps import verify_gaps
 
     with connect(url) as conn:
         return verify_gaps(
-            conn, symbols, start=start, end=end, exchange_last_ids=newest, disproved=disproved
+            conn,
+            symbols,
+            start=start,
+            end=end,
+            exchange_last_ids=newest,
+            disproved=disproved,
+            market=market,
         )
 
 
-def stored_symbols(url: str, symbols: Sequence[str]) -> list[str]:
-    """`symbols`, or every symbol with trades or gaps."""
+def stored_symbols(url: str, symbols: Sequence[str], market: Market) -> list[str]:
+    """`symbols`, or every symbol of `market` with trades or gaps."""
     from binprice.db import connect
     from binprice.db.gaps import gap_symbols
 
     with connect(url) as conn:
-        return gap_symbols(conn, symbols)
+        return gap_symbols(conn, symbols, market=market)
 
 
-def recorded_holes(url: str, symbols: Sequence[str]) -> list[tuple[str, int, int]]:
+def recorded_holes(url: str, symbols: Sequence[str], market: Market) -> list[tuple[str, int, int]]:
     from binprice.db import connect
     from binprice.db.gaps import hole_rows
 
     with connect(url) as conn:
-        return hole_rows(conn, symbols)
+        return hole_rows(conn, symbols, market=market)
+
+
+def one_off_client(
+    session: aiohttp.ClientSession,
+    rest_url: str,
+    bans: BanBook | None,
+    market: Market,
+    api_key: str | None,
+) -> RestClient:
+    """The REST client of a one-off check or repair: the market's API, a refusal longer than
+    a one-off command waits reported at once."""
+    return RestClient(
+        session,
+        rest_url,
+        bans=bans,
+        max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS,
+        market=market,
+        api_key=api_key,
+    )
+
+
+def keyless(rest: RestClient) -> bool:
+    """True if `rest`'s market needs an API key for `historicalTrades` and it has none."""
+    return market_api(rest.market).historical_needs_key and not rest.has_api_key
 
 
 async def disproved_holes(
@@ -167,18 +217,23 @@ async def check_against_exchange(
     start: datetime | None = None,
     end: datetime | None = None,
     bans: BanBook | None = None,
+    market: Market = DEFAULT_MARKET,
+    api_key: str | None = None,
 ) -> Verification:
     """`verify_gaps` with each symbol's tail checked against the exchange's newest id, and
-    each recorded hole against the trades the exchange has."""
-    wanted = await asyncio.to_thread(stored_symbols, url, symbols)
-    holes = await asyncio.to_thread(recorded_holes, url, wanted)
+    each recorded hole against the trades the exchange has (not without the API key a
+    futures market's `historicalTrades` needs: then they are counted as not asked)."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market)
+    holes = await asyncio.to_thread(recorded_holes, url, wanted, market)
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(session, rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)
+        rest = one_off_client(session, rest_url, bans, market, api_key)
         newest = await exchange_last_ids(rest, wanted)
-        disproved = await disproved_holes(rest, holes)
-    return await asyncio.to_thread(
-        verify_against, url, wanted, start, end, newest, disproved=disproved
+        unasked = keyless(rest)
+        disproved = {} if unasked else await disproved_holes(rest, holes)
+    checked = await asyncio.to_thread(
+        verify_against, url, wanted, start, end, newest, disproved=disproved, market=market
     )
+    return replace(checked, unasked_holes=len(holes)) if unasked else checked
 
 
 async def repair(
@@ -190,22 +245,28 @@ async def repair(
     end: datetime | None = None,
     progress: Callable[[RepairProgress], None] | None = None,
     bans: BanBook | None = None,
+    market: Market = DEFAULT_MARKET,
+    api_key: str | None = None,
 ) -> RepairResult:
-    """Record every unaccounted hole of `symbols` in the window (and each missing tail) as an
-    open gap, then fetch it from REST and store it."""
-    wanted = await asyncio.to_thread(stored_symbols, url, symbols)
+    """Record every unaccounted hole of `symbols` of `market` in the window (and each missing
+    tail) as an open gap, then fetch it from REST and store it."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market)
     async with aiohttp.ClientSession() as session:
-        rest = RestClient(session, rest_url, bans=bans, max_ban_wait=ONE_OFF_BAN_WAIT_SECONDS)
+        rest = one_off_client(session, rest_url, bans, market, api_key)
         newest = await exchange_last_ids(rest, wanted)
-        before = await asyncio.to_thread(verify_against, url, wanted, start, end, newest)
+        before = await asyncio.to_thread(
+            verify_against, url, wanted, start, end, newest, market=market
+        )
         found = [(s.symbol, a, b) for s in before.symbols for a, b in s.unaccounted_ranges]
-        writer = await TradeWriter.connect(url)
-        rows = GapRows(url)
+        writer = await TradeWriter.connect(url, market)
+        rows = GapRows(url, market)
         try:
             for symbol, first, last in found:
                 rows.add(symbol, first, last, "open")
             await rows.flush()
-            for hole in await rows.holes(wanted):
+            holes = await rows.holes(wanted)
+            unasked = len(holes) if keyless(rest) else 0
+            for hole in [] if unasked else holes:
                 await rows.reopen(*hole)  # asked again below, like any open gap
             todo = await rows.open_gaps(wanted)
             done = [
@@ -215,7 +276,7 @@ async def repair(
         finally:
             await writer.close()
             await rows.close()
-    return RepairResult(before, tuple(done))
+    return RepairResult(before, tuple(done), unasked)
 
 
 async def _fill(
@@ -227,31 +288,40 @@ async def _fill(
     *,
     progress: Callable[[RepairProgress], None] | None,
 ) -> RepairedGap:
-    """Fetch the still-missing `ranges` of the open `gap`, then settle its row."""
+    """Fetch the still-missing `ranges` of the open `gap`, then settle its row. Without the
+    API key a futures market's `historicalTrades` needs, only the newest trades are asked."""
     symbol, first, last = gap
     missing = GapSet()
     for a, b in ranges:
         missing.add(a, b)
-    encoder = CopyEncoder()
-    stored = absent = 0
-    with suppress(EmptyPageError):  # no proof of anything: the gap stays open
-        async for page in fetch_missing(rest, symbol, missing, first, last):
-            for a, b in page.holes:
-                missing.remove(a, b)
-                absent += b - a + 1
-                rows.add(symbol, a, b, "hole")
-            await rows.flush()
-            # A trade walk's pages hold trades (`WireTrade`): the default kind of `fetch_missing`.
-            trades = [
-                t for t in page.trades if isinstance(t, WireTrade) and missing.claim(t.trade_id)
-            ]
-            if trades:
-                inserted, _ = await writer.write(encoder.batch(trades))
-                stored += inserted.get(symbol, 0)
-            if progress is not None:
-                progress(RepairProgress(symbol, first, last, stored, absent, done=False))
+    encoder = CopyEncoder(rest.market)
+    stored = absent = needs_key = 0
+
+    async def take(page: Page) -> None:
+        nonlocal stored, absent
+        for a, b in page.holes:
+            missing.remove(a, b)
+            absent += b - a + 1
+            rows.add(symbol, a, b, "hole")
+        await rows.flush()
+        # A trade walk's pages hold trades (`WireTrade`): the default kind of `fetch_missing`.
+        trades = [t for t in page.trades if isinstance(t, WireTrade) and missing.claim(t.trade_id)]
+        if trades:
+            inserted, _ = await writer.write(encoder.batch(trades))
+            stored += inserted.get(symbol, 0)
+        if progress is not None:
+            progress(RepairProgress(symbol, first, last, stored, absent, done=False))
+
+    if keyless(rest):
+        recent = await fetch_recent(rest, symbol, missing, first, last)
+        await take(recent.page)
+        needs_key = sum(b - a + 1 for a, b in recent.older)  # they stay open
+    else:
+        with suppress(EmptyPageError):  # no proof of anything: the gap stays open
+            async for page in fetch_missing(rest, symbol, missing, first, last):
+                await take(page)
     await rows.settle([gap])
     state = await rows.state(symbol, first, last) or "missing"
     if progress is not None:
         progress(RepairProgress(symbol, first, last, stored, absent, done=True))
-    return RepairedGap(symbol, first, last, stored, absent, state)
+    return RepairedGap(symbol, first, last, stored, absent, state, needs_key)

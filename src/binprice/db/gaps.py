@@ -437,6 +437,9 @@ class Verification:
     symbols: tuple[SymbolCheck, ...]
     #: Whether the exchange was asked for each symbol's newest id.
     against_exchange: bool = False
+    #: Recorded holes not asked about again against the exchange: that needs the futures
+    #: markets' `historicalTrades`, and its API key was not given (they still account).
+    unasked_holes: int = 0
 
     @property
     def ok(self) -> bool:

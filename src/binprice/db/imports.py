@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.compressed.codec import MARKET_SPOT, Block
+from binprice.compressed.codec import Block
 from binprice.db.blocks import ensure_block_month
 from binprice.db.claims import claim_prefix
 from binprice.db.compress import PARTITION_LOCK_KEY
@@ -245,25 +245,27 @@ _COPY_MINUTE_STAGE = (
     "first_id, last_id, open, close) FROM STDIN"
 )
 _MERGE_MINUTES_SQL = f"""
-INSERT INTO trade_minutes AS m (symbol, minute, trades, volume, notional, high, low,
+INSERT INTO trade_minutes AS m (market, symbol, minute, trades, volume, notional, high, low,
                                 first_id, last_id, open, close)
-SELECT symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume), sum(notional),
-       max(high), min(low), min(first_id), max(last_id),
+SELECT %(market)s, symbol, to_timestamp(minute_ms / 1000.0), sum(trades), sum(volume),
+       sum(notional), max(high), min(low), min(first_id), max(last_id),
        (array_agg(open ORDER BY first_id))[1], (array_agg(close ORDER BY last_id DESC))[1]
 FROM {_MINUTE_STAGE} GROUP BY symbol, minute_ms ORDER BY symbol, minute_ms
 ON CONFLICT (market, symbol, minute) DO UPDATE SET{MINUTE_MERGE}
 """
 
 
-def add_minutes(conn: Connection, rows: Iterable[Sequence[str]]) -> None:
-    """Add the rollup of trades written as blocks (text rows in `trade_minutes`' columns,
-    the minute as epoch ms) to `trade_minutes`, in the caller's transaction."""
+def add_minutes(
+    conn: Connection, rows: Iterable[Sequence[str]], market: Market = DEFAULT_MARKET
+) -> None:
+    """Add the rollup of `market`'s trades written as blocks (text rows in `trade_minutes`'
+    columns, the minute as epoch ms) to `trade_minutes`, in the caller's transaction."""
     conn.execute(_CREATE_MINUTE_STAGE)
     with conn.cursor() as cur:
         with cur.copy(_COPY_MINUTE_STAGE) as copy:
             for row in rows:
                 copy.write_row(row)
-        cur.execute(_MERGE_MINUTES_SQL)
+        cur.execute(_MERGE_MINUTES_SQL, {"market": market.number})
 
 
 #: pg_advisory_xact_lock(class, hashtext(symbol || day)) key: the writers of one symbol's UTC
@@ -289,25 +291,30 @@ _DELETE_BLOCK_SQL = (
     "AND first_ts = to_timestamp(%s / 1000.0) AND first_id = %s"
 )
 _STORED_ROW_IDS_SQL = (
-    "SELECT trade_id FROM trades WHERE symbol = %s AND trade_id BETWEEN %s AND %s "
+    "SELECT trade_id FROM trades WHERE market = %s AND symbol = %s AND trade_id BETWEEN %s AND %s "
     "AND timestamp >= %s AND timestamp < %s"
 )
 _DAY_MS = 86_400_000
 
 
-def lock_block_day(conn: Connection, symbol: str, day: int) -> None:
+def lock_block_day(
+    conn: Connection, symbol: str, day: int, market: Market = DEFAULT_MARKET
+) -> None:
     """Wait for, then hold until the transaction ends, the lock on writing `symbol`'s blocks
-    of UTC day `day` (days since the epoch). Take them in day order."""
-    conn.execute(_LOCK_DAY_SQL, (BLOCK_DAY_LOCK_CLASS, f"{symbol}:{day}"))
+    of `market` of UTC day `day` (days since the epoch). Take them in day order."""
+    key = f"{claim_prefix(market)}{symbol}:{day}"
+    conn.execute(_LOCK_DAY_SQL, (BLOCK_DAY_LOCK_CLASS, key))
 
 
-def next_block_time(conn: Connection, symbol: str, lo: int, end: datetime) -> int | None:
-    """The earliest time (epoch ms) of `symbol`'s spot blocks holding a trade at or after
-    `lo` (epoch ms) and starting before `end`; `lo` itself if one holds it."""
+def next_block_time(
+    conn: Connection, symbol: str, lo: int, end: datetime, market: Market = DEFAULT_MARKET
+) -> int | None:
+    """The earliest time (epoch ms) of `symbol`'s blocks of `market` holding a trade at or
+    after `lo` (epoch ms) and starting before `end`; `lo` itself if one holds it."""
     row = conn.execute(
         _NEXT_BLOCK_SQL,
         {
-            "market": MARKET_SPOT,
+            "market": market.number,
             "symbol": symbol,
             "day": lo // _DAY_MS * _DAY_MS,
             "lo": lo,
@@ -326,10 +333,15 @@ def delete_blocks(conn: Connection, blocks: Iterable[Block]) -> None:
 
 
 def stored_row_ids(
-    conn: Connection, symbol: str, ids: tuple[int, int], times: tuple[datetime, datetime]
+    conn: Connection,
+    symbol: str,
+    ids: tuple[int, int],
+    times: tuple[datetime, datetime],
+    market: Market = DEFAULT_MARKET,
 ) -> set[int]:
-    """The ids of `ids` (first, last) stored as rows of `trades` with a time in `times`."""
-    rows = conn.execute(_STORED_ROW_IDS_SQL, (symbol, *ids, *times)).fetchall()
+    """The ids of `ids` (first, last) stored as rows of `market`'s `trades` with a time in
+    `times`."""
+    rows = conn.execute(_STORED_ROW_IDS_SQL, (market.number, symbol, *ids, *times)).fetchall()
     return {int(row[0]) for row in rows}
 
 
@@ -344,18 +356,21 @@ _COUNT_MONTH_SQL = (
 )
 
 
-def open_block_month(conn: Connection, month: datetime) -> None:
-    """Make `month` a compressed month if it is not one: its partition of `trade_blocks` and
-    its `compressed_months` row, in a transaction of its own (the partition lock that `db
-    compress` and `prune` take keeps them from racing). Its rows of `trades`, if any, stay
-    (readers read both) until `db compress` merges them."""
+def open_block_month(conn: Connection, month: datetime, market: Market = DEFAULT_MARKET) -> None:
+    """Make `month` a compressed month of `market` if it is not one: its partition of
+    `trade_blocks` and its `compressed_months` row, in a transaction of its own (the
+    partition lock that `db compress` and `prune` take keeps them from racing). Its rows of
+    `trades`, if any, stay (readers read both) until `db compress` merges them."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
         ensure_block_month(conn, month)
-        conn.execute(_CATALOG_MONTH_SQL, (MARKET_SPOT, month))
+        conn.execute(_CATALOG_MONTH_SQL, (market.number, month))
 
 
-def count_block_month(conn: Connection, month: datetime, trades: int) -> None:
-    """Add `trades` stored as blocks to `month`'s catalog row, in the caller's transaction."""
+def count_block_month(
+    conn: Connection, month: datetime, trades: int, market: Market = DEFAULT_MARKET
+) -> None:
+    """Add `trades` stored as blocks to `month`'s catalog row of `market`, in the caller's
+    transaction."""
     if trades:
-        conn.execute(_COUNT_MONTH_SQL, (trades, MARKET_SPOT, month))
+        conn.execute(_COUNT_MONTH_SQL, (trades, market.number, month))

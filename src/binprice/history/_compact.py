@@ -97,7 +97,7 @@ def load_blocks(
             # A writer that does not take the day locks stored a block of this chunk after
             # the probe: redo the chunk; its probe now sees that block and merges.
             conn.rollback()
-            resume = resume_point(conn, job.file.name, job.sha256)
+            resume = resume_point(conn, job.file.name, job.sha256, job.file.market)
 
 
 @dataclass(slots=True)
@@ -126,6 +126,8 @@ class _BlockLoader:
         self.conn, self.job, self.stop = conn, job, stop
         self.on_progress, self.commit_rows = on_progress, commit_rows
         self.symbol = job.file.symbol
+        #: The archive's market: its blocks, rollup, gaps, catalog row and `imports` row.
+        self.market = job.file.market
         self.progress = Progress.resumed(resume)
         self.skip_through = None if resume is None else resume.last_id
         self.dense = False
@@ -149,7 +151,7 @@ class _BlockLoader:
             while True:
                 with self.conn.transaction():
                     for day in self._days:  # in day order: writers never wait in a circle
-                        lock_block_day(self.conn, self.symbol, day)
+                        lock_block_day(self.conn, self.symbol, day, self.market)
                     chunk, pending = self._chunk(reader, pending)
                     end = pending is None
                     self._commit(chunk, end)
@@ -215,7 +217,10 @@ class _BlockLoader:
         if self._stored(columns):
             self._merge(chunk, columns)
         else:
-            write_blocks(self.conn, encode_columns(self.symbol, columns, dense=self.dense))
+            blocks = encode_columns(
+                self.symbol, columns, dense=self.dense, market=self.market.number
+            )
+            write_blocks(self.conn, blocks)
             chunk.minutes.extend(minute_rows(self.symbol, columns))
             chunk.inserted += len(columns)
         chunk.rows += len(columns)
@@ -226,37 +231,42 @@ class _BlockLoader:
         """Whether anything of `columns` may be stored already: a block holding a trade of
         their time, or a row with one of their ids (two probes of primary keys)."""
         start, end = self.job.file.times
-        block = next_block_time(self.conn, self.symbol, columns.times[0], end)
+        block = next_block_time(self.conn, self.symbol, columns.times[0], end, self.market)
         if block is not None and block <= columns.times[-1]:
             return True
-        row = next_stored_id(self.conn, self.symbol, columns.ids[0], start, end)
+        row = next_stored_id(self.conn, self.symbol, columns.ids[0], start, end, market=self.market)
         return row is not None and row <= columns.ids[-1]
 
     def _merge(self, chunk: _Chunk, columns: Columns) -> None:
         """Add the trades of `columns` not stored yet to the blocks they overlap (the rows
         stay rows: the next `db compress` merges them)."""
         lo, hi = columns.times[0], columns.times[-1]
-        old = read_blocks(self.conn, self.symbol, from_ms(lo), from_ms(hi + 1))
+        old = read_blocks(
+            self.conn, self.symbol, from_ms(lo), from_ms(hi + 1), market=self.market.number
+        )
         old = [b for b in old if b.last_ms >= lo and b.first_ms <= hi]
         kept = [t for b in old for t in decode_block(b)]
         start, end = self.job.file.times
         ids = (columns.ids[0], columns.ids[-1])
-        stored = {t[0] for t in kept} | stored_row_ids(self.conn, self.symbol, ids, (start, end))
+        rows = stored_row_ids(self.conn, self.symbol, ids, (start, end), self.market)
+        stored = {t[0] for t in kept} | rows
         new = _without(columns, stored)
         if not len(new):
             return
         delete_blocks(self.conn, old)
         trades: list[CodecTrade] = [*kept, *new.trades()]
-        write_blocks(self.conn, encode_blocks(self.symbol, trades, dense=self.dense))
+        market = self.market.number
+        write_blocks(self.conn, encode_blocks(self.symbol, trades, dense=self.dense, market=market))
         chunk.minutes.extend(minute_rows(self.symbol, new))
         chunk.inserted += len(new)
 
     def _commit(self, chunk: _Chunk, end: bool) -> None:
         if chunk.minutes:
-            add_minutes(self.conn, chunk.minutes)
-        count_block_month(self.conn, self.job.file.times[0].replace(day=1), chunk.inserted)
+            add_minutes(self.conn, chunk.minutes, self.market)
+        month = self.job.file.times[0].replace(day=1)
+        count_block_month(self.conn, month, chunk.inserted, self.market)
         if chunk.jumps:
-            record_gaps(self.conn, self.symbol, chunk.jumps, "open")
+            record_gaps(self.conn, self.symbol, chunk.jumps, "open", market=self.market)
         p = self.progress
         if chunk.last_id is None and p.last_id is None and not end:
             return  # nothing of the file stored yet: no record
@@ -275,6 +285,7 @@ class _BlockLoader:
                 first_id=p.first_id if p.first_id is not None else chunk.first_id,
                 last_id=chunk.last_id if chunk.last_id is not None else p.last_id,
                 source=job.source,
+                market=self.market,
             ),
         )
 

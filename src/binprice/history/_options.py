@@ -90,10 +90,7 @@ class ImportOptions:
 
     @property
     def compress_delay(self) -> timedelta | None:
-        """`compress_after` as parsed: None when every month is imported as rows (a futures
-        market's always, for now: its months are compressed by `db compress`)."""
-        if self.market_of is not Market.SPOT:
-            return None
+        """`compress_after` as parsed: None when every month is imported as rows."""
         return self.compress_after if isinstance(self.compress_after, timedelta) else None
 
     @property

@@ -320,7 +320,7 @@ class Pipeline:
         await self._ensure_month(conn, file)
         if not compressed_month(file, self.today, self.options.compress_delay):
             return load_file
-        await asyncio.to_thread(open_block_month, conn, _month_of(file))
+        await asyncio.to_thread(open_block_month, conn, _month_of(file), file.market)
         return load_blocks
 
     async def _ensure_month(self, conn: psycopg.Connection[Any], file: ArchiveFile) -> None:

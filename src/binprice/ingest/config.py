@@ -110,13 +110,6 @@ class IngestConfig:
                 ),
             ),
             (
-                self.market.is_futures and self.since is not None,
-                (
-                    f"--since cannot be combined with --market {self.market.value} yet; capture "
-                    "from now, the archives of futures are not imported by binprice yet"
-                ),
-            ),
-            (
                 self.kind is TradeKind.AGG_TRADES and self.since is not None,
                 (
                     "--since cannot be combined with --stream aggTrade yet; import the aggregate "

@@ -34,6 +34,7 @@ from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.events import Emit, EventKind, IngestEvent, Severity
 from binprice.exchange.bans import BanBook
+from binprice.exchange.endpoints import market_api
 from binprice.exchange.protocol import (
     SeriesRecord,
     agg_stream_name,
@@ -146,6 +147,10 @@ async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, e
         kind = EventKind.HISTORY_PROBLEM if event.severity > Severity.INFO else EventKind.HISTORY
         emit(kind, f"{event.symbol}: {event.message}")
 
+    # The days the archive has not published come from historicalTrades, which needs the API
+    # key on the futures markets: without one the stream's first trade opens that gap, and
+    # the backfill takes what the newest trades hold and says the rest needs the key.
+    keyless = market_api(config.market).historical_needs_key and not config.api_key
     options = ImportOptions(
         symbols=config.symbols,
         start=config.since,
@@ -154,7 +159,9 @@ async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, e
         spool_dir=config.downloads_dir,
         bans_file=config.bans_file,
         rest_url=config.rest_url,
-        rest_tail=True,
+        rest_tail=not keyless,
+        market=config.market,
+        api_key=config.api_key,
     )
     summary = await import_history(options, url, stop=stop, on_event=relay)
     files = sum(len(s.files) for s in summary.symbols)

@@ -74,6 +74,7 @@ def verification_json(result: Verification) -> str:
         {
             "ok": result.ok,
             "against_exchange": result.against_exchange,
+            "unasked_holes": result.unasked_holes,
             "start": None if result.start is None else format_timestamp(result.start),
             "end": None if result.end is None else format_timestamp(result.end),
             "symbols": [
@@ -184,7 +185,24 @@ def verification_text(result: Verification) -> str:
                 f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
                 f"{a}..{b} (binprice gaps --repair fetches them)"
             )
+    if result.unasked_holes:
+        lines.append(key_hint(0, result.unasked_holes))
     return "".join(_fold(line) + "\n" for line in lines)
+
+
+def key_hint(open_ids: int, unasked_holes: int) -> str:
+    """One line: what was left for want of the API key a futures market's historicalTrades
+    needs, and what to do."""
+    parts = []
+    if open_ids:
+        parts.append(f"{open_ids:,} ids older than the newest trades stay open")
+    if unasked_holes:
+        parts.append(f"{unasked_holes:,} recorded holes were not asked about again")
+    return (
+        f"{' and '.join(parts)}: only historicalTrades reaches them, and on the futures markets "
+        "it needs an API key (set BINPRICE_API_KEY or give --api-key), or import the days' "
+        "archive files"
+    )
 
 
 #: The width verification lines are folded to, so an 80-column terminal never breaks a word.
@@ -249,13 +267,16 @@ class RepairView:
 def repair_text(result: RepairResult) -> str:
     """One line per gap, then the totals."""
     if not result.gaps:
-        return "nothing to repair: every stored id and tail is accounted for\n"
+        done = "nothing to repair: every stored id and tail is accounted for\n"
+        return done + (key_hint(0, result.unasked_holes) + "\n" if result.unasked_holes else "")
     lines = [
         f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} trades "
         f"stored, {g.absent:,} absent on the exchange"
         for g in result.gaps
     ]
     lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} trades stored")
+    if result.needs_key or result.unasked_holes:
+        lines.append(key_hint(result.needs_key, result.unasked_holes))
     return "".join(line + "\n" for line in lines)
 
 
@@ -264,6 +285,8 @@ def repair_json(result: RepairResult) -> str:
     return json.dumps(
         {
             "stored": result.stored,
+            "needs_key": result.needs_key,
+            "unasked_holes": result.unasked_holes,
             "gaps": [
                 {
                     "symbol": g.symbol,
@@ -273,6 +296,7 @@ def repair_json(result: RepairResult) -> str:
                     "state": g.state,
                     "stored": g.stored,
                     "absent": g.absent,
+                    "needs_key": g.needs_key,
                 }
                 for g in result.gaps
             ],
