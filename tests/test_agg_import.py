@@ -1,0 +1,162 @@
+"""`binprice import --kind aggTrades` from the test archive into `agg_trades` (#19 item 4):
+daily files of each market read back exactly, re-import a no-op, an overlap with aggregates
+already stored (live capture) not duplicated, gaps of aggregate ids recorded with kind 1."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from binprice.history import ImportOptions
+from binprice.history._archive import daily
+from binprice.history._results import FileStatus
+from binprice.kinds import TradeKind
+from binprice.markets import Market
+from binprice.testing.archive import ArchiveServer
+from binprice.testing.archive_files import ArchiveMarket
+from binprice.testing.archive_kinds import ArchivePath, file_lines
+from tests.test_import import LATER, run
+
+#: Spot's aggTrades files switch to µs on 2025-01-01: the window crosses it.
+DAY = date(2024, 12, 31)
+DAYS = 2
+#: (market, symbol): one of each market.
+SERIES = [(Market.SPOT, "BTCUSDT"), (Market.USDM, "BTCUSDT"), (Market.COINM, "BTCUSD_PERP")]
+#: An aggregate row as stored and as the archive's CSV gives it.
+AggRow = tuple[str, int, Decimal, Decimal, int, int, int, bool]
+
+
+def archive(market: Market, symbol: str) -> ArchiveMarket:
+    return ArchiveMarket.generate(
+        [symbol], DAY - timedelta(days=1), DAY + timedelta(days=DAYS + 1), trades_per_day=80,
+        market=market,
+    )  # fmt: skip
+
+
+def options(url: str, symbol: str, market: Market, spool: Path, **more: object) -> ImportOptions:
+    window = {"start": DAY, "end": DAY + timedelta(days=DAYS), "today": LATER}
+    fields = {"archive_url": url, "spool_dir": spool, "market": market, "kind": "aggTrades"}
+    return ImportOptions((symbol,), **(window | fields | more))  # type: ignore[arg-type]
+
+
+def archive_rows(series: ArchiveMarket, symbol: str, market: Market) -> list[AggRow]:
+    """The window's aggregates as the archive's files write them (an aggregate spanning
+    midnight is in both days' files: once here)."""
+    rows: dict[int, AggRow] = {}
+    for i in range(DAYS):
+        file = daily(symbol, DAY + timedelta(days=i))
+        for line in file_lines(series, ArchivePath(market, "aggTrades", file)):
+            if line[0].isalpha():  # a futures header
+                continue
+            a, p, q, f, last, t, m, *_ = line.strip().split(",")
+            ms = int(t) // 1000 if len(t) == 16 else int(t)
+            row = (symbol, int(a), Decimal(p), Decimal(q), int(f), int(last), ms)
+            rows[int(a)] = (*row, m.lower() == "true")
+    return [rows[a] for a in sorted(rows)]
+
+
+def stored_aggs(url: str, market: Market) -> list[AggRow]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT symbol, agg_id, price, quantity, first_trade_id, last_trade_id, timestamp, "
+            "is_buyer_maker FROM agg_trades WHERE market = %s ORDER BY symbol, agg_id",
+            (market.number,),
+        ).fetchall()
+    return [
+        (s, a, p, q, f, last, int(ts.astimezone(UTC).timestamp() * 1000 + 0.5), m)
+        for s, a, p, q, f, last, ts, m in rows
+    ]
+
+
+@pytest.mark.parametrize(("market", "symbol"), SERIES, ids=[m.value for m, _ in SERIES])
+async def test_daily_aggtrades_files_of_each_market_are_stored_exactly_once(
+    market: Market, symbol: str, database_url: str, tmp_path: Path
+) -> None:
+    """Two daily aggTrades files land field by field in `agg_trades` of their market (exact
+    decimals, ms times, the aggregate at midnight once); trades and other markets untouched;
+    `imports` rows carry kind 1; a second run skips both files and adds nothing."""
+    series = archive(market, symbol)
+    async with ArchiveServer(series) as served:
+        summary, _ = await run(options(served.url, symbol, market, tmp_path), database_url)
+        again, _ = await run(options(served.url, symbol, market, tmp_path), database_url)
+    assert summary.ok and again.ok
+    expected = archive_rows(series, symbol, market)
+    assert len(expected) > 100
+    assert stored_aggs(database_url, market) == expected
+    assert summary.last_trade_ids[symbol] == expected[-1][1]
+    assert set(
+        [f.status for s in again.symbols for f in s.files]
+    ) == {FileStatus.SKIPPED}  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        kinds = conn.execute("SELECT DISTINCT market, kind, state FROM imports").fetchall()
+        assert kinds == [(market.number, TradeKind.AGG_TRADES.number, "done")]
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM gaps").fetchone() == (0,)
+    others = [m for m in Market if m is not market]
+    assert all(stored_aggs(database_url, m) == [] for m in others)
+
+
+def _insert(url: str, market: Market, rows: list[AggRow]) -> None:
+    """Store `rows` as live capture would have, before the import."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO agg_trades (market, symbol, agg_id, price, quantity, first_trade_id, "
+            'last_trade_id, "timestamp", is_buyer_maker) '
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, to_timestamp(%s / 1000.0), %s)",
+            [(market.number, *row) for row in rows],
+        )
+
+
+async def test_an_import_overlapping_stored_aggregates_adds_only_the_others(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Aggregates already stored inside both files (live capture) are neither duplicated nor
+    refused: the loader's COPY falls back to `ON CONFLICT DO NOTHING` for the blocks that
+    reach them, and the files' `inserted` counts only the new ones."""
+    market, symbol = Market.USDM, "BTCUSDT"
+    series = archive(market, symbol)
+    expected = archive_rows(series, symbol, market)
+    live = expected[30:40] + expected[-15:-5]
+    _insert(database_url, market, live)
+    async with ArchiveServer(series) as served:
+        # Small blocks, so that fast COPY blocks and staged ones alternate within a file.
+        opts = options(served.url, symbol, market, tmp_path, block_bytes=512, commit_rows=40)
+        summary, _ = await run(opts, database_url)
+    assert summary.ok
+    assert stored_aggs(database_url, market) == expected
+    files = [f for s in summary.symbols for f in s.files]
+    assert sum(f.inserted for f in files) == len(expected) - len(live)
+    assert sum(f.rows for f in files) == len(expected)
+
+
+async def test_aggregate_ids_missing_between_imports_are_a_gap_of_kind_1(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Importing the first day, then the day after next, leaves the ids of the day between
+    missing: one `skipped` gap (a day not asked for) with kind 1, none of kind 0."""
+    market, symbol = Market.COINM, "BTCUSD_PERP"
+    series = ArchiveMarket.generate(
+        [symbol], DAY, DAY + timedelta(days=3), trades_per_day=50, market=market
+    )
+    async with ArchiveServer(series) as served:
+        for day in (0, 2):
+            start = DAY + timedelta(days=day)
+            opts = options(
+                served.url, symbol, market, tmp_path, start=start, end=start + timedelta(days=1)
+            )
+            summary, _ = await run(opts, database_url)
+            assert summary.ok
+    with psycopg.connect(database_url) as conn:
+        gaps = conn.execute(
+            "SELECT market, kind, symbol, first_id, last_id, state FROM gaps"
+        ).fetchall()
+    stored = [row[1] for row in stored_aggs(database_url, market)]
+    assert len(stored) == 100
+    hole = (stored[49] + 1, stored[50] - 1)
+    assert hole[1] - hole[0] + 1 == 50
+    assert gaps == [(market.number, 1, symbol, *hole, "skipped")]
+    assert summary.symbols[0].gaps[0].first_id == hole[0]
