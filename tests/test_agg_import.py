@@ -32,9 +32,12 @@ AggRow = tuple[str, int, Decimal, Decimal, int, int, int, bool]
 
 def archive(market: Market, symbol: str) -> ArchiveMarket:
     return ArchiveMarket.generate(
-        [symbol], DAY - timedelta(days=1), DAY + timedelta(days=DAYS + 1), trades_per_day=80,
+        [symbol],
+        DAY - timedelta(days=1),
+        DAY + timedelta(days=DAYS + 1),
+        trades_per_day=80,
         market=market,
-    )  # fmt: skip
+    )
 
 
 def options(url: str, symbol: str, market: Market, spool: Path, **more: object) -> ImportOptions:
@@ -88,9 +91,7 @@ async def test_daily_aggtrades_files_of_each_market_are_stored_exactly_once(
     assert len(expected) > 100
     assert stored_aggs(database_url, market) == expected
     assert summary.last_trade_ids[symbol] == expected[-1][1]
-    assert set(
-        [f.status for s in again.symbols for f in s.files]
-    ) == {FileStatus.SKIPPED}  # fmt: skip
+    assert {f.status for s in again.symbols for f in s.files} == {FileStatus.SKIPPED}
     with psycopg.connect(database_url) as conn:
         kinds = conn.execute("SELECT DISTINCT market, kind, state FROM imports").fetchall()
         assert kinds == [(market.number, TradeKind.AGG_TRADES.number, "done")]
