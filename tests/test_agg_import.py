@@ -4,21 +4,24 @@ already stored (live capture) not duplicated, gaps of aggregate ids recorded wit
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+import asyncio
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from binprice.history import ImportOptions
-from binprice.history._archive import daily
+from binprice.events import EventKind
+from binprice.history import ImportOptions, import_history
+from binprice.history._archive import daily, monthly
 from binprice.history._results import FileStatus
 from binprice.kinds import TradeKind
 from binprice.markets import Market
 from binprice.testing.archive import ArchiveServer
 from binprice.testing.archive_files import ArchiveMarket
 from binprice.testing.archive_kinds import ArchivePath, file_lines
+from tests.ingest_helpers import binprice_async
 from tests.test_import import LATER, run
 
 #: Spot's aggTrades files switch to µs on 2025-01-01: the window crosses it.
@@ -161,3 +164,86 @@ async def test_aggregate_ids_missing_between_imports_are_a_gap_of_kind_1(
     assert hole[1] - hole[0] + 1 == 50
     assert gaps == [(market.number, 1, symbol, *hole, "skipped")]
     assert summary.symbols[0].gaps[0].first_id == hole[0]
+
+
+async def test_a_stopped_aggtrades_import_resumes_after_its_last_committed_aggregate(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Stopped after its first chunk, a file is `partial` (kind 1) with its last aggregate id;
+    the next run resumes there, and every aggregate is stored once."""
+    market, symbol = Market.SPOT, "ETHUSDT"
+    series = ArchiveMarket.generate([symbol], DAY, DAY + timedelta(days=1), trades_per_day=3000)
+    name = f"{symbol}-aggTrades-{DAY.isoformat()}.zip"
+    async with ArchiveServer(series) as served:
+        opts = options(
+            served.url,
+            symbol,
+            market,
+            tmp_path,
+            end=DAY + timedelta(days=1),
+            commit_rows=500,
+            block_bytes=16 * 1024,
+        )
+        stop = asyncio.Event()
+        first = await import_history(
+            opts, database_url, stop=stop, on_progress=lambda _: stop.set()
+        )
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT kind, state, rows, last_id FROM imports WHERE name = %s", (name,)
+            ).fetchone()
+        assert first.stopped and row is not None
+        kind, state, rows, last_id = row
+        assert (kind, state) == (1, "partial") and 0 < rows < 3000
+        assert len(stored_aggs(database_url, market)) == rows
+        second, events = await run(opts, database_url)
+    assert second.ok
+    assert any(e.kind is EventKind.RESUMED and str(last_id) in e.message for e in events)
+    day = [r for r in archive_rows(series, symbol, market) if r[6] < _ms(DAY + timedelta(days=1))]
+    assert stored_aggs(database_url, market) == day
+
+
+def _ms(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1000)
+
+
+async def test_a_monthly_aggtrades_file_and_the_command_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`binprice import SYM --kind aggTrades` plans a whole month as its monthly file (spot:
+    never written compressed, whatever --compress-after says) and stores it exactly."""
+    symbol, month = "BTCUSDT", date(2024, 11, 1)
+    series = ArchiveMarket.generate([symbol], month, date(2024, 12, 1), trades_per_day=20)
+    env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
+    async with ArchiveServer(series) as served:
+        code, out, err = await binprice_async(
+            env,
+            "--database-url",
+            database_url,
+            "import",
+            symbol,
+            "--kind",
+            "aggTrades",
+            "--start",
+            month.isoformat(),
+            "--end",
+            "2024-12-01",
+            "--archive-url",
+            served.url,
+            "--log-format",
+            "plain",
+        )
+        paths = list(served.requests)
+    assert code == 0, err
+    assert f"/data/spot/monthly/aggTrades/{symbol}/{symbol}-aggTrades-2024-11.zip" in paths
+    file = ArchivePath(Market.SPOT, "aggTrades", monthly(symbol, 2024, 11))
+    expected = [line.strip().split(",") for line in file_lines(series, file)]
+    stored = stored_aggs(database_url, Market.SPOT)
+    assert [(str(r[1]), f"{r[2]}", f"{r[3]}", str(r[4]), str(r[5]), str(r[6])) for r in stored] == [
+        tuple(fields[:6]) for fields in expected
+    ]
+    assert len(stored) == 30 * 20
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM trade_blocks").fetchone() == (0,)
+        assert conn.execute("SELECT kind, state FROM imports").fetchall() == [(1, "done")]
+    assert "aggTrades-2024-11.zip" in out + err
