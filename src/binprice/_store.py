@@ -53,11 +53,6 @@ if TYPE_CHECKING:
     from binprice.db.migrations import Revision
     from binprice.db.partitions import Partition, PruneResult
     from binprice.db.queries import At, Latest, Range
-    from binprice.kinds import TradeKind
-
-    #: `kind=` of the questions: the trades (default) or the aggregate trades.
-    Trades_ = Literal["trades", TradeKind.TRADES]
-    Aggregates = Literal["aggTrades", TradeKind.AGG_TRADES]
     from binprice.db.status import Status
     from binprice.embedded import ServerInfo, StopResult
     from binprice.events import IngestEvent
@@ -67,8 +62,13 @@ if TYPE_CHECKING:
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.stats import IngestSummary
+    from binprice.kinds import TradeKind
     from binprice.trades import Trades
     from binprice.watch import Snapshot
+
+    #: `kind=` of the questions: the trades (the default) or the aggregate trades.
+    OfTrades = Literal["trades", TradeKind.TRADES]
+    OfAggregates = Literal["aggTrades", TradeKind.AGG_TRADES]
 
 #: Candles in a chart when the caller does not say (an 80-column terminal's worth).
 DEFAULT_CHART_CANDLES = 34
@@ -155,11 +155,11 @@ class Store:
 
     @overload
     def latest(
-        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: Trades_ = "trades"
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: OfTrades = "trades"
     ) -> list[Latest]: ...
     @overload
     def latest(
-        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: Aggregates
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: OfAggregates
     ) -> list[AggTrade]: ...
     @overload
     def latest(
@@ -195,7 +195,7 @@ class Store:
         before: bool = False,
         within: Duration | None = None,
         market: MarketArg = "spot",
-        kind: Trades_ = "trades",
+        kind: OfTrades = "trades",
     ) -> list[At]: ...
     @overload
     def at(
@@ -206,7 +206,7 @@ class Store:
         before: bool = False,
         within: Duration | None = None,
         market: MarketArg = "spot",
-        kind: Aggregates,
+        kind: OfAggregates,
     ) -> list[AggAt]: ...
     @overload
     def at(
