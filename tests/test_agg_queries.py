@@ -66,6 +66,10 @@ def imported(
         market=market,
     )
     asyncio.run(_import(database_url, series, symbol, market, tmp_path))
+    with psycopg.connect(database_url) as conn:  # each kind's timeline sees its own files only
+        assert conn.execute("SELECT count(*) FROM gaps").fetchone() == (0,)
+        kinds = conn.execute("SELECT kind, count(*) FROM imports GROUP BY kind ORDER BY kind")
+        assert kinds.fetchall() == [(0, DAYS), (1, DAYS)]
     with binprice.connect(database_url) as store:
         yield store, series, market, symbol
 
