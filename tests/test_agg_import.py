@@ -247,3 +247,34 @@ async def test_a_monthly_aggtrades_file_and_the_command_line(
         assert conn.execute("SELECT count(*) FROM trade_blocks").fetchone() == (0,)
         assert conn.execute("SELECT kind, state FROM imports").fetchall() == [(1, "done")]
     assert "aggTrades-2024-11.zip" in out + err
+
+
+async def test_local_aggtrades_zips_are_found_beside_trades_zips(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`import --from DIR --kind aggTrades` takes the folder's `-aggTrades-` zips (checksums
+    beside them) and leaves its `-trades-` zips alone, and the other way round."""
+    import hashlib
+    import zipfile
+
+    market, symbol = Market.USDM, "BTCUSDT"
+    series = archive(market, symbol)
+    folder = tmp_path / "zips"
+    folder.mkdir()
+    for kind in ("aggTrades", "trades"):
+        key = ArchivePath(market, kind, daily(symbol, DAY))
+        path = folder / key.name
+        with zipfile.ZipFile(path, "w") as zipped:
+            zipped.writestr(key.name.replace(".zip", ".csv"), "".join(file_lines(series, key)))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        path.with_name(path.name + ".CHECKSUM").write_text(f"{digest}  {path.name}\n")
+    local = {"folders": (folder,), "spool_dir": tmp_path / "spool", "market": market}
+    aggs, _ = await run(ImportOptions(kind="aggTrades", **local), database_url)  # type: ignore[arg-type]
+    assert aggs.ok
+    assert [f.name for s in aggs.symbols for f in s.files] == [f"{symbol}-aggTrades-{DAY}.zip"]
+    day = [r for r in archive_rows(series, symbol, market) if r[6] < _ms(DAY + timedelta(days=1))]
+    assert stored_aggs(database_url, market) == day
+    trades, _ = await run(ImportOptions(**local), database_url)  # type: ignore[arg-type]
+    assert [f.name for s in trades.symbols for f in s.files] == [f"{symbol}-trades-{DAY}.zip"]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM trades").fetchone() == (80,)
