@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from binprice.completeness.repair import RepairedGap as RepairedGap
     from binprice.completeness.repair import RepairProgress as RepairProgress
     from binprice.completeness.repair import RepairResult as RepairResult
+    from binprice.db.aggtrades import AggAt as AggAt
+    from binprice.db.aggtrades import AggTrade as AggTrade
     from binprice.db.candles import Candle as Candle
     from binprice.db.compress import CompressResult as CompressResult
     from binprice.db.compress import MonthCompression as MonthCompression
@@ -91,6 +93,8 @@ _WHERE = {
     "At": "binprice.db.queries",
     "Range": "binprice.db.queries",
     "Candle": "binprice.db.candles",
+    "AggTrade": "binprice.db.aggtrades",
+    "AggAt": "binprice.db.aggtrades",
     "Trade": "binprice.export",
     "Trades": "binprice.trades",
     "Gap": "binprice.db.gaps",
@@ -140,6 +144,8 @@ _WHERE = {
 
 __all__ = [
     "AbortedError",
+    "AggAt",
+    "AggTrade",
     "ArchiveError",
     "ArchiveFileError",
     "ArchiveUnavailableError",

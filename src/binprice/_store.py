@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from binprice._args import (
     Duration,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from binprice._options import IngestOptions
     from binprice.charts import Chart
     from binprice.completeness.repair import RepairProgress, RepairResult
+    from binprice.db.aggtrades import AggAt, AggTrade
     from binprice.db.candles import Candle, Interval
     from binprice.db.compress import CompressResult
     from binprice.db.gaps import Gap, Verification
@@ -61,8 +62,13 @@ if TYPE_CHECKING:
     from binprice.history import FileProgress, ImportEvent, ImportOptions, ImportSummary
     from binprice.ingest.config import IngestConfig
     from binprice.ingest.stats import IngestSummary
+    from binprice.kinds import TradeKind
     from binprice.trades import Trades
     from binprice.watch import Snapshot
+
+    #: `kind=` of the questions: the trades (the default) or the aggregate trades.
+    OfTrades = Literal["trades", TradeKind.TRADES]
+    OfAggregates = Literal["aggTrades", TradeKind.AGG_TRADES]
 
 #: Candles in a chart when the caller does not say (an 80-column terminal's worth).
 DEFAULT_CHART_CANDLES = 34
@@ -147,15 +153,40 @@ class Store:
 
     # --- questions ------------------------------------------------------------------------
 
-    def latest(self, symbols: Symbols = None, *, market: MarketArg = "spot") -> list[Latest]:
+    @overload
+    def latest(
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: OfTrades = "trades"
+    ) -> list[Latest]: ...
+    @overload
+    def latest(
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: OfAggregates
+    ) -> list[AggTrade]: ...
+    @overload
+    def latest(
+        self, symbols: Symbols = None, *, market: MarketArg = "spot", kind: str | TradeKind
+    ) -> list[Latest] | list[AggTrade]: ...
+    def latest(
+        self,
+        symbols: Symbols = None,
+        *,
+        market: MarketArg = "spot",
+        kind: str | TradeKind = "trades",
+    ) -> list[Latest] | list[AggTrade]:
         """The last trade of each symbol of `market` (every recorded symbol if none are
-        given)."""
+        given); `kind="aggTrades"`: the last aggregate trade."""
         from binprice.db.queries import latest_prices
+        from binprice.kinds import TradeKind, parse_kind
 
         wanted, chosen = symbols_of(symbols), market_of(market)
+        if parse_kind(kind) is TradeKind.AGG_TRADES:
+            from binprice.db.aggtrades import latest_aggs
+
+            aggs: list[AggTrade] = self._read(lambda c: latest_aggs(c, wanted, market=chosen))
+            return aggs
         result: list[Latest] = self._read(lambda conn: latest_prices(conn, wanted, market=chosen))
         return result
 
+    @overload
     def at(
         self,
         ts: When,
@@ -164,14 +195,55 @@ class Store:
         before: bool = False,
         within: Duration | None = None,
         market: MarketArg = "spot",
-    ) -> list[At]:
+        kind: OfTrades = "trades",
+    ) -> list[At]: ...
+    @overload
+    def at(
+        self,
+        ts: When,
+        symbols: Symbols = None,
+        *,
+        before: bool = False,
+        within: Duration | None = None,
+        market: MarketArg = "spot",
+        kind: OfAggregates,
+    ) -> list[AggAt]: ...
+    @overload
+    def at(
+        self,
+        ts: When,
+        symbols: Symbols = None,
+        *,
+        before: bool = False,
+        within: Duration | None = None,
+        market: MarketArg = "spot",
+        kind: str | TradeKind,
+    ) -> list[At] | list[AggAt]: ...
+    def at(
+        self,
+        ts: When,
+        symbols: Symbols = None,
+        *,
+        before: bool = False,
+        within: Duration | None = None,
+        market: MarketArg = "spot",
+        kind: str | TradeKind = "trades",
+    ) -> list[At] | list[AggAt]:
         """The trade nearest to `ts` per symbol of `market` (a tie goes to the earlier one);
         `before=True` for the last trade at or before it; `within` leaves out trades farther
-        away."""
+        away. `kind="aggTrades"`: the nearest aggregate trade."""
         from binprice.db.queries import price_at
+        from binprice.kinds import TradeKind, parse_kind
 
         moment, wanted, chosen = as_time(ts), symbols_of(symbols), market_of(market)
         limit = as_duration(within) if within is not None else None
+        if parse_kind(kind) is TradeKind.AGG_TRADES:
+            from binprice.db.aggtrades import agg_at
+
+            aggs: list[AggAt] = self._read(
+                lambda c: agg_at(c, moment, wanted, before=before, within=limit, market=chosen)
+            )
+            return aggs
         result: list[At] = self._read(
             lambda conn: price_at(conn, moment, wanted, before=before, within=limit, market=chosen)
         )
@@ -184,16 +256,20 @@ class Store:
         symbols: Symbols = None,
         *,
         market: MarketArg = "spot",
+        kind: str | TradeKind = "trades",
     ) -> list[Range]:
         """Open, high, low, close (with when), trades, volume and VWAP in `[start, end)` per
-        symbol of `market`; `end` defaults to now."""
+        symbol of `market`; `end` defaults to now. `kind="aggTrades"`: from the aggregate
+        trades (`trades` then counts the trades they merge)."""
         from binprice.db.queries import price_range
+        from binprice.kinds import TradeKind, parse_kind
 
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         chosen = market_of(market)
-        result: list[Range] = self._read(
-            lambda conn: price_range(conn, lo, hi, wanted, market=chosen)
-        )
+        query = price_range
+        if parse_kind(kind) is TradeKind.AGG_TRADES:
+            from binprice.db.aggtrades import agg_range as query
+        result: list[Range] = self._read(lambda conn: query(conn, lo, hi, wanted, market=chosen))
         return result
 
     def candles(
@@ -204,11 +280,17 @@ class Store:
         end: When | None = None,
         *,
         market: MarketArg = "spot",
+        kind: str | TradeKind = "trades",
     ) -> list[Candle]:
         """Klines in `[start, end)` with Binance's interval names and UTC alignment; an
         interval without trades has no candle. Without `start`, the last `DEFAULT_CANDLES`
-        candles up to `end` (default now)."""
+        candles up to `end` (default now). `kind="aggTrades"`: from the aggregate trades, by
+        the server (`trades` counts the trades they merge)."""
         from binprice.db.candles import DEFAULT_CANDLES, candles, parse_interval
+        from binprice.kinds import TradeKind, parse_kind
+
+        if parse_kind(kind) is TradeKind.AGG_TRADES:
+            from binprice.db.aggtrades import agg_candles as candles
 
         chosen = parse_interval(interval) if isinstance(interval, str) else interval
         hi, wanted = as_time(end or "now"), symbols_of(symbols)
@@ -242,6 +324,7 @@ class Store:
         on_plan: Callable[[ExportPlan], None] | None = None,
         on_file: Callable[[Path], None] | None = None,
         market: MarketArg = "spot",
+        kind: str | TradeKind = "trades",
     ) -> int:
         """`binprice export`: write every trade of the window as csv, ndjson, parquet or
         Binance's archive CSV to `out` (a binary stream, or a path: a file written whole or not
@@ -249,9 +332,11 @@ class Store:
 
         `on_plan` learns the symbols without trades and the total before the first row;
         `progress` gets the rows written so far; `on_file` each daily file of a directory.
-        NotFoundError when no symbol has a trade in the window."""
+        NotFoundError when no symbol has a trade in the window. `kind="aggTrades"`: the
+        aggregate trades, as csv, ndjson or the market's aggTrades archive CSV."""
         from binprice.export import Format, parse_format
         from binprice.export_to import export_to
+        from binprice.kinds import parse_kind
 
         chosen = fmt if isinstance(fmt, Format) else parse_format(fmt)
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
@@ -268,6 +353,7 @@ class Store:
                 on_plan=on_plan,
                 on_file=on_file,
                 market=where,
+                kind=parse_kind(kind),
             )
         )
         return written

@@ -30,6 +30,7 @@ from binprice.db.queries import price_range
 from binprice.errors import ExportError, NotFoundError, UsageError
 from binprice.export import Format, write_trades
 from binprice.export_binance import write_binance_archive, write_binance_file
+from binprice.kinds import TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import format_timestamp
@@ -60,14 +61,18 @@ def export_to(
     on_plan: Callable[[ExportPlan], None] | None = None,
     on_file: Callable[[Path], None] | None = None,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = TradeKind.TRADES,
 ) -> int:
     """Write every trade of the window to `out`; return how many. Symbols without trades are
     left out (`on_plan` names them); none with any is NotFoundError. `on_file` gets each of
-    Binance's daily files written to a directory."""
+    Binance's daily files written to a directory. `kind`: aggregate trades (`export_agg`)."""
     wanted = list(normalize_symbols(symbols))
     stream = None if isinstance(out, str | os.PathLike) else out
     text = "" if stream is not None else os.fspath(out)  # type: ignore[arg-type]
     target = None if stream is not None else Path(text)
+    if kind is TradeKind.AGG_TRADES:
+        to = _Sink(stream, target, on_plan, progress)
+        return _export_aggs(conn, wanted, (start, end), fmt, to, market=market)
     many_binance = fmt is Format.BINANCE and len(wanted) > 1
     to_directory = (
         fmt is Format.BINANCE
@@ -97,6 +102,46 @@ def export_to(
     with _open(stream, target) as sink:
         return write_trades(
             conn, found, start, end, fmt, out=sink, progress=progress, market=market
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sink:
+    """Where an export of aggregate trades goes, and who hears of it."""
+
+    stream: IO[bytes] | None
+    target: Path | None
+    on_plan: Callable[[ExportPlan], None] | None
+    progress: Progress | None
+
+
+def _export_aggs(
+    conn: Connection,
+    wanted: list[str],
+    window: tuple[datetime, datetime],
+    fmt: Format,
+    sink: _Sink,
+    *,
+    market: Market,
+) -> int:
+    """Aggregate trades to a stream or a file (no directory of daily zips)."""
+    from binprice.db.aggtrades import agg_counts
+    from binprice.export_agg import write_aggs
+
+    stream, target, on_plan, progress = sink.stream, sink.target, sink.on_plan, sink.progress
+    if target is not None and (target.is_dir() or target.suffix.lower() == ".zip"):
+        raise UsageError("--kind aggTrades writes one file or stdout: give --output FILE.csv")
+    counts = agg_counts(conn, *window, wanted, market=market)
+    missing = tuple(symbol for symbol in wanted if symbol not in counts)
+    if not counts:
+        asked = f"from {format_timestamp(window[0])} to {format_timestamp(window[1])}"
+        raise NotFoundError(f"no aggregate trades {asked} for {', '.join(missing)}")
+    plan = ExportPlan(tuple(counts), missing, sum(counts.values()))
+    if on_plan is not None:
+        on_plan(plan)
+    with _open(stream, target) as out:
+        return write_aggs(
+            conn, plan.symbols, *window, fmt, out=out, progress=progress, market=market
         )
 
 

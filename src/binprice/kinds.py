@@ -51,6 +51,18 @@ _SPELLINGS = {
 }
 
 DEFAULT_KIND = TradeKind.TRADES
+#: An aggregate trade's fields as binprice writes them (`--json`, csv and ndjson exports):
+#: the names of Binance's aggTrades archive header, the symbol first.
+AGG_FIELD_NAMES = (
+    "symbol",
+    "agg_trade_id",
+    "price",
+    "quantity",
+    "first_trade_id",
+    "last_trade_id",
+    "transact_time",
+    "is_buyer_maker",
+)
 
 
 def kind_of_number(number: int) -> TradeKind:
@@ -68,4 +80,4 @@ def parse_kind(text: str | TradeKind) -> TradeKind:
     return kind
 
 
-__all__ = ["DEFAULT_KIND", "TradeKind", "kind_of_number", "parse_kind"]
+__all__ = ["AGG_FIELD_NAMES", "DEFAULT_KIND", "TradeKind", "kind_of_number", "parse_kind"]

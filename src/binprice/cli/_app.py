@@ -309,6 +309,17 @@ MarketOption = Annotated[
 ]
 
 
+KIND_HELP = (
+    "The series: trades (default) or aggTrades, Binance's aggregate trades (one row per taker "
+    "order and price; docs/aggregate-trades.md)."
+)
+#: `--kind`: a symbol's trades and its aggregate trades are two series with their own ids.
+#: No environment variable: a default changed elsewhere would switch every answer's series.
+KindOption = Annotated[
+    str, typer.Option("--kind", metavar="KIND", help=KIND_HELP, show_default=False)
+]
+
+
 API_KEY_HELP = (
     "A Binance API key (read permission, no secret) for the futures markets' historicalTrades: "
     "without one, history older than the newest 1000 trades is not fetched. Never printed."

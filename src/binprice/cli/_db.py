@@ -194,7 +194,7 @@ def db_prune(
     cut = datetime.now(UTC) - parse_duration(older_than)
     with store_from(ctx, database_url) as store:
         plan = store.plan_prune(cut)
-        if not plan.partitions:
+        if not plan.partitions and not plan.agg_trades:
             err(f"nothing to prune: no month of trades ended before {format_timestamp(cut)}")
             return
         if not yes:
@@ -219,9 +219,14 @@ def _prune_summary(result: PruneResult) -> str:
     where = "moved out of" if result.done else "waiting in"
     waiting = f" ({result.from_default:,} of them {where} the DEFAULT partition)"
     trades = f"{result.trades:,} trades{waiting if result.from_default else ''}"
+    aggs = ""
+    if result.agg_trades:
+        aggs = f"; {result.agg_trades:,} aggregate trades before {format_timestamp(result.agg_cut)}"
+    if not names:
+        return aggs.removeprefix("; ")
     return (
         f"{count} partition{'s' if count != 1 else ''} of trades ({shown}): every trade before "
-        f"{before}, {trades}, {size_text(result.bytes)}"
+        f"{before}, {trades}, {size_text(result.bytes)}{aggs}"
     )
 
 

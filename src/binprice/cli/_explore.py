@@ -22,6 +22,7 @@ from binprice.cli._app import (
     DatabaseUrl,
     DurationMeta,
     End,
+    KindOption,
     Last,
     MarketOption,
     RequiredSymbols,
@@ -81,6 +82,7 @@ def candles(
     ] = False,
     as_csv: Csv = False,
     market: MarketOption = None,
+    kind: KindOption = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Candles (klines) in [start, end): open/close times, OHLC, volume, quote volume, trades,
@@ -99,7 +101,9 @@ def candles(
         window_start, window_end = parse_window(last=last, start=start, end=end)
         window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     with store_from(ctx, database_url) as store:
-        found = store.candles(symbols, chosen, window_start, window_end, market=market_from(market))
+        found = store.candles(
+            symbols, chosen, window_start, window_end, market=market_from(market), kind=kind
+        )
     emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 
 
@@ -188,10 +192,13 @@ def export(
     end: End = None,
     output: Annotated[str, typer.Option("--output", "-o", metavar="PATH", help=OUTPUT_HELP)] = "-",
     market: MarketOption = None,
+    kind: KindOption = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Every trade of the window, streamed in constant memory (a progress bar on stderr when it
-    is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker."""
+    is a terminal): symbol, trade_id, price, quantity, timestamp, is_buyer_maker. With --kind
+    aggTrades the aggregate trades: symbol, agg_trade_id, price, quantity, first_trade_id,
+    last_trade_id, transact_time, is_buyer_maker."""
     from binprice.cli.views.export import ExportView
     from binprice.timespec import parse_window
 
@@ -208,6 +215,7 @@ def export(
             on_plan=view.plan,
             on_file=view.file,
             market=market_from(market),
+            kind=kind,
         )
     view.done(output)
 

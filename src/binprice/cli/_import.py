@@ -21,6 +21,7 @@ from binprice.cli._app import (
     ApiKeyOption,
     DatabaseUrl,
     DurationMeta,
+    KindOption,
     MarketOption,
     command_app,
     market_from,
@@ -110,6 +111,7 @@ def import_(
         int, typer.Option(hidden=True, min=1, help="Trades per commit.")
     ] = 1_000_000,
     market: MarketOption = None,
+    kind: KindOption = "trades",
     api_key: ApiKeyOption = None,
     compress_after: Annotated[
         str,
@@ -146,6 +148,7 @@ def import_(
         commit_rows=commit_every,
         compress_after=compress_after,
         market=market_from(market),
+        kind=kind,
         api_key=api_key or None,
         **{name: url for name, url in services.items() if url is not None},
     )

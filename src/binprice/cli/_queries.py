@@ -21,6 +21,7 @@ from binprice.cli._app import (
     DurationMeta,
     End,
     Json,
+    KindOption,
     Last,
     MarketOption,
     Start,
@@ -45,13 +46,14 @@ def latest(
     as_json: Json = False,
     as_csv: Csv = False,
     market: MarketOption = None,
+    kind: KindOption = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """The last trade of each symbol: price, trade time, trade id, and how long ago."""
     check_format(as_json, as_csv)
     asked = tuple(symbols or ())
     with store_from(ctx, database_url) as store:
-        found = store.latest(asked, market=market_from(market))
+        found = store.latest(asked, market=market_from(market), kind=kind)
     emit(asked, found, "no trades", as_json=as_json, as_csv=as_csv)
 
 
@@ -72,6 +74,7 @@ def at(
     as_json: Json = False,
     as_csv: Csv = False,
     market: MarketOption = None,
+    kind: KindOption = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """The trade nearest to TS for each symbol (a tie goes to the earlier), with its offset."""
@@ -82,7 +85,9 @@ def at(
     requested = parse_timestamp(ts)
     limit = parse_duration(within) if within is not None else None
     with store_from(ctx, database_url) as store:
-        found = store.at(requested, asked, before=before, within=limit, market=market_from(market))
+        found = store.at(
+            requested, asked, before=before, within=limit, market=market_from(market), kind=kind
+        )
     from binprice.cli.views.queries import at_notes
 
     for note in at_notes(found, requested, now=datetime.now(UTC)):
@@ -107,6 +112,7 @@ def range_(
     as_json: Json = False,
     as_csv: Csv = False,
     market: MarketOption = None,
+    kind: KindOption = "trades",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Open, high, low (with when), close, trades, volume and VWAP in [start, end)."""
@@ -116,7 +122,7 @@ def range_(
     asked = tuple(symbols or ())
     window_start, window_end = parse_window(last=last, start=start, end=end)
     with store_from(ctx, database_url) as store:
-        found = store.range(window_start, window_end, asked, market=market_from(market))
+        found = store.range(window_start, window_end, asked, market=market_from(market), kind=kind)
     window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
     emit(asked, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
 

@@ -23,6 +23,7 @@ from binprice.db.compress import PARTITION_LOCK_KEY
 from binprice.db.copy import COLUMNS, CREATE_STAGE, STAGE_TABLE, copy_stage
 from binprice.db.copy import copy_trades as copy_trades_sql
 from binprice.db.liverollup import MINUTE_MERGE
+from binprice.kinds import TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
@@ -33,18 +34,18 @@ IMPORT_LOCK_CLASS = 0x62696D70
 
 _RECORDED_SQL = """
 SELECT name, sha256, state, rows, inserted, first_id, last_id, period_start, period_end
-FROM imports WHERE market = %s AND symbol = ANY(%s)
+FROM imports WHERE market = %s AND kind = %s AND symbol = ANY(%s)
 """
 _TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
 _RESUME_SQL = (
     "SELECT rows, inserted, first_id, last_id FROM imports "
-    "WHERE market = %s AND name = %s AND sha256 = %s"
+    "WHERE market = %s AND kind = %s AND name = %s AND sha256 = %s"
 )
 _UPSERT_IMPORT_SQL = """
-INSERT INTO imports (market, name, symbol, period_start, period_end, sha256, state, rows,
+INSERT INTO imports (market, kind, name, symbol, period_start, period_end, sha256, state, rows,
                      inserted, first_id, last_id, source)
-VALUES (%(market)s, %(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s, %(rows)s,
-        %(inserted)s, %(first_id)s, %(last_id)s, %(source)s)
+VALUES (%(market)s, %(kind)s, %(name)s, %(symbol)s, %(start)s, %(end)s, %(sha256)s, %(state)s,
+        %(rows)s, %(inserted)s, %(first_id)s, %(last_id)s, %(source)s)
 ON CONFLICT (market, name) DO UPDATE SET
     sha256 = EXCLUDED.sha256, state = EXCLUDED.state, rows = EXCLUDED.rows,
     inserted = EXCLUDED.inserted, first_id = EXCLUDED.first_id, last_id = EXCLUDED.last_id,
@@ -53,7 +54,7 @@ ON CONFLICT (market, name) DO UPDATE SET
 #: The id extents of a symbol's stored files whose period overlaps a range of days.
 _EXTENTS_SQL = """
 SELECT first_id, last_id FROM imports
-WHERE market = %s AND symbol = %s AND period_start < %s AND period_end > %s
+WHERE market = %s AND kind = %s AND symbol = %s AND period_start < %s AND period_end > %s
   AND first_id IS NOT NULL
 ORDER BY first_id
 """
@@ -116,13 +117,17 @@ class ImportRow:
     last_id: int | None
     source: str
     market: Market = DEFAULT_MARKET
+    kind: TradeKind = TradeKind.TRADES
 
 
 async def recorded_imports(
-    conn: AsyncConnection, symbols: list[str], market: Market = DEFAULT_MARKET
+    conn: AsyncConnection,
+    symbols: list[str],
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = TradeKind.TRADES,
 ) -> dict[str, ImportRecord]:
-    """The `imports` rows of `symbols` in `market`, by file name."""
-    cur = await conn.execute(_RECORDED_SQL, (market.number, symbols))
+    """The `imports` rows of `symbols` in `market` of `kind`, by file name."""
+    cur = await conn.execute(_RECORDED_SQL, (market.number, kind.number, symbols))
     return {
         str(name): ImportRecord(str(sha), str(state), int(rows), int(ins), first, last, start, end)
         for name, sha, state, rows, ins, first, last, start, end in await cur.fetchall()
@@ -130,29 +135,46 @@ async def recorded_imports(
 
 
 async def try_lock_import(
-    conn: AsyncConnection, symbol: str, market: Market = DEFAULT_MARKET
+    conn: AsyncConnection,
+    symbol: str,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = TradeKind.TRADES,
 ) -> bool:
     """Take the session's advisory lock on importing `symbol` of `market` (futures keys as the
-    claims': `usdm:BTCUSDT`); False if another session has it."""
-    cur = await conn.execute(_TRY_LOCK_SQL, (IMPORT_LOCK_CLASS, claim_prefix(market) + symbol))
+    claims': `usdm:BTCUSDT`; aggregate trades' `aggTrades:usdm:BTCUSDT`); False if another
+    session has it."""
+    key = claim_prefix(market) + symbol
+    if kind is not TradeKind.TRADES:
+        key = f"{kind}:{key}"
+    cur = await conn.execute(_TRY_LOCK_SQL, (IMPORT_LOCK_CLASS, key))
     row = await cur.fetchone()
     return row is not None and bool(row[0])
 
 
 async def import_extents(
-    conn: AsyncConnection, symbol: str, start: date, end: date, market: Market = DEFAULT_MARKET
+    conn: AsyncConnection,
+    symbol: str,
+    start: date,
+    end: date,
+    market: Market = DEFAULT_MARKET,
+    *,
+    kind: TradeKind = TradeKind.TRADES,
 ) -> list[tuple[int, int]]:
-    """(first id, last id) of each stored file of `symbol` in `market` overlapping
-    `start..end`, by first id."""
-    cur = await conn.execute(_EXTENTS_SQL, (market.number, symbol, end, start))
+    """(first id, last id) of each stored file of `symbol` in `market` of `kind`
+    overlapping `start..end`, by first id."""
+    cur = await conn.execute(_EXTENTS_SQL, (market.number, kind.number, symbol, end, start))
     return [(int(a), int(b)) for a, b in await cur.fetchall()]
 
 
 def resume_point(
-    conn: Connection, name: str, sha256: str, market: Market = DEFAULT_MARKET
+    conn: Connection,
+    name: str,
+    sha256: str,
+    market: Market = DEFAULT_MARKET,
+    kind: TradeKind = TradeKind.TRADES,
 ) -> Resume | None:
     """What is committed of file `name` of `market` with this checksum, None if nothing."""
-    row = conn.execute(_RESUME_SQL, (market.number, name, sha256)).fetchone()
+    row = conn.execute(_RESUME_SQL, (market.number, kind.number, name, sha256)).fetchone()
     if row is None or row[3] is None:
         return None
     return Resume(int(row[0]), int(row[1]), row[2], int(row[3]))
@@ -164,6 +186,7 @@ def record_import(conn: Connection, row: ImportRow) -> None:
         _UPSERT_IMPORT_SQL,
         {
             "market": row.market.number,
+            "kind": row.kind.number,
             "name": row.name,
             "symbol": row.symbol,
             "start": row.start,

@@ -21,13 +21,14 @@ history as holes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from binprice.db.aggtrades import count_aggs_before, delete_aggs_before
 from binprice.errors import DatabaseBusyError
 
 __all__ = [
@@ -155,6 +156,13 @@ class PruneResult:
     #: Of `trades`, those that were waiting in the DEFAULT partition (their months are made,
     #: then dropped with the others).
     from_default: int = 0
+    #: Aggregate trades (every market) before the same whole-month cut, deleted with them.
+    agg_trades: int = 0
+
+    @property
+    def agg_cut(self) -> datetime:
+        """Aggregate trades before this moment go (the trades' whole-month rule)."""
+        return month_start(self.older_than)
 
     @property
     def pruned_before(self) -> datetime | None:
@@ -290,7 +298,8 @@ def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
         key=lambda p: p.start or older_than,
     )
     counted = {p.name: p.rows_estimate for p in waiting}
-    return _result(conn, older_than, tuple(doomed), counted, keep_rollup=False, done=False)
+    result = _result(conn, older_than, tuple(doomed), counted, keep_rollup=False, done=False)
+    return replace(result, agg_trades=count_aggs_before(conn, month_start(older_than)))
 
 
 def _default_months(conn: Connection, older_than: datetime) -> list[Partition]:
@@ -328,6 +337,8 @@ def prune(
             doomed = _doomed(list_partitions(conn), older_than)
             counted = {p.name: _count(conn, p.name) for p in doomed if p.name in made}
             result = _result(conn, older_than, doomed, counted, keep_rollup=keep_rollup, done=True)
+            aggs = delete_aggs_before(conn, month_start(older_than))
+            result = replace(result, agg_trades=aggs)
             for partition in doomed:
                 conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
                 _drop_blocks(conn, partition)

@@ -22,14 +22,19 @@ from enum import Enum
 
 from binprice.errors import UsageError
 from binprice.exchange.endpoints import market_api
+from binprice.kinds import TradeKind
 from binprice.markets import Market
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 CHECKSUM_SUFFIX = ".CHECKSUM"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_NAME = re.compile(
-    r"(?P<symbol>[A-Z0-9]+(?:_[A-Z0-9]+)?)-trades-(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?\.zip"
-)
+_NAMES = {
+    kind: re.compile(
+        rf"(?P<symbol>[A-Z0-9]+(?:_[A-Z0-9]+)?)-{kind.value}-"
+        r"(?P<year>\d{4})-(?P<month>\d{2})(?:-(?P<day>\d{2}))?\.zip"
+    )
+    for kind in TradeKind
+}
 
 
 def _midnight(day: date) -> datetime:
@@ -45,12 +50,14 @@ class Period(Enum):
 
 @dataclass(frozen=True, slots=True, order=True)
 class ArchiveFile:
-    """One file of the archive: a symbol's trades in a market over one UTC month or day."""
+    """One file of the archive: a symbol's trades (or aggregate trades: `kind`) in a market
+    over one UTC month or day."""
 
     symbol: str
     start: date
     period: Period
     market: Market = Market.SPOT
+    kind: TradeKind = TradeKind.TRADES
 
     @property
     def end(self) -> date:
@@ -67,13 +74,14 @@ class ArchiveFile:
     @property
     def name(self) -> str:
         stamp = self.start.strftime("%Y-%m" if self.period is Period.MONTHLY else "%Y-%m-%d")
-        return f"{self.symbol}-trades-{stamp}.zip"
+        return f"{self.symbol}-{self.kind.value}-{stamp}.zip"
 
     @property
     def path(self) -> str:
         """Path below the archive's base URL (and below a downloaded copy of it)."""
         folder = market_api(self.market).archive_folder  # spot, futures/um, futures/cm
-        return f"data/{folder}/{self.period.value}/trades/{self.symbol}/{self.name}"
+        kind = self.kind.value
+        return f"data/{folder}/{self.period.value}/{kind}/{self.symbol}/{self.name}"
 
     @property
     def checksum_path(self) -> str:
@@ -85,32 +93,51 @@ class ArchiveFile:
 
     def daily_files(self) -> list[ArchiveFile]:
         """The daily files covering the same days (what replaces a missing monthly file)."""
-        return [ArchiveFile(self.symbol, d, Period.DAILY, self.market) for d in self.days()]
+        return [
+            ArchiveFile(self.symbol, d, Period.DAILY, self.market, self.kind) for d in self.days()
+        ]
 
 
-def monthly(symbol: str, year: int, month: int, market: Market = Market.SPOT) -> ArchiveFile:
-    return ArchiveFile(symbol, date(year, month, 1), Period.MONTHLY, market)
+def monthly(
+    symbol: str,
+    year: int,
+    month: int,
+    market: Market = Market.SPOT,
+    kind: TradeKind = TradeKind.TRADES,
+) -> ArchiveFile:
+    return ArchiveFile(symbol, date(year, month, 1), Period.MONTHLY, market, kind)
 
 
-def daily(symbol: str, day: date, market: Market = Market.SPOT) -> ArchiveFile:
-    return ArchiveFile(symbol, day, Period.DAILY, market)
+def daily(
+    symbol: str, day: date, market: Market = Market.SPOT, kind: TradeKind = TradeKind.TRADES
+) -> ArchiveFile:
+    return ArchiveFile(symbol, day, Period.DAILY, market, kind)
 
 
-def parse_name(name: str, market: Market = Market.SPOT) -> ArchiveFile | None:
-    """The file a Binance trades file name of `market` stands for, or None if it is not one."""
-    match = _NAME.fullmatch(name)
+def parse_name(
+    name: str, market: Market = Market.SPOT, kind: TradeKind = TradeKind.TRADES
+) -> ArchiveFile | None:
+    """The file a Binance file name of `market` and `kind` stands for (``BTCUSDT-trades-…``,
+    ``BTCUSDT-aggTrades-…``), or None if it is not one."""
+    match = _NAMES[kind].fullmatch(name)
     if match is None:
         return None
     year, month = int(match["year"]), int(match["month"])
     try:
         if match["day"] is None:
-            return monthly(match["symbol"], year, month, market)
-        return daily(match["symbol"], date(year, month, int(match["day"])), market)
+            return monthly(match["symbol"], year, month, market, kind)
+        return daily(match["symbol"], date(year, month, int(match["day"])), market, kind)
     except ValueError:  # month 13, February 30th
         return None
 
 
-def plan(symbol: str, start: date, end: date, market: Market = Market.SPOT) -> list[ArchiveFile]:
+def plan(
+    symbol: str,
+    start: date,
+    end: date,
+    market: Market = Market.SPOT,
+    kind: TradeKind = TradeKind.TRADES,
+) -> list[ArchiveFile]:
     """Files covering the UTC days ``start <= day < end``: monthly for whole months, daily
     for the days before the first and after the last whole month."""
     if end <= start:
@@ -118,12 +145,12 @@ def plan(symbol: str, start: date, end: date, market: Market = Market.SPOT) -> l
     files: list[ArchiveFile] = []
     day = start
     while day < end:
-        month = monthly(symbol, day.year, day.month, market)
+        month = monthly(symbol, day.year, day.month, market, kind)
         if day.day == 1 and month.end <= end:
             files.append(month)
             day = month.end
         else:
-            files.append(daily(symbol, day, market))
+            files.append(daily(symbol, day, market, kind))
             day += timedelta(days=1)
     return files
 

@@ -33,6 +33,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from binprice.kinds import TradeKind
 from binprice.markets import Market
 
 #: The longest line carried from one chunk to the next. A Binance trade line is under 200
@@ -62,7 +63,21 @@ _FUTURES_LINE = re.compile(
     rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL})\r?$",
     re.MULTILINE,
 )
+#: An aggregate trade line (the `aggTrades` files): agg id, price > 0, qty > 0, first and last
+#: trade id, time (s + ms [+ µs]), maker, and on Spot the best match (not stored, as for
+#: trades: docs/aggregate-trades.md).
+_AGG_LINE = re.compile(
+    rf"^({_ID}),({_POSITIVE}),({_POSITIVE}),({_ID}),({_ID}),"
+    rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL}),{_BOOL}\r?$",
+    re.MULTILINE,
+)
+_FUTURES_AGG_LINE = re.compile(
+    rf"^({_ID}),({_POSITIVE}),({_POSITIVE}),({_ID}),({_ID}),"
+    rf"([0-9]{{10}})([0-9]{{3}})(?:[0-9]{{3}})?,({_BOOL})\r?$",
+    re.MULTILINE,
+)
 _FIELDS = ("id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch")
+_AGG_FIELDS = ("a", "price", "qty", "f", "l", "time", "isBuyerMaker", "isBestMatch")
 _FUTURES_FIELDS = ("id", "price", "qty", "quote_qty or base_qty", "time", "is_buyer_maker")
 _CHECKS = (
     (_ID, "a trade id (up to 19 digits)"),
@@ -73,6 +88,7 @@ _CHECKS = (
     (_BOOL, "True or False"),
     (_BOOL, "True or False"),
 )
+_AGG_CHECKS = (_CHECKS[0], _CHECKS[1], _CHECKS[2], _CHECKS[0], _CHECKS[0], *_CHECKS[4:])
 _EXCERPT = 80
 
 
@@ -122,6 +138,8 @@ class CsvDecoder:
     fields: bool = False
     #: The archive's market: its line shape, and the market number leading each COPY row.
     market: Market = Market.SPOT
+    #: Trades, or aggregate trades (`agg_trades` COPY rows: `db.aggtrades.AGG_COLUMNS`).
+    kind: TradeKind = TradeKind.TRADES
     lines: int = 0
     last_id: int | None = None
     _rest: bytes = b""
@@ -134,8 +152,12 @@ class CsvDecoder:
         # COPY control characters must never reach the stream (`_` is in futures contracts).
         if not self.symbol.replace("_", "").isalnum():
             raise ValueError(f"invalid symbol {self.symbol!r}")
-        if self.market is not Market.SPOT:
+        futures = self.market is not Market.SPOT
+        if self.kind is TradeKind.AGG_TRADES:
+            self._line = _FUTURES_AGG_LINE if futures else _AGG_LINE
+        elif futures:
             self._line = _FUTURES_LINE
+        if futures:
             self._lead = f"{self.market.number}\t"
 
     def feed(self, data: bytes) -> Block:
@@ -234,6 +256,14 @@ class CsvDecoder:
             seconds.clear()
         # A futures row leads with its market: the lead goes in front of the symbol, once.
         get, second, symbol = seconds.get, self._second, self._lead + self.symbol
+        if self.kind is TradeKind.AGG_TRADES:
+            return "".join(
+                [
+                    f"{symbol}\t{aid}\t{price}\t{qty}\t{first}\t{last}\t"
+                    f"{get(sec) or second(sec)}.{ms}+00\t{maker}\n"
+                    for aid, price, qty, first, last, sec, ms, maker in rows
+                ]
+            ).encode()
         return "".join(
             [
                 f"{symbol}\t{tid}\t{price}\t{qty}\t{get(sec) or second(sec)}.{ms}+00\t{maker}\n"
@@ -257,14 +287,24 @@ class CsvDecoder:
         """The first line that is not a trade; None if the others are only blank lines."""
         for offset, line in enumerate(text.split("\n")[:-1]):
             if line.strip() and not self._line.fullmatch(line):
-                return MalformedLine(self.lines + offset + 1, diagnose(line, self.market))
+                reason = diagnose(line, self.market, self.kind)
+                return MalformedLine(self.lines + offset + 1, reason)
         return None
 
 
-def diagnose(line: str, market: Market = Market.SPOT) -> str:
-    """Why ``line`` is not a trade of `market`'s archive, in words."""
+def diagnose(line: str, market: Market = Market.SPOT, kind: TradeKind = TradeKind.TRADES) -> str:
+    """Why ``line`` is not a trade (or aggregate trade) of `market`'s archive, in words."""
     fields = line.rstrip("\r").split(",")
-    names, checks = (_FIELDS, _CHECKS) if market is Market.SPOT else (_FUTURES_FIELDS, _CHECKS[:6])
+    names: tuple[str, ...]
+    checks: tuple[tuple[str, str], ...]
+    if kind is TradeKind.AGG_TRADES:
+        names, checks = _AGG_FIELDS, _AGG_CHECKS
+        if market is not Market.SPOT:
+            names, checks = names[:7], checks[:7]
+    elif market is Market.SPOT:
+        names, checks = _FIELDS, _CHECKS
+    else:
+        names, checks = _FUTURES_FIELDS, _CHECKS[:6]
     if len(fields) != len(names):
         return f"{len(fields)} fields instead of {len(names)}: {_excerpt(line)}"
     for name, value, (pattern, wanted) in zip(names, fields, checks, strict=True):

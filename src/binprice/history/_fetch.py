@@ -22,6 +22,7 @@ import aiohttp
 from binprice._fs import sha256_file
 from binprice.errors import ArchiveFileError, ArchiveUnavailableError
 from binprice.history._archive import CHECKSUM_SUFFIX, ArchiveFile, parse_checksum, parse_name
+from binprice.kinds import TradeKind
 from binprice.markets import Market
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
@@ -154,9 +155,12 @@ class LocalSource:
         paths: Iterable[Path],
         fallback: ArchiveSource | None,
         market: Market = Market.SPOT,
+        kind: TradeKind = TradeKind.TRADES,
     ) -> None:
         #: The market the files are taken to be of (their names do not say).
         self.market = market
+        #: The kind of files taken (`-trades-` or `-aggTrades-` names); others are skipped.
+        self.kind = kind
         self.files: dict[str, Path] = {}
         self.unrecognised: list[Path] = []
         for folder in folders:
@@ -171,14 +175,14 @@ class LocalSource:
         self._fallback = fallback
 
     def _add(self, path: Path) -> None:
-        if parse_name(path.name, self.market) is None:
+        if parse_name(path.name, self.market, self.kind) is None:
             self.unrecognised.append(path)
         else:
             self.files.setdefault(path.name, path)
 
     def available(self) -> list[ArchiveFile]:
         """Every recognised file, by symbol and date."""
-        found = (parse_name(name, self.market) for name in self.files)
+        found = (parse_name(name, self.market, self.kind) for name in self.files)
         return sorted(f for f in found if f is not None)
 
     async def checksum(self, file: ArchiveFile) -> str | None:

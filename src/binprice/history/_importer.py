@@ -22,6 +22,7 @@ from binprice.errors import ArchiveError
 from binprice.events import EventKind
 from binprice.exchange.bans import BanBook
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
+from binprice.history._aggtimeline import AggTimeline, last_stored_agg
 from binprice.history._fetch import ArchiveSource, LocalSource, Source
 from binprice.history._options import ImportOptions
 from binprice.history._pipeline import Pipeline, Ready, Settled, SymbolEnd
@@ -45,6 +46,7 @@ from binprice.history._results import (
     unavailable_event,
 )
 from binprice.history._timeline import Span, Timeline
+from binprice.kinds import TradeKind
 from binprice.markets import Market
 
 
@@ -94,10 +96,12 @@ async def import_history(
             archive = ArchiveSource(session, options.archive_url, options.spool_dir)
             source: Source = archive
             if options.local:
-                source = LocalSource(options.folders, options.files, archive, market)
+                source = LocalSource(
+                    options.folders, options.files, archive, market, options.kind_of
+                )
             plans = plan_files(options, source, end)
-            recorded = await recorded_imports(conn, list(plans), market)
-            await _lock(conn, list(plans), market)
+            recorded = await recorded_imports(conn, list(plans), market, options.kind_of)
+            await _lock(conn, list(plans), market, options.kind_of)
             rest = writer = None
             if options.rest_tail:
                 bans = None if options.bans_file is None else BanBook(options.bans_file)
@@ -231,9 +235,16 @@ class _Ordered:
             def report(kind: EventKind, message: str) -> None:
                 emit(ImportEvent(kind, symbol, message))
 
-            timeline = Timeline(self.conn, span, self.rest, self.writer, report)
-            last_id, found = await timeline.run()
-            gaps, rest_trades = tuple(found), timeline.rest_trades
+            if options.kind_of is TradeKind.AGG_TRADES:
+                last_id, found = await AggTimeline(self.conn, span, report).run()
+                gaps = tuple(found)
+            else:
+                timeline = Timeline(self.conn, span, self.rest, self.writer, report)
+                last_id, found = await timeline.run()
+                gaps, rest_trades = tuple(found), timeline.rest_trades
+        elif options.kind_of is TradeKind.AGG_TRADES:
+            span = _span(symbol, span_start, span_end, files, self.today, market=options.market_of)
+            last_id = await last_stored_agg(self.conn, span)
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol, market=options.market_of)
         self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
@@ -246,9 +257,11 @@ async def _relay(stop: asyncio.Event, thread_stop: threading.Event) -> None:
     thread_stop.set()
 
 
-async def _lock(conn: psycopg.AsyncConnection[Any], symbols: list[str], market: Market) -> None:
+async def _lock(
+    conn: psycopg.AsyncConnection[Any], symbols: list[str], market: Market, kind: TradeKind
+) -> None:
     for symbol in symbols:
-        if not await try_lock_import(conn, symbol, market):
+        if not await try_lock_import(conn, symbol, market, kind):
             raise ArchiveError(
                 f"another binprice import of {symbol} is running on this database; "
                 "wait for it to finish (a second one would only repeat its work)"

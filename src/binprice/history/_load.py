@@ -1,4 +1,5 @@
-"""One verified archive zip → `trades`, in committed chunks, with its `imports` row.
+"""One verified archive zip → `trades` (or `agg_trades`), in committed chunks, with its
+`imports` row.
 
 Runs in a worker thread on a sync psycopg connection. A reader thread inflates the zip and
 decodes CSV blocks while this thread streams them into `COPY trades FROM STDIN`: PostgreSQL
@@ -21,13 +22,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from binprice.db.aggimport import (
+    AggStagedInsert,
+    copy_agg_trades,
+    next_stored_agg_id,
+    record_agg_gaps,
+)
 from binprice.db.gaps import record_gaps
 from binprice.db.imports import (
     ImportRow,
@@ -42,6 +49,7 @@ from binprice.db.partitions import month_made_meanwhile
 from binprice.history._archive import ArchiveFile
 from binprice.history._csv import Block
 from binprice.history._zip import BLOCK_BYTES, BlockReader
+from binprice.kinds import TradeKind
 
 #: Trades per committed chunk: what a crash can cost, and one rollup trigger run per chunk.
 COMMIT_ROWS = 1_000_000
@@ -114,13 +122,18 @@ def load_file(
         except psycopg.errors.UniqueViolation:
             # Another writer stored ids of this chunk after the probe: redo it, staged.
             conn.rollback()
-            resume, staged = resume_point(conn, job.file.name, job.sha256, job.file.market), True
+            resume, staged = _resume_point(conn, job), True
         except psycopg.errors.CheckViolation as exc:
             if not month_made_meanwhile(exc):
                 raise
             # Its rows were going to DEFAULT when their month was made: redo it, into the month.
             conn.rollback()
-            resume = resume_point(conn, job.file.name, job.sha256, job.file.market)
+            resume = _resume_point(conn, job)
+
+
+def _resume_point(conn: Connection, job: LoadJob) -> Resume | None:
+    file = job.file
+    return resume_point(conn, file.name, job.sha256, file.market, file.kind)
 
 
 class _Loader:
@@ -140,7 +153,10 @@ class _Loader:
         self.staged_only = staged
         self.progress = Progress.resumed(resume)
         self.skip_through = None if resume is None else resume.last_id
-        self._staged = StagedInsert(conn, job.file.market)
+        #: Aggregate trades go to `agg_trades` (keyed by aggregate id, not partitioned).
+        self.agg = job.file.kind is TradeKind.AGG_TRADES
+        market = job.file.market
+        self._staged = AggStagedInsert(conn, market) if self.agg else StagedInsert(conn, market)
 
     def run(self, block_bytes: int) -> Progress:
         with BlockReader(
@@ -180,8 +196,7 @@ class _Loader:
                     next_stored = self._next_stored(block.first_id)
                 if not self.staged_only and (next_stored is None or block.last_id < next_stored):
                     if copy is None:
-                        market = self.job.file.market
-                        copy = copying.enter_context(copy_trades(self.conn, market))
+                        copy = copying.enter_context(self._copy())
                     copy.write(block.payload)
                     self.progress.inserted += block.rows
                 else:
@@ -197,7 +212,8 @@ class _Loader:
             end = pending is None
         if jumps:
             file = self.job.file
-            record_gaps(self.conn, file.symbol, jumps, "open", market=file.market)
+            record = record_agg_gaps if self.agg else record_gaps
+            record(self.conn, file.symbol, jumps, "open", market=file.market)
         return pending, end
 
     def _advance(self, block: Block) -> None:
@@ -209,8 +225,14 @@ class _Loader:
         p.jumps += len(block.jumps)
         self.on_progress(p)
 
+    def _copy(self) -> AbstractContextManager[psycopg.Copy]:
+        market = self.job.file.market
+        return copy_agg_trades(self.conn, market) if self.agg else copy_trades(self.conn, market)
+
     def _next_stored(self, first_id: int) -> int | None:
         file = self.job.file
+        if self.agg:
+            return next_stored_agg_id(self.conn, file.symbol, first_id, market=file.market)
         return next_stored_id(self.conn, file.symbol, first_id, *file.times, market=file.market)
 
     def _record(self, end: bool) -> None:
@@ -228,5 +250,6 @@ class _Loader:
             last_id=p.last_id,
             source=job.source,
             market=job.file.market,
+            kind=job.file.kind,
         )
         record_import(self.conn, row)

@@ -11,6 +11,7 @@ from binprice.exchange.endpoints import DEFAULT_REST_URL, presets, rest_base
 from binprice.history._archive import DEFAULT_ARCHIVE_URL
 from binprice.history._load import COMMIT_ROWS
 from binprice.history._zip import BLOCK_BYTES
+from binprice.kinds import TradeKind, parse_kind
 from binprice.markets import Market, parse_market
 from binprice.symbols import normalize_symbols
 from binprice.timespec import parse_duration
@@ -66,10 +67,19 @@ class ImportOptions:
     market: Market | str = Market.SPOT
     #: An API key for the futures' historicalTrades (`rest_tail`); never shown.
     api_key: str | None = field(default=None, repr=False)
+    #: What the files hold: `trades` (into `trades`) or `aggTrades` (into `agg_trades`, their
+    #: gaps of aggregate ids in `gaps` with kind 1); a name is taken (`binprice.kinds`).
+    kind: TradeKind | str = TradeKind.TRADES
 
     def __post_init__(self) -> None:
         market = parse_market(self.market)
         object.__setattr__(self, "market", market)
+        object.__setattr__(self, "kind", parse_kind(self.kind))
+        if self.rest_tail and self.kind_of is TradeKind.AGG_TRADES:
+            raise UsageError(
+                "--rest-tail fetches trades; import aggregate trades without it (live "
+                "`ingest --stream aggTrade` backfills their open gaps)"
+            )
         if market.is_futures and self.rest_url == DEFAULT_REST_URL:
             object.__setattr__(self, "rest_url", presets(market)["binance"][1])
         object.__setattr__(self, "symbols", normalize_symbols(self.symbols))
@@ -90,8 +100,16 @@ class ImportOptions:
 
     @property
     def compress_delay(self) -> timedelta | None:
-        """`compress_after` as parsed: None when every month is imported as rows."""
+        """`compress_after` as parsed: None when every month is imported as rows (aggregate
+        trades always: `agg_trades` has no compressed form)."""
+        if self.kind_of is not TradeKind.TRADES:
+            return None
         return self.compress_after if isinstance(self.compress_after, timedelta) else None
+
+    @property
+    def kind_of(self) -> TradeKind:
+        """`kind` as parsed (a `TradeKind` after construction)."""
+        return parse_kind(self.kind)
 
     @property
     def market_of(self) -> Market:

@@ -42,6 +42,7 @@ from binprice.history._results import (
     ImportEvent,
     file_event,
 )
+from binprice.kinds import TradeKind
 
 #: Why a file was not loaded, by where the stop found it.
 STOPPED_CHECKING = "stopped while reading its checksum"
@@ -317,6 +318,8 @@ class Pipeline:
     ) -> Callable[..., Progress]:
         """Make the file's month ready; return how to load it: as blocks when the month is
         closed (`compressed_month`), else as rows."""
+        if file.kind is not TradeKind.TRADES:  # `agg_trades` is one table, never compressed
+            return load_file
         await self._ensure_month(conn, file)
         if not compressed_month(file, self.today, self.options.compress_delay):
             return load_file

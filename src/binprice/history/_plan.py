@@ -18,16 +18,17 @@ UNPUBLISHED_DAYS = 3
 
 def plan_files(options: ImportOptions, source: Source, end: date) -> dict[str, list[ArchiveFile]]:
     """Per symbol, the files to import, in date order."""
+    kind = options.kind_of
     for path in options.files:
-        if parse_name(path.name) is None:
+        if parse_name(path.name, options.market_of, kind) is None:
             raise UsageError(
-                f"{path}: not a Binance spot trades file name (SYMBOL-trades-YYYY-MM[-DD].zip)"
+                f"{path}: not a Binance {kind} file name (SYMBOL-{kind}-YYYY-MM[-DD].zip)"
             )
     if options.start is not None:
         symbols = options.symbols
         if not symbols and isinstance(source, LocalSource):
             symbols = tuple(sorted({f.symbol for f in source.available()}))
-        return {s: plan(s, options.start, end, options.market_of) for s in symbols}
+        return {s: plan(s, options.start, end, options.market_of, kind) for s in symbols}
     assert isinstance(source, LocalSource)
     found = [f for f in source.available() if not options.symbols or f.symbol in options.symbols]
     months = {(f.symbol, f.start) for f in found if f.period is Period.MONTHLY}
@@ -37,7 +38,7 @@ def plan_files(options: ImportOptions, source: Source, end: date) -> dict[str, l
             continue
         plans.setdefault(f.symbol, []).append(f)
     if not plans:
-        raise UsageError("no Binance spot trades zips (SYMBOL-trades-YYYY-MM[-DD].zip) found")
+        raise UsageError(f"no Binance {kind} zips (SYMBOL-{kind}-YYYY-MM[-DD].zip) found")
     return plans
 
 

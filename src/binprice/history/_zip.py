@@ -42,7 +42,9 @@ class BlockReader:
         self._zip = _open_zip(path, self._name)
         self._member = _csv_member(self._zip, self._name)
         self.csv_total = self._member.file_size
-        self._decoder = CsvDecoder(file.symbol, skip_through, fields=fields, market=file.market)
+        self._decoder = CsvDecoder(
+            file.symbol, skip_through, fields=fields, market=file.market, kind=file.kind
+        )
         self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(QUEUE_BLOCKS)
         self._abandon = threading.Event()
         self._thread = threading.Thread(target=self._read, name=f"decode {self._name}")

@@ -16,11 +16,13 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from binprice.kinds import AGG_FIELD_NAMES
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from binprice.db.aggtrades import AggAt, AggTrade
     from binprice.db.candles import Candle
     from binprice.db.queries import At, Latest, Range
 
@@ -36,8 +38,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    Result = Latest | At | Range | Candle
+    Result = Latest | At | Range | Candle | AggTrade | AggAt
 Value = str | int
+
+#: Keys named after Binance whose attribute is named otherwise.
+_ATTRIBUTES = {"agg_trade_id": "agg_id", "transact_time": "time"}
+#: The results shown with an "ago" column, and their time attribute.
+_MOMENTS = {"Latest": "timestamp", "AggTrade": "time"}
 
 #: Column order of each result kind (by class name, so rendering imports no result module):
 #: the stable keys of --json and the header of --csv.
@@ -58,6 +65,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "volume",
         "vwap",
     ),
+    "AggTrade": AGG_FIELD_NAMES,
+    "AggAt": (*AGG_FIELD_NAMES, "requested", "offset_ms"),
     "Candle": (
         "symbol",
         "open_time",
@@ -73,7 +82,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 _LEFT_ALIGNED = frozenset(
-    {"symbol", "timestamp", "requested", "start", "end", "high_at", "low_at"}
+    {"symbol", "timestamp", "requested", "start", "end", "high_at", "low_at", "transact_time"}
     | {"open_time", "close_time"}  # candles
 )
 _AGO_UNITS = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
@@ -85,7 +94,10 @@ AT_FAR = timedelta(hours=1)
 def records(results: Sequence[Result]) -> list[dict[str, Value]]:
     """One ordered dict of JSON-ready values per result."""
     return [
-        {key: _value(getattr(result, key)) for key in FIELDS[type(result).__name__]}
+        {
+            key: _value(getattr(result, _ATTRIBUTES.get(key, key)))
+            for key in FIELDS[type(result).__name__]
+        }
         for result in results
     ]
 
@@ -113,12 +125,13 @@ def table_cells(results: Sequence[Result], *, now: datetime) -> tuple[list[str],
     if not rows:
         return [], []
     header = list(rows[0])
-    show_ago = type(results[0]).__name__ == "Latest"
+    moment_of = _MOMENTS.get(type(results[0]).__name__)
+    show_ago = moment_of is not None
     cells = []
     for result, row in zip(results, rows, strict=True):
         line = [str(row[key]) for key in header]
-        if show_ago:
-            moment: datetime = getattr(result, "timestamp")  # noqa: B009 - Latest's field
+        if moment_of is not None:
+            moment: datetime = getattr(result, moment_of)
             line.append(format_ago(now - moment))
         cells.append(line)
     return [*header, "ago"] if show_ago else header, cells
@@ -228,7 +241,9 @@ def to_text(results: Sequence[Result], *, now: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def at_notes(found: Sequence[At], requested: datetime, *, now: datetime) -> list[str]:
+def at_notes(
+    found: Sequence[At] | Sequence[AggAt], requested: datetime, *, now: datetime
+) -> list[str]:
     """What `at` says beside its answer when the answer is far from TS: a TS in the future
     (the nearest trades are then the last ones stored), or, per symbol, a nearest trade more
     than `AT_FAR` away (nothing stored closer). Each note fits 80 columns."""
