@@ -404,9 +404,10 @@ class _Run:
                 tg.create_task(reconciler.run()),
                 tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
-            if self.config.compress_after is not None:
-                after = self.config.compress_after
-                helpers.append(tg.create_task(keep_compressing(self.url, self.emit, after=after)))
+            after, days = self.config.compress_after, self.config.compress_days_after
+            if after is not None or days is not None:
+                compressing = keep_compressing(self.url, self.emit, after=after, days_after=days)
+                helpers.append(tg.create_task(compressing))
             if self.listing is not None:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:
