@@ -269,3 +269,69 @@ def test_store_and_cli_compress_days_before(database_url: str) -> None:
         done = store.compress(days_before="2026-04-03", now=now)
         assert [d.day for d in done.days] == [APRIL, APRIL + DAY]
         assert done.trades == sum(d.trades for d in done.days) > 0
+
+
+def test_db_compress_days_before_command(database_url: str, clean_env: Any) -> None:
+    """`db compress --days-before DATE --dry-run --json` plans the days, then compresses them;
+    `status` shows the month as partly compressed."""
+    import json
+    import re
+
+    from tests.conftest import run_binprice
+
+    _filled(database_url).close()
+    env = {**clean_env, "BINPRICE_DATABASE_URL": database_url}
+    args = ("db", "compress", "--before", "2026-03", "--days-before", "2026-04-03")
+    planned = run_binprice(*args, "--dry-run", "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert (plan["done"], plan["months"]) == (False, [])
+    assert [(d["day"], d["action"]) for d in plan["days"]] == [
+        ("2026-04-01", "compress"),
+        ("2026-04-02", "compress"),
+    ]
+    done = run_binprice(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    assert re.match(r"compressed day 2026-04-01: [\d,]+ trades -> blocks", done.stdout)
+    again = run_binprice(*args, env=env)
+    assert again.stdout.startswith("nothing to compress")
+    text = run_binprice("status", env=env).stdout
+    assert re.search(r"2026-04 partly +10,301 trades", text)
+
+
+def test_ingest_compresses_a_day_once_it_ended_long_enough_ago(database_url: str) -> None:
+    """With a lag of a day: 12 h after April 1st ended it waits; 25 h after, that day (only)
+    becomes blocks, one event line; months are left to their own setting (here: off)."""
+    from binprice.events import EventKind
+    from binprice.ingest.compressing import compress_closed_months
+
+    _filled(database_url).close()
+    events: list[tuple[EventKind, str]] = []
+
+    def emit(kind: EventKind, text: str) -> None:
+        events.append((kind, text))
+
+    async def at(now: datetime) -> None:
+        lag = DAY.total_seconds()
+        await compress_closed_months(
+            database_url, emit, now=now, after=None, days_after=lag, retry_in=3600
+        )
+
+    asyncio.run(at(APRIL + DAY + timedelta(hours=12)))
+    assert events == []
+    asyncio.run(at(APRIL + 2 * DAY + timedelta(hours=1)))
+    assert [(k, t.split(":")[0]) for k, t in events] == [
+        (EventKind.PARTITIONS, "compressed day 2026-04-01")
+    ]
+    with psycopg.connect(database_url) as conn:
+        assert _count(conn, ROWS_BEFORE_SQL, APRIL + DAY) == 0
+        assert _count(conn, ROWS_BEFORE_SQL, APRIL + 2 * DAY) > 0
+
+
+def test_ingest_options_default_to_a_one_day_lag() -> None:
+    """`ingest` compresses the live month's days a day after they end unless told otherwise."""
+    from binprice._options import IngestOptions
+    from binprice.ingest.from_options import compress_after
+
+    assert compress_after(IngestOptions().compress_days_after) == DAY.total_seconds()
+    assert compress_after("off") is None
