@@ -6,10 +6,6 @@ transaction needs there and kills once the compress backend queues for it."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +17,7 @@ from binprice.db import migrations
 from binprice.db.compress_days import compress_day, compress_days
 from tests.test_compress import APRIL, TRADES_SQL, _filled
 from tests.test_compress_days import DAY, NEVER
-from tests.test_compress_kill import _wait_for_waiter
+from tests.test_compress_kill import kill_client_at, kill_server_at
 
 POINTS = {
     # The day's rows read and encoded; its blocks about to be moved in.
@@ -74,17 +70,7 @@ def test_kill_binprice_mid_day(database_url: str, point: str) -> None:
     """SIGKILL of the compressing process: the day under way never commits, its rows stay."""
     relation, mode = POINTS[point]
     rows = _prepared(database_url)
-    with psycopg.connect(database_url) as holder:
-        holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
-        process = subprocess.Popen([sys.executable, "-c", COMPRESS, database_url])
-        backend = _wait_for_waiter(holder, relation, process)
-        process.send_signal(signal.SIGKILL)
-        assert process.wait() == -signal.SIGKILL
-        holder.rollback()  # the orphaned backend goes on, then finds its client gone
-        while holder.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
-        ).fetchone():
-            holder.rollback()
+    kill_client_at(database_url, relation, mode, COMPRESS)
     assert _answers_once(database_url, rows) == ["rows", "rows"]
     _rerun_completes(database_url, rows)
 
@@ -100,14 +86,6 @@ def test_kill_postgres_mid_day(reachable_tmp: Path, point: str) -> None:
     url = server.url()
     migrations.upgrade(url)
     rows = _prepared(url)
-    holder = psycopg.connect(url)
-    holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
-    process = subprocess.Popen([sys.executable, "-c", COMPRESS, url], stderr=subprocess.DEVNULL)
-    _wait_for_waiter(holder, relation, process)
-    os.kill(server.pid, signal.SIGKILL)
-    process.wait()
-    holder.close()
-    restarted = embedded.ensure_server(data_dir)
-    assert restarted.pid != server.pid
-    assert _answers_once(restarted.url(), rows) == ["rows", "rows"]
-    _rerun_completes(restarted.url(), rows)
+    restarted = kill_server_at(server, data_dir, relation, mode, COMPRESS)
+    assert _answers_once(restarted, rows) == ["rows", "rows"]
+    _rerun_completes(restarted, rows)
