@@ -335,3 +335,34 @@ def test_ingest_options_default_to_a_one_day_lag() -> None:
 
     assert compress_after(IngestOptions().compress_days_after) == DAY.total_seconds()
     assert compress_after("off") is None
+
+
+def test_the_rows_of_a_short_window_are_read_as_an_id_range(database_url: str) -> None:
+    """Over a month with blocks, the rows of a range's or candle's end minutes are read from
+    the primary key as the rollup minutes' id range, not as all of the symbol's rows filtered
+    by time (what a live month compressed by days would pay on every `range`)."""
+    import json
+
+    from binprice.db.blockreads import WINDOWS_ROWS_SQL
+
+    with _filled(database_url) as conn:
+        compress_day(conn, APRIL)
+        moment = APRIL + DAY + timedelta(hours=3, seconds=20)
+        params = {
+            "symbols": ["BTCUSDT"],
+            "starts": [moment],
+            "ends": [moment + timedelta(seconds=30)],
+            "market": 0,
+        }
+        (plan,) = conn.execute("EXPLAIN (FORMAT JSON) " + WINDOWS_ROWS_SQL, params).fetchone()  # type: ignore[misc]
+        scans = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if node.get("Relation Name") == "trades_2026_04":
+                scans.append(node)
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
+        assert scans, "the month's row partition is not read"
+        assert all("trade_id >=" in scan.get("Index Cond", "") for scan in scans), scans
