@@ -366,3 +366,27 @@ def test_the_rows_of_a_short_window_are_read_as_an_id_range(database_url: str) -
         walk(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
         assert scans, "the month's row partition is not read"
         assert all("trade_id >=" in scan.get("Index Cond", "") for scan in scans), scans
+
+
+def test_a_symbol_whose_rows_are_all_blocks_resumes_after_its_last_block(
+    database_url: str,
+) -> None:
+    """The ingest resumes each symbol after its highest stored id (`TradeWriter.last_trades`):
+    ETHUSDT's last trades are in rows, then, once its days are blocks, in blocks; without
+    them the run would start it at the first trade it hears and never look for the trades
+    in between."""
+    from binprice.db.writer import TradeWriter
+
+    async def last() -> dict[str, tuple[int, int]]:
+        writer = await TradeWriter.connect(database_url)
+        try:
+            return await writer.last_trades(("BTCUSDT", "ETHUSDT", "NONEUSDT"))
+        finally:
+            await writer.close()
+
+    with _filled(database_url) as conn:
+        before = asyncio.run(last())
+        assert set(before) == {"BTCUSDT", "ETHUSDT"}
+        compress_days(conn, APRIL + 20 * DAY, months_before=NEVER)
+        assert _count(conn, "SELECT count(*) FROM trades_2026_04") == 0
+    assert asyncio.run(last()) == before
