@@ -57,6 +57,40 @@ def _wait_for_waiter(
         pytest.fail(f"compress ended (exit {process.returncode}) before it reached the point")
 
 
+def kill_client_at(url: str, relation: str, mode: str, code: str) -> None:
+    """Run `code` (given `url` as argv[1]) in a process, SIGKILL it once its backend queues for
+    `relation`, which the test holds in `mode`, and wait until the orphaned backend is gone."""
+    with psycopg.connect(url) as holder:
+        holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
+        process = subprocess.Popen([sys.executable, "-c", code, url])
+        backend = _wait_for_waiter(holder, relation, process)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+        holder.rollback()  # the orphaned backend goes on, then finds its client gone
+        while holder.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
+        ).fetchone():
+            holder.rollback()
+
+
+def kill_server_at(
+    server: embedded.ServerInfo, data_dir: Path, relation: str, mode: str, code: str
+) -> str:
+    """Run `code` (given the server's URL as argv[1]) in a process, SIGKILL the postmaster once
+    the process's backend queues for `relation`, held in `mode`; the restarted server's URL."""
+    url = server.url()
+    holder = psycopg.connect(url)
+    holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
+    process = subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.DEVNULL)
+    _wait_for_waiter(holder, relation, process)
+    os.kill(server.pid, signal.SIGKILL)
+    process.wait()
+    holder.close()
+    restarted = embedded.ensure_server(data_dir)
+    assert restarted.pid != server.pid
+    return restarted.url()
+
+
 def _answers_once(url: str, rows: list[tuple[Any, ...]]) -> str:
     """Every trade answers once; "rows" or "blocks" says where they all are."""
     with psycopg.connect(url) as conn:
@@ -80,17 +114,7 @@ def test_kill_binprice_mid_compress(database_url: str, point: str) -> None:
     relation, mode = POINTS[point]
     with _filled(database_url) as conn:
         rows = conn.execute(TRADES_SQL.format("trades")).fetchall()
-    with psycopg.connect(database_url) as holder:
-        holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
-        process = subprocess.Popen([sys.executable, "-c", COMPRESS, database_url])
-        backend = _wait_for_waiter(holder, relation, process)
-        process.send_signal(signal.SIGKILL)
-        assert process.wait() == -signal.SIGKILL
-        holder.rollback()  # the orphaned backend goes on, then finds its client gone
-        while holder.execute(
-            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
-        ).fetchone():
-            holder.rollback()
+    kill_client_at(database_url, relation, mode, COMPRESS)
     assert _answers_once(database_url, rows) == "rows"
     _rerun_completes(database_url, rows)
 
@@ -107,14 +131,6 @@ def test_kill_postgres_mid_compress(reachable_tmp: Path, point: str) -> None:
     migrations.upgrade(url)
     with _filled(url) as conn:
         rows = conn.execute(TRADES_SQL.format("trades")).fetchall()
-    holder = psycopg.connect(url)
-    holder.execute(f"LOCK TABLE {relation} IN {mode} MODE")
-    process = subprocess.Popen([sys.executable, "-c", COMPRESS, url], stderr=subprocess.DEVNULL)
-    _wait_for_waiter(holder, relation, process)
-    os.kill(server.pid, signal.SIGKILL)
-    process.wait()
-    holder.close()
-    restarted = embedded.ensure_server(data_dir)
-    assert restarted.pid != server.pid
-    assert _answers_once(restarted.url(), rows) == "rows"
-    _rerun_completes(restarted.url(), rows)
+    restarted = kill_server_at(server, data_dir, relation, mode, COMPRESS)
+    assert _answers_once(restarted, rows) == "rows"
+    _rerun_completes(restarted, rows)

@@ -30,6 +30,7 @@ import binprice
 from binprice.compressed.codec import CodecTrade, encode_blocks
 from binprice.db.blocks import ensure_block_month, write_blocks
 from binprice.db.compress import compress_month as compress_one
+from binprice.db.compress_days import compress_days
 from binprice.db.partitions import ensure_partitions
 from binprice.watch import snapshot
 from tests.trades_data import Row, load, twin_databases
@@ -186,26 +187,51 @@ def db_compress(url: str, month: datetime) -> None:
         compress_one(conn, month)
 
 
-@pytest.fixture(scope="module", params=["db-compress", "minute-blocks"])
+#: The live months' days before it are compressed day by day (`db compress --days-before`):
+#: January's, and February's first day; February 2nd on stay rows (the live month's last days).
+LIVE_CUT = FEB + timedelta(days=1, hours=9)
+
+
+def compress_live_days(url: str) -> None:
+    """`db compress --days-before LIVE_CUT` with no month closed long enough to go whole."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        compress_days(conn, LIVE_CUT, months_before=datetime.min.replace(tzinfo=UTC))
+
+
+@pytest.fixture(
+    scope="module", params=["db-compress", "minute-blocks", "live-days", "live-days-merged"]
+)
 def pair(
     request: pytest.FixtureRequest, pg_admin_url: str, template_url: str
 ) -> Iterator[tuple[str, str]]:
     """(rows URL, compressed URL): the same trades, stored as rows and as blocks; compressed
     by `db compress` (every symbol here is sparse by its rule: 1,000-trade blocks), or with
-    minute blocks for the busy symbols."""
-    compress = db_compress if request.param == "db-compress" else compress_month
+    minute blocks for the busy symbols, or day by day as a live month's days are (the late
+    rows then stay rows beside their days' blocks, or are merged by a second run)."""
     with twin_databases(pg_admin_url, JAN, MAR, TRADES) as urls:
-        compress(urls[1], JAN)
-        compress(urls[1], FEB)
+        if request.param.startswith("live-days"):
+            compress_live_days(urls[1])
+        else:
+            compress = db_compress if request.param == "db-compress" else compress_month
+            compress(urls[1], JAN)
+            compress(urls[1], FEB)
         for url in urls:
             load(url, LATE)
+        if request.param == "live-days-merged":
+            compress_live_days(urls[1])
         yield urls
 
 
-def test_the_compressed_database_holds_blocks_for_both_months(pair: tuple[str, str]) -> None:
+def test_the_compressed_database_holds_blocks_for_both_months(
+    pair: tuple[str, str], request: pytest.FixtureRequest
+) -> None:
     """The fixture is what it claims: January's trades all in blocks, February's in blocks
-    but its late rows, and the rows database without blocks."""
+    but its late rows (or, live, but its days from LIVE_CUT's and the late rows, until a
+    second run merges them), and the rows database without blocks."""
     rows_url, blocks_url = pair
+    if request.node.callspec.params["pair"].startswith("live-days"):
+        _holds_live_days(blocks_url, request.node.callspec.params["pair"] == "live-days-merged")
+        return
     with psycopg.connect(blocks_url) as conn:
         stored = conn.execute("SELECT sum(trades) FROM trade_blocks").fetchone()
         assert stored == (len(TRADES),)
@@ -216,6 +242,19 @@ def test_the_compressed_database_holds_blocks_for_both_months(pair: tuple[str, s
         assert months == (2,)
     with psycopg.connect(rows_url) as conn:
         assert conn.execute("SELECT count(*) FROM trade_blocks").fetchone() == (0,)
+
+
+def _holds_live_days(url: str, merged: bool) -> None:
+    cut = LIVE_CUT.replace(hour=0)
+    before = [r for r in TRADES if r.timestamp < cut]
+    late = [r for r in LATE if r.timestamp < cut]
+    with psycopg.connect(url) as conn:
+        stored = conn.execute("SELECT sum(trades) FROM trade_blocks").fetchone()
+        assert stored == (len(before) + (len(late) if merged else 0),)
+        rows = conn.execute("SELECT count(*) FROM trades").fetchone()
+        assert rows == (len(TRADES) - len(before) + (0 if merged else len(late)),)
+        assert 0 < len(before) < len(TRADES) and late
+        assert conn.execute("SELECT count(*) FROM compressed_months").fetchone() == (2,)
 
 
 def _exact(value: Any) -> Any:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from binprice.db.aggtrades import AggTrade as AggTrade
     from binprice.db.candles import Candle as Candle
     from binprice.db.compress import CompressResult as CompressResult
+    from binprice.db.compress import DayCompression as DayCompression
     from binprice.db.compress import MonthCompression as MonthCompression
     from binprice.db.gaps import Gap as Gap
     from binprice.db.gaps import Hole as Hole
@@ -110,6 +111,7 @@ _WHERE = {
     "Partition": "binprice.db.partitions",
     "PruneResult": "binprice.db.partitions",
     "CompressResult": "binprice.db.compress",
+    "DayCompression": "binprice.db.compress",
     "MonthCompression": "binprice.db.compress",
     "IngestSummary": "binprice.ingest.stats",
     "SymbolStats": "binprice.ingest.stats",
@@ -158,6 +160,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseInfo",
     "DatabaseUnavailableError",
+    "DayCompression",
     "EmbeddedServerError",
     "EventKind",
     "ExchangeError",

@@ -61,6 +61,23 @@ def symbols_of(value: Symbols) -> list[str]:
     return list(normalize_symbols(value if isinstance(value, str) else list(value)))
 
 
+def days_cut(days_before: When | Duration, now: datetime | None) -> datetime:
+    """`db compress --days-before`'s cut: a time (UTC if naive), or a duration before `now`
+    (default: the clock); the days before its UTC day are compressed."""
+    from binprice.errors import UsageError
+    from binprice.timespec import parse_duration
+
+    moment = now or datetime.now(UTC)
+    if isinstance(days_before, str):
+        try:
+            return moment - parse_duration(days_before)
+        except UsageError:
+            return as_time(days_before, now=moment)
+    if isinstance(days_before, datetime):
+        return as_time(days_before)
+    return moment - as_duration(days_before)
+
+
 def compress_cut(before: When | None, settle: Duration, now: datetime | None) -> datetime:
     """`db compress`'s cut: `settle` before `now` (default: the clock), or `before` if earlier."""
     moment = now or datetime.now(UTC)

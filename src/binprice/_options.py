@@ -67,6 +67,9 @@ class IngestOptions:
     health_threshold: Duration = f"{HEALTH_THRESHOLD_SECONDS:g}s"
     #: Compress each month this long after it closes (`db compress`); None, 0 or "off": never.
     compress_after: Duration | None = "3d"
+    #: Compress the days of the month being captured (and of months not compressed whole yet)
+    #: this long after each UTC day ends; None, 0 or "off": never.
+    compress_days_after: Duration | None = "1d"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quotes", tuple(self.quotes or ()))

@@ -31,6 +31,7 @@ from binprice._args import (
     as_time,
     as_time_or_none,
     compress_cut,
+    days_cut,
     market_of,
     symbols_of,
 )
@@ -552,19 +553,32 @@ class Store:
         *,
         dry_run: bool = False,
         settle: Duration = "3d",
+        days_before: When | Duration | None = None,
         now: datetime | None = None,
     ) -> CompressResult:
         """`binprice db compress`: every closed month that ended at or before `before` and at
         least `settle` before `now` (the current month never) becomes blocks of trade_blocks,
         one transaction each; late rows of compressed months merge into their blocks. With
-        `dry_run`, the plan (trades, estimated bytes); nothing changes."""
+        `days_before` (a time, or a duration before `now`), the UTC days before its day of the
+        months still holding rows (the live month) become blocks too, one transaction a day,
+        while live writers go on. With `dry_run`, the plan (trades, estimated bytes); nothing
+        changes."""
         from binprice.db.compress import compress, plan_compress
+        from binprice.db.compress_days import compress_with_days, plan_with_days
 
         cut = compress_cut(before, settle, now)
+        result: CompressResult
+        if days_before is None:
+            if dry_run:
+                result = self._read(lambda conn: plan_compress(conn, cut))
+            else:
+                result = self._read(lambda conn: compress(conn, cut))
+            return result
+        days = days_cut(days_before, now)
         if dry_run:
-            planned: CompressResult = self._read(lambda conn: plan_compress(conn, cut))
-            return planned
-        result: CompressResult = self._read(lambda conn: compress(conn, cut))
+            result = self._read(lambda conn: plan_with_days(conn, cut, days))
+        else:
+            result = self._read(lambda conn: compress_with_days(conn, cut, days))
         return result
 
     # --- capture and history ----------------------------------------------------------------

@@ -266,6 +266,15 @@ def db_compress(
             f"first): {DURATION_HELP}",
         ),
     ] = "3d",
+    days_before: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE|DURATION",
+            help="Also compress the UTC days before this day (a date or time, UTC if naive, or "
+            "a duration before now, e.g. 1d) of months still holding rows, the live month "
+            "included, one day at a time while ingest goes on.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan (trades, estimated bytes) only.")
     ] = False,
@@ -280,7 +289,8 @@ def db_compress(
 
     if before is not None and re.fullmatch(r"\d{4}-\d{2}", before):
         before += "-01"
-    result = store_from(ctx, database_url).compress(before, dry_run=dry_run, settle=settle)
+    store = store_from(ctx, database_url)
+    result = store.compress(before, dry_run=dry_run, settle=settle, days_before=days_before)
     if as_json:
         typer.echo(compress_json(result))
         return

@@ -174,6 +174,16 @@ def ingest(
             "late backfills land first); 0 or `off`: never.",
         ),
     ] = "3d",
+    compress_days_after: Annotated[
+        str,
+        typer.Option(
+            envvar="BINPRICE_COMPRESS_DAYS_AFTER",
+            metavar=DurationMeta,
+            help="Compress each UTC day of the month being captured this long after the day "
+            "ends (as `db compress --days-before`), so the live month keeps only its last day "
+            "or two as rows; 0 or `off`: never.",
+        ),
+    ] = "1d",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Capture every trade of SYMBOLS (or, with --all, of every trading symbol) into the

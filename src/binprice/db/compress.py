@@ -59,6 +59,7 @@ __all__ = [
     "ESTIMATED_BYTES_PER_TRADE",
     "CompressResult",
     "CompressionCheckError",
+    "DayCompression",
     "MonthCompression",
     "compress",
     "compress_month",
@@ -108,16 +109,42 @@ class MonthCompression:
 
 
 @dataclass(frozen=True, slots=True)
+class DayCompression:
+    """One UTC day of a month still holding rows (the live month) that `db compress
+    --days-before` compressed (or, in a plan, would); see `binprice.db.compress_days`."""
+
+    day: datetime
+    #: "compress": the day's rows become blocks; "merge": they join the day's blocks.
+    action: str
+    #: Rows read (and deleted) from the day.
+    trades: int
+    #: The day's blocks afterwards (0 in a plan).
+    blocks: int = 0
+    #: Estimated in a plan; otherwise the day's blocks' own bytes (`pg_column_size`).
+    bytes: int = 0
+    seconds: float = 0.0
+    #: Serialization failures (a live writer changed a rollup minute) the day was retried after.
+    retries: int = 0
+
+    @property
+    def bytes_per_trade(self) -> float | None:
+        return self.bytes / self.trades if self.trades else None
+
+
+@dataclass(frozen=True, slots=True)
 class CompressResult:
-    """What `db compress` did (or, `done` False, would do) with the months before `before`."""
+    """What `db compress` did (or, `done` False, would do) with the months before `before`,
+    and with the days before `days_before` of months still holding rows."""
 
     before: datetime
     months: tuple[MonthCompression, ...]
     done: bool
+    days_before: datetime | None = None
+    days: tuple[DayCompression, ...] = ()
 
     @property
     def trades(self) -> int:
-        return sum(m.trades for m in self.months)
+        return sum(m.trades for m in self.months) + sum(d.trades for d in self.days)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from binprice.db.blockreads import compressed_catalog, time_of
 from binprice.db.partitions import ROLLUP_SYMBOLS_CTE, list_partitions, pruned_before
@@ -122,7 +123,8 @@ class SymbolStatus:
 @dataclass(frozen=True, slots=True)
 class MonthStatus:
     """One UTC month of stored trades: as rows of `trades`, or compressed into `trade_blocks`
-    by `db compress` (rows written into it since then are counted with it)."""
+    by `db compress` (rows written into it since then are counted with it), or partly: the
+    live month with its closed days in blocks and its last days as rows."""
 
     month: datetime
     compressed: bool
@@ -130,10 +132,14 @@ class MonthStatus:
     trades: int
     #: The month's row partition and, compressed, its blocks (heap, TOAST, indexes).
     bytes: int
+    #: Compressed, and its row partition holds rows (the live month's last days, late rows).
+    rows_too: bool = False
 
     @property
     def storage(self) -> str:
-        return "compressed" if self.compressed else "rows"
+        if self.compressed:
+            return "partly" if self.rows_too else "compressed"
+        return "rows"
 
     @property
     def bytes_per_trade(self) -> float | None:
@@ -242,11 +248,25 @@ def month_states(conn: Connection, since: datetime = _EPOCH) -> list[MonthStatus
     trades (from the rollup) and bytes (its row partition, plus its blocks if compressed)."""
     trades = {m.astimezone(UTC): int(n) for m, n in conn.execute(_MONTH_TRADES_SQL, (since,))}
     blocks = {m.astimezone(UTC): int(b) for m, b in conn.execute(_COMPRESSED_SQL)}
-    rows = {p.start: p.bytes for p in list_partitions(conn) if p.start is not None}
+    partitions = {p.start: p for p in list_partitions(conn) if p.start is not None}
+    rows = {month: p.bytes for month, p in partitions.items()}
+    # One probe per compressed month's row partition: rows left in it?
+    holding = {m for m in blocks if m in partitions and _holds_rows(conn, partitions[m].name)}
     return [
-        MonthStatus(month, month in blocks, count, rows.get(month, 0) + blocks.get(month, 0))
+        MonthStatus(
+            month,
+            month in blocks,
+            count,
+            rows.get(month, 0) + blocks.get(month, 0),
+            rows_too=month in holding,
+        )
         for month, count in sorted(trades.items())
     ]
+
+
+def _holds_rows(conn: Connection, table: str) -> bool:
+    query = sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(table))
+    return bool(conn.execute(query).fetchone()[0])  # type: ignore[index]
 
 
 def _symbol(row: tuple[Any, ...], checked_at: datetime) -> SymbolStatus:

@@ -64,11 +64,20 @@ class Unanswered:
 
 
 #: Per symbol, the highest stored id of one market and its time (epoch ms).
-LAST_TRADES_SQL = (
-    "SELECT s, t.trade_id, (extract(epoch FROM t.timestamp) * 1000)::bigint "
-    "FROM unnest(%s::text[]) AS s CROSS JOIN LATERAL (SELECT trade_id, timestamp "
-    "FROM trades WHERE market = %s AND symbol = s ORDER BY trade_id DESC LIMIT 1) AS t"
-)
+#: Per symbol, its highest stored id and that trade's time: the last row by the primary key,
+#: or the last block's (a quiet symbol's rows of the live month are all blocks a day or two
+#: after its last trade, `binprice.db.compress_days`), whichever id is higher.
+LAST_TRADES_SQL = """
+SELECT s, t.trade_id, (extract(epoch FROM t.ts) * 1000)::bigint
+FROM unnest(%(symbols)s::text[]) AS s CROSS JOIN LATERAL (
+    SELECT * FROM (
+        (SELECT trade_id, timestamp AS ts FROM trades
+         WHERE market = %(market)s AND symbol = s ORDER BY trade_id DESC LIMIT 1)
+        UNION ALL
+        (SELECT last_id, last_ts FROM trade_blocks
+         WHERE market = %(market)s AND symbol = s ORDER BY first_ts DESC, first_id DESC LIMIT 1)
+    ) AS found ORDER BY trade_id DESC LIMIT 1
+) AS t"""
 
 
 def _month_of(ms: int) -> str:
@@ -247,8 +256,10 @@ class TradeWriter:
 
     async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
         """Per symbol with stored trades of this writer's market, the highest stored id and its
-        trade time (epoch ms): one backward primary-key probe per symbol."""
+        trade time (epoch ms), in rows or blocks: one backward probe of each primary key per
+        symbol."""
         async with self._conn.cursor() as cur:
-            await cur.execute(LAST_TRADES_SQL, (list(symbols), self.market.number))
+            params = {"symbols": list(symbols), "market": self.market.number}
+            await cur.execute(LAST_TRADES_SQL, params)
             rows = await cur.fetchall()
         return {str(s): (int(i), int(t)) for s, i, t in rows}  # type: ignore[call-overload]

@@ -1,10 +1,13 @@
-"""Closed months compressed while live capture runs (`binprice ingest --compress-after`).
+"""Closed months, and the live month's closed days, compressed while live capture runs
+(`binprice ingest --compress-after`, `--compress-days-after`).
 
 Every `COMPRESS_INTERVAL_SECONDS` (the first time one interval after the start, so a short
 run never compresses), the run compresses each month that closed at least `after` seconds
 before its clock's now, and merges rows written since into the months compressed before
-(`binprice.db.compress`: one transaction per month). The waiting lets late backfills land as
-rows first; the month's blocks take them in later anyway.
+(`binprice.db.compress`: one transaction per month). Then each UTC day that ended at least
+`days_after` seconds before now, of the months left (the live month), becomes blocks
+(`binprice.db.compress_days`: one REPEATABLE READ transaction a day, live writers go on). The
+waiting lets late backfills land as rows first; the blocks take them in later anyway.
 
 The work is blocking database work, run in a thread on a connection of its own. Stopping the
 run cancels the task: the thread is told to stop (it checks between symbol-days, and the
@@ -24,7 +27,8 @@ from typing import Any
 import psycopg
 
 from binprice.db import connect, database_error
-from binprice.db.compress import CompressResult, MonthCompression, compress
+from binprice.db.compress import CompressResult, DayCompression, MonthCompression
+from binprice.db.compress_days import compress_with_days
 from binprice.errors import AbortedError, BinpriceError
 from binprice.events import Emit, EventKind
 from binprice.timespec import format_duration
@@ -43,33 +47,46 @@ async def keep_compressing(
     url: str,
     emit: Emit,
     *,
-    after: float,
+    after: float | None,
+    days_after: float | None = None,
     interval: float = COMPRESS_INTERVAL_SECONDS,
     clock: Callable[[], datetime] = _utc_now,
 ) -> None:
     """Every `interval` seconds, until cancelled, compress the months closed `after` seconds
-    before `clock()`."""
+    before `clock()`, and the days that ended `days_after` seconds before it (None: never)."""
     while True:
         await asyncio.sleep(interval)
-        await compress_closed_months(url, emit, now=clock(), after=after, retry_in=interval)
+        await compress_closed_months(
+            url, emit, now=clock(), after=after, days_after=days_after, retry_in=interval
+        )
 
 
 async def compress_closed_months(
-    url: str, emit: Emit, *, now: datetime, after: float, retry_in: float
+    url: str,
+    emit: Emit,
+    *,
+    now: datetime,
+    after: float | None,
+    retry_in: float,
+    days_after: float | None = None,
 ) -> CompressResult | None:
     """One try; what it compressed, or None after a failure (one PARTITIONS_ERROR line)."""
     stop = threading.Event()
     holder: list[psycopg.Connection[Any]] = []
     loop = asyncio.get_running_loop()
 
-    def done(month: MonthCompression) -> None:  # in the thread: the event goes to the loop
-        loop.call_soon_threadsafe(emit, EventKind.PARTITIONS, _done(month))
+    def done(part: MonthCompression | DayCompression) -> None:  # in the thread: to the loop
+        loop.call_soon_threadsafe(emit, EventKind.PARTITIONS, _done(part))
+
+    # None: no month ends that early, or no day starts that early.
+    never = datetime.min.replace(tzinfo=UTC)
+    cut = never if after is None else now - timedelta(seconds=after)
+    days = never if days_after is None else now - timedelta(seconds=days_after)
 
     def run() -> CompressResult:
         with connect(url) as conn:
             holder.append(conn)
-            cut = now - timedelta(seconds=after)
-            return compress(conn, cut, stopping=stop.is_set, progress=done)
+            return compress_with_days(conn, cut, days, stopping=stop.is_set, progress=done)
 
     work = asyncio.ensure_future(asyncio.to_thread(run))
     try:
@@ -87,12 +104,19 @@ async def compress_closed_months(
         later = format_duration(timedelta(seconds=retry_in))
         emit(
             EventKind.PARTITIONS_ERROR,
-            f"closed months were not compressed: {error} (tried again in {later})",
+            f"closed months or days were not compressed: {error} (tried again in {later})",
         )
         return None
 
 
-def _done(month: MonthCompression) -> str:
+def _done(part: MonthCompression | DayCompression) -> str:
+    if isinstance(part, DayCompression):
+        verb = "compressed" if part.action == "compress" else "merged rows into"
+        return (
+            f"{verb} day {part.day:%Y-%m-%d}: {part.trades:,} trades now {part.bytes:,} bytes "
+            f"of blocks in {part.seconds:.1f} s"
+        )
+    month = part
     verb = "compressed" if month.action == "compress" else "merged late rows into"
     return (
         f"{verb} {month.month:%Y-%m}: {month.trades:,} trades, "

@@ -91,6 +91,8 @@ class IngestConfig:
     #: Seconds after a month closes when the run compresses it (None: never); see
     #: `ingest.compressing`.
     compress_after: float | None = None
+    #: Seconds after a UTC day ends when the run compresses that day's rows (None: never).
+    compress_days_after: float | None = None
 
     def __post_init__(self) -> None:
         for broken, message in self._checks():

@@ -67,6 +67,7 @@ def ingest_config(
         metrics_host=opts.metrics_host,
         health_threshold=seconds(opts.health_threshold),
         compress_after=compress_after(opts.compress_after),
+        compress_days_after=compress_after(opts.compress_days_after),
     )
 
 
@@ -79,7 +80,8 @@ def stream_kind(stream: str) -> TradeKind:
 
 
 def compress_after(value: Duration | None) -> float | None:
-    """`--compress-after` in seconds; None for never (None, 0, "0" or "off")."""
+    """`--compress-after` (or `--compress-days-after`) in seconds; None for never (None, 0,
+    "0" or "off")."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0")):
         return None
     seconds = as_duration(value).total_seconds()

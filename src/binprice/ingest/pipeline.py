@@ -427,10 +427,11 @@ class _Run:
                 tg.create_task(reconciler.run()),
                 tg.create_task(keep_months_ahead(self.url, self.emit)),
             ]
-            # Months of trades are compressed by a trade run (aggregates are not compressed).
-            if self.config.compress_after is not None and self.config.kind is TradeKind.TRADES:
-                after = self.config.compress_after
-                helpers.append(tg.create_task(keep_compressing(self.url, self.emit, after=after)))
+            # Trades are compressed by a trade run (aggregates are not compressed).
+            after, days = self.config.compress_after, self.config.compress_days_after
+            if (after is not None or days is not None) and self.config.kind is TradeKind.TRADES:
+                compressing = keep_compressing(self.url, self.emit, after=after, days_after=days)
+                helpers.append(tg.create_task(compressing))
             if self.listing is not None:
                 helpers.append(tg.create_task(self._follow_listing(fleet, reconciler)))
             if self.config.duration is not None:

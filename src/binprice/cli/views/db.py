@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from binprice import CompressResult, DatabaseInfo, Partition
+    from binprice import CompressResult, DatabaseInfo, DayCompression, Partition
     from binprice.embedded import ServerInfo
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB")
@@ -85,8 +85,11 @@ def compress_lines(result: CompressResult) -> list[str]:
     """`db compress`'s lines: one per month, what was (or would be) done, trades, bytes."""
     from binprice.timespec import format_timestamp
 
-    if not result.months:
-        return [f"nothing to compress: no closed month before {format_timestamp(result.before)}"]
+    if not result.months and not result.days:
+        where = f"no closed month before {format_timestamp(result.before)}"
+        if result.days_before is not None:
+            where += f" and no day of rows before {format_timestamp(result.days_before)}"
+        return [f"nothing to compress: {where}"]
     lines = []
     for m in result.months:
         verb = {"compress": "compressed", "merge": "merged late rows of"}[m.action]
@@ -99,7 +102,19 @@ def compress_lines(result: CompressResult) -> list[str]:
             f"{verb} {m.month:%Y-%m}: {m.trades:,} trades, rows {size_text(m.row_bytes)} -> "
             f"blocks {size}{per}{took}"
         )
-    return lines
+    return lines + [_day_line(d, done=result.done) for d in result.days]
+
+
+def _day_line(d: DayCompression, *, done: bool) -> str:
+    """One day of a month still holding rows, compressed (or not yet: a plan)."""
+    verb = {"compress": "compressed", "merge": "merged rows into"}[d.action]
+    if not done:
+        verb = {"compress": "would compress", "merge": "would merge rows into"}[d.action]
+    size = size_text(d.bytes) if done else f"~{size_text(d.bytes)} (estimate)"
+    per = "" if d.bytes_per_trade is None else f", {d.bytes_per_trade:.1f} B/trade"
+    took = f" in {d.seconds:.1f} s" if done else ""
+    retried = f" ({d.retries} retried after a conflict)" if d.retries else ""
+    return f"{verb} day {d.day:%Y-%m-%d}: {d.trades:,} trades -> blocks {size}{per}{took}{retried}"
 
 
 def compress_json(result: CompressResult) -> str:
@@ -126,6 +141,21 @@ def compress_json(result: CompressResult) -> str:
                     "seconds": m.seconds,
                 }
                 for m in result.months
+            ],
+            "days_before": result.days_before and format_timestamp(result.days_before),
+            "days": [
+                {
+                    "day": f"{d.day:%Y-%m-%d}",
+                    "action": d.action,
+                    "trades": d.trades,
+                    "bytes": d.bytes,
+                    "estimated": not result.done,
+                    "bytes_per_trade": d.bytes_per_trade,
+                    "blocks": d.blocks,
+                    "seconds": d.seconds,
+                    "retries": d.retries,
+                }
+                for d in result.days
             ],
         }
     )
