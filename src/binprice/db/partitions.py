@@ -37,6 +37,7 @@ __all__ = [
     "PRUNE_LOCK_TIMEOUT",
     "Partition",
     "PruneResult",
+    "default_months",
     "ensure_ahead",
     "ensure_ahead_async",
     "ensure_partitions",
@@ -284,7 +285,7 @@ def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
     """What `prune(conn, older_than)` would drop now; changes nothing. The months of rows
     waiting in DEFAULT are listed as the partitions `prune` makes for them (counted exactly,
     sized without indexes)."""
-    waiting = _default_months(conn, older_than)
+    waiting = default_months(conn, older_than)
     doomed = sorted(
         (*_doomed(list_partitions(conn), older_than), *waiting),
         key=lambda p: p.start or older_than,
@@ -293,7 +294,7 @@ def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
     return _result(conn, older_than, tuple(doomed), counted, keep_rollup=False, done=False)
 
 
-def _default_months(conn: Connection, older_than: datetime) -> list[Partition]:
+def default_months(conn: Connection, older_than: datetime) -> list[Partition]:
     """The months the DEFAULT partition holds rows of that end at or before `older_than`, as
     the partitions to be made for them."""
     rows = conn.execute(_DEFAULT_MONTHS_SQL, {"before": month_start(older_than)}).fetchall()
