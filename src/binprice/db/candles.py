@@ -341,9 +341,11 @@ def candles(
         raise UsageError(f"empty window: {window}")
     wanted = list(normalize_symbols(symbols))
     edges = edge_params(start, end)
-    # An aligned window's candles are the rollup's, wherever its trades are stored.
-    aligned = edges["left_lo"] == edges["left_hi"] and edges["right_lo"] == edges["right_hi"]
-    blocks = not aligned and compressed_catalog(conn, market).overlaps(start, end)
+    # The whole minutes come from the rollup wherever their trades are stored: the blocks are
+    # read only for a partial end minute in a compressed month (none in an aligned window).
+    ends = [(lo, hi) for lo, hi in ((start, edges["left_hi"]), (edges["right_lo"], end)) if lo < hi]
+    catalog = compressed_catalog(conn, market) if ends else None
+    blocks = catalog is not None and any(catalog.overlaps(lo, hi) for lo, hi in ends)
     sql, params = candle_query(chosen, market, blocks=blocks)
     params.update(symbols=wanted, start=start, end=end)
     if blocks:
