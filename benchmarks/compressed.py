@@ -125,20 +125,25 @@ def _median_pair(
     return statistics.median(spent[0]), statistics.median(spent[1])
 
 
-def reads(rows_url: str, blocks_url: str, symbol: str, days: int, runs: int) -> None:
-    """Export, `Store.trades()` and candles of the same trades from rows and from blocks."""
-    start, end = MONTH, MONTH + timedelta(days=days + 1)
-    urls = (rows_url, blocks_url)
-    with psycopg.connect(rows_url) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM trades").fetchone()  # type: ignore[misc]
-    window = ["--start", f"{start:%Y-%m-%d}", "--end", f"{end:%Y-%m-%d}", "-o", os.devnull]
+def export_times(
+    urls: tuple[str, str],
+    symbol: str,
+    window: tuple[datetime, datetime],
+    count: int,
+    runs: int,
+    *,
+    formats: tuple[str, ...] = ("csv", "ndjson", "binance"),
+) -> None:
+    """`binprice export` (a process each) and `write_trades` of `symbol`'s window from the
+    rows and from the blocks, median of `runs` alternating; `count` trades in the window."""
+    start, end = window
+    argv_window = ["--start", start.isoformat(), "--end", end.isoformat(), "-o", os.devnull]
     binprice_cli = str(Path(sys.executable).with_name("binprice"))
-    print(f"  reads of the same {count:,} trades, rows | blocks (ratio), median of {runs}:")
-    for fmt in ("csv", "ndjson", "binance"):
+    for fmt in formats:
 
         def command(url: str, fmt: str = fmt) -> float:
             began = time.perf_counter()
-            argv = [binprice_cli, "export", symbol, "-f", fmt, *window, "--database-url", url]
+            argv = [binprice_cli, "export", symbol, "-f", fmt, *argv_window, "--database-url", url]
             subprocess.run(argv, check=True)
             return time.perf_counter() - began
 
@@ -155,24 +160,14 @@ def reads(rows_url: str, blocks_url: str, symbol: str, days: int, runs: int) -> 
                 f"trades/s ({rows / blocks:.2f}x)"
             )
 
-    def trades(url: str) -> float:
-        with binprice.connect(url) as store:
-            began = time.perf_counter()
-            sum(1 for _ in store.trades(symbol, start, end))
-            return time.perf_counter() - began
 
-    rows, blocks = _median_pair(runs, urls, trades)
-    print(
-        f"    {'Store.trades()':26} {count / rows:11,.0f} | {count / blocks:11,.0f} "
-        f"trades/s ({rows / blocks:.2f}x)"
-    )
-    first, last = (
-        MONTH + timedelta(seconds=17),
-        MONTH + timedelta(days=days) - timedelta(seconds=19),
-    )
+def candle_times(urls: tuple[str, str], symbol: str, day: datetime, days: int, runs: int) -> None:
+    """`candles` 1m and 1h over `days` from `day`, whole minutes and not (17 s after the first,
+    19 s before the last), rows and blocks, median of `runs` (at least 9) alternating."""
+    first, last = day + timedelta(seconds=17), day + timedelta(days=days) - timedelta(seconds=19)
     for interval in ("1m", "1h"):
         for label, lo, hi in (
-            ("minutes", MONTH, MONTH + timedelta(days=days)),
+            ("minutes", day, day + timedelta(days=days)),
             ("unaligned", first, last),
         ):
 
@@ -190,6 +185,29 @@ def reads(rows_url: str, blocks_url: str, symbol: str, days: int, runs: int) -> 
                 f"    {'candles ' + interval + ' ' + label:26} {rows * 1000:8.1f} ms | "
                 f"{blocks * 1000:8.1f} ms ({blocks / rows:.2f}x the rows' time)"
             )
+
+
+def reads(rows_url: str, blocks_url: str, symbol: str, days: int, runs: int) -> None:
+    """Export, `Store.trades()` and candles of the same trades from rows and from blocks."""
+    start, end = MONTH, MONTH + timedelta(days=days + 1)
+    urls = (rows_url, blocks_url)
+    with psycopg.connect(rows_url) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM trades").fetchone()  # type: ignore[misc]
+    print(f"  reads of the same {count:,} trades, rows | blocks (ratio), median of {runs}:")
+    export_times(urls, symbol, (start, end), count, runs)
+
+    def trades(url: str) -> float:
+        with binprice.connect(url) as store:
+            began = time.perf_counter()
+            sum(1 for _ in store.trades(symbol, start, end))
+            return time.perf_counter() - began
+
+    rows, blocks = _median_pair(runs, urls, trades)
+    print(
+        f"    {'Store.trades()':26} {count / rows:11,.0f} | {count / blocks:11,.0f} "
+        f"trades/s ({rows / blocks:.2f}x)"
+    )
+    candle_times(urls, symbol, MONTH, days, runs)
 
 
 def main() -> None:

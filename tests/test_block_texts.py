@@ -28,7 +28,7 @@ import pytest
 
 import binprice
 from binprice.compressed.codec import Block, CodecTrade, encode_blocks
-from binprice.compressed.texts import BinanceLines, csv_format, ndjson_format
+from binprice.compressed.texts import BinanceLines, _plain_run, csv_format, ndjson_format
 from binprice.db.blockcopy import WINDOW_BLOCKS_COPY, copied_blocks, parse_blocks
 from binprice.db.blockreads import to_ms, window_blocks, window_lists, window_trades
 from binprice.db.compress import compress_month
@@ -54,12 +54,13 @@ def _tape(
     return trades
 
 
-def _blocks() -> list[Block]:
+def _blocks() -> list[list[Block]]:
     """Blocks of the codec: dense and sparse, consecutive ids and ids with holes, ids from
-    below 1,000, around 2025-01-01 (Binance's µs switch), quantities up to 10^13 units."""
+    below 1,000, around 2025-01-01 (Binance's µs switch), quantities up to 10^13 units; a
+    list per tape and density, in trade order."""
     rng = random.Random(18)
     switch = to_ms(MICROSECONDS_FROM)
-    blocks: list[Block] = []
+    blocks: list[list[Block]] = []
     for first_id, start_ms, gaps in (
         (1, switch - DAY_MS // 2, (1,)),
         (998_990, switch - 3_000_000, (1,)),
@@ -68,16 +69,16 @@ def _blocks() -> list[Block]:
     ):
         trades = _tape(rng, first_id=first_id, start_ms=start_ms, count=2_500, gaps=gaps)
         for dense in (True, False):
-            blocks.extend(encode_blocks("BTCUSDT", trades, dense=dense))
+            blocks.append(encode_blocks("BTCUSDT", trades, dense=dense))
     return blocks
 
 
-BLOCKS = _blocks()
+TAPES = _blocks()
+BLOCKS = [block for tape in TAPES for block in tape]
 #: Windows: everything, and cuts inside blocks at both ends.
 WINDOWS = [(0, 2**62), *((b.first_ms + 1, b.last_ms) for b in BLOCKS[::29])]
-
-
-@pytest.mark.parametrize(
+#: Each format's block formatter beside its trade-by-trade lines.
+FORMATS = pytest.mark.parametrize(
     ("fast", "slow"),
     [
         (csv_format(), csv_lines),
@@ -89,6 +90,9 @@ WINDOWS = [(0, 2**62), *((b.first_ms + 1, b.last_ms) for b in BLOCKS[::29])]
     ],
     ids=["csv", "ndjson", "binance"],
 )
+
+
+@FORMATS
 def test_a_block_at_once_gives_the_lines_of_trade_by_trade(fast: object, slow: object) -> None:
     """Each format's block text equals the per-trade lines, for every block and window."""
     assert any(b.ids is not None for b in BLOCKS) and any(b.ids is None for b in BLOCKS)
@@ -103,6 +107,48 @@ def test_a_block_at_once_gives_the_lines_of_trade_by_trade(fast: object, slow: o
             assert count == len(expected)
             written += count
     assert written > 20_000  # the whole window alone holds every trade of the four tapes
+
+
+@FORMATS
+@pytest.mark.parametrize("size", [2, 7, 60], ids=lambda n: f"{n}-blocks")
+def test_runs_of_blocks_give_the_lines_of_trade_by_trade(
+    fast: object, slow: object, size: int
+) -> None:
+    """Runs of consecutive blocks formatted at once (as export does) give the per-trade lines,
+    for every window: runs of minute blocks with consecutive ids, and any others."""
+    runs = [tape[i : i + size] for tape in TAPES for i in range(0, len(tape), size)]
+    assert any(_plain_run(run, 0, 2**62) for run in runs)
+    assert not all(_plain_run(run, 0, 2**62) for run in runs)
+    for lo, hi in WINDOWS:
+        for run in runs:
+            text, count = fast.batch(run, lo, hi)  # type: ignore[attr-defined]
+            expected = [
+                line
+                for b in run
+                for line in slow("BTCUSDT", block_texts(b, lo, hi))  # type: ignore[operator]
+            ]
+            assert text == "".join(expected)
+            assert count == len(expected)
+
+
+def test_quantities_of_many_new_values_are_formatted_in_two_pieces_alike() -> None:
+    """A run of mostly new quantities of 8 decimals (two pieces each, no cache) and then one
+    of repeated ones (the cache) give the per-trade lines."""
+    rng = random.Random(7)
+    start = 1_780_000_000_000
+    trades = [
+        (5_000 + i, "70000.12", f"{q // 10**8}.{q % 10**8:08d}", start + 90 * i, i % 2 == 0)
+        for i, q in enumerate(rng.randint(1, 10**10) for _ in range(3_000))
+    ]
+    repeated = [
+        (6_000 + i, "70000.12", "0.00100000", start + 90 * (3_000 + i), True) for i in range(500)
+    ]
+    fast = csv_format()
+    for tape in (trades, repeated, trades):
+        blocks = encode_blocks("BTCUSDT", tape, dense=True)
+        text, count = fast.batch(blocks, 0, 2**62)
+        assert text == "".join(csv_lines("BTCUSDT", tape))
+        assert count == len(tape)
 
 
 def _rows() -> list[Row]:

@@ -77,6 +77,32 @@ def test_compress_swaps_rows_for_blocks_and_every_trade_answers_once(database_ur
         assert plan_compress(conn, MAY).months == ()
 
 
+def test_closed_months_waiting_in_the_default_partition_are_made_then_compressed(
+    database_url: str, clean_env: Any
+) -> None:
+    """Rows loaded before April's partition existed sit in trades_default: `db compress`
+    plans April, makes its partition (the rows move out of DEFAULT) and compresses it."""
+    from tests.conftest import run_binprice
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(FILL_SQL, {"start": APRIL})
+        rows = _all(conn, "trades")
+        assert conn.execute("SELECT count(*) FROM trades_default").fetchone() == (10_301,)
+        assert conn.execute("SELECT to_regclass('trades_2026_04')").fetchone() == (None,)
+        plan = plan_compress(conn, MAY)
+        assert [(m.month, m.action, m.trades) for m in plan.months] == [(APRIL, "compress", 10_301)]
+        assert conn.execute("SELECT count(*) FROM trades_default").fetchone() == (10_301,)
+    env = {**clean_env, "BINPRICE_DATABASE_URL": database_url}
+    done = run_binprice("db", "compress", "--before", "2026-05", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("compressed 2026-04: 10,301 trades"), done.stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM trades_default").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM trades_2026_04").fetchone() == (0,)
+        assert [m.month for m in compressed_months(conn)] == [APRIL]
+        assert _all(conn) == rows
+
+
 def test_late_rows_merge_into_the_blocks_once(database_url: str) -> None:
     """Rows written into a compressed month are read beside the blocks; the next compress
     merges them (a trade already in the blocks is kept once) and fixes the rollup."""

@@ -25,7 +25,7 @@ from typing import IO, Any
 import psycopg
 
 from binprice.compressed.codec import Block, CodecTrade, decode_block
-from binprice.compressed.texts import BinanceLines, LineFormat
+from binprice.compressed.texts import BinanceLines, LineFormat, texts_key
 from binprice.db.blockcopy import copied_blocks, rows_exist
 from binprice.db.blockreads import (
     EPOCH,
@@ -51,6 +51,10 @@ BlockLines = LineFormat | BinanceLines
 
 #: Trades decoded per write: a few blocks, so memory stays small and writes stay large.
 CHUNK_TRADES = 20_000
+#: Trades of consecutive blocks formatted together (`LineFormat.batch`): enough that the work
+#: per block is spread thin, few enough that a run's columns stay in the CPU's caches
+#: (measured: 4,000 a little faster than 1,000 or 20,000).
+RUN_TRADES = 4_000
 
 
 MINUTE_MS = 60_000
@@ -233,8 +237,8 @@ def write_texts(
         for lo, hi, compressed in _segments(months, start, end):
             if compressed and not rows_exist(conn, symbol, lo, hi, market):
                 lo_ms, hi_ms = to_ms(lo), to_ms(hi)
-                for block in copied_blocks(conn, symbol, lo, hi, market):
-                    text, count = blocks.lines(block, lo_ms, hi_ms)
+                for run in _runs(copied_blocks(conn, symbol, lo, hi, market)):
+                    text, count = blocks.batch(run, lo_ms, hi_ms)
                     out.write(text.encode())
                     counter.add(count)
             elif not compressed and rows is not None:
@@ -244,6 +248,24 @@ def write_texts(
                 for chunk in window_texts(conn, symbol, lo, hi, market):
                     out.write("".join(lines(symbol, chunk)).encode())
                     counter.add(len(chunk))
+
+
+def _runs(blocks: Iterable[Block]) -> Iterator[list[Block]]:
+    """Consecutive blocks of one `texts_key`, about `RUN_TRADES` trades a run: formatted
+    together, so the work per block (and per write) is paid once per run."""
+    run: list[Block] = []
+    held = 0
+    key = None
+    for block in blocks:
+        if run and (held >= RUN_TRADES or texts_key(block) != key):
+            yield run
+            run, held = [], 0
+        if not run:
+            key = texts_key(block)
+        run.append(block)
+        held += block.trades
+    if run:
+        yield run
 
 
 def _segments(

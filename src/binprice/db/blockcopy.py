@@ -51,23 +51,8 @@ _INT32 = Struct(">i")
 _INT64 = Struct(">q")
 #: An element of an ``int8[]``: its length word (8), skipped, then the value.
 _INT8_ELEMENT = Struct(">4xq")
-#: Fields of `BLOCK_COLUMNS` by type: the scalars' widths, then the arrays and texts.
-_SCALARS = (
-    ("market", 2),
-    ("symbol", None),
-    ("first_ms", 8),
-    ("first_id", 8),
-    ("last_id", 8),
-    ("trades", 4),
-    ("last_ms", 8),
-    ("base_price", 8),
-    ("price_scale", 2),
-    ("qty_scale", 2),
-    ("price_digits", 2),
-    ("qty_digits", 2),
-)
-_FIELDS = len(_SCALARS) + 5  # ids, side, ms, price, qty
-_UNPACK = {2: _INT16.unpack_from, 4: _INT32.unpack_from, 8: _INT64.unpack_from}
+#: The columns of `BLOCK_COLUMNS`: 12 scalars, then ids, side, ms, price, qty.
+_FIELDS = 17
 #: A one-dimensional array's header: ndim, has-nulls flag, element type, length, lower bound.
 _ARRAY_HEADER = 20
 _SWAP = sys.byteorder == "little"
@@ -141,6 +126,14 @@ def _field(buffer: bytes, pos: int) -> tuple[int, int]:
     return pos + 4, length
 
 
+#: A row's start: its field count, then the market (length word, int2) and the symbol's length.
+_HEAD = Struct(">hihi")
+#: The scalars after the symbol, each behind its length word (NOT NULL, fixed widths), read
+#: by one unpack: first_ms, first_id, last_id, trades, last_ms, base_price, then the scales
+#: and digits of price and quantity.
+_TAIL = Struct(">iqiqiqiiiqiqihihihih")
+
+
 def _row(buffer: bytes, pos: int) -> tuple[Block | None, int]:
     if pos + 2 > len(buffer):
         raise _Incomplete
@@ -149,26 +142,51 @@ def _row(buffer: bytes, pos: int) -> tuple[Block | None, int]:
         return None, pos + 2
     if count != _FIELDS:
         raise ValueError(f"a block row of {count} fields, expected {_FIELDS}")
-    pos += 2
-    values: list[Any] = []
-    for _, width in _SCALARS:
-        start, length = _field(buffer, pos)
-        if width is None:
-            values.append(buffer[start : start + length].decode())
-        else:
-            values.append(_UNPACK[width](buffer, start)[0])
-        pos = start + length
+    if pos + _HEAD.size > len(buffer):
+        raise _Incomplete
+    _, _, market, length = _HEAD.unpack_from(buffer, pos)
+    pos += _HEAD.size
+    if pos + length + _TAIL.size > len(buffer):
+        raise _Incomplete
+    symbol = buffer[pos : pos + length].decode()
+    pos += length
+    first_ms, first_id, last_id, trades, last_ms, base, *scales = _TAIL.unpack_from(buffer, pos)[
+        1::2
+    ]
+    price_scale, qty_scale, price_digits, qty_digits = scales
+    pos += _TAIL.size
     start, length = _field(buffer, pos)
-    values.append(None if length < 0 else _int4s(buffer, start, length))
+    ids = None if length < 0 else _int4s(buffer, start, length)
     pos = start + max(length, 0)
     start, length = _field(buffer, pos)
-    values.append(buffer[start : start + length].decode())
+    side = buffer[start : start + length].decode()
     pos = start + length
-    for parse in (_int4s, _int4s, _int8s):
-        start, length = _field(buffer, pos)
-        values.append(parse(buffer, start, length))
-        pos = start + length
-    return Block(*values), pos
+    start, length = _field(buffer, pos)
+    ms = _int4s(buffer, start, length)
+    start, length = _field(buffer, start + length)
+    price = _int4s(buffer, start, length)
+    start, length = _field(buffer, start + length)
+    qty = _int8s(buffer, start, length)
+    block = Block(
+        market,
+        symbol,
+        first_ms,
+        first_id,
+        last_id,
+        trades,
+        last_ms,
+        base,
+        price_scale,
+        qty_scale,
+        price_digits,
+        qty_digits,
+        ids,
+        side,
+        ms,
+        price,
+        qty,
+    )
+    return block, start + length
 
 
 def _elements(buffer: bytes, start: int, length: int, width: int) -> tuple[int, int]:

@@ -37,8 +37,8 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.blockreads import compressed_catalog, window_lists
-from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, Part, fold, minute_bounds
+from binprice.db.blockreads import compressed_catalog
+from binprice.db.queries import RANGE_BOUNDS, VWAP_CONTEXT, minute_bounds
 from binprice.errors import UsageError
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
@@ -194,8 +194,65 @@ def _raw_edge(bucket: str, lo: str, hi: str) -> str:
           AND trades.timestamp >= {lo} AND trades.timestamp < {hi}"""
 
 
-def _candles_sql(bucket: str) -> str:
-    """The candle query; ``bucket`` maps a ``{column}`` time to its candle's open time."""
+def _block_edge(bucket: str, lo: str, hi: str) -> str:
+    # A compressed month's trades in [lo, hi) (an end of the window, within a minute) decoded
+    # on the server with `trades_all`'s expressions (exact: the compress check relies on them),
+    # from the blocks holding them only: the block starting last before `lo` if it reaches
+    # `lo`, and those starting inside. An aligned window's empty ends read no block.
+    blocks = "FROM trade_blocks AS t WHERE t.market = %(market)s AND t.symbol = r.symbol"
+    return f"""SELECT {bucket.format(column="d.ts")} AS bucket, 1 AS trades,
+               d.quantity AS volume, d.price * d.quantity AS notional, d.price AS high,
+               d.price AS low, d.trade_id AS first_id, d.price AS open, d.trade_id AS last_id,
+               d.price AS close
+        FROM (
+            SELECT blk.first_id + coalesce(blk.ids[u.i], u.i - 1) AS trade_id,
+                   round((blk.base_price + sum(u.p) OVER w)::numeric
+                         / 10::numeric ^ blk.price_scale, blk.price_digits) AS price,
+                   round(u.q::numeric / 10::numeric ^ blk.qty_scale, blk.qty_digits) AS quantity,
+                   blk.first_ts + (sum(u.d) OVER w) * interval '1 millisecond' AS ts
+            FROM (
+                (SELECT * {blocks} AND {lo} < {hi} AND t.first_ts < {lo}
+                 ORDER BY t.first_ts DESC, t.first_id DESC LIMIT 1)
+                UNION ALL
+                (SELECT * {blocks} AND {lo} < {hi} AND t.first_ts >= {lo} AND t.first_ts < {hi})
+            ) AS blk
+            CROSS JOIN LATERAL unnest(blk.ms, blk.price, blk.qty) WITH ORDINALITY AS u(d, p, q, i)
+            WHERE blk.last_ts >= {lo}
+            WINDOW w AS (PARTITION BY blk.first_ts, blk.first_id ORDER BY u.i)
+        ) AS d
+        WHERE d.ts >= {lo} AND d.ts < {hi}"""
+
+
+def _edge(bucket: str, lo: str, hi: str, blocks: tuple[str, str] | None) -> str:
+    """An end of the window from the rows, or from the rows and the blocks (a trade id in
+    both, a late copy of a compressed trade, counts once). With the blocks, the bounds are
+    parameters (the same instants as `lo` and `hi`, computed by `minute_bounds`): the planner
+    then drops an empty end, and the months' partitions of rows and blocks that cannot hold
+    it, which keeps the larger statement's planning short."""
+    if blocks is None:
+        return _raw_edge(bucket, lo, hi)
+    return f"""SELECT DISTINCT ON (e.first_id) e.* FROM (
+        {_raw_edge(bucket, *blocks)}
+        UNION ALL
+        {_block_edge(bucket, *blocks)}
+    ) AS e"""
+
+
+#: The window's partial end minutes as parameters, for the blocks (`edge_params`).
+LEFT_EDGE = ("%(left_lo)s::timestamptz", "%(left_hi)s::timestamptz")
+RIGHT_EDGE = ("%(right_lo)s::timestamptz", "%(right_hi)s::timestamptz")
+
+
+def edge_params(start: datetime, end: datetime) -> dict[str, datetime]:
+    """`LEFT_EDGE` and `RIGHT_EDGE` of the window ``[start, end)``: RANGE_BOUNDS's
+    ``[s, ms)`` and ``[me, e)``."""
+    ms, me = minute_bounds(start, end)
+    return {"left_lo": start, "left_hi": ms, "right_lo": me, "right_hi": end}
+
+
+def _candles_sql(bucket: str, *, blocks: bool = False) -> str:
+    """The candle query; ``bucket`` maps a ``{column}`` time to its candle's open time; with
+    `blocks`, the window's partial end minutes are read from compressed months' blocks too."""
     # Whole minutes are summed per bucket first (the costly part: numeric sums over up to a
     # year of minutes), then each bucket's open and close are two primary-key probes of its
     # first and last minute. That is cheaper than carrying (id, price) pairs through the big
@@ -210,7 +267,7 @@ CROSS JOIN LATERAL (
            (min(ARRAY[p.first_id::numeric, p.open]))[2] AS open,
            (max(ARRAY[p.last_id::numeric, p.close]))[2] AS close
     FROM (
-        {_raw_edge(bucket, "bounds.s", "bounds.ms")}
+        {_edge(bucket, "bounds.s", "bounds.ms", LEFT_EDGE if blocks else None)}
         UNION ALL
         SELECT m.bucket, m.trades, m.volume, m.notional, m.high, m.low,
                f.first_id, f.open, l.last_id, l.close
@@ -228,7 +285,7 @@ CROSS JOIN LATERAL (
         JOIN trade_minutes AS l ON l.market = %(market)s AND l.symbol = r.symbol
           AND l.minute = m.last_minute
         UNION ALL
-        {_raw_edge(bucket, "bounds.me", "bounds.e")}
+        {_edge(bucket, "bounds.me", "bounds.e", RIGHT_EDGE if blocks else None)}
     ) AS p
     GROUP BY p.bucket
 ) AS c
@@ -241,15 +298,25 @@ ORDER BY r.position, c.bucket
 FIXED_CANDLES_SQL = _candles_sql("date_bin(%(width)s::interval, {column}, %(origin)s)")
 #: ``1M``: calendar months in UTC, whatever the session's time zone.
 MONTHLY_CANDLES_SQL = _candles_sql("date_trunc('month', {column}, 'UTC')")
+#: The same when the window touches a compressed month: its whole minutes are in the rollup
+#: as ever, its partial end minutes in rows and blocks.
+FIXED_BLOCK_CANDLES_SQL = _candles_sql(
+    "date_bin(%(width)s::interval, {column}, %(origin)s)", blocks=True
+)
+MONTHLY_BLOCK_CANDLES_SQL = _candles_sql("date_trunc('month', {column}, 'UTC')", blocks=True)
 
 
-def candle_query(interval: Interval, market: Market = DEFAULT_MARKET) -> tuple[str, dict[str, Any]]:
+def candle_query(
+    interval: Interval, market: Market = DEFAULT_MARKET, *, blocks: bool = False
+) -> tuple[str, dict[str, Any]]:
     """The SQL and the interval's and market's parameters for ``interval`` (the window and
-    symbols are added)."""
+    symbols are added); with `blocks`, for a window that touches a compressed month."""
     if interval.width is None:
-        return MONTHLY_CANDLES_SQL, {"market": market.number}
+        return (MONTHLY_BLOCK_CANDLES_SQL if blocks else MONTHLY_CANDLES_SQL), {
+            "market": market.number
+        }
     params = {"width": interval.width, "origin": interval.origin, "market": market.number}
-    return FIXED_CANDLES_SQL, params
+    return (FIXED_BLOCK_CANDLES_SQL if blocks else FIXED_CANDLES_SQL), params
 
 
 def candles(
@@ -273,79 +340,17 @@ def candles(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = list(normalize_symbols(symbols))
-    if compressed_catalog(conn, market).overlaps(start, end):
-        return _candles_with_blocks(conn, wanted, chosen, (start, end), market)
-    sql, params = candle_query(chosen, market)
+    edges = edge_params(start, end)
+    # The whole minutes come from the rollup wherever their trades are stored: the blocks are
+    # read only for a partial end minute in a compressed month (none in an aligned window).
+    ends = [(lo, hi) for lo, hi in ((start, edges["left_hi"]), (edges["right_lo"], end)) if lo < hi]
+    catalog = compressed_catalog(conn, market) if ends else None
+    blocks = catalog is not None and any(catalog.overlaps(lo, hi) for lo, hi in ends)
+    sql, params = candle_query(chosen, market, blocks=blocks)
     params.update(symbols=wanted, start=start, end=end)
+    if blocks:
+        params.update(edges)
     return [_candle(row, chosen) for row in conn.execute(sql, params)]
-
-
-def _candles_with_blocks(
-    conn: Connection,
-    wanted: list[str],
-    interval: Interval,
-    window: tuple[datetime, datetime],
-    market: Market,
-) -> list[Candle]:
-    """The same candles when the window touches a compressed month: the whole minutes from the
-    rollup by the query above (an aligned window has no raw edges), the partial minutes at the
-    ends from rows and blocks, folded in trade order into their candles."""
-    start, end = window
-    ms, me = minute_bounds(start, end)
-    middle: dict[str, dict[datetime, Part]] = {symbol: {} for symbol in wanted}
-    rows: list[Any] = []
-    if ms < me:
-        sql, params = candle_query(interval, market)
-        params.update(symbols=wanted, start=ms, end=me)
-        rows = conn.execute(sql, params).fetchall()
-    # Every symbol's two partial end minutes, rows and blocks, in one round trip.
-    edges = window_lists(conn, [w for s in wanted for w in ((s, start, ms), (s, me, end))], market)
-    if not any(edges):  # no trade in a partial minute: the rollup's candles as they are
-        return [_candle(row, interval) for row in rows]
-    for symbol, bucket, *values in rows:
-        middle[symbol][bucket.astimezone(UTC)] = Part(*values)
-    found: list[Candle] = []
-    for position, symbol in enumerate(wanted):
-        merged: dict[datetime, Part] = {}
-        for parts in (
-            _bucketed(edges[2 * position], interval),
-            middle[symbol],
-            _bucketed(edges[2 * position + 1], interval),
-        ):
-            for bucket, part in parts.items():
-                merged[bucket] = merged[bucket].then(part) if bucket in merged else part
-        found.extend(
-            _from_part(symbol, bucket, merged[bucket], interval) for bucket in sorted(merged)
-        )
-    return found
-
-
-def _bucketed(trades: list[Any], interval: Interval) -> dict[datetime, Part]:
-    by_bucket: dict[datetime, list[Any]] = {}
-    following = None  # trades are in time order: a bucket is found once, then compared with
-    for trade in trades:
-        if following is None or trade.timestamp >= following:
-            bucket = interval.floor(trade.timestamp)
-            following = interval.following(bucket)
-            in_bucket = by_bucket.setdefault(bucket, [])
-        in_bucket.append(trade)
-    return {bucket: part for bucket, part in ((b, fold(t)) for b, t in by_bucket.items()) if part}
-
-
-def _from_part(symbol: str, open_time: datetime, part: Part, interval: Interval) -> Candle:
-    return Candle(
-        symbol=symbol,
-        open_time=open_time,
-        close_time=interval.close_time(open_time),
-        open=part.open,
-        high=part.high,
-        low=part.low,
-        close=part.close,
-        volume=part.volume,
-        quote_volume=part.notional,
-        trades=part.trades,
-        vwap=VWAP_CONTEXT.divide(part.notional, part.volume),
-    )
 
 
 def missing_symbols(symbols: Sequence[str], found: Iterable[Candle]) -> list[str]:

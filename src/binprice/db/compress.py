@@ -51,7 +51,12 @@ from binprice.db.blocks import (
     read_blocks,
     write_blocks,
 )
-from binprice.db.partitions import add_months, list_partitions
+from binprice.db.partitions import (
+    add_months,
+    default_months,
+    ensure_partitions,
+    list_partitions,
+)
 from binprice.errors import AbortedError, BinpriceError, DatabaseBusyError
 
 __all__ = [
@@ -190,7 +195,19 @@ def plan_compress(conn: Connection, before: datetime) -> CompressResult:
     eligible when it ends at or before `before`: never compressed and holding rows, or
     compressed and holding late rows."""
     done = {c.month for c in compressed_months(conn)}  # the month's blocks exist: merge
-    months = []
+    # Rows loaded before their month's partition existed wait in DEFAULT; `compress` makes
+    # their months first (a compressed month's partition is attached, so they are not merges).
+    months = [
+        MonthCompression(
+            part.start,
+            "compress",
+            part.rows_estimate,
+            part.bytes,
+            int(part.rows_estimate * ESTIMATED_BYTES_PER_TRADE),
+        )
+        for part in default_months(conn, before)
+        if part.start is not None
+    ]
     for part in list_partitions(conn):
         if part.start is None or part.end is None or part.end > before:
             continue
@@ -202,7 +219,11 @@ def plan_compress(conn: Connection, before: datetime) -> CompressResult:
         rows = _rows_of(conn, part.name) if merge else _rollup_trades(conn, part.start, part.end)
         estimate = int(rows * ESTIMATED_BYTES_PER_TRADE)
         months.append(MonthCompression(part.start, action, rows, part.bytes, estimate))
-    return CompressResult(before, tuple(months), done=False)
+    return CompressResult(before, tuple(sorted(months, key=_month_of)), done=False)
+
+
+def _month_of(planned: MonthCompression) -> datetime:
+    return planned.month
 
 
 def compress(
@@ -215,7 +236,12 @@ def compress(
 ) -> CompressResult:
     """Compress (or merge late rows into) every eligible month before `before`, oldest first,
     one transaction each; `progress` learns each month done. `stopping` is asked between
-    symbol-days: once true, the month under way rolls back and AbortedError is raised."""
+    symbol-days: once true, the month under way rolls back and AbortedError is raised.
+
+    Closed months whose rows wait in the DEFAULT partition get their partitions first (the
+    rows move there, as `ensure_partitions` does), then are compressed as the others."""
+    if default_months(conn, before):
+        ensure_partitions(conn, before, before)
     months = []
     for planned in plan_compress(conn, before).months:
         done = compress_month(conn, planned.month, lock_timeout=lock_timeout, stopping=stopping)

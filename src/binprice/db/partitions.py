@@ -38,6 +38,7 @@ __all__ = [
     "PRUNE_LOCK_TIMEOUT",
     "Partition",
     "PruneResult",
+    "default_months",
     "ensure_ahead",
     "ensure_ahead_async",
     "ensure_partitions",
@@ -292,7 +293,7 @@ def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
     """What `prune(conn, older_than)` would drop now; changes nothing. The months of rows
     waiting in DEFAULT are listed as the partitions `prune` makes for them (counted exactly,
     sized without indexes)."""
-    waiting = _default_months(conn, older_than)
+    waiting = default_months(conn, older_than)
     doomed = sorted(
         (*_doomed(list_partitions(conn), older_than), *waiting),
         key=lambda p: p.start or older_than,
@@ -302,7 +303,7 @@ def plan_prune(conn: Connection, older_than: datetime) -> PruneResult:
     return replace(result, agg_trades=count_aggs_before(conn, month_start(older_than)))
 
 
-def _default_months(conn: Connection, older_than: datetime) -> list[Partition]:
+def default_months(conn: Connection, older_than: datetime) -> list[Partition]:
     """The months the DEFAULT partition holds rows of that end at or before `older_than`, as
     the partitions to be made for them."""
     rows = conn.execute(_DEFAULT_MONTHS_SQL, {"before": month_start(older_than)}).fetchall()
