@@ -30,6 +30,7 @@ import psycopg
 
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.completeness.reconcile import Reconciler
+from binprice.db.aggwriter import writer_class
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.events import Emit, EventKind, IngestEvent, Severity
@@ -58,7 +59,7 @@ from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.resume import resume
-from binprice.ingest.sink import Sink, writer_class
+from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.tracker import Tracker
