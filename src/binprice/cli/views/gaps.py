@@ -13,6 +13,7 @@ from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from binprice.cli._app import err
+from binprice.cli.views.queries import records_of
 from binprice.cli.views.text import aligned
 from binprice.kinds import TradeKind, parse_kind
 from binprice.timespec import format_timestamp
@@ -152,11 +153,6 @@ def _duplicates_text(check: SymbolCheck) -> list[str]:
     return lines
 
 
-def records(kind: str) -> str:
-    """How the text names the records of `kind` (`--kind`): trades, or aggregate trades."""
-    return f"{parse_kind(kind).label}s"
-
-
 def _fetchers(kind: str) -> str:
     """The commands that fetch missing ids of `kind`."""
     if parse_kind(kind) is TradeKind.AGG_TRADES:
@@ -177,7 +173,7 @@ def no_gaps(kind: str) -> str:
 def verification_text(result: Verification, kind: str = "trades") -> str:
     """One line per symbol, then one per unaccounted hole (each folded to 80 columns); the
     records named by `kind`."""
-    noun = records(kind)
+    noun = records_of(kind)
     lines = []
     for s in result.symbols:
         span = f"no {noun}" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
@@ -248,7 +244,7 @@ class RepairView:
 
     def __init__(self, live: bool, kind: str = "trades") -> None:
         self._live = live
-        self._noun = records(kind)
+        self._noun = records_of(kind)
         self._bar: Progress | None = None
         self._tasks: dict[tuple[str, int, int], TaskID] = {}
 
@@ -291,7 +287,7 @@ class RepairView:
 
 def repair_text(result: RepairResult, kind: str = "trades") -> str:
     """One line per gap, then the totals; the records named by `kind`."""
-    noun = records(kind)
+    noun = records_of(kind)
     if not result.gaps:
         done = "nothing to repair: every stored id and tail is accounted for\n"
         return done + (key_hint(0, result.unasked_holes) + "\n" if result.unasked_holes else "")
