@@ -166,8 +166,8 @@ async def test_ingest_stream_aggtrade_on_the_command_line(
 
 def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     """`stream="aggTrade"` (any case) captures aggregate trades, `trade` trades; an unknown
-    stream, and `--since` with aggregates (the trades' archive import), are refused before
-    anything is touched, each in one line that says what to do."""
+    stream is refused before anything is touched, in one line that says what to do; `--since`
+    goes with aggregates (tests/test_agg_since.py)."""
     from binprice import ConfigError, IngestOptions
     from binprice.ingest.from_options import ingest_config
 
@@ -175,8 +175,8 @@ def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: 
     assert ingest_config(tmp_path, ["BTCUSDT"]).kind is TradeKind.TRADES
     with pytest.raises(ConfigError, match="unknown --stream 'depth'; choose trade or aggTrade"):
         ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="depth"))
-    with pytest.raises(ConfigError, match="binprice import --kind aggTrades"):
-        ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="aggTrade", since="2025-01-01"))
+    since = IngestOptions(stream="aggTrade", since="2025-01-01")
+    assert ingest_config(tmp_path, ["BTCUSDT"], since).kind is AGG
 
 
 async def test_a_trade_capture_and_an_aggregate_capture_of_one_symbol_are_not_shared(
