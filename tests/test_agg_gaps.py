@@ -110,8 +110,9 @@ def test_checkpoints_are_per_kind(database_url: str) -> None:
 
 def test_gaps_kind_on_the_command_line(database_url: str, clean_env: dict[str, str]) -> None:
     """`gaps --kind aggTrades` lists the aggregate gaps only, `--verify --kind aggTrades`
-    checks the stored aggregate ids (exit 1 on an unaccounted hole), and `--repair` refuses
-    aggregates in one line that says what does fetch them."""
+    checks the stored aggregate ids (exit 1 on an unaccounted hole) and names them aggregate
+    trades, and an empty list says what checks the aggregate ids. (`--repair --kind
+    aggTrades`: tests/test_agg_repair.py.)"""
     with psycopg.connect(database_url) as conn:
         _store_aggs(conn, [1, 2, 3, 6, 7], Market.USDM)
         record_gaps(conn, "BTCUSDT", [(4, 4)], "hole", market=Market.USDM, kind=AGG)
@@ -124,15 +125,14 @@ def test_gaps_kind_on_the_command_line(database_url: str, clean_env: dict[str, s
     assert checked.returncode == 1, checked.stderr
     (symbol,) = json.loads(checked.stdout)["symbols"]
     assert symbol["unaccounted"] == 1 and symbol["trades"] == 5
-    repair = run_binprice(
-        "--database-url", database_url, "gaps", "--repair", "--kind", "aggTrades", env=clean_env
-    )
-    assert repair.returncode != 0
-    assert repair.stderr.startswith("error: --repair fetches trades only so far"), repair.stderr
-    assert "binprice ingest --stream aggTrade" in repair.stderr
+    text = run_binprice(*base, "--kind", "aggTrades", "--verify", env=clean_env)
+    assert text.returncode == 1, text.stderr
+    assert "BTCUSDT: NOT OK: 5 aggregate trades, ids 1..7" in text.stdout, text.stdout
+    assert "unaccounted: BTCUSDT 5..5 (1 ids)" in text.stdout, text.stdout
     empty = run_binprice(*base, "--kind", "aggTrades", "ETHUSDT", env=clean_env)
     assert empty.returncode == 0 and empty.stdout == ""
     assert empty.stderr.startswith("no gaps of aggregate ids recorded"), empty.stderr
+    assert "binprice gaps --verify --kind aggTrades" in empty.stderr, empty.stderr
 
 
 async def test_ingest_stream_aggtrade_on_the_command_line(
@@ -166,8 +166,8 @@ async def test_ingest_stream_aggtrade_on_the_command_line(
 
 def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     """`stream="aggTrade"` (any case) captures aggregate trades, `trade` trades; an unknown
-    stream, and `--since` with aggregates (the trades' archive import), are refused before
-    anything is touched, each in one line that says what to do."""
+    stream is refused before anything is touched, in one line that says what to do; `--since`
+    goes with aggregates (tests/test_agg_since.py)."""
     from binprice import ConfigError, IngestOptions
     from binprice.ingest.from_options import ingest_config
 
@@ -175,8 +175,8 @@ def test_stream_option_chooses_the_kind_and_refuses_what_it_cannot_do(tmp_path: 
     assert ingest_config(tmp_path, ["BTCUSDT"]).kind is TradeKind.TRADES
     with pytest.raises(ConfigError, match="unknown --stream 'depth'; choose trade or aggTrade"):
         ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="depth"))
-    with pytest.raises(ConfigError, match="binprice import --kind aggTrades"):
-        ingest_config(tmp_path, ["BTCUSDT"], IngestOptions(stream="aggTrade", since="2025-01-01"))
+    since = IngestOptions(stream="aggTrade", since="2025-01-01")
+    assert ingest_config(tmp_path, ["BTCUSDT"], since).kind is AGG
 
 
 async def test_a_trade_capture_and_an_aggregate_capture_of_one_symbol_are_not_shared(

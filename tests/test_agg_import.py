@@ -211,7 +211,8 @@ async def test_a_monthly_aggtrades_file_and_the_command_line(
     database_url: str, clean_env: dict[str, str], tmp_path: Path
 ) -> None:
     """`binprice import SYM --kind aggTrades` plans a whole month as its monthly file (spot:
-    never written compressed, whatever --compress-after says) and stores it exactly."""
+    never written compressed, whatever --compress-after says) and stores it exactly; its file
+    lines and summary name aggregate trades and aggregate ids, not trades."""
     symbol, month = "BTCUSDT", date(2024, 11, 1)
     series = ArchiveMarket.generate([symbol], month, date(2024, 12, 1), trades_per_day=20)
     env = clean_env | {"BINPRICE_DATA_DIR": str(tmp_path)}
@@ -247,6 +248,10 @@ async def test_a_monthly_aggtrades_file_and_the_command_line(
         assert conn.execute("SELECT count(*) FROM trade_blocks").fetchone() == (0,)
         assert conn.execute("SELECT kind, state FROM imports").fetchall() == [(1, "done")]
     assert "aggTrades-2024-11.zip" in out + err
+    first, last = stored[0][1], stored[-1][1]
+    assert f"aggTrades-2024-11.zip: 600 aggregate trades (600 new), ids {first}..{last}" in err
+    assert f"{symbol}: 1 loaded; 600 aggregate trades loaded; last aggregate trade id {last}" in err
+    assert " trades loaded" not in err.replace("aggregate trades loaded", "")
 
 
 async def test_local_aggtrades_zips_are_found_beside_trades_zips(

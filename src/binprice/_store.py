@@ -476,12 +476,15 @@ class Store:
         progress: Callable[[RepairProgress], None] | None = None,
         market: MarketArg = "spot",
         api_key: str | None = None,
+        kind: str = "trades",
     ) -> RepairResult:
         """Record every unaccounted hole (and missing tail) of `market` as an open gap and
         fetch every open gap from REST now: from `rest_url`, else from the `exchange` preset's
         REST URL of the market. On a futures market `historicalTrades` needs `api_key`:
-        without one, ids older than the newest trades stay open (`RepairResult.needs_key`)."""
+        without one, ids older than the newest trades stay open (`RepairResult.needs_key`).
+        With `kind="aggTrades"`, the aggregate ids, through `aggTrades?fromId=` (no key)."""
         from binprice.completeness.oneoff import repair_now
+        from binprice.kinds import parse_kind
 
         return repair_now(
             self._checked_url,
@@ -494,6 +497,7 @@ class Store:
             progress=progress,
             market=market_of(market),
             api_key=api_key or None,
+            kind=parse_kind(kind),
         )
 
     def _checked_url(self) -> str:

@@ -104,7 +104,7 @@ def candles(
         found = store.candles(
             symbols, chosen, window_start, window_end, market=market_from(market), kind=kind
         )
-    emit(symbols, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
+    emit(symbols, found, f"no {{records}} {window}", kind=kind, as_json=as_json, as_csv=as_csv)
 
 
 def symbols_and_interval(args: list[str], option: str | None) -> tuple[list[str], str]:

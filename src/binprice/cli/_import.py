@@ -152,7 +152,7 @@ def import_(
         api_key=api_key or None,
         **{name: url for name, url in services.items() if url is not None},
     )
-    view = ImportView(log_format, quiet=quiet)
+    view = ImportView(log_format, quiet=quiet, kind=kind)
     store = store_from(ctx, database_url)
 
     def migrated(where: str) -> None:

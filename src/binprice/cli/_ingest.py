@@ -46,7 +46,7 @@ QUIET_PERIOD_HELP = (
 SINCE_HELP = (
     "First import every trade since this UTC day from Binance's public archives (verified; the "
     "days not published yet from REST), then stream: one command from an empty database to "
-    "live."
+    "live. With --stream aggTrade: the aggTrades archives, then aggTrades from REST."
 )
 BATCH_WAIT_HELP = (
     "Let a small batch wait this long for more trades before it is committed: fewer, bigger "

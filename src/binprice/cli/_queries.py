@@ -54,7 +54,7 @@ def latest(
     asked = tuple(symbols or ())
     with store_from(ctx, database_url) as store:
         found = store.latest(asked, market=market_from(market), kind=kind)
-    emit(asked, found, "no trades", as_json=as_json, as_csv=as_csv)
+    emit(asked, found, "no {records}", kind=kind, as_json=as_json, as_csv=as_csv)
 
 
 @commands.command()
@@ -96,7 +96,8 @@ def at(
     emit(
         asked,
         found,
-        f"no trade {where} {format_timestamp(requested)}",
+        f"no {{record}} {where} {format_timestamp(requested)}",
+        kind=kind,
         as_json=as_json,
         as_csv=as_csv,
     )
@@ -124,7 +125,7 @@ def range_(
     with store_from(ctx, database_url) as store:
         found = store.range(window_start, window_end, asked, market=market_from(market), kind=kind)
     window = f"from {format_timestamp(window_start)} to {format_timestamp(window_end)}"
-    emit(asked, found, f"no trades {window}", as_json=as_json, as_csv=as_csv)
+    emit(asked, found, f"no {{records}} {window}", kind=kind, as_json=as_json, as_csv=as_csv)
 
 
 def check_format(as_json: bool, as_csv: bool) -> None:
@@ -148,21 +149,25 @@ def emit(
     found: Sequence[Result],
     nothing: str,
     *,
+    kind: str = "trades",
     as_json: bool,
     as_csv: bool,
 ) -> None:
     """Name the symbols without an answer on stderr, then print the results in the chosen
-    format. Nothing at all is exit 1, with `nothing` (what was looked for) in the message."""
+    format. Nothing at all is exit 1, with `nothing` (what was looked for; `{record}` and
+    `{records}` name those of `kind`) in the message."""
     from binprice.cli.views import queries as render
+    from binprice.cli.views.queries import record_of, recorded_by, records_of
     from binprice.errors import NotFoundError
 
     missing = missing_symbols(asked, found)
+    looked_for = nothing.format(record=record_of(kind), records=records_of(kind))
     if not found:
         if not asked:
-            raise NotFoundError(f"{nothing} for any symbol (`binprice ingest` records them)")
-        raise NotFoundError(f"{nothing} for {', '.join(missing)}")
+            raise NotFoundError(f"{looked_for} for any symbol ({recorded_by(kind)} records them)")
+        raise NotFoundError(f"{looked_for} for {', '.join(missing)}")
     if missing:
-        err(f"no trades for: {', '.join(missing)}")
+        err(f"no {records_of(kind)} for: {', '.join(missing)}")
     if as_json:
         typer.echo(render.to_json(found))
     elif as_csv:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from binprice._args import Symbols, When, as_time_or_none, symbols_of
 from binprice._sync import run_sync
-from binprice.completeness.aggcheck import check_aggregates
 from binprice.completeness.repair import (
     RepairProgress,
     RepairResult,
@@ -38,17 +37,15 @@ def verify_with_exchange(
     api_key: str | None = None,
 ) -> Verification:
     """The stored ids of `market` checked, each symbol's tail against the exchange's newest
-    trade (of `kind` aggregate trades: the stored aggregate ids, `completeness.aggcheck`).
+    trade (of `kind` aggregate trades: the stored aggregate ids against its newest aggregate).
     `checked_url` gives the database's URL once its schema is checked."""
     base = rest_base(exchange, rest_url, market)
     url = checked_url()
     bans = BanBook.in_data_dir(data_dir)
-    if kind is TradeKind.AGG_TRADES:
-        window = {"start": start, "end": end}
-        return run_sync(check_aggregates(url, base, symbols, **window, bans=bans, market=market))
+    window = {"start": start, "end": end}
     return run_sync(
         check_against_exchange(
-            url, base, symbols, start=start, end=end, bans=bans, market=market, api_key=api_key
+            url, base, symbols, **window, bans=bans, market=market, api_key=api_key, kind=kind
         )
     )
 
@@ -65,9 +62,10 @@ def repair_now(
     progress: Callable[[RepairProgress], None] | None,
     market: Market = DEFAULT_MARKET,
     api_key: str | None = None,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> RepairResult:
-    """Every unaccounted hole of `market` recorded as an open gap and every open gap fetched
-    from REST."""
+    """Every unaccounted hole of `market` (of `kind`'s ids) recorded as an open gap and every
+    open gap fetched from REST."""
     base = rest_base(exchange, rest_url, market)
     url = checked_url()
     lo, hi, wanted = as_time_or_none(start), as_time_or_none(end), symbols_of(symbols)
@@ -83,6 +81,7 @@ def repair_now(
             bans=bans,
             market=market,
             api_key=api_key,
+            kind=kind,
         )
     )
 

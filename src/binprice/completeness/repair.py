@@ -19,6 +19,10 @@ comes from `trades?limit=1`, and `historicalTrades` needs an API key (docs/futur
 Without one, a gap is filled as far as the newest trades reach (`fetch_recent`); older ids stay
 open and the result counts them (`needs_key`), and recorded holes are not asked about again
 (`unasked_holes`): both say the key is what is missing, never an error.
+
+Of `kind` aggregate trades (`gaps --kind aggTrades`) the same check and repair run on the
+aggregate ids: the newest from `aggTrades?limit=1`, the walk through `aggTrades?fromId=` (no
+API key on any market), the rows written by `AggTradeWriter`, the gaps those of kind 1.
 """
 
 from __future__ import annotations
@@ -28,20 +32,23 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 
 from binprice.completeness.backfill import PAGE_ATTEMPTS, Page, fetch_missing, fetch_recent
 from binprice.completeness.gapset import GapSet
 from binprice.completeness.series import newest_id, page_from
-from binprice.db.copy import CopyEncoder
+from binprice.db.aggcopy import AggCopyEncoder
+from binprice.db.aggwriter import writer_class
+from binprice.db.copy import Batch, CopyEncoder
 from binprice.db.gaprows import GapRows
 from binprice.db.gaps import Verification
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, EmptyPageError
 from binprice.exchange.bans import BanBook
 from binprice.exchange.endpoints import market_api
-from binprice.exchange.protocol import WireTrade
+from binprice.exchange.protocol import SeriesRecord, WireAggTrade, WireTrade
 from binprice.exchange.rest import ONE_OFF_BAN_WAIT_SECONDS, RestClient
 from binprice.kinds import DEFAULT_KIND, TradeKind
 from binprice.markets import DEFAULT_MARKET, Market
@@ -137,6 +144,7 @@ def verify_against(
     *,
     disproved: dict[str, list[tuple[int, int]]] | None = None,
     market: Market = DEFAULT_MARKET,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> Verification:
     from binprice.db import connect
     from binprice.db.gaps import verify_gaps
@@ -150,24 +158,29 @@ def verify_against(
             exchange_last_ids=newest,
             disproved=disproved,
             market=market,
+            kind=kind,
         )
 
 
-def stored_symbols(url: str, symbols: Sequence[str], market: Market) -> list[str]:
-    """`symbols`, or every symbol of `market` with trades or gaps."""
+def stored_symbols(
+    url: str, symbols: Sequence[str], market: Market, kind: TradeKind = DEFAULT_KIND
+) -> list[str]:
+    """`symbols`, or every symbol of `market` with records of `kind` or their gaps."""
     from binprice.db import connect
     from binprice.db.gaps import gap_symbols
 
     with connect(url) as conn:
-        return gap_symbols(conn, symbols, market=market)
+        return gap_symbols(conn, symbols, market=market, kind=kind)
 
 
-def recorded_holes(url: str, symbols: Sequence[str], market: Market) -> list[tuple[str, int, int]]:
+def recorded_holes(
+    url: str, symbols: Sequence[str], market: Market, kind: TradeKind = DEFAULT_KIND
+) -> list[tuple[str, int, int]]:
     from binprice.db import connect
     from binprice.db.gaps import hole_rows
 
     with connect(url) as conn:
-        return hole_rows(conn, symbols, market=market)
+        return hole_rows(conn, symbols, market=market, kind=kind)
 
 
 def one_off_client(
@@ -189,8 +202,11 @@ def one_off_client(
     )
 
 
-def keyless(rest: RestClient) -> bool:
-    """True if `rest`'s market needs an API key for `historicalTrades` and it has none."""
+def keyless(rest: RestClient, kind: TradeKind = DEFAULT_KIND) -> bool:
+    """True if `rest`'s market needs an API key for `historicalTrades` and it has none (never
+    of aggregate trades: `aggTrades?fromId=` is public on every market)."""
+    if kind is TradeKind.AGG_TRADES:
+        return False
     return market_api(rest.market).historical_needs_key and not rest.has_api_key
 
 
@@ -219,19 +235,29 @@ async def check_against_exchange(
     bans: BanBook | None = None,
     market: Market = DEFAULT_MARKET,
     api_key: str | None = None,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> Verification:
     """`verify_gaps` with each symbol's tail checked against the exchange's newest id, and
     each recorded hole against the trades the exchange has (not without the API key a
-    futures market's `historicalTrades` needs: then they are counted as not asked)."""
-    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market)
-    holes = await asyncio.to_thread(recorded_holes, url, wanted, market)
+    futures market's `historicalTrades` needs: then they are counted as not asked). Of `kind`
+    aggregate trades: the aggregate ids, against `aggTrades` (no key needed)."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market, kind)
+    holes = await asyncio.to_thread(recorded_holes, url, wanted, market, kind)
     async with aiohttp.ClientSession() as session:
         rest = one_off_client(session, rest_url, bans, market, api_key)
-        newest = await exchange_last_ids(rest, wanted)
-        unasked = keyless(rest)
-        disproved = {} if unasked else await disproved_holes(rest, holes)
+        newest = await exchange_last_ids(rest, wanted, kind)
+        unasked = keyless(rest, kind)
+        disproved = {} if unasked else await disproved_holes(rest, holes, kind)
     checked = await asyncio.to_thread(
-        verify_against, url, wanted, start, end, newest, disproved=disproved, market=market
+        verify_against,
+        url,
+        wanted,
+        start,
+        end,
+        newest,
+        disproved=disproved,
+        market=market,
+        kind=kind,
     )
     return replace(checked, unasked_holes=len(holes)) if unasked else checked
 
@@ -247,25 +273,27 @@ async def repair(
     bans: BanBook | None = None,
     market: Market = DEFAULT_MARKET,
     api_key: str | None = None,
+    kind: TradeKind = DEFAULT_KIND,
 ) -> RepairResult:
     """Record every unaccounted hole of `symbols` of `market` in the window (and each missing
-    tail) as an open gap, then fetch it from REST and store it."""
-    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market)
+    tail) as an open gap, then fetch it from REST and store it. Of `kind` aggregate trades:
+    the aggregate ids, fetched through `aggTrades?fromId=` into `agg_trades`."""
+    wanted = await asyncio.to_thread(stored_symbols, url, symbols, market, kind)
     async with aiohttp.ClientSession() as session:
         rest = one_off_client(session, rest_url, bans, market, api_key)
-        newest = await exchange_last_ids(rest, wanted)
+        newest = await exchange_last_ids(rest, wanted, kind)
         before = await asyncio.to_thread(
-            verify_against, url, wanted, start, end, newest, market=market
+            verify_against, url, wanted, start, end, newest, market=market, kind=kind
         )
         found = [(s.symbol, a, b) for s in before.symbols for a, b in s.unaccounted_ranges]
-        writer = await TradeWriter.connect(url, market)
-        rows = GapRows(url, market)
+        writer = await writer_class(kind).connect(url, market)
+        rows = GapRows(url, market, kind)
         try:
             for symbol, first, last in found:
                 rows.add(symbol, first, last, "open")
             await rows.flush()
             holes = await rows.holes(wanted)
-            unasked = len(holes) if keyless(rest) else 0
+            unasked = len(holes) if keyless(rest, kind) else 0
             for hole in [] if unasked else holes:
                 await rows.reopen(*hole)  # asked again below, like any open gap
             todo = await rows.open_gaps(wanted)
@@ -289,12 +317,15 @@ async def _fill(
     progress: Callable[[RepairProgress], None] | None,
 ) -> RepairedGap:
     """Fetch the still-missing `ranges` of the open `gap`, then settle its row. Without the
-    API key a futures market's `historicalTrades` needs, only the newest trades are asked."""
+    API key a futures market's `historicalTrades` needs, only the newest trades are asked.
+    The gap's kind is that of `rows`: trades, or aggregate trades (`aggTrades?fromId=`)."""
     symbol, first, last = gap
     missing = GapSet()
     for a, b in ranges:
         missing.add(a, b)
-    encoder = CopyEncoder(rest.market)
+    kind = rows.kind
+    wanted = WireAggTrade if kind is TradeKind.AGG_TRADES else WireTrade
+    encode = _encoder(rest.market, kind)
     stored = absent = needs_key = 0
 
     async def take(page: Page) -> None:
@@ -304,24 +335,34 @@ async def _fill(
             absent += b - a + 1
             rows.add(symbol, a, b, "hole")
         await rows.flush()
-        # A trade walk's pages hold trades (`WireTrade`): the default kind of `fetch_missing`.
-        trades = [t for t in page.trades if isinstance(t, WireTrade) and missing.claim(t.trade_id)]
+        # A walk's pages hold the records of its kind (`WireTrade` or `WireAggTrade`).
+        trades: list[SeriesRecord] = [
+            t for t in page.trades if isinstance(t, wanted) and missing.claim(t.trade_id)
+        ]
         if trades:
-            inserted, _ = await writer.write(encoder.batch(trades))
+            inserted, _ = await writer.write(encode(trades))
             stored += inserted.get(symbol, 0)
         if progress is not None:
             progress(RepairProgress(symbol, first, last, stored, absent, done=False))
 
-    if keyless(rest):
+    if keyless(rest, kind):
         recent = await fetch_recent(rest, symbol, missing, first, last)
         await take(recent.page)
         needs_key = sum(b - a + 1 for a, b in recent.older)  # they stay open
     else:
         with suppress(EmptyPageError):  # no proof of anything: the gap stays open
-            async for page in fetch_missing(rest, symbol, missing, first, last):
+            async for page in fetch_missing(rest, symbol, missing, first, last, kind=kind):
                 await take(page)
     await rows.settle([gap])
     state = await rows.state(symbol, first, last) or "missing"
     if progress is not None:
         progress(RepairProgress(symbol, first, last, stored, absent, done=True))
     return RepairedGap(symbol, first, last, stored, absent, state, needs_key)
+
+
+def _encoder(market: Market, kind: TradeKind) -> Callable[[list[Any]], Batch]:
+    """The COPY encoding of the repair's writer: trades, or aggregate trades (each encoder
+    takes the records of its own kind)."""
+    if kind is TradeKind.AGG_TRADES:
+        return AggCopyEncoder(market).batch
+    return CopyEncoder(market).batch

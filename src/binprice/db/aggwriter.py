@@ -24,6 +24,7 @@ from binprice.db.aggcopy import (
 )
 from binprice.db.copy import Batch
 from binprice.db.writer import TradeWriter, Unanswered
+from binprice.kinds import TradeKind
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,3 +78,8 @@ class AggTradeWriter(TradeWriter):
             await cur.execute(LAST_AGG_TRADES_SQL, (list(symbols), self.market.number))
             rows = await cur.fetchall()
         return {str(s): (int(i), int(t)) for s, i, t in rows}  # type: ignore[call-overload]
+
+
+def writer_class(kind: TradeKind) -> type[TradeWriter]:
+    """The writer of `kind`: trades, or aggregate trades."""
+    return AggTradeWriter if kind is TradeKind.AGG_TRADES else TradeWriter

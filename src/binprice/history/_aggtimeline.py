@@ -23,13 +23,7 @@ from typing import Any
 
 import psycopg
 
-from binprice.db.aggimport import (
-    agg_missing_in_range,
-    agg_stored_after,
-    agg_stored_before,
-    record_agg_gap,
-    settle_agg_gaps,
-)
+from binprice.db import gaprows
 from binprice.db.imports import import_extents
 from binprice.events import EventKind
 from binprice.history._results import GapResult
@@ -37,7 +31,7 @@ from binprice.history._timeline import Report, Span
 from binprice.kinds import TradeKind
 
 #: Higher than any aggregate id (a PostgreSQL bigint).
-_ID_CEILING = 2**63 - 1
+AGG = TradeKind.AGG_TRADES
 _WHAT = {"open": "to be fetched", "skipped": "outside the range"}
 
 
@@ -53,30 +47,36 @@ class AggTimeline:
         """Record the holes; return the highest stored aggregate id and the gaps recorded."""
         span, conn, gaps = self.span, self.conn, []
         symbol, market = span.symbol, span.market
-        extents = await import_extents(
-            conn, symbol, span.start, span.end, market, kind=TradeKind.AGG_TRADES
-        )
+        extents = await import_extents(conn, symbol, span.start, span.end, market, kind=AGG)
         if extents:
             lo, hi = extents[0]
             for first, last in extents[1:]:  # by first id; `hi` is the highest last id so far
                 if first > hi + 1:
-                    for a, b in await agg_missing_in_range(conn, symbol, hi + 1, first - 1, market):
+                    missing = gaprows.missing_in_range(
+                        conn, symbol, hi + 1, first - 1, market=market, kind=AGG
+                    )
+                    for a, b in await missing:
                         gaps.append(await self._record(a, b, "open"))
                 hi = max(hi, last)
-            before = await agg_stored_before(conn, symbol, lo, market)
+            before = await gaprows.stored_before(conn, symbol, lo, market=market, kind=AGG)
             if before is not None and before < lo - 1:
                 state = "open" if span.failed_before else "skipped"
                 gaps.append(await self._record(before + 1, lo - 1, state))
-            after = await agg_stored_after(conn, symbol, hi, market)
+            after = await gaprows.stored_after(conn, symbol, hi, market=market, kind=AGG)
             if after is not None and after > hi + 1:
                 state = "open" if span.failed_after or span.reaches_unpublished else "skipped"
                 gaps.append(await self._record(hi + 1, after - 1, state))
-            await settle_agg_gaps(conn, symbol, lo, hi, market)
+            for first, last in await gaprows.open_within(
+                conn, symbol, lo, hi, market=market, kind=AGG
+            ):
+                await gaprows.settle_gap(conn, symbol, first, last, market=market, kind=AGG)
         return await last_stored_agg(conn, span), gaps
 
     async def _record(self, first: int, last: int, state: str) -> GapResult:
         span = self.span
-        await record_agg_gap(self.conn, span.symbol, first, last, state, market=span.market)
+        await gaprows.record_gap(
+            self.conn, span.symbol, first, last, state, market=span.market, kind=AGG
+        )
         self.report(
             EventKind.GAP,
             f"{span.symbol}: aggregate trades {first}..{last} ({last - first + 1:,}) missing; "
@@ -87,4 +87,4 @@ class AggTimeline:
 
 async def last_stored_agg(conn: psycopg.AsyncConnection[Any], span: Span) -> int | None:
     """The highest aggregate id stored for the span's symbol, None if none."""
-    return await agg_stored_before(conn, span.symbol, _ID_CEILING, span.market)
+    return await gaprows.last_stored(conn, span.symbol, market=span.market, kind=AGG)

@@ -247,7 +247,8 @@ class _Ordered:
             last_id = await last_stored_agg(self.conn, span)
         else:  # the timeline pass waits for the next run; what is stored is said all the same
             last_id = await last_stored(self.conn, symbol, market=options.market_of)
-        self.out.append(SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps))
+        result = SymbolResult(symbol, tuple(files), last_id, rest_trades, gaps, options.kind_of)
+        self.out.append(result)
         emit(ImportEvent(EventKind.DONE, symbol, symbol_text(self.out[-1])))
         self.files = []
 

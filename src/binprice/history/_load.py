@@ -33,7 +33,6 @@ from binprice.db.aggimport import (
     AggStagedInsert,
     copy_agg_trades,
     next_stored_agg_id,
-    record_agg_gaps,
 )
 from binprice.db.gaps import record_gaps
 from binprice.db.imports import (
@@ -212,8 +211,8 @@ class _Loader:
             end = pending is None
         if jumps:
             file = self.job.file
-            record = record_agg_gaps if self.agg else record_gaps
-            record(self.conn, file.symbol, jumps, "open", market=file.market)
+            kind = TradeKind.AGG_TRADES if self.agg else TradeKind.TRADES
+            record_gaps(self.conn, file.symbol, jumps, "open", market=file.market, kind=kind)
         return pending, end
 
     def _advance(self, block: Block) -> None:

@@ -257,8 +257,8 @@ class Pipeline:
                 ImportEvent(
                     EventKind.RESUMED,
                     file.symbol,
-                    f"{file.name}: resuming after trade id {ready.resume.last_id} "
-                    f"({ready.resume.rows:,} trades already stored)",
+                    f"{file.name}: resuming after {file.kind.label} id {ready.resume.last_id} "
+                    f"({ready.resume.rows:,} {file.kind.label}s already stored)",
                     file=file.name,
                 )
             )
@@ -311,6 +311,7 @@ class Pipeline:
             seconds=seconds,
             republished=ready.republished,
             resumed_after=None if ready.resume is None else ready.resume.last_id,
+            kind=file.kind,
         )
 
     async def _prepare_month(
@@ -370,7 +371,9 @@ def _result(
     file: ArchiveFile, status: FileStatus, reason: str, record: ImportRecord | None = None
 ) -> FileResult:
     if record is None:
-        return FileResult(file.symbol, file.name, file.start, file.end, status, reason)
+        return FileResult(
+            file.symbol, file.name, file.start, file.end, status, reason, kind=file.kind
+        )
     return FileResult(
         file.symbol,
         file.name,
@@ -382,6 +385,7 @@ def _result(
         inserted=record.inserted,
         first_id=record.first_id,
         last_id=record.last_id,
+        kind=file.kind,
     )
 
 

@@ -82,7 +82,7 @@ def unavailable_runs(results: list[FileResult]) -> list[list[FileResult]]:
 
 
 def _with(r: FileResult, status: FileStatus, reason: str) -> FileResult:
-    return FileResult(r.symbol, r.name, r.start, r.end, status, reason)
+    return FileResult(r.symbol, r.name, r.start, r.end, status, reason, kind=r.kind)
 
 
 def compressed_month(file: ArchiveFile, today: date, after: timedelta | None) -> bool:

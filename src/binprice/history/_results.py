@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from enum import Enum
 
 from binprice.events import EventKind, Severity
+from binprice.kinds import TradeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class FileResult:
     republished: bool = False
     #: The last id an earlier run had committed, if this run resumed the file.
     resumed_after: int | None = None
+    #: Whose rows the file holds: trades, or aggregate trades (ids are aggregate ids).
+    kind: TradeKind = TradeKind.TRADES
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ class SymbolResult:
     last_trade_id: int | None
     rest_trades: int = 0
     gaps: tuple[GapResult, ...] = ()
+    #: Whose ids `last_trade_id` and the gaps are: trades, or aggregate trades.
+    kind: TradeKind = TradeKind.TRADES
 
     @property
     def failed(self) -> tuple[FileResult, ...]:
@@ -156,7 +161,8 @@ def file_event(r: FileResult) -> ImportEvent:
         return file_event_of(
             EventKind.INTERRUPTED,
             r,
-            f"{r.name}: interrupted after trade id {r.last_id} ({r.rows:,} trades stored); "
+            f"{r.name}: interrupted after {r.kind.label} id {r.last_id} ({r.rows:,} "
+            f"{r.kind.label}s stored); "
             "the next run resumes there",
         )
     rate = r.rows / r.seconds if r.seconds > 0 else 0.0
@@ -164,7 +170,7 @@ def file_event(r: FileResult) -> ImportEvent:
     return file_event_of(
         EventKind.LOADED,
         r,
-        f"{r.name}: {r.rows:,} trades ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
+        f"{r.name}: {r.rows:,} {r.kind.label}s ({r.inserted:,} new){ids} in {r.seconds:.1f} s "
         f"({rate:,.0f}/s, {r.csv_bytes / 1e6 / max(r.seconds, 1e-9):.1f} MB/s)",
     )
 
@@ -187,5 +193,6 @@ def symbol_text(s: SymbolResult) -> str:
         counts[f.status.value] = counts.get(f.status.value, 0) + 1
     parts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
     tail = f", {s.rest_trades:,} trades from REST" if s.rest_trades else ""
-    last = "no trades stored" if s.last_trade_id is None else f"last trade id {s.last_trade_id}"
+    noun = s.kind.label
+    last = f"no {noun}s stored" if s.last_trade_id is None else f"last {noun} id {s.last_trade_id}"
     return f"{s.symbol}: {parts or 'no files'}{tail}; {last}"

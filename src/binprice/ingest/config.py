@@ -111,14 +111,6 @@ class IngestConfig:
                     "symbols with `binprice import`, then run `binprice ingest --all`"
                 ),
             ),
-            (
-                self.kind is TradeKind.AGG_TRADES and self.since is not None,
-                (
-                    "--since cannot be combined with --stream aggTrade yet; import the aggregate "
-                    "trades' archives with `binprice import --kind aggTrades`, then run "
-                    "`binprice ingest --stream aggTrade`"
-                ),
-            ),
             (self.listing_interval <= 0, "the listing interval must be positive"),
             (self.max_trades is not None and self.max_trades <= 0, "--max-trades must be positive"),
             (self.duration is not None and self.duration <= 0, "--duration must be positive"),

@@ -30,6 +30,7 @@ import psycopg
 
 from binprice.completeness.gapkeeper import GapKeeper
 from binprice.completeness.reconcile import Reconciler
+from binprice.db.aggwriter import writer_class
 from binprice.db.writer import TradeWriter
 from binprice.errors import BinpriceError, ConfigError, DatabaseError
 from binprice.events import Emit, EventKind, IngestEvent, Severity
@@ -58,7 +59,7 @@ from binprice.ingest.health import RunProbe
 from binprice.ingest.listing import Listing, names
 from binprice.ingest.recorder import Phase, Recorder
 from binprice.ingest.resume import resume
-from binprice.ingest.sink import Sink, writer_class
+from binprice.ingest.sink import Sink
 from binprice.ingest.spool import Spool, SpoolError
 from binprice.ingest.stats import IngestSummary
 from binprice.ingest.tracker import Tracker
@@ -135,7 +136,10 @@ async def run_ingest(
 
 async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, emit: Emit) -> None:
     """`--since`: every trade from the archives (verified), the unpublished days from REST,
-    so the stream starts where history ends: one id line from `since` to live."""
+    so the stream starts where history ends: one id line from `since` to live. Of aggregate
+    trades (`--stream aggTrade`): the aggTrades archives; the days after them are the gap of
+    aggregate ids the run opens at its first aggregate, fetched through `aggTrades?fromId=`
+    (no API key on any market)."""
     from datetime import UTC, datetime, timedelta
 
     from binprice.history import ImportEvent, ImportOptions, import_history
@@ -151,6 +155,7 @@ async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, e
     # key on the futures markets: without one the stream's first trade opens that gap, and
     # the backfill takes what the newest trades hold and says the rest needs the key.
     keyless = market_api(config.market).historical_needs_key and not config.api_key
+    aggregates = config.kind is TradeKind.AGG_TRADES
     options = ImportOptions(
         symbols=config.symbols,
         start=config.since,
@@ -159,9 +164,10 @@ async def _import_history(config: IngestConfig, url: str, stop: asyncio.Event, e
         spool_dir=config.downloads_dir,
         bans_file=config.bans_file,
         rest_url=config.rest_url,
-        rest_tail=not keyless,
+        rest_tail=not (keyless or aggregates),
         market=config.market,
         api_key=config.api_key,
+        kind=config.kind,
     )
     summary = await import_history(options, url, stop=stop, on_event=relay)
     files = sum(len(s.files) for s in summary.symbols)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from binprice._aio import first_of
 from binprice.completeness.gapkeeper import GapKeeper
-from binprice.db.aggwriter import AggTradeWriter
+from binprice.db.aggwriter import writer_class
 from binprice.db.copy import Batch
 from binprice.db.writer import TradeWriter, Unanswered
 from binprice.errors import DatabaseError
@@ -28,7 +28,6 @@ from binprice.exchange.retry import write_retrying
 from binprice.ingest.buffer import TradeBuffer
 from binprice.ingest.config import IngestConfig
 from binprice.ingest.recorder import Recorder
-from binprice.kinds import TradeKind
 
 #: While stopping with the database down, how long a worker keeps trying before spooling.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -36,11 +35,6 @@ DB_RETRY_INITIAL_SECONDS = 0.2
 DB_RETRY_MAX_SECONDS = 5.0
 #: serialization_failure and deadlock_detected: a transaction lost a race and was rolled back.
 CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
-
-
-def writer_class(kind: TradeKind) -> type[TradeWriter]:
-    """The writer of a run capturing `kind`: trades, or aggregate trades."""
-    return AggTradeWriter if kind is TradeKind.AGG_TRADES else TradeWriter
 
 
 class Sink:

@@ -13,7 +13,9 @@ from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from binprice.cli._app import err
+from binprice.cli.views.queries import records_of
 from binprice.cli.views.text import aligned
+from binprice.kinds import TradeKind, parse_kind
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
@@ -151,27 +153,45 @@ def _duplicates_text(check: SymbolCheck) -> list[str]:
     return lines
 
 
-def verification_text(result: Verification) -> str:
-    """One line per symbol, then one per unaccounted hole (each folded to 80 columns)."""
+def _fetchers(kind: str) -> str:
+    """The commands that fetch missing ids of `kind`."""
+    if parse_kind(kind) is TradeKind.AGG_TRADES:
+        return "`binprice ingest --stream aggTrade` or `binprice gaps --repair --kind aggTrades`"
+    return "`binprice ingest` or `binprice gaps --repair`"
+
+
+def no_gaps(kind: str) -> str:
+    """The line of `gaps` when no gap of `kind` is recorded, and what checks the ids."""
+    if parse_kind(kind) is TradeKind.AGG_TRADES:
+        return (
+            "no gaps of aggregate ids recorded (`binprice gaps --verify --kind aggTrades` checks "
+            "the stored aggregate ids)"
+        )
+    return "no gaps recorded (`binprice gaps --verify` checks the stored trade ids)"
+
+
+def verification_text(result: Verification, kind: str = "trades") -> str:
+    """One line per symbol, then one per unaccounted hole (each folded to 80 columns); the
+    records named by `kind`."""
+    noun = records_of(kind)
     lines = []
     for s in result.symbols:
-        span = "no trades" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
+        span = f"no {noun}" if s.first_id is None else f"ids {s.first_id}..{s.last_id}"
         verdict = "ok" if s.ok else "NOT OK"
         tail = ""
         if result.against_exchange:
             if s.exchange_last_id is None:
-                tail = ", the exchange has no trades"
+                tail = f", the exchange has no {noun}"
             elif not s.behind:
                 tail = f", up to date with the exchange (id {s.exchange_last_id})"
             else:
                 since = "" if s.tail_since is None else f" since {format_timestamp(s.tail_since)}"
                 tail = (
-                    f"; the exchange moved on since the last capture: {s.behind:,} trades"
-                    f"{since}, up to id {s.exchange_last_id} (`binprice ingest` or `binprice "
-                    "gaps --repair` fetches them)"
+                    f"; the exchange moved on since the last capture: {s.behind:,} {noun}"
+                    f"{since}, up to id {s.exchange_last_id} ({_fetchers(kind)} fetches them)"
                 )
         lines.append(
-            f"{s.symbol}: {verdict}: {s.trades:,} trades, {span}, {len(s.holes)} holes "
+            f"{s.symbol}: {verdict}: {s.trades:,} {noun}, {span}, {len(s.holes)} holes "
             f"({sum(h.size for h in s.holes):,} ids missing, "
             f"{s.unaccounted_in_holes:,} unaccounted), "
             f"{s.open_gaps} open gaps{tail}"
@@ -182,8 +202,8 @@ def verification_text(result: Verification) -> str:
             lines.append(f"  unaccounted: {s.symbol} {a}..{b} ({b - a + 1:,} ids)")
         for a, b in s.disproved:
             lines.append(
-                f"  recorded as a hole, but the exchange has trades from {a}: {s.symbol} "
-                f"{a}..{b} (binprice gaps --repair fetches them)"
+                f"  recorded as a hole, but the exchange has {noun} from {a}: {s.symbol} "
+                f"{a}..{b} ({_fetchers(kind)} fetches them)"
             )
     if result.unasked_holes:
         lines.append(key_hint(0, result.unasked_holes))
@@ -222,8 +242,9 @@ def _fold(line: str) -> str:
 class RepairView:
     """A Rich progress bar per gap on a terminal; one line per finished gap elsewhere."""
 
-    def __init__(self, live: bool) -> None:
+    def __init__(self, live: bool, kind: str = "trades") -> None:
         self._live = live
+        self._noun = records_of(kind)
         self._bar: Progress | None = None
         self._tasks: dict[tuple[str, int, int], TaskID] = {}
 
@@ -252,7 +273,7 @@ class RepairView:
         if self._bar is None:
             if p.done:
                 err(
-                    f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} trades fetched, "
+                    f"{p.symbol} {p.first_id}..{p.last_id}: {p.fetched:,} {self._noun} fetched, "
                     f"{p.absent:,} absent on the exchange"
                 )
             return
@@ -264,17 +285,18 @@ class RepairView:
         self._bar.update(self._tasks[key], completed=done)
 
 
-def repair_text(result: RepairResult) -> str:
-    """One line per gap, then the totals."""
+def repair_text(result: RepairResult, kind: str = "trades") -> str:
+    """One line per gap, then the totals; the records named by `kind`."""
+    noun = records_of(kind)
     if not result.gaps:
         done = "nothing to repair: every stored id and tail is accounted for\n"
         return done + (key_hint(0, result.unasked_holes) + "\n" if result.unasked_holes else "")
     lines = [
-        f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} trades "
+        f"{g.symbol} {g.first_id}..{g.last_id} ({g.size:,} ids): {g.state}, {g.stored:,} {noun} "
         f"stored, {g.absent:,} absent on the exchange"
         for g in result.gaps
     ]
-    lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} trades stored")
+    lines.append(f"repaired {len(result.gaps)} gaps, {result.stored:,} {noun} stored")
     if result.needs_key or result.unasked_holes:
         lines.append(key_hint(result.needs_key, result.unasked_holes))
     return "".join(line + "\n" for line in lines)

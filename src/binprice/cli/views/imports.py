@@ -28,8 +28,14 @@ FORMATS = ("auto", "live", "plain", "json")
 class ImportView:
     """Owns the output of one run (stderr)."""
 
-    def __init__(self, fmt: str, *, quiet: bool, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, fmt: str, *, quiet: bool, stream: IO[str] | None = None, kind: str = "trades"
+    ) -> None:
+        from binprice.cli.views.queries import records_of
+
         self.stream = stream or sys.stderr
+        #: What the bars count: trades, or aggregate trades (`--kind`).
+        self.noun = records_of(kind)
         self.format = ("live" if self.stream.isatty() else "plain") if fmt == "auto" else fmt
         self.quiet = quiet
         self._progress: Progress | None = None
@@ -44,7 +50,7 @@ class ImportView:
                 TextColumn("{task.description:<10}"),
                 BarColumn(),
                 TextColumn("{task.fields[files]}"),
-                TextColumn("{task.fields[trades]:>14} trades"),
+                TextColumn(f"{{task.fields[trades]:>14}} {self.noun}"),
                 TextColumn("{task.fields[rate]:>9}"),
                 TimeRemainingColumn(),
                 console=Console(file=self.stream),
@@ -205,9 +211,10 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         rest = f", {s.rest_trades:,} from REST" if s.rest_trades else ""
         gaps = f", {len(s.gaps)} gaps recorded" if s.gaps else ""
         last = "none stored" if s.last_trade_id is None else s.last_trade_id
+        noun = s.kind.label
         lines.append(
-            f"{s.symbol}: {counts or 'no files'}; {rows:,} trades loaded{rest}{gaps}; "
-            f"last trade id {last}"
+            f"{s.symbol}: {counts or 'no files'}; {rows:,} {noun}s loaded{rest}{gaps}; "
+            f"last {noun} id {last}"
         )
     lines.extend(f"not imported: {f.name}: {f.reason}" for f in summary.failed)
     if summary.not_loaded:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from binprice.kinds import AGG_FIELD_NAMES
+from binprice.kinds import AGG_FIELD_NAMES, TradeKind, parse_kind
 from binprice.timespec import format_timestamp
 
 if TYPE_CHECKING:
@@ -289,3 +289,23 @@ def _value(value: object) -> Value:
     if isinstance(value, int | str):
         return value
     raise TypeError(f"cannot render {type(value).__name__}")
+
+
+# --- naming a `--kind`'s records (the queries' and the other commands' messages) ----------
+
+
+def record_of(kind: str) -> str:
+    """One record of `kind`: "trade" or "aggregate trade"."""
+    return parse_kind(kind).label
+
+
+def records_of(kind: str) -> str:
+    """The records of `kind`: "trades" or "aggregate trades"."""
+    return f"{record_of(kind)}s"
+
+
+def recorded_by(kind: str) -> str:
+    """The commands that store records of `kind`."""
+    if parse_kind(kind) is TradeKind.AGG_TRADES:
+        return "`binprice ingest --stream aggTrade` or `binprice import --kind aggTrades`"
+    return "`binprice ingest`"
