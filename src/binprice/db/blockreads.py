@@ -303,9 +303,11 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT * FROM trades
     WHERE market = %(market)s AND symbol = w.symbol AND trade_id >= ids.lo_id
-      AND trade_id <= ids.hi_id AND timestamp >= w.lo AND timestamp < w.hi
+      AND trade_id <= ids.hi_id
     OFFSET 0  -- kept a subquery, so the id bounds are known before the key is read
 ) AS t
+-- no time bound inside: the seed index could walk it (queries._minute_rows)
+WHERE t.timestamp >= w.lo AND t.timestamp < w.hi
 ORDER BY 1, 2, 3
 """
 
