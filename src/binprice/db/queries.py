@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from binprice.db.catalog import compressed_catalog
+from binprice.db.catalog import compressed_catalog, in_snapshot, snapshot
 from binprice.errors import UsageError
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
@@ -309,6 +309,9 @@ def latest_prices(
     rows = conn.execute(LATEST_SQL, {"symbols": wanted, "market": market.number}).fetchall()
     found = {row[0]: Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows}
     if compressed_catalog(conn, market):
+        if not in_snapshot(conn):  # rows and blocks in one snapshot: read again inside one
+            with snapshot(conn):
+                return latest_prices(conn, wanted, market=market)
         _latest_in_blocks(conn, wanted, found, market)
     return [found[symbol] for symbol in wanted if symbol in found]
 
@@ -368,6 +371,9 @@ def trades_around(
         later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
         sides[row[0]] = (earlier, later)
     if compressed_catalog(conn, market):
+        if not in_snapshot(conn):  # rows and blocks in one snapshot: read again inside one
+            with snapshot(conn):
+                return trades_around(conn, ts, wanted, before=before, market=market)
         _around_in_blocks(conn, ts, sides, before=before, market=market)
     return sides
 
@@ -443,10 +449,16 @@ def price_range(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = _resolve(conn, symbols, market)
-    if compressed_catalog(conn, market).overlaps(start, end):
+    if in_snapshot(conn) and compressed_catalog(conn, market).overlaps(start, end):
         return _range_with_blocks(conn, wanted, start, end, market)
     params = {"symbols": wanted, "start": start, "end": end, "market": market.number}
     rows = conn.execute(RANGE_SQL, params).fetchall()
+    # The catalog after the rows: if it shows no blocks in the window now, none had been
+    # committed when the rows were read (a day's blocks and the DELETE of its rows commit
+    # together), so the rows' answer is whole; else rows and blocks in one snapshot.
+    if not in_snapshot(conn) and compressed_catalog(conn, market).overlaps(start, end):
+        with snapshot(conn):
+            return price_range(conn, start, end, wanted, market=market)
     return [_summary(row, start, end) for row in rows]
 
 
