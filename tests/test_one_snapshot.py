@@ -86,3 +86,23 @@ def test_a_day_compressed_between_a_readers_statements_answers_once(
             reader.go.set()
             thread.join(HANG_GUARD_SECONDS)
         assert got == [expected]
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_snapshot_is_one_repeatable_read_read_only_transaction(
+    database_url: str, autocommit: bool
+) -> None:
+    """Inside `snapshot` the transaction is REPEATABLE READ and READ ONLY; afterwards the
+    connection is idle with its own settings back; inside a caller's transaction it adds none."""
+    from binprice.db.catalog import snapshot
+
+    setting = (
+        "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+    )
+    with psycopg.connect(database_url, autocommit=autocommit) as conn:
+        with snapshot(conn):
+            assert conn.execute(setting).fetchone() == ("repeatable read", "on")
+        assert (conn.isolation_level, conn.read_only) == (None, None)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with conn.transaction(), snapshot(conn):
+            assert conn.execute(setting).fetchone() == ("read committed", "off")
