@@ -298,7 +298,7 @@ class Store:
         lo = as_time(start) if start is not None else chosen.opens_before(hi, DEFAULT_CANDLES)
         where = market_of(market)
         result: list[Candle] = self._read(
-            lambda conn: candles(conn, wanted, chosen, lo, hi, market=where)
+            lambda conn: _one_snapshot(conn, candles, wanted, chosen, lo, hi, market=where)
         )
         return result
 
@@ -343,8 +343,9 @@ class Store:
         lo, hi, wanted = as_time(start), as_time(end or "now"), symbols_of(symbols)
         where = market_of(market)
         written: int = self._read(
-            lambda conn: export_to(
+            lambda conn: _one_snapshot(
                 conn,
+                export_to,
                 wanted,
                 lo,
                 hi,
@@ -514,7 +515,9 @@ class Store:
         from binprice.db.status import database_status
 
         wanted, chosen = symbols_of(symbols), market_of(market)
-        result: Status = self._read(lambda conn: database_status(conn, wanted, market=chosen))
+        result: Status = self._read(
+            lambda conn: _one_snapshot(conn, database_status, wanted, market=chosen)
+        )
         return result
 
     def partitions(self) -> list[Partition]:
@@ -806,3 +809,14 @@ class Store:
                 f"a database is configured ({self.settings.source}); `db start`/`db stop` "
                 "manage only the embedded server"
             )
+
+
+def _one_snapshot(
+    conn: psycopg.Connection[Any], read: Callable[..., Any], *args: Any, **kw: Any
+) -> Any:
+    """`read(conn, ...)` in one REPEATABLE READ READ ONLY transaction: a read that combines
+    rows and blocks over several statements sees every day once, whatever compresses meanwhile."""
+    from binprice.db.catalog import snapshot
+
+    with snapshot(conn):
+        return read(conn, *args, **kw)

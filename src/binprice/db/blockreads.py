@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import psycopg
 
 from binprice.compressed.codec import Block, decode_block
-from binprice.db.catalog import Compressed, compressed_catalog
+from binprice.db.catalog import Compressed, compressed_catalog, snapshot
 from binprice.markets import DEFAULT_MARKET, Market
 
 __all__ = [
@@ -237,10 +237,11 @@ def window_trades(
     market: Market = DEFAULT_MARKET,
 ) -> Iterator[BlockTrade]:
     """One symbol's trades in ``[start, end)`` from rows and blocks, in trade order, exact;
-    through server-side cursors, so it runs in a transaction of its own."""
+    through server-side cursors, so it runs in a transaction: one snapshot for rows and blocks
+    (`snapshot`; the caller's transaction if one is open)."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     params = {"symbol": symbol, "start": start, "end": end, "market": market.number}
-    with conn.transaction(), conn.cursor(name="binprice_window_rows") as cur:
+    with snapshot(conn), conn.cursor(name="binprice_window_rows") as cur:
         cur.execute(WINDOW_ROWS_SQL, params)
         rows = (
             BlockTrade(ts.astimezone(UTC), i, p, q, m)
@@ -303,9 +304,11 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT * FROM trades
     WHERE market = %(market)s AND symbol = w.symbol AND trade_id >= ids.lo_id
-      AND trade_id <= ids.hi_id AND timestamp >= w.lo AND timestamp < w.hi
+      AND trade_id <= ids.hi_id
     OFFSET 0  -- kept a subquery, so the id bounds are known before the key is read
 ) AS t
+-- no time bound inside: the seed index could walk it (queries._minute_rows)
+WHERE t.timestamp >= w.lo AND t.timestamp < w.hi
 ORDER BY 1, 2, 3
 """
 

@@ -7,11 +7,15 @@ only — `binprice latest` on a live database — imports nothing of the compres
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 
 from binprice.markets import Market
 
@@ -43,3 +47,31 @@ def compressed_catalog(conn: psycopg.Connection[Any], market: Market = Market.SP
     """Which months of `market` have blocks (a few catalog rows; no table is read)."""
     rows = conn.execute(MONTHS_SQL, (market.number,)).fetchall()
     return Compressed(tuple(row[0].astimezone(UTC) for row in rows))
+
+
+@contextmanager
+def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """The reads inside see one snapshot: a REPEATABLE READ READ ONLY transaction, or the
+    caller's transaction if one is open (then the caller chose its snapshot).
+
+    A read that combines rows and blocks needs it: under READ COMMITTED each statement sees
+    the commits made before it, so a day's compress committing between the rows' statement
+    and the blocks' could hide that day from the answer. The connection's own settings are
+    put back afterwards (a writer on the same connection keeps its isolation level).
+    """
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    saved = conn.isolation_level, conn.read_only
+    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+    try:
+        with conn.transaction():
+            yield
+    finally:
+        conn.isolation_level, conn.read_only = saved
+
+
+def in_snapshot(conn: psycopg.Connection[Any]) -> bool:
+    """Whether `conn` is inside a transaction (its statements share its snapshot if it is
+    REPEATABLE READ: `snapshot`)."""
+    return conn.info.transaction_status != TransactionStatus.IDLE

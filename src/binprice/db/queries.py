@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from binprice.db.catalog import compressed_catalog
+from binprice.db.catalog import compressed_catalog, in_snapshot, snapshot
 from binprice.errors import UsageError
 from binprice.markets import DEFAULT_MARKET, Market
 from binprice.symbols import normalize_symbols
@@ -83,21 +83,24 @@ ORDER BY r.position
 # The row side of `at` and `range` (migration 0011): a symbol's trades near a time are found
 # through the rollup, whose minutes carry their lowest and highest trade id, so the trades of a
 # minute `m` are one range of the primary key (symbol, trade_id, timestamp): `_minute_rows`.
-# Its upper time bound lets PostgreSQL skip the partitions after the minute. The lower one
-# stays outside (OFFSET 0 keeps the planner from moving it in): given a minute's whole time
-# range, the planner would rather walk the seed index (timestamp DESC, symbol), which holds
-# every symbol's trades of that minute. For the same reason the bounds come from the rollup
-# row, not from the query's constants: with a constant upper bound the planner walks the seed
-# index down from it (measured: 72,639 other trades read for one minute of BTCUSDT).
+# It names no time at all (the caller bounds the time outside; OFFSET 0 keeps the planner from
+# moving that in): any bound on `timestamp` inside is one the seed index (timestamp DESC, symbol)
+# can walk, and whether the planner walks it then depends on the statistics. With the upper
+# bound alone inside, as before, it did on the live month once ANALYZE had seen it (48 ms
+# instead of 0.3 for one `at`, 200k trades a day, 6 days, 4 compressed; docs/storage-design.md
+# "Left open"). Without it no partition is pruned: each partition's key is probed for the id
+# range, a descent that finds nothing in the other months. For the same reason the bounds
+# come from the rollup row, not from the query's constants: with a constant upper bound the
+# planner walks the seed index down from it (measured: 72,639 other trades read for one minute).
 
 
 def _minute_rows(m: str, t: str = "t") -> str:
-    """The symbol's trades of rollup minute `m` (lower time bound left to the caller)."""
+    """The symbol's trades with ids in rollup minute `m`'s range (time bounds left to the
+    caller: no bound on `timestamp` here, so only the primary key can serve it)."""
     return f"""(
         SELECT price, quantity, timestamp, trade_id FROM trades
         WHERE trades.market = {m}.market AND trades.symbol = r.symbol
           AND trades.trade_id BETWEEN {m}.first_id AND {m}.last_id
-          AND trades.timestamp < {m}.minute + interval '1 minute'
         OFFSET 0
     ) AS {t}"""
 
@@ -122,7 +125,8 @@ def nearest_trade_sql(ts: str, *, before: bool, skip: str = "false") -> str:
         FROM trade_minutes AS c CROSS JOIN LATERAL {_minute_rows("c")}
         WHERE c.market = %(market)s AND c.symbol = r.symbol AND c.minute = {floor}
           AND NOT ({skip})
-          AND t.timestamp >= c.minute AND t.timestamp {cmp} {ts}
+          AND t.timestamp >= c.minute AND t.timestamp < c.minute + interval '1 minute'
+          AND t.timestamp {cmp} {ts}
         ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)
     UNION ALL
     (SELECT t.price, t.timestamp, t.trade_id FROM (
@@ -131,7 +135,7 @@ def nearest_trade_sql(ts: str, *, before: bool, skip: str = "false") -> str:
               AND NOT ({skip})
             ORDER BY minute {order} LIMIT 1
         ) AS n CROSS JOIN LATERAL {_minute_rows("n")}
-        WHERE t.timestamp >= n.minute
+        WHERE t.timestamp >= n.minute AND t.timestamp < n.minute + interval '1 minute'
         ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)
     LIMIT 1"""
 
@@ -180,7 +184,8 @@ def _edge(lo: str, hi: str) -> str:
         FROM trade_minutes AS m CROSS JOIN LATERAL {_minute_rows("m")}
         WHERE m.market = %(market)s AND m.symbol = r.symbol
           AND m.minute > {lo} - interval '1 minute' AND m.minute < {hi}
-          AND t.timestamp >= m.minute AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
+          AND t.timestamp >= m.minute AND t.timestamp < m.minute + interval '1 minute'
+          AND t.timestamp >= {lo} AND t.timestamp < {hi}"""
 
 
 def _middle_first(column: str, order: str = "ASC", *, minutes: str = "", trades: str = "") -> str:
@@ -193,7 +198,7 @@ def _middle_first(column: str, order: str = "ASC", *, minutes: str = "", trades:
               AND minute < bounds.me {minutes}
             ORDER BY minute {order} LIMIT 1
         ) AS m CROSS JOIN LATERAL {_minute_rows("m")}
-        WHERE t.timestamp >= m.minute {trades}
+        WHERE t.timestamp >= m.minute AND t.timestamp < m.minute + interval '1 minute' {trades}
         ORDER BY t.timestamp {order}, t.trade_id {order} LIMIT 1)"""
 
 
@@ -304,6 +309,9 @@ def latest_prices(
     rows = conn.execute(LATEST_SQL, {"symbols": wanted, "market": market.number}).fetchall()
     found = {row[0]: Latest(row[0], row[1], _utc(row[2]), row[3]) for row in rows}
     if compressed_catalog(conn, market):
+        if not in_snapshot(conn):  # rows and blocks in one snapshot: read again inside one
+            with snapshot(conn):
+                return latest_prices(conn, wanted, market=market)
         _latest_in_blocks(conn, wanted, found, market)
     return [found[symbol] for symbol in wanted if symbol in found]
 
@@ -363,6 +371,9 @@ def trades_around(
         later = Latest(row[0], row[4], _utc(row[5]), row[6]) if row[6] is not None else None
         sides[row[0]] = (earlier, later)
     if compressed_catalog(conn, market):
+        if not in_snapshot(conn):  # rows and blocks in one snapshot: read again inside one
+            with snapshot(conn):
+                return trades_around(conn, ts, wanted, before=before, market=market)
         _around_in_blocks(conn, ts, sides, before=before, market=market)
     return sides
 
@@ -438,10 +449,16 @@ def price_range(
         window = f"start {format_timestamp(start)} is not before end {format_timestamp(end)}"
         raise UsageError(f"empty window: {window}")
     wanted = _resolve(conn, symbols, market)
-    if compressed_catalog(conn, market).overlaps(start, end):
+    if in_snapshot(conn) and compressed_catalog(conn, market).overlaps(start, end):
         return _range_with_blocks(conn, wanted, start, end, market)
     params = {"symbols": wanted, "start": start, "end": end, "market": market.number}
     rows = conn.execute(RANGE_SQL, params).fetchall()
+    # The catalog after the rows: if it shows no blocks in the window now, none had been
+    # committed when the rows were read (a day's blocks and the DELETE of its rows commit
+    # together), so the rows' answer is whole; else rows and blocks in one snapshot.
+    if not in_snapshot(conn) and compressed_catalog(conn, market).overlaps(start, end):
+        with snapshot(conn):
+            return price_range(conn, start, end, wanted, market=market)
     return [_summary(row, start, end) for row in rows]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from binprice.db.blockreads import compressed_catalog, window_list
+from binprice.db.catalog import in_snapshot, snapshot
 from binprice.db.queries import latest_prices, nearest_trade_sql, trades_around
 
 Connection = psycopg.Connection[Any]
@@ -61,6 +62,9 @@ def snapshot_rows(conn: Connection, params: dict[str, Any]) -> list[tuple[Any, .
     market = params["market"]
     rows = conn.execute(SNAPSHOT_SQL, {**params, "market": market.number}).fetchall()
     if compressed_catalog(conn, market):
+        if not in_snapshot(conn):  # rows and blocks in one snapshot: read again inside one
+            with snapshot(conn):
+                return snapshot_rows(conn, params)
         return _with_blocks(conn, rows, params)
     return rows
 
