@@ -112,7 +112,9 @@ def assert_aggs_complete(
     return rows
 
 
-@pytest.mark.parametrize("market", [Market.SPOT, Market.USDM], ids=["spot", "usdm"])
+@pytest.mark.parametrize(
+    "market", [Market.SPOT, Market.USDM, Market.COINM], ids=["spot", "usdm", "coinm"]
+)
 async def test_aggregate_trades_exactly_once_through_drops_withheld_frames_and_reconnects(
     market: Market, database_url: str, tmp_path: Path
 ) -> None:
