@@ -10,8 +10,6 @@ wait for.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from typing import TYPE_CHECKING
 
 from binprice.db.aggcopy import (
@@ -23,8 +21,10 @@ from binprice.db.aggcopy import (
     LAST_AGG_TRADES_SQL,
 )
 from binprice.db.copy import Batch
-from binprice.db.writer import TradeWriter, Unanswered
+from binprice.db.liverollup import MinuteRow
+from binprice.db.writer import TradeWriter
 from binprice.kinds import TradeKind
+from binprice.markets import DEFAULT_MARKET, Market
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,34 +34,21 @@ class AggTradeWriter(TradeWriter):
     """Owns one psycopg async connection and writes batches of aggregate trades of one market
     (`db.aggcopy.AggCopyEncoder`'s rows) through it."""
 
-    async def write(self, batch: Batch) -> tuple[dict[str, int], int]:
-        """Store `batch`; return new rows per symbol and the commit time (epoch ms). Raises
-        psycopg.Error as `TradeWriter.write` does (`unanswered` set if COMMIT was sent)."""
-        import psycopg
+    create_stage_sql = CREATE_AGG_STAGE
+    insert_from_stage_sql = INSERT_AGG_FROM_STAGE
 
-        conn = self._conn
-        try:
-            async with conn.transaction(), conn.cursor() as cur:
-                xid = await self._xid(cur)
-                async with cur.copy(COPY_AGG_TRADES) as copy:
-                    await copy.write(batch.payload)
-                self.unanswered = Unanswered(xid, batch.counts)
-            self.unanswered = None
-            return batch.counts, time.time_ns() // 1_000_000
-        except psycopg.errors.UniqueViolation:
-            pass
-        if not self._stage_ready:
-            await conn.execute(CREATE_AGG_STAGE)
-            self._stage_ready = True
-        async with conn.transaction(), conn.cursor() as cur:
-            xid = await self._xid(cur)
-            async with cur.copy(COPY_AGG_STAGE) as copy:
-                await copy.write(batch.payload)
-            await cur.execute(INSERT_AGG_FROM_STAGE)
-            inserted = dict(Counter(str(row[0]) for row in await cur.fetchall()))
-            self.unanswered = Unanswered(xid, inserted)
-        self.unanswered = None
-        return inserted, time.time_ns() // 1_000_000
+    def __init__(
+        self, conn: psycopg.AsyncConnection[tuple[object, ...]], market: Market = DEFAULT_MARKET
+    ) -> None:
+        super().__init__(conn, market)
+        self._copy_stage = COPY_AGG_STAGE
+
+    def _copy_into(self, partition: str | None) -> str:
+        return COPY_AGG_TRADES
+
+    async def _parts(self, batch: Batch) -> list[tuple[str | None, bytes, list[MinuteRow]]]:
+        """The whole batch in one COPY: `agg_trades` has no partitions and no rollup."""
+        return [(None, batch.payload, [])]
 
     async def _rows_of(
         self, cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch, xmin: int

@@ -89,6 +89,10 @@ class TradeWriter:
     """Owns one psycopg async connection and writes batches of one market through it (the
     batches' COPY rows are that market's, see `CopyEncoder`)."""
 
+    #: The staging table's statements (`AggTradeWriter` names those of `agg_trades`).
+    create_stage_sql = CREATE_STAGE
+    insert_from_stage_sql = INSERT_FROM_STAGE
+
     def __init__(
         self, conn: psycopg.AsyncConnection[tuple[object, ...]], market: Market = DEFAULT_MARKET
     ) -> None:
@@ -160,13 +164,13 @@ class TradeWriter:
         except psycopg.errors.UniqueViolation:
             pass
         if not self._stage_ready:
-            await conn.execute(CREATE_STAGE)
+            await conn.execute(self.create_stage_sql)
             self._stage_ready = True
         async with conn.transaction(), conn.cursor() as cur:
             xid = await self._xid(cur)
             async with cur.copy(self._copy_stage) as copy:
                 await copy.write(batch.payload)
-            await cur.execute(INSERT_FROM_STAGE)
+            await cur.execute(self.insert_from_stage_sql)
             inserted = dict(Counter(str(row[0]) for row in await cur.fetchall()))
             self.unanswered = Unanswered(xid, inserted)
         self.unanswered = None
