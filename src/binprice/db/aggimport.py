@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.aggcopy import AGG_STAGE_TABLE, CREATE_AGG_STAGE
+from binprice.db.imports import StagedInsert
 from binprice.markets import DEFAULT_MARKET, Market
 
 Connection = psycopg.Connection[Any]
@@ -24,12 +26,6 @@ Connection = psycopg.Connection[Any]
 AGG_COLUMNS = (
     'symbol, agg_id, price, quantity, first_trade_id, last_trade_id, "timestamp", is_buyer_maker'
 )
-AGG_STAGE_TABLE = "binprice_agg_trades_stage"
-_CREATE_AGG_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {AGG_STAGE_TABLE} "
-    "(LIKE agg_trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_TRUNCATE_AGG_STAGE = f"TRUNCATE {AGG_STAGE_TABLE}"
 _INSERT_NEW_AGG_SQL = (
     f"INSERT INTO agg_trades ({AGG_COLUMNS}, market) SELECT {AGG_COLUMNS}, market "
     f"FROM {AGG_STAGE_TABLE} ON CONFLICT (market, symbol, agg_id) DO NOTHING"
@@ -52,29 +48,19 @@ def copy_agg_trades(conn: Connection, market: Market = DEFAULT_MARKET) -> Iterat
         yield copy
 
 
-class AggStagedInsert:
+class AggStagedInsert(StagedInsert):
     """COPY text blocks of aggregate trades inserted through a temporary staging table,
     skipping the ids already stored (another import, live capture)."""
 
-    __slots__ = ("_conn", "_copy", "_ready")
+    __slots__ = ()
 
-    def __init__(self, conn: Connection, market: Market = DEFAULT_MARKET) -> None:
-        self._conn = conn
-        self._ready = False
-        self._copy = f"COPY {AGG_STAGE_TABLE} ({agg_copy_columns(market)}) FROM STDIN"
+    create_sql = CREATE_AGG_STAGE
+    truncate_sql = f"TRUNCATE {AGG_STAGE_TABLE}"
+    insert_sql = _INSERT_NEW_AGG_SQL
 
-    def insert(self, payload: bytes) -> int:
-        """Insert the aggregates of `payload` not stored yet; return how many were new."""
-        conn = self._conn
-        if not self._ready:
-            conn.execute(_CREATE_AGG_STAGE)
-            self._ready = True
-        with conn.cursor() as cur:
-            cur.execute(_TRUNCATE_AGG_STAGE)
-            with cur.copy(self._copy) as copy:
-                copy.write(payload)
-            cur.execute(_INSERT_NEW_AGG_SQL)
-            return max(cur.rowcount, 0)
+    @staticmethod
+    def copy_sql(market: Market) -> str:
+        return f"COPY {AGG_STAGE_TABLE} ({agg_copy_columns(market)}) FROM STDIN"
 
 
 def next_stored_agg_id(

@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from binprice.db.aggtrades import AGG_SYMBOLS_SQL
 from binprice.db.blockreads import compressed_catalog, trade_ids, window_blocks
 from binprice.db.duplicates import Duplicates, find_duplicates
 from binprice.db.partitions import pruned_before
@@ -300,17 +301,6 @@ AGG_NEXT_STORED_SQL = of_aggregates(NEXT_STORED_SQL)
 AGG_LAST_IDS_SQL = of_aggregates(LAST_IDS_SQL)
 AGG_STORED_AT_SQL = of_aggregates(STORED_AT_SQL)
 AGG_CHECKPOINT_START_SQL = of_aggregates(CHECKPOINT_START_SQL)
-#: Symbols with aggregate trades: a loose index scan of the primary key.
-AGG_SYMBOLS_SQL = """
-WITH RECURSIVE known(symbol) AS (
-    (SELECT symbol FROM agg_trades WHERE market = %(market)s ORDER BY symbol LIMIT 1)
-    UNION ALL
-    SELECT (SELECT a.symbol FROM agg_trades AS a WHERE a.market = %(market)s
-            AND a.symbol > k.symbol ORDER BY a.symbol LIMIT 1)
-    FROM known AS k WHERE k.symbol IS NOT NULL
-)
-SELECT symbol FROM known WHERE symbol IS NOT NULL
-"""
 #: One symbol's stored aggregates in a window: how many, the first and the last id. There is no
 #: rollup of aggregates: the window's ids are read by the time index (a tenth of the trades).
 AGG_EXTENT_SQL = """

@@ -231,22 +231,33 @@ class StagedInsert:
 
     __slots__ = ("_conn", "_copy", "_ready")
 
+    #: The staging table's statements (`db.aggimport.AggStagedInsert` names those of
+    #: `agg_trades`).
+    create_sql = CREATE_STAGE
+    truncate_sql = _TRUNCATE_STAGE_SQL
+    insert_sql = _INSERT_NEW_SQL
+
     def __init__(self, conn: Connection, market: Market = DEFAULT_MARKET) -> None:
         self._conn = conn
         self._ready = False
-        self._copy = copy_stage(market)
+        self._copy = self.copy_sql(market)
+
+    @staticmethod
+    def copy_sql(market: Market) -> str:
+        """The COPY into the staging table of `market`'s rows."""
+        return copy_stage(market)
 
     def insert(self, payload: bytes) -> int:
-        """Insert the trades of `payload` not stored yet; return how many were new."""
+        """Insert the rows of `payload` not stored yet; return how many were new."""
         conn = self._conn
         if not self._ready:
-            conn.execute(CREATE_STAGE)
+            conn.execute(self.create_sql)
             self._ready = True
         with conn.cursor() as cur:
-            cur.execute(_TRUNCATE_STAGE_SQL)
+            cur.execute(self.truncate_sql)
             with cur.copy(self._copy) as copy:
                 copy.write(payload)
-            cur.execute(_INSERT_NEW_SQL)
+            cur.execute(self.insert_sql)
             return max(cur.rowcount, 0)
 
 
