@@ -26,17 +26,20 @@ from binprice.db.aggexport import (
     AGG_CSV_SELECT,
     AGG_EXPORT_COLUMNS,
     AGG_NDJSON_SELECT,
+    AGG_ORDER,
+    AGG_TABLE,
     FUTURES_BINANCE_HEADER,
     binance_agg_select,
-    copy_aggs_out,
 )
-from binprice.db.export import Progress, ProgressCounter, window_params
+from binprice.db.export import Progress, ProgressCounter, copy_out, window_params
 from binprice.errors import UsageError
 from binprice.export import Format
 from binprice.markets import Market
 from binprice.symbols import normalize_symbols
 
 Connection = psycopg.Connection[Any]
+#: `copy_out`'s table and order for aggregate trades.
+_AGGREGATES = {"table": AGG_TABLE, "order": AGG_ORDER}
 
 #: Binance's futures archive files carry a header row from about this day on (its
 #: documentation is silent; files of 2021 are quoted without one, of 2022 with one).
@@ -67,7 +70,7 @@ def write_aggs(
         if market is not Market.SPOT and params["start"] >= FUTURES_HEADER_FROM:
             out.write(FUTURES_BINANCE_HEADER.encode() + b"\n")
         select = binance_agg_select(market)
-        copy_aggs_out(conn, select, "(FORMAT csv)", params, out, counter=counter)
+        copy_out(conn, select, "(FORMAT csv)", params, out, counter=counter, **_AGGREGATES)
         return counter.finish()
     if fmt is Format.CSV:
         out.write(",".join(AGG_EXPORT_COLUMNS).encode() + b"\n")
@@ -79,5 +82,5 @@ def write_aggs(
     with conn.transaction():  # one snapshot for all symbols
         for symbol in wanted:
             params = window_params(symbol, start, end, market)
-            copy_aggs_out(conn, select, options, params, out, counter=counter)
+            copy_out(conn, select, options, params, out, counter=counter, **_AGGREGATES)
     return counter.finish()

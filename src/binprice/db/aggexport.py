@@ -11,15 +11,10 @@ milliseconds, as every binprice export prints them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import IO, Any
 
-import psycopg
-
-from binprice.db.export import ISO_MS, WINDOW_WHERE, ProgressCounter
+from binprice.db.export import ISO_MS
 from binprice.kinds import AGG_FIELD_NAMES
 from binprice.markets import Market
-
-Connection = psycopg.Connection[Any]
 
 #: The csv header and ndjson keys, in order.
 AGG_EXPORT_COLUMNS = AGG_FIELD_NAMES
@@ -57,21 +52,6 @@ def binance_agg_select(market: Market) -> str:
     return SPOT_BINANCE_SELECT if market is Market.SPOT else FUTURES_BINANCE_SELECT
 
 
-def copy_aggs_out(
-    conn: Connection,
-    select: str,
-    options: str,
-    params: dict[str, Any],
-    out: IO[bytes],
-    *,
-    counter: ProgressCounter,
-) -> None:
-    """Stream ``COPY (select FROM agg_trades, one symbol's window) TO STDOUT options``."""
-    statement = (
-        f"COPY ({select} FROM agg_trades WHERE {WINDOW_WHERE} ORDER BY timestamp, agg_id) "
-        f"TO STDOUT {options}"
-    )
-    with conn.cursor() as cur, cur.copy(statement, params) as copy:
-        for chunk in copy:
-            out.write(chunk)
-            counter.add(bytes(chunk).count(b"\n"))
+#: Aggregate trades in export order (`db.export.copy_out(..., table=AGG_TABLE, order=AGG_ORDER)`).
+AGG_TABLE = "agg_trades"
+AGG_ORDER = "ORDER BY timestamp, agg_id"

@@ -80,10 +80,13 @@ def copy_out(
     out: IO[bytes],
     *,
     counter: ProgressCounter,
+    table: str = "trades",
+    order: str = ORDER,
 ) -> None:
-    """Stream ``COPY (select FROM trades, one symbol's window) TO STDOUT options`` to ``out``."""
+    """Stream ``COPY (select FROM table, one symbol's window) TO STDOUT options`` to ``out``
+    (`table` `agg_trades` with its `order` for aggregate trades)."""
     # COPY takes no bind parameters: psycopg merges them into the statement client-side.
-    statement = f"COPY ({select} FROM trades WHERE {WINDOW_WHERE} {ORDER}) TO STDOUT {options}"
+    statement = f"COPY ({select} FROM {table} WHERE {WINDOW_WHERE} {order}) TO STDOUT {options}"
     with conn.cursor() as cur, cur.copy(statement, params) as copy:
         for chunk in copy:
             out.write(chunk)
