@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
 from binprice.db.copy import Batch, CopyEncoder
 from binprice.exchange.protocol import SeriesRecord, WireAggTrade
@@ -95,8 +96,8 @@ class AggCopyEncoder(CopyEncoder):
         latest: dict[str, WireAggTrade] = {}
         times = array("q")
         lead = self._lead
-        for a in trades:
-            assert isinstance(a, WireAggTrade)
+        # An aggregate run's records are aggregates (`encoder_of`): no per-record check.
+        for a in cast("Sequence[WireAggTrade]", trades):
             symbol = a.symbol
             rows = by_symbol.get(symbol)
             if rows is None:

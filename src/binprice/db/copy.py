@@ -73,7 +73,7 @@ XID_STATUS = "SELECT txid_status(%s)"
 ROWS_OF_XID = (
     "SELECT t.symbol, count(*) FROM trades AS t "
     "JOIN unnest(%s::text[], %s::bigint[]) AS k(symbol, trade_id) "
-    "ON t.symbol = k.symbol AND t.trade_id = k.trade_id "
+    "ON t.market = %s AND t.symbol = k.symbol AND t.trade_id = k.trade_id "
     "WHERE t.xmin::text::bigint = %s GROUP BY t.symbol"
 )
 #: Seconds → "YYYY-MM-DD HH:MM:SS" memo; trades arrive in time order, so it stays tiny.

@@ -63,7 +63,6 @@ class Unanswered:
     inserted: dict[str, int]
 
 
-#: Per symbol, the highest stored id of one market and its time (epoch ms).
 #: Per symbol, its highest stored id and that trade's time: the last row by the primary key,
 #: or the last block's (a quiet symbol's rows of the live month are all blocks a day or two
 #: after its last trade, `binprice.db.compress_days`), whichever id is higher.
@@ -198,7 +197,7 @@ class TradeWriter:
         for row in minutes:
             by_month.setdefault(_month_of(row[1] * MINUTE_MS), []).append(row)
         parts: list[tuple[str | None, bytes, list[MinuteRow]]] = []
-        for month, rows in lines.items():
+        for month, rows in sorted(lines.items()):  # months in one order for every writer
             name = await self._partition(month)
             parts.append((name, b"".join(rows), by_month.get(month, []) if name else []))
         return parts
@@ -255,7 +254,7 @@ class TradeWriter:
         """Per symbol, how many rows of `batch` the transaction `xmin` inserted."""
         trades = batch.decoded()
         keys = ([t.symbol for t in trades], [t.trade_id for t in trades])
-        await cur.execute(ROWS_OF_XID, (*keys, xmin))
+        await cur.execute(ROWS_OF_XID, (*keys, self.market.number, xmin))
         return {str(s): int(n) for s, n in await cur.fetchall()}  # type: ignore[call-overload]
 
     async def last_trades(self, symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
